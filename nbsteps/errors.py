@@ -1,0 +1,97 @@
+"""Exceptions nbsteps raises for user mistakes and unfinished runs.
+
+Every message names the step and says how to fix the problem. In IPython these
+are shown without nbsteps' own frames (see :mod:`nbsteps.magics`).
+"""
+from __future__ import annotations
+
+
+class NbstepsError(Exception):
+    """Base class: a user-facing nbsteps error.
+
+    IPython shows it as one line (``_render_traceback_``), without nbsteps'
+    own frames: the message says what is wrong and how to fix it.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class StepDefinitionError(NbstepsError):
+    """A step cannot be registered (bad name, syntax error, bad option)."""
+
+
+class UnknownStepError(NbstepsError, KeyError):
+    """A step name that is not registered."""
+
+    def __init__(self, name: str, known: "list[str] | tuple[str, ...]" = (), where: str = ""):
+        self.name = name
+        known = sorted(known)
+        hint = f"registered steps: {', '.join(known)}" if known else "no steps are registered yet"
+        place = f" {where}" if where else ""
+        super().__init__(
+            f"unknown step {name!r}{place}; {hint}. Define it with %%step {name} (or plan.step) first, or fix the name."
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class CycleError(NbstepsError):
+    """Registering a step would create a dependency cycle."""
+
+    def __init__(self, step: str, cycle: "list[str]"):
+        self.step = step
+        self.cycle = list(cycle)
+        super().__init__(
+            f"step {step!r} would create a dependency cycle: {' -> '.join(self.cycle)}. "
+            f"The previous definition stays registered; remove the dependency "
+            f"(an --after, or a name read from a downstream step) to break the cycle."
+        )
+
+
+class AmbiguousDependencyError(NbstepsError):
+    """Several steps write a name a step reads and their order is not defined."""
+
+    def __init__(self, step: str, name: str, candidates: "list[str]"):
+        self.step, self.name, self.candidates = step, name, sorted(candidates)
+        super().__init__(
+            f"step {step!r} reads {name!r}, which several steps write: {', '.join(self.candidates)}; "
+            f"their order is not defined. Say which one with --after "
+            f"(e.g. %%step {step} --after {self.candidates[-1]})."
+        )
+
+
+class StepsFailed(NbstepsError):
+    """A run left steps failed, blocked or cancelled. The message is the summary."""
+
+    def __init__(self, summary):
+        self.summary = summary
+        super().__init__(summary.text)
+
+    def _render_traceback_(self) -> list[str]:
+        """The failed steps' own tracebacks (user frames only), then the summary."""
+        stb: list[str] = []
+        shell = None
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:  # pragma: no cover
+            pass
+        for name in self.summary.failed:
+            rec = self.summary.records[name]
+            err = rec.error
+            if err is not None and err.__traceback__ is not None and shell is not None:
+                try:
+                    stb += shell.InteractiveTB.structured_traceback(type(err), err, err.__traceback__)
+                    continue
+                except Exception:  # pragma: no cover - formatting must not hide the summary
+                    pass
+            if rec.traceback:
+                stb.append(rec.traceback)
+        return stb + super()._render_traceback_()
+
+
+class NotReadyError(NbstepsError):
+    """A step's result was asked for before the step completed."""

@@ -1,0 +1,403 @@
+"""The executor: runs a plan's steps in dependency order, in parallel where
+they are independent, with retries, timeouts, confirmations, fail-fast and
+interrupts, and emits events. It never imports IPython or widgets.
+
+The loop is graphlib's ``prepare() / get_ready() / done()``. Everything that
+changes a record or the namespace happens on the calling thread; workers only
+run attempts and hand back outcomes through a queue.
+"""
+from __future__ import annotations
+
+import graphlib
+import heapq
+import itertools
+import queue
+import random
+import time
+import uuid
+from collections import deque
+from typing import TYPE_CHECKING, Callable
+
+from . import events as ev
+from .backends import make_backend
+from .fingerprint import combine, outside_parts
+from .runtime import Outcome, Task, private_copy, run_task, trim_traceback
+from .step import (
+    BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING, STRUCTURAL_ERRORS, Step,
+)
+from .store import Checkpoint
+from .summary import RunSummary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plan import Plan
+
+
+class StepTimeout(TimeoutError):
+    pass
+
+
+def default_workers(plan: "Plan", names: list[str]) -> int:
+    """Enough for the widest level of the selected steps, at most 8."""
+    levels = plan.levels(names)
+    width = max((sum(1 for lv in levels.values() if lv == k) for k in set(levels.values())), default=1)
+    return max(1, min(8, width))
+
+
+def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
+    """What determines the step's outputs now (see nbsteps.fingerprint).
+    *tokens* overrides the upstream execution tokens (used by previews)."""
+    records = plan.records
+    deps = plan.dependencies(step.name)
+    if tokens is None:
+        upstream = {d: records[d].token if records[d].ok else None for d in sorted(deps)}
+    else:
+        upstream = {d: tokens.get(d) for d in sorted(deps)}
+    if step.func is not None:
+        code = step.func.__code__ if hasattr(step.func, "__code__") else None
+        names = [n for n in (code.co_names if code else ()) if n not in deps]
+        params, helpers = outside_parts(names, getattr(step.func, "__globals__", {}))
+    else:
+        sourced = plan.sources(step.name)
+        names = [n for n in step.inputs if n not in sourced]
+        params, helpers = outside_parts(sorted(names), plan.namespace)
+    return {
+        "code": step.static_digest,
+        "upstream": upstream,
+        "params": dict(sorted(params.items())),
+        "helpers": dict(sorted(helpers.items())),
+    }
+
+
+def stale_reason(step: Step, parts: dict, cp: Checkpoint | None) -> str:
+    """Why the step must run given its checkpoint; '' when it is up to date."""
+    if not step.cache:
+        return "--no-cache"
+    if cp is None:
+        return "never run"
+    old = cp.parts or {}
+    if old.get("code") != parts["code"]:
+        return "code changed"
+    for kind, label in (("helpers", "helper"), ("params", "parameter")):
+        changed = [k for k in set(old.get(kind, {})) | set(parts[kind]) if old.get(kind, {}).get(k) != parts[kind].get(k)]
+        if changed:
+            return f"{label} {', '.join(sorted(changed))} changed"
+    if old.get("upstream") != parts["upstream"]:
+        changed = [k for k, v in parts["upstream"].items() if old.get("upstream", {}).get(k) != v]
+        return f"upstream {', '.join(changed) or 'set'} changed"
+    return ""
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: "Plan",
+        names: list[str],
+        *,
+        workers: int | None = None,
+        fail_fast: bool = False,
+        force: set | frozenset = frozenset(),
+        yes: bool = False,
+        confirm: Callable[[str, str], bool] | None = None,
+        backend: str = "threads",
+        address=None,
+        emit: Callable[[ev.Event], None],
+        resume_hint: str = "plan.run()",
+    ) -> None:
+        self.plan = plan
+        self.names = names
+        self.workers = workers or default_workers(plan, names)
+        self.fail_fast = fail_fast
+        self.force = force
+        self.yes = yes
+        self.confirm = confirm
+        self.backend_name = backend
+        self.address = address
+        self.emit_event = emit
+        self.resume_hint = resume_hint
+        self.stopping = ""  # why scheduling stopped (fail-fast), '' while running
+        self._done_q: queue.Queue = queue.Queue()
+        self._running: dict[str, Task] = {}
+        self._waiting: deque[Task] = deque()
+        self._timers: list = []  # heap of (when, seq, kind, name, task)
+        self._seq = itertools.count()
+        self._parts: dict[str, dict] = {}
+        self.completed_order: list[str] = []
+
+    # -- helpers -------------------------------------------------------------
+    def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
+        rec = self.plan.records.get(name) if name else None
+        self.emit_event(ev.Event(kind, self.plan, name, rec, message, **kw))
+
+    # -- deciding what to do with a ready step --------------------------------
+    def _blocked_by(self, name: str) -> str:
+        recs = self.plan.records
+        for d in self.plan.dependencies(name):
+            r = recs[d]
+            if r.status == COMPLETED:
+                continue
+            if self.plan.steps[d].optional and r.status in (FAILED, BLOCKED):
+                continue  # an optional step's failure blocks nothing
+            return f"upstream {d} {r.status}"
+        return ""
+
+    def _prepare(self, name: str):
+        """Returns a Task to run, or None when the step was settled here."""
+        plan, step = self.plan, self.plan.steps[name]
+        rec = plan.records[name]
+        if self.stopping:
+            return self._settle(name, CANCELLED, self.stopping)
+        why = self._blocked_by(name)
+        if why:
+            return self._settle(name, BLOCKED, why)
+        parts = fingerprint_parts(plan, step)
+        fp = combine(parts)
+        cp = None
+        if name in self.force:
+            reason = "forced"
+        else:
+            cp = plan.store.get(name, fp) if step.cache else None
+            reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name))
+        if cp is not None:  # up to date: restore, do not execute
+            rec.status, rec.cached, rec.stale = COMPLETED, True, False
+            rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
+            rec.fingerprint, rec.error, rec.traceback, rec.message = fp, None, "", ""
+            rec.token = (cp.parts or {}).get("token", fp)
+            rec.duration = cp.duration
+            rec.reason = "up to date"
+            rec.attempts = 0
+            plan.publish(cp.outputs)
+            self._emit(ev.COMPLETED, name)
+            return None
+        rec.reason = reason or "stale"
+        if step.confirm and not self.yes:
+            approved = False
+            if self.confirm is not None:
+                try:
+                    approved = bool(self.confirm(name, step.confirm))
+                except (EOFError, OSError, RuntimeError):
+                    approved = False
+                hint = f"declined ({step.confirm}); approve with {self._yes_hint()} or answer y"
+            else:
+                hint = f"needs confirmation ({step.confirm}); approve with {self._yes_hint()}"
+            if not approved:
+                return self._settle(name, CANCELLED, hint)
+        self._parts[name] = parts
+        rec.fingerprint = fp
+        rec.attempts = 0
+        rec.cached = False
+        return self._task(step)
+
+    def _yes_hint(self) -> str:
+        return self.resume_hint.replace("run()", "run(yes=True)") if "(" in self.resume_hint else self.resume_hint + " --yes"
+
+    def _task(self, step: Step) -> Task:
+        plan = self.plan
+        if step.func is not None:
+            args = {p: plan.records[p].result for p in step.params}
+            return Task(step.name, "function", func=step.func, args=args)
+        sources = plan.sources(step.name)
+        ns = plan.namespace
+        inputs = {}
+        for n in step.inputs:
+            src = sources.get(n)
+            if src is not None:
+                outs = plan.records[src].outputs
+                if n not in outs:
+                    continue  # optional upstream failed: the name stays undefined
+                value = outs[n]
+            elif n in ns:
+                value = ns[n]
+            else:
+                continue
+            inputs[n] = private_copy(value) if n in step.analysis.mutated else value
+        return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis)
+
+    def _settle(self, name: str, status: str, message: str):
+        rec = self.plan.records[name]
+        rec.status, rec.message, rec.cached = status, message, False
+        rec.error, rec.traceback = None, ""
+        self._emit(ev.CANCELLED if status == CANCELLED else ev.BLOCKED, name, message)
+        return None
+
+    # -- running ---------------------------------------------------------------
+    def _start(self, task: Task, backend, inline: bool = False) -> None:
+        name = task.name
+        rec = self.plan.records[name]
+        rec.attempts += 1
+        task.attempt = rec.attempts
+        rec.status = RUNNING
+        if rec.attempts == 1:
+            rec.started = time.time()
+        self._running[name] = task
+        step = self.plan.steps[name]
+        if step.timeout and not inline:
+            heapq.heappush(self._timers, (time.monotonic() + step.timeout, next(self._seq), "timeout", name, task))
+        self._emit(ev.STARTED, name, f"attempt {rec.attempts}" if rec.attempts > 1 else "")
+        if inline:  # a lone ready step: run it here, nothing else could run meanwhile
+            self._done_q.put((task, run_task(task)))
+        else:
+            backend.submit(task, self._on_done)
+
+    def _on_done(self, task: Task, outcome: Outcome) -> None:  # any thread
+        self._done_q.put((task, outcome))
+
+    def _handle(self, task: Task, outcome: Outcome) -> None:
+        if self._running.get(task.name) is not task or task.abandoned:
+            return  # late outcome of an abandoned attempt: discarded, never published
+        del self._running[task.name]
+        self._conclude(task, outcome)
+
+    def _conclude(self, task: Task, outcome: Outcome) -> None:
+        name = task.name
+        plan, rec, step = self.plan, self.plan.records[name], self.plan.steps[name]
+        rec.duration = outcome.duration
+        if outcome.ok:
+            rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
+            rec.outputs, rec.result, rec.has_result = outcome.outputs, outcome.result, outcome.has_result
+            rec.finished = time.time()
+            rec.stale = False
+            parts = self._parts.pop(name, {})
+            rec.token = parts["token"] = f"{rec.fingerprint}:{uuid.uuid4().hex[:12]}"
+            plan.store.put(Checkpoint(
+                name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
+                parts=parts, duration=outcome.duration, finished=rec.finished,
+            ))
+            plan.publish(outcome.outputs)
+            self.completed_order.append(name)
+            self._final.append(name)
+            self._emit(ev.COMPLETED, name)
+            return
+        err = outcome.error
+        if err is not None and step.func is None:
+            trim_traceback(err, name)
+        rec.error, rec.traceback = err, outcome.traceback
+        if self._retryable(step, rec, err):
+            delay = step.retry_delay * (2 ** (rec.attempts - 1)) * (1 + random.uniform(0, 0.1))
+            rec.status = RETRYING
+            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), "retry", name, None))
+            self._emit(
+                ev.RETRYING, name,
+                f"attempt {rec.attempts} of {step.retry + 1} failed: {rec.error_text}; retrying in {delay:.2f}s",
+                info={"delay": delay},
+            )
+            return
+        self._fail(name)
+
+    def _fail(self, name: str) -> None:
+        rec = self.plan.records[name]
+        rec.status = FAILED
+        rec.finished = time.time()
+        self._final.append(name)
+        self._emit(ev.FAILED, name, rec.error_text)
+        if self.fail_fast and not self.plan.steps[name].optional and not self.stopping:
+            self.stopping = f"fail-fast: stopped after {name} failed"
+
+    def _retryable(self, step: Step, rec, err) -> bool:
+        if rec.attempts > step.retry or self.stopping or err is None:
+            return False
+        if isinstance(err, STRUCTURAL_ERRORS):
+            return False
+        if step.retry_on:
+            return any(c.__name__ in step.retry_on for c in type(err).__mro__)
+        return True
+
+    def _fire_timers(self, backend) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, name, task = heapq.heappop(self._timers)
+            if kind == "timeout":
+                if self._running.get(name) is not task:
+                    continue  # finished in time
+                del self._running[name]
+                backend.abandon(task)
+                limit = self.plan.steps[name].timeout
+                err = StepTimeout(
+                    f"step {name!r} timed out after {limit:g} s; it was abandoned "
+                    f"(a thread cannot be killed) and its late outputs will be discarded"
+                )
+                self._conclude(task, Outcome(False, error=err, traceback=f"StepTimeout: {err}", duration=limit))
+            elif self.stopping:  # a retry that fail-fast stopped
+                self._fail(name)
+            else:
+                self._waiting.append(self._task(self.plan.steps[name]))
+
+    # -- the loop ------------------------------------------------------------
+    def run(self) -> RunSummary:
+        plan, names = self.plan, self.names
+        selected = set(names)
+        ts = graphlib.TopologicalSorter({s: [d for d in plan.dependencies(s) if d in selected] for s in names})
+        ts.prepare()
+        for s in names:
+            rec = plan.records[s]
+            rec.status, rec.message = PENDING, ""
+        t0 = time.perf_counter()
+        self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
+        backend = make_backend(self.backend_name, self.workers, self.address)
+        self._final: list[str] = []
+        interrupted = False
+        try:
+            while ts.is_active():
+                settled = False
+                for name in ts.get_ready():
+                    task = self._prepare(name)
+                    if task is None:
+                        ts.done(name)
+                        settled = True
+                    else:
+                        self._waiting.append(task)
+                if settled:
+                    continue  # their dependents may be ready now
+                while self._waiting and len(self._running) < self.workers:
+                    task = self._waiting.popleft()
+                    if self.stopping:
+                        self._settle(task.name, CANCELLED, self.stopping)
+                        self._final.append(task.name)
+                        continue
+                    inline = (backend.inline_ok and not self._running and not self._waiting
+                              and not self._timers and not plan.steps[task.name].timeout)
+                    self._start(task, backend, inline)
+                self._wait(backend)
+                for name in self._final:
+                    ts.done(name)
+                self._final.clear()
+        except KeyboardInterrupt:
+            interrupted = True
+            self._cancel_rest(backend, "interrupted")
+        finally:
+            backend.close()
+        summary = RunSummary(
+            steps=list(names), records=plan.records, wall=time.perf_counter() - t0,
+            interrupted=interrupted, completed_order=list(self.completed_order),
+            resume_hint=self.resume_hint,
+        )
+        summary.optional_steps = frozenset(s for s in names if plan.steps[s].optional)
+        return summary
+
+    def _wait(self, backend) -> None:
+        """Block until some step reaches a final state or can be started."""
+        while not self._final:
+            if self._waiting and len(self._running) < self.workers:
+                return
+            if not self._running and not self._timers and self._done_q.empty():
+                return  # nothing in flight (e.g. everything was settled)
+            timeout = 0.5
+            if self._timers:
+                timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+            try:
+                task, outcome = self._done_q.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                self._handle(task, outcome)
+            self._fire_timers(backend)
+
+    def _cancel_rest(self, backend, why: str) -> None:
+        """Interrupt: abandon running attempts, cancel every unsettled step."""
+        for task in self._running.values():
+            task.abandoned = True
+        self._running.clear()
+        self._waiting.clear()
+        self._timers.clear()
+        for name in self.names:
+            if self.plan.records[name].status in (PENDING, RUNNING, RETRYING):
+                self._settle(name, CANCELLED, why)

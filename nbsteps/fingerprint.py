@@ -1,0 +1,172 @@
+"""Fingerprints: what determined a step's outputs.
+
+A step's fingerprint combines its normalised source, its result-affecting
+options, the execution tokens of its upstream steps, digests of the outside
+values it reads that are cheap to hash (numbers, strings, small containers,
+small arrays and frames), and the code of functions and classes defined in the
+notebook that it calls, followed transitively. The parts are kept separately so
+that a plan can say why a step is stale.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import types
+from typing import Any, Iterable
+
+_PRIMITIVES = (type(None), bool, int, float, complex, str)
+_MAX_ITEMS = 10_000
+_MAX_BYTES = 4_000_000
+_MAX_ROWS = 100_000
+
+
+def _h(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def combine(parts: dict) -> str:
+    """One digest from the parts dict (sorted, so order does not matter)."""
+    return _h(repr(sorted(parts.items())).encode())
+
+
+def code_digest(code: types.CodeType) -> str:
+    """Digest of a code object that ignores file names and line numbers, so
+    re-running an unchanged cell gives the same digest."""
+    acc = hashlib.blake2b(digest_size=16)
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        acc.update(c.co_code)
+        acc.update(repr((c.co_name, c.co_names, c.co_varnames, c.co_freevars)).encode())
+        for k in c.co_consts:
+            if isinstance(k, types.CodeType):
+                stack.append(k)
+            else:
+                acc.update(repr(k).encode())
+    return acc.hexdigest()
+
+
+def _is_notebook_defined(obj: Any) -> bool:
+    module = getattr(obj, "__module__", None)
+    return module == "__main__" or module is None
+
+
+def _container_digest(value: Any) -> str | None:
+    """repr-based digest for small containers of primitives; None if not cheap."""
+    count = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        count += 1
+        if count > _MAX_ITEMS:
+            return None
+        if isinstance(v, _PRIMITIVES):
+            continue
+        if isinstance(v, (bytes, bytearray)):
+            if len(v) > _MAX_BYTES:
+                return None
+            continue
+        if isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        else:
+            return None
+    if isinstance(value, (set, frozenset)):
+        return _h(repr(sorted(map(repr, value))).encode())
+    return _h(repr(value).encode())
+
+
+def value_digest(value: Any) -> str | None:
+    """Digest of an outside value if it is cheap to hash, else None (untracked)."""
+    if isinstance(value, _PRIMITIVES):
+        return _h(f"{type(value).__name__}:{value!r}".encode())
+    if isinstance(value, (bytes, bytearray, list, tuple, dict, set, frozenset)):
+        return _container_digest(value)
+    if isinstance(value, (types.FunctionType, type)) and _is_notebook_defined(value):
+        return helper_digest(value)
+    module = type(value).__module__
+    if module == "numpy" and "numpy" in sys.modules:
+        nbytes = getattr(value, "nbytes", _MAX_BYTES + 1)
+        if nbytes <= _MAX_BYTES and getattr(value, "dtype", None) is not None and value.dtype != object:
+            return _h(repr((value.dtype.str, value.shape)).encode() + value.tobytes())
+        return None
+    if module.startswith("pandas") and "pandas" in sys.modules:
+        import pandas as pd
+
+        if isinstance(value, (pd.DataFrame, pd.Series)) and len(value) <= _MAX_ROWS:
+            try:
+                hashed = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes()
+            except TypeError:  # unhashable cells (lists in object columns)
+                return None
+            cols = repr(list(value.columns)) if isinstance(value, pd.DataFrame) else repr(value.name)
+            return _h(cols.encode() + hashed)
+    return None
+
+
+def _function_code(obj: Any) -> types.CodeType | None:
+    return getattr(obj, "__code__", None)
+
+
+def helper_digest(obj: Any) -> str:
+    """Digest of a notebook-defined function or class and, transitively, of the
+    notebook-defined functions and classes its code refers to by global name."""
+    acc = hashlib.blake2b(digest_size=16)
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        codes: list[tuple[types.CodeType, dict]] = []
+        if isinstance(o, type):
+            acc.update(f"class {o.__qualname__} {[b.__name__ for b in o.__bases__]}".encode())
+            for attr in vars(o).values():
+                fn = getattr(attr, "__func__", attr)
+                code = _function_code(fn)
+                if code is not None:
+                    codes.append((code, getattr(fn, "__globals__", {})))
+        else:
+            code = _function_code(o)
+            if code is None:
+                continue
+            codes.append((code, getattr(o, "__globals__", {})))
+            acc.update(repr(getattr(o, "__defaults__", None)).encode())
+        for code, globs in codes:
+            acc.update(code_digest(code).encode())
+            for name in _global_names(code):
+                ref = globs.get(name)
+                if isinstance(ref, (types.FunctionType, type)) and _is_notebook_defined(ref):
+                    stack.append(ref)
+    return acc.hexdigest()
+
+
+def _global_names(code: types.CodeType) -> Iterable[str]:
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        yield from c.co_names
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+
+
+def outside_parts(names: Iterable[str], namespace: dict) -> tuple[dict, dict]:
+    """(params, helpers): digests of the outside values *names* refer to in
+    *namespace*. Values that are not cheap to hash are left out (untracked)."""
+    params: dict[str, str] = {}
+    helpers: dict[str, str] = {}
+    for name in names:
+        if name not in namespace:
+            continue
+        value = namespace[name]
+        if isinstance(value, (types.FunctionType, type)):
+            if _is_notebook_defined(value):
+                helpers[name] = helper_digest(value)
+            continue
+        if isinstance(value, types.ModuleType):
+            continue
+        d = value_digest(value)
+        if d is not None:
+            params[name] = d
+    return params, helpers

@@ -1,0 +1,248 @@
+"""The ``%%step``, ``%%undo`` and ``%steps`` magics: thin wrappers that parse
+options with ``magic_arguments`` and call the Python API of the notebook's plan.
+
+A failing step or an unfinished run ends the cell with a short
+:class:`~nbsteps.errors.StepsFailed` whose message is the summary, preceded by
+the user's own traceback; nbsteps' frames are never shown for a user mistake.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import session
+from .errors import NbstepsError, StepsFailed
+from .reporter import TextReporter
+from .step import COMPLETED
+
+
+def _prompt(step: str, text: str) -> bool:
+    answer = input(f"nbsteps: step {step!r} asks: {text} Run it? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _yes_from_env() -> bool:
+    return os.environ.get("NBSTEPS_YES", "").lower() in ("1", "true", "yes")
+
+
+# -- option parsers for %steps subcommands (magic_arguments on plain functions) --
+@magic_arguments()
+@argument("targets", nargs="*", help="steps to run (with what they need); default: all")
+@argument("--workers", type=int, default=None, help="parallel workers (default: widest level, max 8)")
+@argument("--backend", choices=["threads", "dask"], default="threads")
+@argument("--address", default=None, help="dask scheduler address (or use a Client in the session)")
+@argument("--fail-fast", action="store_true", help="stop scheduling at the first failure")
+@argument("--rollback", action="store_true", help="undo this run's completed steps when a step fails")
+@argument("--force", nargs="+", default=[], metavar="STEP", help="run these steps even if up to date")
+@argument("--force-all", action="store_true", help="run every step even if up to date")
+@argument("--yes", action="store_true", help="approve every --confirm step")
+@argument("--allow-failures", action="store_true", help="report failures without raising")
+def _run_args(line):
+    """%steps run"""
+
+
+@magic_arguments()
+@argument("targets", nargs="*")
+@argument("--force", nargs="+", default=[], metavar="STEP")
+@argument("--force-all", action="store_true")
+def _plan_args(line):
+    """%steps plan"""
+
+
+@magic_arguments()
+@argument("--format", choices=["svg", "png", "dot"], default=None)
+@argument("--output", default=None, help="file to write (format from --format or the suffix)")
+def _graph_args(line):
+    """%steps graph"""
+
+
+SUBCOMMANDS = {
+    "plan": "preview: order, levels, what runs and why, critical path, estimated time",
+    "run": "run the plan (or TARGETs and what they need)",
+    "show": "live widget: graph + progress + results table",
+    "status": "text summary of every step",
+    "results": "the results table (pandas DataFrame)",
+    "graph": "the dependency graph (graphviz)",
+    "export": "write the results table: .csv .json .parquet .html",
+    "reset": "drop checkpoints of STEPs (all if none) and their downstream",
+    "remove": "unregister a step",
+    "undo": "run a step's %%undo code and mark it and its downstream not completed",
+    "mode": "interactive (a %%step cell runs at once) or plan (it only registers)",
+    "store": "where checkpoints live: memory or a directory",
+}
+
+
+def _steps_doc() -> str:
+    lines = ["Manage and run the notebook's plan of %%step cells.", "", "Subcommands:"]
+    lines += [f"  %steps {k:<8} {v}" for k, v in SUBCOMMANDS.items()]
+    lines += ["", "%steps run options:", _run_args.__doc__ or ""]
+    return "\n".join(lines)
+
+
+@magics_class
+class StepMagics(Magics):
+    @magic_arguments()
+    @argument("name", help="step name: letters, digits, _ and -")
+    @argument("--after", nargs="+", default=[], metavar="STEP", help="explicit upstream steps")
+    @argument("--retry", type=int, default=0, help="extra attempts on failure")
+    @argument("--retry-delay", type=float, default=1.0, help="first backoff delay in seconds (doubles)")
+    @argument("--retry-on", default=None, help="only retry these exceptions (comma-separated names)")
+    @argument("--timeout", type=float, default=None, help="fail the step after S seconds")
+    @argument("--optional", action="store_true", help="a failure blocks nothing downstream")
+    @argument("--confirm", default=None, metavar="TEXT", help="ask before running the step")
+    @argument("--no-cache", action="store_true", help="always execute, never restore a checkpoint")
+    @argument("--define", action="store_true", help="only register the step, do not run it")
+    @cell_magic
+    def step(self, line: str, cell: str):
+        """Register this cell as a named step and (in interactive mode) run it.
+
+        Dependencies are inferred from the names the cell reads and writes, or
+        given with --after. Running a step first runs any upstream step that is
+        not completed. The cell's last expression is the step's result.
+        """
+        args = parse_argstring(self.step, line)
+        plan = session.current()
+        source = self.shell.transform_cell(cell) if cell.strip() else "pass\n"
+        step = plan.add_cell(
+            args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
+            retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
+            confirm=args.confirm, cache=not args.no_cache,
+        )
+        if args.define or session.mode() == "plan":
+            deps = ", ".join(plan.dependencies(step.name)) or "nothing"
+            outs = ", ".join(step.outputs) or "nothing"
+            print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
+            return None
+        summary = self._run(plan, [step.name], quiet=True, yes=_yes_from_env())
+        rec = plan.records[step.name]
+        if rec.status == COMPLETED and rec.cached:
+            print(f"  ✓ {step.name} restored from checkpoint → {', '.join(rec.outputs) or 'no outputs'}")
+        if not summary.ok:
+            raise StepsFailed(summary)
+        return rec.result if rec.has_result else None
+
+    @cell_magic
+    def undo(self, line: str, cell: str):
+        """%%undo NAME: register compensation code for step NAME (run by
+        %steps undo NAME, and by %steps run --rollback when a step fails)."""
+        name = line.strip()
+        if not name:
+            raise NbstepsError("%%undo needs the step name: %%undo NAME")
+        from .undo import register_undo
+
+        register_undo(session.current(), name, self.shell.transform_cell(cell))
+        print(f"nbsteps: registered undo for step {name}")
+
+    def _run(self, plan, targets, quiet=False, **kw):
+        from .display import run_listeners
+
+        listeners = run_listeners(plan, quiet=quiet)
+        try:
+            return plan.run(targets, confirm=_prompt, listeners=listeners, **kw)
+        except KeyboardInterrupt:
+            raise StepsFailed(plan.last_summary) from None
+
+    @line_magic
+    def steps(self, line: str):
+        parts = shlex.split(line)
+        if not parts:
+            print(_steps_doc())
+            return None
+        cmd, rest = parts[0], line.strip()[len(parts[0]):].strip()
+        handler = getattr(self, f"_cmd_{cmd}", None)
+        if handler is None:
+            raise NbstepsError(
+                f"unknown subcommand {cmd!r} of %steps; use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
+            )
+        return handler(rest)
+
+    steps.__doc__ = _steps_doc()
+
+    # -- subcommands -----------------------------------------------------------
+    def _cmd_run(self, rest: str):
+        a = parse_argstring(_run_args, rest)
+        plan = session.current()
+        summary = self._run(
+            plan, a.targets or None, workers=a.workers, backend=a.backend, address=a.address,
+            fail_fast=a.fail_fast, rollback=a.rollback, force=a.force, force_all=a.force_all,
+            yes=a.yes or _yes_from_env(),
+        )
+        if not summary.ok and not a.allow_failures:
+            raise StepsFailed(summary)
+        return None
+
+    def _cmd_plan(self, rest: str):
+        a = parse_argstring(_plan_args, rest)
+        print(session.current().plan(a.targets or None, force=a.force, force_all=a.force_all).text)
+
+    def _cmd_status(self, rest: str):
+        print(session.status_text(session.current()))
+
+    def _cmd_results(self, rest: str):
+        return session.current().results()
+
+    def _cmd_export(self, rest: str):
+        target = rest.strip()
+        if not target:
+            raise NbstepsError("%steps export needs a file name: %steps export results.csv (.json .parquet .html)")
+        path = session.current().export(target)
+        print(f"nbsteps: wrote {path}")
+
+    def _cmd_graph(self, rest: str):
+        a = parse_argstring(_graph_args, rest)
+        from .graph import graph_command
+
+        return graph_command(session.current(), a.format, a.output)
+
+    def _cmd_show(self, rest: str):
+        from .display import show
+
+        return show(session.current())
+
+    def _cmd_reset(self, rest: str):
+        names = shlex.split(rest)
+        done = session.current().reset(*names)
+        print(f"nbsteps: reset {', '.join(done) if done else 'nothing'}")
+
+    def _cmd_remove(self, rest: str):
+        names = shlex.split(rest)
+        if len(names) != 1:
+            raise NbstepsError("%steps remove takes one step name: %steps remove NAME")
+        session.current().remove(names[0])
+        print(f"nbsteps: removed step {names[0]}")
+
+    def _cmd_undo(self, rest: str):
+        names = shlex.split(rest)
+        if len(names) != 1:
+            raise NbstepsError("%steps undo takes one step name: %steps undo NAME")
+        from .undo import undo_step
+
+        print(undo_step(session.current(), names[0]))
+
+    def _cmd_mode(self, rest: str):
+        mode = rest.strip()
+        if mode not in ("interactive", "plan"):
+            raise NbstepsError("%steps mode takes 'interactive' or 'plan'.")
+        session.set_mode(mode)
+        print(f"nbsteps: mode {mode}")
+
+    def _cmd_store(self, rest: str):
+        spec = rest.strip()
+        if not spec:
+            print(f"nbsteps: store {session.current().store.describe()}")
+            return
+        plan = session.current()
+        plan.store = spec
+        print(f"nbsteps: checkpoints in {plan.store.describe()}")
+
+
+def load_ipython_extension(ip) -> None:
+    session.bind(ip)
+    ip.register_magics(StepMagics)
+
+
+def unload_ipython_extension(ip) -> None:
+    pass

@@ -1,0 +1,291 @@
+"""The plan: all registered steps of a session, a DAG, and their records.
+
+``Plan`` is the Python API (SPEC 3) and what the magics call. It owns the
+steps, the resolved dependencies, the records, the checkpoint store and the
+namespace outputs are published to; running is delegated to the executor.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Iterable
+
+from . import dependencies as depmod
+from . import events as ev
+from .errors import NbstepsError, UnknownStepError
+from .step import COMPLETED, PENDING, Step, StepRecord, cell_step, function_step
+from .store import Store, open_store
+
+
+class Plan:
+    """A DAG of named steps with checkpoints.
+
+    >>> plan = Plan()
+    >>> @plan.step("a")
+    ... def a(): return 1
+    >>> @plan.step("b")
+    ... def b(a): return a + 1
+    >>> plan.run().ok, plan["b"].result
+    (True, 2)
+    """
+
+    def __init__(self, store: "str | os.PathLike | Store | None" = None, namespace: dict | None = None,
+                 listeners: Iterable[Callable] = ()):
+        self.steps: dict[str, Step] = {}
+        self.records: dict[str, StepRecord] = {}
+        self.namespace: dict = {} if namespace is None else namespace
+        self.listeners: list[Callable] = list(listeners)
+        self._deps = depmod.Dependencies()
+        self._store: Store = open_store(store if store is not None else os.environ.get("NBSTEPS_STORE"))
+        self._store.warn = self._store_warning
+        self.last_summary = None
+        self._publish_lock = threading.Lock()
+        #: how to resume, shown in summaries ("%steps run" in a notebook)
+        self.resume_hint = "plan.run()"
+
+    # -- the store -------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @store.setter
+    def store(self, spec) -> None:
+        self._store = open_store(spec)
+        self._store.warn = self._store_warning
+
+    def _store_warning(self, step: str, message: str) -> None:
+        ev.emit_to(self.listeners, ev.Event(ev.WARNING, self, step, self.records.get(step), message))
+
+    # -- registering -------------------------------------------------------------
+    def add(self, step: Step) -> Step:
+        """Register *step* (replacing one of the same name). On a cycle, an
+        unknown --after or an ambiguous name the plan is left unchanged."""
+        old = self.steps.get(step.name)
+        self.steps[step.name] = step
+        try:
+            if old is not None or not depmod.add_appended(self._deps, self.steps, step):
+                self._deps = depmod.resolve(self.steps)
+        except NbstepsError as exc:
+            if old is None:
+                del self.steps[step.name]
+            else:
+                self.steps[step.name] = old
+            raise exc.with_traceback(None) from None
+        rec = self.records.get(step.name)
+        if rec is None:
+            self.records[step.name] = StepRecord(step.name)
+        elif old is not None and old.static_digest != step.static_digest:
+            rec.stale = rec.status == COMPLETED
+        return step
+
+    def add_cell(self, name: str, source: str, **options) -> Step:
+        return self.add(cell_step(name, source, **options))
+
+    def step(self, name: str | None = None, *, after=(), retry: int = 0, retry_delay: float = 1.0,
+             retry_on=(), timeout: float | None = None, optional: bool = False,
+             confirm: str | None = None, cache: bool = True):
+        """Decorator registering a function as a step. A parameter named after
+        a registered step receives that step's result (and depends on it)."""
+
+        def register(func):
+            step_name = name or func.__name__
+            self.add(function_step(step_name, func, self.steps, after=after, retry=retry,
+                                   retry_delay=retry_delay, retry_on=retry_on, timeout=timeout,
+                                   optional=optional, confirm=confirm, cache=cache))
+            return func
+
+        if callable(name):  # @plan.step without parentheses
+            func, name = name, None
+            return register(func)
+        return register
+
+    def remove(self, name: str) -> None:
+        """Unregister a step and drop its checkpoint. Steps that depend on it
+        explicitly must be removed (or redefined) first."""
+        self._require(name)
+        users = [s for s, st in self.steps.items() if name in st.after or name in st.params]
+        if users:
+            raise NbstepsError(
+                f"cannot remove step {name!r}: {', '.join(users)} name it in --after; redefine or remove them first."
+            )
+        steps = dict(self.steps)
+        del steps[name]
+        self._deps = depmod.resolve(steps)
+        self.steps = steps
+        self.records.pop(name, None)
+        self.store.drop(name)
+
+    def reset(self, *names: str) -> list[str]:
+        """Drop the checkpoints of *names* (all steps if none) and of their
+        downstream steps; returns the steps reset."""
+        for n in names:
+            self._require(n)
+        targets = self._deps.downstream(names) if names else set(self.steps)
+        for n in self.order(targets):
+            self.store.drop(n)
+            rec = self.records[n]
+            rec.status, rec.cached, rec.stale, rec.outputs, rec.result = PENDING, False, False, {}, None
+            rec.has_result, rec.fingerprint, rec.token, rec.error, rec.traceback = False, None, None, None, ""
+            rec.attempts, rec.started, rec.finished, rec.duration, rec.reason = 0, None, None, None, ""
+        return self.order(targets)
+
+    # -- queries -------------------------------------------------------------
+    def _require(self, name: str) -> Step:
+        try:
+            return self.steps[name]
+        except KeyError:
+            raise UnknownStepError(name, self.steps) from None
+
+    def __getitem__(self, name: str) -> StepRecord:
+        self._require(name)
+        return self.records[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.steps
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def dependencies(self, name: str) -> dict[str, str]:
+        """``{upstream: "inferred" | "explicit"}``"""
+        return self._deps.deps.get(name, {})
+
+    def sources(self, name: str) -> dict[str, str]:
+        """``{input name: step it comes from}``"""
+        return self._deps.sources.get(name, {})
+
+    def edges(self) -> list[tuple[str, str, str]]:
+        """``(upstream, downstream, kind)`` for every dependency."""
+        return [(u, s, kind) for s in self.steps for u, kind in self.dependencies(s).items()]
+
+    def upstream(self, names: Iterable[str]) -> set[str]:
+        return self._deps.upstream(names)
+
+    def downstream(self, names: Iterable[str]) -> set[str]:
+        return self._deps.downstream(names)
+
+    def order(self, names: Iterable[str] | None = None) -> list[str]:
+        """*names* (default: all) in plan order, which is a topological order."""
+        if names is None:
+            return self.topological()
+        chosen = set(names)
+        return [s for s in self.topological() if s in chosen]
+
+    def topological(self) -> list[str]:
+        """All steps, dependencies first, ties in registration order."""
+        if self._deps._topo is not None:
+            return self._deps._topo
+        indeg = {s: 0 for s in self.steps}
+        down = self._deps.downstream_map()
+        for s in self.steps:
+            indeg[s] = len(self.dependencies(s))
+        position = {s: i for i, s in enumerate(self.steps)}
+        import heapq
+
+        heap = [(position[s], s) for s, d in indeg.items() if d == 0]
+        heapq.heapify(heap)
+        out = []
+        while heap:
+            _, s = heapq.heappop(heap)
+            out.append(s)
+            for d in down.get(s, ()):
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    heapq.heappush(heap, (position[d], d))
+        self._deps._topo = out
+        return out
+
+    def levels(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Parallel level of each step (0 = no dependencies among *names*)."""
+        names = self.order(names)
+        chosen = set(names)
+        level: dict[str, int] = {}
+        for s in names:
+            level[s] = 1 + max((level[d] for d in self.dependencies(s) if d in chosen), default=-1)
+        return level
+
+    def select(self, targets: Iterable[str] | None = None) -> list[str]:
+        """The steps a run of *targets* needs (targets and their upstream)."""
+        if not targets:
+            return self.order()
+        targets = list(targets)
+        for t in targets:
+            self._require(t)
+        return self.order(self.upstream(targets))
+
+    # -- publishing -------------------------------------------------------------
+    def publish(self, outputs: dict) -> None:
+        """Make a completed step's outputs visible, all at once."""
+        with self._publish_lock:
+            self.namespace.update(outputs)
+
+    # -- running -------------------------------------------------------------
+    def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,
+            fail_fast: bool = False, force: Iterable[str] | str = (), force_all: bool = False,
+            yes: bool = False, confirm: Callable[[str, str], bool] | None = None, rollback: bool = False,
+            backend: str = "threads", address=None, listeners: Iterable[Callable] = ()):
+        """Run *targets* (default: every step) and what they need. Returns a
+        :class:`~nbsteps.summary.RunSummary`; it never raises for a failing
+        step (see ``summary.ok``). KeyboardInterrupt cancels the rest of the
+        run, keeps every completed checkpoint, and is re-raised."""
+        from .executor import Executor
+
+        if isinstance(targets, str):
+            targets = [targets]
+        if isinstance(force, str):
+            force = [force]
+        for f in force:
+            self._require(f)
+        names = self.select(targets)
+        forced = frozenset(names) if force_all else frozenset(force)
+        if workers is not None and int(workers) < 1:
+            raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
+        all_listeners = self.listeners + list(listeners)
+        executor = Executor(
+            self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
+            backend=backend, address=address, emit=lambda e: ev.emit_to(all_listeners, e),
+            resume_hint=self.resume_hint,
+        )
+        summary = executor.run()
+        if rollback and not summary.ok and summary.completed_order:
+            from .undo import rollback as do_rollback
+
+            do_rollback(self, summary)
+        self.last_summary = summary
+        ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
+        if summary.interrupted:
+            raise KeyboardInterrupt
+        return summary
+
+    # -- views -------------------------------------------------------------
+    def plan(self, targets: Iterable[str] | str | None = None, *, force: Iterable[str] = (),
+             force_all: bool = False):
+        """Preview what a run would do and why (no step is executed)."""
+        from .preview import preview
+
+        if isinstance(targets, str):
+            targets = [targets]
+        return preview(self, self.select(targets), frozenset(force), force_all)
+
+    def results(self):
+        """The results table: a pandas DataFrame, one row per step in plan order."""
+        from .results import results_frame
+
+        return results_frame(self)
+
+    def export(self, path) -> str:
+        from .results import export
+
+        return export(self, path)
+
+    def graph(self):
+        from .graph import plan_graph
+
+        return plan_graph(self)
+
+    def __repr__(self) -> str:
+        done = sum(1 for r in self.records.values() if r.ok)
+        return f"<nbsteps.Plan: {len(self.steps)} steps, {done} completed, store={self.store.describe()}>"

@@ -1,0 +1,121 @@
+"""``%steps plan`` / ``plan.plan()``: what a run would do and why, before it
+runs: order, parallel levels, which steps run (never run, code changed,
+upstream changed, parameter changed, forced) and which are cached, the
+critical path with an estimated wall time from earlier durations, and the
+confirmations ahead. Nothing is executed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .executor import fingerprint_parts, stale_reason
+from .fingerprint import combine
+
+
+@dataclass
+class PlanPreview:
+    rows: list = field(default_factory=list)  # dicts: step level action reason estimate_s confirm
+    critical_path: list = field(default_factory=list)
+    estimate_s: float = 0.0
+    unknown: list = field(default_factory=list)  # steps to run with no earlier duration
+
+    @property
+    def to_run(self) -> list[str]:
+        return [r["step"] for r in self.rows if r["action"] == "run"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [r["step"] for r in self.rows if r["action"] == "cached"]
+
+    def reason(self, step: str) -> str:
+        return next(r["reason"] for r in self.rows if r["step"] == step)
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["step", "level", "action", "reason", "estimate_s", "confirm"])
+
+    @property
+    def text(self) -> str:
+        if not self.rows:
+            return "The plan is empty: register steps with %%step NAME (or @plan.step)."
+        n_levels = max(r["level"] for r in self.rows) + 1
+        lines = [
+            f"Plan: {len(self.rows)} steps in {n_levels} levels; {len(self.to_run)} to run, "
+            f"{len(self.cached)} cached."
+        ]
+        for lv in range(n_levels):
+            cells = []
+            for r in (r for r in self.rows if r["level"] == lv):
+                tag = "run: " + r["reason"] if r["action"] == "run" else "cached"
+                est = f", ~{r['estimate_s']:.2g}s" if r["action"] == "run" and r["estimate_s"] is not None else ""
+                conf = f", asks: {r['confirm']!r}" if r["confirm"] and r["action"] == "run" else ""
+                cells.append(f"{r['step']} ({tag}{est}{conf})")
+            lines.append(f"  level {lv}: " + "; ".join(cells))
+        if self.critical_path:
+            lines.append(f"Critical path: {' -> '.join(self.critical_path)}")
+        est = f"Estimated wall time: {self.estimate_s:.2f}s"
+        if self.unknown:
+            est += f" (no earlier duration for {', '.join(self.unknown)})"
+        lines.append(est)
+        confirms = [r["step"] for r in self.rows if r["confirm"] and r["action"] == "run"]
+        if confirms:
+            lines.append(f"Confirmation needed before: {', '.join(confirms)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text)
+
+
+def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPreview:
+    levels = plan.levels(names)
+    chosen = set(names)
+    tokens: dict[str, str | None] = {}
+    will_run: set[str] = set()
+    out = PlanPreview()
+    dist: dict[str, float] = {}
+    pred: dict[str, str | None] = {}
+    for s in names:
+        step = plan.steps[s]
+        deps = [d for d in plan.dependencies(s) if d in chosen]
+        running_up = [d for d in deps if d in will_run]
+        cp = plan.store.peek(s)
+        if force_all or s in force:
+            reason = "forced"
+        elif running_up:
+            reason = f"upstream {', '.join(running_up)} will run"
+        else:
+            parts = fingerprint_parts(plan, step, tokens)
+            reason = stale_reason(step, parts, cp)
+            if not reason and cp is not None and cp.fingerprint != combine(parts):
+                reason = "stale"
+        run = bool(reason)
+        if run:
+            will_run.add(s)
+            tokens[s] = None
+        else:
+            tokens[s] = (cp.parts or {}).get("token", cp.fingerprint)
+        rec = plan.records.get(s)
+        earlier = (rec.duration if rec is not None and rec.duration is not None
+                   else (cp.duration if cp is not None else None))
+        est = earlier if run else 0.0
+        if run and earlier is None:
+            out.unknown.append(s)
+        best = max(deps, key=lambda d: dist[d], default=None)
+        dist[s] = (est or 0.0) + (dist[best] if best else 0.0)
+        pred[s] = best
+        out.rows.append({
+            "step": s, "level": levels[s], "action": "run" if run else "cached",
+            "reason": reason or "up to date", "estimate_s": est, "confirm": step.confirm or "",
+        })
+    if dist:
+        end = max(names, key=lambda s: (dist[s], -names.index(s)))
+        path = []
+        while end is not None:
+            path.append(end)
+            end = pred[end]
+        out.critical_path = path[::-1]
+        out.estimate_s = max(dist.values())
+    return out

@@ -1,0 +1,62 @@
+"""The text reporter: a listener printing progress lines and the summary.
+Works in any frontend (terminal, notebook, nbclient, CI logs)."""
+from __future__ import annotations
+
+import sys
+import time
+
+from . import events as ev
+
+
+def _fmt(seconds) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+class TextReporter:
+    """Prints one line per step event. *quiet* (interactive single steps)
+    prints only steps that executed or failed, and no plan/summary lines."""
+
+    def __init__(self, stream=None, quiet: bool = False) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self._n = 0
+        self._done = 0
+
+    def _print(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        print(text, file=stream, flush=True)
+
+    def __call__(self, e: ev.Event) -> None:
+        rec = e.record
+        if e.kind == ev.PLANNED:
+            self._n, self._done = len(e.steps), 0
+            if not self.quiet:
+                self._print(f"nbsteps: running {self._n} steps on {e.info.get('workers')} "
+                            f"{e.info.get('backend', 'threads')} worker(s)")
+        elif e.kind == ev.STARTED:
+            if not self.quiet:
+                extra = f" ({e.message})" if e.message else ""
+                self._print(f"  ▶ {e.step} started{extra}")
+        elif e.kind == ev.RETRYING:
+            self._print(f"  ↻ {e.step} {e.message}")
+        elif e.kind == ev.COMPLETED:
+            self._done += 1
+            outs = ", ".join(rec.outputs) if rec and rec.outputs else ""
+            outs = f" → {outs}" if outs else ""
+            if rec.cached:
+                if not self.quiet:
+                    self._print(f"  ✓ {e.step} restored from checkpoint{outs} [{self._done}/{self._n}]")
+            else:
+                tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
+                self._print(f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs} [{self._done}/{self._n}]")
+        elif e.kind == ev.FAILED:
+            tries = f" after {rec.attempts} attempts" if rec and rec.attempts > 1 else ""
+            self._print(f"  ✗ {e.step} failed{tries}: {e.message}")
+        elif e.kind in (ev.BLOCKED, ev.CANCELLED):
+            self._print(f"  – {e.step} {e.kind}: {e.message}")
+        elif e.kind == ev.WARNING:
+            self._print(f"  ! {e.step}: {e.message}" if e.step else f"  ! {e.message}")
+        elif e.kind == ev.FINISHED and e.summary is not None and not self.quiet:
+            self._print(f"nbsteps: {e.summary.text} ({_fmt(e.summary.wall)})")

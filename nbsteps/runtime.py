@@ -1,0 +1,125 @@
+"""Running one attempt of one step, anywhere (a thread, the main thread, a dask
+worker). Nothing here knows about plans, IPython or widgets.
+
+A :class:`Task` carries what an attempt needs: for a cell step its source (and,
+in-process, its compiled code) and the values of its inputs; for a function
+step the function and its arguments. :func:`run_task` executes it in a private
+namespace and returns an :class:`Outcome`; the caller publishes the outputs.
+"""
+from __future__ import annotations
+
+import builtins
+import copy
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .analysis import analyse_cell, step_filename
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    outputs: dict = field(default_factory=dict)
+    result: Any = None
+    has_result: bool = False
+    error: BaseException | None = None
+    traceback: str = ""
+    started: float = 0.0  # time.time()
+    duration: float = 0.0
+    worker: str = ""
+
+
+class Task:
+    """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
+
+    __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt")
+
+    def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None):
+        self.name = name
+        self.kind = kind
+        self.source = source
+        self.inputs = inputs or {}
+        self.outputs = tuple(outputs)
+        self.func = func
+        self.args = args or {}
+        self._analysis = analysis
+        self.abandoned = False
+        self.attempt = 0
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_analysis"}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+        self._analysis = None
+
+
+def private_copy(value: Any) -> Any:
+    """A shallow copy for a step that changes an input in place, so the
+    upstream checkpoint never changes (pandas' copy-on-write makes a shallow
+    copy safe for column assignment)."""
+    if isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)):
+        return value
+    module = type(value).__module__
+    if module.startswith("pandas"):
+        try:
+            return value.copy(deep=False)
+        except Exception:  # pragma: no cover - exotic pandas objects
+            return value
+    if module == "numpy":
+        return value.copy()
+    try:
+        return copy.copy(value)
+    except Exception:
+        return value
+
+
+def _user_traceback(exc: BaseException, filename: str) -> str:
+    """The traceback from the step's own code on (no nbsteps frames)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    if tb is None:  # raised before reaching user code
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def trim_traceback(exc: BaseException, name: str) -> BaseException:
+    """Drop nbsteps' own frames from *exc*'s traceback (cell steps)."""
+    filename = step_filename(name)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    if tb is not None:
+        exc.__traceback__ = tb
+    return exc
+
+
+def run_task(task: Task) -> Outcome:
+    """Run one attempt. Exceptions from the step become a failed Outcome;
+    KeyboardInterrupt propagates (the executor cancels the run)."""
+    started = time.time()
+    t0 = time.perf_counter()
+    try:
+        if task.kind == "function":
+            result = task.func(**task.args)
+            outputs = {task.name: result}
+            has_result = True
+        else:
+            analysis = task._analysis
+            if analysis is None:
+                analysis = task._analysis = analyse_cell(task.name, task.source)
+            ns = {"__builtins__": builtins, "__name__": "__main__"}
+            ns.update(task.inputs)
+            exec(analysis.body, ns)
+            has_result = analysis.result is not None
+            result = eval(analysis.result, ns) if has_result else None
+            outputs = {n: ns[n] for n in task.outputs if n in ns}
+    except (Exception, SystemExit) as exc:  # the user's code failed: an outcome, not a crash
+        filename = step_filename(task.name) if task.kind == "cell" else ""
+        text = _user_traceback(exc, filename) if filename else "".join(traceback.format_exception(exc))
+        return Outcome(False, error=exc, traceback=text, started=started, duration=time.perf_counter() - t0)
+    return Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)

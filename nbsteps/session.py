@@ -1,0 +1,76 @@
+"""The notebook's plan: ``nbsteps.current()`` and friends.
+
+One plan per process. With IPython it publishes into the shell's user
+namespace and summaries say ``%steps run``; without, it is a plain Plan.
+"""
+from __future__ import annotations
+
+from .plan import Plan
+
+_plan: Plan | None = None
+_mode = "interactive"
+
+
+def current() -> Plan:
+    """The notebook's plan (created on first use)."""
+    global _plan
+    if _plan is None:
+        _plan = Plan()
+        try:
+            from IPython import get_ipython  # only if IPython is already running
+        except ImportError:  # pragma: no cover
+            return _plan
+        ip = get_ipython()
+        if ip is not None:
+            bind(ip)
+    return _plan
+
+
+def bind(ip) -> Plan:
+    """Publish into *ip*'s user namespace; summaries suggest %steps run."""
+    global _plan
+    if _plan is None:
+        _plan = Plan(namespace=ip.user_ns)
+    _plan.namespace = ip.user_ns
+    _plan.resume_hint = "%steps run"
+    return _plan
+
+
+def new_plan(**kw) -> Plan:
+    """Replace the notebook's plan with an empty one (tests, fresh starts)."""
+    global _plan, _mode
+    _plan, _mode = None, "interactive"
+    plan = current()
+    if kw.get("store") is not None:
+        plan.store = kw["store"]
+    return plan
+
+
+def mode() -> str:
+    return _mode
+
+
+def set_mode(mode: str) -> None:
+    global _mode
+    _mode = mode
+
+
+def step(name: str):
+    """``nbsteps.step(name)``: the record of a step of the notebook's plan."""
+    return current()[name]
+
+
+def status_text(plan: Plan) -> str:
+    if not plan.steps:
+        return "nbsteps: no steps registered yet (use %%step NAME in a cell)."
+    lines = []
+    for name in plan.order():
+        r = plan.records[name]
+        flags = "".join(f" [{f}]" for f, on in (("cached", r.cached), ("stale", r.stale)) if on)
+        dur = f" {r.duration:.3g}s" if r.duration is not None and r.ok else ""
+        err = f" — {r.error_text}" if r.error_text else ""
+        tries = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
+        lines.append(f"  {name}: {r.status}{flags}{dur}{tries}{err}")
+    head = f"nbsteps: {len(plan.steps)} steps, store {plan.store.describe()}"
+    tail = f"last run: {plan.last_summary.text}" if plan.last_summary else "not run yet"
+    return "\n".join([head, *lines, tail])

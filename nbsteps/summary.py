@@ -1,0 +1,105 @@
+"""The closing summary of a run (SPEC 2.10): what completed, what failed and
+why, what was blocked, and how to resume."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .step import BLOCKED, CANCELLED, COMPLETED, FAILED, StepRecord
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+@dataclass
+class RunSummary:
+    steps: list  # names considered by the run, in plan order
+    records: dict  # name -> StepRecord (live objects of the plan)
+    wall: float = 0.0
+    interrupted: bool = False
+    #: steps completed by execution in this run, in completion order
+    completed_order: list = field(default_factory=list)
+    resume_hint: str = "plan.run()"
+    rolled_back: list = field(default_factory=list)
+    rollback_errors: dict = field(default_factory=dict)
+
+    def _with(self, status: str) -> list[str]:
+        return [s for s in self.steps if self.records[s].status == status]
+
+    @property
+    def completed(self) -> list[str]:
+        return self._with(COMPLETED)
+
+    @property
+    def failed(self) -> list[str]:
+        return self._with(FAILED)
+
+    @property
+    def blocked(self) -> list[str]:
+        return self._with(BLOCKED)
+
+    @property
+    def cancelled(self) -> list[str]:
+        return self._with(CANCELLED)
+
+    @property
+    def cached(self) -> list[str]:
+        return [s for s in self.completed if self.records[s].cached]
+
+    @property
+    def ok(self) -> bool:
+        """True when every step of the run completed (optional failures allowed)."""
+        return not self.interrupted and all(
+            self.records[s].status == COMPLETED or (self.records[s].status == FAILED and self._optional(s))
+            for s in self.steps
+        )
+
+    optional_steps: frozenset = frozenset()
+
+    def _optional(self, name: str) -> bool:
+        return name in self.optional_steps
+
+    @property
+    def text(self) -> str:
+        n, done = len(self.steps), self.completed
+        parts = [f"{len(done)} of {n} steps completed"]
+        if self.cached:
+            parts[0] += f" ({len(self.cached)} from checkpoint)"
+        for s in self.failed:
+            r: StepRecord = self.records[s]
+            attempts = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
+            opt = " [optional]" if self._optional(s) else ""
+            parts.append(f"{s} failed{opt}: {_short(r.error_text)}{attempts}")
+        if self.blocked:
+            parts.append(f"{_names(self.blocked)} blocked")
+        if self.cancelled:
+            why = self.records[self.cancelled[0]].message
+            parts.append(f"{_names(self.cancelled)} cancelled" + (f" ({_short(why, 120)})" if why else ""))
+        if self.rolled_back:
+            parts.append(f"rolled back: {_names(self.rolled_back)}")
+        for s, err in self.rollback_errors.items():
+            parts.append(f"undo of {s} failed: {_short(err)}")
+        text = "; ".join(parts) + "."
+        if self.interrupted:
+            text += f" Interrupted: completed steps are kept; run {self.resume_hint} to resume."
+        elif not self.ok:
+            fix = [s for s in self.failed if not self._optional(s)]
+            if fix:
+                text += f" Fix {_names(fix)} and run {self.resume_hint} to resume."
+            elif self.cancelled or self.blocked:
+                text += f" Run {self.resume_hint} to resume."
+        return text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"<RunSummary {self.text}>"
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text)

@@ -1,0 +1,78 @@
+"""Compensation (SPEC 2.9): ``%%undo NAME`` code, ``%steps undo NAME`` and
+``%steps run --rollback``.
+
+Undo code runs with the step's outputs and the user namespace visible. Undoing
+a step marks it and its downstream not completed (their checkpoints are
+dropped). A rollback undoes, in reverse completion order, the steps completed
+in the failed run; an undo that fails stops the rollback and is reported.
+"""
+from __future__ import annotations
+
+import builtins
+from typing import Callable
+
+from .analysis import analyse_cell
+from .errors import NbstepsError
+from .step import PENDING
+
+
+def register_undo(plan, name: str, code: "str | Callable") -> None:
+    step = plan._require(name)
+    if isinstance(code, str):
+        analyse_cell(f"{name}-undo", code)  # syntax check now, with a clear error
+    step.undo = code
+
+
+def _run_undo(plan, name: str) -> None:
+    step = plan.steps[name]
+    rec = plan.records[name]
+    if callable(step.undo):
+        step.undo()
+        return
+    analysis = analyse_cell(f"{name}-undo", step.undo)
+    ns = {"__builtins__": builtins, "__name__": "__main__"}
+    ns.update(plan.namespace)
+    ns.update(rec.outputs)
+    exec(analysis.body, ns)
+    if analysis.result is not None:
+        eval(analysis.result, ns)
+
+
+def _mark_undone(plan, name: str) -> list[str]:
+    affected = plan.order(plan.downstream([name]))
+    for n in affected:
+        plan.store.drop(n)
+        r = plan.records[n]
+        r.status, r.cached, r.token = PENDING, False, None
+        r.message = f"undone ({name})"
+    return affected
+
+
+def undo_step(plan, name: str) -> str:
+    step = plan._require(name)
+    if step.undo is None:
+        raise NbstepsError(f"step {name!r} has no undo code; register it with %%undo {name} in a cell.")
+    try:
+        _run_undo(plan, name)
+    except Exception as exc:
+        raise NbstepsError(
+            f"undo of step {name!r} failed: {type(exc).__name__}: {exc}. The step stays completed; "
+            f"fix the %%undo {name} cell and run %steps undo {name} again."
+        ) from None
+    affected = _mark_undone(plan, name)
+    return f"nbsteps: undid {name}; not completed now: {', '.join(affected)}"
+
+
+def rollback(plan, summary) -> None:
+    """Undo the steps completed in *summary*'s run, newest first."""
+    for name in reversed(summary.completed_order):
+        step = plan.steps.get(name)
+        if step is None or step.undo is None:
+            continue
+        try:
+            _run_undo(plan, name)
+        except Exception as exc:
+            summary.rollback_errors[name] = f"{type(exc).__name__}: {exc}"
+            return  # stop: what is left stays completed, and the summary says so
+        _mark_undone(plan, name)
+        summary.rolled_back.append(name)
