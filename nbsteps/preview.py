@@ -84,12 +84,12 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
         cp = plan.store.peek(s)
         if force_all or s in force:
             reason = "forced"
-        elif running_up:
-            reason = f"upstream {', '.join(running_up)} will run"
         else:
             parts = fingerprint_parts(plan, step, tokens)
             reason = stale_reason(step, parts, cp)
-            if not reason and cp is not None and cp.fingerprint != combine(parts):
+            if running_up and (not reason or reason.startswith("upstream")):
+                reason = f"upstream {', '.join(running_up)} will run"
+            elif not reason and cp is not None and cp.fingerprint != combine(parts):
                 reason = "stale"
         run = bool(reason)
         if run:
@@ -111,7 +111,7 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
             "reason": reason or "up to date", "estimate_s": est, "confirm": step.confirm or "",
         })
     if dist:
-        end = max(names, key=lambda s: (dist[s], -names.index(s)))
+        end = max(names, key=lambda s: (dist[s], levels[s]))
         path = []
         while end is not None:
             path.append(end)

@@ -184,24 +184,42 @@ class Lab:
 
     def open_and_run_all(self, notebook: str, timeout: float = 120,
                          raise_on_error: bool = True):
-        """Open *notebook*, Run > Run All Cells, wait until every code cell
-        shows an ``[n]`` prompt and the kernel is Idle again. Returns the page."""
+        """Open *notebook*, click Run > Run All Cells, wait until every code
+        cell shows an ``[n]`` prompt and the kernel is Idle again; return the page.
+
+        If a cell raises, JupyterLab stops the run (later cells stay ``[ ]``):
+        this raises LabError with the stderr/traceback text, or, with
+        ``raise_on_error=False``, returns the page as it is.
+        """
         start = time.monotonic()
         page = self.open(notebook, timeout=timeout)
         clicks = 0
         last_click = 0.0
+        stalled_since = None
         while True:
             now = time.monotonic()
             s = self.snapshot()
             if s["dialog"]:
                 raise LabError(f"unexpected JupyterLab dialog: {s['dialog']!r}")
-            if raise_on_error and s["errors"]:
-                raise LabError("cell raised an error:\n" + "\n---\n".join(s["errors"]))
-            prompts = s["prompts"]
-            done = [re.fullmatch(r"\[\d+\]:?", p) for p in prompts]
+            prompts = [p.strip() for p in s["prompts"]]
+            done = [bool(re.fullmatch(r"\[\d+\]:?", p)) for p in prompts]
             if all(done) and s["idle"]:
+                tracebacks = [t for t in s["stderr"] if "Traceback (most recent call last)" in t]
+                if raise_on_error and tracebacks:  # e.g. the last cell raised
+                    raise LabError("cell raised an error:\n" + tracebacks[-1])
                 return page
-            started = any(p.strip() not in ("[ ]:", "[ ]", "") for p in prompts)
+            started = any(done) or any("*" in p for p in prompts)
+            # Run All stopped early (a cell raised): some done, none queued/running.
+            if started and s["idle"] and not any("*" in p for p in prompts):
+                stalled_since = stalled_since or now
+                if now - stalled_since > 2:
+                    if not raise_on_error:
+                        return page
+                    raise LabError(f"run-all stopped with prompts {prompts}; "
+                                   "stderr/traceback output:\n"
+                                   + "\n---\n".join(s["stderr"][-3:]))
+            else:
+                stalled_since = None
             # Click (again) if nothing has started 8 s after the previous click.
             if not started and (clicks == 0 or now - last_click > 8):
                 self.run_all_cells()
@@ -268,8 +286,9 @@ _SNAPSHOT_JS = r"""() => {
     idle: /\|\s*Idle\b/.test(sbText),
     status: sbText.slice(0, 200),
     dialog: dlg ? dlg.innerText.slice(0, 500) : null,
-    errors: inPanel('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
-              .map(e => e.innerText.slice(0, 2000)),
+    // tracebacks are rendered as application/vnd.jupyter.stderr too
+    stderr: inPanel('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+              .map(e => e.innerText.slice(0, 3000)),
   };
 }"""
 

@@ -1,0 +1,120 @@
+"""The per-user secret key and HMAC-SHA256 signatures of checkpoint files.
+
+Like Jupyter's notebook signing, the key lives outside any notebook directory,
+so a checkpoint directory copied from elsewhere (or edited by someone else) is
+not trusted: its signatures were made with another key. The key file is
+``$NBSTEPS_KEY_FILE`` if set, else ``$XDG_DATA_HOME/nbsteps/secret_key``
+(``~/.local/share/nbsteps/secret_key``). It is created on first use, readable
+by its owner only (0600), and holds 32 random bytes as hex.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import uuid
+from pathlib import Path
+
+KEY_ENV = "NBSTEPS_KEY_FILE"
+KEY_BYTES = 32
+
+
+def key_path() -> Path:
+    """Where the secret key is kept (the file may not exist yet)."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "nbsteps" / "secret_key"
+
+
+def load_key(path: "str | os.PathLike | None" = None) -> bytes:
+    """The secret key, created (0600) if it does not exist yet."""
+    path = Path(path).expanduser() if path is not None else key_path()
+    # A few rounds: another process may be creating the file at the same time.
+    for _ in range(100):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            _create_key(path)
+            continue
+        key = _parse_key(data)
+        if key:
+            return key
+        # Empty: only possible with the fallback of _create_key, while the
+        # creating process has not written the key yet.
+        time.sleep(0.02)
+    raise RuntimeError(
+        f"nbsteps: the secret key file {path} is empty; delete it to create a new key "
+        f"(checkpoints signed with the old key will then be recomputed)"
+    )
+
+
+def _parse_key(data: bytes) -> bytes:
+    text = data.strip()
+    try:
+        return bytes.fromhex(text.decode("ascii")) if text else b""
+    except (UnicodeDecodeError, ValueError):
+        return text  # a key the user wrote by hand: use its bytes as they are
+
+
+def _create_key(path: Path) -> None:
+    """Create the key file atomically: it never exists with partial content.
+
+    The key is written to a private temporary file (``O_CREAT|O_EXCL``, mode
+    0600), made durable, then published with ``os.link``, which fails if
+    another process published its key first; that key is then the one used.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    content = (secrets.token_bytes(KEY_BYTES).hex() + "\n").encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.write(fd, content)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race: use its key
+        except OSError:
+            # The filesystem has no hard links: create the final file directly.
+            # A reader that sees it still empty waits (see load_key).
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return
+            try:
+                os.write(fd, content)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def new_mac(key: bytes) -> "hmac.HMAC":
+    """An incremental HMAC-SHA256 (``update`` then ``hexdigest``)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def sign(key: bytes, data: bytes) -> str:
+    """HMAC-SHA256 of *data*, as hex."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def verify(key: bytes, data: bytes, sig: "str | None") -> bool:
+    """Whether *sig* is the signature of *data* (constant-time comparison)."""
+    if not isinstance(sig, str):
+        return False
+    try:
+        return hmac.compare_digest(sign(key, data), sig)
+    except TypeError:  # non-ASCII text cannot be a hex signature
+        return False

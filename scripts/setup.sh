@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up everything nbsteps needs on a fresh Debian machine with Python 3.11:
+# Debian packages (graphviz's `dot`; chromium for the browser tests) and a
+# virtualenv in .venv with the package installed. Usage: scripts/setup.sh [demo|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-demo}"
+PY="${PYTHON:-python3}"
+
+apt_pkgs=()
+command -v dot >/dev/null 2>&1 || apt_pkgs+=(graphviz)
+"$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
+if [ "$what" = test ]; then
+  [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+fi
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${apt_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+extras="dask"
+[ "$what" = test ] && extras="test"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[$extras]"
