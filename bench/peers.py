@@ -196,7 +196,7 @@ def _hamilton_module(workload: str, n: int) -> types.ModuleType:
     return mod
 
 
-def _hamilton(workload: str, threaded: bool) -> Callable[[int], Any]:
+def _hamilton(workload: str, threaded: bool, dynamic: bool = False) -> Callable[[int], Any]:
     def run(n: int):
         from hamilton import driver
 
@@ -204,7 +204,14 @@ def _hamilton(workload: str, threaded: bool) -> Callable[[int], Any]:
         inputs = {"n_rows": n} if workload == "diamond_pandas" else {}
         builder = driver.Builder().with_modules(mod)
         adapter = None
-        if threaded:
+        if dynamic:
+            # task-based ("V2") executor: each node outside Parallelizable/Collect
+            # blocks is its own task, run by the *local* executor
+            from hamilton.execution import executors
+
+            builder = builder.enable_dynamic_execution(allow_experimental_mode=True)
+            builder = builder.with_local_executor(executors.MultiThreadingExecutor(max_tasks=WORKERS))
+        elif threaded:
             from hamilton.plugins.h_threadpool import FutureAdapter
 
             adapter = FutureAdapter(max_workers=WORKERS)
@@ -216,7 +223,7 @@ def _hamilton(workload: str, threaded: bool) -> Callable[[int], Any]:
             if adapter is not None:
                 adapter.executor.shutdown(wait=True)
 
-    run.__name__ = f"hamilton_{'threads' if threaded else 'sync'}_{workload}"
+    run.__name__ = f"hamilton_{'dynamic' if dynamic else 'threads' if threaded else 'sync'}_{workload}"
     return run
 
 
@@ -336,6 +343,7 @@ PEERS: dict[str, dict[str, Callable[[int], Any]]] = {
     "dask-distributed": {w: _dask_distributed(w) for w in WORKLOADS},
     "hamilton": {w: _hamilton(w, threaded=False) for w in WORKLOADS},
     "hamilton-threads": {w: _hamilton(w, threaded=True) for w in WORKLOADS},
+    "hamilton-dynamic": {w: _hamilton(w, threaded=True, dynamic=True) for w in WORKLOADS},
     "prefect": {w: _prefect(w) for w in WORKLOADS},
 }
 
@@ -362,6 +370,11 @@ PEER_INFO: dict[str, dict[str, Any]] = {
     "hamilton-threads": {
         "requires": ["apache-hamilton"],
         "desc": f"as hamilton + .with_adapters(h_threadpool.FutureAdapter(max_workers={WORKERS}))",
+    },
+    "hamilton-dynamic": {
+        "requires": ["apache-hamilton"],
+        "desc": "as hamilton + .enable_dynamic_execution(allow_experimental_mode=True)"
+                f".with_local_executor(executors.MultiThreadingExecutor(max_tasks={WORKERS}))",
     },
     "prefect": {
         "requires": ["prefect"],

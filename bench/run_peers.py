@@ -98,7 +98,8 @@ def fmt_cell(label: str, cell: dict) -> str:
     s = cell["median_s"]
     if label.startswith(("chain_", "wide_")):
         n = int(label.split("_")[1])
-        return f"{s:.4f} s ({s / n * 1e6:.0f} µs/step)"
+        us = s / n * 1e6
+        return f"{s:.4f} s ({us:.1f} µs/step)" if us < 10 else f"{s:.4f} s ({us:.0f} µs/step)"
     if label.startswith("sleep_fanout_"):
         return f"{s:.3f} s ({s / W.SLEEP_S:.2f}x)"
     return f"{s:.3f} s"
@@ -109,7 +110,7 @@ def table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         if r.get("status") != "ok":
-            row = [r["peer"]] + [r.get("status", "?")] * len(CELLS) + [""]
+            row = [r["peer"], r.get("status", "?")] + ["—"] * (len(CELLS) - 1) + [""]
         else:
             setup = r.get("setup", {}).get("startup_s")
             row = [r["peer"]] + [fmt_cell(c[0], r["cells"].get(c[0], {"skipped": "-"}))

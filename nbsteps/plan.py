@@ -272,12 +272,12 @@ class Plan:
 
     def results(self):
         """The results table: a pandas DataFrame, one row per step in plan order."""
-        from .results import results_frame
+        from .table import results_frame
 
         return results_frame(self)
 
     def export(self, path) -> str:
-        from .results import export
+        from .table import export
 
         return export(self, path)
 

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-exec .venv/bin/python -m pytest -q -p no:randomly tests "$@"
+exec .venv/bin/python -m pytest -q tests "$@"
