@@ -14,8 +14,8 @@ import itertools
 import queue
 import random
 import time
-import uuid
-from collections import deque
+import os
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Callable
 
 from . import events as ev
@@ -36,10 +36,14 @@ class StepTimeout(TimeoutError):
     pass
 
 
+#: execution tokens: unique per execution, cheap (no uuid per step)
+_NONCE = os.urandom(6).hex()
+_EXECUTIONS = itertools.count(1)
+
+
 def default_workers(plan: "Plan", names: list[str]) -> int:
     """Enough for the widest level of the selected steps, at most 8."""
-    levels = plan.levels(names)
-    width = max((sum(1 for lv in levels.values() if lv == k) for k in set(levels.values())), default=1)
+    width = max(Counter(plan.levels(names).values()).values(), default=1)
     return max(1, min(8, width))
 
 
@@ -125,6 +129,8 @@ class Executor:
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
+        if self.emit_event is None:
+            return
         rec = self.plan.records.get(name) if name else None
         self.emit_event(ev.Event(kind, self.plan, name, rec, message, **kw))
 
@@ -257,7 +263,7 @@ class Executor:
             rec.finished = time.time()
             rec.stale = False
             parts = self._parts.pop(name, {})
-            rec.token = parts["token"] = f"{rec.fingerprint}:{uuid.uuid4().hex[:12]}"
+            rec.token = parts["token"] = f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
             plan.store.put(Checkpoint(
                 name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
                 parts=parts, duration=outcome.duration, finished=rec.finished,

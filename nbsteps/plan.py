@@ -246,7 +246,8 @@ class Plan:
         all_listeners = self.listeners + list(listeners)
         executor = Executor(
             self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
-            backend=backend, address=address, emit=lambda e: ev.emit_to(all_listeners, e),
+            backend=backend, address=address,
+            emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
             resume_hint=self.resume_hint,
         )
         summary = executor.run()
