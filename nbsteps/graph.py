@@ -6,8 +6,12 @@ the critical path drawn thick, and a tooltip per node with status, duration,
 attempts and error. ``%steps graph`` renders it (``graph_command``).
 
 User text (error messages) is escaped for DOT (backslashes, ``&`` entities,
-``<...>`` HTML-like labels) and Graphviz escapes it again for SVG, so an error
-such as ``<script>alert(1)</script>`` only ever appears as text.
+``<...>`` HTML-like labels) and Graphviz escapes it again for SVG; the live
+views' tooltips are escaped with ``html.escape``. An error such as
+``<script>alert(1)</script>`` only ever appears as text.
+
+Live views (:mod:`nbsteps.widget`) use :func:`live_svg`: one ``dot`` layout
+per structure, recoloured in Python as statuses change.
 
 Building the ``Digraph`` needs only the ``graphviz`` Python package; rendering
 needs Graphviz's ``dot`` binary. When it is missing, rendering raises
@@ -16,20 +20,28 @@ of nbsteps (and ``plan_graph(plan).source``) keeps working.
 """
 from __future__ import annotations
 
+import html
+import itertools
 import os
 import re
+import sys
 import threading
+import types
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import graphviz
 
 from .errors import NbstepsError
 from .step import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 
-#: status -> (fill colour, shape, extra style); "cached" is completed from a checkpoint
+#: style key -> (fill colour, shape, corners); "cached" is completed from a checkpoint.
+#: Borders add: running/retrying thick, cancelled dotted, stale dashed orange,
+#: critical path thick purple; optional steps have a double border.
 STYLES = {
     PENDING: ("#f4f4f4", "box", "rounded"),
-    RUNNING: ("#ffe66d", "box", "rounded,bold"),
-    RETRYING: ("#ffb347", "box", "rounded,bold"),
+    RUNNING: ("#ffe66d", "box", "rounded"),
+    RETRYING: ("#ffb347", "box", "rounded"),
     COMPLETED: ("#8fd694", "box", "rounded"),
     "cached": ("#a9d6ff", "box", "rounded"),
     FAILED: ("#ff6b6b", "octagon", ""),
@@ -100,37 +112,38 @@ def node_status(rec) -> str:
 
 
 # -- the critical path -------------------------------------------------------
-def critical_path(plan, names=None) -> list[str]:
+def critical_path(plan, names=None, preview: bool = True) -> list[str]:
     """The longest chain of the plan weighted by step durations.
 
-    Durations come from the records (this session's runs); before any run the
-    preview's estimate is used (``plan.plan().critical_path``, from earlier
-    checkpoints); without any duration, the longest chain by step count.
+    Durations come from the records (this session's runs). Before any run the
+    preview's path is used (``plan.plan().critical_path``: durations of
+    earlier checkpoints); with no duration known at all there is no critical
+    path (``[]``): it would only be a guess.
     """
     names = plan.order(names)
     if not names:
         return []
     chosen = set(names)
-    durations = {s: plan.records[s].duration for s in names if s in plan.records}
-    known = {s: d for s, d in durations.items() if d is not None}
+    known = {s: plan.records[s].duration for s in names
+             if s in plan.records and plan.records[s].duration is not None}
     if not known:
+        if not preview:
+            return []
         try:
-            path = list(plan.plan(names).critical_path)
+            preview = plan.plan(names)
         except Exception:  # a preview problem must not break the picture
-            path = []
-        if len(path) > 1:
-            return path
-        weight = {s: 1.0 for s in names}
-    else:
-        weight = {s: known.get(s, 0.0) for s in names}
+            return []
+        path = list(preview.critical_path)
+        return path if len(path) > 1 and preview.estimate_s > 0 else []
     dist: dict[str, float] = {}
     pred: dict[str, str | None] = {}
     for s in names:  # plan order is topological
         ups = [u for u in plan.dependencies(s) if u in chosen]
         best = max(ups, key=lambda u: dist[u], default=None)
-        dist[s] = weight[s] + (dist[best] if best is not None else 0.0)
+        dist[s] = known.get(s, 0.0) + (dist[best] if best is not None else 0.0)
         pred[s] = best
-    end = max(names, key=lambda s: (dist[s], -names.index(s)))
+    index = {s: i for i, s in enumerate(names)}
+    end = max(names, key=lambda s: (dist[s], -index[s]))
     path = []
     node: str | None = end
     while node is not None:
@@ -150,7 +163,7 @@ def choose_rankdir(plan, names) -> str:
     return "TB" if depth >= width else "LR"
 
 
-# -- building the Digraph ---------------------------------------------------
+# -- what each node and edge looks like ---------------------------------------
 class PlanGraph(graphviz.Digraph):
     """A ``graphviz.Digraph`` that, displayed without ``dot`` installed, shows
     the install hint instead of a formatter traceback."""
@@ -162,7 +175,44 @@ class PlanGraph(graphviz.Digraph):
             return {"text/plain": INSTALL_HINT}
 
 
-def _tooltip(plan, name: str, rec, status: str, critical: bool) -> str:
+@dataclass
+class NodeLook:
+    name: str
+    key: str  # style key: a status or "cached"
+    fill: str
+    shape: str
+    corners: str  # "rounded" | "diagonals" | "" (part of the layout)
+    stroke: str = "#333333"
+    penwidth: float = 1.0
+    dash: str = ""  # "" | "dashed" | "dotted"
+    peripheries: int = 1
+    stale: bool = False
+    tooltip: list = field(default_factory=list)  # lines of plain text
+
+    @property
+    def layout(self) -> tuple:
+        """What changes the geometry (needs a new layout by ``dot``)."""
+        return (self.shape, self.corners, self.peripheries)
+
+
+@dataclass
+class EdgeLook:
+    up: str
+    down: str
+    kind: str  # "inferred" | "explicit"
+    critical: bool
+    tooltip: str
+
+    @property
+    def color(self) -> str:
+        return CRITICAL_COLOR if self.critical else EDGE_COLOR
+
+    @property
+    def penwidth(self) -> float:
+        return 3.5 if self.critical else 1.0
+
+
+def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
     lines = [f"{name}: {rec.status if rec else PENDING}"
              + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
              + (" (stale: code or inputs changed)" if rec is not None and rec.stale else "")]
@@ -181,73 +231,92 @@ def _tooltip(plan, name: str, rec, status: str, critical: bool) -> str:
         lines.append("optional: a failure blocks nothing")
     if critical:
         lines.append("on the critical path")
-    return tooltip_text(lines)
+    return lines
 
 
-def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = True,
-               critical: list | None = None):
-    """The plan's dependency graph as a ``graphviz.Digraph`` (not rendered)."""
+def looks(plan, names=None, critical: list | None = None, preview: bool = True):
+    """``(names, nodes, edges, path)``: how to draw every step and dependency now."""
     names = plan.order(names)
     chosen = set(names)
-    large = len(names) > LARGE
-    rankdir = rankdir or choose_rankdir(plan, names)
-    path = critical if critical is not None else critical_path(plan, names)
+    path = critical if critical is not None else critical_path(plan, names, preview)
     on_path = set(path) if len(path) > 1 else set()
     path_edges = set(zip(path, path[1:])) if len(path) > 1 else set()
+    nodes = []
+    for name in names:
+        rec = plan.records.get(name)
+        key = node_status(rec)
+        fill, shape, corners = STYLES[key]
+        look = NodeLook(name, key, fill, shape, corners)
+        if key in (RUNNING, RETRYING):
+            look.penwidth = 2.0
+        if key == CANCELLED:
+            look.dash = "dotted"
+        if rec is not None and rec.stale:
+            look.stale, look.stroke, look.penwidth, look.dash = True, STALE_COLOR, 2.5, "dashed"
+        if name in on_path:
+            look.stroke, look.penwidth = CRITICAL_COLOR, 2.5
+        step = plan.steps.get(name)
+        if step is not None and step.optional:
+            look.peripheries = 2
+        look.tooltip = _tooltip_lines(plan, name, rec, name in on_path)
+        nodes.append(look)
+    edges = []
+    for name in names:
+        sources = plan.sources(name)
+        for up, kind in plan.dependencies(name).items():
+            if up not in chosen:
+                continue
+            reads = sorted(n for n, src in sources.items() if src == up)
+            why = f"reads {', '.join(reads)}" if reads else ("--after" if kind == "explicit" else kind)
+            edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})"))
+    return names, nodes, edges, path if on_path else []
 
-    g = PlanGraph("nbsteps", comment="nbsteps plan")
+
+def _graph_attrs(g, rankdir: str, large: bool) -> None:
     g.attr(rankdir=rankdir, bgcolor="white", tooltip="nbsteps plan",
            nodesep="0.12" if large else "0.3", ranksep="0.3" if large else "0.45",
            fontname="Helvetica", fontsize="10" if large else "12")
     g.attr("node", fontname="Helvetica", fontsize="10" if large else "12", height="0.3" if large else "0.4",
-           margin="0.06,0.03" if large else "0.12,0.06", penwidth="1")
-    g.attr("edge", color=EDGE_COLOR, arrowsize="0.6" if large else "0.8")
+           margin="0.06,0.03" if large else "0.12,0.06")
+    g.attr("edge", arrowsize="0.6" if large else "0.8")
 
-    seen = set()
-    for name in names:
-        rec = plan.records.get(name)
-        status = node_status(rec)
-        seen.add(status)
-        fill, shape, extra = STYLES[status]
-        style = ",".join(p for p in ("filled", extra) if p)
-        attrs = {"fillcolor": fill, "shape": shape, "color": "#333333"}
-        if rec is not None and rec.stale:
-            seen.add("stale")
-            style += ",dashed" if "dotted" not in style else ""
-            attrs.update(color=STALE_COLOR, penwidth="2.5")
-        if name in on_path:
-            attrs.update(color=CRITICAL_COLOR, penwidth="2.5")
-            if rec is not None and rec.stale:
-                attrs["color"] = f"{CRITICAL_COLOR}:{STALE_COLOR}"
-        step = plan.steps.get(name)
-        if step is not None and step.optional:
-            attrs["peripheries"] = "2"
-        g.node(name, label=label_text(name), style=style, tooltip=_tooltip(plan, name, rec, status, name in on_path),
-               **{"class": f"nbsteps-step nbsteps-{status}"}, **attrs)
 
-    kinds = set()
-    for name in names:
-        for up, kind in plan.dependencies(name).items():
-            if up not in chosen:
-                continue
-            kinds.add(kind)
-            attrs = {"style": "dashed" if kind == "explicit" else "solid"}
-            reads = [n for n, src in plan.sources(name).items() if src == up]
-            why = f"reads {', '.join(sorted(reads))}" if reads else ("--after" if kind == "explicit" else kind)
-            tip = f"{up} -> {name} ({kind}: {why})"
-            if (up, name) in path_edges:
-                attrs.update(color=CRITICAL_COLOR, penwidth="3.5", weight="3")
-                tip += ", critical path"
-            g.edge(up, name, tooltip=tooltip_text([tip]), **{"class": f"nbsteps-{kind}"}, **attrs)
+def _style(*parts) -> str:
+    return ",".join(p for p in parts if p)
 
+
+def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = True,
+               critical: list | None = None) -> PlanGraph:
+    """The plan's dependency graph as a ``graphviz.Digraph`` (not rendered).
+
+    *names* restricts it to some steps; *rankdir* ("LR", "TB") overrides the
+    choice by size; *critical* overrides the critical path.
+    """
+    names, nodes, edges, path = looks(plan, names, critical)
+    rankdir = rankdir or choose_rankdir(plan, names)
+    large = len(names) > LARGE
+    g = PlanGraph("nbsteps", comment="nbsteps plan")
+    _graph_attrs(g, rankdir, large)
+    for n in nodes:
+        attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
+        g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=n.fill, color=n.stroke,
+               penwidth=f"{n.penwidth:g}", style=_style("filled", n.corners, n.dash),
+               tooltip=tooltip_text(n.tooltip), **{"class": f"nbsteps-step nbsteps-{n.key}"}, **attrs)
+    for e in edges:
+        tip = e.tooltip + (", critical path" if e.critical else "")
+        g.edge(e.up, e.down, color=e.color, penwidth=f"{e.penwidth:g}",
+               style="dashed" if e.kind == "explicit" else "solid", tooltip=tooltip_text([tip]),
+               **{"class": f"nbsteps-{e.kind}" + (" nbsteps-critical" if e.critical else "")})
     if legend:
-        _legend(g, seen, kinds, bool(path_edges), large)
+        statuses = {n.key for n in nodes} | ({"stale"} if any(n.stale for n in nodes) else set())
+        _legend(g, statuses, {e.kind for e in edges}, bool(path), large, rankdir)
     return g
 
 
-def _legend(g, statuses: set, kinds: set, critical: bool, large: bool) -> None:
+
+def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: str = "LR") -> None:
     """A boxed legend of the statuses and edge kinds the graph uses: status
-    nodes side by side, then one sample edge per kind."""
+    nodes side by side (a column in LR layouts), then one sample edge per kind."""
     keys = [k for k in LEGEND if k in statuses] or [PENDING]
     with g.subgraph(name="cluster_legend") as lg:
         lg.attr(label="legend", fontsize="9" if large else "10", color="#cccccc", style="rounded",
@@ -256,16 +325,16 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool) -> None:
         row = []
         for key in keys:
             if key == "stale":
-                fill, shape, extra = STYLES[COMPLETED]
-                attrs = {"color": STALE_COLOR, "penwidth": "2.5"}
-                extra = "rounded,dashed"
+                fill, shape, corners = STYLES[COMPLETED]
+                attrs = {"color": STALE_COLOR, "penwidth": "2.5", "style": "filled,rounded,dashed"}
             else:
-                fill, shape, extra = STYLES[key]
-                attrs = {"color": "#333333"}
+                fill, shape, corners = STYLES[key]
+                attrs = {"color": "#333333", "style": _style("filled", corners, "dotted" if key == CANCELLED else ""),
+                         "penwidth": "2" if key in (RUNNING, RETRYING) else "1"}
             text = "restored (cached)" if key == "cached" else key
             node = f"legend.{key}"
-            lg.node(node, label=text, shape=shape, fillcolor=fill, style=",".join(p for p in ("filled", extra) if p),
-                    tooltip=f"legend: {text}", **{"class": "nbsteps-legend"}, **attrs)
+            lg.node(node, label=text, shape=shape, fillcolor=fill, tooltip=f"legend: {text}",
+                    **{"class": "nbsteps-legend"}, **attrs)
             row.append(node)
         samples = [("inferred", "solid", EDGE_COLOR, "1"), ("explicit", "dashed", EDGE_COLOR, "1"),
                    ("critical path", "solid", CRITICAL_COLOR, "3.5")]
@@ -275,15 +344,129 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool) -> None:
             a, b = f"legend.{text}.from", f"legend.{text}"
             lg.node(a, label=text, shape="plaintext", style="", **{"class": "nbsteps-legend"})
             lg.node(b, label="", shape="point", width="0.05", color="#999999")
-            lg.edge(a, b, style=style, color=color, penwidth=width, tooltip=f"legend: {text} edge",
-                    minlen="1")
+            lg.edge(a, b, style=style, color=color, penwidth=width, tooltip=f"legend: {text} edge")
             row.append(a)
         with lg.subgraph() as same:
             same.attr(rank="same")
             for node in row:
                 same.node(node)
+        if rankdir in ("LR", "RL"):  # a column: dot stacks a same-rank chain bottom-up
+            row.reverse()
         for left, right in zip(row, row[1:]):
             lg.edge(left, right, style="invis")
+
+
+# -- live rendering: lay out once, recolour many times ------------------------
+#: stroke-dasharray Graphviz writes for dashed / dotted lines
+_DASH = {"dashed": "5,2", "dotted": "1,5"}
+_TOKEN = re.compile(r'(?:fill|stroke)="#[0-9a-f]{6}"|nbstip\d+x|nbstcls\d+x')
+
+
+class _Template:
+    """An SVG laid out by ``dot`` with placeholder colours, tooltips and
+    classes, which :meth:`fill` replaces by the current state's (no new
+    layout while only colours, borders or tooltips change)."""
+
+    def __init__(self, names, nodes, edges, rankdir):
+        large = len(names) > LARGE
+        g = PlanGraph("nbsteps", comment="nbsteps plan (live)")
+        _graph_attrs(g, rankdir, large)
+        # unique placeholder colours; the template uses no other hex colour
+        tokens = (f"#{i:06x}" for i in itertools.count(0x100001))
+        self.node_tokens = []
+        for i, n in enumerate(nodes):
+            fill, stroke = next(tokens), next(tokens)
+            self.node_tokens.append((fill, stroke))
+            attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
+            g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=fill, color=stroke,
+                   style=_style("filled", n.corners), tooltip=f"nbstip{i}x",
+                   **{"class": f"nbsteps-step nbstcls{i}x"}, **attrs)
+        self.edge_tokens = []
+        for e in edges:
+            color = next(tokens)
+            self.edge_tokens.append(color)
+            g.edge(e.up, e.down, color=color, style="dashed" if e.kind == "explicit" else "solid",
+                   tooltip=tooltip_text([e.tooltip]), **{"class": f"nbsteps-{e.kind}"})
+        svg = render(g, "svg").decode("utf-8", "replace")
+        start = svg.find("<svg")
+        self.svg = svg[start:] if start >= 0 else svg
+
+    def fill(self, nodes, edges) -> str:
+        sub: dict[str, str] = {}
+        for i, (n, (fill, stroke)) in enumerate(zip(nodes, self.node_tokens)):
+            sub[f'fill="{fill}"'] = f'fill="{n.fill}"'
+            extra = f' stroke-width="{n.penwidth:g}"' if n.penwidth != 1 else ""
+            if n.dash:
+                extra += f' stroke-dasharray="{_DASH[n.dash]}"'
+            sub[f'stroke="{stroke}"'] = f'stroke="{n.stroke}"{extra}'
+            tip = "\n".join(_clean(line, 600) for line in n.tooltip)
+            sub[f"nbstip{i}x"] = html.escape(tip, quote=True).replace("\n", "&#10;")
+            sub[f"nbstcls{i}x"] = f"nbsteps-{n.key}"
+        for e, color in zip(edges, self.edge_tokens):
+            sub[f'fill="{color}"'] = f'fill="{e.color}"'
+            width = f' stroke-width="{e.penwidth:g}"' if e.penwidth != 1 else ""
+            sub[f'stroke="{color}"'] = f'stroke="{e.color}"{width}'
+        return _TOKEN.sub(lambda m: sub.get(m.group(0), m.group(0)), self.svg)
+
+
+_templates: "OrderedDict[tuple, _Template]" = OrderedDict()
+_templates_lock = threading.Lock()
+
+
+def live_svg(plan) -> tuple[str, dict]:
+    """The plan's graph as SVG text (no XML prolog, no legend: live views
+    show an HTML legend), plus what it shows: ``{"statuses", "kinds",
+    "critical", "layouts"}``. A new ``dot`` layout is made only when the
+    steps, edges or a node's shape change; otherwise the last layout is
+    recoloured (a few milliseconds at 200 steps)."""
+    names, nodes, edges, path = looks(plan, preview=False)
+    key = (tuple(names), tuple((e.up, e.down, e.kind) for e in edges), tuple(n.layout for n in nodes))
+    with _templates_lock:
+        template = _templates.get(key)
+        if template is not None:
+            _templates.move_to_end(key)
+    made = template is None
+    if made:
+        template = _Template(names, nodes, edges, choose_rankdir(plan, names))
+        with _templates_lock:
+            _templates[key] = template
+            while len(_templates) > 6:
+                _templates.popitem(last=False)
+    info = {
+        "statuses": [k for k in LEGEND if k in {n.key for n in nodes} or (k == "stale" and any(n.stale for n in nodes))],
+        "kinds": sorted({e.kind for e in edges}),
+        "critical": bool(path),
+        "new_layout": made,
+    }
+    return template.fill(nodes, edges), info
+
+
+def legend_html(statuses, kinds=(), critical: bool = False) -> str:
+    """A one-line HTML legend (live views): status swatches and edge kinds."""
+    items = []
+    for key in statuses:
+        if key == "stale":
+            fill, border = STYLES[COMPLETED][0], f"2px dashed {STALE_COLOR}"
+        else:
+            fill, border = STYLES[key][0], "1px solid #333"
+            if key == CANCELLED:
+                border = "1px dotted #333"
+        radius = "0" if key in (FAILED, BLOCKED, CANCELLED) else "4px"
+        clip = ";clip-path:polygon(30% 0,70% 0,100% 30%,100% 70%,70% 100%,30% 100%,0 70%,0 30%)" if key == FAILED else ""
+        text = "restored (cached)" if key == "cached" else key
+        items.append(
+            f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
+            f'<span style="display:inline-block;width:14px;height:11px;background:{fill};border:{border};'
+            f'border-radius:{radius}{clip};margin-right:4px"></span>{html.escape(text)}</span>')
+    lines = [(k, "solid" if k == "inferred" else "dashed", EDGE_COLOR, 1) for k in kinds]
+    if critical:
+        lines.append(("critical path", "solid", CRITICAL_COLOR, 3))
+    for text, style, color, width in lines:
+        items.append(
+            f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
+            f'<span style="display:inline-block;width:22px;border-top:{width}px {style} {color};margin-right:4px">'
+            f'</span>{html.escape(text)}</span>')
+    return f'<div class="nbsteps-legend" style="font-size:11px;color:#444;margin:2px 0">{"".join(items)}</div>'
 
 
 # -- rendering ------------------------------------------------------------------
@@ -303,28 +486,6 @@ def dot_available() -> bool:
     import shutil
 
     return shutil.which("dot") is not None
-
-
-_cache_lock = threading.Lock()
-_svg_cache: dict[str, str] = {}
-
-
-def svg_text(graph) -> str:
-    """The SVG of *graph* as text, without the XML prolog (to embed in HTML).
-    Identical sources render once (the live views of one plan share it)."""
-    source = graph.source
-    with _cache_lock:
-        hit = _svg_cache.get(source)
-    if hit is not None:
-        return hit
-    svg = render(graph, "svg").decode("utf-8", "replace")
-    start = svg.find("<svg")
-    svg = svg[start:] if start >= 0 else svg
-    with _cache_lock:
-        if len(_svg_cache) > 8:
-            _svg_cache.clear()
-        _svg_cache[source] = svg
-    return svg
 
 
 FORMATS = ("svg", "png", "dot")
@@ -376,3 +537,18 @@ class _DotSource(str):
 
     def _repr_pretty_(self, p, cycle) -> None:
         p.text(str(self))
+
+
+class _GraphModule(types.ModuleType):
+    """``nbsteps.graph()`` is a function of the package, but importing this
+    submodule rebinds the package attribute ``nbsteps.graph`` to the module.
+    Making the module callable keeps ``nbsteps.graph()`` working either way."""
+
+    def __call__(self) -> PlanGraph:
+        """The notebook plan's dependency graph (graphviz Digraph)."""
+        from .session import current
+
+        return current().graph()
+
+
+sys.modules[__name__].__class__ = _GraphModule

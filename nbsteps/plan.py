@@ -261,6 +261,20 @@ class Plan:
             raise KeyboardInterrupt
         return summary
 
+    def refresh_stale(self) -> None:
+        """Set ``record.stale`` for completed steps whose code, options,
+        upstream executions or outside values changed since they ran."""
+        from .executor import fingerprint_parts
+        from .fingerprint import combine
+
+        for name in self.order():
+            rec = self.records[name]
+            if rec.status != COMPLETED:
+                rec.stale = False
+                continue
+            up_stale = any(self.records[d].stale or not self.records[d].ok for d in self.dependencies(name))
+            rec.stale = up_stale or combine(fingerprint_parts(self, self.steps[name])) != rec.fingerprint
+
     # -- views -------------------------------------------------------------
     def plan(self, targets: Iterable[str] | str | None = None, *, force: Iterable[str] = (),
              force_all: bool = False):

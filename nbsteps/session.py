@@ -64,6 +64,7 @@ def status_text(plan: Plan) -> str:
     if not plan.steps:
         return "nbsteps: no steps registered yet (use %%step NAME in a cell)."
     lines = []
+    plan.refresh_stale()
     for name in plan.order():
         r = plan.records[name]
         flags = "".join(f" [{f}]" for f, on in (("cached", r.cached), ("stale", r.stale)) if on)

@@ -31,6 +31,7 @@ def short_repr(value, has: bool = True) -> str:
 
 
 def rows(plan) -> list[dict]:
+    plan.refresh_stale()
     out = []
     for name in plan.order():
         r = plan.records[name]

@@ -40,3 +40,45 @@ def run_err(ip, cell):
 def tmp_key(tmp_path, monkeypatch):
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(tmp_path / "key" / "secret"))
     return tmp_path / "key" / "secret"
+
+
+@pytest.fixture
+def kernel_name(tmp_path_factory, monkeypatch):
+    """A kernelspec that runs this interpreter (so kernels see this venv)."""
+    import json
+
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "nbsteps-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "nbsteps test", "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    return "nbsteps-test"
+
+
+def execute_notebook(cells, kernel_name, cwd, allow_errors=False, timeout=120):
+    """Execute *cells* (source strings) in a fresh real kernel via nbclient."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, allow_errors=allow_errors,
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def cell_text(cell) -> str:
+    """All text a cell printed or showed (stream, results, errors)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out["text"])
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            parts.append(out.get("data", {}).get("text/plain", ""))
+        elif out.get("output_type") == "error":
+            parts.append(out["ename"] + ": " + out["evalue"] + "\n" + "\n".join(out["traceback"]))
+    return "".join(parts)

@@ -260,3 +260,15 @@ def test_package_level_helpers_stay_functions(shell):
     run_ok(shell, "%%step a\nx = 1")
     assert nbsteps.step("a").ok
     assert list(nbsteps.results()["step"]) == ["a"]
+
+
+def test_stale_flag_in_results_after_upstream_edit(shell):
+    run_ok(shell, "%%step a\nx = 1")
+    run_ok(shell, "%%step b\ny = x + 1")
+    run_ok(shell, "%%step c\nq = 3")
+    run_ok(shell, "%%step a\nx = 2")  # re-runs a only; b is now stale
+    df = run_ok(shell, "%steps results").set_index("step")
+    assert df.loc["b", "stale"] and not df.loc["a", "stale"] and not df.loc["c", "stale"]
+    run_ok(shell, "%steps run")
+    assert not run_ok(shell, "%steps results")["stale"].any()
+    assert shell.user_ns["y"] == 3
