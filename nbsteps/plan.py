@@ -39,6 +39,7 @@ class Plan:
         self._store: Store = open_store(store if store is not None else os.environ.get("NBSTEPS_STORE"))
         self._store.warn = self._store_warning
         self.last_summary = None
+        self._run_listeners: list = []
         self._publish_lock = threading.Lock()
         #: how to resume, shown in summaries ("%steps run" in a notebook)
         self.resume_hint = "plan.run()"
@@ -54,7 +55,15 @@ class Plan:
         self._store.warn = self._store_warning
 
     def _store_warning(self, step: str, message: str) -> None:
-        ev.emit_to(self.listeners, ev.Event(ev.WARNING, self, step, self.records.get(step), message))
+        """A store problem (unsaveable value, corrupted file): tell the run's
+        listeners (the text reporter prints it), or warn when nobody listens."""
+        listeners = self._run_listeners or self.listeners
+        if listeners:
+            ev.emit_to(listeners, ev.Event(ev.WARNING, self, step, self.records.get(step), message))
+        else:
+            import warnings
+
+            warnings.warn(f"nbsteps: {message}", RuntimeWarning, stacklevel=2)
 
     # -- registering -------------------------------------------------------------
     def add(self, step: Step) -> Step:
@@ -250,7 +259,11 @@ class Plan:
             emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
             resume_hint=self.resume_hint,
         )
-        summary = executor.run()
+        self._run_listeners = all_listeners
+        try:
+            summary = executor.run()
+        finally:
+            self._run_listeners = []
         if rollback and not summary.ok and summary.completed_order:
             from .undo import rollback as do_rollback
 

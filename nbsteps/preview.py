@@ -39,8 +39,10 @@ class PlanPreview:
         if not self.rows:
             return "The plan is empty: register steps with %%step NAME (or @plan.step)."
         n_levels = max(r["level"] for r in self.rows) + 1
+        steps = "step" if len(self.rows) == 1 else "steps"
+        levels = "level" if n_levels == 1 else "levels"
         lines = [
-            f"Plan: {len(self.rows)} steps in {n_levels} levels; {len(self.to_run)} to run, "
+            f"Plan: {len(self.rows)} {steps} in {n_levels} {levels}; {len(self.to_run)} to run, "
             f"{len(self.cached)} cached."
         ]
         for lv in range(n_levels):

@@ -42,3 +42,16 @@ def test_failing_cell_stops_nbclient_like_any_error(tmp_path, kernel_name):
     text = str(e.value)
     assert "StepsFailed" in text and "boom failed: ZeroDivisionError" in text
     assert "executor.py" not in text and "magics.py" not in text
+
+
+def test_store_magic_unpicklable_value_warns_and_run_continues(shell, tmp_path, tmp_key, capsys):
+    from conftest import run_ok
+
+    run_ok(shell, f"%steps store {tmp_path / 'st'}")
+    run_ok(shell, "%%step locky\nimport threading\nlock = threading.Lock()\nn = 1")
+    out = capsys.readouterr().out
+    assert "locky" in out and "lock" in out and "memory" in out.lower()
+    run_ok(shell, "%%step uses\nm = n + 1")
+    assert shell.user_ns["m"] == 2
+    run_ok(shell, "%steps reset")
+    assert not any((tmp_path / "st").rglob("*.json"))
