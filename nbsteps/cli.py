@@ -214,6 +214,7 @@ class Runner:
         a = self.args
         env = dict(os.environ)
         env["NBSTEPS_HEADLESS"] = "1"
+        env["NBSTEPS_RESUME_HINT"] = self._hint()
         if a.yes:
             env["NBSTEPS_YES"] = "1"
         if a.store:

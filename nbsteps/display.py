@@ -1,12 +1,28 @@
 """Which listeners show a run, by frontend: text lines everywhere; the live
-widget (nbsteps.widget) only where a notebook frontend can render widgets."""
+widget (:mod:`nbsteps.widget`) only where a notebook kernel can render widgets.
+
+- Terminal IPython, plain Python, ``NBSTEPS_WIDGETS=0``: the text reporter only.
+- A Jupyter kernel (ZMQ shell) with ipywidgets: ``%steps run`` shows the text
+  lines *and* a live view of the run. Quiet runs (a ``%%step`` cell run
+  interactively) print only their text line: a widget under every cell would
+  be noise. nbclient also runs a ZMQ kernel, so notebooks executed headless
+  get the view too: its output has ``text/plain`` and ``text/html`` fallbacks,
+  and the text reporter's lines and summary are there as in any frontend.
+- ``%steps show``: the live view bound to the plan; it is registered in
+  ``plan.listeners`` (once per plan), so it keeps updating during later runs.
+"""
 from __future__ import annotations
+
+import os
 
 from .reporter import TextReporter
 
 
 def widgets_supported() -> bool:
-    """True in a Jupyter kernel (ZMQ shell) with ipywidgets installed."""
+    """True in a Jupyter kernel (ZMQ shell) with ipywidgets installed, unless
+    the environment variable ``NBSTEPS_WIDGETS`` is ``0``/``false``/``no``."""
+    if os.environ.get("NBSTEPS_WIDGETS", "").strip().lower() in ("0", "false", "no", "off"):
+        return False
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover
@@ -22,10 +38,47 @@ def widgets_supported() -> bool:
 
 
 def run_listeners(plan, quiet: bool = False) -> list:
-    return [TextReporter(quiet=quiet)]
+    """Listeners for a run started by the magics: the text reporter, plus (in
+    a widget-capable kernel, for non-quiet runs) a live view displayed now."""
+    listeners: list = [TextReporter(quiet=quiet)]
+    if quiet or not widgets_supported():
+        return listeners
+    try:
+        from .widget import LiveView
+
+        view = LiveView(plan)
+        view.display(draw=False)  # draws on the timer thread: the run starts at once
+    except Exception as exc:  # a display problem must never stop a run
+        import warnings
+
+        warnings.warn(f"nbsteps: live view unavailable ({exc!r}); text progress only.", RuntimeWarning)
+        return listeners
+    listeners.append(view)
+    return listeners
+
+
+def live_view(plan):
+    """The live view registered on *plan* (created and registered if none)."""
+    from .widget import LiveView
+
+    for listener in plan.listeners:
+        if isinstance(listener, LiveView) and not listener.closed and listener.plan is plan:
+            return listener
+    view = LiveView(plan)
+    plan.listeners.append(view)
+    return view
 
 
 def show(plan):
-    from .errors import NbstepsError
+    """``%steps show``: display the plan's live view (graph, progress, table),
+    which keeps updating during later runs. Without widgets: the status text."""
+    if not widgets_supported():
+        from .session import status_text
 
-    raise NbstepsError("%steps show needs the widget view, which is not available yet.")
+        print(status_text(plan))
+        print("nbsteps: the live view needs a Jupyter notebook with ipywidgets; "
+              "%steps graph --output plan.svg writes the graph.")
+        return None
+    view = live_view(plan)
+    view.display(draw=True)
+    return None

@@ -203,7 +203,7 @@ def test_yes_and_store(tmp_path, tmp_key):
     )
     proc = nbsteps("run", nb, "--results", tmp_path / "r.csv", "--store", tmp_path / "ckpt")
     assert proc.returncode == 1
-    assert "needs confirmation" in proc.stdout and "--yes" in proc.stdout
+    assert "publish cancelled" in proc.stdout and "--yes" in proc.stdout
     assert pd.read_csv(tmp_path / "r.csv").set_index("step").loc["publish", "status"] == "cancelled"
     proc = nbsteps("run", nb, "--results", tmp_path / "r.csv", "--store", tmp_path / "ckpt", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
