@@ -342,18 +342,39 @@ class DaskBackend:
         return outcome
 
     def abandon(self, task: Task) -> None:
-        """A timed-out attempt: forget it and cancel its future (a task that
-        already runs finishes on its worker; its outcome is discarded)."""
+        """A timed-out attempt: forget it and cancel its future; its outcome is
+        discarded. Cancelling does not stop a task that already runs, so on the
+        LocalCluster nbsteps started, the worker running it is restarted (its
+        nanny starts a fresh process); on other clusters it runs to its end."""
         task.abandoned = True
         with self._lock:
             items = [(k, f) for k, (f, t) in self._futures.items() if t is task]
-        for key, future in items:
-            with self._lock:
+            for key, _ in items:
                 self._futures.pop(key, None)
-            try:
-                future.cancel()
-            except Exception:  # pragma: no cover
-                pass
+        if not items:
+            return
+        keys = {k for k, _ in items}
+        owned = self.client is _local.get("client")
+
+        def cancel():
+            workers = []
+            if owned:
+                try:
+                    workers = [w for w, running in self.client.processing().items() if keys & set(running)]
+                except Exception:  # pragma: no cover
+                    workers = []
+            for _, future in items:
+                try:
+                    future.cancel()
+                except Exception:  # pragma: no cover
+                    pass
+            if workers:
+                try:
+                    self.client.restart_workers(workers, raise_for_error=False)
+                except Exception:  # pragma: no cover
+                    pass
+
+        threading.Thread(target=cancel, name="nbsteps-dask-abandon", daemon=True).start()
 
     def close(self) -> None:
         """The run is over: cancel what is still queued or running (after an

@@ -32,6 +32,10 @@ class Dependencies:
         self.referenced: set[str] = set()         # step names used in after/params
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
+        # executor caches (see nbsteps.executor): run structures per selection,
+        # static fingerprint inputs per step; cleared whenever the graph changes
+        self._runs: dict = {}
+        self._fp_static: dict = {}
 
     # -- queries -------------------------------------------------------------
     def downstream_map(self) -> dict[str, set[str]]:
@@ -185,6 +189,8 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     g.deps[new.name] = deps
     g.sources[new.name] = sources
     g._topo = None
+    g._runs.clear()
+    g._fp_static.pop(new.name, None)
     for out in new.outputs if new.analysis else ():
         g.writers.setdefault(out, []).append(new.name)
     if g._down is not None:

@@ -456,9 +456,11 @@ class DiskStore(Store):
         if cp.has_result:
             values.append(("result", None, cp.result))
         with self._locked(dirname):
-            if not folder.is_dir():
+            try:
                 folder.mkdir()
                 _fsync_dir(self.directory)
+            except FileExistsError:
+                pass
             token = uuid.uuid4().hex[:16]
             written: list[Path] = []  # this put's files, removed if it fails
             try:

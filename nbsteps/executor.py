@@ -2,13 +2,13 @@
 they are independent, with retries, timeouts, confirmations, fail-fast and
 interrupts, and emits events. It never imports IPython or widgets.
 
-The loop is graphlib's ``prepare() / get_ready() / done()``. Everything that
-changes a record or the namespace happens on the calling thread; workers only
-run attempts and hand back outcomes through a queue.
+The loop is a ``get_ready() / done()`` topological walk (graphlib's protocol
+and order, over structures cached per plan graph, see :func:`_run_graph`).
+Everything that changes a record or the namespace happens on the calling
+thread; workers only run attempts and hand back outcomes through a queue.
 """
 from __future__ import annotations
 
-import graphlib
 import heapq
 import itertools
 import queue
@@ -41,35 +41,96 @@ _NONCE = os.urandom(6).hex()
 _EXECUTIONS = itertools.count(1)
 
 
+class _RunGraph:
+    """What a run of *names* needs to know about the graph, computed once per
+    resolved graph and selection (cached on the plan's Dependencies object,
+    which is replaced or cleared whenever the graph changes)."""
+
+    __slots__ = ("indeg", "down", "ready", "width")
+
+    def __init__(self, plan: "Plan", names: list[str]) -> None:
+        deps = plan._deps.deps
+        selected = set(names)
+        indeg: dict[str, int] = {}
+        down: dict[str, list[str]] = {s: [] for s in names}
+        level: dict[str, int] = {}
+        for s in names:
+            ups = [d for d in deps.get(s, ()) if d in selected]
+            indeg[s] = len(ups)
+            lv = 0
+            for d in ups:
+                down[d].append(s)  # successors in plan order, as graphlib
+                if level[d] >= lv:
+                    lv = level[d] + 1
+            level[s] = lv
+        self.indeg = indeg
+        self.down = down
+        self.ready = [s for s in names if not indeg[s]]
+        self.width = max(Counter(level.values()).values(), default=1)
+
+
+def _run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
+    cache = plan._deps._runs
+    key = tuple(names)
+    rg = cache.get(key)
+    if rg is None:
+        if len(cache) > 16:
+            cache.clear()
+        rg = cache[key] = _RunGraph(plan, names)
+    return rg
+
+
 def default_workers(plan: "Plan", names: list[str]) -> int:
     """Enough for the widest level of the selected steps, at most 8."""
-    width = max(Counter(plan.levels(names).values()).values(), default=1)
-    return max(1, min(8, width))
+    return max(1, min(8, _run_graph(plan, names).width))
+
+
+def _static_parts(plan: "Plan", step: Step) -> tuple:
+    """(sorted upstream names, outside names to digest, their namespace or
+    None for the plan's) of *step*: fixed for a resolved graph, so cached on
+    the plan's Dependencies object (dropped whenever the graph changes)."""
+    g = plan._deps
+    cache = g._fp_static
+    name = step.name
+    hit = cache.get(name)
+    func = step.func
+    code = getattr(func, "__code__", None) if func is not None else None
+    if hit is not None and hit[0] is step and hit[1] is code:
+        return hit[2]
+    deps = g.deps.get(name, {})
+    if func is not None:
+        names = tuple(n for n in (code.co_names if code else ()) if n not in deps)
+        globs = getattr(func, "__globals__", {})
+    else:
+        sourced = g.sources.get(name, {})
+        names = tuple(sorted(n for n in step.inputs if n not in sourced))
+        globs = None
+    static = (tuple(sorted(deps)), names, globs)
+    cache[name] = (step, code, static)
+    return static
 
 
 def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
     """What determines the step's outputs now (see nbsteps.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
-    records = plan.records
-    deps = plan.dependencies(step.name)
+    deps, names, globs = _static_parts(plan, step)
     if tokens is None:
-        upstream = {d: records[d].token if records[d].ok else None for d in sorted(deps)}
+        records = plan.records
+        upstream = {}
+        for d in deps:
+            r = records[d]
+            upstream[d] = r.token if r.status == COMPLETED else None
     else:
-        upstream = {d: tokens.get(d) for d in sorted(deps)}
-    if step.func is not None:
-        code = step.func.__code__ if hasattr(step.func, "__code__") else None
-        names = [n for n in (code.co_names if code else ()) if n not in deps]
-        params, helpers = outside_parts(names, getattr(step.func, "__globals__", {}))
+        upstream = {d: tokens.get(d) for d in deps}
+    if names:
+        params, helpers = outside_parts(names, plan.namespace if globs is None else globs)
+        if len(params) > 1:
+            params = dict(sorted(params.items()))
+        if len(helpers) > 1:
+            helpers = dict(sorted(helpers.items()))
     else:
-        sourced = plan.sources(step.name)
-        names = [n for n in step.inputs if n not in sourced]
-        params, helpers = outside_parts(sorted(names), plan.namespace)
-    return {
-        "code": step.static_digest,
-        "upstream": upstream,
-        "params": dict(sorted(params.items())),
-        "helpers": dict(sorted(helpers.items())),
-    }
+        params, helpers = {}, {}
+    return {"code": step.static_digest, "upstream": upstream, "params": params, "helpers": helpers}
 
 
 def stale_reason(step: Step, parts: dict, cp: Checkpoint | None) -> str:
@@ -119,7 +180,7 @@ class Executor:
         self.emit_event = emit
         self.resume_hint = resume_hint
         self.stopping = ""  # why scheduling stopped (fail-fast), '' while running
-        self._done_q: queue.Queue = queue.Queue()
+        self._done_q: queue.SimpleQueue = queue.SimpleQueue()
         self._running: dict[str, Task] = {}
         self._waiting: deque[Task] = deque()
         self._timers: list = []  # heap of (when, seq, kind, name, task)
@@ -240,7 +301,7 @@ class Executor:
             heapq.heappush(self._timers, (time.monotonic() + step.timeout, next(self._seq), "timeout", name, task))
         self._emit(ev.STARTED, name, f"attempt {rec.attempts}" if rec.attempts > 1 else "")
         if inline:  # a lone ready step: run it here, nothing else could run meanwhile
-            self._done_q.put((task, run_task(task)))
+            self._handle(task, run_task(task))
         else:
             backend.submit(task, self._on_done)
 
@@ -330,24 +391,40 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         plan, names = self.plan, self.names
-        selected = set(names)
-        ts = graphlib.TopologicalSorter({s: [d for d in plan.dependencies(s) if d in selected] for s in names})
-        ts.prepare()
+        graph = _run_graph(plan, names)
+        indeg = dict(graph.indeg)
+        down = graph.down
+        ready = list(graph.ready)  # graphlib's order: plan order, then as they become ready
+        handed_out = finished = 0
+        records = plan.records
         for s in names:
-            rec = plan.records[s]
+            rec = records[s]
             rec.status, rec.message = PENDING, ""
         t0 = time.perf_counter()
         self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
         backend = make_backend(self.backend_name, self.workers, self.address)
         self._final: list[str] = []
+        final = self._final
         interrupted = False
+
+        def done(name: str) -> None:
+            nonlocal finished
+            finished += 1
+            for d in down[name]:
+                indeg[d] -= 1
+                if not indeg[d]:
+                    ready.append(d)
+
         try:
-            while ts.is_active():
+            while ready or finished < handed_out:
                 settled = False
-                for name in ts.get_ready():
+                batch = ready[:]
+                ready.clear()
+                handed_out += len(batch)
+                for name in batch:
                     task = self._prepare(name)
                     if task is None:
-                        ts.done(name)
+                        done(name)
                         settled = True
                     else:
                         self._waiting.append(task)
@@ -357,15 +434,15 @@ class Executor:
                     task = self._waiting.popleft()
                     if self.stopping:
                         self._settle(task.name, CANCELLED, self.stopping)
-                        self._final.append(task.name)
+                        final.append(task.name)
                         continue
                     inline = (backend.inline_ok and not self._running and not self._waiting
                               and not self._timers and not plan.steps[task.name].timeout)
                     self._start(task, backend, inline)
                 self._wait(backend)
-                for name in self._final:
-                    ts.done(name)
-                self._final.clear()
+                for name in final:
+                    done(name)
+                final.clear()
         except KeyboardInterrupt:
             interrupted = True
             self._cancel_rest(backend, "interrupted")
@@ -381,21 +458,27 @@ class Executor:
 
     def _wait(self, backend) -> None:
         """Block until some step reaches a final state or can be started."""
+        done_q = self._done_q
         while not self._final:
             if self._waiting and len(self._running) < self.workers:
                 return
-            if not self._running and not self._timers and self._done_q.empty():
+            if not self._running and not self._timers and done_q.empty():
                 return  # nothing in flight (e.g. everything was settled)
             timeout = 0.5
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
             try:
-                task, outcome = self._done_q.get(timeout=timeout)
+                task, outcome = done_q.get(timeout=timeout)
             except queue.Empty:
                 pass
             else:
                 self._handle(task, outcome)
-            self._fire_timers(backend)
+                # take every other outcome that is already there: one wake-up, many steps
+                while not done_q.empty():
+                    task, outcome = done_q.get_nowait()
+                    self._handle(task, outcome)
+            if self._timers:
+                self._fire_timers(backend)
 
     def _cancel_rest(self, backend, why: str) -> None:
         """Interrupt: abandon running attempts, cancel every unsettled step."""

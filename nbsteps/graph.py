@@ -67,8 +67,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
 def _clean(text, limit: int) -> str:
-    text = _ANSI.sub("", str(text))
+    text = str(text)
+    if not _SPECIAL.search(text):  # the common case: nothing to remove
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = _ANSI.sub("", text)
     text = _CONTROL.sub("", text).replace("\r", "")
     text = text.encode("utf-8", "replace").decode("utf-8")
     if len(text) > limit:
@@ -273,12 +279,12 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
 
 
 def _graph_attrs(g, rankdir: str, large: bool) -> None:
-    g.attr(rankdir=rankdir, bgcolor="white", tooltip="nbsteps plan",
-           nodesep="0.12" if large else "0.3", ranksep="0.3" if large else "0.45",
-           fontname="Helvetica", fontsize="10" if large else "12")
-    g.attr("node", fontname="Helvetica", fontsize="10" if large else "12", height="0.3" if large else "0.4",
-           margin="0.06,0.03" if large else "0.12,0.06")
-    g.attr("edge", arrowsize="0.6" if large else "0.8")
+    g.graph_attr.update(rankdir=rankdir, bgcolor="white", tooltip="nbsteps plan",
+                        nodesep="0.12" if large else "0.3", ranksep="0.3" if large else "0.45",
+                        fontname="Helvetica", fontsize="10" if large else "12")
+    g.node_attr.update(fontname="Helvetica", fontsize="10" if large else "12", height="0.3" if large else "0.4",
+                       margin="0.06,0.03" if large else "0.12,0.06")
+    g.edge_attr.update(arrowsize="0.6" if large else "0.8")
 
 
 def _style(*parts) -> str:
@@ -359,7 +365,7 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
 # -- live rendering: lay out once, recolour many times ------------------------
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
 _DASH = {"dashed": "5,2", "dotted": "1,5"}
-_TOKEN = re.compile(r'(?:fill|stroke)="#[0-9a-f]{6}"|nbstip\d+x|nbstcls\d+x')
+_TOKEN = re.compile(r'((?:fill|stroke)="#[0-9a-f]{6}"|nbstip\d+x|nbstcls\d+x)')
 
 
 class _Template:
@@ -380,7 +386,7 @@ class _Template:
             attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
             g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=fill, color=stroke,
                    style=_style("filled", n.corners), tooltip=f"nbstip{i}x",
-                   **{"class": f"nbsteps-step nbstcls{i}x"}, **attrs)
+                   **{"class": f"nbstcls{i}x"}, **attrs)
         self.edge_tokens = []
         for e in edges:
             color = next(tokens)
@@ -390,6 +396,8 @@ class _Template:
         svg = render(g, "svg").decode("utf-8", "replace")
         start = svg.find("<svg")
         self.svg = svg[start:] if start >= 0 else svg
+        #: text and placeholders alternate: [text, token, text, token, ..., text]
+        self.parts = _TOKEN.split(self.svg)
 
     def fill(self, nodes, edges) -> str:
         sub: dict[str, str] = {}
@@ -401,12 +409,15 @@ class _Template:
             sub[f'stroke="{stroke}"'] = f'stroke="{n.stroke}"{extra}'
             tip = "\n".join(_clean(line, 600) for line in n.tooltip)
             sub[f"nbstip{i}x"] = html.escape(tip, quote=True).replace("\n", "&#10;")
-            sub[f"nbstcls{i}x"] = f"nbsteps-{n.key}"
+            sub[f"nbstcls{i}x"] = f"nbsteps-step nbsteps-{n.key}"
         for e, color in zip(edges, self.edge_tokens):
             sub[f'fill="{color}"'] = f'fill="{e.color}"'
             width = f' stroke-width="{e.penwidth:g}"' if e.penwidth != 1 else ""
             sub[f'stroke="{color}"'] = f'stroke="{e.color}"{width}'
-        return _TOKEN.sub(lambda m: sub.get(m.group(0), m.group(0)), self.svg)
+        parts = self.parts[:]
+        for i in range(1, len(parts), 2):
+            parts[i] = sub.get(parts[i], parts[i])
+        return "".join(parts)
 
 
 _templates: "OrderedDict[tuple, _Template]" = OrderedDict()

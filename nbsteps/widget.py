@@ -6,7 +6,7 @@ results table.
 Updating is cheap for the thread that runs the plan: an event only records
 what changed and arms a timer; the drawing happens on a timer thread, at most
 ``1 / min_interval`` times per second (10 by default), less when drawing
-itself is slow (the gap is at least twice the last drawing time). The graph is
+itself is slow (the gap is at least three times the last drawing time). The graph is
 laid out by ``dot`` once per plan structure and re-coloured in Python
 (:func:`nbsteps.graph.live_svg`). The ``finished`` event draws the final state
 synchronously, so it is in the cell's output before the cell ends (nbclient
@@ -44,6 +44,25 @@ def _fmt(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
     return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _table(plan, running: bool) -> str:
+    """The escaped results table. During a run the stale flags are not
+    recomputed (that fingerprints inputs while steps publish outputs), when
+    nbsteps.table supports skipping it."""
+    from .table import html_table
+
+    if running:
+        try:
+            return html_table(plan, refresh=False)
+        except TypeError:  # an nbsteps.table without the option
+            pass
+    return html_table(plan)
 
 
 class LiveView:
@@ -139,11 +158,11 @@ class LiveView:
 
     def _schedule(self, delay: float | None = None) -> None:
         """Arm the timer (caller holds _lock). The gap between drawings is at
-        least min_interval and twice the last drawing's cost."""
+        least min_interval and three times the last drawing's cost."""
         if self._timer is not None or self._closed:
             return
         if delay is None:
-            gap = max(self.min_interval, 2.0 * self._cost)
+            gap = max(self.min_interval, 3.0 * self._cost)
             delay = max(0.0, self._last_draw + gap - time.monotonic())
         ctx = contextvars.copy_context()  # the cell that caused it (its output)
         timer = threading.Timer(delay, ctx.run, args=(self._on_timer,))
@@ -172,30 +191,51 @@ class LiveView:
 
     # -- drawing ----------------------------------------------------------------
     def _counts(self) -> tuple[int, int, str, str]:
-        """(k, N, bar style, label text) of the current state (caller holds _lock)."""
+        """(k, N, bar style, label text) of the current state (caller holds
+        _lock). The text names steps and counts, never error messages: those
+        are user text, shown escaped in the table and the tooltips."""
         plan = self.plan
         names = self._names if self._names is not None else plan.order()
+        recs = plan.records
         n = len(names)
-        if self._names is None or not self._running:
-            recs = plan.records
-            k = sum(1 for s in names if s in recs and recs[s].status in DONE)
-        else:
-            k = len(self._done)
-        failed = [s for s in names if s in plan.records and plan.records[s].status == FAILED]
+        by_status: dict[str, list[str]] = {}
+        for s in names:
+            r = recs.get(s)
+            by_status.setdefault(r.status if r is not None else "pending", []).append(s)
+        failed = by_status.get(FAILED, [])
         if self._running:
+            k = len(self._done)
             elapsed = time.time() - (self._t0 or time.time())
             text = f"running: {k}/{n} steps done, {_fmt(elapsed)} elapsed"
             if failed:
-                text += f", {len(failed)} failed"
+                text += f"; failed: {_names(failed)}"
             return k, n, "danger" if failed else "info", text
-        summary = self._summary
-        if summary is not None:
-            wall = summary.wall or ((self._t1 or 0) - (self._t0 or 0))
-            style = "success" if summary.ok else ("warning" if summary.interrupted else "danger")
-            return k, n, style, f"{summary.text} ({_fmt(max(0.0, wall))})"
+        k = sum(len(by_status.get(st, ())) for st in DONE)
         if not n:
             return 0, 0, "", "no steps registered yet (%%step NAME in a cell)"
-        return k, n, "danger" if failed else ("success" if k == n else ""), f"{k}/{n} steps done"
+        summary = self._summary if self._summary is not None else plan.last_summary
+        parts = []
+        done = by_status.get(COMPLETED, [])
+        if done:
+            cached = sum(1 for s in done if recs[s].cached)
+            parts.append(f"{len(done)} completed" + (f" ({cached} restored)" if cached else ""))
+        for status in (FAILED, BLOCKED, CANCELLED):
+            if by_status.get(status):
+                parts.append(f"{len(by_status[status])} {status}: {_names(by_status[status])}")
+        waiting = n - k
+        if waiting:
+            parts.append(f"{waiting} not run")
+        text = ", ".join(parts)
+        if summary is not None and self._summary is not None:
+            wall = summary.wall or ((self._t1 or 0) - (self._t0 or 0))
+            text = f"finished in {_fmt(max(0.0, wall))}: {text}"
+            if summary.interrupted:
+                text = "interrupted; " + text
+        if failed or by_status.get(BLOCKED) or by_status.get(CANCELLED):
+            style = "warning" if summary is not None and summary.interrupted else "danger"
+        else:
+            style = "success" if k == n else ""
+        return k, n, style, text
 
     def _draw_header(self) -> None:
         with self._lock:
@@ -210,12 +250,12 @@ class LiveView:
     def draw(self) -> None:
         """Draw the current state now (on the calling thread)."""
         from .graph import legend_html, live_svg
-        from .table import html_table
 
         t0 = time.perf_counter()
         with self._draw_lock:
             with self._lock:
                 k, n, style, text = self._counts()
+                running = self._running
             try:
                 svg, info = live_svg(self.plan)
                 self.layouts += bool(info["new_layout"])
@@ -226,7 +266,7 @@ class LiveView:
                 legend = ""
                 if len(self.errors) < 20:
                     self.errors.append(repr(exc))
-            table = _TABLE_BOX.format(h=self.table_height, table=html_table(self.plan))
+            table = _TABLE_BOX.format(h=self.table_height, table=_table(self.plan, running))
             self._html_graph, self._html_table, self._html_legend = graph, table, legend
             self.progress.max = max(1, n)
             self.progress.value = min(k, max(1, n))
@@ -272,9 +312,10 @@ class LiveView:
             self.draw()
         else:
             self._draw_header()
-            with self._lock:
+            with self._lock:  # the first drawing after min_interval: a short run draws once, at the end
                 self._dirty = True
-                self._schedule(0.0)
+                self._last_draw = time.monotonic()
+                self._schedule()
         handle = display(_Output(self), display_id=True)
         if handle is not None:
             with self._lock:

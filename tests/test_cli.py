@@ -207,6 +207,6 @@ def test_yes_and_store(tmp_path, tmp_key):
     assert pd.read_csv(tmp_path / "r.csv").set_index("step").loc["publish", "status"] == "cancelled"
     proc = nbsteps("run", nb, "--results", tmp_path / "r.csv", "--store", tmp_path / "ckpt", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    df = pd.read_csv(tmp_path / "r.csv").set_index("step")
+    df = pd.read_csv(tmp_path / "r.csv", dtype={"result": str}).set_index("step")
     assert df.loc["prepare", "cached"] and not df.loc["publish", "cached"]  # resumed from the store
     assert df.loc["publish", "result"] == "6"

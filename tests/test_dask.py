@@ -1,0 +1,204 @@
+"""The dask backend on a real ``distributed.LocalCluster`` of worker processes."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+import nbsteps
+from nbsteps import session
+
+from conftest import run_err, run_ok
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       dashboard_address=None)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def worker_pids(client):
+    return set(client.run(os.getpid).values())
+
+
+def cell_plan(namespace=None):
+    plan = nbsteps.Plan(namespace={} if namespace is None else namespace)
+    plan.add_cell("raw", "import pandas as pd\nraw = pd.DataFrame({'g': list('abcabc'), 'v': range(6)})")
+    plan.add_cell("clean", "clean = raw[raw.v > 0].copy()\nclean['w'] = clean.v * SCALE")
+    plan.add_cell("by_g", "by_g = clean.groupby('g').w.sum()\nby_g")
+    plan.add_cell("total", "import os\ntotal = int(clean.w.sum())\npid = os.getpid()\ntotal")
+    plan.add_cell("report", "report = f'{len(by_g)} groups, total {total}'\nreport")
+    return plan
+
+
+def test_steps_run_in_worker_processes_with_the_same_results_as_threads(client):
+    threads, dask = cell_plan({"SCALE": 10}), cell_plan({"SCALE": 10})
+    assert threads.run().ok
+    summary = dask.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    assert dask["total"].outputs["pid"] in worker_pids(client)
+    assert dask["total"].outputs["pid"] != os.getpid()
+    assert threads["total"].outputs["pid"] == os.getpid()
+    for name in threads.order():
+        a, b = threads[name], dask[name]
+        assert a.status == b.status == "completed" and set(a.outputs) == set(b.outputs)
+        assert not b.cached
+    pd.testing.assert_frame_equal(threads.namespace["clean"], dask.namespace["clean"])
+    pd.testing.assert_series_equal(threads["by_g"].result, dask["by_g"].result)
+    assert threads["report"].result == dask["report"].result == "3 groups, total 150"
+    # checkpoints are kept in the kernel: a second run restores everything
+    again = dask.run(backend="dask", address=client)
+    assert again.ok and again.cached == dask.order()
+
+
+def test_function_steps_retries_timeouts_and_optional_steps_behave_as_with_threads(client, tmp_path):
+    marker = tmp_path / "calls"
+
+    def make(plan):
+        @plan.step("flaky", retry=2, retry_delay=0.05)
+        def flaky():
+            n = int(marker.read_text()) if marker.exists() else 0
+            marker.write_text(str(n + 1))
+            if n == 0:
+                raise ConnectionError("first call fails")
+            return os.getpid()
+
+        @plan.step("slow", timeout=0.8)
+        def slow():
+            time.sleep(2.5)  # keeps its worker busy after the timeout: keep it short
+
+        @plan.step("maybe", optional=True)
+        def maybe():
+            raise ValueError("not today")
+
+        @plan.step("after_maybe", after=["maybe"])
+        def after_maybe(flaky):
+            return flaky
+
+        @plan.step("after_slow")
+        def after_slow(slow):
+            return 1
+
+    results = {}
+    for backend in ("threads", "dask"):
+        marker.unlink(missing_ok=True)
+        plan = nbsteps.Plan()
+        make(plan)
+        summary = plan.run(backend=backend, address=client if backend == "dask" else None, workers=4)
+        results[backend] = (plan, summary)
+    (tp, ts), (dp, ds) = results["threads"], results["dask"]
+    assert dp["slow"].finished - dp["slow"].started < 2.0, "the timeout fails the step in time"
+    for name in tp.order():
+        assert tp[name].status == dp[name].status, name
+        assert tp[name].attempts == dp[name].attempts, name
+    assert dp["flaky"].status == "completed" and dp["flaky"].attempts == 2
+    assert dp["flaky"].result != os.getpid() and dp["after_maybe"].result == dp["flaky"].result
+    assert dp["slow"].status == "failed" and "timed out" in dp["slow"].error_text
+    assert dp["after_slow"].status == "blocked"
+    assert dp["maybe"].status == "failed" and dp["after_maybe"].status == "completed"
+    assert ds.text == ts.text
+
+
+def test_unserialisable_input_and_output_are_clear_errors(client):
+    plan = nbsteps.Plan(namespace={"lock": threading.Lock(), "n": 3})
+    plan.add_cell("guarded", "with lock:\n    guarded = n + 1")
+    plan.add_cell("makes_lock", "import threading\nmy_lock = threading.Lock()\nok = 1")
+    plan.add_cell("fine", "fine = n * 2")
+    summary = plan.run(backend="dask", address=client)
+    assert not summary.ok
+    err = plan["guarded"].error_text
+    assert plan["guarded"].status == "failed" and plan["guarded"].attempts == 1
+    assert "step 'guarded'" in err and "input 'lock'" in err and "_thread.lock" in err
+    assert "--backend threads" in err
+    err = plan["makes_lock"].error_text
+    assert "step 'makes_lock'" in err and "output 'my_lock'" in err
+    assert plan["fine"].ok and plan.namespace["fine"] == 6
+    assert "my_lock" not in plan.namespace and "ok" not in plan.namespace  # nothing half-published
+
+
+def test_killed_worker_mid_step_is_retried_on_another_worker(client, tmp_path):
+    """SIGKILL the worker process running a step: dask runs it again elsewhere."""
+    pidfile = tmp_path / "pid"
+    before = worker_pids(client)
+    plan = nbsteps.Plan(namespace={"PIDFILE": str(pidfile)})
+    plan.add_cell("long", "import os, time\nopen(PIDFILE, 'w').write(str(os.getpid()))\n"
+                          "time.sleep(3)\npid = os.getpid()\npid")
+    plan.add_cell("after", "after = pid")
+    box = {}
+    runner = threading.Thread(target=lambda: box.update(summary=plan.run(backend="dask", address=client)))
+    runner.start()
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim = int(pidfile.read_text())
+    assert victim in before and victim != os.getpid()
+    os.kill(victim, signal.SIGKILL)
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    summary = box["summary"]
+    assert summary.ok, summary.text
+    assert plan["long"].result != victim and plan["long"].attempts == 1  # dask's own rescheduling
+    assert plan.namespace["after"] == plan["long"].result
+    # the nanny restarts the killed worker
+    deadline = time.monotonic() + 20
+    while len(client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_steps_run_backend_dask_in_a_real_shell(shell, client, capsys):
+    """`%steps run --backend dask` uses the session's Client (the default one,
+    or one named with --address), and shows the same progress lines."""
+    run_ok(shell, "import os\nKERNEL = os.getpid()")
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step a\nimport os\na_pid = os.getpid()")
+    run_ok(shell, "%%step b\nb = a_pid != KERNEL\nb")
+    run_ok(shell, "%steps run --backend dask")
+    out = capsys.readouterr().out
+    assert "dask worker(s)" in out and "2 of 2 steps completed" in out
+    assert shell.user_ns["b"] is True and shell.user_ns["a_pid"] in worker_pids(client)
+    shell.user_ns["my_client"] = client
+    run_ok(shell, "%steps run --backend dask --address my_client --force-all")
+    assert "2 of 2 steps completed" in capsys.readouterr().out
+    run_ok(shell, "import threading\nLOCK = threading.Lock()")
+    run_ok(shell, "%%step c\nwith LOCK:\n    c = 1")
+    err = run_err(shell, "%steps run --backend dask --address my_client")
+    assert isinstance(err, nbsteps.StepsFailed)
+    assert "input 'LOCK'" in str(err) and "step 'c'" in str(err)
+    err = run_err(shell, "%steps run --backend dask --address no_such_client")
+    assert "no_such_client" in str(err)
+    session.set_mode("interactive")
+
+
+@pytest.mark.kernel
+def test_cli_backend_dask_starts_a_local_cluster(tmp_path):
+    """`nbsteps run --backend dask`: a LocalCluster is started in the kernel on first use."""
+    nb = new_notebook(cells=[new_code_cell(s) for s in (
+        "%load_ext nbsteps\n%steps mode plan\nimport os\nKERNEL = os.getpid()",
+        "%%step a\nimport os\na = os.getpid()",
+        "%%step b\nb = a != KERNEL\nb",
+    )], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    path = tmp_path / "dask.ipynb"
+    nbformat.write(nb, path)
+    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", str(path), "--backend", "dask",
+                           "--results", str(tmp_path / "r.csv")],
+                          capture_output=True, text=True, timeout=90,
+                          env={**os.environ, "NBSTEPS_DASK_WORKERS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dask worker(s)" in proc.stdout
+    df = pd.read_csv(tmp_path / "r.csv", dtype={"result": str}).set_index("step")
+    assert df.loc["b", "result"] == "True"
