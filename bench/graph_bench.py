@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbsteps  # noqa: E402
-import nbsteps.graph as G  # noqa: E402
+import nbsteps.graphview as G  # noqa: E402
 
 
 def random_plan(n: int = 200, seed: int = 7, fail: int | None = 100) -> nbsteps.Plan:

@@ -21,6 +21,7 @@ import ast
 import builtins
 import hashlib
 import linecache
+import sys
 from dataclasses import dataclass
 from types import CodeType
 
@@ -66,6 +67,73 @@ def _target_names(target: ast.AST, out: list) -> None:
         _target_names(target.value, out)
 
 
+def _fields(cls: type) -> tuple:
+    """``(name, omitted when None)`` for the fields of an AST class, as ast.dump
+    decides (a field whose class default is None is left out when None)."""
+    info = _FIELDS.get(cls)
+    if info is None:
+        info = _FIELDS[cls] = tuple((name, getattr(cls, name, ...) is None) for name in cls._fields)
+    return info
+
+
+_FIELDS: dict = {}
+
+
+def _dump(node: ast.AST) -> str:
+    """``ast.dump(node)`` (default arguments), the same text, ~3x faster: the
+    cell digest is taken over it. Only for the Python versions whose ast.dump
+    it mirrors (3.9-3.12); others use ast.dump itself."""
+    out: list[str] = []
+    append = out.append
+    AST = ast.AST
+
+    def fmt(node) -> None:
+        cls = type(node)
+        append(cls.__name__)
+        append("(")
+        sep = ""
+        for name, none_default in _fields(cls):
+            try:
+                value = getattr(node, name)
+            except AttributeError:
+                continue
+            if value is None and none_default:
+                continue
+            append(sep)
+            sep = ", "
+            append(name)
+            append("=")
+            if isinstance(value, AST):
+                fmt(value)
+            elif isinstance(value, list):
+                append("[")
+                inner = ""
+                for item in value:
+                    append(inner)
+                    inner = ", "
+                    if isinstance(item, AST):
+                        fmt(item)
+                    elif isinstance(item, list):
+                        append(_dump_list(item))
+                    else:
+                        append(repr(item))
+                append("]")
+            else:
+                append(repr(value))
+        append(")")
+
+    def _dump_list(items) -> str:  # lists of lists: not in Python's grammar today
+        return "[" + ", ".join(_dump(x) if isinstance(x, AST) else
+                               (_dump_list(x) if isinstance(x, list) else repr(x)) for x in items) + "]"
+
+    fmt(node)
+    return "".join(out)
+
+
+if not ((3, 9) <= sys.version_info[:2] <= (3, 12)):  # pragma: no cover - other ast.dump versions
+    _dump = ast.dump  # noqa: F811
+
+
 class _Scope(ast.NodeVisitor):
     """Collects the names an expression or nested scope reads from outside.
 
@@ -77,6 +145,30 @@ class _Scope(ast.NodeVisitor):
         self.loads: set[str] = set()
         self.binds: set[str] = set()
         self.mutated: set[str] = set()
+
+    # NodeVisitor's visit/generic_visit, with the method lookup cached per class
+    _dispatch: dict = {}
+
+    def visit(self, node):
+        cls = node.__class__
+        method = _Scope._dispatch.get(cls)
+        if method is None:
+            method = _Scope._dispatch[cls] = getattr(_Scope, "visit_" + cls.__name__, _Scope.generic_visit)
+        return method(self, node)
+
+    def generic_visit(self, node) -> None:
+        AST = ast.AST
+        for name in node._fields:
+            try:
+                value = getattr(node, name)
+            except AttributeError:
+                continue
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, AST):
+                        self.visit(item)
+            elif isinstance(value, AST):
+                self.visit(value)
 
     # -- names ---------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
@@ -323,7 +415,7 @@ def analyse_cell(name: str, source: str) -> CellAnalysis:
         ) from None
 
     inputs = frozenset(n for n in walker.inputs if n not in _BUILTINS or n in walker.mutated)
-    digest = hashlib.blake2b(ast.dump(tree).encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(_dump(tree).encode(), digest_size=16).hexdigest()
     return CellAnalysis(
         source=source,
         filename=filename,

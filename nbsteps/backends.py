@@ -4,10 +4,15 @@ when it is done, calls ``done(task, outcome)`` from any thread.
 ``ThreadBackend`` keeps a fixed number of worker threads. A thread running a
 step that timed out cannot be killed: it is *abandoned* (its late outcome is
 ignored by the executor) and a replacement thread keeps the pool at full size.
+Threads are not created per run: when a run ends its threads park, and the
+next run's backend takes parked threads before starting new ones (starting a
+thread waits for it to be scheduled: ~0.1-1 ms on a busy machine).
 The dask backend lives in :mod:`nbsteps.dask_backend`.
 """
 from __future__ import annotations
 
+import itertools
+import os
 import queue
 import threading
 from typing import Callable
@@ -15,6 +20,38 @@ from typing import Callable
 from .runtime import Outcome, Task, run_task
 
 Done = Callable[[Task, Outcome], None]
+
+# -- parked worker threads, shared by the backends of successive runs ----------
+_parked: list[queue.SimpleQueue] = []  # channels of idle threads
+_parked_lock = threading.Lock()
+_MAX_PARKED = 16
+_names = itertools.count()
+
+
+def _after_fork() -> None:  # the parked threads do not exist in a forked child
+    global _parked_lock
+    _parked.clear()
+    _parked_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _thread_main(channel: queue.SimpleQueue) -> None:
+    """A worker thread: serves one backend at a time, then parks."""
+    while True:
+        backend = channel.get()
+        if backend is None:
+            return
+        served = backend._work()
+        backend = None  # a parked thread keeps nothing of the run alive
+        if not served:
+            return  # abandoned: a replacement thread took its place
+        with _parked_lock:
+            if len(_parked) >= _MAX_PARKED:
+                return
+            _parked.append(channel)
 
 
 class ThreadBackend:
@@ -25,18 +62,25 @@ class ThreadBackend:
     def __init__(self, workers: int) -> None:
         self.workers = max(1, int(workers))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[queue.SimpleQueue] = []  # channels of this backend's threads
         self._lock = threading.Lock()
 
     def _spawn(self) -> None:
-        t = threading.Thread(target=self._work, name=f"nbsteps-worker-{len(self._threads)}", daemon=True)
-        self._threads.append(t)
-        t.start()
+        with _parked_lock:
+            channel = _parked.pop() if _parked else None
+        if channel is None:
+            channel = queue.SimpleQueue()
+            t = threading.Thread(target=_thread_main, args=(channel,), name=f"nbsteps-worker-{next(_names)}",
+                                 daemon=True)
+            t.start()
+        self._threads.append(channel)
+        channel.put(self)
 
     def submit(self, task: Task, done: Done) -> None:
-        with self._lock:
-            if len(self._threads) < self.workers:
-                self._spawn()
+        if len(self._threads) < self.workers:  # only the executor's thread submits
+            with self._lock:
+                if len(self._threads) < self.workers:
+                    self._spawn()
         self._queue.put((task, done))
 
     def abandon(self, task: Task) -> None:
@@ -45,11 +89,13 @@ class ThreadBackend:
         with self._lock:
             self._spawn()
 
-    def _work(self) -> None:
+    def _work(self) -> bool:
+        """Run this backend's tasks until close(): True, or False once the
+        thread was abandoned (it must then end)."""
         while True:
             item = self._queue.get()
             if item is None:
-                return
+                return True
             task, done = item
             try:
                 outcome = run_task(task)
@@ -57,7 +103,7 @@ class ThreadBackend:
                 outcome = Outcome(False, error=exc, traceback=repr(exc))
             done(task, outcome)
             if task.abandoned:
-                return  # a replacement thread took this one's place
+                return False  # a replacement thread took this one's place
 
     def close(self) -> None:
         for _ in self._threads:

@@ -144,7 +144,7 @@ def kernel_collect(results=None, graph=None, graph_format=None, hint="nbsteps ru
             out["errors"].append(f"could not write the results to {results}: {type(exc).__name__}: {exc}")
     if graph:
         try:
-            from .graph import graph_command
+            from .graphview import graph_command
 
             graph_command(plan, graph_format, graph)
             if not os.path.exists(graph):
@@ -206,6 +206,7 @@ class Runner:
         self.stop_reason = ""  # "timeout" | "interrupted" once the run is being stopped
         self.cell_error = ""  # label of the cell that failed
         self.kernel_lost = ""
+        self.current = ""  # label of the cell being executed
         self.report: dict | None = None
         self._stop = None
 
@@ -287,6 +288,7 @@ class Runner:
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             count += 1
+            self.current = _cell_label(index, cell)
             if not await self._execute(client, cell, index, count):
                 self._report_cell_error(index, cell)
                 return
@@ -306,6 +308,7 @@ class Runner:
             self.nb.cells.append(cell)
             index = len(self.nb.cells) - 1
             _say(f"nbsteps: {len(state['pending'])} step(s) registered but not run: appending `{cell.source}`")
+            self.current = _cell_label(index, cell)
             if not await self._execute(client, cell, index, count + 1):
                 self._report_cell_error(index, cell)
 
@@ -390,7 +393,7 @@ class Runner:
                 self.report = await self._hidden(client, code)
             client.set_widgets_metadata()
         except DeadKernelError:
-            self.kernel_lost = "the kernel died"
+            self.kernel_lost = f"the kernel died while running {self.current}" if self.current else "the kernel died"
         except asyncio.CancelledError:
             self.kernel_lost = "abandoned"
         finally:
@@ -514,7 +517,7 @@ def run_command(args) -> int:
     why = ""
     if runner.stop_reason == "timeout":
         why = f" Stopped by --timeout {args.timeout:g}."
-    elif runner.stop_reason:
+    elif runner.stop_reason and "Interrupted" not in report["summary"]:
         why = " Interrupted."
     elif runner.cell_error and report["ok"]:
         why = f" {runner.cell_error} failed."

@@ -36,6 +36,8 @@ from .errors import NbstepsError
 from .runtime import Outcome, Task, run_task
 
 PROTOCOL = 5
+#: seconds to wait for a scheduler given with --address
+CONNECT_TIMEOUT = 10
 
 
 class UnserialisableValueError(NbstepsError, TypeError):
@@ -129,7 +131,7 @@ def get_client(address=None):
             if _alive(client):
                 return client
             try:
-                client = distributed.Client(address, set_as_default=False, timeout=10)
+                client = distributed.Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
             except Exception as exc:
                 raise NbstepsError(
                     f"cannot connect to the dask scheduler at {address!r}: {type(exc).__name__}: {exc}. "
@@ -151,7 +153,7 @@ def get_client(address=None):
         try:
             cluster = distributed.LocalCluster(
                 n_workers=local_cluster_workers(), threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR,
+                dashboard_address=":0", silence_logs=logging.ERROR,  # no fixed port to collide on
             )
             client = distributed.Client(cluster, set_as_default=False)
         except Exception as exc:
@@ -322,7 +324,10 @@ class DaskBackend:
                 return _failed(task, WorkerLostError(
                     f"step {task.name!r}: the dask workers running it died {tries} times "
                     f"(KilledWorker; out of memory, or a crash in native code?); dask gave up on it"))
-            return _failed(task, _portable_error(exc) if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            hint = (" Is nbsteps installed on the workers, with the packages the kernel has?"
+                    if isinstance(exc, ImportError) else "")
+            return _failed(task, NbstepsError(
+                f"step {task.name!r} could not run on the dask cluster: {type(exc).__name__}: {exc}.{hint}"))
         data = future.result()
         outcome: Outcome = cloudpickle.loads(data["outcome"])
         if not outcome.ok:
@@ -351,41 +356,35 @@ class DaskBackend:
             items = [(k, f) for k, (f, t) in self._futures.items() if t is task]
             for key, _ in items:
                 self._futures.pop(key, None)
-        if not items:
-            return
-        keys = {k for k, _ in items}
-        owned = self.client is _local.get("client")
-
-        def cancel():
-            workers = []
-            if owned:
-                try:
-                    workers = [w for w, running in self.client.processing().items() if keys & set(running)]
-                except Exception:  # pragma: no cover
-                    workers = []
-            for _, future in items:
-                try:
-                    future.cancel()
-                except Exception:  # pragma: no cover
-                    pass
-            if workers:
-                try:
-                    self.client.restart_workers(workers, raise_for_error=False)
-                except Exception:  # pragma: no cover
-                    pass
-
-        threading.Thread(target=cancel, name="nbsteps-dask-abandon", daemon=True).start()
+        if items:
+            threading.Thread(target=self._cancel, args=(items,), name="nbsteps-dask-cancel", daemon=True).start()
 
     def close(self) -> None:
         """The run is over: cancel what is still queued or running (after an
-        interrupt or fail-fast). The cluster stays up for the next run."""
+        interrupt or fail-fast), as for :meth:`abandon`. The cluster stays up
+        for the next run."""
         with self._lock:
-            items = list(self._futures.values())
+            items = [(k, f) for k, (f, _) in self._futures.items()]
+            for _, task in self._futures.values():
+                task.abandoned = True
             self._futures.clear()
-        for future, task in items:
-            task.abandoned = True
         if items:
+            self._cancel(items)
+
+    def _cancel(self, items) -> None:
+        keys = {k for k, _ in items}
+        workers = []
+        if self.client is _local.get("client"):  # only a cluster nbsteps owns is restarted
             try:
-                self.client.cancel([f for f, _ in items])
+                workers = [w for w, running in self.client.processing().items() if keys & set(running)]
+            except Exception:  # pragma: no cover
+                workers = []
+        try:
+            self.client.cancel([f for _, f in items])
+        except Exception:  # pragma: no cover
+            pass
+        if workers:
+            try:
+                self.client.restart_workers(workers, raise_for_error=False)
             except Exception:  # pragma: no cover
                 pass

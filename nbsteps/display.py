@@ -1,13 +1,15 @@
 """Which listeners show a run, by frontend: text lines everywhere; the live
 widget (:mod:`nbsteps.widget`) only where a notebook kernel can render widgets.
 
-- Terminal IPython, plain Python, ``NBSTEPS_WIDGETS=0``: the text reporter only.
+- Terminal IPython, plain Python, ``nbsteps run`` (``NBSTEPS_HEADLESS=1``),
+  ``NBSTEPS_WIDGETS=0``: the text reporter only.
 - A Jupyter kernel (ZMQ shell) with ipywidgets: ``%steps run`` shows the text
   lines *and* a live view of the run. Quiet runs (a ``%%step`` cell run
   interactively) print only their text line: a widget under every cell would
-  be noise. nbclient also runs a ZMQ kernel, so notebooks executed headless
-  get the view too: its output has ``text/plain`` and ``text/html`` fallbacks,
-  and the text reporter's lines and summary are there as in any frontend.
+  be noise. nbclient also runs a ZMQ kernel: ``nbsteps run`` marks its kernel
+  headless (no widgets); other nbclient uses (``jupyter nbconvert --execute``,
+  tests) get the view, whose output also has ``text/plain`` and ``text/html``
+  fallbacks, next to the text reporter's lines and summary.
 - ``%steps show``: the live view bound to the plan; it is registered in
   ``plan.listeners`` (once per plan), so it keeps updating during later runs.
 """
@@ -18,10 +20,20 @@ import os
 from .reporter import TextReporter
 
 
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def widgets_supported() -> bool:
     """True in a Jupyter kernel (ZMQ shell) with ipywidgets installed, unless
-    the environment variable ``NBSTEPS_WIDGETS`` is ``0``/``false``/``no``."""
-    if os.environ.get("NBSTEPS_WIDGETS", "").strip().lower() in ("0", "false", "no", "off"):
+    ``NBSTEPS_WIDGETS=0`` or ``NBSTEPS_HEADLESS=1`` (set by ``nbsteps run``:
+    nobody watches widgets there, its log gets the text lines only)."""
+    if _env_flag("NBSTEPS_WIDGETS") is False or _env_flag("NBSTEPS_HEADLESS"):
         return False
     try:
         from IPython import get_ipython

@@ -113,7 +113,11 @@ def _static_parts(plan: "Plan", step: Step) -> tuple:
 def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
     """What determines the step's outputs now (see nbsteps.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
-    deps, names, globs = _static_parts(plan, step)
+    hit = plan._deps._fp_static.get(step.name)
+    if hit is not None and hit[0] is step and (step.func is None or hit[1] is step.func.__code__):
+        deps, names, globs = hit[2]
+    else:
+        deps, names, globs = _static_parts(plan, step)
     if tokens is None:
         records = plan.records
         upstream = {}
@@ -233,7 +237,8 @@ class Executor:
             rec.reason = "up to date"
             rec.attempts = 0
             plan.publish(cp.outputs)
-            self._emit(ev.COMPLETED, name)
+            if self.emit_event is not None:
+                self._emit(ev.COMPLETED, name)
             return None
         rec.reason = reason or "stale"
         if step.confirm and not self.yes:
@@ -290,16 +295,18 @@ class Executor:
     def _start(self, task: Task, backend, inline: bool = False) -> None:
         name = task.name
         rec = self.plan.records[name]
-        rec.attempts += 1
-        task.attempt = rec.attempts
+        attempts = rec.attempts = rec.attempts + 1
+        task.attempt = attempts
         rec.status = RUNNING
-        if rec.attempts == 1:
+        if attempts == 1:
             rec.started = time.time()
         self._running[name] = task
-        step = self.plan.steps[name]
-        if step.timeout and not inline:
-            heapq.heappush(self._timers, (time.monotonic() + step.timeout, next(self._seq), "timeout", name, task))
-        self._emit(ev.STARTED, name, f"attempt {rec.attempts}" if rec.attempts > 1 else "")
+        if not inline:
+            timeout = self.plan.steps[name].timeout
+            if timeout:
+                heapq.heappush(self._timers, (time.monotonic() + timeout, next(self._seq), "timeout", name, task))
+        if self.emit_event is not None:
+            self._emit(ev.STARTED, name, f"attempt {attempts}" if attempts > 1 else "")
         if inline:  # a lone ready step: run it here, nothing else could run meanwhile
             self._handle(task, run_task(task))
         else:
@@ -332,7 +339,8 @@ class Executor:
             plan.publish(outcome.outputs)
             self.completed_order.append(name)
             self._final.append(name)
-            self._emit(ev.COMPLETED, name)
+            if self.emit_event is not None:
+                self._emit(ev.COMPLETED, name)
             return
         err = outcome.error
         if err is not None and step.func is None:

@@ -193,7 +193,7 @@ class StepMagics(Magics):
 
     def _cmd_graph(self, rest: str):
         a = parse_argstring(_graph_args, rest)
-        from .graph import graph_command
+        from .graphview import graph_command
 
         return graph_command(session.current(), a.format, a.output)
 

@@ -310,7 +310,7 @@ class Plan:
         return export(self, path)
 
     def graph(self):
-        from .graph import plan_graph
+        from .graphview import plan_graph
 
         return plan_graph(self)
 

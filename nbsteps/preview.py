@@ -77,8 +77,9 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
     tokens: dict[str, str | None] = {}
     will_run: set[str] = set()
     out = PlanPreview()
-    dist: dict[str, float] = {}
+    dist: dict[str, float] = {}  # longest path by earlier durations: the critical path
     pred: dict[str, str | None] = {}
+    todo: dict[str, float] = {}  # longest path by what this run will execute: the estimate
     for s in names:
         step = plan.steps[s]
         deps = [d for d in plan.dependencies(s) if d in chosen]
@@ -105,9 +106,10 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
         est = earlier if run else 0.0
         if run and earlier is None:
             out.unknown.append(s)
-        best = max(deps, key=lambda d: dist[d], default=None)
-        dist[s] = (est or 0.0) + (dist[best] if best else 0.0)
+        best = max(deps, key=lambda d: (dist[d], levels[d], d), default=None)
+        dist[s] = (earlier or 0.0) + (dist[best] if best else 0.0)
         pred[s] = best
+        todo[s] = (est or 0.0) + max((todo[d] for d in deps), default=0.0)
         out.rows.append({
             "step": s, "level": levels[s], "action": "run" if run else "cached",
             "reason": reason or "up to date", "estimate_s": est, "confirm": step.confirm or "",
@@ -119,5 +121,5 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
             path.append(end)
             end = pred[end]
         out.critical_path = path[::-1]
-        out.estimate_s = max(dist.values())
+        out.estimate_s = max(todo.values())
     return out

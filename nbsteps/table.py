@@ -30,8 +30,10 @@ def short_repr(value, has: bool = True) -> str:
     return " ".join(text.split())
 
 
-def rows(plan) -> list[dict]:
-    plan.refresh_stale()
+def rows(plan, refresh: bool = True) -> list[dict]:
+    """One dict per step; *refresh* recomputes stale flags first (not mid-run)."""
+    if refresh:
+        plan.refresh_stale()
     out = []
     for name in plan.order():
         r = plan.records[name]
@@ -60,11 +62,11 @@ def results_frame(plan):
     return df
 
 
-def html_table(plan) -> str:
+def html_table(plan, refresh: bool = True) -> str:
     """A self-contained HTML table, every cell escaped."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = []
-    for row in rows(plan):
+    for row in rows(plan, refresh):
         cells = "".join(
             f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in COLUMNS
         )

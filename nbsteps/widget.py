@@ -8,7 +8,7 @@ what changed and arms a timer; the drawing happens on a timer thread, at most
 ``1 / min_interval`` times per second (10 by default), less when drawing
 itself is slow (the gap is at least three times the last drawing time). The graph is
 laid out by ``dot`` once per plan structure and re-coloured in Python
-(:func:`nbsteps.graph.live_svg`). The ``finished`` event draws the final state
+(:func:`nbsteps.graphview.live_svg`). The ``finished`` event draws the final state
 synchronously, so it is in the cell's output before the cell ends (nbclient
 saves it with ``store_widget_state=True``).
 
@@ -53,16 +53,10 @@ def _names(names: list[str], limit: int = 5) -> str:
 
 def _table(plan, running: bool) -> str:
     """The escaped results table. During a run the stale flags are not
-    recomputed (that fingerprints inputs while steps publish outputs), when
-    nbsteps.table supports skipping it."""
+    recomputed (that fingerprints inputs while steps publish outputs)."""
     from .table import html_table
 
-    if running:
-        try:
-            return html_table(plan, refresh=False)
-        except TypeError:  # an nbsteps.table without the option
-            pass
-    return html_table(plan)
+    return html_table(plan, refresh=not running)
 
 
 class LiveView:
@@ -107,16 +101,14 @@ class LiveView:
         self.progress.add_class("nbsteps-progress")
         self.label = w.Label(value="")
         self.label.add_class("nbsteps-label")
-        self.legend = w.HTML(value="")
         self.graph = w.HTML(value="")
         self.graph.add_class("nbsteps-graph-widget")
         self.table = w.HTML(value="")
         self.table.add_class("nbsteps-table-widget")
-        self.box = w.VBox([w.HBox([self.progress, self.label]), self.legend, self.graph, self.table])
+        self.box = w.VBox([w.HBox([self.progress, self.label]), self.graph, self.table])
         self.box.add_class("nbsteps-view")
         self._html_graph = ""
         self._html_table = ""
-        self._html_legend = ""
 
     # -- the listener ---------------------------------------------------------
     def __call__(self, e: ev.Event) -> None:
@@ -249,7 +241,7 @@ class LiveView:
 
     def draw(self) -> None:
         """Draw the current state now (on the calling thread)."""
-        from .graph import legend_html, live_svg
+        from .graphview import legend_html, live_svg
 
         t0 = time.perf_counter()
         with self._draw_lock:
@@ -259,21 +251,19 @@ class LiveView:
             try:
                 svg, info = live_svg(self.plan)
                 self.layouts += bool(info["new_layout"])
-                graph = _GRAPH_BOX.format(h=self.graph_height, svg=svg)
-                legend = legend_html(info["statuses"], info["kinds"], info["critical"])
+                graph = legend_html(info["statuses"], info["kinds"], info["critical"]) + _GRAPH_BOX.format(
+                    h=self.graph_height, svg=svg)
             except Exception as exc:  # e.g. no `dot`: the rest of the view still works
                 graph = f'<div class="nbsteps-graph"><pre>{html.escape(str(exc))}</pre></div>'
-                legend = ""
                 if len(self.errors) < 20:
                     self.errors.append(repr(exc))
             table = _TABLE_BOX.format(h=self.table_height, table=_table(self.plan, running))
-            self._html_graph, self._html_table, self._html_legend = graph, table, legend
+            self._html_graph, self._html_table = graph, table
             self.progress.max = max(1, n)
             self.progress.value = min(k, max(1, n))
             self.progress.description = f"{k}/{n}"
             self.progress.bar_style = style
             self.label.value = text
-            self.legend.value = legend
             self.graph.value = graph
             self.table.value = table
             cost = time.perf_counter() - t0
@@ -295,7 +285,7 @@ class LiveView:
         return (f'<div class="nbsteps-view nbsteps-static">'
                 f'<div class="nbsteps-header" style="font-family:monospace;margin:2px 0">'
                 f'{html.escape(self.text())}</div>'
-                f"{self._html_legend}{self._html_graph}{self._html_table}</div>")
+                f"{self._html_graph}{self._html_table}</div>")
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         data = dict(self.box._repr_mimebundle_(**kwargs) or {})
@@ -342,7 +332,7 @@ class LiveView:
             self.plan.listeners.remove(self)
         except ValueError:
             pass
-        for widget in (self.progress, self.label, self.legend, self.graph, self.table, *self.box.children, self.box):
+        for widget in (self.progress, self.label, self.graph, self.table, *self.box.children, self.box):
             widget.close()
 
     @property

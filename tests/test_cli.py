@@ -1,6 +1,7 @@
 """``nbsteps run``: real kernels (nbclient) started by the command in a subprocess."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -210,3 +211,33 @@ def test_yes_and_store(tmp_path, tmp_key):
     df = pd.read_csv(tmp_path / "r.csv", dtype={"result": str}).set_index("step")
     assert df.loc["prepare", "cached"] and not df.loc["publish", "cached"]  # resumed from the store
     assert df.loc["publish", "result"] == "6"
+
+
+@pytest.mark.kernel
+def test_ctrl_c_stops_the_run_and_still_writes_outputs(tmp_path):
+    nb = write_nb(tmp_path / "slow.ipynb", "%load_ext nbsteps", "%%step quick\nq = 1",
+                  "%%step forever\nimport time\ntime.sleep(120)")
+    proc = subprocess.Popen([*CMD, "run", str(nb), "-o", str(tmp_path / "out.ipynb"),
+                             "--results", str(tmp_path / "r.csv")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "quick completed" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "forever cancelled (interrupted)" in out
+    df = pd.read_csv(tmp_path / "r.csv").set_index("step")
+    assert list(df.status) == ["completed", "cancelled"]
+    assert (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.kernel
+def test_kernel_death_is_reported(tmp_path):
+    nb = write_nb(tmp_path / "die.ipynb", "%load_ext nbsteps", "%%step a\nq = 1", "import os\nos._exit(3)")
+    proc = nbsteps("run", nb, "-o", tmp_path / "out.ipynb")
+    assert proc.returncode == 1
+    assert "the kernel died while running cell 3 (import os)" in proc.stderr
+    assert "Traceback" not in proc.stderr and (tmp_path / "out.ipynb").exists()

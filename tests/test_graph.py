@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import nbsteps
-import nbsteps.graph as G
+import nbsteps.graphview as G
 from nbsteps.errors import NbstepsError
 
 from conftest import run_err, run_ok
@@ -254,7 +254,7 @@ def test_live_svg_recolours_without_new_layout():
 
 def test_nbsteps_graph_stays_callable_after_the_module_is_imported(shell):
     run_ok(shell, "%%step a\nx = 1")
-    import nbsteps.graph  # noqa: F401  (rebinds the package attribute to the module)
+    import nbsteps.graphview  # noqa: F401
 
     g = nbsteps.graph()
     assert isinstance(g, G.graphviz.Digraph) and "a" in g.source
@@ -316,6 +316,12 @@ MISSING_DOT = textwrap.dedent(r"""
     bundle = nbsteps.graph()._repr_mimebundle_()
     print("REPR:", bundle.get("text/plain", "")[:60])
     print("Y =", ip.user_ns["y"])
+    # the live view shows the hint where the graph would be, and the rest
+    from nbsteps.widget import LiveView
+    view = LiveView(nbsteps.current())
+    view.draw()
+    print("VIEW:", "apt-get install graphviz" in view.graph.value, "nbsteps-results" in view.table.value,
+          view.progress.value)
 """)
 
 
@@ -331,6 +337,7 @@ def test_missing_dot_gives_install_hint_and_nothing_else_breaks(tmp_path):
     assert "apt-get install graphviz" in out and "conda install graphviz" in out
     assert "REPR: Graphviz's `dot` program is not installed" in out
     assert "Y = 2" in out
+    assert "VIEW: True True 2" in out
     assert (tmp_path / "out.dot").exists() and not (tmp_path / "out.svg").exists()
     assert (tmp_path / "results.html").exists()
     # the one-line message, not a traceback through nbsteps

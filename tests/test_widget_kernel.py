@@ -171,9 +171,12 @@ def test_no_widget_for_quiet_step_cells_or_when_disabled(tmp_path, kernel_name):
         "%%step b --define\ny = x + 1",
         "%steps run",
         "%steps show",
+        "os.environ['NBSTEPS_WIDGETS'] = '1'\nos.environ['NBSTEPS_HEADLESS'] = '1'  # what `nbsteps run` sets",
+        "%steps run --force-all",
     ]
     nb = execute(cells, kernel_name, tmp_path)
-    step_cell, run_cell, show_cell = nb.cells[1], nb.cells[4], nb.cells[5]
+    step_cell, run_cell, show_cell, headless_cell = nb.cells[1], nb.cells[4], nb.cells[5], nb.cells[7]
+    assert not displays(headless_cell) and "nbsteps: 2 of 2 steps completed" in stream(headless_cell)
     assert "a completed" in stream(step_cell)
     assert not displays(step_cell)
     assert not displays(run_cell) and "nbsteps: 2 of 2 steps completed" in stream(run_cell)

@@ -24,10 +24,8 @@ import html
 import itertools
 import os
 import re
-import sys
 import threading
-import types
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 import graphviz
@@ -65,8 +63,6 @@ INSTALL_HINT = (
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
 _SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
@@ -163,9 +159,8 @@ def choose_rankdir(plan, names) -> str:
     the long dimension of the DAG (depth or width) goes down the page."""
     if len(names) <= 12:
         return "LR"
-    levels = plan.levels(names)
-    depth = 1 + max(levels.values(), default=0)
-    width = max((list(levels.values()).count(lv) for lv in set(levels.values())), default=1)
+    per_level = Counter(plan.levels(names).values())
+    depth, width = len(per_level), max(per_level.values(), default=1)
     return "TB" if depth >= width else "LR"
 
 
@@ -548,18 +543,3 @@ class _DotSource(str):
 
     def _repr_pretty_(self, p, cycle) -> None:
         p.text(str(self))
-
-
-class _GraphModule(types.ModuleType):
-    """``nbsteps.graph()`` is a function of the package, but importing this
-    submodule rebinds the package attribute ``nbsteps.graph`` to the module.
-    Making the module callable keeps ``nbsteps.graph()`` working either way."""
-
-    def __call__(self) -> PlanGraph:
-        """The notebook plan's dependency graph (graphviz Digraph)."""
-        from .session import current
-
-        return current().graph()
-
-
-sys.modules[__name__].__class__ = _GraphModule
