@@ -137,11 +137,15 @@ def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> d
     return {"code": step.static_digest, "upstream": upstream, "params": params, "helpers": helpers}
 
 
-def stale_reason(step: Step, parts: dict, cp: Checkpoint | None) -> str:
+def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) -> str:
     """Why the step must run given its checkpoint; '' when it is up to date."""
     if not step.cache:
         return "--no-cache"
     if cp is None:
+        if record is not None and record.status in (FAILED, BLOCKED, CANCELLED):
+            if record.status == FAILED and record.attempted and record.attempted != step.static_digest:
+                return "code changed since it failed"
+            return f"{record.status} last run"
         return "never run"
     old = cp.parts or {}
     if old.get("code") != parts["code"]:
@@ -227,7 +231,7 @@ class Executor:
             reason = "forced"
         else:
             cp = plan.store.get(name, fp) if step.cache else None
-            reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name))
+            reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
         if cp is not None:  # up to date: restore, do not execute
             rec.status, rec.cached, rec.stale = COMPLETED, True, False
             rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
@@ -255,6 +259,7 @@ class Executor:
                 return self._settle(name, CANCELLED, hint)
         self._parts[name] = parts
         rec.fingerprint = fp
+        rec.attempted = step.static_digest
         rec.attempts = 0
         rec.cached = False
         return self._task(step)
@@ -282,7 +287,7 @@ class Executor:
             else:
                 continue
             inputs[n] = private_copy(value) if n in step.analysis.mutated else value
-        return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis)
+        return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns)
 
     def _settle(self, name: str, status: str, message: str):
         rec = self.plan.records[name]

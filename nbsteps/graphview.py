@@ -171,9 +171,15 @@ class PlanGraph(graphviz.Digraph):
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         try:
-            return super()._repr_mimebundle_(include, exclude, **kwargs)
+            bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
         except graphviz.ExecutableNotFound:
             return {"text/plain": INSTALL_HINT}
+        # a stable text form (no memory address) so saved notebooks do not churn
+        bundle.setdefault("text/plain", repr(self))
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<nbsteps graph: {self.comment or 'plan'}>"
 
 
 @dataclass

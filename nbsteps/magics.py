@@ -24,6 +24,13 @@ def _prompt(step: str, text: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _unquote(text):
+    """magic_arguments keeps the quotes of a quoted option value: drop them."""
+    if text and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def _yes_from_env() -> bool:
     return os.environ.get("NBSTEPS_YES", "").lower() in ("1", "true", "yes")
 
@@ -109,7 +116,7 @@ class StepMagics(Magics):
         step = plan.add_cell(
             args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
             retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
-            confirm=args.confirm, cache=not args.no_cache,
+            confirm=_unquote(args.confirm), cache=not args.no_cache,
         )
         if args.define or session.mode() == "plan":
             deps = ", ".join(plan.dependencies(step.name)) or "nothing"

@@ -285,7 +285,7 @@ class Plan:
             if rec.status != COMPLETED:
                 rec.stale = False
                 continue
-            up_stale = any(self.records[d].stale or not self.records[d].ok for d in self.dependencies(name))
+            up_stale = any(self.records[d].stale for d in self.dependencies(name))
             rec.stale = up_stale or combine(fingerprint_parts(self, self.steps[name])) != rec.fingerprint
 
     # -- views -------------------------------------------------------------

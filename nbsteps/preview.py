@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .executor import fingerprint_parts, stale_reason
 from .fingerprint import combine
+from .reporter import fmt_seconds
 
 
 @dataclass
@@ -49,16 +50,16 @@ class PlanPreview:
             cells = []
             for r in (r for r in self.rows if r["level"] == lv):
                 tag = "run: " + r["reason"] if r["action"] == "run" else "cached"
-                est = f", ~{r['estimate_s']:.2g}s" if r["action"] == "run" and r["estimate_s"] is not None else ""
+                est = f", ~{fmt_seconds(r['estimate_s'])}" if r["action"] == "run" and r["estimate_s"] is not None else ""
                 conf = f", asks: {r['confirm']!r}" if r["confirm"] and r["action"] == "run" else ""
                 cells.append(f"{r['step']} ({tag}{est}{conf})")
             lines.append(f"  level {lv}: " + "; ".join(cells))
         if self.critical_path:
             lines.append(f"Critical path: {' -> '.join(self.critical_path)}")
-        est = f"Estimated wall time: {self.estimate_s:.2f}s"
         if self.unknown:
-            est += f" (no earlier duration for {', '.join(self.unknown)})"
-        lines.append(est)
+            lines.append(f"Estimated wall time: unknown (no earlier duration for {', '.join(self.unknown)})")
+        else:
+            lines.append(f"Estimated wall time: {fmt_seconds(self.estimate_s)}")
         confirms = [r["step"] for r in self.rows if r["confirm"] and r["action"] == "run"]
         if confirms:
             lines.append(f"Confirmation needed before: {', '.join(confirms)}")
@@ -89,7 +90,7 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
             reason = "forced"
         else:
             parts = fingerprint_parts(plan, step, tokens)
-            reason = stale_reason(step, parts, cp)
+            reason = stale_reason(step, parts, cp, plan.records.get(s))
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"
             elif not reason and cp is not None and cp.fingerprint != combine(parts):
@@ -106,8 +107,10 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
         est = earlier if run else 0.0
         if run and earlier is None:
             out.unknown.append(s)
-        best = max(deps, key=lambda d: (dist[d], levels[d], d), default=None)
-        dist[s] = (earlier or 0.0) + (dist[best] if best else 0.0)
+        # longest by earlier durations, then by number of steps (before any run)
+        best = max(deps, key=lambda d: (dist[d], d), default=None)
+        base = dist[best] if best else (0.0, 0)
+        dist[s] = (base[0] + (earlier or 0.0), base[1] + 1)
         pred[s] = best
         todo[s] = (est or 0.0) + max((todo[d] for d in deps), default=0.0)
         out.rows.append({
@@ -115,7 +118,7 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
             "reason": reason or "up to date", "estimate_s": est, "confirm": step.confirm or "",
         })
     if dist:
-        end = max(names, key=lambda s: (dist[s], levels[s]))
+        end = max(names, key=lambda s: dist[s])
         path = []
         while end is not None:
             path.append(end)

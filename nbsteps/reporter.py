@@ -8,10 +8,16 @@ import time
 from . import events as ev
 
 
-def _fmt(seconds) -> str:
+def fmt_seconds(seconds) -> str:
+    """1.2 ms, 340 ms, 2.35 s: readable durations."""
     if seconds is None:
         return "?"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2g} ms"
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+_fmt = fmt_seconds
 
 
 class TextReporter:
@@ -33,8 +39,10 @@ class TextReporter:
         if e.kind == ev.PLANNED:
             self._n, self._done = len(e.steps), 0
             if not self.quiet:
-                self._print(f"nbsteps: running {self._n} steps on {e.info.get('workers')} "
-                            f"{e.info.get('backend', 'threads')} worker(s)")
+                n, w = self._n, e.info.get("workers")
+                backend = e.info.get("backend", "threads")
+                where = f"{w} thread{'s' if w != 1 else ''}" if backend == "threads" else f"dask ({w} at a time)"
+                self._print(f"nbsteps: running {n} step{'s' if n != 1 else ''} on {where}")
         elif e.kind == ev.STARTED:
             if not self.quiet:
                 extra = f" ({e.message})" if e.message else ""

@@ -34,9 +34,11 @@ class Outcome:
 class Task:
     """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
 
-    __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt")
+    __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt",
+                 "base")
 
-    def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None):
+    def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None,
+                 base=None):
         self.name = name
         self.kind = kind
         self.source = source
@@ -46,15 +48,18 @@ class Task:
         self.args = args or {}
         self._analysis = analysis
         self.abandoned = False
+        self.base = base
         self.attempt = 0
 
     def __getstate__(self):
-        return {k: getattr(self, k) for k in self.__slots__ if k != "_analysis"}
+        # the user namespace (base) stays home: a remote attempt gets its inputs only
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("_analysis", "base")}
 
     def __setstate__(self, state):
         for k, v in state.items():
             setattr(self, k, v)
         self._analysis = None
+        self.base = None
 
 
 def private_copy(value: Any) -> Any:
@@ -113,6 +118,11 @@ def run_task(task: Task) -> Outcome:
             if analysis is None:
                 analysis = task._analysis = analyse_cell(task.name, task.source)
             ns = {"__builtins__": builtins, "__name__": "__main__"}
+            if task.base is not None:
+                # names used only dynamically (df.query("@x"), eval) resolve in
+                # the user namespace as in an ordinary cell; one C-level copy
+                ns.update(task.base)
+                ns["__builtins__"], ns["__name__"] = builtins, "__main__"
             ns.update(task.inputs)
             exec(analysis.body, ns)
             has_result = analysis.result is not None

@@ -6,6 +6,7 @@ namespace and summaries say ``%steps run``; without, it is a plain Plan.
 from __future__ import annotations
 
 from .plan import Plan
+from .reporter import fmt_seconds
 
 _plan: Plan | None = None
 _mode = "interactive"
@@ -68,7 +69,7 @@ def status_text(plan: Plan) -> str:
     for name in plan.order():
         r = plan.records[name]
         flags = "".join(f" [{f}]" for f, on in (("cached", r.cached), ("stale", r.stale)) if on)
-        dur = f" {r.duration:.3g}s" if r.duration is not None and r.ok else ""
+        dur = f" {fmt_seconds(r.duration)}" if r.duration is not None and r.ok else ""
         err = f" — {r.error_text}" if r.error_text else ""
         tries = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
         lines.append(f"  {name}: {r.status}{flags}{dur}{tries}{err}")

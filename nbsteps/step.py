@@ -175,6 +175,7 @@ class StepRecord:
     duration: float | None = None  # seconds of the successful (or last) attempt
     fingerprint: str | None = None
     token: str | None = None  # changes on every execution: downstream re-runs
+    attempted: str = ""  # code digest of the last execution attempt
     reason: str = ""  # why it ran (or was skipped) in the last run
     message: str = ""  # cancellation / blocking explanation
 

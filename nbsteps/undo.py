@@ -13,7 +13,7 @@ from typing import Callable
 
 from .analysis import analyse_cell
 from .errors import NbstepsError
-from .step import PENDING
+from .step import COMPLETED, PENDING
 
 
 def register_undo(plan, name: str, code: "str | Callable") -> None:
@@ -39,7 +39,7 @@ def _run_undo(plan, name: str) -> None:
 
 
 def _mark_undone(plan, name: str) -> list[str]:
-    affected = plan.order(plan.downstream([name]))
+    affected = [n for n in plan.order(plan.downstream([name])) if plan.records[n].status == COMPLETED]
     for n in affected:
         plan.store.drop(n)
         r = plan.records[n]

@@ -184,6 +184,49 @@ def test_steps_run_backend_dask_in_a_real_shell(shell, client, capsys):
     session.set_mode("interactive")
 
 
+def test_which_cluster(client, monkeypatch):
+    from nbsteps import dask_backend
+    from nbsteps.errors import NbstepsError
+
+    assert dask_backend.get_client() is client  # the Client already running in the session
+    assert dask_backend.get_client(client) is client
+    try:
+        by_address = dask_backend.get_client(client.scheduler.address)
+        assert by_address is not client and by_address.scheduler.address == client.scheduler.address
+        assert dask_backend.get_client(client.cluster) is by_address  # connected once, reused
+        assert sorted(by_address.run(os.getpid).values()) == sorted(worker_pids(client))
+    finally:
+        dask_backend.shutdown()
+    monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT", 0.5)
+    with pytest.raises(NbstepsError, match="cannot connect to the dask scheduler at 'tcp://127.0.0.1:9'"):
+        dask_backend.get_client("tcp://127.0.0.1:9")
+
+
+def test_lost_workers_and_cluster_errors_become_clear_failures():
+    from distributed.scheduler import KilledWorker
+
+    from nbsteps.dask_backend import DaskBackend, WorkerLostError
+    from nbsteps.runtime import Task
+
+    class FakeFuture:
+        def __init__(self, status, exc=None):
+            self.status, self._exc = status, exc
+
+        def exception(self):
+            return self._exc
+
+    backend = DaskBackend.__new__(DaskBackend)
+    task = Task("fit", "cell", "x = 1", {}, ("x",))
+    out = backend._outcome(FakeFuture("error", KilledWorker("nbsteps-fit-1-abc", None, 3)), task)
+    assert not out.ok and isinstance(out.error, WorkerLostError)
+    assert "step 'fit'" in str(out.error) and "died 3 times" in str(out.error)
+    out = backend._outcome(FakeFuture("error", ModuleNotFoundError("No module named 'nbsteps'")), task)
+    assert "step 'fit' could not run on the dask cluster" in str(out.error)
+    assert "installed on the workers" in str(out.error)
+    out = backend._outcome(FakeFuture("cancelled"), task)
+    assert not out.ok and "cancelled on the dask cluster" in str(out.error)
+
+
 @pytest.mark.kernel
 def test_cli_backend_dask_starts_a_local_cluster(tmp_path):
     """`nbsteps run --backend dask`: a LocalCluster is started in the kernel on first use."""

@@ -272,3 +272,36 @@ def test_stale_flag_in_results_after_upstream_edit(shell):
     run_ok(shell, "%steps run")
     assert not run_ok(shell, "%steps results")["stale"].any()
     assert shell.user_ns["y"] == 3
+
+
+def test_confirm_text_is_unquoted(shell, capsys):
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, '%%step deploy --confirm "Write to the DB?"\nwritten = True')
+    assert session.current().steps["deploy"].confirm == "Write to the DB?"
+    run_ok(shell, "%steps plan")
+    assert "asks: 'Write to the DB?'" in capsys.readouterr().out
+
+
+def test_names_used_only_in_strings_resolve_in_user_namespace(shell):
+    run_ok(shell, "import pandas as pd\nLIMIT = 2\nframe = pd.DataFrame({'v': [1, 2, 3]})")
+    assert run_ok(shell, "%%step q\nsmall = frame.query('v <= @LIMIT')\nlen(small)") == 2
+
+
+def test_plan_says_failed_last_run_and_code_changed_since(shell, capsys):
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step bad\nv = 1 / 0")
+    run_ok(shell, "%steps run --allow-failures")
+    run_ok(shell, "%steps plan")
+    assert "bad (run: failed last run" in capsys.readouterr().out
+    run_ok(shell, "%%step bad\nv = 1")
+    run_ok(shell, "%steps plan")
+    assert "bad (run: code changed since it failed" in capsys.readouterr().out
+
+
+def test_step_after_failed_optional_is_not_stale(shell):
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step extra --optional\nbonus = 1 / 0")
+    run_ok(shell, "%%step main --after extra\nout = 1")
+    run_ok(shell, "%steps run")
+    df = run_ok(shell, "%steps results").set_index("step")
+    assert df.loc["main", "status"] == "completed" and not df.loc["main", "stale"]

@@ -389,3 +389,41 @@ def test_outputs_are_held_by_reference():
     plan.run()
     assert plan["hold"].result is big
     assert plan.store.get("hold").outputs["hold"] is big
+
+
+def test_rollback_keeps_the_failure_in_the_summary():
+    plan = nbsteps.Plan()
+    plan.add_cell("apply", "applied = 1")
+    plan.add_cell("verify", "assert applied == 2, 'verification failed'")
+    from nbsteps.undo import register_undo
+
+    register_undo(plan, "apply", "pass")
+    s = plan.run(rollback=True)
+    assert plan["verify"].status == "failed"
+    assert "verify failed: AssertionError: verification failed" in s.text
+    assert "rolled back: apply" in s.text
+
+
+def test_rollback_stops_at_a_failing_undo_and_says_so():
+    plan = nbsteps.Plan()
+    plan.add_cell("one", "a = 1")
+    plan.add_cell("two", "b = a + 1")
+    plan.add_cell("three", "c = b / 0")
+    from nbsteps.undo import register_undo
+
+    register_undo(plan, "one", "pass")
+    register_undo(plan, "two", "raise RuntimeError('cannot undo two')")
+    s = plan.run(rollback=True)
+    assert s.rolled_back == [] and "two" in s.rollback_errors
+    assert "undo of two failed: RuntimeError: cannot undo two" in s.text
+    assert plan["one"].status == "completed"  # not undone: the rollback stopped
+
+
+def test_critical_path_before_any_run_is_the_longest_chain():
+    plan = nbsteps.Plan()
+    plan.add_cell("orders", "o = 1")
+    plan.add_cell("fx", "f = 1")
+    plan.add_cell("revenue", "r = o * f")
+    plan.add_cell("net", "n = r - 1")
+    plan.add_cell("report", "out = (n, f)")
+    assert plan.plan().critical_path == ["orders", "revenue", "net", "report"]
