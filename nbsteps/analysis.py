@@ -80,54 +80,35 @@ _FIELDS: dict = {}
 
 
 def _dump(node: ast.AST) -> str:
-    """``ast.dump(node)`` (default arguments), the same text, ~3x faster: the
-    cell digest is taken over it. Only for the Python versions whose ast.dump
-    it mirrors (3.9-3.12); others use ast.dump itself."""
-    out: list[str] = []
-    append = out.append
-    AST = ast.AST
+    """``ast.dump(node)`` (default arguments), the same text, faster: the cell
+    digest is taken over it. Only for the Python versions whose ast.dump it
+    mirrors (3.9-3.12, checked against their whole standard library); other
+    versions use ast.dump itself."""
+    cls = type(node)
+    info = _FIELDS.get(cls)
+    if info is None:
+        info = _fields(cls)
+    parts = []
+    for name, none_default in info:
+        value = getattr(node, name, _MISSING)
+        if value is _MISSING or (value is None and none_default):
+            continue
+        if isinstance(value, _AST):
+            parts.append(f"{name}={_dump(value)}")
+        elif isinstance(value, list):
+            parts.append(f"{name}={_dump_list(value)}")
+        else:
+            parts.append(f"{name}={value!r}")
+    return f"{cls.__name__}({', '.join(parts)})"
 
-    def fmt(node) -> None:
-        cls = type(node)
-        append(cls.__name__)
-        append("(")
-        sep = ""
-        for name, none_default in _fields(cls):
-            try:
-                value = getattr(node, name)
-            except AttributeError:
-                continue
-            if value is None and none_default:
-                continue
-            append(sep)
-            sep = ", "
-            append(name)
-            append("=")
-            if isinstance(value, AST):
-                fmt(value)
-            elif isinstance(value, list):
-                append("[")
-                inner = ""
-                for item in value:
-                    append(inner)
-                    inner = ", "
-                    if isinstance(item, AST):
-                        fmt(item)
-                    elif isinstance(item, list):
-                        append(_dump_list(item))
-                    else:
-                        append(repr(item))
-                append("]")
-            else:
-                append(repr(value))
-        append(")")
 
-    def _dump_list(items) -> str:  # lists of lists: not in Python's grammar today
-        return "[" + ", ".join(_dump(x) if isinstance(x, AST) else
-                               (_dump_list(x) if isinstance(x, list) else repr(x)) for x in items) + "]"
+def _dump_list(items: list) -> str:
+    return "[" + ", ".join([_dump(x) if isinstance(x, _AST) else _dump_list(x) if isinstance(x, list) else repr(x)
+                            for x in items]) + "]"
 
-    fmt(node)
-    return "".join(out)
+
+_AST = ast.AST
+_MISSING = object()
 
 
 if not ((3, 9) <= sys.version_info[:2] <= (3, 12)):  # pragma: no cover - other ast.dump versions

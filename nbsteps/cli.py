@@ -231,8 +231,6 @@ class Runner:
     def _client(self):
         from nbclient import NotebookClient
 
-        runner = self
-
         class StreamingClient(NotebookClient):
             echo = True
 
@@ -271,7 +269,7 @@ class Runner:
                                    timeout)
         except Exception as exc:
             text = _error_text(cell) or f"{type(exc).__name__}: {exc}"
-            _say(f"nbsteps: could not collect results from the kernel: {text.splitlines()[-1] if text else ''}",
+            _say(f"nbsteps: the kernel could not report on its plan: {text.splitlines()[-1] if text else ''}",
                  err=True)
             return None
         finally:
@@ -301,7 +299,8 @@ class Runner:
 
             a = self.args
             opts = "".join(
-                f" --{k} {v}" for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address)) if v
+                f" --{k} {_quote(str(v))}"
+                for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address)) if v
             ) + (" --yes" if a.yes else "")
             cell = nbformat.v4.new_code_cell(f"%steps run{opts}")
             cell.metadata["tags"] = [CLI_TAG]
@@ -334,6 +333,7 @@ class Runner:
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         sigint = 0
+        main = None
 
         def on_sigint():
             nonlocal sigint
@@ -341,7 +341,7 @@ class Runner:
             if sigint == 1:
                 _say("\nnbsteps: interrupted: stopping the run (Ctrl-C again to abandon it)", err=True)
                 self.request_stop("interrupted")
-            else:
+            elif main is not None:
                 main.cancel()
 
         try:

@@ -274,6 +274,8 @@ class DaskBackend:
     name = "dask"
     #: every attempt goes to the cluster, never onto the executor's thread
     inline_ok = False
+    #: what happens to a timed-out attempt (for the executor's timeout message)
+    abandon_note = "its dask task was cancelled"
 
     def __init__(self, workers: int, address=None) -> None:
         self.workers = max(1, int(workers))

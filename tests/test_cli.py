@@ -1,6 +1,5 @@
 """``nbsteps run``: real kernels (nbclient) started by the command in a subprocess."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -169,7 +169,7 @@ def test_steps_run_backend_dask_in_a_real_shell(shell, client, capsys):
     run_ok(shell, "%%step b\nb = a_pid != KERNEL\nb")
     run_ok(shell, "%steps run --backend dask")
     out = capsys.readouterr().out
-    assert "dask worker(s)" in out and "2 of 2 steps completed" in out
+    assert "on dask" in out and "2 of 2 steps completed" in out
     assert shell.user_ns["b"] is True and shell.user_ns["a_pid"] in worker_pids(client)
     shell.user_ns["my_client"] = client
     run_ok(shell, "%steps run --backend dask --address my_client --force-all")
@@ -242,6 +242,6 @@ def test_cli_backend_dask_starts_a_local_cluster(tmp_path):
                           capture_output=True, text=True, timeout=90,
                           env={**os.environ, "NBSTEPS_DASK_WORKERS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "dask worker(s)" in proc.stdout
+    assert "steps on dask" in proc.stdout
     df = pd.read_csv(tmp_path / "r.csv", dtype={"result": str}).set_index("step")
     assert df.loc["b", "result"] == "True"

@@ -571,3 +571,19 @@ def test_two_processes_one_directory(tmp_path, key_file):
         assert cp.outputs["i"] == 24
     assert store.warnings == [] and (reader is None or reader.warnings == [])
     assert len(list(folder(store, "shared").iterdir())) == 5  # metadata + 4 values: no leftovers
+
+
+def test_result_that_is_an_output_is_written_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBSTEPS_KEY_FILE", str(tmp_path / "key"))
+    import pandas as pd
+
+    from nbsteps.diskstore import DiskStore
+    from nbsteps.store import Checkpoint
+
+    store = DiskStore(tmp_path / "s")
+    df = pd.DataFrame({"a": [1, 2]})
+    store.put(Checkpoint("f", "fp", {"f": df}, df, True))
+    files = [p for p in (tmp_path / "s").rglob("*") if p.suffix in (".parquet", ".pkl")]
+    assert len(files) == 1
+    cp = store.get("f", "fp")
+    assert cp.result is cp.outputs["f"] and cp.result.equals(df)
