@@ -138,6 +138,31 @@ def dag_cell(workload: str, n: int, repeat: int, budget_s: float | None, run_onl
     return cell
 
 
+def diamond(n: int, repeat: int) -> dict:
+    """diamond_pandas through nbsteps (build + run), with the plain sequential
+    floor timed in alternation with it (same load for both): the ratio."""
+    from .peers import PEERS
+
+    plain_fn = PEERS["plain"]["diamond_pandas"]
+    want = W.expected("diamond_pandas", n)
+    build_and_run("diamond_pandas", n)
+    plain_fn(n)
+    nb_runs, plain_runs = [], []
+    t0 = time.perf_counter()
+    for _ in range(max(1, repeat)):
+        for fn, runs in ((lambda: build_and_run("diamond_pandas", n), nb_runs), (lambda: plain_fn(n), plain_runs)):
+            gc.collect()
+            t = time.perf_counter()
+            got = fn()
+            runs.append(time.perf_counter() - t)
+            if got != want:
+                return {"error": f"WRONG result {got!r} != {want!r}"}
+    return {"median_s": statistics.median(nb_runs), "min_s": min(nb_runs), "runs": nb_runs,
+            "plain_median_s": statistics.median(plain_runs), "plain_runs": plain_runs,
+            "ratio": statistics.median(nb_runs) / statistics.median(plain_runs),
+            "wall_s": time.perf_counter() - t0}
+
+
 def chain_long(n: int, repeat: int) -> dict:
     """chain_10000: must run at the default recursion limit."""
     limit = sys.getrecursionlimit()
@@ -306,8 +331,12 @@ print(json.dumps({"s": dt, "heavy": heavy}))
 def import_times(repeat: int) -> dict:
     """``python -c "import nbsteps"`` minus ``python -c pass`` (subprocess
     walls, alternated, medians), and ``%load_ext nbsteps`` in a fresh
-    InteractiveShell (timed inside the child)."""
+    InteractiveShell (timed inside the child). Bytecode caches are warm, as
+    after an installation: PYTHONDONTWRITEBYTECODE is dropped from the
+    children's environment and one untimed import writes the .pyc files."""
     env = _child_env()
+    dont_write = env.pop("PYTHONDONTWRITEBYTECODE", None)
+    _wall(["-c", "import nbsteps, nbsteps.magics, IPython"], env)  # writes/refreshes __pycache__
     bare, imp = [], []
     for _ in range(repeat):
         bare.append(_wall(["-c", "pass"], env))
@@ -323,6 +352,7 @@ def import_times(repeat: int) -> dict:
         "load_ext_s": statistics.median(x["s"] for x in loads),
         "load_ext_runs": [x["s"] for x in loads],
         "load_ext_heavy_modules": loads[0]["heavy"],
+        "env_had_PYTHONDONTWRITEBYTECODE": dont_write is not None,
     }
 
 

@@ -188,7 +188,12 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
             deps.setdefault(ws[0], INFERRED)
     g.deps[new.name] = deps
     g.sources[new.name] = sources
-    g._topo = None
+    if g._topo is not None:
+        # Plan.topological pops the ready step with the smallest registration
+        # position; nothing depends on the new step and its position is the
+        # largest, so it always comes last: append instead of recomputing (a
+        # new list: callers may hold the old one).
+        g._topo = g._topo + [new.name]
     g._runs.clear()
     g._fp_static.pop(new.name, None)
     for out in new.outputs if new.analysis else ():

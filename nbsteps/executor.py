@@ -114,7 +114,8 @@ def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> d
     """What determines the step's outputs now (see nbsteps.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
     hit = plan._deps._fp_static.get(step.name)
-    if hit is not None and hit[0] is step and (step.func is None or hit[1] is step.func.__code__):
+    func = step.func
+    if hit is not None and hit[0] is step and (func is None or hit[1] is getattr(func, "__code__", None)):
         deps, names, globs = hit[2]
     else:
         deps, names, globs = _static_parts(plan, step)
@@ -221,9 +222,13 @@ class Executor:
         rec = plan.records[name]
         if self.stopping:
             return self._settle(name, CANCELLED, self.stopping)
-        why = self._blocked_by(name)
-        if why:
-            return self._settle(name, BLOCKED, why)
+        records = plan.records
+        for d in plan._deps.deps.get(name, ()):
+            if records[d].status != COMPLETED:  # rare: find out why (in dependency order)
+                why = self._blocked_by(name)
+                if why:
+                    return self._settle(name, BLOCKED, why)
+                break
         parts = fingerprint_parts(plan, step)
         fp = combine(parts)
         cp = None
@@ -375,7 +380,7 @@ class Executor:
     def _retryable(self, step: Step, rec, err) -> bool:
         if rec.attempts > step.retry or self.stopping or err is None:
             return False
-        if isinstance(err, STRUCTURAL_ERRORS):
+        if isinstance(err, STRUCTURAL_ERRORS) or getattr(err, "retryable", True) is False:
             return False
         if step.retry_on:
             return any(c.__name__ in step.retry_on for c in type(err).__mro__)
@@ -391,9 +396,10 @@ class Executor:
                 del self._running[name]
                 backend.abandon(task)
                 limit = self.plan.steps[name].timeout
+                note = getattr(backend, "abandon_note", "a thread cannot be killed")
                 err = StepTimeout(
                     f"step {name!r} timed out after {limit:g} s; it was abandoned "
-                    f"(a thread cannot be killed) and its late outputs will be discarded"
+                    f"({note}) and its late outputs will be discarded"
                 )
                 self._conclude(task, Outcome(False, error=err, traceback=f"StepTimeout: {err}", duration=limit))
             elif self.stopping:  # a retry that fail-fast stopped

@@ -24,6 +24,19 @@ def _prompt(step: str, text: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _run_options(workers=None, backend=None, address=None) -> dict:
+    """Explicit options win; else NBSTEPS_WORKERS / NBSTEPS_BACKEND /
+    NBSTEPS_ADDRESS (what `nbsteps run` sets for its kernel)."""
+    env = os.environ
+    if workers is None and env.get("NBSTEPS_WORKERS", "").strip():
+        workers = int(env["NBSTEPS_WORKERS"])
+    return {
+        "workers": workers,
+        "backend": backend or env.get("NBSTEPS_BACKEND", "").strip() or "threads",
+        "address": address or env.get("NBSTEPS_ADDRESS", "").strip() or None,
+    }
+
+
 def _unquote(text):
     """magic_arguments keeps the quotes of a quoted option value: drop them."""
     if text and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -39,7 +52,7 @@ def _yes_from_env() -> bool:
 @magic_arguments()
 @argument("targets", nargs="*", help="steps to run (with what they need); default: all")
 @argument("--workers", type=int, default=None, help="parallel workers (default: widest level, max 8)")
-@argument("--backend", choices=["threads", "dask"], default="threads")
+@argument("--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)")
 @argument("--address", default=None, help="dask scheduler address (or use a Client in the session)")
 @argument("--fail-fast", action="store_true", help="stop scheduling at the first failure")
 @argument("--rollback", action="store_true", help="undo this run's completed steps when a step fails")
@@ -123,7 +136,7 @@ class StepMagics(Magics):
             outs = ", ".join(step.outputs) or "nothing"
             print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
             return None
-        summary = self._run(plan, [step.name], quiet=True, yes=_yes_from_env())
+        summary = self._run(plan, [step.name], quiet=True, yes=_yes_from_env(), **_run_options())
         rec = plan.records[step.name]
         if rec.status == COMPLETED and rec.cached:
             print(f"  ✓ {step.name} restored from checkpoint → {', '.join(rec.outputs) or 'no outputs'}")
@@ -148,7 +161,8 @@ class StepMagics(Magics):
 
         listeners = run_listeners(plan, quiet=quiet)
         try:
-            return plan.run(targets, confirm=_prompt, listeners=listeners, **kw)
+            confirm = None if os.environ.get("NBSTEPS_HEADLESS") == "1" else _prompt
+            return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
             raise StepsFailed(plan.last_summary) from None
 
@@ -173,7 +187,7 @@ class StepMagics(Magics):
         a = parse_argstring(_run_args, rest)
         plan = session.current()
         summary = self._run(
-            plan, a.targets or None, workers=a.workers, backend=a.backend, address=a.address,
+            plan, a.targets or None, **_run_options(a.workers, a.backend, a.address),
             fail_fast=a.fail_fast, rollback=a.rollback, force=a.force, force_all=a.force_all,
             yes=a.yes or _yes_from_env(),
         )

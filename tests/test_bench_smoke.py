@@ -1,0 +1,59 @@
+"""Smoke test of the benchmark (bench/, issue 7): every nbsteps workload runs
+once at tiny size through ``python -m bench --quick``; peers are not needed (a
+missing one is reported "not installed"). Timings are not asserted."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def bench_modules(monkeypatch):
+    monkeypatch.syspath_prepend(ROOT)
+    from bench import peers, run, run_peers
+
+    return peers, run, run_peers
+
+
+@pytest.mark.timeout(120)
+def test_quick_bench_runs_every_nbsteps_workload(tmp_path):
+    out = tmp_path / "quick.json"
+    env = dict(os.environ, NBSTEPS_KEY_FILE=str(tmp_path / "key"))
+    env.pop("NBSTEPS_STORE", None)
+    p = subprocess.run([sys.executable, "-m", "bench", "--quick", "--peers", "none", "--json", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    nb = res["nbsteps"]
+    # the DAG workloads shared with the peers, build + run and run only
+    labels = [c[0] for c in res["cells"]]
+    assert {lb.split("_")[0] for lb in labels} >= {"chain", "wide", "sleep", "diamond"}
+    for lb in labels:
+        assert "median_s" in nb["cells"][lb], (lb, nb["cells"][lb])
+    assert all("median_s" in c for c in nb["run_only"].values()) and nb["run_only"]
+    # the nbsteps-only workloads
+    extra = nb["extra"]
+    for key in ("checkpoint", "import"):
+        assert key in extra and "error" not in extra[key], (key, extra.get(key))
+    for prefix in ("chain_", "cells_", "rerun_nochange_", "graph_"):
+        key = next(k for k in extra if k.startswith(prefix))
+        assert "error" not in extra[key], (key, extra[key])
+    assert extra[next(k for k in extra if k.startswith("rerun_"))]["executed"] == 0
+    assert extra["checkpoint"]["memory"]["runs"][0]["same_object"] is True
+    assert res["targets"] and "### nbsteps workloads against the targets" in p.stdout
+
+
+def test_missing_peer_is_reported_not_installed(bench_modules, monkeypatch):
+    peers, run, run_peers = bench_modules
+    monkeypatch.setattr(peers, "available", lambda peer: (False, "not installed: apache-hamilton"))
+    row = run_peers.run_peer("hamilton", 1, 1.0, [("chain_10", "chain", 10)])
+    assert row["status"] == "not installed: apache-hamilton" and row["cells"] == {}
+    res = {"cells": [("chain_10", "chain", 10)], "peers": [row], "targets": [],
+           "nbsteps": {"cells": {"chain_10": {"median_s": 0.001}}, "run_only": {}, "extra": {}}}
+    assert "| hamilton | not installed: apache-hamilton |" in run.tables(res)
