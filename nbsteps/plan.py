@@ -268,7 +268,7 @@ class Plan:
             from .undo import rollback as do_rollback
 
             do_rollback(self, summary)
-        self.last_summary = summary
+        self.last_summary = summary.freeze()
         ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
         if summary.interrupted:
             raise KeyboardInterrupt

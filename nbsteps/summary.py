@@ -2,6 +2,7 @@
 why, what was blocked, and how to resume."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from .step import BLOCKED, CANCELLED, COMPLETED, FAILED, StepRecord
@@ -27,6 +28,12 @@ class RunSummary:
     resume_hint: str = "plan.run()"
     rolled_back: list = field(default_factory=list)
     rollback_errors: dict = field(default_factory=dict)
+
+    def freeze(self) -> "RunSummary":
+        """Keep the records as they are now, so the summary still tells what
+        this run did after later runs, resets or undos change the plan."""
+        self.records = {s: copy.copy(self.records[s]) for s in self.steps}
+        return self
 
     def _with(self, status: str) -> list[str]:
         return [s for s in self.steps if self.records[s].status == status]

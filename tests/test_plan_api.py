@@ -427,3 +427,12 @@ def test_critical_path_before_any_run_is_the_longest_chain():
     plan.add_cell("net", "n = r - 1")
     plan.add_cell("report", "out = (n, f)")
     assert plan.plan().critical_path == ["orders", "revenue", "net", "report"]
+
+
+def test_summary_keeps_what_its_run_did():
+    plan = nbsteps.Plan()
+    plan.add_cell("a", "x = 1")
+    s = plan.run()
+    plan.reset()
+    assert plan["a"].status == "pending"
+    assert s.text == "1 of 1 steps completed." and plan.last_summary.ok
