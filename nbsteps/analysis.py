@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import ast
 import builtins
-import hashlib
 import linecache
-import sys
 from dataclasses import dataclass
 from types import CodeType
 
 from .errors import StepDefinitionError
+from .fingerprint import code_digest
 
 #: method names that change their receiver in place
 MUTATING_METHODS = frozenset(
@@ -65,54 +64,6 @@ def _target_names(target: ast.AST, out: list) -> None:
             _target_names(elt, out)
     elif isinstance(target, ast.Starred):
         _target_names(target.value, out)
-
-
-def _fields(cls: type) -> tuple:
-    """``(name, omitted when None)`` for the fields of an AST class, as ast.dump
-    decides (a field whose class default is None is left out when None)."""
-    info = _FIELDS.get(cls)
-    if info is None:
-        info = _FIELDS[cls] = tuple((name, getattr(cls, name, ...) is None) for name in cls._fields)
-    return info
-
-
-_FIELDS: dict = {}
-
-
-def _dump(node: ast.AST) -> str:
-    """``ast.dump(node)`` (default arguments), the same text, faster: the cell
-    digest is taken over it. Only for the Python versions whose ast.dump it
-    mirrors (3.9-3.12, checked against their whole standard library); other
-    versions use ast.dump itself."""
-    cls = type(node)
-    info = _FIELDS.get(cls)
-    if info is None:
-        info = _fields(cls)
-    parts = []
-    for name, none_default in info:
-        value = getattr(node, name, _MISSING)
-        if value is _MISSING or (value is None and none_default):
-            continue
-        if isinstance(value, _AST):
-            parts.append(f"{name}={_dump(value)}")
-        elif isinstance(value, list):
-            parts.append(f"{name}={_dump_list(value)}")
-        else:
-            parts.append(f"{name}={value!r}")
-    return f"{cls.__name__}({', '.join(parts)})"
-
-
-def _dump_list(items: list) -> str:
-    return "[" + ", ".join([_dump(x) if isinstance(x, _AST) else _dump_list(x) if isinstance(x, list) else repr(x)
-                            for x in items]) + "]"
-
-
-_AST = ast.AST
-_MISSING = object()
-
-
-if not ((3, 9) <= sys.version_info[:2] <= (3, 12)):  # pragma: no cover - other ast.dump versions
-    _dump = ast.dump  # noqa: F811
 
 
 class _Scope(ast.NodeVisitor):
@@ -396,7 +347,8 @@ def analyse_cell(name: str, source: str) -> CellAnalysis:
         ) from None
 
     inputs = frozenset(n for n in walker.inputs if n not in _BUILTINS or n in walker.mutated)
-    digest = hashlib.blake2b(_dump(tree).encode(), digest_size=16).hexdigest()
+    # the compiled code ignores comments and layout; code_digest ignores line numbers
+    digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     return CellAnalysis(
         source=source,
         filename=filename,

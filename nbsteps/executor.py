@@ -2,13 +2,15 @@
 they are independent, with retries, timeouts, confirmations, fail-fast and
 interrupts, and emits events. It never imports IPython or widgets.
 
-The loop is a ``get_ready() / done()`` topological walk (graphlib's protocol
-and order, over structures cached per plan graph, see :func:`_run_graph`).
+The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected
+steps (the graph of a selection is cached per resolved plan graph, see
+:func:`_run_graph`).
 Everything that changes a record or the namespace happens on the calling
 thread; workers only run attempts and hand back outcomes through a queue.
 """
 from __future__ import annotations
 
+import graphlib
 import heapq
 import itertools
 import queue
@@ -46,26 +48,16 @@ class _RunGraph:
     resolved graph and selection (cached on the plan's Dependencies object,
     which is replaced or cleared whenever the graph changes)."""
 
-    __slots__ = ("indeg", "down", "ready", "width")
+    __slots__ = ("ups", "width")
 
     def __init__(self, plan: "Plan", names: list[str]) -> None:
         deps = plan._deps.deps
         selected = set(names)
-        indeg: dict[str, int] = {}
-        down: dict[str, list[str]] = {s: [] for s in names}
+        self.ups: dict[str, list[str]] = {}
         level: dict[str, int] = {}
-        for s in names:
-            ups = [d for d in deps.get(s, ()) if d in selected]
-            indeg[s] = len(ups)
-            lv = 0
-            for d in ups:
-                down[d].append(s)  # successors in plan order, as graphlib
-                if level[d] >= lv:
-                    lv = level[d] + 1
-            level[s] = lv
-        self.indeg = indeg
-        self.down = down
-        self.ready = [s for s in names if not indeg[s]]
+        for s in names:  # plan order is topological
+            ups = self.ups[s] = [d for d in deps.get(s, ()) if d in selected]
+            level[s] = 1 + max((level[d] for d in ups), default=-1)
         self.width = max(Counter(level.values()).values(), default=1)
 
 
@@ -410,11 +402,8 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         plan, names = self.plan, self.names
-        graph = _run_graph(plan, names)
-        indeg = dict(graph.indeg)
-        down = graph.down
-        ready = list(graph.ready)  # graphlib's order: plan order, then as they become ready
-        handed_out = finished = 0
+        ts = graphlib.TopologicalSorter(_run_graph(plan, names).ups)
+        ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
         records = plan.records
         for s in names:
             rec = records[s]
@@ -426,24 +415,13 @@ class Executor:
         final = self._final
         interrupted = False
 
-        def done(name: str) -> None:
-            nonlocal finished
-            finished += 1
-            for d in down[name]:
-                indeg[d] -= 1
-                if not indeg[d]:
-                    ready.append(d)
-
         try:
-            while ready or finished < handed_out:
+            while ts.is_active():
                 settled = False
-                batch = ready[:]
-                ready.clear()
-                handed_out += len(batch)
-                for name in batch:
+                for name in ts.get_ready():
                     task = self._prepare(name)
                     if task is None:
-                        done(name)
+                        ts.done(name)
                         settled = True
                     else:
                         self._waiting.append(task)
@@ -460,7 +438,7 @@ class Executor:
                     self._start(task, backend, inline)
                 self._wait(backend)
                 for name in final:
-                    done(name)
+                    ts.done(name)
                 final.clear()
         except KeyboardInterrupt:
             interrupted = True

@@ -8,6 +8,7 @@ the user's own traceback; nbsteps' frames are never shown for a user mistake.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -35,6 +36,17 @@ def _run_options(workers=None, backend=None, address=None) -> dict:
         "backend": backend or env.get("NBSTEPS_BACKEND", "").strip() or "threads",
         "address": address or env.get("NBSTEPS_ADDRESS", "").strip() or None,
     }
+
+
+_IPYTHON_SYNTAX = re.compile(r"^\s*(%|!|\?|>>>)|\?\s*$|=\s*[%!]", re.MULTILINE)
+
+
+def _python_source(shell, cell: str) -> str:
+    """The cell as Python: IPython's transformers only when the cell uses
+    IPython syntax (magics, shell escapes, help, prompts), else as is."""
+    if not cell.strip():
+        return "pass\n"
+    return shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell
 
 
 def _unquote(text):
@@ -125,7 +137,7 @@ class StepMagics(Magics):
         """
         args = parse_argstring(self.step, line)
         plan = session.current()
-        source = self.shell.transform_cell(cell) if cell.strip() else "pass\n"
+        source = _python_source(self.shell, cell)
         step = plan.add_cell(
             args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
             retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
@@ -153,7 +165,7 @@ class StepMagics(Magics):
             raise NbstepsError("%%undo needs the step name: %%undo NAME")
         from .undo import register_undo
 
-        register_undo(session.current(), name, self.shell.transform_cell(cell))
+        register_undo(session.current(), name, _python_source(self.shell, cell))
         print(f"nbsteps: registered undo for step {name}")
 
     def _run(self, plan, targets, quiet=False, **kw):

@@ -52,6 +52,16 @@ class Step:
     static_digest: str = ""
 
     @property
+    def source_text(self) -> str:
+        """The cell's source, or the function's source when it can be found."""
+        if self.source or self.func is None:
+            return self.source
+        try:
+            return inspect.getsource(self.func)
+        except (OSError, TypeError):
+            return ""
+
+    @property
     def kind(self) -> str:
         return "function" if self.func is not None else "cell"
 
@@ -120,11 +130,8 @@ def function_step(name: str, func: Callable, known_steps, **options) -> Step:
                 f"step {name!r}: parameter {p.name!r} names no registered step. "
                 f"Register step {p.name!r} first, rename the parameter, or give it a default."
             )
-    try:
-        source = inspect.getsource(func)
-    except (OSError, TypeError):
-        source = ""
-    step = Step(name=name, source=source, func=func, params=tuple(params), **_options(name, options))
+    # the source is read only when shown (Step.source_text): registering stays cheap
+    step = Step(name=name, func=func, params=tuple(params), **_options(name, options))
     return _finish(step)
 
 

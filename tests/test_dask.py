@@ -110,7 +110,8 @@ def test_function_steps_retries_timeouts_and_optional_steps_behave_as_with_threa
     assert dp["slow"].status == "failed" and "timed out" in dp["slow"].error_text
     assert dp["after_slow"].status == "blocked"
     assert dp["maybe"].status == "failed" and dp["after_maybe"].status == "completed"
-    assert ds.text == ts.text
+    # the same summary, but for how the timed-out attempt was abandoned
+    assert ds.text.replace("its dask task was cancelled", "a thread cannot be killed") == ts.text
 
 
 def test_unserialisable_input_and_output_are_clear_errors(client):

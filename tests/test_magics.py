@@ -305,3 +305,9 @@ def test_step_after_failed_optional_is_not_stale(shell):
     run_ok(shell, "%steps run")
     df = run_ok(shell, "%steps results").set_index("step")
     assert df.loc["main", "status"] == "completed" and not df.loc["main", "stale"]
+
+
+def test_ipython_syntax_inside_a_step(shell, capsys):
+    assert run_ok(shell, "%%step timed\nvals = !echo hi\n%time sum(range(10))\nlen(vals)") == 1
+    assert list(shell.user_ns["vals"]) == ["hi"]
+    assert "Wall time" in capsys.readouterr().out
