@@ -186,6 +186,13 @@ class StepRecord:
     reason: str = ""  # why it ran (or was skipped) in the last run
     message: str = ""  # cancellation / blocking explanation
 
+    def snapshot(self) -> "StepRecord":
+        """A copy of the record as it is now (cheap: fields are replaced, never
+        mutated in place, when a step runs again)."""
+        new = object.__new__(StepRecord)
+        new.__dict__.update(self.__dict__)
+        return new
+
     @property
     def ok(self) -> bool:
         return self.status == COMPLETED

@@ -2,7 +2,6 @@
 why, what was blocked, and how to resume."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 from .step import BLOCKED, CANCELLED, COMPLETED, FAILED, StepRecord
@@ -32,7 +31,7 @@ class RunSummary:
     def freeze(self) -> "RunSummary":
         """Keep the records as they are now, so the summary still tells what
         this run did after later runs, resets or undos change the plan."""
-        self.records = {s: copy.copy(self.records[s]) for s in self.steps}
+        self.records = {s: self.records[s].snapshot() for s in self.steps}
         return self
 
     def _with(self, status: str) -> list[str]:
