@@ -58,7 +58,7 @@ def kernel_name(tmp_path_factory, monkeypatch):
     return "nbsteps-test"
 
 
-def execute_notebook(cells, kernel_name, cwd, allow_errors=False, timeout=120):
+def execute_notebook(cells, kernel_name, cwd, allow_errors=False, timeout=120, store_widget_state=False):
     """Execute *cells* (source strings) in a fresh real kernel via nbclient."""
     import nbformat
     from nbclient import NotebookClient
@@ -66,7 +66,7 @@ def execute_notebook(cells, kernel_name, cwd, allow_errors=False, timeout=120):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(cwd)}})
+                            store_widget_state=store_widget_state, resources={"metadata": {"path": str(cwd)}})
     client.execute()
     return nb
 

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import nbsteps
+from conftest import execute_notebook
 from nbsteps import events as ev
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
@@ -39,15 +40,7 @@ DEFINE = [
 
 
 def execute(cells, kernel_name, cwd, timeout=180):
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, store_widget_state=True,
-                            resources={"metadata": {"path": str(cwd)}})
-    client.execute()
-    return nb
+    return execute_notebook(cells, kernel_name, cwd, timeout=timeout, store_widget_state=True)
 
 
 def displays(cell):
