@@ -404,13 +404,14 @@ class Executor:
         plan, names = self.plan, self.names
         ts = graphlib.TopologicalSorter(_run_graph(plan, names).ups)
         ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
+        # connect first: a backend that cannot start leaves every record as it was
+        backend = make_backend(self.backend_name, self.workers, self.address)
         records = plan.records
         for s in names:
             rec = records[s]
             rec.status, rec.message = PENDING, ""
         t0 = time.perf_counter()
         self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
-        backend = make_backend(self.backend_name, self.workers, self.address)
         self._final: list[str] = []
         final = self._final
         interrupted = False

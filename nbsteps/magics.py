@@ -190,7 +190,14 @@ class StepMagics(Magics):
             raise NbstepsError(
                 f"unknown subcommand {cmd!r} of %steps; use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
             )
-        return handler(rest)
+        try:
+            return handler(rest)
+        except OSError as exc:  # a path the user gave: say which and why, no traceback
+            where = exc.filename or rest or "the file"
+            raise NbstepsError(
+                f"%steps {cmd} could not use {where}: {exc.strerror or exc}. "
+                f"Check that the directory exists and is writable, or give another path."
+            ) from None
 
     steps.__doc__ = _steps_doc()
 

@@ -311,3 +311,15 @@ def test_ipython_syntax_inside_a_step(shell, capsys):
     assert run_ok(shell, "%%step timed\nvals = !echo hi\n%time sum(range(10))\nlen(vals)") == 1
     assert list(shell.user_ns["vals"]) == ["hi"]
     assert "Wall time" in capsys.readouterr().out
+
+
+def test_bad_paths_give_one_line_errors(shell, capsys):
+    from nbsteps.errors import NbstepsError
+
+    run_ok(shell, "%%step a\nx = 1")
+    for cmd in ["%steps export /proc/no-such-dir/x.csv", "%steps graph --output /proc/no-such-dir/g.svg",
+                "%steps store /proc/no-such-dir/store"]:
+        err = run_err(shell, cmd)
+        assert isinstance(err, NbstepsError) and "/proc/no-such-dir" in str(err), cmd
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err

@@ -437,3 +437,13 @@ def test_summary_keeps_what_its_run_did():
     plan.reset()
     assert plan["a"].status == "pending"
     assert s.text == "1 of 1 steps completed." and plan.last_summary.ok
+
+
+def test_backend_that_cannot_start_changes_nothing():
+    plan = nbsteps.Plan()
+    plan.add_cell("a", "x = 1")
+    plan.run()
+    with pytest.raises(NbstepsError) as e:
+        plan.run(backend="nowhere")
+    assert "unknown backend" in str(e.value)
+    assert plan["a"].status == "completed"
