@@ -16,7 +16,6 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from . import session
 from .errors import NbstepsError, StepsFailed
-from .reporter import TextReporter
 from .step import COMPLETED
 
 

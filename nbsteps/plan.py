@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from . import dependencies as depmod
 from . import events as ev

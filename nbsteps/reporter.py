@@ -3,7 +3,6 @@ Works in any frontend (terminal, notebook, nbclient, CI logs)."""
 from __future__ import annotations
 
 import sys
-import time
 
 from . import events as ev
 

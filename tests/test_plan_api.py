@@ -1,10 +1,8 @@
 """The Python API (SPEC 3) in plain Python, without IPython."""
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
