@@ -26,6 +26,7 @@ importable on the workers (it is for a LocalCluster).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import uuid
 from typing import Any
@@ -63,6 +64,14 @@ class RemoteStepError(Exception):
 _lock = threading.RLock()
 _local: dict[str, Any] = {}  # "cluster", "client": the LocalCluster started on first use
 _clients: dict[str, Any] = {}  # address -> Client connected by nbsteps
+
+
+def spawn_safe_main() -> None:
+    """IPython may replace ``__main__`` by a module without ``__spec__``,
+    which multiprocessing's spawn (dask's worker processes) reads."""
+    main = sys.modules.get("__main__")
+    if main is not None and not hasattr(main, "__spec__"):
+        main.__spec__ = None
 
 
 def _distributed():
@@ -150,6 +159,7 @@ def get_client(address=None):
             return client
         import logging
 
+        spawn_safe_main()
         try:
             cluster = distributed.LocalCluster(
                 n_workers=local_cluster_workers(), threads_per_worker=1, processes=True,

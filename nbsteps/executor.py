@@ -434,8 +434,10 @@ class Executor:
                         self._settle(task.name, CANCELLED, self.stopping)
                         final.append(task.name)
                         continue
-                    inline = (backend.inline_ok and not self._running and not self._waiting
-                              and not self._timers and not plan.steps[task.name].timeout)
+                    # run it on this thread when nothing else could run meanwhile: a lone
+                    # ready step, or any step with one worker (no hand-off to pay for)
+                    inline = (backend.inline_ok and not plan.steps[task.name].timeout and not self._running
+                              and (self.workers == 1 or (not self._waiting and not self._timers)))
                     self._start(task, backend, inline)
                 self._wait(backend)
                 for name in final:

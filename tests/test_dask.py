@@ -23,6 +23,9 @@ pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
 
 @pytest.fixture(scope="module")
 def client():
+    from nbsteps.dask_backend import spawn_safe_main
+
+    spawn_safe_main()  # earlier tests ran an IPython shell, which replaces __main__
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                        dashboard_address=None)
     c = distributed.Client(cluster)

@@ -445,3 +445,18 @@ def test_backend_that_cannot_start_changes_nothing():
         plan.run(backend="nowhere")
     assert "unknown backend" in str(e.value)
     assert plan["a"].status == "completed"
+
+
+def test_one_worker_runs_steps_in_order_on_the_calling_thread():
+    import threading as th
+
+    plan = nbsteps.Plan()
+    seen = []
+    for i in range(5):
+        def f(i=i):
+            seen.append((i, th.current_thread() is th.main_thread()))
+            return i
+
+        plan.step(f"s{i}")(f)
+    assert plan.run(workers=1).ok
+    assert seen == [(i, True) for i in range(5)]
