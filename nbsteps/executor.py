@@ -105,12 +105,7 @@ def _static_parts(plan: "Plan", step: Step) -> tuple:
 def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
     """What determines the step's outputs now (see nbsteps.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
-    hit = plan._deps._fp_static.get(step.name)
-    func = step.func
-    if hit is not None and hit[0] is step and (func is None or hit[1] is getattr(func, "__code__", None)):
-        deps, names, globs = hit[2]
-    else:
-        deps, names, globs = _static_parts(plan, step)
+    deps, names, globs = _static_parts(plan, step)
     if tokens is None:
         records = plan.records
         upstream = {}

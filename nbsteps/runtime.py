@@ -82,11 +82,18 @@ def private_copy(value: Any) -> Any:
         return value
 
 
-def _user_traceback(exc: BaseException, filename: str) -> str:
-    """The traceback from the step's own code on (no nbsteps frames)."""
+def _user_frames(exc: BaseException, filename: str):
+    """*exc*'s traceback from the first frame of *filename* (the step's own
+    code) on; None when the error was raised before reaching it."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next
+    return tb
+
+
+def _user_traceback(exc: BaseException, filename: str) -> str:
+    """The traceback from the step's own code on (no nbsteps frames)."""
+    tb = _user_frames(exc, filename)
     if tb is None:  # raised before reaching user code
         return "".join(traceback.format_exception_only(type(exc), exc))
     return "".join(traceback.format_exception(type(exc), exc, tb))
@@ -94,10 +101,7 @@ def _user_traceback(exc: BaseException, filename: str) -> str:
 
 def trim_traceback(exc: BaseException, name: str) -> BaseException:
     """Drop nbsteps' own frames from *exc*'s traceback (cell steps)."""
-    filename = step_filename(name)
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
-        tb = tb.tb_next
+    tb = _user_frames(exc, step_filename(name))
     if tb is not None:
         exc.__traceback__ = tb
     return exc

@@ -60,6 +60,16 @@ def _parse_key(data: bytes) -> bytes:
         return text  # a key the user wrote by hand: use its bytes as they are
 
 
+def _create_private(path: Path, content: bytes) -> None:
+    """Create *path* (must not exist) readable by its owner only, durably."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _create_key(path: Path) -> None:
     """Create the key file atomically: it never exists with partial content.
 
@@ -70,13 +80,8 @@ def _create_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     content = (secrets.token_bytes(KEY_BYTES).hex() + "\n").encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        try:
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _create_private(tmp, content)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -85,14 +90,9 @@ def _create_key(path: Path) -> None:
             # The filesystem has no hard links: create the final file directly.
             # A reader that sees it still empty waits (see load_key).
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                _create_private(path, content)
             except FileExistsError:
                 return
-            try:
-                os.write(fd, content)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
     finally:
         try:
             os.unlink(tmp)

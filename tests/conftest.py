@@ -1,8 +1,14 @@
 import sys
+from pathlib import Path
 
 import pytest
 
 from nbsteps import session
+
+# the repository root, so tests can import the benchmark workloads (bench/)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture

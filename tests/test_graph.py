@@ -2,7 +2,6 @@
 critical path, escaping of user text, size, %steps graph files, and a clear
 error (and nothing else broken) when `dot` is missing."""
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import nbsteps
 import nbsteps.graphview as G
 from nbsteps.errors import NbstepsError
 
+from bench.graph_bench import random_plan
 from conftest import run_err, run_ok
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
@@ -191,18 +191,6 @@ def test_dot_source_never_takes_user_text_as_html_label():
     plan.run()
     source = plan.graph().source
     assert "tooltip=<" not in source and "label=<" not in source
-
-
-def random_plan(n: int, seed: int = 7, fail: int | None = None) -> nbsteps.Plan:
-    rng = random.Random(seed)
-    plan = nbsteps.Plan()
-    for i in range(n):
-        ups = rng.sample(range(max(0, i - 15), i), k=min(i, rng.choice([0, 1, 1, 2, 2, 3]))) if i else []
-        src = f"x{i} = " + (" + ".join(f"x{u}" for u in ups) if ups else "1") + "\n"
-        if i == fail:
-            src = "raise ValueError('boom')\n" + src
-        plan.add_cell(f"s{i:03d}", src, after=[f"s{i - 1:03d}"] if i % 17 == 5 else [])
-    return plan
 
 
 def test_200_steps_render_in_reasonable_time():
