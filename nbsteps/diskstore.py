@@ -30,6 +30,7 @@ pandas, pyarrow and cloudpickle are imported lazily: importing nbsteps stays fas
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -39,6 +40,7 @@ import queue
 import re
 import shutil
 import socket
+import stat
 import sys
 import threading
 import time
@@ -74,25 +76,92 @@ def _dirname(step: str) -> str:
     return f"{safe}~{hashlib.sha256(step.encode()).hexdigest()[:12]}"
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make renames in *path* durable (best effort: not every OS allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+def _fsync_dir(fd: int) -> None:
+    """Make renames in the directory *fd* durable (best effort)."""
     try:
         os.fsync(fd)
     except OSError:
         pass
-    finally:
-        os.close(fd)
 
 
-def _unlink(path: Path) -> None:
+def _unlink(name: "str | Path", dir_fd: "int | None" = None) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
+
+
+# -- never through a link ---------------------------------------------------------
+#
+# Every path inside the store is opened relative to a directory file descriptor
+# with O_NOFOLLOW: a step folder, ``.locks``, ``checkpoint.meta`` or a value
+# file that is a symbolic link (or not the kind of entry expected) is refused,
+# never followed. The store directory itself is the one the user named.
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+MAX_META = 64 << 20  # a checkpoint.meta larger than this is not ours
+
+
+class LinkRefused(OSError):
+    """An entry of the store that is a symbolic link or not what nbsteps wrote."""
+
+    def __init__(self, path: "str | Path", what: str = "a symbolic link") -> None:
+        super().__init__(
+            f"{path} is {what}; nbsteps never follows links or writes through them inside its "
+            f"store: remove it (the store recreates what it needs)"
+        )
+        self.path = str(path)
+
+
+def _open_dir(name: str, dir_fd: "int | None", path: "str | Path", create: bool = False) -> int:
+    """A file descriptor of the directory *name* (relative to *dir_fd*), never
+    through a link; created private (0700) when *create*."""
+    if create:
+        try:
+            os.mkdir(name, 0o700, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            kind = "a symbolic link" if _is_link(name, dir_fd) else "not a directory"
+            raise LinkRefused(path, kind) from None
+        raise
+
+
+def _is_link(name: str, dir_fd: "int | None") -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_file(name: str, dir_fd: int, path: "str | Path") -> int:
+    """A read-only descriptor of the regular file *name*; links and devices refused."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LinkRefused(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LinkRefused(path, "not a regular file")
+    return fd
+
+
+def _create_file(dir_fd: int, name: str) -> int:
+    """A new private file (0600) in *dir_fd*; fails if *name* exists (even as a link)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | getattr(os, "O_BINARY", 0)
+    return os.open(name, flags, 0o600, dir_fd=dir_fd)
+
+
+def _ours(name: str) -> bool:
+    """Whether *name* is one the store writes inside a step folder."""
+    return name == META or name.startswith(".tmp-") or bool(_VALUE_FILE.fullmatch(name))
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -176,10 +245,9 @@ class _SignedWriter:
 
     closed = False
 
-    def __init__(self, path: Path, key: bytes) -> None:
-        self.path = path
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(path, flags, 0o666)
+    def __init__(self, dir_fd: int, name: str, key: bytes) -> None:
+        self.dir_fd, self.name = dir_fd, name
+        self._fd = _create_file(dir_fd, name)
         self._mac = _Mac(key)
         self.size = 0
         self.error: "OSError | None" = None
@@ -227,7 +295,7 @@ class _SignedWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        _unlink(self.path)
+        _unlink(self.name, self.dir_fd)
 
 
 class _NullSink:
@@ -386,8 +454,12 @@ class DiskStore(Store):
     ``key`` defaults to :func:`nbsteps.signing.load_key`. ``compression`` is
     the Parquet codec (``None``: uncompressed, the fastest here; ``"snappy"``
     makes files of repetitive data smaller). Values that cannot be written
-    (unpicklable, disk full, directory not writable) are kept in memory for
-    this process with a warning; ``put`` never raises.
+    (unpicklable, disk full, directory not writable, a link inside the store)
+    are kept in memory for this process with a warning; ``put`` never raises.
+
+    Inside the directory nothing is followed through a symbolic link, nothing
+    is deleted that does not carry a name the store gives its own files, and
+    everything is created private to the user (0600 files, 0700 folders).
     """
 
     def __init__(self, directory: "str | os.PathLike", key: "bytes | None" = None, *,
@@ -395,7 +467,7 @@ class DiskStore(Store):
         self.directory = Path(os.path.abspath(os.path.expanduser(os.fspath(directory))))
         if self.directory.exists() and not self.directory.is_dir():
             raise NotADirectoryError(f"nbsteps: checkpoint store {self.directory} is not a directory")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.key = key if key is not None else signing.load_key()
         self.compression = compression
         self._memory: dict[str, Checkpoint] = {}  # checkpoints that could not be written
@@ -408,10 +480,29 @@ class DiskStore(Store):
     def __repr__(self) -> str:
         return f"DiskStore({str(self.directory)!r})"
 
+    # -- directories -------------------------------------------------------------
+
+    @contextmanager
+    def _root(self) -> Iterator[int]:
+        fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _folder(self, root: int, dirname: str, create: bool = False) -> Iterator[int]:
+        """The step folder *dirname*, never through a link."""
+        fd = _open_dir(dirname, root, self.directory / dirname, create=create)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     # -- locking ---------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, dirname: str) -> Iterator[None]:
+    def _locked(self, root: int, dirname: str) -> Iterator[None]:
         """Exclusive lock of one step: a thread lock (flock is not reliable
         between threads on every file system) and a flock for other processes.
         Different steps never wait for each other."""
@@ -421,9 +512,17 @@ class DiskStore(Store):
             if fcntl is None:
                 yield
                 return
-            locks = self.directory / LOCKS
-            locks.mkdir(exist_ok=True)
-            fd = os.open(locks / f"{dirname}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            locks = _open_dir(LOCKS, root, self.directory / LOCKS, create=True)
+            try:
+                name = f"{dirname}.lock"
+                try:
+                    fd = os.open(name, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=locks)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise LinkRefused(self.directory / LOCKS / name) from None
+                    raise
+            finally:
+                os.close(locks)
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -445,6 +544,12 @@ class DiskStore(Store):
                 f"step {step!r}: {_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])}); "
                 f"its checkpoint is kept in memory only and will not survive a restart of the kernel"
             ))
+        except LinkRefused as exc:
+            self._remember(checkpoint)
+            self.warn(step, (
+                f"step {step!r}: its checkpoint was not written: {exc}; "
+                f"it is kept in memory only and will not survive a restart of the kernel"
+            ))
         except OSError as exc:
             self._remember(checkpoint)
             self.warn(step, (
@@ -464,20 +569,16 @@ class DiskStore(Store):
 
     def _write(self, cp: Checkpoint) -> None:
         dirname = _dirname(cp.step)
-        folder = self.directory / dirname
         values: list[tuple[str, str | None, Any]] = [("output", n, v) for n, v in cp.outputs.items()]
         # a result that is also an output (function steps, `x` as last line) is written once
         result_is = next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None
         if cp.has_result and result_is is None:
             values.append(("result", None, cp.result))
-        with self._locked(dirname):
-            try:
-                folder.mkdir()
-                _fsync_dir(self.directory)
-            except FileExistsError:
-                pass
+        with self._root() as root, self._locked(root, dirname), \
+                self._folder(root, dirname, create=True) as folder:
+            _fsync_dir(root)
             token = uuid.uuid4().hex[:16]
-            written: list[Path] = []  # this put's files, removed if it fails
+            written: list[str] = []  # names of this put's files, removed if it fails
             try:
                 entries: list[dict] = []
                 bad: "list[str | None]" = []
@@ -504,50 +605,57 @@ class DiskStore(Store):
                 _fsync_dir(folder)  # the value files' names are durable before the metadata
                 self._write_meta(folder, cp, token, entries, written)
             except _Unpicklable:
-                for path in written:
-                    _unlink(path)
+                for name in written:
+                    _unlink(name, folder)
                 # the store holds the latest checkpoint: the older one on disk goes
-                self._remove_checkpoint(folder)
+                self._remove_files(folder)
+                try:
+                    os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
+                except OSError:
+                    pass
                 raise
             except BaseException:
-                for path in written:
-                    _unlink(path)
+                for name in written:
+                    _unlink(name, folder)
                 raise
             with self._guard:
                 self._memory.pop(cp.step, None)
-            # Everything else in the folder is the previous checkpoint or debris
-            # of an interrupted put (we hold the lock: nobody else writes here).
-            keep = {META} | {p.name for p in written}
-            try:
-                leftovers = [e.path for e in os.scandir(folder) if e.name not in keep]
-            except OSError:
-                leftovers = []
-            for path in leftovers:
-                self._remove_entry(path)
+            # The other files of ours in the folder are the previous checkpoint or
+            # debris of an interrupted put (we hold the lock: nobody else writes
+            # here). Anything the store did not name is left alone.
+            self._remove_files(folder, keep={META, *written})
 
     @staticmethod
-    def _remove_entry(path: str) -> None:
-        """Best effort: the new checkpoint is committed whatever happens here."""
+    def _remove_files(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -> None:
+        """Remove the regular files of *folder* that the store names as its own
+        (metadata first, so a crash midway leaves no metadata pointing at
+        missing files), except *keep*. Never a directory, never through a link
+        (unlinking a link removes the link only). Best effort."""
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
+            names = [e.name for e in os.scandir(folder)
+                     if e.name not in keep and _ours(e.name) and e.is_file(follow_symlinks=False)]
         except OSError:
-            pass
+            return
+        names.sort(key=lambda n: n != META)
+        for name in names:
+            try:
+                _unlink(name, folder)
+            except OSError:
+                pass
 
-    def _tmp(self, folder: Path) -> Path:
-        return folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"
+    @staticmethod
+    def _tmp() -> str:
+        return f".tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"
 
-    def _write_value(self, folder: Path, stem: str, value: Any, written: list[Path]) -> dict:
+    def _write_value(self, folder: int, stem: str, value: Any, written: list[str]) -> dict:
         """Write one value to ``folder/stem.<ext>``; its metadata entry."""
         kind = _pandas_kind(value)
         if kind is not None:
             prepared = _parquet_frame(value, kind)
             if prepared is not None:
                 frame, extra = prepared
-                tmp = self._tmp(folder)
-                writer = _SignedWriter(tmp, self.key)
+                tmp = self._tmp()
+                writer = _SignedWriter(folder, tmp, self.key)
                 written.append(tmp)
                 try:
                     _write_parquet(frame, writer, self.compression)
@@ -558,10 +666,10 @@ class DiskStore(Store):
                         raise writer.error
                     # pyarrow refused something the sample accepted: pickle instead
                 else:
-                    return self._publish(tmp, folder / f"{stem}.parquet", written, {
+                    return self._publish(folder, tmp, f"{stem}.parquet", written, {
                         "encoding": "parquet", "kind": kind, "size": writer.size, "hmac": digest, **extra})
-        tmp = self._tmp(folder)
-        writer = _SignedWriter(tmp, self.key)
+        tmp = self._tmp()
+        writer = _SignedWriter(folder, tmp, self.key)
         written.append(tmp)
         try:
             _pickle_to(writer, value)
@@ -573,18 +681,21 @@ class DiskStore(Store):
             if isinstance(exc, OSError):
                 raise
             raise _Unpicklable([], [exc]) from exc
-        return self._publish(tmp, folder / f"{stem}.pkl", written, {
+        except BaseException:
+            writer.abort()  # an interrupt: close the file and stop the hashing thread
+            raise
+        return self._publish(folder, tmp, f"{stem}.pkl", written, {
             "encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest})
 
     @staticmethod
-    def _publish(tmp: Path, final: Path, written: list[Path], entry: dict) -> dict:
-        os.replace(tmp, final)
+    def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict) -> dict:
+        os.replace(tmp, final, src_dir_fd=folder, dst_dir_fd=folder)
         written.append(final)
-        entry["file"] = final.name
+        entry["file"] = final
         return entry
 
-    def _write_meta(self, folder: Path, cp: Checkpoint, token: str, entries: list[dict],
-                    written: list[Path]) -> None:
+    def _write_meta(self, folder: int, cp: Checkpoint, token: str, entries: list[dict],
+                    written: list[str]) -> None:
         body: dict[str, Any] = {
             "format": FORMAT,
             "step": cp.step,
@@ -606,9 +717,9 @@ class DiskStore(Store):
 
             body["parts_pickle"] = base64.b64encode(_pickle_bytes(parts)).decode("ascii")
         data = json.dumps(body, indent=1).encode()
-        tmp = self._tmp(folder)
+        tmp = self._tmp()
         written.append(tmp)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        fd = _create_file(folder, tmp)
         try:
             view = memoryview(_header(self.key, data) + data)
             while view.nbytes:
@@ -616,7 +727,7 @@ class DiskStore(Store):
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, folder / META)  # the commit point
+        os.replace(tmp, META, src_dir_fd=folder, dst_dir_fd=folder)  # the commit point
         _fsync_dir(folder)
 
     # -- reading -----------------------------------------------------------------------
@@ -632,34 +743,42 @@ class DiskStore(Store):
             cp = self._memory.get(step)
         if cp is not None:
             return cp if fingerprint is None or cp.fingerprint == fingerprint else None
-        folder = self.directory / _dirname(step)
+        dirname = _dirname(step)
+        path = self.directory / dirname
         for _ in range(5):
             try:
-                return self._load(step, folder, fingerprint, load)
-            except _Corrupt as exc:
-                removed = self._discard_if_unchanged(folder, exc.meta)
-                if removed is None:
-                    continue  # a concurrent put replaced the checkpoint: read again
-                self.warn(step, (
-                    f"checkpoint of step {step!r} is not trusted: {folder / exc.file} {exc.problem}; "
-                    f"{'it was removed and ' if removed else ''}the step will be recomputed"
-                ))
+                with self._root() as root, self._folder(root, dirname) as folder:
+                    try:
+                        return self._load(step, folder, fingerprint, load)
+                    except _Corrupt as exc:
+                        removed = self._discard_if_unchanged(root, dirname, exc.meta)
+                        if removed is None:
+                            continue  # a concurrent put replaced the checkpoint: read again
+                        self.warn(step, (
+                            f"checkpoint of step {step!r} is not trusted: {path / exc.file} {exc.problem}; "
+                            f"{'it was removed and ' if removed else ''}the step will be recomputed"
+                        ))
+                        return None
+            except (FileNotFoundError, NotADirectoryError):
                 return None
             except _Unloadable as exc:
                 self.warn(step, (
-                    f"checkpoint of step {step!r}: {exc.file} could not be loaded "
+                    f"checkpoint of step {step!r}: {path / exc.file} could not be loaded "
                     f"({_describe_error(exc.__cause__)}); the step will be recomputed"
                 ))
                 return None
+            except LinkRefused as exc:
+                self.warn(step, f"checkpoint of step {step!r} is not used: {exc}; the step will be recomputed")
+                return None
             except OSError as exc:  # e.g. a file we may not read
                 self.warn(step, (
-                    f"checkpoint of step {step!r} in {folder} could not be read ({_describe_error(exc)}); "
+                    f"checkpoint of step {step!r} in {path} could not be read ({_describe_error(exc)}); "
                     f"the step will be recomputed"
                 ))
                 return None
         return None
 
-    def _load(self, step: str, folder: Path, fingerprint: "str | None", load: bool) -> "Checkpoint | None":
+    def _load(self, step: str, folder: int, fingerprint: "str | None", load: bool) -> "Checkpoint | None":
         found = self._read_meta(folder)
         if found is None:
             return None
@@ -691,11 +810,26 @@ class DiskStore(Store):
             duration=float(body.get("duration", 0.0)), finished=float(body.get("finished", 0.0)),
         )
 
-    def _read_meta(self, folder: Path) -> "tuple[bytes, dict] | None":
-        """The verified metadata of *folder* (raw bytes and body); None if absent."""
+    def _read_meta_bytes(self, folder: int) -> "bytes | None":
         try:
-            raw = (folder / META).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            fd = _open_file(META, folder, META)
+        except FileNotFoundError:
+            return None
+        except LinkRefused as exc:
+            raise _Corrupt(META, "is a symbolic link or not a regular file", None) from exc
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_META:
+                raise _Corrupt(META, f"is too large ({size} bytes) to be a checkpoint's metadata", None)
+            with open(fd, "rb", closefd=False) as f:
+                return f.read(MAX_META + 1)
+        finally:
+            os.close(fd)
+
+    def _read_meta(self, folder: int) -> "tuple[bytes, dict] | None":
+        """The verified metadata of *folder* (raw bytes and body); None if absent."""
+        raw = self._read_meta_bytes(folder)
+        if raw is None:
             return None
         header, newline, data = raw.partition(b"\n")
         match = _HEADER.fullmatch(header)
@@ -720,22 +854,24 @@ class DiskStore(Store):
             raise _Corrupt(META, f"is malformed ({exc})", raw) from None
         return raw, body
 
-    def _load_value(self, folder: Path, entry: dict, meta: bytes) -> Any:
+    def _load_value(self, folder: int, entry: dict, meta: bytes) -> Any:
         name = entry["file"]
-        data = self._read_verified(folder / name, entry, meta)
+        data = self._read_verified(folder, name, entry, meta)
         try:
             return _decode(entry, data)
         except Exception as exc:  # verified bytes: our own file; e.g. a module is missing now
-            raise _Unloadable(str(folder / name)) from exc
+            raise _Unloadable(name) from exc
 
-    def _read_verified(self, path: Path, entry: dict, meta: bytes) -> bytearray:
+    def _read_verified(self, folder: int, name: str, entry: dict, meta: bytes) -> bytearray:
         """The bytes of a value file, after checking its size and HMAC."""
-        name, size = path.name, int(entry["size"])
+        size = int(entry["size"])
         try:
-            f = open(path, "rb", buffering=0)
+            fd = _open_file(name, folder, name)
         except FileNotFoundError:
             raise _Corrupt(name, "is missing", meta) from None
-        with f:
+        except LinkRefused:
+            raise _Corrupt(name, "is a symbolic link or not a regular file", meta) from None
+        with open(fd, "rb", buffering=0) as f:
             actual = os.fstat(f.fileno()).st_size
             if actual != size:
                 problem = f"is truncated ({actual} of {size} bytes)" if actual < size else \
@@ -761,64 +897,75 @@ class DiskStore(Store):
             raise _Corrupt(name, "does not match its signature (corrupted or tampered with)", meta)
         return data
 
-    def _discard_if_unchanged(self, folder: Path, meta: bytes) -> "bool | None":
-        """Remove the untrusted checkpoint of *folder*, unless its metadata
+    def _discard_if_unchanged(self, root: int, dirname: str, meta: "bytes | None") -> "bool | None":
+        """Remove the untrusted checkpoint of *dirname*, unless its metadata
         changed since it was read (a concurrent put replaced it: read again).
         None if it changed, else whether it could be removed."""
-        def unchanged() -> bool:
+        def unchanged(folder: int) -> bool:
             try:
-                return (folder / META).read_bytes() == meta
-            except OSError:
-                return False
+                return self._read_meta_bytes(folder) == meta
+            except (OSError, _Corrupt):
+                return meta is None
         try:
-            with self._locked(folder.name):
-                if not unchanged():
+            with self._locked(root, dirname), self._folder(root, dirname) as folder:
+                if not unchanged(folder):
                     return None
-                self._remove_checkpoint(folder)
-                return not (folder / META).exists()
+                self._remove_files(folder)
+                try:
+                    os.stat(META, dir_fd=folder, follow_symlinks=False)
+                    return False
+                except FileNotFoundError:
+                    return True
         except OSError:  # read-only store: cannot lock; the checkpoint stays but is not used
-            return None if not unchanged() else False
-
-    def _remove_checkpoint(self, folder: Path) -> None:
-        """Remove a step's folder; the metadata first, so a crash midway leaves
-        no metadata pointing at missing files. Best effort."""
-        try:
-            _unlink(folder / META)
-        except OSError:
-            pass
-        shutil.rmtree(folder, ignore_errors=True)
+            return False
 
     # -- the rest of the interface ----------------------------------------------------
 
     def drop(self, step: str) -> None:
         with self._guard:
             self._memory.pop(step, None)
-        folder = self.directory / _dirname(step)
-        if not folder.exists():
-            return
+        dirname = _dirname(step)
         try:
-            with self._locked(folder.name):
-                self._remove_checkpoint(folder)
+            with self._root() as root:
+                if not _exists(dirname, root):
+                    return
+                with self._locked(root, dirname), self._folder(root, dirname) as folder:
+                    self._remove_files(folder)
+                try:
+                    os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
+                except OSError:
+                    pass
         except OSError as exc:
-            self.warn(step, f"step {step!r}: could not remove its checkpoint in {folder} ({_describe_error(exc)})")
+            self.warn(step, f"step {step!r}: could not remove its checkpoint in {self.directory / dirname} "
+                            f"({_describe_error(exc)})")
 
     def steps(self) -> list[str]:
         with self._guard:
             names = set(self._memory)
         try:
-            entries = list(os.scandir(self.directory))
+            with self._root() as root:
+                for entry in list(os.scandir(root)):
+                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                        continue
+                    try:
+                        with self._folder(root, entry.name) as folder:
+                            found = self._read_meta(folder)
+                    except (_Corrupt, OSError):
+                        continue  # reported when the step reads it
+                    if found is not None and isinstance(found[1].get("step"), str):
+                        names.add(found[1]["step"])
         except OSError:
-            entries = []
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir():
-                continue
-            try:
-                found = self._read_meta(Path(entry.path))
-            except _Corrupt:
-                continue  # reported when the step reads it
-            if found is not None and isinstance(found[1].get("step"), str):
-                names.add(found[1]["step"])
+            pass
         return sorted(names)
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
 
 
 class _Unloadable(Exception):

@@ -95,3 +95,7 @@ class StepsFailed(NbstepsError):
 
 class NotReadyError(NbstepsError):
     """A step's result was asked for before the step completed."""
+
+
+class StoreError(NbstepsError):
+    """A checkpoint store cannot be opened (not a directory, an unsafe key file...)."""

@@ -42,6 +42,7 @@ def load_key(path: "str | os.PathLike | None" = None) -> bytes:
             continue
         key = _parse_key(data)
         if key:
+            _check_private(path)
             return key
         # Empty: only possible with the fallback of _create_key, while the
         # creating process has not written the key yet.
@@ -50,6 +51,25 @@ def load_key(path: "str | os.PathLike | None" = None) -> bytes:
         f"nbsteps: the secret key file {path} is empty; delete it to create a new key "
         f"(checkpoints signed with the old key will then be recomputed)"
     )
+
+
+class KeyFileError(PermissionError):
+    """The key file can be written by someone else: it must not be trusted."""
+
+
+def _check_private(path: Path) -> None:
+    """Refuse a key file that others can write (or that another user owns):
+    whoever can write it can forge checkpoints, i.e. run code through pickle."""
+    st = os.stat(path)
+    getuid = getattr(os, "getuid", None)
+    foreign = getuid is not None and st.st_uid != getuid()
+    if st.st_mode & 0o022 or foreign:
+        who = f"is owned by user id {st.st_uid}" if foreign else f"can be written by others (mode {st.st_mode & 0o777:o})"
+        raise KeyFileError(
+            f"nbsteps: the secret key file {path} {who}; anyone who can write it can forge checkpoints. "
+            f"Fix it with `chmod 600 {path}` (as its owner), or delete it to create a new key "
+            f"(checkpoints signed with the old key will then be recomputed)"
+        )
 
 
 def _parse_key(data: bytes) -> bytes:

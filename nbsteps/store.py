@@ -101,5 +101,11 @@ def open_store(spec: "str | Store | None") -> Store:
     if str(spec) == "memory":
         return MemoryStore()
     from .diskstore import DiskStore
+    from .errors import StoreError
 
-    return DiskStore(spec)
+    try:
+        return DiskStore(spec)
+    except OSError as exc:  # not a directory, no permission, a key file others can write
+        message = str(exc)
+        raise StoreError(message if message.startswith("nbsteps") else
+                         f"cannot use {spec} as checkpoint store: {exc}") from None
