@@ -119,12 +119,12 @@ def disk(nbytes: int, tmp: str, repeat: int) -> dict:
     import pandas  # noqa: F401  (imports are not the workload)
 
     import nbsteps
-    from nbsteps.store import Checkpoint
+    from nbsteps.stores import Checkpoint
 
     try:
-        from nbsteps.diskstore import DiskStore
+        from nbsteps.stores.disk import DiskStore
     except ImportError:
-        return {"skipped": "nbsteps.diskstore not available"}
+        return {"skipped": "nbsteps.stores.disk not available"}
 
     out: dict = {}
     df = make_frame(nbytes)

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args(argv)
 
-    from nbsteps import dask_backend
+    from nbsteps.backends import distributed as dask_backend
 
     cores = os.cpu_count() or 1
     os.environ.setdefault("NBSTEPS_DASK_WORKERS", str(cores))

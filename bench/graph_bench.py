@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbsteps  # noqa: E402
-import nbsteps.graphview as G  # noqa: E402
+import nbsteps.views.graph as G  # noqa: E402
+import nbsteps.views.graph_live as GL  # noqa: E402
 
 
 def random_plan(n: int = 200, seed: int = 7, fail: int | None = 100) -> nbsteps.Plan:
@@ -58,11 +59,11 @@ def bench_graph(n: int, repeat: int) -> dict:
         total.append(t2 - t0)
     layout, recolour = [], []
     for _ in range(repeat):
-        G._templates.clear()
+        GL._templates.clear()
         t0 = time.perf_counter()
-        G.live_svg(plan)  # a new layout
+        GL.live_svg(plan)  # a new layout
         t1 = time.perf_counter()
-        G.live_svg(plan)  # recoloured
+        GL.live_svg(plan)  # recoloured
         t2 = time.perf_counter()
         layout.append(t1 - t0)
         recolour.append(t2 - t1)
@@ -77,7 +78,7 @@ def bench_graph(n: int, repeat: int) -> dict:
 KERNEL_CELL = textwrap.dedent(r"""
     import os, statistics, time, json
     import nbsteps
-    from nbsteps.display import run_listeners
+    from nbsteps.ipython.display import run_listeners
     plan = nbsteps.current()
     for i in range({n}):
         plan.add_cell(f"s{{i:03d}}", f"v{{i}} = {{i}}" + (f" + v{{i-1}}" if i % 3 else "") + "\n")

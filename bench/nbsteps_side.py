@@ -199,7 +199,7 @@ def cells(n: int, repeat: int) -> dict:
     registers), then ``%steps run``; against the same bodies run as plain
     cells and as bare ``exec(compile(...))``. Also the interactive mode, where
     every ``%%step`` cell runs at once (with its upstream checks)."""
-    from nbsteps import session
+    from nbsteps.ipython import session
 
     shell = _shell()
     bodies = cell_bodies(n)
@@ -336,7 +336,7 @@ def import_times(repeat: int) -> dict:
     children's environment and one untimed import writes the .pyc files."""
     env = _child_env()
     dont_write = env.pop("PYTHONDONTWRITEBYTECODE", None)
-    _wall(["-c", "import nbsteps, nbsteps.magics, IPython"], env)  # writes/refreshes __pycache__
+    _wall(["-c", "import nbsteps, nbsteps.ipython.magics, IPython"], env)  # writes/refreshes __pycache__
     bare, imp = [], []
     for _ in range(repeat):
         bare.append(_wall(["-c", "pass"], env))

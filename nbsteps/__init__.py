@@ -6,11 +6,11 @@ graphviz, dask) are imported only when used.
 """
 from __future__ import annotations
 
-from .errors import (
+from nbsteps.errors import (
     AmbiguousDependencyError, CycleError, NbstepsError, StepDefinitionError, StepsFailed, UnknownStepError,
 )
-from .plan import Plan
-from .session import current, step
+from nbsteps.plan import Plan
+from nbsteps.ipython.session import current, step
 
 __version__ = "0.1.0"
 
@@ -31,12 +31,12 @@ def graph():
 
 
 def load_ipython_extension(ip):
-    from .magics import load_ipython_extension as load
+    from nbsteps.ipython.magics import load_ipython_extension as load
 
     load(ip)
 
 
 def unload_ipython_extension(ip):
-    from .magics import unload_ipython_extension as unload
+    from nbsteps.ipython.magics import unload_ipython_extension as unload
 
     unload(ip)

@@ -1,7 +1,7 @@
 """``python -m nbsteps``: the same as the ``nbsteps`` command."""
 import sys
 
-from .cli import main
+from nbsteps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,8 @@
-"""Exceptions nbsteps raises for user mistakes and unfinished runs.
+"""Every exception nbsteps raises to its users, in one module (no IPython here).
 
-Every message names the step and says how to fix the problem. In IPython these
-are shown without nbsteps' own frames (see :mod:`nbsteps.magics`).
+Every message names the step (or option, or file) and says how to fix the
+problem. In IPython the ``NbstepsError`` ones are shown as one line, without
+nbsteps' own frames (``_render_traceback_``).
 """
 from __future__ import annotations
 
@@ -69,22 +70,20 @@ class StepsFailed(NbstepsError):
         self.summary = summary
         super().__init__(summary.text)
 
+    #: how a frontend formats a step's own exception (a list of lines), set by
+    #: the IPython frontend to its coloured traceback; None: the recorded text
+    format_error = None
+
     def _render_traceback_(self) -> list[str]:
         """The failed steps' own tracebacks (user frames only), then the summary."""
         stb: list[str] = []
-        shell = None
-        try:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-        except ImportError:  # pragma: no cover
-            pass
         for name in self.summary.failed:
             rec = self.summary.records[name]
             err = rec.error
-            if err is not None and err.__traceback__ is not None and shell is not None:
+            fmt = type(self).format_error
+            if err is not None and err.__traceback__ is not None and fmt is not None:
                 try:
-                    stb += shell.InteractiveTB.structured_traceback(type(err), err, err.__traceback__)
+                    stb += fmt(err)
                     continue
                 except Exception:  # pragma: no cover - formatting must not hide the summary
                     pass
@@ -99,3 +98,30 @@ class NotReadyError(NbstepsError):
 
 class StoreError(NbstepsError):
     """A checkpoint store cannot be opened (not a directory, an unsafe key file...)."""
+
+
+class ConfigError(NbstepsError, ValueError):
+    """An ``NBSTEPS_*`` variable with a value nbsteps cannot use."""
+
+
+class KeyFileError(NbstepsError, PermissionError):
+    """The checkpoint-signing key file can be written by someone else: not trusted."""
+
+
+class StepTimeout(TimeoutError):
+    """A step ran longer than its ``--timeout`` (its thread is abandoned)."""
+
+
+class UnserialisableValueError(NbstepsError, TypeError):
+    """A step's input or output cannot travel to or from a dask worker."""
+
+    #: retrying cannot help (for executors that honour it)
+    retryable = False
+
+
+class WorkerLostError(NbstepsError, RuntimeError):
+    """The dask workers running a step kept dying (dask's KilledWorker)."""
+
+
+class UsageError(Exception):
+    """``nbsteps run``: bad usage, a one-line message and exit status 2."""

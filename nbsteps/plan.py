@@ -1,8 +1,11 @@
-"""The plan: all registered steps of a session, a DAG, and their records.
+"""The Plan facade: all registered steps of a session, a DAG, and their records.
 
-``Plan`` is the Python API (SPEC 3) and what the magics call. It owns the
-steps, the resolved dependencies, the records, the checkpoint store and the
-namespace outputs are published to; running is delegated to the executor.
+``Plan`` is the Python API (SPEC 3) and what the magics and the CLI call. It
+owns the steps, the resolved dependencies, the records, the checkpoint store
+and the namespace outputs are published to, and composes the layers below it:
+running is delegated to the executor (``nbsteps.run``) on a backend chosen by
+``make_backend``, checkpoints to a store chosen by ``open_store``, and
+``results()``/``graph()`` to the views.
 """
 from __future__ import annotations
 
@@ -10,11 +13,21 @@ import os
 import threading
 from typing import Callable, Iterable
 
-from . import dependencies as depmod
-from . import events as ev
-from .errors import NbstepsError, UnknownStepError
-from .step import COMPLETED, PENDING, Step, StepRecord, cell_step, function_step
-from .store import Store, open_store
+from nbsteps import config
+from nbsteps.backends import make_backend
+from nbsteps.errors import NbstepsError, UnknownStepError
+from nbsteps.model import dependencies as depmod
+from nbsteps.model import graphs
+from nbsteps.model.fingerprint import combine
+from nbsteps.model.record import StepRecord
+from nbsteps.model.status import COMPLETED
+from nbsteps.model.step import Step, cell_step, function_step
+from nbsteps.run import events as ev
+from nbsteps.run.executor import Executor, default_workers
+from nbsteps.run.preview import preview
+from nbsteps.run.staleness import fingerprint_parts
+from nbsteps.run.undo import rollback as rollback_run
+from nbsteps.stores import Store, open_store
 
 
 class Plan:
@@ -36,7 +49,7 @@ class Plan:
         self.namespace: dict = {} if namespace is None else namespace
         self.listeners: list[Callable] = list(listeners)
         self._deps = depmod.Dependencies()
-        self._store: Store = open_store(store if store is not None else os.environ.get("NBSTEPS_STORE"))
+        self._store: Store = open_store(store if store is not None else config.store())
         self._store.warn = self._store_warning
         self.last_summary = None
         self._run_listeners: list = []
@@ -45,6 +58,11 @@ class Plan:
         self.resume_hint = "plan.run()"
 
     # -- the store -------------------------------------------------------------
+    @property
+    def deps(self) -> depmod.Dependencies:
+        """The resolved dependency graph (replaced whenever a step changes)."""
+        return self._deps
+
     @property
     def store(self) -> Store:
         return self._store
@@ -132,10 +150,7 @@ class Plan:
         targets = self._deps.downstream(names) if names else set(self.steps)
         for n in self.order(targets):
             self.store.drop(n)
-            rec = self.records[n]
-            rec.status, rec.cached, rec.stale, rec.outputs, rec.result = PENDING, False, False, {}, None
-            rec.has_result, rec.fingerprint, rec.token, rec.error, rec.traceback = False, None, None, None, ""
-            rec.attempts, rec.started, rec.finished, rec.duration, rec.reason = 0, None, None, None, ""
+            self.records[n].reset()
         return self.order(targets)
 
     # -- queries -------------------------------------------------------------
@@ -211,10 +226,7 @@ class Plan:
         """Parallel level of each step (0 = no dependencies among *names*)."""
         names = self.order(names)
         chosen = set(names)
-        level: dict[str, int] = {}
-        for s in names:
-            level[s] = 1 + max((level[d] for d in self.dependencies(s) if d in chosen), default=-1)
-        return level
+        return graphs.levels(names, lambda s: (d for d in self.dependencies(s) if d in chosen))
 
     def select(self, targets: Iterable[str] | None = None) -> list[str]:
         """The steps a run of *targets* needs (targets and their upstream)."""
@@ -240,7 +252,6 @@ class Plan:
         :class:`~nbsteps.summary.RunSummary`; it never raises for a failing
         step (see ``summary.ok``). KeyboardInterrupt cancels the rest of the
         run, keeps every completed checkpoint, and is re-raised."""
-        from .executor import Executor
 
         if isinstance(targets, str):
             targets = [targets]
@@ -253,9 +264,12 @@ class Plan:
         if workers is not None and int(workers) < 1:
             raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
         all_listeners = self.listeners + list(listeners)
+        workers = int(workers) if workers else default_workers(self, names)
+        # connect first: a backend that cannot start leaves every record as it was
+        runner = make_backend(backend, workers, address)
         executor = Executor(
             self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
-            backend=backend, address=address,
+            backend=runner, backend_name=backend or "threads",
             emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
             resume_hint=self.resume_hint,
         )
@@ -265,9 +279,8 @@ class Plan:
         finally:
             self._run_listeners = []
         if rollback and not summary.ok and summary.completed_order:
-            from .undo import rollback as do_rollback
 
-            do_rollback(self, summary)
+            rollback_run(self, summary)
         self.last_summary = summary.freeze()
         ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
         if summary.interrupted:
@@ -277,8 +290,6 @@ class Plan:
     def refresh_stale(self) -> None:
         """Set ``record.stale`` for completed steps whose code, options,
         upstream executions or outside values changed since they ran."""
-        from .executor import fingerprint_parts
-        from .fingerprint import combine
 
         for name in self.order():
             rec = self.records[name]
@@ -292,7 +303,6 @@ class Plan:
     def plan(self, targets: Iterable[str] | str | None = None, *, force: Iterable[str] = (),
              force_all: bool = False):
         """Preview what a run would do and why (no step is executed)."""
-        from .preview import preview
 
         if isinstance(targets, str):
             targets = [targets]
@@ -300,17 +310,17 @@ class Plan:
 
     def results(self):
         """The results table: a pandas DataFrame, one row per step in plan order."""
-        from .table import results_frame
+        from nbsteps.views.table import results_frame
 
         return results_frame(self)
 
     def export(self, path) -> str:
-        from .table import export
+        from nbsteps.views.table import export
 
         return export(self, path)
 
     def graph(self):
-        from .graphview import plan_graph
+        from nbsteps.views.graph import plan_graph
 
         return plan_graph(self)
 

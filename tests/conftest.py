@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from nbsteps import session
+from nbsteps.ipython import session
 
 # the repository root, so tests can import the benchmark workloads (bench/)
 ROOT = Path(__file__).resolve().parent.parent

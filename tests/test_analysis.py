@@ -1,7 +1,7 @@
 """Static analysis of step cells: inputs, outputs, mutation, result."""
 import pytest
 
-from nbsteps.analysis import analyse_cell
+from nbsteps.model.analysis import analyse_cell
 from nbsteps.errors import StepDefinitionError
 
 

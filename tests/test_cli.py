@@ -12,6 +12,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from nbsteps.cli import main
 
+pytestmark = pytest.mark.kernel
+
 CMD = [sys.executable, "-m", "nbsteps"]
 
 

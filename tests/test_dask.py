@@ -12,7 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 import nbsteps
-from nbsteps import session
+from nbsteps.ipython import session
 
 from conftest import run_err, run_ok
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
 
 @pytest.fixture(scope="module")
 def client():
-    from nbsteps.dask_backend import spawn_safe_main
+    from nbsteps.backends.distributed import spawn_safe_main
 
     spawn_safe_main()  # earlier tests ran an IPython shell, which replaces __main__
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
@@ -189,7 +189,7 @@ def test_steps_run_backend_dask_in_a_real_shell(shell, client, capsys):
 
 
 def test_which_cluster(client, monkeypatch):
-    from nbsteps import dask_backend
+    from nbsteps.backends import distributed as dask_backend
     from nbsteps.errors import NbstepsError
 
     assert dask_backend.get_client() is client  # the Client already running in the session
@@ -209,8 +209,9 @@ def test_which_cluster(client, monkeypatch):
 def test_lost_workers_and_cluster_errors_become_clear_failures():
     from distributed.scheduler import KilledWorker
 
-    from nbsteps.dask_backend import DaskBackend, WorkerLostError
-    from nbsteps.runtime import Task
+    from nbsteps.backends.distributed import DaskBackend
+    from nbsteps.errors import WorkerLostError
+    from nbsteps.run.task import Task
 
     class FakeFuture:
         def __init__(self, status, exc=None):

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbsteps import signing
-from nbsteps.diskstore import META, DiskStore
-from nbsteps.store import Checkpoint
+from nbsteps.stores import signing
+from nbsteps.stores.disk import DiskStore
+from nbsteps.stores.layout import META
+from nbsteps.stores import Checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -230,7 +231,7 @@ def test_drop_steps_describe(store):
 
 
 def test_import_is_lazy():
-    code = "import sys, nbsteps.diskstore; print(sorted({'pandas', 'pyarrow', 'cloudpickle'} & set(sys.modules)))"
+    code = "import sys, nbsteps.stores.disk; print(sorted({'pandas', 'pyarrow', 'cloudpickle'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -466,8 +467,8 @@ def test_threads_putting_different_steps(store):
 KILL_CHILD = r"""
 import sys
 import numpy as np, pandas as pd
-from nbsteps.diskstore import DiskStore
-from nbsteps.store import Checkpoint
+from nbsteps.stores.disk import DiskStore
+from nbsteps.stores import Checkpoint
 
 store = DiskStore(sys.argv[1])
 n = 6_250_000  # a 100 MB DataFrame (Parquet) and a 100 MB array (pickle)
@@ -522,8 +523,8 @@ def test_sigkill_while_writing_leaves_nothing_untrusted(tmp_path, key_file):
 CONCURRENT_CHILD = r"""
 import sys
 import numpy as np, pandas as pd
-from nbsteps.diskstore import DiskStore
-from nbsteps.store import Checkpoint
+from nbsteps.stores.disk import DiskStore
+from nbsteps.stores import Checkpoint
 
 directory, tag = sys.argv[1], sys.argv[2]
 store = DiskStore(directory)
@@ -577,8 +578,8 @@ def test_result_that_is_an_output_is_written_once(tmp_path, monkeypatch):
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(tmp_path / "key"))
     import pandas as pd
 
-    from nbsteps.diskstore import DiskStore
-    from nbsteps.store import Checkpoint
+    from nbsteps.stores.disk import DiskStore
+    from nbsteps.stores import Checkpoint
 
     store = DiskStore(tmp_path / "s")
     df = pd.DataFrame({"a": [1, 2]})

@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import nbsteps
-import nbsteps.graphview as G
+import nbsteps.views.graph as G
+import nbsteps.views.graph_live as GL
 from nbsteps.errors import NbstepsError
 
 from bench.graph_bench import random_plan
@@ -171,7 +172,7 @@ def test_user_text_is_escaped_for_dot_and_svg(message):
         raise RuntimeError(message)
 
     plan.run()
-    for svg in (G.render(plan.graph(), "svg").decode(), G.live_svg(plan)[0]):
+    for svg in (G.render(plan.graph(), "svg").decode(), GL.live_svg(plan)[0]):
         assert "<script" not in svg.lower()
         root = svg_root(svg)  # well-formed XML
         tip = tooltip(groups(root, "nbsteps-step")["boom"])
@@ -206,9 +207,9 @@ def test_200_steps_render_in_reasonable_time():
     assert graph.graph_attr["rankdir"] in ("TB", "LR")
     assert elapsed < 30, f"200-step graph took {elapsed:.1f}s"  # ~0.2 s on a laptop; generous for CI
     # the live view's recolouring of an existing layout is much cheaper
-    G.live_svg(plan)
+    GL.live_svg(plan)
     t0 = time.perf_counter()
-    svg, info = G.live_svg(plan)
+    svg, info = GL.live_svg(plan)
     assert not info["new_layout"] and time.perf_counter() - t0 < 10
     assert len(groups(svg_root(svg), "nbsteps-step")) == 200
 
@@ -224,10 +225,10 @@ def test_live_svg_recolours_without_new_layout():
     plan = nbsteps.Plan()
     plan.add_cell("a", "x = 1\n")
     plan.add_cell("b", "y = x + 1\n")
-    svg1, info1 = G.live_svg(plan)
+    svg1, info1 = GL.live_svg(plan)
     assert info1["statuses"] == ["pending"]
     assert plan.run().ok
-    svg2, info2 = G.live_svg(plan)
+    svg2, info2 = GL.live_svg(plan)
     assert not info2["new_layout"]  # same steps and shapes: recoloured
     nodes = groups(svg_root(svg2), "nbsteps-step")
     assert {shape(g).get("fill") for g in nodes.values()} == {G.STYLES["completed"][0]}
@@ -235,14 +236,14 @@ def test_live_svg_recolours_without_new_layout():
     assert "a: completed" in tooltip(nodes["a"])
     plan.add_cell("b", "y = x + 1\nraise ValueError('no')\n")
     plan.run()
-    svg3, info3 = G.live_svg(plan)
+    svg3, info3 = GL.live_svg(plan)
     assert info3["new_layout"]  # failed is an octagon: a new layout
     assert shape(groups(svg_root(svg3), "nbsteps-step")["b"]).get("fill") == G.STYLES["failed"][0]
 
 
 def test_nbsteps_graph_stays_callable_after_the_module_is_imported(shell):
     run_ok(shell, "%%step a\nx = 1")
-    import nbsteps.graphview  # noqa: F401
+    import nbsteps.views.graph  # noqa: F401
 
     g = nbsteps.graph()
     assert isinstance(g, G.graphviz.Digraph) and "a" in g.source
@@ -305,7 +306,7 @@ MISSING_DOT = textwrap.dedent(r"""
     print("REPR:", bundle.get("text/plain", "")[:60])
     print("Y =", ip.user_ns["y"])
     # the live view shows the hint where the graph would be, and the rest
-    from nbsteps.widget import LiveView
+    from nbsteps.views.live import LiveView
     view = LiveView(nbsteps.current())
     view.draw()
     print("VIEW:", "apt-get install graphviz" in view.graph.value, "nbsteps-results" in view.table.value,

@@ -6,7 +6,7 @@ import time
 
 
 import nbsteps
-from nbsteps import session
+from nbsteps.ipython import session
 from nbsteps.errors import CycleError, StepDefinitionError, StepsFailed, UnknownStepError
 
 from conftest import run_err, run_ok
@@ -242,7 +242,7 @@ def test_help_is_available(shell, capsys):
     run_ok(shell, "%steps")
     out = capsys.readouterr().out
     assert "%steps run" in out and "%steps plan" in out
-    from nbsteps.magics import StepMagics
+    from nbsteps.ipython.magics import StepMagics
 
     assert "--retry" in StepMagics.step.__doc__ and "--after" in StepMagics.step.__doc__
 

@@ -312,7 +312,7 @@ def test_rollback_undoes_in_reverse_completion_order():
     plan.add_cell("one", "record('do1')\na = 1")
     plan.add_cell("two", "record('do2')\nb = a + 1")
     plan.add_cell("three", "c = b / 0")
-    from nbsteps.undo import register_undo
+    from nbsteps.run.undo import register_undo
 
     register_undo(plan, "one", "record('undo1')")
     register_undo(plan, "two", "record('undo2')")
@@ -394,7 +394,7 @@ def test_rollback_keeps_the_failure_in_the_summary():
     plan = nbsteps.Plan()
     plan.add_cell("apply", "applied = 1")
     plan.add_cell("verify", "assert applied == 2, 'verification failed'")
-    from nbsteps.undo import register_undo
+    from nbsteps.run.undo import register_undo
 
     register_undo(plan, "apply", "pass")
     s = plan.run(rollback=True)
@@ -408,7 +408,7 @@ def test_rollback_stops_at_a_failing_undo_and_says_so():
     plan.add_cell("one", "a = 1")
     plan.add_cell("two", "b = a + 1")
     plan.add_cell("three", "c = b / 0")
-    from nbsteps.undo import register_undo
+    from nbsteps.run.undo import register_undo
 
     register_undo(plan, "one", "pass")
     register_undo(plan, "two", "raise RuntimeError('cannot undo two')")

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 import nbsteps
-from nbsteps import signing
-from nbsteps.diskstore import META, DiskStore
+from nbsteps.stores import signing
+from nbsteps.stores.disk import DiskStore
+from nbsteps.stores.layout import META
 from nbsteps.errors import StoreError
-from nbsteps.store import Checkpoint, open_store
+from nbsteps.stores import Checkpoint, open_store
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import pytest
 
 import nbsteps
 from conftest import execute_notebook
-from nbsteps import events as ev
+from nbsteps.run import events as ev
 
-pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")]
 kernel = pytest.mark.kernel
 
 VIEW = "application/vnd.jupyter.widget-view+json"
@@ -135,7 +136,7 @@ def test_show_before_a_run_keeps_updating_and_is_registered_once(tmp_path, kerne
         "%steps show",
         "%steps show",
         "%steps run",
-        "import nbsteps\nfrom nbsteps.widget import LiveView\n"
+        "import nbsteps\nfrom nbsteps.views.live import LiveView\n"
         "print('views:', sum(isinstance(l, LiveView) for l in nbsteps.current().listeners))",
     ]
     nb = execute(cells, kernel_name, tmp_path)
@@ -220,7 +221,7 @@ def sleepy_plan(n: int, delay: float) -> nbsteps.Plan:
 
 
 def test_view_is_throttled_thread_safe_and_ends_with_the_final_state():
-    from nbsteps.widget import LiveView
+    from nbsteps.views.live import LiveView
 
     plan = sleepy_plan(40, 0.02)
     view = LiveView(plan, min_interval=0.1)
@@ -266,7 +267,7 @@ def test_view_is_throttled_thread_safe_and_ends_with_the_final_state():
 
 
 def test_view_works_for_runs_on_other_threads():
-    from nbsteps.widget import LiveView
+    from nbsteps.views.live import LiveView
 
     plan = sleepy_plan(6, 0.01)
     view = LiveView(plan)

@@ -33,23 +33,13 @@ from typing import Any
 
 import cloudpickle
 
-from .errors import NbstepsError
-from .runtime import Outcome, Task, run_task
+from nbsteps import config
+from nbsteps.errors import NbstepsError, UnserialisableValueError, WorkerLostError
+from nbsteps.run.task import Outcome, Task, run_task
 
 PROTOCOL = 5
 #: seconds to wait for a scheduler given with --address
 CONNECT_TIMEOUT = 10
-
-
-class UnserialisableValueError(NbstepsError, TypeError):
-    """A step's input or output cannot travel to or from a dask worker."""
-
-    #: retrying cannot help (for executors that honour it)
-    retryable = False
-
-
-class WorkerLostError(NbstepsError, RuntimeError):
-    """The dask workers running a step kept dying (dask's KilledWorker)."""
 
 
 class RemoteStepError(Exception):
@@ -89,28 +79,10 @@ def _alive(client) -> bool:
     return client is not None and getattr(client, "status", "closed") in ("running", "connecting", "newly-created")
 
 
-def _session_client(name: str):
-    """A Client held in the IPython session under *name*, or None."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return None
-    ip = get_ipython()
-    ns = getattr(ip, "user_ns", None) or {}
-    if name not in ns:
-        from . import session
-
-        ns = session.current().namespace
-    return ns.get(name)
-
-
 def local_cluster_workers() -> int:
     """Worker processes of the LocalCluster nbsteps starts: ``NBSTEPS_DASK_WORKERS``
     or one per core."""
-    try:
-        return max(1, int(os.environ.get("NBSTEPS_DASK_WORKERS", "")))
-    except ValueError:
-        return max(1, os.cpu_count() or 1)
+    return config.dask_workers()
 
 
 def get_client(address=None):
@@ -128,14 +100,11 @@ def get_client(address=None):
             address = scheduler
         if isinstance(address, str) and address.strip():
             address = address.strip()
-            if address.isidentifier():  # the name of a Client in the session
-                obj = _session_client(address)
-                if obj is None:
-                    raise NbstepsError(
-                        f"--address {address!r}: no such variable in the session; give a scheduler address "
-                        f"(tcp://host:8786) or the name of a distributed.Client."
-                    )
-                return get_client(obj)
+            if address.isidentifier():  # a name: the notebook frontend resolves names of Clients
+                raise NbstepsError(
+                    f"--address {address!r}: not a scheduler address; give tcp://host:8786, or pass the "
+                    f"distributed.Client itself (in a notebook, the name of a Client variable works too)."
+                )
             client = _clients.get(address)
             if _alive(client):
                 return client

@@ -1,4 +1,4 @@
-"""Where attempts run. A backend takes a :class:`~nbsteps.runtime.Task` and,
+"""The default backend: worker threads. It takes a :class:`~nbsteps.run.task.Task` and,
 when it is done, calls ``done(task, outcome)`` from any thread.
 
 ``ThreadBackend`` keeps a fixed number of worker threads. A thread running a
@@ -7,7 +7,7 @@ ignored by the executor) and a replacement thread keeps the pool at full size.
 Threads are not created per run: when a run ends its threads park, and the
 next run's backend takes parked threads before starting new ones (starting a
 thread waits for it to be scheduled: ~0.1-1 ms on a busy machine).
-The dask backend lives in :mod:`nbsteps.dask_backend`.
+The dask backend lives in :mod:`nbsteps.backends.distributed`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import queue
 import threading
 from typing import Callable
 
-from .runtime import Outcome, Task, run_task
+from nbsteps.run.task import Outcome, Task, run_task
 
 Done = Callable[[Task, Outcome], None]
 
@@ -108,15 +108,3 @@ class ThreadBackend:
     def close(self) -> None:
         for _ in self._threads:
             self._queue.put(None)
-
-
-def make_backend(name: str, workers: int, address=None):
-    if name in (None, "threads", "thread"):
-        return ThreadBackend(workers)
-    if name == "dask":
-        from .dask_backend import DaskBackend
-
-        return DaskBackend(workers, address)
-    from .errors import NbstepsError
-
-    raise NbstepsError(f"unknown backend {name!r}: use 'threads' or 'dask'.")

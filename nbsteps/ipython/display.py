@@ -15,25 +15,16 @@ widget (:mod:`nbsteps.widget`) only where a notebook kernel can render widgets.
 """
 from __future__ import annotations
 
-import os
 
-from .reporter import TextReporter
-
-
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name, "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    return None
+from nbsteps import config
+from nbsteps.views.text import TextReporter
 
 
 def widgets_supported() -> bool:
     """True in a Jupyter kernel (ZMQ shell) with ipywidgets installed, unless
     ``NBSTEPS_WIDGETS=0`` or ``NBSTEPS_HEADLESS=1`` (set by ``nbsteps run``:
     nobody watches widgets there, its log gets the text lines only)."""
-    if _env_flag("NBSTEPS_WIDGETS") is False or _env_flag("NBSTEPS_HEADLESS"):
+    if config.widgets() is False or config.headless():
         return False
     try:
         from IPython import get_ipython
@@ -56,7 +47,7 @@ def run_listeners(plan, quiet: bool = False) -> list:
     if quiet or not widgets_supported():
         return listeners
     try:
-        from .widget import LiveView
+        from nbsteps.views.live import LiveView
 
         view = LiveView(plan)
         view.display(draw=False)  # draws on the timer thread: the run starts at once
@@ -71,7 +62,7 @@ def run_listeners(plan, quiet: bool = False) -> list:
 
 def live_view(plan):
     """The live view registered on *plan* (created and registered if none)."""
-    from .widget import LiveView
+    from nbsteps.views.live import LiveView
 
     for listener in plan.listeners:
         if isinstance(listener, LiveView) and not listener.closed and listener.plan is plan:
@@ -85,7 +76,7 @@ def show(plan):
     """``%steps show``: display the plan's live view (graph, progress, table),
     which keeps updating during later runs. Without widgets: the status text."""
     if not widgets_supported():
-        from .session import status_text
+        from nbsteps.ipython.session import status_text
 
         print(status_text(plan))
         print("nbsteps: the live view needs a Jupyter notebook with ipywidgets; "

@@ -7,16 +7,16 @@ the user's own traceback; nbsteps' frames are never shown for a user mistake.
 """
 from __future__ import annotations
 
-import os
 import re
 import shlex
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import session
-from .errors import NbstepsError, StepsFailed
-from .step import COMPLETED
+from nbsteps import config
+from nbsteps.ipython import session
+from nbsteps.errors import NbstepsError, StepsFailed
+from nbsteps.model.status import COMPLETED
 
 
 def _prompt(step: str, text: str) -> bool:
@@ -27,14 +27,26 @@ def _prompt(step: str, text: str) -> bool:
 def _run_options(workers=None, backend=None, address=None) -> dict:
     """Explicit options win; else NBSTEPS_WORKERS / NBSTEPS_BACKEND /
     NBSTEPS_ADDRESS (what `nbsteps run` sets for its kernel)."""
-    env = os.environ
-    if workers is None and env.get("NBSTEPS_WORKERS", "").strip():
-        workers = int(env["NBSTEPS_WORKERS"])
+    if workers is None:
+        workers = config.workers()
     return {
         "workers": workers,
-        "backend": backend or env.get("NBSTEPS_BACKEND", "").strip() or "threads",
-        "address": address or env.get("NBSTEPS_ADDRESS", "").strip() or None,
+        "backend": backend or config.backend() or "threads",
+        "address": _session_object(address or config.address()),
     }
+
+
+def _session_object(address):
+    """``--address NAME``: the Client (or cluster) held in the notebook under NAME."""
+    if isinstance(address, str) and address.isidentifier():
+        ns = session.current().namespace
+        if address not in ns:
+            raise NbstepsError(
+                f"--address {address!r}: no such variable in the session; give a scheduler address "
+                f"(tcp://host:8786) or the name of a distributed.Client."
+            )
+        return ns[address]
+    return address
 
 
 _IPYTHON_SYNTAX = re.compile(r"^\s*(%|!|\?|>>>)|\?\s*$|=\s*[%!]", re.MULTILINE)
@@ -56,7 +68,7 @@ def _unquote(text):
 
 
 def _yes_from_env() -> bool:
-    return os.environ.get("NBSTEPS_YES", "").lower() in ("1", "true", "yes")
+    return config.yes()
 
 
 # -- option parsers for %steps subcommands (magic_arguments on plain functions) --
@@ -162,17 +174,17 @@ class StepMagics(Magics):
         name = line.strip()
         if not name:
             raise NbstepsError("%%undo needs the step name: %%undo NAME")
-        from .undo import register_undo
+        from nbsteps.run.undo import register_undo
 
         register_undo(session.current(), name, _python_source(self.shell, cell))
         print(f"nbsteps: registered undo for step {name}")
 
     def _run(self, plan, targets, quiet=False, **kw):
-        from .display import run_listeners
+        from nbsteps.ipython.display import run_listeners
 
         listeners = run_listeners(plan, quiet=quiet)
         try:
-            confirm = None if os.environ.get("NBSTEPS_HEADLESS") == "1" else _prompt
+            confirm = None if config.headless() else _prompt
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
             raise StepsFailed(plan.last_summary) from None
@@ -232,12 +244,12 @@ class StepMagics(Magics):
 
     def _cmd_graph(self, rest: str):
         a = parse_argstring(_graph_args, rest)
-        from .graphview import graph_command
+        from nbsteps.views.graph_command import graph_command
 
         return graph_command(session.current(), a.format, a.output)
 
     def _cmd_show(self, rest: str):
-        from .display import show
+        from nbsteps.ipython.display import show
 
         return show(session.current())
 
@@ -257,7 +269,7 @@ class StepMagics(Magics):
         names = shlex.split(rest)
         if len(names) != 1:
             raise NbstepsError("%steps undo takes one step name: %steps undo NAME")
-        from .undo import undo_step
+        from nbsteps.run.undo import undo_step
 
         print(undo_step(session.current(), names[0]))
 
@@ -281,6 +293,9 @@ class StepMagics(Magics):
 def load_ipython_extension(ip) -> None:
     session.bind(ip)
     ip.register_magics(StepMagics)
+    # a failed step's own exception is shown as IPython shows any exception
+    StepsFailed.format_error = staticmethod(
+        lambda err: ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__))
 
 
 def unload_ipython_extension(ip) -> None:

@@ -5,10 +5,10 @@ namespace and summaries say ``%steps run``; without, it is a plain Plan.
 """
 from __future__ import annotations
 
-import os
 
-from .plan import Plan
-from .reporter import fmt_seconds
+from nbsteps import config
+from nbsteps.plan import Plan
+from nbsteps.formatting import fmt_seconds
 
 _plan: Plan | None = None
 _mode = "interactive"
@@ -35,7 +35,7 @@ def bind(ip) -> Plan:
     if _plan is None:
         _plan = Plan(namespace=ip.user_ns)
     _plan.namespace = ip.user_ns
-    _plan.resume_hint = os.environ.get("NBSTEPS_RESUME_HINT") or "%steps run"
+    _plan.resume_hint = config.resume_hint("%steps run")
     return _plan
 
 

@@ -23,8 +23,8 @@ import linecache
 from dataclasses import dataclass
 from types import CodeType
 
-from .errors import StepDefinitionError
-from .fingerprint import code_digest
+from nbsteps.errors import StepDefinitionError
+from nbsteps.model.fingerprint import code_digest
 
 #: method names that change their receiver in place
 MUTATING_METHODS = frozenset(

@@ -14,8 +14,8 @@ import graphlib
 from collections import deque
 from typing import Iterable
 
-from .errors import AmbiguousDependencyError, CycleError, UnknownStepError
-from .step import Step
+from nbsteps.errors import AmbiguousDependencyError, CycleError, UnknownStepError
+from nbsteps.model.step import Step
 
 INFERRED, EXPLICIT = "inferred", "explicit"
 

@@ -79,7 +79,19 @@ def _container_digest(value: Any) -> str | None:
 
 
 def value_digest(value: Any) -> str | None:
-    """Digest of an outside value if it is cheap to hash, else None (untracked)."""
+    """Digest of an outside value if it is cheap to hash, else None (untracked).
+
+    A value whose ``repr``, ``__hash__`` or buffer raises (a user class with a
+    bug, a str subclass with a broken ``__repr__``) is not cheap to hash: it is
+    untracked, never an error that would stop unrelated steps.
+    """
+    try:
+        return _value_digest(value)
+    except Exception:
+        return None
+
+
+def _value_digest(value: Any) -> str | None:
     if isinstance(value, _PRIMITIVES):
         return _h(f"{type(value).__name__}:{value!r}".encode())
     if isinstance(value, (bytes, bytearray, list, tuple, dict, set, frozenset)):
@@ -98,7 +110,7 @@ def value_digest(value: Any) -> str | None:
         if isinstance(value, (pd.DataFrame, pd.Series)) and len(value) <= _MAX_ROWS:
             try:
                 hashed = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes()
-            except TypeError:  # unhashable cells (lists in object columns)
+            except Exception:  # unhashable cells (lists in object columns), a raising __hash__
                 return None
             cols = repr(list(value.columns)) if isinstance(value, pd.DataFrame) else repr(value.name)
             return _h(cols.encode() + hashed)
@@ -162,7 +174,10 @@ def outside_parts(names: Iterable[str], namespace: dict) -> tuple[dict, dict]:
         value = namespace[name]
         if isinstance(value, (types.FunctionType, type)):
             if _is_notebook_defined(value):
-                helpers[name] = helper_digest(value)
+                try:
+                    helpers[name] = helper_digest(value)
+                except Exception:  # e.g. a class whose attributes raise on access: untracked
+                    pass
             continue
         if isinstance(value, types.ModuleType):
             continue

@@ -1,24 +1,17 @@
-"""A step (what to run, with its options) and its record (what happened)."""
+"""A step: what to run (a cell's source or a function) with its options."""
 from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from .analysis import CellAnalysis, analyse_cell
-from .errors import StepDefinitionError
-from .fingerprint import code_digest
+from nbsteps.errors import StepDefinitionError
+from nbsteps.model.analysis import CellAnalysis, analyse_cell
+from nbsteps.model.fingerprint import code_digest
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
-#: statuses a step can have (plus the flags ``cached`` and ``stale``)
-PENDING, RUNNING, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED = (
-    "pending", "running", "retrying", "completed", "failed", "blocked", "cancelled",
-)
-STATUSES = (PENDING, RUNNING, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED)
-#: exceptions that retrying cannot fix
-STRUCTURAL_ERRORS = (SyntaxError, NameError, ImportError, KeyboardInterrupt)
 
 
 def check_name(name: str, what: str = "step name") -> str:
@@ -161,50 +154,3 @@ def _finish(step: Step) -> Step:
     # options that change what the step computes: only its explicit order
     step.static_digest = f"{core}|after={sorted(step.after)}"
     return step
-
-
-@dataclass(eq=False)
-class StepRecord:
-    """What happened to a step: status, attempts, timing, result or error."""
-
-    name: str
-    status: str = PENDING
-    cached: bool = False
-    stale: bool = False
-    attempts: int = 0
-    error: BaseException | None = None
-    traceback: str = ""
-    result: Any = None
-    has_result: bool = False
-    outputs: dict = field(default_factory=dict)
-    started: float | None = None   # time.time()
-    finished: float | None = None
-    duration: float | None = None  # seconds of the successful (or last) attempt
-    fingerprint: str | None = None
-    token: str | None = None  # changes on every execution: downstream re-runs
-    attempted: str = ""  # code digest of the last execution attempt
-    reason: str = ""  # why it ran (or was skipped) in the last run
-    message: str = ""  # cancellation / blocking explanation
-
-    def snapshot(self) -> "StepRecord":
-        """A copy of the record as it is now (cheap: fields are replaced, never
-        mutated in place, when a step runs again)."""
-        new = object.__new__(StepRecord)
-        new.__dict__.update(self.__dict__)
-        return new
-
-    @property
-    def ok(self) -> bool:
-        return self.status == COMPLETED
-
-    @property
-    def error_text(self) -> str:
-        if self.error is None:
-            return self.message if self.status in (BLOCKED, CANCELLED) else ""
-        text = str(self.error)
-        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
-
-    def __repr__(self) -> str:
-        flag = " (cached)" if self.cached else ""
-        err = f" {self.error_text}" if self.error is not None else ""
-        return f"<StepRecord {self.name}: {self.status}{flag}{err}>"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plan import Plan
-    from .step import StepRecord
-    from .summary import RunSummary
+    from nbsteps.plan import Plan
+    from nbsteps.model.record import StepRecord
+    from nbsteps.run.summary import RunSummary
 
 #: kinds of event, in the order a run emits them
 PLANNED, STARTED, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED, WARNING, FINISHED = (

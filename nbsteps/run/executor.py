@@ -13,29 +13,26 @@ from __future__ import annotations
 import graphlib
 import heapq
 import itertools
-import queue
-import random
-import time
 import os
-from collections import Counter, deque
+import queue
+import time
+from collections import deque
 from typing import TYPE_CHECKING, Callable
 
-from . import events as ev
-from .backends import make_backend
-from .fingerprint import combine, outside_parts
-from .runtime import Outcome, Task, private_copy, run_task, trim_traceback
-from .step import (
-    BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING, STRUCTURAL_ERRORS, Step,
-)
-from .store import Checkpoint
-from .summary import RunSummary
+from nbsteps.errors import StepTimeout
+from nbsteps.model import graphs
+from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.fingerprint import combine
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.model.step import Step
+from nbsteps.run import events as ev
+from nbsteps.run import retry
+from nbsteps.run.staleness import fingerprint_parts, stale_reason
+from nbsteps.run.summary import RunSummary
+from nbsteps.run.task import Outcome, Task, private_copy, run_task, trim_traceback
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plan import Plan
-
-
-class StepTimeout(TimeoutError):
-    pass
+    from nbsteps.plan import Plan
 
 
 #: execution tokens: unique per execution, cheap (no uuid per step)
@@ -51,18 +48,14 @@ class _RunGraph:
     __slots__ = ("ups", "width")
 
     def __init__(self, plan: "Plan", names: list[str]) -> None:
-        deps = plan._deps.deps
+        deps = plan.deps.deps
         selected = set(names)
-        self.ups: dict[str, list[str]] = {}
-        level: dict[str, int] = {}
-        for s in names:  # plan order is topological
-            ups = self.ups[s] = [d for d in deps.get(s, ()) if d in selected]
-            level[s] = 1 + max((level[d] for d in ups), default=-1)
-        self.width = max(Counter(level.values()).values(), default=1)
+        self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
+        self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))  # plan order is topological
 
 
 def _run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
-    cache = plan._deps._runs
+    cache = plan.deps._runs
     key = tuple(names)
     rg = cache.get(key)
     if rg is None:
@@ -77,77 +70,6 @@ def default_workers(plan: "Plan", names: list[str]) -> int:
     return max(1, min(8, _run_graph(plan, names).width))
 
 
-def _static_parts(plan: "Plan", step: Step) -> tuple:
-    """(sorted upstream names, outside names to digest, their namespace or
-    None for the plan's) of *step*: fixed for a resolved graph, so cached on
-    the plan's Dependencies object (dropped whenever the graph changes)."""
-    g = plan._deps
-    cache = g._fp_static
-    name = step.name
-    hit = cache.get(name)
-    func = step.func
-    code = getattr(func, "__code__", None) if func is not None else None
-    if hit is not None and hit[0] is step and hit[1] is code:
-        return hit[2]
-    deps = g.deps.get(name, {})
-    if func is not None:
-        names = tuple(n for n in (code.co_names if code else ()) if n not in deps)
-        globs = getattr(func, "__globals__", {})
-    else:
-        sourced = g.sources.get(name, {})
-        names = tuple(sorted(n for n in step.inputs if n not in sourced))
-        globs = None
-    static = (tuple(sorted(deps)), names, globs)
-    cache[name] = (step, code, static)
-    return static
-
-
-def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
-    """What determines the step's outputs now (see nbsteps.fingerprint).
-    *tokens* overrides the upstream execution tokens (used by previews)."""
-    deps, names, globs = _static_parts(plan, step)
-    if tokens is None:
-        records = plan.records
-        upstream = {}
-        for d in deps:
-            r = records[d]
-            upstream[d] = r.token if r.status == COMPLETED else None
-    else:
-        upstream = {d: tokens.get(d) for d in deps}
-    if names:
-        params, helpers = outside_parts(names, plan.namespace if globs is None else globs)
-        if len(params) > 1:
-            params = dict(sorted(params.items()))
-        if len(helpers) > 1:
-            helpers = dict(sorted(helpers.items()))
-    else:
-        params, helpers = {}, {}
-    return {"code": step.static_digest, "upstream": upstream, "params": params, "helpers": helpers}
-
-
-def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) -> str:
-    """Why the step must run given its checkpoint; '' when it is up to date."""
-    if not step.cache:
-        return "--no-cache"
-    if cp is None:
-        if record is not None and record.status in (FAILED, BLOCKED, CANCELLED):
-            if record.status == FAILED and record.attempted and record.attempted != step.static_digest:
-                return "code changed since it failed"
-            return f"{record.status} last run"
-        return "never run"
-    old = cp.parts or {}
-    if old.get("code") != parts["code"]:
-        return "code changed"
-    for kind, label in (("helpers", "helper"), ("params", "parameter")):
-        changed = [k for k in set(old.get(kind, {})) | set(parts[kind]) if old.get(kind, {}).get(k) != parts[kind].get(k)]
-        if changed:
-            return f"{label} {', '.join(sorted(changed))} changed"
-    if old.get("upstream") != parts["upstream"]:
-        changed = [k for k, v in parts["upstream"].items() if old.get("upstream", {}).get(k) != v]
-        return f"upstream {', '.join(changed) or 'set'} changed"
-    return ""
-
-
 class Executor:
     def __init__(
         self,
@@ -159,8 +81,8 @@ class Executor:
         force: set | frozenset = frozenset(),
         yes: bool = False,
         confirm: Callable[[str, str], bool] | None = None,
-        backend: str = "threads",
-        address=None,
+        backend,
+        backend_name: str = "threads",
         emit: Callable[[ev.Event], None],
         resume_hint: str = "plan.run()",
     ) -> None:
@@ -171,8 +93,8 @@ class Executor:
         self.force = force
         self.yes = yes
         self.confirm = confirm
-        self.backend_name = backend
-        self.address = address
+        self.backend = backend  # chosen by the plan (nbsteps.backends.make_backend)
+        self.backend_name = backend_name
         self.emit_event = emit
         self.resume_hint = resume_hint
         self.stopping = ""  # why scheduling stopped (fail-fast), '' while running
@@ -210,7 +132,7 @@ class Executor:
         if self.stopping:
             return self._settle(name, CANCELLED, self.stopping)
         records = plan.records
-        for d in plan._deps.deps.get(name, ()):
+        for d in plan.deps.deps.get(name, ()):
             if records[d].status != COMPLETED:  # rare: find out why (in dependency order)
                 why = self._blocked_by(name)
                 if why:
@@ -225,13 +147,7 @@ class Executor:
             cp = plan.store.get(name, fp) if step.cache else None
             reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
         if cp is not None:  # up to date: restore, do not execute
-            rec.status, rec.cached, rec.stale = COMPLETED, True, False
-            rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
-            rec.fingerprint, rec.error, rec.traceback, rec.message = fp, None, "", ""
-            rec.token = (cp.parts or {}).get("token", fp)
-            rec.duration = cp.duration
-            rec.reason = "up to date"
-            rec.attempts = 0
+            rec.restore(cp, fp)
             plan.publish(cp.outputs)
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name)
@@ -343,8 +259,8 @@ class Executor:
         if err is not None and step.func is None:
             trim_traceback(err, name)
         rec.error, rec.traceback = err, outcome.traceback
-        if self._retryable(step, rec, err):
-            delay = step.retry_delay * (2 ** (rec.attempts - 1)) * (1 + random.uniform(0, 0.1))
+        if not self.stopping and retry.retryable(step, rec.attempts, err):
+            delay = retry.backoff(step, rec.attempts)
             rec.status = RETRYING
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), "retry", name, None))
             self._emit(
@@ -364,14 +280,6 @@ class Executor:
         if self.fail_fast and not self.plan.steps[name].optional and not self.stopping:
             self.stopping = f"fail-fast: stopped after {name} failed"
 
-    def _retryable(self, step: Step, rec, err) -> bool:
-        if rec.attempts > step.retry or self.stopping or err is None:
-            return False
-        if isinstance(err, STRUCTURAL_ERRORS) or getattr(err, "retryable", True) is False:
-            return False
-        if step.retry_on:
-            return any(c.__name__ in step.retry_on for c in type(err).__mro__)
-        return True
 
     def _fire_timers(self, backend) -> None:
         now = time.monotonic()
@@ -399,8 +307,7 @@ class Executor:
         plan, names = self.plan, self.names
         ts = graphlib.TopologicalSorter(_run_graph(plan, names).ups)
         ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
-        # connect first: a backend that cannot start leaves every record as it was
-        backend = make_backend(self.backend_name, self.workers, self.address)
+        backend = self.backend
         records = plan.records
         for s in names:
             rec = records[s]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .executor import fingerprint_parts, stale_reason
-from .fingerprint import combine
-from .reporter import fmt_seconds
+from nbsteps.run.staleness import fingerprint_parts, stale_reason
+from nbsteps.model.fingerprint import combine
+from nbsteps.formatting import fmt_seconds
+from nbsteps.model import graphs
 
 
 @dataclass
@@ -78,8 +79,7 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
     tokens: dict[str, str | None] = {}
     will_run: set[str] = set()
     out = PlanPreview()
-    dist: dict[str, float] = {}  # longest path by earlier durations: the critical path
-    pred: dict[str, str | None] = {}
+    earlier_of: dict[str, float] = {}
     todo: dict[str, float] = {}  # longest path by what this run will execute: the estimate
     for s in names:
         step = plan.steps[s]
@@ -107,22 +107,15 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
         est = earlier if run else 0.0
         if run and earlier is None:
             out.unknown.append(s)
-        # longest by earlier durations, then by number of steps (before any run)
-        best = max(deps, key=lambda d: (dist[d], d), default=None)
-        base = dist[best] if best else (0.0, 0)
-        dist[s] = (base[0] + (earlier or 0.0), base[1] + 1)
-        pred[s] = best
+        earlier_of[s] = earlier or 0.0
         todo[s] = (est or 0.0) + max((todo[d] for d in deps), default=0.0)
         out.rows.append({
             "step": s, "level": levels[s], "action": "run" if run else "cached",
             "reason": reason or "up to date", "estimate_s": est, "confirm": step.confirm or "",
         })
-    if dist:
-        end = max(names, key=lambda s: dist[s])
-        path = []
-        while end is not None:
-            path.append(end)
-            end = pred[end]
-        out.critical_path = path[::-1]
+    if names:
+        # the critical path: longest by earlier durations, then by number of steps (before any run)
+        out.critical_path, _ = graphs.longest_path(
+            names, lambda s: (d for d in plan.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1))
         out.estimate_s = max(todo.values())
     return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .step import BLOCKED, CANCELLED, COMPLETED, FAILED, StepRecord
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
+from nbsteps.model.record import StepRecord
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analysis import analyse_cell, step_filename
+from nbsteps.model.analysis import analyse_cell, step_filename
 
 
 @dataclass

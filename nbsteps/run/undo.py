@@ -11,9 +11,9 @@ from __future__ import annotations
 import builtins
 from typing import Callable
 
-from .analysis import analyse_cell
-from .errors import NbstepsError
-from .step import COMPLETED, PENDING
+from nbsteps.model.analysis import analyse_cell
+from nbsteps.errors import NbstepsError
+from nbsteps.model.status import COMPLETED
 
 
 def register_undo(plan, name: str, code: "str | Callable") -> None:
@@ -42,9 +42,7 @@ def _mark_undone(plan, name: str) -> list[str]:
     affected = [n for n in plan.order(plan.downstream([name])) if plan.records[n].status == COMPLETED]
     for n in affected:
         plan.store.drop(n)
-        r = plan.records[n]
-        r.status, r.cached, r.token = PENDING, False, None
-        r.message = f"undone ({name})"
+        plan.records[n].reset(message=f"undone ({name})")
     return affected
 
 

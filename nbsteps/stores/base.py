@@ -1,4 +1,4 @@
-"""Checkpoint stores: where the outputs of completed steps are kept.
+"""The store protocol: where the outputs of completed steps are kept.
 
 A store maps a step name to at most one :class:`Checkpoint` (the latest one).
 The executor calls ``put`` after a step completes and ``get`` before running a
@@ -7,30 +7,17 @@ never used. Stores report problems (a value that cannot be saved, a corrupted
 file) through ``self.warn(step, message)``, which the plan connects to its
 listeners; they never raise for a single bad checkpoint.
 
-``MemoryStore`` keeps references only: holding a 1 GB DataFrame costs nothing.
-The durable directory store lives in :mod:`nbsteps.diskstore`.
+Implementations: :mod:`nbsteps.stores.memory` (references only) and
+:mod:`nbsteps.stores.disk` (signed files in a directory); the executor and the
+plan only see this interface, and :func:`nbsteps.stores.open_store` picks one.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
+from nbsteps.model.checkpoint import Checkpoint
 
-@dataclass
-class Checkpoint:
-    """Outputs and result of one completed step, with what determined them."""
-
-    step: str
-    fingerprint: str
-    outputs: dict[str, Any]
-    result: Any = None
-    has_result: bool = False
-    # the parts of the fingerprint (source, options, upstream, params, helpers),
-    # kept so that a plan can say *why* a step is stale
-    parts: dict[str, Any] = field(default_factory=dict)
-    duration: float = 0.0
-    finished: float = 0.0  # time.time() when the step completed
+__all__ = ["Checkpoint", "Store"]
 
 
 def _ignore(step: str, message: str) -> None:
@@ -64,48 +51,3 @@ class Store:
 
     def describe(self) -> str:
         return type(self).__name__
-
-
-class MemoryStore(Store):
-    """Checkpoints kept in this process, by reference (no copy)."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, Checkpoint] = {}
-        self._lock = threading.Lock()
-
-    def get(self, step: str, fingerprint: str | None = None) -> Checkpoint | None:
-        cp = self._data.get(step)
-        if cp is None or (fingerprint is not None and cp.fingerprint != fingerprint):
-            return None
-        return cp
-
-    def put(self, checkpoint: Checkpoint) -> None:
-        with self._lock:
-            self._data[checkpoint.step] = checkpoint
-
-    def drop(self, step: str) -> None:
-        with self._lock:
-            self._data.pop(step, None)
-
-    def steps(self) -> list[str]:
-        return list(self._data)
-
-    def describe(self) -> str:
-        return "memory"
-
-
-def open_store(spec: "str | Store | None") -> Store:
-    """``None``/``"memory"`` → MemoryStore; a path → DiskStore; a Store as is."""
-    if spec is None or isinstance(spec, Store):
-        return spec or MemoryStore()
-    if str(spec) == "memory":
-        return MemoryStore()
-    from .diskstore import DiskStore
-    from .errors import StoreError
-
-    try:
-        return DiskStore(spec)
-    except OSError as exc:  # not a directory, no permission, a key file others can write
-        message = str(exc)
-        raise StoreError(message if message.startswith("nbsteps") else
-                         f"cannot use {spec} as checkpoint store: {exc}") from None

@@ -20,18 +20,16 @@ of nbsteps (and ``plan_graph(plan).source``) keeps working.
 """
 from __future__ import annotations
 
-import html
-import itertools
-import os
 import re
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 
 import graphviz
 
-from .errors import NbstepsError
-from .step import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.errors import NbstepsError
+from nbsteps.formatting import fmt_seconds
+from nbsteps.model import graphs
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 
 #: style key -> (fill colour, shape, corners); "cached" is completed from a checkpoint.
 #: Borders add: running/retrying thick, cancelled dotted, stale dashed orange,
@@ -94,16 +92,6 @@ def tooltip_text(lines, limit: int = 600) -> str:
     return graphviz.nohtml("\\n".join(out))
 
 
-def _fmt_duration(seconds) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"
-
-
 def node_status(rec) -> str:
     """The style key of a record: its status, or "cached" for a restored step."""
     if rec is None:
@@ -137,21 +125,9 @@ def critical_path(plan, names=None, preview: bool = True) -> list[str]:
             return []
         path = list(preview.critical_path)
         return path if len(path) > 1 and preview.estimate_s > 0 else []
-    dist: dict[str, float] = {}
-    pred: dict[str, str | None] = {}
-    for s in names:  # plan order is topological
-        ups = [u for u in plan.dependencies(s) if u in chosen]
-        best = max(ups, key=lambda u: dist[u], default=None)
-        dist[s] = known.get(s, 0.0) + (dist[best] if best is not None else 0.0)
-        pred[s] = best
-    index = {s: i for i, s in enumerate(names)}
-    end = max(names, key=lambda s: (dist[s], -index[s]))
-    path = []
-    node: str | None = end
-    while node is not None:
-        path.append(node)
-        node = pred[node]
-    return path[::-1]
+    path, _ = graphs.longest_path(names, lambda s: (u for u in plan.dependencies(s) if u in chosen),
+                                  lambda s: known.get(s, 0.0))
+    return path
 
 
 def choose_rankdir(plan, names) -> str:
@@ -225,7 +201,7 @@ def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
              + (" (stale: code or inputs changed)" if rec is not None and rec.stale else "")]
     if rec is not None:
         if rec.duration is not None:
-            lines.append(f"duration: {_fmt_duration(rec.duration)}")
+            lines.append(f"duration: {fmt_seconds(rec.duration, missing='')}")
         if rec.attempts:
             lines.append(f"attempts: {rec.attempts}")
         if rec.error_text:
@@ -363,124 +339,6 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
             lg.edge(left, right, style="invis")
 
 
-# -- live rendering: lay out once, recolour many times ------------------------
-#: stroke-dasharray Graphviz writes for dashed / dotted lines
-_DASH = {"dashed": "5,2", "dotted": "1,5"}
-_TOKEN = re.compile(r'((?:fill|stroke)="#[0-9a-f]{6}"|nbstip\d+x|nbstcls\d+x)')
-
-
-class _Template:
-    """An SVG laid out by ``dot`` with placeholder colours, tooltips and
-    classes, which :meth:`fill` replaces by the current state's (no new
-    layout while only colours, borders or tooltips change)."""
-
-    def __init__(self, names, nodes, edges, rankdir):
-        large = len(names) > LARGE
-        g = PlanGraph("nbsteps", comment="nbsteps plan (live)")
-        _graph_attrs(g, rankdir, large)
-        # unique placeholder colours; the template uses no other hex colour
-        tokens = (f"#{i:06x}" for i in itertools.count(0x100001))
-        self.node_tokens = []
-        for i, n in enumerate(nodes):
-            fill, stroke = next(tokens), next(tokens)
-            self.node_tokens.append((fill, stroke))
-            attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
-            g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=fill, color=stroke,
-                   style=_style("filled", n.corners), tooltip=f"nbstip{i}x",
-                   **{"class": f"nbstcls{i}x"}, **attrs)
-        self.edge_tokens = []
-        for e in edges:
-            color = next(tokens)
-            self.edge_tokens.append(color)
-            g.edge(e.up, e.down, color=color, style="dashed" if e.kind == "explicit" else "solid",
-                   tooltip=tooltip_text([e.tooltip]), **{"class": f"nbsteps-{e.kind}"})
-        svg = render(g, "svg").decode("utf-8", "replace")
-        start = svg.find("<svg")
-        self.svg = svg[start:] if start >= 0 else svg
-        #: text and placeholders alternate: [text, token, text, token, ..., text]
-        self.parts = _TOKEN.split(self.svg)
-
-    def fill(self, nodes, edges) -> str:
-        sub: dict[str, str] = {}
-        for i, (n, (fill, stroke)) in enumerate(zip(nodes, self.node_tokens)):
-            sub[f'fill="{fill}"'] = f'fill="{n.fill}"'
-            extra = f' stroke-width="{n.penwidth:g}"' if n.penwidth != 1 else ""
-            if n.dash:
-                extra += f' stroke-dasharray="{_DASH[n.dash]}"'
-            sub[f'stroke="{stroke}"'] = f'stroke="{n.stroke}"{extra}'
-            tip = "\n".join(_clean(line, 600) for line in n.tooltip)
-            sub[f"nbstip{i}x"] = html.escape(tip, quote=True).replace("\n", "&#10;")
-            sub[f"nbstcls{i}x"] = f"nbsteps-step nbsteps-{n.key}"
-        for e, color in zip(edges, self.edge_tokens):
-            sub[f'fill="{color}"'] = f'fill="{e.color}"'
-            width = f' stroke-width="{e.penwidth:g}"' if e.penwidth != 1 else ""
-            sub[f'stroke="{color}"'] = f'stroke="{e.color}"{width}'
-        parts = self.parts[:]
-        for i in range(1, len(parts), 2):
-            parts[i] = sub.get(parts[i], parts[i])
-        return "".join(parts)
-
-
-_templates: "OrderedDict[tuple, _Template]" = OrderedDict()
-_templates_lock = threading.Lock()
-
-
-def live_svg(plan) -> tuple[str, dict]:
-    """The plan's graph as SVG text (no XML prolog, no legend: live views
-    show an HTML legend), plus what it shows: ``{"statuses", "kinds",
-    "critical", "layouts"}``. A new ``dot`` layout is made only when the
-    steps, edges or a node's shape change; otherwise the last layout is
-    recoloured (a few milliseconds at 200 steps)."""
-    names, nodes, edges, path = looks(plan, preview=False)
-    key = (tuple(names), tuple((e.up, e.down, e.kind) for e in edges), tuple(n.layout for n in nodes))
-    with _templates_lock:
-        template = _templates.get(key)
-        if template is not None:
-            _templates.move_to_end(key)
-    made = template is None
-    if made:
-        template = _Template(names, nodes, edges, choose_rankdir(plan, names))
-        with _templates_lock:
-            _templates[key] = template
-            while len(_templates) > 6:
-                _templates.popitem(last=False)
-    info = {
-        "statuses": [k for k in LEGEND if k in {n.key for n in nodes} or (k == "stale" and any(n.stale for n in nodes))],
-        "kinds": sorted({e.kind for e in edges}),
-        "critical": bool(path),
-        "new_layout": made,
-    }
-    return template.fill(nodes, edges), info
-
-
-def legend_html(statuses, kinds=(), critical: bool = False) -> str:
-    """A one-line HTML legend (live views): status swatches and edge kinds."""
-    items = []
-    for key in statuses:
-        if key == "stale":
-            fill, border = STYLES[COMPLETED][0], f"2px dashed {STALE_COLOR}"
-        else:
-            fill, border = STYLES[key][0], "1px solid #333"
-            if key == CANCELLED:
-                border = "1px dotted #333"
-        radius = "0" if key in (FAILED, BLOCKED, CANCELLED) else "4px"
-        clip = ";clip-path:polygon(30% 0,70% 0,100% 30%,100% 70%,70% 100%,30% 100%,0 70%,0 30%)" if key == FAILED else ""
-        text = "restored (cached)" if key == "cached" else key
-        items.append(
-            f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
-            f'<span style="display:inline-block;width:14px;height:11px;background:{fill};border:{border};'
-            f'border-radius:{radius}{clip};margin-right:4px"></span>{html.escape(text)}</span>')
-    lines = [(k, "solid" if k == "inferred" else "dashed", EDGE_COLOR, 1) for k in kinds]
-    if critical:
-        lines.append(("critical path", "solid", CRITICAL_COLOR, 3))
-    for text, style, color, width in lines:
-        items.append(
-            f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
-            f'<span style="display:inline-block;width:22px;border-top:{width}px {style} {color};margin-right:4px">'
-            f'</span>{html.escape(text)}</span>')
-    return f'<div class="nbsteps-legend" style="font-size:11px;color:#444;margin:2px 0">{"".join(items)}</div>'
-
-
 # -- rendering ------------------------------------------------------------------
 def _missing_dot() -> NbstepsError:
     return NbstepsError(INSTALL_HINT)
@@ -498,54 +356,3 @@ def dot_available() -> bool:
     import shutil
 
     return shutil.which("dot") is not None
-
-
-FORMATS = ("svg", "png", "dot")
-
-
-def graph_command(plan, fmt: str | None = None, output: str | None = None):
-    """``%steps graph [--format svg|png|dot] [--output FILE]``.
-
-    Without *output*: returns something the notebook displays (the Digraph,
-    which renders as SVG; or the DOT source text for ``--format dot``; PNG as
-    an IPython Image). With *output*: writes the file (format from *fmt*, else
-    from the suffix, else SVG) and returns None.
-    """
-    if fmt is not None and fmt not in FORMATS:
-        raise NbstepsError(f"unknown graph format {fmt!r}; use one of: {', '.join(FORMATS)}.")
-    graph = plan_graph(plan)
-    if output is None:
-        if fmt == "dot":
-            return _DotSource(graph.source)
-        if not dot_available():
-            raise _missing_dot()
-        if fmt == "png":
-            from IPython.display import Image
-
-            return Image(data=render(graph, "png"))
-        return graph
-    path = os.fspath(output)
-    suffix = os.path.splitext(path)[1].lower().lstrip(".")
-    if fmt is None:
-        fmt = {"svg": "svg", "png": "png", "dot": "dot", "gv": "dot"}.get(suffix)
-        if fmt is None:
-            if suffix:
-                raise NbstepsError(
-                    f"cannot tell the graph format from {path!r}; use a .svg, .png or .dot file name "
-                    f"or --format svg|png|dot.")
-            fmt = "svg"
-    data = graph.source.encode("utf-8") if fmt == "dot" else render(graph, fmt)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    print(f"nbsteps: wrote {path} ({fmt}, {len(plan.steps)} steps)")
-    return None
-
-
-class _DotSource(str):
-    """DOT source text that displays as plain text in a notebook."""
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))

@@ -8,7 +8,7 @@ what changed and arms a timer; the drawing happens on a timer thread, at most
 ``1 / min_interval`` times per second (10 by default), less when drawing
 itself is slow (the gap is at least three times the last drawing time). The graph is
 laid out by ``dot`` once per plan structure and re-coloured in Python
-(:func:`nbsteps.graphview.live_svg`). The ``finished`` event draws the final state
+(:func:`nbsteps.views.graph_live.live_svg`). The ``finished`` event draws the final state
 synchronously, so it is in the cell's output before the cell ends (nbclient
 saves it with ``store_widget_state=True``).
 
@@ -28,22 +28,15 @@ import html
 import threading
 import time
 
-from . import events as ev
-from .step import BLOCKED, CANCELLED, COMPLETED, FAILED
+from nbsteps.formatting import fmt_seconds as _fmt
+from nbsteps.run import events as ev
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 
 DONE = (COMPLETED, FAILED, BLOCKED, CANCELLED)
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
 _GRAPH_BOX = '<div class="nbsteps-graph" style="overflow:auto;max-height:{h}px;max-width:100%">{svg}</div>'
 _TABLE_BOX = '<div class="nbsteps-table" style="overflow:auto;max-height:{h}px;max-width:100%;font-size:12px">{table}</div>'
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
 
 
 def _names(names: list[str], limit: int = 5) -> str:
@@ -54,7 +47,7 @@ def _names(names: list[str], limit: int = 5) -> str:
 def _table(plan, running: bool) -> str:
     """The escaped results table. During a run the stale flags are not
     recomputed (that fingerprints inputs while steps publish outputs)."""
-    from .table import html_table
+    from nbsteps.views.table import html_table
 
     return html_table(plan, refresh=not running)
 
@@ -241,7 +234,7 @@ class LiveView:
 
     def draw(self) -> None:
         """Draw the current state now (on the calling thread)."""
-        from .graphview import legend_html, live_svg
+        from nbsteps.views.graph_live import legend_html, live_svg
 
         t0 = time.perf_counter()
         with self._draw_lock:

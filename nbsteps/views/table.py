@@ -8,6 +8,9 @@ import html
 import os
 import reprlib
 
+#: the export formats, by file suffix (also what `nbsteps run --results` accepts)
+EXPORT_SUFFIXES = (".csv", ".json", ".parquet", ".html", ".htm")
+
 COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration_s",
            "outputs", "result", "error"]
 
@@ -79,11 +82,11 @@ def html_table(plan, refresh: bool = True) -> str:
 
 def export(plan, path) -> str:
     """Write the results table to *path*; the format follows the suffix."""
-    from .errors import NbstepsError
+    from nbsteps.errors import NbstepsError
 
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".csv", ".json", ".parquet", ".html", ".htm"):
+    if suffix not in EXPORT_SUFFIXES:
         raise NbstepsError(f"cannot export to {path!r}: use a .csv, .json, .parquet or .html file name.")
     df = results_frame(plan)
     parent = os.path.dirname(path)

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import events as ev
+from nbsteps.formatting import fmt_seconds as _fmt
+from nbsteps.run import events as ev
 
 
-def fmt_seconds(seconds) -> str:
-    """1.2 ms, 340 ms, 2.35 s: readable durations."""
-    if seconds is None:
-        return "?"
-    if seconds < 0.01:
-        return f"{seconds * 1000:.2g} ms"
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-_fmt = fmt_seconds
 
 
 class TextReporter:

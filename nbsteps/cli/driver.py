@@ -1,0 +1,279 @@
+"""The command-line side of ``nbsteps run``: executes the notebook in a real
+kernel through nbclient, streams progress, stops on ``--timeout`` or Ctrl-C
+(interrupting the kernel through its manager), and asks the kernel for its
+plan's report (see :mod:`nbsteps.cli.report`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+
+from nbsteps.cli.report import REPORT_MIME
+
+GRAPH_SUFFIXES = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot"}
+CLI_TAG = "nbsteps-cli"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _say(text: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    print(text, file=stream, flush=True)
+
+
+def _cell_label(index: int, cell) -> str:
+    first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
+    if len(first) > 60:
+        first = first[:59] + "…"
+    return f"cell {index + 1} ({first})" if first else f"cell {index + 1}"
+
+
+def _error_text(cell) -> str:
+    for out in reversed(cell.get("outputs", [])):
+        if out.get("output_type") == "error":
+            tb = "\n".join(out.get("traceback") or []) or f"{out.get('ename')}: {out.get('evalue')}"
+            return _ANSI.sub("", tb).rstrip()
+    return ""
+
+
+def read_report(cell) -> dict | None:
+    """The kernel's answer (see :mod:`nbsteps.cli.report`) among *cell*'s outputs."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") in ("display_data", "execute_result"):
+            data = out.get("data", {}).get(REPORT_MIME)
+            if data is not None:
+                return json.loads(data) if isinstance(data, str) else dict(data)
+    return None
+
+
+class Runner:
+    """Executes one notebook and collects its plan's results (see module doc)."""
+
+    def __init__(self, args, nb, path: str) -> None:
+        self.args = args
+        self.nb = nb
+        self.path = path
+        self.stop_reason = ""  # "timeout" | "interrupted" once the run is being stopped
+        self.cell_error = ""  # label of the cell that failed
+        self.kernel_lost = ""
+        self.current = ""  # label of the cell being executed
+        self.report: dict | None = None
+        self._stop = None
+
+    # -- the kernel --------------------------------------------------------------
+    def _env(self) -> dict:
+        a = self.args
+        env = dict(os.environ)
+        env["NBSTEPS_HEADLESS"] = "1"
+        env["NBSTEPS_RESUME_HINT"] = self._hint()
+        if a.yes:
+            env["NBSTEPS_YES"] = "1"
+        if a.store:
+            env["NBSTEPS_STORE"] = a.store
+        if a.workers:
+            env["NBSTEPS_WORKERS"] = str(a.workers)
+        if a.backend:
+            env["NBSTEPS_BACKEND"] = a.backend
+        if a.address:
+            env["NBSTEPS_ADDRESS"] = a.address
+        return env
+
+    def _client(self):
+        from nbclient import NotebookClient
+
+        class StreamingClient(NotebookClient):
+            echo = True
+
+            def process_message(self, msg, cell, cell_index):
+                if self.echo and msg["msg_type"] == "stream":
+                    content = msg["content"]
+                    stream = sys.stderr if content.get("name") == "stderr" else sys.stdout
+                    stream.write(content.get("text", ""))
+                    stream.flush()
+                return super().process_message(msg, cell, cell_index)
+
+        kw = {"kernel_name": self.args.kernel} if self.args.kernel else {}
+        return StreamingClient(
+            self.nb, timeout=None, allow_errors=False, record_timing=True, coalesce_streams=True,
+            resources={"metadata": {"path": os.path.dirname(self.path)}}, **kw,
+        )
+
+    async def _execute(self, client, cell, index: int, count: int | None = None):
+        from nbclient.exceptions import CellExecutionError
+
+        try:
+            await client.async_execute_cell(cell, index, execution_count=count)
+        except CellExecutionError:
+            return False
+        return True
+
+    async def _hidden(self, client, code: str, timeout: float = 120.0) -> dict | None:
+        """Run *code* in the kernel without adding it to the notebook; return its report."""
+        import nbformat
+
+        cell = nbformat.v4.new_code_cell(code)
+        self.nb.cells.append(cell)
+        client.echo = False
+        try:
+            await asyncio.wait_for(client.async_execute_cell(cell, len(self.nb.cells) - 1, store_history=False),
+                                   timeout)
+        except Exception as exc:
+            text = _error_text(cell) or f"{type(exc).__name__}: {exc}"
+            _say(f"nbsteps: the kernel could not report on its plan: {text.splitlines()[-1] if text else ''}",
+                 err=True)
+            return None
+        finally:
+            client.echo = True
+            self.nb.cells.remove(cell)
+        return read_report(cell)
+
+    async def _cells(self, client) -> None:
+        """Execute the notebook's cells in order, stopping at the first failing one."""
+        count = 0
+        for index, cell in enumerate(list(self.nb.cells)):
+            if self.stop_reason:
+                return
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            count += 1
+            self.current = _cell_label(index, cell)
+            if not await self._execute(client, cell, index, count):
+                self._report_cell_error(index, cell)
+                return
+        if self.stop_reason:
+            return
+        # steps registered but never run (plan mode without %steps run): run them
+        state = await self._hidden(client, "__import__('nbsteps.cli.report', fromlist=['_']).kernel_pending()")
+        if state and state.get("pending") and state.get("magics"):
+            import nbformat
+
+            a = self.args
+            opts = "".join(
+                f" --{k} {_quote(str(v))}"
+                for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address)) if v
+            ) + (" --yes" if a.yes else "")
+            cell = nbformat.v4.new_code_cell(f"%steps run{opts}")
+            cell.metadata["tags"] = [CLI_TAG]
+            self.nb.cells.append(cell)
+            index = len(self.nb.cells) - 1
+            _say(f"nbsteps: {len(state['pending'])} step(s) registered but not run: appending `{cell.source}`")
+            self.current = _cell_label(index, cell)
+            if not await self._execute(client, cell, index, count + 1):
+                self._report_cell_error(index, cell)
+
+    def _report_cell_error(self, index: int, cell) -> None:
+        self.cell_error = _cell_label(index, cell)
+        if self.stop_reason:
+            return  # the interrupt's own error: the summary says it
+        text = _error_text(cell)
+        _say(f"nbsteps: {self.cell_error} failed:", err=True)
+        if text:
+            _say("\n".join("  " + ln for ln in text.splitlines()), err=True)
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop is not None and not self.stop_reason:
+            self.stop_reason = reason
+            self._stop.set()
+
+    async def run(self) -> None:
+        from nbclient.exceptions import DeadKernelError
+
+        a = self.args
+        client = self._client()
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        sigint = 0
+        main = None
+
+        def on_sigint():
+            nonlocal sigint
+            sigint += 1
+            if sigint == 1:
+                _say("\nnbsteps: interrupted: stopping the run (Ctrl-C again to abandon it)", err=True)
+                self.request_stop("interrupted")
+            elif main is not None:
+                main.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread / Windows
+            pass
+        client.km = client.create_kernel_manager()
+        if getattr(client.km, "ipykernel", False):  # its startup warnings are noise on a terminal
+            client.extra_arguments = [*client.extra_arguments, "--IPKernelApp.log_level=ERROR"]
+        try:
+            await client.async_start_new_kernel(env=self._env(), cwd=os.path.dirname(self.path))
+            await client.async_start_new_kernel_client()
+            msg_id = await _maybe_await(client.kc.kernel_info())
+            info = await client.async_wait_for_reply(msg_id)
+            if info and "language_info" in info["content"]:
+                self.nb.metadata["language_info"] = info["content"]["language_info"]
+            main = asyncio.ensure_future(self._cells(client))
+            waits = {main, asyncio.ensure_future(self._stop.wait())}
+            timer = None
+            if a.timeout:
+                timer = asyncio.ensure_future(asyncio.sleep(a.timeout))
+                waits.add(timer)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if main not in done:
+                if timer is not None and timer in done:
+                    self.stop_reason = "timeout"
+                    _say(f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
+                         err=True)
+                await _maybe_await(client.km.interrupt_kernel())
+                try:
+                    await asyncio.wait_for(asyncio.shield(main), 30)
+                except asyncio.TimeoutError:
+                    main.cancel()
+                    self.kernel_lost = "the kernel did not respond to the interrupt"
+                except asyncio.CancelledError:
+                    self.kernel_lost = "abandoned"
+            for w in waits:
+                if not w.done():
+                    w.cancel()
+            if main.done() and not main.cancelled() and main.exception() is not None:
+                raise main.exception()
+            if not self.kernel_lost:
+                graph_fmt = GRAPH_SUFFIXES.get(os.path.splitext(a.graph)[1].lower()) if a.graph else None
+                code = (
+                    "__import__('nbsteps.cli.report', fromlist=['_']).kernel_collect("
+                    f"results={a.results!r}, graph={a.graph!r}, graph_format={graph_fmt!r}, "
+                    f"hint={self._hint()!r}, interrupted={bool(self.stop_reason)!r})"
+                )
+                self.report = await self._hidden(client, code)
+            client.set_widgets_metadata()
+        except DeadKernelError:
+            self.kernel_lost = f"the kernel died while running {self.current}" if self.current else "the kernel died"
+        except asyncio.CancelledError:
+            self.kernel_lost = "abandoned"
+        finally:
+            try:
+                loop.remove_signal_handler(signal.SIGINT)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+            try:
+                await client._async_cleanup_kernel()
+            except Exception:  # pragma: no cover - the kernel is gone anyway
+                pass
+
+    def _hint(self) -> str:
+        a = self.args
+        parts = ["nbsteps run", _quote(a.notebook)]
+        if a.store:
+            parts.append(f"--store {_quote(a.store)}")
+        return " ".join(parts)
+
+
+async def _maybe_await(value):
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

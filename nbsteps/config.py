@@ -1,0 +1,102 @@
+"""The one place that reads nbsteps' environment variables (``NBSTEPS_*``).
+
+Booleans follow one rule: ``1 true yes on`` are true, ``0 false no off`` are
+false (any case), unset or empty means the default, anything else is an error
+that names the variable. ``nbsteps run`` sets several of these for the kernel
+it starts; explicit options always win over them.
+
+========================  =====================================================
+``NBSTEPS_STORE``         default checkpoint store (``memory`` or a directory)
+``NBSTEPS_WORKERS``       default ``--workers`` of ``%steps run``
+``NBSTEPS_BACKEND``       default ``--backend`` (``threads`` or ``dask``)
+``NBSTEPS_ADDRESS``       default ``--address`` of the dask scheduler
+``NBSTEPS_DASK_WORKERS``  worker processes of the LocalCluster nbsteps starts
+``NBSTEPS_YES``           approve every ``--confirm`` step (boolean)
+``NBSTEPS_HEADLESS``      nobody watches: no prompts, no widgets (boolean)
+``NBSTEPS_WIDGETS``       ``0`` turns the live widget off (boolean)
+``NBSTEPS_RESUME_HINT``   how summaries tell the user to resume
+``NBSTEPS_KEY_FILE``      the secret key signing disk checkpoints
+========================  =====================================================
+"""
+from __future__ import annotations
+
+import os
+
+from nbsteps.errors import ConfigError
+
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def text(name: str, default: "str | None" = None) -> "str | None":
+    """The stripped value of *name*; *default* when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def flag(name: str, default: "bool | None" = False) -> "bool | None":
+    value = text(name)
+    if value is None:
+        return default
+    low = value.lower()
+    if low in TRUE:
+        return True
+    if low in FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r}: use 1/0, true/false, yes/no or on/off.")
+
+
+def positive_int(name: str, default: "int | None" = None) -> "int | None":
+    value = text(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{name}={value!r}: use a whole number of at least 1.")
+    return number
+
+
+def store() -> "str | None":
+    return text("NBSTEPS_STORE")
+
+
+def workers() -> "int | None":
+    return positive_int("NBSTEPS_WORKERS")
+
+
+def backend() -> "str | None":
+    return text("NBSTEPS_BACKEND")
+
+
+def address() -> "str | None":
+    return text("NBSTEPS_ADDRESS")
+
+
+def dask_workers() -> int:
+    return positive_int("NBSTEPS_DASK_WORKERS") or max(1, os.cpu_count() or 1)
+
+
+def yes() -> bool:
+    return bool(flag("NBSTEPS_YES"))
+
+
+def headless() -> bool:
+    return bool(flag("NBSTEPS_HEADLESS"))
+
+
+def widgets() -> "bool | None":
+    return flag("NBSTEPS_WIDGETS", None)
+
+
+def resume_hint(default: str) -> str:
+    return text("NBSTEPS_RESUME_HINT", default) or default
+
+
+KEY_FILE = "NBSTEPS_KEY_FILE"
+
+
+def key_file() -> "str | None":
+    return text(KEY_FILE)

@@ -1,0 +1,59 @@
+"""Graph algorithms over a plan's steps, written once.
+
+Orders come from the plan (a topological order: dependencies first); ``ups``
+gives the upstream steps of a step *within the selection*. Cycle detection and
+the scheduling loop use :mod:`graphlib` directly.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Iterable, Sequence
+
+Ups = Callable[[str], Iterable[str]]
+
+
+def levels(order: Sequence[str], ups: Ups) -> dict[str, int]:
+    """Parallel level of each step: 0 without upstream, else 1 + the deepest upstream."""
+    level: dict[str, int] = {}
+    for s in order:
+        level[s] = 1 + max((level[u] for u in ups(s)), default=-1)
+    return level
+
+
+def width(level: dict[str, int]) -> int:
+    """The number of steps of the widest level (1 for an empty plan)."""
+    return max(Counter(level.values()).values(), default=1)
+
+
+def _add(a, b):
+    if isinstance(a, tuple):
+        return tuple(x + y for x, y in zip(a, b))
+    return a + b
+
+
+def longest_path(order: Sequence[str], ups: Ups, weight: Callable[[str], object]) -> tuple[list[str], dict]:
+    """The heaviest chain through *order* and every step's distance.
+
+    ``weight(step)`` is a number or a tuple of numbers (compared
+    lexicographically: e.g. ``(seconds, 1)`` breaks ties by chain length).
+    Ties go to the steps earliest in *order* (the notebook's order).
+    """
+    dist: dict = {}
+    pred: dict[str, "str | None"] = {}
+    index = {s: i for i, s in enumerate(order)}
+    for s in order:
+        best = None
+        for u in ups(s):  # ties: the upstream step earliest in the order
+            if best is None or dist[u] > dist[best] or (dist[u] == dist[best] and index[u] < index[best]):
+                best = u
+        w = weight(s)
+        dist[s] = w if best is None else _add(w, dist[best])
+        pred[s] = best
+    if not dist:
+        return [], dist
+    end: "str | None" = max(order, key=lambda s: (dist[s], -index[s]))
+    path = []
+    while end is not None:
+        path.append(end)
+        end = pred[end]
+    return path[::-1], dist

@@ -1,0 +1,71 @@
+"""A step's record: what happened to it (status, attempts, timing, result or error)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
+
+
+@dataclass(eq=False)
+class StepRecord:
+    """What happened to a step: status, attempts, timing, result or error."""
+
+    name: str
+    status: Status = PENDING
+    cached: bool = False
+    stale: bool = False
+    attempts: int = 0
+    error: BaseException | None = None
+    traceback: str = ""
+    result: Any = None
+    has_result: bool = False
+    outputs: dict = field(default_factory=dict)
+    started: float | None = None   # time.time()
+    finished: float | None = None
+    duration: float | None = None  # seconds of the successful (or last) attempt
+    fingerprint: str | None = None
+    token: str | None = None  # changes on every execution: downstream re-runs
+    attempted: str = ""  # code digest of the last execution attempt
+    reason: str = ""  # why it ran (or was skipped) in the last run
+    message: str = ""  # cancellation / blocking explanation
+
+    def snapshot(self) -> "StepRecord":
+        """A copy of the record as it is now (cheap: fields are replaced, never
+        mutated in place, when a step runs again)."""
+        new = object.__new__(StepRecord)
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def reset(self, message: str = "") -> None:
+        """Back to ``pending`` with nothing kept (checkpoint dropped, undone)."""
+        self.status, self.cached, self.stale, self.outputs, self.result = PENDING, False, False, {}, None
+        self.has_result, self.fingerprint, self.token, self.error, self.traceback = False, None, None, None, ""
+        self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
+        self.message = message
+
+    def restore(self, checkpoint, fingerprint: str) -> None:
+        """``completed`` from *checkpoint*, without executing (``cached``)."""
+        self.status, self.cached, self.stale = COMPLETED, True, False
+        self.outputs, self.result, self.has_result = checkpoint.outputs, checkpoint.result, checkpoint.has_result
+        self.fingerprint, self.error, self.traceback, self.message = fingerprint, None, "", ""
+        self.token = (checkpoint.parts or {}).get("token", fingerprint)
+        self.duration = checkpoint.duration
+        self.reason = "up to date"
+        self.attempts = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def error_text(self) -> str:
+        if self.error is None:
+            return self.message if self.status in (BLOCKED, CANCELLED) else ""
+        text = str(self.error)
+        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
+
+    def __repr__(self) -> str:
+        flag = " (cached)" if self.cached else ""
+        err = f" {self.error_text}" if self.error is not None else ""
+        return f"<StepRecord {self.name}: {self.status}{flag}{err}>"

@@ -1,0 +1,91 @@
+"""Is a step up to date? Its fingerprint parts now, and why it must run.
+
+A step's fingerprint covers its normalised source and ``--after`` (the static
+digest), the executions of its upstream steps (their tokens), the outside
+values it reads that are cheap to hash, and the code of notebook-defined
+helpers it calls (see :mod:`nbsteps.model.fingerprint`).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.fingerprint import outside_parts
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
+from nbsteps.model.step import Step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbsteps.plan import Plan
+
+
+def _static_parts(plan: "Plan", step: Step) -> tuple:
+    """(sorted upstream names, outside names to digest, their namespace or
+    None for the plan's) of *step*: fixed for a resolved graph, so cached on
+    the plan's Dependencies object (dropped whenever the graph changes)."""
+    g = plan.deps
+    cache = g._fp_static
+    name = step.name
+    hit = cache.get(name)
+    func = step.func
+    code = getattr(func, "__code__", None) if func is not None else None
+    if hit is not None and hit[0] is step and hit[1] is code:
+        return hit[2]
+    deps = g.deps.get(name, {})
+    if func is not None:
+        names = tuple(n for n in (code.co_names if code else ()) if n not in deps)
+        globs = getattr(func, "__globals__", {})
+    else:
+        sourced = g.sources.get(name, {})
+        names = tuple(sorted(n for n in step.inputs if n not in sourced))
+        globs = None
+    static = (tuple(sorted(deps)), names, globs)
+    cache[name] = (step, code, static)
+    return static
+
+
+def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
+    """What determines the step's outputs now (see nbsteps.fingerprint).
+    *tokens* overrides the upstream execution tokens (used by previews)."""
+    deps, names, globs = _static_parts(plan, step)
+    if tokens is None:
+        records = plan.records
+        upstream = {}
+        for d in deps:
+            r = records[d]
+            upstream[d] = r.token if r.status == COMPLETED else None
+    else:
+        upstream = {d: tokens.get(d) for d in deps}
+    if names:
+        params, helpers = outside_parts(names, plan.namespace if globs is None else globs)
+        if len(params) > 1:
+            params = dict(sorted(params.items()))
+        if len(helpers) > 1:
+            helpers = dict(sorted(helpers.items()))
+    else:
+        params, helpers = {}, {}
+    return {"code": step.static_digest, "upstream": upstream, "params": params, "helpers": helpers}
+
+
+def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) -> str:
+    """Why the step must run given its checkpoint; '' when it is up to date."""
+    if not step.cache:
+        return "--no-cache"
+    if cp is None:
+        if record is not None and record.status in (FAILED, BLOCKED, CANCELLED):
+            if record.status == FAILED and record.attempted and record.attempted != step.static_digest:
+                return "code changed since it failed"
+            return f"{record.status} last run"
+        return "never run"
+    old = cp.parts or {}
+    if old.get("code") != parts["code"]:
+        return "code changed"
+    for kind, label in (("helpers", "helper"), ("params", "parameter")):
+        changed = [k for k in set(old.get(kind, {})) | set(parts[kind]) if old.get(kind, {}).get(k) != parts[kind].get(k)]
+        if changed:
+            return f"{label} {', '.join(sorted(changed))} changed"
+    if old.get("upstream") != parts["upstream"]:
+        changed = [k for k, v in parts["upstream"].items() if old.get("upstream", {}).get(k) != v]
+        return f"upstream {', '.join(changed) or 'set'} changed"
+    return ""
+
+

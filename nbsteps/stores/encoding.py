@@ -1,0 +1,231 @@
+"""How values become signed files and back: Parquet for plain DataFrames and
+Series whose round trip is exact, cloudpickle (protocol 5) for everything else.
+
+pandas, pyarrow and cloudpickle are imported lazily: importing nbsteps stays fast.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from typing import Any
+
+from nbsteps.stores.fs import create_file, unlink_quiet
+from nbsteps.stores.signing import StreamingMac
+
+
+def byte_view(data: Any) -> memoryview:
+    """A flat byte view of what pickle or pyarrow hands to ``write``."""
+    if isinstance(data, pickle.PickleBuffer):
+        return data.raw()  # also works for Fortran-ordered arrays
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+class SignedWriter:
+    """The file object that pickle and pyarrow write a value file to.
+
+    It writes unbuffered to a new file (``O_EXCL``) and computes the HMAC of
+    exactly the bytes written. An ``OSError`` from the file system is kept in
+    ``error`` so that a failing disk is told apart from a failing encoder.
+    """
+
+    closed = False
+
+    def __init__(self, dir_fd: int, name: str, key: bytes) -> None:
+        self.dir_fd, self.name = dir_fd, name
+        self._fd = create_file(dir_fd, name)
+        self._mac = StreamingMac(key)
+        self.size = 0
+        self.error: "OSError | None" = None
+
+    def write(self, data: Any) -> int:
+        view = byte_view(data)
+        n = view.nbytes
+        self._mac.update(view)
+        try:
+            while view.nbytes:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
+        self.size += n
+        return n
+
+    def tell(self) -> int:
+        return self.size
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # pyarrow may call this; the file is closed by finish/abort
+
+    def finish(self) -> str:
+        """Make the file durable and close it; its HMAC (hex)."""
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.error = exc
+            raise
+        finally:
+            digest = self._mac.hexdigest()
+            os.close(self._fd)
+            self._fd = -1
+        return digest
+
+    def abort(self) -> None:
+        self._mac.stop()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        unlink_quiet(self.name, self.dir_fd)
+
+
+class NullSink:
+    """Where values are pickled only to learn whether they can be."""
+
+    def write(self, data: Any) -> int:
+        return byte_view(data).nbytes
+
+
+def pandas_kind(value: Any) -> "str | None":
+    """'frame' / 'series' for plain pandas objects (never imports pandas)."""
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return None
+    if type(value) is pd.DataFrame:  # subclasses (GeoDataFrame...) are pickled
+        return "frame"
+    if type(value) is pd.Series:
+        return "series"
+    return None
+
+
+_SERIES_COLUMN = "values"
+
+
+def parquet_frame(value: Any, kind: str) -> "tuple[Any, dict] | None":
+    """The DataFrame to write as Parquet for *value* and the extra metadata
+    needed to restore it exactly, or None when Parquet would change it.
+
+    Parquet is used only when a round trip is exact: no object columns (their
+    Parquet type depends on the values: lists come back as arrays, mixed types
+    fail, strings become ``str``), and a small sample must come back equal
+    (column names, index, dtypes, attrs). A DatetimeIndex ``freq`` is not kept
+    by Parquet: it is saved in the metadata.
+    """
+    import pandas as pd
+
+    extra: dict = {}
+    if kind == "series":
+        if value.name is not None and not isinstance(value.name, (str, int, bool)):
+            return None
+        if isinstance(value.name, int) and not isinstance(value.name, bool) and abs(value.name) >= 2**53:
+            return None
+        extra["series_name"] = value.name
+        frame = value.to_frame(name=_SERIES_COLUMN)
+    else:
+        frame = value
+    if any(dtype == object for dtype in frame.dtypes):
+        return None
+    index = frame.index
+    levels = index.levels if isinstance(index, pd.MultiIndex) else [index]
+    if any(level.dtype == object for level in levels):
+        return None
+    freq = getattr(index, "freq", None)
+    if freq is not None and isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
+        extra["index_freq"] = freq.freqstr
+    try:
+        sample = frame.iloc[:64]
+        back = parquet_read(parquet_bytes(sample))
+        pd.testing.assert_frame_equal(
+            sample, back, check_exact=True, check_index_type=True, check_column_type=True,
+            check_freq=False, check_flags=True,
+        )
+        if back.attrs != sample.attrs:
+            return None
+    except Exception:
+        return None
+    return frame, extra
+
+
+def write_parquet(frame: Any, sink: Any, compression: "str | None") -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # preserve_index=None keeps a RangeIndex as metadata instead of a column
+    table = pa.Table.from_pandas(frame, preserve_index=None)
+    # Dictionary encoding pays for strings and categoricals; for numbers it
+    # halves write speed for nothing. Statistics only serve query pushdown.
+    dict_columns = [
+        f.name for f in table.schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)
+        or pa.types.is_large_binary(f.type) or pa.types.is_dictionary(f.type)
+    ]
+    pq.write_table(table, sink, compression=compression or "none", use_dictionary=dict_columns,
+                   write_statistics=False)
+
+
+def parquet_bytes(frame: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    write_parquet(frame, buf, None)
+    return buf.getvalue()
+
+
+def parquet_read(data: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(pa.py_buffer(data)))
+    # Not split_blocks=True: its zero-copy columns are read-only numpy arrays,
+    # and pandas then fails on in-place assignment (``df.iloc[0, 0] = 1``).
+    # self_destruct frees each Arrow column once converted (lower peak memory).
+    return table.to_pandas(self_destruct=True)
+
+
+def decode(entry: dict, data: bytearray) -> Any:
+    """A value from its verified bytes."""
+    encoding = entry["encoding"]
+    if encoding == "pickle":
+        return pickle.loads(data)
+    if encoding == "parquet":
+        frame = parquet_read(data)
+        freq = entry.get("index_freq")
+        if freq:
+            cls = type(frame.index)
+            try:
+                frame.index = cls(frame.index, freq=freq)
+            except (TypeError, ValueError):
+                pass  # freq is a convenience; the data is intact without it
+        if entry.get("kind") == "series":
+            series = frame[_SERIES_COLUMN]
+            series.name = entry.get("series_name")
+            return series
+        return frame
+    raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def pickle_to(sink: Any, value: Any) -> None:
+    import cloudpickle
+
+    cloudpickle.dump(value, sink, protocol=5)
+
+
+def pickle_bytes(value: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(value, protocol=5)
+
+
+def json_roundtrips(value: Any) -> bool:
+    """Whether JSON gives *value* back unchanged (tuples, NaN, non-str keys do not)."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError):
+        return False

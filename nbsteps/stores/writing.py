@@ -1,0 +1,140 @@
+"""Writing one checkpoint folder: value files, then the signed metadata (the
+commit point), then removal of what the previous checkpoint left.
+
+Under the step's lock (taken by :class:`~nbsteps.stores.disk.DiskStore`), every
+value goes to a temporary file (unique name), is fsynced and renamed to a file
+name carrying a fresh token; then the metadata is replaced atomically
+(``os.replace``) and the files of the previous checkpoint are removed. A crash
+at any point leaves either the previous checkpoint or the new one, plus
+unreferenced files that the next ``put`` or ``drop`` removes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.stores import layout
+from nbsteps.stores.encoding import (
+    SignedWriter, json_roundtrips, pandas_kind, parquet_frame, pickle_bytes, pickle_to, write_parquet,
+)
+from nbsteps.stores.fs import create_file, fsync_dir, unlink_quiet
+from nbsteps.stores.layout import META, ours
+
+
+class Unpicklable(Exception):
+    """Values that cannot be pickled: output names, None for the result."""
+
+    def __init__(self, names: "list[str | None]", errors: list[BaseException]) -> None:
+        super().__init__(names)
+        self.names, self.errors = names, errors
+
+
+def remove_files(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -> None:
+    """Remove the regular files of *folder* that the store names as its own
+    (metadata first, so a crash midway leaves no metadata pointing at
+    missing files), except *keep*. Never a directory, never through a link
+    (unlinking a link removes the link only). Best effort."""
+    try:
+        names = [e.name for e in os.scandir(folder)
+                 if e.name not in keep and ours(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    names.sort(key=lambda n: n != META)
+    for name in names:
+        try:
+            unlink_quiet(name, folder)
+        except OSError:
+            pass
+
+def tmp_name() -> str:
+    return f".tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"
+
+def write_value(folder: int, stem: str, value: Any, written: list[str], key: bytes,
+                compression: "str | None") -> dict:
+    """Write one value to ``folder/stem.<ext>``; its metadata entry."""
+    kind = pandas_kind(value)
+    if kind is not None:
+        prepared = parquet_frame(value, kind)
+        if prepared is not None:
+            frame, extra = prepared
+            tmp = tmp_name()
+            writer = SignedWriter(folder, tmp, key)
+            written.append(tmp)
+            try:
+                write_parquet(frame, writer, compression)
+                digest = writer.finish()
+            except Exception:
+                writer.abort()
+                if writer.error is not None:
+                    raise writer.error
+                # pyarrow refused something the sample accepted: pickle instead
+            else:
+                return _publish(folder, tmp, f"{stem}.parquet", written, {
+                    "encoding": "parquet", "kind": kind, "size": writer.size, "hmac": digest, **extra})
+    tmp = tmp_name()
+    writer = SignedWriter(folder, tmp, key)
+    written.append(tmp)
+    try:
+        pickle_to(writer, value)
+        digest = writer.finish()
+    except Exception as exc:
+        writer.abort()
+        if writer.error is not None:
+            raise writer.error
+        if isinstance(exc, OSError):
+            raise
+        raise Unpicklable([], [exc]) from exc
+    except BaseException:
+        writer.abort()  # an interrupt: close the file and stop the hashing thread
+        raise
+    return _publish(folder, tmp, f"{stem}.pkl", written, {
+        "encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest})
+
+def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict) -> dict:
+    os.replace(tmp, final, src_dir_fd=folder, dst_dir_fd=folder)
+    written.append(final)
+    entry["file"] = final
+    return entry
+
+def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], written: list[str],
+               key: bytes) -> None:
+    body: dict[str, Any] = {
+        "format": layout.FORMAT,
+        "step": cp.step,
+        "fingerprint": cp.fingerprint,
+        "duration": float(cp.duration),
+        "finished": float(cp.finished),
+        "has_result": bool(cp.has_result),
+        "result_is": next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None,
+        "token": token,
+        "values": entries,
+        "written": time.time(),
+        "writer": {"pid": os.getpid(), "host": socket.gethostname()},
+    }
+    parts = cp.parts or {}
+    if json_roundtrips(parts):
+        body["parts"] = parts
+    else:  # inside the signed metadata, so unpickling it later is safe
+        import base64
+
+        body["parts_pickle"] = base64.b64encode(pickle_bytes(parts)).decode("ascii")
+    data = json.dumps(body, indent=1).encode()
+    tmp = tmp_name()
+    written.append(tmp)
+    fd = create_file(folder, tmp)
+    try:
+        view = memoryview(layout.header(key, data) + data)
+        while view.nbytes:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, META, src_dir_fd=folder, dst_dir_fd=folder)  # the commit point
+    fsync_dir(folder)
+
