@@ -3,15 +3,16 @@
 - They run top to bottom under nbval, in a fresh kernel each (``--nbval-lax``:
   every cell must run without error; outputs are not compared, since they hold
   timings and dates).
-- The committed copies are what scripts/make_notebooks.py generates, with their
-  outputs saved (graph, tables, widget state), and each teaches in the agreed
-  shape: an explanation first, "What to try next" last.
+- The committed copies are generated from their text (notebooks/0*.md, jupytext
+  MyST) by ``python scripts/notebooks.py sync``, with their outputs saved (graph,
+  tables, widget state), and each teaches in the agreed shape: an explanation
+  first, "What to try next" last. tests/test_notebooks_text.py checks that each
+  .md and its .ipynb have the same cells.
 - Opt-in (needs network, a few minutes): NBSTEPS_BINDER_CHECK=1 builds a clean
   virtualenv from binder/requirements.txt only and executes every notebook in it.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -34,13 +35,6 @@ EXPECTED = [
 ]
 
 pytestmark = pytest.mark.kernel
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_notebooks", ROOT / "scripts" / "make_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _env() -> dict:
@@ -71,16 +65,6 @@ def test_notebooks_run_under_nbval():
     # every cell of every notebook ran: nbval reports one test item per code cell
     n_cells = sum(1 for p in NOTEBOOKS for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
     assert f"{n_cells} passed" in out, out[-3000:]
-
-
-def test_committed_notebooks_match_their_generator():
-    gen = _generator()
-    for name, cells in gen.ALL.items():
-        committed = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
-        assert gen.sources(committed) == gen.sources(gen.build(cells)), (
-            f"{name} differs from scripts/make_notebooks.py: edit the script, then run "
-            f"python scripts/make_notebooks.py {name[:2]}"
-        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
