@@ -7,6 +7,7 @@ it starts; explicit options always win over them.
 
 ========================  =====================================================
 ``NBSTEPS_STORE``         default checkpoint store (``memory`` or a directory)
+``NBSTEPS_STORE_MAX_SIZE`` size limit of a directory store (``2GB``; default 10 GB)
 ``NBSTEPS_WORKERS``       default ``--workers`` of ``%steps run``
 ``NBSTEPS_BACKEND``       default ``--backend`` (``threads`` or ``dask``)
 ``NBSTEPS_ADDRESS``       default ``--address`` of the dask scheduler
@@ -61,6 +62,11 @@ def positive_int(name: str, default: "int | None" = None) -> "int | None":
 
 def store() -> "str | None":
     return text("NBSTEPS_STORE")
+
+
+def store_max_size() -> "str | None":
+    """The raw ``NBSTEPS_STORE_MAX_SIZE`` (parsed by the store, which names it in errors)."""
+    return text("NBSTEPS_STORE_MAX_SIZE")
 
 
 def workers() -> "int | None":

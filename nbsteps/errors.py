@@ -100,6 +100,12 @@ class StoreError(NbstepsError):
     """A checkpoint store cannot be opened (not a directory, an unsafe key file...)."""
 
 
+class CheckpointUnavailable(StoreError):
+    """A value of a restored checkpoint could not be read when it was first
+    needed (removed or damaged since the step was restored); the step is
+    recomputed by the next run."""
+
+
 class ConfigError(NbstepsError, ValueError):
     """An ``NBSTEPS_*`` variable with a value nbsteps cannot use."""
 

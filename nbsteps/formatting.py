@@ -37,3 +37,40 @@ def fmt_clock(timestamp, missing: str = "") -> str:
     if timestamp is None:
         return missing
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value) -> "int | None":
+    """Bytes from ``2GB``, ``500 MB``, ``1.5GiB``, ``10000`` (decimal units,
+    ``KiB``/``MiB``/``GiB`` binary); ``None``, ``none``, ``unlimited``: no
+    limit. Raises ValueError with a message saying what is accepted."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        text = str(value).strip().lower().replace("_", "")
+        if text in ("none", "unlimited", "inf"):
+            return None
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+        unit = text[len(digits):].strip() if text.startswith(digits) else "?"
+        try:
+            number = float(digits)
+        except ValueError:
+            number, unit = float("nan"), "?"
+    if unit not in _UNITS or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"invalid size {value!r}: use a positive number of bytes with an optional unit "
+                         f"(500MB, 2GB, 1.5GiB) or 'none' for no limit")
+    return int(number * _UNITS[unit])
+
+
+def fmt_bytes(n) -> str:
+    """``512 B``, ``3.2 MB``, ``10 GB`` (decimal units, as parse_size reads them)."""
+    n = float(n)
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"

@@ -19,7 +19,7 @@ import pytest
 
 from nbsteps.stores import signing
 from nbsteps.stores.disk import DiskStore
-from nbsteps.stores.layout import META
+from nbsteps.stores.layout import META, meta_name
 from nbsteps.stores import Checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +61,23 @@ def folder(store: DiskStore, step: str) -> Path:
 def value_file(store: DiskStore, step: str, suffix: str) -> Path:
     (path,) = folder(store, step).glob(f"*{suffix}")
     return path
+
+
+def meta_file(store: DiskStore, step: str) -> Path:
+    """The metadata file of the step's only checkpoint."""
+    (path,) = folder(store, step).glob("*.meta")
+    return path
+
+
+def no_debris(path: Path) -> None:
+    """Every file of a step folder is a metadata file or a value file one names; no temporary files."""
+    from nbsteps.stores.layout import parse_meta
+
+    names = {p.name for p in path.iterdir()}
+    named = set()
+    for meta in path.glob("*.meta"):
+        named.update(e["file"] for e in parse_meta(meta.read_bytes(), None)["values"])
+    assert names == named | {p.name for p in path.glob("*.meta")}, sorted(names - named)
 
 
 def child_env() -> dict:
@@ -201,13 +218,23 @@ def test_fingerprint_mismatch_returns_none_without_loading(store):
     assert len(store.warnings) == 1
 
 
-def test_new_put_replaces_the_old_files(store):
+def test_each_fingerprint_keeps_its_checkpoint(store):
     for i in range(3):
         store.put(Checkpoint("s", f"fp{i}", {"df": pd.DataFrame({"a": [i]}), "x": i}))
     names = sorted(p.name for p in folder(store, "s").iterdir())
-    assert len(names) == 3 and META in names  # metadata + the latest two values
-    assert store.get("s", "fp1") is None
-    assert store.get("s", "fp2").outputs["x"] == 2
+    assert len(names) == 9 and {meta_name(f"fp{i}") for i in range(3)} <= set(names)  # 3 x (metadata + 2 values)
+    fresh = make_store(store.directory)
+    assert fresh.get("s", "fp1").outputs["x"] == 1  # switching back restores
+    assert fresh.get("s", "fp2").outputs["x"] == 2
+    assert fresh.peek("s").fingerprint == "fp2"  # the latest: last written or used
+    assert fresh.fingerprints("s") == ["fp0", "fp1", "fp2"]
+    assert fresh.get("s", "fp0").outputs["x"] == 0
+    assert make_store(store.directory).peek("s").fingerprint == "fp0"  # a restore makes it the latest
+    # a new put of a fingerprint replaces that checkpoint only
+    store.put(Checkpoint("s", "fp1", {"x": 11}))
+    assert len(list(folder(store, "s").iterdir())) == 8
+    assert make_store(store.directory).get("s", "fp1").outputs == {"x": 11}
+    no_debris(folder(store, "s"))
 
 
 def test_step_names_with_upper_case_and_hyphens(store):
@@ -249,7 +276,7 @@ def assert_rejected(store: DiskStore, step: str, *words: str) -> None:
     assert "recomputed" in message
     for word in words:
         assert word in message
-    assert not (folder(store, step) / META).exists()
+    assert not list(folder(store, step).glob("*.meta"))
     assert fresh.get(step, "fp") is None and len(fresh.warnings) == 1  # reported once
 
 
@@ -279,16 +306,16 @@ def test_missing_value_file(store):
 
 def test_tampered_metadata(store):
     store.put(Checkpoint("s", "fp", {"x": 1}))
-    meta = folder(store, "s") / META
+    meta = meta_file(store, "s")
     meta.write_bytes(meta.read_bytes().replace(b'"duration": 0.0', b'"duration": 1.0'))
-    assert_rejected(store, "s", META, "signature")
+    assert_rejected(store, "s", meta.name, "signature")
 
 
 def test_unsigned_metadata(store):
     store.put(Checkpoint("s", "fp", {"x": 1}))
-    meta = folder(store, "s") / META
+    meta = meta_file(store, "s")
     meta.write_bytes(meta.read_bytes().split(b"\n", 1)[1])  # the body alone
-    assert_rejected(store, "s", META, "not signed")
+    assert_rejected(store, "s", meta.name, "not signed")
 
 
 def test_checkpoint_of_another_step_is_not_taken(store):
@@ -335,7 +362,7 @@ def test_foreign_pickle_is_never_unpickled(store, tmp_path):
     attacker.put(Checkpoint("s", "fp", {"x": _Evil(str(marker))}))
     shutil.rmtree(folder(store, "s"), ignore_errors=True)
     shutil.copytree(folder(attacker, "s"), folder(store, "s"))
-    assert_rejected(store, "s", META, "another key")
+    assert_rejected(store, "s", meta_name("fp"), "another key")
     assert not marker.exists()
     attacker.get("s", "fp")  # with the attacker's own key it is trusted, and runs
     assert marker.exists()
@@ -368,11 +395,16 @@ def test_unpicklable_result_named(store):
     assert store.get("s", "fp").outputs == {"x": 1}
 
 
-def test_unpicklable_replaces_the_previous_disk_checkpoint(store):
+def test_unpicklable_checkpoint_leaves_the_other_fingerprints_on_disk(store):
     store.put(Checkpoint("s", "fp1", {"x": 1}))
+    store.put(Checkpoint("s", "fp2", {"x": [2]}))
     store.put(Checkpoint("s", "fp2", {"x": threading.Lock()}))
-    assert make_store(store.directory).get("s") is None  # the store holds the latest only
-    assert store.get("s").fingerprint == "fp2"
+    assert store.get("s").fingerprint == "fp2"  # the latest: the one in memory
+    assert isinstance(store.get("s", "fp2").outputs["x"], type(threading.Lock()))
+    other = make_store(store.directory)
+    assert other.get("s", "fp1").outputs == {"x": 1}  # another fingerprint: still on disk
+    assert other.get("s", "fp2") is None  # superseded by the one in memory: removed from disk
+    assert store.get("s", "fp1").outputs == {"x": 1}
 
 
 def test_store_directory_gone_keeps_memory(store):
@@ -516,8 +548,8 @@ def test_sigkill_while_writing_leaves_nothing_untrusted(tmp_path, key_file):
     # the next put clears the debris of the killed writers
     store = make_store(directory)
     store.put(Checkpoint("big", "fp0", {"x": 1}))
-    names = sorted(p.name for p in folder(store, "big").iterdir())
-    assert META in names and [n for n in names if n != META][0].endswith(".pkl") and len(names) == 2, names
+    assert store.get("big", "fp0").outputs == {"x": 1}
+    no_debris(folder(store, "big"))  # only complete checkpoints (one per fingerprint) are left
 
 
 CONCURRENT_CHILD = r"""
@@ -571,7 +603,8 @@ def test_two_processes_one_directory(tmp_path, key_file):
         check_consistent(cp)
         assert cp.outputs["i"] == 24
     assert store.warnings == [] and (reader is None or reader.warnings == [])
-    assert len(list(folder(store, "shared").iterdir())) == 5  # metadata + 4 values: no leftovers
+    assert len(store.fingerprints("shared")) == 50  # every checkpoint of both kernels is kept
+    no_debris(folder(store, "shared"))  # no leftovers
 
 
 def test_result_that_is_an_output_is_written_once(tmp_path, monkeypatch):

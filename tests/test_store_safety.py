@@ -16,7 +16,7 @@ import pytest
 import nbsteps
 from nbsteps.stores import signing
 from nbsteps.stores.disk import DiskStore
-from nbsteps.stores.layout import META
+from nbsteps.stores.layout import META, meta_name
 from nbsteps.errors import StoreError
 from nbsteps.stores import Checkpoint, open_store
 
@@ -46,8 +46,15 @@ def make_victim(tmp_path: Path) -> Path:
     (victim / "README.md").write_text("precious")
     (victim / "sub" / "data.csv").write_text("a,b\n1,2\n")
     (victim / META).write_text("not a checkpoint")
+    (victim / meta_name("fp")).write_text("named like a checkpoint of ours, is not")
     (victim / "0123456789abcdef-0.pkl").write_bytes(b"looks like ours, is not")
     return victim
+
+
+def meta_file(folder: Path) -> Path:
+    """The metadata file of the step's only checkpoint."""
+    (path,) = folder.glob("*.meta")
+    return path
 
 
 def make_store(directory) -> DiskStore:
@@ -128,7 +135,7 @@ def test_linked_locks_folder_creates_nothing_outside(tmp_path, key_file):
 def test_meta_linked_to_dev_zero_is_refused_not_read(tmp_path, key_file):
     store = make_store(tmp_path / "store")
     store.put(Checkpoint("s", "fp", {"x": 1}))
-    meta = tmp_path / "store" / "s" / META
+    meta = meta_file(tmp_path / "store" / "s")
     meta.unlink()
     os.symlink("/dev/zero", meta)
     fresh = make_store(tmp_path / "store")
@@ -144,7 +151,7 @@ def test_meta_linked_to_a_file_elsewhere_survives_drop(tmp_path, key_file):
     store.put(Checkpoint("s", "fp", {"x": 1}))
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
-    meta = tmp_path / "store" / "s" / META
+    meta = meta_file(tmp_path / "store" / "s")
     meta.unlink()
     os.symlink(target, meta)
     store.drop("s")

@@ -1,18 +1,105 @@
 """A checkpoint: the outputs and result of one completed step, with the
-fingerprint of everything that determined them."""
+fingerprint of everything that determined them.
+
+A checkpoint read from a directory store may hold its values as
+:class:`LazyValues`: the names are known, each value is read (and verified) the
+first time it is asked for, and only once.
+"""
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
+
+
+class _Lazy:
+    def __repr__(self) -> str:
+        return "<not loaded yet>"
+
+
+#: placeholder of a result that is loaded on first access (see StepRecord.result)
+LAZY: Any = _Lazy()
+
+
+class LazyValues(Mapping):
+    """Output values loaded on first access, each at most once.
+
+    ``load(name)`` returns the value of output *name* (``None``: the result);
+    it is called at most once per value. Iterating, ``len`` and ``in`` never
+    load anything. ``dict(lazy)`` or ``namespace.update(lazy)`` load everything.
+    """
+
+    __slots__ = ("_names", "_load", "_values", "_lock", "_result_is", "has_result", "describe")
+
+    def __init__(self, names: "list[str]", load: Callable[["str | None"], Any], *, has_result: bool = False,
+                 result_is: "str | None" = None, describe: str = "") -> None:
+        self._names = tuple(names)
+        self._load = load
+        self._values: dict = {}
+        self._lock = threading.Lock()
+        self._result_is = result_is
+        self.has_result = has_result
+        self.describe = describe  # where the values come from, for messages
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            if name not in self._names:
+                raise
+        return self._get(name)
+
+    def _get(self, name: "str | None") -> Any:
+        key = name if name is not None else _RESULT
+        with self._lock:  # one load per value, even when two threads ask at once
+            if key not in self._values:
+                self._values[key] = self._load(name)
+            return self._values[key]
+
+    def result(self) -> Any:
+        """The checkpoint's result (loaded on first call)."""
+        if not self.has_result:
+            return None
+        if self._result_is is not None:
+            return self[self._result_is]
+        return self._get(None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def loaded(self, name: str) -> bool:
+        return name in self._values
+
+    @property
+    def complete(self) -> bool:
+        """Whether every output is loaded already."""
+        return all(n in self._values for n in self._names)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}{'' if n in self._values else ' (not loaded)'}" for n in self._names)
+        return f"<LazyValues {shown}>"
+
+
+_RESULT = object()
 
 
 @dataclass
 class Checkpoint:
-    """Outputs and result of one completed step, with what determined them."""
+    """Outputs and result of one completed step, with what determined them.
+
+    ``outputs`` is a dict, or :class:`LazyValues` (then ``result`` is
+    :data:`LAZY`, resolved through ``outputs.result()``)."""
 
     step: str
     fingerprint: str
-    outputs: dict[str, Any]
+    outputs: "dict[str, Any] | LazyValues"
     result: Any = None
     has_result: bool = False
     # the parts of the fingerprint (source, options, upstream, params, helpers),
@@ -20,3 +107,13 @@ class Checkpoint:
     parts: dict[str, Any] = field(default_factory=dict)
     duration: float = 0.0
     finished: float = 0.0  # time.time() when the step completed
+
+    def __post_init__(self) -> None:
+        if isinstance(self.outputs, LazyValues) and self.result is None and self.has_result:
+            self.result = LAZY
+
+    def value_of_result(self) -> Any:
+        """The result, loading it if it is lazy."""
+        if self.result is LAZY:
+            return self.outputs.result()  # type: ignore[union-attr]
+        return self.result

@@ -4,12 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbsteps.model.checkpoint import LAZY
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
 
 
 @dataclass(eq=False)
 class StepRecord:
-    """What happened to a step: status, attempts, timing, result or error."""
+    """What happened to a step: status, attempts, timing, result or error.
+
+    A step restored from a directory store holds its values lazily
+    (``outputs`` is a :class:`~nbsteps.model.checkpoint.LazyValues`): each is
+    read the first time it is used; ``result`` likewise."""
 
     name: str
     status: Status = PENDING
@@ -48,6 +53,7 @@ class StepRecord:
         """``completed`` from *checkpoint*, without executing (``cached``)."""
         self.status, self.cached, self.stale = COMPLETED, True, False
         self.outputs, self.result, self.has_result = checkpoint.outputs, checkpoint.result, checkpoint.has_result
+        # (a lazy checkpoint's result is LAZY: resolved on first access, see below)
         self.fingerprint, self.error, self.traceback, self.message = fingerprint, None, "", ""
         self.token = (checkpoint.parts or {}).get("token", fingerprint)
         self.duration = checkpoint.duration
@@ -69,3 +75,19 @@ class StepRecord:
         flag = " (cached)" if self.cached else ""
         err = f" {self.error_text}" if self.error is not None else ""
         return f"<StepRecord {self.name}: {self.status}{flag}{err}>"
+
+
+def _get_result(self: StepRecord) -> Any:
+    value = self.__dict__.get("_result")
+    if value is LAZY:  # restored lazily: load it now (once; the outputs cache it)
+        value = self.outputs.result()
+        self.__dict__["_result"] = value
+    return value
+
+
+def _set_result(self: StepRecord, value: Any) -> None:
+    self.__dict__["_result"] = value
+
+
+# a property set after the dataclass is made: the generated __init__ assigns through it
+StepRecord.result = property(_get_result, _set_result, doc="The step's result (its last expression's value).")

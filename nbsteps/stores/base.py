@@ -1,9 +1,10 @@
 """The store protocol: where the outputs of completed steps are kept.
 
-A store maps a step name to at most one :class:`Checkpoint` (the latest one).
-The executor calls ``put`` after a step completes and ``get`` before running a
-step; a checkpoint whose fingerprint differs from the step's current one is
-never used. Stores report problems (a value that cannot be saved, a corrupted
+A store keeps, for each step, checkpoints keyed by fingerprint (a bounded
+number or size of them; the one most recently written or used is the
+*latest*). The executor calls ``put`` after a step completes and
+``get(step, fingerprint)`` before running a step: only a checkpoint with the
+step's current fingerprint is used, so switching a parameter back restores. Stores report problems (a value that cannot be saved, a corrupted
 file) through ``self.warn(step, message)``, which the plan connects to its
 listeners; they never raise for a single bad checkpoint.
 
@@ -30,20 +31,29 @@ class Store:
     #: set by the plan: ``warn(step, message)``
     warn: Callable[[str, str], None] = staticmethod(_ignore)
 
-    def get(self, step: str, fingerprint: str | None = None) -> Checkpoint | None:
-        """The latest checkpoint of *step*; ``None`` if there is none, or if
-        *fingerprint* is given and differs (then the values are not loaded)."""
+    def get(self, step: str, fingerprint: str | None = None, *, lazy: bool = False) -> Checkpoint | None:
+        """The checkpoint of *step* with *fingerprint* (``None``: the latest),
+        marked used; ``None`` if there is none. *lazy*: the values may be
+        :class:`~nbsteps.model.checkpoint.LazyValues`, read on first use."""
         raise NotImplementedError
 
-    def peek(self, step: str) -> Checkpoint | None:
-        """Metadata of the latest checkpoint (fingerprint, parts, duration),
-        without loading values: ``outputs`` may be empty. Used for plans."""
-        return self.get(step)
+    def peek(self, step: str, fingerprint: str | None = None) -> Checkpoint | None:
+        """Metadata of the checkpoint with *fingerprint* (``None``: the latest:
+        fingerprint, parts, duration) without loading values (``outputs`` may
+        be empty) or marking it used. Used for plans ("why stale")."""
+        cp = self.get(step, fingerprint)
+        return cp
+
+    def fingerprints(self, step: str) -> list[str]:
+        """Fingerprints of the checkpoints kept for *step*, least recently used first."""
+        cp = self.peek(step)
+        return [cp.fingerprint] if cp is not None else []
 
     def put(self, checkpoint: Checkpoint) -> None:
         raise NotImplementedError
 
     def drop(self, step: str) -> None:
+        """Remove every checkpoint of *step*."""
         raise NotImplementedError
 
     def steps(self) -> list[str]:

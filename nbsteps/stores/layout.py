@@ -1,22 +1,29 @@
-"""The on-disk format of one checkpoint folder, and how it is read and verified.
+"""The on-disk format of one step folder, and how it is read and verified.
 
 A store directory::
 
     <directory>/
       .locks/<step>.lock          # per-step lock files (flock); never removed
       <step>/
-        checkpoint.meta           # signed metadata, written last
-        <token>-0.parquet         # one file per value: outputs, then the result
-        <token>-1.pkl
+        <key>.meta                # one signed metadata file per checkpoint (per fingerprint),
+        <key>.meta                #   <key> = blake2b(fingerprint)[:24 hex]; written last
+        <token>-0.arrow           # one file per value: outputs, then the result
+        <token>-1.pkl             # (<token>: 16 hex, fresh for every put)
 
 A step's folder is named after the step when the name is lower case, else the
 name with a hash suffix (so ``Load`` and ``load`` stay apart on case-insensitive
-file systems). ``checkpoint.meta`` is a header line
-``nbsteps-checkpoint 1 hmac-sha256=<hex>`` followed by the JSON body; the
-signature covers the header's format tag and the exact body bytes. The body
-holds the fingerprint and its parts, duration, finish time, and for every value
-its file, encoding, size and the HMAC of the file's bytes. Nothing is
-unpickled or parsed as Parquet before its HMAC has been checked.
+file systems). A step keeps one checkpoint per fingerprint; the one whose
+metadata was most recently written or used (its modification time, touched on
+every restore) is the latest, which is what ``peek`` shows and what
+least-recently-used eviction removes last. A ``checkpoint.meta`` written by
+nbsteps before version 2 of this layout is read as one more checkpoint.
+
+A metadata file is a header line ``nbsteps-checkpoint 1 hmac-sha256=<hex>``
+followed by the JSON body; the signature covers the header's format tag and
+the exact body bytes. The body holds the step, fingerprint and its parts,
+duration, finish time, and for every value its file, encoding, size and the
+HMAC of the file's bytes. Nothing is unpickled or decoded before its HMAC has
+been checked.
 """
 from __future__ import annotations
 
@@ -28,20 +35,21 @@ import pickle
 import re
 from typing import Any
 
-from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.stores import signing
 from nbsteps.stores.encoding import decode
 from nbsteps.stores.fs import LinkRefused, open_file
 from nbsteps.stores.signing import StreamingMac
 
 FORMAT = 1
-META = "checkpoint.meta"
+META = "checkpoint.meta"  # the single metadata file of layout 1 (still read)
 LOCKS = ".locks"
 HEADER = re.compile(rb"nbsteps-checkpoint (\d+) hmac-sha256=([0-9a-f]{64})")
-VALUE_FILE = re.compile(r"[0-9a-f]{16}-\d+\.(parquet|pkl)")
+META_FILE = re.compile(r"[0-9a-f]{24}\.meta")
+VALUE_FILE = re.compile(r"[0-9a-f]{16}-\d+\.(parquet|pkl|arrow)")
 _PLAIN_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]{0,99}")
 CHUNK = 8 << 20  # read size when verifying files
-MAX_META = 64 << 20  # a checkpoint.meta larger than this is not ours
+MAX_META = 64 << 20  # a metadata file larger than this is not ours
 
 
 def dirname_of(step: str) -> str:
@@ -52,9 +60,18 @@ def dirname_of(step: str) -> str:
     return f"{safe}~{hashlib.sha256(step.encode()).hexdigest()[:12]}"
 
 
+def meta_name(fingerprint: str) -> str:
+    """The metadata file of the checkpoint with *fingerprint*."""
+    return hashlib.blake2b(fingerprint.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest() + ".meta"
+
+
+def is_meta(name: str) -> bool:
+    return name == META or bool(META_FILE.fullmatch(name))
+
+
 def ours(name: str) -> bool:
     """Whether *name* is one the store writes inside a step folder."""
-    return name == META or name.startswith(".tmp-") or bool(VALUE_FILE.fullmatch(name))
+    return is_meta(name) or name.startswith(".tmp-") or bool(VALUE_FILE.fullmatch(name))
 
 
 def signed_bytes(data: bytes) -> bytes:
@@ -67,43 +84,59 @@ def header(key: bytes, data: bytes) -> bytes:
 
 
 class Corrupt(Exception):
-    """A checkpoint that must not be trusted: *file* has *problem*."""
+    """A checkpoint that must not be trusted: *file* has *problem*; *meta* is
+    the metadata file it belongs to and its bytes as read (None: unreadable)."""
 
-    def __init__(self, file: str, problem: str, meta: "bytes | None") -> None:
+    def __init__(self, file: str, problem: str, meta: "bytes | None", meta_file: str = META) -> None:
         super().__init__(f"{file} {problem}")
-        self.file, self.problem, self.meta = file, problem, meta
+        self.file, self.problem, self.meta, self.meta_file = file, problem, meta, meta_file
 
 
+def list_metas(folder: int) -> "list[tuple[int, str, int]]":
+    """``(mtime_ns, name, size)`` of the metadata files in *folder* (regular
+    files only: a link is not listed), most recently used last."""
+    out = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if is_meta(e.name):
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if e.is_file(follow_symlinks=False):
+                    out.append((st.st_mtime_ns, e.name, st.st_size))
+    out.sort()
+    return out
 
-def read_meta_bytes(folder: int) -> "bytes | None":
+
+def read_meta_bytes(folder: int, name: str = META) -> "bytes | None":
     try:
-        fd = open_file(META, folder, META)
+        fd = open_file(name, folder, name)
     except FileNotFoundError:
         return None
     except LinkRefused as exc:
-        raise Corrupt(META, "is a symbolic link or not a regular file", None) from exc
+        raise Corrupt(name, "is a symbolic link or not a regular file", None, name) from exc
     try:
         size = os.fstat(fd).st_size
         if size > MAX_META:
-            raise Corrupt(META, f"is too large ({size} bytes) to be a checkpoint's metadata", None)
+            raise Corrupt(name, f"is too large ({size} bytes) to be a checkpoint's metadata", None, name)
         with open(fd, "rb", closefd=False) as f:
             return f.read(MAX_META + 1)
     finally:
         os.close(fd)
 
-def read_meta(folder: int, key: bytes) -> "tuple[bytes, dict] | None":
-    """The verified metadata of *folder* (raw bytes and body); None if absent."""
-    raw = read_meta_bytes(folder)
-    if raw is None:
-        return None
+
+def parse_meta(raw: bytes, key: "bytes | None", name: str = META) -> dict:
+    """The body of metadata *raw*, verified with *key* (None: not verified,
+    only for deciding which of the store's own files are still referenced)."""
     header, newline, data = raw.partition(b"\n")
     match = HEADER.fullmatch(header)
     if not newline or match is None:
-        raise Corrupt(META, "is not signed (no nbsteps signature header)", raw)
+        raise Corrupt(name, "is not signed (no nbsteps signature header)", raw, name)
     if int(match.group(1)) != FORMAT:
-        raise Corrupt(META, f"has an unknown format {match.group(1).decode()}", raw)
-    if not signing.verify(key, signed_bytes(data), match.group(2).decode()):
-        raise Corrupt(META, "does not match its signature (tampered with, or signed with another key)", raw)
+        raise Corrupt(name, f"has an unknown format {match.group(1).decode()}", raw, name)
+    if key is not None and not signing.verify(key, signed_bytes(data), match.group(2).decode()):
+        raise Corrupt(name, "does not match its signature (tampered with, or signed with another key)", raw, name)
     try:
         body = json.loads(data)
         if not isinstance(body, dict) or not isinstance(body.get("values"), list):
@@ -116,24 +149,48 @@ def read_meta(folder: int, key: bytes) -> "tuple[bytes, dict] | None":
             if not isinstance(entry.get("size"), int) or entry.get("role") not in ("output", "result"):
                 raise ValueError(f"bad value entry {entry!r}")
     except ValueError as exc:  # signed but malformed: written by a buggy or newer writer
-        raise Corrupt(META, f"is malformed ({exc})", raw) from None
-    return raw, body
+        raise Corrupt(name, f"is malformed ({exc})", raw, name) from None
+    return body
 
-def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes) -> bytearray:
+
+def read_meta(folder: int, key: bytes, name: str = META) -> "tuple[bytes, dict] | None":
+    """The verified metadata file *name* of *folder* (raw bytes and body); None if absent."""
+    raw = read_meta_bytes(folder, name)
+    if raw is None:
+        return None
+    return raw, parse_meta(raw, key, name)
+
+
+def referenced(folder: int) -> "set[str]":
+    """The value files that some metadata file of *folder* names (metadata that
+    cannot be parsed names nothing). Signatures are not checked: a forged list
+    can only keep files, never get one removed."""
+    names: set[str] = set()
+    for _, meta, _ in list_metas(folder):
+        try:
+            raw = read_meta_bytes(folder, meta)
+            if raw is not None:
+                names.update(e["file"] for e in parse_meta(raw, None, meta)["values"])
+        except (Corrupt, OSError):
+            continue
+    return names
+
+
+def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> bytearray:
     """The bytes of a value file, after checking its size and HMAC."""
     size = int(entry["size"])
     try:
         fd = open_file(name, folder, name)
     except FileNotFoundError:
-        raise Corrupt(name, "is missing", meta) from None
+        raise Corrupt(name, "is missing", meta, meta_file) from None
     except LinkRefused:
-        raise Corrupt(name, "is a symbolic link or not a regular file", meta) from None
+        raise Corrupt(name, "is a symbolic link or not a regular file", meta, meta_file) from None
     with open(fd, "rb", buffering=0) as f:
         actual = os.fstat(f.fileno()).st_size
         if actual != size:
             problem = f"is truncated ({actual} of {size} bytes)" if actual < size else \
                 f"has the wrong size ({actual} bytes instead of {size})"
-            raise Corrupt(name, problem, meta)
+            raise Corrupt(name, problem, meta, meta_file)
         data = bytearray(size)  # calloc: pages are zeroed lazily, as read fills them
         view = memoryview(data)
         mac = StreamingMac(key)
@@ -142,7 +199,7 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes) 
             while pos < size:
                 n = f.readinto(view[pos:pos + CHUNK])
                 if not n:
-                    raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta)
+                    raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta, meta_file)
                 mac.update(view[pos:pos + n])  # hashed in a thread while the next chunk is read
                 pos += n
         except BaseException:
@@ -151,7 +208,7 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes) 
         digest = mac.hexdigest()
         view.release()
     if not hmac.compare_digest(digest, str(entry.get("hmac", ""))):
-        raise Corrupt(name, "does not match its signature (corrupted or tampered with)", meta)
+        raise Corrupt(name, "does not match its signature (corrupted or tampered with)", meta, meta_file)
     return data
 
 
@@ -163,26 +220,37 @@ class Unloadable(Exception):
         self.file = file
 
 
-def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: bool, key: bytes) -> "Checkpoint | None":
-    found = read_meta(folder, key)
+def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: bool, key: bytes,
+                    name: str = META, lazy_loader=None) -> "Checkpoint | None":
+    """The checkpoint whose metadata is *name* in *folder*; None if absent or,
+    when *fingerprint* is given, another one. *load*: read every value now;
+    else with *lazy_loader* (``loader(body, raw, name) -> load(value_name)``)
+    the values are :class:`LazyValues`; else there are none (a peek)."""
+    found = read_meta(folder, key, name)
     if found is None:
         return None
     raw, body = found
     if body.get("step") != step:
-        raise Corrupt(META, f"belongs to step {body.get('step')!r}", raw)
+        raise Corrupt(name, f"belongs to step {body.get('step')!r}", raw, name)
     if fingerprint is not None and body.get("fingerprint") != fingerprint:
-        return None  # stale: do not even look at the values
-    outputs: dict[str, Any] = {}
+        return None  # another checkpoint: do not even look at the values
+    outputs: "dict[str, Any] | LazyValues" = {}
     result = None
+    has_result = bool(body.get("has_result"))
     if load:
         for entry in body["values"]:
-            value = _load_value(folder, entry, raw, key)
+            value = _load_value(folder, entry, raw, key, name)
             if entry["role"] == "output":
                 outputs[entry["name"]] = value
             else:
                 result = value
         if body.get("result_is") in outputs:
             result = outputs[body["result_is"]]
+    elif lazy_loader is not None:
+        names = [e["name"] for e in body["values"] if e["role"] == "output"]
+        result_is = body.get("result_is") if body.get("result_is") in names else None
+        outputs = LazyValues(names, lazy_loader(body, raw, name), has_result=has_result, result_is=result_is,
+                             describe=step)
     if "parts_pickle" in body:
         import base64
 
@@ -191,15 +259,19 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
         parts = body.get("parts") or {}
     return Checkpoint(
         step=step, fingerprint=body["fingerprint"], outputs=outputs, result=result,
-        has_result=bool(body.get("has_result")), parts=parts,
+        has_result=has_result, parts=parts,
         duration=float(body.get("duration", 0.0)), finished=float(body.get("finished", 0.0)),
     )
 
-def _load_value(folder: int, entry: dict, meta: bytes, key: bytes) -> Any:
+
+def load_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> Any:
+    return _load_value(folder, entry, meta, key, meta_file)
+
+
+def _load_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str) -> Any:
     name = entry["file"]
-    data = read_verified(folder, name, entry, meta, key)
+    data = read_verified(folder, name, entry, meta, key, meta_file)
     try:
         return decode(entry, data)
     except Exception as exc:  # verified bytes: our own file; e.g. a module is missing now
         raise Unloadable(name) from exc
-

@@ -1,12 +1,14 @@
-"""Writing one checkpoint folder: value files, then the signed metadata (the
-commit point), then removal of what the previous checkpoint left.
+"""Writing one checkpoint into a step folder: value files, then the signed
+metadata (the commit point), then removal of files no metadata names.
 
 Under the step's lock (taken by :class:`~nbsteps.stores.disk.DiskStore`), every
 value goes to a temporary file (unique name), is fsynced and renamed to a file
-name carrying a fresh token; then the metadata is replaced atomically
-(``os.replace``) and the files of the previous checkpoint are removed. A crash
-at any point leaves either the previous checkpoint or the new one, plus
-unreferenced files that the next ``put`` or ``drop`` removes.
+name carrying a fresh token; then the checkpoint's metadata file (named after
+its fingerprint) is replaced atomically (``os.replace``) and the files of the
+checkpoint it replaced are removed. Checkpoints of other fingerprints stay. A
+crash at any point leaves either the previous checkpoint of that fingerprint
+or the new one, plus unreferenced files that the next ``put`` or ``drop`` of
+the step removes.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from nbsteps.stores.encoding import (
     SignedWriter, json_roundtrips, pandas_kind, parquet_frame, pickle_bytes, pickle_to, write_parquet,
 )
 from nbsteps.stores.fs import create_file, fsync_dir, unlink_quiet
-from nbsteps.stores.layout import META, ours
+from nbsteps.stores.layout import is_meta, ours, referenced
 
 
 class Unpicklable(Exception):
@@ -36,21 +38,36 @@ class Unpicklable(Exception):
 
 
 def remove_files(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -> None:
-    """Remove the regular files of *folder* that the store names as its own
-    (metadata first, so a crash midway leaves no metadata pointing at
+    """Remove the entries of *folder* that carry a name the store gives its own
+    files (metadata first, so a crash midway leaves no metadata pointing at
     missing files), except *keep*. Never a directory, never through a link
     (unlinking a link removes the link only). Best effort."""
     try:
-        names = [e.name for e in os.scandir(folder)
-                 if e.name not in keep and ours(e.name) and e.is_file(follow_symlinks=False)]
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if e.name not in keep and ours(e.name) and not e.is_dir(follow_symlinks=False)]
     except OSError:
         return
-    names.sort(key=lambda n: n != META)
+    names.sort(key=lambda n: not is_meta(n))
     for name in names:
         try:
             unlink_quiet(name, folder)
         except OSError:
             pass
+
+def collect(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -> None:
+    """Remove the value files and temporary files of *folder* that no
+    metadata file names (the caller holds the step's lock, so no temporary
+    file belongs to a write in progress), except *keep*."""
+    remove_files(folder, keep=referenced(folder) | set(keep) | _metas(folder))
+
+
+def _metas(folder: int) -> "set[str]":
+    try:
+        with os.scandir(folder) as it:
+            return {e.name for e in it if is_meta(e.name)}
+    except OSError:
+        return set()
+
 
 def tmp_name() -> str:
     return f".tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"
@@ -103,7 +120,8 @@ def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict)
     return entry
 
 def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], written: list[str],
-               key: bytes) -> None:
+               key: bytes, name: str) -> int:
+    """Commit the checkpoint: its metadata file *name*, atomically. Returns its size."""
     body: dict[str, Any] = {
         "format": layout.FORMAT,
         "step": cp.step,
@@ -135,6 +153,8 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, META, src_dir_fd=folder, dst_dir_fd=folder)  # the commit point
+    os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)  # the commit point
+    written.append(name)
     fsync_dir(folder)
+    return len(data)
 
