@@ -23,10 +23,13 @@ from nbsteps.model.record import StepRecord
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
+from nbsteps.model.checkpoint import LazyValues
+from nbsteps.run.deferred import Deferred
 from nbsteps.run.executor import Executor, default_workers
 from nbsteps.run.preview import preview
 from nbsteps.run.staleness import fingerprint_parts
 from nbsteps.run.undo import rollback as rollback_run
+from nbsteps.run.validity import Validity
 from nbsteps.stores import Store, open_store
 
 
@@ -43,17 +46,24 @@ class Plan:
     """
 
     def __init__(self, store: "str | os.PathLike | Store | None" = None, namespace: dict | None = None,
-                 listeners: Iterable[Callable] = ()):
+                 listeners: Iterable[Callable] = (), *, max_size: "int | str | None" = "default"):
         self.steps: dict[str, Step] = {}
         self.records: dict[str, StepRecord] = {}
         self.namespace: dict = {} if namespace is None else namespace
         self.listeners: list[Callable] = list(listeners)
         self._deps = depmod.Dependencies()
-        self._store: Store = open_store(store if store is not None else config.store())
+        self._store: Store = open_store(store if store is not None else config.store(), max_size)
         self._store.warn = self._store_warning
         self.last_summary = None
         self._run_listeners: list = []
         self._publish_lock = threading.Lock()
+        #: outputs restored from a directory store, not read yet (see nbsteps.run.deferred)
+        self.deferred = Deferred()
+        #: steps known to be up to date: a run of one cell need not re-check its upstream
+        self.validity = Validity()
+        #: keep them unread after a run (a frontend loads what cells use); else
+        #: a run ends by reading and publishing them
+        self.lazy_publish = False
         #: how to resume, shown in summaries ("%steps run" in a notebook)
         self.resume_hint = "plan.run()"
 
@@ -69,8 +79,14 @@ class Plan:
 
     @store.setter
     def store(self, spec) -> None:
-        self._store = open_store(spec)
+        self.set_store(spec)
+
+    def set_store(self, spec, max_size: "int | str | None" = "default") -> Store:
+        """Use *spec* (``"memory"``, a directory, a Store) for checkpoints;
+        *max_size* bounds a directory store (``"2GB"``; default 10 GB)."""
+        self._store = open_store(spec, max_size)
         self._store.warn = self._store_warning
+        return self._store
 
     def _store_warning(self, step: str, message: str) -> None:
         """A store problem (unsaveable value, corrupted file): tell the run's
@@ -92,6 +108,7 @@ class Plan:
         try:
             if old is not None or not depmod.add_appended(self._deps, self.steps, step):
                 self._deps = depmod.resolve(self.steps)
+                self.validity.clear()  # dependencies may have changed anywhere
         except NbstepsError as exc:
             if old is None:
                 del self.steps[step.name]
@@ -140,6 +157,7 @@ class Plan:
         self._deps = depmod.resolve(steps)
         self.steps = steps
         self.records.pop(name, None)
+        self.validity.clear()
         self.store.drop(name)
 
     def reset(self, *names: str) -> list[str]:
@@ -148,6 +166,7 @@ class Plan:
         for n in names:
             self._require(n)
         targets = self._deps.downstream(names) if names else set(self.steps)
+        self.validity.clear()
         for n in self.order(targets):
             self.store.drop(n)
             self.records[n].reset()
@@ -239,9 +258,23 @@ class Plan:
 
     # -- publishing -------------------------------------------------------------
     def publish(self, outputs: dict) -> None:
-        """Make a completed step's outputs visible, all at once."""
+        """Make a completed step's outputs visible, all at once. Values of a
+        lazily restored checkpoint that are not read yet are deferred."""
         with self._publish_lock:
+            if type(outputs) is LazyValues and not outputs.complete:
+                self.deferred.defer(outputs, self.namespace)
+                return
+            if self.deferred:
+                self.deferred.discard(outputs)
             self.namespace.update(outputs)
+
+    def load(self, names: Iterable[str] | None = None) -> list[str]:
+        """Read and publish restored values not read yet (*names*, default:
+        all); returns the names published."""
+        with self._publish_lock:
+            if names is None:
+                return self.deferred.load_all(self.namespace, self._store_warning)
+            return self.deferred.load(names, self.namespace, self._store_warning)
 
     # -- running -------------------------------------------------------------
     def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,
@@ -259,7 +292,16 @@ class Plan:
             force = [force]
         for f in force:
             self._require(f)
-        names = self.select(targets)
+        # one cell whose upstream is known to be up to date: consider it alone
+        names = None
+        if targets and not force and not force_all:
+            targets = list(targets)
+            for t in targets:
+                self._require(t)
+            names = self.validity.quick(self, targets)
+        quick = names is not None
+        if names is None:
+            names = self.select(targets)
         forced = frozenset(names) if force_all else frozenset(force)
         if workers is not None and int(workers) < 1:
             raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
@@ -274,17 +316,36 @@ class Plan:
             resume_hint=self.resume_hint,
         )
         self._run_listeners = all_listeners
+        self.validity.before(self, names, checked=quick)
         try:
             summary = executor.run()
+            if self.deferred and not self.lazy_publish:
+                self.load()  # no frontend to load them on use: publish them all now
         finally:
             self._run_listeners = []
+            self.validity.after(self, names)
+        if quick and not summary.ok:
+            summary = self._with_upstream(summary, targets)
         if rollback and not summary.ok and summary.completed_order:
-
+            self.validity.clear()
             rollback_run(self, summary)
         self.last_summary = summary.freeze()
         ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
         if summary.interrupted:
             raise KeyboardInterrupt
+        return summary
+
+    def _with_upstream(self, summary, targets):
+        """A run of one cell considered the cell alone, its upstream being up
+        to date: when it did not end well, the summary tells about the
+        upstream too (as kept, from checkpoint), as a full run would have."""
+        steps = self.select(targets)
+        records = dict(summary.records)
+        for s in steps:
+            if s not in summary.steps and records[s].status == COMPLETED and not records[s].cached:
+                records[s] = records[s].snapshot()
+                records[s].cached = True
+        summary.steps, summary.records = steps, records
         return summary
 
     def refresh_stale(self) -> None:

@@ -102,6 +102,14 @@ def _graph_args(line):
     """%steps graph"""
 
 
+@magic_arguments()
+@argument("spec", nargs="?", default=None, help="memory, or a directory")
+@argument("--max-size", default=None, help="size limit of a directory store (500MB, 2GB; none: no limit); "
+          "past it the least recently used checkpoints are removed (default 10 GB)")
+def _store_args(line):
+    """%steps store"""
+
+
 SUBCOMMANDS = {
     "plan": "preview: order, levels, what runs and why, critical path, estimated time",
     "run": "run the plan (or TARGETs and what they need)",
@@ -114,7 +122,8 @@ SUBCOMMANDS = {
     "remove": "unregister a step",
     "undo": "run a step's %%undo code and mark it and its downstream not completed",
     "mode": "interactive (a %%step cell runs at once) or plan (it only registers)",
-    "store": "where checkpoints live: memory or a directory",
+    "store": "where checkpoints live: memory or a directory [--max-size 2GB]",
+    "load": "read the values restored from a directory store that no cell has used yet",
 }
 
 
@@ -273,6 +282,11 @@ class StepMagics(Magics):
 
         print(undo_step(session.current(), names[0]))
 
+    def _cmd_load(self, rest: str):
+        names = shlex.split(rest) or None
+        done = session.current().load(names)
+        print(f"nbsteps: loaded {', '.join(done) if done else 'nothing (every restored value is loaded)'}")
+
     def _cmd_mode(self, rest: str):
         mode = rest.strip()
         if mode not in ("interactive", "plan"):
@@ -281,13 +295,19 @@ class StepMagics(Magics):
         print(f"nbsteps: mode {mode}")
 
     def _cmd_store(self, rest: str):
-        spec = rest.strip()
-        if not spec:
-            print(f"nbsteps: store {session.current().store.describe()}")
-            return
+        a = parse_argstring(_store_args, rest)
         plan = session.current()
-        plan.store = spec
-        print(f"nbsteps: checkpoints in {plan.store.describe()}")
+        if not a.spec:
+            print(f"nbsteps: store {plan.store.describe()}")
+            return
+        max_size = _unquote(a.max_size) if a.max_size is not None else "default"
+        store = plan.set_store(_unquote(a.spec), max_size=max_size)
+        limit = getattr(store, "max_size", None)
+        from nbsteps.formatting import fmt_bytes
+
+        extra = f" (at most {fmt_bytes(limit)}, least recently used removed first)" \
+            if limit and a.max_size is not None else ""
+        print(f"nbsteps: checkpoints in {store.describe()}{extra}")
 
 
 def load_ipython_extension(ip) -> None:

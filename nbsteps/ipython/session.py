@@ -30,19 +30,39 @@ def current() -> Plan:
 
 
 def bind(ip) -> Plan:
-    """Publish into *ip*'s user namespace; summaries suggest %steps run."""
+    """Publish into *ip*'s user namespace; summaries suggest %steps run.
+    Values restored from a directory store are read when a cell uses them
+    (see :mod:`nbsteps.ipython.lazy`)."""
     global _plan
     if _plan is None:
         _plan = Plan(namespace=ip.user_ns)
     _plan.namespace = ip.user_ns
     _plan.resume_hint = config.resume_hint("%steps run")
+    _plan.lazy_publish = True
+    _watch_cells(ip)
     return _plan
+
+
+_watched: set = set()
+
+
+def _watch_cells(ip) -> None:
+    """Register (once per shell) the hook that reads deferred values a cell uses."""
+    if id(ip) in _watched:
+        return
+    from nbsteps.ipython.lazy import before_cell_hook
+
+    ip.events.register("pre_run_cell", before_cell_hook(lambda: _plan))
+    _watched.add(id(ip))
 
 
 def new_plan(**kw) -> Plan:
     """Replace the notebook's plan with an empty one (tests, fresh starts)."""
     global _plan, _mode
+    old = _plan
     _plan, _mode = None, "interactive"
+    if old is not None and old.deferred:  # what the old plan restored stays usable
+        old.load()
     plan = current()
     if kw.get("store") is not None:
         plan.store = kw["store"]

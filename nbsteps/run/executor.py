@@ -4,7 +4,7 @@ interrupts, and emits events. It never imports IPython or widgets.
 
 The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected
 steps (the graph of a selection is cached per resolved plan graph, see
-:func:`_run_graph`).
+:mod:`nbsteps.run.selection`).
 Everything that changes a record or the namespace happens on the calling
 thread; workers only run attempts and hand back outcomes through a queue.
 """
@@ -20,14 +20,14 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from nbsteps.errors import StepTimeout
-from nbsteps.model import graphs
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 from nbsteps.run import retry
-from nbsteps.run.staleness import fingerprint_parts, stale_reason
+from nbsteps.run.selection import default_workers, run_graph
+from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
 from nbsteps.run.summary import RunSummary
 from nbsteps.run.task import Outcome, Task, private_copy, run_task, trim_traceback
 
@@ -38,36 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: execution tokens: unique per execution, cheap (no uuid per step)
 _NONCE = os.urandom(6).hex()
 _EXECUTIONS = itertools.count(1)
-
-
-class _RunGraph:
-    """What a run of *names* needs to know about the graph, computed once per
-    resolved graph and selection (cached on the plan's Dependencies object,
-    which is replaced or cleared whenever the graph changes)."""
-
-    __slots__ = ("ups", "width")
-
-    def __init__(self, plan: "Plan", names: list[str]) -> None:
-        deps = plan.deps.deps
-        selected = set(names)
-        self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
-        self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))  # plan order is topological
-
-
-def _run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
-    cache = plan.deps._runs
-    key = tuple(names)
-    rg = cache.get(key)
-    if rg is None:
-        if len(cache) > 16:
-            cache.clear()
-        rg = cache[key] = _RunGraph(plan, names)
-    return rg
-
-
-def default_workers(plan: "Plan", names: list[str]) -> int:
-    """Enough for the widest level of the selected steps, at most 8."""
-    return max(1, min(8, _run_graph(plan, names).width))
 
 
 class Executor:
@@ -104,6 +74,7 @@ class Executor:
         self._timers: list = []  # heap of (when, seq, kind, name, task)
         self._seq = itertools.count()
         self._parts: dict[str, dict] = {}
+        self._held: set[str] = set()
         self.completed_order: list[str] = []
 
     # -- helpers -------------------------------------------------------------
@@ -138,14 +109,24 @@ class Executor:
                 if why:
                     return self._settle(name, BLOCKED, why)
                 break
+        if plan.deferred:  # outside names it reads that wait in a lazily restored checkpoint
+            plan.load(outside_names(plan, step))
         parts = fingerprint_parts(plan, step)
         fp = combine(parts)
         cp = None
         if name in self.force:
             reason = "forced"
-        else:
-            cp = plan.store.get(name, fp) if step.cache else None
+        elif step.cache and name in self._held and rec.fingerprint == fp:
+            cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
+        else:  # lazy: a directory store reads the metadata now, each value when first needed
+            cp = plan.store.get(name, fp, lazy=True) if step.cache else None
             reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
+        if cp is rec:
+            rec.cached, rec.stale, rec.status, rec.reason, rec.attempts = True, False, COMPLETED, "up to date", 0
+            plan.publish(rec.outputs)
+            if self.emit_event is not None:
+                self._emit(ev.COMPLETED, name)
+            return None
         if cp is not None:  # up to date: restore, do not execute
             rec.restore(cp, fp)
             plan.publish(cp.outputs)
@@ -280,7 +261,6 @@ class Executor:
         if self.fail_fast and not self.plan.steps[name].optional and not self.stopping:
             self.stopping = f"fail-fast: stopped after {name} failed"
 
-
     def _fire_timers(self, backend) -> None:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
@@ -305,10 +285,12 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         plan, names = self.plan, self.names
-        ts = graphlib.TopologicalSorter(_run_graph(plan, names).ups)
+        ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
         ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
         backend = self.backend
         records = plan.records
+        #: completed before this run: their values are held by their records
+        self._held = {s for s in names if records[s].status == COMPLETED}
         for s in names:
             rec = records[s]
             rec.status, rec.message = PENDING, ""

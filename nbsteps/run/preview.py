@@ -85,11 +85,13 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
         step = plan.steps[s]
         deps = [d for d in plan.dependencies(s) if d in chosen]
         running_up = [d for d in deps if d in will_run]
-        cp = plan.store.peek(s)
         if force_all or s in force:
+            cp = plan.store.peek(s)
             reason = "forced"
         else:
             parts = fingerprint_parts(plan, step, tokens)
+            # a checkpoint of this very fingerprint restores; else the latest says why not
+            cp = plan.store.peek(s, combine(parts)) or plan.store.peek(s)
             reason = stale_reason(step, parts, cp, plan.records.get(s))
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"

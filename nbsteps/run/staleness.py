@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbsteps.plan import Plan
 
 
-def _static_parts(plan: "Plan", step: Step) -> tuple:
+def static_parts(plan: "Plan", step: Step) -> tuple:
     """(sorted upstream names, outside names to digest, their namespace or
     None for the plan's) of *step*: fixed for a resolved graph, so cached on
     the plan's Dependencies object (dropped whenever the graph changes)."""
@@ -43,10 +43,16 @@ def _static_parts(plan: "Plan", step: Step) -> tuple:
     return static
 
 
+def outside_names(plan: "Plan", step: Step) -> tuple:
+    """The names *step* reads from the namespace (not from other steps)."""
+    deps, names, globs = static_parts(plan, step)
+    return names if globs is None or globs is plan.namespace else ()
+
+
 def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
     """What determines the step's outputs now (see nbsteps.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
-    deps, names, globs = _static_parts(plan, step)
+    deps, names, globs = static_parts(plan, step)
     if tokens is None:
         records = plan.records
         upstream = {}

@@ -13,17 +13,21 @@ from nbsteps.stores.memory import MemoryStore
 __all__ = ["Checkpoint", "Store", "MemoryStore", "open_store"]
 
 
-def open_store(spec: "str | Store | None") -> Store:
-    """``None``/``"memory"`` → MemoryStore; a path → DiskStore; a Store as is."""
+def open_store(spec: "str | Store | None", max_size: "int | str | None" = "default") -> Store:
+    """``None``/``"memory"`` → MemoryStore; a path → DiskStore; a Store as is.
+    *max_size* bounds a directory store (``"2GB"``; default 10 GB)."""
+    from nbsteps.errors import StoreError
+
     if spec is None or isinstance(spec, Store):
         return spec or MemoryStore()
     if str(spec) == "memory":
         return MemoryStore()
-    from nbsteps.errors import StoreError
     from nbsteps.stores.disk import DiskStore
 
     try:
-        return DiskStore(spec)
+        return DiskStore(spec, max_size=max_size)
+    except ValueError as exc:  # a size nbsteps cannot read
+        raise StoreError(str(exc)) from None
     except OSError as exc:  # not a directory, no permission, a key file others can write
         message = str(exc)
         raise StoreError(message if message.startswith("nbsteps") else

@@ -39,18 +39,23 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from nbsteps.errors import CheckpointUnavailable
 from nbsteps.formatting import parse_size
 from nbsteps.model.checkpoint import Checkpoint
-from nbsteps.stores import layout, signing
+from nbsteps.stores import signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
 from nbsteps.stores.encoding import NullSink, pickle_to
-from nbsteps.stores.fs import CLOEXEC, NOFOLLOW, LinkRefused, exists, fsync_dir, open_dir, unlink_quiet
-from nbsteps.stores.layout import LOCKS, META, Corrupt, dirname_of, meta_name
-from nbsteps.stores.writing import Unpicklable, collect, remove_files, write_meta, write_value
+from nbsteps.stores.fs import (
+    CLOEXEC, NOFOLLOW, LinkRefused, describe_error as _describe_error, exists, fsync_dir, open_dir, touch,
+    unlink_quiet,
+)
+from nbsteps.stores.layout import LOCKS, dirname_of, meta_name
+from nbsteps.stores.reading import Reading
+from nbsteps.stores.writing import (
+    Unpicklable, collect, drop_legacy, remove_files, size_of, write_meta, write_value,
+)
 
 try:  # POSIX advisory locks between processes; threads are covered separately
     import fcntl
@@ -61,11 +66,7 @@ DEFAULT_MAX_SIZE = 10 * 10**9  # 10 GB
 MEMORY_VERSIONS = 4  # checkpoints per step kept in memory when they cannot be written
 
 
-def _describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-class DiskStore(Store):
+class DiskStore(Reading, Store):
     """Checkpoints kept in *directory*, signed with the user's secret key.
 
     ``key`` defaults to :func:`nbsteps.signing.load_key`. ``compression`` is
@@ -235,7 +236,7 @@ class DiskStore(Store):
             fsync_dir(root)
             token = uuid.uuid4().hex[:16]
             written: list[str] = []  # names of this put's files, removed if it fails
-            replaced = _size_of(folder, meta)
+            replaced = size_of(folder, meta)
             try:
                 entries: list[dict] = []
                 bad: "list[str | None]" = []
@@ -276,172 +277,14 @@ class DiskStore(Store):
                 for name in written:
                     unlink_quiet(name, folder)
                 raise
-            _touch(folder, meta)
+            touch(folder, meta)
             self._forget_memory(cp.step, cp.fingerprint)
-            _drop_legacy(folder, cp.fingerprint)
+            drop_legacy(folder, cp.fingerprint)
             # Files no metadata names: the replaced checkpoint of this fingerprint
             # or debris of an interrupted put (we hold the lock: nobody else
             # writes here). Anything the store did not name is left alone.
             collect(folder, keep=set(written))
             return meta_size + sum(e["size"] for e in entries) - replaced
-
-    # -- reading -----------------------------------------------------------------------
-
-    def get(self, step: str, fingerprint: "str | None" = None, *, lazy: bool = False) -> "Checkpoint | None":
-        """The checkpoint of *step* with *fingerprint* (any fingerprint: the
-        latest). *lazy*: values are read when first used (LazyValues)."""
-        return self._read(step, fingerprint, "lazy" if lazy else "load")
-
-    def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
-        return self._read(step, fingerprint, "peek")
-
-    def fingerprints(self, step: str) -> list[str]:
-        """Fingerprints of the checkpoints kept for *step*, least recently used first."""
-        with self._guard:
-            found = [(t, fp) for fp, (t, _) in self._memory.get(step, {}).items()]
-        dirname = dirname_of(step)
-        try:
-            with self._root() as root, self._folder(root, dirname) as folder:
-                for used, name, _ in layout.list_metas(folder):
-                    try:
-                        got = layout.read_meta(folder, self.key, name)
-                    except (Corrupt, OSError):
-                        continue
-                    if got is not None and got[1].get("step") == step:
-                        found.append((used / 1e9, got[1]["fingerprint"]))
-        except OSError:
-            pass
-        return [fp for _, fp in sorted(found)]
-
-    def _in_memory(self, step: str, fingerprint: "str | None") -> "tuple[float, Checkpoint] | None":
-        with self._guard:
-            versions = self._memory.get(step)
-            if not versions:
-                return None
-            if fingerprint is not None:
-                return versions.get(fingerprint)
-            return max(versions.values(), key=lambda v: v[0])
-
-    def _read(self, step: str, fingerprint: "str | None", mode: str) -> "Checkpoint | None":
-        memory = self._in_memory(step, fingerprint)
-        if memory is not None and fingerprint is not None:
-            return memory[1]
-        dirname = dirname_of(step)
-        path = self.directory / dirname
-        for _ in range(5):
-            try:
-                with self._root() as root, self._folder(root, dirname) as folder:
-                    try:
-                        found = self._load(step, folder, fingerprint, mode)
-                    except Corrupt as exc:
-                        removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
-                        if removed is None:
-                            continue  # a concurrent put replaced the checkpoint: read again
-                        self.warn(step, (
-                            f"checkpoint of step {step!r} is not trusted: {path / exc.file} {exc.problem}; "
-                            f"{'it was removed and ' if removed else ''}the step will be recomputed"
-                        ))
-                        if fingerprint is None:
-                            continue  # the latest was bad: the one before it may be fine
-                        return None
-            except (FileNotFoundError, NotADirectoryError):
-                return memory[1] if memory is not None else None
-            except layout.Unloadable as exc:
-                self.warn(step, (
-                    f"checkpoint of step {step!r}: {path / exc.file} could not be loaded "
-                    f"({_describe_error(exc.__cause__)}); the step will be recomputed"
-                ))
-                return None
-            except LinkRefused as exc:
-                self.warn(step, f"checkpoint of step {step!r} is not used: {exc}; the step will be recomputed")
-                return memory[1] if memory is not None else None
-            except OSError as exc:  # e.g. a file we may not read
-                self.warn(step, (
-                    f"checkpoint of step {step!r} in {path} could not be read ({_describe_error(exc)}); "
-                    f"the step will be recomputed"
-                ))
-                return None
-            if found is None:
-                return memory[1] if memory is not None else None
-            used, cp = found
-            if memory is not None and memory[0] > used:
-                return memory[1]
-            return cp
-        return None
-
-    def _load(self, step: str, folder: int, fingerprint: "str | None", mode: str) -> "tuple[float, Checkpoint] | None":
-        """(last use, checkpoint) of *step* in *folder*; Corrupt if untrusted."""
-        if fingerprint is not None:
-            names = [meta_name(fingerprint)]
-            if exists(META, folder):
-                names.append(META)  # written by an earlier nbsteps
-        else:
-            metas = layout.list_metas(folder)
-            if not metas and exists(META, folder):  # a link: refused (reported) when read
-                metas = [(0, META, 0)]
-            names = [metas[-1][1]] if metas else []
-        for name in names:
-            lazy = self._lazy_loader(step) if mode == "lazy" else None
-            cp = layout.load_checkpoint(step, folder, fingerprint, mode == "load", self.key, name, lazy)
-            if cp is None:
-                continue
-            used = time.time()
-            if mode != "peek" and fingerprint is not None:
-                _touch(folder, name)  # used now: the last to be evicted
-            else:
-                try:
-                    used = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime_ns / 1e9
-                except OSError:
-                    pass
-            return used, cp
-        return None
-
-    def _lazy_loader(self, step: str) -> Callable:
-        """For LazyValues: reads one value of the checkpoint whose metadata is
-        *meta* (bytes *raw*, body *body*) when it is first used."""
-        def make(body: dict, raw: bytes, meta: str) -> Callable:
-            def load(name: "str | None") -> Any:
-                role = "output" if name is not None else "result"
-                entry = next(e for e in body["values"] if e["role"] == role and e.get("name") == name)
-                dirname = dirname_of(step)
-                try:
-                    with self._root() as root, self._folder(root, dirname) as folder:
-                        try:
-                            return layout.load_value(folder, entry, raw, self.key, meta)
-                        except Corrupt as exc:
-                            self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
-                            problem = f"{self.directory / dirname / exc.file} {exc.problem}"
-                except layout.Unloadable as exc:
-                    problem = f"{self.directory / dirname / exc.file} could not be decoded ({exc.__cause__!r})"
-                except OSError as exc:
-                    problem = _describe_error(exc)
-                what = f"output {name!r}" if name is not None else "the result"
-                raise CheckpointUnavailable(
-                    f"{what} of step {step!r} could not be read from its checkpoint ({problem}); "
-                    f"it was removed or changed after the step was restored (by another kernel?). "
-                    f"Run the step again to recompute it."
-                ) from None
-            return load
-        return make
-
-    def _discard_if_unchanged(self, root: int, dirname: str, meta: str, raw: "bytes | None") -> "bool | None":
-        """Remove the untrusted checkpoint whose metadata is *meta*, unless it
-        changed since it was read as *raw* (a concurrent put replaced it: read
-        again). None if it changed, else whether it could be removed."""
-        def unchanged(folder: int) -> bool:
-            try:
-                return layout.read_meta_bytes(folder, meta) == raw
-            except (OSError, Corrupt):
-                return raw is None
-        try:
-            with self._locked(root, dirname), self._folder(root, dirname) as folder:
-                if not unchanged(folder):
-                    return None
-                unlink_quiet(meta, folder)
-                collect(folder)
-                return not exists(meta, folder)
-        except OSError:  # read-only store: cannot lock; the checkpoint stays but is not used
-            return False
 
     # -- the rest of the interface ----------------------------------------------------
 
@@ -462,68 +305,6 @@ class DiskStore(Store):
         except OSError as exc:
             self.warn(step, f"step {step!r}: could not remove its checkpoint in {self.directory / dirname} "
                             f"({_describe_error(exc)})")
-
-    def steps(self) -> list[str]:
-        with self._guard:
-            names = set(self._memory)
-        try:
-            with self._root() as root:
-                for entry in list(os.scandir(root)):
-                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                        continue
-                    try:
-                        with self._folder(root, entry.name) as folder:
-                            for _, meta, _ in reversed(layout.list_metas(folder)):
-                                try:
-                                    found = layout.read_meta(folder, self.key, meta)
-                                except Corrupt:
-                                    continue  # reported when the step reads it
-                                if found is not None and isinstance(found[1].get("step"), str):
-                                    names.add(found[1]["step"])
-                                    break
-                    except OSError:
-                        continue
-        except OSError:
-            pass
-        return sorted(names)
-
-
-_last_touch = 0
-
-
-def _touch(folder: int, name: str) -> None:
-    """Mark a checkpoint used now: its metadata's modification time, to the
-    nanosecond (the kernel's own stamps are as coarse as its clock tick, which
-    would make two uses in a row look simultaneous)."""
-    global _last_touch
-    now = _last_touch = max(time.time_ns(), _last_touch + 1)
-    try:
-        os.utime(name, ns=(now, now), dir_fd=folder, follow_symlinks=False)
-    except (OSError, NotImplementedError):
-        pass  # a read-only store: its checkpoints are still used, just not reordered
-
-
-def _size_of(folder: int, meta: str) -> int:
-    """Bytes of the checkpoint whose metadata is *meta* (0 if none)."""
-    try:
-        raw = layout.read_meta_bytes(folder, meta)
-        if raw is None:
-            return 0
-        return len(raw) + sum(e["size"] for e in layout.parse_meta(raw, None, meta)["values"])
-    except (Corrupt, OSError):
-        return 0
-
-
-def _drop_legacy(folder: int, fingerprint: str) -> None:
-    """Remove an earlier nbsteps' ``checkpoint.meta`` of the same fingerprint
-    (superseded by the checkpoint just written)."""
-    try:
-        raw = layout.read_meta_bytes(folder, META)
-        if raw is not None and layout.parse_meta(raw, None, META).get("fingerprint") == fingerprint:
-            unlink_quiet(META, folder)
-    except (Corrupt, OSError):
-        pass
-
 
 def _list_values(names: "list[str | None]") -> str:
     """``outputs 'a', 'b' and the result`` for a message."""

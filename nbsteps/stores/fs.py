@@ -10,7 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from pathlib import Path
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def fsync_dir(fd: int) -> None:
@@ -105,3 +110,18 @@ def exists(name: str, dir_fd: int) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+_last_touch = 0
+
+
+def touch(folder: int, name: str) -> None:
+    """Mark a checkpoint used now: its metadata's modification time, to the
+    nanosecond (the kernel's own stamps are as coarse as its clock tick, which
+    would make two uses in a row look simultaneous)."""
+    global _last_touch
+    now = _last_touch = max(time.time_ns(), _last_touch + 1)
+    try:
+        os.utime(name, ns=(now, now), dir_fd=folder, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        pass  # a read-only store: its checkpoints are still used, just not reordered

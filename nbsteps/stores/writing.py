@@ -26,7 +26,7 @@ from nbsteps.stores.encoding import (
     SignedWriter, json_roundtrips, pandas_kind, parquet_frame, pickle_bytes, pickle_to, write_parquet,
 )
 from nbsteps.stores.fs import create_file, fsync_dir, unlink_quiet
-from nbsteps.stores.layout import is_meta, ours, referenced
+from nbsteps.stores.layout import META, Corrupt, is_meta, ours, referenced
 
 
 class Unpicklable(Exception):
@@ -158,3 +158,24 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
     fsync_dir(folder)
     return len(data)
 
+
+def size_of(folder: int, meta: str) -> int:
+    """Bytes of the checkpoint whose metadata is *meta* (0 if none)."""
+    try:
+        raw = layout.read_meta_bytes(folder, meta)
+        if raw is None:
+            return 0
+        return len(raw) + sum(e["size"] for e in layout.parse_meta(raw, None, meta)["values"])
+    except (Corrupt, OSError):
+        return 0
+
+
+def drop_legacy(folder: int, fingerprint: str) -> None:
+    """Remove an earlier nbsteps' ``checkpoint.meta`` of the same fingerprint
+    (superseded by the checkpoint just written)."""
+    try:
+        raw = layout.read_meta_bytes(folder, META)
+        if raw is not None and layout.parse_meta(raw, None, META).get("fingerprint") == fingerprint:
+            unlink_quiet(META, folder)
+    except (Corrupt, OSError):
+        pass

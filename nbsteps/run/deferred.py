@@ -1,0 +1,81 @@
+"""Outputs restored from a directory store but not read yet.
+
+A step restored from a directory checkpoint holds its values as
+:class:`~nbsteps.model.checkpoint.LazyValues`. Publishing them into the
+notebook namespace would read every value, so the plan *defers* the names it
+has not read yet: they are kept here (and taken out of the namespace, which
+must never show an older value under the name) until something needs them:
+
+- a step that executes and reads one (through its upstream record),
+- a cell that mentions one (the IPython frontend calls :meth:`Deferred.load`
+  with the names a cell uses before it runs),
+- the end of a run of a plan without such a frontend (``Plan.run`` loads
+  and publishes everything then),
+- ``plan.load()`` (``%steps load``).
+
+Each value is read at most once (the LazyValues cache it). A later publish of
+the same name (a step that executes and writes it) supersedes the deferred one.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from nbsteps.errors import CheckpointUnavailable
+from nbsteps.model.checkpoint import LazyValues
+
+
+class Deferred:
+    """Names whose values wait in lazily restored checkpoints."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, LazyValues] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.pending
+
+    def defer(self, values: LazyValues, namespace: dict) -> None:
+        """Publish what *values* has read already; defer the rest."""
+        for name in values:
+            if values.loaded(name):
+                namespace[name] = values[name]
+                self.pending.pop(name, None)
+            else:
+                self.pending[name] = values
+                namespace.pop(name, None)
+
+    def discard(self, names: Iterable[str]) -> None:
+        """*names* are being published with newer values."""
+        pending = self.pending
+        if pending:
+            for name in names:
+                pending.pop(name, None)
+
+    def load(self, names: Iterable[str], namespace: dict,
+             warn: "Callable[[str, str], None] | None" = None) -> list[str]:
+        """Read and publish the deferred ones among *names*; the names published.
+        A value that cannot be read any more is reported through *warn*
+        (step, message) and stays out of the namespace."""
+        done = []
+        for name in [n for n in names if n in self.pending]:
+            values = self.pending.get(name)
+            if values is None:
+                continue
+            try:
+                value = values[name]
+            except CheckpointUnavailable as exc:
+                self.pending.pop(name, None)
+                if warn is None:
+                    raise
+                warn(values.describe, str(exc))
+                continue
+            if self.pending.get(name) is values:  # not superseded meanwhile
+                namespace[name] = value
+                del self.pending[name]
+                done.append(name)
+        return done
+
+    def load_all(self, namespace: dict, warn: "Callable[[str, str], None] | None" = None) -> list[str]:
+        return self.load(list(self.pending), namespace, warn)

@@ -1,0 +1,169 @@
+"""Which completed steps are known to be up to date, so that running one cell
+costs what the cell costs, not what the whole notebook above it costs.
+
+Running a step first brings its upstream up to date. Checking the upstream
+step by step (fingerprint, checkpoint lookup) is linear in its size, which a
+long notebook pays on every interactive ``%%step`` cell. :class:`Validity`
+keeps the set of steps that a run found up to date (``valid``: step -> its
+execution token then) and what can make them out of date:
+
+- a step that executes, is restored, fails or is cancelled: it and its
+  downstream leave the set before the run (:meth:`before`) and the completed
+  ones come back after it (:meth:`after`), so the set stays closed upwards: a
+  step is in it only if its upstream steps are;
+- a step redefined, a graph resolved anew, a reset, a removal: the plan
+  clears the set (:meth:`clear`);
+- an outside value that a step reads (a parameter set in an ordinary cell, a
+  helper function redefined): the digests of the outside names read above a
+  target are compared with the ones seen when their readers were checked
+  (:meth:`quick`); any change clears the set.
+
+``quick(plan, targets)`` returns just the targets when every step they depend
+on is in the set and no outside value above them changed: the run then
+considers the targets only (their upstream records are used as they are). Its
+cost is the number of distinct outside names above the targets, not the number
+of steps. Otherwise it returns None and the run checks the whole upstream, as
+always; that run's :meth:`after` refills the set.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbsteps.model.fingerprint import outside_parts
+from nbsteps.model.status import COMPLETED
+from nbsteps.run.staleness import static_parts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbsteps.plan import Plan
+
+_MISSING = object()
+
+
+class Validity:
+    def __init__(self) -> None:
+        self.valid: dict[str, str] = {}  # step -> execution token when found up to date
+        self.seen: dict[str, object] = {}  # outside name -> digest when its readers were checked
+        self._graph = None  # the Dependencies object the memo below belongs to
+        self._above: dict[str, "frozenset[str] | None"] = {}
+        self._checked: "set[str]" = set()  # outside names checked at the start of the current run
+
+    def clear(self) -> None:
+        self.valid.clear()
+        self.seen.clear()
+
+    # -- outside names above a step --------------------------------------------
+    def _own(self, plan: "Plan", name: str) -> "frozenset[str] | None":
+        """Outside names *name* reads from the plan's namespace; None when it
+        cannot be tracked here (a function step with its own globals, --no-cache)."""
+        step = plan.steps[name]
+        if not step.cache:
+            return None
+        _, names, globs = static_parts(plan, step)
+        if globs is not None and globs is not plan.namespace:
+            return None
+        return frozenset(names)
+
+    def above(self, plan: "Plan", name: str) -> "frozenset[str] | None":
+        """Outside names read by *name* and every step above it (None: some
+        step there cannot be tracked). Memoized per resolved graph; iterative,
+        so a chain of 10,000 steps needs no recursion."""
+        g = plan.deps
+        if self._graph is not g:
+            self._graph, self._above = g, {}
+        memo = self._above
+        if name in memo:
+            return memo[name]
+        deps = g.deps
+        stack = [(name, False)]
+        while stack:
+            s, ready = stack.pop()
+            if s in memo:
+                continue
+            ups = deps.get(s, ())
+            if not ready:
+                stack.append((s, True))
+                stack.extend((u, False) for u in ups if u not in memo)
+                continue
+            own = self._own(plan, s)
+            acc = None if own is None else set(own)
+            for u in ups:
+                m = memo.get(u)
+                if m is None or acc is None:
+                    acc = None
+                    break
+                acc |= m
+            memo[s] = None if acc is None else frozenset(acc)
+        return memo[name]
+
+    # -- the check ------------------------------------------------------------------
+    def _check(self, plan: "Plan", names: "set[str]") -> bool:
+        """Record the digests of the outside *names*; False if one changed
+        since seen (then nothing is known to be up to date any more)."""
+        self._checked = names
+        if not names:
+            return True
+        params, helpers = outside_parts(names, plan.namespace)
+        ok = True
+        seen = self.seen
+        for n in names:
+            digest = params.get(n) or helpers.get(n)
+            old = seen.get(n, _MISSING)
+            if old is not _MISSING and old != digest:
+                ok = False
+            seen[n] = digest
+        if not ok:
+            self.valid.clear()
+        return ok
+
+    def quick(self, plan: "Plan", targets: "list[str]") -> "list[str] | None":
+        """The targets alone, when everything they depend on is up to date."""
+        records, deps, valid = plan.records, plan.deps.deps, self.valid
+        chosen = set(targets)
+        names: set[str] = set()
+        for t in targets:
+            own = self._own(plan, t)
+            if own:
+                names |= own
+            for p in deps.get(t, ()):
+                if p in chosen:
+                    continue
+                rec = records[p]
+                if rec.status != COMPLETED or rec.token is None or valid.get(p) != rec.token:
+                    return None
+                above = self.above(plan, p)
+                if above is None:
+                    return None
+                names |= above
+        if not self._check(plan, names):
+            return None
+        return list(targets) if len(targets) == 1 else plan.order(targets)
+
+    def before(self, plan: "Plan", names: "list[str]", checked: bool = False) -> None:
+        """A run of *names* may change them and so their downstream. Unless
+        :meth:`quick` *checked* them, the outside values *names* read are
+        recorded as the run sees them."""
+        if self.valid:
+            for s in plan.deps.downstream(names):
+                self.valid.pop(s, None)
+        if not checked:
+            out: set = set()
+            for s in names:
+                own = self._own(plan, s)
+                if own:
+                    out |= own
+            self._check(plan, out)
+
+    def after(self, plan: "Plan", names: "list[str]") -> None:
+        """The steps of the run that completed are up to date now (in plan
+        order, each only if everything it depends on is), unless an outside
+        value checked before the run changed during it."""
+        if not self._check(plan, self._checked):
+            return
+        records, deps, valid = plan.records, plan.deps.deps, self.valid
+        for s in names:
+            rec = records[s]
+            if (rec.status == COMPLETED and rec.token is not None and self._own(plan, s) is not None
+                    and all(valid.get(d) == records[d].token for d in deps.get(s, ()))):
+                valid[s] = rec.token
+            else:
+                valid.pop(s, None)
