@@ -37,11 +37,15 @@ def child(impl_root: str, workload: str, args: dict, key: str) -> dict:
     env["NBSTEPS_KEY_FILE"] = key
     env.pop("NBSTEPS_STORE", None)
     env["NBSTEPS_WIDGETS"] = "0"
+    # not cwd=ROOT: ``python -m`` puts the working directory first on sys.path
     p = subprocess.run([sys.executable, "-m", "bench.notebook_child", workload, json.dumps(args)],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
+                       capture_output=True, text=True, env=env, cwd=os.path.dirname(key), timeout=1800)
     if p.returncode != 0:
         return {"error": p.stderr.strip()[-1500:]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    if os.path.realpath(out.get("nbsteps", "")) != os.path.realpath(impl_root):
+        return {"error": f"measured the nbsteps in {out.get('nbsteps')}, not the one in {impl_root}"}
+    return out
 
 
 def med(xs):

@@ -105,6 +105,10 @@ class CheckpointUnavailable(StoreError):
     needed (removed or damaged since the step was restored); the step is
     recomputed by the next run."""
 
+    def __init__(self, message: str, step: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+
 
 class ConfigError(NbstepsError, ValueError):
     """An ``NBSTEPS_*`` variable with a value nbsteps cannot use."""

@@ -273,8 +273,16 @@ class Plan:
         all); returns the names published."""
         with self._publish_lock:
             if names is None:
-                return self.deferred.load_all(self.namespace, self._store_warning)
-            return self.deferred.load(names, self.namespace, self._store_warning)
+                return self.deferred.load_all(self.namespace, self._lost)
+            return self.deferred.load(names, self.namespace, self._lost)
+
+    def _lost(self, exc) -> None:
+        """A restored value could not be read when first needed: say so, and
+        the step runs again next time (its record no longer counts as done)."""
+        rec = self.records.get(exc.step)
+        if rec is not None and rec.status == COMPLETED:
+            rec.reset(str(exc))
+        self._store_warning(exc.step, str(exc))
 
     # -- running -------------------------------------------------------------
     def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,
@@ -324,8 +332,8 @@ class Plan:
         finally:
             self._run_listeners = []
             self.validity.after(self, names)
-        if quick and not summary.ok:
-            summary = self._with_upstream(summary, targets)
+        if quick and not summary.ok:  # tell about the upstream too, as a full run would
+            summary.add_upstream(self.select(targets))
         if rollback and not summary.ok and summary.completed_order:
             self.validity.clear()
             rollback_run(self, summary)
@@ -333,19 +341,6 @@ class Plan:
         ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
         if summary.interrupted:
             raise KeyboardInterrupt
-        return summary
-
-    def _with_upstream(self, summary, targets):
-        """A run of one cell considered the cell alone, its upstream being up
-        to date: when it did not end well, the summary tells about the
-        upstream too (as kept, from checkpoint), as a full run would have."""
-        steps = self.select(targets)
-        records = dict(summary.records)
-        for s in steps:
-            if s not in summary.steps and records[s].status == COMPLETED and not records[s].cached:
-                records[s] = records[s].snapshot()
-                records[s].cached = True
-        summary.steps, summary.records = steps, records
         return summary
 
     def refresh_stale(self) -> None:

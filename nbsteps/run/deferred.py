@@ -54,10 +54,10 @@ class Deferred:
                 pending.pop(name, None)
 
     def load(self, names: Iterable[str], namespace: dict,
-             warn: "Callable[[str, str], None] | None" = None) -> list[str]:
+             lost: "Callable[[CheckpointUnavailable], None] | None" = None) -> list[str]:
         """Read and publish the deferred ones among *names*; the names published.
-        A value that cannot be read any more is reported through *warn*
-        (step, message) and stays out of the namespace."""
+        A value that cannot be read any more is handed to *lost* (else the
+        error is raised) and stays out of the namespace."""
         done = []
         for name in [n for n in names if n in self.pending]:
             values = self.pending.get(name)
@@ -66,10 +66,12 @@ class Deferred:
             try:
                 value = values[name]
             except CheckpointUnavailable as exc:
-                self.pending.pop(name, None)
-                if warn is None:
+                for n, v in list(self.pending.items()):  # the rest of that checkpoint is as lost
+                    if v is values:
+                        del self.pending[n]
+                if lost is None:
                     raise
-                warn(values.describe, str(exc))
+                lost(exc)
                 continue
             if self.pending.get(name) is values:  # not superseded meanwhile
                 namespace[name] = value
@@ -77,5 +79,5 @@ class Deferred:
                 done.append(name)
         return done
 
-    def load_all(self, namespace: dict, warn: "Callable[[str, str], None] | None" = None) -> list[str]:
-        return self.load(list(self.pending), namespace, warn)
+    def load_all(self, namespace: dict, lost: "Callable[[CheckpointUnavailable], None] | None" = None) -> list[str]:
+        return self.load(list(self.pending), namespace, lost)

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
-from nbsteps.errors import StepTimeout
+from nbsteps.errors import CheckpointUnavailable, StepTimeout
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
@@ -151,7 +151,16 @@ class Executor:
         rec.attempted = step.static_digest
         rec.attempts = 0
         rec.cached = False
-        return self._task(step)
+        try:
+            return self._task(step)
+        except CheckpointUnavailable as exc:  # an input restored lazily is gone: rerun its step next time
+            lost = plan.records.get(exc.step)
+            if lost is not None:
+                lost.reset(str(exc))
+            rec.error, rec.traceback = exc, f"CheckpointUnavailable: {exc}"
+            rec.status, rec.finished = FAILED, time.time()
+            self._emit(ev.FAILED, name, rec.error_text)
+            return None
 
     def _yes_hint(self) -> str:
         return self.resume_hint.replace("run()", "run(yes=True)") if "(" in self.resume_hint else self.resume_hint + " --yes"

@@ -35,6 +35,17 @@ class RunSummary:
         self.records = {s: self.records[s].snapshot() for s in self.steps}
         return self
 
+    def add_upstream(self, steps: list) -> None:
+        """A run of one cell considered the cell alone, its upstream being up
+        to date: the summary covers *steps* (cell and upstream), the upstream
+        counted as completed from checkpoint, as a full run would."""
+        records = dict(self.records)
+        for s in steps:
+            if s not in self.steps and records[s].status == COMPLETED and not records[s].cached:
+                records[s] = records[s].snapshot()
+                records[s].cached = True
+        self.steps, self.records = list(steps), records
+
     def _with(self, status: str) -> list[str]:
         return [s for s in self.steps if self.records[s].status == status]
 

@@ -154,7 +154,7 @@ class Reading:
                 raise CheckpointUnavailable(
                     f"{what} of step {step!r} could not be read from its checkpoint ({problem}); "
                     f"it was removed or changed after the step was restored (by another kernel?). "
-                    f"Run the step again to recompute it."
+                    f"The next run recomputes it.", step
                 ) from None
             return load
         return make
