@@ -154,22 +154,26 @@ def disk(nbytes: int, tmp: str, repeat: int) -> dict:
     out["numpy_save_s"] = _med(saves_nosync)
     out["numpy_load_s"] = _med(loads)
 
-    # the store itself: one value (an output), then read back and verified
+    # the store itself: one value (an output), then read back and verified. Each
+    # put is a new checkpoint (another fingerprint), as numpy.save writes a new
+    # file: replacing a checkpoint would also time the removal of the old files.
     store = DiskStore(os.path.join(tmp, "direct"))
     puts, gets = [], []
-    for _ in range(repeat):
-        cp = Checkpoint("big", "f" * 32, {"big": df}, None, False)
+    for i in range(repeat):
+        fp = f"{i:032x}"
+        cp = Checkpoint("big", fp, {"big": df}, None, False)
         gc.collect()
         t0 = time.perf_counter()
         store.put(cp)
         puts.append(time.perf_counter() - t0)
         gc.collect()
         t0 = time.perf_counter()
-        got = store.get("big", "f" * 32)
+        got = store.get("big", fp)
         gets.append(time.perf_counter() - t0)
         assert got is not None and got.outputs["big"].shape == df.shape
         del got
     out["store_put_s"] = _med(puts)
+    out["store_files"] = sorted(os.listdir(os.path.join(tmp, "direct", "big")))[:4]
     out["store_get_s"] = _med(gets)
     shutil_rm(os.path.join(tmp, "direct"))
 

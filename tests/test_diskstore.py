@@ -152,6 +152,32 @@ def test_dataframe_round_trip_uses_parquet(store):
     assert loaded.iloc[0, 0] == 99
 
 
+def test_numeric_frames_use_arrow_ipc_without_copying(store):
+    import pyarrow.feather as feather
+
+    arr = np.random.default_rng(0).random((1000, 3))
+    arr[3, 1] = np.nan
+    df = pd.DataFrame(arr, columns=["a", "b", "c"])
+    df["i"] = np.arange(1000, dtype="int32")
+    df["flag"] = df["a"] > 0.5
+    indexed = pd.DataFrame({"v": np.arange(4.0)}, index=pd.Index([10, 20, 30, 40], name="k"))
+    series = pd.Series(np.arange(3.0), name="s")
+    store.put(Checkpoint("num", "fp", {"df": df, "indexed": indexed, "series": series}))
+    files = sorted(folder(store, "num").glob("*.arrow"))
+    assert len(files) == 3 and not list(folder(store, "num").glob("*.p*"))
+    assert files[0].read_bytes()[:6] == b"ARROW1"
+    assert feather.read_table(files[0]).num_rows == 1000  # a Feather v2 file: readable by other tools
+    cp = make_store(store.directory).get("num", "fp")
+    pd.testing.assert_frame_equal(cp.outputs["df"], df, check_exact=True)
+    assert np.isnan(cp.outputs["df"]["b"].iloc[3])
+    pd.testing.assert_frame_equal(cp.outputs["indexed"], indexed, check_exact=True)
+    pd.testing.assert_series_equal(cp.outputs["series"], series, check_exact=True)
+    loaded = cp.outputs["df"]
+    loaded.iloc[0, 0] = 99.0  # restored frames are ordinary, writable frames
+    loaded["a"] += 1
+    assert loaded.iloc[0, 0] == 100.0
+
+
 def test_dataframes_parquet_cannot_hold_are_pickled(store):
     frames = {
         "int_columns": pd.DataFrame({1: [1, 2], 2: [3, 4]}),
@@ -282,7 +308,7 @@ def assert_rejected(store: DiskStore, step: str, *words: str) -> None:
 
 def test_truncated_value_file(store):
     store.put(Checkpoint("s", "fp", {"df": pd.DataFrame({"a": range(1000)})}))
-    path = value_file(store, "s", ".parquet")
+    path = value_file(store, "s", ".arrow")
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size // 2)
     assert_rejected(store, "s", path.name, "truncated")
@@ -617,7 +643,7 @@ def test_result_that_is_an_output_is_written_once(tmp_path, monkeypatch):
     store = DiskStore(tmp_path / "s")
     df = pd.DataFrame({"a": [1, 2]})
     store.put(Checkpoint("f", "fp", {"f": df}, df, True))
-    files = [p for p in (tmp_path / "s").rglob("*") if p.suffix in (".parquet", ".pkl")]
+    files = [p for p in (tmp_path / "s").rglob("*") if p.suffix in (".parquet", ".pkl", ".arrow")]
     assert len(files) == 1
     cp = store.get("f", "fp")
     assert cp.result is cp.outputs["f"] and cp.result.equals(df)

@@ -121,12 +121,14 @@ def run_task(task: Task) -> Outcome:
             analysis = task._analysis
             if analysis is None:
                 analysis = task._analysis = analyse_cell(task.name, task.source)
-            ns = {"__builtins__": builtins, "__name__": "__main__"}
             if task.base is not None:
                 # names used only dynamically (df.query("@x"), eval) resolve in
                 # the user namespace as in an ordinary cell; one C-level copy
-                ns.update(task.base)
+                # (dict(base) clones the table: ~5x faster than inserting into a new dict)
+                ns = dict(task.base)
                 ns["__builtins__"], ns["__name__"] = builtins, "__main__"
+            else:
+                ns = {"__builtins__": builtins, "__name__": "__main__"}
             ns.update(task.inputs)
             exec(analysis.body, ns)
             has_result = analysis.result is not None

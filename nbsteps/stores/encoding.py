@@ -1,5 +1,8 @@
-"""How values become signed files and back: Parquet for plain DataFrames and
-Series whose round trip is exact, cloudpickle (protocol 5) for everything else.
+"""How values become signed files and back: Arrow IPC (the Feather v2 file
+format, uncompressed) for DataFrames and Series of plain numeric columns --
+their buffers are written as they are, without a copy or an encoding pass --,
+Parquet for the other DataFrames and Series whose round trip is exact, and
+cloudpickle (protocol 5) for everything else.
 
 pandas, pyarrow and cloudpickle are imported lazily: importing nbsteps stays fast.
 """
@@ -108,15 +111,16 @@ def pandas_kind(value: Any) -> "str | None":
 _SERIES_COLUMN = "values"
 
 
-def parquet_frame(value: Any, kind: str) -> "tuple[Any, dict] | None":
-    """The DataFrame to write as Parquet for *value* and the extra metadata
-    needed to restore it exactly, or None when Parquet would change it.
+def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
+    """How to write the DataFrame or Series *value*: ``("arrow", table, extra)``
+    or ``("parquet", frame, extra)`` with the extra metadata needed to restore
+    it exactly; None when neither gives it back unchanged (then it is pickled).
 
-    Parquet is used only when a round trip is exact: no object columns (their
-    Parquet type depends on the values: lists come back as arrays, mixed types
-    fail, strings become ``str``), and a small sample must come back equal
-    (column names, index, dtypes, attrs). A DatetimeIndex ``freq`` is not kept
-    by Parquet: it is saved in the metadata.
+    A round trip must be exact: no object columns (their Parquet type depends
+    on the values: lists come back as arrays, mixed types fail, strings become
+    ``str``), and a small sample must come back equal (column names, index,
+    dtypes, attrs). A DatetimeIndex ``freq`` is not kept by either format: it
+    is saved in the metadata.
     """
     import pandas as pd
 
@@ -140,8 +144,16 @@ def parquet_frame(value: Any, kind: str) -> "tuple[Any, dict] | None":
     if freq is not None and isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
         extra["index_freq"] = freq.freqstr
     try:
+        table = arrow_table(frame)
+    except Exception:
+        table = None
+    encoding = "arrow" if table is not None else "parquet"
+    try:
         sample = frame.iloc[:64]
-        back = parquet_read(parquet_bytes(sample))
+        if table is not None:
+            back = arrow_read(arrow_bytes(arrow_table(sample)))
+        else:
+            back = parquet_read(parquet_bytes(sample))
         pd.testing.assert_frame_equal(
             sample, back, check_exact=True, check_index_type=True, check_column_type=True,
             check_freq=False, check_flags=True,
@@ -150,7 +162,55 @@ def parquet_frame(value: Any, kind: str) -> "tuple[Any, dict] | None":
             return None
     except Exception:
         return None
-    return frame, extra
+    return encoding, (table if table is not None else frame), extra
+
+
+def arrow_table(frame: Any) -> Any:
+    """*frame* as an Arrow table whose columns are its own NumPy buffers (no
+    copy), when every column, and the index unless it is a RangeIndex, is a
+    plain numeric NumPy array; else None."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    index = frame.index
+    if not isinstance(index, pd.RangeIndex) and (
+            isinstance(index, pd.MultiIndex) or not isinstance(index.dtype, np.dtype) or index.dtype.kind not in "iuf"):
+        return None
+    if frame.columns.has_duplicates or any(
+            not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" for dtype in frame.dtypes):
+        return None
+    schema = pa.Schema.from_pandas(frame, preserve_index=None)
+    # from_pandas=False: NaN stays a NaN (no null bitmap to compute), so the buffers are used as they are
+    arrays = [pa.array(frame.iloc[:, i].to_numpy(), from_pandas=False) for i in range(frame.shape[1])]
+    if len(schema) == len(arrays) + 1:
+        arrays.append(pa.array(index.to_numpy(), from_pandas=False))
+    if len(schema) != len(arrays):
+        return None
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_arrow(table: Any, sink: Any) -> None:
+    import pyarrow as pa
+
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def arrow_bytes(table: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    write_arrow(table, buf)
+    return buf.getvalue()
+
+
+def arrow_read(data: Any) -> Any:
+    import pyarrow as pa
+
+    table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(data))).read_all()
+    # consolidated (copied) blocks: zero-copy ones would be read-only (see parquet_read)
+    return table.to_pandas()
 
 
 def write_parquet(frame: Any, sink: Any, compression: "str | None") -> None:
@@ -194,8 +254,8 @@ def decode(entry: dict, data: bytearray) -> Any:
     encoding = entry["encoding"]
     if encoding == "pickle":
         return pickle.loads(data)
-    if encoding == "parquet":
-        frame = parquet_read(data)
+    if encoding in ("parquet", "arrow"):
+        frame = parquet_read(data) if encoding == "parquet" else arrow_read(data)
         freq = entry.get("index_freq")
         if freq:
             cls = type(frame.index)

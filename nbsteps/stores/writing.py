@@ -23,7 +23,7 @@ from typing import Any
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout
 from nbsteps.stores.encoding import (
-    SignedWriter, json_roundtrips, pandas_kind, parquet_frame, pickle_bytes, pickle_to, write_parquet,
+    SignedWriter, frame_encoding, json_roundtrips, pandas_kind, pickle_bytes, pickle_to, write_arrow, write_parquet,
 )
 from nbsteps.stores.fs import create_file, fsync_dir, unlink_quiet
 from nbsteps.stores.layout import META, Corrupt, is_meta, ours, referenced
@@ -77,23 +77,29 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
     """Write one value to ``folder/stem.<ext>``; its metadata entry."""
     kind = pandas_kind(value)
     if kind is not None:
-        prepared = parquet_frame(value, kind)
+        prepared = frame_encoding(value, kind)
         if prepared is not None:
-            frame, extra = prepared
+            encoding, data, extra = prepared
             tmp = tmp_name()
             writer = SignedWriter(folder, tmp, key)
             written.append(tmp)
             try:
-                write_parquet(frame, writer, compression)
+                if encoding == "arrow":
+                    write_arrow(data, writer)
+                else:
+                    write_parquet(data, writer, compression)
                 digest = writer.finish()
             except Exception:
                 writer.abort()
                 if writer.error is not None:
                     raise writer.error
                 # pyarrow refused something the sample accepted: pickle instead
+            except BaseException:
+                writer.abort()  # an interrupt: close the file and stop the hashing thread
+                raise
             else:
-                return _publish(folder, tmp, f"{stem}.parquet", written, {
-                    "encoding": "parquet", "kind": kind, "size": writer.size, "hmac": digest, **extra})
+                return _publish(folder, tmp, f"{stem}.{encoding}", written, {
+                    "encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra})
     tmp = tmp_name()
     writer = SignedWriter(folder, tmp, key)
     written.append(tmp)
