@@ -206,11 +206,29 @@ def arrow_bytes(table: Any) -> bytes:
 
 
 def arrow_read(data: Any) -> Any:
+    """The frame in the Arrow IPC file *data*. When *data* is a bytearray (the
+    verified bytes read from the store, private to this process) its numeric
+    columns are writable NumPy views of those bytes: nothing is copied."""
+    import numpy as np
+    import pandas as pd
     import pyarrow as pa
 
     table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(data))).read_all()
-    # consolidated (copied) blocks: zero-copy ones would be read-only (see parquet_read)
-    return table.to_pandas()
+    if not isinstance(data, bytearray):
+        # consolidated (copied) blocks: zero-copy ones would be read-only (see parquet_read)
+        return table.to_pandas()
+    frame = table.to_pandas(split_blocks=True)  # zero-copy, but read-only views
+    start = np.frombuffer(data, np.uint8).ctypes.data
+    columns = {}
+    for i in range(frame.shape[1]):
+        arr = frame.iloc[:, i].to_numpy()
+        offset = arr.ctypes.data - start if isinstance(arr, np.ndarray) else -1
+        if 0 <= offset and offset + arr.nbytes <= len(data) and arr.flags.c_contiguous:
+            arr = np.frombuffer(data, arr.dtype, arr.size, offset)  # the same bytes, writable
+        columns[i] = arr
+    out = pd.DataFrame(columns, index=frame.index, copy=False)
+    out.columns = frame.columns
+    return out
 
 
 def write_parquet(frame: Any, sink: Any, compression: "str | None") -> None:
