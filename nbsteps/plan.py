@@ -314,7 +314,7 @@ class Plan:
         if workers is not None and int(workers) < 1:
             raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
         all_listeners = self.listeners + list(listeners)
-        workers = int(workers) if workers else default_workers(self, names)
+        workers = int(workers) if workers else default_workers(self, names, backend)
         # connect first: a backend that cannot start leaves every record as it was
         runner = make_backend(backend, workers, address)
         executor = Executor(

@@ -250,3 +250,39 @@ def test_cli_backend_dask_starts_a_local_cluster(tmp_path):
     assert "steps on dask" in proc.stdout
     df = pd.read_csv(tmp_path / "r.csv", dtype={"result": str}).set_index("step")
     assert df.loc["b", "result"] == "True"
+
+
+def test_large_inputs_travel_once_and_results_come_back_in_batches(client, monkeypatch):
+    """A large input read by several steps is scattered once per run (not
+    pickled into every task); many independent steps are all in flight and
+    their results fetched together (issue 14). Counts, no timings."""
+    import numpy as np
+
+    from nbsteps.backends import distributed as dask_backend
+
+    big = pd.DataFrame(np.arange(400_000.0).reshape(-1, 4), columns=list("abcd"))  # 3.2 MB
+    scattered, payloads = [], []
+    real_scatter, real_split = distributed.Client.scatter, dask_backend.DaskBackend._split
+    monkeypatch.setattr(distributed.Client, "scatter",
+                        lambda self, value, **kw: scattered.append(type(value).__name__) or real_scatter(self, value, **kw))
+
+    def split(self, task):
+        light, shared = real_split(self, task)
+        payloads.append(len(__import__("cloudpickle").dumps(light)))
+        return light, shared
+
+    monkeypatch.setattr(dask_backend.DaskBackend, "_split", split)
+    plan = nbsteps.Plan(namespace={"big": big})
+    for k in range(6):
+        plan.add_cell(f"use{k}", f"r{k} = float(big['{'abcd'[k % 4]}'].sum()) + {k}")
+    summary = plan.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    assert [plan.namespace[f"r{k}"] for k in range(6)] == [float(big["abcd"[k % 4]].sum()) + k for k in range(6)]
+    assert scattered == ["DataFrame"] and max(payloads) < 10_000  # sent once; every task is small
+    from nbsteps.run.selection import default_workers
+
+    wide = nbsteps.Plan(namespace={})
+    for k in range(40):
+        wide.add_cell(f"t{k}", f"v{k} = {k}")
+    assert default_workers(wide, wide.order(), "dask") == 40 and default_workers(wide, wide.order()) == 8
+    assert wide.run(backend="dask", address=client).ok and wide.namespace["v39"] == 39

@@ -25,7 +25,7 @@ importable on the workers (it is for a LocalCluster).
 """
 from __future__ import annotations
 
-import os
+import queue
 import sys
 import threading
 import uuid
@@ -34,20 +34,17 @@ from typing import Any
 import cloudpickle
 
 from nbsteps import config
+from nbsteps.backends.remote import (  # noqa: F401  (what runs on the workers; re-exported)
+    PROTOCOL, RemoteStepError, _failed, nbytes_of, run_remote, unserialisable_input,
+)
 from nbsteps.errors import NbstepsError, UnserialisableValueError, WorkerLostError
-from nbsteps.run.task import Outcome, Task, run_task
+from nbsteps.run.task import Outcome, Task
 
-PROTOCOL = 5
+#: inputs at least this large are sent to the cluster once per run (scattered)
+#: and shared by the steps that read them, instead of travelling with each step
+SCATTER_MIN = 1 << 20
 #: seconds to wait for a scheduler given with --address
 CONNECT_TIMEOUT = 10
-
-
-class RemoteStepError(Exception):
-    """Stands in for a step's exception that could not travel back from the worker."""
-
-    def __init__(self, message: str = "", remote_type: str = ""):
-        super().__init__(message)
-        self.remote_type = remote_type
 
 
 # -- the cluster ---------------------------------------------------------------
@@ -161,94 +158,6 @@ def shutdown() -> None:
         _local.clear()
 
 
-# -- what runs on the worker -------------------------------------------------------
-def _describe(value) -> str:
-    t = type(value)
-    return f"{t.__module__}.{t.__qualname__}" if t.__module__ not in ("builtins", None) else t.__qualname__
-
-
-def _portable_error(exc: BaseException) -> BaseException:
-    """*exc* itself when it survives a pickle round trip, else a stand-in
-    with the same text (the type name is kept in the message)."""
-    try:
-        cloudpickle.loads(cloudpickle.dumps(exc, protocol=PROTOCOL))
-        return exc
-    except Exception:
-        return RemoteStepError(f"{type(exc).__name__}: {exc}", type(exc).__name__)
-
-
-def run_remote(payload: bytes) -> dict:
-    """Run one attempt on a worker. Returns ``{"outcome": bytes, "outputs":
-    {name: bytes}, "result": bytes | None}``: every output pickled on its own,
-    so one that cannot travel back is named."""
-    task: Task = cloudpickle.loads(payload)
-    outcome = run_task(task)
-    try:
-        from distributed import get_worker
-
-        outcome.worker = get_worker().address
-    except Exception:
-        outcome.worker = f"pid {os.getpid()}"
-    outputs: dict[str, bytes] = {}
-    result = None
-    if outcome.ok:
-        try:
-            for name, value in outcome.outputs.items():
-                what = f"output {name!r}"
-                outputs[name] = cloudpickle.dumps(value, protocol=PROTOCOL)
-            if outcome.has_result:
-                what = "result (its last expression)"
-                result = cloudpickle.dumps(outcome.result, protocol=PROTOCOL)
-        except Exception as exc:
-            value = outcome.outputs.get(name) if what.startswith("output") else outcome.result
-            err = UnserialisableValueError(
-                f"step {task.name!r}: its {what} ({_describe(value)}) cannot be sent back from "
-                f"dask worker {outcome.worker}: {type(exc).__name__}: {exc}. "
-                f"Keep such values inside the step (or del them at its end), or run it with --backend threads."
-            )
-            outcome = Outcome(False, error=err, traceback=f"{type(err).__name__}: {err}",
-                              started=outcome.started, duration=outcome.duration, worker=outcome.worker)
-            outputs, result = {}, None
-    else:
-        outcome.error = _portable_error(outcome.error) if outcome.error is not None else None
-    meta = Outcome(outcome.ok, {}, None, outcome.has_result and outcome.ok, outcome.error, outcome.traceback,
-                   outcome.started, outcome.duration, outcome.worker)
-    return {"outcome": cloudpickle.dumps(meta, protocol=PROTOCOL), "outputs": outputs, "result": result}
-
-
-# -- the backend ------------------------------------------------------------------
-def _failed(task: Task, err: BaseException, **kw) -> Outcome:
-    return Outcome(False, error=err, traceback=f"{type(err).__name__}: {err}", **kw)
-
-
-def unserialisable_input(task: Task, exc: BaseException) -> UnserialisableValueError:
-    """Which of the task's values cannot be pickled, as a clear error."""
-    culprits: list[tuple[str, Any, BaseException]] = []
-    if task.kind == "function":
-        try:
-            cloudpickle.dumps(task.func, protocol=PROTOCOL)
-        except Exception as e:
-            culprits.append((f"function {getattr(task.func, '__qualname__', task.func)!r}", task.func, e))
-        items = [(f"input {k!r} (the result of step {k!r})", v) for k, v in task.args.items()]
-    else:
-        items = [(f"input {k!r}", v) for k, v in task.inputs.items()]
-    for label, value in items:
-        try:
-            cloudpickle.dumps(value, protocol=PROTOCOL)
-        except Exception as e:
-            culprits.append((label, value, e))
-    if not culprits:
-        return UnserialisableValueError(
-            f"step {task.name!r} cannot be sent to the dask cluster: {type(exc).__name__}: {exc}"
-        )
-    label, value, e = culprits[0]
-    more = f" (also: {', '.join(c[0] for c in culprits[1:])})" if len(culprits) > 1 else ""
-    return UnserialisableValueError(
-        f"step {task.name!r}: its {label} ({_describe(value)}) cannot be serialised for dask: "
-        f"{type(e).__name__}: {e}{more}. Create it inside the step, or run with --backend threads."
-    )
-
-
 class DaskBackend:
     name = "dask"
     #: every attempt goes to the cluster, never onto the executor's thread
@@ -261,37 +170,93 @@ class DaskBackend:
         self.client = get_client(address)
         self._futures: dict[str, tuple[Any, Task]] = {}
         self._lock = threading.Lock()
+        # finished futures wait here for the collector thread, which fetches
+        # their results in batches (one gather for all that finished meanwhile)
+        self._ready: queue.SimpleQueue = queue.SimpleQueue()
+        self._collector: "threading.Thread | None" = None
+        self._scattered: dict[int, tuple[Any, Any]] = {}  # id(value) -> (value, future), for this run
 
     def submit(self, task: Task, done) -> None:
         try:
-            payload = cloudpickle.dumps(task, protocol=PROTOCOL)
+            light, shared = self._split(task)
+            payload = cloudpickle.dumps(light, protocol=PROTOCOL)
         except Exception as exc:
             done(task, _failed(task, unserialisable_input(task, exc)))
             return
         key = f"nbsteps-{task.name}-{task.attempt}-{uuid.uuid4().hex[:10]}"
         try:
-            future = self.client.submit(run_remote, payload, key=key, pure=False)
+            future = self.client.submit(run_remote, payload, shared or None, key=key, pure=False)
         except Exception as exc:
             done(task, _failed(task, NbstepsError(
                 f"step {task.name!r} could not be submitted to the dask cluster: {type(exc).__name__}: {exc}")))
             return
         with self._lock:
             self._futures[key] = (future, task)
-        future.add_done_callback(lambda fut: self._finished(fut, key, task, done))
+            if self._collector is None:
+                self._collector = threading.Thread(target=self._collect, name="nbsteps-dask-results", daemon=True)
+                self._collector.start()
+        future.add_done_callback(lambda fut: self._ready.put((fut, key, task, done)))
 
-    def _finished(self, future, key: str, task: Task, done) -> None:  # dask's callback thread
+    def _split(self, task: Task) -> "tuple[Task, dict]":
+        """The task without its large inputs, and those inputs as futures of
+        data scattered to the cluster once per run (shared by every step that
+        reads the same object)."""
+        values = task.args if task.kind == "function" else task.inputs
+        big = [n for n, v in values.items() if nbytes_of(v) >= SCATTER_MIN]
+        if not big:
+            return task, {}
+        shared = {}
+        for name in big:
+            value = values[name]
+            hit = self._scattered.get(id(value))
+            if hit is None or hit[0] is not value:
+                hit = self._scattered[id(value)] = (value, self.client.scatter(value, hash=False))
+            shared[name] = hit[1]
+        light = Task(task.name, task.kind, task.source, {n: v for n, v in task.inputs.items() if n not in shared},
+                     task.outputs, func=task.func, args={n: v for n, v in task.args.items() if n not in shared},
+                     analysis=task._analysis)
+        light.attempt = task.attempt
+        return light, shared
+
+    def _collect(self) -> None:
+        """Fetch the results of finished futures, all that are ready in one
+        ``gather`` (concurrent fetches from the workers), and hand each step its
+        outcome. A result fetched one future at a time costs a round trip each."""
+        while True:
+            batch = [self._ready.get()]
+            while True:
+                try:
+                    batch.append(self._ready.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            batch = [b for b in batch if b is not None]
+            fetched: dict[str, Any] = {}
+            wanted = [b for b in batch if b[0].status == "finished" and not b[2].abandoned]
+            if wanted:
+                try:
+                    data = self.client.gather([b[0] for b in wanted])
+                    fetched = {b[1]: d for b, d in zip(wanted, data)}
+                except Exception:  # e.g. a worker holding one died since: fetch them one by one
+                    fetched = {}
+            for future, key, task, done in batch:
+                self._finished(future, key, task, done, fetched.get(key))
+            if stop:
+                return
+
+    def _finished(self, future, key: str, task: Task, done, data=None) -> None:
         with self._lock:
             self._futures.pop(key, None)
         if task.abandoned:
             return  # timed out or interrupted: the executor has moved on
         try:
-            outcome = self._outcome(future, task)
+            outcome = self._outcome(future, task, data)
         except BaseException as exc:  # never lose a step silently
             outcome = _failed(task, NbstepsError(
                 f"step {task.name!r}: could not collect its result from dask: {type(exc).__name__}: {exc}"))
         done(task, outcome)
 
-    def _outcome(self, future, task: Task) -> Outcome:
+    def _outcome(self, future, task: Task, data=None) -> Outcome:
         status = future.status
         if status == "cancelled":
             return _failed(task, NbstepsError(
@@ -309,7 +274,8 @@ class DaskBackend:
                     if isinstance(exc, ImportError) else "")
             return _failed(task, NbstepsError(
                 f"step {task.name!r} could not run on the dask cluster: {type(exc).__name__}: {exc}.{hint}"))
-        data = future.result()
+        if data is None:
+            data = future.result()
         outcome: Outcome = cloudpickle.loads(data["outcome"])
         if not outcome.ok:
             return outcome
@@ -349,6 +315,10 @@ class DaskBackend:
             for _, task in self._futures.values():
                 task.abandoned = True
             self._futures.clear()
+            if self._collector is not None:
+                self._ready.put(None)  # the collector ends once it has handed out what it has
+                self._collector = None
+            self._scattered.clear()  # dask releases shared inputs nobody holds any more
         if items:
             self._cancel(items)
 

@@ -74,7 +74,8 @@ def _yes_from_env() -> bool:
 # -- option parsers for %steps subcommands (magic_arguments on plain functions) --
 @magic_arguments()
 @argument("targets", nargs="*", help="steps to run (with what they need); default: all")
-@argument("--workers", type=int, default=None, help="parallel workers (default: widest level, max 8)")
+@argument("--workers", type=int, default=None,
+          help="parallel workers (default: widest level, max 8; on dask: steps in flight, max 256)")
 @argument("--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)")
 @argument("--address", default=None, help="dask scheduler address (or use a Client in the session)")
 @argument("--fail-fast", action="store_true", help="stop scheduling at the first failure")

@@ -37,6 +37,13 @@ def run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
     return rg
 
 
-def default_workers(plan: "Plan", names: list[str]) -> int:
-    """Enough for the widest level of the selected steps, at most 8."""
-    return max(1, min(8, run_graph(plan, names).width))
+#: steps in flight at once on the dask backend by default: the cluster queues
+#: and schedules them; more in flight hides each task's round trip
+DASK_IN_FLIGHT = 256
+
+
+def default_workers(plan: "Plan", names: list[str], backend: "str | None" = None) -> int:
+    """Enough for the widest level of the selected steps: at most 8 threads,
+    or at most DASK_IN_FLIGHT tasks in flight on the dask backend."""
+    limit = DASK_IN_FLIGHT if backend == "dask" else 8
+    return max(1, min(limit, run_graph(plan, names).width))
