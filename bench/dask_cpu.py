@@ -11,6 +11,13 @@
 * **Overhead**: ``--tiny`` no-op cell steps, per step in ms, on both backends:
   independent (throughput, 2 workers) and a chain (latency: one round trip to
   a worker per step, nothing overlaps).
+* **Against raw dask** (issue 14): ``--raw`` (100) independent no-op cell steps
+  with the default settings (``plan.run(backend="dask")``) against
+  ``client.submit(noop, i, pure=False)`` for each and one ``client.gather`` on
+  the same cluster, alternated; ms per step and the ratio of medians.
+* **Shared input**: 8 steps reading one ~200 MB DataFrame from the namespace
+  on dask (the frame travels once per run, scattered, instead of inside each
+  task).
 
 The cluster is the one the dask backend starts on first use
 (``nbsteps.dask_backend.get_client()``); its start-up is reported separately
@@ -80,11 +87,57 @@ def run(make, backend: str, workers: int, repeat: int) -> dict:
     return measure(once, repeat=repeat, warmup=1)
 
 
+def _noop(i):
+    return i
+
+
+def vs_raw(client, n: int, repeat: int) -> None:
+    """Default dask runs of n independent no-op steps against raw client.submit, alternated."""
+    def raw():
+        return client.gather([client.submit(_noop, i, pure=False) for i in range(n)])
+
+    def steps():
+        summary = tiny_plan(n, False).run(backend="dask")
+        assert summary.ok, summary.text
+
+    runs: dict = {"raw client.submit + gather": [], "nbsteps (default settings)": []}
+    raw(), steps()
+    for _ in range(max(3, repeat)):
+        for label, fn in zip(runs, (raw, steps)):
+            t0 = time.perf_counter()
+            fn()
+            runs[label].append((time.perf_counter() - t0) / n * 1000)
+    print(f"{n} independent no-op steps, against raw dask on the same cluster (alternated):")
+    for label, ms in runs.items():
+        print(f"  {label:<28}: {statistics.median(ms):.2f} ms per step median, {min(ms):.2f} best")
+    a, b = (statistics.median(v) for v in runs.values())
+    print(f"  -> nbsteps / raw dask: {b / a:.2f}x (medians)")
+
+
+def shared_input(repeat: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    big = pd.DataFrame(np.random.default_rng(0).random((2_500_000, 10)), columns=[f"c{i}" for i in range(10)])
+
+    def once():
+        plan = nbsteps.Plan(namespace={"big": big})
+        for k in range(8):
+            plan.add_cell(f"use{k}", f"r{k} = float(big['c{k % 10}'].iloc[{k}])")
+        summary = plan.run(backend="dask")
+        assert summary.ok, summary.text
+
+    m = measure(once, repeat=repeat, warmup=1)
+    print(f"8 steps reading one {big.memory_usage().sum() / 1e6:.0f} MB DataFrame on dask: "
+          f"{m['median_s']:.2f} s median, {m['min_s']:.2f} s best")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--step-seconds", type=float, default=0.5)
     ap.add_argument("--tiny", type=int, default=200)
+    ap.add_argument("--raw", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args(argv)
 
@@ -126,6 +179,8 @@ def main(argv=None) -> int:
             print(f"  {shape:<11} on {backend:<7}: {ms:6.2f} ms per step (wall {m['median_s']:.2f} s)")
         extra = overhead[(shape, "dask")] - overhead[(shape, "threads")]
         print(f"  -> dask adds {extra:.2f} ms per step ({shape})")
+    vs_raw(client, a.raw, a.repeat)
+    shared_input(a.repeat)
     if hasattr(os, "getloadavg"):
         print(f"load average after the run: {os.getloadavg()[0]:.2f}")
     dask_backend.shutdown()

@@ -156,7 +156,9 @@ class Plan:
         del steps[name]
         self._deps = depmod.resolve(steps)
         self.steps = steps
-        self.records.pop(name, None)
+        rec = self.records.pop(name, None)
+        if rec is not None:
+            self.deferred.forget(rec.outputs)
         self.validity.clear()
         self.store.drop(name)
 
@@ -169,6 +171,7 @@ class Plan:
         self.validity.clear()
         for n in self.order(targets):
             self.store.drop(n)
+            self.deferred.forget(self.records[n].outputs)
             self.records[n].reset()
         return self.order(targets)
 

@@ -57,3 +57,20 @@ def test_missing_peer_is_reported_not_installed(bench_modules, monkeypatch):
     res = {"cells": [("chain_10", "chain", 10)], "peers": [row], "targets": [],
            "nbsteps": {"cells": {"chain_10": {"median_s": 0.001}}, "run_only": {}, "extra": {}}}
     assert "| hamilton | not installed: apache-hamilton |" in run.tables(res)
+
+
+@pytest.mark.timeout(180)
+def test_notebook_bench_runs_quick(tmp_path):
+    """bench/notebook.py (issue 14 workloads, real IPython shells in child
+    processes) runs at tiny size; timings are not asserted, what ran is."""
+    out = tmp_path / "nb.json"
+    env = dict(os.environ)
+    env.pop("NBSTEPS_STORE", None)
+    p = subprocess.run([sys.executable, "-m", "bench.notebook", "--quick", "--repeat", "1", "--json", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())["results"]["this"]
+    assert all("error" not in v for v in res.values()), res
+    assert res["notebook"]["rerun_restored"] == 6 and res["notebook"]["rerun_completed"] == 0
+    assert res["params"]["p1_again"]["executed"] == 0  # switching a parameter back restores
+    assert "interactive `%%step` cell" in p.stdout

@@ -46,6 +46,12 @@ class Deferred:
                 self.pending[name] = values
                 namespace.pop(name, None)
 
+    def forget(self, values: object) -> None:
+        """The checkpoint *values* came from is dropped (reset, removed)."""
+        if isinstance(values, LazyValues) and self.pending:
+            for name in [n for n, v in self.pending.items() if v is values]:
+                del self.pending[name]
+
     def discard(self, names: Iterable[str]) -> None:
         """*names* are being published with newer values."""
         pending = self.pending
