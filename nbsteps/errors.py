@@ -52,7 +52,10 @@ class CycleError(NbstepsError):
 
 
 class AmbiguousDependencyError(NbstepsError):
-    """Several steps write a name a step reads and their order is not defined."""
+    """Several steps write a name a step reads and their order is not defined.
+
+    No longer raised: reads bind to the nearest writer above (notebook order).
+    Kept so that code catching it keeps working."""
 
     def __init__(self, step: str, name: str, candidates: "list[str]"):
         self.step, self.name, self.candidates = step, name, sorted(candidates)

@@ -238,10 +238,31 @@ class Plan:
         return self.order(self.upstream(targets))
 
     # -- publishing -------------------------------------------------------------
-    def publish(self, outputs: dict) -> None:
-        """Make a completed step's outputs visible, all at once."""
+    def publish(self, outputs: dict, step: "str | None" = None) -> None:
+        """Make a completed step's outputs visible, all at once. The notebook
+        namespace shows the lowest writer's version of a name (as after Run
+        All): a name that a completed step below *step* also wrote keeps that
+        step's version."""
+        if step is not None and outputs:
+            outputs = self._visible(step, outputs)
         with self._publish_lock:
             self.namespace.update(outputs)
+
+    def _visible(self, step: str, outputs: dict) -> dict:
+        g = self._deps
+        pos = g.position.get(step)
+        if pos is None:
+            return outputs
+        hidden = []
+        for n in outputs:
+            for w in reversed(g.writers.get(n, ())):
+                if g.position[w] <= pos:
+                    break
+                r = self.records.get(w)
+                if r is not None and r.status == COMPLETED and n in r.outputs:
+                    hidden.append(n)
+                    break
+        return {k: v for k, v in outputs.items() if k not in hidden} if hidden else outputs
 
     # -- running -------------------------------------------------------------
     def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,

@@ -119,16 +119,14 @@ def test_mutation_works_on_a_copy_and_rerun_is_idempotent(shell):
     assert shell.user_ns["n_cols"] == 2
 
 
-def test_ambiguous_writers_need_after(shell):
+def test_several_writers_bind_to_the_nearest_above(shell):
+    """Notebook order, as Run All: a read binds to the nearest writer above it."""
     run_ok(shell, "%steps mode plan")
     run_ok(shell, "%%step left\nv = 1")
     run_ok(shell, "%%step right\nv = 2")
-    err = run_err(shell, "%%step reader\nw = v")
-    assert "several steps write" in str(err) and "left" in str(err) and "right" in str(err)
-    assert "--after" in str(err)
-    run_ok(shell, "%%step reader --after right\nw = v")
+    run_ok(shell, "%%step reader\nw = v")
     run_ok(shell, "%steps run")
-    assert shell.user_ns["w"] == 2
+    assert shell.user_ns["w"] == 2 and nbsteps.current().dependencies("reader") == {"right": "inferred"}
 
 
 def test_editing_a_cell_makes_it_and_downstream_stale_only(shell, capsys):

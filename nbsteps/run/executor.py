@@ -148,7 +148,7 @@ class Executor:
             reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
         if cp is not None:  # up to date: restore, do not execute
             rec.restore(cp, fp)
-            plan.publish(cp.outputs)
+            plan.publish(cp.outputs, name)
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name)
             return None
@@ -249,7 +249,7 @@ class Executor:
                 name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
                 parts=parts, duration=outcome.duration, finished=rec.finished,
             ))
-            plan.publish(outcome.outputs)
+            plan.publish(outcome.outputs, name)
             self.completed_order.append(name)
             self._final.append(name)
             if self.emit_event is not None:

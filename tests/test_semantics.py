@@ -1,0 +1,89 @@
+"""SPEC section 1 in a real InteractiveShell: notebook order, versions, mutation, shared state.
+
+Every test compares with what Restart & Run All of the same cells gives.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import nbsteps
+from tests.conftest import run_ok
+
+
+def run_all(cells: list[str]) -> dict:
+    """The plain Restart & Run All of *cells* (bodies only): the reference."""
+    ns: dict = {"__name__": "__main__"}
+    for body in cells:
+        exec(compile(body, "<cell>", "exec"), ns)
+    return ns
+
+
+def steps(shell, cells: list[str]) -> None:
+    for i, body in enumerate(cells):
+        run_ok(shell, f"%%step c{i}\n{body}")
+
+
+REDEFINE = ["x = 1", "total = x + 1", "x = 10"]
+REDEFINE_NP = ["import numpy as np\nx = np.arange(3)", "total = int(x.sum())", "x = np.arange(10)"]
+
+
+def test_redefinition_interactive_binds_to_the_nearest_writer_above(shell):
+    steps(shell, REDEFINE)
+    ref = run_all(REDEFINE)
+    assert shell.user_ns["total"] == ref["total"] == 2
+    assert shell.user_ns["x"] == ref["x"] == 10
+
+
+def test_redefinition_in_plan_mode_with_workers(shell):
+    run_ok(shell, "%steps mode plan")
+    steps(shell, REDEFINE_NP)
+    run_ok(shell, "%steps run --workers 4")
+    ref = run_all(REDEFINE_NP)
+    assert shell.user_ns["total"] == ref["total"] == 3
+    assert list(shell.user_ns["x"]) == list(ref["x"])
+
+
+def test_the_namespace_keeps_the_lowest_writers_version(shell):
+    steps(shell, REDEFINE)
+    run_ok(shell, "%steps run --force c0")  # the top writer runs again after the lower one
+    assert shell.user_ns["x"] == 10 and shell.user_ns["total"] == 2
+    assert nbsteps.step("c0").outputs == {"x": 1}  # each version stays on its record
+
+
+def test_a_rewrite_reads_the_version_above_it(shell):
+    cells = ["x = 1", "x += 1", "y = x * 10", "x = x * 100"]
+    steps(shell, cells)
+    ref = run_all(cells)
+    assert (shell.user_ns["x"], shell.user_ns["y"]) == (ref["x"], ref["y"]) == (200, 20)
+    run_ok(shell, "%steps run --force-all --workers 4")
+    assert (shell.user_ns["x"], shell.user_ns["y"]) == (200, 20)
+
+
+MODEL = [
+    "class Model:\n    def fit(self, xs):\n        self.coef_ = [sum(xs) / len(xs)]\n        return self",
+    "model = Model()",
+    "model.fit([1, 2, 3])",
+    "slope = model.coef_[0]",
+]
+
+
+def test_a_method_call_is_a_new_version_plan_mode(shell):
+    run_ok(shell, "%steps mode plan")
+    steps(shell, MODEL)
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["slope"] == run_all(MODEL)["slope"] == 2.0
+    assert nbsteps.current().dependencies("c3") == {"c2": "inferred"}
+    assert not hasattr(nbsteps.step("c1").outputs["model"], "coef_")  # the checkpoint above is untouched
+    run_ok(shell, "%%step c2\nmodel.fit([10, 20])")  # edit the fit cell
+    run_ok(shell, "%steps run")
+    assert shell.user_ns["slope"] == 15.0  # the reader re-ran
+
+
+def test_generator_draws_replay_the_same_sample(shell):
+    cells = ["import numpy as np\nrng = np.random.default_rng(0)", "sample = rng.normal(size=3)"]
+    steps(shell, cells)
+    first = shell.user_ns["sample"].copy()
+    for _ in range(2):
+        run_ok(shell, "%steps run --force c1")
+        assert np.array_equal(shell.user_ns["sample"], first)
+    assert np.array_equal(first, run_all(cells)["sample"])
