@@ -25,6 +25,7 @@ from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
 from nbsteps.run.executor import Executor, default_workers
 from nbsteps.run.preview import preview
+from nbsteps.run.replay import effects_of, replay_set
 from nbsteps.run.staleness import fingerprint_parts
 from nbsteps.run.undo import rollback as rollback_run
 from nbsteps.stores import Store, open_store
@@ -54,6 +55,8 @@ class Plan:
         self.last_summary = None
         self._run_listeners: list = []
         self._publish_lock = threading.Lock()
+        #: shared-state label -> the step that last changed it in this process (see nbsteps.run.replay)
+        self.state_head: dict[str, str] = {}
         #: how to resume, shown in summaries ("%steps run" in a notebook)
         self.resume_hint = "plan.run()"
 
@@ -294,6 +297,9 @@ class Plan:
             emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
             resume_hint=self.resume_hint,
         )
+        if any(effects_of(self.steps[s]) for s in names):
+            will_run = set(preview(self, names, forced, False).to_run)
+            executor.replay = replay_set(self, names, will_run)
         self._run_listeners = all_listeners
         try:
             summary = executor.run()

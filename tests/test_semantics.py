@@ -87,3 +87,38 @@ def test_generator_draws_replay_the_same_sample(shell):
         run_ok(shell, "%steps run --force c1")
         assert np.array_equal(shell.user_ns["sample"], first)
     assert np.array_equal(first, run_all(cells)["sample"])
+
+
+SEEDED = ["import numpy as np\nnp.random.seed(0)", "a = np.random.rand()", "b = np.random.rand()"]
+
+
+def new_kernel(shell, store):
+    """What a kernel restart leaves: an empty namespace and a fresh session on the same store."""
+    from nbsteps.ipython import session
+
+    shell.reset(new_session=False)
+    session._plan = None
+    session.bind(shell)
+    run_ok(shell, f"%steps store {store}")
+
+
+def test_a_seed_is_replayed_when_a_step_below_runs_in_a_new_kernel(shell, tmp_path, tmp_key):
+    ref = run_all(SEEDED)
+    run_ok(shell, f"%steps store {tmp_path / 'store'}")
+    steps(shell, SEEDED)
+    assert (shell.user_ns["a"], shell.user_ns["b"]) == (ref["a"], ref["b"])
+    new_kernel(shell, tmp_path / "store")
+    run_ok(shell, "%steps mode plan")
+    steps(shell, SEEDED[:2] + ["b = np.random.rand() * 1"])  # the last cell edited
+    run_ok(shell, "%steps run")
+    plan = nbsteps.current()
+    assert plan["c1"].cached is False and "replayed" in plan["c1"].reason
+    assert shell.user_ns["b"] == ref["b"] and shell.user_ns["a"] == ref["a"]
+    assert not plan["c2"].stale
+
+
+def test_no_replay_when_the_process_state_is_already_right(shell):
+    steps(shell, SEEDED)
+    plan = nbsteps.current()
+    assert [plan[s].attempts for s in ("c0", "c1", "c2")] == [1, 1, 1]  # nothing ran twice
+    assert shell.user_ns["b"] == run_all(SEEDED)["b"]

@@ -105,6 +105,9 @@ class Executor:
         self._seq = itertools.count()
         self._parts: dict[str, dict] = {}
         self.completed_order: list[str] = []
+        #: up-to-date steps executed again for their effect on shared state (see nbsteps.run.replay)
+        self.replay: dict[str, list[str]] = {}
+        self._replay_tokens: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -146,6 +149,9 @@ class Executor:
         else:
             cp = plan.store.get(name, fp) if step.cache else None
             reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
+        if cp is not None and name in self.replay:  # shared-state effect: execute again
+            self._replay_tokens[name] = (cp.parts or {}).get("token", fp)
+            reason, cp = f"replayed: sets {', '.join(self.replay[name])}", None
         if cp is not None:  # up to date: restore, do not execute
             rec.restore(cp, fp)
             plan.publish(cp.outputs, name)
@@ -244,12 +250,17 @@ class Executor:
             rec.finished = time.time()
             rec.stale = False
             parts = self._parts.pop(name, {})
-            rec.token = parts["token"] = f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
+            rec.token = parts["token"] = (self._replay_tokens.pop(name, None)
+                                          or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}")
             plan.store.put(Checkpoint(
                 name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
                 parts=parts, duration=outcome.duration, finished=rec.finished,
             ))
             plan.publish(outcome.outputs, name)
+            heads = getattr(plan, "state_head", None)
+            if heads is not None and step.analysis is not None:
+                for label in getattr(step.analysis, "state", ()) or ():
+                    heads[label] = name  # the process state is now as after this step
             self.completed_order.append(name)
             self._final.append(name)
             if self.emit_event is not None:
