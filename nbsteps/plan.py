@@ -156,6 +156,29 @@ class Plan:
             self.records[n].reset()
         return self.order(targets)
 
+    def registration_warnings(self, name: str) -> list[str]:
+        """What the user should know about step *name* right after registering
+        it: names that nothing defines (with a "did you mean"), and what the
+        analysis could not see (star imports, names inside exec/eval strings)."""
+        import builtins
+        import difflib
+
+        step = self._require(name)
+        out = [f"step {name!r}: {w}" for w in getattr(step.analysis, "warnings", ()) or ()]
+        if step.analysis is None:
+            return out
+        sources = self._deps.sources.get(name, {})
+        missing = [n for n in sorted(step.inputs)
+                   if n not in sources and n not in self.namespace and not hasattr(builtins, n)]
+        if missing:
+            known = set(self.namespace) | set(self._deps.writers) | set(dir(builtins))
+            for n in missing:
+                close = difflib.get_close_matches(n, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                out.append(f"step {name!r} reads {n!r}, which no step above, no cell run so far and no "
+                           f"builtin defines{hint}")
+        return out
+
     # -- queries -------------------------------------------------------------
     def _require(self, name: str) -> Step:
         try:

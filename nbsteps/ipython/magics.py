@@ -154,6 +154,8 @@ class StepMagics(Magics):
             retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
             confirm=_unquote(args.confirm), cache=not args.no_cache,
         )
+        for warning in plan.registration_warnings(step.name):
+            print(f"nbsteps: warning: {warning}")
         if args.define or session.mode() == "plan":
             deps = ", ".join(plan.dependencies(step.name)) or "nothing"
             outs = ", ".join(step.outputs) or "nothing"
