@@ -49,6 +49,8 @@ LEGEND = [PENDING, RUNNING, RETRYING, COMPLETED, "cached", "stale", FAILED, BLOC
 STALE_COLOR = "#e08a00"
 CRITICAL_COLOR = "#7b2cbf"
 EDGE_COLOR = "#555555"
+#: inferred edges solid, --after dashed, shared process state dotted (labelled)
+EDGE_STYLES = {"inferred": "solid", "explicit": "dashed", "state": "dotted"}
 #: graphs with more steps than this are drawn compact (smaller font and spacing)
 LARGE = 40
 
@@ -182,9 +184,14 @@ class NodeLook:
 class EdgeLook:
     up: str
     down: str
-    kind: str  # "inferred" | "explicit"
+    kind: str  # "inferred" | "explicit" | "state" (shared process state)
     critical: bool
     tooltip: str
+    label: str = ""  # the shared state a "state" edge keeps in order
+
+    @property
+    def style(self) -> str:
+        return EDGE_STYLES.get(self.kind, "solid")
 
     @property
     def color(self) -> str:
@@ -250,8 +257,15 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
             if up not in chosen:
                 continue
             reads = sorted(n for n, src in sources.items() if src == up)
-            why = f"reads {', '.join(reads)}" if reads else ("--after" if kind == "explicit" else kind)
-            edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})"))
+            labels = getattr(plan.deps, "state_labels", {}).get((up, name), []) if kind == "state" else []
+            if reads:
+                why = f"reads {', '.join(reads)}"
+            elif labels:
+                why = f"both use {', '.join(labels)}: kept in notebook order"
+            else:
+                why = "--after" if kind == "explicit" else kind
+            edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})",
+                                  label=", ".join(labels)))
     return names, nodes, edges, path if on_path else []
 
 
@@ -288,7 +302,8 @@ def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = T
     for e in edges:
         tip = e.tooltip + (", critical path" if e.critical else "")
         g.edge(e.up, e.down, color=e.color, penwidth=f"{e.penwidth:g}",
-               style="dashed" if e.kind == "explicit" else "solid", tooltip=tooltip_text([tip]),
+               style=e.style, tooltip=tooltip_text([tip]), **({"label": label_text(e.label, 40), "fontsize": "9",
+                                                               "fontcolor": EDGE_COLOR} if e.label else {}),
                **{"class": f"nbsteps-{e.kind}" + (" nbsteps-critical" if e.critical else "")})
     if legend:
         statuses = {n.key for n in nodes} | ({"stale"} if any(n.stale for n in nodes) else set())
@@ -320,9 +335,9 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
                     **{"class": "nbsteps-legend"}, **attrs)
             row.append(node)
         samples = [("inferred", "solid", EDGE_COLOR, "1"), ("explicit", "dashed", EDGE_COLOR, "1"),
-                   ("critical path", "solid", CRITICAL_COLOR, "3.5")]
+                   ("state", "dotted", EDGE_COLOR, "1"), ("critical path", "solid", CRITICAL_COLOR, "3.5")]
         for text, style, color, width in samples:
-            if (text == "critical path" and not critical) or (text in ("inferred", "explicit") and text not in kinds):
+            if (text == "critical path" and not critical) or (text in EDGE_STYLES and text not in kinds):
                 continue
             a, b = f"legend.{text}.from", f"legend.{text}"
             lg.node(a, label=text, shape="plaintext", style="", **{"class": "nbsteps-legend"})

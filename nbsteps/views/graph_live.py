@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from nbsteps.model.status import BLOCKED, CANCELLED, FAILED
 from nbsteps.views.graph import (
-    PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR, _style, _graph_attrs, LEGEND, render, COMPLETED, LARGE, choose_rankdir,
+    EDGE_STYLES, PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR, _style, _graph_attrs, LEGEND, render, COMPLETED, LARGE, choose_rankdir,
 )
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
@@ -45,7 +45,7 @@ class _Template:
         for e in edges:
             color = next(tokens)
             self.edge_tokens.append(color)
-            g.edge(e.up, e.down, color=color, style="dashed" if e.kind == "explicit" else "solid",
+            g.edge(e.up, e.down, color=color, style=e.style,
                    tooltip=tooltip_text([e.tooltip]), **{"class": f"nbsteps-{e.kind}"})
         svg = render(g, "svg").decode("utf-8", "replace")
         start = svg.find("<svg")
@@ -123,7 +123,7 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
             f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
             f'<span style="display:inline-block;width:14px;height:11px;background:{fill};border:{border};'
             f'border-radius:{radius}{clip};margin-right:4px"></span>{html.escape(text)}</span>')
-    lines = [(k, "solid" if k == "inferred" else "dashed", EDGE_COLOR, 1) for k in kinds]
+    lines = [(k, EDGE_STYLES.get(k, "solid"), EDGE_COLOR, 1) for k in kinds]
     if critical:
         lines.append(("critical path", "solid", CRITICAL_COLOR, 3))
     for text, style, color, width in lines:
