@@ -8,11 +8,9 @@ binds it; a name that no step above writes comes from the user namespace.
 Several versions of a name coexist: each reader receives the version its
 position implies (``sources[step][name]``).
 
-Steps that touch the same process-wide state (global random generators,
-pyplot, the working directory, environment, ``sys.path``, library options, a
-file path: the analysis's ``state`` labels) keep their notebook order even when
-no name links them: each depends on the previous step touching that state
-(edge kind ``state``, its labels in ``state_labels``).
+Steps that touch the same process-wide state keep their notebook order even
+when no name links them (edge kinds ``state`` and ``order``, their labels in
+``state_labels``; the rules are in :mod:`nbsteps.model.state`).
 
 ``--after`` and function-step parameters add explicit edges; a cycle (only
 possible through them) is rejected with the cycle named.
@@ -24,9 +22,12 @@ from collections import deque
 from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
+from nbsteps.model.state import EXCLUSIVE, effects_of, state_of
 from nbsteps.model.step import Step
 
-INFERRED, EXPLICIT, STATE = "inferred", "explicit", "state"
+INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
+#: edges that only order execution: they make nothing stale and block nothing
+ORDER_ONLY = frozenset({ORDER})
 
 
 class Dependencies:
@@ -41,7 +42,8 @@ class Dependencies:
         self.referenced: set[str] = set()         # step names used in after/params
         self.position: dict[str, int] = {}       # notebook order
         self.state_labels: dict[tuple[str, str], list[str]] = {}  # (up, down) -> shared state
-        self.state_last: dict[str, str] = {}     # state label -> lowest step touching it
+        # state label -> (lowest step that changed it, steps using it since)
+        self.state_chain: dict[str, tuple["str | None", list[str]]] = {}
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
         # executor caches (see nbsteps.executor): run structures per selection,
@@ -92,11 +94,6 @@ def _writers(steps: dict[str, Step]) -> dict[str, list[str]]:
     return writers
 
 
-def state_of(step: Step) -> tuple:
-    """The process-wide state labels *step* touches (see nbsteps.model.analysis)."""
-    return tuple(sorted(getattr(step.analysis, "state", ()) or ())) if step.analysis else ()
-
-
 def _index(g: Dependencies, step: Step) -> None:
     for n in step.inputs:
         g.readers.setdefault(n, set()).add(step.name)
@@ -136,13 +133,20 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             if src is not None:
                 sources[n] = src
                 deps.setdefault(src, INFERRED)
+    effects = effects_of(step) if step.analysis is not None else frozenset()
     for label in state_of(step):
-        prev = g.state_last.get(label)
-        if prev is not None and position[prev] < pos:
-            deps.setdefault(prev, STATE)
-            g.state_labels.setdefault((prev, step.name), []).append(label)
-        if prev is None or position[prev] < pos:
-            g.state_last[label] = step.name
+        changed, users = g.state_chain.get(label, (None, []))
+        if label in effects:  # after everything that touched the state before
+            ups = [(u, ORDER) for u in users] + ([(changed, STATE)] if changed else [])
+            g.state_chain[label] = (step.name, [])
+        else:  # after the nearest change above (and the previous user, if exclusive)
+            ups = [(changed, STATE)] if changed else []
+            if label in EXCLUSIVE and users:
+                ups.append((users[-1], ORDER))
+            g.state_chain[label] = (changed, users + [step.name])
+        for up, kind in ups:
+            deps.setdefault(up, kind)
+            g.state_labels.setdefault((up, step.name), []).append(label)
     g.deps[step.name] = deps
     g.sources[step.name] = sources
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from nbsteps.errors import StepTimeout
 from nbsteps.model import graphs
 from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
@@ -125,6 +126,8 @@ class Executor:
                 continue
             if self.plan.steps[d].optional and r.status in (FAILED, BLOCKED):
                 continue  # an optional step's failure blocks nothing
+            if self.plan.dependencies(name).get(d) in ORDER_ONLY:
+                continue  # an order-only edge (shared state) blocks nothing
             return f"upstream {d} {r.status}"
         return ""
 

@@ -11,21 +11,9 @@ its execution token: nothing downstream becomes stale because of the replay.
 """
 from __future__ import annotations
 
-from nbsteps.model.step import Step
+from nbsteps.model.state import effects_of
 
-#: state labels whose every use changes the state (a draw advances the generator)
-USE_IS_EFFECT = ("random", "numpy.random", "torch.random")
-
-
-def effects_of(step: Step) -> frozenset:
-    """The shared-state labels *step* changes."""
-    a = step.analysis
-    if a is None:
-        return frozenset()
-    state = getattr(a, "state", ()) or ()
-    effects = set(getattr(a, "effects", ()) or ())
-    effects.update(label for label in state if label in USE_IS_EFFECT)
-    return frozenset(effects)
+__all__ = ["effects_of", "replay_set"]
 
 
 def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[str]]:

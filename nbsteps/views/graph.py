@@ -49,8 +49,9 @@ LEGEND = [PENDING, RUNNING, RETRYING, COMPLETED, "cached", "stale", FAILED, BLOC
 STALE_COLOR = "#e08a00"
 CRITICAL_COLOR = "#7b2cbf"
 EDGE_COLOR = "#555555"
-#: inferred edges solid, --after dashed, shared process state dotted (labelled)
-EDGE_STYLES = {"inferred": "solid", "explicit": "dashed", "state": "dotted"}
+#: inferred edges solid, --after dashed, shared process state dotted (labelled):
+#: "state" after a step that changed it, "order" only keeping uses apart
+EDGE_STYLES = {"inferred": "solid", "explicit": "dashed", "state": "dotted", "order": "dotted"}
 #: graphs with more steps than this are drawn compact (smaller font and spacing)
 LARGE = 40
 
@@ -184,7 +185,7 @@ class NodeLook:
 class EdgeLook:
     up: str
     down: str
-    kind: str  # "inferred" | "explicit" | "state" (shared process state)
+    kind: str  # "inferred" | "explicit" | "state" | "order" (shared process state)
     critical: bool
     tooltip: str
     label: str = ""  # the shared state a "state" edge keeps in order
@@ -257,11 +258,12 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
             if up not in chosen:
                 continue
             reads = sorted(n for n, src in sources.items() if src == up)
-            labels = getattr(plan.deps, "state_labels", {}).get((up, name), []) if kind == "state" else []
+            labels = getattr(plan.deps, "state_labels", {}).get((up, name), []) if kind in ("state", "order") else []
             if reads:
                 why = f"reads {', '.join(reads)}"
             elif labels:
-                why = f"both use {', '.join(labels)}: kept in notebook order"
+                why = (f"{up} changes {', '.join(labels)}" if kind == "state"
+                       else f"both use {', '.join(labels)}: kept in notebook order")
             else:
                 why = "--after" if kind == "explicit" else kind
             edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})",
@@ -335,7 +337,8 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
                     **{"class": "nbsteps-legend"}, **attrs)
             row.append(node)
         samples = [("inferred", "solid", EDGE_COLOR, "1"), ("explicit", "dashed", EDGE_COLOR, "1"),
-                   ("state", "dotted", EDGE_COLOR, "1"), ("critical path", "solid", CRITICAL_COLOR, "3.5")]
+                   ("state", "dotted", EDGE_COLOR, "1"), ("order", "dotted", "#999999", "1"),
+                   ("critical path", "solid", CRITICAL_COLOR, "3.5")]
         for text, style, color, width in samples:
             if (text == "critical path" and not critical) or (text in EDGE_STYLES and text not in kinds):
                 continue
