@@ -9,13 +9,14 @@ from __future__ import annotations
 from .errors import (
     AmbiguousDependencyError, CycleError, NbstepsError, StepDefinitionError, StepsFailed, UnknownStepError,
 )
+from .analysis import analyse
 from .plan import Plan
 from .session import current, step
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Plan", "current", "step", "results", "graph", "NbstepsError", "StepsFailed", "CycleError",
+    "Plan", "analyse", "current", "step", "results", "graph", "NbstepsError", "StepsFailed", "CycleError",
     "UnknownStepError", "AmbiguousDependencyError", "StepDefinitionError", "load_ipython_extension",
 ]
 

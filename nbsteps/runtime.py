@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analysis import analyse_cell, step_filename
+from .analysis import analyse_cell, run_code, step_filename
 
 
 @dataclass
@@ -128,9 +128,9 @@ def run_task(task: Task) -> Outcome:
                 ns.update(task.base)
                 ns["__builtins__"], ns["__name__"] = builtins, "__main__"
             ns.update(task.inputs)
-            exec(analysis.body, ns)
+            run_code(analysis.body, ns)  # exec, and top-level await
             has_result = analysis.result is not None
-            result = eval(analysis.result, ns) if has_result else None
+            result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
     except (Exception, SystemExit) as exc:  # the user's code failed: an outcome, not a crash
         filename = step_filename(task.name) if task.kind == "cell" else ""
