@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import sys
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 from types import CodeType
@@ -125,39 +126,44 @@ def _literal(node) -> str | None:
     return node.value if type(node) is ast.Constant and type(node.value) is str else None
 
 
+def _parse(source: str | None, mode: str = "exec"):
+    """The AST of a piece of code found in a string (a magic's argument, exec's), or None; quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(source, mode=mode) if source is not None else None
+        except (SyntaxError, ValueError):
+            return None
+
+
 def _pathlike(s: str | None, known: bool) -> bool:
     return bool(s and len(s) < 256 and "://" not in s and _PATH_RE.match(s)
                 and (known or "/" in s or _DATA_EXT.search(s)))
 
 
 def _strip_options(magic: str, line: str) -> str:
-    """The code of ``%timeit -n 10 x = f()`` (its options removed)."""
-    s = line.lstrip()
-    while s.startswith("-"):
-        opt, _, s = s.lstrip().partition(" ")
-        if opt.startswith("--") or (len(opt) == 2 and opt[1] in CODE_MAGICS[magic][1]):
-            s = s.lstrip().partition(" ")[2]  # the option's value
-    return s.lstrip()
+    """The code of ``%timeit -n 10 x = f()``: its options removed (``%time`` takes none)."""
+    values = CODE_MAGICS[magic][1]
+    return re.sub(rf"^(\s*(--\S+\s+\S+|-[{values}]\s+\S+|-\S+))*", "", line).strip() if values else line
 
 
 class CellWalker(Walker):
     """:class:`~nbsteps.scopes.Walker` plus nbsteps' rules (see the module docstring)."""
 
-    CONVENTIONS = CONVENTIONS
+    CONVENTIONS, SHARED = CONVENTIONS, _NOT_INPUTS
 
-    def touch(self, table: dict, path: str, fallback: bool = False) -> None:
+    def touch(self, path: str, table: dict = LOAD_RULES, fallback: bool = False) -> None:
         rule = _lookup(table, path)
         if rule is None and fallback:  # another attribute of a library changed: one of its options
             rule = ((f"options:{path.partition('.')[0]}", True),)
         for label, effect in rule or ():
             self.label(label, effect)
 
-    def on_load(self, path: str) -> None:
-        self.touch(LOAD_RULES, path)
+    on_load = touch  # a module's attribute was referenced
 
     def on_changed(self, node) -> None:
         path = self.path(node)
-        self.touch(STORE_RULES, path, fallback=True) if path else self.mutate(root_name(node))
+        self.touch(path, STORE_RULES, fallback=True) if path else self.mutate(root_name(node))
 
     def mutate_args(self, node, first: bool = False) -> None:
         for a in node.args[:1] if first else node.args + [k.value for k in node.keywords]:
@@ -174,12 +180,12 @@ class CellWalker(Walker):
             self.method_call(func, node, used)
 
     def module_call(self, path: str, node, used: bool) -> None:
-        self.touch(CALL_RULES, path)
+        self.touch(path, CALL_RULES)
         head, _, last = path.rpartition(".")
         if last in IN_PLACE_ARG or (last.endswith("_") and not last.endswith("__")):
             self.mutate_args(node, first=True)
         elif last in MUTATING_METHODS and _lookup(STORE_RULES, head):
-            self.touch(STORE_RULES, head)  # sys.path.append(p), os.environ.update(...)
+            self.touch(head, STORE_RULES)  # sys.path.append(p), os.environ.update(...)
         elif not used and path.partition(".")[0] not in KNOWN_MODULES:
             self.mutate_args(node)
         self.files(last, node)
@@ -205,7 +211,7 @@ class CellWalker(Walker):
             self.mutate_args(node)
 
     def method_call(self, func: ast.Attribute, node, used: bool) -> None:
-        meth, recv = func.attr, func.value
+        meth, recv, first = func.attr, func.value, _literal((node.args or [None])[0])
         root, keywords = root_name(recv), {k.arg: k.value for k in node.keywords}
         if meth in ("plot", "hist", "boxplot") or (type(recv) is ast.Attribute and recv.attr == "plot"):
             # ax.plot(...) changes that axes; df.plot(), s.hist() draw with pyplot
@@ -219,7 +225,7 @@ class CellWalker(Walker):
             self.mutate(root)
         if meth in IN_PLACE_ARG:
             self.mutate_args(node, first=True)  # rng.shuffle(a)
-        for name in re.findall(r"@([A-Za-z_]\w*)", (meth in ("query", "eval") and _literal(*node.args[:1])) or ""):
+        for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
             self.load(name)  # df.query("a > @limit")
         pathlib = type(recv) is ast.Call and self.path(recv.func) == "pathlib.Path"
         self.files(meth, recv if pathlib else node)  # Path("out.csv").write_text(...)
@@ -235,9 +241,8 @@ class CellWalker(Walker):
 
     def dynamic(self, name: str, node) -> None:
         text = f"nbsteps cannot see dependencies inside exec/eval strings: {name}() at line {node.lineno}"
-        try:
-            tree = ast.parse(_literal(node.args[0]), mode="eval" if name == "eval" else "exec")
-        except (SyntaxError, TypeError, IndexError, ValueError):
+        tree = _parse(_literal((node.args or [None])[0]), "eval" if name == "eval" else "exec")
+        if tree is None:
             return self.warnings.append(f"{text}; use the names directly (or order steps with --after).")
         self.visit_all(tree.body if name == "exec" else [tree.body])
         names = ", ".join(sorted({n.id for n in ast.walk(tree) if type(n) is ast.Name})) or "no names"
@@ -250,7 +255,7 @@ class CellWalker(Walker):
         try:
             mod = None if level else sys.modules.get(module) or (
                 importlib.util.find_spec(module) and importlib.import_module(module))
-        except BaseException as exc:  # noqa: BLE001 - any failure means the names are unknown
+        except (Exception, SystemExit) as exc:  # any failure means the names are unknown
             mod, why = None, f"importing it failed: {type(exc).__name__}"
         if not mod:
             self.warnings.append(f"from {'.' * level}{module} import *: nbsteps cannot list the names it binds "
@@ -272,10 +277,7 @@ class CellWalker(Walker):
         return True
 
     def code(self, source: str, binds: bool = True) -> None:
-        try:
-            body = ast.parse(source).body
-        except SyntaxError:
-            return
+        body = getattr(_parse(source), "body", [])
         names, glob, nonloc = collect(body)  # %timeit runs the code in a function: its names stay there
         self.visit_all(body) if binds else self.enter(Scope(FUNCTION, self.scope, names - glob - nonloc, glob), body)
 
@@ -302,10 +304,7 @@ class CellWalker(Walker):
     def expand(self, text: str) -> None:
         """The names IPython substitutes in ``{expr}`` and ``$name``."""
         for braces, dollar in _EXPAND_RE.findall(text):
-            try:
-                self.visit(ast.parse((braces or dollar).rstrip("."), mode="eval").body)
-            except SyntaxError:
-                pass
+            self.visit_all([getattr(_parse((braces or dollar).rstrip("."), "eval"), "body", ast.Pass())])
 
     def shell(self, cmd: str) -> None:
         self.expand(cmd)
@@ -363,7 +362,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     # register the source so tracebacks through the step show its lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     mutated = frozenset(walker.mutated)
-    inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS or n in mutated)
+    inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
@@ -377,24 +376,25 @@ def run_code(code: CodeType, ns: dict):
     if code.co_flags & inspect.CO_COROUTINE:
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(1, thread_name_prefix="nbsteps-await") as pool:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="nbsteps-await")
+        try:
             value = pool.submit(asyncio.run, value).result()
+        finally:
+            pool.shutdown(wait=False)  # an interrupt does not wait for the coroutine
     return value
 
 
-#: what nbsteps sees in a cell (:func:`analyse`): sets of names and state labels, warnings
 Analysis = namedtuple("Analysis", "inputs outputs mutated state effects warnings has_result")
 
 
 def analyse(cell_source: str) -> Analysis:
-    """Analyse a cell's raw text, IPython syntax included (a first ``%%step`` line is skipped)."""
-    text = cell_source.lstrip()
-    text = text.partition("\n")[2] if text.startswith("%%step") else cell_source
+    """What nbsteps sees in a cell's raw text, IPython syntax included (a first ``%%step`` line is skipped):
+    sets ``inputs``, ``outputs``, ``mutated``, ``state``, ``effects``; ``warnings``; ``has_result``."""
+    text = cell_source.lstrip().partition("\n")[2] if cell_source.lstrip().startswith("%%step") else cell_source
     try:
         from IPython.core.inputtransformer2 import TransformerManager
         text = TransformerManager().transform_cell(text)
     except ImportError:  # plain Python then
         pass
     r = analyse_cell("cell", text, what="cell")
-    return Analysis(set(r.inputs), set(r.outputs), set(r.mutated), set(r.state), set(r.effects), r.warnings,
-                    r.has_result)
+    return Analysis(*(set(getattr(r, f)) for f in Analysis._fields[:5]), r.warnings, r.has_result)

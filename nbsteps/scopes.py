@@ -1,15 +1,13 @@
 """Python's own scoping for one cell, walked in source order.
 
-The top level is a module scope walked in order: a name read before the cell binds it is an input;
-names bound at the end are outputs (``del`` and the end of ``except ... as e`` unbind). Functions,
-lambdas, classes and comprehensions are scopes as in CPython: a name a function binds anywhere is
-local unless ``global``/``nonlocal``; free names resolve through enclosing functions (never a class
-body), else to the cell's globals; a class body runs at once, in order; a comprehension's first
-iterable is evaluated outside it and a walrus in it binds in the enclosing function or the cell. A
-``def`` body runs when called: its reads, ``global`` writes and changes are kept in a
-:class:`Summary`, applied where the cell uses the function's name (transitively); globals read by
-functions never used are inputs too. A class's methods share one summary, applied where the class
-is used.
+Top level: a module scope walked in order (a name read before the cell binds it is an input; names
+bound at the end are outputs; ``del`` and the end of ``except ... as e`` unbind). Functions, lambdas,
+classes and comprehensions are scopes as in CPython: a name a function binds is local unless
+``global``/``nonlocal``; free names resolve through enclosing functions (never a class body), else to
+the cell's globals; a class body runs at once, in order; a comprehension's first iterable is evaluated
+outside it, and a walrus in it binds in the enclosing function or the cell. A ``def`` body runs when
+called: a :class:`Summary` of its reads, ``global`` writes and changes applies where the cell uses its
+name (transitively); globals read by functions never used are inputs too. Methods share one summary.
 """
 from __future__ import annotations
 
@@ -22,6 +20,8 @@ _SKIP = frozenset(("ctx", "op", "ops", "type_comment", "kind"))
 # evaluation order where it differs from the order of the fields
 _ORDER = {ast.Assign: ("value", "targets"), ast.For: ("iter", "target", "body", "orelse"),
           ast.AsyncFor: ("iter", "target", "body", "orelse"), ast.NamedExpr: ("value", "target")}
+_FIELDS = {c: tuple(f for f in _ORDER.get(c, c._fields) if f not in _SKIP)  # the fields to walk, by node class
+           for c in vars(ast).values() if isinstance(c, type) and issubclass(c, ast.AST)}
 
 
 class Scope:
@@ -29,8 +29,7 @@ class Scope:
 
     def __init__(self, kind, parent, local=frozenset(), glob=frozenset(), nonloc=frozenset(), summary=None):
         self.kind, self.parent, self.locals, self.globals, self.nonlocals = kind, parent, local, glob, nonloc
-        self.summary = summary  # a top-level def: its Summary (for the parameters it changes)
-        self.bound: set = set()  # a class body: the names bound so far
+        self.summary, self.bound = summary, set()  # a top-level def's Summary; a class body's names bound so far
 
 
 class Summary:
@@ -44,8 +43,7 @@ class Summary:
 
 
 def arg_names(args: ast.arguments) -> tuple:
-    extra = tuple(a.arg for a in (args.vararg, args.kwarg) if a is not None)
-    return tuple(a.arg for a in args.posonlyargs + args.args + args.kwonlyargs) + extra
+    return tuple(a.arg for a in args.posonlyargs + args.args + [args.vararg] + args.kwonlyargs + [args.kwarg] if a)
 
 
 def arg_exprs(node) -> list:
@@ -57,14 +55,15 @@ def arg_exprs(node) -> list:
             + [r for r in (getattr(node, "returns", None),) if r is not None])
 
 
-def children(node):
-    for field in _ORDER.get(type(node), node._fields):
-        if field not in _SKIP:
-            value = getattr(node, field, None)
-            if type(value) is list:
-                yield from (v for v in value if isinstance(v, ast.AST))
-            elif isinstance(value, ast.AST):
-                yield value
+def children(node) -> list:
+    out = []
+    for field in _FIELDS[type(node)]:
+        value = getattr(node, field, None)
+        if type(value) is list:
+            out += [v for v in value if isinstance(v, ast.AST)]
+        elif isinstance(value, ast.AST):
+            out.append(value)
+    return out
 
 
 def collect(body) -> tuple:
@@ -118,6 +117,7 @@ class Walker:
     and ``on_import_star``."""
 
     CONVENTIONS: dict = {}  # usual module aliases (np, pd, ...) for names the cell does not bind
+    SHARED: frozenset = frozenset()  # other shared objects (builtins) when the cell does not bind the name
 
     def __init__(self) -> None:
         self.scope = Scope(MODULE, None)
@@ -184,8 +184,8 @@ class Walker:
             return None
         return self.aliases.get(node.id) or (None if node.id in self.bound else self.CONVENTIONS.get(node.id))
 
-    def is_module(self, n: str) -> bool:
-        return n in self.aliases or (n not in self.bound and n in self.CONVENTIONS)
+    def is_module(self, n: str) -> bool:  # or another object shared by the whole process
+        return n in self.aliases or (n not in self.bound and (n in self.CONVENTIONS or n in self.SHARED))
 
     def load(self, n: str) -> None:
         if self.scope.kind is MODULE or self.is_global(n):

@@ -257,6 +257,9 @@ def test_state_labels_and_effects():
     assert st("v = random.random()") == ({"random"}, set())
     assert st("import numpy\nnumpy.random.seed(0)") == ({"numpy.random"}, {"numpy.random"})
     assert st("from numpy import random as npr\nu = npr.rand(3)") == ({"numpy.random"}, set())
+    assert st("from numpy import random\nrandom.seed(1)") == ({"numpy.random"}, {"numpy.random"})
+    assert st("from random import shuffle\nshuffle(deck)") == ({"random"}, set())
+    assert a("from random import shuffle\nshuffle(deck)").mutated == {"deck"}
     assert st("rng = np.random.default_rng(0)") == (set(), set())
     assert st("torch.manual_seed(0)") == ({"torch.random"}, {"torch.random"})
     assert st("t = torch.randn(3)") == ({"torch.random"}, set())

@@ -254,3 +254,17 @@ def test_snippet_agrees_with_symtable(label, src, inputs, outputs):
     found = set(analyse_cell("s", src).inputs)
     assert found <= reads | bound | maybe
     assert reads - bound <= found
+
+
+@pytest.mark.parametrize("module", ["textwrap", "argparse", "dataclasses", "functools", "json.decoder", "string"])
+def test_stdlib_module_agrees_with_symtable(module, monkeypatch):
+    """Whole standard-library modules as cells: the same two checks against CPython's symtable."""
+    import importlib
+
+    from nbsteps.analysis import CellWalker
+    monkeypatch.setattr(CellWalker, "on_import_star", lambda self, module, level: [])
+    src = open(importlib.import_module(module).__file__, encoding="utf8").read()
+    reads, bound, maybe = _symtable_globals(src)
+    found = set(analyse_cell("s", src).inputs)
+    assert found <= reads | bound | maybe
+    assert reads - bound - {"__class__"} <= found
