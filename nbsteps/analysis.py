@@ -95,7 +95,8 @@ LOAD_RULES = {k: tuple((label, False) for label, _ in v) for k, v in STORE_RULES
 FILE_READERS = frozenset(_w("""open load loadtxt genfromtxt fromfile imread listdir exists isfile isdir stat glob Path
     read_text read_bytes open_dataset"""))
 FILE_WRITERS = frozenset(_w("""save savez savez_compressed savetxt savefig dump remove unlink rmdir mkdir makedirs
-    rmtree rename replace copy copyfile copytree move write_text write_bytes touch tofile"""))
+    rmtree rename replace copy copyfile copytree move write_text write_bytes touch tofile to_csv to_parquet to_json
+    to_excel to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr"""))
 SHELL_READERS = frozenset(_w("ls cat head tail wc du less file stat find tree"))
 SHELL_WRITERS = frozenset(_w("rm mkdir cp mv touch rmdir unzip tar wget curl ln tee"))
 # magics whose argument is code: do its names stay in the cell? Options taking a value.
@@ -231,9 +232,9 @@ class CellWalker(Walker):
         self.files(meth, recv if pathlib else node)  # Path("out.csv").write_text(...)
 
     def files(self, name: str, node) -> None:
-        if name in PURE_FUNCTIONS or name in ("write", "writelines", "chdir"):  # data or a directory, not a file
+        if not (node.args or node.keywords) or name in PURE_FUNCTIONS or name in ("write", "writelines", "chdir"):
             return
-        writer = name in FILE_WRITERS or name.startswith(("to_", "save", "write", "dump"))
+        writer = name in FILE_WRITERS or name.startswith(("save", "write", "dump"))
         known = writer or name in FILE_READERS or name.startswith(("read_", "load"))
         for a in node.args + [k.value for k in node.keywords if k.arg in _PATH_KWARGS]:
             if _pathlike(_literal(a), known):
@@ -267,13 +268,13 @@ class CellWalker(Walker):
 
     # -- IPython's transformed syntax: get_ipython().run_line_magic(...), .system(...) --------
     def on_call(self, node: ast.Call, used: bool) -> bool:
-        func, args = node.func, [_literal(a) for a in node.args]
-        v = getattr(func, "value", None)
+        func, v = node.func, getattr(node.func, "value", None)
         if not (type(v) is ast.Call and getattr(v.func, "id", None) == "get_ipython"):
             return False
+        args = [_literal(a) for a in node.args]
         handler, n = {"run_line_magic": (self.line_magic, 2), "run_cell_magic": (self.cell_magic, 3),
-                      "system": (self.shell, 1), "getoutput": (self.shell, 1)}.get(func.attr, (None, 9))
-        handler(*args[:n]) if len(args) >= n and None not in args[:n] else self.visit_all(node.args)
+                      "system": (self.shell, 1), "getoutput": (self.shell, 1)}.get(func.attr, (None, 0))
+        handler(*args[:n]) if handler and len(args) >= n and None not in args[:n] else self.visit_all(node.args)
         return True
 
     def code(self, source: str, binds: bool = True) -> None:
@@ -285,21 +286,19 @@ class CellWalker(Walker):
         if magic in CODE_MAGICS:
             return self.code(_strip_options(magic, line), CODE_MAGICS[magic][0])
         self.expand(line)
-        labels = {"cd": ("cwd", True), "env": ("environ", "=" in line or " " in line.strip()), "matplotlib": (
-            "pyplot", True), "sx": None, "system": None}
-        if labels.get(magic):
-            self.label(*labels[magic])
-        elif magic in labels:
+        if magic in ("cd", "matplotlib", "env"):  # `%env NAME` alone only reads the variable
+            effect = magic != "env" or "=" in line or " " in line.strip()
+            self.label({"cd": "cwd", "matplotlib": "pyplot", "env": "environ"}[magic], effect)
+        elif magic in ("sx", "system"):
             self.shell(line)
 
     def cell_magic(self, magic: str, line: str, body: str) -> None:
-        words = line.split()
         if magic == "timeit":
             self.code(_strip_options(magic, line), False)
         if magic in CODE_MAGICS:
             self.code(body, CODE_MAGICS[magic][0])
-        elif magic == "writefile" and words:
-            self.label("file:" + os.path.normpath(words[-1]), True)
+        elif magic == "writefile" and line.split():
+            self.label("file:" + os.path.normpath(line.split()[-1]), True)
 
     def expand(self, text: str) -> None:
         """The names IPython substitutes in ``{expr}`` and ``$name``."""

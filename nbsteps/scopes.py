@@ -387,14 +387,12 @@ class Walker:
 
 
 def _dispatch_table(cls) -> dict:
-    """AST node class -> visit method of *cls* (a subclass may override them)."""
-    table = {}
-    for name in dir(cls):
-        node_type = getattr(ast, name[6:], None) if name.startswith("visit_") else None
-        if isinstance(node_type, type):
-            table[node_type] = getattr(cls, name)
-    table.update({c: cls.visit_comprehension_node for c in _COMPS})
-    return table
+    """AST node class -> visit method of *cls* (a subclass may override them); leaves need no walk."""
+    names = [n for n in dir(cls) if n.startswith("visit_") and isinstance(getattr(ast, n[6:], None), type)]
+    leaves = dict.fromkeys((ast.Constant, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal),
+                           lambda walker, node: None)
+    table = {getattr(ast, n[6:]): getattr(cls, n) for n in names}
+    return table | dict.fromkeys(_COMPS, cls.visit_comprehension_node) | leaves
 
 
 Walker._dispatch = _dispatch_table(Walker)
