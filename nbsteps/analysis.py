@@ -229,13 +229,13 @@ class CellWalker(Walker):
         for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
             self.load(name)  # df.query("a > @limit")
         pathlib = type(recv) is ast.Call and self.path(recv.func) == "pathlib.Path"
-        self.files(meth, recv if pathlib else node)  # Path("out.csv").write_text(...)
+        self.files(meth, recv if pathlib else node, pathlib)  # Path("out").mkdir(); df.rename("x") is no file
 
-    def files(self, name: str, node) -> None:
+    def files(self, name: str, node, trusted: bool = True) -> None:
         if not (node.args or node.keywords) or name in PURE_FUNCTIONS or name in ("write", "writelines", "chdir"):
             return
         writer = name in FILE_WRITERS or name.startswith(("save", "write", "dump"))
-        known = writer or name in FILE_READERS or name.startswith(("read_", "load"))
+        known = trusted and (writer or name in FILE_READERS or name.startswith(("read_", "load")))
         for a in node.args + [k.value for k in node.keywords if k.arg in _PATH_KWARGS]:
             if _pathlike(_literal(a), known):
                 self.label("file:" + os.path.normpath(a.value), writer)

@@ -291,6 +291,8 @@ def test_file_labels():
     assert st("p = Path('data')") == ({"file:data"}, set())
     assert st("Path('out.txt').write_text('x')")[1] == {"file:out.txt"}
     assert st("print('saved to out.csv')") == (set(), set())
+    assert st("s2 = s.rename('departures')") == (set(), set())  # a pandas method, not os.rename
+    assert st("Path('out').mkdir()")[1] == {"file:out"}
     assert st("df = pd.read_csv('https://example.org/x.csv')") == (set(), set())
 
 
