@@ -110,11 +110,12 @@ _RNG_NAME = re.compile(r"(^|_)(rng|prng|gen|generator|random_state|rs|rand|rando
 _AX_NAME = re.compile(r"(ax|axs|axes|fig|figure|g|grid)(\d*|_\w*)\Z|\w*_ax\Z")
 _EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
 _NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
-__doc__ = __doc__.format(tables="\n".join(f"{k}: {' '.join(sorted(v))}." for k, v in [
+__doc__ = __doc__ and __doc__.format(tables="\n".join(f"{k}: {' '.join(sorted(v))}." for k, v in [
     ("PURE_FUNCTIONS", PURE_FUNCTIONS), ("PURE_METHODS", PURE_METHODS), ("MUTATING_METHODS", MUTATING_METHODS),
     ("DRAWS", DRAWS), ("AMBIGUOUS_DRAWS", AMBIGUOUS_DRAWS), ("IN_PLACE_ARG", IN_PLACE_ARG),
     ("KNOWN_MODULES", KNOWN_MODULES), ("CONVENTIONS", [f"{k}={v}" for k, v in CONVENTIONS.items()]),
-    ("CALL_RULES", [f"{k}={'+'.join(x + '!' * e for x, e in v) or '-'}" for k, v in CALL_RULES.items()])]))
+    *((name, [f"{k}={'+'.join(x + '!' * e for x, e in v) or '-'}" for k, v in rules.items()])  # label! = effect
+      for name, rules in (("CALL_RULES", CALL_RULES), ("STORE_RULES", STORE_RULES)))]))
 
 
 def _lookup(table: dict, path: str):
