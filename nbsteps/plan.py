@@ -23,7 +23,8 @@ from nbsteps.model.record import StepRecord
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
-from nbsteps.run.executor import Executor, default_workers
+from nbsteps.run.executor import Executor
+from nbsteps.run.selection import default_workers
 from nbsteps.run.preview import preview
 from nbsteps.run.replay import effects_of, replay_set
 from nbsteps.run.staleness import fingerprint_parts

@@ -2,11 +2,9 @@
 they are independent, with retries, timeouts, confirmations, fail-fast and
 interrupts, and emits events. It never imports IPython or widgets.
 
-The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected
-steps (the graph of a selection is cached per resolved plan graph, see
-:func:`_run_graph`).
-Everything that changes a record or the namespace happens on the calling
-thread; workers only run attempts and hand back outcomes through a queue.
+The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected steps.
+Records and the namespace change only on the calling thread; workers only run
+attempts and hand back outcomes through a queue.
 """
 from __future__ import annotations
 
@@ -20,14 +18,15 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from nbsteps.errors import StepTimeout
-from nbsteps.model import graphs
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
+from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 from nbsteps.run import retry
+from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, stale_reason
 from nbsteps.run.summary import RunSummary
 from nbsteps.run.task import Outcome, Task, private_copy, run_task, trim_traceback
@@ -39,36 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: execution tokens: unique per execution, cheap (no uuid per step)
 _NONCE = os.urandom(6).hex()
 _EXECUTIONS = itertools.count(1)
-
-
-class _RunGraph:
-    """What a run of *names* needs to know about the graph, computed once per
-    resolved graph and selection (cached on the plan's Dependencies object,
-    which is replaced or cleared whenever the graph changes)."""
-
-    __slots__ = ("ups", "width")
-
-    def __init__(self, plan: "Plan", names: list[str]) -> None:
-        deps = plan.deps.deps
-        selected = set(names)
-        self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
-        self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))  # plan order is topological
-
-
-def _run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
-    cache = plan.deps._runs
-    key = tuple(names)
-    rg = cache.get(key)
-    if rg is None:
-        if len(cache) > 16:
-            cache.clear()
-        rg = cache[key] = _RunGraph(plan, names)
-    return rg
-
-
-def default_workers(plan: "Plan", names: list[str]) -> int:
-    """Enough for the widest level of the selected steps, at most 8."""
-    return max(1, min(8, _run_graph(plan, names).width))
 
 
 class Executor:
@@ -106,8 +75,7 @@ class Executor:
         self._seq = itertools.count()
         self._parts: dict[str, dict] = {}
         self.completed_order: list[str] = []
-        #: up-to-date steps executed again for their effect on shared state (see nbsteps.run.replay)
-        self.replay: dict[str, list[str]] = {}
+        self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
         self._replay_tokens: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
@@ -152,9 +120,9 @@ class Executor:
         else:
             cp = plan.store.get(name, fp) if step.cache else None
             reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
-        if cp is not None and name in self.replay:  # shared-state effect: execute again
-            self._replay_tokens[name] = (cp.parts or {}).get("token", fp)
-            reason, cp = f"replayed: sets {', '.join(self.replay[name])}", None
+        if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
+            self._replay_tokens[name], cp = (cp.parts or {}).get("token", fp), None
+            reason = f"replayed: sets {', '.join(self.replay[name])}"
         if cp is not None:  # up to date: restore, do not execute
             rec.restore(cp, fp)
             plan.publish(cp.outputs, name)
@@ -182,7 +150,8 @@ class Executor:
         return self._task(step)
 
     def _yes_hint(self) -> str:
-        return self.resume_hint.replace("run()", "run(yes=True)") if "(" in self.resume_hint else self.resume_hint + " --yes"
+        hint = self.resume_hint
+        return hint.replace("run()", "run(yes=True)") if "(" in hint else hint + " --yes"
 
     def _task(self, step: Step) -> Task:
         plan = self.plan
@@ -260,10 +229,8 @@ class Executor:
                 parts=parts, duration=outcome.duration, finished=rec.finished,
             ))
             plan.publish(outcome.outputs, name)
-            heads = getattr(plan, "state_head", None)
-            if heads is not None and step.analysis is not None:
-                for label in getattr(step.analysis, "state", ()) or ():
-                    heads[label] = name  # the process state is now as after this step
+            for label in state_of(step):  # the process state is now as after this step
+                plan.state_head[label] = name
             self.completed_order.append(name)
             self._final.append(name)
             if self.emit_event is not None:
@@ -319,7 +286,7 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         plan, names = self.plan, self.names
-        ts = graphlib.TopologicalSorter(_run_graph(plan, names).ups)
+        ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
         ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
         backend = self.backend
         records = plan.records

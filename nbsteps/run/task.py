@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbsteps.model.analysis import analyse_cell, step_filename
+from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 
 
 @dataclass
@@ -62,10 +62,17 @@ class Task:
         self.base = None
 
 
+_CONTAINERS = (list, dict, set, bytearray)
+
+
 def private_copy(value: Any) -> Any:
-    """A shallow copy for a step that changes an input in place, so the
-    upstream checkpoint never changes (pandas' copy-on-write makes a shallow
-    copy safe for column assignment)."""
+    """A copy for a step that changes an input in place, so the upstream
+    checkpoint never changes and a re-run gives the same result: pandas
+    objects shallow (copy-on-write makes that safe for column assignment),
+    arrays and plain containers one level deep (``a[i] = ``, ``lst.append``),
+    any other object in full (``model.fit`` sets attributes; a random
+    generator's state lives in a nested bit generator: a draw must not
+    advance the upstream one)."""
     if isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)):
         return value
     module = type(value).__module__
@@ -74,12 +81,17 @@ def private_copy(value: Any) -> Any:
             return value.copy(deep=False)
         except Exception:  # pragma: no cover - exotic pandas objects
             return value
-    if module == "numpy":
+    if module == "numpy" and hasattr(value, "copy"):
         return value.copy()
-    try:
+    if type(value) in _CONTAINERS:
         return copy.copy(value)
-    except Exception:
-        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # not deep-copyable (a lock, a connection inside): the best we can do
+        try:
+            return copy.copy(value)
+        except Exception:
+            return value
 
 
 def _user_frames(exc: BaseException, filename: str):
@@ -128,9 +140,9 @@ def run_task(task: Task) -> Outcome:
                 ns.update(task.base)
                 ns["__builtins__"], ns["__name__"] = builtins, "__main__"
             ns.update(task.inputs)
-            exec(analysis.body, ns)
+            run_code(analysis.body, ns)  # exec, and top-level await
             has_result = analysis.result is not None
-            result = eval(analysis.result, ns) if has_result else None
+            result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
     except (Exception, SystemExit) as exc:  # the user's code failed: an outcome, not a crash
         filename = step_filename(task.name) if task.kind == "cell" else ""

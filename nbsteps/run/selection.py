@@ -1,0 +1,42 @@
+"""The graph of a run's selection: which selected steps each one waits for,
+and the widest level (the default number of workers). Computed once per
+resolved plan graph and selection, cached on the plan's Dependencies object
+(replaced or cleared whenever the graph changes)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbsteps.model import graphs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbsteps.plan import Plan
+
+
+class _RunGraph:
+    """What a run of *names* needs to know about the graph, computed once per
+    resolved graph and selection (cached on the plan's Dependencies object,
+    which is replaced or cleared whenever the graph changes)."""
+
+    __slots__ = ("ups", "width")
+
+    def __init__(self, plan: "Plan", names: list[str]) -> None:
+        deps = plan.deps.deps
+        selected = set(names)
+        self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
+        self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))  # plan order is topological
+
+
+def run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
+    cache = plan.deps._runs
+    key = tuple(names)
+    rg = cache.get(key)
+    if rg is None:
+        if len(cache) > 16:
+            cache.clear()
+        rg = cache[key] = _RunGraph(plan, names)
+    return rg
+
+
+def default_workers(plan: "Plan", names: list[str]) -> int:
+    """Enough for the widest level of the selected steps, at most 8."""
+    return max(1, min(8, run_graph(plan, names).width))
