@@ -6,31 +6,28 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
-import reprlib
+
+from nbsteps.formatting import fmt_seconds
+from nbsteps.views.values import summarize
 
 #: the export formats, by file suffix (also what `nbsteps run --results` accepts)
 EXPORT_SUFFIXES = (".csv", ".json", ".parquet", ".html", ".htm")
 
 COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration_s",
            "outputs", "result", "error"]
-
-_repr = reprlib.Repr()
-_repr.maxstring = 80
-_repr.maxother = 80
+#: what the HTML table shows (durations as text, the rest as in COLUMNS)
+HTML_COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration",
+                "outputs", "result", "error"]
 
 
 def _when(ts):
-    return _dt.datetime.fromtimestamp(ts) if ts else None
+    """A timestamp to the second (no microseconds)."""
+    return _dt.datetime.fromtimestamp(int(ts)) if ts else None
 
 
 def short_repr(value, has: bool = True) -> str:
-    if not has:
-        return ""
-    try:
-        text = _repr.repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return " ".join(text.split())
+    """The result summary of the table: type, shape, a few values."""
+    return summarize(value) if has else ""
 
 
 def rows(plan, refresh: bool = True) -> list[dict]:
@@ -48,7 +45,8 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "attempts": int(r.attempts),
             "started": _when(r.started),
             "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
-            "duration_s": round(r.duration, 6) if r.duration is not None else None,
+            "duration_s": round(r.duration, 3) if r.duration is not None else None,
+            "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.ok else "",
             "outputs": ", ".join(r.outputs) if r.ok else "",
             "result": short_repr(r.result, r.has_result and r.ok),
             "error": r.error_text,
@@ -67,17 +65,25 @@ def results_frame(plan):
 
 def html_table(plan, refresh: bool = True) -> str:
     """A self-contained HTML table, every cell escaped."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
     body = []
     for row in rows(plan, refresh):
-        cells = "".join(
-            f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in COLUMNS
-        )
+        cells = "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in HTML_COLUMNS)
         body.append(f'<tr class="nbsteps-{html.escape(row["status"])}">{cells}</tr>')
     return (
         '<table class="nbsteps-results" border="1">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, _dt.datetime):
+        return value.strftime("%H:%M:%S") if value.date() == _dt.date.today() else value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
 
 
 def export(plan, path) -> str:

@@ -1,0 +1,366 @@
+"""What a step prints and displays, captured per step (SPEC 3 and 4).
+
+Every attempt runs inside a :class:`Capture` (see :func:`nbsteps.run.task.run_task`):
+
+- ``sys.stdout`` and ``sys.stderr`` are replaced, once, by routers that send a
+  write to the capture active *in the writing thread's context* (a
+  ``contextvars.ContextVar``), or to the stream they wrap when none is active.
+  Steps running in parallel threads therefore never mix their output.
+- Rich displays reach the active capture through :meth:`Capture.display`; the
+  notebook frontend (``nbsteps.ipython``) routes IPython's display publisher
+  there. This module never imports IPython.
+- matplotlib: while a capture is active, pyplot's figure registry
+  (``Gcf.figs``) is the capture's own, so each step's ``plt.plot`` draws on its
+  own figures, also with parallel steps. When the step ends, its open figures
+  are rendered to PNG (plain data, never a live pyplot object) and closed, so
+  they do not pop up in the next cell. A figure that is the step's result is
+  closed but not captured (the result shows it).
+
+The captured output is a tuple of ``(kind, payload)`` items in the order they
+happened: ``("stdout", text)``, ``("stderr", text)`` or
+``("display", {"data": {mime: str}, "metadata": {...}})``. It is picklable and
+JSON-like, travels back from dask workers, and is kept on the record and in the
+checkpoint.
+
+A frontend that shows each step's output in a place of its own (the notebook:
+the step's cell) registers itself with :func:`set_frontend`; a step it does not
+claim has its output *echoed* as well, whole lines at a time, to the streams
+that were there (plain Python, terminal IPython, a ``Plan`` of the Python API).
+"""
+from __future__ import annotations
+
+import base64
+import contextvars
+import io
+import sys
+import threading
+from collections import OrderedDict
+from typing import Any, Callable
+
+#: text kept per stream and attempt; beyond it the output is cut with a note
+MAX_TEXT = 4_000_000
+
+_active: contextvars.ContextVar["Capture | None"] = contextvars.ContextVar("nbsteps_capture", default=None)
+_install_lock = threading.Lock()
+_draw_lock = threading.Lock()  # matplotlib's tight bounding box is not thread-safe: one drawing at a time
+_frontend: Any = None
+
+
+def active() -> "Capture | None":
+    """The capture of the step running in this thread (None outside steps)."""
+    return _active.get()
+
+
+def set_frontend(frontend) -> None:
+    """Register the frontend that shows step output itself: an object with
+    ``claims(name) -> bool`` (no echo for that step) and ``changed(name,
+    capture)`` (called, from the step's thread, after new output arrived).
+    ``None`` unregisters."""
+    global _frontend
+    _frontend = frontend
+
+
+def outside(func: Callable, *args):
+    """Call *func* with no capture active (timers started from a step's
+    thread must not inherit its capture)."""
+    return contextvars.Context().run(func, *args)
+
+
+# -- the stream routers ---------------------------------------------------------
+class _Router:
+    """Stands in for ``sys.stdout`` / ``sys.stderr``: a write goes to the
+    capture active in this context, else to the wrapped stream. Everything
+    else (encoding, fileno, isatty, ...) is the wrapped stream's."""
+
+    def __init__(self, kind: str, stream) -> None:
+        self._nbsteps_kind = kind
+        self._nbsteps_stream = stream
+
+    def write(self, text) -> int:
+        cap = _active.get()
+        if cap is None:
+            return self._nbsteps_stream.write(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        cap.write(self._nbsteps_kind, text)
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if _active.get() is None:
+            self._nbsteps_stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._nbsteps_stream, name)
+
+    def __repr__(self) -> str:
+        return f"<nbsteps router for {self._nbsteps_stream!r}>"
+
+
+def install() -> None:
+    """Put the routers in place (again, if someone replaced sys.stdout since)."""
+    for kind in ("stdout", "stderr"):
+        stream = getattr(sys, kind)
+        if stream is None or isinstance(stream, _Router):
+            continue
+        with _install_lock:
+            stream = getattr(sys, kind)
+            if stream is not None and not isinstance(stream, _Router):
+                setattr(sys, kind, _Router(kind, stream))
+
+
+def _real(kind: str):
+    stream = getattr(sys, kind)
+    return stream._nbsteps_stream if isinstance(stream, _Router) else stream
+
+
+# -- matplotlib ---------------------------------------------------------------------
+class _Figures:
+    """Stands in for ``matplotlib._pylab_helpers.Gcf.figs``: the capture's
+    own figure managers inside a step, the global ones elsewhere."""
+
+    def __init__(self, shared: "OrderedDict") -> None:
+        self.shared = shared
+
+    def _now(self) -> "OrderedDict":
+        cap = _active.get()
+        return cap.figs if cap is not None and cap.figs is not None else self.shared
+
+    def get(self, *a):
+        return self._now().get(*a)
+
+    def pop(self, *a):
+        return self._now().pop(*a)
+
+    def keys(self):
+        return self._now().keys()
+
+    def values(self):
+        return self._now().values()
+
+    def items(self):
+        return self._now().items()
+
+    def clear(self):
+        self._now().clear()
+
+    def move_to_end(self, *a, **k):
+        self._now().move_to_end(*a, **k)
+
+    def setdefault(self, *a):
+        return self._now().setdefault(*a)
+
+    def copy(self):
+        return self._now().copy()
+
+    def __contains__(self, key):
+        return key in self._now()
+
+    def __len__(self):
+        return len(self._now())
+
+    def __bool__(self):
+        return bool(self._now())
+
+    def __iter__(self):
+        return iter(self._now())
+
+    def __reversed__(self):
+        return reversed(self._now())
+
+    def __getitem__(self, key):
+        return self._now()[key]
+
+    def __setitem__(self, key, value):
+        self._now()[key] = value
+
+    def __delitem__(self, key):
+        del self._now()[key]
+
+    def __repr__(self) -> str:
+        return repr(self._now())
+
+
+def _gcf():
+    """pyplot's figure registry with per-capture figures, or None when
+    matplotlib's pyplot is not loaded (it is never imported here)."""
+    helpers = sys.modules.get("matplotlib._pylab_helpers")
+    if helpers is None:
+        return None
+    gcf = helpers.Gcf
+    if not isinstance(gcf.figs, _Figures):
+        with _install_lock:
+            if not isinstance(gcf.figs, _Figures):
+                gcf.figs = _Figures(gcf.figs)
+    return gcf
+
+
+def figure_bundle(fig) -> dict:
+    """A figure as a display item: PNG (as the inline backend draws it) and text."""
+    buf = io.BytesIO()
+    with _draw_lock:
+        fig.savefig(buf, format="png", bbox_inches="tight", facecolor=fig.get_facecolor(),
+                    edgecolor=fig.get_edgecolor())
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    width, height = fig.get_size_inches() * fig.dpi
+    return {"data": {"image/png": png, "text/plain": f"<Figure size {width:g}x{height:g} with "
+                                                       f"{len(fig.axes)} Axes>"},
+            "metadata": {}}
+
+
+def json_bundle(data: dict) -> dict:
+    """A display's mime bundle as plain JSON-like data (bytes as base64 text)."""
+    out = {}
+    for mime, value in (data or {}).items():
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = base64.b64encode(bytes(value)).decode("ascii")
+        elif not isinstance(value, (str, dict, list, int, float, bool, type(None))):
+            value = str(value)
+        out[str(mime)] = value
+    return out
+
+
+# -- the capture ----------------------------------------------------------------------
+class Capture:
+    """The output of one attempt of step *name* (a context manager)."""
+
+    def __init__(self, name: str, echo: bool | None = None) -> None:
+        self.name = name
+        front = _frontend
+        if echo is None:
+            try:
+                echo = front is None or not front.claims(name)
+            except Exception:
+                echo = True
+        self.echo = echo
+        self.frontend = None if echo else front
+        self.items: list[list] = []
+        self.figs: "OrderedDict | None" = None
+        self._sizes = {"stdout": 0, "stderr": 0}
+        self._partial = {"stdout": "", "stderr": ""}
+        self._lock = threading.Lock()
+        self._token = None
+        self._gcf = None
+
+    # -- receiving ------------------------------------------------------------
+    def write(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            size = self._sizes[kind]
+            if size >= MAX_TEXT:
+                return
+            if size + len(text) > MAX_TEXT:
+                text = text[: MAX_TEXT - size] + f"\n[nbsteps: {kind} cut at {MAX_TEXT:,} characters]\n"
+            self._sizes[kind] = size + len(text)
+            last = self.items[-1] if self.items else None
+            if last is not None and last[0] == kind:
+                last[1] += text
+            else:
+                self.items.append([kind, text])
+            if self.echo:
+                pending = self._partial[kind] + text
+                cut = pending.rfind("\n") + 1
+                self._partial[kind] = pending[cut:]
+                if cut:
+                    self._echo(kind, pending[:cut])
+        self._changed()
+
+    def display(self, data: dict, metadata: dict | None = None, display_id: str | None = None,
+                update: bool = False) -> None:
+        """A rich display (a mime bundle) from the step; *update* replaces the
+        earlier display with the same *display_id*."""
+        item = {"data": json_bundle(data), "metadata": dict(metadata or {})}
+        with self._lock:
+            if update:
+                for entry in self.items:
+                    if entry[0] == "display" and display_id and entry[2] == display_id:
+                        entry[1] = item
+                        break
+                else:
+                    return
+            else:
+                self.items.append(["display", item, display_id])
+        if self.echo:
+            text = item["data"].get("text/plain")
+            if isinstance(text, str) and not update:
+                self._echo("stdout", text + "\n")
+        self._changed()
+
+    def clear(self) -> None:
+        """``clear_output()`` from the step: forget what it showed so far."""
+        with self._lock:
+            self.items.clear()
+        self._changed()
+
+    def _echo(self, kind: str, text: str) -> None:
+        try:
+            stream = _real(kind)
+            if stream is not None:
+                stream.write(text)
+                stream.flush()
+        except Exception:  # pragma: no cover - a broken terminal must not fail the step
+            pass
+
+    def _changed(self) -> None:
+        front = self.frontend
+        if front is not None:
+            try:
+                front.changed(self.name, self)
+            except Exception:  # pragma: no cover - a display problem must not fail the step
+                pass
+
+    @property
+    def output(self) -> tuple:
+        """The items so far, as plain data (see the module docstring)."""
+        with self._lock:
+            return tuple((entry[0], entry[1]) for entry in self.items)
+
+    # -- the context --------------------------------------------------------------
+    def __enter__(self) -> "Capture":
+        install()
+        self._gcf = _gcf()
+        if self._gcf is not None:
+            self.figs = OrderedDict()
+        self._token = _active.set(self)
+        return self
+
+    def finish(self, result: Any = None) -> None:
+        """Render the step's open figures (not *result*) and close them; flush
+        the echo. Called by the task before the capture ends."""
+        gcf = self._gcf
+        if gcf is None:
+            gcf = _gcf()  # the step imported pyplot: its figures are in the shared registry
+            managers = list(gcf.figs.shared.values()) if gcf is not None else []
+        else:
+            managers = list((self.figs or {}).values())
+        if managers:
+            import matplotlib.pyplot as plt  # already loaded: it made these figures
+
+            for manager in managers:
+                fig = manager.canvas.figure
+                try:
+                    if fig is not result:
+                        bundle = figure_bundle(fig)
+                        with self._lock:
+                            self.items.append(["display", bundle, None])
+                except Exception as exc:  # a figure that cannot be drawn: say so, go on
+                    self.write("stderr", f"nbsteps: could not draw a figure of step {self.name!r}: {exc!r}\n")
+                finally:
+                    plt.close(fig)
+            self._changed()
+        if self.echo:
+            with self._lock:
+                rest = [(k, t) for k, t in self._partial.items() if t]
+                self._partial = {"stdout": "", "stderr": ""}
+            for kind, text in rest:
+                self._echo(kind, text)
+
+    def __exit__(self, *exc) -> None:
+        if self._token is not None:
+            _active.reset(self._token)
+            self._token = None
+        self.figs = None
