@@ -5,7 +5,7 @@
 Each teaching notebook is a jupytext pair: the MyST markdown file is the source
 (edit it in Jupyter, where jupytext opens it as a notebook, or in any editor),
 and the .ipynb beside it is generated from it and committed with its outputs
-(graph, tables, widgets' static fallbacks) so that GitHub and nbviewer show them.
+(graph pictures, tables, each step's output) so that GitHub and nbviewer show them.
 
     python scripts/notebooks.py sync              # rebuild and execute every .ipynb from its .md
     python scripts/notebooks.py sync 03 05        # only these
@@ -14,7 +14,8 @@ and the .ipynb beside it is generated from it and committed with its outputs
 
 `sync` executes each notebook in a fresh python3 kernel (nbclient) from the
 notebooks/ directory, with this interpreter's bin directory first on PATH (so
-`!nbsteps` in a notebook is this environment's), and stores the widget state. In the outputs, the paths of this virtualenv and
+`!nbsteps` in a notebook is this environment's); no widget state is stored (runs leave static
+pictures, not widgets). In the outputs, the paths of this virtualenv and
 of this checkout are replaced by <venv> and <nbsteps>.
 Cell ids of unchanged cells are kept, so a re-sync's diff shows what changed.
 """
@@ -89,7 +90,7 @@ def execute(nb, timeout: int = 300) -> float:
     os.environ["PYTHONHASHSEED"] = "0"
     start = time.perf_counter()
     NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNELSPEC["name"], store_widget_state=True,
+        nb, timeout=timeout, kernel_name=KERNELSPEC["name"], store_widget_state=False,
         record_timing=False, resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     return time.perf_counter() - start

@@ -66,6 +66,7 @@ class StepCells:
         self.updates = False  # whether this frontend takes display updates
         self._shown_by_cell: dict = {}  # step -> marker of what its Out/error shows
         self._sent: dict[str, int] = {}
+        self._executed: dict[str, str] = {}  # step -> token of the execution its cell showed
         self._live: dict = {}  # step -> its running capture
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
@@ -111,6 +112,13 @@ class StepCells:
     # -- showing ------------------------------------------------------------------------
     def bundle(self, name: str, output=None) -> dict:
         rec = self.plan.records.get(name)
+        if rec is not None and rec.ok and rec.token is not None:
+            if not rec.cached:
+                self._executed[name] = rec.token
+            elif self._executed.get(name) == rec.token:
+                # restored, but from the execution this cell already showed: that is still its story
+                rec = rec.snapshot()
+                rec.cached = False
         cell_shows = name == self.own or (rec is not None and self._shown_by_cell.get(name) == _marker(rec))
         result = None
         if not cell_shows and rec is not None and rec.ok and rec.has_result and rec.result is not None:
@@ -118,7 +126,7 @@ class StepCells:
                 result, _ = self.shell.display_formatter.format(rec.result)
             except Exception:  # pragma: no cover - a repr that fails must not break the display
                 result = {"text/plain": f"<{type(rec.result).__name__}>"}
-        return step_bundle(self.plan, name, output=output, result=result, traceback=not cell_shows)
+        return step_bundle(self.plan, name, output=output, result=result, traceback=not cell_shows, record=rec)
 
     def open(self, name: str, own: bool) -> bool:
         """The cell of step *name* is running: give it an output area of its
@@ -140,7 +148,7 @@ class StepCells:
         self.ids[name] = display_id
         if own:
             bundle = step_bundle(self.plan, name, output=(), traceback=False,
-                                 status=("running", f"▶ {name}: starting…"))
+                                 status=("running", f"▶ {name} starting…"))
         else:
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])

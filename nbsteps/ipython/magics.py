@@ -79,7 +79,7 @@ def _parse_step_line(magic, line: str):
     except ValueError:  # an unclosed quote: argparse will say so
         words = line.split()
     if not words or words[0].startswith("-"):
-        raise NbstepsError("%%step needs a step name first: %%step NAME [options] (see %%step?).")
+        raise UsageError("%%step needs a step name first: %%step NAME [options] (see %%step?).")
     try:
         return parse_argstring(magic, line)
     except UsageError as exc:
@@ -90,10 +90,10 @@ def _parse_step_line(magic, line: str):
             names.append(word)
         if len(names) > 1:
             suggestion = "_".join(names)
-            raise NbstepsError(
+            raise UsageError(
                 f"%%step takes one step name, got {' '.join(names)!r}: a name has no spaces. "
                 f"Use letters, digits, _ and -, e.g. %%step {suggestion}") from None
-        raise NbstepsError(f"%%step {line.strip()}: {exc} (see %%step? for the options).") from None
+        raise
 
 
 def _yes_from_env() -> bool:

@@ -184,18 +184,65 @@ class _Figures:
         return repr(self._now())
 
 
-def _gcf():
-    """pyplot's figure registry with per-capture figures, or None when
-    matplotlib's pyplot is not loaded (it is never imported here)."""
-    helpers = sys.modules.get("matplotlib._pylab_helpers")
-    if helpers is None:
-        return None
+def _patch(helpers) -> None:
     gcf = helpers.Gcf
     if not isinstance(gcf.figs, _Figures):
+        gcf.figs = _Figures(gcf.figs)
+
+
+class _PatchOnImport:
+    """A meta path finder that gives ``matplotlib._pylab_helpers`` the
+    per-capture figure registry as soon as it is imported (even by a step,
+    even by two steps at once); matplotlib itself is never imported here."""
+
+    NAME = "matplotlib._pylab_helpers"
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.NAME:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+class _PatchingLoader:
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self.loader.exec_module(module)
+        _patch(module)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+_hook_installed = False
+
+
+def _watch_matplotlib() -> None:
+    """Per-capture figures: patch pyplot's registry now, or when it is imported."""
+    global _hook_installed
+    helpers = sys.modules.get(_PatchOnImport.NAME)
+    if helpers is not None:
+        if not isinstance(helpers.Gcf.figs, _Figures):
+            with _install_lock:
+                _patch(helpers)
+        return
+    if not _hook_installed:
         with _install_lock:
-            if not isinstance(gcf.figs, _Figures):
-                gcf.figs = _Figures(gcf.figs)
-    return gcf
+            if not _hook_installed:
+                sys.meta_path.insert(0, _PatchOnImport())
+                _hook_installed = True
 
 
 def figure_bundle(fig) -> dict:
@@ -236,14 +283,14 @@ class Capture:
             except Exception:
                 echo = True
         self.echo = echo
-        self.frontend = None if echo else front
+        self.frontend = None if echo else front  # told about new output
+        self._shower = getattr(front, "echo_display", None) if echo else None  # shows unclaimed displays
         self.items: list[list] = []
         self.figs: "OrderedDict | None" = None
         self._sizes = {"stdout": 0, "stderr": 0}
         self._partial = {"stdout": "", "stderr": ""}
         self._lock = threading.Lock()
         self._token = None
-        self._gcf = None
 
     # -- receiving ------------------------------------------------------------
     def write(self, kind: str, text: str) -> None:
@@ -284,11 +331,22 @@ class Capture:
                     return
             else:
                 self.items.append(["display", item, display_id])
-        if self.echo:
-            text = item["data"].get("text/plain")
-            if isinstance(text, str) and not update:
-                self._echo("stdout", text + "\n")
+        if self.echo and not update:
+            self._echo_display(item)
         self._changed()
+
+    def _echo_display(self, item: dict) -> None:
+        """An unclaimed step's display: shown by the frontend where the run is
+        (outside this capture), else its text printed."""
+        if self._shower is not None:
+            try:
+                outside(self._shower, item)
+                return
+            except Exception:  # pragma: no cover
+                pass
+        text = item["data"].get("text/plain")
+        if isinstance(text, str):
+            self._echo("stdout", text + "\n")
 
     def clear(self) -> None:
         """``clear_output()`` from the step: forget what it showed so far."""
@@ -322,21 +380,15 @@ class Capture:
     # -- the context --------------------------------------------------------------
     def __enter__(self) -> "Capture":
         install()
-        self._gcf = _gcf()
-        if self._gcf is not None:
-            self.figs = OrderedDict()
+        _watch_matplotlib()
+        self.figs = OrderedDict()  # this step's pyplot figures (once matplotlib is loaded)
         self._token = _active.set(self)
         return self
 
     def finish(self, result: Any = None) -> None:
         """Render the step's open figures (not *result*) and close them; flush
         the echo. Called by the task before the capture ends."""
-        gcf = self._gcf
-        if gcf is None:
-            gcf = _gcf()  # the step imported pyplot: its figures are in the shared registry
-            managers = list(gcf.figs.shared.values()) if gcf is not None else []
-        else:
-            managers = list((self.figs or {}).values())
+        managers = list((self.figs or {}).values())
         if managers:
             import matplotlib.pyplot as plt  # already loaded: it made these figures
 
@@ -347,6 +399,8 @@ class Capture:
                         bundle = figure_bundle(fig)
                         with self._lock:
                             self.items.append(["display", bundle, None])
+                        if self.echo and self._shower is not None:  # a terminal gets no "<Figure ...>" line
+                            self._echo_display(bundle)
                 except Exception as exc:  # a figure that cannot be drawn: say so, go on
                     self.write("stderr", f"nbsteps: could not draw a figure of step {self.name!r}: {exc!r}\n")
                 finally:

@@ -152,6 +152,15 @@ class PlanGraph(graphviz.Digraph):
             return {"text/plain": INSTALL_HINT}
         # a stable text form (no memory address) so saved notebooks do not churn
         bundle.setdefault("text/plain", repr(self))
+        svg = bundle.get("image/svg+xml")
+        if isinstance(svg, str) and (include is None or "text/html" in include):
+            # JupyterLab renders neither image/svg+xml nor inline <svg> in untrusted
+            # notebooks; an <img> carrying the SVG as a data: URI it does (and GitHub, nbviewer)
+            import base64
+
+            data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+            bundle["text/html"] = (f'<img class="nbsteps-graph-img" alt="nbsteps dependency graph" '
+                                   f'src="data:image/svg+xml;base64,{data}">')
         return bundle
 
     def __repr__(self) -> str:

@@ -47,45 +47,46 @@ def stale_reason(plan, name: str) -> str:
         return "its code or inputs changed"
 
 
-def status_line(plan, name: str) -> str:
+def status_line(plan, name: str, rec=None) -> str:
     """One line: pending, running, completed in 2.1 s, failed: ..., restored
-    from its checkpoint of 10:42, stale: upstream clean changed."""
-    step, rec = plan.steps.get(name), plan.records.get(name)
+    from its checkpoint of 10:42, stale: upstream clean changed. *rec*
+    overrides the plan's record of the step."""
+    step, rec = plan.steps.get(name), rec if rec is not None else plan.records.get(name)
     if step is None or rec is None:
         return f"nbsteps: step {name} is not registered (any more)."
     status = rec.status
     if status == PENDING:
         why = f" ({rec.message})" if rec.message else ""
         deps = _names(plan.dependencies(name))
-        return f"○ {name}: registered, not run yet{why}; needs {deps}, writes {_names(step.outputs)}"
+        return f"○ {name} registered, not run yet{why}; needs {deps}, writes {_names(step.outputs)}"
     if status == RUNNING:
         tries = f" (attempt {rec.attempts} of {step.retry + 1})" if rec.attempts > 1 else ""
-        return f"▶ {name}: running{tries}…"
+        return f"▶ {name} running{tries}…"
     if status == RETRYING:
-        return f"↻ {name}: attempt {rec.attempts} failed ({rec.error_text}); retrying…"
+        return f"↻ {name} attempt {rec.attempts} failed ({rec.error_text}); retrying…"
     if status == COMPLETED:
         outs = f" → {', '.join(rec.outputs)}" if rec.outputs else ""
         tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
         if rec.cached:
             when = f" of {fmt_clock(rec.finished)}" if rec.finished else ""
             took = f" (it took {fmt_seconds(rec.duration)}{tries})" if rec.duration else ""
-            line = f"✓ {name}: restored from its checkpoint{when} in {store_where(plan)}{took}{outs}"
+            line = f"✓ {name} restored from its checkpoint{when} in {store_where(plan)}{took}{outs}"
         else:
             at = f" at {fmt_clock(rec.finished)}" if rec.finished else ""
-            line = f"✓ {name}: completed in {fmt_seconds(rec.duration)}{tries}{at}{outs}"
+            line = f"✓ {name} completed in {fmt_seconds(rec.duration)}{tries}{at}{outs}"
         if rec.stale:
             line += f" · stale: {stale_reason(plan, name)}"
         return line
     if status == FAILED:
         tries = f" after {rec.attempts} attempts" if rec.attempts > 1 else ""
-        return f"✗ {name}: failed{tries}: {rec.error_text}"
+        return f"✗ {name} failed{tries}: {rec.error_text}"
     if status in (BLOCKED, CANCELLED):
-        return f"– {name}: {status}: {rec.message}"
-    return f"{name}: {status}"  # pragma: no cover
+        return f"– {name} {status}: {rec.message}"
+    return f"{name} {status}"  # pragma: no cover
 
 
-def _key(plan, name: str) -> str:
-    rec = plan.records.get(name)
+def _key(plan, name: str, rec=None) -> str:
+    rec = rec if rec is not None else plan.records.get(name)
     if rec is None:
         return PENDING
     if rec.status == COMPLETED:
@@ -133,14 +134,15 @@ def display_html(item: dict) -> str:
 
 
 def step_bundle(plan, name: str, *, output=None, result: dict | None = None, traceback: bool = True,
-                status: "tuple[str, str] | None" = None) -> dict:
+                status: "tuple[str, str] | None" = None, record=None) -> dict:
     """The mime bundle of *name*'s cell. *output* overrides the record's
     captured output (the live output of a running step); *result* is the
     result's mime bundle to show (None: not shown); *traceback* shows a
-    failed step's traceback; *status* overrides the (colour key, line)."""
-    rec = plan.records.get(name)
+    failed step's traceback; *status* overrides the (colour key, line);
+    *record* the plan's record of the step."""
+    rec = record if record is not None else plan.records.get(name)
     items = tuple(output if output is not None else (rec.output if rec is not None else ()))
-    key, line = status if status is not None else (_key(plan, name), status_line(plan, name))
+    key, line = status if status is not None else (_key(plan, name, rec), status_line(plan, name, rec))
     parts = [f'<div class="nbsteps-status nbsteps-{key}" style="font-family:monospace;font-size:12px;'
              f'padding:1px 6px;border-left:4px solid {COLOURS.get(key, "#bbbbbb")};'
              f'background-color:#f7f7f7">{html.escape(line)}</div>']
