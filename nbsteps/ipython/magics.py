@@ -257,8 +257,14 @@ class StepMagics(Magics):
             raise NbstepsError(
                 f"unknown subcommand {cmd!r} of %steps; use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
             )
+        from IPython.core.error import UsageError
+
         try:
             return handler(rest)
+        except UsageError as exc:  # argparse's words, with the command they are about
+            if str(exc).startswith("%steps"):
+                raise
+            raise UsageError(f"%steps {cmd}: {exc} (see %steps?)") from None
         except OSError as exc:  # a path the user gave: say which and why, no traceback
             where = exc.filename or rest or "the file"
             raise NbstepsError(

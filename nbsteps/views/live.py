@@ -154,7 +154,7 @@ class LiveView:
         names = self._names if self._names is not None else self.plan.order()
         elapsed = time.time() - (self._t0 or time.time())
         text = static.state_text(self.plan, names, running=self._running, summary=self._summary,
-                                 elapsed=elapsed)
+                                 elapsed=elapsed, count=False)
         return static.progress_html(self.plan, names, text)
 
     def _draw_header(self) -> None:

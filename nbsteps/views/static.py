@@ -46,7 +46,7 @@ def store_where(plan) -> str:
     except Exception:  # pragma: no cover
         return "the store"
     if where == "memory":
-        return "memory (this kernel)"
+        return "this kernel's memory"
     try:
         rel = os.path.relpath(where)
         return rel if not rel.startswith("..") and len(rel) < len(where) else where
@@ -65,30 +65,34 @@ def by_status(plan, names) -> dict[str, list[str]]:
     return out
 
 
-def state_text(plan, names, *, running: bool = False, summary=None, elapsed: float | None = None) -> str:
+def state_text(plan, names, *, running: bool = False, summary=None, elapsed: float | None = None,
+               count: bool = True) -> str:
     """One line saying where a run (or the plan) stands. It names steps and
-    counts, never error messages (user text is shown escaped elsewhere)."""
+    counts, never error messages (user text is shown escaped elsewhere).
+    *count*: say how many completed (the progress bar says it next to it)."""
     if not names:
         return "no steps registered yet (%%step NAME in a cell)"
     groups = by_status(plan, names)
     n = len(names)
     done = groups.get(COMPLETED, []) + groups.get("cached", [])
-    parts = [f"{len(done)} of {n} completed"]
+    parts = [f"{len(done)} of {n} completed"] if count else []
     if groups.get("cached"):
-        parts[0] += f" ({len(groups['cached'])} restored from checkpoints in {store_where(plan)})"
+        restored = f"{len(groups['cached'])} restored from checkpoints in {store_where(plan)}"
+        parts.append(f"({restored})" if count else restored)
     for status in (RUNNING, RETRYING, FAILED, BLOCKED, CANCELLED):
         if groups.get(status):
             parts.append(f"{len(groups[status])} {status}: {names_list(groups[status])}")
     waiting = len(groups.get(PENDING, []))
     if waiting:
         parts.append(f"{waiting} {'waiting' if running else 'not run'}")
-    text = "; ".join(parts)
+    text = "; ".join(parts).replace("; (", " (")
     if running:
-        return f"running ({fmt_seconds(elapsed or 0.0)} so far): {text}"
-    if summary is not None:
-        head = "interrupted" if summary.interrupted else "finished"
-        text = f"{head} in {fmt_seconds(max(0.0, summary.wall))}: {text}"
-    return text
+        head = f"running, {fmt_seconds(elapsed or 0.0)} so far"
+    elif summary is not None:
+        head = f"{'interrupted' if summary.interrupted else 'finished'} in {fmt_seconds(max(0.0, summary.wall))}"
+    else:
+        return text
+    return f"{head}: {text}" if text else head
 
 
 def progress_html(plan, names, text: str) -> str:
@@ -148,7 +152,7 @@ def static_bundle(plan, names=None, *, summary=None, png: bool | None = None) ->
     plan.refresh_stale()
     names = list(names) if names else plan.order()
     text = state_text(plan, names, summary=summary)
-    parts = [progress_html(plan, names, text)]
+    parts = [progress_html(plan, names, state_text(plan, names, summary=summary, count=False))]
     data: dict = {}
     try:
         svg, legend = graph_svg(plan)

@@ -46,7 +46,8 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "started": _when(r.started),
             "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
             "duration_s": round(r.duration, 3) if r.duration is not None else None,
-            "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.ok else "",
+            "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.status in (
+                "completed", "failed") else "",
             "outputs": ", ".join(r.outputs) if r.ok else "",
             "result": short_repr(r.result, r.has_result and r.ok),
             "error": r.error_text,
@@ -68,12 +69,27 @@ def html_table(plan, refresh: bool = True) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
     body = []
     for row in rows(plan, refresh):
-        cells = "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in HTML_COLUMNS)
-        body.append(f'<tr class="nbsteps-{html.escape(row["status"])}">{cells}</tr>')
+        key = "stale" if row["stale"] else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
+        cells = []
+        for c in HTML_COLUMNS:
+            text = html.escape(_cell(row[c]))
+            if c == "status":
+                status = text + (" (stale)" if row["stale"] else "")
+                cells.append(f'<td style="background-color:{_STATUS_FILL.get(key, "#ffffff")}">{status}</td>')
+            else:
+                cells.append(f"<td>{text}</td>")
+        classes = f'nbsteps-{html.escape(row["status"])}' + (" nbsteps-stale" if row["stale"] else "")
+        body.append(f'<tr class="{classes}">{"".join(cells)}</tr>')
     return (
-        '<table class="nbsteps-results" border="1">'
+        '<table class="nbsteps-results" border="1" style="border-collapse:collapse">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+#: the status cell's colour, as in the graph
+_STATUS_FILL = {"pending": "#f4f4f4", "running": "#ffe66d", "retrying": "#ffb347", "completed": "#8fd694",
+                "cached": "#a9d6ff", "stale": "#f1ecc8", "failed": "#ff6b6b", "blocked": "#b8b8b8",
+                "cancelled": "#d7ccc8"}
 
 
 def _cell(value) -> str:

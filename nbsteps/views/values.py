@@ -90,8 +90,11 @@ def _summary(value) -> str:
             return f"DataFrame {shape[0]}×{shape[1]} ({_names(value.columns)})"
         if kind.__name__ == "Series" and shape is not None:
             name = f" {value.name}" if value.name is not None else ""
-            head = ", ".join(_summary(v) for v in value.head(3).tolist())
-            return f"Series{name} ({len(value)}): {head}{', …' if len(value) > 3 else ''}"
+            head = value.head(3)
+            labelled = type(head.index).__name__ != "RangeIndex"
+            shown = ", ".join((f"{_cut(str(k), 20)}={_summary(v)}" if labelled else _summary(v))
+                              for k, v in zip(head.index, head.tolist()))
+            return f"Series{name} ({len(value)}): {shown}{', …' if len(value) > 3 else ''}"
         if shape is not None:
             return f"{kind.__name__} {'×'.join(str(d) for d in shape)}"
     if module == "numpy" and hasattr(value, "shape") and hasattr(value, "dtype"):
