@@ -82,7 +82,7 @@ def _parse_step_line(magic, line: str):
         raise UsageError("%%step needs a step name first: %%step NAME [options] (see %%step?).")
     try:
         return parse_argstring(magic, line)
-    except UsageError as exc:
+    except UsageError:
         names = []
         for word in words:
             if word.startswith("-"):

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from nbsteps.model.status import BLOCKED, CANCELLED, FAILED
 from nbsteps.views.graph import (
-    PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR, STALE_FILL, _style, _graph_attrs, LEGEND, render, COMPLETED, LARGE, choose_rankdir,
+    PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR, STALE_FILL, _style, _graph_attrs, LEGEND, render, LARGE, choose_rankdir,
 )
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
