@@ -142,13 +142,15 @@ def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
         "%%step a\nprint('hello from a')\nx = 1\nx",  # interactive single step: its own output area
         "import os\nos.environ['NBSTEPS_WIDGETS'] = '0'",
         "%%step b --define\nprint('b sees', x)\ny = x + 1",
+        "%%step fig --define\nimport matplotlib.pyplot as plt\nplt.plot([x, y])\nf = 1",
         "%steps run",
         "%steps show",
         "os.environ['NBSTEPS_WIDGETS'] = '1'\nos.environ['NBSTEPS_HEADLESS'] = '1'  # what `nbsteps run` sets",
         "%steps run --force-all",
+        "import matplotlib.pyplot as plt\nprint('open figures:', plt.get_fignums())",
     ]
     nb = execute(cells, kernel_name, tmp_path)
-    step_a, step_b, run_cell, show_cell, headless_cell = (nb.cells[i] for i in (1, 3, 4, 5, 7))
+    step_a, step_b, step_fig, run_cell, show_cell, headless_cell, figs = (nb.cells[i] for i in (1, 3, 4, 5, 6, 8, 9))
     assert no_widget_views(nb)
     # a's cell: status line and what it printed, in one output with a display id; its result as Out
     [area] = displays(step_a)
@@ -159,11 +161,17 @@ def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
     [area] = displays(step_b)
     assert area.data["text/plain"].startswith("✓ b completed") and "b sees 1" in area.data["text/plain"]
     assert "b sees" not in stream(run_cell)
+    # the figure of a plan-mode step: under its own cell, as a PNG inside its output area
+    [area] = displays(step_fig)
+    assert '<img class="nbsteps-figure"' in area.data["text/html"] and "data:image/png;base64," in area.data["text/html"]
+    assert not any("image/png" in o.get("data", {}) for o in run_cell.outputs if "nbsteps-static" not in
+                   o.get("data", {}).get("text/html", ""))
+    assert "open figures: []" in stream(figs)  # closed: nothing pops up in a later cell
     # no widget: the static picture at the end of the run, the text lines, and %steps show's picture
-    assert "nbsteps: 2 of 2 steps completed" in stream(run_cell)
+    assert "nbsteps: 3 of 3 steps completed" in stream(run_cell)
     assert "nbsteps-graph-img" in displays(run_cell)[-1].data["text/html"]
     assert "nbsteps-graph-img" in displays(show_cell)[0].data["text/html"]
-    assert "nbsteps: 2 of 2 steps completed" in stream(headless_cell)
+    assert "nbsteps: 3 of 3 steps completed" in stream(headless_cell)
 
 
 GROWTH = r"""

@@ -196,7 +196,9 @@ class StepMagics(Magics):
             cells.own = step.name
             cells.open(step.name, own=True)
         try:
-            summary = self._run(plan, [step.name], quiet=True, omit=step.name if cells else None,
+            # the cell's own output area says how its step went; `nbsteps run` streams text lines to its log
+            omit = step.name if cells is not None and not config.headless() else None
+            summary = self._run(plan, [step.name], quiet=True, omit=omit,
                                 yes=_yes_from_env(), **_run_options())
         finally:
             if cells is not None:

@@ -66,7 +66,8 @@ def results_frame(plan):
 
 def html_table(plan, refresh: bool = True) -> str:
     """A self-contained HTML table, every cell escaped."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
+    head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' if c in _TEXT_COLUMNS
+                   else f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
     body = []
     for row in rows(plan, refresh):
         key = "stale" if row["stale"] else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
@@ -76,6 +77,8 @@ def html_table(plan, refresh: bool = True) -> str:
             if c == "status":
                 status = text + (" (stale)" if row["stale"] else "")
                 cells.append(f'<td style="background-color:{_STATUS_FILL.get(key, "#ffffff")}">{status}</td>')
+            elif c in _TEXT_COLUMNS:  # words read from the left (notebook CSS right-aligns cells)
+                cells.append(f'<td style="text-align:left">{text}</td>')
             else:
                 cells.append(f"<td>{text}</td>")
         classes = f'nbsteps-{html.escape(row["status"])}' + (" nbsteps-stale" if row["stale"] else "")
@@ -86,6 +89,7 @@ def html_table(plan, refresh: bool = True) -> str:
     )
 
 
+_TEXT_COLUMNS = frozenset({"step", "outputs", "result", "error"})
 #: the status cell's colour, as in the graph
 _STATUS_FILL = {"pending": "#f4f4f4", "running": "#ffe66d", "retrying": "#ffb347", "completed": "#8fd694",
                 "cached": "#a9d6ff", "stale": "#f1ecc8", "failed": "#ff6b6b", "blocked": "#b8b8b8",
