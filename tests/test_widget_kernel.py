@@ -174,6 +174,18 @@ def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
     assert "nbsteps: 3 of 3 steps completed" in stream(headless_cell)
 
 
+@kernel
+def test_runs_that_cannot_start_draw_nothing_or_leave_no_widget(tmp_path, kernel_name):
+    cells = DEFINE[:3] + ["%steps run nosuchstep", "%steps run --workers 0", "%steps run"]
+    nb = execute_notebook(cells, kernel_name, tmp_path, allow_errors=True, store_widget_state=True)
+    unknown, bad_workers, ok = nb.cells[3], nb.cells[4], nb.cells[5]
+    assert [o.ename for o in unknown.outputs if o.output_type == "error"] == ["UnknownStepError"]
+    assert not displays(unknown)  # raised before any widget or picture was drawn
+    assert any(o.output_type == "error" for o in bad_workers.outputs)
+    assert no_widget_views(nb)  # the widget shown before the run failed to start was replaced
+    assert "nbsteps: 2 of 2 steps completed" in stream(ok)
+
+
 GROWTH = r"""
 import gc, os, tracemalloc, warnings
 import ipywidgets

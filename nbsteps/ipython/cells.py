@@ -141,6 +141,8 @@ class StepCells:
             self._live.pop(name, None)
             self._dirty.discard(name)
         self._shown_by_cell.pop(name, None)
+        if own:  # a new run of the cell: if its step is restored, it says so
+            self._executed.pop(name, None)
         if not self.updates:
             self.ids.pop(name, None)
             return False

@@ -246,6 +246,11 @@ class StepMagics(Magics):
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
             raise StepsFailed(plan.last_summary) from None
+        finally:  # a run that could not start (e.g. no dask scheduler) leaves no live widget behind
+            for listener in listeners:
+                settle = getattr(listener, "settle", None)
+                if settle is not None:
+                    settle()
 
     @line_magic
     def steps(self, line: str):

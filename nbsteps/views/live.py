@@ -257,6 +257,14 @@ class LiveView:
                     self.errors.append(repr(exc))
         self.close()
 
+    def settle(self) -> None:
+        """The run ended without finishing (it could not start): leave the
+        static picture all the same."""
+        if not self._closed:
+            with self._lock:
+                self._running = False
+            self.finish()
+
     def close(self) -> None:
         """Stop updating: detach from the plan and close the widgets (their
         layouts and styles too)."""
