@@ -101,15 +101,15 @@ def scrub(nb) -> None:
     the virtualenv, which may sit inside the checkout) with fixed placeholders."""
     swaps = sorted({(sys.prefix, "<venv>"), (str(ROOT), "<nbsteps>")}, key=lambda s: -len(s[0]))
 
-    def clean(value):
+    def clean(value, html: bool = False):
         if isinstance(value, str):
-            for old, new in swaps:
-                value = value.replace(old, new)
+            for old, new in swaps:  # in HTML the placeholder must be text, not a tag
+                value = value.replace(old, new.replace("<", "&lt;").replace(">", "&gt;") if html else new)
             return value
         if isinstance(value, list):
-            return [clean(v) for v in value]
+            return [clean(v, html) for v in value]
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
+            return {k: clean(v, html or k == "text/html") for k, v in value.items()}
         return value
 
     for cell in nb.cells:
