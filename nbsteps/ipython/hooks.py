@@ -2,7 +2,8 @@
 
 - displays made inside a running step (``display()``, ``plt.show()`` with the
   inline backend, ``clear_output()``) go to that step's capture
-  (:mod:`nbsteps.run.capture`), so they land in the step's own cell;
+  (:mod:`nbsteps.run.capture`), so they land in the step's own cell; widgets
+  (a live progress bar) are shown where the run is, as they are live;
 - tab completion: ``%steps`` subcommands, step names where a step is expected,
   and ``%%step --after`` step names.
 """
@@ -24,6 +25,7 @@ _OPTIONS = {
     "store": ["memory", ".nbsteps"],
 }
 _VALUES = {"--backend": ["threads", "dask"], "--format": ["svg", "png", "dot"]}
+_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def route_displays(ip) -> None:
@@ -35,7 +37,7 @@ def route_displays(ip) -> None:
 
     def routed_publish(data, metadata=None, *args, **kwargs):
         cap = capture.active()
-        if cap is None:
+        if cap is None or _WIDGET in (data or {}):  # a live widget (a progress bar) stays live, where the run is
             return publish(data, metadata, *args, **kwargs)
         transient = kwargs.get("transient") or {}
         cap.display(data, metadata, transient.get("display_id"), bool(kwargs.get("update")))
