@@ -71,10 +71,10 @@ def test_steps_run_allow_failures_reports_without_raising(shell, capsys):
 def test_bad_input_gets_clear_errors_and_loses_nothing(shell, capsys):
     run_ok(shell, "%%step a\nx = 1")
     run_ok(shell, "%%step b\ny = x + 1")
-    # syntax error: named step and line, previous definition kept
+    # syntax error: named step and line (counted from the %%step line), previous definition kept
     err = run_err(shell, "%%step b\ny = (x +")
-    assert isinstance(err, StepDefinitionError) and "'b'" in str(err) and "line 1" in str(err)
-    assert session.current().steps["b"].source == "y = x + 1\n"
+    assert isinstance(err, StepDefinitionError) and "'b'" in str(err) and "line 2" in str(err)
+    assert session.current().steps["b"].source.strip() == "y = x + 1"
     # cycle: named, rejected, previous definition kept
     err = run_err(shell, "%%step a --after b\nx = 1")
     assert isinstance(err, CycleError) and "a -> b -> a" in str(err)

@@ -141,20 +141,22 @@ def test_shared_state_edges_keep_order_without_false_staleness(shell, tmp_path, 
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.style.use('ggplot')",
         "fig1 = plt.figure()\nplt.plot([1, 2])",
         "fig2 = plt.figure()\nplt.plot([3, 4])",
+        "plt.style.use('default')",
         "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('data.csv', index=False)",
         "import pandas as pd\nback = pd.read_csv('data.csv')",
     ])
     plan = nbsteps.current()
     assert "c0" in plan.dependencies("c1")  # after the style it uses (it also reads plt)
-    assert plan.dependencies("c2")["c1"] == "order"  # one current figure: never at the same time
-    assert plan.dependencies("c4")["c3"] == "state"  # reads the file c3 writes
-    assert plan.deps.state_labels[("c3", "c4")] == ["file:data.csv"]
+    assert "c1" not in plan.dependencies("c2")  # plots only share the style above: they may run in parallel
+    assert plan.dependencies("c3")["c1"] == plan.dependencies("c3")["c2"] == "order"  # a restyle waits for the plots
+    assert plan.dependencies("c5")["c4"] == "state"  # reads the file c4 writes
+    assert plan.deps.state_labels[("c4", "c5")] == ["file:data.csv"]
     run_ok(shell, "%steps run --workers 4")
     assert shell.user_ns["back"]["a"].tolist() == [1, 2]
     run_ok(shell, "%%step c1\nfig1 = plt.figure()\nplt.plot([1, 5])")  # edit a plot
-    run_ok(shell, "%%step c3\nimport pandas as pd\npd.DataFrame({'a': [7]}).to_csv('data.csv', index=False)")
+    run_ok(shell, "%%step c4\nimport pandas as pd\npd.DataFrame({'a': [7]}).to_csv('data.csv', index=False)")
     preview = plan.plan()
-    assert set(preview.to_run) == {"c1", "c3", "c4"}  # c2 only shares pyplot with c1: not stale
+    assert set(preview.to_run) == {"c1", "c4", "c5"}  # c2, c3 only share pyplot with c1: not stale
     run_ok(shell, "%steps run")
     assert shell.user_ns["back"]["a"].tolist() == [7]
     source = plan.graph().source

@@ -212,7 +212,7 @@ def run_remote(payload: bytes) -> dict:
     else:
         outcome.error = _portable_error(outcome.error) if outcome.error is not None else None
     meta = Outcome(outcome.ok, {}, None, outcome.has_result and outcome.ok, outcome.error, outcome.traceback,
-                   outcome.started, outcome.duration, outcome.worker)
+                   outcome.started, outcome.duration, outcome.worker, outcome.output)
     return {"outcome": cloudpickle.dumps(meta, protocol=PROTOCOL), "outputs": outputs, "result": result}
 
 

@@ -54,10 +54,13 @@ _IPYTHON_SYNTAX = re.compile(r"^\s*(%|!|\?|>>>)|\?\s*$|=\s*[%!]", re.MULTILINE)
 
 def _python_source(shell, cell: str) -> str:
     """The cell as Python: IPython's transformers only when the cell uses
-    IPython syntax (magics, shell escapes, help, prompts), else as is."""
+    IPython syntax (magics, shell escapes, help, prompts), else as is. A
+    blank first line stands for the ``%%`` line, so line numbers in
+    tracebacks and syntax errors count from the top of the cell (compiled
+    code, and so fingerprints, ignore line numbers)."""
     if not cell.strip():
-        return "pass\n"
-    return shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell
+        return "\npass\n"
+    return "\n" + (shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell)
 
 
 def _unquote(text):
@@ -67,12 +70,39 @@ def _unquote(text):
     return text
 
 
+def _parse_step_line(magic, line: str):
+    """``%%step`` options; a missing or spaced name gets a message that says how."""
+    from IPython.core.error import UsageError
+
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an unclosed quote: argparse will say so
+        words = line.split()
+    if not words or words[0].startswith("-"):
+        raise UsageError("%%step needs a step name first: %%step NAME [options] (see %%step?).")
+    try:
+        return parse_argstring(magic, line)
+    except UsageError:
+        names = []
+        for word in words:
+            if word.startswith("-"):
+                break
+            names.append(word)
+        if len(names) > 1:
+            suggestion = "_".join(names)
+            raise UsageError(
+                f"%%step takes one step name, got {' '.join(names)!r}: a name has no spaces. "
+                f"Use letters, digits, _ and -, e.g. %%step {suggestion}") from None
+        raise
+
+
 def _yes_from_env() -> bool:
     return config.yes()
 
 
-# -- option parsers for %steps subcommands (magic_arguments on plain functions) --
-@magic_arguments()
+# -- option parsers for %steps subcommands (magic_arguments on plain functions;
+# name= is what usage lines and errors call them) --
+@magic_arguments(name="steps run")
 @argument("targets", nargs="*", help="steps to run (with what they need); default: all")
 @argument("--workers", type=int, default=None, help="parallel workers (default: widest level, max 8)")
 @argument("--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)")
@@ -87,7 +117,7 @@ def _run_args(line):
     """%steps run"""
 
 
-@magic_arguments()
+@magic_arguments(name="steps plan")
 @argument("targets", nargs="*")
 @argument("--force", nargs="+", default=[], metavar="STEP")
 @argument("--force-all", action="store_true")
@@ -95,7 +125,7 @@ def _plan_args(line):
     """%steps plan"""
 
 
-@magic_arguments()
+@magic_arguments(name="steps graph")
 @argument("--format", choices=["svg", "png", "dot"], default=None)
 @argument("--output", default=None, help="file to write (format from --format or the suffix)")
 def _graph_args(line):
@@ -105,7 +135,7 @@ def _graph_args(line):
 SUBCOMMANDS = {
     "plan": "preview: order, levels, what runs and why, critical path, estimated time",
     "run": "run the plan (or TARGETs and what they need)",
-    "show": "live widget: graph + progress + results table",
+    "show": "the plan's picture: progress, graph and results table (refreshed by later runs)",
     "status": "text summary of every step",
     "results": "the results table (pandas DataFrame)",
     "graph": "the dependency graph (graphviz)",
@@ -121,7 +151,8 @@ SUBCOMMANDS = {
 def _steps_doc() -> str:
     lines = ["Manage and run the notebook's plan of %%step cells.", "", "Subcommands:"]
     lines += [f"  %steps {k:<8} {v}" for k, v in SUBCOMMANDS.items()]
-    lines += ["", "%steps run options:", _run_args.__doc__ or ""]
+    for parser in (_run_args, _plan_args, _graph_args):
+        lines += ["", (parser.__doc__ or "").strip()]
     return "\n".join(lines)
 
 
@@ -146,7 +177,7 @@ class StepMagics(Magics):
         given with --after. Running a step first runs any upstream step that is
         not completed. The cell's last expression is the step's result.
         """
-        args = parse_argstring(self.step, line)
+        args = _parse_step_line(self.step, line)
         plan = session.current()
         source = _python_source(self.shell, cell)
         step = plan.add_cell(
@@ -156,14 +187,26 @@ class StepMagics(Magics):
         )
         for warning in plan.registration_warnings(step.name):
             print(f"nbsteps: warning: {warning}")
+        cells = self._cells(plan)
         if args.define or session.mode() == "plan":
-            deps = ", ".join(plan.dependencies(step.name)) or "nothing"
-            outs = ", ".join(step.outputs) or "nothing"
-            print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
+            if cells is None or not cells.open(step.name, own=False):
+                deps = ", ".join(plan.dependencies(step.name)) or "nothing"
+                outs = ", ".join(step.outputs) or "nothing"
+                print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
             return None
-        summary = self._run(plan, [step.name], quiet=True, yes=_yes_from_env(), **_run_options())
+        if cells is not None:
+            cells.own = step.name
+            cells.open(step.name, own=True)
+        try:
+            # the cell's own output area says how its step went; `nbsteps run` streams text lines to its log
+            omit = step.name if cells is not None and not config.headless() else None
+            summary = self._run(plan, [step.name], quiet=True, omit=omit,
+                                yes=_yes_from_env(), **_run_options())
+        finally:
+            if cells is not None:
+                cells.finish_own(step.name)
         rec = plan.records[step.name]
-        if rec.status == COMPLETED and rec.cached:
+        if cells is None and rec.status == COMPLETED and rec.cached:
             print(f"  ✓ {step.name} restored from checkpoint → {', '.join(rec.outputs) or 'no outputs'}")
         if not summary.ok:
             raise StepsFailed(summary)
@@ -181,15 +224,35 @@ class StepMagics(Magics):
         register_undo(session.current(), name, _python_source(self.shell, cell))
         print(f"nbsteps: registered undo for step {name}")
 
-    def _run(self, plan, targets, quiet=False, **kw):
+    def _cells(self, plan):
+        """The step cells' displays of *plan* (None outside a Jupyter kernel)."""
+        from nbsteps.ipython.display import in_kernel
+
+        if not in_kernel():
+            return None
+        from nbsteps.ipython.cells import for_plan
+
+        return for_plan(self.shell, plan)
+
+    def _run(self, plan, targets, quiet=False, omit=None, **kw):
         from nbsteps.ipython.display import run_listeners
 
-        listeners = run_listeners(plan, quiet=quiet)
+        # unknown steps are reported before anything is drawn
+        plan.select(targets)
+        for name in kw.get("force") or ():
+            plan[name]
+        self._cells(plan)  # step cells show what the run does to their steps
+        listeners = run_listeners(plan, quiet=quiet, omit=omit)
         try:
             confirm = None if config.headless() else _prompt
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
             raise StepsFailed(plan.last_summary) from None
+        finally:  # a run that could not start (e.g. no dask scheduler) leaves no live widget behind
+            for listener in listeners:
+                settle = getattr(listener, "settle", None)
+                if settle is not None:
+                    settle()
 
     @line_magic
     def steps(self, line: str):
@@ -203,8 +266,14 @@ class StepMagics(Magics):
             raise NbstepsError(
                 f"unknown subcommand {cmd!r} of %steps; use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
             )
+        from IPython.core.error import UsageError
+
         try:
             return handler(rest)
+        except UsageError as exc:  # argparse's words, with the command they are about
+            if str(exc).startswith("%steps"):
+                raise
+            raise UsageError(f"%steps {cmd}: {exc} (see %steps?)") from None
         except OSError as exc:  # a path the user gave: say which and why, no traceback
             where = exc.filename or rest or "the file"
             raise NbstepsError(
@@ -293,8 +362,11 @@ class StepMagics(Magics):
 
 
 def load_ipython_extension(ip) -> None:
+    from nbsteps.ipython import hooks
+
     session.bind(ip)
     ip.register_magics(StepMagics)
+    hooks.install(ip, SUBCOMMANDS)
     # a failed step's own exception is shown as IPython shows any exception
     StepsFailed.format_error = staticmethod(
         lambda err: ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__))

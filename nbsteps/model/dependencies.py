@@ -22,7 +22,7 @@ from collections import deque
 from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
-from nbsteps.model.state import EXCLUSIVE, effects_of, state_of
+from nbsteps.model.state import effects_of, state_of
 from nbsteps.model.step import Step
 
 INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
@@ -139,10 +139,8 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
         if label in effects:  # after everything that touched the state before
             ups = [(u, ORDER) for u in users] + ([(changed, STATE)] if changed else [])
             g.state_chain[label] = (step.name, [])
-        else:  # after the nearest change above (and the previous user, if exclusive)
+        else:  # after the nearest change above
             ups = [(changed, STATE)] if changed else []
-            if label in EXCLUSIVE and users:
-                ups.append((users[-1], ORDER))
             g.state_chain[label] = (changed, users + [step.name])
         for up, kind in ups:
             deps.setdefault(up, kind)

@@ -7,22 +7,22 @@ global random generators ``random`` / ``numpy.random`` / ``torch.random``,
 style, ``os.chdir``, a write). For every label, in notebook order:
 
 - a step that changes the state comes after every earlier step touching it;
-- a step that only uses it comes after the nearest step above that changed it
-  (and, for state that is not thread-safe, after the previous user: pyplot's
-  current figure is one per process).
+- a step that only uses it comes after the nearest step above that changed it.
+
+Uses alone may run in parallel: pyplot's current figure is made per step by the
+output capture (:mod:`nbsteps.run.figures`), so plotting steps do not need to
+wait for each other.
 
 Edges from a step that changed the state are ``state`` edges: they count for
-staleness (editing a seed re-runs the draws below it). Edges that only keep
-uses apart are ``order`` edges: they order execution but make nothing stale
-and block nothing. A draw from a global generator changes it, so every random
+staleness (editing a seed re-runs the draws below it). Edges that only keep a
+change after earlier uses are ``order`` edges: they order execution but make
+nothing stale and block nothing. A draw from a global generator changes it, so every random
 step is an effect.
 """
 from __future__ import annotations
 
 #: labels whose every use changes the state (a draw advances the generator)
 USE_IS_EFFECT = frozenset({"random", "numpy.random", "torch.random"})
-#: labels whose uses must not run at the same time (one current figure per process)
-EXCLUSIVE = frozenset({"pyplot"})
 
 
 def state_of(step) -> tuple:

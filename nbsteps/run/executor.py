@@ -215,7 +215,7 @@ class Executor:
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
         plan, rec, step = self.plan, self.plan.records[name], self.plan.steps[name]
-        rec.duration = outcome.duration
+        rec.duration, rec.output = outcome.duration, outcome.output
         if outcome.ok:
             rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
             rec.outputs, rec.result, rec.has_result = outcome.outputs, outcome.result, outcome.has_result
@@ -227,6 +227,7 @@ class Executor:
             plan.store.put(Checkpoint(
                 name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
                 parts=parts, duration=outcome.duration, finished=rec.finished,
+                started=rec.started or 0.0, attempts=rec.attempts, output=outcome.output,
             ))
             plan.publish(outcome.outputs, name)
             for label in state_of(step):  # the process state is now as after this step

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
+from nbsteps.run.capture import Capture
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Outcome:
     started: float = 0.0  # time.time()
     duration: float = 0.0
     worker: str = ""
+    output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.capture)
 
 
 class Task:
@@ -120,8 +122,17 @@ def trim_traceback(exc: BaseException, name: str) -> BaseException:
 
 
 def run_task(task: Task) -> Outcome:
-    """Run one attempt. Exceptions from the step become a failed Outcome;
-    KeyboardInterrupt propagates (the executor cancels the run)."""
+    """Run one attempt, capturing what it prints and displays. Exceptions from
+    the step become a failed Outcome; KeyboardInterrupt propagates (the
+    executor cancels the run)."""
+    with Capture(task.name) as cap:
+        outcome = _attempt(task)
+        cap.finish(outcome.result)
+    outcome.output = cap.output
+    return outcome
+
+
+def _attempt(task: Task) -> Outcome:
     started = time.time()
     t0 = time.perf_counter()
     try:

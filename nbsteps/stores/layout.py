@@ -113,7 +113,7 @@ def read_meta(folder: int, key: bytes) -> "tuple[bytes, dict] | None":
         for entry in body["values"]:
             if not isinstance(entry, dict) or not VALUE_FILE.fullmatch(str(entry.get("file"))):
                 raise ValueError(f"bad value entry {entry!r}")
-            if not isinstance(entry.get("size"), int) or entry.get("role") not in ("output", "result"):
+            if not isinstance(entry.get("size"), int) or entry.get("role") not in ("output", "result", "captured"):
                 raise ValueError(f"bad value entry {entry!r}")
     except ValueError as exc:  # signed but malformed: written by a buggy or newer writer
         raise Corrupt(META, f"is malformed ({exc})", raw) from None
@@ -174,11 +174,14 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
         return None  # stale: do not even look at the values
     outputs: dict[str, Any] = {}
     result = None
+    captured: list = []
     if load:
         for entry in body["values"]:
             value = _load_value(folder, entry, raw, key)
             if entry["role"] == "output":
                 outputs[entry["name"]] = value
+            elif entry["role"] == "captured":
+                captured = value if isinstance(value, list) else []
             else:
                 result = value
         if body.get("result_is") in outputs:
@@ -193,6 +196,8 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
         step=step, fingerprint=body["fingerprint"], outputs=outputs, result=result,
         has_result=bool(body.get("has_result")), parts=parts,
         duration=float(body.get("duration", 0.0)), finished=float(body.get("finished", 0.0)),
+        started=float(body.get("started", 0.0)), attempts=int(body.get("attempts", 0)),
+        output=tuple(tuple(item) for item in captured),
     )
 
 def _load_value(folder: int, entry: dict, meta: bytes, key: bytes) -> Any:

@@ -110,6 +110,8 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
         "fingerprint": cp.fingerprint,
         "duration": float(cp.duration),
         "finished": float(cp.finished),
+        "started": float(cp.started or 0.0),
+        "attempts": int(cp.attempts or 0),
         "has_result": bool(cp.has_result),
         "result_is": next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None,
         "token": token,
