@@ -95,6 +95,14 @@ class StepsFailed(NbstepsError):
         return stb + super()._render_traceback_()
 
 
+class StepsInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a magic was not running steps (registering one, say):
+    shown as one line, without nbsteps' own frames."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}" if str(self) else "KeyboardInterrupt"]
+
+
 class NotReadyError(NbstepsError):
     """A step's result was asked for before the step completed."""
 

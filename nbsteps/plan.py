@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 from nbsteps import config
 from nbsteps.backends import make_backend
 from nbsteps.errors import NbstepsError, UnknownStepError
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model import dependencies as depmod
 from nbsteps.model import graphs
 from nbsteps.model.fingerprint import combine
@@ -27,6 +28,7 @@ from nbsteps.run.executor import Executor
 from nbsteps.run.selection import default_workers
 from nbsteps.run.preview import preview
 from nbsteps.run.replay import effects_of, replay_set
+from nbsteps.run.summary import record_interrupt
 from nbsteps.run.staleness import fingerprint_parts
 from nbsteps.run.undo import rollback as rollback_run
 from nbsteps.stores import Store, open_store
@@ -96,11 +98,14 @@ class Plan:
         try:
             if old is not None or not depmod.add_appended(self._deps, self.steps, step):
                 self._deps = depmod.resolve(self.steps)
-        except NbstepsError as exc:
+        except BaseException as exc:  # NbstepsError, or an interrupt: the previous plan stays
             if old is None:
                 del self.steps[step.name]
             else:
                 self.steps[step.name] = old
+            if not isinstance(exc, NbstepsError):
+                self._deps = depmod.resolve(self.steps)  # the fast path may have started indexing
+                raise
             raise exc.with_traceback(None) from None
         rec = self.records.get(step.name)
         if rec is None:
@@ -301,42 +306,52 @@ class Plan:
         step (see ``summary.ok``). KeyboardInterrupt cancels the rest of the
         run, keeps every completed checkpoint, and is re-raised."""
 
-        if isinstance(targets, str):
-            targets = [targets]
-        if isinstance(force, str):
-            force = [force]
-        for f in force:
-            self._require(f)
-        names = self.select(targets)
-        forced = frozenset(names) if force_all else frozenset(force)
-        if workers is not None and int(workers) < 1:
-            raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
-        all_listeners = self.listeners + list(listeners)
-        workers = int(workers) if workers else default_workers(self, names)
-        # connect first: a backend that cannot start leaves every record as it was
-        runner = make_backend(backend, workers, address)
-        executor = Executor(
-            self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
-            backend=runner, backend_name=backend or "threads",
-            emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
-            resume_hint=self.resume_hint,
-        )
-        if any(effects_of(self.steps[s]) for s in names):
-            will_run = set(preview(self, names, forced, False).to_run)
-            executor.replay = replay_set(self, names, will_run)
-        self._run_listeners = all_listeners
+        names, summary = None, None
         try:
-            summary = executor.run()
-        finally:
-            self._run_listeners = []
-        if rollback and not summary.ok and summary.completed_order:
+            if isinstance(targets, str):
+                targets = [targets]
+            if isinstance(force, str):
+                force = [force]
+            for f in force:
+                self._require(f)
+            names = self.select(targets)
+            forced = frozenset(names) if force_all else frozenset(force)
+            if workers is not None and int(workers) < 1:
+                raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
+            all_listeners = self.listeners + list(listeners)
+            workers = int(workers) if workers else default_workers(self, names)
+            # connect first: a backend that cannot start leaves every record as it was
+            runner = make_backend(backend, workers, address)
+            executor = Executor(
+                self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
+                backend=runner, backend_name=backend or "threads",
+                emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
+                resume_hint=self.resume_hint,
+            )
+            if any(effects_of(self.steps[s]) for s in names):
+                will_run = set(preview(self, names, forced, False).to_run)
+                executor.replay = replay_set(self, names, will_run)
+            self._run_listeners = all_listeners
+            try:
+                summary = executor.run()
+            finally:
+                self._run_listeners = []
+            if rollback and not summary.ok and summary.completed_order:
 
-            rollback_run(self, summary)
-        self.last_summary = summary.freeze()
-        ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
+                rollback_run(self, summary)
+            self.last_summary = summary.freeze()
+            ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
+        except KeyboardInterrupt:  # before the executor's loop, or after it: this run's summary all the same
+            with deferred_interrupts():
+                self.record_interrupt(targets, names, summary, listeners)
+            raise
         if summary.interrupted:
             raise KeyboardInterrupt
         return summary
+
+    def record_interrupt(self, targets=None, names=None, summary=None, listeners=()) -> None:
+        """An interrupt outside the executor's loop: ``last_summary`` tells this run (see run.summary)."""
+        record_interrupt(self, targets, names, summary, self.listeners + list(listeners))
 
     def refresh_stale(self) -> None:
         """Set ``record.stale`` for completed steps whose code, options,

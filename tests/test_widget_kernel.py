@@ -181,7 +181,9 @@ def test_runs_that_cannot_start_draw_nothing_or_leave_no_widget(tmp_path, kernel
     unknown, bad_workers, ok = nb.cells[3], nb.cells[4], nb.cells[5]
     assert [o.ename for o in unknown.outputs if o.output_type == "error"] == ["UnknownStepError"]
     assert not displays(unknown)  # raised before any widget or picture was drawn
-    assert any(o.output_type == "error" for o in bad_workers.outputs)
+    # --workers 0 is refused when the line is parsed: IPython prints a UsageError (on stderr)
+    assert "UsageError" in stream(bad_workers) and "--workers: must be a whole number >= 1" in stream(bad_workers)
+    assert not displays(bad_workers)
     assert no_widget_views(nb)  # the widget shown before the run failed to start was replaced
     assert "nbsteps: 2 of 2 steps completed" in stream(ok)
 

@@ -35,6 +35,7 @@ import cloudpickle
 
 from nbsteps import config
 from nbsteps.errors import NbstepsError, UnserialisableValueError, WorkerLostError
+from nbsteps.formatting import error_text
 from nbsteps.run.task import Outcome, Task, run_task
 
 PROTOCOL = 5
@@ -174,7 +175,7 @@ def _portable_error(exc: BaseException) -> BaseException:
         cloudpickle.loads(cloudpickle.dumps(exc, protocol=PROTOCOL))
         return exc
     except Exception:
-        return RemoteStepError(f"{type(exc).__name__}: {exc}", type(exc).__name__)
+        return RemoteStepError(error_text(exc), type(exc).__name__)
 
 
 def run_remote(payload: bytes) -> dict:
@@ -218,7 +219,7 @@ def run_remote(payload: bytes) -> dict:
 
 # -- the backend ------------------------------------------------------------------
 def _failed(task: Task, err: BaseException, **kw) -> Outcome:
-    return Outcome(False, error=err, traceback=f"{type(err).__name__}: {err}", **kw)
+    return Outcome(False, error=err, traceback=error_text(err), **kw)
 
 
 def unserialisable_input(task: Task, exc: BaseException) -> UnserialisableValueError:
@@ -245,7 +246,7 @@ def unserialisable_input(task: Task, exc: BaseException) -> UnserialisableValueE
     more = f" (also: {', '.join(c[0] for c in culprits[1:])})" if len(culprits) > 1 else ""
     return UnserialisableValueError(
         f"step {task.name!r}: its {label} ({_describe(value)}) cannot be serialised for dask: "
-        f"{type(e).__name__}: {e}{more}. Create it inside the step, or run with --backend threads."
+        f"{error_text(e)}{more}. Create it inside the step, or run with --backend threads."
     )
 
 

@@ -15,8 +15,12 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from nbsteps import config
 from nbsteps.ipython import session
-from nbsteps.errors import NbstepsError, StepsFailed
+from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted
+from nbsteps.formatting import safe_str
+from nbsteps.interrupts import deferred_interrupts
+from nbsteps.ipython.guards import checked, one_line_interrupts
 from nbsteps.model.status import COMPLETED
+from nbsteps.model.step import check_retry, check_retry_delay, check_timeout, check_workers
 
 
 def _prompt(step: str, text: str) -> bool:
@@ -104,7 +108,8 @@ def _yes_from_env() -> bool:
 # name= is what usage lines and errors call them) --
 @magic_arguments(name="steps run")
 @argument("targets", nargs="*", help="steps to run (with what they need); default: all")
-@argument("--workers", type=int, default=None, help="parallel workers (default: widest level, max 8)")
+@argument("--workers", type=checked(check_workers), default=None,
+          help="parallel workers, >= 1 (default: widest level, max 8)")
 @argument("--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)")
 @argument("--address", default=None, help="dask scheduler address (or use a Client in the session)")
 @argument("--fail-fast", action="store_true", help="stop scheduling at the first failure")
@@ -161,15 +166,17 @@ class StepMagics(Magics):
     @magic_arguments()
     @argument("name", help="step name: letters, digits, _ and -")
     @argument("--after", nargs="+", default=[], metavar="STEP", help="explicit upstream steps")
-    @argument("--retry", type=int, default=0, help="extra attempts on failure")
-    @argument("--retry-delay", type=float, default=1.0, help="first backoff delay in seconds (doubles)")
+    @argument("--retry", type=checked(check_retry), default=0, help="extra attempts on failure (0-100)")
+    @argument("--retry-delay", type=checked(check_retry_delay), default=1.0,
+              help="first backoff delay in seconds (doubles; 0-86400)")
     @argument("--retry-on", default=None, help="only retry these exceptions (comma-separated names)")
-    @argument("--timeout", type=float, default=None, help="fail the step after S seconds")
+    @argument("--timeout", type=checked(check_timeout), default=None, help="fail the step after S seconds (> 0)")
     @argument("--optional", action="store_true", help="a failure blocks nothing downstream")
     @argument("--confirm", default=None, metavar="TEXT", help="ask before running the step")
     @argument("--no-cache", action="store_true", help="always execute, never restore a checkpoint")
     @argument("--define", action="store_true", help="only register the step, do not run it")
     @cell_magic
+    @one_line_interrupts
     def step(self, line: str, cell: str):
         """Register this cell as a named step and (in interactive mode) run it.
 
@@ -179,12 +186,15 @@ class StepMagics(Magics):
         """
         args = _parse_step_line(self.step, line)
         plan = session.current()
-        source = _python_source(self.shell, cell)
-        step = plan.add_cell(
-            args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
-            retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
-            confirm=_unquote(args.confirm), cache=not args.no_cache,
-        )
+        try:
+            source = _python_source(self.shell, cell)
+            step = plan.add_cell(
+                args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
+                retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
+                confirm=_unquote(args.confirm), cache=not args.no_cache,
+            )
+        except KeyboardInterrupt:
+            raise StepsInterrupted(f"step {args.name} was not registered (or changed)") from None
         for warning in plan.registration_warnings(step.name):
             print(f"nbsteps: warning: {warning}")
         cells = self._cells(plan)
@@ -235,18 +245,24 @@ class StepMagics(Magics):
         return for_plan(self.shell, plan)
 
     def _run(self, plan, targets, quiet=False, omit=None, **kw):
+        """Run; an interrupt at any moment (even before the plan's run began)
+        ends with this run's summary as a one-line StepsFailed."""
         from nbsteps.ipython.display import run_listeners
 
-        # unknown steps are reported before anything is drawn
-        plan.select(targets)
-        for name in kw.get("force") or ():
-            plan[name]
-        self._cells(plan)  # step cells show what the run does to their steps
-        listeners = run_listeners(plan, quiet=quiet, omit=omit)
+        previous, listeners = plan.last_summary, []
         try:
+            # unknown steps are reported before anything is drawn
+            plan.select(targets)
+            for name in kw.get("force") or ():
+                plan[name]
+            self._cells(plan)  # step cells show what the run does to their steps
+            listeners = run_listeners(plan, quiet=quiet, omit=omit)
             confirm = None if config.headless() else _prompt
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
+            with deferred_interrupts():
+                if plan.last_summary is None or plan.last_summary is previous:  # plan.run never began
+                    plan.record_interrupt(targets)
             raise StepsFailed(plan.last_summary) from None
         finally:  # a run that could not start (e.g. no dask scheduler) leaves no live widget behind
             for listener in listeners:
@@ -255,6 +271,7 @@ class StepMagics(Magics):
                     settle()
 
     @line_magic
+    @one_line_interrupts
     def steps(self, line: str):
         parts = shlex.split(line)
         if not parts:
@@ -368,8 +385,9 @@ def load_ipython_extension(ip) -> None:
     ip.register_magics(StepMagics)
     hooks.install(ip, SUBCOMMANDS)
     # a failed step's own exception is shown as IPython shows any exception
-    StepsFailed.format_error = staticmethod(
-        lambda err: ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__))
+    # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
+    StepsFailed.format_error = staticmethod(lambda err: [
+        safe_str(line) for line in ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__)])
 
 
 def unload_ipython_extension(ip) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbsteps.formatting import clean_text, error_text
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
 
 
@@ -81,10 +82,11 @@ class StepRecord:
 
     @property
     def error_text(self) -> str:
+        """``Type: message`` of the step's error (never raises, even for an
+        exception whose ``__str__`` fails), or why it was blocked/cancelled."""
         if self.error is None:
-            return self.message if self.status in (BLOCKED, CANCELLED) else ""
-        text = str(self.error)
-        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
+            return clean_text(self.message) if self.status in (BLOCKED, CANCELLED) else ""
+        return error_text(self.error)
 
     def __repr__(self) -> str:
         flag = " (cached)" if self.cached else ""

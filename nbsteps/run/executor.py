@@ -18,6 +18,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from nbsteps.errors import StepTimeout
+from nbsteps.formatting import error_text
+from nbsteps.interrupts import deferred_interrupts, watching_interrupts
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
@@ -41,21 +43,10 @@ _EXECUTIONS = itertools.count(1)
 
 
 class Executor:
-    def __init__(
-        self,
-        plan: "Plan",
-        names: list[str],
-        *,
-        workers: int | None = None,
-        fail_fast: bool = False,
-        force: set | frozenset = frozenset(),
-        yes: bool = False,
-        confirm: Callable[[str, str], bool] | None = None,
-        backend,
-        backend_name: str = "threads",
-        emit: Callable[[ev.Event], None],
-        resume_hint: str = "plan.run()",
-    ) -> None:
+    def __init__(self, plan: "Plan", names: list[str], *, workers: int | None = None, fail_fast: bool = False,
+                 force: set | frozenset = frozenset(), yes: bool = False,
+                 confirm: Callable[[str, str], bool] | None = None, backend, backend_name: str = "threads",
+                 emit: Callable[[ev.Event], None], resume_hint: str = "plan.run()") -> None:
         self.plan = plan
         self.names = names
         self.workers = workers or default_workers(plan, names)
@@ -124,8 +115,9 @@ class Executor:
             self._replay_tokens[name], cp = (cp.parts or {}).get("token", fp), None
             reason = f"replayed: sets {', '.join(self.replay[name])}"
         if cp is not None:  # up to date: restore, do not execute
-            rec.restore(cp, fp)
-            plan.publish(cp.outputs, name)
+            with deferred_interrupts():  # published and completed at once
+                plan.publish(cp.outputs, name)
+                rec.restore(cp, fp)
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name)
             return None
@@ -199,7 +191,10 @@ class Executor:
         if self.emit_event is not None:
             self._emit(ev.STARTED, name, f"attempt {attempts}" if attempts > 1 else "")
         if inline:  # a lone ready step: run it here, nothing else could run meanwhile
-            self._handle(task, run_task(task))
+            outcome = run_task(task)
+            if self._watch.hit:  # the step swallowed a Ctrl-C (bare except): the run stops all the same
+                raise KeyboardInterrupt
+            self._handle(task, outcome)
         else:
             backend.submit(task, self._on_done)
 
@@ -217,25 +212,7 @@ class Executor:
         plan, rec, step = self.plan, self.plan.records[name], self.plan.steps[name]
         rec.duration, rec.output = outcome.duration, outcome.output
         if outcome.ok:
-            rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
-            rec.outputs, rec.result, rec.has_result = outcome.outputs, outcome.result, outcome.has_result
-            rec.finished = time.time()
-            rec.stale = False
-            parts = self._parts.pop(name, {})
-            rec.token = parts["token"] = (self._replay_tokens.pop(name, None)
-                                          or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}")
-            plan.store.put(Checkpoint(
-                name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
-                parts=parts, duration=outcome.duration, finished=rec.finished,
-                started=rec.started or 0.0, attempts=rec.attempts, output=outcome.output,
-            ))
-            plan.publish(outcome.outputs, name)
-            for label in state_of(step):  # the process state is now as after this step
-                plan.state_head[label] = name
-            self.completed_order.append(name)
-            self._final.append(name)
-            if self.emit_event is not None:
-                self._emit(ev.COMPLETED, name)
+            self._complete(name, outcome)
             return
         err = outcome.error
         if err is not None and step.func is None:
@@ -253,6 +230,42 @@ class Executor:
             return
         self._fail(name)
 
+    def _complete(self, name: str, outcome: Outcome) -> None:
+        """Store the checkpoint, then publish and mark completed (at once). An
+        interrupt during the put leaves the step running (then cancelled) with
+        nothing published, unless the store had committed it: then it completes."""
+        plan, rec = self.plan, self.plan.records[name]
+        parts = self._parts.pop(name, {})
+        token = parts["token"] = (self._replay_tokens.pop(name, None)  # a replay keeps its token
+                                  or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}")
+        cp = Checkpoint(name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
+                        parts=parts, duration=outcome.duration, finished=time.time(),
+                        started=rec.started or 0.0, attempts=rec.attempts, output=outcome.output)
+        try:
+            plan.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
+            with deferred_interrupts():
+                self._mark_completed(rec, cp, token)
+        except BaseException:  # KeyboardInterrupt (put itself never raises)
+            if rec.status != COMPLETED:
+                with deferred_interrupts():  # was it committed before the interrupt? (stores never raise)
+                    stored = plan.store.peek(name)
+                    if stored is not None and (stored.parts or {}).get("token") == token:
+                        self._mark_completed(rec, cp, token)
+            raise
+        if self.emit_event is not None:
+            self._emit(ev.COMPLETED, name)
+
+    def _mark_completed(self, rec, cp: Checkpoint, token: str) -> None:
+        """Publish and mark: run with interrupts deferred (all or nothing)."""
+        self.plan.publish(cp.outputs, rec.name)
+        rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
+        rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
+        rec.finished, rec.stale, rec.token = cp.finished, False, token
+        for label in state_of(self.plan.steps[rec.name]):  # the process state is now as after this step
+            self.plan.state_head[label] = rec.name
+        self.completed_order.append(rec.name)
+        self._final.append(rec.name)
+
     def _fail(self, name: str) -> None:
         rec = self.plan.records[name]
         rec.status = FAILED
@@ -261,7 +274,6 @@ class Executor:
         self._emit(ev.FAILED, name, rec.error_text)
         if self.fail_fast and not self.plan.steps[name].optional and not self.stopping:
             self.stopping = f"fail-fast: stopped after {name} failed"
-
 
     def _fire_timers(self, backend) -> None:
         now = time.monotonic()
@@ -287,21 +299,25 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         plan, names = self.plan, self.names
-        ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
-        ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
         backend = self.backend
         records = plan.records
-        for s in names:
-            rec = records[s]
-            rec.status, rec.message = PENDING, ""
-        t0 = time.perf_counter()
-        self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
         self._final: list[str] = []
         final = self._final
         interrupted = False
-
+        t0 = time.perf_counter()
+        watch = self._watch = watching_interrupts()
         try:
+            watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
+            ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
+            ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
+            with deferred_interrupts():  # every step of the run is pending, or none
+                for s in names:
+                    rec = records[s]
+                    rec.status, rec.message = PENDING, ""
+            self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
             while ts.is_active():
+                if watch.hit:  # a Ctrl-C that a step or a listener caught: the run stops all the same
+                    raise KeyboardInterrupt
                 settled = False
                 for name in ts.get_ready():
                     task = self._prepare(name)
@@ -329,9 +345,17 @@ class Executor:
                 final.clear()
         except KeyboardInterrupt:
             interrupted = True
-            self._cancel_rest(backend, "interrupted")
+            with deferred_interrupts():
+                self._cancel_rest(backend, "interrupted")
+        except BaseException as exc:  # a bug or a broken store: no step is left running
+            with deferred_interrupts():
+                self._cancel_rest(backend, f"the run stopped: {error_text(exc)}")
+            raise
         finally:
-            backend.close()
+            try:
+                backend.close()
+            finally:
+                watch.__exit__()
         summary = RunSummary(
             steps=list(names), records=plan.records, wall=time.perf_counter() - t0,
             interrupted=interrupted, completed_order=list(self.completed_order),

@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbsteps.formatting import clean_text
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 from nbsteps.run.capture import Capture
 
@@ -122,9 +123,10 @@ def trim_traceback(exc: BaseException, name: str) -> BaseException:
 
 
 def run_task(task: Task) -> Outcome:
-    """Run one attempt, capturing what it prints and displays. Exceptions from
-    the step become a failed Outcome; KeyboardInterrupt propagates (the
-    executor cancels the run)."""
+    """Run one attempt, capturing what it prints and displays. Whatever the
+    step raises becomes a failed Outcome (``GeneratorExit`` and bare
+    ``BaseException`` too, on any thread), except KeyboardInterrupt, which
+    propagates (the executor cancels the run)."""
     with Capture(task.name) as cap:
         outcome = _attempt(task)
         cap.finish(outcome.result)
@@ -155,8 +157,11 @@ def _attempt(task: Task) -> Outcome:
             has_result = analysis.result is not None
             result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
-    except (Exception, SystemExit) as exc:  # the user's code failed: an outcome, not a crash
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's code failed: an outcome, not a crash
         filename = step_filename(task.name) if task.kind == "cell" else ""
         text = _user_traceback(exc, filename) if filename else "".join(traceback.format_exception(exc))
-        return Outcome(False, error=exc, traceback=text, started=started, duration=time.perf_counter() - t0)
+        return Outcome(False, error=exc, traceback=clean_text(text), started=started,
+                       duration=time.perf_counter() - t0)
     return Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)

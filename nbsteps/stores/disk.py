@@ -227,8 +227,9 @@ class DiskStore(Store):
                     pass
                 raise
             except BaseException:
-                for name in written:
-                    unlink_quiet(name, folder)
+                if META not in written:  # not committed (an interrupt, a full disk): leave nothing
+                    for name in written:
+                        unlink_quiet(name, folder)
                 raise
             with self._guard:
                 self._memory.pop(cp.step, None)

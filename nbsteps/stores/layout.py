@@ -146,7 +146,7 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes) 
                 mac.update(view[pos:pos + n])  # hashed in a thread while the next chunk is read
                 pos += n
         except BaseException:
-            mac.stop()
+            mac.abort()
             raise
         digest = mac.hexdigest()
         view.release()

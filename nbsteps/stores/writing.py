@@ -18,6 +18,7 @@ import time
 import uuid
 from typing import Any
 
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout
 from nbsteps.stores.encoding import (
@@ -64,8 +65,8 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
         if prepared is not None:
             frame, extra = prepared
             tmp = tmp_name()
+            written.append(tmp)  # first: removed by the store's clean-up whatever happens next
             writer = SignedWriter(folder, tmp, key)
-            written.append(tmp)
             try:
                 write_parquet(frame, writer, compression)
                 digest = writer.finish()
@@ -74,12 +75,15 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
                 if writer.error is not None:
                     raise writer.error
                 # pyarrow refused something the sample accepted: pickle instead
+            except BaseException:
+                writer.abort()  # an interrupt: close the file and stop the hashing thread
+                raise
             else:
                 return _publish(folder, tmp, f"{stem}.parquet", written, {
                     "encoding": "parquet", "kind": kind, "size": writer.size, "hmac": digest, **extra})
     tmp = tmp_name()
-    writer = SignedWriter(folder, tmp, key)
     written.append(tmp)
+    writer = SignedWriter(folder, tmp, key)
     try:
         pickle_to(writer, value)
         digest = writer.finish()
@@ -97,8 +101,8 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
         "encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest})
 
 def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict) -> dict:
+    written.append(final)  # first: an interrupt after the rename still has it removed
     os.replace(tmp, final, src_dir_fd=folder, dst_dir_fd=folder)
-    written.append(final)
     entry["file"] = final
     return entry
 
@@ -129,14 +133,19 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
     data = json.dumps(body, indent=1).encode()
     tmp = tmp_name()
     written.append(tmp)
-    fd = create_file(folder, tmp)
+    fd = -1
     try:
+        with deferred_interrupts():  # the descriptor is held by fd, and so always closed
+            fd = create_file(folder, tmp)
         view = memoryview(layout.header(key, data) + data)
         while view.nbytes:
             view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
-        os.close(fd)
-    os.replace(tmp, META, src_dir_fd=folder, dst_dir_fd=folder)  # the commit point
+        if fd >= 0:
+            os.close(fd)
+    with deferred_interrupts():  # the commit point, and the note that it is passed
+        os.replace(tmp, META, src_dir_fd=folder, dst_dir_fd=folder)
+        written.append(META)  # committed: the store keeps this put's files from now on
     fsync_dir(folder)
 

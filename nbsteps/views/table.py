@@ -7,7 +7,7 @@ import datetime as _dt
 import html
 import os
 
-from nbsteps.formatting import fmt_seconds
+from nbsteps.formatting import clean_text, fmt_seconds
 from nbsteps.views.values import summarize
 
 #: the export formats, by file suffix (also what `nbsteps run --results` accepts)
@@ -27,7 +27,7 @@ def _when(ts):
 
 def short_repr(value, has: bool = True) -> str:
     """The result summary of the table: type, shape, a few values."""
-    return summarize(value) if has else ""
+    return clean_text(summarize(value)) if has else ""
 
 
 def rows(plan, refresh: bool = True) -> list[dict]:
@@ -48,7 +48,7 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "duration_s": round(r.duration, 3) if r.duration is not None else None,
             "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.status in (
                 "completed", "failed") else "",
-            "outputs": ", ".join(r.outputs) if r.ok else "",
+            "outputs": clean_text(", ".join(r.outputs)) if r.ok else "",
             "result": short_repr(r.result, r.has_result and r.ok),
             "error": r.error_text,
         })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from nbsteps.formatting import clean_text
 from nbsteps.formatting import fmt_seconds as _fmt
 from nbsteps.run import events as ev
 from nbsteps.views.static import store_where
@@ -28,7 +29,7 @@ class TextReporter:
 
     def _print(self, text: str) -> None:
         stream = self.stream or sys.stdout
-        print(text, file=stream, flush=True)
+        print(clean_text(text), file=stream, flush=True)  # user text may hold lone surrogates
 
     def __call__(self, e: ev.Event) -> None:
         rec = e.record
