@@ -9,15 +9,28 @@ from __future__ import annotations
 from nbsteps.errors import (
     AmbiguousDependencyError, CycleError, NbstepsError, StepDefinitionError, StepsFailed, UnknownStepError,
 )
-from nbsteps.plan import Plan
 from nbsteps.ipython.session import current, step
+from nbsteps.plan import Plan
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Plan", "current", "step", "results", "graph", "NbstepsError", "StepsFailed", "CycleError",
+    "Plan", "analyse", "current", "step", "results", "graph", "NbstepsError", "StepsFailed", "CycleError",
     "UnknownStepError", "AmbiguousDependencyError", "StepDefinitionError", "load_ipython_extension",
 ]
+
+
+def analyse(cell_source: str):
+    """What nbsteps sees in a cell's raw text, IPython syntax included: sets
+    ``.inputs``, ``.outputs``, ``.mutated``, ``.state`` (shared process state
+    touched), ``.effects`` (of it, changed), and ``.warnings``."""
+    from nbsteps.model.analysis import analyse as _analyse
+
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # plain Python then
+        return _analyse(cell_source)
+    return _analyse(cell_source, TransformerManager().transform_cell)
 
 
 def results():

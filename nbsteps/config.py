@@ -15,6 +15,8 @@ it starts; explicit options always win over them.
 ``NBSTEPS_YES``           approve every ``--confirm`` step (boolean)
 ``NBSTEPS_HEADLESS``      nobody watches: no prompts, no widgets (boolean)
 ``NBSTEPS_WIDGETS``       ``0`` turns the live widget off (boolean)
+``NBSTEPS_DISPLAY_UPDATES`` ``0``: never update earlier outputs (boolean; default:
+                          on, except for clients executing with store_history off, e.g. nbval)
 ``NBSTEPS_RESUME_HINT``   how summaries tell the user to resume
 ``NBSTEPS_KEY_FILE``      the secret key signing disk checkpoints
 ========================  =====================================================
@@ -95,6 +97,10 @@ def headless() -> bool:
 
 def widgets() -> "bool | None":
     return flag("NBSTEPS_WIDGETS", None)
+
+
+def display_updates() -> "bool | None":
+    return flag("NBSTEPS_DISPLAY_UPDATES", None)
 
 
 def resume_hint(default: str) -> str:

@@ -52,7 +52,10 @@ class CycleError(NbstepsError):
 
 
 class AmbiguousDependencyError(NbstepsError):
-    """Several steps write a name a step reads and their order is not defined."""
+    """Several steps write a name a step reads and their order is not defined.
+
+    No longer raised: reads bind to the nearest writer above (notebook order).
+    Kept so that code catching it keeps working."""
 
     def __init__(self, step: str, name: str, candidates: "list[str]"):
         self.step, self.name, self.candidates = step, name, sorted(candidates)
@@ -90,6 +93,14 @@ class StepsFailed(NbstepsError):
             if rec.traceback:
                 stb.append(rec.traceback)
         return stb + super()._render_traceback_()
+
+
+class StepsInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a magic was not running steps (registering one, say):
+    shown as one line, without nbsteps' own frames."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}" if str(self) else "KeyboardInterrupt"]
 
 
 class NotReadyError(NbstepsError):

@@ -74,3 +74,44 @@ def fmt_bytes(n) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.0f} B"
+
+
+# -- user text (error messages, option texts) --------------------------------------
+def clean_text(text: str) -> str:
+    """*text* with lone surrogates (``'\\udcff'``, from a file name that is not
+    UTF-8) written as ``\\udcff``: every file format, terminal and Jupyter
+    message can carry the result."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def safe_str(value) -> str:
+    """``str(value)``, never raising (a user exception whose ``__str__``
+    fails gives ``<unprintable ValueError>``), with lone surrogates escaped."""
+    try:
+        text = str(value)
+    except Exception:
+        return f"<unprintable {_type_name(value)}>"
+    return clean_text(text)
+
+
+def error_text(exc: BaseException) -> str:
+    """``ValueError: message`` (or just the type name when the message is
+    empty), for any exception, whatever its ``__str__`` does."""
+    name = _type_name(exc)
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<unprintable {name}>"
+    text = clean_text(text)
+    return f"{name}: {text}" if text else name
+
+
+def _type_name(value) -> str:
+    try:
+        return clean_text(str(type(value).__name__))
+    except Exception:  # pragma: no cover - a metaclass with a failing __name__
+        return "object"

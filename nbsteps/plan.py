@@ -16,24 +16,30 @@ from typing import Callable, Iterable
 from nbsteps import config
 from nbsteps.backends import make_backend
 from nbsteps.errors import NbstepsError, UnknownStepError
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model import dependencies as depmod
 from nbsteps.model import graphs
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.record import StepRecord
 from nbsteps.model.status import COMPLETED
+from nbsteps.model.state import state_of
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
-from nbsteps.model.checkpoint import LazyValues
 from nbsteps.run.deferred import Deferred
-from nbsteps.run.executor import Executor, default_workers
+from nbsteps.run.executor import Executor
+from nbsteps.run.publishing import Publishing
+from nbsteps.run.selection import default_workers
 from nbsteps.run.preview import preview
+from nbsteps.run.registration import registration_warnings
+from nbsteps.run.replay import effects_of, replay_set
+from nbsteps.run.summary import record_interrupt
 from nbsteps.run.staleness import fingerprint_parts
 from nbsteps.run.undo import rollback as rollback_run
 from nbsteps.run.validity import Validity
 from nbsteps.stores import Store, open_store
 
 
-class Plan:
+class Plan(Publishing):
     """A DAG of named steps with checkpoints.
 
     >>> plan = Plan()
@@ -57,6 +63,8 @@ class Plan:
         self.last_summary = None
         self._run_listeners: list = []
         self._publish_lock = threading.Lock()
+        #: shared-state label -> the step that last changed it in this process (see nbsteps.run.replay)
+        self.state_head: dict[str, str] = {}
         #: outputs restored from a directory store, not read yet (see nbsteps.run.deferred)
         self.deferred = Deferred()
         #: steps known to be up to date: a run of one cell need not re-check its upstream
@@ -109,11 +117,14 @@ class Plan:
             if old is not None or not depmod.add_appended(self._deps, self.steps, step):
                 self._deps = depmod.resolve(self.steps)
                 self.validity.clear()  # dependencies may have changed anywhere
-        except NbstepsError as exc:
+        except BaseException as exc:  # NbstepsError, or an interrupt: the previous plan stays
             if old is None:
                 del self.steps[step.name]
             else:
                 self.steps[step.name] = old
+            if not isinstance(exc, NbstepsError):
+                self._deps = depmod.resolve(self.steps)  # the fast path may have started indexing
+                raise
             raise exc.with_traceback(None) from None
         rec = self.records.get(step.name)
         if rec is None:
@@ -174,6 +185,12 @@ class Plan:
             self.deferred.forget(self.records[n].outputs)
             self.records[n].reset()
         return self.order(targets)
+
+    def registration_warnings(self, name: str) -> list[str]:
+        """What the user should know about step *name* right after registering
+        it: names that nothing defines (with a "did you mean"), and what the
+        analysis could not see (star imports, names inside exec/eval strings)."""
+        return registration_warnings(self, self._require(name))
 
     # -- queries -------------------------------------------------------------
     def _require(self, name: str) -> Step:
@@ -259,34 +276,6 @@ class Plan:
             self._require(t)
         return self.order(self.upstream(targets))
 
-    # -- publishing -------------------------------------------------------------
-    def publish(self, outputs: dict) -> None:
-        """Make a completed step's outputs visible, all at once. Values of a
-        lazily restored checkpoint that are not read yet are deferred."""
-        with self._publish_lock:
-            if type(outputs) is LazyValues and not outputs.complete:
-                self.deferred.defer(outputs, self.namespace)
-                return
-            if self.deferred:
-                self.deferred.discard(outputs)
-            self.namespace.update(outputs)
-
-    def load(self, names: Iterable[str] | None = None) -> list[str]:
-        """Read and publish restored values not read yet (*names*, default:
-        all); returns the names published."""
-        with self._publish_lock:
-            if names is None:
-                return self.deferred.load_all(self.namespace, self._lost)
-            return self.deferred.load(names, self.namespace, self._lost)
-
-    def _lost(self, exc) -> None:
-        """A restored value could not be read when first needed: say so, and
-        the step runs again next time (its record no longer counts as done)."""
-        rec = self.records.get(exc.step)
-        if rec is not None and rec.status == COMPLETED:
-            rec.reset(str(exc))
-        self._store_warning(exc.step, str(exc))
-
     # -- running -------------------------------------------------------------
     def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,
             fail_fast: bool = False, force: Iterable[str] | str = (), force_all: bool = False,
@@ -297,54 +286,68 @@ class Plan:
         step (see ``summary.ok``). KeyboardInterrupt cancels the rest of the
         run, keeps every completed checkpoint, and is re-raised."""
 
-        if isinstance(targets, str):
-            targets = [targets]
-        if isinstance(force, str):
-            force = [force]
-        for f in force:
-            self._require(f)
-        # one cell whose upstream is known to be up to date: consider it alone
-        names = None
-        if targets and not force and not force_all:
-            targets = list(targets)
-            for t in targets:
-                self._require(t)
-            names = self.validity.quick(self, targets)
-        quick = names is not None
-        if names is None:
-            names = self.select(targets)
-        forced = frozenset(names) if force_all else frozenset(force)
-        if workers is not None and int(workers) < 1:
-            raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
-        all_listeners = self.listeners + list(listeners)
-        workers = int(workers) if workers else default_workers(self, names, backend)
-        # connect first: a backend that cannot start leaves every record as it was
-        runner = make_backend(backend, workers, address)
-        executor = Executor(
-            self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
-            backend=runner, backend_name=backend or "threads",
-            emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
-            resume_hint=self.resume_hint,
-        )
-        self._run_listeners = all_listeners
-        self.validity.before(self, names, checked=quick)
+        names, summary = None, None
         try:
-            summary = executor.run()
-            if self.deferred and not self.lazy_publish:
-                self.load()  # no frontend to load them on use: publish them all now
-        finally:
-            self._run_listeners = []
-            self.validity.after(self, names)
-        if quick and not summary.ok:  # tell about the upstream too, as a full run would
-            summary.add_upstream(self.select(targets))
-        if rollback and not summary.ok and summary.completed_order:
-            self.validity.clear()
-            rollback_run(self, summary)
-        self.last_summary = summary.freeze()
-        ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
+            if isinstance(targets, str):
+                targets = [targets]
+            if isinstance(force, str):
+                force = [force]
+            for f in force:
+                self._require(f)
+            # one cell whose upstream is known to be up to date: consider it alone
+            # (not a cell on shared state: what to replay above it needs the whole chain)
+            quick_names = None
+            if targets and not force and not force_all:
+                targets = list(targets)
+                for t in targets:
+                    self._require(t)
+                if not any(state_of(self.steps[t]) for t in targets):
+                    quick_names = self.validity.quick(self, targets)
+            quick = quick_names is not None
+            names = quick_names if quick else self.select(targets)
+            forced = frozenset(names) if force_all else frozenset(force)
+            if workers is not None and int(workers) < 1:
+                raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
+            all_listeners = self.listeners + list(listeners)
+            workers = int(workers) if workers else default_workers(self, names, backend)
+            # connect first: a backend that cannot start leaves every record as it was
+            runner = make_backend(backend, workers, address)
+            executor = Executor(
+                self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
+                backend=runner, backend_name=backend or "threads",
+                emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
+                resume_hint=self.resume_hint,
+            )
+            if any(effects_of(self.steps[s]) for s in names):
+                will_run = set(preview(self, names, forced, False).to_run)
+                executor.replay = replay_set(self, names, will_run)
+            self._run_listeners = all_listeners
+            self.validity.before(self, names, checked=quick)
+            try:
+                summary = executor.run()
+                if self.deferred and not self.lazy_publish:
+                    self.load()  # no frontend to load them on use: publish them all now
+            finally:
+                self._run_listeners = []
+                self.validity.after(self, names)
+            if quick and not summary.ok:  # tell about the upstream too, as a full run would
+                summary.add_upstream(self.select(targets))
+            if rollback and not summary.ok and summary.completed_order:
+                self.validity.clear()
+                rollback_run(self, summary)
+            self.last_summary = summary.freeze()
+            ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
+        except KeyboardInterrupt:  # before the executor's loop, or after it: this run's summary all the same
+            with deferred_interrupts():
+                self.record_interrupt(targets, names, summary, listeners)
+            raise
         if summary.interrupted:
             raise KeyboardInterrupt
         return summary
+
+    def record_interrupt(self, targets=None, names=None, summary=None, listeners=()) -> None:
+        """An interrupt outside the executor's loop: ``last_summary`` tells this run (see run.summary)."""
+        record_interrupt(self, targets, names, summary, self.listeners + list(listeners))
 
     def refresh_stale(self) -> None:
         """Set ``record.stale`` for completed steps whose code, options,

@@ -5,7 +5,7 @@
 Each teaching notebook is a jupytext pair: the MyST markdown file is the source
 (edit it in Jupyter, where jupytext opens it as a notebook, or in any editor),
 and the .ipynb beside it is generated from it and committed with its outputs
-(graph, tables, widgets' static fallbacks) so that GitHub and nbviewer show them.
+(graph pictures, tables, each step's output) so that GitHub and nbviewer show them.
 
     python scripts/notebooks.py sync              # rebuild and execute every .ipynb from its .md
     python scripts/notebooks.py sync 03 05        # only these
@@ -14,7 +14,8 @@ and the .ipynb beside it is generated from it and committed with its outputs
 
 `sync` executes each notebook in a fresh python3 kernel (nbclient) from the
 notebooks/ directory, with this interpreter's bin directory first on PATH (so
-`!nbsteps` in a notebook is this environment's), and stores the widget state. In the outputs, the paths of this virtualenv and
+`!nbsteps` in a notebook is this environment's); no widget state is stored (runs leave static
+pictures, not widgets). In the outputs, the paths of this virtualenv and
 of this checkout are replaced by <venv> and <nbsteps>.
 Cell ids of unchanged cells are kept, so a re-sync's diff shows what changed.
 """
@@ -89,7 +90,7 @@ def execute(nb, timeout: int = 300) -> float:
     os.environ["PYTHONHASHSEED"] = "0"
     start = time.perf_counter()
     NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNELSPEC["name"], store_widget_state=True,
+        nb, timeout=timeout, kernel_name=KERNELSPEC["name"], store_widget_state=False,
         record_timing=False, resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     return time.perf_counter() - start
@@ -100,15 +101,15 @@ def scrub(nb) -> None:
     the virtualenv, which may sit inside the checkout) with fixed placeholders."""
     swaps = sorted({(sys.prefix, "<venv>"), (str(ROOT), "<nbsteps>")}, key=lambda s: -len(s[0]))
 
-    def clean(value):
+    def clean(value, html: bool = False):
         if isinstance(value, str):
-            for old, new in swaps:
-                value = value.replace(old, new)
+            for old, new in swaps:  # in HTML the placeholder must be text, not a tag
+                value = value.replace(old, new.replace("<", "&lt;").replace(">", "&gt;") if html else new)
             return value
         if isinstance(value, list):
-            return [clean(v) for v in value]
+            return [clean(v, html) for v in value]
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
+            return {k: clean(v, html or k == "text/html") for k, v in value.items()}
         return value
 
     for cell in nb.cells:

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""Regenerate docs/widget.png, the README's picture of the live widget, from a
-real browser: JupyterLab in Debian's chromium, driven by the harness in
-tests/browser.py.
+"""Regenerate docs/widget.png, the README's picture of what a run leaves in its
+cell (progress, graph, results table: the static picture that replaces the live
+widget when the run ends), from a real browser: JupyterLab in Debian's chromium,
+driven by the harness in tests/browser.py.
 
 It stages notebooks/03-partial-completion-and-recovery.ipynb up to its first
 ``%steps run`` (a run that ends with a failed step, a blocked branch, a retried
 step, an optional step that failed and an independent branch that completed),
-runs it with Run All, waits until the widget has drawn its final state and
-takes a picture of that cell's widget.
+runs it with Run All, waits until the run's cell shows its final picture and
+takes a picture of it.
 
     python scripts/screenshot.py [--output docs/widget.png] [--full]
 
@@ -30,7 +31,7 @@ from browser import chromium_available, jupyterlab_server, stage_notebook  # noq
 
 SOURCE = ROOT / "notebooks" / "03-partial-completion-and-recovery.ipynb"
 STOP_AT = "%steps run --allow-failures"
-# The widget's header says "nbsteps [done/total]: finished ..." once the run is over.
+# The picture's header says "k/N completed finished in ..." once the run is over.
 FINISHED_TEXT = "finished in"
 
 

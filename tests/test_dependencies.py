@@ -30,10 +30,22 @@ def test_after_adds_an_explicit_edge_and_must_name_a_step():
         D.resolve(steps(("a", "x = 1"), b=()) | {"b": cell_step("b", "y = 1", after=("nope",))})
 
 
-def test_cycles_are_named():
+def test_cycles_are_only_possible_through_after_and_are_named():
+    g = D.resolve(steps(("a", "x = y"), ("b", "y = x")))  # a reads y before anything writes it
+    assert g.deps == {"a": {}, "b": {"a": D.INFERRED}}
     with pytest.raises(CycleError) as info:
-        D.resolve(steps(("a", "x = y"), ("b", "y = x")))
+        D.resolve({"a": cell_step("a", "x = 1", after=("b",)), "b": cell_step("b", "y = x")})
     assert info.value.cycle[0] == info.value.cycle[-1] and set(info.value.cycle) == {"a", "b"}
+
+
+def test_reads_bind_to_the_nearest_writer_above():
+    g = D.resolve(steps(("a", "x = 1"), ("b", "total = x + 1"), ("c", "x = 10"), ("d", "big = x * 2"),
+                        ("e", "x += 1"), ("f", "last = x")))
+    assert g.sources["b"] == {"x": "a"}
+    assert g.sources["d"] == {"x": "c"}
+    assert g.sources["e"] == {"x": "c"}  # a rewrite reads the version above it
+    assert g.sources["f"] == {"x": "e"}
+    assert "c" not in g.deps["b"]  # a later redefinition is not a dependency
 
 
 def test_names_no_step_writes_come_from_outside():

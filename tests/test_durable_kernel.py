@@ -14,6 +14,7 @@ COUNTED = (
     "import pandas as pd\n"
     "frame = pd.DataFrame({'v': range(5)})\n"
     "settings = {'alpha': 0.5}\n"
+    "print('computed', len(frame), 'rows')\n"
     "len(frame)"
 )
 USE = "%%step use\ntotal = int(frame['v'].sum() * settings['alpha'])\ntotal"
@@ -27,9 +28,13 @@ def test_new_kernel_resumes_from_store(tmp_path, kernel_name, monkeypatch, tmp_k
     assert "expensive completed" in cell_text(first.cells[1])
     assert (tmp_path / "executions.txt").read_text() == "x"
     second = execute_notebook(cells, kernel_name, tmp_path)  # a fresh kernel: the restart
-    assert "expensive restored from checkpoint" in cell_text(second.cells[1])
-    assert "use restored from checkpoint" in cell_text(second.cells[2])
+    # the cell of a step that needed `expensive` upstream still says it completed in this kernel
+    assert "expensive completed" in cell_text(first.cells[1])
+    assert "expensive restored from its checkpoint" in cell_text(second.cells[1])
+    assert "use restored from its checkpoint" in cell_text(second.cells[2])
     assert "5" in cell_text(second.cells[2])  # the result is shown again
+    # and so is what it printed: kept, signed, in the store's checkpoint
+    assert "computed 5 rows" in cell_text(first.cells[1]) and "computed 5 rows" in cell_text(second.cells[1])
     assert (tmp_path / "executions.txt").read_text() == "x"  # not executed again
 
 

@@ -8,7 +8,8 @@ import nbsteps
 from nbsteps.backends import make_backend
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.run import events as ev
-from nbsteps.run.executor import Executor, default_workers
+from nbsteps.run.executor import Executor
+from nbsteps.run.selection import default_workers
 
 
 def run(plan, workers=None, **kw):
@@ -24,7 +25,7 @@ def test_independent_steps_run_in_parallel_and_events_are_ordered():
     # each step waits until all four are running at once: only a parallel run gets past it
     plan.namespace["together"] = threading.Barrier(4, timeout=10)
     for i in range(4):
-        plan.add_cell(f"s{i}", f"together.wait()\nv{i} = {i}")
+        plan.add_cell(f"s{i}", f"_ = together.wait()\nv{i} = {i}")
     plan.add_cell("total", "t = v0 + v1 + v2 + v3")
     assert default_workers(plan, plan.order()) == 4
     summary, seen = run(plan)

@@ -71,10 +71,10 @@ def test_steps_run_allow_failures_reports_without_raising(shell, capsys):
 def test_bad_input_gets_clear_errors_and_loses_nothing(shell, capsys):
     run_ok(shell, "%%step a\nx = 1")
     run_ok(shell, "%%step b\ny = x + 1")
-    # syntax error: named step and line, previous definition kept
+    # syntax error: named step and line (counted from the %%step line), previous definition kept
     err = run_err(shell, "%%step b\ny = (x +")
-    assert isinstance(err, StepDefinitionError) and "'b'" in str(err) and "line 1" in str(err)
-    assert session.current().steps["b"].source == "y = x + 1\n"
+    assert isinstance(err, StepDefinitionError) and "'b'" in str(err) and "line 2" in str(err)
+    assert session.current().steps["b"].source.strip() == "y = x + 1"
     # cycle: named, rejected, previous definition kept
     err = run_err(shell, "%%step a --after b\nx = 1")
     assert isinstance(err, CycleError) and "a -> b -> a" in str(err)
@@ -119,16 +119,14 @@ def test_mutation_works_on_a_copy_and_rerun_is_idempotent(shell):
     assert shell.user_ns["n_cols"] == 2
 
 
-def test_ambiguous_writers_need_after(shell):
+def test_several_writers_bind_to_the_nearest_above(shell):
+    """Notebook order, as Run All: a read binds to the nearest writer above it."""
     run_ok(shell, "%steps mode plan")
     run_ok(shell, "%%step left\nv = 1")
     run_ok(shell, "%%step right\nv = 2")
-    err = run_err(shell, "%%step reader\nw = v")
-    assert "several steps write" in str(err) and "left" in str(err) and "right" in str(err)
-    assert "--after" in str(err)
-    run_ok(shell, "%%step reader --after right\nw = v")
+    run_ok(shell, "%%step reader\nw = v")
     run_ok(shell, "%steps run")
-    assert shell.user_ns["w"] == 2
+    assert shell.user_ns["w"] == 2 and nbsteps.current().dependencies("reader") == {"right": "inferred"}
 
 
 def test_editing_a_cell_makes_it_and_downstream_stale_only(shell, capsys):

@@ -1,7 +1,9 @@
-"""The live view in a real kernel through nbclient (store_widget_state=True):
-the widget view plus its static fallback, the saved widget state, escaping of
-user text everywhere, updates of an earlier %steps show, and no widget for
-quiet single-step cells or with NBSTEPS_WIDGETS=0. Plus, in this process
+"""The run views in a real kernel through nbclient (store_widget_state=True):
+the live widget is replaced, at the end of every run, by a static picture
+(graph as a data-URI image, segmented progress, table) and closed, so saved
+notebooks keep no widget and no widget state; escaping of user text
+everywhere; %steps show refreshed by later runs; step cells showing their own
+output; no widgets left behind by 1,000 runs. Plus, in this process
 (ipywidgets work without a frontend): throttling, thread safety, and the
 executor never importing ipywidgets."""
 import json
@@ -52,34 +54,21 @@ def stream(cell) -> str:
     return "".join(o.text for o in cell.outputs if o.output_type == "stream")
 
 
-def widget_state(nb) -> dict:
-    return nb.metadata["widgets"][STATE]["state"]
+def static_svg(html_text: str) -> str:
+    """The graph SVG carried as a data: URI by a static picture."""
+    import base64
+
+    m = re.search(r'<img class="nbsteps-graph-img" alt="[^"]*" src="data:image/svg\+xml;base64,([^"]+)"', html_text)
+    assert m, "no graph image in the static picture"
+    return base64.b64decode(m.group(1)).decode("utf-8")
 
 
-def descendants(state, model_id):
-    """Model ids reachable from *model_id* through children."""
-    out, todo = [], [model_id]
-    while todo:
-        mid = todo.pop()
-        out.append(mid)
-        for child in state[mid]["state"].get("children", []):
-            todo.append(child.removeprefix("IPY_MODEL_"))
-    return out
-
-
-def view_models(nb, output) -> dict:
-    """{model_name: [state, ...]} of the widgets of a displayed view."""
-    state = widget_state(nb)
-    root = output.data[VIEW]["model_id"]
-    assert root in state, "the displayed view's model is not in the saved widget state"
-    models = {}
-    for mid in descendants(state, root):
-        models.setdefault(state[mid]["model_name"], []).append(state[mid]["state"])
-    return models
+def no_widget_views(nb) -> bool:
+    return not any(VIEW in o.get("data", {}) for c in nb.cells for o in c.outputs)
 
 
 @kernel
-def test_show_output_has_widget_view_static_fallback_and_saved_state(tmp_path, kernel_name):
+def test_run_and_show_leave_a_static_picture_and_no_widget(tmp_path, kernel_name):
     cells = DEFINE + ["%steps run --allow-failures", "%steps show", "%steps export results.html"]
     nb = execute(cells, kernel_name, tmp_path)
     run_cell, show_cell = nb.cells[5], nb.cells[6]
@@ -89,93 +78,155 @@ def test_show_output_has_widget_view_static_fallback_and_saved_state(tmp_path, k
     assert "✗ bad failed: ValueError: " + XSS in text  # plain text output (rendered as text)
     assert "nbsteps: 2 of 4 steps completed" in text and "c" in text
 
+    # the live widget was replaced (same display id) by the static picture and closed:
+    # no output of the saved notebook needs a widget model (nbclient keeps the state of
+    # closed widgets in the metadata: harmless, and scripts/notebooks.py does not store it)
+    assert no_widget_views(nb)
     for cell in (run_cell, show_cell):
         [out] = displays(cell)
         data = out.data
-        assert VIEW in data and "text/html" in data and "text/plain" in data
-        fallback = data["text/html"]
-        assert "<svg" in fallback and all(f"<title>{s}</title>" in fallback for s in ("a", "b", "bad", "c"))
-        assert f'fill="{FAILED_FILL}"' in fallback and f'fill="{COMPLETED_FILL}"' in fallback
-        assert ESCAPED in fallback and "<script" not in fallback.lower()
-        assert fallback.count("<tr class=\"nbsteps-") == 4
-        assert '<tr class="nbsteps-failed">' in fallback and '<tr class="nbsteps-blocked">' in fallback
+        assert set(data) == {"text/html", "image/png", "text/plain"}
+        picture = data["text/html"]
+        assert "<svg" not in picture  # inline SVG is stripped from untrusted outputs: an <img> instead
+        svg = static_svg(picture)
+        assert all(f"<title>{s}</title>" in svg for s in ("a", "b", "bad", "c"))
+        assert f'fill="{FAILED_FILL}"' in svg and f'fill="{COMPLETED_FILL}"' in svg
+        assert ESCAPED in picture and "<script" not in picture.lower() and "<script" not in svg.lower()
+        assert picture.count("<tr class=\"nbsteps-") == 4
+        assert '<tr class="nbsteps-failed">' in picture and '<tr class="nbsteps-blocked">' in picture
+        # the honest progress: 2 of 4 completed, one failed, one blocked, counted apart
+        assert "2/4 completed" in picture
+        assert 'title="2 completed"' in picture and 'title="1 failed"' in picture and 'title="1 blocked"' in picture
         assert "1 failed: bad" in data["text/plain"] and XSS not in data["text/plain"]
+        import base64
 
-        # the widget state saved with the notebook holds the same last state
-        models = view_models(nb, out)
-        [progress] = models["IntProgressModel"]
-        assert progress["value"] == progress["max"] == 4 and progress["description"] == "4/4"
-        assert progress["bar_style"] == "danger"
-        htmls = [m["value"] for m in models["HTMLModel"]]
-        graph = next(h for h in htmls if "<svg" in h)
-        assert re.search(r'class="node nbsteps-step nbsteps-failed"', graph)
-        table = next(h for h in htmls if "nbsteps-results" in h)
-        assert ESCAPED in table and ESCAPED in graph
-        [label] = models["LabelModel"]
-        assert "1 failed: bad" in label["value"] and "1 blocked: c" in label["value"]
-        for model in widget_state(nb).values():
-            assert "<script" not in json.dumps(model["state"]).lower()
-
-    # the run's view finished: its label says so
+        assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")
     assert "finished in" in displays(run_cell)[0].data["text/plain"]
 
     # the results HTML export escapes too
     export = (tmp_path / "results.html").read_text()
     assert ESCAPED in export and "<script" not in export.lower()
 
-    # and so does the whole notebook exported to HTML (nbconvert)
+    # and so does the whole notebook exported to HTML (nbconvert), which shows the picture
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nb)
     assert "<script>alert(1)" not in body and "alert(1)</script>" not in body
+    assert body.count('class="nbsteps-graph-img"') == 2
 
 
 @kernel
-def test_show_before_a_run_keeps_updating_and_is_registered_once(tmp_path, kernel_name):
+def test_show_before_a_run_is_refreshed_by_the_run(tmp_path, kernel_name):
     cells = DEFINE[:3] + [
         "%steps show",
         "%steps show",
         "%steps run",
-        "import nbsteps\nfrom nbsteps.views.live import LiveView\n"
-        "print('views:', sum(isinstance(l, LiveView) for l in nbsteps.current().listeners))",
+        "import nbsteps\nfrom nbsteps.ipython.display import ShowDisplays\n"
+        "print('shows:', sum(isinstance(l, ShowDisplays) for l in nbsteps.current().listeners))",
     ]
     nb = execute(cells, kernel_name, tmp_path)
     first, second, run_cell, count = nb.cells[3], nb.cells[4], nb.cells[5], nb.cells[6]
-    assert "views: 1" in stream(count)
-    # the same view shown twice (one widget model), both outputs updated at the end of the run
-    [o1], [o2] = displays(first), displays(second)
-    assert o1.data[VIEW]["model_id"] == o2.data[VIEW]["model_id"]
-    for out in (o1, o2):
-        fallback = out.data["text/html"]
-        assert f'fill="{COMPLETED_FILL}"' in fallback, "static fallback not updated by the run"
-        assert "2 completed" in out.data["text/plain"]
-        [progress] = view_models(nb, out)["IntProgressModel"]
-        assert progress["value"] == 2 and progress["bar_style"] == "success"
-    # the run has its own view as well, and the text lines
-    assert len(displays(run_cell)) == 1
+    assert "shows: 1" in stream(count)
+    for cell in (first, second):
+        [out] = displays(cell)
+        assert f'fill="{COMPLETED_FILL}"' in static_svg(out.data["text/html"]), "not refreshed by the run"
+        assert "2 of 2 completed" in out.data["text/plain"]
+    assert len(displays(run_cell)) == 1 and no_widget_views(nb)
     assert "nbsteps: 2 of 2 steps completed" in stream(run_cell)
 
 
 @kernel
-def test_no_widget_for_quiet_step_cells_or_when_disabled(tmp_path, kernel_name):
+def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
     cells = [
         "%load_ext nbsteps",
-        "%%step a\nx = 1\nx",  # interactive single step: its text line only
+        "%%step a\nprint('hello from a')\nx = 1\nx",  # interactive single step: its own output area
         "import os\nos.environ['NBSTEPS_WIDGETS'] = '0'",
-        "%%step b --define\ny = x + 1",
+        "%%step b --define\nprint('b sees', x)\ny = x + 1",
+        "%%step fig --define\nimport matplotlib.pyplot as plt\nplt.plot([x, y])\nf = 1",
         "%steps run",
         "%steps show",
         "os.environ['NBSTEPS_WIDGETS'] = '1'\nos.environ['NBSTEPS_HEADLESS'] = '1'  # what `nbsteps run` sets",
         "%steps run --force-all",
+        "import matplotlib.pyplot as plt\nprint('open figures:', plt.get_fignums())",
     ]
     nb = execute(cells, kernel_name, tmp_path)
-    step_cell, run_cell, show_cell, headless_cell = nb.cells[1], nb.cells[4], nb.cells[5], nb.cells[7]
-    assert not displays(headless_cell) and "nbsteps: 2 of 2 steps completed" in stream(headless_cell)
-    assert "a completed" in stream(step_cell)
-    assert not displays(step_cell)
-    assert not displays(run_cell) and "nbsteps: 2 of 2 steps completed" in stream(run_cell)
-    assert not displays(show_cell) and "needs a Jupyter notebook with ipywidgets" in stream(show_cell)
-    assert not any(VIEW in o.get("data", {}) for c in nb.cells for o in c.outputs)
+    step_a, step_b, step_fig, run_cell, show_cell, headless_cell, figs = (nb.cells[i] for i in (1, 3, 4, 5, 6, 8, 9))
+    assert no_widget_views(nb)
+    # a's cell: status line and what it printed, in one output with a display id; its result as Out
+    [area] = displays(step_a)
+    assert area.data["text/plain"].startswith("✓ a completed in") and "hello from a" in area.data["text/plain"]
+    assert "hello from a" not in stream(step_a)  # not printed twice
+    assert [o.data["text/plain"] for o in step_a.outputs if o.output_type == "execute_result"] == ["1"]
+    # b only registered; the run updated its cell with its output, not the run's cell
+    [area] = displays(step_b)
+    assert area.data["text/plain"].startswith("✓ b completed") and "b sees 1" in area.data["text/plain"]
+    assert "b sees" not in stream(run_cell)
+    # the figure of a plan-mode step: under its own cell, as a PNG inside its output area
+    [area] = displays(step_fig)
+    assert '<img class="nbsteps-figure"' in area.data["text/html"] and "data:image/png;base64," in area.data["text/html"]
+    assert not any("image/png" in o.get("data", {}) for o in run_cell.outputs if "nbsteps-static" not in
+                   o.get("data", {}).get("text/html", ""))
+    assert "open figures: []" in stream(figs)  # closed: nothing pops up in a later cell
+    # no widget: the static picture at the end of the run, the text lines, and %steps show's picture
+    assert "nbsteps: 3 of 3 steps completed" in stream(run_cell)
+    assert "nbsteps-graph-img" in displays(run_cell)[-1].data["text/html"]
+    assert "nbsteps-graph-img" in displays(show_cell)[0].data["text/html"]
+    assert "nbsteps: 3 of 3 steps completed" in stream(headless_cell)
+
+
+@kernel
+def test_runs_that_cannot_start_draw_nothing_or_leave_no_widget(tmp_path, kernel_name):
+    cells = DEFINE[:3] + ["%steps run nosuchstep", "%steps run --workers 0", "%steps run"]
+    nb = execute_notebook(cells, kernel_name, tmp_path, allow_errors=True, store_widget_state=True)
+    unknown, bad_workers, ok = nb.cells[3], nb.cells[4], nb.cells[5]
+    assert [o.ename for o in unknown.outputs if o.output_type == "error"] == ["UnknownStepError"]
+    assert not displays(unknown)  # raised before any widget or picture was drawn
+    # --workers 0 is refused when the line is parsed: IPython prints a UsageError (on stderr)
+    assert "UsageError" in stream(bad_workers) and "--workers: must be a whole number >= 1" in stream(bad_workers)
+    assert not displays(bad_workers)
+    assert no_widget_views(nb)  # the widget shown before the run failed to start was replaced
+    assert "nbsteps: 2 of 2 steps completed" in stream(ok)
+
+
+GROWTH = r"""
+import gc, os, tracemalloc, warnings
+import ipywidgets
+import nbsteps
+from nbsteps.views import static
+static.PNG_STEPS = 0  # this test is about widgets: skip the PNG of each picture
+ip = get_ipython()
+plan = nbsteps.current()
+for i in range(5):
+    plan.add_cell(f"s{i}", f"v{i} = {i}" + (f" + v{i-1}" if i else ""))
+def count():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return len(ipywidgets.Widget.widgets)
+ip.run_line_magic("steps", "run --force-all")
+gc.collect()
+before = count()
+listeners = len(plan.listeners)
+made = []
+ipywidgets.Widget.on_widget_constructed(lambda w: made.append(1))
+for _ in range(1000):
+    ip.run_line_magic("steps", "run --force-all")
+ipywidgets.Widget.on_widget_constructed(None)
+gc.collect()
+print("WIDGETS", before, count(), "LISTENERS", listeners, len(plan.listeners), "MADE", len(made))
+"""
+
+
+@kernel
+def test_a_thousand_runs_leave_no_widgets_behind(tmp_path, kernel_name):
+    nb = execute_notebook(["%load_ext nbsteps", GROWTH], kernel_name, tmp_path, timeout=900)
+    line = next(l for l in stream(nb.cells[1]).splitlines() if l.startswith("WIDGETS"))
+    _, before, after, _, l_before, l_after, _, made = line.split()
+    assert int(made) >= 1000 * 4, line  # every run had its live widget ...
+    assert int(after) == int(before) == 0, line  # ... and closed it (layouts and styles too)
+    assert l_after == l_before, line
+    # each run's output is its static picture (the widget of each run was replaced)
+    outs = displays(nb.cells[1])
+    assert len(outs) == 1001 and all(VIEW not in o.data for o in outs)
 
 
 OVERHEAD = r"""
@@ -257,13 +308,13 @@ def test_view_is_throttled_thread_safe_and_ends_with_the_final_state():
     assert view.draws <= wall / 0.1 + 3, (view.draws, wall)
     assert view.draws >= 2  # it did update during the run
     assert "nbsteps-live-view" in drawing_threads and threading.current_thread().name in drawing_threads
-    assert view.progress.value == view.progress.max == 40 and view.progress.bar_style == "success"
+    assert "40/40 completed" in view.bar.value and 'title="40 completed"' in view.bar.value
     assert view.graph.value.count('class="node nbsteps-step nbsteps-completed"') == 40
     assert view.table.value.count('<tr class="nbsteps-completed">') == 40
-    assert "40 completed" in view.label.value
     assert view.draw_seconds < wall  # drawing never dominated the run
-    view.close()
-    assert view not in plan.listeners and view.closed
+    # the run is over: the view replaced itself by the static picture and closed
+    assert view.closed and view not in plan.listeners
+    assert "nbsteps-graph-img" in view.final["text/html"] and "40 of 40 completed" in view.final["text/plain"]
 
 
 def test_view_works_for_runs_on_other_threads():
@@ -276,10 +327,10 @@ def test_view_works_for_runs_on_other_threads():
     t.start()
     t.join(60)
     assert out["s"].ok
-    assert view.progress.value == 6 and "6 completed" in view.label.value
-    bundle = view._repr_mimebundle_()
-    assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(bundle)
-    assert len(re.findall(r"<title>s0\d</title>", bundle["text/html"])) == 6
+    assert "6/6 completed" in view.bar.value and view.closed
+    bundle = view._repr_mimebundle_()  # a closed view shows its last static picture
+    assert VIEW not in bundle and {"text/html", "text/plain"} <= set(bundle)
+    assert len(re.findall(r"<title>s0\d</title>", static_svg(bundle["text/html"]))) == 6
 
 
 def test_executor_does_not_import_ipywidgets():

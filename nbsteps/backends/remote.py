@@ -8,6 +8,7 @@ from typing import Any
 import cloudpickle
 
 from nbsteps.errors import UnserialisableValueError
+from nbsteps.formatting import error_text
 from nbsteps.run.task import Outcome, Task, run_task
 
 PROTOCOL = 5
@@ -50,7 +51,7 @@ def _portable_error(exc: BaseException) -> BaseException:
         cloudpickle.loads(cloudpickle.dumps(exc, protocol=PROTOCOL))
         return exc
     except Exception:
-        return RemoteStepError(f"{type(exc).__name__}: {exc}", type(exc).__name__)
+        return RemoteStepError(error_text(exc), type(exc).__name__)
 
 
 def run_remote(payload: bytes, shared: "dict | None" = None) -> dict:
@@ -91,13 +92,13 @@ def run_remote(payload: bytes, shared: "dict | None" = None) -> dict:
     else:
         outcome.error = _portable_error(outcome.error) if outcome.error is not None else None
     meta = Outcome(outcome.ok, {}, None, outcome.has_result and outcome.ok, outcome.error, outcome.traceback,
-                   outcome.started, outcome.duration, outcome.worker)
+                   outcome.started, outcome.duration, outcome.worker, outcome.output)
     return {"outcome": cloudpickle.dumps(meta, protocol=PROTOCOL), "outputs": outputs, "result": result}
 
 
 # -- the backend ------------------------------------------------------------------
 def _failed(task: Task, err: BaseException, **kw) -> Outcome:
-    return Outcome(False, error=err, traceback=f"{type(err).__name__}: {err}", **kw)
+    return Outcome(False, error=err, traceback=error_text(err), **kw)
 
 
 def unserialisable_input(task: Task, exc: BaseException) -> UnserialisableValueError:
@@ -124,5 +125,5 @@ def unserialisable_input(task: Task, exc: BaseException) -> UnserialisableValueE
     more = f" (also: {', '.join(c[0] for c in culprits[1:])})" if len(culprits) > 1 else ""
     return UnserialisableValueError(
         f"step {task.name!r}: its {label} ({_describe(value)}) cannot be serialised for dask: "
-        f"{type(e).__name__}: {e}{more}. Create it inside the step, or run with --backend threads."
+        f"{error_text(e)}{more}. Create it inside the step, or run with --backend threads."
     )

@@ -17,6 +17,7 @@ import queue
 import threading
 from typing import Callable
 
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.run.task import Outcome, Task, run_task
 
 Done = Callable[[Task, Outcome], None]
@@ -66,15 +67,16 @@ class ThreadBackend:
         self._lock = threading.Lock()
 
     def _spawn(self) -> None:
-        with _parked_lock:
-            channel = _parked.pop() if _parked else None
-        if channel is None:
-            channel = queue.SimpleQueue()
-            t = threading.Thread(target=_thread_main, args=(channel,), name=f"nbsteps-worker-{next(_names)}",
-                                 daemon=True)
-            t.start()
-        self._threads.append(channel)
-        channel.put(self)
+        with deferred_interrupts():  # a thread taken or started always serves (and is told to stop)
+            with _parked_lock:
+                channel = _parked.pop() if _parked else None
+            if channel is None:
+                channel = queue.SimpleQueue()
+                t = threading.Thread(target=_thread_main, args=(channel,), name=f"nbsteps-worker-{next(_names)}",
+                                     daemon=True)
+                t.start()
+            self._threads.append(channel)
+            channel.put(self)
 
     def submit(self, task: Task, done: Done) -> None:
         if len(self._threads) < self.workers:  # only the executor's thread submits
@@ -106,5 +108,6 @@ class ThreadBackend:
                 return False  # a replacement thread took this one's place
 
     def close(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
+        with deferred_interrupts():  # every thread is told, or it would wait forever
+            for _ in self._threads:
+                self._queue.put(None)

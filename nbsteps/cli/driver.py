@@ -223,14 +223,7 @@ class Runner:
                     self.stop_reason = "timeout"
                     _say(f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
                          err=True)
-                await _maybe_await(client.km.interrupt_kernel())
-                try:
-                    await asyncio.wait_for(asyncio.shield(main), 30)
-                except asyncio.TimeoutError:
-                    main.cancel()
-                    self.kernel_lost = "the kernel did not respond to the interrupt"
-                except asyncio.CancelledError:
-                    self.kernel_lost = "abandoned"
+                await self._interrupt(client, main)
             for w in waits:
                 if not w.done():
                     w.cancel()
@@ -258,6 +251,28 @@ class Runner:
                 await client._async_cleanup_kernel()
             except Exception:  # pragma: no cover - the kernel is gone anyway
                 pass
+
+    async def _interrupt(self, client, main, patience: float = 30.0, every: float = 3.0) -> None:
+        """Interrupt the kernel until the cell stops. A kernel ignores SIGINT
+        between two cells (and user code may swallow one): an interrupt sent
+        then would be lost and the next cell run to its end, so it is sent
+        again every few seconds while the cell runs, for *patience* seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while True:
+            await _maybe_await(client.km.interrupt_kernel())
+            try:
+                await asyncio.wait_for(asyncio.shield(main), max(0.1, min(every, deadline - loop.time())))
+                return
+            except asyncio.TimeoutError:
+                if loop.time() < deadline:
+                    continue
+                main.cancel()
+                self.kernel_lost = "the kernel did not respond to the interrupt"
+                return
+            except asyncio.CancelledError:
+                self.kernel_lost = "abandoned"
+                return
 
     def _hint(self) -> str:
         a = self.args

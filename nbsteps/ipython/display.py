@@ -1,37 +1,72 @@
-"""Which listeners show a run, by frontend: text lines everywhere; the live
-widget (:mod:`nbsteps.widget`) only where a notebook kernel can render widgets.
+"""Which listeners and outputs show a run, by frontend.
 
-- Terminal IPython, plain Python, ``nbsteps run`` (``NBSTEPS_HEADLESS=1``),
-  ``NBSTEPS_WIDGETS=0``: the text reporter only.
-- A Jupyter kernel (ZMQ shell) with ipywidgets: ``%steps run`` shows the text
-  lines *and* a live view of the run. Quiet runs (a ``%%step`` cell run
-  interactively) print only their text line: a widget under every cell would
-  be noise. nbclient also runs a ZMQ kernel: ``nbsteps run`` marks its kernel
-  headless (no widgets); other nbclient uses (``jupyter nbconvert --execute``,
-  tests) get the view, whose output also has ``text/plain`` and ``text/html``
-  fallbacks, next to the text reporter's lines and summary.
-- ``%steps show``: the live view bound to the plan; it is registered in
-  ``plan.listeners`` (once per plan), so it keeps updating during later runs.
+- Terminal IPython, plain Python: the text reporter only; what steps print is
+  echoed line by line.
+- A Jupyter kernel (ZMQ shell): ``%steps run`` shows the text lines and, while
+  the run is live, the live widget (:mod:`nbsteps.views.live`); when it
+  finishes the widget is closed and its output replaced (same display id) by
+  the static picture (:mod:`nbsteps.views.static`), which is what a saved
+  notebook keeps. Each ``%%step`` cell shows its own step's output
+  (:mod:`nbsteps.ipython.cells`).
+- Where earlier outputs cannot be updated (clients that execute with
+  ``store_history=False``, such as nbval, or ``NBSTEPS_DISPLAY_UPDATES=0``):
+  no widget and no display updates; the static picture is displayed once at
+  the end. ``nbsteps run`` (``NBSTEPS_HEADLESS=1``) and ``NBSTEPS_WIDGETS=0``:
+  no widget, the static picture at the end.
+- ``%steps show``: the static picture (the live widget of the run, if one is
+  live), refreshed by every later run of the plan.
 """
 from __future__ import annotations
 
+import threading
 
 from nbsteps import config
 from nbsteps.views.text import TextReporter
 
 
-def widgets_supported() -> bool:
-    """True in a Jupyter kernel (ZMQ shell) with ipywidgets installed, unless
-    ``NBSTEPS_WIDGETS=0`` or ``NBSTEPS_HEADLESS=1`` (set by ``nbsteps run``:
-    nobody watches widgets there, its log gets the text lines only)."""
-    if config.widgets() is False or config.headless():
-        return False
+def _shell():
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover
+        return None
+    return get_ipython()
+
+
+def in_kernel() -> bool:
+    """True in a Jupyter kernel (ZMQ shell)."""
+    ip = _shell()
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _request_stores_history() -> bool:
+    """Whether the execute request being served asked to store history:
+    notebook frontends and nbclient do; nbval (which ignores display
+    updates) does not."""
+    ip = _shell()
+    try:
+        parent = ip.kernel.get_parent()
+        return bool(parent.get("content", {}).get("store_history", True))
+    except Exception:
+        return True
+
+
+def updates_supported() -> bool:
+    """Can this frontend update an earlier output (``update_display_data``)?"""
+    if not in_kernel():
         return False
-    ip = get_ipython()
-    if ip is None or type(ip).__name__ != "ZMQInteractiveShell":
+    explicit = config.display_updates()
+    if explicit is not None:
+        return explicit
+    return _request_stores_history()
+
+
+def widgets_supported() -> bool:
+    """True in a Jupyter kernel with ipywidgets that can update displays,
+    unless ``NBSTEPS_WIDGETS=0`` or ``NBSTEPS_HEADLESS=1`` (set by ``nbsteps
+    run``: nobody watches widgets there)."""
+    if config.widgets() is False or config.headless():
+        return False
+    if not updates_supported():
         return False
     try:
         import ipywidgets  # noqa: F401
@@ -40,48 +75,125 @@ def widgets_supported() -> bool:
     return True
 
 
-def run_listeners(plan, quiet: bool = False) -> list:
-    """Listeners for a run started by the magics: the text reporter, plus (in
-    a widget-capable kernel, for non-quiet runs) a live view displayed now."""
-    listeners: list = [TextReporter(quiet=quiet)]
-    if quiet or not widgets_supported():
-        return listeners
-    try:
-        from nbsteps.views.live import LiveView
+def _display(obj, **kw):
+    from IPython.display import display
 
-        view = LiveView(plan)
-        view.display(draw=False)  # draws on the timer thread: the run starts at once
-    except Exception as exc:  # a display problem must never stop a run
-        import warnings
+    return display(obj, **kw)
 
-        warnings.warn(f"nbsteps: live view unavailable ({exc!r}); text progress only.", RuntimeWarning)
+
+class _Bundle:
+    def __init__(self, bundle: dict) -> None:
+        self.bundle = bundle
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return self.bundle
+
+
+class StaticAtEnd:
+    """A run listener displaying the static picture when the run finishes
+    (frontends without live widgets)."""
+
+    def __init__(self, plan) -> None:
+        self.plan = plan
+
+    def __call__(self, e) -> None:
+        if e.kind == "finished" and e.plan is self.plan:
+            from nbsteps.views.static import static_bundle
+
+            _display(_Bundle(static_bundle(self.plan, e.steps or None, summary=e.summary)))
+
+
+def run_listeners(plan, quiet: bool = False, omit: str | None = None) -> list:
+    """Listeners for a run started by the magics: the text reporter (without
+    the line of step *omit*, whose cell shows it), plus, for non-quiet runs in
+    a kernel, the live view (then the static picture) or the static picture."""
+    listeners: list = [TextReporter(quiet=quiet, omit=omit)]
+    if quiet or not in_kernel():
         return listeners
-    listeners.append(view)
+    if widgets_supported():
+        try:
+            from nbsteps.views.live import LiveView
+
+            view = LiveView(plan)
+            view.display(draw=False)  # draws on the timer thread: the run starts at once
+        except Exception as exc:  # a display problem must never stop a run
+            import warnings
+
+            warnings.warn(f"nbsteps: live view unavailable ({exc!r}); text progress only.", RuntimeWarning)
+        else:
+            listeners.append(view)
+            return listeners
+    listeners.append(StaticAtEnd(plan))
     return listeners
 
 
-def live_view(plan):
-    """The live view registered on *plan* (created and registered if none)."""
-    from nbsteps.views.live import LiveView
+class ShowDisplays:
+    """The outputs of ``%steps show`` of a plan (registered once in
+    ``plan.listeners``): each is refreshed with the static picture when a run
+    of the plan finishes; a show during a live run gets a live view too."""
 
-    for listener in plan.listeners:
-        if isinstance(listener, LiveView) and not listener.closed and listener.plan is plan:
-            return listener
-    view = LiveView(plan)
-    plan.listeners.append(view)
-    return view
+    def __init__(self, plan) -> None:
+        self.plan = plan
+        self.handles: list = []
+        self.views: list = []
+        self.live = False
+        self._lock = threading.Lock()
+
+    def __call__(self, e) -> None:
+        if e.kind == "planned":
+            self.live = True
+        with self._lock:
+            views = list(self.views)
+        for view in views:
+            view(e)
+        if e.kind != "finished":
+            return
+        self.live = False
+        with self._lock:
+            self.views = [v for v in self.views if not v.closed]
+            handles = list(self.handles)
+        if not handles:
+            return
+        from nbsteps.views.static import static_bundle
+
+        bundle = _Bundle(static_bundle(self.plan))
+        for handle in handles:
+            try:
+                handle.update(bundle)
+            except Exception:  # pragma: no cover - a display problem must not break a run
+                pass
+
+    def show(self) -> None:
+        from nbsteps.views.static import static_bundle
+
+        if self.live and widgets_supported():
+            from nbsteps.views.live import LiveView
+
+            view = LiveView(self.plan)
+            view._names, view._running = self.plan.order(), True
+            with self._lock:
+                self.views.append(view)
+            view.display(draw=True)
+            return
+        handle = _display(_Bundle(static_bundle(self.plan)), display_id=True)
+        if handle is not None and updates_supported():
+            with self._lock:
+                self.handles = (self.handles + [handle])[-20:]
 
 
-def show(plan):
-    """``%steps show``: display the plan's live view (graph, progress, table),
-    which keeps updating during later runs. Without widgets: the status text."""
-    if not widgets_supported():
+def show(plan) -> None:
+    """``%steps show``: the plan's static picture (graph, progress, table),
+    refreshed by later runs. Outside a kernel: the status text."""
+    if not in_kernel():
         from nbsteps.ipython.session import status_text
 
         print(status_text(plan))
-        print("nbsteps: the live view needs a Jupyter notebook with ipywidgets; "
+        print("nbsteps: the picture of the plan needs a Jupyter notebook; "
               "%steps graph --output plan.svg writes the graph.")
         return None
-    view = live_view(plan)
-    view.display(draw=True)
+    shows = next((l for l in plan.listeners if isinstance(l, ShowDisplays) and l.plan is plan), None)
+    if shows is None:
+        shows = ShowDisplays(plan)
+        plan.listeners.append(shows)
+    shows.show()
     return None

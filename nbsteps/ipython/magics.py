@@ -15,8 +15,13 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from nbsteps import config
 from nbsteps.ipython import session
-from nbsteps.errors import NbstepsError, StepsFailed
+from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted
+from nbsteps.formatting import safe_str
+from nbsteps.interrupts import deferred_interrupts
+from nbsteps.ipython.guards import checked, one_line_interrupts
+from nbsteps.ipython.options import SUBCOMMANDS, _graph_args, _plan_args, _run_args, _store_args
 from nbsteps.model.status import COMPLETED
+from nbsteps.model.step import check_retry, check_retry_delay, check_timeout
 
 
 def _prompt(step: str, text: str) -> bool:
@@ -54,10 +59,13 @@ _IPYTHON_SYNTAX = re.compile(r"^\s*(%|!|\?|>>>)|\?\s*$|=\s*[%!]", re.MULTILINE)
 
 def _python_source(shell, cell: str) -> str:
     """The cell as Python: IPython's transformers only when the cell uses
-    IPython syntax (magics, shell escapes, help, prompts), else as is."""
+    IPython syntax (magics, shell escapes, help, prompts), else as is. A
+    blank first line stands for the ``%%`` line, so line numbers in
+    tracebacks and syntax errors count from the top of the cell (compiled
+    code, and so fingerprints, ignore line numbers)."""
     if not cell.strip():
-        return "pass\n"
-    return shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell
+        return "\npass\n"
+    return "\n" + (shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell)
 
 
 def _unquote(text):
@@ -67,71 +75,41 @@ def _unquote(text):
     return text
 
 
+def _parse_step_line(magic, line: str):
+    """``%%step`` options; a missing or spaced name gets a message that says how."""
+    from IPython.core.error import UsageError
+
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an unclosed quote: argparse will say so
+        words = line.split()
+    if not words or words[0].startswith("-"):
+        raise UsageError("%%step needs a step name first: %%step NAME [options] (see %%step?).")
+    try:
+        return parse_argstring(magic, line)
+    except UsageError:
+        names = []
+        for word in words:
+            if word.startswith("-"):
+                break
+            names.append(word)
+        if len(names) > 1:
+            suggestion = "_".join(names)
+            raise UsageError(
+                f"%%step takes one step name, got {' '.join(names)!r}: a name has no spaces. "
+                f"Use letters, digits, _ and -, e.g. %%step {suggestion}") from None
+        raise
+
+
 def _yes_from_env() -> bool:
     return config.yes()
-
-
-# -- option parsers for %steps subcommands (magic_arguments on plain functions) --
-@magic_arguments()
-@argument("targets", nargs="*", help="steps to run (with what they need); default: all")
-@argument("--workers", type=int, default=None,
-          help="parallel workers (default: widest level, max 8; on dask: steps in flight, max 256)")
-@argument("--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)")
-@argument("--address", default=None, help="dask scheduler address (or use a Client in the session)")
-@argument("--fail-fast", action="store_true", help="stop scheduling at the first failure")
-@argument("--rollback", action="store_true", help="undo this run's completed steps when a step fails")
-@argument("--force", nargs="+", default=[], metavar="STEP", help="run these steps even if up to date")
-@argument("--force-all", action="store_true", help="run every step even if up to date")
-@argument("--yes", action="store_true", help="approve every --confirm step")
-@argument("--allow-failures", action="store_true", help="report failures without raising")
-def _run_args(line):
-    """%steps run"""
-
-
-@magic_arguments()
-@argument("targets", nargs="*")
-@argument("--force", nargs="+", default=[], metavar="STEP")
-@argument("--force-all", action="store_true")
-def _plan_args(line):
-    """%steps plan"""
-
-
-@magic_arguments()
-@argument("--format", choices=["svg", "png", "dot"], default=None)
-@argument("--output", default=None, help="file to write (format from --format or the suffix)")
-def _graph_args(line):
-    """%steps graph"""
-
-
-@magic_arguments()
-@argument("spec", nargs="?", default=None, help="memory, or a directory")
-@argument("--max-size", default=None, help="size limit of a directory store (500MB, 2GB; none: no limit); "
-          "past it the least recently used checkpoints are removed (default 10 GB)")
-def _store_args(line):
-    """%steps store"""
-
-
-SUBCOMMANDS = {
-    "plan": "preview: order, levels, what runs and why, critical path, estimated time",
-    "run": "run the plan (or TARGETs and what they need)",
-    "show": "live widget: graph + progress + results table",
-    "status": "text summary of every step",
-    "results": "the results table (pandas DataFrame)",
-    "graph": "the dependency graph (graphviz)",
-    "export": "write the results table: .csv .json .parquet .html",
-    "reset": "drop checkpoints of STEPs (all if none) and their downstream",
-    "remove": "unregister a step",
-    "undo": "run a step's %%undo code and mark it and its downstream not completed",
-    "mode": "interactive (a %%step cell runs at once) or plan (it only registers)",
-    "store": "where checkpoints live: memory or a directory [--max-size 2GB]",
-    "load": "read the values restored from a directory store that no cell has used yet",
-}
 
 
 def _steps_doc() -> str:
     lines = ["Manage and run the notebook's plan of %%step cells.", "", "Subcommands:"]
     lines += [f"  %steps {k:<8} {v}" for k, v in SUBCOMMANDS.items()]
-    lines += ["", "%steps run options:", _run_args.__doc__ or ""]
+    for parser in (_run_args, _plan_args, _graph_args):
+        lines += ["", (parser.__doc__ or "").strip()]
     return "\n".join(lines)
 
 
@@ -140,15 +118,17 @@ class StepMagics(Magics):
     @magic_arguments()
     @argument("name", help="step name: letters, digits, _ and -")
     @argument("--after", nargs="+", default=[], metavar="STEP", help="explicit upstream steps")
-    @argument("--retry", type=int, default=0, help="extra attempts on failure")
-    @argument("--retry-delay", type=float, default=1.0, help="first backoff delay in seconds (doubles)")
+    @argument("--retry", type=checked(check_retry), default=0, help="extra attempts on failure (0-100)")
+    @argument("--retry-delay", type=checked(check_retry_delay), default=1.0,
+              help="first backoff delay in seconds (doubles; 0-86400)")
     @argument("--retry-on", default=None, help="only retry these exceptions (comma-separated names)")
-    @argument("--timeout", type=float, default=None, help="fail the step after S seconds")
+    @argument("--timeout", type=checked(check_timeout), default=None, help="fail the step after S seconds (> 0)")
     @argument("--optional", action="store_true", help="a failure blocks nothing downstream")
     @argument("--confirm", default=None, metavar="TEXT", help="ask before running the step")
     @argument("--no-cache", action="store_true", help="always execute, never restore a checkpoint")
     @argument("--define", action="store_true", help="only register the step, do not run it")
     @cell_magic
+    @one_line_interrupts
     def step(self, line: str, cell: str):
         """Register this cell as a named step and (in interactive mode) run it.
 
@@ -156,22 +136,39 @@ class StepMagics(Magics):
         given with --after. Running a step first runs any upstream step that is
         not completed. The cell's last expression is the step's result.
         """
-        args = parse_argstring(self.step, line)
+        args = _parse_step_line(self.step, line)
         plan = session.current()
-        source = _python_source(self.shell, cell)
-        step = plan.add_cell(
-            args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
-            retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
-            confirm=_unquote(args.confirm), cache=not args.no_cache,
-        )
+        try:
+            source = _python_source(self.shell, cell)
+            step = plan.add_cell(
+                args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
+                retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
+                confirm=_unquote(args.confirm), cache=not args.no_cache,
+            )
+        except KeyboardInterrupt:
+            raise StepsInterrupted(f"step {args.name} was not registered (or changed)") from None
+        for warning in plan.registration_warnings(step.name):
+            print(f"nbsteps: warning: {warning}")
+        cells = self._cells(plan)
         if args.define or session.mode() == "plan":
-            deps = ", ".join(plan.dependencies(step.name)) or "nothing"
-            outs = ", ".join(step.outputs) or "nothing"
-            print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
+            if cells is None or not cells.open(step.name, own=False):
+                deps = ", ".join(plan.dependencies(step.name)) or "nothing"
+                outs = ", ".join(step.outputs) or "nothing"
+                print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
             return None
-        summary = self._run(plan, [step.name], quiet=True, yes=_yes_from_env(), **_run_options())
+        if cells is not None:
+            cells.own = step.name
+            cells.open(step.name, own=True)
+        try:
+            # the cell's own output area says how its step went; `nbsteps run` streams text lines to its log
+            omit = step.name if cells is not None and not config.headless() else None
+            summary = self._run(plan, [step.name], quiet=True, omit=omit,
+                                yes=_yes_from_env(), **_run_options())
+        finally:
+            if cells is not None:
+                cells.finish_own(step.name)
         rec = plan.records[step.name]
-        if rec.status == COMPLETED and rec.cached:
+        if cells is None and rec.status == COMPLETED and rec.cached:
             print(f"  ✓ {step.name} restored from checkpoint → {', '.join(rec.outputs) or 'no outputs'}")
         if not summary.ok:
             raise StepsFailed(summary)
@@ -189,17 +186,44 @@ class StepMagics(Magics):
         register_undo(session.current(), name, _python_source(self.shell, cell))
         print(f"nbsteps: registered undo for step {name}")
 
-    def _run(self, plan, targets, quiet=False, **kw):
+    def _cells(self, plan):
+        """The step cells' displays of *plan* (None outside a Jupyter kernel)."""
+        from nbsteps.ipython.display import in_kernel
+
+        if not in_kernel():
+            return None
+        from nbsteps.ipython.cells import for_plan
+
+        return for_plan(self.shell, plan)
+
+    def _run(self, plan, targets, quiet=False, omit=None, **kw):
+        """Run; an interrupt at any moment (even before the plan's run began)
+        ends with this run's summary as a one-line StepsFailed."""
         from nbsteps.ipython.display import run_listeners
 
-        listeners = run_listeners(plan, quiet=quiet)
+        previous, listeners = plan.last_summary, []
         try:
+            # unknown steps are reported before anything is drawn
+            plan.select(targets)
+            for name in kw.get("force") or ():
+                plan[name]
+            self._cells(plan)  # step cells show what the run does to their steps
+            listeners = run_listeners(plan, quiet=quiet, omit=omit)
             confirm = None if config.headless() else _prompt
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
+            with deferred_interrupts():
+                if plan.last_summary is None or plan.last_summary is previous:  # plan.run never began
+                    plan.record_interrupt(targets)
             raise StepsFailed(plan.last_summary) from None
+        finally:  # a run that could not start (e.g. no dask scheduler) leaves no live widget behind
+            for listener in listeners:
+                settle = getattr(listener, "settle", None)
+                if settle is not None:
+                    settle()
 
     @line_magic
+    @one_line_interrupts
     def steps(self, line: str):
         parts = shlex.split(line)
         if not parts:
@@ -211,8 +235,14 @@ class StepMagics(Magics):
             raise NbstepsError(
                 f"unknown subcommand {cmd!r} of %steps; use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
             )
+        from IPython.core.error import UsageError
+
         try:
             return handler(rest)
+        except UsageError as exc:  # argparse's words, with the command they are about
+            if str(exc).startswith("%steps"):
+                raise
+            raise UsageError(f"%steps {cmd}: {exc} (see %steps?)") from None
         except OSError as exc:  # a path the user gave: say which and why, no traceback
             where = exc.filename or rest or "the file"
             raise NbstepsError(
@@ -312,11 +342,15 @@ class StepMagics(Magics):
 
 
 def load_ipython_extension(ip) -> None:
+    from nbsteps.ipython import hooks
+
     session.bind(ip)
     ip.register_magics(StepMagics)
+    hooks.install(ip, SUBCOMMANDS)
     # a failed step's own exception is shown as IPython shows any exception
-    StepsFailed.format_error = staticmethod(
-        lambda err: ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__))
+    # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
+    StepsFailed.format_error = staticmethod(lambda err: [
+        safe_str(line) for line in ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__)])
 
 
 def unload_ipython_extension(ip) -> None:

@@ -1,38 +1,324 @@
-"""Static analysis of a step's cell with :mod:`ast`.
+"""Static analysis of a step's cell: what it reads, binds, changes and touches.
 
-From the source of a ``%%step`` cell this finds
+Scoping is Python's own (:mod:`nbsteps.model.scopes`); nbsteps' rules come on top. **Mutation** (an input
+that becomes an output too; the step gets a private copy): item or attribute assignment or deletion,
+``x += ...``, ``setattr``/``delattr``, ``inplace=True``, MUTATING_METHODS and methods ending in ``_``,
+DRAWS from a generator object (AMBIGUOUS_DRAWS on rng-like names only) even when used, other methods
+whose result is unused unless PURE_METHODS, unused calls of functions outside PURE_FUNCTIONS and
+KNOWN_MODULES (their name arguments), IN_PLACE_ARG (the first argument) and the cell's own functions
+changing a global or a parameter, where called. A module is shared state, never a step's value.
+**State** (``state``; ``effects`` where the cell writes it): labels from CALL_RULES and STORE_RULES,
+``pyplot`` for ``.plot``/``.hist``/``.boxplot`` (changing only an axes-like receiver), ``file:<path>``
+for literal paths given to readers and writers, ``open``, ``Path`` and ``!`` commands; modules are
+known from the cell's imports, else CONVENTIONS. **Warnings**: ``import *`` that cannot be listed,
+``exec``/``eval`` (a literal string is read as code) and ``globals()``/``locals()``/``vars()``.
 
-- **outputs**: names the cell binds at top level (assignment, ``def``,
-  ``class``, ``import``, augmented assignment, ``for`` targets, ``with ... as``,
-  ``:=``), plus names it changes in place;
-- **inputs**: free names it reads (before binding them), including names that
-  functions and classes defined in the cell read from the global scope;
-- **mutated**: inputs it changes in place (``df["z"] = ...``, ``obj.a = ...``,
-  ``del d[k]``, ``x += ...``, ``lst.append(...)``, ``inplace=True``): the step
-  gets its own shallow copy of those so the upstream checkpoint never changes;
-- **result**: whether the last statement is an expression (IPython's ``Out``),
-  unless the cell ends with ``;``.
-
-It also compiles the cell once, into a body and a result expression.
+{tables}
 """
 from __future__ import annotations
 
 import ast
 import builtins
+import importlib.util
+import inspect
 import linecache
+import os
+import re
+import shlex
+import sys
+import warnings
+from collections import namedtuple
 from dataclasses import dataclass
 from types import CodeType
 
 from nbsteps.errors import StepDefinitionError
 from nbsteps.model.fingerprint import code_digest
+from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 
-#: method names that change their receiver in place
-MUTATING_METHODS = frozenset(
-    """append extend insert remove pop clear update setdefault popitem add discard
-    sort reverse difference_update intersection_update symmetric_difference_update
-    appendleft extendleft rotate __setitem__ __delitem__ resize put itemset""".split()
-)
-_BUILTINS = frozenset(dir(builtins))
+_w = str.split
+PURE_FUNCTIONS = frozenset(_w("""print display len repr str int float bool complex bytes isinstance issubclass type
+    sorted sum min max abs round list dict set frozenset tuple enumerate zip range format id hash any all callable
+    getattr hasattr iter map filter reversed divmod pow dir help super object slice Markdown HTML"""))
+PURE_METHODS = frozenset(_w("""head tail describe info copy to_csv to_string to_numpy to_dict to_list tolist to_json
+    to_parquet to_excel to_pickle to_html to_latex to_markdown to_frame sum mean median std var min max count nunique
+    unique value_counts isna isnull notna notnull any all abs round astype groupby agg aggregate apply map merge join
+    filter query sort_values sort_index reset_index set_index drop dropna fillna rename replace pivot pivot_table melt
+    stack unstack corr cov cumsum diff pct_change shift rolling resample sample nlargest nsmallest idxmax idxmin
+    quantile reindex assign where mask clip explode get keys values items iterrows itertuples equals duplicated
+    drop_duplicates transpose dot show savefig get_figure predict predict_proba transform score get_params format
+    split strip lower upper startswith endswith encode decode index find reshape flatten ravel item numpy cpu clone"""))
+MUTATING_METHODS = frozenset(_w("""append extend insert remove pop clear update setdefault popitem add discard sort
+    reverse difference_update intersection_update symmetric_difference_update appendleft extendleft rotate __setitem__
+    __delitem__ resize put itemset fill fit partial_fit fit_transform fit_predict set_params load_state_dict"""))
+DRAWS = frozenset(_w("""normal integers random uniform standard_normal choice permutation permuted shuffle poisson
+    binomial exponential multivariate_normal gamma beta lognormal laplace logistic geometric multinomial dirichlet
+    chisquare pareto triangular weibull bytes standard_exponential standard_t randint randn rand random_sample gauss
+    getrandbits randrange sample choices betavariate expovariate gammavariate normalvariate randbytes"""))
+AMBIGUOUS_DRAWS = frozenset(_w("sample choice bytes"))  # df.sample is pandas
+IN_PLACE_ARG = frozenset(_w("shuffle copyto fill_diagonal place put putmask"))
+KNOWN_MODULES = frozenset(_w("""numpy pandas matplotlib seaborn scipy sklearn torch tensorflow os sys json pickle joblib
+    math statistics time datetime re pathlib shutil glob logging warnings random itertools functools collections io
+    csv subprocess IPython plotly altair polars pyarrow requests tqdm typing copy string textwrap operator asyncio"""))
+CONVENTIONS = {n: n for n in _w("""os sys random numpy pandas matplotlib seaborn torch shutil pathlib json pickle joblib
+    warnings logging math time re glob subprocess scipy sklearn datetime io csv tempfile asyncio""")} | dict(np="numpy",
+    pd="pandas", plt="matplotlib.pyplot", sns="seaborn", mpl="matplotlib", tf="tensorflow", Path="pathlib.Path")
+
+
+def _rules(text: str) -> dict:
+    """``prefix ... = label[!] ...`` by line or ``;`` (``a.{b,c}``: a.b, a.c; ``!``: an effect; ``-``: none)."""
+    table = {}
+    for line in re.split(r"[;\n]", text.strip()):
+        names, _, labels = line.partition("=")
+        value = tuple((x.rstrip("!"), x[-1] == "!") for x in _w(labels) if x != "-")
+        for word in _w(names):
+            head, _, alts = word.partition("{")
+            table.update(dict.fromkeys([head + x for x in alts.rstrip("}").split(",")] if alts else [word], value))
+    return table
+
+
+CALL_RULES = _rules("""
+random.{seed,setstate} = random! ; random.{Random,SystemRandom} = - ; random = random
+numpy.random.{seed,set_state} = numpy.random! ; numpy.random = numpy.random
+numpy.random.{default_rng,Generator,RandomState,SeedSequence,BitGenerator,PCG64,MT19937,Philox,SFC64} = -
+torch.{manual_seed,seed,set_rng_state} torch.cuda.{manual_seed,manual_seed_all} = torch.random!
+torch.{rand,randn,randint,randperm,rand_like,randn_like,bernoulli,multinomial,normal} torch.random = torch.random
+matplotlib.pyplot.{rc,rcdefaults,style.use} matplotlib.{rc,rcdefaults,use,style.use} = pyplot! options:matplotlib!
+seaborn.{set,set_theme,set_style,set_context,set_palette,reset_defaults} = pyplot! options:matplotlib!
+matplotlib.pyplot seaborn = pyplot ; pandas.{set_option,reset_option} = options:pandas!
+numpy.{set_printoptions,seterr} = options:numpy! ; os.chdir = cwd! ; os.{putenv,unsetenv} = environ!
+""")
+STORE_RULES = _rules("""
+os.environ = environ! ; sys.path = sys.path! ; pandas.options = options:pandas! ; matplotlib.pyplot = pyplot!
+matplotlib.rcParams matplotlib.pyplot.rcParams = options:matplotlib! pyplot!
+""")
+LOAD_RULES = {k: tuple((label, False) for label, _ in v) for k, v in STORE_RULES.items()}
+FILE_READERS = frozenset(_w("""open load loadtxt genfromtxt fromfile imread listdir exists isfile isdir stat glob Path
+    read_text read_bytes open_dataset"""))
+FILE_WRITERS = frozenset(_w("""save savez savez_compressed savetxt savefig dump remove unlink rmdir mkdir makedirs
+    rmtree rename replace copy copyfile copytree move write_text write_bytes touch tofile to_csv to_parquet to_json
+    to_excel to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr"""))
+SHELL_READERS = frozenset(_w("ls cat head tail wc du less file stat find tree"))
+SHELL_WRITERS = frozenset(_w("rm mkdir cp mv touch rmdir unzip tar wget curl ln tee"))
+# magics whose argument is code: do its names stay in the cell? Options taking a value.
+CODE_MAGICS = {"time": (True, ""), "prun": (True, "DlrsT"), "debug": (True, "b"), "capture": (True, ""),
+               "timeit": (False, "nrp")}
+_PATH_KWARGS = frozenset(_w("path fname file filename filepath_or_buffer path_or_buf"))
+_PATH_RE = re.compile(r"[\w.~/\\:+@=,-]+\Z")
+_DATA_EXT = re.compile(r"\.(csv|tsv|txt|jsonl?|parquet|feather|pkl|pickle|npy|npz|h5|hdf5?|xlsx?|png|jpe?g|svg|pdf|"
+                       r"gif|nc|zarr|db|sqlite|ya?ml|toml|pt|pth|ckpt|joblib|html|md|log|zip|gz|tar|xml)\Z", re.I)
+_RNG_NAME = re.compile(r"(^|_)(rng|prng|gen|generator|random_state|rs|rand|random)\d*(_|$)", re.I)
+_AX_NAME = re.compile(r"(ax|axs|axes|fig|figure|g|grid)(\d*|_\w*)\Z|\w*_ax\Z")
+_EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
+_NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
+__doc__ = __doc__ and __doc__.format(tables="\n".join(f"{k}: {' '.join(sorted(v))}." for k, v in [
+    ("PURE_FUNCTIONS", PURE_FUNCTIONS), ("PURE_METHODS", PURE_METHODS), ("MUTATING_METHODS", MUTATING_METHODS),
+    ("DRAWS", DRAWS), ("AMBIGUOUS_DRAWS", AMBIGUOUS_DRAWS), ("IN_PLACE_ARG", IN_PLACE_ARG),
+    ("KNOWN_MODULES", KNOWN_MODULES), ("CONVENTIONS", [f"{k}={v}" for k, v in CONVENTIONS.items()]),
+    *((name, [f"{k}={'+'.join(x + '!' * e for x, e in v) or '-'}" for k, v in rules.items()])  # label! = effect
+      for name, rules in (("CALL_RULES", CALL_RULES), ("STORE_RULES", STORE_RULES)))]))
+
+
+def _lookup(table: dict, path: str):
+    while path and path not in table:
+        path = path.rpartition(".")[0]
+    return table.get(path)
+
+
+def _literal(node) -> str | None:
+    return node.value if type(node) is ast.Constant and type(node.value) is str else None
+
+
+def _parse(source: str | None, mode: str = "exec"):
+    """The AST of a piece of code found in a string (a magic's argument, exec's), or None; quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(source, mode=mode) if source is not None else None
+        except (SyntaxError, ValueError):
+            return None
+
+
+def _pathlike(s: str | None, known: bool) -> bool:
+    return bool(s and len(s) < 256 and "://" not in s and _PATH_RE.match(s)
+                and (known or "/" in s or _DATA_EXT.search(s)))
+
+
+def _strip_options(magic: str, line: str) -> str:
+    """The code of ``%timeit -n 10 x = f()``: its options removed (``%time`` takes none)."""
+    values = CODE_MAGICS[magic][1]
+    return re.sub(rf"^(\s*(--\S+\s+\S+|-[{values}]\s+\S+|-\S+))*", "", line).strip() if values else line
+
+
+class CellWalker(Walker):
+    """:class:`~nbsteps.model.scopes.Walker` plus nbsteps' rules (see the module docstring)."""
+
+    CONVENTIONS, SHARED = CONVENTIONS, _NOT_INPUTS
+
+    def touch(self, path: str, table: dict = LOAD_RULES, fallback: bool = False) -> None:
+        rule = _lookup(table, path)
+        if rule is None and fallback:  # another attribute of a library changed: one of its options
+            rule = ((f"options:{path.partition('.')[0]}", True),)
+        for label, effect in rule or ():
+            self.label(label, effect)
+
+    on_load = touch  # a module's attribute was referenced
+
+    def on_changed(self, node) -> None:
+        path = self.path(node)
+        self.touch(path, STORE_RULES, fallback=True) if path else self.mutate(root_name(node))
+
+    def mutate_args(self, node, first: bool = False) -> None:
+        for a in node.args[:1] if first else node.args + [k.value for k in node.keywords]:
+            self.mutate(root_name(a))
+
+    # -- calls -----------------------------------------------------------------------
+    def after_call(self, node: ast.Call, used: bool) -> None:
+        func, path = node.func, self.path(node.func)
+        if path:
+            self.module_call(path, node, used)
+        elif type(func) is ast.Name:
+            self.name_call(func.id, node, used)
+        elif type(func) is ast.Attribute:
+            self.method_call(func, node, used)
+
+    def module_call(self, path: str, node, used: bool) -> None:
+        self.touch(path, CALL_RULES)
+        head, _, last = path.rpartition(".")
+        if last in IN_PLACE_ARG or (last.endswith("_") and not last.endswith("__")):
+            self.mutate_args(node, first=True)
+        elif last in MUTATING_METHODS and _lookup(STORE_RULES, head):
+            self.touch(head, STORE_RULES)  # sys.path.append(p), os.environ.update(...)
+        elif not used and path.partition(".")[0] not in KNOWN_MODULES:
+            self.mutate_args(node)
+        self.files(last, node)
+
+    def name_call(self, name: str, node, used: bool) -> None:
+        f = self.funcs.get(name) if self.scope.kind is MODULE or self.is_global(name) else None
+        if f is not None:  # the cell's own function: the arguments it changes
+            for p, a in [*zip(f.params, node.args), *((k.arg, k.value) for k in node.keywords)]:
+                self.mutate(root_name(a) if p in f.param_mut else None)
+        elif name in self.bound or name not in _NOT_INPUTS and name not in PURE_FUNCTIONS:
+            self.files(name, node)
+            self.mutate_args(node) if not used else None
+        elif name in ("setattr", "delattr"):
+            self.mutate_args(node, first=True)
+        elif name in ("exec", "eval"):
+            self.dynamic(name, node)
+        elif name in ("globals", "locals", "vars") and not node.args:
+            self.warnings.append(f"nbsteps cannot see names used through {name}() (line {node.lineno}).")
+        elif name == "open" and node.args and _pathlike(_literal(node.args[0]), True):
+            mode = [_literal(a) or "" for a in node.args[1:2] + [k.value for k in node.keywords if k.arg == "mode"]]
+            self.label("file:" + os.path.normpath(node.args[0].value), bool(set("".join(mode)) & set("wax+")))
+        elif name not in PURE_FUNCTIONS and not used:
+            self.mutate_args(node)
+
+    def method_call(self, func: ast.Attribute, node, used: bool) -> None:
+        meth, recv, first = func.attr, func.value, _literal((node.args or [None])[0])
+        root, keywords = root_name(recv), {k.arg: k.value for k in node.keywords}
+        if meth in ("plot", "hist", "boxplot") or (type(recv) is ast.Attribute and recv.attr == "plot"):
+            # ax.plot(...) changes that axes; df.plot(), s.hist() draw with pyplot
+            self.mutate(root) if root and _AX_NAME.match(root) else self.label("pyplot")
+        elif (meth in MUTATING_METHODS or (meth.endswith("_") and not meth.endswith("__"))
+              or getattr(keywords.get("inplace"), "value", None) is True):
+            self.mutate(root)
+        elif meth in DRAWS and (meth not in AMBIGUOUS_DRAWS or (root and _RNG_NAME.search(root))):
+            self.mutate(root)  # a draw advances the generator, even when the result is used
+        elif not used and meth not in PURE_METHODS:
+            self.mutate(root)
+        if meth in IN_PLACE_ARG:
+            self.mutate_args(node, first=True)  # rng.shuffle(a)
+        for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
+            self.load(name)  # df.query("a > @limit")
+        pathlib = type(recv) is ast.Call and self.path(recv.func) == "pathlib.Path"
+        self.files(meth, recv if pathlib else node, pathlib)  # Path("out").mkdir(); df.rename("x") is no file
+
+    def files(self, name: str, node, trusted: bool = True) -> None:
+        if not (node.args or node.keywords) or name in PURE_FUNCTIONS or name in ("write", "writelines", "chdir"):
+            return
+        writer = name in FILE_WRITERS or name.startswith(("save", "write", "dump"))
+        known = trusted and (writer or name in FILE_READERS or name.startswith(("read_", "load")))
+        for a in node.args + [k.value for k in node.keywords if k.arg in _PATH_KWARGS]:
+            if _pathlike(_literal(a), known):
+                self.label("file:" + os.path.normpath(a.value), writer)
+
+    def dynamic(self, name: str, node) -> None:
+        text = f"nbsteps cannot see dependencies inside exec/eval strings: {name}() at line {node.lineno}"
+        tree = _parse(_literal((node.args or [None])[0]), "eval" if name == "eval" else "exec")
+        if tree is None:
+            return self.warnings.append(f"{text}; use the names directly (or order steps with --after).")
+        self.visit_all(tree.body if name == "exec" else [tree.body])
+        names = ", ".join(sorted({n.id for n in ast.walk(tree) if type(n) is ast.Name})) or "no names"
+        self.warnings.append(f"{text} (its literal string was read as code: {names}; a string built at run time "
+                             f"is invisible).")
+
+    def on_import_star(self, module: str, level: int) -> list:
+        """The names ``from module import *`` binds (importing the module if needed), else a warning."""
+        why = "it is a relative import" if level else "it cannot be found"
+        try:
+            mod = None if level else sys.modules.get(module) or (
+                importlib.util.find_spec(module) and importlib.import_module(module))
+        except (Exception, SystemExit) as exc:  # any failure means the names are unknown
+            mod, why = None, f"importing it failed: {type(exc).__name__}"
+        if not mod:
+            self.warnings.append(f"from {'.' * level}{module} import *: nbsteps cannot list the names it binds "
+                                 f"({why}); import the names explicitly.")
+            return []
+        names = getattr(mod, "__all__", None)
+        names = [n for n in dir(mod) if not n.startswith("_")] if names is None else list(names)
+        return [n for n in names if isinstance(n, str) and n.isidentifier()]
+
+    # -- IPython's transformed syntax: get_ipython().run_line_magic(...), .system(...) --------
+    def on_call(self, node: ast.Call, used: bool) -> bool:
+        func, v = node.func, getattr(node.func, "value", None)
+        if not (type(v) is ast.Call and getattr(v.func, "id", None) == "get_ipython"):
+            return False
+        args = [_literal(a) for a in node.args]
+        handler, n = {"run_line_magic": (self.line_magic, 2), "run_cell_magic": (self.cell_magic, 3),
+                      "system": (self.shell, 1), "getoutput": (self.shell, 1)}.get(func.attr, (None, 0))
+        handler(*args[:n]) if handler and len(args) >= n and None not in args[:n] else self.visit_all(node.args)
+        return True
+
+    def code(self, source: str, binds: bool = True) -> None:
+        body = getattr(_parse(source), "body", [])
+        names, glob, nonloc = collect(body)  # %timeit runs the code in a function: its names stay there
+        self.visit_all(body) if binds else self.enter(Scope(FUNCTION, self.scope, names - glob - nonloc, glob), body)
+
+    def line_magic(self, magic: str, line: str) -> None:
+        if magic in CODE_MAGICS:
+            return self.code(_strip_options(magic, line), CODE_MAGICS[magic][0])
+        self.expand(line)
+        if magic in ("cd", "matplotlib", "env"):  # `%env NAME` alone only reads the variable
+            effect = magic != "env" or "=" in line or " " in line.strip()
+            self.label({"cd": "cwd", "matplotlib": "pyplot", "env": "environ"}[magic], effect)
+        elif magic in ("sx", "system"):
+            self.shell(line)
+
+    def cell_magic(self, magic: str, line: str, body: str) -> None:
+        if magic == "timeit":
+            self.code(_strip_options(magic, line), False)
+        if magic in CODE_MAGICS:
+            self.code(body, CODE_MAGICS[magic][0])
+        elif magic == "writefile" and line.split():
+            self.label("file:" + os.path.normpath(line.split()[-1]), True)
+
+    def expand(self, text: str) -> None:
+        """The names IPython substitutes in ``{expr}`` and ``$name``."""
+        for braces, dollar in _EXPAND_RE.findall(text):
+            self.visit_all([getattr(_parse((braces or dollar).rstrip("."), "eval"), "body", ast.Pass())])
+
+    def shell(self, cmd: str) -> None:
+        self.expand(cmd)
+        try:
+            tokens = shlex.split(_EXPAND_RE.sub("", cmd)) or [""]
+        except ValueError:
+            return
+        writer, redirect = os.path.basename(tokens[0]) in SHELL_WRITERS, False
+        for tok in tokens[1:]:
+            redirect, tok = redirect or tok.startswith(">"), tok.lstrip(">")
+            if tok[:1] not in ("", "-", "|", "&", ";") and (
+                    redirect or _pathlike(tok, writer or os.path.basename(tokens[0]) in SHELL_READERS)):
+                self.label("file:" + os.path.normpath(tok), writer or redirect)
+                redirect = False
 
 
 @dataclass(frozen=True)
@@ -46,317 +332,67 @@ class CellAnalysis:
     digest: str  # of the normalised source (comments and layout ignored)
     body: CodeType
     result: CodeType | None
-
-
-def _root_name(node: ast.AST) -> str | None:
-    """``df`` for ``df["a"].b[0]``; None when the root is not a plain name."""
-    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _target_names(target: ast.AST, out: list) -> None:
-    """Names bound by an assignment target (tuples, lists, starred)."""
-    if isinstance(target, ast.Name):
-        out.append(target.id)
-    elif isinstance(target, (ast.Tuple, ast.List)):
-        for elt in target.elts:
-            _target_names(elt, out)
-    elif isinstance(target, ast.Starred):
-        _target_names(target.value, out)
-
-
-class _Scope(ast.NodeVisitor):
-    """Collects the names an expression or nested scope reads from outside.
-
-    Nested functions, lambdas, classes and comprehensions are analysed as their
-    own scopes: their free names count as reads of the enclosing scope.
-    """
-
-    def __init__(self) -> None:
-        self.loads: set[str] = set()
-        self.binds: set[str] = set()
-        self.mutated: set[str] = set()
-
-    # NodeVisitor's visit/generic_visit, with the method lookup cached per class
-    _dispatch: dict = {}
-
-    def visit(self, node):
-        cls = node.__class__
-        method = _Scope._dispatch.get(cls)
-        if method is None:
-            method = _Scope._dispatch[cls] = getattr(_Scope, "visit_" + cls.__name__, _Scope.generic_visit)
-        return method(self, node)
-
-    def generic_visit(self, node) -> None:
-        AST = ast.AST
-        for name in node._fields:
-            try:
-                value = getattr(node, name)
-            except AttributeError:
-                continue
-            if isinstance(value, list):
-                for item in value:
-                    if isinstance(item, AST):
-                        self.visit(item)
-            elif isinstance(value, AST):
-                self.visit(value)
-
-    # -- names ---------------------------------------------------------------
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.loads.add(node.id)
-        else:
-            self.binds.add(node.id)
-
-    def visit_Call(self, node: ast.Call) -> None:
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            root = _root_name(func.value)
-            if root and (
-                func.attr in MUTATING_METHODS
-                or any(
-                    k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
-                    for k in node.keywords
-                )
-            ):
-                self.mutated.add(root)
-        self.generic_visit(node)
-
-    # -- nested scopes -------------------------------------------------------
-    def _nested(self, args: ast.arguments | None, body: list, extra_binds=()) -> None:
-        inner = _Scope()
-        if args is not None:
-            for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
-                if a is not None:
-                    inner.binds.add(a.arg)
-        inner.binds.update(extra_binds)
-        for stmt in body:
-            inner.visit(stmt)
-        self.loads |= inner.loads - inner.binds
-
-    def _decorated(self, node) -> None:
-        for d in node.decorator_list:
-            self.visit(d)
-        self.binds.add(node.name)
-
-    def visit_FunctionDef(self, node) -> None:
-        self._decorated(node)
-        for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
-            self.visit(d)
-        self._nested(node.args, node.body)
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
-            self.visit(d)
-        self._nested(node.args, [node.body])
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self._decorated(node)
-        for b in node.bases + [k.value for k in node.keywords]:
-            self.visit(b)
-        self._nested(None, node.body)
-
-    def _comprehension(self, node, elts) -> None:
-        inner = _Scope()
-        for gen in node.generators:
-            inner.visit(gen.iter)
-            inner.visit(gen.target)
-            for cond in gen.ifs:
-                inner.visit(cond)
-        for e in elts:
-            inner.visit(e)
-        self.loads |= inner.loads - inner.binds
-        self.mutated |= inner.mutated
-
-    def visit_ListComp(self, node) -> None:
-        self._comprehension(node, [node.elt])
-
-    visit_SetComp = visit_GeneratorExp = visit_ListComp
-
-    def visit_DictComp(self, node) -> None:
-        self._comprehension(node, [node.key, node.value])
-
-    # -- imports -------------------------------------------------------------
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            self.binds.add(alias.asname or alias.name.split(".")[0])
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        for alias in node.names:
-            if alias.name != "*":
-                self.binds.add(alias.asname or alias.name)
-
-
-class _TopLevel:
-    """Walks top-level statements in order, tracking what is bound so far."""
-
-    def __init__(self) -> None:
-        self.inputs: set[str] = set()
-        self.outputs: list[str] = []
-        self.bound: set[str] = set()
-        self.mutated: set[str] = set()
-
-    def _read(self, names) -> None:
-        self.inputs.update(n for n in names if n not in self.bound)
-
-    def _bind(self, names) -> None:
-        for n in names:
-            if n not in self.bound:
-                self.bound.add(n)
-            if n not in self.outputs:
-                self.outputs.append(n)
-
-    def _expr(self, node: ast.AST | None) -> None:
-        if node is None:
-            return
-        scope = _Scope()
-        scope.visit(node)
-        self._read(scope.loads)
-        self._mutate(scope.mutated)
-        self._bind(scope.binds)  # walrus targets
-
-    def _mutate(self, roots) -> None:
-        for r in roots:
-            if r not in self.bound:
-                self.inputs.add(r)
-                self.mutated.add(r)
-            self._bind([r])
-
-    def _target(self, target: ast.AST) -> None:
-        """An assignment target: plain names are bound, ``a[i]``/``a.b`` mutate ``a``."""
-        if isinstance(target, (ast.Tuple, ast.List)):
-            for elt in target.elts:
-                self._target(elt)
-            return
-        if isinstance(target, ast.Starred):
-            self._target(target.value)
-            return
-        if isinstance(target, (ast.Subscript, ast.Attribute)):
-            scope = _Scope()
-            scope.visit(target)  # reads the index expressions and the root
-            self._read(scope.loads)
-            root = _root_name(target)
-            if root:
-                self._mutate([root])
-            return
-        names: list[str] = []
-        _target_names(target, names)
-        self._bind(names)
-
-    def block(self, stmts: list) -> None:
-        for stmt in stmts:
-            self.stmt(stmt)
-
-    def stmt(self, node: ast.stmt) -> None:
-        if isinstance(node, ast.Assign):
-            self._expr(node.value)
-            for t in node.targets:
-                self._target(t)
-        elif isinstance(node, ast.AnnAssign):
-            self._expr(node.value)
-            if node.value is not None or not isinstance(node.target, ast.Name):
-                self._target(node.target)
-        elif isinstance(node, ast.AugAssign):
-            self._expr(node.value)
-            if isinstance(node.target, ast.Name):
-                self._read([node.target.id])
-                if node.target.id not in self.bound:
-                    self.mutated.add(node.target.id)
-                self._bind([node.target.id])
-            else:
-                self._target(node.target)
-        elif isinstance(node, ast.Delete):
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    self._read([t.id])
-                else:
-                    self._target(t)
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            self._expr(node.iter)
-            self._target(node.target)
-            self.block(node.body)
-            self.block(node.orelse)
-        elif isinstance(node, ast.While):
-            self._expr(node.test)
-            self.block(node.body)
-            self.block(node.orelse)
-        elif isinstance(node, ast.If):
-            self._expr(node.test)
-            self.block(node.body)
-            self.block(node.orelse)
-        elif isinstance(node, (ast.With, ast.AsyncWith)):
-            for item in node.items:
-                self._expr(item.context_expr)
-                if item.optional_vars is not None:
-                    self._target(item.optional_vars)
-            self.block(node.body)
-        elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
-            self.block(node.body)
-            for h in node.handlers:
-                self._expr(h.type)
-                if h.name:
-                    self._bind([h.name])
-                self.block(h.body)
-            self.block(node.orelse)
-            self.block(node.finalbody)
-        else:
-            # def, class, import, expressions, return, assert, raise, match...
-            scope = _Scope()
-            scope.visit(node)
-            self._read(scope.loads)
-            self._mutate(scope.mutated)
-            self._bind(sorted(scope.binds))
+    state: frozenset = frozenset()    # labels of process-wide state the cell touches
+    effects: frozenset = frozenset()  # the labels it writes (seeding, styling, chdir, files written...)
+    warnings: tuple = ()              # what nbsteps cannot see (exec, import * it cannot list)
 
 
 def step_filename(name: str) -> str:
     return f"<step {name}>"
 
 
-def analyse_cell(name: str, source: str) -> CellAnalysis:
+def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     """Analyse and compile a step's source; a SyntaxError becomes a clear error."""
     filename = step_filename(name)
     try:
         tree = ast.parse(source, filename=filename)
-    except SyntaxError as exc:
-        line = (exc.text or "").rstrip("\n")
-        where = f"line {exc.lineno}" + (f": {line.strip()}" if line.strip() else "")
-        raise StepDefinitionError(
-            f"syntax error in step {name!r} at {where} ({exc.msg}). "
-            f"Fix the cell and run it again; the previous definition of {name!r} (if any) stays registered."
-        ) from None
-    walker = _TopLevel()
-    walker.block(tree.body)
-
-    body = tree.body
-    result_expr = None
-    if body and isinstance(body[-1], ast.Expr) and not source.rstrip().endswith(";"):
-        result_expr = ast.Expression(body=body[-1].value)
-        body = body[:-1]
-    module = ast.Module(body=body, type_ignores=[])
+        walker = CellWalker().run(tree.body)
+        body, result = tree.body, None
+        if body and isinstance(body[-1], ast.Expr) and not source.rstrip().endswith(";"):
+            body, result = body[:-1], ast.Expression(body=body[-1].value)
+        # top-level await allowed; dont_inherit: nbsteps' own __future__ imports must not reach step code
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        body_code = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, dont_inherit=True)
+        result_code = compile(result, filename, "eval", flags, dont_inherit=True) if result is not None else None
+    except SyntaxError as exc:  # also 'return' outside function, found when compiling
+        where = f"line {exc.lineno}" + (f": {exc.text.strip()}" if (exc.text or "").strip() else "")
+        keep = "; the previous definition of it (if any) stays registered." if what == "step" else "."
+        raise StepDefinitionError(f"syntax error in {what} {name!r} at {where} ({exc.msg}). Fix the cell and run "
+                                  f"it again{keep}") from None
     # register the source so tracebacks through the step show its lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    try:
-        body_code = compile(module, filename, "exec")
-        result_code = compile(result_expr, filename, "eval") if result_expr is not None else None
-    except SyntaxError as exc:  # e.g. 'return' outside function
-        raise StepDefinitionError(
-            f"syntax error in step {name!r} at line {exc.lineno} ({exc.msg}). Fix the cell and run it again."
-        ) from None
-
-    inputs = frozenset(n for n in walker.inputs if n not in _BUILTINS or n in walker.mutated)
-    # the compiled code ignores comments and layout; code_digest ignores line numbers
+    mutated = frozenset(walker.mutated)
+    inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
-    return CellAnalysis(
-        source=source,
-        filename=filename,
-        inputs=inputs,
-        outputs=tuple(walker.outputs),
-        mutated=frozenset(walker.mutated),
-        has_result=result_code is not None,
-        digest=digest,
-        body=body_code,
-        result=result_code,
-    )
+    return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
+                        body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
+                        tuple(dict.fromkeys(walker.warnings)))
+
+
+def run_code(code: CodeType, ns: dict):
+    """``exec``/``eval`` *code* in *ns*; top-level ``await`` runs to completion on an event loop of its
+    own, on a helper thread (the calling thread may already run one, as in ipykernel)."""
+    value = eval(code, ns)
+    if code.co_flags & inspect.CO_COROUTINE:
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(1, thread_name_prefix="nbsteps-await")
+        try:
+            value = pool.submit(asyncio.run, value).result()
+        finally:
+            pool.shutdown(wait=False)  # an interrupt does not wait for the coroutine
+    return value
+
+
+Analysis = namedtuple("Analysis", "inputs outputs mutated state effects warnings has_result")
+
+
+def analyse(cell_source: str, transform=None) -> Analysis:
+    """What nbsteps sees in a cell's text (a first ``%%step`` line is skipped), after *transform*
+    (IPython's input transformer, given by :func:`nbsteps.analyse`): sets ``inputs``, ``outputs``,
+    ``mutated``, ``state``, ``effects``; ``warnings``; ``has_result``."""
+    text = cell_source.lstrip().partition("\n")[2] if cell_source.lstrip().startswith("%%step") else cell_source
+    if transform is not None:
+        text = transform(text)
+    r = analyse_cell("cell", text, what="cell")
+    return Analysis(*(set(getattr(r, f)) for f in Analysis._fields[:5]), r.warnings, r.has_result)

@@ -107,6 +107,10 @@ class Checkpoint:
     parts: dict[str, Any] = field(default_factory=dict)
     duration: float = 0.0
     finished: float = 0.0  # time.time() when the step completed
+    started: float = 0.0  # time.time() when its first attempt started
+    attempts: int = 0  # attempts the run that produced it took
+    #: what the step printed and displayed (see ``StepRecord.output``): plain data, figures as images
+    output: tuple = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.outputs, LazyValues) and self.result is None and self.has_result:

@@ -1,12 +1,19 @@
-"""Which step depends on which: inferred from names, or explicit.
+"""Which step depends on which: inferred from names in notebook order, or explicit.
 
-A step depends on another when it reads a name the other outputs (inferred),
-when ``--after`` names it, or (function steps) when a parameter is named after
-it (explicit). When several steps write a name, the reader depends on the last
-writer along the dependency chain: a step that rewrites a name reads the
-version of the writers registered before it; a pure reader takes the writer
-that all other candidates lead to; when there is no such single writer the
-error names the candidates and asks for ``--after``.
+Steps have a position: the order in which they were first registered
+(re-registering an edited step keeps its place; ``nbsteps run`` registers in
+the order of the cells in the file). A step that reads a name depends on the
+**nearest step above it** that writes the name, exactly as Restart & Run All
+binds it; a name that no step above writes comes from the user namespace.
+Several versions of a name coexist: each reader receives the version its
+position implies (``sources[step][name]``).
+
+Steps that touch the same process-wide state keep their notebook order even
+when no name links them (edge kinds ``state`` and ``order``, their labels in
+``state_labels``; the rules are in :mod:`nbsteps.model.state`).
+
+``--after`` and function-step parameters add explicit edges; a cycle (only
+possible through them) is rejected with the cycle named.
 """
 from __future__ import annotations
 
@@ -14,10 +21,13 @@ import graphlib
 from collections import deque
 from typing import Iterable
 
-from nbsteps.errors import AmbiguousDependencyError, CycleError, UnknownStepError
+from nbsteps.errors import CycleError, UnknownStepError
+from nbsteps.model.state import effects_of, state_of
 from nbsteps.model.step import Step
 
-INFERRED, EXPLICIT = "inferred", "explicit"
+INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
+#: edges that only order execution: they make nothing stale and block nothing
+ORDER_ONLY = frozenset({ORDER})
 
 
 class Dependencies:
@@ -30,6 +40,10 @@ class Dependencies:
         self.writers: dict[str, list[str]] = {}
         self.readers: dict[str, set[str]] = {}   # name -> steps that read it
         self.referenced: set[str] = set()         # step names used in after/params
+        self.position: dict[str, int] = {}       # notebook order
+        self.state_labels: dict[tuple[str, str], list[str]] = {}  # (up, down) -> shared state
+        # state label -> (lowest step that changed it, steps using it since)
+        self.state_chain: dict[str, tuple["str | None", list[str]]] = {}
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
         # executor caches (see nbsteps.executor): run structures per selection,
@@ -72,6 +86,7 @@ class Dependencies:
 
 
 def _writers(steps: dict[str, Step]) -> dict[str, list[str]]:
+    """name -> the steps writing it, in notebook order."""
     writers: dict[str, list[str]] = {}
     for name, step in steps.items():
         for out in step.outputs if step.analysis else ():
@@ -97,54 +112,53 @@ def _explicit(step: Step, steps: dict[str, Step]) -> dict[str, str]:
     return deps
 
 
+def _nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "str | None":
+    """The last of *writers* (in notebook order) placed before *pos*."""
+    found = None
+    for w in writers:
+        if position[w] >= pos:
+            break
+        found = w
+    return found
+
+
+def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: dict[str, list[str]]) -> None:
+    """Inferred and shared-state edges of *step* at position *pos*."""
+    position = g.position
+    sources: dict[str, str] = {}
+    for n in step.inputs:
+        ws = writers.get(n)
+        if ws:
+            src = _nearest_above(ws, position, pos)
+            if src is not None:
+                sources[n] = src
+                deps.setdefault(src, INFERRED)
+    effects = effects_of(step) if step.analysis is not None else frozenset()
+    for label in state_of(step):
+        changed, users = g.state_chain.get(label, (None, []))
+        if label in effects:  # after everything that touched the state before
+            ups = [(u, ORDER) for u in users] + ([(changed, STATE)] if changed else [])
+            g.state_chain[label] = (step.name, [])
+        else:  # after the nearest change above
+            ups = [(changed, STATE)] if changed else []
+            g.state_chain[label] = (changed, users + [step.name])
+        for up, kind in ups:
+            deps.setdefault(up, kind)
+            g.state_labels.setdefault((up, step.name), []).append(label)
+    g.deps[step.name] = deps
+    g.sources[step.name] = sources
+
+
 def resolve(steps: dict[str, Step]) -> Dependencies:
-    """Resolve the whole plan. Raises UnknownStepError, AmbiguousDependencyError
-    or CycleError (with the cycle)."""
+    """Resolve the whole plan (dict order is notebook order). Raises
+    UnknownStepError or CycleError (with the cycle)."""
     g = Dependencies()
     g.writers = writers = _writers(steps)
-    order = {name: i for i, name in enumerate(steps)}
-    ambiguous: list[tuple[str, str, list[str]]] = []
+    g.position = {name: i for i, name in enumerate(steps)}
     for name, step in steps.items():
         deps = _explicit(step, steps)
         _index(g, step)
-        sources: dict[str, str] = {}
-        for n in step.inputs:
-            ws = writers.get(n)
-            if not ws:
-                continue
-            if n in step.outputs:  # rewrites n: reads the version written before it
-                cands = [w for w in ws if order[w] < order[name]]
-            else:
-                cands = [w for w in ws if w != name]
-            if len(cands) == 1:
-                sources[n] = cands[0]
-                deps.setdefault(cands[0], INFERRED)
-            elif cands:
-                ambiguous.append((name, n, cands))
-        g.deps[name] = deps
-        g.sources[name] = sources
-    # several writers: pick the one all others lead to, given what is known
-    for _ in range(len(ambiguous) + 1):
-        if not ambiguous:
-            break
-        left = []
-        for name, n, cands in ambiguous:
-            g._down = None
-            below = g.downstream([name])
-            cands = [c for c in cands if c not in below]
-            chosen = [c for c in cands if c in g.deps[name]] or cands
-            tops = [c for c in chosen if not any(c in g.upstream([o]) for o in chosen if o != c)]
-            if len(tops) == 1:
-                g.sources[name][n] = tops[0]
-                g.deps[name].setdefault(tops[0], INFERRED)
-            elif not chosen:
-                continue
-            else:
-                left.append((name, n, tops))
-        if len(left) == len(ambiguous):
-            name, n, tops = left[0]
-            raise AmbiguousDependencyError(name, n, tops)
-        ambiguous = left
+        _link(g, step, deps, g.position[name], writers)
     g._down = None
     check_acyclic(g, focus=None)
     return g
@@ -163,31 +177,20 @@ def check_acyclic(g: Dependencies, focus: str | None) -> None:
 
 
 def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
-    """Fast path for registering a brand-new step that no registered step can
-    depend on (nobody reads its outputs or names it): resolve only it. Returns
-    False when a full resolve is needed."""
-    if new.name in g.deps:
+    """Fast path for registering a brand-new step: it is the lowest in the
+    notebook, so no registered step can read from it (reads bind upwards) and
+    only its own edges are new, unless a registered step names it in
+    ``--after``. Returns False when a full resolve is needed."""
+    if new.name in g.deps or new.name in g.referenced:
         return False
-    for out in new.outputs if new.analysis else ():
-        if out in g.writers:
-            return False  # another writer of the same name: ordering rules apply
-    if new.name in g.referenced:
-        return False
-    for out in new.outputs if new.analysis else ():
-        if g.readers.get(out):
-            return False  # a registered step reads what the new one writes
     deps = _explicit(new, steps)
     _index(g, new)
-    sources = {}
-    for n in new.inputs:
-        ws = g.writers.get(n)
-        if ws:
-            if len(ws) > 1:
-                return False
-            sources[n] = ws[0]
-            deps.setdefault(ws[0], INFERRED)
-    g.deps[new.name] = deps
-    g.sources[new.name] = sources
+    pos = g.position[new.name] = len(g.position)
+    for out in new.outputs if new.analysis else ():
+        g.writers.setdefault(out, [])
+    _link(g, new, deps, pos, g.writers)
+    for out in new.outputs if new.analysis else ():
+        g.writers[out].append(new.name)
     if g._topo is not None:
         # Plan.topological pops the ready step with the smallest registration
         # position; nothing depends on the new step and its position is the
@@ -196,8 +199,6 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
         g._topo = g._topo + [new.name]
     g._runs.clear()
     g._fp_static.pop(new.name, None)
-    for out in new.outputs if new.analysis else ():
-        g.writers.setdefault(out, []).append(new.name)
     if g._down is not None:
         g._down[new.name] = set()
         for u in deps:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbsteps.formatting import clean_text, error_text
 from nbsteps.model.checkpoint import LAZY
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
 
@@ -34,6 +35,9 @@ class StepRecord:
     attempted: str = ""  # code digest of the last execution attempt
     reason: str = ""  # why it ran (or was skipped) in the last run
     message: str = ""  # cancellation / blocking explanation
+    #: what the last execution printed and displayed, in order: ``("stdout" | "stderr", text)``
+    #: or ``("display", {"data": mimebundle, "metadata": {...}})`` (figures as PNG images)
+    output: tuple = ()
 
     def snapshot(self) -> "StepRecord":
         """A copy of the record as it is now (cheap: fields are replaced, never
@@ -47,7 +51,7 @@ class StepRecord:
         self.status, self.cached, self.stale, self.outputs, self.result = PENDING, False, False, {}, None
         self.has_result, self.fingerprint, self.token, self.error, self.traceback = False, None, None, None, ""
         self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
-        self.message = message
+        self.message, self.output = message, ()
 
     def restore(self, checkpoint, fingerprint: str) -> None:
         """``completed`` from *checkpoint*, without executing (``cached``)."""
@@ -58,7 +62,25 @@ class StepRecord:
         self.token = (checkpoint.parts or {}).get("token", fingerprint)
         self.duration = checkpoint.duration
         self.reason = "up to date"
-        self.attempts = 0
+        # what the run that produced the checkpoint did and showed
+        self.attempts = checkpoint.attempts
+        self.started = checkpoint.started or None
+        self.finished = checkpoint.finished or None
+        self.output = tuple(checkpoint.output or ())
+
+    @property
+    def stdout(self) -> str:
+        """What the step printed (its last execution, or the one its checkpoint kept)."""
+        return "".join(text for kind, text in self.output if kind == "stdout")
+
+    @property
+    def stderr(self) -> str:
+        return "".join(text for kind, text in self.output if kind == "stderr")
+
+    @property
+    def displays(self) -> list:
+        """What the step displayed (``display()``, figures): ``{"data", "metadata"}`` dicts."""
+        return [item for kind, item in self.output if kind == "display"]
 
     @property
     def ok(self) -> bool:
@@ -66,10 +88,11 @@ class StepRecord:
 
     @property
     def error_text(self) -> str:
+        """``Type: message`` of the step's error (never raises, even for an
+        exception whose ``__str__`` fails), or why it was blocked/cancelled."""
         if self.error is None:
-            return self.message if self.status in (BLOCKED, CANCELLED) else ""
-        text = str(self.error)
-        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
+            return clean_text(self.message) if self.status in (BLOCKED, CANCELLED) else ""
+        return error_text(self.error)
 
     def __repr__(self) -> str:
         flag = " (cached)" if self.cached else ""

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import inspect
+import math
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -75,13 +77,72 @@ class Step:
         }
 
 
-def _check_options(name: str, retry, retry_delay, timeout) -> None:
-    if not isinstance(retry, int) or retry < 0:
-        raise StepDefinitionError(f"step {name!r}: --retry must be a whole number >= 0, got {retry!r}.")
-    if retry_delay < 0:
-        raise StepDefinitionError(f"step {name!r}: --retry-delay must be >= 0 seconds, got {retry_delay!r}.")
-    if timeout is not None and timeout <= 0:
-        raise StepDefinitionError(f"step {name!r}: --timeout must be > 0 seconds, got {timeout!r}.")
+#: allowed ranges of the numeric options (the magics' parsers use these checks too)
+MAX_RETRY = 100
+MAX_RETRY_DELAY = 86400.0  # one day
+
+
+def _refuse(option: str, allowed: str, value) -> ValueError:
+    return ValueError(f"{option + ' ' if option else ''}must be {allowed}, got {value!r}")
+
+
+def _whole(value, option: str, allowed: str) -> int:
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        return int(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise _refuse(option, allowed, value) from None
+
+
+def _seconds(value, option: str, allowed: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise _refuse(option, allowed, value) from None
+    if not math.isfinite(seconds):
+        raise _refuse(option, allowed, value)
+    return seconds
+
+
+def check_retry(value, option: str = "--retry") -> int:
+    """A number of retries: a whole number from 0 to 100 (else ValueError)."""
+    allowed = f"a whole number from 0 to {MAX_RETRY}"
+    n = _whole(value, option, allowed)
+    if not 0 <= n <= MAX_RETRY:
+        raise _refuse(option, allowed, value)
+    return n
+
+
+def check_retry_delay(value, option: str = "--retry-delay") -> float:
+    """Seconds before the first retry: finite, from 0 to 86400 (one day)."""
+    allowed = f"a number of seconds from 0 to {MAX_RETRY_DELAY:g} (one day)"
+    seconds = _seconds(value, option, allowed)
+    if not 0 <= seconds <= MAX_RETRY_DELAY:
+        raise _refuse(option, allowed, value)
+    return seconds
+
+
+def check_timeout(value, option: str = "--timeout") -> float:
+    """A step's time limit: a finite number of seconds greater than 0."""
+    allowed = "a finite number of seconds greater than 0"
+    seconds = _seconds(value, option, allowed)
+    if not seconds > 0:
+        raise _refuse(option, allowed, value)
+    return seconds
+
+
+def check_workers(value, option: str = "--workers") -> int:
+    """A number of parallel workers: a whole number >= 1."""
+    allowed = "a whole number >= 1"
+    n = _whole(value, option, allowed)
+    if n < 1:
+        raise _refuse(option, allowed, value)
+    return n
 
 
 def _retry_on(name: str, retry_on) -> tuple:
@@ -133,11 +194,12 @@ def _options(name: str, o: dict) -> dict:
     if isinstance(after, str):
         after = (after,)
     after = tuple(dict.fromkeys(check_name(a, "--after step name") for a in after))
-    retry = int(o.get("retry") or 0) if not isinstance(o.get("retry"), bool) else -1
-    retry_delay = float(o.get("retry_delay", 1.0) if o.get("retry_delay") is not None else 1.0)
-    timeout = o.get("timeout")
-    timeout = float(timeout) if timeout is not None else None
-    _check_options(name, retry, retry_delay, timeout)
+    try:
+        retry = check_retry(0 if o.get("retry") is None else o["retry"])
+        retry_delay = check_retry_delay(1.0 if o.get("retry_delay") is None else o["retry_delay"])
+        timeout = None if o.get("timeout") is None else check_timeout(o["timeout"])
+    except ValueError as exc:
+        raise StepDefinitionError(f"step {name!r}: {exc}.") from None
     return dict(
         after=after, retry=retry, retry_delay=retry_delay, retry_on=_retry_on(name, o.get("retry_on")),
         timeout=timeout, optional=bool(o.get("optional", False)), confirm=o.get("confirm") or None,

@@ -36,9 +36,12 @@ class Deferred:
     def __contains__(self, name: object) -> bool:
         return name in self.pending
 
-    def defer(self, values: LazyValues, namespace: dict) -> None:
-        """Publish what *values* has read already; defer the rest."""
+    def defer(self, values: LazyValues, namespace: dict, skip: "Iterable[str]" = ()) -> None:
+        """Publish what *values* has read already; defer the rest. Names in
+        *skip* are left alone (a step below wrote them: its version stays)."""
         for name in values:
+            if name in skip:
+                continue
             if values.loaded(name):
                 namespace[name] = values[name]
                 self.pending.pop(name, None)

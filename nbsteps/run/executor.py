@@ -2,11 +2,10 @@
 they are independent, with retries, timeouts, confirmations, fail-fast and
 interrupts, and emits events. It never imports IPython or widgets.
 
-The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected
-steps (the graph of a selection is cached per resolved plan graph, see
-:mod:`nbsteps.run.selection`).
-Everything that changes a record or the namespace happens on the calling
-thread; workers only run attempts and hand back outcomes through a queue.
+The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected steps
+(the graph of a selection is cached per resolved plan graph, see :mod:`nbsteps.run.selection`).
+Records and the namespace change only on the calling thread; workers only run
+attempts and hand back outcomes through a queue.
 """
 from __future__ import annotations
 
@@ -20,16 +19,20 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from nbsteps.errors import CheckpointUnavailable, StepTimeout
+from nbsteps.formatting import error_text
+from nbsteps.interrupts import deferred_interrupts, watching_interrupts
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.fingerprint import combine
+from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 from nbsteps.run import retry
+from nbsteps.run.inputs import blocked_by, make_task
 from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
 from nbsteps.run.summary import RunSummary
-from nbsteps.run.task import Outcome, Task, private_copy, run_task, trim_traceback
+from nbsteps.run.task import Outcome, Task, run_task, trim_traceback
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbsteps.plan import Plan
@@ -41,21 +44,10 @@ _EXECUTIONS = itertools.count(1)
 
 
 class Executor:
-    def __init__(
-        self,
-        plan: "Plan",
-        names: list[str],
-        *,
-        workers: int | None = None,
-        fail_fast: bool = False,
-        force: set | frozenset = frozenset(),
-        yes: bool = False,
-        confirm: Callable[[str, str], bool] | None = None,
-        backend,
-        backend_name: str = "threads",
-        emit: Callable[[ev.Event], None],
-        resume_hint: str = "plan.run()",
-    ) -> None:
+    def __init__(self, plan: "Plan", names: list[str], *, workers: int | None = None, fail_fast: bool = False,
+                 force: set | frozenset = frozenset(), yes: bool = False,
+                 confirm: Callable[[str, str], bool] | None = None, backend, backend_name: str = "threads",
+                 emit: Callable[[ev.Event], None], resume_hint: str = "plan.run()") -> None:
         self.plan = plan
         self.names = names
         self.workers = workers or default_workers(plan, names)
@@ -74,8 +66,10 @@ class Executor:
         self._timers: list = []  # heap of (when, seq, kind, name, task)
         self._seq = itertools.count()
         self._parts: dict[str, dict] = {}
-        self._held: set[str] = set()
+        self._held: set[str] = set()  # completed before the run: their values are held by their records
         self.completed_order: list[str] = []
+        self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
+        self._replay_tokens: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -85,17 +79,6 @@ class Executor:
         self.emit_event(ev.Event(kind, self.plan, name, rec, message, **kw))
 
     # -- deciding what to do with a ready step --------------------------------
-    def _blocked_by(self, name: str) -> str:
-        recs = self.plan.records
-        for d in self.plan.dependencies(name):
-            r = recs[d]
-            if r.status == COMPLETED:
-                continue
-            if self.plan.steps[d].optional and r.status in (FAILED, BLOCKED):
-                continue  # an optional step's failure blocks nothing
-            return f"upstream {d} {r.status}"
-        return ""
-
     def _prepare(self, name: str):
         """Returns a Task to run, or None when the step was settled here."""
         plan, step = self.plan, self.plan.steps[name]
@@ -105,7 +88,7 @@ class Executor:
         records = plan.records
         for d in plan.deps.deps.get(name, ()):
             if records[d].status != COMPLETED:  # rare: find out why (in dependency order)
-                why = self._blocked_by(name)
+                why = blocked_by(plan, name)
                 if why:
                     return self._settle(name, BLOCKED, why)
                 break
@@ -121,15 +104,21 @@ class Executor:
         else:  # lazy: a directory store reads the metadata now, each value when first needed
             cp = plan.store.get(name, fp, lazy=True) if step.cache else None
             reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
-        if cp is rec:
-            rec.cached, rec.stale, rec.status, rec.reason, rec.attempts = True, False, COMPLETED, "up to date", 0
-            plan.publish(rec.outputs)
+        if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
+            token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
+            self._replay_tokens[name], cp = token or fp, None
+            reason = f"replayed: sets {', '.join(self.replay[name])}"
+        if cp is rec:  # held: completed again as it is (what its run printed and took stays)
+            with deferred_interrupts():
+                plan.publish(rec.outputs, name)
+                rec.cached, rec.stale, rec.status, rec.reason = True, False, COMPLETED, "up to date"
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name)
             return None
         if cp is not None:  # up to date: restore, do not execute
-            rec.restore(cp, fp)
-            plan.publish(cp.outputs)
+            with deferred_interrupts():  # published and completed at once
+                plan.publish(cp.outputs, name)
+                rec.restore(cp, fp)
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name)
             return None
@@ -163,29 +152,11 @@ class Executor:
             return None
 
     def _yes_hint(self) -> str:
-        return self.resume_hint.replace("run()", "run(yes=True)") if "(" in self.resume_hint else self.resume_hint + " --yes"
+        hint = self.resume_hint
+        return hint.replace("run()", "run(yes=True)") if "(" in hint else hint + " --yes"
 
     def _task(self, step: Step) -> Task:
-        plan = self.plan
-        if step.func is not None:
-            args = {p: plan.records[p].result for p in step.params}
-            return Task(step.name, "function", func=step.func, args=args)
-        sources = plan.sources(step.name)
-        ns = plan.namespace
-        inputs = {}
-        for n in step.inputs:
-            src = sources.get(n)
-            if src is not None:
-                outs = plan.records[src].outputs
-                if n not in outs:
-                    continue  # optional upstream failed: the name stays undefined
-                value = outs[n]
-            elif n in ns:
-                value = ns[n]
-            else:
-                continue
-            inputs[n] = private_copy(value) if n in step.analysis.mutated else value
-        return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns)
+        return make_task(self.plan, step)
 
     def _settle(self, name: str, status: str, message: str):
         rec = self.plan.records[name]
@@ -211,7 +182,10 @@ class Executor:
         if self.emit_event is not None:
             self._emit(ev.STARTED, name, f"attempt {attempts}" if attempts > 1 else "")
         if inline:  # a lone ready step: run it here, nothing else could run meanwhile
-            self._handle(task, run_task(task))
+            outcome = run_task(task)
+            if self._watch.hit:  # the step swallowed a Ctrl-C (bare except): the run stops all the same
+                raise KeyboardInterrupt
+            self._handle(task, outcome)
         else:
             backend.submit(task, self._on_done)
 
@@ -227,23 +201,9 @@ class Executor:
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
         plan, rec, step = self.plan, self.plan.records[name], self.plan.steps[name]
-        rec.duration = outcome.duration
+        rec.duration, rec.output = outcome.duration, outcome.output
         if outcome.ok:
-            rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
-            rec.outputs, rec.result, rec.has_result = outcome.outputs, outcome.result, outcome.has_result
-            rec.finished = time.time()
-            rec.stale = False
-            parts = self._parts.pop(name, {})
-            rec.token = parts["token"] = f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
-            plan.store.put(Checkpoint(
-                name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
-                parts=parts, duration=outcome.duration, finished=rec.finished,
-            ))
-            plan.publish(outcome.outputs)
-            self.completed_order.append(name)
-            self._final.append(name)
-            if self.emit_event is not None:
-                self._emit(ev.COMPLETED, name)
+            self._complete(name, outcome)
             return
         err = outcome.error
         if err is not None and step.func is None:
@@ -260,6 +220,42 @@ class Executor:
             )
             return
         self._fail(name)
+
+    def _complete(self, name: str, outcome: Outcome) -> None:
+        """Store the checkpoint, then publish and mark completed (at once). An
+        interrupt during the put leaves the step running (then cancelled) with
+        nothing published, unless the store had committed it: then it completes."""
+        plan, rec = self.plan, self.plan.records[name]
+        parts = self._parts.pop(name, {})
+        token = parts["token"] = (self._replay_tokens.pop(name, None)  # a replay keeps its token
+                                  or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}")
+        cp = Checkpoint(name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
+                        parts=parts, duration=outcome.duration, finished=time.time(),
+                        started=rec.started or 0.0, attempts=rec.attempts, output=outcome.output)
+        try:
+            plan.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
+            with deferred_interrupts():
+                self._mark_completed(rec, cp, token)
+        except BaseException:  # KeyboardInterrupt (put itself never raises)
+            if rec.status != COMPLETED:
+                with deferred_interrupts():  # was it committed before the interrupt? (stores never raise)
+                    stored = plan.store.peek(name)
+                    if stored is not None and (stored.parts or {}).get("token") == token:
+                        self._mark_completed(rec, cp, token)
+            raise
+        if self.emit_event is not None:
+            self._emit(ev.COMPLETED, name)
+
+    def _mark_completed(self, rec, cp: Checkpoint, token: str) -> None:
+        """Publish and mark: run with interrupts deferred (all or nothing)."""
+        self.plan.publish(cp.outputs, rec.name)
+        rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
+        rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
+        rec.finished, rec.stale, rec.token = cp.finished, False, token
+        for label in state_of(self.plan.steps[rec.name]):  # the process state is now as after this step
+            self.plan.state_head[label] = rec.name
+        self.completed_order.append(rec.name)
+        self._final.append(rec.name)
 
     def _fail(self, name: str) -> None:
         rec = self.plan.records[name]
@@ -294,23 +290,26 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         plan, names = self.plan, self.names
-        ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
-        ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
         backend = self.backend
         records = plan.records
-        #: completed before this run: their values are held by their records
-        self._held = {s for s in names if records[s].status == COMPLETED}
-        for s in names:
-            rec = records[s]
-            rec.status, rec.message = PENDING, ""
-        t0 = time.perf_counter()
-        self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
         self._final: list[str] = []
         final = self._final
         interrupted = False
-
+        t0 = time.perf_counter()
+        watch = self._watch = watching_interrupts()
         try:
+            watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
+            ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
+            ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
+            self._held = {s for s in names if records[s].status == COMPLETED}
+            with deferred_interrupts():  # every step of the run is pending, or none
+                for s in names:
+                    rec = records[s]
+                    rec.status, rec.message = PENDING, ""
+            self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
             while ts.is_active():
+                if watch.hit:  # a Ctrl-C that a step or a listener caught: the run stops all the same
+                    raise KeyboardInterrupt
                 settled = False
                 for name in ts.get_ready():
                     task = self._prepare(name)
@@ -338,9 +337,17 @@ class Executor:
                 final.clear()
         except KeyboardInterrupt:
             interrupted = True
-            self._cancel_rest(backend, "interrupted")
+            with deferred_interrupts():
+                self._cancel_rest(backend, "interrupted")
+        except BaseException as exc:  # a bug or a broken store: no step is left running
+            with deferred_interrupts():
+                self._cancel_rest(backend, f"the run stopped: {error_text(exc)}")
+            raise
         finally:
-            backend.close()
+            try:
+                backend.close()
+            finally:
+                watch.__exit__()
         summary = RunSummary(
             steps=list(names), records=plan.records, wall=time.perf_counter() - t0,
             interrupted=interrupted, completed_order=list(self.completed_order),

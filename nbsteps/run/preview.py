@@ -11,6 +11,7 @@ from nbsteps.run.staleness import fingerprint_parts, stale_reason
 from nbsteps.model.fingerprint import combine
 from nbsteps.formatting import fmt_seconds
 from nbsteps.model import graphs
+from nbsteps.model.dependencies import ORDER_ONLY
 
 
 @dataclass
@@ -84,7 +85,8 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
     for s in names:
         step = plan.steps[s]
         deps = [d for d in plan.dependencies(s) if d in chosen]
-        running_up = [d for d in deps if d in will_run]
+        kinds = plan.dependencies(s)
+        running_up = [d for d in deps if d in will_run and kinds[d] not in ORDER_ONLY]
         if force_all or s in force:
             cp = plan.store.peek(s)
             reason = "forced"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+from nbsteps.model.step import MAX_RETRY_DELAY
+
 #: exceptions that retrying cannot fix
 STRUCTURAL_ERRORS = (SyntaxError, NameError, ImportError, KeyboardInterrupt)
 
@@ -27,5 +29,6 @@ def retryable(step, attempts: int, err: "BaseException | None") -> bool:
 
 
 def backoff(step, attempts: int) -> float:
-    """Seconds to wait before the attempt after attempt number *attempts*."""
-    return step.retry_delay * (2 ** (attempts - 1)) * (1 + random.uniform(0, 0.1))
+    """Seconds to wait before the attempt after attempt number *attempts*
+    (never more than a day, however many attempts)."""
+    return min(step.retry_delay * (2 ** min(attempts - 1, 64)), MAX_RETRY_DELAY) * (1 + random.uniform(0, 0.1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.step import Step
@@ -38,7 +39,7 @@ def static_parts(plan: "Plan", step: Step) -> tuple:
         sourced = g.sources.get(name, {})
         names = tuple(sorted(n for n in step.inputs if n not in sourced))
         globs = None
-    static = (tuple(sorted(deps)), names, globs)
+    static = (tuple(sorted(d for d, kind in deps.items() if kind not in ORDER_ONLY)), names, globs)
     cache[name] = (step, code, static)
     return static
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbsteps.formatting import clean_text
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.record import StepRecord
+from nbsteps.run import events as ev
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -111,7 +113,7 @@ class RunSummary:
                 text += f" Fix {_names(fix)} and run {self.resume_hint} to resume."
             elif self.cancelled or self.blocked:
                 text += f" Run {self.resume_hint} to resume."
-        return text
+        return clean_text(text)
 
     def __str__(self) -> str:
         return self.text
@@ -121,3 +123,29 @@ class RunSummary:
 
     def _repr_pretty_(self, p, cycle) -> None:
         p.text(self.text)
+
+
+def record_interrupt(plan, targets, names, summary: "RunSummary | None", listeners) -> None:
+    """A run of *targets* was interrupted outside the executor's loop: before
+    it started (every step of the run not completed is cancelled) or after it
+    ended (its *summary* is marked interrupted). ``plan.last_summary`` then tells
+    this run, never an earlier one. Call with interrupts deferred."""
+    if summary is not None and plan.last_summary is summary:
+        summary.interrupted = True
+        return
+    if names is None:
+        try:
+            names = plan.select([targets] if isinstance(targets, str) else targets)
+        except Exception:  # an unknown step: the run would not have started
+            names = []
+    if summary is None:
+        for name in names:
+            rec = plan.records.get(name)
+            if rec is not None and rec.status != COMPLETED:
+                rec.status, rec.message, rec.cached = CANCELLED, "interrupted", False
+                rec.error, rec.traceback = None, ""
+        summary = RunSummary(steps=list(names), records=plan.records, resume_hint=plan.resume_hint)
+        summary.optional_steps = frozenset(s for s in names if s in plan.steps and plan.steps[s].optional)
+    summary.interrupted = True
+    plan.last_summary = summary.freeze()
+    ev.emit_to(listeners, ev.Event(ev.FINISHED, plan, summary=summary, steps=list(summary.steps)))

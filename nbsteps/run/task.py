@@ -15,7 +15,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbsteps.model.analysis import analyse_cell, step_filename
+from nbsteps.formatting import clean_text
+from nbsteps.model.analysis import analyse_cell, run_code, step_filename
+from nbsteps.run.capture import Capture
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Outcome:
     started: float = 0.0  # time.time()
     duration: float = 0.0
     worker: str = ""
+    output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.capture)
 
 
 class Task:
@@ -62,10 +65,17 @@ class Task:
         self.base = None
 
 
+_CONTAINERS = (list, dict, set, bytearray)
+
+
 def private_copy(value: Any) -> Any:
-    """A shallow copy for a step that changes an input in place, so the
-    upstream checkpoint never changes (pandas' copy-on-write makes a shallow
-    copy safe for column assignment)."""
+    """A copy for a step that changes an input in place, so the upstream
+    checkpoint never changes and a re-run gives the same result: pandas
+    objects shallow (copy-on-write makes that safe for column assignment),
+    arrays and plain containers one level deep (``a[i] = ``, ``lst.append``),
+    any other object in full (``model.fit`` sets attributes; a random
+    generator's state lives in a nested bit generator: a draw must not
+    advance the upstream one)."""
     if isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)):
         return value
     module = type(value).__module__
@@ -74,12 +84,17 @@ def private_copy(value: Any) -> Any:
             return value.copy(deep=False)
         except Exception:  # pragma: no cover - exotic pandas objects
             return value
-    if module == "numpy":
+    if module == "numpy" and hasattr(value, "copy"):
         return value.copy()
-    try:
+    if type(value) in _CONTAINERS:
         return copy.copy(value)
-    except Exception:
-        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # not deep-copyable (a lock, a connection inside): the best we can do
+        try:
+            return copy.copy(value)
+        except Exception:
+            return value
 
 
 def _user_frames(exc: BaseException, filename: str):
@@ -108,8 +123,18 @@ def trim_traceback(exc: BaseException, name: str) -> BaseException:
 
 
 def run_task(task: Task) -> Outcome:
-    """Run one attempt. Exceptions from the step become a failed Outcome;
-    KeyboardInterrupt propagates (the executor cancels the run)."""
+    """Run one attempt, capturing what it prints and displays. Whatever the
+    step raises becomes a failed Outcome (``GeneratorExit`` and bare
+    ``BaseException`` too, on any thread), except KeyboardInterrupt, which
+    propagates (the executor cancels the run)."""
+    with Capture(task.name) as cap:
+        outcome = _attempt(task)
+        cap.finish(outcome.result)
+    outcome.output = cap.output
+    return outcome
+
+
+def _attempt(task: Task) -> Outcome:
     started = time.time()
     t0 = time.perf_counter()
     try:
@@ -130,12 +155,15 @@ def run_task(task: Task) -> Outcome:
             else:
                 ns = {"__builtins__": builtins, "__name__": "__main__"}
             ns.update(task.inputs)
-            exec(analysis.body, ns)
+            run_code(analysis.body, ns)  # exec, and top-level await
             has_result = analysis.result is not None
-            result = eval(analysis.result, ns) if has_result else None
+            result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
-    except (Exception, SystemExit) as exc:  # the user's code failed: an outcome, not a crash
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's code failed: an outcome, not a crash
         filename = step_filename(task.name) if task.kind == "cell" else ""
         text = _user_traceback(exc, filename) if filename else "".join(traceback.format_exception(exc))
-        return Outcome(False, error=exc, traceback=text, started=started, duration=time.perf_counter() - t0)
+        return Outcome(False, error=exc, traceback=clean_text(text), started=started,
+                       duration=time.perf_counter() - t0)
     return Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)

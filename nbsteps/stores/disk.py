@@ -231,6 +231,8 @@ class DiskStore(Reading, Store):
         result_is = next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None
         if cp.has_result and result_is is None:
             values.append(("result", None, cp.result))
+        if cp.output:  # what the step printed and displayed: plain data, signed like the values
+            values.append(("captured", None, list(cp.output)))
         with self._root() as root, self._locked(root, dirname), \
                 self._folder(root, dirname, create=True) as folder:
             fsync_dir(root)
@@ -274,8 +276,9 @@ class DiskStore(Reading, Store):
                     pass
                 raise
             except BaseException:
-                for name in written:
-                    unlink_quiet(name, folder)
+                if meta not in written:  # not committed (an interrupt, a full disk): leave nothing
+                    for name in written:
+                        unlink_quiet(name, folder)
                 raise
             touch(folder, meta)
             self._forget_memory(cp.step, cp.fingerprint)

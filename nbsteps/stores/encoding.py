@@ -14,6 +14,7 @@ import pickle
 import sys
 from typing import Any
 
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.stores.fs import create_file, unlink_quiet
 from nbsteps.stores.signing import StreamingMac
 
@@ -38,10 +39,16 @@ class SignedWriter:
 
     def __init__(self, dir_fd: int, name: str, key: bytes) -> None:
         self.dir_fd, self.name = dir_fd, name
-        self._fd = create_file(dir_fd, name)
+        self._fd = -1
         self._mac = StreamingMac(key)
         self.size = 0
         self.error: "OSError | None" = None
+        try:
+            with deferred_interrupts():  # never an open descriptor that nobody holds
+                self._fd = create_file(dir_fd, name)
+        except BaseException:  # an interrupt that came meanwhile is raised as the block ends
+            self._close()
+            raise
 
     def write(self, data: Any) -> int:
         view = byte_view(data)
@@ -69,24 +76,35 @@ class SignedWriter:
         pass  # pyarrow may call this; the file is closed by finish/abort
 
     def finish(self) -> str:
-        """Make the file durable and close it; its HMAC (hex)."""
+        """Make the file durable and close it; its HMAC (hex). On any failure
+        (an interrupt included) the file is closed and removed, the hashing
+        thread stopped."""
         try:
             os.fsync(self._fd)
-        except OSError as exc:
-            self.error = exc
-            raise
-        finally:
             digest = self._mac.hexdigest()
-            os.close(self._fd)
-            self._fd = -1
+        except BaseException as exc:
+            if isinstance(exc, OSError):
+                self.error = exc
+            self.abort()
+            raise
+        self._close()
         return digest
 
+    def _close(self) -> None:
+        with deferred_interrupts():  # closed once, and known to be closed
+            fd, self._fd = self._fd, -1
+            if fd >= 0:
+                os.close(fd)
+
     def abort(self) -> None:
-        self._mac.stop()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        unlink_quiet(self.name, self.dir_fd)
+        """Stop hashing, close and remove the file: safe at any moment, twice too."""
+        try:
+            self._mac.abort()
+        finally:
+            try:
+                self._close()
+            finally:
+                unlink_quiet(self.name, self.dir_fd)
 
 
 class NullSink:

@@ -146,7 +146,7 @@ def parse_meta(raw: bytes, key: "bytes | None", name: str = META) -> dict:
         for entry in body["values"]:
             if not isinstance(entry, dict) or not VALUE_FILE.fullmatch(str(entry.get("file"))):
                 raise ValueError(f"bad value entry {entry!r}")
-            if not isinstance(entry.get("size"), int) or entry.get("role") not in ("output", "result"):
+            if not isinstance(entry.get("size"), int) or entry.get("role") not in ("output", "result", "captured"):
                 raise ValueError(f"bad value entry {entry!r}")
     except ValueError as exc:  # signed but malformed: written by a buggy or newer writer
         raise Corrupt(name, f"is malformed ({exc})", raw, name) from None
@@ -203,7 +203,7 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, 
                 mac.update(view[pos:pos + n])  # hashed in a thread while the next chunk is read
                 pos += n
         except BaseException:
-            mac.stop()
+            mac.abort()
             raise
         digest = mac.hexdigest()
         view.release()
@@ -237,16 +237,25 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
     outputs: "dict[str, Any] | LazyValues" = {}
     result = None
     has_result = bool(body.get("has_result"))
+    captured: list = []
     if load:
         for entry in body["values"]:
             value = _load_value(folder, entry, raw, key, name)
             if entry["role"] == "output":
                 outputs[entry["name"]] = value
+            elif entry["role"] == "captured":
+                captured = value if isinstance(value, list) else []
             else:
                 result = value
         if body.get("result_is") in outputs:
             result = outputs[body["result_is"]]
     elif lazy_loader is not None:
+        # what the step printed and displayed is restored with the checkpoint (its
+        # cell shows it at once); only the outputs and the result wait until used
+        for entry in body["values"]:
+            if entry["role"] == "captured":
+                value = _load_value(folder, entry, raw, key, name)
+                captured = value if isinstance(value, list) else []
         names = [e["name"] for e in body["values"] if e["role"] == "output"]
         result_is = body.get("result_is") if body.get("result_is") in names else None
         outputs = LazyValues(names, lazy_loader(body, raw, name), has_result=has_result, result_is=result_is,
@@ -261,6 +270,8 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
         step=step, fingerprint=body["fingerprint"], outputs=outputs, result=result,
         has_result=has_result, parts=parts,
         duration=float(body.get("duration", 0.0)), finished=float(body.get("finished", 0.0)),
+        started=float(body.get("started", 0.0)), attempts=int(body.get("attempts", 0)),
+        output=tuple(tuple(item) for item in captured),
     )
 
 

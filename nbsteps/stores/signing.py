@@ -166,6 +166,8 @@ class StreamingMac:
         self._batched = 0
         self._queue: "queue.Queue | None" = None
         self._thread: "threading.Thread | None" = None
+        self._aborted = False
+        self._ended = False  # the end marker is queued
 
     def update(self, view: memoryview) -> None:
         self._seen += view.nbytes
@@ -174,8 +176,9 @@ class StreamingMac:
                 self._mac.update(view)
                 return
             self._queue = queue.Queue(maxsize=8)  # bounds what waits to be hashed
-            self._thread = threading.Thread(target=self._run, name="nbsteps-hmac", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="nbsteps-hmac", daemon=True)
+            self._thread = thread  # before start(): abort() finds it even if start is interrupted
+            thread.start()
         self._batch.append(view)
         self._batched += view.nbytes
         if self._batched >= self._BATCH:
@@ -184,6 +187,8 @@ class StreamingMac:
 
     def _run(self) -> None:
         while (batch := self._queue.get()) is not None:
+            if self._aborted:
+                continue  # drain without hashing until the end marker
             for view in batch:
                 self._mac.update(view)
 
@@ -192,9 +197,34 @@ class StreamingMac:
         return self._mac.hexdigest()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(self._batch)
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-            self._batch = []
+        """Hash what is left and end the helper thread."""
+        thread = self._thread
+        if thread is not None:
+            if not self._ended:
+                self._queue.put(self._batch)
+                self._queue.put(None)
+                self._ended, self._batch = True, []
+            thread.join()
+            self._thread = None  # only now: an interrupted join leaves it for abort() to join
+
+    def abort(self) -> None:
+        """Forget the stream and end the helper thread now (an interrupted or
+        failed write). Safe to call at any moment, and more than once."""
+        self._aborted = True  # the thread skips what is still queued
+        self._batch = []
+        thread, q = self._thread, self._queue
+        if thread is None:
+            return
+        if not self._ended:
+            while True:  # make room without blocking: only this thread puts
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    break
+            q.put_nowait(None)
+            self._ended = True
+        try:
+            thread.join()
+        except RuntimeError:  # its start() was interrupted: it ends at the marker by itself
+            pass
+        self._thread = None

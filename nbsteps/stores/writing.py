@@ -20,6 +20,7 @@ import time
 import uuid
 from typing import Any
 
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout
 from nbsteps.stores.encoding import (
@@ -81,8 +82,8 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
         if prepared is not None:
             encoding, data, extra = prepared
             tmp = tmp_name()
+            written.append(tmp)  # first: removed by the store's clean-up whatever happens next
             writer = SignedWriter(folder, tmp, key)
-            written.append(tmp)
             try:
                 if encoding == "arrow":
                     write_arrow(data, writer)
@@ -101,8 +102,8 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
                 return _publish(folder, tmp, f"{stem}.{encoding}", written, {
                     "encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra})
     tmp = tmp_name()
-    writer = SignedWriter(folder, tmp, key)
     written.append(tmp)
+    writer = SignedWriter(folder, tmp, key)
     try:
         pickle_to(writer, value)
         digest = writer.finish()
@@ -120,8 +121,8 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
         "encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest})
 
 def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict) -> dict:
+    written.append(final)  # first: an interrupt after the rename still has it removed
     os.replace(tmp, final, src_dir_fd=folder, dst_dir_fd=folder)
-    written.append(final)
     entry["file"] = final
     return entry
 
@@ -134,6 +135,8 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
         "fingerprint": cp.fingerprint,
         "duration": float(cp.duration),
         "finished": float(cp.finished),
+        "started": float(cp.started or 0.0),
+        "attempts": int(cp.attempts or 0),
         "has_result": bool(cp.has_result),
         "result_is": next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None,
         "token": token,
@@ -151,16 +154,20 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
     data = json.dumps(body, indent=1).encode()
     tmp = tmp_name()
     written.append(tmp)
-    fd = create_file(folder, tmp)
+    fd = -1
     try:
+        with deferred_interrupts():  # the descriptor is held by fd, and so always closed
+            fd = create_file(folder, tmp)
         view = memoryview(layout.header(key, data) + data)
         while view.nbytes:
             view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
-        os.close(fd)
-    os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)  # the commit point
-    written.append(name)
+        if fd >= 0:
+            os.close(fd)
+    with deferred_interrupts():  # the commit point, and the note that it is passed
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        written.append(name)  # committed: the store keeps this put's files from now on
     fsync_dir(folder)
     return len(data)
 

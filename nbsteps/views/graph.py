@@ -47,8 +47,13 @@ STYLES = {
 #: legend order
 LEGEND = [PENDING, RUNNING, RETRYING, COMPLETED, "cached", "stale", FAILED, BLOCKED, CANCELLED]
 STALE_COLOR = "#e08a00"
+#: a stale step (completed, but its code or inputs changed since) is pale: not to be trusted as green
+STALE_FILL = "#f1ecc8"
 CRITICAL_COLOR = "#7b2cbf"
 EDGE_COLOR = "#555555"
+#: inferred edges solid, --after dashed, shared process state dotted (labelled):
+#: "state" after a step that changed it, "order" only keeping uses apart
+EDGE_STYLES = {"inferred": "solid", "explicit": "dashed", "state": "dotted", "order": "dotted"}
 #: graphs with more steps than this are drawn compact (smaller font and spacing)
 LARGE = 40
 
@@ -152,6 +157,15 @@ class PlanGraph(graphviz.Digraph):
             return {"text/plain": INSTALL_HINT}
         # a stable text form (no memory address) so saved notebooks do not churn
         bundle.setdefault("text/plain", repr(self))
+        svg = bundle.get("image/svg+xml")
+        if isinstance(svg, str) and (include is None or "text/html" in include):
+            # JupyterLab renders neither image/svg+xml nor inline <svg> in untrusted
+            # notebooks; an <img> carrying the SVG as a data: URI it does (and GitHub, nbviewer)
+            import base64
+
+            data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+            bundle["text/html"] = (f'<img class="nbsteps-graph-img" alt="nbsteps dependency graph" '
+                                   f'src="data:image/svg+xml;base64,{data}">')
         return bundle
 
     def __repr__(self) -> str:
@@ -182,9 +196,14 @@ class NodeLook:
 class EdgeLook:
     up: str
     down: str
-    kind: str  # "inferred" | "explicit"
+    kind: str  # "inferred" | "explicit" | "state" | "order" (shared process state)
     critical: bool
     tooltip: str
+    label: str = ""  # the shared state a "state" edge keeps in order
+
+    @property
+    def style(self) -> str:
+        return EDGE_STYLES.get(self.kind, "solid")
 
     @property
     def color(self) -> str:
@@ -198,7 +217,7 @@ class EdgeLook:
 def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
     lines = [f"{name}: {rec.status if rec else PENDING}"
              + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
-             + (" (stale: code or inputs changed)" if rec is not None and rec.stale else "")]
+             + (" (stale: code or inputs changed)" if rec is not None and rec.stale and rec.ok else "")]
     if rec is not None:
         if rec.duration is not None:
             lines.append(f"duration: {fmt_seconds(rec.duration, missing='')}")
@@ -234,9 +253,10 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
             look.penwidth = 2.0
         if key == CANCELLED:
             look.dash = "dotted"
-        if rec is not None and rec.stale:
+        if rec is not None and rec.stale and rec.status == COMPLETED:
             look.stale, look.stroke, look.penwidth, look.dash = True, STALE_COLOR, 2.5, "dashed"
-        if name in on_path:
+            look.fill = STALE_FILL
+        if name in on_path and not look.stale:  # a stale border says more (the path's edges stay)
             look.stroke, look.penwidth = CRITICAL_COLOR, 2.5
         step = plan.steps.get(name)
         if step is not None and step.optional:
@@ -250,8 +270,16 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
             if up not in chosen:
                 continue
             reads = sorted(n for n, src in sources.items() if src == up)
-            why = f"reads {', '.join(reads)}" if reads else ("--after" if kind == "explicit" else kind)
-            edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})"))
+            labels = getattr(plan.deps, "state_labels", {}).get((up, name), []) if kind in ("state", "order") else []
+            if reads:
+                why = f"reads {', '.join(reads)}"
+            elif labels:
+                why = (f"{up} changes {', '.join(labels)}" if kind == "state"
+                       else f"both use {', '.join(labels)}: kept in notebook order")
+            else:
+                why = "--after" if kind == "explicit" else kind
+            edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})",
+                                  label=", ".join(labels)))
     return names, nodes, edges, path if on_path else []
 
 
@@ -275,6 +303,10 @@ def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = T
     *names* restricts it to some steps; *rankdir* ("LR", "TB") overrides the
     choice by size; *critical* overrides the critical path.
     """
+    try:
+        plan.refresh_stale()  # the picture and the table agree on what is stale
+    except Exception:  # pragma: no cover - a picture must not fail on it
+        pass
     names, nodes, edges, path = looks(plan, names, critical)
     rankdir = rankdir or choose_rankdir(plan, names)
     large = len(names) > LARGE
@@ -288,10 +320,11 @@ def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = T
     for e in edges:
         tip = e.tooltip + (", critical path" if e.critical else "")
         g.edge(e.up, e.down, color=e.color, penwidth=f"{e.penwidth:g}",
-               style="dashed" if e.kind == "explicit" else "solid", tooltip=tooltip_text([tip]),
+               style=e.style, tooltip=tooltip_text([tip]), **({"label": label_text(e.label, 40), "fontsize": "9",
+                                                               "fontcolor": EDGE_COLOR} if e.label else {}),
                **{"class": f"nbsteps-{e.kind}" + (" nbsteps-critical" if e.critical else "")})
     if legend:
-        statuses = {n.key for n in nodes} | ({"stale"} if any(n.stale for n in nodes) else set())
+        statuses = {n.key for n in nodes if not n.stale} | ({"stale"} if any(n.stale for n in nodes) else set())
         _legend(g, statuses, {e.kind for e in edges}, bool(path), large, rankdir)
     return g
 
@@ -308,21 +341,22 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
         row = []
         for key in keys:
             if key == "stale":
-                fill, shape, corners = STYLES[COMPLETED]
+                fill, shape, corners = STALE_FILL, *STYLES[COMPLETED][1:]
                 attrs = {"color": STALE_COLOR, "penwidth": "2.5", "style": "filled,rounded,dashed"}
             else:
                 fill, shape, corners = STYLES[key]
                 attrs = {"color": "#333333", "style": _style("filled", corners, "dotted" if key == CANCELLED else ""),
                          "penwidth": "2" if key in (RUNNING, RETRYING) else "1"}
-            text = "restored (cached)" if key == "cached" else key
+            text = "restored from checkpoint" if key == "cached" else key
             node = f"legend.{key}"
             lg.node(node, label=text, shape=shape, fillcolor=fill, tooltip=f"legend: {text}",
                     **{"class": "nbsteps-legend"}, **attrs)
             row.append(node)
         samples = [("inferred", "solid", EDGE_COLOR, "1"), ("explicit", "dashed", EDGE_COLOR, "1"),
+                   ("state", "dotted", EDGE_COLOR, "1"), ("order", "dotted", "#999999", "1"),
                    ("critical path", "solid", CRITICAL_COLOR, "3.5")]
         for text, style, color, width in samples:
-            if (text == "critical path" and not critical) or (text in ("inferred", "explicit") and text not in kinds):
+            if (text == "critical path" and not critical) or (text in EDGE_STYLES and text not in kinds):
                 continue
             a, b = f"legend.{text}.from", f"legend.{text}"
             lg.node(a, label=text, shape="plaintext", style="", **{"class": "nbsteps-legend"})

@@ -14,7 +14,8 @@ from collections import OrderedDict
 
 from nbsteps.model.status import BLOCKED, CANCELLED, FAILED
 from nbsteps.views.graph import (
-    PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR, _style, _graph_attrs, LEGEND, render, COMPLETED, LARGE, choose_rankdir,
+    EDGE_STYLES, PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR,
+    STALE_FILL, _style, _graph_attrs, LEGEND, render, LARGE, choose_rankdir,
 )
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
@@ -45,7 +46,7 @@ class _Template:
         for e in edges:
             color = next(tokens)
             self.edge_tokens.append(color)
-            g.edge(e.up, e.down, color=color, style="dashed" if e.kind == "explicit" else "solid",
+            g.edge(e.up, e.down, color=color, style=e.style,
                    tooltip=tooltip_text([e.tooltip]), **{"class": f"nbsteps-{e.kind}"})
         svg = render(g, "svg").decode("utf-8", "replace")
         start = svg.find("<svg")
@@ -98,7 +99,8 @@ def live_svg(plan) -> tuple[str, dict]:
             while len(_templates) > 6:
                 _templates.popitem(last=False)
     info = {
-        "statuses": [k for k in LEGEND if k in {n.key for n in nodes} or (k == "stale" and any(n.stale for n in nodes))],
+        "statuses": [k for k in LEGEND if k in {n.key for n in nodes if not n.stale}
+                     or (k == "stale" and any(n.stale for n in nodes))],
         "kinds": sorted({e.kind for e in edges}),
         "critical": bool(path),
         "new_layout": made,
@@ -111,26 +113,26 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
     items = []
     for key in statuses:
         if key == "stale":
-            fill, border = STYLES[COMPLETED][0], f"2px dashed {STALE_COLOR}"
+            fill, border = STALE_FILL, f"2px dashed {STALE_COLOR}"
         else:
             fill, border = STYLES[key][0], "1px solid #333"
             if key == CANCELLED:
                 border = "1px dotted #333"
         radius = "0" if key in (FAILED, BLOCKED, CANCELLED) else "4px"
-        clip = ";clip-path:polygon(30% 0,70% 0,100% 30%,100% 70%,70% 100%,30% 100%,0 70%,0 30%)" if key == FAILED else ""
-        text = "restored (cached)" if key == "cached" else key
+        text = "restored from checkpoint" if key == "cached" else key
         items.append(
-            f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
-            f'<span style="display:inline-block;width:14px;height:11px;background:{fill};border:{border};'
-            f'border-radius:{radius}{clip};margin-right:4px"></span>{html.escape(text)}</span>')
-    lines = [(k, "solid" if k == "inferred" else "dashed", EDGE_COLOR, 1) for k in kinds]
+            f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
+            f'<span style="display:inline-block;vertical-align:middle;width:14px;height:11px;'
+            f'background-color:{fill};border:{border};border-radius:{radius};margin-right:4px"></span>'
+            f'{html.escape(text)}</span>')
+    lines = [(k, EDGE_STYLES.get(k, "solid"), EDGE_COLOR, 1) for k in kinds]
     if critical:
         lines.append(("critical path", "solid", CRITICAL_COLOR, 3))
     for text, style, color, width in lines:
         items.append(
-            f'<span style="display:inline-flex;align-items:center;margin-right:10px">'
-            f'<span style="display:inline-block;width:22px;border-top:{width}px {style} {color};margin-right:4px">'
-            f'</span>{html.escape(text)}</span>')
+            f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
+            f'<span style="display:inline-block;vertical-align:middle;width:22px;border-top:{width}px {style} {color};'
+            f'margin-right:4px"></span>{html.escape(text)}</span>')
     return f'<div class="nbsteps-legend" style="font-size:11px;color:#444;margin:2px 0">{"".join(items)}</div>'
 
 

@@ -6,31 +6,28 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
-import reprlib
+
+from nbsteps.formatting import clean_text, fmt_seconds
+from nbsteps.views.values import summarize
 
 #: the export formats, by file suffix (also what `nbsteps run --results` accepts)
 EXPORT_SUFFIXES = (".csv", ".json", ".parquet", ".html", ".htm")
 
 COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration_s",
            "outputs", "result", "error"]
-
-_repr = reprlib.Repr()
-_repr.maxstring = 80
-_repr.maxother = 80
+#: what the HTML table shows (durations as text, the rest as in COLUMNS)
+HTML_COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration",
+                "outputs", "result", "error"]
 
 
 def _when(ts):
-    return _dt.datetime.fromtimestamp(ts) if ts else None
+    """A timestamp to the second (no microseconds)."""
+    return _dt.datetime.fromtimestamp(int(ts)) if ts else None
 
 
 def short_repr(value, has: bool = True) -> str:
-    if not has:
-        return ""
-    try:
-        text = _repr.repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return " ".join(text.split())
+    """The result summary of the table: type, shape, a few values."""
+    return clean_text(summarize(value)) if has else ""
 
 
 def rows(plan, refresh: bool = True) -> list[dict]:
@@ -48,8 +45,10 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "attempts": int(r.attempts),
             "started": _when(r.started),
             "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
-            "duration_s": round(r.duration, 6) if r.duration is not None else None,
-            "outputs": ", ".join(r.outputs) if r.ok else "",
+            "duration_s": round(r.duration, 3) if r.duration is not None else None,
+            "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.status in (
+                "completed", "failed") else "",
+            "outputs": clean_text(", ".join(r.outputs)) if r.ok else "",
             "result": short_repr(r.result, r.has_result and r.ok),
             "error": r.error_text,
         })
@@ -67,17 +66,44 @@ def results_frame(plan):
 
 def html_table(plan, refresh: bool = True) -> str:
     """A self-contained HTML table, every cell escaped."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' if c in _TEXT_COLUMNS
+                   else f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
     body = []
     for row in rows(plan, refresh):
-        cells = "".join(
-            f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in COLUMNS
-        )
-        body.append(f'<tr class="nbsteps-{html.escape(row["status"])}">{cells}</tr>')
+        key = "stale" if row["stale"] else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
+        cells = []
+        for c in HTML_COLUMNS:
+            text = html.escape(_cell(row[c]))
+            if c == "status":
+                status = text + (" (stale)" if row["stale"] else "")
+                cells.append(f'<td style="background-color:{_STATUS_FILL.get(key, "#ffffff")}">{status}</td>')
+            elif c in _TEXT_COLUMNS:  # words read from the left (notebook CSS right-aligns cells)
+                cells.append(f'<td style="text-align:left">{text}</td>')
+            else:
+                cells.append(f"<td>{text}</td>")
+        classes = f'nbsteps-{html.escape(row["status"])}' + (" nbsteps-stale" if row["stale"] else "")
+        body.append(f'<tr class="{classes}">{"".join(cells)}</tr>')
     return (
-        '<table class="nbsteps-results" border="1">'
+        '<table class="nbsteps-results" border="1" style="border-collapse:collapse">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+_TEXT_COLUMNS = frozenset({"step", "outputs", "result", "error"})
+#: the status cell's colour, as in the graph
+_STATUS_FILL = {"pending": "#f4f4f4", "running": "#ffe66d", "retrying": "#ffb347", "completed": "#8fd694",
+                "cached": "#a9d6ff", "stale": "#f1ecc8", "failed": "#ff6b6b", "blocked": "#b8b8b8",
+                "cancelled": "#d7ccc8"}
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, _dt.datetime):
+        return value.strftime("%H:%M:%S") if value.date() == _dt.date.today() else value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
 
 
 def export(plan, path) -> str:

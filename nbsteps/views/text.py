@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import sys
 
+from nbsteps.formatting import clean_text
 from nbsteps.formatting import fmt_seconds as _fmt
 from nbsteps.run import events as ev
+from nbsteps.views.static import store_where
 
 
 
 
 class TextReporter:
     """Prints one line per step event. *quiet* (interactive single steps)
-    prints only steps that executed or failed, and no plan/summary lines."""
+    prints only steps that executed or failed, no counters and no
+    plan/summary lines. Step *omit* is not reported (its cell shows it)."""
 
-    def __init__(self, stream=None, quiet: bool = False) -> None:
+    def __init__(self, stream=None, quiet: bool = False, omit: str | None = None) -> None:
         self.stream = stream
         self.quiet = quiet
+        self.omit = omit
         self._n = 0
         self._done = 0
 
+    def _count(self) -> str:
+        return "" if self.quiet else f" [{self._done}/{self._n}]"
+
     def _print(self, text: str) -> None:
         stream = self.stream or sys.stdout
-        print(text, file=stream, flush=True)
+        print(clean_text(text), file=stream, flush=True)  # user text may hold lone surrogates
 
     def __call__(self, e: ev.Event) -> None:
         rec = e.record
+        if e.step is not None and e.step == self.omit:
+            if e.kind == ev.COMPLETED:
+                self._done += 1
+            return
         if e.kind == ev.PLANNED:
             self._n, self._done = len(e.steps), 0
             if not self.quiet:
@@ -45,10 +56,10 @@ class TextReporter:
             outs = f" → {outs}" if outs else ""
             if rec.cached:
                 if not self.quiet:
-                    self._print(f"  ✓ {e.step} restored from checkpoint{outs} [{self._done}/{self._n}]")
+                    self._print(f"  ✓ {e.step} restored from its checkpoint in {store_where(e.plan)}{outs}{self._count()}")
             else:
                 tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
-                self._print(f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs} [{self._done}/{self._n}]")
+                self._print(f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs}{self._count()}")
         elif e.kind == ev.FAILED:
             tries = f" after {rec.attempts} attempts" if rec and rec.attempts > 1 else ""
             self._print(f"  ✗ {e.step} failed{tries}: {e.message}")

@@ -1,0 +1,235 @@
+"""Each ``%%step`` cell's output area belongs to its step (SPEC 4).
+
+When a ``%%step`` cell runs it displays its step's output (status line, what
+the step printed and displayed, see :mod:`nbsteps.views.step_view`) under a
+display id of its own. :class:`StepCells` keeps those outputs current:
+
+- as a listener of the notebook's plan (``plan.listeners``): when the step
+  starts, retries, completes, fails or is restored, whichever cell started
+  the run (``%steps run``, or another cell that needs it upstream);
+- as the capture frontend (:func:`nbsteps.run.capture.set_frontend`): output
+  that a running step prints or displays reaches its cell while it runs
+  (throttled), and is not echoed into the running cell.
+
+Updates go through ``update_display_data``; where a frontend cannot take them
+(see :func:`nbsteps.ipython.display.updates_supported`) a step cell shows its
+output once, when it ends, and other steps' output is echoed where it runs.
+A cell's own ``Out`` shows its result, and its error shows its traceback: the
+display leaves those out while they are the ones the cell shows.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+
+from nbsteps.run import capture
+from nbsteps.run import events as ev
+from nbsteps.views.step_view import step_bundle
+
+#: shortest gap between two live updates of one cell (seconds)
+INTERVAL = 0.25
+_STEP_EVENTS = (ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED, ev.CANCELLED)
+
+
+class _Bundle:
+    def __init__(self, bundle: dict) -> None:
+        self.bundle = bundle
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return self.bundle
+
+
+def for_plan(shell, plan) -> "StepCells":
+    """The StepCells of *plan* (created and registered on first use), made
+    the capture frontend."""
+    cells = next((l for l in plan.listeners if isinstance(l, StepCells)), None)
+    if cells is None:
+        cells = StepCells(shell, plan)
+        plan.listeners.append(cells)
+    capture.set_frontend(cells)
+    return cells
+
+
+def _marker(rec):
+    """What a cell's own Out / error shows of a record."""
+    return (str(rec.status), rec.token, id(rec.error)) if rec is not None else None
+
+
+class StepCells:
+    """The display ids of the ``%%step`` cells of *plan*, kept current."""
+
+    def __init__(self, shell, plan) -> None:
+        self.shell = shell
+        self.plan = plan
+        self.ids: dict[str, str] = {}
+        self.own: str | None = None  # the step whose cell is running it now
+        self.updates = False  # whether this frontend takes display updates
+        self._shown_by_cell: dict = {}  # step -> marker of what its Out/error shows
+        self._sent: dict[str, int] = {}
+        self._executed: dict[str, str] = {}  # step -> token of the execution its cell showed
+        self._live: dict = {}  # step -> its running capture
+        self._dirty: set[str] = set()
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+
+    # -- the capture frontend -------------------------------------------------
+    def claims(self, name: str) -> bool:
+        """Does a cell show this step's output (then it is not echoed)?"""
+        return name == self.own or (self.updates and name in self.ids)
+
+    def changed(self, name: str, cap) -> None:
+        if not self.updates or name not in self.ids:
+            return
+        with self._lock:
+            self._live[name] = cap
+            self._dirty.add(name)
+            self._schedule()
+
+    def echo_display(self, item: dict) -> None:
+        """A display of a step that no cell shows: into the running cell."""
+        from IPython.display import display
+
+        display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False)
+
+    # -- the listener ---------------------------------------------------------------
+    def __call__(self, e: ev.Event) -> None:
+        if e.plan is not self.plan:
+            return
+        if e.kind in _STEP_EVENTS and e.step in self.ids:
+            with self._lock:
+                if e.kind != ev.STARTED:
+                    self._live.pop(e.step, None)
+                self._dirty.add(e.step)
+                if e.kind == ev.STARTED:
+                    self._schedule()
+                else:
+                    self._cancel()
+            if e.kind != ev.STARTED:
+                self.flush()
+        elif e.kind == ev.FINISHED:
+            self.refresh_all()
+
+    # -- showing ------------------------------------------------------------------------
+    def bundle(self, name: str, output=None) -> dict:
+        rec = self.plan.records.get(name)
+        if rec is not None and rec.ok and rec.token is not None:
+            if not rec.cached:
+                self._executed[name] = rec.token
+            elif self._executed.get(name) == rec.token:
+                # restored, but from the execution this cell already showed: that is still its story
+                rec = rec.snapshot()
+                rec.cached = False
+        cell_shows = name == self.own or (rec is not None and self._shown_by_cell.get(name) == _marker(rec))
+        result = None
+        if not cell_shows and rec is not None and rec.ok and rec.has_result and rec.result is not None:
+            try:
+                result, _ = self.shell.display_formatter.format(rec.result)
+            except Exception:  # pragma: no cover - a repr that fails must not break the display
+                result = {"text/plain": f"<{type(rec.result).__name__}>"}
+        return step_bundle(self.plan, name, output=output, result=result, traceback=not cell_shows, record=rec)
+
+    def open(self, name: str, own: bool) -> bool:
+        """The cell of step *name* is running: give it an output area of its
+        own, with a display id (where updates are possible; returns whether it
+        did). *own*: the cell runs the step now (else it only registers it)."""
+        from IPython.display import display
+
+        from nbsteps.ipython.display import updates_supported
+
+        self.updates = updates_supported()
+        with self._lock:
+            self._live.pop(name, None)
+            self._dirty.discard(name)
+        self._shown_by_cell.pop(name, None)
+        if own:  # a new run of the cell: if its step is restored, it says so
+            self._executed.pop(name, None)
+        if not self.updates:
+            self.ids.pop(name, None)
+            return False
+        display_id = f"nbsteps-step-{uuid.uuid4().hex}"
+        self.ids[name] = display_id
+        if own:
+            bundle = step_bundle(self.plan, name, output=(), traceback=False,
+                                 status=("running", f"▶ {name} starting…"))
+        else:
+            bundle = self.bundle(name)
+        self._sent[name] = hash(bundle["text/html"])
+        display(_Bundle(bundle), display_id=display_id)
+        return True
+
+    def finish_own(self, name: str) -> None:
+        """The cell's own run of *name* is over: its Out (or error) shows the
+        result (or the traceback); the output area shows the rest."""
+        from IPython.display import display
+
+        rec = self.plan.records.get(name)
+        self._shown_by_cell[name] = _marker(rec)
+        self.own = None
+        if name not in self.plan.steps:
+            return
+        if self.updates and name in self.ids:
+            with self._lock:
+                self._dirty.add(name)
+            self.flush()
+        else:
+            display(_Bundle(self.bundle(name)))
+
+    def _update(self, name: str, bundle: dict) -> None:
+        from IPython.display import update_display
+
+        key = hash(bundle["text/html"])
+        display_id = self.ids.get(name)
+        if display_id is None or self._sent.get(name) == key:
+            return
+        self._sent[name] = key
+        update_display(_Bundle(bundle), display_id=display_id)
+
+    def flush(self) -> None:
+        """Send the pending updates now (on the calling thread)."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            live = dict(self._live)
+        if not self.updates:
+            return
+        for name in sorted(dirty):
+            try:
+                cap = live.get(name)
+                self._update(name, self.bundle(name, output=cap.output if cap is not None else None))
+            except Exception:  # pragma: no cover - a display problem must not break a run
+                pass
+
+    def refresh_all(self) -> None:
+        """After a run: every cell shows its step as it is now (stale flags
+        refreshed: a cell whose upstream changed says so)."""
+        with self._lock:
+            self._cancel()
+            self._live.clear()
+            self._dirty.update(self.ids)
+        if not self.updates or not self.ids:
+            self._dirty.clear()
+            return
+        try:
+            self.plan.refresh_stale()
+        except Exception:  # pragma: no cover
+            pass
+        self.flush()
+
+    # -- the timer -------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        timer = threading.Timer(INTERVAL, capture.outside, args=(self._on_timer,))
+        timer.daemon = True
+        timer.name = "nbsteps-step-cells"
+        self._timer = timer
+        timer.start()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.flush()

@@ -1,0 +1,41 @@
+"""Shared process state: which steps must keep their notebook order, and why.
+
+The analysis labels the process-wide state a cell touches (``state``: the
+global random generators ``random`` / ``numpy.random`` / ``torch.random``,
+``pyplot``, ``cwd``, ``environ``, ``sys.path``, ``options:<lib>``,
+``file:<path>``) and which of it the cell changes (``effects``: a seed, a
+style, ``os.chdir``, a write). For every label, in notebook order:
+
+- a step that changes the state comes after every earlier step touching it;
+- a step that only uses it comes after the nearest step above that changed it.
+
+Uses alone may run in parallel: pyplot's current figure is made per step by the
+output capture (:mod:`nbsteps.run.figures`), so plotting steps do not need to
+wait for each other.
+
+Edges from a step that changed the state are ``state`` edges: they count for
+staleness (editing a seed re-runs the draws below it). Edges that only keep a
+change after earlier uses are ``order`` edges: they order execution but make
+nothing stale and block nothing. A draw from a global generator changes it, so every random
+step is an effect.
+"""
+from __future__ import annotations
+
+#: labels whose every use changes the state (a draw advances the generator)
+USE_IS_EFFECT = frozenset({"random", "numpy.random", "torch.random"})
+
+
+def state_of(step) -> tuple:
+    """The shared-state labels *step* touches, sorted."""
+    a = step.analysis
+    return tuple(sorted(getattr(a, "state", ()) or ())) if a is not None else ()
+
+
+def effects_of(step) -> frozenset:
+    """The shared-state labels *step* changes."""
+    a = step.analysis
+    if a is None:
+        return frozenset()
+    effects = set(getattr(a, "effects", ()) or ())
+    effects.update(label for label in (getattr(a, "state", ()) or ()) if label in USE_IS_EFFECT)
+    return frozenset(effects)

@@ -1,0 +1,285 @@
+"""What a step prints and displays, captured per step (SPEC 3 and 4).
+
+Every attempt runs inside a :class:`Capture` (see :func:`nbsteps.run.task.run_task`):
+
+- ``sys.stdout`` and ``sys.stderr`` are replaced, once, by routers that send a
+  write to the capture active *in the writing thread's context* (a
+  ``contextvars.ContextVar``), or to the stream they wrap when none is active.
+  Steps running in parallel threads therefore never mix their output.
+- Rich displays reach the active capture through :meth:`Capture.display`; the
+  notebook frontend (``nbsteps.ipython``) routes IPython's display publisher
+  there. This module never imports IPython.
+- matplotlib: while a capture is active, pyplot's figure registry
+  (``Gcf.figs``) is the capture's own, so each step's ``plt.plot`` draws on its
+  own figures, also with parallel steps. When the step ends, its open figures
+  are rendered to PNG (plain data, never a live pyplot object) and closed, so
+  they do not pop up in the next cell. A figure that is the step's result is
+  closed but not captured (the result shows it).
+
+The captured output is a tuple of ``(kind, payload)`` items in the order they
+happened: ``("stdout", text)``, ``("stderr", text)`` or
+``("display", {"data": {mime: str}, "metadata": {...}})``. It is picklable and
+JSON-like, travels back from dask workers, and is kept on the record and in the
+checkpoint.
+
+A frontend that shows each step's output in a place of its own (the notebook:
+the step's cell) registers itself with :func:`set_frontend`; a step it does not
+claim has its output *echoed* as well, whole lines at a time, to the streams
+that were there (plain Python, terminal IPython, a ``Plan`` of the Python API).
+"""
+from __future__ import annotations
+
+import base64
+import contextvars
+import sys
+import threading
+from collections import OrderedDict
+from typing import Any, Callable
+
+from nbsteps.run import figures
+
+#: text kept per stream and attempt; beyond it the output is cut with a note
+MAX_TEXT = 4_000_000
+
+_active: contextvars.ContextVar["Capture | None"] = contextvars.ContextVar("nbsteps_capture", default=None)
+_install_lock = threading.Lock()
+_frontend: Any = None
+
+
+def active() -> "Capture | None":
+    """The capture of the step running in this thread (None outside steps)."""
+    return _active.get()
+
+
+def set_frontend(frontend) -> None:
+    """Register the frontend that shows step output itself: an object with
+    ``claims(name) -> bool`` (no echo for that step) and ``changed(name,
+    capture)`` (called, from the step's thread, after new output arrived).
+    ``None`` unregisters."""
+    global _frontend
+    _frontend = frontend
+
+
+def outside(func: Callable, *args):
+    """Call *func* with no capture active (timers started from a step's
+    thread must not inherit its capture)."""
+    return contextvars.Context().run(func, *args)
+
+
+# -- the stream routers ---------------------------------------------------------
+class _Router:
+    """Stands in for ``sys.stdout`` / ``sys.stderr``: a write goes to the
+    capture active in this context, else to the wrapped stream. Everything
+    else (encoding, fileno, isatty, ...) is the wrapped stream's."""
+
+    def __init__(self, kind: str, stream) -> None:
+        self._nbsteps_kind = kind
+        self._nbsteps_stream = stream
+
+    def write(self, text) -> int:
+        cap = _active.get()
+        if cap is None:
+            return self._nbsteps_stream.write(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        cap.write(self._nbsteps_kind, text)
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if _active.get() is None:
+            self._nbsteps_stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._nbsteps_stream, name)
+
+    def __repr__(self) -> str:
+        return f"<nbsteps router for {self._nbsteps_stream!r}>"
+
+
+def install() -> None:
+    """Put the routers in place (again, if someone replaced sys.stdout since)."""
+    for kind in ("stdout", "stderr"):
+        stream = getattr(sys, kind)
+        if stream is None or isinstance(stream, _Router):
+            continue
+        with _install_lock:
+            stream = getattr(sys, kind)
+            if stream is not None and not isinstance(stream, _Router):
+                setattr(sys, kind, _Router(kind, stream))
+
+
+def _step_figures():
+    """The figure registry of the step running in this context (None outside steps)."""
+    cap = _active.get()
+    return cap.figs if cap is not None else None
+
+
+def _real(kind: str):
+    stream = getattr(sys, kind)
+    return stream._nbsteps_stream if isinstance(stream, _Router) else stream
+
+
+def json_bundle(data: dict) -> dict:
+    """A display's mime bundle as plain JSON-like data (bytes as base64 text)."""
+    out = {}
+    for mime, value in (data or {}).items():
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = base64.b64encode(bytes(value)).decode("ascii")
+        elif not isinstance(value, (str, dict, list, int, float, bool, type(None))):
+            value = str(value)
+        out[str(mime)] = value
+    return out
+
+
+# -- the capture ----------------------------------------------------------------------
+class Capture:
+    """The output of one attempt of step *name* (a context manager)."""
+
+    def __init__(self, name: str, echo: bool | None = None) -> None:
+        self.name = name
+        front = _frontend
+        if echo is None:
+            try:
+                echo = front is None or not front.claims(name)
+            except Exception:
+                echo = True
+        self.echo = echo
+        self.frontend = None if echo else front  # told about new output
+        self._shower = getattr(front, "echo_display", None) if echo else None  # shows unclaimed displays
+        self.items: list[list] = []
+        self.figs: "OrderedDict | None" = None
+        self._sizes = {"stdout": 0, "stderr": 0}
+        self._partial = {"stdout": "", "stderr": ""}
+        self._lock = threading.Lock()
+        self._token = None
+
+    # -- receiving ------------------------------------------------------------
+    def write(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            size = self._sizes[kind]
+            if size >= MAX_TEXT:
+                return
+            if size + len(text) > MAX_TEXT:
+                text = text[: MAX_TEXT - size] + f"\n[nbsteps: {kind} cut at {MAX_TEXT:,} characters]\n"
+            self._sizes[kind] = size + len(text)
+            last = self.items[-1] if self.items else None
+            if last is not None and last[0] == kind:
+                last[1] += text
+            else:
+                self.items.append([kind, text])
+            if self.echo:
+                pending = self._partial[kind] + text
+                cut = pending.rfind("\n") + 1
+                self._partial[kind] = pending[cut:]
+                if cut:
+                    self._echo(kind, pending[:cut])
+        self._changed()
+
+    def display(self, data: dict, metadata: dict | None = None, display_id: str | None = None,
+                update: bool = False) -> None:
+        """A rich display (a mime bundle) from the step; *update* replaces the
+        earlier display with the same *display_id*."""
+        item = {"data": json_bundle(data), "metadata": dict(metadata or {})}
+        with self._lock:
+            if update:
+                for entry in self.items:
+                    if entry[0] == "display" and display_id and entry[2] == display_id:
+                        entry[1] = item
+                        break
+                else:
+                    return
+            else:
+                self.items.append(["display", item, display_id])
+        if self.echo and not update:
+            self._echo_display(item)
+        self._changed()
+
+    def _echo_display(self, item: dict) -> None:
+        """An unclaimed step's display: shown by the frontend where the run is
+        (outside this capture), else its text printed."""
+        if self._shower is not None:
+            try:
+                outside(self._shower, item)
+                return
+            except Exception:  # pragma: no cover
+                pass
+        text = item["data"].get("text/plain")
+        if isinstance(text, str):
+            self._echo("stdout", text + "\n")
+
+    def clear(self) -> None:
+        """``clear_output()`` from the step: forget what it showed so far."""
+        with self._lock:
+            self.items.clear()
+        self._changed()
+
+    def _echo(self, kind: str, text: str) -> None:
+        try:
+            stream = _real(kind)
+            if stream is not None:
+                stream.write(text)
+                stream.flush()
+        except Exception:  # pragma: no cover - a broken terminal must not fail the step
+            pass
+
+    def _changed(self) -> None:
+        front = self.frontend
+        if front is not None:
+            try:
+                front.changed(self.name, self)
+            except Exception:  # pragma: no cover - a display problem must not fail the step
+                pass
+
+    @property
+    def output(self) -> tuple:
+        """The items so far, as plain data (see the module docstring)."""
+        with self._lock:
+            return tuple((entry[0], entry[1]) for entry in self.items)
+
+    # -- the context --------------------------------------------------------------
+    def __enter__(self) -> "Capture":
+        install()
+        figures.watch(_step_figures)
+        self.figs = OrderedDict()  # this step's pyplot figures (once matplotlib is loaded)
+        self._token = _active.set(self)
+        return self
+
+    def finish(self, result: Any = None) -> None:
+        """Render the step's open figures (not *result*) and close them; flush
+        the echo. Called by the task before the capture ends."""
+        managers = list((self.figs or {}).values())
+        if managers:
+            import matplotlib.pyplot as plt  # already loaded: it made these figures
+
+            for manager in managers:
+                fig = manager.canvas.figure
+                try:
+                    if fig is not result:
+                        bundle = figures.figure_bundle(fig)
+                        with self._lock:
+                            self.items.append(["display", bundle, None])
+                        if self.echo and self._shower is not None:  # a terminal gets no "<Figure ...>" line
+                            self._echo_display(bundle)
+                except Exception as exc:  # a figure that cannot be drawn: say so, go on
+                    self.write("stderr", f"nbsteps: could not draw a figure of step {self.name!r}: {exc!r}\n")
+                finally:
+                    plt.close(fig)
+            self._changed()
+        if self.echo:
+            with self._lock:
+                rest = [(k, t) for k, t in self._partial.items() if t]
+                self._partial = {"stdout": "", "stderr": ""}
+            for kind, text in rest:
+                self._echo(kind, text)
+
+    def __exit__(self, *exc) -> None:
+        if self._token is not None:
+            _active.reset(self._token)
+            self._token = None
+        self.figs = None

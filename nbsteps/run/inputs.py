@@ -1,0 +1,54 @@
+"""What an attempt of a step is given (its inputs, from upstream records and
+the namespace), and why a step cannot run (a blocking upstream step)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbsteps.model.dependencies import ORDER_ONLY
+from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
+from nbsteps.model.step import Step
+from nbsteps.run.task import Task, private_copy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbsteps.plan import Plan
+
+
+def blocked_by(plan: "Plan", name: str) -> str:
+    """``upstream d failed`` (the first step in the way), or '' if none is."""
+    recs = plan.records
+    deps = plan.dependencies(name)
+    for d, kind in deps.items():
+        r = recs[d]
+        if r.status == COMPLETED:
+            continue
+        if plan.steps[d].optional and r.status in (FAILED, BLOCKED):
+            continue  # an optional step's failure blocks nothing
+        if kind in ORDER_ONLY:
+            continue  # an order-only edge (shared state) blocks nothing
+        return f"upstream {d} {r.status}"
+    return ""
+
+
+def make_task(plan: "Plan", step: Step) -> Task:
+    """The attempt of *step*: a function step's arguments are its upstream
+    results; a cell step's inputs come from the upstream records (read now if
+    restored lazily) or the namespace; an input it mutates is a private copy."""
+    if step.func is not None:
+        args = {p: plan.records[p].result for p in step.params}
+        return Task(step.name, "function", func=step.func, args=args)
+    sources = plan.sources(step.name)
+    ns = plan.namespace
+    inputs = {}
+    for n in step.inputs:
+        src = sources.get(n)
+        if src is not None:
+            outs = plan.records[src].outputs
+            if n not in outs:
+                continue  # optional upstream failed: the name stays undefined
+            value = outs[n]
+        elif n in ns:
+            value = ns[n]
+        else:
+            continue
+        inputs[n] = private_copy(value) if n in step.analysis.mutated else value
+    return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns)

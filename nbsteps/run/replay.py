@@ -1,0 +1,49 @@
+"""Replaying steps whose effect is on shared process state.
+
+A step that seeds a global random generator, draws from one, sets a pyplot
+style or library option, changes the working directory or the environment
+leaves its effect in the process, not in its outputs: restoring it from a
+checkpoint would not redo the effect. When a step below it in the same state
+chain executes in a run, such a step is executed again (replayed) instead of
+restored, in notebook order, so the executing step sees the state Restart &
+Run All would give it. A replayed step whose fingerprint did not change keeps
+its execution token: nothing downstream becomes stale because of the replay.
+"""
+from __future__ import annotations
+
+from nbsteps.model.state import effects_of
+
+__all__ = ["effects_of", "replay_set"]
+
+
+def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[str]]:
+    """``{step: labels}``: up-to-date steps of *names* to execute again because
+    a step below them in a state chain will execute (*will_run*).
+
+    ``plan.state_head[label]`` is the step that last changed that state in this
+    process: when it is the chain step just above an executing step, the
+    process already holds the right state and nothing is replayed for it.
+    """
+    steps = plan.steps
+    heads = getattr(plan, "state_head", {})
+    chains: dict[str, list[str]] = {}
+    for s in names:  # notebook order
+        a = steps[s].analysis
+        for label in (getattr(a, "state", ()) or ()) if a is not None else ():
+            chains.setdefault(label, []).append(s)
+    replay: dict[str, list[str]] = {}
+    for label, chain in chains.items():
+        head = heads.get(label)
+        live = chain.index(head) if head in chain else -1  # the state is as after chain[live]
+        for i, s in enumerate(chain):
+            executes = s in will_run or label in replay.get(s, ())
+            if not executes:
+                continue
+            if live != i - 1:  # not the state this step would see after Run All: redo the effects above
+                start = live + 1 if -1 <= live < i - 1 else 0
+                for j in range(start, i):
+                    up = chain[j]
+                    if up not in will_run and label in effects_of(steps[up]):
+                        replay.setdefault(up, []).append(label)
+            live = i
+    return replay

@@ -1,0 +1,184 @@
+"""The picture of a plan that lasts (SPEC 4, "What lasts"): what a run's cell
+and ``%steps show`` keep once nothing is live any more.
+
+One mime bundle: ``text/html`` holding a segmented progress bar, the legend,
+the graph as an ``<img>`` whose ``src`` is the SVG as a ``data:`` URI, and the
+results table; ``image/png`` of the graph for small plans (for converters that
+do not read HTML, such as nbconvert to PDF); ``text/plain``. An ``<img>`` with a
+data URI survives JupyterLab's sanitizer for untrusted outputs (inline ``<svg>``
+and the ``image/svg+xml`` type do not), and renders without a kernel, on
+GitHub, nbviewer and in ``jupyter nbconvert`` output. All user text is escaped.
+
+The live view (:mod:`nbsteps.views.live`) draws the same header and table.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import os
+
+from nbsteps.formatting import fmt_seconds
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+
+#: segments of the progress bar, in order: (key, colour, what the legend says)
+SEGMENTS = [
+    (COMPLETED, "#8fd694", "completed"),
+    ("cached", "#a9d6ff", "restored"),
+    (FAILED, "#ff6b6b", "failed"),
+    (BLOCKED, "#b8b8b8", "blocked"),
+    (CANCELLED, "#d7ccc8", "cancelled"),
+    (RUNNING, "#ffe66d", "running"),
+    (RETRYING, "#ffb347", "retrying"),
+]
+#: plans up to this many steps also get a PNG of the graph in their static picture
+PNG_STEPS = 40
+
+
+def names_list(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def store_where(plan) -> str:
+    """Where restored steps came from, for people: 'memory' or a short path."""
+    try:
+        where = plan.store.describe()
+    except Exception:  # pragma: no cover
+        return "the store"
+    if where == "memory":
+        return "this kernel's memory"
+    try:
+        rel = os.path.relpath(where)
+        return rel if not rel.startswith("..") and len(rel) < len(where) else where
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        return where
+
+
+def by_status(plan, names) -> dict[str, list[str]]:
+    """Step names by progress key: a status, or "cached" for a restored step."""
+    out: dict[str, list[str]] = {}
+    recs = plan.records
+    for s in names:
+        r = recs.get(s)
+        key = PENDING if r is None else ("cached" if r.status == COMPLETED and r.cached else r.status)
+        out.setdefault(str(key), []).append(s)
+    return out
+
+
+def state_text(plan, names, *, running: bool = False, summary=None, elapsed: float | None = None,
+               count: bool = True) -> str:
+    """One line saying where a run (or the plan) stands. It names steps and
+    counts, never error messages (user text is shown escaped elsewhere).
+    *count*: say how many completed (the progress bar says it next to it)."""
+    if not names:
+        return "no steps registered yet (%%step NAME in a cell)"
+    groups = by_status(plan, names)
+    n = len(names)
+    done = groups.get(COMPLETED, []) + groups.get("cached", [])
+    parts = [f"{len(done)} of {n} completed"] if count else []
+    if groups.get("cached"):
+        restored = f"{len(groups['cached'])} restored from checkpoints in {store_where(plan)}"
+        parts.append(f"({restored})" if count else restored)
+    for status in (RUNNING, RETRYING, FAILED, BLOCKED, CANCELLED):
+        if groups.get(status):
+            parts.append(f"{len(groups[status])} {status}: {names_list(groups[status])}")
+    waiting = len(groups.get(PENDING, []))
+    if waiting:
+        parts.append(f"{waiting} {'waiting' if running else 'not run'}")
+    text = "; ".join(parts).replace("; (", " (")
+    if running:
+        head = f"running, {fmt_seconds(elapsed or 0.0)} so far"
+    elif summary is not None:
+        head = f"{'interrupted' if summary.interrupted else 'finished'} in {fmt_seconds(max(0.0, summary.wall))}"
+    else:
+        return text
+    return f"{head}: {text}" if text else head
+
+
+def progress_html(plan, names, text: str) -> str:
+    """A segmented bar (completed, restored, failed, blocked, cancelled,
+    running, retrying counted apart; the rest empty), ``k/N completed`` and
+    *text*, escaped."""
+    groups = by_status(plan, names)
+    n = max(1, len(names))
+    segs = []
+    for key, colour, label in SEGMENTS:
+        count = len(groups.get(key, ()))
+        if count:
+            segs.append(f'<span class="nbsteps-seg nbsteps-seg-{key}" title="{count} {label}" '
+                        f'style="display:inline-block;height:14px;width:{100.0 * count / n:.3f}%;'
+                        f'background-color:{colour}"></span>')
+    done = len(groups.get(COMPLETED, ())) + len(groups.get("cached", ()))
+    bar = ('<span class="nbsteps-bar" style="display:inline-block;width:260px;height:14px;'
+           'border:1px solid #888;border-radius:3px;background-color:#f4f4f4;overflow:hidden;'
+           f'vertical-align:middle;white-space:nowrap;line-height:0">{"".join(segs)}</span>')
+    count = f'<b class="nbsteps-count" style="margin:0 8px">{done}/{len(names)} completed</b>'
+    return (f'<div class="nbsteps-progress" style="font-family:monospace;font-size:12px;margin:2px 0">'
+            f'{bar}{count}<span class="nbsteps-label">{html.escape(text)}</span></div>')
+
+
+def graph_svg(plan) -> tuple[str, str]:
+    """(SVG text, HTML legend) of the plan's graph now; raises when `dot` is missing."""
+    from nbsteps.views.graph_live import legend_html, live_svg
+
+    svg, info = live_svg(plan)
+    return svg, legend_html(info["statuses"], info["kinds"], info["critical"])
+
+
+def graph_alt(plan, names) -> str:
+    groups = by_status(plan, names)
+    said = ", ".join(f"{len(v)} {k if k != 'cached' else 'restored'}" for k, v in groups.items())
+    return f"nbsteps dependency graph of {len(names)} steps ({said})"
+
+
+def image_html(plan, names, svg: str, legend: str, max_height: int = 700) -> str:
+    """The graph as an <img> carrying the SVG as a data: URI, with its legend."""
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    alt = html.escape(graph_alt(plan, names), quote=True)
+    return (f'{legend}<div class="nbsteps-graph" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
+            f'<img class="nbsteps-graph-img" alt="{alt}" src="data:image/svg+xml;base64,{data}"></div>')
+
+
+def table_html(plan, refresh: bool = True) -> str:
+    from nbsteps.views.table import html_table
+
+    return (f'<div class="nbsteps-table" style="overflow-x:auto;max-width:100%;font-size:12px">'
+            f'{html_table(plan, refresh=refresh)}</div>')
+
+
+def static_bundle(plan, names=None, *, summary=None, png: bool | None = None) -> dict:
+    """The lasting picture of *plan*: see the module docstring. Stale flags
+    are refreshed first, so the graph and the table agree."""
+    plan.refresh_stale()
+    names = list(names) if names else plan.order()
+    text = state_text(plan, names, summary=summary)
+    parts = [progress_html(plan, names, state_text(plan, names, summary=summary, count=False))]
+    data: dict = {}
+    try:
+        svg, legend = graph_svg(plan)
+    except Exception as exc:  # e.g. no `dot`: the rest still shows
+        parts.append(f'<pre class="nbsteps-graph">{html.escape(str(exc))}</pre>')
+    else:
+        parts.append(image_html(plan, names, svg, legend))
+        if png if png is not None else len(plan.steps) <= PNG_STEPS:
+            try:
+                from nbsteps.views.graph import plan_graph, render
+
+                data["image/png"] = base64.b64encode(render(plan_graph(plan), "png")).decode("ascii")
+            except Exception:
+                pass
+    parts.append(table_html(plan, refresh=False))
+    data["text/html"] = (f'<div class="nbsteps-view nbsteps-static">'
+                         f'{"".join(parts)}</div>')
+    data["text/plain"] = f"nbsteps: {text}"
+    return data
+
+
+class StaticPicture:
+    """Something IPython displays as the static picture of a plan."""
+
+    def __init__(self, plan, names=None, summary=None) -> None:
+        self.bundle = static_bundle(plan, names, summary=summary)
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return self.bundle

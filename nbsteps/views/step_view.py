@@ -1,0 +1,173 @@
+"""What a ``%%step`` cell's output area shows (SPEC 4, "Each step in its own
+cell"): a one-line status, then what the step printed and displayed, in
+order, then (when the cell's own ``Out`` does not show them) its result and
+its traceback.
+
+One mime bundle, so that one display id keeps it current: ``text/html`` (the
+status line, ``<pre>`` blocks for printed text, each display's HTML, images as
+``<img>`` with a ``data:`` URI: it renders in untrusted notebooks and without
+a kernel) and ``text/plain``. Printed text, errors and the status line are
+escaped; a display's own HTML is the step's, shown as ``display()`` would.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+from nbsteps.formatting import fmt_clock, fmt_seconds
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.views.static import store_where
+
+#: printed text shown per stream (the record keeps it all)
+SHOWN_TEXT = 20_000
+COLOURS = {PENDING: "#bbbbbb", RUNNING: "#e0b000", RETRYING: "#ff9f1c", COMPLETED: "#4caf50",
+           "cached": "#5aa9e6", FAILED: "#e53935", BLOCKED: "#888888", CANCELLED: "#a1887f", "stale": "#e08a00"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def _names(names) -> str:
+    names = list(names)
+    return ", ".join(names) if names else "nothing"
+
+
+def stale_reason(plan, name: str) -> str:
+    """Why a completed step is stale (after ``plan.refresh_stale()``)."""
+    from nbsteps.run.staleness import fingerprint_parts, stale_reason as why
+
+    for up in plan.dependencies(name):
+        r = plan.records.get(up)
+        if r is not None and r.stale:
+            return f"upstream {up} is stale"
+    try:
+        step = plan.steps[name]
+        return why(step, fingerprint_parts(plan, step), plan.store.peek(name), plan.records.get(name)) \
+            or "its inputs changed"
+    except Exception:  # pragma: no cover - a display must not fail
+        return "its code or inputs changed"
+
+
+def status_line(plan, name: str, rec=None) -> str:
+    """One line: pending, running, completed in 2.1 s, failed: ..., restored
+    from its checkpoint of 10:42, stale: upstream clean changed. *rec*
+    overrides the plan's record of the step."""
+    step, rec = plan.steps.get(name), rec if rec is not None else plan.records.get(name)
+    if step is None or rec is None:
+        return f"nbsteps: step {name} is not registered (any more)."
+    status = rec.status
+    if status == PENDING:
+        why = f" ({rec.message})" if rec.message else ""
+        deps = _names(plan.dependencies(name))
+        return f"○ {name} registered, not run yet{why}; needs {deps}, writes {_names(step.outputs)}"
+    if status == RUNNING:
+        tries = f" (attempt {rec.attempts} of {step.retry + 1})" if rec.attempts > 1 else ""
+        return f"▶ {name} running{tries}…"
+    if status == RETRYING:
+        return f"↻ {name} attempt {rec.attempts} failed ({rec.error_text}); retrying…"
+    if status == COMPLETED:
+        outs = f" → {', '.join(rec.outputs)}" if rec.outputs else ""
+        tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
+        if rec.cached:
+            when = f" of {fmt_clock(rec.finished)}" if rec.finished else ""
+            took = f" (it took {fmt_seconds(rec.duration)}{tries})" if rec.duration else ""
+            line = f"✓ {name} restored from its checkpoint{when} in {store_where(plan)}{took}{outs}"
+        else:
+            at = f" at {fmt_clock(rec.finished)}" if rec.finished else ""
+            line = f"✓ {name} completed in {fmt_seconds(rec.duration)}{tries}{at}{outs}"
+        if rec.stale:
+            line += f" · stale: {stale_reason(plan, name)}"
+        return line
+    if status == FAILED:
+        tries = f" after {rec.attempts} attempts" if rec.attempts > 1 else ""
+        return f"✗ {name} failed{tries}: {rec.error_text}"
+    if status in (BLOCKED, CANCELLED):
+        return f"– {name} {status}: {rec.message}"
+    return f"{name} {status}"  # pragma: no cover
+
+
+def _key(plan, name: str, rec=None) -> str:
+    rec = rec if rec is not None else plan.records.get(name)
+    if rec is None:
+        return PENDING
+    if rec.status == COMPLETED:
+        return "stale" if rec.stale else ("cached" if rec.cached else COMPLETED)
+    return str(rec.status)
+
+
+def clean_text(text: str, limit: int = SHOWN_TEXT) -> str:
+    """Printed text as a terminal would leave it: no colour codes, a ``\\r``
+    rewrites its line; only the last *limit* characters."""
+    text = _ANSI.sub("", text)
+    if "\r" in text:
+        text = "\n".join(next((seg for seg in reversed(line.split("\r")) if seg), "")
+                         for line in text.split("\n"))
+    if len(text) > limit:
+        cut = text[-limit:]
+        cut = cut[cut.find("\n") + 1:] if "\n" in cut[:200] else cut
+        hidden = text[: len(text) - len(cut)].count("\n") + 1
+        text = f"[… {hidden} earlier lines not shown: nbsteps.step(...).stdout has them]\n" + cut
+    return text
+
+
+def _pre(text: str, cls: str, style: str = "") -> str:
+    return (f'<pre class="{cls}" style="margin:2px 0;padding:2px 4px;white-space:pre-wrap;'
+            f'font-size:12px;{style}">{html.escape(text)}</pre>')
+
+
+def display_html(item: dict) -> str:
+    """One captured display as HTML: its own HTML, an image, or its text."""
+    data = item.get("data", {}) if isinstance(item, dict) else {}
+    if isinstance(data.get("text/html"), str):
+        return f'<div class="nbsteps-display">{data["text/html"]}</div>'
+    for mime in _IMAGES:
+        if isinstance(data.get(mime), str):
+            src = "".join(data[mime].split())
+            return (f'<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" '
+                    f'src="data:{mime};base64,{html.escape(src, quote=True)}"></div>')
+    if isinstance(data.get("image/svg+xml"), str):
+        import base64
+
+        src = base64.b64encode(data["image/svg+xml"].encode("utf-8")).decode("ascii")
+        return f'<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" src="data:image/svg+xml;base64,{src}"></div>'
+    text = next((data[m] for m in ("text/markdown", "text/latex", "text/plain") if isinstance(data.get(m), str)), "")
+    return _pre(text, "nbsteps-display") if text else ""
+
+
+def step_bundle(plan, name: str, *, output=None, result: dict | None = None, traceback: bool = True,
+                status: "tuple[str, str] | None" = None, record=None) -> dict:
+    """The mime bundle of *name*'s cell. *output* overrides the record's
+    captured output (the live output of a running step); *result* is the
+    result's mime bundle to show (None: not shown); *traceback* shows a
+    failed step's traceback; *status* overrides the (colour key, line);
+    *record* the plan's record of the step."""
+    rec = record if record is not None else plan.records.get(name)
+    items = tuple(output if output is not None else (rec.output if rec is not None else ()))
+    key, line = status if status is not None else (_key(plan, name, rec), status_line(plan, name, rec))
+    parts = [f'<div class="nbsteps-status nbsteps-{key}" style="font-family:monospace;font-size:12px;'
+             f'padding:1px 6px;border-left:4px solid {COLOURS.get(key, "#bbbbbb")};'
+             f'background-color:#f7f7f7">{html.escape(line)}</div>']
+    plain = [line]
+    for kind, payload in items:
+        if kind in ("stdout", "stderr"):
+            text = clean_text(str(payload))
+            plain.append(text.rstrip("\n"))
+            style = "background-color:#fdecea" if kind == "stderr" else ""
+            parts.append(_pre(text.rstrip("\n"), f"nbsteps-{kind}", style))
+        elif kind == "display":
+            parts.append(display_html(payload))
+            text = (payload.get("data", {}) if isinstance(payload, dict) else {}).get("text/plain")
+            if isinstance(text, str):
+                plain.append(text)
+    if result:
+        parts.append(display_html({"data": result}).replace("nbsteps-display", "nbsteps-result", 1))
+        if isinstance(result.get("text/plain"), str):
+            plain.append(result["text/plain"])
+    if traceback and rec is not None and rec.status == FAILED and rec.traceback:
+        tb = clean_text(rec.traceback)
+        parts.append(_pre(tb.rstrip("\n"), "nbsteps-traceback", "background-color:#fdecea"))
+        plain.append(tb.rstrip("\n"))
+    return {
+        "text/html": f'<div class="nbsteps-step-output" data-step="{html.escape(name, quote=True)}">'
+                     f'{"".join(parts)}</div>',
+        "text/plain": "\n".join(p for p in plain if p),
+    }

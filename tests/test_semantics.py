@@ -1,0 +1,163 @@
+"""SPEC section 1 in a real InteractiveShell: notebook order, versions, mutation, shared state.
+
+Every test compares with what Restart & Run All of the same cells gives.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import nbsteps
+from tests.conftest import run_ok
+
+
+def run_all(cells: list[str]) -> dict:
+    """The plain Restart & Run All of *cells* (bodies only): the reference."""
+    ns: dict = {"__name__": "__main__"}
+    for body in cells:
+        exec(compile(body, "<cell>", "exec"), ns)
+    return ns
+
+
+def steps(shell, cells: list[str]) -> None:
+    for i, body in enumerate(cells):
+        run_ok(shell, f"%%step c{i}\n{body}")
+
+
+REDEFINE = ["x = 1", "total = x + 1", "x = 10"]
+REDEFINE_NP = ["import numpy as np\nx = np.arange(3)", "total = int(x.sum())", "x = np.arange(10)"]
+
+
+def test_redefinition_interactive_binds_to_the_nearest_writer_above(shell):
+    steps(shell, REDEFINE)
+    ref = run_all(REDEFINE)
+    assert shell.user_ns["total"] == ref["total"] == 2
+    assert shell.user_ns["x"] == ref["x"] == 10
+
+
+def test_redefinition_in_plan_mode_with_workers(shell):
+    run_ok(shell, "%steps mode plan")
+    steps(shell, REDEFINE_NP)
+    run_ok(shell, "%steps run --workers 4")
+    ref = run_all(REDEFINE_NP)
+    assert shell.user_ns["total"] == ref["total"] == 3
+    assert list(shell.user_ns["x"]) == list(ref["x"])
+
+
+def test_the_namespace_keeps_the_lowest_writers_version(shell):
+    steps(shell, REDEFINE)
+    run_ok(shell, "%steps run --force c0")  # the top writer runs again after the lower one
+    assert shell.user_ns["x"] == 10 and shell.user_ns["total"] == 2
+    assert nbsteps.step("c0").outputs == {"x": 1}  # each version stays on its record
+
+
+def test_a_rewrite_reads_the_version_above_it(shell):
+    cells = ["x = 1", "x += 1", "y = x * 10", "x = x * 100"]
+    steps(shell, cells)
+    ref = run_all(cells)
+    assert (shell.user_ns["x"], shell.user_ns["y"]) == (ref["x"], ref["y"]) == (200, 20)
+    run_ok(shell, "%steps run --force-all --workers 4")
+    assert (shell.user_ns["x"], shell.user_ns["y"]) == (200, 20)
+
+
+MODEL = [
+    "class Model:\n    def fit(self, xs):\n        self.coef_ = [sum(xs) / len(xs)]\n        return self",
+    "model = Model()",
+    "model.fit([1, 2, 3])",
+    "slope = model.coef_[0]",
+]
+
+
+def test_a_method_call_is_a_new_version_plan_mode(shell):
+    run_ok(shell, "%steps mode plan")
+    steps(shell, MODEL)
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["slope"] == run_all(MODEL)["slope"] == 2.0
+    assert nbsteps.current().dependencies("c3") == {"c2": "inferred"}
+    assert not hasattr(nbsteps.step("c1").outputs["model"], "coef_")  # the checkpoint above is untouched
+    run_ok(shell, "%%step c2\nmodel.fit([10, 20])")  # edit the fit cell
+    run_ok(shell, "%steps run")
+    assert shell.user_ns["slope"] == 15.0  # the reader re-ran
+
+
+def test_generator_draws_replay_the_same_sample(shell):
+    cells = ["import numpy as np\nrng = np.random.default_rng(0)", "sample = rng.normal(size=3)"]
+    steps(shell, cells)
+    first = shell.user_ns["sample"].copy()
+    for _ in range(2):
+        run_ok(shell, "%steps run --force c1")
+        assert np.array_equal(shell.user_ns["sample"], first)
+    assert np.array_equal(first, run_all(cells)["sample"])
+
+
+SEEDED = ["import numpy as np\nnp.random.seed(0)", "a = np.random.rand()", "b = np.random.rand()"]
+
+
+def new_kernel(shell, store):
+    """What a kernel restart leaves: an empty namespace and a fresh session on the same store."""
+    from nbsteps.ipython import session
+
+    shell.reset(new_session=False)
+    session._plan = None
+    session.bind(shell)
+    run_ok(shell, f"%steps store {store}")
+
+
+def test_a_seed_is_replayed_when_a_step_below_runs_in_a_new_kernel(shell, tmp_path, tmp_key):
+    ref = run_all(SEEDED)
+    run_ok(shell, f"%steps store {tmp_path / 'store'}")
+    steps(shell, SEEDED)
+    assert (shell.user_ns["a"], shell.user_ns["b"]) == (ref["a"], ref["b"])
+    new_kernel(shell, tmp_path / "store")
+    run_ok(shell, "%steps mode plan")
+    steps(shell, SEEDED[:2] + ["b = np.random.rand() * 1"])  # the last cell edited
+    run_ok(shell, "%steps run")
+    plan = nbsteps.current()
+    assert plan["c1"].cached is False and "replayed" in plan["c1"].reason
+    assert shell.user_ns["b"] == ref["b"] and shell.user_ns["a"] == ref["a"]
+    assert not plan["c2"].stale
+
+
+def test_no_replay_when_the_process_state_is_already_right(shell):
+    steps(shell, SEEDED)
+    plan = nbsteps.current()
+    assert not any("replayed" in plan[s].reason for s in ("c0", "c1", "c2"))  # nothing ran twice
+    assert shell.user_ns["b"] == run_all(SEEDED)["b"]
+
+
+def test_a_name_nothing_defines_is_warned_at_registration(shell, capsys):
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step a\nvalue = 41")
+    run_ok(shell, "%%step b\nresult = valu + 1")
+    out = capsys.readouterr().out
+    assert "step 'b' reads 'valu'" in out and "did you mean 'value'?" in out
+    run_ok(shell, "%%step c\nfine = value + len([1])")
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_shared_state_edges_keep_order_without_false_staleness(shell, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_ok(shell, "%steps mode plan")
+    steps(shell, [
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.style.use('ggplot')",
+        "fig1 = plt.figure()\nplt.plot([1, 2])",
+        "fig2 = plt.figure()\nplt.plot([3, 4])",
+        "plt.style.use('default')",
+        "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('data.csv', index=False)",
+        "import pandas as pd\nback = pd.read_csv('data.csv')",
+    ])
+    plan = nbsteps.current()
+    assert "c0" in plan.dependencies("c1")  # after the style it uses (it also reads plt)
+    assert "c1" not in plan.dependencies("c2")  # plots only share the style above: they may run in parallel
+    assert plan.dependencies("c3")["c1"] == plan.dependencies("c3")["c2"] == "order"  # a restyle waits for the plots
+    assert plan.dependencies("c5")["c4"] == "state"  # reads the file c4 writes
+    assert plan.deps.state_labels[("c4", "c5")] == ["file:data.csv"]
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["back"]["a"].tolist() == [1, 2]
+    run_ok(shell, "%%step c1\nfig1 = plt.figure()\nplt.plot([1, 5])")  # edit a plot
+    run_ok(shell, "%%step c4\nimport pandas as pd\npd.DataFrame({'a': [7]}).to_csv('data.csv', index=False)")
+    preview = plan.plan()
+    assert set(preview.to_run) == {"c1", "c4", "c5"}  # c2, c3 only share pyplot with c1: not stale
+    run_ok(shell, "%steps run")
+    assert shell.user_ns["back"]["a"].tolist() == [7]
+    source = plan.graph().source
+    assert "style=dotted" in source and "file:data.csv" in source
