@@ -25,6 +25,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 extras="dask"
-[ "$what" = test ] && extras="test"
+[ "$what" = test ] && extras="test,corpus"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[$extras]"

@@ -1,0 +1,246 @@
+"""Runs INSIDE a kernel (as the source of one hidden cell): digests the user
+namespace and prints one JSON line after MARK.
+
+Kept free of names in the user namespace: the harness executes this file's
+source with ``exec(src, {"NS": user_ns, "OPTIONS": {...}})``.
+
+Every user-visible value (not a module, function, class or IPython's own names)
+becomes a flat dict ``{path: digest}``: scalars by repr, arrays by dtype, shape
+and a hash of their bytes, pandas objects by ``hash_pandas_object``, sklearn
+estimators by their parameters and fitted attributes, matplotlib figures and
+axes by counts of what they draw, containers element by element, other objects
+by class and public attributes (two levels). Nothing with a memory address
+(``0x7f...``) ever enters a digest.
+"""
+import hashlib as _hashlib
+import json as _json
+import re as _re
+import sys as _sys
+import types as _types
+
+MARK = "@@nbsteps-corpus@@"
+MAX_LEAVES = 3000
+MAX_ITEMS = 40  # containers longer than this are one leaf
+MAX_DEPTH = 4
+
+_ADDRESS = _re.compile(r"0x[0-9a-fA-F]{6,}")
+_SKIP_TYPES = (_types.ModuleType, _types.FunctionType, _types.BuiltinFunctionType, _types.MethodType, type)
+
+
+def _h(data: bytes) -> str:
+    return _hashlib.sha256(data).hexdigest()[:16]
+
+
+def _safe_repr(v) -> str:
+    try:
+        r = repr(v)
+    except Exception as exc:  # pragma: no cover - odd objects
+        return f"<repr failed: {type(exc).__name__}>"
+    if _ADDRESS.search(r):
+        return f"<{type(v).__module__}.{type(v).__qualname__}>"
+    return r
+
+
+class _Digest:
+    def __init__(self):
+        self.out = {}
+        self.np = _sys.modules.get("numpy")
+        self.pd = _sys.modules.get("pandas")
+        mpl = _sys.modules.get("matplotlib.artist")
+        self.Artist = getattr(mpl, "Artist", None)
+        fig = _sys.modules.get("matplotlib.figure")
+        self.Figure = getattr(fig, "FigureBase", None) or getattr(fig, "Figure", None)
+        axes = _sys.modules.get("matplotlib.axes")
+        self.Axes = getattr(axes, "Axes", None)
+
+    # one compact digest for a whole (sub)value
+    def single(self, v, depth=0) -> str:
+        sub = _Digest()
+        sub.visit(v, "", depth)
+        return _h(_json.dumps(sorted(sub.out.items())).encode())
+
+    def leaf(self, path, text):
+        if len(self.out) >= MAX_LEAVES:
+            self.out["…"] = "truncated"
+            return
+        self.out[path] = text
+
+    def visit(self, v, path, depth):
+        np, pd = self.np, self.pd
+        t = type(v)
+        if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+            r = repr(v)
+            self.leaf(path, r if len(r) <= 100 else f"{t.__name__}[{len(v)}]:{_h(r.encode())}")
+            return
+        if np is not None:
+            if isinstance(v, np.ndarray):
+                if v.dtype.hasobject:
+                    self.leaf(path, f"ndarray{v.shape}O:" + _h("|".join(self.single(x, depth + 1) for x in v.ravel()).encode()))
+                else:
+                    self.leaf(path, f"ndarray{v.shape}{v.dtype.str}:{_h(np.ascontiguousarray(v).tobytes())}")
+                return
+            if isinstance(v, np.generic):
+                self.leaf(path, f"{t.__name__}:{_safe_repr(v.item())}")
+                return
+        if pd is not None and isinstance(v, (pd.DataFrame, pd.Series, pd.Index)):
+            self.leaf(path, self._pandas(v))
+            return
+        if self.Figure is not None and isinstance(v, self.Figure):
+            self.leaf(path, "Figure:" + ";".join(self._axes(ax) for ax in v.axes))
+            return
+        if self.Axes is not None and isinstance(v, self.Axes):
+            self.leaf(path, "Axes:" + self._axes(v))
+            return
+        if self.Artist is not None and isinstance(v, self.Artist):
+            self.leaf(path, self._artist(v))
+            return
+        if isinstance(v, (list, tuple)):
+            if len(v) > MAX_ITEMS or depth >= MAX_DEPTH:
+                self.leaf(path, f"{t.__name__}[{len(v)}]:" + _h("|".join(self.single(x, depth + 1) for x in v).encode()))
+                return
+            self.leaf(path, f"{t.__name__}[{len(v)}]")
+            for i, x in enumerate(v):
+                self.visit(x, f"{path}[{i}]", depth + 1)
+            return
+        if isinstance(v, dict):
+            keys = list(v.keys())
+            if len(keys) > MAX_ITEMS or depth >= MAX_DEPTH:
+                self.leaf(path, f"dict[{len(v)}]:" + _h("|".join(
+                    _safe_repr(k) + "=" + self.single(x, depth + 1) for k, x in v.items()).encode()))
+                return
+            self.leaf(path, f"dict[{len(v)}]")
+            for k in keys:
+                self.visit(v[k], f"{path}[{_safe_repr(k)}]", depth + 1)
+            return
+        if isinstance(v, (set, frozenset)):
+            self.leaf(path, f"{t.__name__}[{len(v)}]:" + _h("|".join(sorted(self.single(x, depth + 1) for x in v)).encode()))
+            return
+        if isinstance(v, _SKIP_TYPES) or callable(v) and not hasattr(v, "__dict__"):
+            self.leaf(path, f"<{t.__name__}>")
+            return
+        # sklearn estimators: parameters and fitted attributes
+        if hasattr(v, "get_params") and (t.__module__ or "").startswith("sklearn"):
+            self.leaf(path, f"{t.__module__}.{t.__qualname__}")
+            if depth < MAX_DEPTH:
+                try:
+                    params = v.get_params(deep=False)
+                except Exception:
+                    params = {}
+                for k in sorted(params):
+                    self.visit(params[k], f"{path}.{k}", depth + 1)
+                for k in sorted(getattr(v, "__dict__", {})):
+                    if k.endswith("_") and not k.startswith("_"):
+                        self.visit(getattr(v, k), f"{path}.{k}", depth + 1)
+            return
+        # anything else: class, then public attributes, two levels down
+        self.leaf(path, f"{t.__module__}.{t.__qualname__}")
+        d = getattr(v, "__dict__", None)
+        if isinstance(d, dict) and depth < 2:
+            for k in sorted(k for k in d if isinstance(k, str) and not k.startswith("_"))[:MAX_ITEMS]:
+                x = d[k]
+                if isinstance(x, _SKIP_TYPES):
+                    continue
+                self.visit(x, f"{path}.{k}", depth + 1)
+        elif d is None:
+            r = _safe_repr(v)
+            if not r.startswith("<"):
+                self.leaf(path, f"{t.__qualname__}:{r if len(r) <= 100 else _h(r.encode())}")
+
+    def _pandas(self, v) -> str:
+        pd, np = self.pd, self.np
+        kind = type(v).__name__
+        shape = getattr(v, "shape", ())
+        head = f"{kind}{shape}"
+        try:
+            if isinstance(v, pd.DataFrame):
+                head += f" cols={_h(repr(list(map(str, v.columns))).encode())} dtypes={_h(str(list(map(str, v.dtypes))).encode())}"
+            elif isinstance(v, pd.Series):
+                head += f" name={_safe_repr(v.name)} dtype={v.dtype}"
+            else:
+                head += f" dtype={v.dtype}"
+        except Exception:
+            pass
+        try:
+            if isinstance(v, pd.Index):
+                hashed = pd.util.hash_pandas_object(v.to_series(index=False), index=False)
+            else:
+                hashed = pd.util.hash_pandas_object(v, index=True)
+            return head + ":" + _h(np.asarray(hashed.values).tobytes())
+        except Exception:
+            try:
+                return head + ":s" + _h(v.to_string().encode())
+            except Exception:
+                return head
+
+    def _axes(self, ax) -> str:
+        parts = []
+        for name in ("lines", "collections", "patches", "images", "texts", "tables"):
+            n = len(getattr(ax, name, ()) or ())
+            if n:
+                parts.append(f"{name}={n}")
+        try:
+            title = ax.get_title()
+            if title:
+                parts.append(f"title={title!r}")
+        except Exception:
+            pass
+        return "[" + ",".join(parts) + "]"
+
+    def _artist(self, a) -> str:
+        name = type(a).__name__
+        np = self.np
+        try:
+            if hasattr(a, "get_xydata") and np is not None:
+                return f"{name}:{_h(np.ascontiguousarray(np.asarray(a.get_xydata(), dtype=float)).tobytes())}"
+            if hasattr(a, "get_text"):
+                return f"{name}:{a.get_text()!r}"
+            if hasattr(a, "get_offsets") and np is not None:
+                return f"{name}:{_h(np.ascontiguousarray(np.asarray(a.get_offsets(), dtype=float)).tobytes())}"
+        except Exception:
+            pass
+        return name
+
+
+def _collect(ns, options):
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        hidden = set(getattr(ip, "user_ns_hidden", {}) or {})
+    except Exception:  # pragma: no cover
+        hidden = set()
+    hidden |= {"In", "Out", "exit", "quit", "get_ipython", "open"}
+    values, kinds = {}, {}
+    for name in sorted(k for k in list(ns) if isinstance(k, str)):
+        if name.startswith("_") or name in hidden:
+            continue
+        v = ns[name]
+        if isinstance(v, _SKIP_TYPES) or (type(v).__name__ in ("builtin_function_or_method", "ufunc")):
+            continue
+        d = _Digest()
+        try:
+            d.visit(v, "", 0)
+        except Exception as exc:
+            d.out = {"": f"<digest failed: {type(exc).__name__}>"}
+        values[name] = d.out
+        kinds[name] = f"{type(v).__module__}.{type(v).__qualname__}"
+    result = {"values": values, "types": kinds, "steps": None}
+    if "nbsteps" in _sys.modules:
+        try:
+            from nbsteps import session
+
+            plan = session.current()
+            result["steps"] = {
+                name: {"status": r.status, "cached": bool(r.cached), "token": str(getattr(r, "token", "")),
+                       "error": r.error_text}
+                for name, r in ((n, plan.records[n]) for n in plan.order())
+            }
+            if options.get("downstream_of"):
+                src = options["downstream_of"]
+                result["downstream"] = sorted(plan.downstream([src]) - {src}) if src in plan.records else None
+        except Exception as exc:
+            result["steps_error"] = f"{type(exc).__name__}: {exc}"
+    print(MARK + _json.dumps(result), flush=True)
+
+
+_collect(NS, OPTIONS)  # noqa: F821 - both are given by the harness

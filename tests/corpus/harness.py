@@ -1,0 +1,856 @@
+#!/usr/bin/env python
+"""The corpus harness: checks nbsteps' promise on real public notebooks.
+
+    For any notebook whose plain Restart & Run All is deterministic, every way
+    of running it with nbsteps ends with the same values and shows the same
+    outputs in the same cells.  (SPEC section 1)
+
+The corpus (``corpus.json``, provenance in ``SOURCES.md``) names notebooks and
+gallery scripts inside Debian's documentation packages, pinned by version and
+sha256. They are not copied into this repository: ``prepare`` downloads the
+packages with ``apt-get download`` into a cache (``$NBSTEPS_CORPUS_CACHE``,
+default ``~/.cache/nbsteps-corpus``) and extracts only the files named. Each
+notebook becomes a list of code cells (markdown dropped; a gallery script is
+split at its ``# %%`` separators, its leading comment block being the text
+cell); the few edits recorded in ``corpus.json`` (smaller sizes, an API that
+changed since) are applied and checked to apply exactly once.
+
+Ways (each in a fresh real kernel through nbclient, matplotlib's inline
+backend, ``PYTHONHASHSEED=0``, one BLAS thread):
+
+- ``plain``: the cells, Restart & Run All (the reference; run twice to learn
+  what is not deterministic, which is then left out of every comparison);
+- ``interactive``: ``%load_ext nbsteps``, then each cell as ``%%step cellN``;
+- ``plan``: the same after ``%steps mode plan``, then ``%steps run --workers 4``;
+- ``headless``: ``python -m nbsteps run`` on the plan notebook;
+- ``resume``: ``interactive`` with ``%steps store DIR``, then a new kernel runs
+  it again against the same store (no step should execute again);
+- ``edit``: in the interactive kernel, the middle step cell is executed again
+  with ``_nbsteps_edit = 1`` appended, then ``%steps run``: values must still
+  agree, and exactly that step and its downstream must execute.
+
+After each way one hidden cell digests the user namespace (``collect.py``).
+Compared with plain: values (agree / differ / missing), ``image/png`` outputs
+per cell, the text each cell showed (plain's lines must appear, in order, in
+the same cell; nbsteps may add its own lines), errors.
+
+    python tests/corpus/harness.py                 # every notebook, every way; print the table
+    python tests/corpus/harness.py --write         # ... and write REPORT.md + expected_failures.json
+    python tests/corpus/harness.py --only sk_dbscan --ways plain interactive
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+MANIFEST = HERE / "corpus.json"
+EXPECTED = HERE / "expected_failures.json"
+REPORT = HERE / "REPORT.md"
+COLLECT_SRC = (HERE / "collect.py").read_text()
+MARK = "@@nbsteps-corpus@@"
+WAYS = ("interactive", "plan", "headless", "resume", "edit")
+KERNEL = "nbsteps-corpus"
+CELL_TIMEOUT = 180
+JOB_TIMEOUT = 600
+EDIT_LINE = "_nbsteps_edit = 1"
+INLINE = "module://matplotlib_inline.backend_inline"
+
+
+class CorpusUnavailable(RuntimeError):
+    """The corpus files cannot be had here (no apt-get, no Debian mirror, version gone)."""
+
+
+# -- the corpus ---------------------------------------------------------------------------
+def load_manifest() -> dict:
+    return json.loads(MANIFEST.read_text())
+
+
+def cache_root() -> Path:
+    root = os.environ.get("NBSTEPS_CORPUS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nbsteps-corpus")
+    return Path(root)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_sources(manifest: dict | None = None) -> dict[str, Path]:
+    """Download (once) and extract the files the corpus names; returns the
+    directory of each source package's files."""
+    manifest = manifest or load_manifest()
+    roots: dict[str, Path] = {}
+    for name, src in manifest["sources"].items():
+        dest = cache_root() / f"{name}_{src['version']}"
+        root = dest / src["root"]
+        wanted = sorted({nb["path"] for nb in manifest["notebooks"] if nb["source"] == name})
+        roots[name] = root
+        if all((root / p).is_file() for p in wanted):
+            continue
+        if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+            raise CorpusUnavailable("the corpus comes from Debian packages: apt-get and dpkg-deb are needed")
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest) as tmp:
+            os.chmod(tmp, 0o755)  # apt's sandbox user may write here
+            deb = _apt_download(name, src["version"], Path(tmp))
+            digest = _sha256(deb)
+            if digest != src["sha256"]:
+                raise CorpusUnavailable(f"{deb.name}: sha256 {digest}, corpus.json expects {src['sha256']}")
+            members = [f"./{src['root']}/{p}" for p in wanted]
+            tar = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {dest} " + " ".join(
+                f"'{m}'" for m in members), shell=True, capture_output=True, text=True)
+            if tar.returncode != 0:
+                raise CorpusUnavailable(f"extracting from {deb.name} failed: {tar.stderr.strip()[-500:]}")
+        missing = [p for p in wanted if not (root / p).is_file()]
+        if missing:
+            raise CorpusUnavailable(f"{name} {src['version']} lacks {missing}")
+    return roots
+
+
+def _apt_download(name: str, version: str, where: Path) -> Path:
+    def attempt():
+        return subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=where, capture_output=True, text=True)
+
+    proc = attempt()
+    if proc.returncode != 0 and os.geteuid() == 0:  # package lists may be missing or old
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+        proc = attempt()
+    debs = list(where.glob("*.deb"))
+    if proc.returncode != 0 or not debs:
+        raise CorpusUnavailable(f"apt-get download {name}={version} failed: {proc.stderr.strip()[-500:]}")
+    return debs[0]
+
+
+_SEPARATOR = re.compile(r"^# ?%%.*$|^#{20,}\s*$", re.MULTILINE)
+
+
+def split_gallery(text: str) -> list[str]:
+    """A sphinx-gallery script as code cells: the module docstring and each
+    block's leading comment lines are its text (markdown) cells; what follows
+    up to the next ``# %%`` is a code cell, verbatim."""
+    import ast
+
+    tree = ast.parse(text)
+    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None), ast.Constant) \
+            and isinstance(tree.body[0].value.value, str):
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[tree.body[0].end_lineno:])
+    cells = []
+    for chunk in _SEPARATOR.split(text):
+        lines = chunk.splitlines()
+        while lines and (not lines[0].strip() or lines[0].lstrip().startswith("#")):
+            lines.pop(0)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if lines:
+            cells.append("\n".join(lines))
+    return cells
+
+
+def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
+    """The code cells of one corpus entry, with its recorded edits applied."""
+    path = roots[entry["source"]] / entry["path"]
+    text = path.read_text()
+    if path.suffix == ".ipynb":
+        nb = json.loads(text)
+        cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                 for c in nb["cells"] if c["cell_type"] == "code"]
+        cells = [c.rstrip() for c in cells]
+    else:
+        cells = split_gallery(text)
+    for edit in entry.get("edits", []):
+        hits = [i for i, c in enumerate(cells) if edit["old"] in c]
+        count = sum(c.count(edit["old"]) for c in cells)
+        if count != edit.get("count", 1):
+            raise ValueError(f"{entry['id']}: edit {edit['old']!r} matches {count} times, expected {edit.get('count', 1)}")
+        for i in hits:
+            cells[i] = cells[i].replace(edit["old"], edit["new"])
+    drop = {int(i) for i in entry.get("drop", {})}
+    cells = [c for i, c in enumerate(cells, 1) if i not in drop]
+    return [c for c in cells if c.strip()]
+
+
+# -- the notebooks each way runs ------------------------------------------------------------
+def step_cells(cells: list[str]) -> list[str]:
+    return [f"%%step cell{i}\n{body}" for i, body in enumerate(cells, 1)]
+
+
+def collect_code(**options) -> str:
+    return (f"exec(compile({COLLECT_SRC!r}, '<nbsteps-corpus-collect>', 'exec'), "
+            f"{{'NS': get_ipython().user_ns, 'OPTIONS': {options!r}}})")
+
+
+def kernel_env(tmp: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["JUPYTER_PATH"] = os.pathsep.join([str(tmp / "jupyter")] + [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p])
+    env["MPLBACKEND"] = INLINE
+    env["PYTHONHASHSEED"] = "0"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    env["NBSTEPS_KEY_FILE"] = str(tmp / "key" / "secret")
+    env.pop("NBSTEPS_STORE", None)
+    env.pop("NBSTEPS_WORKERS", None)
+    env.pop("NBSTEPS_HEADLESS", None)
+    return env
+
+
+def write_kernelspec(tmp: Path) -> None:
+    spec = tmp / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "nbsteps corpus", "language": "python",
+    }))
+
+
+# -- inside a job process: one way on one notebook ----------------------------------------------
+def _cell_summary(cell) -> dict:
+    figures, text, error = 0, [], None
+    for out in cell.get("outputs", []):
+        kind = out.get("output_type")
+        if kind == "stream" and out.get("name") == "stdout":
+            text.append(out.get("text", ""))
+        elif kind in ("execute_result", "display_data"):
+            data = out.get("data", {})
+            if "image/png" in data:
+                figures += 1
+            elif "application/vnd.jupyter.widget-view+json" not in data:
+                text.append(data.get("text/plain", "") + "\n")
+        elif kind == "error":
+            error = {"ename": out.get("ename", ""), "evalue": _ANSI.sub("", out.get("evalue", ""))[:300]}
+    return {"figures": figures, "text": "".join(text), "error": error}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _parse_mark(cell) -> dict | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            for line in out.get("text", "").splitlines():
+                if line.startswith(MARK):
+                    return json.loads(line[len(MARK):])
+    return None
+
+
+class Kernel:
+    """One real kernel (nbclient), cells executed one at a time, Run All style."""
+
+    def __init__(self, cwd: Path):
+        import nbformat
+        from nbclient import NotebookClient
+
+        self.nb = nbformat.v4.new_notebook()
+        self.client = NotebookClient(self.nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT,
+                                     resources={"metadata": {"path": str(cwd)}})
+        self._cm = None
+
+    def __enter__(self):
+        self._cm = self.client.setup_kernel()
+        self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+    def run(self, source: str) -> dict:
+        import nbformat
+        from nbclient.exceptions import CellExecutionError
+
+        cell = nbformat.v4.new_code_cell(source)
+        self.nb.cells.append(cell)
+        try:
+            self.client.execute_cell(cell, len(self.nb.cells) - 1)
+        except CellExecutionError:
+            pass
+        except Exception as exc:  # timeout, dead kernel
+            cell.outputs.append({"output_type": "error", "ename": type(exc).__name__, "evalue": str(exc)[:300],
+                                 "traceback": []})
+        return _cell_summary(cell)
+
+    def collect(self, **options) -> dict | None:
+        import nbformat
+
+        cell = nbformat.v4.new_code_cell(collect_code(**options))
+        self.nb.cells.append(cell)
+        try:
+            self.client.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)
+        except Exception as exc:
+            return {"collect_error": f"{type(exc).__name__}: {exc}"[:300]}
+        finally:
+            self.nb.cells.remove(cell)
+        return _parse_mark(cell) or {"collect_error": "no digest printed"}
+
+
+def _run_sequence(kernel: Kernel, cells: list[str], origin: list) -> dict:
+    """Execute *cells* in order, stopping at the first error (as Run All does)."""
+    out = {"cells": {}, "extra": [], "error": None}
+    for source, org in zip(cells, origin):
+        summary = kernel.run(source)
+        if org is None:
+            out["extra"].append({"figures": summary["figures"], "label": source.splitlines()[0][:40]})
+        else:
+            out["cells"][str(org)] = summary
+        if summary["error"]:
+            out["error"] = {"cell": org, "label": source.splitlines()[0][:40], **summary["error"]}
+            break
+    return out
+
+
+def run_job(job: dict) -> dict:
+    """One way on one notebook (runs in its own process)."""
+    way, cells, tmp = job["way"], job["cells"], Path(job["tmp"])
+    n = len(cells)
+    steps = step_cells(cells)
+    t0 = time.perf_counter()
+    result: dict = {"way": way}
+    if way == "plain":
+        with Kernel(tmp) as k:
+            result["run"] = _run_sequence(k, cells, list(range(1, n + 1)))
+            result["run"]["collect"] = k.collect()
+    elif way == "interactive":  # and edit, in the same kernel
+        mid = max(1, (n + 1) // 2)
+        with Kernel(tmp) as k:
+            run = _run_sequence(k, ["%load_ext nbsteps"] + steps, [None] + list(range(1, n + 1)))
+            run["collect"] = k.collect()
+            result["run"] = run
+            edited = f"%%step cell{mid}\n{cells[mid - 1]}\n{EDIT_LINE}"
+            edit = _run_sequence(k, [edited, "%steps run"], [mid, None])
+            edit["collect"] = k.collect(downstream_of=f"cell{mid}")
+            edit["edited"] = f"cell{mid}"
+            result["edit"] = edit
+    elif way == "plan":
+        with Kernel(tmp) as k:
+            run = _run_sequence(k, ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --workers 4"],
+                                [None, None] + list(range(1, n + 1)) + [None])
+            run["collect"] = k.collect()
+            result["run"] = run
+    elif way == "headless":
+        result["run"] = _headless(cells, steps, tmp)
+    elif way == "resume":
+        store = tmp / "store"
+        prelude = ["%load_ext nbsteps", f"%steps store {store}"]
+        origin = [None, None] + list(range(1, n + 1))
+        with Kernel(tmp) as k:
+            first = _run_sequence(k, prelude + steps, origin)
+            first["collect"] = k.collect()
+        with Kernel(tmp) as k:
+            run = _run_sequence(k, prelude + steps, origin)
+            run["collect"] = k.collect()
+        run["first"] = {"error": first["error"], "collect_steps": (first.get("collect") or {}).get("steps")}
+        result["run"] = run
+    else:
+        raise ValueError(way)
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _headless(cells, steps, tmp: Path) -> dict:
+    import nbformat
+
+    n = len(cells)
+    sources = ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --workers 4", collect_code()]
+    origin = [None, None] + list(range(1, n + 1)) + [None, "collect"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources],
+                                  metadata={"kernelspec": {"name": KERNEL, "display_name": KERNEL, "language": "python"}})
+    src, dst = tmp / "plan.ipynb", tmp / "plan.out.ipynb"
+    nbformat.write(nb, src)
+    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", str(src), "-o", str(dst), "--kernel", KERNEL],
+                          cwd=tmp, capture_output=True, text=True, timeout=JOB_TIMEOUT)
+    out = {"cells": {}, "extra": [], "error": None, "collect": None, "exit": proc.returncode,
+           "stderr": _ANSI.sub("", proc.stderr)[-1500:]}
+    if not dst.exists():
+        out["error"] = {"cell": None, "label": "nbsteps run", "ename": f"exit {proc.returncode}",
+                        "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300]}
+        return out
+    ran = nbformat.read(dst, as_version=4)
+    for cell, org in zip(ran.cells, origin):
+        summary = _cell_summary(cell)
+        if org == "collect":
+            out["collect"] = _parse_mark(cell)
+            continue
+        if org is None:
+            out["extra"].append({"figures": summary["figures"], "label": cell.source.splitlines()[0][:40]})
+        else:
+            out["cells"][str(org)] = summary
+        if summary["error"] and out["error"] is None:
+            out["error"] = {"cell": org, "label": cell.source.splitlines()[0][:40], **summary["error"]}
+    for cell in ran.cells[len(origin):]:  # a cell the command appended
+        summary = _cell_summary(cell)
+        out["extra"].append({"figures": summary["figures"], "label": cell.source.splitlines()[0][:40]})
+        if summary["error"] and out["error"] is None:
+            out["error"] = {"cell": None, "label": cell.source.splitlines()[0][:40], **summary["error"]}
+    if out["error"] is None and proc.returncode != 0:
+        out["error"] = {"cell": None, "label": "nbsteps run", "ename": f"exit {proc.returncode}",
+                        "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300]}
+    return out
+
+
+# -- running jobs (each in its own process) ----------------------------------------------------
+def run_jobs(jobs: list[dict], workers: int = 2, progress=None) -> list[dict]:
+    """Run *jobs* ({"notebook", "way", "cells"}) in parallel worker processes."""
+    base = Path(tempfile.mkdtemp(prefix="nbsteps-corpus-"))
+    write_kernelspec(base)
+    env = kernel_env(base)
+
+    def one(job):
+        tmp = base / f"{job['notebook']}-{job['way']}-{job.get('repeat', 0)}"
+        tmp.mkdir(parents=True)
+        payload = json.dumps({**job, "tmp": str(tmp)})
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, str(Path(__file__)), "--job"], input=payload, env=env, cwd=tmp,
+                                  capture_output=True, text=True, timeout=JOB_TIMEOUT)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+            if lines:
+                res = json.loads(lines[-1][len(MARK):])
+            else:
+                res = {"way": job["way"], "job_error": f"exit {proc.returncode}: {proc.stderr.strip()[-800:]}"}
+        except subprocess.TimeoutExpired:
+            res = {"way": job["way"], "job_error": f"job timed out after {JOB_TIMEOUT}s"}
+        res.update(notebook=job["notebook"], repeat=job.get("repeat", 0), wall=round(time.perf_counter() - t0, 2))
+        if progress:
+            progress(res)
+        return res
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            return list(pool.map(one, jobs))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- comparing with plain ----------------------------------------------------------------------
+_ADDR = re.compile(r"0x[0-9a-fA-F]{6,}")
+_CLOCK = re.compile(r"\b\d\d:\d\d:\d\d\b")
+
+
+def text_lines(text: str) -> list[str]:
+    text = _ANSI.sub("", text)
+    text = _ADDR.sub("0x…", text)
+    text = _CLOCK.sub("hh:mm:ss", text)
+    return [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+
+
+def _subsequence(needle: list[str], hay: list[str]) -> bool:
+    it = iter(hay)
+    return all(any(line == h for h in it) for line in needle)
+
+
+def determinism_mask(plain_a: dict, plain_b: dict) -> dict:
+    """What differs between two plain runs: value paths and cells' text."""
+    va = plain_a["run"]["collect"]["values"]
+    vb = plain_b["run"]["collect"]["values"]
+    paths = {}
+    for name in sorted(set(va) | set(vb)):
+        a, b = va.get(name, {}), vb.get(name, {})
+        diff = sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
+        if diff:
+            paths[name] = diff
+    ca, cb = plain_a["run"]["cells"], plain_b["run"]["cells"]
+    text_cells = sorted((int(i) for i in set(ca) | set(cb)
+                         if text_lines(ca.get(i, {}).get("text", "")) != text_lines(cb.get(i, {}).get("text", ""))))
+    figure_cells = sorted((int(i) for i in set(ca) | set(cb)
+                           if ca.get(i, {}).get("figures") != cb.get(i, {}).get("figures")))
+    return {"paths": paths, "text_cells": text_cells, "figure_cells": figure_cells}
+
+
+def _names(items, limit=4) -> str:
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f", +{len(items) - limit}" if len(items) > limit else "")
+
+
+def _cell_label(err: dict) -> str:
+    return f"cell{err['cell']}" if isinstance(err.get("cell"), int) else f"`{err.get('label', '?')}`"
+
+
+def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tuple[str, str]]:
+    """Problems of *run* against *plain*: (kind, text) pairs; [] means it agrees."""
+    problems: list[tuple[str, str]] = []
+    if run is None:
+        return [("job", "not run")]
+    if run.get("error"):
+        err = run["error"]
+        problems.append(("fails", f"fails: {err['ename']} in {_cell_label(err)}"))
+    collect = run.get("collect") or {}
+    if "values" not in collect and run.get("error") and not collect:
+        problems.append(("missing", "no values (the run stopped at the error)"))
+    elif "values" not in collect:
+        problems.append(("collect", f"no values collected ({collect.get('collect_error', 'kernel gone')})"))
+    else:
+        ref, got = plain["run"]["collect"]["values"], collect["values"]
+        masked = mask.get("paths", {})  # a name with any irreproducible part is left out whole
+        differ, missing = [], []
+        for name, leaves in ref.items():
+            if name in masked:
+                continue
+            if name not in got:
+                missing.append(name)
+                continue
+            if got[name] != leaves:
+                differ.append(name)
+        if differ:
+            problems.append(("values", f"{len(differ)} value{'s' * (len(differ) != 1)} differ ({_names(differ)})"))
+        if missing:
+            problems.append(("missing", f"{len(missing)} value{'s' * (len(missing) != 1)} missing ({_names(missing)})"))
+    # what the cells showed
+    pc, rc = plain["run"]["cells"], run.get("cells", {})
+    stopped_at = run["error"]["cell"] if run.get("error") and isinstance(run["error"].get("cell"), int) else None
+    fig_bad, text_bad = [], []
+    fp = fr = 0
+    for i in range(1, n_cells + 1):
+        if stopped_at is not None and i > stopped_at:
+            break
+        p, r = pc.get(str(i), {}), rc.get(str(i))
+        if r is None:
+            continue
+        if i not in mask.get("figure_cells", ()):
+            fp += p.get("figures", 0)
+            fr += r["figures"]
+            if p.get("figures", 0) != r["figures"]:
+                fig_bad.append(f"cell{i}")
+        if i not in mask.get("text_cells", ()) and not _subsequence(text_lines(p.get("text", "")), text_lines(r["text"])):
+            text_bad.append(f"cell{i}")
+    extra = sum(e["figures"] for e in run.get("extra", []))
+    if fig_bad or extra:
+        where = f" in {len(fig_bad)} cell{'s' * (len(fig_bad) != 1)}" if fig_bad else ""
+        more = f" (+{extra} in `{next(e['label'] for e in run['extra'] if e['figures'])}`)" if extra else ""
+        problems.append(("figures", f"figures {fp}≠{fr}{where}{more}"))
+    if text_bad:
+        problems.append(("text", f"text differs in {len(text_bad)} cell{'s' * (len(text_bad) != 1)} ({_names(text_bad, 3)})"))
+    return problems
+
+
+def _executed(before: dict | None, after: dict | None) -> list[str] | None:
+    if not before or not after:
+        return None
+    return [s for s, rec in after.items() if s not in before or rec.get("token") != before[s].get("token")]
+
+
+def verdicts(notebook: str, results: dict, mask: dict, n_cells: int) -> dict[str, list[tuple[str, str]]]:
+    """way -> problems, from the job results of one notebook ({way: result})."""
+    plain = results["plain"]
+    out = {}
+    for way in WAYS:
+        job = results.get("interactive" if way == "edit" else way)
+        if job is None:
+            continue
+        if job.get("job_error"):
+            out[way] = [("job", f"harness job failed: {job['job_error'][-200:]}")]
+            continue
+        if way == "edit":
+            edit = job["edit"]
+            probs = compare(plain, edit, mask, n_cells)
+            # the edit run shows only the edited cell and the %steps run: compare values and errors only
+            probs = [p for p in probs if p[0] not in ("figures", "text")]
+            before = (job["run"].get("collect") or {}).get("steps")
+            after = (edit.get("collect") or {}).get("steps")
+            ran = _executed(before, after)
+            downstream = (edit.get("collect") or {}).get("downstream")
+            if ran is None or downstream is None:
+                if not any(p[0] == "fails" for p in probs):
+                    probs.append(("reran", "could not tell which steps executed"))
+            else:
+                expected = sorted({edit["edited"], *downstream}, key=lambda s: int(s[4:]))
+                ran = sorted(ran, key=lambda s: int(s[4:]))
+                if ran != expected:
+                    extra = [s for s in ran if s not in expected]
+                    lacking = [s for s in expected if s not in ran]
+                    bits = []
+                    if extra:
+                        bits.append(f"{len(extra)} more ({_names(extra, 3)})")
+                    if lacking:
+                        bits.append(f"{len(lacking)} fewer ({_names(lacking, 3)})")
+                    problems_text = f"re-ran {len(ran)} steps, expected {len(expected)}: " + ", ".join(bits)
+                    probs.append(("reran", problems_text))
+            out[way] = probs
+            continue
+        probs = compare(plain, job["run"], mask, n_cells)
+        if way == "resume":
+            run = job["run"]
+            if run["first"].get("error") and not run.get("error"):
+                err = run["first"]["error"]
+                probs.insert(0, ("fails", f"first kernel fails: {err['ename']} in {_cell_label(err)}"))
+            steps = (run.get("collect") or {}).get("steps") or {}
+            again = [s for s, rec in steps.items() if rec.get("status") == "completed" and not rec.get("cached")]
+            if again:
+                probs.append(("reran", f"re-ran {len(again)} of {len(steps)} steps ({_names(again, 3)})"))
+        out[way] = probs
+    return out
+
+
+def verdict_text(problems: list[tuple[str, str]]) -> str:
+    return "; ".join(text for _, text in problems) if problems else "ok"
+
+
+# -- the whole corpus --------------------------------------------------------------------------
+def evaluate(only=None, ways=WAYS, workers=2, plain_runs=2, progress=None, manifest=None, raw=None) -> dict:
+    """Run the corpus; returns {notebook: {"verdicts": {way: problems}, "mask": ..., "seconds": ...}}.
+    *raw*: a list that receives every job's result (for --raw / --from-raw)."""
+    manifest = manifest or load_manifest()
+    roots = ensure_sources(manifest)
+    entries = [e for e in manifest["notebooks"] if not only or e["id"] in only]
+    cells = {e["id"]: notebook_cells(e, roots) for e in entries}
+    job_ways = []
+    for w in ways:
+        jw = "interactive" if w == "edit" else w
+        if jw not in job_ways:
+            job_ways.append(jw)
+    jobs = []
+    for e in entries:
+        for r in range(plain_runs):
+            jobs.append({"notebook": e["id"], "way": "plain", "cells": cells[e["id"]], "repeat": r})
+        for w in job_ways:
+            jobs.append({"notebook": e["id"], "way": w, "cells": cells[e["id"]]})
+    # longest notebooks first keeps both workers busy to the end
+    order = {e["id"]: i for i, e in enumerate(entries)}
+    jobs.sort(key=lambda j: (-len("".join(j["cells"])), order[j["notebook"]]))
+    done = run_jobs(jobs, workers=workers, progress=progress)
+    if raw is not None:
+        raw.extend(done)
+    return judge(done, entries, cells, ways)
+
+
+def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict:
+    """Verdicts from the jobs' results."""
+    stored_masks = manifest_masks()
+    report = {}
+    for e in entries:
+        mine = [d for d in done if d["notebook"] == e["id"]]
+        plains = [d for d in mine if d["way"] == "plain"]
+        by_way = {d["way"]: d for d in mine if d["way"] != "plain"}
+        info = {"cells": len(cells[e["id"]]), "seconds": {d["way"] + (f"#{d['repeat']}" if d["way"] == "plain" else ""):
+                                                         d.get("seconds", d.get("wall")) for d in mine}}
+        bad_plain = [p for p in plains if p.get("job_error") or p["run"].get("error") or "values" not in (p["run"].get("collect") or {})]
+        if bad_plain:
+            p = bad_plain[0]
+            why = p.get("job_error") or (verdict_text(compare(p, p["run"], {}, 0)) if p.get("run") else "?")
+            info["plain_error"] = why
+            info["verdicts"] = {w: [("plain", "plain run fails: " + why)] for w in ways}
+            report[e["id"]] = info
+            continue
+        mask = stored_masks.get(e["id"], {"paths": {}, "text_cells": [], "figure_cells": []})
+        if len(plains) >= 2:
+            fresh = determinism_mask(plains[0], plains[1])
+            mask = _merge_masks(mask, fresh)
+            info["fresh_mask"] = fresh
+        info["mask"] = mask
+        results = {"plain": plains[0], **by_way}
+        v = verdicts(e["id"], results, mask, len(cells[e["id"]]))
+        info["verdicts"] = {w: v[w] for w in ways if w in v}
+        report[e["id"]] = info
+    return report
+
+
+def _merge_masks(a: dict, b: dict) -> dict:
+    paths = {k: sorted(set(a.get("paths", {}).get(k, [])) | set(b.get("paths", {}).get(k, [])))
+             for k in set(a.get("paths", {})) | set(b.get("paths", {}))}
+    return {"paths": paths,
+            "text_cells": sorted(set(a.get("text_cells", [])) | set(b.get("text_cells", []))),
+            "figure_cells": sorted(set(a.get("figure_cells", [])) | set(b.get("figure_cells", [])))}
+
+
+def _was_judged(key: str) -> bool:
+    """Whether the recorded baseline covered *key* (its notebook was in REPORT.md)."""
+    return REPORT.exists() and f"| `{key.split('::')[0]}` |" in REPORT.read_text()
+
+
+def load_expected() -> dict:
+    if EXPECTED.exists():
+        return json.loads(EXPECTED.read_text())
+    return {"nondeterministic": {}, "failures": {}}
+
+
+def manifest_masks() -> dict:
+    return load_expected().get("nondeterministic", {})
+
+
+def kinds(problems) -> list[str]:
+    return sorted({k for k, _ in problems})
+
+
+def write_outputs(report: dict, ways=WAYS, elapsed: float | None = None, merge: bool = False) -> None:
+    """Record *report*: REPORT.md, and expected_failures.json. With *merge*,
+    what an earlier run recorded is kept and combined: kinds seen in either run
+    are expected, and a case that agreed in one run and not in the other is
+    marked flaky (its xfail is then not strict)."""
+    manifest = load_manifest()
+    by_id = {e["id"]: e for e in manifest["notebooks"]}
+    expected = load_expected()
+    nondet = dict(expected.get("nondeterministic", {}))
+    old = dict(expected.get("failures", {}))
+    failures = dict(old) if merge else {k: v for k, v in old.items() if k.split("::")[0] not in report}
+    for nb, info in report.items():
+        if "fresh_mask" in info:
+            m = info["mask"]
+            if m["paths"] or m["text_cells"] or m["figure_cells"]:
+                nondet[nb] = m
+            else:
+                nondet.pop(nb, None)
+        for way in ways:
+            key = f"{nb}::{way}"
+            probs = info["verdicts"].get(way)
+            if probs is None:
+                continue
+            before = old.get(key) if merge else None
+            if probs:
+                entry = {"kinds": kinds(probs), "reason": verdict_text(probs)}
+                if before:
+                    entry["kinds"] = sorted(set(entry["kinds"]) | set(before["kinds"]))
+                    if before.get("flaky"):
+                        entry["flaky"] = True
+                    if before["reason"] != entry["reason"]:
+                        entry["also"] = sorted(set(before.get("also", [])) | {before["reason"]})[:4]
+                elif merge and _was_judged(key):
+                    entry["flaky"] = True  # agreed in the earlier run
+                failures[key] = entry
+            elif before:
+                failures[key] = {**before, "flaky": True}
+            else:
+                failures.pop(key, None)
+    EXPECTED.write_text(json.dumps({"about": "generated by tests/corpus/harness.py --write: the observed "
+                                    "disagreements (tests/test_corpus.py xfails them, strictly) and what plain "
+                                    "Run All itself does not reproduce (left out of comparisons)",
+                                    "nondeterministic": dict(sorted(nondet.items())),
+                                    "failures": dict(sorted(failures.items()))}, indent=1, ensure_ascii=False) + "\n")
+    REPORT.write_text(render_report(report, by_id, ways, elapsed))
+
+
+def render_report(report: dict, by_id: dict, ways=WAYS, elapsed=None) -> str:
+    import nbsteps
+
+    lines = ["# Corpus report", "",
+             "Generated by `python tests/corpus/harness.py --write` "
+             f"({time.strftime('%Y-%m-%d %H:%M')}, nbsteps {getattr(nbsteps, '__version__', '?')}, "
+             f"git {_git_head()}). Each way is compared with plain Restart & Run All of the same cells: "
+             "values left in the namespace, `image/png` outputs per cell, the text each cell shows, errors. "
+             "See `SOURCES.md` for the notebooks and `harness.py` for the method.", ""]
+    agree = {w: 0 for w in ways}
+    counted = 0
+    head = "| notebook | cells | " + " | ".join(ways) + " |"
+    lines += [head, "|" + "---|" * (len(ways) + 2)]
+    for nb in sorted(report):
+        info = report[nb]
+        if "plain_error" not in info:
+            counted += 1
+        row = [f"`{nb}`", str(info["cells"])]
+        for w in ways:
+            probs = info["verdicts"].get(w)
+            if probs is None:
+                row.append("–")
+                continue
+            if not probs:
+                agree[w] += 1
+            row.append(verdict_text(probs).replace("|", "\\|"))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| way | agree |", "|---|---|"]
+    for w in ways:
+        lines.append(f"| {w} | {agree[w]} of {counted} |")
+    total_ok = sum(agree.values())
+    lines += ["", f"All ways: {total_ok} of {counted * len(ways)} notebook × way combinations agree with plain."]
+    nondet = {nb: info["mask"] for nb, info in report.items() if info.get("mask") and (
+        info["mask"]["paths"] or info["mask"]["text_cells"] or info["mask"]["figure_cells"])}
+    if nondet:
+        lines += ["", "## Not reproduced by plain Run All itself (left out of comparisons)", ""]
+        for nb, m in sorted(nondet.items()):
+            bits = []
+            if m["paths"]:
+                bits.append("values " + ", ".join(f"`{k}{'' if p == [''] else ' (' + _names(p, 2) + ')'}`"
+                                                  for k, p in m["paths"].items()))
+            if m["text_cells"]:
+                bits.append("text of " + ", ".join(f"cell{i}" for i in m["text_cells"]))
+            if m["figure_cells"]:
+                bits.append("figures of " + ", ".join(f"cell{i}" for i in m["figure_cells"]))
+            lines.append(f"- `{nb}`: " + "; ".join(bits))
+    if elapsed is not None:
+        lines += ["", f"Harness wall time: {elapsed:.0f} s on this machine (2 cores)."]
+    return "\n".join(lines) + "\n"
+
+
+def _git_head() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "?"
+    except Exception:
+        return "?"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--only", nargs="+", help="notebook ids")
+    ap.add_argument("--ways", nargs="*", default=list(WAYS), choices=list(WAYS))
+    ap.add_argument("--workers", type=int, default=3, help="kernels at once (default 3)")
+    ap.add_argument("--plain-runs", type=int, default=2, help="plain runs per notebook (2: learn nondeterminism)")
+    ap.add_argument("--write", action="store_true", help="write REPORT.md and expected_failures.json")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --write: combine with the recorded baseline (kinds seen in either run; flaky cases)")
+    ap.add_argument("--json", metavar="FILE", help="also dump the verdicts here")
+    ap.add_argument("--raw", metavar="FILE", help="also dump every job's raw result here")
+    ap.add_argument("--from-raw", metavar="FILE", help="judge the raw results of an earlier run instead of running")
+    ap.add_argument("--cells", metavar="ID", help="print the cells of one notebook and exit")
+    args = ap.parse_args(argv)
+    if args.job:
+        job = json.loads(sys.stdin.read())
+        try:
+            res = run_job(job)
+        except Exception as exc:
+            import traceback
+
+            res = {"way": job.get("way"), "job_error": "".join(traceback.format_exception(exc))[-1500:]}
+        print(MARK + json.dumps(res), flush=True)
+        return 0
+    if args.cells:
+        manifest = load_manifest()
+        entry = next(e for e in manifest["notebooks"] if e["id"] == args.cells)
+        for i, c in enumerate(notebook_cells(entry, ensure_sources(manifest)), 1):
+            print(f"# ---- cell{i}\n{c}")
+        return 0
+    t0 = time.perf_counter()
+
+    def progress(res):
+        print(f"  {res['notebook']:<28} {res['way']:<12} {res.get('wall', 0):6.1f}s"
+              + (f"  JOB ERROR {res['job_error'][-200:]}" if res.get("job_error") else ""), file=sys.stderr, flush=True)
+
+    if args.from_raw:
+        saved = json.loads(Path(args.from_raw).read_text())
+        manifest = load_manifest()
+        roots = ensure_sources(manifest)
+        entries = [e for e in manifest["notebooks"] if any(d["notebook"] == e["id"] for d in saved["jobs"])]
+        report = judge(saved["jobs"], entries, {e["id"]: notebook_cells(e, roots) for e in entries}, args.ways)
+        elapsed = saved.get("elapsed")
+    else:
+        raw: list = []
+        report = evaluate(only=args.only, ways=args.ways, workers=args.workers, plain_runs=args.plain_runs,
+                          progress=progress, raw=raw)
+        elapsed = time.perf_counter() - t0
+        if args.raw:
+            Path(args.raw).write_text(json.dumps({"elapsed": elapsed, "jobs": raw}))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+    manifest = load_manifest()
+    print(render_report(report, {e["id"]: e for e in manifest["notebooks"]}, args.ways, elapsed))
+    if args.write:
+        write_outputs(report, args.ways, elapsed, merge=args.merge)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""nbsteps' promise on a corpus of real public notebooks (tests/corpus/).
+
+One test per notebook × way (interactive, plan, headless, resume, edit), each
+asserting that the way agrees with plain Restart & Run All of the same cells:
+same values, same figures and text in the same cells, no error (see
+tests/corpus/harness.py for the method, SOURCES.md for the notebooks).
+
+What disagrees today is listed in tests/corpus/expected_failures.json and
+marked ``xfail(strict=True)``:
+
+- a fix that makes a case agree turns it into XPASS(strict), a failure: run
+  ``python tests/corpus/harness.py --write`` and commit the new
+  expected_failures.json and REPORT.md;
+- a case that agreed and no longer does fails (a regression);
+- a case that shows a new kind of failure (say "fails" where only "figures"
+  was recorded) fails too, naming the old and the new failure.
+
+Cases recorded as ``flaky`` (they agreed in one baseline run and not in
+another: races in parallel runs) are xfailed without ``strict``.
+
+All selected notebooks × ways run once, in parallel kernels
+(``NBSTEPS_CORPUS_WORKERS``, default 3), when the first test asks. The few
+notebooks marked ``slow`` in corpus.json (they would take the corpus past ~6
+minutes on 2 cores) are skipped unless ``NBSTEPS_CORPUS_SLOW=1``.
+"""
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+_HERE = Path(__file__).resolve().parent / "corpus"
+_spec = importlib.util.spec_from_file_location("nbsteps_corpus_harness", _HERE / "harness.py")
+harness = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)
+
+MANIFEST = harness.load_manifest()
+EXPECTED = harness.load_expected()
+NOTEBOOKS = [e["id"] for e in MANIFEST["notebooks"]]
+SLOW = {e["id"] for e in MANIFEST["notebooks"] if e.get("slow")}
+RUN_SLOW = os.environ.get("NBSTEPS_CORPUS_SLOW", "") not in ("", "0")
+
+
+class Disagreement(AssertionError):
+    """A way disagrees with plain Run All, as expected_failures.json records."""
+
+
+def _cases():
+    for nb in NOTEBOOKS:
+        for way in harness.WAYS:
+            marks = [pytest.mark.corpus, pytest.mark.kernel]
+            if nb in SLOW:
+                marks += [pytest.mark.slow, pytest.mark.skipif(not RUN_SLOW, reason="slow corpus notebook: "
+                                                                "NBSTEPS_CORPUS_SLOW=1 runs it")]
+            expected = EXPECTED["failures"].get(f"{nb}::{way}")
+            if expected:
+                flaky = bool(expected.get("flaky"))
+                reason = ("flaky: " if flaky else "") + expected["reason"]
+                marks.append(pytest.mark.xfail(strict=not flaky, raises=Disagreement, reason=reason))
+            yield pytest.param(nb, way, id=f"{nb}-{way}", marks=marks)
+
+
+@pytest.fixture(scope="session")
+def corpus_report(request):
+    wanted: dict[str, set] = {}
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "originalname", "") == "test_promise" and callspec is not None \
+                and (RUN_SLOW or callspec.params["notebook"] not in SLOW):
+            wanted.setdefault(callspec.params["notebook"], set()).add(callspec.params["way"])
+    try:
+        harness.ensure_sources(MANIFEST)
+    except harness.CorpusUnavailable as exc:
+        pytest.skip(f"corpus unavailable: {exc}")
+    ways = [w for w in harness.WAYS if any(w in s for s in wanted.values())]
+    workers = int(os.environ.get("NBSTEPS_CORPUS_WORKERS", "3"))
+    return harness.evaluate(only=set(wanted), ways=ways, workers=workers, plain_runs=1, manifest=MANIFEST)
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("notebook,way", list(_cases()))
+def test_promise(corpus_report, notebook, way):
+    problems = corpus_report[notebook]["verdicts"][way]
+    text = harness.verdict_text(problems)
+    expected = EXPECTED["failures"].get(f"{notebook}::{way}")
+    if expected is None:
+        assert not problems, f"{notebook} {way}: {text}"
+        return
+    if not problems:
+        return  # XPASS(strict): fixed; regenerate expected_failures.json
+    new = sorted(set(harness.kinds(problems)) - set(expected["kinds"]))
+    if new:
+        pytest.fail(f"{notebook} {way}: a new kind of failure ({', '.join(new)}): expected {expected['reason']!r}, "
+                    f"now {text!r} (python tests/corpus/harness.py --write records it)")
+    raise Disagreement(f"{notebook} {way}: {text}")
+
+
+@pytest.mark.corpus
+def test_corpus_is_well_formed():
+    """At least 20 notebooks; every recorded edit applies exactly once; every
+    notebook has several cells."""
+    try:
+        roots = harness.ensure_sources(MANIFEST)
+    except harness.CorpusUnavailable as exc:
+        pytest.skip(f"corpus unavailable: {exc}")
+    assert len(NOTEBOOKS) >= 20 and len(set(NOTEBOOKS)) == len(NOTEBOOKS)
+    for entry in MANIFEST["notebooks"]:
+        cells = harness.notebook_cells(entry, roots)  # raises when an edit does not apply exactly
+        assert len(cells) >= 3, entry["id"]
+    for key in EXPECTED["failures"]:
+        nb, way = key.split("::")
+        assert nb in NOTEBOOKS and way in harness.WAYS, f"stale entry {key} in expected_failures.json"
+
+
+def test_gallery_split():
+    text = '"""\nTitle\n=====\n\nText.\n"""\n\n# Author: me\n\n# %%\n# Some text\n# more\n\nimport numpy as np\nx = 1\n\n' \
+           '# %%\n# Only text here\n\n# %%\ny = x  # keep this comment\n\n# a comment inside code\nz = 2\n'
+    assert harness.split_gallery(text) == ["import numpy as np\nx = 1", "y = x  # keep this comment\n\n# a comment inside code\nz = 2"]
