@@ -61,6 +61,12 @@ class StepRecord:
         self.attempts = 0
 
     @property
+    def result_loaded(self) -> bool:
+        """False while the result of a step restored from a directory store is
+        not read yet (reading ``result`` reads it)."""
+        return self.__dict__.get("_result") is not LAZY
+
+    @property
     def ok(self) -> bool:
         return self.status == COMPLETED
 

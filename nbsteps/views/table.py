@@ -50,7 +50,8 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
             "duration_s": round(r.duration, 6) if r.duration is not None else None,
             "outputs": ", ".join(r.outputs) if r.ok else "",
-            "result": short_repr(r.result, r.has_result and r.ok),
+            # a result restored from a directory store and not read yet is not read for the table
+            "result": short_repr(r.result, r.has_result and r.ok) if r.result_loaded else "(on disk, not read yet)",
             "error": r.error_text,
         })
     return out
