@@ -132,14 +132,28 @@ def disk(nbytes: int, tmp: str, repeat: int) -> dict:
     arr = df.to_numpy()
     out["numpy_view"] = bool(np.shares_memory(arr, df["c0"].to_numpy()))
 
+    # numpy.save and DiskStore.put of the same bytes, alternated (the disk of a
+    # shared machine changes speed from one second to the next: each put is
+    # compared with the save just before it). Each put is a new checkpoint
+    # (another fingerprint), as numpy.save writes a new file: replacing a
+    # checkpoint would also time the removal of the old files.
     raw = os.path.join(tmp, "raw.npy")
     saves, saves_nosync, loads = [], [], []
-    for _ in range(repeat):
+    store = DiskStore(os.path.join(tmp, "direct"))
+    puts, gets, pair_ratios = [], [], []
+    for i in range(repeat):
         gc.collect()
         t0 = time.perf_counter()
         _fsync_save(raw, arr)
         saves.append(time.perf_counter() - t0)
         os.unlink(raw)
+        fp = f"{i:032x}"
+        cp = Checkpoint("big", fp, {"big": df}, None, False)
+        gc.collect()
+        t0 = time.perf_counter()
+        store.put(cp)
+        puts.append(time.perf_counter() - t0)
+        pair_ratios.append(saves[-1] / puts[-1])
         gc.collect()
         t0 = time.perf_counter()
         np.save(raw, arr)
@@ -150,28 +164,18 @@ def disk(nbytes: int, tmp: str, repeat: int) -> dict:
         loads.append(time.perf_counter() - t0)
         del back
         os.unlink(raw)
-    out["numpy_save_fsync_s"] = _med(saves)
-    out["numpy_save_s"] = _med(saves_nosync)
-    out["numpy_load_s"] = _med(loads)
-
-    # the store itself: one value (an output), then read back and verified. Each
-    # put is a new checkpoint (another fingerprint), as numpy.save writes a new
-    # file: replacing a checkpoint would also time the removal of the old files.
-    store = DiskStore(os.path.join(tmp, "direct"))
-    puts, gets = [], []
-    for i in range(repeat):
-        fp = f"{i:032x}"
-        cp = Checkpoint("big", fp, {"big": df}, None, False)
-        gc.collect()
-        t0 = time.perf_counter()
-        store.put(cp)
-        puts.append(time.perf_counter() - t0)
         gc.collect()
         t0 = time.perf_counter()
         got = store.get("big", fp)
         gets.append(time.perf_counter() - t0)
         assert got is not None and got.outputs["big"].shape == df.shape
         del got
+    out["numpy_save_fsync_s"] = _med(saves)
+    out["numpy_save_s"] = _med(saves_nosync)
+    out["numpy_load_s"] = _med(loads)
+    out["write_vs_numpy_fsync_pairs"] = pair_ratios
+    out["write_vs_numpy_fsync_pair_median"] = _med(pair_ratios)
+    out["save_runs"], out["put_runs"] = saves, puts
     out["store_put_s"] = _med(puts)
     out["store_files"] = sorted(os.listdir(os.path.join(tmp, "direct", "big")))[:4]
     out["store_get_s"] = _med(gets)

@@ -152,8 +152,8 @@ def table(results: dict, impls: list[str]) -> str:
     if "cells" in r0 and "error" not in r0["cells"]:
         for n in [k for k in r0["cells"] if k != "scaling"]:
             row(f"interactive `%%step` cell, {n} steps registered (ms)", lambda r, n=n: r["cells"][n]["step_ms"])
-            row(f"  same body as a plain IPython cell (ms)", lambda r, n=n: r["cells"][n]["plain_ms"])
-            row(f"  beyond the plain cell (ms)", lambda r, n=n: r["cells"][n]["beyond_plain_ms"])
+            row("  same body as a plain IPython cell (ms)", lambda r, n=n: r["cells"][n]["plain_ms"])
+            row("  beyond the plain cell (ms)", lambda r, n=n: r["cells"][n]["beyond_plain_ms"])
         row("  cell cost, most / fewest steps registered", lambda r: r["cells"]["scaling"])
     if "disk_upstream" in r0:
         row("cell reading an 80 MB upstream, memory store (ms)", lambda r: r["disk_upstream"]["memory_ms"])
@@ -166,7 +166,7 @@ def table(results: dict, impls: list[str]) -> str:
     if "params" in r0:
         for k in ("p1", "p2", "p1_again"):
             row(f"params {k}: run (s)", lambda r, k=k: r["params"][k]["s"])
-            row(f"  steps executed", lambda r, k=k: r["params"][k]["executed"], "{}")
+            row("  steps executed", lambda r, k=k: r["params"][k]["executed"], "{}")
     for impl in impls:
         for k, v in results[impl].items():
             if isinstance(v, dict) and "error" in v:

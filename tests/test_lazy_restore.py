@@ -167,3 +167,14 @@ def test_restored_values_are_read_when_a_cell_uses_them(shell, tmp_path, tmp_key
     run_ok(shell, "%steps load")
     assert "other" in shell.user_ns and not plan.deferred
     assert len(reads) == len(set(reads))  # nothing read twice
+
+
+def test_results_table_does_not_read_restored_results(tmp_path, tmp_key, reads):
+    three_steps(tmp_path / "s").run()
+    plan = three_steps(tmp_path / "s")
+    plan.lazy_publish = True
+    plan.run()
+    table = plan.results()
+    assert reads == [] and table.set_index("step").loc["b", "result"] == "(on disk, not read yet)"
+    assert plan["b"].result > 0 and len(reads) == 1
+    assert plan.results().set_index("step").loc["b", "result"].startswith("np.float64(")

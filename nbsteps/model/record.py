@@ -83,6 +83,12 @@ class StepRecord:
         return [item for kind, item in self.output if kind == "display"]
 
     @property
+    def result_loaded(self) -> bool:
+        """False while the result of a step restored from a directory store is
+        not read yet (reading ``result`` reads it)."""
+        return self.__dict__.get("_result") is not LAZY
+
+    @property
     def ok(self) -> bool:
         return self.status == COMPLETED
 

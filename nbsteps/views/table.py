@@ -49,7 +49,9 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.status in (
                 "completed", "failed") else "",
             "outputs": clean_text(", ".join(r.outputs)) if r.ok else "",
-            "result": short_repr(r.result, r.has_result and r.ok),
+            # a result restored from a directory store and not read yet is not read for the table
+            "result": (short_repr(r.result, r.has_result and r.ok) if r.result_loaded
+                       else "(on disk, not read yet)"),
             "error": r.error_text,
         })
     return out
