@@ -65,36 +65,42 @@ class Task:
         self.base = None
 
 
-_CONTAINERS = (list, dict, set, bytearray)
+def _is_generator(value: Any) -> bool:
+    """A random generator, whose state lives in a nested object a shallow copy would share."""
+    import random
+
+    if isinstance(value, random.Random):
+        return True
+    module = type(value).__module__ or ""
+    return module.startswith("numpy.random") or (module.startswith("torch") and type(value).__name__ == "Generator")
 
 
 def private_copy(value: Any) -> Any:
     """A copy for a step that changes an input in place, so the upstream
     checkpoint never changes and a re-run gives the same result: pandas
     objects shallow (copy-on-write makes that safe for column assignment),
-    arrays and plain containers one level deep (``a[i] = ``, ``lst.append``),
-    any other object in full (``model.fit`` sets attributes; a random
-    generator's state lives in a nested bit generator: a draw must not
-    advance the upstream one)."""
+    arrays copied, random generators in full (a draw must not advance the
+    upstream generator's state), anything else shallow (``model.fit`` and
+    ``lst.append`` replace attributes and items of the copy)."""
     if isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)):
         return value
-    module = type(value).__module__
+    module = type(value).__module__ or ""
     if module.startswith("pandas"):
         try:
             return value.copy(deep=False)
         except Exception:  # pragma: no cover - exotic pandas objects
             return value
+    if _is_generator(value):
+        try:
+            return copy.deepcopy(value)
+        except Exception:  # pragma: no cover
+            return value
     if module == "numpy" and hasattr(value, "copy"):
         return value.copy()
-    if type(value) in _CONTAINERS:
-        return copy.copy(value)
     try:
-        return copy.deepcopy(value)
-    except Exception:  # not deep-copyable (a lock, a connection inside): the best we can do
-        try:
-            return copy.copy(value)
-        except Exception:
-            return value
+        return copy.copy(value)
+    except Exception:
+        return value
 
 
 def _user_frames(exc: BaseException, filename: str):
