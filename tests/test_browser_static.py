@@ -41,7 +41,9 @@ CELLS_JS = r"""() => {
     return {
       source: (cell.querySelector('.jp-InputArea .cm-content') || {innerText: ''}).innerText.split('\n')[0],
       graphs: imgs('.jp-OutputArea img.nbsteps-graph-img'),
-      figures: imgs('.jp-OutputArea img.nbsteps-figure'),
+      figures: imgs('.jp-OutputArea .jp-RenderedImage img, .jp-OutputArea img.nbsteps-figure'),
+      outputs: Array.from(cell.querySelectorAll('.jp-OutputArea-child')).map(
+        o => ({h: o.getBoundingClientRect().height, text: o.innerText.trim()})),
       rows: cell.querySelectorAll('.jp-OutputArea table.nbsteps-results tbody tr').length,
       stepOutput: cell.querySelectorAll('.jp-OutputArea .nbsteps-step-output').length,
       widgets: cell.querySelectorAll('.jp-OutputArea .jupyter-widgets').length,
@@ -64,7 +66,7 @@ def _cells(page) -> list[dict]:
 
 def _wait_images(page, timeout_ms: int = 30_000) -> None:
     page.wait_for_function(
-        "() => Array.from(document.querySelectorAll('img.nbsteps-graph-img, img.nbsteps-figure'))"
+        "() => Array.from(document.querySelectorAll('img.nbsteps-graph-img, img.nbsteps-figure, .jp-RenderedImage img'))"
         ".every(i => i.complete && i.naturalWidth > 0)", timeout=timeout_ms)
 
 
@@ -133,6 +135,9 @@ def _check_plan_mode_outputs(page) -> None:
     for cell, said in ((left, "left draws a line"), (right, "right draws bars")):
         assert len(cell["figures"]) == 1 and cell["figures"][0]["w"] > 50, cell
         assert said in cell["text"] and "completed in" in cell["text"], cell["text"]
+        # the slots the cell reserved and the step did not fill take no room
+        empty = [o for o in cell["outputs"] if not o["text"] and o["h"] < 60]  # a figure is taller
+        assert len(empty) >= 1 and all(o["h"] <= 6 for o in empty), cell["outputs"]
     assert "3" in both["text"] and both["figures"] == []
     for cell in (run, show):
         assert cell["figures"] == [] and "draws" not in cell["text"], "a step's output under the run cell"

@@ -24,7 +24,7 @@ import uuid
 
 from nbsteps.run import capture
 from nbsteps.run import events as ev
-from nbsteps.views.step_view import step_bundle
+from nbsteps.views.step_view import fit_slots, item_bundles, reserve, step_bundle
 
 #: shortest gap between two live updates of one cell (seconds)
 INTERVAL = 0.25
@@ -55,13 +55,31 @@ def _marker(rec):
     return (str(rec.status), rec.token, id(rec.error)) if rec is not None else None
 
 
+def replay(items) -> None:
+    """Show captured output again as the running cell's own outputs: text on
+    the streams, each display as it was (a figure as its image)."""
+    import sys
+
+    from IPython.display import publish_display_data
+
+    for kind, payload in items or ():
+        if kind in ("stdout", "stderr"):
+            stream = getattr(sys, kind)
+            stream.write(str(payload))
+            stream.flush()
+        elif kind == "display" and isinstance(payload, dict):
+            publish_display_data(dict(payload.get("data") or {}), dict(payload.get("metadata") or {}))
+
+
 class StepCells:
     """The display ids of the ``%%step`` cells of *plan*, kept current."""
 
     def __init__(self, shell, plan) -> None:
         self.shell = shell
         self.plan = plan
-        self.ids: dict[str, str] = {}
+        self.ids: dict[str, str] = {}  # step -> display id of its cell's status line
+        self.slots: dict[str, list[str]] = {}  # step -> display ids of its cell's output slots (plan mode)
+        self._story: dict = {}  # step -> marker of the run whose output the cell itself shows
         self.own: str | None = None  # the step whose cell is running it now
         self.updates = False  # whether this frontend takes display updates
         self._shown_by_cell: dict = {}  # step -> marker of what its Out/error shows
@@ -74,8 +92,11 @@ class StepCells:
 
     # -- the capture frontend -------------------------------------------------
     def claims(self, name: str) -> bool:
-        """Does a cell show this step's output (then it is not echoed)?"""
-        return name == self.own or (self.updates and name in self.ids)
+        """Does a cell show this step's output through display updates (then it
+        is not echoed)? The step of the running cell is not claimed: its output
+        is echoed into its own cell as the cell's own outputs, as Run All shows
+        them (streams, figures as ``image/png``)."""
+        return name != self.own and self.updates and name in self.ids
 
     def changed(self, name: str, cap) -> None:
         if not self.updates or name not in self.ids:
@@ -110,7 +131,7 @@ class StepCells:
             self.refresh_all()
 
     # -- showing ------------------------------------------------------------------------
-    def bundle(self, name: str, output=None) -> dict:
+    def _record(self, name: str):
         rec = self.plan.records.get(name)
         if rec is not None and rec.ok and rec.token is not None:
             if not rec.cached:
@@ -119,19 +140,46 @@ class StepCells:
                 # restored, but from the execution this cell already showed: that is still its story
                 rec = rec.snapshot()
                 rec.cached = False
-        cell_shows = name == self.own or (rec is not None and self._shown_by_cell.get(name) == _marker(rec))
-        result = None
-        if not cell_shows and rec is not None and rec.ok and rec.has_result and rec.result is not None:
-            try:
-                result, _ = self.shell.display_formatter.format(rec.result)
-            except Exception:  # pragma: no cover - a repr that fails must not break the display
-                result = {"text/plain": f"<{type(rec.result).__name__}>"}
+        return rec
+
+    def _result(self, rec) -> dict | None:
+        if rec is None or not rec.ok or not rec.has_result or rec.result is None:
+            return None
+        try:
+            result, _ = self.shell.display_formatter.format(rec.result)
+        except Exception:  # pragma: no cover - a repr that fails must not break the display
+            result = {"text/plain": f"<{type(rec.result).__name__}>"}
+        return result
+
+    def bundle(self, name: str, output=None) -> dict:
+        """The status output of *name*'s cell. A cell with output slots shows
+        only the status line there; a cell that shows its step's output itself
+        (its own run) too, as long as that is the execution it showed; else
+        (re-run from another cell since) the status output shows it all."""
+        rec = self._record(name)
+        if name in self.slots or name == self.own or (rec is not None and self._story.get(name) == _marker(rec)):
+            return step_bundle(self.plan, name, output=(), result=None, traceback=False, record=rec)
+        cell_shows = rec is not None and self._shown_by_cell.get(name) == _marker(rec)
+        result = None if cell_shows else self._result(rec)
         return step_bundle(self.plan, name, output=output, result=result, traceback=not cell_shows, record=rec)
+
+    def slot_bundles(self, name: str, output=None) -> list[tuple[dict, dict]]:
+        """What fills the output slots of *name*'s cell: its output, result
+        and traceback, one output each, as Run All shows them."""
+        from nbsteps.model.status import FAILED
+
+        rec = self._record(name)
+        items = output if output is not None else (rec.output if rec is not None else ())
+        tb = rec.traceback if rec is not None and rec.status == FAILED and output is None else None
+        return fit_slots(item_bundles(items, self._result(rec) if output is None else None, tb),
+                         len(self.slots.get(name, ())))
 
     def open(self, name: str, own: bool) -> bool:
         """The cell of step *name* is running: give it an output area of its
         own, with a display id (where updates are possible; returns whether it
-        did). *own*: the cell runs the step now (else it only registers it)."""
+        did). *own*: the cell runs the step now: what the step shows becomes
+        the cell's own outputs. Else (it only registers the step) the cell
+        reserves output slots, filled when the step runs or is restored."""
         from IPython.display import display
 
         from nbsteps.ipython.display import updates_supported
@@ -140,7 +188,9 @@ class StepCells:
         with self._lock:
             self._live.pop(name, None)
             self._dirty.discard(name)
+            self.slots.pop(name, None)
         self._shown_by_cell.pop(name, None)
+        self._story.pop(name, None)
         if own:  # a new run of the cell: if its step is restored, it says so
             self._executed.pop(name, None)
         if not self.updates:
@@ -152,14 +202,22 @@ class StepCells:
             bundle = step_bundle(self.plan, name, output=(), traceback=False,
                                  status=("running", f"▶ {name} starting…"))
         else:
+            rec = self.plan.records.get(name)
+            known = len(rec.output) + 2 if rec is not None else 0
+            self.slots[name] = [f"{display_id}-{i}" for i in range(reserve(self.plan.steps[name].source, known))]
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])
         display(_Bundle(bundle), display_id=display_id)
+        for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name)):
+            self._sent[slot] = hash(repr(data))
+            display(_Bundle(data), metadata=meta or None, display_id=slot)
         return True
 
     def finish_own(self, name: str) -> None:
         """The cell's own run of *name* is over: its Out (or error) shows the
-        result (or the traceback); the output area shows the rest."""
+        result (or the traceback); what the step printed and displayed is
+        already the cell's own output (echoed while it ran), or, when it was
+        restored from a checkpoint, is shown again now, as it was."""
         from IPython.display import display
 
         rec = self.plan.records.get(name)
@@ -167,6 +225,9 @@ class StepCells:
         self.own = None
         if name not in self.plan.steps:
             return
+        if rec is not None and rec.ok and rec.cached:
+            replay(rec.output)
+        self._story[name] = _marker(rec)
         if self.updates and name in self.ids:
             with self._lock:
                 self._dirty.add(name)
@@ -174,15 +235,21 @@ class StepCells:
         else:
             display(_Bundle(self.bundle(name)))
 
-    def _update(self, name: str, bundle: dict) -> None:
+    def _update(self, name: str, bundle: dict, output=None) -> None:
         from IPython.display import update_display
 
         key = hash(bundle["text/html"])
         display_id = self.ids.get(name)
-        if display_id is None or self._sent.get(name) == key:
+        if display_id is None:
             return
-        self._sent[name] = key
-        update_display(_Bundle(bundle), display_id=display_id)
+        if self._sent.get(name) != key:
+            self._sent[name] = key
+            update_display(_Bundle(bundle), display_id=display_id)
+        for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name, output)):
+            key = hash(repr(data))
+            if self._sent.get(slot) != key:
+                self._sent[slot] = key
+                update_display(_Bundle(data), metadata=meta or None, display_id=slot)
 
     def flush(self) -> None:
         """Send the pending updates now (on the calling thread)."""
@@ -194,7 +261,8 @@ class StepCells:
         for name in sorted(dirty):
             try:
                 cap = live.get(name)
-                self._update(name, self.bundle(name, output=cap.output if cap is not None else None))
+                output = cap.output if cap is not None else None
+                self._update(name, self.bundle(name, output=output), output)
             except Exception:  # pragma: no cover - a display problem must not break a run
                 pass
 

@@ -171,3 +171,67 @@ def step_bundle(plan, name: str, *, output=None, result: dict | None = None, tra
                      f'{"".join(parts)}</div>',
         "text/plain": "\n".join(p for p in plain if p),
     }
+
+
+# -- one output per item, as Run All shows them ---------------------------------------
+def item_bundles(items, result: dict | None = None, traceback: str | None = None) -> list[tuple[dict, dict]]:
+    """What Run All would show below a cell, one ``(data, metadata)`` output
+    per item: printed text (consecutive writes are one output, as Jupyter
+    merges a stream), each display as it was (a figure keeps its
+    ``image/png``), then the result and the traceback."""
+    out: list[tuple[dict, dict]] = []
+    for kind, payload in items or ():
+        if kind == "stdout":
+            out.append(({"text/plain": clean_text(str(payload)).rstrip("\n")}, {}))
+        elif kind == "stderr":
+            text = clean_text(str(payload)).rstrip("\n")
+            out.append(({"text/plain": text, "text/html": _pre(text, "nbsteps-stderr", "background-color:#fdecea")},
+                        {}))
+        elif kind == "display" and isinstance(payload, dict):
+            out.append((dict(payload.get("data") or {}), dict(payload.get("metadata") or {})))
+    if result:
+        out.append((dict(result), {}))
+    if traceback:
+        tb = clean_text(traceback).rstrip("\n")
+        out.append(({"text/plain": tb, "text/html": _pre(tb, "nbsteps-traceback", "background-color:#fdecea")}, {}))
+    return out
+
+
+#: what an unused output slot of a step cell holds (renders as nothing)
+EMPTY = {"text/plain": ""}
+
+
+def fit_slots(bundles: list[tuple[dict, dict]], n: int) -> list[tuple[dict, dict]]:
+    """*bundles* in exactly *n* slots: unused slots empty; when there are more
+    outputs than slots, the last slot shows the rest together (as HTML)."""
+    if n <= 0:
+        return []
+    if len(bundles) <= n:
+        return list(bundles) + [(dict(EMPTY), {})] * (n - len(bundles))
+    head, tail = list(bundles[: n - 1]), bundles[n - 1:]
+    merged = {
+        "text/html": "".join(display_html({"data": data}) for data, _ in tail),
+        "text/plain": "\n".join(data.get("text/plain", "") for data, _ in tail
+                                if isinstance(data.get("text/plain"), str)),
+    }
+    return head + [(merged, {})]
+
+
+#: output slots a step cell reserves when it only registers its step: at least, at most
+MIN_SLOTS, MAX_SLOTS = 3, 40
+_SHOWS = re.compile(r"\b(print|display|show|savefig|figure|subplots?|subplot_mosaic|plot\w*|imshow|matshow|"
+                    r"scatter|hist\w*|barh?|pcolormesh|contourf?|fill_between|errorbar|boxplot|violinplot|pie|"
+                    r"stem|step|heatmap|\w+plot|describe|summary|head|tail)\s*\(")
+_LOOP = re.compile(r"^\s*(for|while)\b|\bfor\b.+\bin\b", re.M)
+
+
+def reserve(source: str, known: int = 0) -> int:
+    """How many output slots a step cell reserves when it only registers its
+    step (plan mode): its outputs arrive later, through display ids, and a
+    cell cannot add outputs after it ran. *known*: outputs of an earlier run
+    of the step. A guess from the calls that show things (more in a loop);
+    a step that shows more than that has the rest shown together in the last
+    slot."""
+    calls = len(_SHOWS.findall(source or ""))
+    guess = calls * (4 if _LOOP.search(source or "") else 1) + 2
+    return max(MIN_SLOTS, min(MAX_SLOTS, max(guess, known + 2)))

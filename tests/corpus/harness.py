@@ -228,6 +228,8 @@ def _cell_summary(cell) -> dict:
             text.append(out.get("text", ""))
         elif kind in ("execute_result", "display_data"):
             data = out.get("data", {})
+            if str(data.get("text/html", "")).startswith('<div class="nbsteps-view'):
+                continue  # nbsteps' picture of the plan (the `%steps run` cell), not a cell's output
             if "image/png" in data:
                 figures += 1
             elif "application/vnd.jupyter.widget-view+json" not in data:
