@@ -284,7 +284,7 @@ class Kernel:
         except Exception as exc:  # timeout, dead kernel
             cell.outputs.append({"output_type": "error", "ename": type(exc).__name__, "evalue": str(exc)[:300],
                                  "traceback": []})
-        return _cell_summary(cell)
+        return cell
 
     def collect(self, **options) -> dict | None:
         import nbformat
@@ -303,15 +303,21 @@ class Kernel:
 def _run_sequence(kernel: Kernel, cells: list[str], origin: list) -> dict:
     """Execute *cells* in order, stopping at the first error (as Run All does)."""
     out = {"cells": {}, "extra": [], "error": None}
+    ran = []
     for source, org in zip(cells, origin):
-        summary = kernel.run(source)
+        cell = kernel.run(source)
+        ran.append((cell, source, org))
+        error = _cell_summary(cell)["error"]
+        if error:
+            out["error"] = {"cell": org, "label": source.splitlines()[0][:40], **error}
+            break
+    # what each cell shows at the end (a later cell may have updated an earlier one's displays)
+    for cell, source, org in ran:
+        summary = _cell_summary(cell)
         if org is None:
             out["extra"].append({"figures": summary["figures"], "label": source.splitlines()[0][:40]})
         else:
             out["cells"][str(org)] = summary
-        if summary["error"]:
-            out["error"] = {"cell": org, "label": source.splitlines()[0][:40], **summary["error"]}
-            break
     return out
 
 
