@@ -71,6 +71,39 @@ def replay(items) -> None:
             publish_display_data(dict(payload.get("data") or {}), dict(payload.get("metadata") or {}))
 
 
+def _split_at_result(items) -> tuple[list, dict | None, list]:
+    """(items before the result, the result's display, items after it)."""
+    items = list(items or ())
+    at = next((i for i, (kind, _) in enumerate(items) if kind == "result"), None)
+    if at is None:
+        return items, None, []
+    return items[:at], items[at][1], items[at + 1:]
+
+
+def _hook_cell(shell, cells) -> None:
+    """The displayhook shows a step's result as it was when the step ended;
+    ``post_run_cell`` shows the figures it left open after it."""
+    hook = shell.displayhook
+    if not getattr(hook, "_nbsteps_preformat", False):
+        compute = hook.compute_format_data
+
+        def compute_format_data(result):
+            current = getattr(hook, "_nbsteps_cells", None)
+            shown = current.preformatted(result) if current is not None else None
+            return shown if shown is not None else compute(result)
+
+        hook.compute_format_data = compute_format_data
+        hook._nbsteps_preformat = True
+    previous = getattr(hook, "_nbsteps_cells", None)
+    if previous is not None:
+        try:
+            shell.events.unregister("post_run_cell", previous.after_cell)
+        except ValueError:
+            pass
+    hook._nbsteps_cells = cells
+    shell.events.register("post_run_cell", cells.after_cell)
+
+
 class StepCells:
     """The display ids of the ``%%step`` cells of *plan*, kept current."""
 
@@ -89,6 +122,9 @@ class StepCells:
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
+        self._late: list = []  # figures the cell's own step left open: shown after its Out
+        self._preformatted = None  # (result, its display taken when the step ended)
+        _hook_cell(shell, self)
 
     # -- the capture frontend -------------------------------------------------
     def claims(self, name: str) -> bool:
@@ -111,6 +147,38 @@ class StepCells:
         from IPython.display import display
 
         display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False)
+
+    def echo_late(self, item: dict) -> None:
+        """A figure a step left open: while a cell runs its own step, it is
+        shown after the cell's ``Out`` (as Run All's inline backend does),
+        else now."""
+        if self.own is not None:
+            with self._lock:
+                self._late.append(item)
+        else:
+            self.echo_display(item)
+
+    def format_result(self, value) -> tuple[dict, dict]:
+        """A step's result as the cell's ``Out`` would show it now."""
+        return self.shell.display_formatter.format(value)
+
+    def preformatted(self, result) -> "tuple[dict, dict] | None":
+        """The display of *result* taken when its step ended, once (the
+        displayhook shows the cell's ``Out`` with it)."""
+        pending, self._preformatted = self._preformatted, None
+        if pending is not None and pending[0] is result:
+            return pending[1]
+        return None
+
+    def after_cell(self, *args) -> None:
+        """After a cell (``post_run_cell``): the figures its step left open."""
+        from IPython.display import display
+
+        self._preformatted = None
+        with self._lock:
+            late, self._late = self._late, []
+        for item in late:
+            display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False)
 
     # -- the listener ---------------------------------------------------------------
     def __call__(self, e: ev.Event) -> None:
@@ -171,7 +239,9 @@ class StepCells:
         rec = self._record(name)
         items = output if output is not None else (rec.output if rec is not None else ())
         tb = rec.traceback if rec is not None and rec.status == FAILED and output is None else None
-        return fit_slots(item_bundles(items, self._result(rec) if output is None else None, tb),
+        has_shown = any(kind == "result" for kind, _ in items or ())
+        result = self._result(rec) if output is None and not has_shown else None
+        return fit_slots(item_bundles(items, result, tb),
                          len(self.slots.get(name, ())))
 
     def open(self, name: str, own: bool) -> bool:
@@ -225,8 +295,14 @@ class StepCells:
         self.own = None
         if name not in self.plan.steps:
             return
-        if rec is not None and rec.ok and rec.cached:
-            replay(rec.output)
+        if rec is not None and rec.ok:
+            before, shown, after = _split_at_result(rec.output)
+            if rec.cached:
+                replay(before)
+                with self._lock:
+                    self._late.extend(p for kind, p in after if kind == "display" and isinstance(p, dict))
+            if shown is not None and rec.has_result:
+                self._preformatted = (rec.result, (shown.get("data") or {}, shown.get("metadata") or {}))
         self._story[name] = _marker(rec)
         if self.updates and name in self.ids:
             with self._lock:

@@ -18,7 +18,10 @@ Every attempt runs inside a :class:`Capture` (see :func:`nbsteps.run.task.run_ta
 
 The captured output is a tuple of ``(kind, payload)`` items in the order they
 happened: ``("stdout", text)``, ``("stderr", text)`` or
-``("display", {"data": {mime: str}, "metadata": {...}})``. It is picklable and
+``("display", {"data": {mime: str}, "metadata": {...}})``, and, where a
+frontend formats results, ``("result", {"data": ..., "metadata": ...})`` (the
+result's display, taken before the figures left open are drawn: they follow
+it). It is picklable and
 JSON-like, travels back from dask workers, and is kept on the record and in the
 checkpoint.
 
@@ -150,6 +153,8 @@ class Capture:
         self.echo = echo
         self.frontend = None if echo else front  # told about new output
         self._shower = getattr(front, "echo_display", None) if echo else None  # shows unclaimed displays
+        self._late_shower = getattr(front, "echo_late", None) if echo else None  # figures left open at the end
+        self._formatter = getattr(front, "format_result", None)  # the result's mime bundle (a notebook's Out)
         self.items: list[list] = []
         self.figs: "OrderedDict | None" = None
         self._sizes = {"stdout": 0, "stderr": 0}
@@ -200,12 +205,14 @@ class Capture:
             self._echo_display(item)
         self._changed()
 
-    def _echo_display(self, item: dict) -> None:
+    def _echo_display(self, item: dict, late: bool = False) -> None:
         """An unclaimed step's display: shown by the frontend where the run is
-        (outside this capture), else its text printed."""
-        if self._shower is not None:
+        (outside this capture), else its text printed. *late*: a figure left
+        open at the end (a notebook shows it after the cell's ``Out``)."""
+        shower = (self._late_shower or self._shower) if late else self._shower
+        if shower is not None:
             try:
-                outside(self._shower, item)
+                outside(shower, item)
                 return
             except Exception:  # pragma: no cover
                 pass
@@ -251,8 +258,18 @@ class Capture:
         return self
 
     def finish(self, result: Any = None) -> None:
-        """Render the step's open figures (not *result*) and close them; flush
-        the echo. Called by the task before the capture ends."""
+        """Keep the result's mime bundle as it is now (``("result", {...})``,
+        where a frontend formats results: drawing a figure can change the
+        repr of its artists, and a notebook shows ``Out`` before it draws the
+        figures); render the step's open figures (not *result*) and close
+        them; flush the echo. Called by the task before the capture ends."""
+        if result is not None and self._formatter is not None:
+            try:
+                data, metadata = outside(self._formatter, result)
+                with self._lock:
+                    self.items.append(["result", {"data": json_bundle(data), "metadata": dict(metadata or {})}, None])
+            except Exception:  # pragma: no cover - a repr that fails is the display's problem, not the step's
+                pass
         managers = list((self.figs or {}).values())
         if managers:
             import matplotlib.pyplot as plt  # already loaded: it made these figures
@@ -265,7 +282,7 @@ class Capture:
                         with self._lock:
                             self.items.append(["display", bundle, None])
                         if self.echo and self._shower is not None:  # a terminal gets no "<Figure ...>" line
-                            self._echo_display(bundle)
+                            self._echo_display(bundle, late=True)
                 except Exception as exc:  # a figure that cannot be drawn: say so, go on
                     self.write("stderr", f"nbsteps: could not draw a figure of step {self.name!r}: {exc!r}\n")
                 finally:

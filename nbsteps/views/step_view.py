@@ -178,7 +178,9 @@ def item_bundles(items, result: dict | None = None, traceback: str | None = None
     """What Run All would show below a cell, one ``(data, metadata)`` output
     per item: printed text (consecutive writes are one output, as Jupyter
     merges a stream), each display as it was (a figure keeps its
-    ``image/png``), then the result and the traceback."""
+    ``image/png``), the result where the items have it (before the figures
+    left open at the end, as a notebook shows ``Out``), else *result* after
+    them, then the traceback."""
     out: list[tuple[dict, dict]] = []
     for kind, payload in items or ():
         if kind == "stdout":
@@ -187,9 +189,9 @@ def item_bundles(items, result: dict | None = None, traceback: str | None = None
             text = clean_text(str(payload)).rstrip("\n")
             out.append(({"text/plain": text, "text/html": _pre(text, "nbsteps-stderr", "background-color:#fdecea")},
                         {}))
-        elif kind == "display" and isinstance(payload, dict):
+        elif kind in ("display", "result") and isinstance(payload, dict):
             out.append((dict(payload.get("data") or {}), dict(payload.get("metadata") or {})))
-    if result:
+    if result and not any(kind == "result" for kind, _ in items or ()):
         out.append((dict(result), {}))
     if traceback:
         tb = clean_text(traceback).rstrip("\n")

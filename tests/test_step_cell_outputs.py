@@ -1,0 +1,120 @@
+"""A ``%%step`` cell shows the outputs Run All shows for the same body (SPEC 1,
+"The promise"; SPEC 4, "Each step in its own cell"), in a real kernel through
+nbclient: a status line first, then the same outputs, of the same types, in
+the same order (streams, ``Out`` before the figures left open, figures as
+``image/png``), when the cell runs its step, when a plan run fills the cell's
+slots, and when the step is restored from a directory store in a new kernel.
+"""
+import re
+
+import pytest
+
+from conftest import execute_notebook
+
+pytestmark = pytest.mark.kernel
+
+BODY_A = ("import matplotlib.pyplot as plt\n"
+          "print('drawing a')\n"
+          "fig, ax = plt.subplots()\n"
+          "ax.plot([1, 2, 3])\n"
+          "ax.set_xlabel('time')")  # Out is a Text whose position the drawing changes
+BODY_B = ("print('b sees', len(ax.lines))\n"
+          "for k in range(3):\n"
+          "    plt.figure()\n"
+          "    plt.plot([k, 1])\n"
+          "n = 3\n"
+          "n * 2")
+
+
+def _shape(cell) -> list[tuple]:
+    """(kind, text) per output, Run All's view: a stream's text, a display's
+    text/plain (figures as 'figure'); nbsteps' status line and unused slots
+    are left out."""
+    out = []
+    for o in cell.outputs:
+        if o.output_type == "stream":
+            out.append(("text", o.text.strip()))
+        elif o.output_type in ("display_data", "execute_result"):
+            data = o.get("data", {})
+            if "nbsteps-status" in data.get("text/html", "") or data == {"text/plain": ""}:
+                continue
+            if "image/png" in data:
+                out.append(("figure", re.sub(r"\d+x\d+", "WxH", data["text/plain"])))
+            else:
+                out.append(("text", data.get("text/plain", "").strip()))
+        elif o.output_type == "error":
+            out.append(("error", o.ename))
+    return out
+
+
+def _status(cell) -> str:
+    return next(o.data["text/plain"] for o in cell.outputs
+                if o.output_type == "display_data" and "nbsteps-status" in o.data.get("text/html", ""))
+
+
+@pytest.fixture
+def plain(tmp_path, kernel_name):
+    nb = execute_notebook([BODY_A, BODY_B], kernel_name, tmp_path)
+    shapes = [_shape(c) for c in nb.cells]
+    assert shapes[0] == [("text", "drawing a"), ("text", "Text(0.5, 0, 'time')"),
+                         ("figure", "<Figure size WxH with 1 Axes>")]
+    assert [k for k, _ in shapes[1]] == ["text", "text", "figure", "figure", "figure"]
+    return shapes
+
+
+def test_interactive_cells_show_what_run_all_shows(plain, tmp_path, kernel_name):
+    nb = execute_notebook(["%load_ext nbsteps", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}"], kernel_name, tmp_path)
+    a, b = nb.cells[1:]
+    assert [_shape(a), _shape(b)] == plain
+    assert [o.output_type for o in a.outputs] == ["display_data", "stream", "execute_result", "display_data"]
+    assert _status(a).startswith("✓ a completed") and _status(b).startswith("✓ b completed")
+
+
+def test_plan_mode_fills_each_cell_with_its_outputs(plain, tmp_path, kernel_name):
+    nb = execute_notebook(["%load_ext nbsteps\n%steps mode plan", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}",
+                           "%steps run --workers 4"], kernel_name, tmp_path)
+    a, b, run = nb.cells[1:]
+    assert [_shape(a), _shape(b)] == plain
+    # the run cell shows the run, none of the steps' output
+    assert not any("image/png" in o.get("data", {}) for o in run.outputs
+                   if "nbsteps-view" not in o.get("data", {}).get("text/html", ""))
+    assert "drawing a" not in "".join(o.get("text", "") for o in run.outputs)
+
+
+def test_headless_run_fills_the_cells_too(plain, tmp_path, kernel_name):
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in (
+        "%load_ext nbsteps\n%steps mode plan", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}", "%steps run")])
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": kernel_name, "language": "python"}
+    nbformat.write(nb, tmp_path / "p.ipynb")
+    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", "p.ipynb", "-o", "out.ipynb", "--kernel", kernel_name],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ran = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert [_shape(ran.cells[1]), _shape(ran.cells[2])] == plain
+
+
+def test_restored_in_a_new_kernel_shows_the_same_outputs(plain, tmp_path, kernel_name):
+    cells = ["%load_ext nbsteps\n%steps store .nbsteps", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}"]
+    execute_notebook(cells, kernel_name, tmp_path)
+    nb = execute_notebook(cells + ["import matplotlib.pyplot as plt\nprint(plt.get_fignums())"], kernel_name, tmp_path)
+    a, b, after = nb.cells[1:]
+    assert "restored from its checkpoint" in _status(a) and "restored from its checkpoint" in _status(b)
+    assert [_shape(a), _shape(b)] == plain
+    assert [o.output_type for o in a.outputs] == ["display_data", "stream", "execute_result", "display_data"]
+    assert after.outputs[0].text.strip() == "[]"  # restored figures are images, not live pyplot figures
+
+
+def test_more_outputs_than_slots_are_shown_together_in_the_last(tmp_path, kernel_name):
+    body = "n = 12\nfor i in range(n):\n    print(i)\n    display(i)"  # 24 outputs; the cell's guess is smaller
+    nb = execute_notebook(["%load_ext nbsteps\n%steps mode plan", f"%%step many\n{body}", "%steps run"],
+                          kernel_name, tmp_path)
+    cell = nb.cells[1]
+    shown = [o.data for o in cell.outputs if o.output_type == "display_data"][1:]
+    assert len(shown) < 24 and all(d.get("text/plain") for d in shown)
+    text = "\n".join(d["text/plain"] for d in shown).split()
+    assert text == [str(i) for i in range(12) for _ in range(2)]  # nothing lost, in order
