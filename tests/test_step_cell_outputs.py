@@ -118,3 +118,11 @@ def test_more_outputs_than_slots_are_shown_together_in_the_last(tmp_path, kernel
     assert len(shown) < 24 and all(d.get("text/plain") for d in shown)
     text = "\n".join(d["text/plain"] for d in shown).split()
     assert text == [str(i) for i in range(12) for _ in range(2)]  # nothing lost, in order
+
+
+def test_a_figure_that_is_out_is_shown_as_run_all_shows_it(tmp_path, kernel_name):
+    body = "import matplotlib.pyplot as plt\nf = plt.figure()\nplt.plot([1, 2])\nf"
+    plain = execute_notebook([body], kernel_name, tmp_path).cells[0]
+    nb = execute_notebook(["%load_ext nbsteps", f"%%step a\n{body}"], kernel_name, tmp_path)
+    assert _shape(nb.cells[1]) == _shape(plain)
+    assert [k for k, _ in _shape(plain)] == ["figure", "figure"]  # Out, and the inline backend's flush

@@ -14,7 +14,8 @@ Every attempt runs inside a :class:`Capture` (see :func:`nbsteps.run.task.run_ta
   own figures, also with parallel steps. When the step ends, its open figures
   are rendered to PNG (plain data, never a live pyplot object) and closed, so
   they do not pop up in the next cell. A figure that is the step's result is
-  closed but not captured (the result shows it).
+  closed but not captured (the result shows it), except in a notebook, which
+  shows such a figure twice (``Out``, then the inline backend's own display).
 
 The captured output is a tuple of ``(kind, payload)`` items in the order they
 happened: ``("stdout", text)``, ``("stderr", text)`` or
@@ -277,7 +278,9 @@ class Capture:
             for manager in managers:
                 fig = manager.canvas.figure
                 try:
-                    if fig is not result:
+                    # a notebook shows a pyplot figure that is the cell's Out twice (Out, then the inline
+                    # backend's flush at the end of the cell): so does its step cell; elsewhere, once
+                    if fig is not result or self._formatter is not None:
                         bundle = figures.figure_bundle(fig)
                         with self._lock:
                             self.items.append(["display", bundle, None])
