@@ -1,0 +1,76 @@
+"""Values as after Restart & Run All, in cases found by the corpus (SPEC section 1, the promise)."""
+from __future__ import annotations
+
+from tests.conftest import run_ok
+from tests.test_semantics import run_all, steps
+
+# a helper defined in one cell uses a module imported only in the cell that calls it
+# (scikit-learn's "Lasso model selection: AIC-BIC" example)
+LATER_IMPORT = [
+    "def rescale(c, n):\n    return c - n * np.log(2 * np.pi)",
+    "import numpy as np\nr = rescale(np.arange(3.0), 2)",
+]
+# ... through another helper, and a helper whose other globals keep its own cell's values
+TRANSITIVE = [
+    "k = 3\ndef inner(a):\n    return np.sqrt(a) + k\ndef outer(a):\n    return inner(a) * 2",
+    "k = 100",
+    "import numpy as np\nr = outer(4.0)",
+]
+
+
+def test_a_helper_sees_a_module_imported_by_the_step_that_calls_it(shell):
+    steps(shell, LATER_IMPORT)
+    assert list(shell.user_ns["r"]) == list(run_all(LATER_IMPORT)["r"])
+
+
+def test_a_helper_sees_a_later_import_in_plan_mode_with_workers(shell):
+    run_ok(shell, "%steps mode plan")
+    steps(shell, LATER_IMPORT)
+    run_ok(shell, "%steps run --workers 4")
+    assert list(shell.user_ns["r"]) == list(run_all(LATER_IMPORT)["r"])
+
+
+def test_a_helper_called_through_another_sees_the_later_import(shell):
+    steps(shell, TRANSITIVE)
+    ref = run_all(TRANSITIVE)
+    assert shell.user_ns["r"] == ref["r"] == (2.0 + 100) * 2
+
+
+def test_a_helper_from_an_ordinary_cell_sees_the_steps_import(shell):
+    run_ok(shell, "def half(x):\n    return np.floor(x / 2)")
+    run_ok(shell, "%%step c0\nimport numpy as np\nh = half(7.0)")
+    assert shell.user_ns["h"] == 3.0
+    assert shell.user_ns["half"](9.0) == 4.0  # the user's function is unchanged
+
+
+# a step changes an object nested in its input (Pipeline.set_params(...).fit(...) in
+# scikit-learn's AIC-BIC example): the upstream checkpoint must keep the value Run All had there
+NESTED = [
+    "cfg = {'model': {'alpha': 1}}",
+    "a = cfg['model']['alpha']",
+    "cfg['model']['alpha'] = 2",
+]
+
+
+def test_changing_a_nested_object_leaves_the_upstream_checkpoint_alone(shell):
+    steps(shell, NESTED)
+    ref = run_all(NESTED)
+    assert shell.user_ns["a"] == ref["a"] == 1
+    assert shell.user_ns["cfg"] == ref["cfg"]
+    run_ok(shell, "%%step c1\na = cfg['model']['alpha'] + 0")  # edited: runs again, reads c0's version
+    run_ok(shell, "%steps run")
+    assert shell.user_ns["a"] == 1
+    assert shell.user_ns["cfg"] == {"model": {"alpha": 2}}
+
+
+# statsmodels' Dataset: a dict subclass whose attribute dict is itself (a deep copy loses the attributes)
+SELF_DICT = [
+    "class Bunch(dict):\n    def __init__(self, **kw):\n        dict.__init__(self, kw)\n        self.__dict__ = self\n"
+    "data = Bunch(endog=[1, 2], exog=[3, 4])",
+    "data.exog = [e * 10 for e in data.exog]\ntotal = sum(data.endog) + sum(data.exog)",
+]
+
+
+def test_an_object_whose_attribute_dict_is_itself_can_be_changed(shell):
+    steps(shell, SELF_DICT)
+    assert shell.user_ns["total"] == run_all(SELF_DICT)["total"] == 73
