@@ -74,3 +74,31 @@ SELF_DICT = [
 def test_an_object_whose_attribute_dict_is_itself_can_be_changed(shell):
     steps(shell, SELF_DICT)
     assert shell.user_ns["total"] == run_all(SELF_DICT)["total"] == 73
+
+
+SLOW_MAGICS = '''
+import time
+from IPython.core.magic import Magics, magics_class, line_magic
+
+time.sleep(0.5)  # a slow import: another thread looks the magic up meanwhile
+
+
+@magics_class
+class SlowMagics(Magics):
+    @line_magic
+    def slowtwice(self, line):
+        return 2 * int(line)
+'''
+
+
+def test_a_lazily_registered_magic_used_by_parallel_steps(shell, tmp_path, monkeypatch):
+    # IPython registers %timeit & co. lazily; loading one from two worker threads at
+    # once left the second with "registered as lazy ... did not provide" (statsmodels' STL example)
+    (tmp_path / "nbsteps_slow_magics.py").write_text(SLOW_MAGICS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shell.magics_manager.register_lazy("slowtwice", "nbsteps_slow_magics:SlowMagics", "line")
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step a\nx = %slowtwice 1")
+    run_ok(shell, "%%step b\ny = %slowtwice 2")
+    run_ok(shell, "%steps run --workers 4")
+    assert (shell.user_ns["x"], shell.user_ns["y"]) == (2, 4)
