@@ -102,3 +102,27 @@ def test_a_lazily_registered_magic_used_by_parallel_steps(shell, tmp_path, monke
     run_ok(shell, "%%step b\ny = %slowtwice 2")
     run_ok(shell, "%steps run --workers 4")
     assert (shell.user_ns["x"], shell.user_ns["y"]) == (2, 4)
+
+
+# a generator handed to a call that draws from it (train_test_split(..., random_state=rng) in
+# scikit-learn's PCR vs PLS example): the call changes it, so the step works on its own copy
+GEN_ARG = [
+    "import numpy as np\nrng = np.random.RandomState(0)",
+    "def split(n, random_state):\n    return random_state.permutation(n)",
+    "first = split(5, random_state=rng)",
+    "after = rng.randint(100)",
+]
+
+
+def test_a_generator_passed_to_a_call_is_a_draw(shell):
+    import nbsteps
+
+    assert "rng" in nbsteps.analyse("a, b = split(X, random_state=rng)").mutated
+    steps(shell, GEN_ARG)
+    ref = run_all(GEN_ARG)
+    assert list(shell.user_ns["first"]) == list(ref["first"])
+    assert shell.user_ns["after"] == ref["after"]
+    run_ok(shell, "%%step c2\nfirst = split(5, random_state=rng)\nedited = 1")  # edited: the same draw again
+    run_ok(shell, "%steps run")
+    assert list(shell.user_ns["first"]) == list(ref["first"])
+    assert shell.user_ns["after"] == ref["after"]

@@ -3,10 +3,10 @@
 Scoping is Python's own (:mod:`nbsteps.model.scopes`); nbsteps' rules come on top. **Mutation** (an input
 that becomes an output too; the step gets a private copy): item or attribute assignment or deletion,
 ``x += ...``, ``setattr``/``delattr``, ``inplace=True``, MUTATING_METHODS and methods ending in ``_``,
-DRAWS from a generator object (AMBIGUOUS_DRAWS on rng-like names only) even when used, other methods
-whose result is unused unless PURE_METHODS, unused calls of functions outside PURE_FUNCTIONS and
-KNOWN_MODULES (their name arguments), IN_PLACE_ARG (the first argument) and the cell's own functions
-changing a global or a parameter, where called. A module is shared state, never a step's value.
+DRAWS from a generator object (AMBIGUOUS_DRAWS on rng-like names only) even when used, a generator given to
+any call as ``random_state=``/``rng=``, other methods whose result is unused unless PURE_METHODS, unused calls
+of functions outside PURE_FUNCTIONS and KNOWN_MODULES (their name arguments), IN_PLACE_ARG (the first
+argument) and the cell's own functions changing a global or a parameter, where called. Modules: shared state.
 **State** (``state``; ``effects`` where the cell writes it): labels from CALL_RULES and STORE_RULES,
 ``pyplot`` for ``.plot``/``.hist``/``.boxplot`` (changing only an axes-like receiver), ``file:<path>``
 for literal paths given to readers and writers, ``open``, ``Path`` and ``!`` commands; modules are
@@ -174,6 +174,8 @@ class CellWalker(Walker):
     # -- calls -----------------------------------------------------------------------
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
+        for k in node.keywords:  # f(X, random_state=rng): the callee draws from the generator
+            self.mutate(k.value.id) if k.arg in ("random_state", "rng") and type(k.value) is ast.Name else None
         if path:
             self.module_call(path, node, used)
         elif type(func) is ast.Name:
