@@ -126,3 +126,23 @@ def test_a_generator_passed_to_a_call_is_a_draw(shell):
     run_ok(shell, "%steps run")
     assert list(shell.user_ns["first"]) == list(ref["first"])
     assert shell.user_ns["after"] == ref["after"]
+
+
+# results.append(new_obs) in statsmodels returns new results (list.append returns None, so a used
+# result means another method); it also changes the model the results share with `mod`, as Run All shows
+SHARED = [
+    "class Model:\n    def __init__(self):\n        self.seen = []\n"
+    "class Results:\n    def __init__(self, model):\n        self.model = model\n"
+    "    def append(self, x):\n        self.model.seen.append(x)\n        return Results(self.model)",
+    "mod = Model()\nres = Results(mod)",
+    "res2 = res.append(1)",
+]
+
+
+def test_a_used_append_is_not_an_in_place_change(shell):
+    import nbsteps
+
+    assert nbsteps.analyse("res2 = res.append(1)").mutated == set()
+    assert nbsteps.analyse("lst.append(1)").mutated == {"lst"}
+    steps(shell, SHARED)
+    assert shell.user_ns["mod"].seen == run_all(SHARED)["mod"].seen == [1]

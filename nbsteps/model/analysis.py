@@ -151,7 +151,8 @@ class CellWalker(Walker):
         if meth in ("plot", "hist", "boxplot") or (type(recv) is ast.Attribute and recv.attr == "plot"):
             # ax.plot(...) changes that axes; df.plot(), s.hist() draw with pyplot
             self.mutate(root) if root and _AX_NAME.match(root) else self.label("pyplot")
-        elif (meth in MUTATING_METHODS or (meth.endswith("_") and not meth.endswith("__"))
+        elif ((meth in MUTATING_METHODS and not (used and meth in IN_PLACE_NONE))
+              or (meth.endswith("_") and not meth.endswith("__"))
               or getattr(keywords.get("inplace"), "value", None) is True):
             self.mutate(root)
         elif meth in DRAWS and (meth not in AMBIGUOUS_DRAWS or (root and _RNG_NAME.search(root))):
