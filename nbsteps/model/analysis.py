@@ -34,7 +34,7 @@ from nbsteps.errors import StepDefinitionError
 from nbsteps.model.fingerprint import code_digest
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
-    PURE_FUNCTIONS, PURE_METHODS, IN_PLACE_NONE, MUTATING_METHODS, DRAWS, AMBIGUOUS_DRAWS, IN_PLACE_ARG,
+    NO_GLOBAL_DRAWS, PURE_FUNCTIONS, PURE_METHODS, IN_PLACE_NONE, MUTATING_METHODS, DRAWS, AMBIGUOUS_DRAWS, IN_PLACE_ARG,
     KNOWN_MODULES, CONVENTIONS, CALL_RULES, STORE_RULES, LOAD_RULES, FILE_READERS, FILE_WRITERS, SHELL_READERS,
     SHELL_WRITERS, CODE_MAGICS, _PATH_KWARGS, _PATH_RE, _DATA_EXT, _RNG_NAME, _AX_NAME, _EXPAND_RE, _NOT_INPUTS,
 )
@@ -103,8 +103,14 @@ class CellWalker(Walker):
             self.mutate(root_name(a))
 
     # -- calls -----------------------------------------------------------------------
+    opaque = False  # calls code that may draw from a global random generator unseen (see may_draw)
+
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
+        if not self.opaque:
+            self.opaque = (path.partition(".")[0] not in NO_GLOBAL_DRAWS if path else
+                           func.id not in PURE_FUNCTIONS and func.id not in _NOT_INPUTS if type(func) is ast.Name
+                           else type(func) is not ast.Attribute or func.attr not in PURE_METHODS)
         for k in node.keywords:  # f(X, random_state=rng): the callee draws from the generator
             self.mutate(k.value.id) if k.arg in ("random_state", "rng") and type(k.value) is ast.Name else None
         if path:
@@ -269,6 +275,7 @@ class CellAnalysis:
     state: frozenset = frozenset()    # labels of process-wide state the cell touches
     effects: frozenset = frozenset()  # the labels it writes (seeding, styling, chdir, files written...)
     warnings: tuple = ()              # what nbsteps cannot see (exec, import * it cannot list)
+    opaque: bool = False              # calls library or notebook code that might draw from a global generator
 
 
 def step_filename(name: str) -> str:
@@ -300,7 +307,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
-                        tuple(dict.fromkeys(walker.warnings)))
+                        tuple(dict.fromkeys(walker.warnings)), walker.opaque)
 
 
 def run_code(code: CodeType, ns: dict):

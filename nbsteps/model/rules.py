@@ -30,6 +30,9 @@ DRAWS = frozenset(_w("""normal integers random uniform standard_normal choice pe
     getrandbits randrange sample choices betavariate expovariate gammavariate normalvariate randbytes"""))
 AMBIGUOUS_DRAWS = frozenset(_w("sample choice bytes"))  # df.sample is pandas
 IN_PLACE_ARG = frozenset(_w("shuffle copyto fill_diagonal place put putmask"))
+# libraries that never draw from a global random generator (numpy.random has its own rules)
+NO_GLOBAL_DRAWS = frozenset(_w("""numpy pandas matplotlib math os sys json re pathlib time datetime IPython warnings
+    logging collections itertools functools string textwrap operator io csv shutil glob copy typing pickle"""))
 KNOWN_MODULES = frozenset(_w("""numpy pandas matplotlib seaborn scipy sklearn torch tensorflow os sys json pickle joblib
     math statistics time datetime re pathlib shutil glob logging warnings random itertools functools collections io
     csv subprocess IPython plotly altair polars pyarrow requests tqdm typing copy string textwrap operator asyncio"""))

@@ -251,7 +251,16 @@ def _collect(ns, options):
             }
             if options.get("downstream_of"):
                 src = options["downstream_of"]
-                result["downstream"] = sorted(plan.downstream([src]) - {src}) if src in plan.records else None
+                # through edges that make a step stale (an "order" edge only orders execution)
+                down, todo = set(), [src] if src in plan.records else []
+                edges = [(u, d) for u, d, kind in plan.edges() if kind != "order"]
+                while todo:
+                    n = todo.pop()
+                    for u, d in edges:
+                        if u == n and d not in down:
+                            down.add(d)
+                            todo.append(d)
+                result["downstream"] = sorted(down - {src}) if src in plan.records else None
         except Exception as exc:
             result["steps_error"] = f"{type(exc).__name__}: {exc}"
     print(MARK + _json.dumps(result), flush=True)
