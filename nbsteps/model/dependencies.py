@@ -46,6 +46,7 @@ class Dependencies:
         self.state_chain: dict[str, tuple["str | None", list[str]]] = {}
         # global generator -> the lowest step that may draw from it unseen (see nbsteps.model.state)
         self.maybe_draws: dict[str, str] = {}
+        self.maybe_of: dict[str, set[str]] = {}  # step -> the generators it may draw from unseen
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
         # executor caches (see nbsteps.executor): run structures per selection,
@@ -169,6 +170,7 @@ def _hidden_draws(g: Dependencies, step: Step, deps: dict[str, str]) -> None:
             deps.setdefault(up, ORDER)
             g.state_labels.setdefault((up, step.name), []).append(label + "?")
         g.maybe_draws[label] = step.name
+        g.maybe_of.setdefault(step.name, set()).add(label)
 
 
 def resolve(steps: dict[str, Step]) -> Dependencies:
