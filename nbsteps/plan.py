@@ -318,7 +318,7 @@ class Plan(Publishing):
                 emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
                 resume_hint=self.resume_hint,
             )
-            if any(effects_of(self.steps[s]) for s in names):
+            if any(effects_of(self.steps[s]) or self._deps.maybe_of.get(s) for s in names):
                 will_run = set(preview(self, names, forced, False).to_run)
                 executor.replay = replay_set(self, names, will_run)
             self._run_listeners = all_listeners

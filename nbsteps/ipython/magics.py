@@ -29,6 +29,20 @@ def _prompt(step: str, text: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _load_lazy_magics(shell) -> None:
+    """Import the magics IPython declares lazily (``%timeit`` & co.) before
+    steps run on worker threads: IPython's lazy loading is not thread-safe (a
+    second thread asking meanwhile finds "registered as lazy ... did not
+    provide"). Extensions declared lazily still load on first use."""
+    manager = getattr(shell, "magics_manager", None)
+    load = getattr(manager, "load_all_lazy_magics", None)
+    if load is not None:
+        try:
+            load()
+        except Exception:  # a broken declaration fails where it is used, as without nbsteps
+            pass
+
+
 def _run_options(workers=None, backend=None, address=None) -> dict:
     """Explicit options win; else NBSTEPS_WORKERS / NBSTEPS_BACKEND /
     NBSTEPS_ADDRESS (what `nbsteps run` sets for its kernel)."""
@@ -208,6 +222,7 @@ class StepMagics(Magics):
             for name in kw.get("force") or ():
                 plan[name]
             self._cells(plan)  # step cells show what the run does to their steps
+            _load_lazy_magics(self.shell)
             listeners = run_listeners(plan, quiet=quiet, omit=omit)
             confirm = None if config.headless() else _prompt
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)

@@ -3,10 +3,10 @@
 Scoping is Python's own (:mod:`nbsteps.model.scopes`); nbsteps' rules come on top. **Mutation** (an input
 that becomes an output too; the step gets a private copy): item or attribute assignment or deletion,
 ``x += ...``, ``setattr``/``delattr``, ``inplace=True``, MUTATING_METHODS and methods ending in ``_``,
-DRAWS from a generator object (AMBIGUOUS_DRAWS on rng-like names only) even when used, other methods
-whose result is unused unless PURE_METHODS, unused calls of functions outside PURE_FUNCTIONS and
-KNOWN_MODULES (their name arguments), IN_PLACE_ARG (the first argument) and the cell's own functions
-changing a global or a parameter, where called. A module is shared state, never a step's value.
+DRAWS from a generator object (AMBIGUOUS_DRAWS on rng-like names only) even when used, a generator given to
+any call as ``random_state=``/``rng=``, other methods whose result is unused unless PURE_METHODS, unused calls
+of functions outside PURE_FUNCTIONS and KNOWN_MODULES (their name arguments), IN_PLACE_ARG (the first
+argument) and the cell's own functions changing a global or a parameter, where called. Modules: shared state.
 **State** (``state``; ``effects`` where the cell writes it): labels from CALL_RULES and STORE_RULES,
 ``pyplot`` for ``.plot``/``.hist``/``.boxplot`` (changing only an axes-like receiver), ``file:<path>``
 for literal paths given to readers and writers, ``open``, ``Path`` and ``!`` commands; modules are
@@ -18,7 +18,6 @@ known from the cell's imports, else CONVENTIONS. **Warnings**: ``import *`` that
 from __future__ import annotations
 
 import ast
-import builtins
 import importlib.util
 import inspect
 import linecache
@@ -34,84 +33,16 @@ from types import CodeType
 from nbsteps.errors import StepDefinitionError
 from nbsteps.model.fingerprint import code_digest
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
-
-_w = str.split
-PURE_FUNCTIONS = frozenset(_w("""print display len repr str int float bool complex bytes isinstance issubclass type
-    sorted sum min max abs round list dict set frozenset tuple enumerate zip range format id hash any all callable
-    getattr hasattr iter map filter reversed divmod pow dir help super object slice Markdown HTML"""))
-PURE_METHODS = frozenset(_w("""head tail describe info copy to_csv to_string to_numpy to_dict to_list tolist to_json
-    to_parquet to_excel to_pickle to_html to_latex to_markdown to_frame sum mean median std var min max count nunique
-    unique value_counts isna isnull notna notnull any all abs round astype groupby agg aggregate apply map merge join
-    filter query sort_values sort_index reset_index set_index drop dropna fillna rename replace pivot pivot_table melt
-    stack unstack corr cov cumsum diff pct_change shift rolling resample sample nlargest nsmallest idxmax idxmin
-    quantile reindex assign where mask clip explode get keys values items iterrows itertuples equals duplicated
-    drop_duplicates transpose dot show savefig get_figure predict predict_proba transform score get_params format
-    split strip lower upper startswith endswith encode decode index find reshape flatten ravel item numpy cpu clone"""))
-MUTATING_METHODS = frozenset(_w("""append extend insert remove pop clear update setdefault popitem add discard sort
-    reverse difference_update intersection_update symmetric_difference_update appendleft extendleft rotate __setitem__
-    __delitem__ resize put itemset fill fit partial_fit fit_transform fit_predict set_params load_state_dict"""))
-DRAWS = frozenset(_w("""normal integers random uniform standard_normal choice permutation permuted shuffle poisson
-    binomial exponential multivariate_normal gamma beta lognormal laplace logistic geometric multinomial dirichlet
-    chisquare pareto triangular weibull bytes standard_exponential standard_t randint randn rand random_sample gauss
-    getrandbits randrange sample choices betavariate expovariate gammavariate normalvariate randbytes"""))
-AMBIGUOUS_DRAWS = frozenset(_w("sample choice bytes"))  # df.sample is pandas
-IN_PLACE_ARG = frozenset(_w("shuffle copyto fill_diagonal place put putmask"))
-KNOWN_MODULES = frozenset(_w("""numpy pandas matplotlib seaborn scipy sklearn torch tensorflow os sys json pickle joblib
-    math statistics time datetime re pathlib shutil glob logging warnings random itertools functools collections io
-    csv subprocess IPython plotly altair polars pyarrow requests tqdm typing copy string textwrap operator asyncio"""))
-CONVENTIONS = {n: n for n in _w("""os sys random numpy pandas matplotlib seaborn torch shutil pathlib json pickle joblib
-    warnings logging math time re glob subprocess scipy sklearn datetime io csv tempfile asyncio""")} | dict(np="numpy",
-    pd="pandas", plt="matplotlib.pyplot", sns="seaborn", mpl="matplotlib", tf="tensorflow", Path="pathlib.Path")
+from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
+    NO_GLOBAL_DRAWS, PURE_FUNCTIONS, PURE_METHODS, IN_PLACE_NONE, MUTATING_METHODS, DRAWS, AMBIGUOUS_DRAWS, IN_PLACE_ARG,
+    KNOWN_MODULES, CONVENTIONS, CALL_RULES, STORE_RULES, LOAD_RULES, FILE_READERS, FILE_WRITERS, SHELL_READERS,
+    SHELL_WRITERS, CODE_MAGICS, _PATH_KWARGS, _PATH_RE, _DATA_EXT, _RNG_NAME, _AX_NAME, _EXPAND_RE, _NOT_INPUTS,
+)
 
 
-def _rules(text: str) -> dict:
-    """``prefix ... = label[!] ...`` by line or ``;`` (``a.{b,c}``: a.b, a.c; ``!``: an effect; ``-``: none)."""
-    table = {}
-    for line in re.split(r"[;\n]", text.strip()):
-        names, _, labels = line.partition("=")
-        value = tuple((x.rstrip("!"), x[-1] == "!") for x in _w(labels) if x != "-")
-        for word in _w(names):
-            head, _, alts = word.partition("{")
-            table.update(dict.fromkeys([head + x for x in alts.rstrip("}").split(",")] if alts else [word], value))
-    return table
-
-
-CALL_RULES = _rules("""
-random.{seed,setstate} = random! ; random.{Random,SystemRandom} = - ; random = random
-numpy.random.{seed,set_state} = numpy.random! ; numpy.random = numpy.random
-numpy.random.{default_rng,Generator,RandomState,SeedSequence,BitGenerator,PCG64,MT19937,Philox,SFC64} = -
-torch.{manual_seed,seed,set_rng_state} torch.cuda.{manual_seed,manual_seed_all} = torch.random!
-torch.{rand,randn,randint,randperm,rand_like,randn_like,bernoulli,multinomial,normal} torch.random = torch.random
-matplotlib.pyplot.{rc,rcdefaults,style.use} matplotlib.{rc,rcdefaults,use,style.use} = pyplot! options:matplotlib!
-seaborn.{set,set_theme,set_style,set_context,set_palette,reset_defaults} = pyplot! options:matplotlib!
-matplotlib.pyplot seaborn = pyplot ; pandas.{set_option,reset_option} = options:pandas!
-numpy.{set_printoptions,seterr} = options:numpy! ; os.chdir = cwd! ; os.{putenv,unsetenv} = environ!
-""")
-STORE_RULES = _rules("""
-os.environ = environ! ; sys.path = sys.path! ; pandas.options = options:pandas! ; matplotlib.pyplot = pyplot!
-matplotlib.rcParams matplotlib.pyplot.rcParams = options:matplotlib! pyplot!
-""")
-LOAD_RULES = {k: tuple((label, False) for label, _ in v) for k, v in STORE_RULES.items()}
-FILE_READERS = frozenset(_w("""open load loadtxt genfromtxt fromfile imread listdir exists isfile isdir stat glob Path
-    read_text read_bytes open_dataset"""))
-FILE_WRITERS = frozenset(_w("""save savez savez_compressed savetxt savefig dump remove unlink rmdir mkdir makedirs
-    rmtree rename replace copy copyfile copytree move write_text write_bytes touch tofile to_csv to_parquet to_json
-    to_excel to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr"""))
-SHELL_READERS = frozenset(_w("ls cat head tail wc du less file stat find tree"))
-SHELL_WRITERS = frozenset(_w("rm mkdir cp mv touch rmdir unzip tar wget curl ln tee"))
-# magics whose argument is code: do its names stay in the cell? Options taking a value.
-CODE_MAGICS = {"time": (True, ""), "prun": (True, "DlrsT"), "debug": (True, "b"), "capture": (True, ""),
-               "timeit": (False, "nrp")}
-_PATH_KWARGS = frozenset(_w("path fname file filename filepath_or_buffer path_or_buf"))
-_PATH_RE = re.compile(r"[\w.~/\\:+@=,-]+\Z")
-_DATA_EXT = re.compile(r"\.(csv|tsv|txt|jsonl?|parquet|feather|pkl|pickle|npy|npz|h5|hdf5?|xlsx?|png|jpe?g|svg|pdf|"
-                       r"gif|nc|zarr|db|sqlite|ya?ml|toml|pt|pth|ckpt|joblib|html|md|log|zip|gz|tar|xml)\Z", re.I)
-_RNG_NAME = re.compile(r"(^|_)(rng|prng|gen|generator|random_state|rs|rand|random)\d*(_|$)", re.I)
-_AX_NAME = re.compile(r"(ax|axs|axes|fig|figure|g|grid)(\d*|_\w*)\Z|\w*_ax\Z")
-_EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
-_NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
 __doc__ = __doc__ and __doc__.format(tables="\n".join(f"{k}: {' '.join(sorted(v))}." for k, v in [
     ("PURE_FUNCTIONS", PURE_FUNCTIONS), ("PURE_METHODS", PURE_METHODS), ("MUTATING_METHODS", MUTATING_METHODS),
+    ("IN_PLACE_NONE", IN_PLACE_NONE),
     ("DRAWS", DRAWS), ("AMBIGUOUS_DRAWS", AMBIGUOUS_DRAWS), ("IN_PLACE_ARG", IN_PLACE_ARG),
     ("KNOWN_MODULES", KNOWN_MODULES), ("CONVENTIONS", [f"{k}={v}" for k, v in CONVENTIONS.items()]),
     *((name, [f"{k}={'+'.join(x + '!' * e for x, e in v) or '-'}" for k, v in rules.items()])  # label! = effect
@@ -172,8 +103,16 @@ class CellWalker(Walker):
             self.mutate(root_name(a))
 
     # -- calls -----------------------------------------------------------------------
+    opaque = False  # calls code that may draw from a global random generator unseen (see may_draw)
+
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
+        if not self.opaque:
+            self.opaque = (path.partition(".")[0] not in NO_GLOBAL_DRAWS if path else
+                           func.id not in PURE_FUNCTIONS and func.id not in _NOT_INPUTS if type(func) is ast.Name
+                           else type(func) is not ast.Attribute or func.attr not in PURE_METHODS)
+        for k in node.keywords:  # f(X, random_state=rng): the callee draws from the generator
+            self.mutate(k.value.id) if k.arg in ("random_state", "rng") and type(k.value) is ast.Name else None
         if path:
             self.module_call(path, node, used)
         elif type(func) is ast.Name:
@@ -218,7 +157,8 @@ class CellWalker(Walker):
         if meth in ("plot", "hist", "boxplot") or (type(recv) is ast.Attribute and recv.attr == "plot"):
             # ax.plot(...) changes that axes; df.plot(), s.hist() draw with pyplot
             self.mutate(root) if root and _AX_NAME.match(root) else self.label("pyplot")
-        elif (meth in MUTATING_METHODS or (meth.endswith("_") and not meth.endswith("__"))
+        elif ((meth in MUTATING_METHODS and not (used and meth in IN_PLACE_NONE))
+              or (meth.endswith("_") and not meth.endswith("__"))
               or getattr(keywords.get("inplace"), "value", None) is True):
             self.mutate(root)
         elif meth in DRAWS and (meth not in AMBIGUOUS_DRAWS or (root and _RNG_NAME.search(root))):
@@ -335,6 +275,7 @@ class CellAnalysis:
     state: frozenset = frozenset()    # labels of process-wide state the cell touches
     effects: frozenset = frozenset()  # the labels it writes (seeding, styling, chdir, files written...)
     warnings: tuple = ()              # what nbsteps cannot see (exec, import * it cannot list)
+    opaque: bool = False              # calls library or notebook code that might draw from a global generator
 
 
 def step_filename(name: str) -> str:
@@ -366,7 +307,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
-                        tuple(dict.fromkeys(walker.warnings)))
+                        tuple(dict.fromkeys(walker.warnings)), walker.opaque)
 
 
 def run_code(code: CodeType, ns: dict):

@@ -22,7 +22,7 @@ from collections import deque
 from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
-from nbsteps.model.state import effects_of, state_of
+from nbsteps.model.state import USE_IS_EFFECT, effects_of, may_draw, state_of
 from nbsteps.model.step import Step
 
 INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
@@ -44,6 +44,9 @@ class Dependencies:
         self.state_labels: dict[tuple[str, str], list[str]] = {}  # (up, down) -> shared state
         # state label -> (lowest step that changed it, steps using it since)
         self.state_chain: dict[str, tuple["str | None", list[str]]] = {}
+        # global generator -> the lowest step that may draw from it unseen (see nbsteps.model.state)
+        self.maybe_draws: dict[str, str] = {}
+        self.maybe_of: dict[str, set[str]] = {}  # step -> the generators it may draw from unseen
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
         # executor caches (see nbsteps.executor): run structures per selection,
@@ -142,11 +145,32 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
         else:  # after the nearest change above
             ups = [(changed, STATE)] if changed else []
             g.state_chain[label] = (changed, users + [step.name])
+        maybe = g.maybe_draws.pop(label, None) if label in USE_IS_EFFECT else None
+        if maybe is not None:
+            ups.append((maybe, ORDER))
         for up, kind in ups:
             deps.setdefault(up, kind)
             g.state_labels.setdefault((up, step.name), []).append(label)
+    _hidden_draws(g, step, deps)
     g.deps[step.name] = deps
     g.sources[step.name] = sources
+
+
+def _hidden_draws(g: Dependencies, step: Step, deps: dict[str, str]) -> None:
+    """Order a step that may draw from a global generator unseen after the
+    random steps above it (``order`` edges: nothing stale, nothing blocked)."""
+    if not may_draw(step):
+        return
+    touched = state_of(step)
+    for label in USE_IS_EFFECT:
+        if label in touched or label not in g.state_chain:
+            continue
+        changed = g.state_chain[label][0]
+        for up in {changed, g.maybe_draws.get(label)} - {None}:
+            deps.setdefault(up, ORDER)
+            g.state_labels.setdefault((up, step.name), []).append(label + "?")
+        g.maybe_draws[label] = step.name
+        g.maybe_of.setdefault(step.name, set()).add(label)
 
 
 def resolve(steps: dict[str, Step]) -> Dependencies:

@@ -18,6 +18,12 @@ staleness (editing a seed re-runs the draws below it). Edges that only keep a
 change after earlier uses are ``order`` edges: they order execution but make
 nothing stale and block nothing. A draw from a global generator changes it, so every random
 step is an effect.
+
+Library code may draw from a global generator where the analysis cannot see it
+(an estimator without ``random_state``, ``ArmaProcess.generate_sample``). Once a
+step above has touched a global generator, a step that calls such code
+(:func:`may_draw`) keeps its notebook order with the other random steps (``order``
+edges, labelled ``<generator>?``): a parallel run draws what Run All draws.
 """
 from __future__ import annotations
 
@@ -39,3 +45,9 @@ def effects_of(step) -> frozenset:
     effects = set(getattr(a, "effects", ()) or ())
     effects.update(label for label in (getattr(a, "state", ()) or ()) if label in USE_IS_EFFECT)
     return frozenset(effects)
+
+
+def may_draw(step) -> bool:
+    """Whether *step* calls code that might draw from a global random generator
+    unseen (anything but known pure functions, methods and libraries)."""
+    return bool(getattr(step.analysis, "opaque", False)) if step.analysis is not None else False

@@ -252,8 +252,8 @@ class Executor:
         rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
         rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
         rec.finished, rec.stale, rec.token = cp.finished, False, token
-        for label in state_of(self.plan.steps[rec.name]):  # the process state is now as after this step
-            self.plan.state_head[label] = rec.name
+        for label in (*state_of(self.plan.steps[rec.name]), *self.plan.deps.maybe_of.get(rec.name, ())):
+            self.plan.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)
         self._final.append(rec.name)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbsteps.model.dependencies import ORDER_ONLY
+from nbsteps.model.dependencies import ORDER_ONLY, _nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.task import Task, private_copy
@@ -51,4 +51,23 @@ def make_task(plan: "Plan", step: Step) -> Task:
         else:
             continue
         inputs[n] = private_copy(value) if n in step.analysis.mutated else value
-    return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns)
+    return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns,
+                above=_versions_above(plan, step.name))
+
+
+def _versions_above(plan: "Plan", name: str):
+    """name -> (True, value) of the nearest completed step above *name* that
+    wrote it, for the notebook functions a step calls (see nbsteps.run.helpers)."""
+    g = plan.deps
+    pos = g.position.get(name)
+
+    def above(n: str):
+        ws = g.writers.get(n)
+        w = _nearest_above(ws, g.position, pos) if ws and pos is not None else None
+        if w is not None:
+            r = plan.records.get(w)
+            if r is not None and r.status == COMPLETED and n in r.outputs:
+                return True, r.outputs[n]
+        return False, None
+
+    return above

@@ -8,6 +8,9 @@ chain executes in a run, such a step is executed again (replayed) instead of
 restored, in notebook order, so the executing step sees the state Restart &
 Run All would give it. A replayed step whose fingerprint did not change keeps
 its execution token: nothing downstream becomes stale because of the replay.
+A step that may draw from a global generator unseen (see
+:mod:`nbsteps.model.state`) is in that generator's chain too: the seeds and
+draws above it are replayed before it executes (it is not replayed itself).
 """
 from __future__ import annotations
 
@@ -26,10 +29,11 @@ def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[s
     """
     steps = plan.steps
     heads = getattr(plan, "state_head", {})
+    maybe = plan.deps.maybe_of  # a step that may draw unseen: the seeds above it are replayed, not it
     chains: dict[str, list[str]] = {}
     for s in names:  # notebook order
         a = steps[s].analysis
-        for label in (getattr(a, "state", ()) or ()) if a is not None else ():
+        for label in (*((getattr(a, "state", ()) or ()) if a is not None else ()), *maybe.get(s, ())):
             chains.setdefault(label, []).append(s)
     replay: dict[str, list[str]] = {}
     for label, chain in chains.items():

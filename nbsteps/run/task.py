@@ -18,6 +18,7 @@ from typing import Any
 from nbsteps.formatting import clean_text
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 from nbsteps.run.capture import Capture
+from nbsteps.run.helpers import link_helpers
 
 
 @dataclass
@@ -38,10 +39,10 @@ class Task:
     """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
 
     __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt",
-                 "base")
+                 "base", "above")
 
     def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None,
-                 base=None):
+                 base=None, above=None):
         self.name = name
         self.kind = kind
         self.source = source
@@ -52,36 +53,29 @@ class Task:
         self._analysis = analysis
         self.abandoned = False
         self.base = base
+        self.above = above  # name -> (found, the version the step's position implies); see run.helpers
         self.attempt = 0
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("_analysis", "base")}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("_analysis", "base", "above")}
 
     def __setstate__(self, state):
         for k, v in state.items():
             setattr(self, k, v)
         self._analysis = None
-        self.base = None
-
-
-def _is_generator(value: Any) -> bool:
-    """A random generator, whose state lives in a nested object a shallow copy would share."""
-    import random
-
-    if isinstance(value, random.Random):
-        return True
-    module = type(value).__module__ or ""
-    return module.startswith("numpy.random") or (module.startswith("torch") and type(value).__name__ == "Generator")
+        self.base = self.above = None
 
 
 def private_copy(value: Any) -> Any:
     """A copy for a step that changes an input in place, so the upstream
     checkpoint never changes and a re-run gives the same result: pandas
     objects shallow (copy-on-write makes that safe for column assignment),
-    arrays copied, random generators in full (a draw must not advance the
-    upstream generator's state), anything else shallow (``model.fit`` and
-    ``lst.append`` replace attributes and items of the copy)."""
+    arrays copied, anything else in full (``pipe.set_params(...).fit(...)``
+    changes estimators nested in the pipeline; ``cfg["a"]["b"] = ``; a random
+    generator's state lives in a nested bit generator). An object a deep copy
+    does not reproduce (not deep-copyable, or whose attribute dict is itself,
+    like statsmodels' Dataset) is copied shallow."""
     if isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)):
         return value
     module = type(value).__module__ or ""
@@ -90,17 +84,28 @@ def private_copy(value: Any) -> Any:
             return value.copy(deep=False)
         except Exception:  # pragma: no cover - exotic pandas objects
             return value
-    if _is_generator(value):
-        try:
-            return copy.deepcopy(value)
-        except Exception:  # pragma: no cover
-            return value
     if module == "numpy" and hasattr(value, "copy"):
         return value.copy()
+    try:
+        copied = copy.deepcopy(value)
+        if _faithful(value, copied):
+            return copied
+    except Exception:  # a lock, a connection inside
+        pass
     try:
         return copy.copy(value)
     except Exception:
         return value
+
+
+def _faithful(value: Any, copied: Any) -> bool:
+    """Whether a deep copy has the attributes of the original (an object whose
+    ``__dict__`` is the object itself loses them)."""
+    d = getattr(value, "__dict__", None)
+    if not isinstance(d, dict):
+        return True
+    c = getattr(copied, "__dict__", None)
+    return isinstance(c, dict) and len(c) == len(d) and (d is not value or c is copied)
 
 
 def _user_frames(exc: BaseException, filename: str):
@@ -161,6 +166,7 @@ def _attempt(task: Task) -> Outcome:
             else:
                 ns = {"__builtins__": builtins, "__name__": "__main__"}
             ns.update(task.inputs)
+            link_helpers((analysis.body, analysis.result), ns, task.above)  # helpers see names defined after them
             run_code(analysis.body, ns)  # exec, and top-level await
             has_result = analysis.result is not None
             result = run_code(analysis.result, ns) if has_result else None

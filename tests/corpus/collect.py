@@ -210,6 +210,21 @@ def _collect(ns, options):
     except Exception:  # pragma: no cover
         hidden = set()
     hidden |= {"In", "Out", "exit", "quit", "get_ipython", "open"}
+    plan = None
+    if "nbsteps" in _sys.modules:
+        try:
+            import nbsteps
+
+            plan = nbsteps.current()
+        except Exception as exc:
+            plan = exc
+    deferred = []
+    if plan is not None and not isinstance(plan, Exception) and getattr(plan, "deferred", None):
+        # values restored lazily from a directory store are read when a cell
+        # names them (nbsteps.ipython.lazy): a user typing each name gets its
+        # value, so read them all, as a cell naming every one of them would
+        deferred = sorted(plan.deferred.pending)
+        plan.load(deferred)
     values, kinds = {}, {}
     for name in sorted(k for k in list(ns) if isinstance(k, str)):
         if name.startswith("_") or name in hidden:
@@ -224,12 +239,11 @@ def _collect(ns, options):
             d.out = {"": f"<digest failed: {type(exc).__name__}>"}
         values[name] = d.out
         kinds[name] = f"{type(v).__module__}.{type(v).__qualname__}"
-    result = {"values": values, "types": kinds, "steps": None}
-    if "nbsteps" in _sys.modules:
+    result = {"values": values, "types": kinds, "steps": None, "deferred": deferred}
+    if isinstance(plan, Exception):
+        result["steps_error"] = f"{type(plan).__name__}: {plan}"
+    elif plan is not None:
         try:
-            from nbsteps import session
-
-            plan = session.current()
             result["steps"] = {
                 name: {"status": r.status, "cached": bool(r.cached), "token": str(getattr(r, "token", "")),
                        "error": r.error_text}
@@ -237,7 +251,16 @@ def _collect(ns, options):
             }
             if options.get("downstream_of"):
                 src = options["downstream_of"]
-                result["downstream"] = sorted(plan.downstream([src]) - {src}) if src in plan.records else None
+                # through edges that make a step stale (an "order" edge only orders execution)
+                down, todo = set(), [src] if src in plan.records else []
+                edges = [(u, d) for u, d, kind in plan.edges() if kind != "order"]
+                while todo:
+                    n = todo.pop()
+                    for u, d in edges:
+                        if u == n and d not in down:
+                            down.add(d)
+                            todo.append(d)
+                result["downstream"] = sorted(down - {src}) if src in plan.records else None
         except Exception as exc:
             result["steps_error"] = f"{type(exc).__name__}: {exc}"
     print(MARK + _json.dumps(result), flush=True)

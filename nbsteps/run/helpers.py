@@ -1,0 +1,104 @@
+"""Notebook functions called by a step see the names defined after them.
+
+In Run All every cell shares one global namespace, so a function looks its
+global names up when it is called: a helper defined in one cell may use a
+module imported, or a value assigned, only in a later cell that calls it::
+
+    def rescale(c):            # cell 3
+        return c - np.log(c)   # np is not defined yet
+    import numpy as np         # cell 4
+    r = rescale(2.0)
+
+A step runs in a private namespace, and a function another step (or an
+ordinary cell) defined keeps its own namespace as its globals, so the call
+above would raise ``NameError``. Before a step runs, :func:`link_helpers` looks
+at the notebook-defined functions its code names (and, transitively, the ones
+their code names): when one of them uses a name its own globals lack but the
+step has or defines, they are rebound to the step's namespace (copies of the
+functions; the originals are untouched), as Run All's single namespace would
+have it; the names they use that the step does not mention keep the values
+their own cell gave them. Otherwise nothing changes (same objects). Methods of
+notebook classes are not followed.
+"""
+from __future__ import annotations
+
+import builtins
+import types
+from typing import Callable, Iterable
+
+_BUILTINS = vars(builtins)
+
+
+def _code_names(code: types.CodeType) -> set:
+    names: set = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return names
+
+
+def _is_helper(obj) -> bool:
+    return type(obj) is types.FunctionType and getattr(obj, "__module__", None) in ("__main__", None)
+
+
+def _rebind(fn: types.FunctionType, globs: dict) -> types.FunctionType:
+    new = types.FunctionType(fn.__code__, globs, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__kwdefaults__ = fn.__kwdefaults__
+    new.__qualname__ = fn.__qualname__
+    new.__doc__ = fn.__doc__
+    new.__module__ = fn.__module__
+    new.__dict__.update(fn.__dict__)
+    if fn.__annotations__:
+        new.__annotations__ = dict(fn.__annotations__)
+    return new
+
+
+def link_helpers(codes: Iterable[types.CodeType], ns: dict,
+                 above: "Callable[[str], tuple[bool, object]] | None" = None) -> None:
+    """Before a step's *codes* run in *ns* (its namespace): if a notebook
+    function they reach by global name (transitively) uses a name its own
+    globals lack and the step has or defines, the reachable functions are
+    rebound to *ns*, as in Run All's single namespace. A name they use that
+    the step does not mention gets the version the step's position implies:
+    *above(name)* gives ``(True, value)`` for the nearest step above that
+    wrote it; else the function's own cell's value, else what *ns* has."""
+    mentioned: set = set()
+    for code in codes:
+        if code is not None:
+            mentioned |= _code_names(code)
+    reach: dict[int, types.FunctionType] = {}
+    needs = False
+    todo = [(n, ns) for n in mentioned]
+    while todo:
+        name, where = todo.pop()
+        fn = where.get(name)
+        if not _is_helper(fn) or id(fn) in reach or fn.__globals__ is ns:
+            continue
+        reach[id(fn)] = fn
+        globs = fn.__globals__
+        for n in _code_names(fn.__code__):
+            if n in globs:
+                todo.append((n, globs))
+            elif n not in _BUILTINS and (n in ns or n in mentioned):
+                needs = True  # Run All would find it; the function's own namespace would not
+    if not needs:
+        return
+    rebound = {i: _rebind(fn, ns) for i, fn in reach.items()}
+    overlaid: set = set()
+    for fn in reach.values():
+        globs = fn.__globals__
+        for n in _code_names(fn.__code__):
+            if n in mentioned or n in overlaid:
+                continue
+            found, v = above(n) if above is not None else (False, None)
+            if not found:
+                if n not in globs:
+                    continue
+                v = globs[n]
+            ns[n] = rebound.get(id(v), v) if type(v) is types.FunctionType else v
+            overlaid.add(n)
+    for k, v in list(ns.items()):
+        if type(v) is types.FunctionType and id(v) in rebound:
+            ns[k] = rebound[id(v)]
