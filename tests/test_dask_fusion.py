@@ -188,3 +188,44 @@ def test_steps_that_need_the_client_between_them_are_not_fused(client):
     keys = dask_tasks(client, ["nf0", "nf1", "nf2", "nf3", "nf4"])
     # nf0 alone (nf1 has a timeout), nf1 alone (it has a timeout), nf2 alone (nf3 asks first), nf3 + nf4
     assert sorted(k.split("-")[1] for k in keys) == ["nf0", "nf1", "nf2", "nf3"], keys
+
+
+def test_a_large_input_of_a_step_inside_a_chain_travels_once(client, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    big = pd.DataFrame(np.arange(400_000.0).reshape(-1, 4), columns=list("abcd"))  # 3.2 MB
+    scattered = []
+    real_scatter = distributed.Client.scatter
+    monkeypatch.setattr(distributed.Client, "scatter",
+                        lambda self, value, **kw: scattered.append(type(value).__name__) or real_scatter(self, value, **kw))
+    before = dask_tasks(client, ["sc0", "sc1", "sc2"])
+    plan = nbsteps.Plan(namespace={"big": big})
+    plan.add_cell("sc0", "k = 2")
+    plan.add_cell("sc1", "s = float(big['a'].sum()) * k")
+    plan.add_cell("sc2", "t = s + float(big['b'].iloc[2])")  # not k: sc0 would branch
+    summary = plan.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    assert plan.namespace["t"] == float(big["a"].sum()) * 2 + float(big["b"].iloc[2])
+    assert scattered == ["DataFrame"] and len(dask_tasks(client, ["sc0", "sc1", "sc2"], before)) == 1
+
+
+def test_values_that_cannot_travel_fail_their_own_step_inside_a_chain(client):
+    import threading
+
+    plan = nbsteps.Plan(namespace={"lock": threading.Lock()})
+    plan.add_cell("un0", "a = 1")
+    plan.add_cell("un1", "with lock:\n    b = a + 1")  # its input cannot go: un0 goes alone, un1 fails
+    plan.add_cell("un2", "c = b + 1")
+    plan.add_cell("other0", "x = 1")
+    plan.add_cell("other1", "import threading\ny = x + 1\nmine = threading.Lock()")  # its output cannot come back
+    plan.add_cell("other2", "z = y + 1")
+    summary = plan.run(backend="dask", address=client)
+    assert not summary.ok
+    status = {s: plan[s].status for s in plan.order()}
+    assert status == {"un0": "completed", "un1": "failed", "un2": "blocked",
+                      "other0": "completed", "other1": "failed", "other2": "blocked"}
+    assert "step 'un1'" in plan["un1"].error_text and "input 'lock'" in plan["un1"].error_text
+    assert "step 'other1'" in plan["other1"].error_text and "output 'mine'" in plan["other1"].error_text
+    assert plan.store.peek("un0") is not None and plan.store.peek("other0") is not None
+    assert "y" not in plan.namespace and plan.namespace["x"] == 1

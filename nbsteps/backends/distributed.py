@@ -3,7 +3,9 @@
 ``DaskBackend`` has the interface of :class:`~nbsteps.backends.ThreadBackend`:
 ``submit(task, done)``, ``abandon(task)``, ``close()``. The executor keeps
 everything else (retries, timeouts, optional steps, failure policies, events,
-publishing and checkpoints) on the kernel side, exactly as with threads.
+publishing and checkpoints) on the kernel side, exactly as with threads. A
+linear chain of steps travels as one dask task (``fuses``; see
+:mod:`nbsteps.run.fusion`): one round trip for the chain, not one per step.
 
 Which cluster:
 

@@ -42,7 +42,9 @@ def followers(ex: "Executor", task: Task) -> tuple:
     """The tasks to run right after *task*, in the same remote task (maybe none)."""
     plan = ex.plan
     prev = task.name
-    links = run_graph(plan, ex.names).links()
+    links = ex.__dict__.get("_chain_links")
+    if links is None:  # once per run (finding the run graph again hashes the selection)
+        links = ex._chain_links = run_graph(plan, ex.names).links()
     nxt = links.get(prev)
     if nxt is None or prev in ex.replay or plan.steps[prev].timeout:
         return ()  # a replayed step keeps its token: the next one may be up to date
