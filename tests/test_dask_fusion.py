@@ -229,3 +229,21 @@ def test_values_that_cannot_travel_fail_their_own_step_inside_a_chain(client):
     assert "step 'other1'" in plan["other1"].error_text and "output 'mine'" in plan["other1"].error_text
     assert plan.store.peek("un0") is not None and plan.store.peek("other0") is not None
     assert "y" not in plan.namespace and plan.namespace["x"] == 1
+
+
+def test_a_slow_step_ends_its_chain_so_checkpoints_are_not_held_back(client):
+    names = ["sl0", "sl1", "sl2"]
+    plan = nbsteps.Plan(namespace={})
+    plan.add_cell("sl0", "import time\ntime.sleep(0.3)\na = 1")  # longer than fusion.BUDGET (0.2 s)
+    plan.add_cell("sl1", "b = a + 1")
+    plan.add_cell("sl2", "c = b + 1")
+    before = dask_tasks(client, names)
+    # first run: the worker starts no step after the budget; sl1 then heads the rest
+    assert plan.run(backend="dask", address=client).ok
+    first = dask_tasks(client, names, before)
+    assert sorted(k.split("-")[1] for k in first) == ["sl0", "sl1"], first
+    # next run: sl0 was slow last time, so it is sent alone
+    assert plan.run(backend="dask", address=client, force_all=True).ok and plan.namespace["c"] == 3
+    second = dask_tasks(client, names, before + first)
+    assert sorted(k.split("-")[1] for k in second) == ["sl0", "sl1"], second
+    assert [plan[s].status for s in names] == ["completed"] * 3

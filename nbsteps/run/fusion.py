@@ -46,9 +46,9 @@ def followers(ex: "Executor", task: Task) -> tuple:
     if links is None:  # once per run (finding the run graph again hashes the selection)
         links = ex._chain_links = run_graph(plan, ex.names).links()
     nxt = links.get(prev)
-    if nxt is None or prev in ex.replay or plan.steps[prev].timeout:
-        return ()  # a replayed step keeps its token: the next one may be up to date
     records, deps = plan.records, plan.deps.deps
+    if nxt is None or prev in ex.replay or plan.steps[prev].timeout or (records[prev].duration or 0) > BUDGET:
+        return ()  # a replayed step keeps its token: the next one may be up to date
     out = []
     while nxt is not None:
         step, rec = plan.steps[nxt], records[nxt]
