@@ -30,3 +30,14 @@ def test_ties_follow_the_notebook_order_and_tuples_compare_lexicographically():
     path, _ = graphs.longest_path(ORDER, UPS.__getitem__, lambda s: (0.0, 1))
     assert path == ["a", "c", "e"]  # every chain of length 3 ties: the earliest steps win
     assert graphs.longest_path([], UPS.__getitem__, lambda s: 1) == ([], {})
+
+
+def test_chain_links_join_a_step_to_its_only_downstream_when_it_is_that_ones_only_upstream():
+    # a has two downstream steps (c, d), d two upstream ones (a, b): no link there
+    links = graphs.chain_links(ORDER, UPS.__getitem__)
+    assert links == {}  # b -> d: d also waits for a; c -> e: e also waits for d
+    line = {"a": [], "b": ["a"], "c": ["b"], "d": ["c"], "x": ["c"], "y": ["d"]}
+    #  a - b - c - d - y
+    #           \- x        c is a branch point: the chain a-b-c ends there, d-y starts again
+    assert graphs.chain_links(list(line), line.__getitem__) == {"a": "b", "b": "c", "d": "y"}
+    assert graphs.chain_links([], {}.__getitem__) == {}

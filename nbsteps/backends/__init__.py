@@ -3,7 +3,10 @@
 A backend has ``workers``, ``inline_ok`` (whether the executor may run a lone
 step on its own thread), ``submit(task, done)`` (run ``task`` and call
 ``done(task, outcome)`` from any thread), ``abandon(task)`` (a timed-out
-attempt: its late outcome is discarded) and ``close()``. Implementations:
+attempt: its late outcome is discarded) and ``close()``. A backend with
+``fuses = True`` also runs ``task.then`` (the steps after it in a linear chain,
+:mod:`nbsteps.run.fusion`) in the same unit of work and hands their outcomes
+back in ``outcome.then``. Implementations:
 :mod:`nbsteps.backends.threads` (default) and :mod:`nbsteps.backends.distributed`
 (a dask.distributed cluster). ``make_backend`` chooses; the executor and the
 plan never import an implementation.

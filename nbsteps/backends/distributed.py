@@ -3,7 +3,9 @@
 ``DaskBackend`` has the interface of :class:`~nbsteps.backends.ThreadBackend`:
 ``submit(task, done)``, ``abandon(task)``, ``close()``. The executor keeps
 everything else (retries, timeouts, optional steps, failure policies, events,
-publishing and checkpoints) on the kernel side, exactly as with threads.
+publishing and checkpoints) on the kernel side, exactly as with threads. A
+linear chain of steps travels as one dask task (``fuses``; see
+:mod:`nbsteps.run.fusion`): one round trip for the chain, not one per step.
 
 Which cluster:
 
@@ -25,6 +27,7 @@ importable on the workers (it is for a LocalCluster).
 """
 from __future__ import annotations
 
+import copy
 import queue
 import sys
 import threading
@@ -164,6 +167,8 @@ class DaskBackend:
     inline_ok = False
     #: what happens to a timed-out attempt (for the executor's timeout message)
     abandon_note = "its dask task was cancelled"
+    #: linear chains of steps may travel as one task (``task.then``, nbsteps.run.fusion)
+    fuses = True
 
     def __init__(self, workers: int, address=None) -> None:
         self.workers = max(1, int(workers))
@@ -178,14 +183,17 @@ class DaskBackend:
 
     def submit(self, task: Task, done) -> None:
         try:
-            light, shared = self._split(task)
-            payload = cloudpickle.dumps(light, protocol=PROTOCOL)
+            payload, shared, then_shared = self._payload(task)
         except Exception as exc:
-            done(task, _failed(task, unserialisable_input(task, exc)))
+            if not task.then:
+                done(task, _failed(task, unserialisable_input(task, exc)))
+                return
+            task.then = ()  # a follower's input cannot travel: the executor sends each of them alone
+            self.submit(task, done)
             return
         key = f"nbsteps-{task.name}-{task.attempt}-{uuid.uuid4().hex[:10]}"
         try:
-            future = self.client.submit(run_remote, payload, shared or None, key=key, pure=False)
+            future = self.client.submit(run_remote, payload, shared or None, then_shared, key=key, pure=False)
         except Exception as exc:
             done(task, _failed(task, NbstepsError(
                 f"step {task.name!r} could not be submitted to the dask cluster: {type(exc).__name__}: {exc}")))
@@ -196,6 +204,20 @@ class DaskBackend:
                 self._collector = threading.Thread(target=self._collect, name="nbsteps-dask-results", daemon=True)
                 self._collector.start()
         future.add_done_callback(lambda fut: self._ready.put((fut, key, task, done)))
+
+    def _payload(self, task: Task) -> tuple:
+        """The pickled task (and its followers, for a fused chain), and the
+        large inputs of each, scattered."""
+        light, shared = self._split(task)
+        then_shared = None
+        if task.then:
+            pairs = [self._split(t) for t in task.then]
+            if light is task:
+                light = copy.copy(task)  # the executor keeps its own followers (with their namespace)
+            light.then = tuple(t for t, _ in pairs)
+            if any(s for _, s in pairs):
+                then_shared = [s for _, s in pairs]
+        return cloudpickle.dumps(light, protocol=PROTOCOL), shared, then_shared
 
     def _split(self, task: Task) -> "tuple[Task, dict]":
         """The task without its large inputs, and those inputs as futures of
@@ -215,7 +237,7 @@ class DaskBackend:
         light = Task(task.name, task.kind, task.source, {n: v for n, v in task.inputs.items() if n not in shared},
                      task.outputs, func=task.func, args={n: v for n, v in task.args.items() if n not in shared},
                      analysis=task._analysis)
-        light.attempt = task.attempt
+        light.attempt, light.links = task.attempt, task.links
         return light, shared
 
     def _collect(self) -> None:
@@ -276,6 +298,17 @@ class DaskBackend:
                 f"step {task.name!r} could not run on the dask cluster: {type(exc).__name__}: {exc}.{hint}"))
         if data is None:
             data = future.result()
+        outcome = self._decode(task, data)
+        if outcome.ok and task.then:  # a fused chain: its followers that ran, up to the first failure
+            then = []
+            for follower, part in zip(task.then, data.get("then", ())):
+                then.append((follower, self._decode(follower, part)))
+                if not then[-1][1].ok:
+                    break
+            outcome.then = tuple(then)
+        return outcome
+
+    def _decode(self, task: Task, data: dict) -> Outcome:
         outcome: Outcome = cloudpickle.loads(data["outcome"])
         if not outcome.ok:
             return outcome

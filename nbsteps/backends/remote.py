@@ -9,7 +9,8 @@ import cloudpickle
 
 from nbsteps.errors import UnserialisableValueError
 from nbsteps.formatting import error_text
-from nbsteps.run.task import Outcome, Task, run_task
+from nbsteps.run.fusion import run_chain
+from nbsteps.run.task import Outcome, Task
 
 PROTOCOL = 5
 
@@ -54,21 +55,35 @@ def _portable_error(exc: BaseException) -> BaseException:
         return RemoteStepError(error_text(exc), type(exc).__name__)
 
 
-def run_remote(payload: bytes, shared: "dict | None" = None) -> dict:
+def run_remote(payload: bytes, shared: "dict | None" = None, then_shared: "list | None" = None) -> dict:
     """Run one attempt on a worker. *shared*: large inputs (or arguments)
     scattered once per run, resolved by dask. Returns ``{"outcome": bytes,
     "outputs": {name: bytes}, "result": bytes | None}``: every output pickled
-    on its own, so one that cannot travel back is named."""
+    on its own, so one that cannot travel back is named. A fused chain
+    (``task.then``, see :mod:`nbsteps.run.fusion`; *then_shared*: the large
+    inputs of each follower) adds ``"then"``: the same for each follower that
+    ran, in order."""
     task: Task = cloudpickle.loads(payload)
-    if shared:
-        (task.args if task.kind == "function" else task.inputs).update(shared)
-    outcome = run_task(task)
+    for t, big in zip((task, *task.then), (shared, *(then_shared or ()))):
+        if big:
+            (t.args if t.kind == "function" else t.inputs).update(big)
     try:
         from distributed import get_worker
 
-        outcome.worker = get_worker().address
+        worker = get_worker().address
     except Exception:
-        outcome.worker = f"pid {os.getpid()}"
+        worker = f"pid {os.getpid()}"
+    done = run_chain(task, lambda t, outcome: _pack(t, outcome, worker))
+    data = done[0]
+    if task.then:
+        data["then"] = done[1:]
+    return data
+
+
+def _pack(task: Task, outcome: Outcome, worker: str) -> dict:
+    """One attempt's outcome, ready to travel (an output that cannot travel
+    turns *outcome* into a failure, in place)."""
+    outcome.worker = worker
     outputs: dict[str, bytes] = {}
     result = None
     if outcome.ok:
@@ -86,8 +101,7 @@ def run_remote(payload: bytes, shared: "dict | None" = None) -> dict:
                 f"dask worker {outcome.worker}: {type(exc).__name__}: {exc}. "
                 f"Keep such values inside the step (or del them at its end), or run it with --backend threads."
             )
-            outcome = Outcome(False, error=err, traceback=f"{type(err).__name__}: {err}",
-                              started=outcome.started, duration=outcome.duration, worker=outcome.worker)
+            outcome.ok, outcome.error, outcome.traceback = False, err, f"{type(err).__name__}: {err}"
             outputs, result = {}, None
     else:
         outcome.error = _portable_error(outcome.error) if outcome.error is not None else None

@@ -57,3 +57,18 @@ def longest_path(order: Sequence[str], ups: Ups, weight: Callable[[str], object]
         path.append(end)
         end = pred[end]
     return path[::-1], dist
+
+
+def chain_links(order: Sequence[str], ups: Ups) -> dict[str, str]:
+    """Links of linear chains: ``{a: b}`` when *b* is the only step downstream
+    of *a* and *a* the only step upstream of *b* (such a pair can run as one
+    unit: nothing else waits for *a* or feeds *b*)."""
+    downs: dict[str, list[str]] = {}
+    single: set[str] = set()
+    for s in order:
+        up = list(ups(s))
+        if len(up) == 1:
+            single.add(s)
+        for u in up:
+            downs.setdefault(u, []).append(s)
+    return {a: ds[0] for a, ds in downs.items() if len(ds) == 1 and ds[0] in single}

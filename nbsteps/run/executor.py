@@ -27,7 +27,7 @@ from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
-from nbsteps.run import retry
+from nbsteps.run import fusion, retry
 from nbsteps.run.inputs import blocked_by, make_task
 from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
@@ -70,6 +70,7 @@ class Executor:
         self.completed_order: list[str] = []
         self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
         self._replay_tokens: dict[str, str] = {}
+        self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -141,7 +142,7 @@ class Executor:
         rec.attempts = 0
         rec.cached = False
         try:
-            return self._task(step)
+            return self._fused[name][0] if name in self._fused else self._task(step)
         except CheckpointUnavailable as exc:  # an input restored lazily is gone: rerun its step next time
             lost = plan.records.get(exc.step)
             if lost is not None:
@@ -172,8 +173,10 @@ class Executor:
         attempts = rec.attempts = rec.attempts + 1
         task.attempt = attempts
         rec.status = RUNNING
+        fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
+        fused = fused if fused is not None and fused[0] is task else None
         if attempts == 1:
-            rec.started = time.time()
+            rec.started = (fused and fused[1].started) or time.time()
         self._running[name] = task
         if not inline:
             timeout = self.plan.steps[name].timeout
@@ -181,12 +184,14 @@ class Executor:
                 heapq.heappush(self._timers, (time.monotonic() + timeout, next(self._seq), "timeout", name, task))
         if self.emit_event is not None:
             self._emit(ev.STARTED, name, f"attempt {attempts}" if attempts > 1 else "")
-        if inline:  # a lone ready step: run it here, nothing else could run meanwhile
-            outcome = run_task(task)
+        if inline or fused:  # a lone ready step: run it here (nothing else could run meanwhile), or a fused one
+            outcome = fused[1] if fused else run_task(task)
             if self._watch.hit:  # the step swallowed a Ctrl-C (bare except): the run stops all the same
                 raise KeyboardInterrupt
             self._handle(task, outcome)
         else:
+            if getattr(backend, "fuses", False):  # the steps that follow it in a linear chain go along
+                task.then = fusion.followers(self, task)
             backend.submit(task, self._on_done)
 
     def _on_done(self, task: Task, outcome: Outcome) -> None:  # any thread
@@ -196,6 +201,8 @@ class Executor:
         if self._running.get(task.name) is not task or task.abandoned:
             return  # late outcome of an abandoned attempt: discarded, never published
         del self._running[task.name]
+        for follower, later in outcome.then:  # a fused chain: the outcomes of the steps that follow
+            self._fused[follower.name] = (follower, later)
         self._conclude(task, outcome)
 
     def _conclude(self, task: Task, outcome: Outcome) -> None:

@@ -29,18 +29,26 @@ def blocked_by(plan: "Plan", name: str) -> str:
     return ""
 
 
-def make_task(plan: "Plan", step: Step) -> Task:
+def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
     """The attempt of *step*: a function step's arguments are its upstream
     results; a cell step's inputs come from the upstream records (read now if
-    restored lazily) or the namespace; an input it mutates is a private copy."""
+    restored lazily) or the namespace; an input it mutates is a private copy.
+    *after*: the step just before it in a fused chain (not run yet): what that
+    step gives is left out, and named in ``task.links`` (nbsteps.run.fusion)."""
+    links = {}
     if step.func is not None:
-        args = {p: plan.records[p].result for p in step.params}
-        return Task(step.name, "function", func=step.func, args=args)
+        args = {p: plan.records[p].result for p in step.params if p != after}
+        task = Task(step.name, "function", func=step.func, args=args)
+        task.links = {p: p for p in step.params if p == after}
+        return task
     sources = plan.sources(step.name)
     ns = plan.namespace
     inputs = {}
     for n in step.inputs:
         src = sources.get(n)
+        if src is not None and src == after:
+            links[n] = src
+            continue
         if src is not None:
             outs = plan.records[src].outputs
             if n not in outs:
@@ -51,8 +59,10 @@ def make_task(plan: "Plan", step: Step) -> Task:
         else:
             continue
         inputs[n] = private_copy(value) if n in step.analysis.mutated else value
-    return Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns,
+    task = Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns,
                 above=_versions_above(plan, step.name))
+    task.links = links
+    return task
 
 
 def _versions_above(plan: "Plan", name: str):

@@ -17,13 +17,20 @@ class _RunGraph:
     resolved graph and selection (cached on the plan's Dependencies object,
     which is replaced or cleared whenever the graph changes)."""
 
-    __slots__ = ("ups", "width")
+    __slots__ = ("ups", "width", "names", "_links")
 
     def __init__(self, plan: "Plan", names: list[str]) -> None:
         deps = plan.deps.deps
         selected = set(names)
         self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
         self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))  # plan order is topological
+        self.names, self._links = names, None
+
+    def links(self) -> dict[str, str]:
+        """``{a: b}`` for the links of linear chains (see graphs.chain_links)."""
+        if self._links is None:
+            self._links = graphs.chain_links(self.names, self.ups.__getitem__)
+        return self._links
 
 
 def run_graph(plan: "Plan", names: list[str]) -> _RunGraph:

@@ -33,13 +33,14 @@ class Outcome:
     duration: float = 0.0
     worker: str = ""
     output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.capture)
+    then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
 
 
 class Task:
     """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
 
     __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt",
-                 "base", "above")
+                 "base", "above", "then", "links")
 
     def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None,
                  base=None, above=None):
@@ -55,6 +56,8 @@ class Task:
         self.base = base
         self.above = above  # name -> (found, the version the step's position implies); see run.helpers
         self.attempt = 0
+        self.then: tuple = ()  # steps to run right after this one, in the same remote task (nbsteps.run.fusion)
+        self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only

@@ -1,0 +1,100 @@
+"""Fused chains: a linear run of steps ``a → b → c`` (each the only step
+downstream of the one before, which is its only upstream step in the run)
+sent to a backend that can fuse (``backend.fuses``, the dask backend) as ONE
+task, which runs them in order where it lands and brings back every step's
+outcome. The executor then takes the steps one by one as if each had run
+alone: each gets its own events, record and checkpoint, in order.
+
+What is decided on the client side is decided in advance, as it would be:
+a step follows in the chain only if it will surely execute once the step
+before it has (that one gets a new execution token, so it is stale), needs
+nothing of the client between the two (no ``confirm`` prompt, no
+``timeout``: its timer and abandoning are the client's), and was not slow
+the last time it ran. The remote side stops the chain at the first failure
+(the executor then handles that failure, and any retry, exactly as unfused:
+a retried step is sent again as the head of the rest of the chain) and
+starts no further step once the chain has run for :data:`BUDGET` seconds, so
+a slow chain is still checkpointed step by step. Steps that were not run
+are prepared again by the executor as usual.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+from nbsteps.errors import CheckpointUnavailable
+from nbsteps.model.analysis import analyse_cell
+from nbsteps.model.status import COMPLETED, PENDING
+from nbsteps.run.inputs import make_task
+from nbsteps.run.selection import run_graph
+from nbsteps.run.staleness import outside_names
+from nbsteps.run.task import Outcome, Task, private_copy, run_task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbsteps.run.executor import Executor
+
+#: seconds: a fused chain starts no further step once it has run this long,
+#: and a step that took longer the last time it ran is not fused
+BUDGET = 0.2
+
+
+def followers(ex: "Executor", task: Task) -> tuple:
+    """The tasks to run right after *task*, in the same remote task (maybe none)."""
+    plan = ex.plan
+    prev = task.name
+    links = ex.__dict__.get("_chain_links")
+    if links is None:  # once per run (finding the run graph again hashes the selection)
+        links = ex._chain_links = run_graph(plan, ex.names).links()
+    nxt = links.get(prev)
+    records, deps = plan.records, plan.deps.deps
+    if nxt is None or prev in ex.replay or plan.steps[prev].timeout or (records[prev].duration or 0) > BUDGET:
+        return ()  # a replayed step keeps its token: the next one may be up to date
+    out = []
+    while nxt is not None:
+        step, rec = plan.steps[nxt], records[nxt]
+        if step.timeout or (step.confirm and not ex.yes) or rec.status != PENDING or (rec.duration or 0) > BUDGET:
+            break
+        if any(records[d].status != COMPLETED for d in deps.get(nxt, ()) if d != prev):
+            break  # waits for something outside the run that did not complete: let the executor decide
+        if plan.deferred:
+            plan.load(outside_names(plan, step))
+        try:
+            out.append(make_task(plan, step, after=prev))
+        except CheckpointUnavailable:
+            break
+        if nxt in ex.replay:
+            break
+        prev, nxt = nxt, links.get(nxt)
+    return tuple(out)
+
+
+def feed(task: Task, before: Outcome) -> None:
+    """Give *task* what the step before it in the chain produced."""
+    if task.kind == "function":
+        for p in task.links:
+            task.args[p] = before.result
+        return
+    if task._analysis is None:
+        task._analysis = analyse_cell(task.name, task.source)
+    mutated = task._analysis.mutated
+    outputs = before.outputs
+    for n in task.links:
+        if n in outputs:
+            task.inputs[n] = private_copy(outputs[n]) if n in mutated else outputs[n]
+
+
+def run_chain(task: Task, settle: Callable[[Task, Outcome], object], budget: float = BUDGET) -> list:
+    """Run *task*, then its followers in order while each succeeds and the
+    budget lasts. ``settle(task, outcome)`` is called after each (it may turn
+    the outcome into a failure, e.g. an output that cannot travel); returns
+    what it returned, in order."""
+    t0 = time.perf_counter()
+    outcome = run_task(task)
+    done = [settle(task, outcome)]
+    for follower in task.then:
+        if not outcome.ok or time.perf_counter() - t0 > budget:
+            break
+        feed(follower, outcome)
+        outcome = run_task(follower)
+        done.append(settle(follower, outcome))
+    return done
