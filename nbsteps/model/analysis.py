@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from types import CodeType
 
 from nbsteps.errors import StepDefinitionError
+from nbsteps.model.aliases import alias_groups
 from nbsteps.model.fingerprint import code_digest
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
@@ -276,6 +277,7 @@ class CellAnalysis:
     effects: frozenset = frozenset()  # the labels it writes (seeding, styling, chdir, files written...)
     warnings: tuple = ()              # what nbsteps cannot see (exec, import * it cannot list)
     opaque: bool = False              # calls library or notebook code that might draw from a global generator
+    groups: tuple = ()                # outputs bound to one object graph (nbsteps.model.aliases)
 
 
 def step_filename(name: str) -> str:
@@ -307,7 +309,8 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
-                        tuple(dict.fromkeys(walker.warnings)), walker.opaque)
+                        tuple(dict.fromkeys(walker.warnings)), walker.opaque,
+                        alias_groups(tree.body, walker.outputs))
 
 
 def run_code(code: CodeType, ns: dict):

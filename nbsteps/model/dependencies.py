@@ -173,14 +173,42 @@ def _hidden_draws(g: Dependencies, step: Step, deps: dict[str, str]) -> None:
         g.maybe_of.setdefault(step.name, set()).add(label)
 
 
+def _groups(step: Step) -> tuple:
+    groups = step.analysis.groups if step.analysis is not None else ()
+    return groups + ((step.linked | step.mutated,) if step.linked else ())
+
+
+def link_aliases(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -> frozenset:
+    """Set ``step.linked``: the names bound together (nbsteps.model.aliases)
+    with a name *step* changes, in the step above that wrote that name.
+    Returns the names it adds."""
+    step.linked = frozenset()
+    if step.analysis is None or not step.analysis.mutated:
+        return step.linked
+    linked: set = set()
+    for n in step.analysis.mutated:
+        ws = g.writers.get(n)
+        src = _nearest_above(ws, g.position, pos) if ws else None
+        if src is not None and src in steps:
+            for group in _groups(steps[src]):
+                if n in group:
+                    linked |= group
+    step.linked = frozenset(linked - step.analysis.mutated - set(step.analysis.outputs))
+    return step.linked
+
+
 def resolve(steps: dict[str, Step]) -> Dependencies:
     """Resolve the whole plan (dict order is notebook order). Raises
     UnknownStepError or CycleError (with the cycle)."""
     g = Dependencies()
+    for step in steps.values():
+        step.linked = frozenset()
     g.writers = writers = _writers(steps)
     g.position = {name: i for i, name in enumerate(steps)}
     for name, step in steps.items():
         deps = _explicit(step, steps)
+        for n in link_aliases(step, steps, g, g.position[name]):
+            writers.setdefault(n, []).append(name)
         _index(g, step)
         _link(g, step, deps, g.position[name], writers)
     g._down = None
@@ -208,8 +236,9 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     if new.name in g.deps or new.name in g.referenced:
         return False
     deps = _explicit(new, steps)
-    _index(g, new)
     pos = g.position[new.name] = len(g.position)
+    link_aliases(new, steps, g, pos)
+    _index(g, new)
     for out in new.outputs if new.analysis else ():
         g.writers.setdefault(out, [])
     _link(g, new, deps, pos, g.writers)

@@ -45,6 +45,9 @@ class Step:
     params: tuple = ()
     undo: Any = None  # source text or a callable (see nbsteps.undo)
     static_digest: str = ""
+    #: names bound with a name this step changes, in the step above that wrote it (``fig`` of
+    #: ``fig, ax = plt.subplots()`` when this step calls ``ax.plot``): changed with it (set by the plan)
+    linked: frozenset = frozenset()
 
     @property
     def source_text(self) -> str:
@@ -62,11 +65,19 @@ class Step:
 
     @property
     def inputs(self) -> frozenset:
-        return self.analysis.inputs if self.analysis else frozenset()
+        return (self.analysis.inputs | self.linked) if self.analysis else frozenset()
 
     @property
     def outputs(self) -> tuple:
-        return self.analysis.outputs if self.analysis else (self.name,)
+        if not self.analysis:
+            return (self.name,)
+        outs = self.analysis.outputs
+        return outs + tuple(sorted(self.linked - set(outs))) if self.linked else outs
+
+    @property
+    def mutated(self) -> frozenset:
+        """The inputs the step changes (it works on private copies of them)."""
+        return (self.analysis.mutated | self.linked) if self.analysis else frozenset()
 
     @property
     def options(self) -> dict:

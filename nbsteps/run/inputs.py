@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from nbsteps.model.dependencies import ORDER_ONLY, _nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
-from nbsteps.run.task import Task, private_copy
+from nbsteps.run.task import Task, private_copies
 
 if TYPE_CHECKING:  # pragma: no cover
     from nbsteps.plan import Plan
@@ -58,7 +58,10 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
             value = ns[n]
         else:
             continue
-        inputs[n] = private_copy(value) if n in step.analysis.mutated else value
+        inputs[n] = value
+    changed = {n: inputs[n] for n in step.mutated if n in inputs}
+    if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
+        inputs.update(private_copies(changed))
     task = Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns,
                 above=_versions_above(plan, step.name))
     task.links = links

@@ -13,6 +13,7 @@ import copy
 import time
 import traceback
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from nbsteps.formatting import clean_text
@@ -99,6 +100,28 @@ def private_copy(value: Any) -> Any:
         return copy.copy(value)
     except Exception:
         return value
+
+
+def private_copies(values: dict) -> dict:
+    """:func:`private_copy` of each value; the values that get a deep copy
+    are copied in one deep copy, so that objects they share stay shared
+    (``ax.figure is fig``)."""
+    deep = [n for n, v in values.items() if not _simple(v)]
+    if len(deep) > 1:
+        try:
+            together = copy.deepcopy({n: values[n] for n in deep})
+            if all(_faithful(values[n], together[n]) for n in deep):
+                return {n: together[n] if n in together else private_copy(v) for n, v in values.items()}
+        except Exception:  # each copied on its own
+            pass
+    return {n: private_copy(v) for n, v in values.items()}
+
+
+def _simple(value: Any) -> bool:
+    """Copied without a deep copy by :func:`private_copy`."""
+    module = type(value).__module__ or ""
+    return isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, ModuleType)) or \
+        module.startswith("pandas") or (module == "numpy" and hasattr(value, "copy"))
 
 
 def _faithful(value: Any, copied: Any) -> bool:
