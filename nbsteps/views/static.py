@@ -141,9 +141,11 @@ def table_html(plan, refresh: bool = True) -> str:
             f'{html_table(plan, refresh=refresh)}</div>')
 
 
-def static_bundle(plan, names=None, *, summary=None, png: bool | None = None) -> dict:
+def static_bundle(plan, names=None, *, summary=None, png: bool | None = None, since: float | None = None) -> dict:
     """The lasting picture of *plan*: see the module docstring. Stale flags
-    are refreshed first, so the graph and the table agree."""
+    are refreshed first, so the graph and the table agree. The timeline shows
+    the steps executed since *since* (default: the start of the *summary*'s
+    run, else of the plan's last run)."""
     plan.refresh_stale()
     names = list(names) if names else plan.order()
     text = state_text(plan, names, summary=summary)
@@ -162,6 +164,15 @@ def static_bundle(plan, names=None, *, summary=None, png: bool | None = None) ->
                 data["image/png"] = base64.b64encode(render(plan_graph(plan), "png")).decode("ascii")
             except Exception:
                 pass
+    from nbsteps.views.timeline import timeline_html
+
+    if since is None:
+        last = summary if summary is not None else getattr(plan, "last_summary", None)
+        since = getattr(last, "started", 0.0) or None
+    try:
+        parts.append(timeline_html(plan, names, since, inline=False))
+    except Exception as exc:  # pragma: no cover - a picture must not fail on it
+        parts.append(f'<pre class="nbsteps-timeline">{html.escape(repr(exc))}</pre>')
     parts.append(table_html(plan, refresh=False))
     data["text/html"] = (f'<div class="nbsteps-view nbsteps-static">'
                          f'{"".join(parts)}</div>')

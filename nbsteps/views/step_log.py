@@ -1,0 +1,158 @@
+"""A step's log (SPEC 4: "clicking a step shows its log"): what happened to
+the step (status, attempts, start and finish, why it ran, what it asks, its
+error) followed by what it printed and displayed and its traceback, as the
+step's own cell shows them (:func:`nbsteps.views.step_view.step_bundle`).
+
+:class:`LogPanel` is the live view's part: one HTML widget per step in an
+``ipywidgets.Stack`` and a ``Dropdown`` to pick a step. Which log is shown is
+switched in the browser, with no round trip to the kernel (a ``jslink`` from
+the picker's and the clickable views' ``index`` to the stack's
+``selected_index``): the kernel is busy running the plan while the user
+clicks. Only the logs of steps whose record changed are redrawn.
+"""
+from __future__ import annotations
+
+import html
+
+from nbsteps.formatting import fmt_clock, fmt_seconds
+from nbsteps.model.status import COMPLETED, FAILED
+
+HINT = "click a step in the graph, timeline or table (or choose it here) to see its log"
+
+
+def _facts(plan, name: str, rec) -> list[tuple[str, str]]:
+    step = plan.steps.get(name)
+    status = str(rec.status)
+    if rec.confirming and status == "pending":
+        status = f"waiting for confirmation ({rec.confirming})"
+    elif rec.status == COMPLETED and rec.cached:
+        status += " (restored, not executed)"
+    if rec.stale and rec.status == COMPLETED:
+        status += " · stale"
+    facts = [("status", status)]
+    if rec.attempts:
+        most = f" of {step.retry + 1}" if step is not None and step.retry else ""
+        facts.append(("attempts", f"{rec.attempts}{most}"))
+    if rec.started:
+        facts.append(("started", fmt_clock(rec.started)))
+    if rec.finished and rec.status in (COMPLETED, FAILED):
+        facts.append(("finished", fmt_clock(rec.finished)))
+    if rec.duration is not None and rec.status in (COMPLETED, FAILED):
+        facts.append(("duration", fmt_seconds(rec.duration)))
+    if rec.reason:
+        facts.append(("why it ran" if not rec.cached else "why not run", rec.reason))
+    if rec.message:
+        facts.append(("note", rec.message))
+    if step is not None and step.confirm:
+        facts.append(("asks", step.confirm))
+    if rec.ok and rec.outputs:
+        facts.append(("outputs", ", ".join(rec.outputs)))
+    if rec.error is not None:
+        facts.append(("error", rec.error_text))
+    return facts
+
+
+def step_log_html(plan, name: str) -> str:
+    """The log of step *name* as HTML (user text escaped)."""
+    from nbsteps.views.step_view import step_bundle
+
+    rec = plan.records.get(name)
+    if rec is None or name not in plan.steps:
+        return f'<div class="nbsteps-log">step {html.escape(name)} is not in the plan (any more)</div>'
+    rows = "".join(f'<tr><th style="text-align:left;padding-right:8px;color:#555">{html.escape(k)}</th>'
+                   f'<td style="text-align:left">{html.escape(v)}</td></tr>' for k, v in _facts(plan, name, rec))
+    try:
+        body = step_bundle(plan, name)["text/html"]
+    except Exception as exc:  # pragma: no cover - a log must not break the view
+        body = f"<pre>{html.escape(repr(exc))}</pre>"
+    said = "" if rec.output else '<div style="color:#777;font-size:12px">(it printed and displayed nothing)</div>'
+    return (f'<div class="nbsteps-log" data-log="{html.escape(name, quote=True)}" '
+            f'style="border:1px solid #ddd;padding:4px 8px;margin-top:4px">'
+            f'<div style="font-weight:bold;margin-bottom:2px">log of step {html.escape(name)}</div>'
+            f'<table class="nbsteps-log-facts" style="font-size:12px;border-collapse:collapse">{rows}</table>'
+            f'{body}{said}</div>')
+
+
+def step_log_text(plan, name: str) -> str:
+    """The log of step *name* as plain text (frontends without HTML, tests)."""
+    from nbsteps.views.step_view import step_bundle
+
+    rec = plan.records.get(name)
+    if rec is None or name not in plan.steps:
+        return f"step {name} is not in the plan (any more)"
+    lines = [f"log of step {name}"] + [f"  {k}: {v}" for k, v in _facts(plan, name, rec)]
+    return "\n".join(lines) + "\n" + step_bundle(plan, name)["text/plain"]
+
+
+def _signature(rec) -> tuple:
+    """What a log shows changes only when one of these does."""
+    return (rec.status, rec.cached, rec.stale, rec.attempts, rec.started, rec.finished, rec.confirming,
+            rec.message, rec.reason, id(rec.output), len(rec.output), id(rec.error))
+
+
+class LogPanel:
+    """The live view's step logs: a picker and a stack of per-step logs."""
+
+    def __init__(self, plan) -> None:
+        import ipywidgets as w
+
+        self.plan = plan
+        self.names: list[str] = []
+        self._seen: dict[str, tuple] = {}
+        self.picker = w.Dropdown(options=[(HINT, "")], value="", description="step log:",
+                                 layout=w.Layout(width="max-content", min_width="360px"))
+        self.picker.add_class("nbsteps-log-picker")
+        self.hint = w.HTML(value="")
+        self.stack = w.Stack([self.hint], selected_index=0)
+        self.stack.add_class("nbsteps-log-widget")
+        self.box = w.VBox([self.picker, self.stack])
+        self._links = [w.jslink((self.picker, "index"), (self.stack, "selected_index"))]
+        self._logs: list = []
+
+    def link(self, clickable) -> None:
+        """Clicks on *clickable* (a :class:`~nbsteps.views.clickable.ClickableHTML`) pick a step."""
+        import ipywidgets as w
+
+        if hasattr(clickable, "index"):  # two-way: choosing in the picker is also the clickable's choice
+            self._links.append(w.jslink((clickable, "index"), (self.picker, "index")))
+
+    def update(self, clickables=()) -> None:
+        """Redraw the logs whose step changed (after :meth:`prepare`)."""
+        self.prepare(clickables)
+        records = self.plan.records
+        for name, log in zip(self.names, self._logs):
+            rec = records.get(name)
+            if rec is None:
+                continue
+            sig = _signature(rec)
+            if self._seen.get(name) != sig:
+                self._seen[name] = sig
+                log.value = step_log_html(self.plan, name)
+
+    def prepare(self, clickables=()) -> None:
+        """One log widget per step of the plan; the picker's and *clickables*'
+        step lists follow the plan's steps."""
+        import ipywidgets as w
+
+        names = self.plan.order()
+        if names != self.names:
+            self.names = names
+            while len(self._logs) < len(names):
+                log = w.HTML(value="")
+                log.add_class("nbsteps-log-item")
+                self._logs.append(log)
+            self._seen = {}
+            self.stack.children = [self.hint] + self._logs[:len(names)]
+            self.picker.options = [(HINT, "")] + [(n, n) for n in names]
+            for c in clickables:
+                if hasattr(c, "steps"):
+                    c.steps = [""] + names
+
+    def widgets(self) -> list:
+        return [*self._links, *self._logs, self.hint, self.stack, self.picker, self.box]
+
+    def close(self) -> None:
+        for widget in self.widgets():
+            for part in (getattr(widget, "style", None), getattr(widget, "layout", None), widget):
+                if part is not None and hasattr(part, "close"):
+                    part.close()
