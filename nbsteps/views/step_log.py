@@ -40,7 +40,8 @@ def _facts(plan, name: str, rec) -> list[tuple[str, str]]:
     if rec.duration is not None and rec.status in (COMPLETED, FAILED):
         facts.append(("duration", fmt_seconds(rec.duration)))
     if rec.reason:
-        facts.append(("why it ran" if not rec.cached else "why not run", rec.reason))
+        said = "reason" if rec.status == "pending" else ("why not run" if rec.cached else "why it ran")
+        facts.append((said, rec.reason))
     if rec.message:
         facts.append(("note", rec.message))
     if step is not None and step.confirm:
