@@ -101,20 +101,20 @@ def test_timeline_logs_on_click_and_the_confirmation_state(tmp_path):
         assert {"load", "clean", "bad"} <= set(state["bars"]), state  # the timeline has their bars
 
         # 2. clicks show logs at once, while the kernel is blocked in input()
+        run_cell.locator(".nbsteps-graph-widget g.node.nbsteps-step", has_text="deploy").first.click()
+        text = _shown_log(page, run_cell, "deploy")
+        assert "waiting for confirmation (ship it?)" in text
         run_cell.locator(".nbsteps-graph-widget g.node.nbsteps-step", has_text="load").first.click()
         text = _shown_log(page, run_cell, "load")
         assert "log of step load" in text and "hello from load" in text and "completed" in text
-        run_cell.locator('.nbsteps-table-widget tr[data-step="bad"]').click()
-        text = _shown_log(page, run_cell, "bad")
-        assert "ValueError: no <b>luck</b>" in text and "Traceback" in text  # escaped: shown as text
-        assert run_cell.locator(".nbsteps-log b", has_text="luck").count() == 0
         run_cell.locator('.nbsteps-timeline-widget g.nbsteps-tl-bar[data-step="clean"]').click()
         text = _shown_log(page, run_cell, "clean")
         assert "cleaned 2" in text
         assert run_cell.locator(".nbsteps-log-picker select").input_value() == "clean"
-        run_cell.locator(".nbsteps-graph-widget g.node.nbsteps-step", has_text="deploy").first.click()
-        text = _shown_log(page, run_cell, "deploy")
-        assert "waiting for confirmation (ship it?)" in text
+        run_cell.locator('.nbsteps-table-widget tr[data-step="bad"]').click()
+        text = _shown_log(page, run_cell, "bad")
+        assert "ValueError: no <b>luck</b>" in text and "Traceback" in text  # escaped: shown as text
+        assert run_cell.locator(".nbsteps-log b", has_text="luck").count() == 0
         run_cell.scroll_into_view_if_needed()
         page.wait_for_timeout(300)
         run_cell.screenshot(path=str(ARTIFACTS / "browser_live_confirm_and_log.png"))
@@ -129,10 +129,15 @@ def test_timeline_logs_on_click_and_the_confirmation_state(tmp_path):
                 break
             assert time.monotonic() < deadline, s
             page.wait_for_timeout(250)
-        page.wait_for_function(
-            "(cell) => { const i = cell.querySelector('img.nbsteps-timeline-img');"
-            " return i && i.complete && i.naturalWidth > 0; }",
-            arg=run_cell.element_handle(), timeout=30_000)
+        try:
+            page.wait_for_function(
+                "(cell) => { const i = cell.querySelector('img.nbsteps-timeline-img');"
+                " return i && i.complete && i.naturalWidth > 0; }",
+                arg=run_cell.element_handle(), timeout=30_000)
+        except Exception:
+            run_cell.screenshot(path=str(ARTIFACTS / "browser_static_timeline_failed.png"))
+            out = run_cell.locator(".jp-OutputArea").first
+            raise AssertionError("no timeline image in the static picture:\n" + out.inner_html()[:4000]) from None
         src = run_cell.locator("img.nbsteps-timeline-img").get_attribute("src")
         svg = base64.b64decode(src.split(",", 1)[1]).decode()
         for step in STEPS:

@@ -78,6 +78,18 @@ def test_timeline_svg_scales_bars_to_an_axis_and_escapes_names():
     assert T.timeline_svg([]) == ""
 
 
+def test_timeline_svg_is_well_formed_xml_for_an_img():
+    """The static picture loads it as an image: one stray ``<`` (``<1 ms``) and it shows nothing."""
+    import xml.etree.ElementTree as ET
+
+    plan = small_plan()
+    plan.run()
+    fake_times(plan, a=(0, 0.0002), b=(0.0002, 0.5), bad=(0.1, 0.2))
+    svg = T.timeline_svg(T.bars(plan))
+    assert "&lt;1 ms" in svg
+    ET.fromstring(svg)
+
+
 def test_timeline_ticks_are_round():
     assert T._tick_step(8) == 2 and T._tick_step(0.3) == 0.05 and T._tick_step(600) == 120
     assert T._tick_label(2, 2) == "2 s" and T._tick_label(0.05, 0.05) == "0.05 s"

@@ -151,7 +151,7 @@ class LiveView:
             if dirty:
                 self.draw()
             else:
-                self._draw_header()  # elapsed time while steps run
+                self._draw_header(timeline=True)  # elapsed time while steps run
         finally:
             with self._lock:
                 self._timer = None
@@ -169,11 +169,19 @@ class LiveView:
                                  elapsed=elapsed, count=False, sources=self._sources)
         return static.progress_html(self.plan, names, text)
 
-    def _draw_header(self) -> None:
+    def _draw_header(self, timeline: bool = False) -> None:
+        """The progress line (elapsed time) and, *timeline*, the timeline
+        (running steps' bars grow)."""
         with self._lock:
-            header = self._header()
+            header, names, since = self._header(), self._names, self._t0
+        if timeline:
+            from nbsteps.views.timeline import timeline_html
+
+            strip = timeline_html(self.plan, names, since)
         with self._draw_lock:
             self._html_bar = self.bar.value = header
+            if timeline and strip != self.timeline.value:
+                self.timeline.value = strip
 
     def draw(self) -> None:
         """Draw the current state now (on the calling thread). Between runs

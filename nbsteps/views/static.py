@@ -2,8 +2,8 @@
 and ``%steps show`` keep once nothing is live any more.
 
 One mime bundle: ``text/html`` holding a segmented progress bar, the legend,
-the graph as an ``<img>`` whose ``src`` is the SVG as a ``data:`` URI, and the
-results table; ``image/png`` of the graph for small plans (for converters that
+the graph as an ``<img>`` whose ``src`` is the SVG as a ``data:`` URI, the
+run's timeline likewise (:mod:`nbsteps.views.timeline`), and the results table; ``image/png`` of the graph for small plans (for converters that
 do not read HTML, such as nbconvert to PDF); ``text/plain``. An ``<img>`` with a
 data URI survives JupyterLab's sanitizer for untrusted outputs (inline ``<svg>``
 and the ``image/svg+xml`` type do not), and renders without a kernel, on

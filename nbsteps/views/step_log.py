@@ -60,8 +60,9 @@ def step_log_html(plan, name: str) -> str:
     rec = plan.records.get(name)
     if rec is None or name not in plan.steps:
         return f'<div class="nbsteps-log">step {html.escape(name)} is not in the plan (any more)</div>'
-    rows = "".join(f'<tr><th style="text-align:left;padding-right:8px;color:#555">{html.escape(k)}</th>'
-                   f'<td style="text-align:left">{html.escape(v)}</td></tr>' for k, v in _facts(plan, name, rec))
+    cell = "text-align:left;padding:1px 10px 1px 0;line-height:1.3;vertical-align:top"
+    rows = "".join(f'<tr><th style="{cell};color:#555">{html.escape(k)}</th>'
+                   f'<td style="{cell}">{html.escape(v)}</td></tr>' for k, v in _facts(plan, name, rec))
     try:
         body = step_bundle(plan, name)["text/html"]
     except Exception as exc:  # pragma: no cover - a log must not break the view

@@ -120,7 +120,7 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
         out.append(f'<line x1="{tx:.1f}" y1="{AXIS_H - 4}" x2="{tx:.1f}" y2="{height - PAD / 2:.0f}" '
                    f'stroke="#e3e3e3"/>'
                    f'<text x="{tx:.1f}" y="{AXIS_H - 8}" text-anchor="middle" fill="#666">'
-                   f'{_tick_label(tick, step)}</text>')
+                   f'{html.escape(_tick_label(tick, step))}</text>')
         tick += step
     for i, b in enumerate(items):
         y = AXIS_H + i * row_h
@@ -146,7 +146,7 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
             tx, anchor = (x0 + w / 2, "middle") if inside else (x0 + w + 4, "start")
             if inside or tx + 7 * len(took) < width:
                 parts.append(f'<text x="{tx:.1f}" y="{y + row_h - 5}" text-anchor="{anchor}" fill="#333" '
-                             f'font-size="10">{took}</text>')
+                             f'font-size="10">{html.escape(took)}</text>')
         parts.append("</g>")
         out.append("".join(parts))
     out.append("</svg>")
