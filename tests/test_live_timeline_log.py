@@ -225,7 +225,7 @@ def test_the_live_view_draws_the_waiting_state_and_the_log_of_every_step():
     def confirm(name, question):
         view.draw()
         seen["bar"], seen["table"] = view.bar.value, view.table.value
-        seen["log"] = view.log._logs[plan.order().index(name)].value
+        seen["log"] = view.log.logs[name]
         return True
 
     view = LiveView(plan)
@@ -237,7 +237,24 @@ def test_the_live_view_draws_the_waiting_state_and_the_log_of_every_step():
     # the log picker offers every step; clickables know the same steps (index 0: no step)
     assert [v for _, v in view.log.picker.options] == ["", "a", "deploy"]
     assert view.graph.steps == ["", "a", "deploy"] == view.table.steps == view.timeline.steps
+    assert view.log.view.steps == ["", "a", "deploy"] and set(view.log.view.logs) == {"a", "deploy"}
     assert "timeline: 2 steps executed" in view.timeline.value
+
+
+def test_live_logs_leave_figures_to_the_step_cell_and_keep_the_end_of_long_prints():
+    from nbsteps.views.step_log import LIVE_TEXT
+
+    plan = nbsteps.Plan()
+    plan.add_cell("a", "x = 1")
+    plan.run()
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    plan.records["a"].output = (("stdout", "BEGIN-MARK " + "y" * (2 * LIVE_TEXT) + " END-MARK"),
+                                ("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}))
+    live = step_log_html(plan, "a", live=True)
+    assert png not in live and "shown in the step&#x27;s cell" in live
+    assert "BEGIN-MARK" not in live and "END-MARK" in live
+    full = step_log_html(plan, "a")
+    assert png in full and "BEGIN-MARK" in full
 
 
 # -- where restored steps came from ---------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 _ESM = """
 function render({ model, el }) {
-  el.classList.add("nbsteps-clickable");
+  el.classList.add("jupyter-widgets", "nbsteps-clickable");
   const draw = () => { el.innerHTML = model.get("value"); };
   draw();
   model.on("change:value", draw);
@@ -62,6 +62,35 @@ else:
         steps = traitlets.List(traitlets.Unicode(), default_value=[""]).tag(sync=True)
         index = traitlets.Int(0).tag(sync=True)
         clicked = traitlets.Unicode("").tag(sync=True)
+
+
+_LOGS_ESM = """
+function render({ model, el }) {
+  el.classList.add("jupyter-widgets", "nbsteps-step-logs");
+  const draw = () => {
+    const name = model.get("steps")[model.get("index")] || "";
+    el.innerHTML = name ? (model.get("logs")[name] || "") : "";
+  };
+  draw();
+  model.on("change:index", draw);
+  model.on("change:logs", draw);
+  model.on("change:steps", draw);
+  return () => { model.off("change:index", draw); model.off("change:logs", draw); model.off("change:steps", draw); };
+}
+export default { render };
+"""
+
+if ClickableHTML is not None:
+    class StepLogs(anywidget.AnyWidget):
+        """The log of the step at ``index`` of ``steps``, from ``logs``
+        (step -> HTML made by nbsteps): switched in the browser."""
+
+        _esm = _LOGS_ESM
+        logs = traitlets.Dict().tag(sync=True)
+        steps = traitlets.List(traitlets.Unicode(), default_value=[""]).tag(sync=True)
+        index = traitlets.Int(0).tag(sync=True)
+else:  # pragma: no cover
+    StepLogs = None
 
 
 def clickable_html(cls: str):

@@ -3,11 +3,10 @@ the step (status, attempts, start and finish, why it ran, what it asks, its
 error) followed by what it printed and displayed and its traceback, as the
 step's own cell shows them (:func:`nbsteps.views.step_view.step_bundle`).
 
-:class:`LogPanel` is the live view's part: one HTML widget per step in an
-``ipywidgets.Stack`` and a ``Dropdown`` to pick a step. Which log is shown is
-switched in the browser, with no round trip to the kernel (a ``jslink`` from
-the picker's and the clickable views' ``index`` to the stack's
-``selected_index``): the kernel is busy running the plan while the user
+:class:`LogPanel` is the live view's part: a ``Dropdown`` to pick a step and
+the picked step's log. Which log is shown is switched in the browser, with no
+round trip to the kernel (``jslink`` between the picker's and the clickable
+views' ``index``): the kernel is busy running the plan while the user
 clicks. Only the logs of steps whose record changed are redrawn.
 """
 from __future__ import annotations
@@ -53,8 +52,9 @@ def _facts(plan, name: str, rec) -> list[tuple[str, str]]:
     return facts
 
 
-def step_log_html(plan, name: str) -> str:
-    """The log of step *name* as HTML (user text escaped)."""
+def step_log_html(plan, name: str, live: bool = False) -> str:
+    """The log of step *name* as HTML (user text escaped). *live*: light,
+    for the live view (see :func:`_light`)."""
     from nbsteps.views.step_view import step_bundle
 
     rec = plan.records.get(name)
@@ -64,7 +64,7 @@ def step_log_html(plan, name: str) -> str:
     rows = "".join(f'<tr><th style="{cell};color:#555">{html.escape(k)}</th>'
                    f'<td style="{cell}">{html.escape(v)}</td></tr>' for k, v in _facts(plan, name, rec))
     try:
-        body = step_bundle(plan, name)["text/html"]
+        body = step_bundle(plan, name, output=_light(rec.output) if live else None)["text/html"]
     except Exception as exc:  # pragma: no cover - a log must not break the view
         body = f"<pre>{html.escape(repr(exc))}</pre>"
     said = "" if rec.output else '<div style="color:#777;font-size:12px">(it printed and displayed nothing)</div>'
@@ -92,66 +92,101 @@ def _signature(rec) -> tuple:
             rec.message, rec.reason, id(rec.output), len(rec.output), id(rec.error))
 
 
+def _light(output) -> tuple:
+    """Captured output for the live view's log: printed text (its end) and
+    text displays; figures and rich displays are in the step's own cell."""
+    out = []
+    for kind, payload in output:
+        if kind in ("stdout", "stderr"):
+            text = str(payload)
+            out.append((kind, text if len(text) <= LIVE_TEXT else "[…]" + text[-LIVE_TEXT:]))
+        elif kind == "display":
+            data = payload.get("data", {}) if isinstance(payload, dict) else {}
+            plain = data.get("text/plain") if isinstance(data.get("text/plain"), str) else ""
+            note = "[a figure or rich display: shown in the step's cell]"
+            out.append(("display", {"data": {"text/plain": plain[:LIVE_TEXT] if set(data) == {"text/plain"} else
+                                             note + (f"\n{plain[:200]}" if plain else "")}}))
+    return tuple(out)
+
+
+#: printed text of each stream kept in a live log (its end); the record keeps it all
+LIVE_TEXT = 4000
+
+
 class LogPanel:
-    """The live view's step logs: a picker and a stack of per-step logs."""
+    """The live view's step logs: a picker and the log of the picked step.
+
+    The logs of all steps are one synced dict of a small anywidget
+    (:class:`~nbsteps.views.clickable.StepLogs`), which shows the one at the
+    picker's index: choosing or clicking a step needs no kernel. Logs are
+    light (printed text capped, figures left to the step's cell) and the
+    dict is sent only when a step's record changed."""
 
     def __init__(self, plan) -> None:
         import ipywidgets as w
 
+        from nbsteps.views.clickable import StepLogs
+
         self.plan = plan
         self.names: list[str] = []
         self._seen: dict[str, tuple] = {}
+        self.logs: dict[str, str] = {}
         self.picker = w.Dropdown(options=[(HINT, "")], value="", description="step log:",
                                  layout=w.Layout(width="max-content", min_width="360px"))
         self.picker.add_class("nbsteps-log-picker")
-        self.hint = w.HTML(value="")
-        self.stack = w.Stack([self.hint], selected_index=0)
-        self.stack.add_class("nbsteps-log-widget")
-        self.box = w.VBox([self.picker, self.stack])
-        self._links = [w.jslink((self.picker, "index"), (self.stack, "selected_index"))]
-        self._logs: list = []
+        self._links: list = []
+        if StepLogs is not None:
+            self.view = StepLogs()
+            self._links.append(w.jslink((self.picker, "index"), (self.view, "index")))
+        else:  # pragma: no cover - without anywidget: the picker works when the kernel is idle
+            self.view = w.HTML(value="")
+            self.picker.observe(lambda change: self._show(change["new"]), names="value")
+        self.view.add_class("nbsteps-log-widget")
+        self.box = w.VBox([self.picker, self.view])
+
+    def _show(self, name) -> None:  # pragma: no cover - the fallback
+        self.view.value = self.logs.get(name, "") if name else ""
 
     def link(self, clickable) -> None:
         """Clicks on *clickable* (a :class:`~nbsteps.views.clickable.ClickableHTML`) pick a step."""
         import ipywidgets as w
 
-        if hasattr(clickable, "index"):  # two-way: choosing in the picker is also the clickable's choice
+        if hasattr(clickable, "index") and hasattr(self.view, "logs"):
+            # two-way: choosing in the picker is also the clickable's choice
             self._links.append(w.jslink((clickable, "index"), (self.picker, "index")))
 
+    def prepare(self, clickables=()) -> None:
+        """The picker's, the logs' and *clickables*' step lists follow the plan's steps."""
+        names = self.plan.order()
+        if names != self.names:
+            self.names = names
+            self._seen = {}
+            self.picker.options = [(HINT, "")] + [(n, n) for n in names]
+            for c in (self.view, *clickables):
+                if hasattr(c, "steps"):
+                    c.steps = [""] + names
+
     def update(self, clickables=()) -> None:
-        """Redraw the logs whose step changed (after :meth:`prepare`)."""
+        """Redraw the logs whose step changed (one message for all of them)."""
         self.prepare(clickables)
-        records = self.plan.records
-        for name, log in zip(self.names, self._logs):
+        records, changed = self.plan.records, False
+        for name in self.names:
             rec = records.get(name)
             if rec is None:
                 continue
             sig = _signature(rec)
             if self._seen.get(name) != sig:
                 self._seen[name] = sig
-                log.value = step_log_html(self.plan, name)
-
-    def prepare(self, clickables=()) -> None:
-        """One log widget per step of the plan; the picker's and *clickables*'
-        step lists follow the plan's steps."""
-        import ipywidgets as w
-
-        names = self.plan.order()
-        if names != self.names:
-            self.names = names
-            while len(self._logs) < len(names):
-                log = w.HTML(value="")
-                log.add_class("nbsteps-log-item")
-                self._logs.append(log)
-            self._seen = {}
-            self.stack.children = [self.hint] + self._logs[:len(names)]
-            self.picker.options = [(HINT, "")] + [(n, n) for n in names]
-            for c in clickables:
-                if hasattr(c, "steps"):
-                    c.steps = [""] + names
+                self.logs[name] = step_log_html(self.plan, name, live=True)
+                changed = True
+        if changed:
+            if hasattr(self.view, "logs"):
+                self.view.logs = {n: self.logs[n] for n in self.names if n in self.logs}
+            else:  # pragma: no cover
+                self._show(self.picker.value)
 
     def widgets(self) -> list:
-        return [*self._links, *self._logs, self.hint, self.stack, self.picker, self.box]
+        return [*self._links, self.view, self.picker, self.box]
 
     def close(self) -> None:
         for widget in self.widgets():
