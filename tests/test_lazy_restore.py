@@ -128,7 +128,7 @@ def test_interactive_failure_summary_still_names_the_upstream(shell, capsys):
     run_ok(shell, "%%step ok\nbase = 10")
     run_ok(shell, "%%step fine\nmore = base + 1")
     err = run_err(shell, "%%step boom\nvalue = more / 0")
-    assert "2 of 3 steps completed (2 from checkpoint); boom failed" in str(err)
+    assert "2 of 3 steps completed (2 already completed earlier in this session); boom failed" in str(err)
 
 
 def test_reset_and_redefinition_keep_the_quick_path_honest(shell):

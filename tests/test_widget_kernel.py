@@ -93,7 +93,7 @@ def test_run_and_show_leave_a_static_picture_and_no_widget(tmp_path, kernel_name
         assert f'fill="{FAILED_FILL}"' in svg and f'fill="{COMPLETED_FILL}"' in svg
         assert ESCAPED in picture and "<script" not in picture.lower() and "<script" not in svg.lower()
         assert picture.count("<tr class=\"nbsteps-") == 4
-        assert '<tr class="nbsteps-failed">' in picture and '<tr class="nbsteps-blocked">' in picture
+        assert '<tr class="nbsteps-failed" data-step=' in picture and '<tr class="nbsteps-blocked" data-step=' in picture
         # the honest progress: 2 of 4 completed, one failed, one blocked, counted apart
         assert "2/4 completed" in picture
         assert 'title="2 completed"' in picture and 'title="1 failed"' in picture and 'title="1 blocked"' in picture
@@ -313,7 +313,7 @@ def test_view_is_throttled_thread_safe_and_ends_with_the_final_state():
     assert "nbsteps-live-view" in drawing_threads and threading.current_thread().name in drawing_threads
     assert "40/40 completed" in view.bar.value and 'title="40 completed"' in view.bar.value
     assert view.graph.value.count('class="node nbsteps-step nbsteps-completed"') == 40
-    assert view.table.value.count('<tr class="nbsteps-completed">') == 40
+    assert view.table.value.count('<tr class="nbsteps-completed" data-step=') == 40
     assert view.draw_seconds < wall  # drawing never dominated the run
     # the run is over: the view replaced itself by the static picture and closed
     assert view.closed and view not in plan.listeners

@@ -35,6 +35,8 @@ class StepRecord:
     attempted: str = ""  # code digest of the last execution attempt
     reason: str = ""  # why it ran (or was skipped) in the last run
     message: str = ""  # cancellation / blocking explanation
+    #: while the step waits for the user to approve it (``--confirm``): the question asked
+    confirming: str = ""
     #: what the last execution printed and displayed, in order: ``("stdout" | "stderr", text)``
     #: or ``("display", {"data": mimebundle, "metadata": {...}})`` (figures as PNG images)
     output: tuple = ()
@@ -51,7 +53,7 @@ class StepRecord:
         self.status, self.cached, self.stale, self.outputs, self.result = PENDING, False, False, {}, None
         self.has_result, self.fingerprint, self.token, self.error, self.traceback = False, None, None, None, ""
         self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
-        self.message, self.output = message, ()
+        self.message, self.output, self.confirming = message, (), ""
 
     def restore(self, checkpoint, fingerprint: str) -> None:
         """``completed`` from *checkpoint*, without executing (``cached``)."""

@@ -20,6 +20,13 @@ if TYPE_CHECKING:  # pragma: no cover
 PLANNED, STARTED, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED, WARNING, FINISHED = (
     "planned", "started", "retrying", "completed", "failed", "blocked", "cancelled", "warning", "finished",
 )
+#: a ``--confirm`` step waits for the user's answer (``message``: the question;
+#: ``record.confirming`` says so meanwhile), then was approved: it runs when a
+#: worker is free (declined: a ``cancelled`` event follows instead)
+CONFIRMING, CONFIRMED = "confirming", "confirmed"
+#: ``completed`` events of steps not executed say where their values came from,
+#: in ``info["restored"]``: one of these
+FROM_SESSION, FROM_STORE = "session", "store"
 
 
 @dataclass

@@ -27,11 +27,11 @@ from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
-from nbsteps.run import fusion, retry
+from nbsteps.run import confirmation, fusion, retry
 from nbsteps.run.inputs import blocked_by, make_task
 from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
-from nbsteps.run.summary import RunSummary
+from nbsteps.run.summary import RunSummary, store_where
 from nbsteps.run.task import Outcome, Task, run_task, trim_traceback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,6 +71,8 @@ class Executor:
         self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
         self._replay_tokens: dict[str, str] = {}
         self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
+        #: steps completed without executing: where their values came from (events.FROM_*)
+        self.restored: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -113,29 +115,22 @@ class Executor:
             with deferred_interrupts():
                 plan.publish(rec.outputs, name)
                 rec.cached, rec.stale, rec.status, rec.reason = True, False, COMPLETED, "up to date"
+            self.restored[name] = ev.FROM_SESSION
             if self.emit_event is not None:
-                self._emit(ev.COMPLETED, name)
+                self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
             return None
         if cp is not None:  # up to date: restore, do not execute
             with deferred_interrupts():  # published and completed at once
                 plan.publish(cp.outputs, name)
                 rec.restore(cp, fp)
+            self.restored[name] = ev.FROM_STORE
             if self.emit_event is not None:
-                self._emit(ev.COMPLETED, name)
+                self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_STORE})
             return None
         rec.reason = reason or "stale"
-        if step.confirm and not self.yes:
-            approved = False
-            if self.confirm is not None:
-                try:
-                    approved = bool(self.confirm(name, step.confirm))
-                except (EOFError, OSError, RuntimeError):
-                    approved = False
-                hint = f"declined ({step.confirm}); approve with {self._yes_hint()} or answer y"
-            else:
-                hint = f"needs confirmation ({step.confirm}); approve with {self._yes_hint()}"
-            if not approved:
-                return self._settle(name, CANCELLED, hint)
+        declined = confirmation.ask(self, name)
+        if declined:
+            return self._settle(name, CANCELLED, declined)
         self._parts[name] = parts
         rec.fingerprint = fp
         rec.attempted = step.static_digest
@@ -152,7 +147,9 @@ class Executor:
             self._emit(ev.FAILED, name, rec.error_text)
             return None
 
-    def _yes_hint(self) -> str:
+    emit = _emit
+
+    def yes_hint(self) -> str:
         hint = self.resume_hint
         return hint.replace("run()", "run(yes=True)") if "(" in hint else hint + " --yes"
 
@@ -302,7 +299,7 @@ class Executor:
         self._final: list[str] = []
         final = self._final
         interrupted = False
-        t0 = time.perf_counter()
+        t0, began = time.perf_counter(), time.time()
         watch = self._watch = watching_interrupts()
         try:
             watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
@@ -358,7 +355,8 @@ class Executor:
         summary = RunSummary(
             steps=list(names), records=plan.records, wall=time.perf_counter() - t0,
             interrupted=interrupted, completed_order=list(self.completed_order),
-            resume_hint=self.resume_hint,
+            resume_hint=self.resume_hint, started=began, restored_from=dict(self.restored),
+            store=store_where(plan),
         )
         summary.optional_steps = frozenset(s for s in names if plan.steps[s].optional)
         return summary

@@ -2,9 +2,11 @@
 why, what was blocked, and how to resume."""
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 
-from nbsteps.formatting import clean_text
+from nbsteps.formatting import clean_text, fmt_clock
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.record import StepRecord
 from nbsteps.run import events as ev
@@ -19,6 +21,51 @@ def _names(names: list[str]) -> str:
     return ", ".join(names)
 
 
+def store_where(plan) -> str:
+    """Where a plan's checkpoints are, for people: this kernel's memory or a short path."""
+    try:
+        where = plan.store.describe()
+    except Exception:  # pragma: no cover
+        return "the store"
+    if where == "memory":
+        return "this kernel's memory"
+    try:
+        rel = os.path.relpath(where)
+        return rel if not rel.startswith("..") and len(rel) < len(where) else where
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        return where
+
+
+def _when(stamps: list) -> str:
+    """``10:42:13``, or ``10:40:01–10:42:13``; with the date when not today."""
+    if not stamps:
+        return ""
+    lo, hi = min(stamps), max(stamps)
+    today = time.strftime("%Y-%m-%d")
+    day = "" if time.strftime("%Y-%m-%d", time.localtime(lo)) == today else \
+        time.strftime("%Y-%m-%d ", time.localtime(lo))
+    span = fmt_clock(lo) if hi - lo < 1 else f"{fmt_clock(lo)}–{fmt_clock(hi)}"
+    return f" of {day}{span}"
+
+
+def restored_text(names, records, sources: dict, where: str) -> str:
+    """Where the steps of *names* that completed without executing came from:
+    ``2 already completed earlier in this session, 1 restored from the
+    checkpoint of 10:42:13 in .nbsteps`` ('' when none). *sources*: step ->
+    ``events.FROM_SESSION`` or ``FROM_STORE`` (an unknown one counts as the store)."""
+    done = [s for s in names if records[s].status == COMPLETED and records[s].cached]
+    session = [s for s in done if sources.get(s) == ev.FROM_SESSION]
+    store = [s for s in done if sources.get(s) != ev.FROM_SESSION]
+    parts = []
+    if session:
+        parts.append(f"{len(session)} already completed earlier in this session")
+    if store:
+        stamps = [records[s].finished for s in store if records[s].finished]
+        what = "the checkpoint" if len(store) == 1 else "checkpoints"
+        parts.append(f"{len(store)} restored from {what}{_when(stamps)} in {where}")
+    return ", ".join(parts)
+
+
 @dataclass
 class RunSummary:
     steps: list  # names considered by the run, in plan order
@@ -30,6 +77,12 @@ class RunSummary:
     resume_hint: str = "plan.run()"
     rolled_back: list = field(default_factory=list)
     rollback_errors: dict = field(default_factory=dict)
+    #: when the run began (``time.time()``; 0 when unknown)
+    started: float = 0.0
+    #: steps completed without executing -> where from (``events.FROM_SESSION`` / ``FROM_STORE``)
+    restored_from: dict = field(default_factory=dict)
+    #: where the plan's checkpoints are, for people (see :func:`store_where`)
+    store: str = "the store"
 
     def freeze(self) -> "RunSummary":
         """Keep the records as they are now, so the summary still tells what
@@ -46,6 +99,7 @@ class RunSummary:
             if s not in self.steps and records[s].status == COMPLETED and not records[s].cached:
                 records[s] = records[s].snapshot()
                 records[s].cached = True
+                self.restored_from = {**self.restored_from, s: ev.FROM_SESSION}
         self.steps, self.records = list(steps), records
 
     def _with(self, status: str) -> list[str]:
@@ -89,7 +143,7 @@ class RunSummary:
         n, done = len(self.steps), self.completed
         parts = [f"{len(done)} of {n} steps completed"]
         if self.cached:
-            parts[0] += f" ({len(self.cached)} from checkpoint)"
+            parts[0] += f" ({restored_text(self.steps, self.records, self.restored_from, self.store)})"
         for s in self.failed:
             r: StepRecord = self.records[s]
             attempts = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
@@ -144,7 +198,8 @@ def record_interrupt(plan, targets, names, summary: "RunSummary | None", listene
             if rec is not None and rec.status != COMPLETED:
                 rec.status, rec.message, rec.cached = CANCELLED, "interrupted", False
                 rec.error, rec.traceback = None, ""
-        summary = RunSummary(steps=list(names), records=plan.records, resume_hint=plan.resume_hint)
+        summary = RunSummary(steps=list(names), records=plan.records, resume_hint=plan.resume_hint,
+                             store=store_where(plan))
         summary.optional_steps = frozenset(s for s in names if s in plan.steps and plan.steps[s].optional)
     summary.interrupted = True
     plan.last_summary = summary.freeze()

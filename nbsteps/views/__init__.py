@@ -2,6 +2,8 @@
 
 ``text`` (progress lines and the summary), ``table`` (the results DataFrame and
 its exports), ``graph`` (the graphviz dependency graph), ``live`` (the
-ipywidgets live view). They read plans and records and receive events; they
+ipywidgets live view), ``timeline`` (the run's Gantt strip), ``step_log`` (a
+step's log, shown when a step is clicked), ``clickable`` (the anywidget that
+tells which step was clicked), ``static`` (the picture that lasts). They read plans and records and receive events; they
 never import the Plan facade or a frontend.
 """

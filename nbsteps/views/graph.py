@@ -43,9 +43,12 @@ STYLES = {
     FAILED: ("#ff6b6b", "octagon", ""),
     BLOCKED: ("#b8b8b8", "box", "diagonals"),
     CANCELLED: ("#d7ccc8", "box", "dotted"),
+    "confirming": ("#f8d3ec", "box", "rounded"),  # a --confirm step waiting for the user's answer
 }
-#: legend order
-LEGEND = [PENDING, RUNNING, RETRYING, COMPLETED, "cached", "stale", FAILED, BLOCKED, CANCELLED]
+#: legend order, and the legend's words where they are not the key's
+LEGEND = [PENDING, "confirming", RUNNING, RETRYING, COMPLETED, "cached", "stale", FAILED, BLOCKED, CANCELLED]
+LEGEND_TEXT = {"cached": "restored from checkpoint", "confirming": "waiting for confirmation"}
+CONFIRM_COLOR = "#c2185b"
 STALE_COLOR = "#e08a00"
 #: a stale step (completed, but its code or inputs changed since) is pale: not to be trusted as green
 STALE_FILL = "#f1ecc8"
@@ -103,6 +106,8 @@ def node_status(rec) -> str:
         return PENDING
     if rec.status == COMPLETED and rec.cached:
         return "cached"
+    if rec.confirming and rec.status == PENDING:
+        return "confirming"
     return rec.status if rec.status in STYLES else PENDING
 
 
@@ -217,6 +222,7 @@ class EdgeLook:
 def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
     lines = [f"{name}: {rec.status if rec else PENDING}"
              + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
+             + (f" (waiting for confirmation: {rec.confirming})" if rec is not None and rec.confirming else "")
              + (" (stale: code or inputs changed)" if rec is not None and rec.stale and rec.ok else "")]
     if rec is not None:
         if rec.duration is not None:
@@ -253,6 +259,8 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
             look.penwidth = 2.0
         if key == CANCELLED:
             look.dash = "dotted"
+        if key == "confirming":
+            look.stroke, look.penwidth = CONFIRM_COLOR, 3.0
         if rec is not None and rec.stale and rec.status == COMPLETED:
             look.stale, look.stroke, look.penwidth, look.dash = True, STALE_COLOR, 2.5, "dashed"
             look.fill = STALE_FILL
@@ -329,7 +337,6 @@ def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = T
     return g
 
 
-
 def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: str = "LR") -> None:
     """A boxed legend of the statuses and edge kinds the graph uses: status
     nodes side by side (a column in LR layouts), then one sample edge per kind."""
@@ -347,7 +354,7 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
                 fill, shape, corners = STYLES[key]
                 attrs = {"color": "#333333", "style": _style("filled", corners, "dotted" if key == CANCELLED else ""),
                          "penwidth": "2" if key in (RUNNING, RETRYING) else "1"}
-            text = "restored from checkpoint" if key == "cached" else key
+            text = LEGEND_TEXT.get(key, key)
             node = f"legend.{key}"
             lg.node(node, label=text, shape=shape, fillcolor=fill, tooltip=f"legend: {text}",
                     **{"class": "nbsteps-legend"}, **attrs)

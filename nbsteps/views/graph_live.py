@@ -15,7 +15,7 @@ from collections import OrderedDict
 from nbsteps.model.status import BLOCKED, CANCELLED, FAILED
 from nbsteps.views.graph import (
     EDGE_STYLES, PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR,
-    STALE_FILL, _style, _graph_attrs, LEGEND, render, LARGE, choose_rankdir,
+    STALE_FILL, _style, _graph_attrs, LEGEND, LEGEND_TEXT, CONFIRM_COLOR, render, LARGE, choose_rankdir,
 )
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
@@ -118,8 +118,10 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
             fill, border = STYLES[key][0], "1px solid #333"
             if key == CANCELLED:
                 border = "1px dotted #333"
+            elif key == "confirming":
+                border = f"2px solid {CONFIRM_COLOR}"
         radius = "0" if key in (FAILED, BLOCKED, CANCELLED) else "4px"
-        text = "restored from checkpoint" if key == "cached" else key
+        text = LEGEND_TEXT.get(key, key)
         items.append(
             f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
             f'<span style="display:inline-block;vertical-align:middle;width:14px;height:11px;'

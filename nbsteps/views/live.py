@@ -1,8 +1,11 @@
 """The live view (SPEC 4): an ipywidgets view of a plan *while a run is
 live*, plugged in as an event listener: a segmented progress bar
-(completed, restored, failed, blocked, cancelled, running counted apart) with
-the elapsed time, the dependency graph re-coloured as steps start, retry,
-complete or fail, and the results table.
+(completed, restored, failed, blocked, cancelled, running, waiting for
+confirmation counted apart) with the elapsed time, the dependency graph
+re-coloured as steps start, retry, complete, fail or wait for the user's
+confirmation, the timeline of the run (:mod:`nbsteps.views.timeline`), the
+results table, and the log of the step the user clicks (a node, a timeline
+bar or a table row: :mod:`nbsteps.views.step_log`, switched in the browser).
 
 It exists only while the run does. When the run finishes it draws the final
 state, replaces its own output (through its display id) by the static
@@ -66,6 +69,7 @@ class LiveView:
         self._cost = 0.0
         self._closed = False
         self._handles: list = []
+        self._sources: dict[str, str] = {}  # restored steps of the run: where from (events.FROM_*)
         #: the static picture that replaced the view when its run finished
         self.final: dict | None = None
         #: counters for tests and benchmarks
@@ -74,13 +78,19 @@ class LiveView:
         self.draw_seconds = 0.0
         self.errors: list[str] = []
 
+        from nbsteps.views.clickable import clickable_html
+        from nbsteps.views.step_log import LogPanel
+
         self.bar = w.HTML(value="")
         self.bar.add_class("nbsteps-progress-widget")
-        self.graph = w.HTML(value="")
-        self.graph.add_class("nbsteps-graph-widget")
-        self.table = w.HTML(value="")
-        self.table.add_class("nbsteps-table-widget")
-        self.box = w.VBox([self.bar, self.graph, self.table])
+        self.graph = clickable_html("nbsteps-graph-widget")
+        self.timeline = clickable_html("nbsteps-timeline-widget")
+        self.table = clickable_html("nbsteps-table-widget")
+        self.log = LogPanel(plan)
+        for clickable in (self.graph, self.timeline, self.table):
+            self.log.link(clickable)
+        self.log.prepare((self.graph, self.timeline, self.table))
+        self.box = w.VBox([self.bar, self.graph, self.timeline, self.table, self.log.box])
         self.box.add_class("nbsteps-view")
         self._html_bar = ""
 
@@ -93,7 +103,9 @@ class LiveView:
             if e.kind == ev.PLANNED:
                 self._names = list(e.steps)
                 self._t0 = e.time
-                self._running, self._summary = True, None
+                self._running, self._summary, self._sources = True, None, {}
+            elif e.kind == ev.COMPLETED and e.info.get("restored"):
+                self._sources[e.step] = e.info["restored"]
             elif e.kind == ev.FINISHED:
                 self._running = False
                 self._summary = e.summary
@@ -139,7 +151,7 @@ class LiveView:
             if dirty:
                 self.draw()
             else:
-                self._draw_header()  # elapsed time while steps run
+                self._draw_header(timeline=True)  # elapsed time while steps run
         finally:
             with self._lock:
                 self._timer = None
@@ -154,14 +166,22 @@ class LiveView:
         names = self._names if self._names is not None else self.plan.order()
         elapsed = time.time() - (self._t0 or time.time())
         text = static.state_text(self.plan, names, running=self._running, summary=self._summary,
-                                 elapsed=elapsed, count=False)
+                                 elapsed=elapsed, count=False, sources=self._sources)
         return static.progress_html(self.plan, names, text)
 
-    def _draw_header(self) -> None:
+    def _draw_header(self, timeline: bool = False) -> None:
+        """The progress line (elapsed time) and, *timeline*, the timeline
+        (running steps' bars grow)."""
         with self._lock:
-            header = self._header()
+            header, names, since = self._header(), self._names, self._t0
+        if timeline:
+            from nbsteps.views.timeline import timeline_html
+
+            strip = timeline_html(self.plan, names, since)
         with self._draw_lock:
             self._html_bar = self.bar.value = header
+            if timeline and strip != self.timeline.value:
+                self.timeline.value = strip
 
     def draw(self) -> None:
         """Draw the current state now (on the calling thread). Between runs
@@ -189,9 +209,19 @@ class LiveView:
                 if len(self.errors) < 20:
                     self.errors.append(repr(exc))
             table = static.table_html(self.plan, refresh=False)
+            with self._lock:
+                names, since = self._names, self._t0
+            from nbsteps.views.timeline import timeline_html
+
+            timeline = timeline_html(self.plan, names, since)
             self._html_bar = self.bar.value = header
             self.graph.value = graph
+            self.timeline.value = timeline
             self.table.value = table
+            try:
+                self.log.update((self.graph, self.timeline, self.table))
+            except Exception as exc:  # pragma: no cover - the log must not break the view
+                self.errors.append(repr(exc))
             cost = time.perf_counter() - t0
         with self._lock:
             self._cost = cost
@@ -205,7 +235,8 @@ class LiveView:
         with self._lock:
             names = self._names if self._names is not None else self.plan.order()
             return "nbsteps: " + static.state_text(self.plan, names, running=self._running, summary=self._summary,
-                                                   elapsed=time.time() - (self._t0 or time.time()))
+                                                   elapsed=time.time() - (self._t0 or time.time()),
+                                                   sources=self._sources)
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         if self._closed:
@@ -243,7 +274,7 @@ class LiveView:
         except Exception as exc:  # pragma: no cover
             self.errors.append(repr(exc))
         try:
-            self.final = static.static_bundle(self.plan, self._names, summary=self._summary)
+            self.final = static.static_bundle(self.plan, self._names, summary=self._summary, since=self._t0)
         except Exception as exc:  # pragma: no cover - a display problem must not break a run
             self.errors.append(repr(exc))
             self.final = {"text/plain": self.text()}
@@ -277,7 +308,8 @@ class LiveView:
             self.plan.listeners.remove(self)
         except ValueError:
             pass
-        for widget in (self.bar, self.graph, self.table, self.box):
+        self.log.close()
+        for widget in (self.bar, self.graph, self.timeline, self.table, self.box):
             for part in (getattr(widget, "style", None), getattr(widget, "layout", None), widget):
                 if part is not None and hasattr(part, "close"):
                     part.close()

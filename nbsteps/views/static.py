@@ -2,8 +2,8 @@
 and ``%steps show`` keep once nothing is live any more.
 
 One mime bundle: ``text/html`` holding a segmented progress bar, the legend,
-the graph as an ``<img>`` whose ``src`` is the SVG as a ``data:`` URI, and the
-results table; ``image/png`` of the graph for small plans (for converters that
+the graph as an ``<img>`` whose ``src`` is the SVG as a ``data:`` URI, the
+run's timeline likewise (:mod:`nbsteps.views.timeline`), and the results table; ``image/png`` of the graph for small plans (for converters that
 do not read HTML, such as nbconvert to PDF); ``text/plain``. An ``<img>`` with a
 data URI survives JupyterLab's sanitizer for untrusted outputs (inline ``<svg>``
 and the ``image/svg+xml`` type do not), and renders without a kernel, on
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 
 from nbsteps.formatting import fmt_seconds
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.run.summary import restored_text, store_where  # noqa: F401 (store_where: views use it from here)
 
 #: segments of the progress bar, in order: (key, colour, what the legend says)
 SEGMENTS = [
@@ -29,7 +29,9 @@ SEGMENTS = [
     (CANCELLED, "#d7ccc8", "cancelled"),
     (RUNNING, "#ffe66d", "running"),
     (RETRYING, "#ffb347", "retrying"),
+    ("confirming", "#f8d3ec", "waiting for confirmation"),
 ]
+_SAID = {key: label for key, _, label in SEGMENTS}
 #: plans up to this many steps also get a PNG of the graph in their static picture
 PNG_STEPS = 40
 
@@ -39,37 +41,28 @@ def names_list(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def store_where(plan) -> str:
-    """Where restored steps came from, for people: 'memory' or a short path."""
-    try:
-        where = plan.store.describe()
-    except Exception:  # pragma: no cover
-        return "the store"
-    if where == "memory":
-        return "this kernel's memory"
-    try:
-        rel = os.path.relpath(where)
-        return rel if not rel.startswith("..") and len(rel) < len(where) else where
-    except ValueError:  # pragma: no cover - another drive (Windows)
-        return where
-
-
 def by_status(plan, names) -> dict[str, list[str]]:
     """Step names by progress key: a status, or "cached" for a restored step."""
     out: dict[str, list[str]] = {}
     recs = plan.records
     for s in names:
         r = recs.get(s)
-        key = PENDING if r is None else ("cached" if r.status == COMPLETED and r.cached else r.status)
+        if r is None:
+            key = PENDING
+        elif r.status == COMPLETED and r.cached:
+            key = "cached"
+        else:
+            key = "confirming" if r.confirming and r.status == PENDING else r.status
         out.setdefault(str(key), []).append(s)
     return out
 
 
 def state_text(plan, names, *, running: bool = False, summary=None, elapsed: float | None = None,
-               count: bool = True) -> str:
+               count: bool = True, sources: dict | None = None) -> str:
     """One line saying where a run (or the plan) stands. It names steps and
     counts, never error messages (user text is shown escaped elsewhere).
-    *count*: say how many completed (the progress bar says it next to it)."""
+    *count*: say how many completed (the progress bar says it next to it).
+    *sources*: where restored steps came from (else the *summary*'s)."""
     if not names:
         return "no steps registered yet (%%step NAME in a cell)"
     groups = by_status(plan, names)
@@ -77,11 +70,13 @@ def state_text(plan, names, *, running: bool = False, summary=None, elapsed: flo
     done = groups.get(COMPLETED, []) + groups.get("cached", [])
     parts = [f"{len(done)} of {n} completed"] if count else []
     if groups.get("cached"):
-        restored = f"{len(groups['cached'])} restored from checkpoints in {store_where(plan)}"
+        if sources is None:
+            sources = summary.restored_from if summary is not None else {}
+        restored = restored_text(names, plan.records, sources, store_where(plan))
         parts.append(f"({restored})" if count else restored)
-    for status in (RUNNING, RETRYING, FAILED, BLOCKED, CANCELLED):
+    for status in (RUNNING, RETRYING, "confirming", FAILED, BLOCKED, CANCELLED):
         if groups.get(status):
-            parts.append(f"{len(groups[status])} {status}: {names_list(groups[status])}")
+            parts.append(f"{len(groups[status])} {_SAID.get(status, status)}: {names_list(groups[status])}")
     waiting = len(groups.get(PENDING, []))
     if waiting:
         parts.append(f"{waiting} {'waiting' if running else 'not run'}")
@@ -146,9 +141,11 @@ def table_html(plan, refresh: bool = True) -> str:
             f'{html_table(plan, refresh=refresh)}</div>')
 
 
-def static_bundle(plan, names=None, *, summary=None, png: bool | None = None) -> dict:
+def static_bundle(plan, names=None, *, summary=None, png: bool | None = None, since: float | None = None) -> dict:
     """The lasting picture of *plan*: see the module docstring. Stale flags
-    are refreshed first, so the graph and the table agree."""
+    are refreshed first, so the graph and the table agree. The timeline shows
+    the steps executed since *since* (default: the start of the *summary*'s
+    run, else of the plan's last run)."""
     plan.refresh_stale()
     names = list(names) if names else plan.order()
     text = state_text(plan, names, summary=summary)
@@ -167,6 +164,15 @@ def static_bundle(plan, names=None, *, summary=None, png: bool | None = None) ->
                 data["image/png"] = base64.b64encode(render(plan_graph(plan), "png")).decode("ascii")
             except Exception:
                 pass
+    from nbsteps.views.timeline import timeline_html
+
+    if since is None:
+        last = summary if summary is not None else getattr(plan, "last_summary", None)
+        since = getattr(last, "started", 0.0) or None
+    try:
+        parts.append(timeline_html(plan, names, since, inline=False))
+    except Exception as exc:  # pragma: no cover - a picture must not fail on it
+        parts.append(f'<pre class="nbsteps-timeline">{html.escape(repr(exc))}</pre>')
     parts.append(table_html(plan, refresh=False))
     data["text/html"] = (f'<div class="nbsteps-view nbsteps-static">'
                          f'{"".join(parts)}</div>')

@@ -53,6 +53,7 @@ def rows(plan, refresh: bool = True) -> list[dict]:
             "result": (short_repr(r.result, r.has_result and r.ok) if r.result_loaded
                        else "(on disk, not read yet)"),
             "error": r.error_text,
+            "confirming": r.confirming if r.status == "pending" else "",  # not a column: the HTML shows it
         })
     return out
 
@@ -73,18 +74,25 @@ def html_table(plan, refresh: bool = True) -> str:
     body = []
     for row in rows(plan, refresh):
         key = "stale" if row["stale"] else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
+        if row["confirming"]:
+            key, row["status"] = "confirming", "waiting for confirmation"
         cells = []
         for c in HTML_COLUMNS:
             text = html.escape(_cell(row[c]))
             if c == "status":
                 status = text + (" (stale)" if row["stale"] else "")
+                if row["confirming"]:
+                    status += f'<br><small>{html.escape(_cell(row["confirming"]))}</small>'
+
                 cells.append(f'<td style="background-color:{_STATUS_FILL.get(key, "#ffffff")}">{status}</td>')
             elif c in _TEXT_COLUMNS:  # words read from the left (notebook CSS right-aligns cells)
                 cells.append(f'<td style="text-align:left">{text}</td>')
             else:
                 cells.append(f"<td>{text}</td>")
-        classes = f'nbsteps-{html.escape(row["status"])}' + (" nbsteps-stale" if row["stale"] else "")
-        body.append(f'<tr class="{classes}">{"".join(cells)}</tr>')
+        classes = f'nbsteps-{html.escape(key if key == "confirming" else row["status"])}' + (
+            " nbsteps-stale" if row["stale"] else "")
+        step = html.escape(row["step"], quote=True)
+        body.append(f'<tr class="{classes}" data-step="{step}">{"".join(cells)}</tr>')
     return (
         '<table class="nbsteps-results" border="1" style="border-collapse:collapse">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -95,7 +103,7 @@ _TEXT_COLUMNS = frozenset({"step", "outputs", "result", "error"})
 #: the status cell's colour, as in the graph
 _STATUS_FILL = {"pending": "#f4f4f4", "running": "#ffe66d", "retrying": "#ffb347", "completed": "#8fd694",
                 "cached": "#a9d6ff", "stale": "#f1ecc8", "failed": "#ff6b6b", "blocked": "#b8b8b8",
-                "cancelled": "#d7ccc8"}
+                "cancelled": "#d7ccc8", "confirming": "#f8d3ec"}
 
 
 def _cell(value) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from nbsteps.formatting import clean_text
+from nbsteps.formatting import clean_text, fmt_clock
 from nbsteps.formatting import fmt_seconds as _fmt
 from nbsteps.run import events as ev
 from nbsteps.views.static import store_where
 
 
+def _of(rec) -> str:
+    return f" of {fmt_clock(rec.finished)}" if rec is not None and rec.finished else ""
 
 
 class TextReporter:
@@ -56,7 +58,11 @@ class TextReporter:
             outs = f" → {outs}" if outs else ""
             if rec.cached:
                 if not self.quiet:
-                    self._print(f"  ✓ {e.step} restored from its checkpoint in {store_where(e.plan)}{outs}{self._count()}")
+                    if e.info.get("restored") == ev.FROM_SESSION:  # its values are in this kernel already
+                        self._print(f"  ✓ {e.step} already completed earlier in this session{outs}{self._count()}")
+                    else:
+                        self._print(f"  ✓ {e.step} restored from its checkpoint{_of(rec)} in {store_where(e.plan)}"
+                                    f"{outs}{self._count()}")
             else:
                 tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
                 self._print(f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs}{self._count()}")

@@ -1,0 +1,191 @@
+"""The timeline of a run (SPEC 4): a Gantt strip of the steps that executed,
+one row per step, a bar from its recorded start to its finish (a running
+step's bar grows until now), coloured by status as in the graph, over an axis
+of seconds since the run began.
+
+Steps that did not execute in the run (restored from a checkpoint, already
+completed earlier in the session, blocked, cancelled before starting) have no
+bar: a line under the strip counts them. Retried steps have one bar over all
+their attempts (its tooltip says how many).
+
+The strip is plain SVG text. The live view puts it inline (each bar is a
+``<g data-step="...">``: clicking it shows the step's log); the static picture
+carries it as an ``<img>`` with the SVG as a ``data:`` URI, which renders in
+untrusted notebooks, on GitHub and nbviewer (no script, no inline ``<svg>``).
+Step names and errors are escaped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+import time
+from dataclasses import dataclass
+
+from nbsteps.formatting import fmt_clock, fmt_seconds
+from nbsteps.model.status import CANCELLED, COMPLETED, FAILED, RETRYING, RUNNING
+from nbsteps.views.graph import STYLES, node_status
+
+#: rows taller than this many steps are drawn thin, without labels
+THIN_ROWS = 60
+LABEL_W, ROW_H, AXIS_H, PAD = 130, 18, 22, 8
+
+
+@dataclass
+class Bar:
+    name: str
+    key: str  # a status style key of the graph (completed, failed, running, ...)
+    start: float  # time.time()
+    end: float
+    attempts: int = 1
+    error: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.key in (RUNNING, RETRYING)
+
+
+def bars(plan, names=None, since: float | None = None, now: float | None = None) -> list[Bar]:
+    """The bars of the steps of *names* (default: the plan's) that executed
+    at or after *since*, in order of start. A step that has not finished ends
+    *now*."""
+    now = time.time() if now is None else now
+    out = []
+    for name in plan.order(names) if names is None else names:
+        rec = plan.records.get(name)
+        if rec is None or rec.started is None or rec.cached:
+            continue
+        if since is not None and rec.started < since - 0.5:  # from an earlier run
+            continue
+        key = node_status(rec)
+        if key in (RUNNING, RETRYING):
+            end = now
+        elif key in (COMPLETED, FAILED, CANCELLED) and rec.finished:
+            end = rec.finished
+        elif key == CANCELLED:  # interrupted while running: it ran until it was cancelled
+            end = rec.started + (rec.duration or 0.0)
+        else:  # pending again (a new run is starting): not part of this picture
+            continue
+        out.append(Bar(name, key, rec.started, max(end, rec.started), max(1, rec.attempts), rec.error_text))
+    out.sort(key=lambda b: (b.start, b.name))
+    return out
+
+
+def _tick_step(span: float, ticks: int = 6) -> float:
+    """A round step (1, 2 or 5 times a power of ten, or whole minutes) for about *ticks* ticks."""
+    raw = max(span, 1e-3) / ticks
+    if raw >= 60:
+        return 60.0 * max(1, _tick_step(raw / 60.0 * ticks, ticks))
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _tick_label(seconds: float, step: float) -> str:
+    if step >= 60:
+        return f"{int(seconds // 60)} min"
+    digits = 0 if step >= 1 else min(3, -math.floor(math.log10(step)))
+    return f"{seconds:.{digits}f} s"
+
+
+def _tip(b: Bar) -> str:
+    took = fmt_seconds(b.end - b.start)
+    what = {RUNNING: f"running for {took}", RETRYING: f"retrying, {took} so far"}.get(b.key, f"{b.key} in {took}")
+    tries = f", {b.attempts} attempts" if b.attempts > 1 else ""
+    error = f"\n{b.error[:300]}" if b.error else ""
+    return f"{b.name}: {what}{tries} ({fmt_clock(b.start)}–{fmt_clock(b.end)}){error}"
+
+
+def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760) -> str:
+    """The Gantt strip of *items* as SVG text ('' when there is none)."""
+    if not items:
+        return ""
+    t0 = min(b.start for b in items) if since is None else min(since, *(b.start for b in items))
+    span = max(max(b.end for b in items) - t0, 1e-3)
+    thin = len(items) > THIN_ROWS
+    label_w, row_h = (0, 5) if thin else (LABEL_W, ROW_H)
+    plot_w = width - label_w - 2 * PAD
+    height = AXIS_H + row_h * len(items) + PAD
+    step = _tick_step(span)
+    scale = plot_w / (math.ceil(span / step) * step)
+
+    def x(t: float) -> float:
+        return label_w + PAD + (t - t0) * scale
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsteps-timeline-svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>']
+    tick = 0.0
+    while tick <= span + step * 0.999:
+        tx = x(t0 + tick)
+        out.append(f'<line x1="{tx:.1f}" y1="{AXIS_H - 4}" x2="{tx:.1f}" y2="{height - PAD / 2:.0f}" '
+                   f'stroke="#e3e3e3"/>'
+                   f'<text x="{tx:.1f}" y="{AXIS_H - 8}" text-anchor="middle" fill="#666">'
+                   f'{html.escape(_tick_label(tick, step))}</text>')
+        tick += step
+    for i, b in enumerate(items):
+        y = AXIS_H + i * row_h
+        fill = STYLES.get(b.key, STYLES[COMPLETED])[0]
+        x0, x1 = x(b.start), x(b.end)
+        w = max(x1 - x0, 2.0)
+        name = html.escape(b.name, quote=True)
+        stroke = ' stroke="#333" stroke-width="1.5" stroke-dasharray="3,2"' if b.live else ' stroke="#555"'
+        parts = [f'<g class="nbsteps-tl-bar nbsteps-{b.key}" data-step="{name}">',
+                 f'<title>{html.escape(_tip(b))}</title>']
+        if not thin:
+            if i % 2:
+                parts.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#fafafa"/>')
+            label = b.name if len(b.name) <= 18 else b.name[:17] + "…"
+            parts.append(f'<text x="{label_w - 4}" y="{y + row_h - 5}" text-anchor="end" fill="#222">'
+                         f'{html.escape(label)}</text>')
+        bar_h = row_h - (6 if not thin else 1)
+        parts.append(f'<rect x="{x0:.1f}" y="{y + (row_h - bar_h) / 2:.1f}" width="{w:.1f}" height="{bar_h}" '
+                     f'rx="2" fill="{fill}"{stroke}/>')
+        if not thin:
+            took = fmt_seconds(b.end - b.start)
+            inside = w > 7 * len(took) + 6
+            tx, anchor = (x0 + w / 2, "middle") if inside else (x0 + w + 4, "start")
+            if inside or tx + 7 * len(took) < width:
+                parts.append(f'<text x="{tx:.1f}" y="{y + row_h - 5}" text-anchor="{anchor}" fill="#333" '
+                             f'font-size="10">{html.escape(took)}</text>')
+        parts.append("</g>")
+        out.append("".join(parts))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _not_shown(plan, names, shown: set) -> str:
+    restored = [s for s in names if s not in shown and (r := plan.records.get(s)) is not None and r.cached
+                and r.status == COMPLETED]
+    rest = [s for s in names if s not in shown and s not in set(restored)
+            and (r := plan.records.get(s)) is not None and r.status != "pending"]
+    said = []
+    if restored:
+        said.append(f"{len(restored)} restored, not executed")
+    if rest:
+        said.append(f"{len(rest)} not started ({', '.join(sorted({str(plan.records[s].status) for s in rest}))})")
+    return "; ".join(said)
+
+
+def _caption(note: str, count: int) -> str:
+    text = f"timeline: {count} step{'s' if count != 1 else ''} executed" + (f"; {note}" if note else "")
+    return f'<div class="nbsteps-timeline-note" style="font-size:11px;color:#555;margin:2px 0">{html.escape(text)}</div>'
+
+
+def timeline_html(plan, names=None, since=None, now=None, *, inline: bool = True, max_height: int = 300) -> str:
+    """The timeline as HTML: the SVG inline (live views, clickable bars) or,
+    *inline* false, as an ``<img>`` carrying it as a ``data:`` URI (the static
+    picture: renders in untrusted notebooks). '' when no step executed."""
+    names = plan.order() if names is None else list(names)
+    items = bars(plan, names, since, now)
+    if not items:
+        return ""
+    svg = timeline_svg(items, since)
+    note = _not_shown(plan, names, {b.name for b in items})
+    if inline:
+        body = svg
+    else:
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        alt = html.escape(f"nbsteps timeline of {len(items)} executed steps", quote=True)
+        body = f'<img class="nbsteps-timeline-img" alt="{alt}" src="data:image/svg+xml;base64,{data}">'
+    return (f'<div class="nbsteps-timeline" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
+            f'{_caption(note, len(items))}{body}</div>')
