@@ -71,7 +71,9 @@ def execute_notebook(cells, kernel_name, cwd, allow_errors=False, timeout=120, s
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, allow_errors=allow_errors,
-                            store_widget_state=store_widget_state, resources={"metadata": {"path": str(cwd)}})
+                            store_widget_state=store_widget_state, resources={"metadata": {"path": str(cwd)}},
+                            # a loaded machine can be seconds behind on output: wait for it, never drop it silently
+                            iopub_timeout=120, raise_on_iopub_timeout=True)
     client.execute()
     return nb
 
