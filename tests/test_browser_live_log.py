@@ -99,6 +99,10 @@ def test_timeline_logs_on_click_and_the_confirmation_state(tmp_path):
         assert "nbsteps-confirming" in state["deployRow"] and "waiting for confirmation" in state["deployRowText"]
         assert "waiting for confirmation: deploy" in state["bar"], state["bar"]
         assert {"load", "clean", "bad"} <= set(state["bars"]), state  # the timeline has their bars
+        # ... and deploy's own cell says so too
+        deploy_cell = page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").nth(4)
+        status = deploy_cell.locator(".nbsteps-status").first.inner_text()
+        assert "waiting for confirmation: ship it?" in status, status
 
         # 2. clicks show logs at once, while the kernel is blocked in input()
         run_cell.locator(".nbsteps-graph-widget g.node.nbsteps-step", has_text="deploy").first.click()

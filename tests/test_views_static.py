@@ -122,3 +122,15 @@ def test_result_summaries(value, text):
 def test_long_summaries_end_at_a_word():
     text = summarize("kept 479 of 504 readings (25 had no temperature) and a long tail of words after it")
     assert text.endswith("…'") and len(text) <= 80 and " a…" not in text[:-3] + "x"
+
+
+def test_a_result_of_none_shows_nothing_in_the_table_as_in_a_notebook():
+    import nbsteps
+    from nbsteps.views.table import rows
+
+    plan = nbsteps.Plan()
+    plan.add_cell("talks", "print('hi')")  # its last expression's value is None: no Out
+    plan.add_cell("zero", "0")
+    assert plan.run().ok
+    got = {r["step"]: r["result"] for r in rows(plan)}
+    assert got == {"talks": "", "zero": "0"}

@@ -28,7 +28,8 @@ from nbsteps.views.step_view import fit_slots, item_bundles, reserve, step_bundl
 
 #: shortest gap between two live updates of one cell (seconds)
 INTERVAL = 0.25
-_STEP_EVENTS = (ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED, ev.CANCELLED)
+_STEP_EVENTS = (ev.CONFIRMING, ev.CONFIRMED, ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED,
+                ev.CANCELLED)
 
 
 class _Bundle:

@@ -40,7 +40,8 @@ def _facts(plan, name: str, rec) -> list[tuple[str, str]]:
         facts.append(("duration", fmt_seconds(rec.duration)))
     if rec.reason:
         said = "reason" if rec.status == "pending" else ("why not run" if rec.cached else "why it ran")
-        facts.append((said, rec.reason))
+        reason = "its first run" if said == "why it ran" and rec.reason == "never run" else rec.reason
+        facts.append((said, reason))
     if rec.message:
         facts.append(("note", rec.message))
     if step is not None and step.confirm:

@@ -20,7 +20,7 @@ from nbsteps.views.static import store_where
 
 #: printed text shown per stream (the record keeps it all)
 SHOWN_TEXT = 20_000
-COLOURS = {PENDING: "#bbbbbb", RUNNING: "#e0b000", RETRYING: "#ff9f1c", COMPLETED: "#4caf50",
+COLOURS = {PENDING: "#bbbbbb", "confirming": "#d63384", RUNNING: "#e0b000", RETRYING: "#ff9f1c", COMPLETED: "#4caf50",
            "cached": "#5aa9e6", FAILED: "#e53935", BLOCKED: "#888888", CANCELLED: "#a1887f", "stale": "#e08a00"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -55,6 +55,8 @@ def status_line(plan, name: str, rec=None) -> str:
     if step is None or rec is None:
         return f"nbsteps: step {name} is not registered (any more)."
     status = rec.status
+    if status == PENDING and rec.confirming:
+        return f"? {name} waiting for confirmation: {rec.confirming}"
     if status == PENDING:
         why = f" ({rec.message})" if rec.message else ""
         deps = _names(plan.dependencies(name))
@@ -91,6 +93,8 @@ def _key(plan, name: str, rec=None) -> str:
         return PENDING
     if rec.status == COMPLETED:
         return "stale" if rec.stale else ("cached" if rec.cached else COMPLETED)
+    if rec.status == PENDING and rec.confirming:
+        return "confirming"
     return str(rec.status)
 
 

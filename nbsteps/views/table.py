@@ -26,8 +26,9 @@ def _when(ts):
 
 
 def short_repr(value, has: bool = True) -> str:
-    """The result summary of the table: type, shape, a few values."""
-    return clean_text(summarize(value)) if has else ""
+    """The result summary of the table: type, shape, a few values (nothing
+    for ``None``, which a notebook does not show as ``Out`` either)."""
+    return clean_text(summarize(value)) if has and value is not None else ""
 
 
 def rows(plan, refresh: bool = True) -> list[dict]:
