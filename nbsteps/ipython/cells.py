@@ -259,7 +259,8 @@ class StepCells:
         with self._lock:
             self._live.pop(name, None)
             self._dirty.discard(name)
-            self.slots.pop(name, None)
+            for slot in self.slots.pop(name, ()):  # the cell's earlier outputs are gone
+                self._sent.pop(slot, None)
         self._shown_by_cell.pop(name, None)
         self._story.pop(name, None)
         if own:  # a new run of the cell: if its step is restored, it says so
