@@ -15,8 +15,11 @@ marked ``xfail(strict=True)``:
 - a case that shows a new kind of failure (say "fails" where only "figures"
   was recorded) fails too, naming the old and the new failure.
 
-Cases recorded as ``flaky`` (they agreed in one baseline run and not in
-another: races in parallel runs) are xfailed without ``strict``.
+Parallel runs race (nbsteps bugs, listed in REPORT.md), so an outcome that
+does not match the record is run once more before it counts: when the second
+run matches, the test is xfailed as "flaky" with both outcomes in its reason
+(``-rx`` shows them). Cases recorded as ``flaky`` (they agreed in one
+baseline run and not in another) are xfailed without ``strict``.
 
 All selected notebooks × ways run once, in parallel kernels
 (``NBSTEPS_CORPUS_WORKERS``, default 3), when the first test asks. The few
@@ -81,12 +84,26 @@ def corpus_report(request):
     return harness.evaluate(only=set(wanted), ways=ways, workers=workers, plain_runs=1, manifest=MANIFEST)
 
 
+def _as_recorded(problems, expected) -> bool:
+    if expected is None:
+        return not problems
+    return bool(problems) and set(harness.kinds(problems)) <= set(expected["kinds"])
+
+
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("notebook,way", list(_cases()))
 def test_promise(corpus_report, notebook, way):
     problems = corpus_report[notebook]["verdicts"][way]
-    text = harness.verdict_text(problems)
     expected = EXPECTED["failures"].get(f"{notebook}::{way}")
+    if not _as_recorded(problems, expected):
+        first = harness.verdict_text(problems)
+        again = harness.evaluate(only={notebook}, ways=[way], workers=1, plain_runs=1,
+                                 manifest=MANIFEST)[notebook]["verdicts"][way]
+        if _as_recorded(again, expected):
+            pytest.xfail(f"flaky: {notebook} {way}: {first}; run again: {harness.verdict_text(again)} "
+                         f"(as recorded)")
+        problems = again
+    text = harness.verdict_text(problems)
     if expected is None:
         assert not problems, f"{notebook} {way}: {text}"
         return
