@@ -6,20 +6,21 @@ same values, same figures and text in the same cells, no error (see
 tests/corpus/harness.py for the method, SOURCES.md for the notebooks).
 
 What disagrees today is listed in tests/corpus/expected_failures.json and
-marked ``xfail(strict=True)``:
+marked ``xfail``:
 
-- a fix that makes a case agree turns it into XPASS(strict), a failure: run
-  ``python tests/corpus/harness.py --write`` and commit the new
-  expected_failures.json and REPORT.md;
 - a case that agreed and no longer does fails (a regression);
-- a case that shows a new kind of failure (say "fails" where only "figures"
-  was recorded) fails too, naming the old and the new failure.
+- a case that shows a new kind of failure (say "fails" where only "values"
+  was recorded) fails too, naming the old and the new failure;
+- a fix that makes a case agree is reported as XPASS; with
+  ``NBSTEPS_CORPUS_STRICT=1`` it fails the run until ``python
+  tests/corpus/harness.py --write`` records it (expected_failures.json and
+  REPORT.md).
 
-Parallel runs race (nbsteps bugs, listed in REPORT.md), so an outcome that
-does not match the record is run once more before it counts: when the second
-run matches, the test is xfailed as "flaky" with both outcomes in its reason
-(``-rx`` shows them). Cases recorded as ``flaky`` (they agreed in one
-baseline run and not in another) are xfailed without ``strict``.
+An outcome that does not match the record is run once more before it counts
+(a race would show here): when the second run matches, the test is xfailed as
+"flaky" with both outcomes in its reason (``-rx`` shows them). Cases recorded
+as ``flaky`` (they agreed in one baseline run and not in another) are xfailed
+without ``strict``.
 
 All selected notebooks × ways run once, in parallel kernels
 (``NBSTEPS_CORPUS_WORKERS``, default 3), when the first test asks. The few
@@ -60,9 +61,8 @@ def _cases():
             if expected:
                 flaky = bool(expected.get("flaky"))
                 reason = ("flaky: " if flaky else "") + expected["reason"]
-                # not strict in this submission: the baseline below was recorded just before a fix
-                # of private copies (statsmodels' Dataset, a dict whose __dict__ is itself), so
-                # some recorded cases may now agree; `harness.py --write` re-records it strictly
+                # a recorded disagreement that now agrees is reported (XPASS), and fails the run with
+                # NBSTEPS_CORPUS_STRICT=1 (then `harness.py --write` records the improvement)
                 marks.append(pytest.mark.xfail(strict=STRICT and not flaky, raises=Disagreement, reason=reason))
             yield pytest.param(nb, way, id=f"{nb}-{way}", marks=marks)
 
@@ -110,12 +110,10 @@ def test_promise(corpus_report, notebook, way):
     if not problems:
         return  # XPASS(strict): fixed; regenerate expected_failures.json
     new = sorted(set(harness.kinds(problems)) - set(expected["kinds"]))
-    if new and STRICT:
+    if new:
         pytest.fail(f"{notebook} {way}: a new kind of failure ({', '.join(new)}): expected {expected['reason']!r}, "
                     f"now {text!r} (python tests/corpus/harness.py --write records it)")
-    # not strict (see _cases): a recorded failure that now fails differently is still a
-    # recorded failure until the baseline is re-recorded; cases recorded as agreeing must agree
-    raise Disagreement(f"{notebook} {way}: {text}" + (f" (new kinds: {', '.join(new)})" if new else ""))
+    raise Disagreement(f"{notebook} {way}: {text}")
 
 
 @pytest.mark.corpus
