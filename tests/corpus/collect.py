@@ -27,6 +27,9 @@ _ADDRESS = _re.compile(r"0x[0-9a-fA-F]{6,}")
 _SKIP_TYPES = (_types.ModuleType, _types.FunctionType, _types.BuiltinFunctionType, _types.MethodType, type)
 
 
+_NO_DEFAULT = object()
+
+
 def _h(data: bytes) -> str:
     return _hashlib.sha256(data).hexdigest()[:16]
 
@@ -140,6 +143,12 @@ class _Digest:
                 x = d[k]
                 if isinstance(x, _SKIP_TYPES):
                     continue
+                default = getattr(t, k, _NO_DEFAULT)
+                if hasattr(default, "__set__"):
+                    continue  # a property of the class: reading obj.k never gives this entry
+                if default is not _NO_DEFAULT and not callable(default) and \
+                        self.single(default, depth + 1) == self.single(x, depth + 1):
+                    continue  # the class's value: reading obj.k gives the same either way
                 self.visit(x, f"{path}.{k}", depth + 1)
         elif d is None:
             r = _safe_repr(v)
