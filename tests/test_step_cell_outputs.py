@@ -126,3 +126,16 @@ def test_a_figure_that_is_out_is_shown_as_run_all_shows_it(tmp_path, kernel_name
     nb = execute_notebook(["%load_ext nbsteps", f"%%step a\n{body}"], kernel_name, tmp_path)
     assert _shape(nb.cells[1]) == _shape(plain)
     assert [k for k, _ in _shape(plain)] == ["figure", "figure"]  # Out, and the inline backend's flush
+
+
+def test_a_step_run_again_from_another_cell_replaces_the_figures_its_cell_showed(tmp_path, kernel_name):
+    draw = "%%step b\nimport matplotlib.pyplot as plt\nprint('b draws', k)\nplt.figure()\nplt.plot([k, 2])\nm = k"
+    nb = execute_notebook(["%load_ext nbsteps", "%%step a\nk = 1", draw, "%%step a\nk = 2", "%steps run"],
+                          kernel_name, tmp_path)
+    b = nb.cells[2]
+    status = next(o for o in b.outputs if "nbsteps-status" in o.get("data", {}).get("text/html", ""))
+    # the status output shows the run that %steps run made (k = 2), its figure included ...
+    assert "b draws 2" in status.data["text/plain"] and "data:image/png;base64," in status.data["text/html"]
+    # ... and the figure of the cell's own run (k = 1) is gone; only its printed line stays (a stream)
+    assert not any("image/png" in o.get("data", {}) for o in b.outputs)
+    assert [o.text for o in b.outputs if o.output_type == "stream"] == ["b draws 1\n"]

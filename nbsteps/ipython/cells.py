@@ -24,7 +24,7 @@ import uuid
 
 from nbsteps.run import capture
 from nbsteps.run import events as ev
-from nbsteps.views.step_view import fit_slots, item_bundles, reserve, step_bundle
+from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
 
 #: shortest gap between two live updates of one cell (seconds)
 INTERVAL = 0.25
@@ -56,12 +56,11 @@ def _marker(rec):
     return (str(rec.status), rec.token, id(rec.error)) if rec is not None else None
 
 
-def replay(items) -> None:
+def replay(items, show) -> None:
     """Show captured output again as the running cell's own outputs: text on
-    the streams, each display as it was (a figure as its image)."""
+    the streams, each display as it was (a figure as its image) through
+    *show(item)*."""
     import sys
-
-    from IPython.display import publish_display_data
 
     for kind, payload in items or ():
         if kind in ("stdout", "stderr"):
@@ -69,7 +68,7 @@ def replay(items) -> None:
             stream.write(str(payload))
             stream.flush()
         elif kind == "display" and isinstance(payload, dict):
-            publish_display_data(dict(payload.get("data") or {}), dict(payload.get("metadata") or {}))
+            show(payload)
 
 
 def _split_at_result(items) -> tuple[list, dict | None, list]:
@@ -123,7 +122,8 @@ class StepCells:
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
-        self._late: list = []  # figures the cell's own step left open: shown after its Out
+        self._late: list = []  # (step, figure) its cell's own run left open: shown after its Out
+        self._own_shown: dict[str, list[str]] = {}  # step -> display ids of what its cell's own run showed
         self._preformatted = None  # (result, its display taken when the step ended)
         _hook_cell(shell, self)
 
@@ -143,11 +143,20 @@ class StepCells:
             self._dirty.add(name)
             self._schedule()
 
-    def echo_display(self, item: dict) -> None:
-        """A display of a step that no cell shows: into the running cell."""
+    def echo_display(self, item: dict, owner: "str | None" = None) -> None:
+        """A display of a step that no cell shows: into the running cell. A
+        display that belongs to the step of the running cell (*owner*, by
+        default the cell's own step) gets a display id, so that a later run
+        of that step from another cell can take it away again."""
         from IPython.display import display
 
-        display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False)
+        owner = owner or self.own
+        display_id = None
+        if owner is not None and self.updates and owner in self.ids:
+            display_id = f"{self.ids[owner]}-own{len(self._own_shown.setdefault(owner, []))}"
+            self._own_shown[owner].append(display_id)
+        display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False,
+                display_id=display_id)
 
     def echo_late(self, item: dict) -> None:
         """A figure a step left open: while a cell runs its own step, it is
@@ -155,7 +164,7 @@ class StepCells:
         else now."""
         if self.own is not None:
             with self._lock:
-                self._late.append(item)
+                self._late.append((self.own, item))
         else:
             self.echo_display(item)
 
@@ -173,13 +182,11 @@ class StepCells:
 
     def after_cell(self, *args) -> None:
         """After a cell (``post_run_cell``): the figures its step left open."""
-        from IPython.display import display
-
         self._preformatted = None
         with self._lock:
             late, self._late = self._late, []
-        for item in late:
-            display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False)
+        for owner, item in late:
+            self.echo_display(item, owner)
 
     # -- the listener ---------------------------------------------------------------
     def __call__(self, e: ev.Event) -> None:
@@ -265,6 +272,7 @@ class StepCells:
         self._story.pop(name, None)
         if own:  # a new run of the cell: if its step is restored, it says so
             self._executed.pop(name, None)
+            self._own_shown.pop(name, None)
         if not self.updates:
             self.ids.pop(name, None)
             return False
@@ -300,9 +308,9 @@ class StepCells:
         if rec is not None and rec.ok:
             before, shown, after = _split_at_result(rec.output)
             if rec.cached:
-                replay(before)
+                replay(before, lambda item: self.echo_display(item, name))
                 with self._lock:
-                    self._late.extend(p for kind, p in after if kind == "display" and isinstance(p, dict))
+                    self._late.extend((name, p) for kind, p in after if kind == "display" and isinstance(p, dict))
             if shown is not None and rec.has_result:
                 self._preformatted = (rec.result, (shown.get("data") or {}, shown.get("metadata") or {}))
         self._story[name] = _marker(rec)
@@ -323,6 +331,11 @@ class StepCells:
         if self._sent.get(name) != key:
             self._sent[name] = key
             update_display(_Bundle(bundle), display_id=display_id)
+        if name in self._own_shown and name != self.own and self._story.get(name) != _marker(self._record(name)):
+            # run again from another cell: the status output shows that run; what the cell's own run
+            # displayed (its figures) is taken away (its printed text stays: streams cannot be updated)
+            for shown in self._own_shown.pop(name):
+                update_display(_Bundle(dict(EMPTY)), display_id=shown)
         for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name, output)):
             key = hash(repr(data))
             if self._sent.get(slot) != key:
