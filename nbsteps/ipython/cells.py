@@ -282,9 +282,10 @@ class StepCells:
             bundle = step_bundle(self.plan, name, output=(), traceback=False,
                                  status=("running", f"▶ {name} starting…"))
         else:
-            rec = self.plan.records.get(name)
-            known = len(rec.output) + 2 if rec is not None else 0
-            self.slots[name] = [f"{display_id}-{i}" for i in range(reserve(self.plan.steps[name].source, known))]
+            rec, step = self.plan.records.get(name), self.plan.steps[name]
+            known = len(rec.output) + bool(rec.has_result) if rec is not None and rec.token is not None else 0
+            has_result = bool(step.analysis is not None and step.analysis.has_result)
+            self.slots[name] = [f"{display_id}-{i}" for i in range(reserve(step.source, known, has_result))]
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])
         display(_Bundle(bundle), display_id=display_id)

@@ -224,20 +224,20 @@ def fit_slots(bundles: list[tuple[dict, dict]], n: int) -> list[tuple[dict, dict
 
 
 #: output slots a step cell reserves when it only registers its step: at least, at most
-MIN_SLOTS, MAX_SLOTS = 3, 40
+MIN_SLOTS, MAX_SLOTS = 2, 40
 _SHOWS = re.compile(r"\b(print|display|show|savefig|figure|subplots?|subplot_mosaic|plot\w*|imshow|matshow|"
                     r"scatter|hist\w*|barh?|pcolormesh|contourf?|fill_between|errorbar|boxplot|violinplot|pie|"
                     r"stem|step|heatmap|\w+plot|describe|summary|head|tail)\s*\(")
 _LOOP = re.compile(r"^\s*(for|while)\b|\bfor\b.+\bin\b", re.M)
 
 
-def reserve(source: str, known: int = 0) -> int:
+def reserve(source: str, known: int = 0, has_result: bool = False) -> int:
     """How many output slots a step cell reserves when it only registers its
     step (plan mode): its outputs arrive later, through display ids, and a
     cell cannot add outputs after it ran. *known*: outputs of an earlier run
-    of the step. A guess from the calls that show things (more in a loop);
-    a step that shows more than that has the rest shown together in the last
-    slot."""
+    of the step. A guess from the calls that show things (more in a loop)
+    and the result, plus one spare (a library's warning); a step that shows
+    more than that has the rest shown together in the last slot."""
     calls = len(_SHOWS.findall(source or ""))
-    guess = calls * (4 if _LOOP.search(source or "") else 1) + 2
-    return max(MIN_SLOTS, min(MAX_SLOTS, max(guess, known + 2)))
+    guess = calls * (4 if _LOOP.search(source or "") else 1) + bool(has_result) + 1
+    return max(MIN_SLOTS, min(MAX_SLOTS, max(guess, known + 1)))
