@@ -56,16 +56,9 @@ def test_changing_ax_changes_fig_as_in_run_all(workers):
     assert plan["check"].outputs["lines"] == 2
 
 
-def test_in_a_shell_the_namespace_shows_the_changed_figure():
-    from IPython.core.interactiveshell import InteractiveShell
-
-    shell = InteractiveShell.instance()
-    try:
-        shell.run_line_magic("load_ext", "nbsteps")
-        for name, src in CELLS[:3]:
-            assert shell.run_cell(f"%%step {name}\n{src}").success
-        ns = shell.user_ns
-        assert len(ns["fig"].axes[0].lines) == 2 and ns["ax"].figure is ns["fig"]
-        assert ns["fig"].axes[0].get_xlabel() == "x"
-    finally:
-        InteractiveShell.clear_instance()
+def test_in_a_shell_the_namespace_shows_the_changed_figure(shell):
+    for name, src in CELLS[:3]:
+        assert shell.run_cell(f"%%step {name}\n{src}").success
+    ns = shell.user_ns
+    assert len(ns["fig"].axes[0].lines) == 2 and ns["ax"].figure is ns["fig"]
+    assert ns["fig"].axes[0].get_xlabel() == "x"

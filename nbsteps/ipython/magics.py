@@ -357,11 +357,12 @@ class StepMagics(Magics):
 
 
 def load_ipython_extension(ip) -> None:
-    from nbsteps.ipython import hooks
+    from nbsteps.ipython import hooks, step_magics
 
     session.bind(ip)
     ip.register_magics(StepMagics)
     hooks.install(ip, SUBCOMMANDS)
+    step_magics.isolate(ip)  # %timeit inside a step keeps to the step's namespace
     # a failed step's own exception is shown as IPython shows any exception
     # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
     StepsFailed.format_error = staticmethod(lambda err: [
