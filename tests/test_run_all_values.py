@@ -183,3 +183,37 @@ def test_an_edited_hidden_draw_sees_the_generator_as_run_all_does(shell):
     run_ok(shell, "%steps run")
     assert list(shell.user_ns["a"]) == list(ref["a"])
     assert list(shell.user_ns["b"]) == list(ref["b"])
+
+
+RACY_MODEL = '''
+import time
+class Model:
+    """Like statsmodels' results: predict() keeps the requested range on the model while it works."""
+    def __init__(self):
+        self.start = None
+    def predict(self, start):
+        self.start = start
+        time.sleep(0.2)
+        return list(range(self.start, 10))
+    def plot_predict(self, start):
+        return len(self.predict(start))
+res = Model()
+'''
+
+
+def test_calls_that_cache_on_one_object_keep_notebook_order():
+    import nbsteps
+
+    cells = [("c5", RACY_MODEL), ("c6", "pred = res.predict(7)"), ("c7", "n = res.plot_predict(2)"),
+             ("c8", "described = repr(res.start)")]
+    plan = nbsteps.Plan()
+    for name, src in cells:
+        plan.add_cell(name, src)
+    assert plan.dependencies("c7").get("c6") == "order"  # same object, caching methods: notebook order
+    assert "c7" not in plan.dependencies("c8")  # repr() is not one of them
+    ns: dict = {}
+    for _, src in cells:
+        exec(src, ns)
+    assert plan.run(workers=4).ok
+    assert (plan["c6"].outputs["pred"], plan["c7"].outputs["n"]) == (ns["pred"], ns["n"]) == ([7, 8, 9], 8)
+    assert plan.run(force=["c6"]).ok and not plan["c7"].stale  # order edges make nothing stale

@@ -36,6 +36,7 @@ from nbsteps.model.fingerprint import code_digest
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
     NO_GLOBAL_DRAWS, PURE_FUNCTIONS, PURE_METHODS, IN_PLACE_NONE, MUTATING_METHODS, DRAWS, AMBIGUOUS_DRAWS, IN_PLACE_ARG,
+    CACHING_METHODS,
     KNOWN_MODULES, CONVENTIONS, CALL_RULES, STORE_RULES, LOAD_RULES, FILE_READERS, FILE_WRITERS, SHELL_READERS,
     SHELL_WRITERS, CODE_MAGICS, _PATH_KWARGS, _PATH_RE, _DATA_EXT, _RNG_NAME, _AX_NAME, _EXPAND_RE, _NOT_INPUTS,
 )
@@ -106,6 +107,13 @@ class CellWalker(Walker):
     # -- calls -----------------------------------------------------------------------
     opaque = False  # calls code that may draw from a global random generator unseen (see may_draw)
 
+    @property
+    def cached_on(self) -> set:
+        """Names whose CACHING_METHODS the cell calls (their results used)."""
+        if "_cached_on" not in self.__dict__:
+            self._cached_on = set()
+        return self._cached_on
+
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
         if not self.opaque:
@@ -166,6 +174,8 @@ class CellWalker(Walker):
             self.mutate(root)  # a draw advances the generator, even when the result is used
         elif not used and meth not in PURE_METHODS:
             self.mutate(root)
+        if meth in CACHING_METHODS and used and root and type(recv) is ast.Name:
+            self.cached_on.add(root)  # res.predict(...): keeps notebook order with other such calls on res
         if meth in IN_PLACE_ARG:
             self.mutate_args(node, first=True)  # rng.shuffle(a)
         for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
@@ -278,6 +288,7 @@ class CellAnalysis:
     warnings: tuple = ()              # what nbsteps cannot see (exec, import * it cannot list)
     opaque: bool = False              # calls library or notebook code that might draw from a global generator
     groups: tuple = ()                # outputs bound to one object graph (nbsteps.model.aliases)
+    cached_on: frozenset = frozenset()  # inputs whose caching methods it calls (rules.CACHING_METHODS)
 
 
 def step_filename(name: str) -> str:
@@ -310,7 +321,8 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
                         tuple(dict.fromkeys(walker.warnings)), walker.opaque,
-                        alias_groups(tree.body, walker.outputs))
+                        alias_groups(tree.body, walker.outputs),
+                        frozenset(n for n in walker.cached_on if n in inputs))
 
 
 def run_code(code: CodeType, ns: dict):

@@ -47,6 +47,7 @@ class Dependencies:
         # global generator -> the lowest step that may draw from it unseen (see nbsteps.model.state)
         self.maybe_draws: dict[str, str] = {}
         self.maybe_of: dict[str, set[str]] = {}  # step -> the generators it may draw from unseen
+        self.callers: dict[tuple, str] = {}  # (name, its writer) -> the last step calling its caching methods
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
         # executor caches (see nbsteps.executor): run structures per selection,
@@ -152,8 +153,21 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             deps.setdefault(up, kind)
             g.state_labels.setdefault((up, step.name), []).append(label)
     _hidden_draws(g, step, deps)
+    _cache_calls(g, step, deps, sources)
     g.deps[step.name] = deps
     g.sources[step.name] = sources
+
+
+def _cache_calls(g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str]) -> None:
+    """Steps calling caching methods (``res.predict``) of the same version of a
+    name keep notebook order (``order`` edges: nothing stale, nothing blocked)."""
+    for n in sorted(step.analysis.cached_on) if step.analysis is not None else ():
+        key = (n, sources.get(n))
+        up = g.callers.get(key)
+        if up is not None and up != step.name:
+            deps.setdefault(up, ORDER)
+            g.state_labels.setdefault((up, step.name), []).append(f"{n} (caches)")
+        g.callers[key] = step.name
 
 
 def _hidden_draws(g: Dependencies, step: Step, deps: dict[str, str]) -> None:

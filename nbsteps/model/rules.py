@@ -87,3 +87,8 @@ _RNG_NAME = re.compile(r"(^|_)(rng|prng|gen|generator|random_state|rs|rand|rando
 _AX_NAME = re.compile(r"(ax|axs|axes|fig|figure|g|grid)(\d*|_\w*)\Z|\w*_ax\Z")
 _EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
 _NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
+
+#: methods that may keep state on their receiver even when their result is used (statsmodels results cache the
+#: prediction dates on their model: predict/forecast of one results object from two parallel steps race);
+#: steps calling them on the same object keep notebook order (``order`` edges: nothing stale, nothing blocked)
+CACHING_METHODS = frozenset(_w("""predict forecast get_prediction get_forecast plot_predict simulate"""))
