@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from nbsteps.ipython.display import Bundle
 from nbsteps.run import capture
 from nbsteps.run import events as ev
 from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
@@ -30,14 +31,6 @@ from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, ste
 INTERVAL = 0.25
 _STEP_EVENTS = (ev.CONFIRMING, ev.CONFIRMED, ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED,
                 ev.CANCELLED)
-
-
-class _Bundle:
-    def __init__(self, bundle: dict) -> None:
-        self.bundle = bundle
-
-    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-        return self.bundle
 
 
 def for_plan(shell, plan) -> "StepCells":
@@ -155,7 +148,7 @@ class StepCells:
         if owner is not None and self.updates and owner in self.ids:
             display_id = f"{self.ids[owner]}-own{len(self._own_shown.setdefault(owner, []))}"
             self._own_shown[owner].append(display_id)
-        display(_Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False,
+        display(Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False,
                 display_id=display_id)
 
     def echo_late(self, item: dict) -> None:
@@ -288,10 +281,10 @@ class StepCells:
             self.slots[name] = [f"{display_id}-{i}" for i in range(reserve(step.source, known, has_result))]
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])
-        display(_Bundle(bundle), display_id=display_id)
+        display(Bundle(bundle), display_id=display_id)
         for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name)):
             self._sent[slot] = hash(repr(data))
-            display(_Bundle(data), metadata=meta or None, display_id=slot)
+            display(Bundle(data), metadata=meta or None, display_id=slot)
         return True
 
     def finish_own(self, name: str) -> None:
@@ -320,7 +313,7 @@ class StepCells:
                 self._dirty.add(name)
             self.flush()
         else:
-            display(_Bundle(self.bundle(name)))
+            display(Bundle(self.bundle(name)))
 
     def _update(self, name: str, bundle: dict, output=None) -> None:
         from IPython.display import update_display
@@ -331,17 +324,17 @@ class StepCells:
             return
         if self._sent.get(name) != key:
             self._sent[name] = key
-            update_display(_Bundle(bundle), display_id=display_id)
+            update_display(Bundle(bundle), display_id=display_id)
         if name in self._own_shown and name != self.own and self._story.get(name) != _marker(self._record(name)):
             # run again from another cell: the status output shows that run; what the cell's own run
             # displayed (its figures) is taken away (its printed text stays: streams cannot be updated)
             for shown in self._own_shown.pop(name):
-                update_display(_Bundle(dict(EMPTY)), display_id=shown)
+                update_display(Bundle(dict(EMPTY)), display_id=shown)
         for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name, output)):
             key = hash(repr(data))
             if self._sent.get(slot) != key:
                 self._sent[slot] = key
-                update_display(_Bundle(data), metadata=meta or None, display_id=slot)
+                update_display(Bundle(data), metadata=meta or None, display_id=slot)
 
     def flush(self) -> None:
         """Send the pending updates now (on the calling thread)."""

@@ -81,7 +81,9 @@ def _display(obj, **kw):
     return display(obj, **kw)
 
 
-class _Bundle:
+class Bundle:
+    """A mime bundle, shown as it is by IPython's display()."""
+
     def __init__(self, bundle: dict) -> None:
         self.bundle = bundle
 
@@ -100,7 +102,7 @@ class StaticAtEnd:
         if e.kind == "finished" and e.plan is self.plan:
             from nbsteps.views.static import static_bundle
 
-            _display(_Bundle(static_bundle(self.plan, e.steps or None, summary=e.summary)))
+            _display(Bundle(static_bundle(self.plan, e.steps or None, summary=e.summary)))
 
 
 def run_listeners(plan, quiet: bool = False, omit: str | None = None) -> list:
@@ -156,7 +158,7 @@ class ShowDisplays:
             return
         from nbsteps.views.static import static_bundle
 
-        bundle = _Bundle(static_bundle(self.plan))
+        bundle = Bundle(static_bundle(self.plan))
         for handle in handles:
             try:
                 handle.update(bundle)
@@ -175,7 +177,7 @@ class ShowDisplays:
                 self.views.append(view)
             view.display(draw=True)
             return
-        handle = _display(_Bundle(static_bundle(self.plan)), display_id=True)
+        handle = _display(Bundle(static_bundle(self.plan)), display_id=True)
         if handle is not None and updates_supported():
             with self._lock:
                 self.handles = (self.handles + [handle])[-20:]
