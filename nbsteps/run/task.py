@@ -71,16 +71,15 @@ class Task:
         self.base = self.above = None
 
 
-def private_copy(value: Any) -> Any:
-    """A copy for a step that changes an input in place, so the upstream
-    checkpoint never changes and a re-run gives the same result: pandas
-    objects shallow (copy-on-write makes that safe for column assignment),
-    arrays copied, anything else in full (``pipe.set_params(...).fit(...)``
-    changes estimators nested in the pipeline; ``cfg["a"]["b"] = ``; a random
-    generator's state lives in a nested bit generator). An object a deep copy
-    does not reproduce (not deep-copyable, or whose attribute dict is itself,
-    like statsmodels' Dataset) is copied shallow."""
-    if isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)):
+#: values a step can use as they are (nothing to change in place)
+_AS_IS = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, ModuleType)
+_DEEP = object()  # what _cheap_copy returns for a value that needs a deep copy
+
+
+def _cheap_copy(value: Any) -> Any:
+    """The copy :func:`private_copy` makes without a deep copy (the value
+    itself when nothing can change it), or ``_DEEP``."""
+    if isinstance(value, _AS_IS):
         return value
     module = type(value).__module__ or ""
     if module.startswith("pandas"):
@@ -90,6 +89,21 @@ def private_copy(value: Any) -> Any:
             return value
     if module == "numpy" and hasattr(value, "copy"):
         return value.copy()
+    return _DEEP
+
+
+def private_copy(value: Any) -> Any:
+    """A copy for a step that changes an input in place, so the upstream
+    checkpoint never changes and a re-run gives the same result: pandas
+    objects shallow (copy-on-write makes that safe for column assignment),
+    arrays copied, anything else in full (``pipe.set_params(...).fit(...)``
+    changes estimators nested in the pipeline; ``cfg["a"]["b"] = ``; a random
+    generator's state lives in a nested bit generator). An object a deep copy
+    does not reproduce (not deep-copyable, or whose attribute dict is itself,
+    like statsmodels' Dataset) is copied shallow."""
+    cheap = _cheap_copy(value)
+    if cheap is not _DEEP:
+        return cheap
     try:
         copied = copy.deepcopy(value)
         if _faithful(value, copied):
@@ -106,22 +120,16 @@ def private_copies(values: dict) -> dict:
     """:func:`private_copy` of each value; the values that get a deep copy
     are copied in one deep copy, so that objects they share stay shared
     (``ax.figure is fig``)."""
-    deep = [n for n, v in values.items() if not _simple(v)]
+    out = {n: _cheap_copy(v) for n, v in values.items()}
+    deep = [n for n, c in out.items() if c is _DEEP]
     if len(deep) > 1:
         try:
             together = copy.deepcopy({n: values[n] for n in deep})
             if all(_faithful(values[n], together[n]) for n in deep):
-                return {n: together[n] if n in together else private_copy(v) for n, v in values.items()}
+                return {**out, **together}
         except Exception:  # each copied on its own
             pass
-    return {n: private_copy(v) for n, v in values.items()}
-
-
-def _simple(value: Any) -> bool:
-    """Copied without a deep copy by :func:`private_copy`."""
-    module = type(value).__module__ or ""
-    return isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, ModuleType)) or \
-        module.startswith("pandas") or (module == "numpy" and hasattr(value, "copy"))
+    return {n: private_copy(values[n]) if c is _DEEP else c for n, c in out.items()}
 
 
 def _faithful(value: Any, copied: Any) -> bool:
