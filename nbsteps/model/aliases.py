@@ -47,9 +47,11 @@ def _source_name(value) -> str | None:
     return None
 
 
-def alias_groups(body: list, outputs) -> tuple[frozenset, ...]:
-    """The groups (two names or more) of *outputs* that *body* binds to one object graph."""
-    outputs = set(outputs)
+def alias_groups(body: list, outputs, imported=()) -> tuple[frozenset, ...]:
+    """The groups (two names or more) of *outputs* that *body* binds to one
+    object graph; *imported*: the names it binds by imports (``plt`` of
+    ``fig, ax = plt.subplots()`` is not bound to them)."""
+    outputs = set(outputs) - set(imported)
     parent: dict[str, str] = {}
 
     def find(n: str) -> str:
@@ -62,9 +64,6 @@ def alias_groups(body: list, outputs) -> tuple[frozenset, ...]:
         for a, b in zip(names, names[1:]):
             parent[find(a)] = find(b)
 
-    modules = {(a.asname or a.name).split(".")[0] for stmt in body if isinstance(stmt, (ast.Import, ast.ImportFrom))
-               for a in stmt.names}
-    outputs -= modules  # plt of ``fig, ax = plt.subplots()`` is not bound to them
     for stmt in body:
         if not isinstance(stmt, ast.Assign):
             continue

@@ -321,7 +321,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
                         tuple(dict.fromkeys(walker.warnings)), walker.opaque,
-                        alias_groups(tree.body, walker.outputs),
+                        alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
                         frozenset(n for n in walker.cached_on if n in inputs))
 
 
