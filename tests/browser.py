@@ -70,6 +70,19 @@ def chromium_available() -> bool:
     return os.path.exists(CHROMIUM)
 
 
+def browser_marks(dot: bool = True) -> list:
+    """The ``pytestmark`` of a browser test module: the ``browser`` marker,
+    skipped without Debian's chromium (and, with *dot*, without Graphviz)."""
+    import pytest
+
+    marks = [pytest.mark.browser,
+             pytest.mark.skipif(not chromium_available(),
+                                reason="/usr/bin/chromium not installed (apt-get install chromium)")]
+    if dot:
+        marks.append(pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed"))
+    return marks
+
+
 # --------------------------------------------------------------------------
 # Notebook preparation
 # --------------------------------------------------------------------------

@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 try:
-    from tests.browser import chromium_available, jupyterlab_server, stage_notebook
+    from tests.browser import browser_marks, jupyterlab_server, stage_notebook
 except ModuleNotFoundError:  # tests/ is not a package: pytest puts tests/ on sys.path
-    from browser import chromium_available, jupyterlab_server, stage_notebook
+    from browser import browser_marks, jupyterlab_server, stage_notebook
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason="/usr/bin/chromium not installed (apt-get install chromium)"),
-    pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed"),
-]
+pytestmark = browser_marks()
 
 CELLS = [
     "%load_ext nbsteps",

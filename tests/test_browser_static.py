@@ -17,18 +17,14 @@ from pathlib import Path
 import pytest
 
 try:
-    from tests.browser import chromium_available, jupyterlab_server, stage_notebook
+    from tests.browser import browser_marks, jupyterlab_server, stage_notebook
 except ModuleNotFoundError:  # tests/ is not a package: pytest puts tests/ on sys.path
-    from browser import chromium_available, jupyterlab_server, stage_notebook
+    from browser import browser_marks, jupyterlab_server, stage_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason="/usr/bin/chromium not installed (apt-get install chromium)"),
-    pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed"),
-]
+pytestmark = browser_marks()
 
 # per code cell: its first line, the graph pictures (decoded), the results tables' rows,
 # step figures, widget errors and text
