@@ -215,7 +215,7 @@ class StepCells:
         if rec is None or not rec.ok or not rec.has_result or rec.result is None:
             return None
         try:
-            result, _ = self.shell.display_formatter.format(rec.result)
+            result, _ = self.format_result(rec.result)
         except Exception:  # pragma: no cover - a repr that fails must not break the display
             result = {"text/plain": f"<{type(rec.result).__name__}>"}
         return result

@@ -107,12 +107,9 @@ class CellWalker(Walker):
     # -- calls -----------------------------------------------------------------------
     opaque = False  # calls code that may draw from a global random generator unseen (see may_draw)
 
-    @property
-    def cached_on(self) -> set:
-        """Names whose CACHING_METHODS the cell calls (their results used)."""
-        if "_cached_on" not in self.__dict__:
-            self._cached_on = set()
-        return self._cached_on
+    def __init__(self) -> None:
+        super().__init__()
+        self.cached_on: set = set()  # names whose CACHING_METHODS the cell calls (their results used)
 
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
