@@ -214,6 +214,48 @@ def test_other_values_round_trip_with_cloudpickle(store):
     assert (cp.duration, cp.finished) == (1.5, 123.0)
 
 
+class Fitted:
+    """Like statsmodels' results: ``__getstate__`` edits the live object ("remove
+    unpicklable methods") and hands back its own ``__dict__``."""
+
+    def __init__(self):
+        self.settings = {"callback": self.check, "maxiter": 35}
+
+    def check(self, x):
+        return x + 1
+
+    def __getstate__(self):
+        self.settings["callback"] = None
+        return self.__dict__
+
+
+class Guarded:
+    """A class whose ``__getstate__`` drops something really unpicklable, also in place."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.shared = {"lock": self.lock, "n": 3}
+
+    def __getstate__(self):
+        self.shared["lock"] = None
+        state = dict(self.__dict__)
+        del state["lock"]
+        return state
+
+
+def test_checkpointing_leaves_live_objects_unchanged_and_loses_nothing(store):
+    fitted, guarded = Fitted(), Guarded()
+    store.put(Checkpoint("fit", "fp", {"res": fitted, "g": guarded}))
+    # the user's objects are as they were (a plain Run All never pickles them)
+    assert fitted.settings["callback"] == fitted.check
+    assert guarded.shared["lock"] is guarded.lock
+    cp = make_store(store.directory).get("fit", "fp")
+    res = cp.outputs["res"]  # what __getstate__ dropped in place came back
+    assert res.settings == {"callback": res.check, "maxiter": 35} and res.settings["callback"](1) == 2
+    g = cp.outputs["g"]  # really unpicklable: the class's own pickling, nothing else lost
+    assert g.shared == {"lock": None, "n": 3} and not hasattr(g, "lock")
+
+
 def test_result_and_no_outputs(store):
     store.put(Checkpoint("answer", "fp", {}, result={"x": 42}, has_result=True))
     cp = make_store(store.directory).get("answer")

@@ -247,7 +247,7 @@ class DiskStore(Reading, Store):
                     label = name if role == "output" else None  # None: the result
                     if bad:  # already failing: only find the other unpicklable values
                         try:
-                            pickle_to(NullSink(), value)
+                            pickle_to(NullSink(), value, faithful=False)
                         except Exception as exc:
                             bad.append(label)
                             errors.append(exc)

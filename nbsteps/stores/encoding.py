@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from nbsteps.interrupts import deferred_interrupts
+from nbsteps.stores import pickling
 from nbsteps.stores.fs import create_file, unlink_quiet
 from nbsteps.stores.signing import StreamingMac
 
@@ -307,16 +308,24 @@ def decode(entry: dict, data: bytearray) -> Any:
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
-def pickle_to(sink: Any, value: Any) -> None:
-    import cloudpickle
-
-    cloudpickle.dump(value, sink, protocol=5)
+def pickle_to(sink: Any, value: Any, faithful: bool = True) -> None:
+    """cloudpickle, protocol 5, leaving live objects as they were (``pickling``)."""
+    pickling.dump(value, sink, faithful)
 
 
 def pickle_bytes(value: Any) -> bytes:
-    import cloudpickle
+    import io
 
-    return cloudpickle.dumps(value, protocol=5)
+    for faithful in (True, False):
+        buf = io.BytesIO()
+        try:
+            pickling.dump(value, buf, faithful)
+        except Exception:
+            if not faithful:
+                raise
+        else:
+            return buf.getvalue()
+    raise AssertionError("unreachable")
 
 
 def json_roundtrips(value: Any) -> bool:

@@ -101,22 +101,26 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
             else:
                 return _publish(folder, tmp, f"{stem}.{encoding}", written, {
                     "encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra})
-    tmp = tmp_name()
-    written.append(tmp)
-    writer = SignedWriter(folder, tmp, key)
-    try:
-        pickle_to(writer, value)
-        digest = writer.finish()
-    except Exception as exc:
-        writer.abort()
-        if writer.error is not None:
-            raise writer.error
-        if isinstance(exc, OSError):
+    for faithful in (True, False):  # faithful fails when what a __getstate__ drops is unpicklable
+        tmp = tmp_name()
+        written.append(tmp)
+        writer = SignedWriter(folder, tmp, key)
+        try:
+            pickle_to(writer, value, faithful)
+            digest = writer.finish()
+        except Exception as exc:
+            writer.abort()
+            if writer.error is not None:
+                raise writer.error
+            if isinstance(exc, OSError):
+                raise
+            if not faithful:
+                raise Unpicklable([], [exc]) from exc
+        except BaseException:
+            writer.abort()  # an interrupt: close the file and stop the hashing thread
             raise
-        raise Unpicklable([], [exc]) from exc
-    except BaseException:
-        writer.abort()  # an interrupt: close the file and stop the hashing thread
-        raise
+        else:
+            break
     return _publish(folder, tmp, f"{stem}.pkl", written, {
         "encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest})
 

@@ -1,0 +1,99 @@
+"""Pickling that neither changes the user's live objects nor loses what they hold.
+
+Some classes' ``__getstate__`` edits the object being pickled instead of a copy:
+statsmodels' results set ``self.mle_settings["callback"] = None`` "to remove
+unpicklable methods". Pickled as they come, checkpointing a value to a disk store
+would change it in the user's kernel (a plain Run All never pickles), and a resume
+would give back an object without what Run All has.
+
+So, for every object whose class defines ``__getstate__`` in Python, the pickler
+takes a shallow snapshot of its ``__dict__`` (and of the dicts directly in it)
+before asking for its state, and puts back whatever ``__getstate__`` changed:
+
+- **faithful** (first try): right after ``__getstate__`` returns, before the state
+  is written -- a state that *is* the object's ``__dict__`` is then written as the
+  object really is (a resume gives back the callback);
+- **respectful** (when faithful pickling fails, because what the class removed
+  really is unpicklable): after the whole value is written; the file holds what the
+  class's own pickling gives, and the live object is still left as it was.
+"""
+from __future__ import annotations
+
+import copyreg
+import types
+from typing import Any
+
+_NO_VALUE = object()
+
+
+def _custom_getstate(t: type) -> bool:
+    return isinstance(getattr(t, "__getstate__", None), types.FunctionType)
+
+
+class _Snapshot:
+    """What ``__getstate__`` may edit in place: the ``__dict__`` and the dicts in it."""
+
+    __slots__ = ("attrs", "top", "nested")
+
+    def __init__(self, attrs: dict) -> None:
+        self.attrs = attrs
+        self.top = dict(attrs)
+        self.nested = {k: dict(v) for k, v in attrs.items() if type(v) is dict}
+
+    def restore(self) -> None:
+        attrs = self.attrs
+        if attrs.keys() != self.top.keys() or any(attrs.get(k, _NO_VALUE) is not v for k, v in self.top.items()):
+            attrs.clear()
+            attrs.update(self.top)
+        for k, before in self.nested.items():
+            now = self.top[k]
+            if now.keys() != before.keys() or any(now.get(i, _NO_VALUE) is not v for i, v in before.items()):
+                now.clear()
+                now.update(before)
+
+
+def _pickler_class():
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def __init__(self, file: Any, faithful: bool) -> None:
+            super().__init__(file, protocol=5)
+            self.faithful = faithful
+            self.snapshots: list[_Snapshot] = []
+
+        def reducer_override(self, obj: Any) -> Any:
+            rv = super().reducer_override(obj)
+            t = type(obj)
+            if rv is not NotImplemented or not _custom_getstate(t) or t in copyreg.dispatch_table:
+                return rv
+            attrs = getattr(obj, "__dict__", None)
+            if type(attrs) is not dict:
+                return NotImplemented
+            snapshot = _Snapshot(attrs)
+            try:
+                return obj.__reduce_ex__(self.proto)
+            finally:
+                if self.faithful:
+                    snapshot.restore()
+                else:
+                    self.snapshots.append(snapshot)
+
+        def dump_leaving_objects(self, value: Any) -> None:
+            try:
+                self.dump(value)
+            finally:
+                for snapshot in reversed(self.snapshots):
+                    snapshot.restore()
+
+    return Pickler
+
+
+_PICKLER: Any = None
+
+
+def dump(value: Any, sink: Any, faithful: bool = True) -> None:
+    """Pickle *value* to *sink* (cloudpickle, protocol 5), leaving live objects unchanged."""
+    global _PICKLER
+    if _PICKLER is None:
+        _PICKLER = _pickler_class()
+    _PICKLER(sink, faithful).dump_leaving_objects(value)
