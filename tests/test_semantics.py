@@ -117,6 +117,31 @@ def test_a_seed_is_replayed_when_a_step_below_runs_in_a_new_kernel(shell, tmp_pa
     assert not plan["c2"].stale
 
 
+CACHING = [
+    "class Data:\n    pass\n\n"
+    "class Model:\n    def __init__(self):\n        self.data = Data()\n    def fit(self):\n        return Results(self)\n\n"
+    "class Results:  # like statsmodels: a forecast keeps its dates on the model's data\n"
+    "    def __init__(self, model):\n        self.model = model\n"
+    "    def forecast(self, n):\n        self.model.data.predict_dates = list(range(n))\n        return [0.5] * n",
+    "model = Model()\nres = model.fit()",
+    "fcast = res.forecast(3)",
+]
+
+
+def test_caches_left_on_a_value_above_survive_a_resume(shell, tmp_path, tmp_key):
+    ref = run_all(CACHING)
+    run_ok(shell, f"%steps store {tmp_path / 'store'}")
+    steps(shell, CACHING)
+    assert shell.user_ns["model"].data.predict_dates == ref["model"].data.predict_dates == [0, 1, 2]
+    new_kernel(shell, tmp_path / "store")
+    steps(shell, CACHING)  # all restored: nothing runs again
+    plan = nbsteps.current()
+    assert all(plan[s].cached and not plan[s].stale for s in ("c0", "c1", "c2"))
+    run_ok(shell, "%steps load")
+    assert shell.user_ns["model"].data.predict_dates == [0, 1, 2]
+    assert shell.user_ns["fcast"] == ref["fcast"]
+
+
 def test_no_replay_when_the_process_state_is_already_right(shell):
     steps(shell, SEEDED)
     plan = nbsteps.current()

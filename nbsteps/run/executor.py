@@ -27,7 +27,7 @@ from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
-from nbsteps.run import confirmation, fusion, retry
+from nbsteps.run import caches, confirmation, fusion, retry
 from nbsteps.run.inputs import blocked_by, make_task
 from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
@@ -66,13 +66,13 @@ class Executor:
         self._timers: list = []  # heap of (when, seq, kind, name, task)
         self._seq = itertools.count()
         self._parts: dict[str, dict] = {}
+        self._layouts: dict[str, tuple] = {}  # steps calling caching methods: their inputs' layout (run.caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
         self.completed_order: list[str] = []
         self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
         self._replay_tokens: dict[str, str] = {}
         self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
-        #: steps completed without executing: where their values came from (events.FROM_*)
-        self.restored: dict[str, str] = {}
+        self.restored: dict[str, str] = {}  # steps completed without executing: where from (events.FROM_*)
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -170,6 +170,8 @@ class Executor:
         attempts = rec.attempts = rec.attempts + 1
         task.attempt = attempts
         rec.status = RUNNING
+        if (before := caches.watched(self.plan, self.plan.steps[name], task.inputs)) is not None:
+            self._layouts[name] = (before, task.inputs)
         fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
         fused = fused if fused is not None and fused[0] is task else None
         if attempts == 1:
@@ -249,6 +251,8 @@ class Executor:
             raise
         if self.emit_event is not None:
             self._emit(ev.COMPLETED, name)
+        if name in self._layouts:  # caches it left on the values above are kept in their checkpoints
+            caches.refresh(plan, name, *self._layouts.pop(name))
 
     def _mark_completed(self, rec, cp: Checkpoint, token: str) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
@@ -293,9 +297,7 @@ class Executor:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
-        plan, names = self.plan, self.names
-        backend = self.backend
-        records = plan.records
+        plan, names, backend, records = self.plan, self.names, self.backend, self.plan.records
         self._final: list[str] = []
         final = self._final
         interrupted = False

@@ -28,6 +28,8 @@ def _ignore(step: str, message: str) -> None:
 class Store:
     """Interface of a checkpoint store."""
 
+    #: whether values are copied out of the process (a memory store keeps the objects themselves)
+    persistent = False
     #: set by the plan: ``warn(step, message)``
     warn: Callable[[str, str], None] = staticmethod(_ignore)
 

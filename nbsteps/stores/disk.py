@@ -83,6 +83,8 @@ class DiskStore(Reading, Store):
     everything is created private to the user (0600 files, 0700 folders).
     """
 
+    persistent = True  # values outlive the process: written again when they change (run.caches)
+
     def __init__(self, directory: "str | os.PathLike", key: "bytes | None" = None, *,
                  compression: "str | None" = None, max_size: "int | str | None" = "default") -> None:
         if max_size == "default":
