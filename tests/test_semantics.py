@@ -122,9 +122,12 @@ CACHING = [
     "class Model:\n    def __init__(self):\n        self.data = Data()\n    def fit(self):\n        return Results(self)\n\n"
     "class Results:  # like statsmodels: a forecast keeps its dates on the model's data\n"
     "    def __init__(self, model):\n        self.model = model\n"
-    "    def forecast(self, n):\n        self.model.data.predict_dates = list(range(n))\n        return [0.5] * n",
+    "    def forecast(self, n):\n        self.model.data.predict_dates = list(range(n))\n        return [0.5] * n\n"
+    "    def append(self, n):  # no caching method by name: seen as the model's layout changes\n"
+    "        self.model.data.append_ix = n\n        return Results(Model())",
     "model = Model()\nres = model.fit()",
     "fcast = res.forecast(3)",
+    "res2 = res.append(7)",
 ]
 
 
@@ -136,9 +139,10 @@ def test_caches_left_on_a_value_above_survive_a_resume(shell, tmp_path, tmp_key)
     new_kernel(shell, tmp_path / "store")
     steps(shell, CACHING)  # all restored: nothing runs again
     plan = nbsteps.current()
-    assert all(plan[s].cached and not plan[s].stale for s in ("c0", "c1", "c2"))
+    assert all(plan[s].cached and not plan[s].stale for s in ("c0", "c1", "c2", "c3"))
     run_ok(shell, "%steps load")
     assert shell.user_ns["model"].data.predict_dates == [0, 1, 2]
+    assert shell.user_ns["model"].data.append_ix == ref["model"].data.append_ix == 7
     assert shell.user_ns["fcast"] == ref["fcast"]
 
 

@@ -110,6 +110,7 @@ class CellWalker(Walker):
     def __init__(self) -> None:
         super().__init__()
         self.cached_on: set = set()  # names whose CACHING_METHODS the cell calls (their results used)
+        self.called_on: set = set()  # names whose other methods it calls, results used (they may keep caches)
 
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
@@ -173,6 +174,8 @@ class CellWalker(Walker):
             self.mutate(root)
         if meth in CACHING_METHODS and used and root and type(recv) is ast.Name:
             self.cached_on.add(root)  # res.predict(...): keeps notebook order with other such calls on res
+        if used and root and (meth in CACHING_METHODS or meth not in PURE_METHODS):
+            self.called_on.add(root)  # res.append(...) may keep state on res.model: see nbsteps.run.caches
         if meth in IN_PLACE_ARG:
             self.mutate_args(node, first=True)  # rng.shuffle(a)
         for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
@@ -286,6 +289,7 @@ class CellAnalysis:
     opaque: bool = False              # calls library or notebook code that might draw from a global generator
     groups: tuple = ()                # outputs bound to one object graph (nbsteps.model.aliases)
     cached_on: frozenset = frozenset()  # inputs whose caching methods it calls (rules.CACHING_METHODS)
+    called_on: frozenset = frozenset()  # inputs (not mutated) whose methods it calls, results used, not PURE_METHODS
 
 
 def step_filename(name: str) -> str:
@@ -319,7 +323,8 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
                         tuple(dict.fromkeys(walker.warnings)), walker.opaque,
                         alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
-                        frozenset(n for n in walker.cached_on if n in inputs))
+                        frozenset(n for n in walker.cached_on if n in inputs),
+                        frozenset(n for n in walker.called_on if n in inputs and n not in mutated))
 
 
 def run_code(code: CodeType, ns: dict):

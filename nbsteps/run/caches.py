@@ -7,7 +7,9 @@ model of the cell above holds them. In the kernel that ran the step it holds the
 too (the objects are shared), yet the checkpoint of the step above was written
 before the call, so a resume in a new kernel gave the model without them.
 
-So, for a step that calls a caching method, the executor takes the *layout* of its
+So, for a step that calls a method of an input and uses its result (other than the
+methods known not to change anything, ``rules.PURE_METHODS``; ``res.append(...)``
+also caches dates on ``res.model``), the executor takes the *layout* of its
 inputs before the attempt (for each object reached through attributes, to a small
 depth: which attributes it has and which objects they are; no values are compared,
 nothing is pickled) and again after it succeeds. When an input's layout changed,
@@ -17,6 +19,7 @@ kernel has. A persistent store only: a memory store holds the objects themselves
 """
 from __future__ import annotations
 
+import types
 from typing import TYPE_CHECKING, Any
 
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
@@ -25,6 +28,8 @@ from nbsteps.model.status import COMPLETED
 if TYPE_CHECKING:  # pragma: no cover
     from nbsteps.plan import Plan
 
+#: modules, classes and functions hold no caches of a value (and a module's dict is large)
+_NOT_WATCHED = (types.ModuleType, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
 DEPTH = 3  # res -> model -> data -> predict_dates
 LIMIT = 5000  # objects looked at per input
 
@@ -37,6 +42,8 @@ def layout(value: Any) -> dict:
     while todo and len(seen) < LIMIT:
         obj, depth = todo.pop()
         if id(obj) in seen:
+            continue
+        if isinstance(obj, _NOT_WATCHED):
             continue
         try:
             attrs = object.__getattribute__(obj, "__dict__")
@@ -54,9 +61,10 @@ def layout(value: Any) -> dict:
 def watched(plan: "Plan", step, inputs: dict) -> "dict | None":
     """The layouts to compare after the attempt (``None``: nothing to watch)."""
     analysis = step.analysis
-    if analysis is None or not analysis.cached_on or not getattr(plan.store, "persistent", False):
+    if analysis is None or not analysis.called_on or not getattr(plan.store, "persistent", False):
         return None
-    return {n: layout(v) for n, v in inputs.items()}
+    return {n: layout(inputs[n]) for n in analysis.called_on
+            if n in inputs and not isinstance(inputs[n], _NOT_WATCHED)} or None
 
 
 def refresh(plan: "Plan", name: str, before: dict, inputs: dict) -> list[str]:
