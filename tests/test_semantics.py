@@ -59,6 +59,19 @@ def test_a_rewrite_reads_the_version_above_it(shell):
     assert (shell.user_ns["x"], shell.user_ns["y"]) == (200, 20)
 
 
+SHADOW = ["import numpy as np\ninput = np.arange(6).reshape(2, 3)", "shape = input.shape", "n = len(input)"]
+
+
+def test_a_builtin_rebound_above_is_an_input_in_plan_mode(shell):
+    """SciPy's batched linear algebra tutorial names an array ``input``."""
+    run_ok(shell, "%steps mode plan")
+    steps(shell, SHADOW)
+    run_ok(shell, "%steps run --workers 4")
+    ref = run_all(SHADOW)
+    assert shell.user_ns["shape"] == ref["shape"] == (2, 3) and shell.user_ns["n"] == ref["n"] == 2
+    assert nbsteps.current().dependencies("c1") == {"c0": "inferred"}
+
+
 MODEL = [
     "class Model:\n    def fit(self, xs):\n        self.coef_ = [sum(xs) / len(xs)]\n        return self",
     "model = Model()",

@@ -18,6 +18,7 @@ known from the cell's imports, else CONVENTIONS. **Warnings**: ``import *`` that
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib.util
 import inspect
 import linecache
@@ -40,6 +41,8 @@ from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this doc
     KNOWN_MODULES, CONVENTIONS, CALL_RULES, STORE_RULES, LOAD_RULES, FILE_READERS, FILE_WRITERS, SHELL_READERS,
     SHELL_WRITERS, CODE_MAGICS, _PATH_KWARGS, _PATH_RE, _DATA_EXT, _RNG_NAME, _AX_NAME, _EXPAND_RE, _NOT_INPUTS,
 )
+
+_BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))  # names a cell may rebind
 
 
 __doc__ = __doc__ and __doc__.format(tables="\n".join(f"{k}: {' '.join(sorted(v))}." for k, v in [
@@ -290,6 +293,7 @@ class CellAnalysis:
     groups: tuple = ()                # outputs bound to one object graph (nbsteps.model.aliases)
     cached_on: frozenset = frozenset()  # inputs whose caching methods it calls (rules.CACHING_METHODS)
     called_on: frozenset = frozenset()  # inputs (not mutated) whose methods it calls, results used, not PURE_METHODS
+    shadowable: frozenset = frozenset()  # builtins it reads (input, len...): a step above may rebind them
 
 
 def step_filename(name: str) -> str:
@@ -318,13 +322,14 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     mutated = frozenset(walker.mutated)
     inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
+    shadowable = frozenset(n for n in walker.inputs if n in _BUILTINS)
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
                         body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
                         tuple(dict.fromkeys(walker.warnings)), walker.opaque,
                         alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
                         frozenset(n for n in walker.cached_on if n in inputs),
-                        frozenset(n for n in walker.called_on if n in inputs and n not in mutated))
+                        frozenset(n for n in walker.called_on if n in inputs and n not in mutated), shadowable)
 
 
 def run_code(code: CodeType, ns: dict):

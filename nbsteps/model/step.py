@@ -65,7 +65,11 @@ class Step:
 
     @property
     def inputs(self) -> frozenset:
-        return (self.analysis.inputs | self.linked) if self.analysis else frozenset()
+        a = self.analysis
+        if a is None:
+            return frozenset()
+        # a builtin it reads (input, len) is bound to the step above that rebinds it, if any
+        return a.inputs | a.shadowable | self.linked if a.shadowable or self.linked else a.inputs
 
     @property
     def outputs(self) -> tuple:
