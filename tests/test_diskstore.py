@@ -256,6 +256,34 @@ def test_checkpointing_leaves_live_objects_unchanged_and_loses_nothing(store):
     assert g.shared == {"lock": None, "n": 3} and not hasattr(g, "lock")
 
 
+DYNAMIC_PACKAGE = """
+import sys, types
+
+def __getattr__(name):  # like marray: `from dynpkg import dyn` makes the submodule
+    if name != "dyn":
+        raise AttributeError(name)
+    mod = types.ModuleType(__name__ + ".dyn")
+    exec("class Box:\\n    def __init__(self, v):\\n        self.v = v\\n", mod.__dict__)
+    sys.modules[mod.__name__] = mod
+    return mod
+"""
+
+
+def test_values_of_a_submodule_made_on_attribute_access_load_in_a_new_process(tmp_path, key_file):
+    (tmp_path / "dynpkg").mkdir()
+    (tmp_path / "dynpkg" / "__init__.py").write_text(DYNAMIC_PACKAGE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    write = ("from dynpkg import dyn\nfrom nbsteps.stores.disk import DiskStore\nfrom nbsteps.stores import Checkpoint\n"
+             f"DiskStore({str(tmp_path / 'store')!r}).put(Checkpoint('s', 'fp', {{'box': dyn.Box(3), 'mod': dyn}}))")
+    read = ("from nbsteps.stores.disk import DiskStore\n"
+            f"cp = DiskStore({str(tmp_path / 'store')!r}).get('s', 'fp')\n"
+            "print(cp.outputs['box'].v, cp.outputs['mod'].__name__)")
+    for code in (write, read):
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["3", "dynpkg.dyn"]
+
+
 def test_result_and_no_outputs(store):
     store.put(Checkpoint("answer", "fp", {}, result={"x": 42}, has_result=True))
     cp = make_store(store.directory).get("answer")

@@ -72,6 +72,24 @@ def test_a_builtin_rebound_above_is_an_input_in_plan_mode(shell):
     assert nbsteps.current().dependencies("c1") == {"c0": "inferred"}
 
 
+PRINT_OPTIONS = ["import numpy as np\nnp.set_printoptions(linewidth=150)",
+                 "x = np.arange(30.)\nprint(x)", "y = np.arange(30.) + 1\nprint(y)"]
+
+
+def test_context_variables_a_step_sets_hold_for_the_steps_after_it(shell, capsys):
+    """numpy keeps its print options in a context variable: steps on worker threads see
+    them as the cells after ``np.set_printoptions`` do, and so does the kernel afterwards."""
+    run_ok(shell, "%steps mode plan")
+    steps(shell, PRINT_OPTIONS)
+    try:
+        run_ok(shell, "%steps run --workers 4")
+        rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+        assert len(rows) == 2 and all(len(r) > 100 for r in rows), rows  # one line each, as in Run All
+        assert np.get_printoptions()["linewidth"] == 150
+    finally:
+        np.set_printoptions(linewidth=75)
+
+
 MODEL = [
     "class Model:\n    def fit(self, xs):\n        self.coef_ = [sum(xs) / len(xs)]\n        return self",
     "model = Model()",

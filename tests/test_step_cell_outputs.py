@@ -139,3 +139,14 @@ def test_a_step_run_again_from_another_cell_replaces_the_figures_its_cell_showed
     # ... and the figure of the cell's own run (k = 1) is gone; only its printed line stays (a stream)
     assert not any("image/png" in o.get("data", {}) for o in b.outputs)
     assert [o.text for o in b.outputs if o.output_type == "stream"] == ["b draws 1\n"]
+
+
+def test_out_is_formatted_with_the_print_options_a_step_above_set(tmp_path, kernel_name):
+    """numpy keeps its print options in a context variable (SciPy's outliers tutorial
+    sets ``linewidth=120`` in its first cell): a step's ``Out`` uses them as Run All's does."""
+    bodies = ["import numpy as np\nnp.set_printoptions(linewidth=120)", "np.arange(30.)"]
+    plain = execute_notebook(bodies, kernel_name, tmp_path).cells[1]
+    nb = execute_notebook(["%load_ext nbsteps", f"%%step a\n{bodies[0]}", f"%%step b\n{bodies[1]}"],
+                          kernel_name, tmp_path)
+    assert _shape(nb.cells[2]) == _shape(plain)
+    assert len(_shape(plain)[0][1].splitlines()) == 2  # 120 columns: two lines, not three

@@ -66,8 +66,14 @@ def set_frontend(frontend) -> None:
 
 def outside(func: Callable, *args):
     """Call *func* with no capture active (timers started from a step's
-    thread must not inherit its capture)."""
-    return contextvars.Context().run(func, *args)
+    thread must not inherit its capture), in a copy of the current context:
+    the user's context variables (numpy's print options) stay as they are."""
+    return contextvars.copy_context().run(_uncaptured, func, args)
+
+
+def _uncaptured(func: Callable, args: tuple):
+    _active.set(None)
+    return func(*args)
 
 
 # -- the stream routers ---------------------------------------------------------

@@ -63,10 +63,9 @@ class Executor:
         self._done_q: queue.SimpleQueue = queue.SimpleQueue()
         self._running: dict[str, Task] = {}
         self._waiting: deque[Task] = deque()
-        self._timers: list = []  # heap of (when, seq, kind, name, task)
-        self._seq = itertools.count()
+        self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
         self._parts: dict[str, dict] = {}
-        self._layouts: dict[str, tuple] = {}  # steps calling caching methods: their inputs' layout (run.caches)
+        self._layouts: dict[str, tuple] = {}  # steps calling methods: their inputs' layout (run.caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
         self.completed_order: list[str] = []
         self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
@@ -241,7 +240,7 @@ class Executor:
         try:
             plan.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
             with deferred_interrupts():
-                self._mark_completed(rec, cp, token)
+                self._mark_completed(rec, cp, token, outcome.context)
         except BaseException:  # KeyboardInterrupt (put itself never raises)
             if rec.status != COMPLETED:
                 with deferred_interrupts():  # was it committed before the interrupt? (stores never raise)
@@ -254,9 +253,11 @@ class Executor:
         if name in self._layouts:  # caches it left on the values above are kept in their checkpoints
             caches.refresh(plan, name, *self._layouts.pop(name))
 
-    def _mark_completed(self, rec, cp: Checkpoint, token: str) -> None:
+    def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
         self.plan.publish(cp.outputs, rec.name)
+        for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
+            var.set(value)
         rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
         rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
         rec.finished, rec.stale, rec.token = cp.finished, False, token

@@ -34,6 +34,7 @@ class Outcome:
     duration: float = 0.0
     worker: str = ""
     output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.capture)
+    context: dict = field(default_factory=dict)  # context variables it set: {var: value} (numpy's print options)
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
 
 
@@ -41,7 +42,7 @@ class Task:
     """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
 
     __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt",
-                 "base", "above", "then", "links")
+                 "base", "above", "then", "links", "context")
 
     def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None,
                  base=None, above=None):
@@ -59,16 +60,17 @@ class Task:
         self.attempt = 0
         self.then: tuple = ()  # steps to run right after this one, in the same remote task (nbsteps.run.fusion)
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
+        self.context = None  # the caller's contextvars.Context when the task was made: the attempt runs in a copy
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("_analysis", "base", "above")}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("_analysis", "base", "above", "context")}
 
     def __setstate__(self, state):
         for k, v in state.items():
             setattr(self, k, v)
         self._analysis = None
-        self.base = self.above = None
+        self.base = self.above = self.context = None
 
 
 #: values a step can use as they are (nothing to change in place)
@@ -171,7 +173,25 @@ def run_task(task: Task) -> Outcome:
     """Run one attempt, capturing what it prints and displays. Whatever the
     step raises becomes a failed Outcome (``GeneratorExit`` and bare
     ``BaseException`` too, on any thread), except KeyboardInterrupt, which
-    propagates (the executor cancels the run)."""
+    propagates (the executor cancels the run).
+
+    It runs in a copy of the context the task was made in (any thread sees the
+    context variables earlier steps set, as consecutive cells do); the variables
+    it sets come back in ``outcome.context``, for the executor to set."""
+    base = task.context
+    if base is None:
+        return _captured(task)
+    ctx = base.copy()
+    outcome = ctx.run(_captured, task)
+    if outcome.ok:
+        outcome.context = {var: value for var, value in ctx.items() if base.get(var, _UNSET) is not value}
+    return outcome
+
+
+_UNSET = object()
+
+
+def _captured(task: Task) -> Outcome:
     with Capture(task.name) as cap:
         outcome = _attempt(task)
         cap.finish(outcome.result)

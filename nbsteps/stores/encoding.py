@@ -290,7 +290,7 @@ def decode(entry: dict, data: bytearray) -> Any:
     """A value from its verified bytes."""
     encoding = entry["encoding"]
     if encoding == "pickle":
-        return pickle.loads(data)
+        return pickling.load(data)
     if encoding in ("parquet", "arrow"):
         frame = parquet_read(data) if encoding == "parquet" else arrow_read(data)
         freq = entry.get("index_freq")

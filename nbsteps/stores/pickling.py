@@ -16,10 +16,15 @@ before asking for its state, and puts back whatever ``__getstate__`` changed:
 - **respectful** (when faithful pickling fails, because what the class removed
   really is unpicklable): after the whole value is written; the file holds what the
   class's own pickling gives, and the live object is still left as it was.
+
+Loading makes again the submodules a package creates on attribute access (``load``).
 """
 from __future__ import annotations
 
 import copyreg
+import importlib
+import pickle
+import sys
 import types
 from typing import Any
 
@@ -97,3 +102,32 @@ def dump(value: Any, sink: Any, faithful: bool = True) -> None:
     if _PICKLER is None:
         _PICKLER = _pickler_class()
     _PICKLER(sink, faithful).dump_leaving_objects(value)
+
+
+def load(data: Any) -> Any:
+    """Unpickle *data*. A submodule that its package makes on first attribute access
+    (``from marray import numpy``: ``marray.numpy`` exists only after it) is made
+    again the same way, when a value needs it in a new process."""
+    made: set = set()
+    while True:
+        try:
+            return pickle.loads(data)
+        except ModuleNotFoundError as exc:
+            name = exc.name or ""
+            if name in made or not _make_dynamic_module(name):
+                raise
+            made.add(name)
+
+
+def _make_dynamic_module(name: str) -> bool:
+    parent, _, child = name.rpartition(".")
+    if not parent:
+        return False
+    try:
+        module = getattr(importlib.import_module(parent), child)
+    except (ImportError, AttributeError):
+        return False
+    if not isinstance(module, types.ModuleType):
+        return False
+    sys.modules.setdefault(name, module)
+    return True
