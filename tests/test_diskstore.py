@@ -263,7 +263,8 @@ def __getattr__(name):  # like marray: `from dynpkg import dyn` makes the submod
     if name != "dyn":
         raise AttributeError(name)
     mod = types.ModuleType(__name__ + ".dyn")
-    exec("class Box:\\n    def __init__(self, v):\\n        self.v = v\\n", mod.__dict__)
+    exec("def make():\\n    class Box:\\n        def __init__(self, v):\\n            self.v = v\\n    return Box\\n"
+         "Box = make()\\n", mod.__dict__)  # a class made in a function, as marray's MArray
     sys.modules[mod.__name__] = mod
     return mod
 """
@@ -277,11 +278,11 @@ def test_values_of_a_submodule_made_on_attribute_access_load_in_a_new_process(tm
              f"DiskStore({str(tmp_path / 'store')!r}).put(Checkpoint('s', 'fp', {{'box': dyn.Box(3), 'mod': dyn}}))")
     read = ("from nbsteps.stores.disk import DiskStore\n"
             f"cp = DiskStore({str(tmp_path / 'store')!r}).get('s', 'fp')\n"
-            "print(cp.outputs['box'].v, cp.outputs['mod'].__name__)")
+            "print(cp.outputs['box'].v, cp.outputs['mod'].__name__, type(cp.outputs['box']) is cp.outputs['mod'].Box)")
     for code in (write, read):
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["3", "dynpkg.dyn"]
+    assert proc.stdout.split() == ["3", "dynpkg.dyn", "True"]  # the module's class, not a copy of it
 
 
 def test_result_and_no_outputs(store):

@@ -17,6 +17,9 @@ before asking for its state, and puts back whatever ``__getstate__`` changed:
   really is unpicklable): after the whole value is written; the file holds what the
   class's own pickling gives, and the live object is still left as it was.
 
+A class a package makes inside a function and hands out as a module attribute
+(``marray.numpy.MArray``) is pickled by reference to that attribute, so values
+restored in a new process have the very class the package's functions make.
 Loading makes again the submodules a package creates on attribute access (``load``).
 """
 from __future__ import annotations
@@ -67,6 +70,10 @@ def _pickler_class():
             self.snapshots: list[_Snapshot] = []
 
         def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, type) and "<locals>" in obj.__qualname__:
+                where = _module_attribute(obj)
+                if where is not None:  # marray.numpy.MArray: by reference, not a copy of the class
+                    return getattr, where
             rv = super().reducer_override(obj)
             t = type(obj)
             if rv is not NotImplemented or not _custom_getstate(t) or t in copyreg.dispatch_table:
@@ -91,6 +98,19 @@ def _pickler_class():
                     snapshot.restore()
 
     return Pickler
+
+
+def _module_attribute(cls: type) -> "tuple[types.ModuleType, str] | None":
+    """(module, name) when a class made inside a function (its qualname has
+    ``<locals>``) is what a module of its package calls *name*: a namespace a
+    package builds, ``marray.numpy.MArray``. A copy of such a class would not
+    be the class the module's functions make and check for."""
+    package = cls.__module__ or ""
+    for mod_name, module in list(sys.modules.items()):
+        if module is not None and (mod_name == package or mod_name.startswith(package + ".")):
+            if getattr(module, "__dict__", {}).get(cls.__name__) is cls:
+                return module, cls.__name__
+    return None
 
 
 _PICKLER: Any = None
