@@ -48,6 +48,7 @@ class Dependencies:
         self.maybe_draws: dict[str, str] = {}
         self.maybe_of: dict[str, set[str]] = {}  # step -> the generators it may draw from unseen
         self.callers: dict[tuple, str] = {}  # (name, its writer) -> the last step calling its caching methods
+        self.version_readers: dict[tuple, list[str]] = {}  # (name, its writer) -> the steps reading it
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see Plan.topological
         # executor caches (see nbsteps.executor): run structures per selection,
@@ -137,6 +138,7 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             if src is not None:
                 sources[n] = src
                 deps.setdefault(src, INFERRED)
+    _changed_after_readers(g, step, deps, sources)
     effects = effects_of(step) if step.analysis is not None else frozenset()
     for label in state_of(step):
         changed, users = g.state_chain.get(label, (None, []))
@@ -168,6 +170,20 @@ def _cache_calls(g: Dependencies, step: Step, deps: dict[str, str], sources: dic
             deps.setdefault(up, ORDER)
             g.state_labels.setdefault((up, step.name), []).append(f"{n} (caches)")
         g.callers[key] = step.name
+
+
+def _changed_after_readers(g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str]) -> None:
+    """A step that changes a name in place comes after the steps above it that read
+    the same version (``order`` edges: nothing stale, nothing blocked): what they made
+    may view it (``a = x[2:]``, masked arrays), and sees the change in Run All."""
+    mutated = step.mutated if step.analysis is not None else ()
+    for n, src in sources.items():
+        readers = g.version_readers.setdefault((n, src), [])
+        if n in mutated:
+            for r in readers:
+                deps.setdefault(r, ORDER)
+                g.state_labels.setdefault((r, step.name), []).append(f"{n} (changed after)")
+        readers.append(step.name)
 
 
 def _hidden_draws(g: Dependencies, step: Step, deps: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from nbsteps.model.dependencies import ORDER_ONLY, _nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
+from nbsteps.run.shared_memory import copy_with_views, views_of
 from nbsteps.run.task import Task, private_copies
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,9 +63,16 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
             continue
         inputs[n] = value
     changed = {n: inputs[n] for n in step.mutated if n in inputs}
+    outputs = step.outputs
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
-        inputs.update(private_copies(changed))
-    task = Task(step.name, "cell", step.source, inputs, step.outputs, analysis=step.analysis, base=ns,
+        views = views_of(ns, changed, skip=step.inputs | set(outputs))
+        inputs.update(private_copies({n: v for n, v in changed.items()}))
+        if views:  # arrays viewing what it changes: copied with it, as views of the copy, and written too
+            group = {n: changed[n] for n, _ in views.values()}
+            group.update((name, value) for name, (_, value) in views.items())
+            inputs.update(copy_with_views(group))
+            outputs = outputs + tuple(sorted(views))
+    task = Task(step.name, "cell", step.source, inputs, outputs, analysis=step.analysis, base=ns,
                 above=_versions_above(plan, step.name))
     task.links = links
     task.context = contextvars.copy_context()
