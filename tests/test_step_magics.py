@@ -32,3 +32,13 @@ def test_timeit_outside_steps_is_ipythons_own(ip):
     assert ip.run_cell("x = 3").success
     assert ip.run_cell("%timeit -n 2 -r 1 x * 2").success
     assert ip.run_cell("def f():\n    y = 5\n    get_ipython().run_line_magic('timeit', '-n 1 -r 1 y')\nf()").success
+
+
+def test_prun_in_a_step_runs_on_the_steps_names(ip):
+    """``%prun`` runs its statement in the user namespace: from a step it must see the
+    step's names and bind into the step (its outputs), as in an ordinary cell."""
+    cell = "%%step p\nbase = 20\n%prun -q total = sum(range(base))\ndoubled = total * 2"
+    assert ip.run_cell(cell).success
+    assert ip.user_ns["doubled"] == 2 * sum(range(20)) and ip.user_ns["total"] == sum(range(20))
+    assert ip.run_cell("%prun -q outside = 1 + 1").success  # IPython's own outside steps
+    assert ip.user_ns["outside"] == 2

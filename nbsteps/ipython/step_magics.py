@@ -9,17 +9,22 @@ a step timing while another publishes, put stale values back into the
 notebook namespace (``sm_stl_decomposition`` of the corpus ended with an
 earlier cell's ``fig``), and the step's own names leak into the notebook.
 
-:func:`isolate` wraps the ``timeit`` magic: called from a running step (a
+:func:`isolate` wraps the ``timeit`` and ``prun`` magics (``%prun`` runs its
+statement in the user namespace: from a step it neither saw the step's names nor
+kept its bindings in the step): called from a running step (a
 capture is active in its thread), it runs on a view of the shell whose user
 namespace is the step's own, so nothing outside the step changes; anywhere
 else it is IPython's own, unchanged.
 """
 from __future__ import annotations
 
+import inspect
+
 from nbsteps.run import capture
 
-#: magics that write the caller's names into the user namespace
-ISOLATED = ("timeit",)
+#: magics that write the caller's names into the user namespace (timeit) or run
+#: their statement in it (prun: ``%prun x = f(data)`` reads and binds there)
+ISOLATED = ("timeit", "prun")
 
 
 class _StepShell:
@@ -45,11 +50,13 @@ class _StepMagics:
 
 def _isolated(original):
     magics, func = original.__self__, original.__func__
+    scoped = "local_ns" in inspect.signature(func).parameters
 
     def magic(line="", cell=None, local_ns=None):
         if capture.active() is None or local_ns is None:
-            return original(line, cell, local_ns=local_ns)
-        return func(_StepMagics(magics, local_ns), line, cell, None)
+            return original(line, cell, local_ns=local_ns) if scoped else original(line, cell)
+        step_magics = _StepMagics(magics, local_ns)
+        return func(step_magics, line, cell, None) if scoped else func(step_magics, line, cell)
 
     magic.needs_local_scope = True
     magic.nbsteps_isolated = True
