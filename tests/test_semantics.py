@@ -119,6 +119,30 @@ def test_views_in_plan_mode_the_change_waits_for_the_readers(shell):
     assert _same_views(shell.user_ns, run_all(VIEWS))
 
 
+RC = ["import matplotlib as mpl\nimport matplotlib.pyplot as plt\nmpl.rcParams['lines.linewidth'] = 2\ndata = [1, 3, 2]\n"
+      "plt.plot(data)",
+      "mpl.rc('lines', linewidth=4)\nplt.plot(data)",
+      "with mpl.rc_context({'lines.linewidth': 2}):\n    plt.plot(data)",
+      "@mpl.rc_context({'lines.linewidth': 3})\ndef plotting_function():\n    return plt.plot(data)\n\n"
+      "width = plotting_function()[0].get_linewidth()",
+      "plt.style.use('ggplot')"]
+
+
+def test_cells_run_in_order_replay_nothing(shell):
+    """matplotlib's customizing tutorial, cell by cell: the process already holds the
+    state each cell needs, so no step above runs again (a replay drew its figures anew)."""
+    try:
+        for i, body in enumerate(RC):
+            run_ok(shell, f"%%step c{i}\n{body}")
+            plan = nbsteps.current()
+            assert not [s for s in plan.steps if "replayed" in plan[s].reason], f"after c{i}"
+        assert shell.user_ns["width"] == 3.0
+    finally:
+        import matplotlib as mpl
+
+        mpl.rcdefaults()
+
+
 MODEL = [
     "class Model:\n    def fit(self, xs):\n        self.coef_ = [sum(xs) / len(xs)]\n        return self",
     "model = Model()",

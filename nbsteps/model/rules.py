@@ -89,6 +89,7 @@ _EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
 _NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
 
 #: methods that may keep state on their receiver even when their result is used (statsmodels results cache the
-#: prediction dates on their model: predict/forecast of one results object from two parallel steps race);
+#: prediction dates on their model: predict/forecast/append of one results object from two parallel steps race;
+#: ``append``/``extend`` whose result is used are such methods, list.append returns None);
 #: steps calling them on the same object keep notebook order (``order`` edges: nothing stale, nothing blocked)
-CACHING_METHODS = frozenset(_w("""predict forecast get_prediction get_forecast plot_predict simulate"""))
+CACHING_METHODS = frozenset(_w("""predict forecast get_prediction get_forecast plot_predict simulate append extend"""))

@@ -39,10 +39,14 @@ def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[s
     for label, chain in chains.items():
         head = heads.get(label)
         live = chain.index(head) if head in chain else -1  # the state is as after chain[live]
+        first = True
         for i, s in enumerate(chain):
             executes = s in will_run or label in replay.get(s, ())
             if not executes:
                 continue
+            if live != i - 1 and first and _holds(plan, label, head, s):
+                live = i - 1  # a step outside the run left the state Run All gives s (cell by cell, in order)
+            first = False
             if live != i - 1:  # not the state this step would see after Run All: redo the effects above
                 start = live + 1 if -1 <= live < i - 1 else 0
                 for j in range(start, i):
@@ -51,3 +55,17 @@ def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[s
                         replay.setdefault(up, []).append(label)
             live = i
     return replay
+
+
+def _holds(plan, label: str, head: "str | None", step: str) -> bool:
+    """Whether the process state *label*, as the step *head* left it, is what
+    Run All gives *step*: *head* is above *step*, and no step between them (nor
+    *head*'s own chain above it) changes the state otherwise. Only asked when
+    *head* is not in the run (the rare path: it walks the whole plan)."""
+    if head is None:
+        return False
+    position = plan.deps.position
+    top, bottom = position.get(head), position.get(step)
+    if top is None or bottom is None or top >= bottom:
+        return False
+    return not any(top < position.get(s, -1) < bottom and label in effects_of(st) for s, st in plan.steps.items())
