@@ -188,6 +188,20 @@ def test_steps_run_backend_dask_in_a_real_shell(shell, client, capsys):
     session.set_mode("interactive")
 
 
+def test_a_notebook_function_sees_names_defined_below_it_on_dask(shell, client):
+    """Run All: a function defined in one cell looks up, when called, a name a later cell
+    assigned. The step calling it on a dask worker has only its inputs: the versions the
+    function needs travel with it."""
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step helper\ndef rescale(c):\n    return c * factor + offset")
+    run_ok(shell, "%%step factor\nfactor = 3")
+    run_ok(shell, "%%step offset\noffset = 0.5")
+    run_ok(shell, "%%step use\nr = rescale(2.0)")  # names neither factor nor offset itself
+    run_ok(shell, "%steps run --backend dask")
+    assert shell.user_ns["r"] == 6.5
+    session.set_mode("interactive")
+
+
 def test_which_cluster(client, monkeypatch):
     from nbsteps.backends import distributed as dask_backend
     from nbsteps.errors import NbstepsError

@@ -143,6 +143,22 @@ def test_cells_run_in_order_replay_nothing(shell):
         mpl.rcdefaults()
 
 
+HELPER = ["def rescale(c):\n    return c * factor + offset", "factor = 3", "offset = 0.5", "r = rescale(2.0)"]
+
+
+def test_a_function_reads_at_call_time_the_names_defined_below_it(shell):
+    """Run All: ``rescale`` looks ``factor`` up when the last cell calls it. The calling step
+    depends on the steps that write it (order in plan mode, staleness when one is edited)."""
+    run_ok(shell, "%steps mode plan")
+    steps(shell, HELPER)
+    assert nbsteps.current().dependencies("c3") == {"c0": "inferred", "c1": "inferred", "c2": "inferred"}
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["r"] == run_all(HELPER)["r"] == 6.5
+    run_ok(shell, "%%step c1\nfactor = 5")  # edited: the caller is stale and runs again
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["r"] == 10.5
+
+
 MODEL = [
     "class Model:\n    def fit(self, xs):\n        self.coef_ = [sum(xs) / len(xs)]\n        return self",
     "model = Model()",

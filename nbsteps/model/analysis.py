@@ -294,6 +294,9 @@ class CellAnalysis:
     cached_on: frozenset = frozenset()  # inputs whose caching methods it calls (rules.CACHING_METHODS)
     called_on: frozenset = frozenset()  # inputs (not mutated) whose methods it calls, results used, not PURE_METHODS
     shadowable: frozenset = frozenset()  # builtins it reads (input, len...): a step above may rebind them
+    #: the functions it defines -> the global names they read that the cell does not bind: a cell
+    #: calling one reads them at call time, from the steps above it (``def f(): return k * 2``, k below)
+    func_reads: tuple = ()
 
 
 def step_filename(name: str) -> str:
@@ -329,7 +332,9 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
                         tuple(dict.fromkeys(walker.warnings)), walker.opaque,
                         alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
                         frozenset(n for n in walker.cached_on if n in inputs),
-                        frozenset(n for n in walker.called_on if n in inputs and n not in mutated), shadowable)
+                        frozenset(n for n in walker.called_on if n in inputs and n not in mutated), shadowable,
+                        tuple((n, frozenset(r for r in f.reads if r not in walker.bound and r not in _NOT_INPUTS))
+                              for n, f in sorted(walker.funcs.items())))
 
 
 def run_code(code: CodeType, ns: dict):

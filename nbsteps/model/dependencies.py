@@ -208,6 +208,32 @@ def _groups(step: Step) -> tuple:
     return groups + ((step.linked | step.mutated,) if step.linked else ())
 
 
+def link_called(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -> None:
+    """Set ``step.called_reads``: the global names that the notebook functions *step*
+    reads (and the ones they call, transitively) look up when called, which a step
+    above *step* writes and *step* does not bind itself. Run All's single namespace
+    gives the function the value above the calling cell; so do these inputs."""
+    step.called_reads = frozenset()
+    a = step.analysis
+    if a is None:
+        return
+    own, found, seen = set(a.outputs), set(), set()
+    todo = list(a.inputs)
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        ws = g.writers.get(n)
+        src = _nearest_above(ws, g.position, pos) if ws else None
+        reads = dict(steps[src].analysis.func_reads).get(n, ()) if src in steps and steps[src].analysis else ()
+        for r in reads:
+            if r not in own and r not in a.inputs and g.writers.get(r) and _nearest_above(g.writers[r], g.position, pos):
+                found.add(r)
+            todo.append(r)  # a function it calls
+    step.called_reads = frozenset(found)
+
+
 def link_aliases(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -> frozenset:
     """Set ``step.linked``: the names bound together (nbsteps.model.aliases)
     with a name *step* changes, in the step above that wrote that name.
@@ -239,6 +265,7 @@ def resolve(steps: dict[str, Step]) -> Dependencies:
         deps = _explicit(step, steps)
         for n in link_aliases(step, steps, g, g.position[name]):
             writers.setdefault(n, []).append(name)
+        link_called(step, steps, g, g.position[name])
         _index(g, step)
         _link(g, step, deps, g.position[name], writers)
     g._down = None
@@ -268,6 +295,7 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     deps = _explicit(new, steps)
     pos = g.position[new.name] = len(g.position)
     link_aliases(new, steps, g, pos)
+    link_called(new, steps, g, pos)
     _index(g, new)
     for out in new.outputs if new.analysis else ():
         g.writers.setdefault(out, [])

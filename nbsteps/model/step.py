@@ -48,6 +48,9 @@ class Step:
     #: names bound with a name this step changes, in the step above that wrote it (``fig`` of
     #: ``fig, ax = plt.subplots()`` when this step calls ``ax.plot``): changed with it (set by the plan)
     linked: frozenset = frozenset()
+    #: global names the notebook functions it calls read when called, bound to the steps above it that
+    #: write them (set by the plan; nbsteps.model.dependencies.link_called)
+    called_reads: frozenset = frozenset()
 
     @property
     def source_text(self) -> str:
@@ -69,7 +72,8 @@ class Step:
         if a is None:
             return frozenset()
         # a builtin it reads (input, len) is bound to the step above that rebinds it, if any
-        return a.inputs | a.shadowable | self.linked if a.shadowable or self.linked else a.inputs
+        extra = a.shadowable or self.linked or self.called_reads
+        return a.inputs | a.shadowable | self.linked | self.called_reads if extra else a.inputs
 
     @property
     def outputs(self) -> tuple:

@@ -16,9 +16,13 @@ at the notebook-defined functions its code names (and, transitively, the ones
 their code names): when one of them uses a name its own globals lack but the
 step has or defines, they are rebound to the step's namespace (copies of the
 functions; the originals are untouched), as Run All's single namespace would
-have it; the names they use that the step does not mention keep the values
-their own cell gave them. Otherwise nothing changes (same objects). Methods of
-notebook classes are not followed.
+have it, and so they are when the step holds another version of a name they use
+(Run All looks a global up when the function is called); the names they use
+that the step does not mention get the version of the nearest step above the
+step, else keep the values their own cell gave them. Otherwise nothing changes
+(same objects). Methods of notebook classes are not followed. The global names
+these functions read are inputs of the calling step (``Step.called_reads``), so
+it comes after the steps writing them and is stale when one changes.
 """
 from __future__ import annotations
 
@@ -81,6 +85,8 @@ def link_helpers(codes: Iterable[types.CodeType], ns: dict,
         for n in _code_names(fn.__code__):
             if n in globs:
                 todo.append((n, globs))
+                if n in ns and ns[n] is not globs[n] and not _is_helper(globs[n]):
+                    needs = True  # the step has another version of it: Run All looks it up when called
             elif n not in _BUILTINS and (n in ns or n in mentioned):
                 needs = True  # Run All would find it; the function's own namespace would not
     if not needs:
