@@ -150,3 +150,18 @@ def test_out_is_formatted_with_the_print_options_a_step_above_set(tmp_path, kern
                           kernel_name, tmp_path)
     assert _shape(nb.cells[2]) == _shape(plain)
     assert len(_shape(plain)[0][1].splitlines()) == 2  # 120 columns: two lines, not three
+
+
+def test_a_step_replayed_for_shared_state_keeps_the_figure_its_cell_shows(tmp_path, kernel_name):
+    """In a new kernel, a step below a seeded, plotting step executes: the seeded step is replayed
+    (its effect is on the process) while its own cell shows its restored figure; the figure stays
+    (a replay keeps its token: nothing about the cell changed), also when the display timer
+    fires during the replay (it sleeps longer than the timer's interval)."""
+    seeded = ("import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nnp.random.seed(0)\n"
+              "plt.plot([1, 3, 2])\ntime.sleep(0.8)")
+    cells = ["%load_ext nbsteps\n%steps store .nbsteps", f"%%step seeded\n{seeded}", "%%step draw\nx = np.random.rand()"]
+    execute_notebook(cells, kernel_name, tmp_path)
+    cells[2] += " * 1"  # edited in the new kernel: it executes, and the seed above is replayed
+    nb = execute_notebook(cells + ["import nbsteps\nprint(nbsteps.step('seeded').reason)"], kernel_name, tmp_path)
+    assert "replayed" in nb.cells[3].outputs[0].text
+    assert [k for k, _ in _shape(nb.cells[1])] == ["figure"]  # the restored figure is still shown

@@ -23,6 +23,7 @@ import threading
 import uuid
 
 from nbsteps.ipython.display import Bundle
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.run import capture
 from nbsteps.run import events as ev
 from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
@@ -42,6 +43,9 @@ def for_plan(shell, plan) -> "StepCells":
         plan.listeners.append(cells)
     capture.set_frontend(cells)
     return cells
+
+
+_SETTLED = (COMPLETED, FAILED, BLOCKED, CANCELLED)
 
 
 def _marker(rec):
@@ -325,9 +329,12 @@ class StepCells:
         if self._sent.get(name) != key:
             self._sent[name] = key
             update_display(Bundle(bundle), display_id=display_id)
-        if name in self._own_shown and name != self.own and self._story.get(name) != _marker(self._record(name)):
+        rec = self._record(name)
+        if (name in self._own_shown and name != self.own and rec is not None and rec.status in _SETTLED
+                and self._story.get(name) != _marker(rec)):
             # run again from another cell: the status output shows that run; what the cell's own run
-            # displayed (its figures) is taken away (its printed text stays: streams cannot be updated)
+            # displayed (its figures) is taken away (its printed text stays: streams cannot be updated).
+            # Not while it runs: a replay (shared state) keeps its token, and what it shows stays.
             for shown in self._own_shown.pop(name):
                 update_display(Bundle(dict(EMPTY)), display_id=shown)
         for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name, output)):
