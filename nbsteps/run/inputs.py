@@ -66,10 +66,11 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
     outputs = step.outputs
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
         views = views_of(ns, changed, skip=step.inputs | set(outputs))
-        inputs.update(private_copies({n: v for n, v in changed.items()}))
-        if views:  # arrays viewing what it changes: copied with it, as views of the copy, and written too
-            group = {n: changed[n] for n, _ in views.values()}
-            group.update((name, value) for name, (_, value) in views.items())
+        # arrays viewing what it changes: copied with it, as views of the copy, and written too
+        group = {n: changed[n] for n, _ in views.values()}
+        group.update((name, value) for name, (_, value) in views.items())
+        inputs.update(private_copies({n: v for n, v in changed.items() if n not in group}))
+        if group:
             inputs.update(copy_with_views(group))
             outputs = outputs + tuple(sorted(views))
     task = Task(step.name, "cell", step.source, inputs, outputs, analysis=step.analysis, base=ns,
