@@ -13,8 +13,8 @@ before asking for its state, and puts back whatever ``__getstate__`` changed:
 - **faithful** (first try): right after ``__getstate__`` returns, before the state
   is written -- a state that *is* the object's ``__dict__`` is then written as the
   object really is (a resume gives back the callback);
-- **respectful** (when faithful pickling fails, because what the class removed
-  really is unpicklable): after the whole value is written; the file holds what the
+- **respectful** (when faithful pickling fails after putting something back,
+  because what the class removed really is unpicklable): after the whole value is written; the file holds what the
   class's own pickling gives, and the live object is still left as it was.
 
 A class a package makes inside a function and hands out as a module attribute
@@ -48,16 +48,25 @@ class _Snapshot:
         self.top = dict(attrs)
         self.nested = {k: dict(v) for k, v in attrs.items() if type(v) is dict}
 
-    def restore(self) -> None:
-        attrs = self.attrs
-        if attrs.keys() != self.top.keys() or any(attrs.get(k, _NO_VALUE) is not v for k, v in self.top.items()):
-            attrs.clear()
-            attrs.update(self.top)
+    def restore(self) -> bool:
+        """Put back what changed; whether anything had."""
+        changed = _put_back(self.attrs, self.top)
         for k, before in self.nested.items():
-            now = self.top[k]
-            if now.keys() != before.keys() or any(now.get(i, _NO_VALUE) is not v for i, v in before.items()):
-                now.clear()
-                now.update(before)
+            changed = _put_back(self.top[k], before) or changed
+        return changed
+
+
+def _put_back(d: dict, before: dict) -> bool:
+    if d.keys() == before.keys() and all(d.get(k, _NO_VALUE) is v for k, v in before.items()):
+        return False
+    d.clear()
+    d.update(before)
+    return True
+
+
+class DroppedUnpicklable(Exception):
+    """Faithful pickling failed after putting back what a ``__getstate__`` had
+    dropped: pickle again with ``faithful=False`` (the class's own state)."""
 
 
 def _pickler_class():
@@ -68,6 +77,7 @@ def _pickler_class():
             super().__init__(file, protocol=5)
             self.faithful = faithful
             self.snapshots: list[_Snapshot] = []
+            self.overrode = False  # faithful: put back something a __getstate__ dropped
 
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, type) and "<locals>" in obj.__qualname__:
@@ -86,7 +96,7 @@ def _pickler_class():
                 return obj.__reduce_ex__(self.proto)
             finally:
                 if self.faithful:
-                    snapshot.restore()
+                    self.overrode = snapshot.restore() or self.overrode
                 else:
                     self.snapshots.append(snapshot)
 
@@ -117,11 +127,20 @@ _PICKLER: Any = None
 
 
 def dump(value: Any, sink: Any, faithful: bool = True) -> None:
-    """Pickle *value* to *sink* (cloudpickle, protocol 5), leaving live objects unchanged."""
+    """Pickle *value* to *sink* (cloudpickle, protocol 5), leaving live objects
+    unchanged. :class:`DroppedUnpicklable` when only the faithful way failed (a
+    second try can succeed); a value that cannot be pickled either way raises what
+    pickle raised, at once (it is not pickled twice)."""
     global _PICKLER
     if _PICKLER is None:
         _PICKLER = _pickler_class()
-    _PICKLER(sink, faithful).dump_leaving_objects(value)
+    pickler = _PICKLER(sink, faithful)
+    try:
+        pickler.dump_leaving_objects(value)
+    except Exception as exc:
+        if pickler.overrode and not isinstance(exc, OSError):
+            raise DroppedUnpicklable(str(exc)) from exc
+        raise
 
 
 def load(data: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model.checkpoint import Checkpoint
-from nbsteps.stores import layout
+from nbsteps.stores import layout, pickling
 from nbsteps.stores.encoding import (
     SignedWriter, frame_encoding, json_roundtrips, pandas_kind, pickle_bytes, pickle_to, write_arrow, write_parquet,
 )
@@ -101,7 +101,7 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
             else:
                 return _publish(folder, tmp, f"{stem}.{encoding}", written, {
                     "encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra})
-    for faithful in (True, False):  # faithful fails when what a __getstate__ drops is unpicklable
+    for faithful in (True, False):  # again only when what a __getstate__ drops is unpicklable
         tmp = tmp_name()
         written.append(tmp)
         writer = SignedWriter(folder, tmp, key)
@@ -114,7 +114,7 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
                 raise writer.error
             if isinstance(exc, OSError):
                 raise
-            if not faithful:
+            if not isinstance(exc, pickling.DroppedUnpicklable):
                 raise Unpicklable([], [exc]) from exc
         except BaseException:
             writer.abort()  # an interrupt: close the file and stop the hashing thread
