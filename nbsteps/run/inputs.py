@@ -2,7 +2,6 @@
 the namespace), and why a step cannot run (a blocking upstream step)."""
 from __future__ import annotations
 
-import contextvars
 from typing import TYPE_CHECKING
 
 from nbsteps.model.dependencies import ORDER_ONLY, _nearest_above
@@ -42,7 +41,6 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
         args = {p: plan.records[p].result for p in step.params if p != after}
         task = Task(step.name, "function", func=step.func, args=args)
         task.links = {p: p for p in step.params if p == after}
-        task.context = contextvars.copy_context()
         return task
     sources = plan.sources(step.name)
     ns = plan.namespace
@@ -76,7 +74,6 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
     task = Task(step.name, "cell", step.source, inputs, outputs, analysis=step.analysis, base=ns,
                 above=_versions_above(plan, step.name))
     task.links = links
-    task.context = contextvars.copy_context()
     return task
 
 

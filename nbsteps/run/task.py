@@ -9,6 +9,7 @@ namespace and returns an :class:`Outcome`; the caller publishes the outputs.
 from __future__ import annotations
 
 import builtins
+import contextvars
 import copy
 import time
 import traceback
@@ -60,7 +61,7 @@ class Task:
         self.attempt = 0
         self.then: tuple = ()  # steps to run right after this one, in the same remote task (nbsteps.run.fusion)
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
-        self.context = None  # the caller's contextvars.Context when the task was made: the attempt runs in a copy
+        self.context = contextvars.copy_context()  # where the task is made: the attempt runs in a copy of it
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
