@@ -25,7 +25,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 from nbsteps.errors import UsageError
@@ -164,10 +166,11 @@ def run_command(args) -> int:
         if args.output:
             import nbformat
 
-            parent = os.path.dirname(args.output)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-            nbformat.write(nb, args.output)
+            from nbsteps.files import atomic_write
+
+            # all at once: an interrupt, a kill or a full disk leaves the previous file as it was
+            with atomic_write(args.output, "w") as f:
+                nbformat.write(nb, f)
             _say(f"nbsteps: wrote {_rel(args.output)}")
     report = runner.report
     if report:
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         except (AttributeError, ValueError):  # pragma: no cover
             pass
     parser = build_parser()
+    old_term = _exit_on_sigterm()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -220,6 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("nbsteps: interrupted", err=True)
         return 1
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _exit_on_sigterm():
+    """``kill`` ends the command the way Ctrl-C does, through every ``finally``: the
+    kernel is shut down and a file being written is left as it was (its temporary
+    removed), instead of the process vanishing mid-write. Returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from nbsteps.errors import NbstepsError
+from nbsteps.files import write_bytes
 from nbsteps.views.graph import _missing_dot, dot_available, plan_graph, render
 
 FORMATS = ("svg", "png", "dot")
@@ -41,11 +42,7 @@ def graph_command(plan, fmt: str | None = None, output: str | None = None):
                     f"or --format svg|png|dot.")
             fmt = "svg"
     data = graph.source.encode("utf-8") if fmt == "dot" else render(graph, fmt)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
+    write_bytes(path, data)  # atomic: the previous file stays whole on any failure
     print(f"nbsteps: wrote {path} ({fmt}, {len(plan.steps)} steps)")
     return None
 

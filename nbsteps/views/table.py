@@ -7,6 +7,7 @@ import datetime as _dt
 import html
 import os
 
+from nbsteps.files import atomic_write
 from nbsteps.formatting import clean_text, fmt_seconds
 from nbsteps.views.values import summarize
 
@@ -126,17 +127,17 @@ def export(plan, path) -> str:
     if suffix not in EXPORT_SUFFIXES:
         raise NbstepsError(f"cannot export to {path!r}: use a .csv, .json, .parquet or .html file name.")
     df = results_frame(plan)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    if suffix == ".csv":
-        df.to_csv(path, index=False)
-    elif suffix == ".json":
-        df.to_json(path, orient="records", date_format="iso", indent=1)
-    elif suffix == ".parquet":
-        df.to_parquet(path, index=False)
+    # atomic: the previous file stays whole on any failure (see nbsteps.files)
+    if suffix == ".parquet":
+        with atomic_write(path, "wb") as f:
+            df.to_parquet(f, index=False)
     else:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("<!doctype html><meta charset='utf-8'><title>nbsteps results</title>\n")
-            f.write(html_table(plan))
+        with atomic_write(path, "w") as f:
+            if suffix == ".csv":
+                df.to_csv(f, index=False)
+            elif suffix == ".json":
+                df.to_json(f, orient="records", date_format="iso", indent=1)
+            else:
+                f.write("<!doctype html><meta charset='utf-8'><title>nbsteps results</title>\n")
+                f.write(html_table(plan))
     return path
