@@ -42,7 +42,7 @@ STYLES = {
     "cached": ("#a9d6ff", "box", "rounded"),
     FAILED: ("#ff6b6b", "octagon", ""),
     BLOCKED: ("#b8b8b8", "box", "diagonals"),
-    CANCELLED: ("#d7ccc8", "box", "dotted"),
+    CANCELLED: ("#d7ccc8", "box", ""),  # its dotted border is NodeLook.dash, not a corner style
     "confirming": ("#f8d3ec", "box", "rounded"),  # a --confirm step waiting for the user's answer
 }
 #: legend order, and the legend's words where they are not the key's
