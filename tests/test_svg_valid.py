@@ -121,3 +121,18 @@ def test_chromium_draws_the_saved_picture_of_a_cancelled_run(every_status, tmp_p
     assert sizes, "no picture in the saved bundle"
     for alt, complete, width in sizes:
         assert complete and width > 0, f"chromium could not draw {alt!r}: {sizes}"
+
+
+def test_a_step_named_like_a_placeholder_is_drawn_with_its_name(shell):
+    """issue 21, defect 13: a step named ``nbstip0x`` was labelled with a tooltip's text."""
+    from nbsteps.views.graph_live import live_svg
+
+    run_ok(shell, "%%step nbstip0x\na = 1")
+    run_ok(shell, "%%step nbstcls1x\nb = a + 1")
+    run_ok(shell, "%%step nbstip1x\nc = b + 1")
+    root = _parse(live_svg(session.current())[0], "the live graph")
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    labels = [t.text for t in root.iterfind(".//svg:text", ns)]
+    assert {"nbstip0x", "nbstcls1x", "nbstip1x"} <= set(labels), labels
+    classes = [g.get("class") for g in root.iterfind(".//svg:g", ns) if "nbsteps-step" in g.get("class", "")]
+    assert len(classes) == 3, classes

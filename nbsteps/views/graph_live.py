@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import secrets
 import threading
 from collections import OrderedDict
 
@@ -20,7 +21,6 @@ from nbsteps.views.graph import (
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
 _DASH = {"dashed": "5,2", "dotted": "1,5"}
-_TOKEN = re.compile(r'((?:fill|stroke)="#[0-9a-f]{6}"|nbstip\d+x|nbstcls\d+x)')
 
 
 class _Template:
@@ -30,6 +30,11 @@ class _Template:
 
     def __init__(self, names, nodes, edges, rankdir):
         large = len(names) > LARGE
+        # tooltip and class placeholders carry a random part: a step named like one
+        # (``nbstip0x``) is drawn as its name, not replaced by a tooltip
+        nonce = secrets.token_hex(6)
+        self.tip, self.cls = f"nbstip{nonce}n{{}}x", f"nbstcls{nonce}n{{}}x"
+        token = re.compile(rf'((?:fill|stroke)="#[0-9a-f]{{6}}"|nbs(?:tip|tcls){nonce}n\d+x)')
         g = PlanGraph("nbsteps", comment="nbsteps plan (live)")
         _graph_attrs(g, rankdir, large)
         # unique placeholder colours; the template uses no other hex colour
@@ -40,8 +45,8 @@ class _Template:
             self.node_tokens.append((fill, stroke))
             attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
             g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=fill, color=stroke,
-                   style=_style("filled", n.corners), tooltip=f"nbstip{i}x",
-                   **{"class": f"nbstcls{i}x"}, **attrs)
+                   style=_style("filled", n.corners), tooltip=self.tip.format(i),
+                   **{"class": self.cls.format(i)}, **attrs)
         self.edge_tokens = []
         for e in edges:
             color = next(tokens)
@@ -52,7 +57,7 @@ class _Template:
         start = svg.find("<svg")
         self.svg = svg[start:] if start >= 0 else svg
         #: text and placeholders alternate: [text, token, text, token, ..., text]
-        self.parts = _TOKEN.split(self.svg)
+        self.parts = token.split(self.svg)
 
     def fill(self, nodes, edges) -> str:
         sub: dict[str, str] = {}
@@ -63,8 +68,8 @@ class _Template:
                 extra += f' stroke-dasharray="{_DASH[n.dash]}"'
             sub[f'stroke="{stroke}"'] = f'stroke="{n.stroke}"{extra}'
             tip = "\n".join(_clean(line, 600) for line in n.tooltip)
-            sub[f"nbstip{i}x"] = html.escape(tip, quote=True).replace("\n", "&#10;")
-            sub[f"nbstcls{i}x"] = f"nbsteps-step nbsteps-{n.key}"
+            sub[self.tip.format(i)] = html.escape(tip, quote=True).replace("\n", "&#10;")
+            sub[self.cls.format(i)] = f"nbsteps-step nbsteps-{n.key}"
         for e, color in zip(edges, self.edge_tokens):
             sub[f'fill="{color}"'] = f'fill="{e.color}"'
             width = f' stroke-width="{e.penwidth:g}"' if e.penwidth != 1 else ""
