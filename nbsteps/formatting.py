@@ -43,6 +43,10 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
+#: the largest size a limit may have: 1 EB (past it, say 'none')
+MAX_SIZE = 10**18
+
+
 def parse_size(value) -> "int | None":
     """Bytes from ``2GB``, ``500 MB``, ``1.5GiB``, ``10000`` (decimal units,
     ``KiB``/``MiB``/``GiB`` binary); ``None``, ``none``, ``unlimited``: no
@@ -50,7 +54,10 @@ def parse_size(value) -> "int | None":
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number, unit = float(value), ""
+        try:
+            number, unit = float(value), ""
+        except OverflowError:  # an int beyond any float: too large, said below
+            number, unit = float(MAX_SIZE), ""
     else:
         text = str(value).strip().lower().replace("_", "")
         if text in ("none", "unlimited", "inf"):
@@ -64,7 +71,12 @@ def parse_size(value) -> "int | None":
     if unit not in _UNITS or not math.isfinite(number) or number <= 0:
         raise ValueError(f"invalid size {value!r}: use a positive number of bytes with an optional unit "
                          f"(500MB, 2GB, 1.5GiB) or 'none' for no limit")
-    return int(number * _UNITS[unit])
+    size = number * _UNITS[unit]
+    if not size < MAX_SIZE:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:30] + "..."
+        raise ValueError(f"size {shown} is too large (the largest is 1 EB): "
+                         f"use 'none' for no limit")
+    return int(size)
 
 
 def fmt_bytes(n) -> str:

@@ -43,6 +43,11 @@ def load_key(path: "str | os.PathLike | None" = None) -> bytes:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            if os.path.islink(path):  # a link to nothing: creating the key would write through it
+                raise KeyFileError(
+                    f"nbsteps: the secret key file {path} is a symbolic link to {os.readlink(path)}, which "
+                    f"does not exist. Remove the link (a new key is then created; checkpoints signed with "
+                    f"the old key are recomputed) or make it point at your key file") from None
             _create_key(path)
             continue
         key = _parse_key(data)
@@ -52,7 +57,7 @@ def load_key(path: "str | os.PathLike | None" = None) -> bytes:
         # Empty: only possible with the fallback of _create_key, while the
         # creating process has not written the key yet.
         time.sleep(0.02)
-    raise RuntimeError(
+    raise KeyFileError(
         f"nbsteps: the secret key file {path} is empty; delete it to create a new key "
         f"(checkpoints signed with the old key will then be recomputed)"
     )
