@@ -27,7 +27,7 @@ from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
-from nbsteps.run import caches, confirmation, fusion, retry
+from nbsteps.run import caches, confirmation, fusion, recovery, retry
 from nbsteps.run.inputs import blocked_by, make_task
 from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
@@ -72,6 +72,7 @@ class Executor:
         self._replay_tokens: dict[str, str] = {}
         self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
         self.restored: dict[str, str] = {}  # steps completed without executing: where from (events.FROM_*)
+        self._lost, self._waiters = set(), {}  # lost checkpoints recomputed in this run (run.recovery)
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -101,6 +102,8 @@ class Executor:
         cp = None
         if name in self.force:
             reason = "forced"
+        elif name in self._lost:
+            reason = "its checkpoint could not be read"
         elif step.cache and name in self._held and rec.fingerprint == fp:
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
         else:  # lazy: a directory store reads the metadata now, each value when first needed
@@ -137,14 +140,8 @@ class Executor:
         rec.cached = False
         try:
             return self._fused[name][0] if name in self._fused else self._task(step)
-        except CheckpointUnavailable as exc:  # an input restored lazily is gone: rerun its step next time
-            lost = plan.records.get(exc.step)
-            if lost is not None:
-                lost.reset(str(exc))
-            rec.error, rec.traceback = exc, f"CheckpointUnavailable: {exc}"
-            rec.status, rec.finished = FAILED, time.time()
-            self._emit(ev.FAILED, name, rec.error_text)
-            return None
+        except CheckpointUnavailable as exc:  # an input restored lazily cannot be read
+            return recovery.upstream_lost(self, name, exc)
 
     emit = _emit
 
@@ -319,12 +316,7 @@ class Executor:
                     raise KeyboardInterrupt
                 settled = False
                 for name in ts.get_ready():
-                    task = self._prepare(name)
-                    if task is None:
-                        ts.done(name)
-                        settled = True
-                    else:
-                        self._waiting.append(task)
+                    settled = recovery.ready(self, ts, name) or settled
                 if settled:
                     continue  # their dependents may be ready now
                 while self._waiting and len(self._running) < self.workers:
@@ -340,7 +332,7 @@ class Executor:
                     self._start(task, backend, inline)
                 self._wait(backend)
                 for name in final:
-                    ts.done(name)
+                    recovery.finished(self, ts, name)
                 final.clear()
         except KeyboardInterrupt:
             interrupted = True

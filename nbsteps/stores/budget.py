@@ -7,7 +7,8 @@ first write, then kept up to date by each write of this process. When it passes
 checkpoints used least recently (the modification time of their metadata,
 touched on every restore) are removed until it is back under 90 % of the
 limit. The checkpoint just written is never removed, even when it alone is
-larger than the limit.
+larger than the limit, nor one that a live kernel restored and has not read
+yet (pinned: :mod:`nbsteps.stores.pins`).
 
 Removing a checkpoint takes its step's lock, checks that its metadata is the
 one that was scanned (not replaced or used since), removes the metadata (the
@@ -150,6 +151,8 @@ class Budget:
         try:
             with store._root() as root:
                 with store._locked(root, v.dirname), store._folder(root, v.dirname) as folder:
+                    if store.pins.pinned(root, v.dirname, v.meta):
+                        return False  # a live kernel restored it and has not read it yet
                     try:
                         st = os.stat(v.meta, dir_fd=folder, follow_symlinks=False)
                         if st.st_mtime_ns != v.used_ns or layout.read_meta_bytes(folder, v.meta) != v.raw:

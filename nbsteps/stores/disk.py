@@ -5,6 +5,7 @@ Layout (see :mod:`nbsteps.stores.layout`)::
 
     <directory>/
       .locks/<step>.lock          # per-step lock files (flock); never removed
+      .pins/                      # checkpoints live kernels restored and have not read (stores.pins)
       <step>/
         <key>.meta                # signed metadata of one checkpoint (key: from its fingerprint)
         <token>-0.arrow           # one file per value: outputs, then the result
@@ -22,9 +23,10 @@ on one store each find their own; past ``max_size`` the least recently used
 are removed (:mod:`nbsteps.stores.budget`). Readers take no lock: if a
 concurrent ``put`` replaced a checkpoint under them they notice and read again.
 
-``get(step, fingerprint, lazy=True)`` reads the metadata only: the values are
-:class:`~nbsteps.model.checkpoint.LazyValues`, each read and verified the
-first time it is used.
+``get(step, fingerprint, lazy=True)`` reads the metadata and checks the
+value files' signatures without decoding them: the values are
+:class:`~nbsteps.model.checkpoint.LazyValues`, each read and verified again
+the first time it is used; until then the checkpoint is pinned (not evicted).
 
 The folder format lives in :mod:`nbsteps.stores.layout`, value encodings in
 :mod:`nbsteps.stores.encoding`, link-safe file operations in :mod:`nbsteps.stores.fs`.
@@ -52,6 +54,7 @@ from nbsteps.stores.fs import (
     unlink_quiet,
 )
 from nbsteps.stores.layout import LOCKS, dirname_of, meta_name
+from nbsteps.stores.pins import Pins
 from nbsteps.stores.reading import Reading
 from nbsteps.stores.writing import (
     Unpicklable, collect, drop_legacy, remove_files, size_of, write_meta, write_value,
@@ -112,6 +115,7 @@ class DiskStore(Reading, Store):
         self._guard = threading.Lock()  # protects _memory and _thread_locks
         self._thread_locks: dict[str, threading.Lock] = {}
         self.budget = Budget(self)
+        self.pins = Pins(self)  # checkpoints restored lazily here and not read yet: not evicted
 
     def describe(self) -> str:
         return str(self.directory)

@@ -176,8 +176,8 @@ def referenced(folder: int) -> "set[str]":
     return names
 
 
-def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> bytearray:
-    """The bytes of a value file, after checking its size and HMAC."""
+def _open_value(folder: int, name: str, entry: dict, meta: bytes, meta_file: str):
+    """The value file *name*, opened (never through a link) and of the size its entry says."""
     size = int(entry["size"])
     try:
         fd = open_file(name, folder, name)
@@ -185,12 +185,25 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, 
         raise Corrupt(name, "is missing", meta, meta_file) from None
     except LinkRefused:
         raise Corrupt(name, "is a symbolic link or not a regular file", meta, meta_file) from None
-    with open(fd, "rb", buffering=0) as f:
-        actual = os.fstat(f.fileno()).st_size
-        if actual != size:
-            problem = f"is truncated ({actual} of {size} bytes)" if actual < size else \
-                f"has the wrong size ({actual} bytes instead of {size})"
-            raise Corrupt(name, problem, meta, meta_file)
+    f = open(fd, "rb", buffering=0)
+    actual = os.fstat(fd).st_size
+    if actual != size:
+        f.close()
+        problem = f"is truncated ({actual} of {size} bytes)" if actual < size else \
+            f"has the wrong size ({actual} bytes instead of {size})"
+        raise Corrupt(name, problem, meta, meta_file)
+    return f, size
+
+
+def _check_digest(digest: str, name: str, entry: dict, meta: bytes, meta_file: str) -> None:
+    if not hmac.compare_digest(digest, str(entry.get("hmac", ""))):
+        raise Corrupt(name, "does not match its signature (corrupted or tampered with)", meta, meta_file)
+
+
+def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> bytearray:
+    """The bytes of a value file, after checking its size and HMAC."""
+    f, size = _open_value(folder, name, entry, meta, meta_file)
+    with f:
         data = bytearray(size)  # calloc: pages are zeroed lazily, as read fills them
         view = memoryview(data)
         mac = StreamingMac(key)
@@ -207,17 +220,38 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, 
             raise
         digest = mac.hexdigest()
         view.release()
-    if not hmac.compare_digest(digest, str(entry.get("hmac", ""))):
-        raise Corrupt(name, "does not match its signature (corrupted or tampered with)", meta, meta_file)
+    _check_digest(digest, name, entry, meta, meta_file)
     return data
 
 
-class Unloadable(Exception):
-    """A verified value that cannot be decoded here (e.g. its class's module is gone)."""
+def verify_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> None:
+    """Check a value file's size and HMAC without keeping its bytes (a lazy
+    restore: a damaged file is found when the step is restored, so the step
+    is recomputed then; the value is verified again when it is read)."""
+    name = entry["file"]
+    f, size = _open_value(folder, name, entry, meta, meta_file)
+    with f:
+        mac = signing.new_mac(key)
+        buf = bytearray(min(size, 1 << 20) or 1)
+        view = memoryview(buf)
+        pos = 0
+        while pos < size:
+            n = f.readinto(view[:min(len(buf), size - pos)])
+            if not n:
+                raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta, meta_file)
+            mac.update(view[:n])
+            pos += n
+        view.release()
+    _check_digest(mac.hexdigest(), name, entry, meta, meta_file)
 
-    def __init__(self, file: str) -> None:
+
+class Unloadable(Exception):
+    """A verified value that cannot be decoded here (e.g. its class was renamed
+    since): *file*, of the checkpoint whose metadata is *meta_file* (bytes *meta*)."""
+
+    def __init__(self, file: str, meta: "bytes | None" = None, meta_file: str = META) -> None:
         super().__init__(file)
-        self.file = file
+        self.file, self.meta, self.meta_file = file, meta, meta_file
 
 
 def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: bool, key: bytes,
@@ -256,6 +290,8 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
             if entry["role"] == "captured":
                 value = _load_value(folder, entry, raw, key, name)
                 captured = value if isinstance(value, list) else []
+            else:  # verified now (not decoded): a damaged file means the step is recomputed in this run
+                verify_value(folder, entry, raw, key, name)
         names = [e["name"] for e in body["values"] if e["role"] == "output"]
         result_is = body.get("result_is") if body.get("result_is") in names else None
         outputs = LazyValues(names, lazy_loader(body, raw, name), has_result=has_result, result_is=result_is,
@@ -285,4 +321,4 @@ def _load_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: st
     try:
         return decode(entry, data)
     except Exception as exc:  # verified bytes: our own file; e.g. a module is missing now
-        raise Unloadable(name) from exc
+        raise Unloadable(name, meta, meta_file) from exc

@@ -67,7 +67,15 @@ class Reading:
             try:
                 with self._root() as root, self._folder(root, dirname) as folder:
                     try:
-                        found = self._load(step, folder, fingerprint, mode)
+                        found = self._load(step, root, folder, fingerprint, mode)
+                    except layout.Unloadable as exc:
+                        removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
+                        if removed is None:
+                            continue  # a concurrent put replaced the checkpoint: read again
+                        self.warn(step, (f"checkpoint of step {step!r} is not used: "
+                                         f"{_undecodable(step, path / exc.file, exc, removed)}; "
+                                         f"the step will be recomputed"))
+                        return None
                     except Corrupt as exc:
                         removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
                         if removed is None:
@@ -81,12 +89,6 @@ class Reading:
                         return None
             except (FileNotFoundError, NotADirectoryError):
                 return memory[1] if memory is not None else None
-            except layout.Unloadable as exc:
-                self.warn(step, (
-                    f"checkpoint of step {step!r}: {path / exc.file} could not be loaded "
-                    f"({_describe_error(exc.__cause__)}); the step will be recomputed"
-                ))
-                return None
             except LinkRefused as exc:
                 self.warn(step, f"checkpoint of step {step!r} is not used: {exc}; the step will be recomputed")
                 return memory[1] if memory is not None else None
@@ -104,8 +106,10 @@ class Reading:
             return cp
         return None
 
-    def _load(self, step: str, folder: int, fingerprint: "str | None", mode: str) -> "tuple[float, Checkpoint] | None":
-        """(last use, checkpoint) of *step* in *folder*; Corrupt if untrusted."""
+    def _load(self, step: str, root: int, folder: int, fingerprint: "str | None",
+              mode: str) -> "tuple[float, Checkpoint] | None":
+        """(last use, checkpoint) of *step* in *folder*; Corrupt if untrusted.
+        A lazy checkpoint is pinned (see nbsteps.stores.pins) until its values are read."""
         if fingerprint is not None:
             names = [meta_name(fingerprint)]
             if exists(META, folder):
@@ -116,8 +120,14 @@ class Reading:
                 metas = [(0, META, 0)]
             names = [metas[-1][1]] if metas else []
         for name in names:
-            lazy = self._lazy_loader(step) if mode == "lazy" else None
-            cp = layout.load_checkpoint(step, folder, fingerprint, mode == "load", self.key, name, lazy)
+            pin = self.pins.pin(root, dirname_of(step), name) if mode == "lazy" else None
+            cp = None
+            try:
+                lazy = self._lazy_loader(step, pin) if pin is not None else None
+                cp = layout.load_checkpoint(step, folder, fingerprint, mode == "load", self.key, name, lazy)
+            finally:
+                if pin is not None and cp is None:
+                    pin.release()
             if cp is None:
                 continue
             used = time.time()
@@ -131,31 +141,48 @@ class Reading:
             return used, cp
         return None
 
-    def _lazy_loader(self, step: str) -> Callable:
+    def _lazy_loader(self, step: str, pin) -> Callable:
         """For LazyValues: reads one value of the checkpoint whose metadata is
-        *meta* (bytes *raw*, body *body*) when it is first used."""
+        *meta* (bytes *raw*, body *body*) when it is first used. The checkpoint
+        stays pinned until every value is read (or one cannot be: then the
+        checkpoint is removed, and the step recomputed)."""
         def make(body: dict, raw: bytes, meta: str) -> Callable:
+            unread = {(e["role"], e.get("name")) for e in body["values"] if e["role"] != "captured"}
+            failed: list = []
+            if not unread:
+                pin.release()
+
             def load(name: "str | None") -> Any:
+                if failed:  # the checkpoint is gone: the same answer for its other values
+                    raise failed[0]
                 role = "output" if name is not None else "result"
                 entry = next(e for e in body["values"] if e["role"] == role and e.get("name") == name)
                 dirname = dirname_of(step)
+                path = self.directory / dirname
                 try:
                     with self._root() as root, self._folder(root, dirname) as folder:
                         try:
-                            return layout.load_value(folder, entry, raw, self.key, meta)
+                            value = layout.load_value(folder, entry, raw, self.key, meta)
                         except Corrupt as exc:
-                            self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
-                            problem = f"{self.directory / dirname / exc.file} {exc.problem}"
-                except layout.Unloadable as exc:
-                    problem = f"{self.directory / dirname / exc.file} could not be decoded ({exc.__cause__!r})"
-                except OSError as exc:
-                    problem = _describe_error(exc)
+                            removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
+                            why = _damaged(path / exc.file, exc, removed)
+                        except layout.Unloadable as exc:
+                            removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
+                            why = _undecodable(step, path / exc.file, exc, removed)
+                        else:
+                            unread.discard((role, name))
+                            if not unread:
+                                pin.release()
+                            return value
+                except OSError as exc:  # the step folder is gone, or cannot be read
+                    why = (f"{path} could not be read ({_describe_error(exc)}); it was removed or changed after "
+                           f"the step was restored (reset by another kernel?)")
+                pin.release()
                 what = f"output {name!r}" if name is not None else "the result"
-                raise CheckpointUnavailable(
-                    f"{what} of step {step!r} could not be read from its checkpoint ({problem}); "
-                    f"it was removed or changed after the step was restored (by another kernel?). "
-                    f"The next run recomputes it.", step
-                ) from None
+                failed.append(CheckpointUnavailable(
+                    f"{what} of step {step!r} could not be read from its checkpoint: {why}; "
+                    f"step {step!r} will be recomputed", step))
+                raise failed[0]
             return load
         return make
 
@@ -177,7 +204,6 @@ class Reading:
                 return not exists(meta, folder)
         except OSError:  # read-only store: cannot lock; the checkpoint stays but is not used
             return False
-
 
     def steps(self) -> list[str]:
         with self._guard:
@@ -202,3 +228,17 @@ class Reading:
         except OSError:
             pass
         return sorted(names)
+
+
+def _damaged(file, exc: Corrupt, removed: "bool | None") -> str:
+    if exc.problem == "is missing":
+        return f"{file} is missing (removed after the step was restored: by hand, or a reset in another kernel?)"
+    return f"{file} {exc.problem}" + ("; the checkpoint was removed" if removed else "")
+
+
+def _undecodable(step: str, file, exc: "layout.Unloadable", removed: "bool | None") -> str:
+    """Why a verified value cannot be decoded, e.g. a class renamed or moved
+    since the checkpoint was written."""
+    return (f"{file} no longer decodes ({_describe_error(exc.__cause__)}): the code it needs changed since "
+            f"step {step!r} was checkpointed (a class renamed or moved, a library upgraded?)"
+            + ("; the checkpoint was removed" if removed else ""))
