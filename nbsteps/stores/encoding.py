@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import sys
 from typing import Any
 
 from nbsteps.interrupts import deferred_interrupts
@@ -116,8 +115,9 @@ class NullSink:
 
 
 def pandas_kind(value: Any) -> "str | None":
-    """'frame' / 'series' for plain pandas objects (never imports pandas)."""
-    pd = sys.modules.get("pandas")
+    """'frame' / 'series' for plain pandas objects (never imports pandas, and
+    never looks into a pandas that another thread is still importing)."""
+    pd = pickling.imported("pandas")
     if pd is None:
         return None
     if type(value) is pd.DataFrame:  # subclasses (GeoDataFrame...) are pickled

@@ -21,17 +21,102 @@ A class a package makes inside a function and hands out as a module attribute
 (``marray.numpy.MArray``) is pickled by reference to that attribute, so values
 restored in a new process have the very class the package's functions make.
 Loading makes again the submodules a package creates on attribute access (``load``).
+
+Two rules keep a checkpoint from being something else than the value:
+
+- **Values held outside the process are refused** (``outside_process``): an open
+  file, a pipe, a socket, a connection that owns a file descriptor, a lock. What
+  they stand for belongs to the operating system (or to a thread), not to the
+  bytes a pickle could hold: cloudpickle would write an open text file as an
+  ``io.StringIO`` of its content at that moment, a ``multiprocessing`` connection
+  as a number naming some other descriptor in a new process. Pickling them raises
+  :class:`pickle.PicklingError` saying what they are, so the store keeps the
+  checkpoint in memory with its warning and a new kernel runs the step again.
+- **A module still being imported is never looked into** (``imported``): a step
+  may finish while a parallel step runs ``import pandas`` for the first time;
+  ``sys.modules`` then holds a half-initialized ``pandas`` without ``DataFrame``.
 """
 from __future__ import annotations
 
+import _thread
 import copyreg
 import importlib
+import io
 import pickle
 import sys
 import types
 from typing import Any
 
 _NO_VALUE = object()
+
+
+def initializing(module: Any) -> bool:
+    """Whether *module* is still being imported (by this thread or another):
+    importlib sets ``__spec__._initializing`` while its code runs."""
+    attrs = getattr(module, "__dict__", None)  # a module's dict: no __getattr__ of its own is run
+    if type(attrs) is not dict:
+        return False
+    return getattr(attrs.get("__spec__"), "_initializing", False) is True
+
+
+def imported(name: str) -> "types.ModuleType | None":
+    """``sys.modules[name]`` once its import is complete; None when it is not
+    imported, or still being imported (its attributes may not exist yet)."""
+    module = sys.modules.get(name)
+    if module is None or initializing(module):
+        return None
+    return module
+
+
+_LOCKS = (_thread.LockType, type(_thread.RLock()))
+
+
+def outside_process(obj: Any) -> "str | None":
+    """What *obj* is when its state is held outside the process (or by the
+    running threads), for a message; else None.
+
+    The rule: an object is a handle on something outside the process when it
+    has a file descriptor -- its class has ``fileno()`` and it returns one: an
+    open file at any layer (``FileIO``, ``BufferedReader``, ``TextIOWrapper``,
+    a ``gzip`` file, through the real file it holds), a pipe, a socket, a ``multiprocessing``
+    connection, a database connection exposing its socket -- or when it is a
+    lock (``threading.Lock``/``RLock``, and so a ``Condition`` or ``Event``
+    holding one). Pickling can only copy bytes: the file position, the open
+    socket, the lock's owner would not come back (cloudpickle even writes an
+    open text file as an ``io.StringIO`` of its content). Other resources
+    without a descriptor (``sqlite3.Connection``) already refuse pickling.
+
+    ``io.StringIO``/``BytesIO`` have no descriptor and are ordinary values.
+    ``fileno()`` is not called on a file-like class written in Python (an
+    ``io.IOBase`` subclass: ``tempfile.SpooledTemporaryFile`` would move itself
+    to disk): its state is its attributes, where pickling meets the real file
+    if it holds one. ``sys.stdout``/``sys.stderr`` are left to cloudpickle,
+    which pickles them by reference (the new process's own stream).
+    """
+    t = type(obj)
+    if t in _LOCKS:
+        return f"a lock ({t.__module__}.{t.__qualname__}) is state of the running threads"
+    try:
+        method = getattr(t, "fileno", None)
+    except Exception:  # a metaclass's own __getattr__
+        return None
+    if method is None or not callable(method):
+        return None
+    if isinstance(method, types.FunctionType) and isinstance(obj, io.IOBase):
+        return None
+    if obj is sys.stdout or obj is sys.stderr:
+        return None
+    try:
+        fd = obj.fileno()
+    except Exception:  # closed, or not backed by a descriptor (io.UnsupportedOperation)
+        return None
+    if type(fd) is not int or fd < 0:
+        return None
+    kind = f"{t.__module__}.{t.__qualname__}"
+    name = getattr(obj, "name", None) if isinstance(obj, io.IOBase) else None
+    if isinstance(name, str):
+        return f"an open file {name!r} ({kind}, file descriptor {fd}) is a handle on state outside the process"
+    return f"{kind} on file descriptor {fd} is a handle on state outside the process"
 
 
 def _custom_getstate(t: type) -> bool:
@@ -80,6 +165,9 @@ def _pickler_class():
             self.overrode = False  # faithful: put back something a __getstate__ dropped
 
         def reducer_override(self, obj: Any) -> Any:
+            what = outside_process(obj)
+            if what is not None:
+                raise pickle.PicklingError(f"{what}: a checkpoint cannot hold it")
             if isinstance(obj, type) and "<locals>" in obj.__qualname__:
                 where = _module_attribute(obj)
                 if where is not None:  # marray.numpy.MArray: by reference, not a copy of the class
@@ -116,8 +204,10 @@ def _module_attribute(cls: type) -> "tuple[types.ModuleType, str] | None":
     package builds, ``marray.numpy.MArray``. A copy of such a class would not
     be the class the module's functions make and check for."""
     package = cls.__module__ or ""
-    for mod_name, module in list(sys.modules.items()):
-        if module is not None and (mod_name == package or mod_name.startswith(package + ".")):
+    for mod_name, module in sys.modules.copy().items():  # one step: no import can change it midway
+        if module is None or not (mod_name == package or mod_name.startswith(package + ".")):
+            continue
+        if not initializing(module):  # else another thread is running its code: not looked into
             if getattr(module, "__dict__", {}).get(cls.__name__) is cls:
                 return module, cls.__name__
     return None

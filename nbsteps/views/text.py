@@ -17,7 +17,9 @@ def _of(rec) -> str:
 class TextReporter:
     """Prints one line per step event. *quiet* (interactive single steps)
     prints only steps that executed or failed, no counters and no
-    plan/summary lines. Step *omit* is not reported (its cell shows it)."""
+    plan/summary lines. Step *omit* is not reported (its cell shows it),
+    except its store warnings (a checkpoint kept in memory only): the cell
+    does not show those."""
 
     def __init__(self, stream=None, quiet: bool = False, omit: str | None = None) -> None:
         self.stream = stream
@@ -35,7 +37,7 @@ class TextReporter:
 
     def __call__(self, e: ev.Event) -> None:
         rec = e.record
-        if e.step is not None and e.step == self.omit:
+        if e.step is not None and e.step == self.omit and e.kind != ev.WARNING:  # its cell shows no warnings
             if e.kind == ev.COMPLETED:
                 self._done += 1
             return
