@@ -178,7 +178,11 @@ class StepCells:
         return None
 
     def after_cell(self, *args) -> None:
-        """After a cell (``post_run_cell``): the figures its step left open."""
+        """After a cell (``post_run_cell``): the figures its step left open.
+        Not after a cell that a step's code runs (``%%capture``'s body): the
+        notebook's cell is still running."""
+        if capture.active() is not None:
+            return
         self._preformatted = None
         with self._lock:
             late, self._late = self._late, []

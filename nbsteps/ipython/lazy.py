@@ -20,8 +20,10 @@ import re
 import types
 
 from nbsteps.model.fingerprint import _global_names, _is_notebook_defined
+from nbsteps.run import capture
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LOAD_LINE = re.compile(r"\s*%steps\s+load\b[^\n]*\s*")
 
 
 def names_used(cell: str, namespace: dict) -> set:
@@ -53,11 +55,11 @@ def before_cell_hook(current):
 
     def before_cell(info=None) -> None:
         plan = current()
-        if plan is None or not plan.deferred:
-            return
+        if plan is None or not plan.deferred or capture.active() is not None:
+            return  # (a cell run by a step's code, %%capture's body: the step's inputs are read already)
         cell = getattr(info, "raw_cell", None) or ""
-        if cell.lstrip().startswith("%%step"):
-            return
+        if cell.lstrip().startswith("%%step") or _LOAD_LINE.fullmatch(cell):
+            return  # (%steps load NAME reads what it names itself, after checking every name)
         wanted = names_used(cell, plan.namespace) & set(plan.deferred.pending)
         if wanted:
             plan.load(sorted(wanted))

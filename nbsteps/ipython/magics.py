@@ -115,6 +115,27 @@ def _parse_step_line(magic, line: str):
         raise
 
 
+def _check_loadable(plan, names) -> None:
+    """``%steps load NAME...``: every name must be a value of a step (waiting
+    to be read, or read already); else an error naming the unknown names and
+    the ones that can be loaded. Nothing is loaded then."""
+    pending = set(plan.deferred.pending) if plan.deferred else set()
+    known = pending | {n for step in plan.steps.values() for n in step.outputs}
+    known |= {n for r in plan.records.values() if r.cached for n in (r.outputs or ())}
+    unknown = [n for n in dict.fromkeys(names) if n not in known]
+    if not unknown:
+        return
+    one = len(unknown) == 1
+    which = f"{', '.join(unknown)} {'is not a value' if one else 'are not values'} of any step"
+    if pending:
+        shown = sorted(pending)[:30]
+        more = f" and {len(pending) - len(shown)} more" if len(pending) > len(shown) else ""
+        can = f"values that can be loaded: {', '.join(shown)}{more} (%steps load alone loads them all)"
+    else:
+        can = "nothing is waiting to be loaded (every restored value is loaded)"
+    raise NbstepsError(f"%steps load: {which}; {can}. Nothing was loaded.")
+
+
 def _yes_from_env() -> bool:
     return config.yes()
 
@@ -330,7 +351,10 @@ class StepMagics(Magics):
 
     def _cmd_load(self, rest: str):
         names = shlex.split(rest) or None
-        done = session.current().load(names)
+        plan = session.current()
+        if names is not None:
+            _check_loadable(plan, names)
+        done = plan.load(names)
         print(f"nbsteps: loaded {', '.join(done) if done else 'nothing (every restored value is loaded)'}")
 
     def _cmd_mode(self, rest: str):
@@ -362,7 +386,7 @@ def load_ipython_extension(ip) -> None:
     session.bind(ip)
     ip.register_magics(StepMagics)
     hooks.install(ip, SUBCOMMANDS)
-    step_magics.isolate(ip)  # %timeit inside a step keeps to the step's namespace
+    step_magics.route(ip)  # a magic inside a step reads and writes the step's namespace
     # a failed step's own exception is shown as IPython shows any exception
     # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
     StepsFailed.format_error = staticmethod(lambda err: [

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextvars
 import importlib.util
 import inspect
 import linecache
@@ -34,6 +35,7 @@ from types import CodeType
 from nbsteps.errors import StepDefinitionError
 from nbsteps.model.aliases import alias_groups
 from nbsteps.model.fingerprint import code_digest
+from nbsteps.model.magic_names import capture_magic, run_script, store_magic
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
     NO_GLOBAL_DRAWS, PURE_FUNCTIONS, PURE_METHODS, IN_PLACE_NONE, MUTATING_METHODS, DRAWS, AMBIGUOUS_DRAWS, IN_PLACE_ARG,
@@ -246,6 +248,8 @@ class CellWalker(Walker):
             self.label({"cd": "cwd", "matplotlib": "pyplot", "env": "environ"}[magic], effect)
         elif magic in ("sx", "system"):
             self.shell(line)
+        elif magic in ("run", "store"):  # the names they bind or read (nbsteps.model.magic_names)
+            (run_script if magic == "run" else store_magic)(self, line)
 
     def cell_magic(self, magic: str, line: str, body: str) -> None:
         if magic == "timeit":
@@ -254,6 +258,8 @@ class CellWalker(Walker):
             self.code(body, CODE_MAGICS[magic][0])
         elif magic == "writefile" and line.split():
             self.label("file:" + os.path.normpath(line.split()[-1]), True)
+        if magic == "capture":
+            capture_magic(self, line)
 
     def expand(self, text: str) -> None:
         """The names IPython substitutes in ``{expr}`` and ``$name``."""
@@ -346,7 +352,8 @@ def run_code(code: CodeType, ns: dict):
         from concurrent.futures import ThreadPoolExecutor
         pool = ThreadPoolExecutor(1, thread_name_prefix="nbsteps-await")
         try:
-            value = pool.submit(asyncio.run, value).result()
+            # in this context: the step's capture and namespace (nbsteps.run.capture) hold there too
+            value = pool.submit(contextvars.copy_context().run, asyncio.run, value).result()
         finally:
             pool.shutdown(wait=False)  # an interrupt does not wait for the coroutine
     return value

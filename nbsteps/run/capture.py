@@ -34,6 +34,7 @@ that were there (plain Python, terminal IPython, a ``Plan`` of the Python API).
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import sys
 import threading
@@ -46,6 +47,7 @@ from nbsteps.run import figures
 MAX_TEXT = 4_000_000
 
 _active: contextvars.ContextVar["Capture | None"] = contextvars.ContextVar("nbsteps_capture", default=None)
+_namespace: contextvars.ContextVar["dict | None"] = contextvars.ContextVar("nbsteps_namespace", default=None)
 _install_lock = threading.Lock()
 _frontend: Any = None
 
@@ -53,6 +55,24 @@ _frontend: Any = None
 def active() -> "Capture | None":
     """The capture of the step running in this thread (None outside steps)."""
     return _active.get()
+
+
+def namespace() -> "dict | None":
+    """The namespace of the step whose code runs in this thread's context
+    (None outside a step's code). A frontend resolves its user namespace to it
+    (``nbsteps.ipython.step_magics``): what IPython's magics read and write
+    there stays in the step, as in an ordinary cell."""
+    return _namespace.get()
+
+
+@contextlib.contextmanager
+def running_in(ns: dict):
+    """While the block runs in this context, :func:`namespace` is *ns*."""
+    token = _namespace.set(ns)
+    try:
+        yield ns
+    finally:
+        _namespace.reset(token)
 
 
 def set_frontend(frontend) -> None:
@@ -65,7 +85,7 @@ def set_frontend(frontend) -> None:
 
 
 def outside(func: Callable, *args):
-    """Call *func* with no capture active (timers started from a step's
+    """Call *func* with no capture (and no step namespace) active (timers started from a step's
     thread must not inherit its capture), in a copy of the current context:
     the user's context variables (numpy's print options) stay as they are."""
     return contextvars.copy_context().run(_uncaptured, func, args)
@@ -73,6 +93,7 @@ def outside(func: Callable, *args):
 
 def _uncaptured(func: Callable, args: tuple):
     _active.set(None)
+    _namespace.set(None)
     return func(*args)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from nbsteps.formatting import clean_text
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
-from nbsteps.run.capture import Capture
+from nbsteps.run.capture import Capture, running_in
 from nbsteps.run.helpers import link_helpers
 
 
@@ -222,9 +222,10 @@ def _attempt(task: Task) -> Outcome:
                 ns = {"__builtins__": builtins, "__name__": "__main__"}
             ns.update(task.inputs)
             link_helpers((analysis.body, analysis.result), ns, task.above)  # helpers see names defined after them
-            run_code(analysis.body, ns)  # exec, and top-level await
-            has_result = analysis.result is not None
-            result = run_code(analysis.result, ns) if has_result else None
+            with running_in(ns):  # IPython's magics called by the code use ns as the user namespace
+                run_code(analysis.body, ns)  # exec, and top-level await
+                has_result = analysis.result is not None
+                result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
     except KeyboardInterrupt:
         raise
