@@ -61,5 +61,12 @@ class Store:
     def steps(self) -> list[str]:
         raise NotImplementedError
 
+    def collect_garbage(self):
+        """Remove dead checkpoints (computed from upstream versions the store no
+        longer holds); ``(checkpoints, nbytes)`` removed. Only a directory store has any."""
+        from nbsteps.stores.garbage import Collected
+
+        return Collected()
+
     def describe(self) -> str:
         return type(self).__name__

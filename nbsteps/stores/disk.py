@@ -48,12 +48,13 @@ from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
+from nbsteps.stores.garbage import Collected, Garbage, version_of
 from nbsteps.stores.encoding import NullSink, pickle_to
 from nbsteps.stores.fs import (
     CLOEXEC, NOFOLLOW, LinkRefused, describe_error as _describe_error, exists, fsync_dir, open_dir, touch,
     unlink_quiet,
 )
-from nbsteps.stores.layout import LOCKS, dirname_of, meta_name
+from nbsteps.stores.layout import LOCKS, META, dirname_of, meta_name, read_meta_bytes
 from nbsteps.stores.pins import Pins
 from nbsteps.stores.reading import Reading
 from nbsteps.stores.writing import (
@@ -116,6 +117,7 @@ class DiskStore(Reading, Store):
         self._thread_locks: dict[str, threading.Lock] = {}
         self.budget = Budget(self)
         self.pins = Pins(self)  # checkpoints restored lazily here and not read yet: not evicted
+        self.garbage = Garbage(self)  # dead checkpoints: their upstream versions are gone (stores.garbage)
 
     def describe(self) -> str:
         return str(self.directory)
@@ -179,6 +181,8 @@ class DiskStore(Reading, Store):
 
     def put(self, checkpoint: Checkpoint) -> None:
         step = checkpoint.step
+        # held from now on, even while being written (or if it cannot be): its downstream is not dead
+        self.garbage.hold(step, checkpoint.parts, checkpoint.fingerprint)
         try:
             added = self._write(checkpoint)
         except Unpicklable as exc:
@@ -206,10 +210,41 @@ class DiskStore(Reading, Store):
                 f"it is kept in memory only"
             ))
         else:
+            evicted = self.budget.evicted
             try:
                 self.budget.added(added, (dirname_of(step), meta_name(checkpoint.fingerprint)))
             except Exception as exc:  # eviction is housekeeping: never fail a put for it
                 self.warn(step, f"could not enforce the size limit of {self.directory} ({_describe_error(exc)})")
+            if self.budget.evicted != evicted:
+                self.garbage.pending = True  # evicted versions: their downstream is dead
+        self._collect_garbage(step)
+
+    def collect_garbage(self) -> Collected:
+        """Remove the dead checkpoints: those computed from an upstream version
+        that no checkpoint in the store holds any more, nor this process (see
+        :mod:`nbsteps.stores.garbage`). Returns ``(checkpoints, nbytes)`` removed."""
+        return self.garbage.collect()
+
+    def garbage_note(self) -> str:
+        """Collect now; what was collected since the last note (during runs
+        too), for ``%steps store``: ``collected 37 dead checkpoints (12.3 MB)``."""
+        try:
+            self.collect_garbage()
+        except Exception as exc:
+            return f"could not remove its dead checkpoints ({_describe_error(exc)})"
+        done = self.garbage.take_report()
+        if not done.checkpoints:
+            return "no dead checkpoints"
+        return f"collected {done.describe()}: computed from upstream versions no longer in the store"
+
+    def _collect_garbage(self, step: str) -> None:
+        """After a put or drop: collect if a version left the store."""
+        if not self.garbage.pending:
+            return
+        try:
+            self.garbage.collect(auto=True)
+        except Exception as exc:  # housekeeping: never fail a put for it
+            self.warn(step, f"could not remove the dead checkpoints of {self.directory} ({_describe_error(exc)})")
 
     def _remember(self, checkpoint: Checkpoint) -> None:
         with self._guard:
@@ -245,6 +280,7 @@ class DiskStore(Reading, Store):
             token = uuid.uuid4().hex[:16]
             written: list[str] = []  # names of this put's files, removed if it fails
             replaced = size_of(folder, meta)
+            previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
             try:
                 entries: list[dict] = []
                 bad: "list[str | None]" = []
@@ -287,8 +323,13 @@ class DiskStore(Reading, Store):
                         unlink_quiet(name, folder)
                 raise
             touch(folder, meta)
+            if previous is not None and previous != (cp.parts or {}).get("token", cp.fingerprint):
+                self.garbage.pending = True  # that version is gone: checkpoints made from it are dead
             self._forget_memory(cp.step, cp.fingerprint)
+            had_legacy = exists(META, folder)
             drop_legacy(folder, cp.fingerprint)
+            if had_legacy and not exists(META, folder):
+                self.garbage.pending = True  # an earlier nbsteps' checkpoint of this fingerprint: replaced
             # Files no metadata names: the replaced checkpoint of this fingerprint
             # or debris of an interrupted put (we hold the lock: nobody else
             # writes here). Anything the store did not name is left alone.
@@ -299,6 +340,7 @@ class DiskStore(Reading, Store):
 
     def drop(self, step: str) -> None:
         self._forget_memory(step)
+        self.garbage.release(step)
         dirname = dirname_of(step)
         try:
             with self._root() as root:
@@ -311,9 +353,12 @@ class DiskStore(Reading, Store):
                 except OSError:
                     pass
             self.budget.forget()
+            self.garbage.pending = True
         except OSError as exc:
             self.warn(step, f"step {step!r}: could not remove its checkpoint in {self.directory / dirname} "
                             f"({_describe_error(exc)})")
+            return
+        self._collect_garbage(step)
 
 def _list_values(names: "list[str | None]") -> str:
     """``outputs 'a', 'b' and the result`` for a message."""

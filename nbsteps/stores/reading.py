@@ -25,7 +25,10 @@ class Reading:
     def get(self, step: str, fingerprint: "str | None" = None, *, lazy: bool = False) -> "Checkpoint | None":
         """The checkpoint of *step* with *fingerprint* (any fingerprint: the
         latest). *lazy*: values are read when first used (LazyValues)."""
-        return self._read(step, fingerprint, "lazy" if lazy else "load")
+        cp = self._read(step, fingerprint, "lazy" if lazy else "load")
+        if cp is not None and fingerprint is not None:  # restored: this process holds that version
+            self.garbage.hold(step, cp.parts, cp.fingerprint)
+        return cp
 
     def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
         return self._read(step, fingerprint, "peek")
