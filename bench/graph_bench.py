@@ -50,7 +50,7 @@ def bench_graph(n: int, repeat: int) -> dict:
     build, render, total = [], [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        graph = G.plan_graph(plan)
+        graph = G.plan_graph(plan.context)
         t1 = time.perf_counter()
         svg = G.render(graph, "svg")
         t2 = time.perf_counter()
@@ -61,9 +61,9 @@ def bench_graph(n: int, repeat: int) -> dict:
     for _ in range(repeat):
         GL._templates.clear()
         t0 = time.perf_counter()
-        GL.live_svg(plan)  # a new layout
+        GL.live_svg(plan.context)  # a new layout
         t1 = time.perf_counter()
-        GL.live_svg(plan)  # recoloured
+        GL.live_svg(plan.context)  # recoloured
         t2 = time.perf_counter()
         layout.append(t1 - t0)
         recolour.append(t2 - t1)

@@ -1,45 +1,47 @@
 """The Plan facade: all registered steps of a session, a DAG, and their records.
 
-``Plan`` is the Python API (SPEC 3) and what the magics and the CLI call. It
-owns the steps, the resolved dependencies, the records, the checkpoint store
-and the namespace outputs are published to, and composes the layers below it:
-running is delegated to the executor (``nbsteps.run``) on a backend chosen by
-``make_backend``, checkpoints to a store chosen by ``open_store``, and
-``results()``/``graph()`` to the views.
+``Plan`` is the Python API (SPEC 3) and what the magics and the CLI call. Its
+state (the steps, the resolved dependencies, the records, the checkpoint store
+and the namespace outputs are published to) lives in one
+:class:`~nbsteps.run.context.RunContext`, ``plan.context``, which is all the
+layers below ever see: running is delegated to the executor (``nbsteps.run``)
+on a backend chosen by ``make_backend``, checkpoints to a store chosen by
+``open_store``, and ``results()``/``graph()`` to the views, each given the
+context. The facade registers steps, validates arguments, chooses the backend
+and brings stale flags up to date before the views read them.
 """
 from __future__ import annotations
 
 import os
-import threading
 from typing import Callable, Iterable
 
 from nbsteps import config
 from nbsteps.backends import make_backend
-from nbsteps.errors import NbstepsError, UnknownStepError
+from nbsteps.errors import NbstepsError
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model import dependencies as depmod
 from nbsteps.model import graphs
-from nbsteps.model.fingerprint import combine
 from nbsteps.model.record import StepRecord
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.state import state_of
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
+from nbsteps.run.context import RunContext
 from nbsteps.run.deferred import Deferred
 from nbsteps.run.executor import Executor
-from nbsteps.run.publishing import Publishing
+from nbsteps.run.publishing import Publisher
 from nbsteps.run.selection import default_workers
 from nbsteps.run.preview import preview
 from nbsteps.run.registration import registration_warnings
 from nbsteps.run.replay import effects_of, replay_set
 from nbsteps.run.summary import record_interrupt
-from nbsteps.run.staleness import fingerprint_parts
-from nbsteps.run.undo import rollback as rollback_run
+from nbsteps.run.staleness import refresh_stale
+from nbsteps.run.undo import register_undo, rollback as rollback_run, undo_step
 from nbsteps.run.validity import Validity
 from nbsteps.stores import Store, open_store
 
 
-class Plan(Publishing):
+class Plan:
     """A DAG of named steps with checkpoints.
 
     >>> plan = Plan()
@@ -53,37 +55,80 @@ class Plan(Publishing):
 
     def __init__(self, store: "str | os.PathLike | Store | None" = None, namespace: dict | None = None,
                  listeners: Iterable[Callable] = (), *, max_size: "int | str | None" = "default"):
-        self.steps: dict[str, Step] = {}
-        self.records: dict[str, StepRecord] = {}
-        self.namespace: dict = {} if namespace is None else namespace
-        self.listeners: list[Callable] = list(listeners)
-        self._deps = depmod.Dependencies()
-        self._store: Store = open_store(store if store is not None else config.store(), max_size)
-        self._store.warn = self._store_warning
-        self.last_summary = None
-        self._run_listeners: list = []
-        self._publish_lock = threading.Lock()
-        #: shared-state label -> the step that last changed it in this process (see nbsteps.run.replay)
-        self.state_head: dict[str, str] = {}
-        #: outputs restored from a directory store, not read yet (see nbsteps.run.deferred)
-        self.deferred = Deferred()
-        #: steps known to be up to date: a run of one cell need not re-check its upstream
-        self.validity = Validity()
+        store_ = open_store(store if store is not None else config.store(), max_size)
+        ctx = self.context = RunContext({} if namespace is None else namespace, store_,
+                                        deferred=Deferred(), validity=Validity(), listeners=listeners)
+        ctx.publisher = Publisher(ctx)
+        store_.warn = ctx.warn
         #: keep them unread after a run (a frontend loads what cells use); else
         #: a run ends by reading and publishing them
         self.lazy_publish = False
-        #: how to resume, shown in summaries ("%steps run" in a notebook)
-        self.resume_hint = "plan.run()"
 
-    # -- the store -------------------------------------------------------------
+    # -- the state, kept in the run context ------------------------------------
+    @property
+    def steps(self) -> dict[str, Step]:
+        """The registered steps, in notebook order."""
+        return self.context.steps
+
+    @property
+    def records(self) -> dict[str, StepRecord]:
+        """What happened to each step (:class:`~nbsteps.model.record.StepRecord`)."""
+        return self.context.records
+
+    @property
+    def namespace(self) -> dict:
+        """Where completed steps' outputs are published."""
+        return self.context.namespace
+
+    @namespace.setter
+    def namespace(self, namespace: dict) -> None:
+        self.context.namespace = namespace
+
+    @property
+    def listeners(self) -> list[Callable]:
+        """Callables receiving every event (:mod:`nbsteps.run.events`)."""
+        return self.context.listeners
+
     @property
     def deps(self) -> depmod.Dependencies:
         """The resolved dependency graph (replaced whenever a step changes)."""
-        return self._deps
+        return self.context.deps
 
     @property
+    def deferred(self) -> Deferred:
+        """Values restored from a directory store and not read yet."""
+        return self.context.deferred
+
+    @property
+    def validity(self) -> Validity:
+        return self.context.validity
+
+    @property
+    def state_head(self) -> dict[str, str]:
+        return self.context.state_head
+
+    @property
+    def last_summary(self):
+        """The summary of the last run (:class:`~nbsteps.run.summary.RunSummary`), or None."""
+        return self.context.last_summary
+
+    @last_summary.setter
+    def last_summary(self, summary) -> None:
+        self.context.last_summary = summary
+
+    @property
+    def resume_hint(self) -> str:
+        """How to resume, shown in summaries (``%steps run`` in a notebook)."""
+        return self.context.resume_hint
+
+    @resume_hint.setter
+    def resume_hint(self, hint: str) -> None:
+        self.context.resume_hint = hint
+
+    # -- the store -------------------------------------------------------------
+    @property
     def store(self) -> Store:
-        return self._store
+        return self.context.store
 
     @store.setter
     def store(self, spec) -> None:
@@ -92,20 +137,18 @@ class Plan(Publishing):
     def set_store(self, spec, max_size: "int | str | None" = "default") -> Store:
         """Use *spec* (``"memory"``, a directory, a Store) for checkpoints;
         *max_size* bounds a directory store (``"2GB"``; default 10 GB)."""
-        self._store = open_store(spec, max_size)
-        self._store.warn = self._store_warning
-        return self._store
+        store = self.context.store = open_store(spec, max_size)
+        store.warn = self.context.warn
+        return store
 
-    def _store_warning(self, step: str, message: str) -> None:
-        """A store problem (unsaveable value, corrupted file): tell the run's
-        listeners (the text reporter prints it), or warn when nobody listens."""
-        listeners = self._run_listeners or self.listeners
-        if listeners:
-            ev.emit_to(listeners, ev.Event(ev.WARNING, self, step, self.records.get(step), message))
-        else:
-            import warnings
+    # -- publishing ------------------------------------------------------------
+    def publish(self, outputs: dict, step: "str | None" = None) -> None:
+        """Make a completed step's outputs visible (see :mod:`nbsteps.run.publishing`)."""
+        self.context.publish(outputs, step)
 
-            warnings.warn(f"nbsteps: {message}", RuntimeWarning, stacklevel=2)
+    def load(self, names: "Iterable[str] | None" = None) -> list[str]:
+        """Read and publish restored values not read yet (*names*, default: all)."""
+        return self.context.load(names)
 
     # -- registering -------------------------------------------------------------
     def add(self, step: Step) -> Step:
@@ -114,8 +157,8 @@ class Plan(Publishing):
         old = self.steps.get(step.name)
         self.steps[step.name] = step
         try:
-            if old is not None or not depmod.add_appended(self._deps, self.steps, step):
-                self._deps = depmod.resolve(self.steps)
+            if old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
+                self.context.deps = depmod.resolve(self.steps)
                 self.validity.clear()  # dependencies may have changed anywhere
         except BaseException as exc:  # NbstepsError, or an interrupt: the previous plan stays
             if old is None:
@@ -123,7 +166,7 @@ class Plan(Publishing):
             else:
                 self.steps[step.name] = old
             if not isinstance(exc, NbstepsError):
-                self._deps = depmod.resolve(self.steps)  # the fast path may have started indexing
+                self.context.deps = depmod.resolve(self.steps)  # the fast path may have started indexing
                 raise
             raise exc.with_traceback(None) from None
         rec = self.records.get(step.name)
@@ -165,8 +208,8 @@ class Plan(Publishing):
             )
         steps = dict(self.steps)
         del steps[name]
-        self._deps = depmod.resolve(steps)
-        self.steps = steps
+        self.context.deps = depmod.resolve(steps)
+        self.context.steps = steps
         rec = self.records.pop(name, None)
         if rec is not None:
             self.deferred.forget(rec.outputs)
@@ -178,7 +221,7 @@ class Plan(Publishing):
         downstream steps; returns the steps reset."""
         for n in names:
             self._require(n)
-        targets = self._deps.downstream(names) if names else set(self.steps)
+        targets = self.deps.downstream(names) if names else set(self.steps)
         self.validity.clear()
         for n in self.order(targets):
             self.store.drop(n)
@@ -190,14 +233,11 @@ class Plan(Publishing):
         """What the user should know about step *name* right after registering
         it: names that nothing defines (with a "did you mean"), and what the
         analysis could not see (star imports, names inside exec/eval strings)."""
-        return registration_warnings(self, self._require(name))
+        return registration_warnings(self.context, self._require(name))
 
     # -- queries -------------------------------------------------------------
     def _require(self, name: str) -> Step:
-        try:
-            return self.steps[name]
-        except KeyError:
-            raise UnknownStepError(name, self.steps) from None
+        return self.context.require(name)
 
     def __getitem__(self, name: str) -> StepRecord:
         self._require(name)
@@ -214,67 +254,37 @@ class Plan(Publishing):
 
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit"}``"""
-        return self._deps.deps.get(name, {})
+        return self.context.dependencies(name)
 
     def sources(self, name: str) -> dict[str, str]:
         """``{input name: step it comes from}``"""
-        return self._deps.sources.get(name, {})
+        return self.context.sources(name)
 
     def edges(self) -> list[tuple[str, str, str]]:
         """``(upstream, downstream, kind)`` for every dependency."""
         return [(u, s, kind) for s in self.steps for u, kind in self.dependencies(s).items()]
 
     def upstream(self, names: Iterable[str]) -> set[str]:
-        return self._deps.upstream(names)
+        return self.context.upstream(names)
 
     def downstream(self, names: Iterable[str]) -> set[str]:
-        return self._deps.downstream(names)
+        return self.context.downstream(names)
 
     def order(self, names: Iterable[str] | None = None) -> list[str]:
         """*names* (default: all) in plan order, which is a topological order."""
-        if names is None:
-            return self.topological()
-        chosen = set(names)
-        return [s for s in self.topological() if s in chosen]
+        return self.context.order(names)
 
     def topological(self) -> list[str]:
         """All steps, dependencies first, ties in registration order."""
-        if self._deps._topo is not None:
-            return self._deps._topo
-        indeg = {s: 0 for s in self.steps}
-        down = self._deps.downstream_map()
-        for s in self.steps:
-            indeg[s] = len(self.dependencies(s))
-        position = {s: i for i, s in enumerate(self.steps)}
-        import heapq
-
-        heap = [(position[s], s) for s, d in indeg.items() if d == 0]
-        heapq.heapify(heap)
-        out = []
-        while heap:
-            _, s = heapq.heappop(heap)
-            out.append(s)
-            for d in down.get(s, ()):
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    heapq.heappush(heap, (position[d], d))
-        self._deps._topo = out
-        return out
+        return self.context.topological()
 
     def levels(self, names: Iterable[str] | None = None) -> dict[str, int]:
         """Parallel level of each step (0 = no dependencies among *names*)."""
-        names = self.order(names)
-        chosen = set(names)
-        return graphs.levels(names, lambda s: (d for d in self.dependencies(s) if d in chosen))
+        return self.context.levels(names)
 
     def select(self, targets: Iterable[str] | None = None) -> list[str]:
         """The steps a run of *targets* needs (targets and their upstream)."""
-        if not targets:
-            return self.order()
-        targets = list(targets)
-        for t in targets:
-            self._require(t)
-        return self.order(self.upstream(targets))
+        return self.context.select(targets)
 
     # -- running -------------------------------------------------------------
     def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,
@@ -287,6 +297,7 @@ class Plan(Publishing):
         run, keeps every completed checkpoint, and is re-raised."""
 
         names, summary = None, None
+        ctx = self.context
         try:
             if isinstance(targets, str):
                 targets = [targets]
@@ -302,41 +313,41 @@ class Plan(Publishing):
                 for t in targets:
                     self._require(t)
                 if not any(state_of(self.steps[t]) for t in targets):
-                    quick_names = self.validity.quick(self, targets)
+                    quick_names = ctx.validity.quick(ctx, targets)
             quick = quick_names is not None
             names = quick_names if quick else self.select(targets)
             forced = frozenset(names) if force_all else frozenset(force)
             if workers is not None and int(workers) < 1:
                 raise NbstepsError(f"workers must be at least 1, got {workers!r}.")
             all_listeners = self.listeners + list(listeners)
-            workers = int(workers) if workers else default_workers(self, names, backend)
+            workers = int(workers) if workers else default_workers(ctx, names, backend)
             # connect first: a backend that cannot start leaves every record as it was
             runner = make_backend(backend, workers, address)
             executor = Executor(
-                self, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
+                ctx, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
                 backend=runner, backend_name=backend or "threads",
                 emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
-                resume_hint=self.resume_hint,
+                resume_hint=ctx.resume_hint,
             )
-            if any(effects_of(self.steps[s]) or self._deps.maybe_of.get(s) for s in names):
-                will_run = set(preview(self, names, forced, False).to_run)
-                executor.replay = replay_set(self, names, will_run)
-            self._run_listeners = all_listeners
-            self.validity.before(self, names, checked=quick)
+            if any(effects_of(self.steps[s]) or ctx.deps.maybe_of.get(s) for s in names):
+                will_run = set(preview(ctx, names, forced, False).to_run)
+                executor.replay = replay_set(ctx, names, will_run)
+            ctx.run_listeners = all_listeners
+            ctx.validity.before(ctx, names, checked=quick)
             try:
                 summary = executor.run()
-                if self.deferred and not self.lazy_publish:
-                    self.load()  # no frontend to load them on use: publish them all now
+                if ctx.deferred and not self.lazy_publish:
+                    ctx.load()  # no frontend to load them on use: publish them all now
             finally:
-                self._run_listeners = []
-                self.validity.after(self, names)
+                ctx.run_listeners = []
+                ctx.validity.after(ctx, names)
             if quick and not summary.ok:  # tell about the upstream too, as a full run would
                 summary.add_upstream(self.select(targets))
             if rollback and not summary.ok and summary.completed_order:
-                self.validity.clear()
-                rollback_run(self, summary)
-            self.last_summary = summary.freeze()
-            ev.emit_to(all_listeners, ev.Event(ev.FINISHED, self, summary=summary, steps=list(names)))
+                ctx.validity.clear()
+                rollback_run(ctx, summary)
+            ctx.last_summary = summary.freeze()
+            ctx.emit(ev.Event(ev.FINISHED, ctx, summary=summary, steps=list(names)), all_listeners)
         except KeyboardInterrupt:  # before the executor's loop, or after it: this run's summary all the same
             with deferred_interrupts():
                 self.record_interrupt(targets, names, summary, listeners)
@@ -347,19 +358,13 @@ class Plan(Publishing):
 
     def record_interrupt(self, targets=None, names=None, summary=None, listeners=()) -> None:
         """An interrupt outside the executor's loop: ``last_summary`` tells this run (see run.summary)."""
-        record_interrupt(self, targets, names, summary, self.listeners + list(listeners))
+        record_interrupt(self.context, targets, names, summary, self.listeners + list(listeners))
 
     def refresh_stale(self) -> None:
         """Set ``record.stale`` for completed steps whose code, options,
-        upstream executions or outside values changed since they ran."""
-
-        for name in self.order():
-            rec = self.records[name]
-            if rec.status != COMPLETED:
-                rec.stale = False
-                continue
-            up_stale = any(self.records[d].stale for d in self.dependencies(name))
-            rec.stale = up_stale or combine(fingerprint_parts(self, self.steps[name])) != rec.fingerprint
+        upstream executions or outside values changed since they ran. Views
+        only read the flags: call this before drawing between runs."""
+        refresh_stale(self.context)
 
     # -- views -------------------------------------------------------------
     def plan(self, targets: Iterable[str] | str | None = None, *, force: Iterable[str] = (),
@@ -368,23 +373,44 @@ class Plan(Publishing):
 
         if isinstance(targets, str):
             targets = [targets]
-        return preview(self, self.select(targets), frozenset(force), force_all)
+        return preview(self.context, self.select(targets), frozenset(force), force_all)
 
     def results(self):
         """The results table: a pandas DataFrame, one row per step in plan order."""
         from nbsteps.views.table import results_frame
 
-        return results_frame(self)
+        self.refresh_stale()
+        return results_frame(self.context)
 
     def export(self, path) -> str:
+        """Write the results table to *path* (.csv .json .parquet .html), atomically."""
         from nbsteps.views.table import export
 
-        return export(self, path)
+        self.refresh_stale()
+        return export(self.context, path)
 
     def graph(self):
+        """The dependency graph (a ``graphviz.Digraph``; displays as SVG)."""
         from nbsteps.views.graph import plan_graph
 
-        return plan_graph(self)
+        self.refresh_stale()
+        return plan_graph(self.context)
+
+    # -- compensation (SPEC 2.9) ----------------------------------------------------
+    def set_undo(self, name: str, code) -> None:
+        """Register *code* (cell source or a callable) as the undo of step *name*."""
+        register_undo(self.context, name, code)
+
+    def undo(self, name: str) -> str:
+        """Run step *name*'s undo code; it and its downstream are not completed then."""
+        return undo_step(self.context, name)
+
+    def static_picture(self, names=None, summary=None):
+        """The lasting picture (progress, graph, timeline, table) as a mime bundle."""
+        from nbsteps.views.static import static_bundle
+
+        self.refresh_stale()
+        return static_bundle(self.context, names, summary=summary)
 
     def __repr__(self) -> str:
         done = sum(1 for r in self.records.values() if r.ok)

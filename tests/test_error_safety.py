@@ -27,9 +27,9 @@ def _every_view(plan, tmp_path) -> dict:
     out = {"status": status_text(plan), "results": plan.results(), "summary": plan.last_summary.text}
     for suffix in (".csv", ".json", ".parquet", ".html"):
         out[suffix] = plan.export(tmp_path / f"results{suffix}")
-    out["dot"] = plan_graph(plan).source
+    out["dot"] = plan_graph(plan.context).source
     try:
-        out["svg"] = plan_graph(plan).pipe(format="svg").decode("utf-8")
+        out["svg"] = plan_graph(plan.context).pipe(format="svg").decode("utf-8")
     except Exception as exc:  # graphviz missing here: the DOT source is what matters
         if "ExecutableNotFound" not in type(exc).__name__ and "dot" not in str(exc):
             raise

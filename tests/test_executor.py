@@ -14,9 +14,9 @@ from nbsteps.run.selection import default_workers
 
 def run(plan, workers=None, **kw):
     names = plan.order()
-    workers = workers or default_workers(plan, names)
+    workers = workers or default_workers(plan.context, names)
     seen = []
-    ex = Executor(plan, names, workers=workers, backend=make_backend("threads", workers), emit=seen.append, **kw)
+    ex = Executor(plan.context, names, workers=workers, backend=make_backend("threads", workers), emit=seen.append, **kw)
     return ex.run(), seen
 
 
@@ -27,7 +27,7 @@ def test_independent_steps_run_in_parallel_and_events_are_ordered():
     for i in range(4):
         plan.add_cell(f"s{i}", f"_ = together.wait()\nv{i} = {i}")
     plan.add_cell("total", "t = v0 + v1 + v2 + v3")
-    assert default_workers(plan, plan.order()) == 4
+    assert default_workers(plan.context, plan.order()) == 4
     summary, seen = run(plan)
     assert summary.ok and plan.namespace["t"] == 6
     assert seen[0].kind == ev.PLANNED

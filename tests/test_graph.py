@@ -122,9 +122,9 @@ def test_critical_path_follows_durations():
     def end(slow, fast):
         return slow + fast
 
-    assert G.critical_path(plan) == []  # nothing known yet: no guess
+    assert G.critical_path(plan.context) == []  # nothing known yet: no guess
     assert plan.run().ok
-    assert G.critical_path(plan) == ["start", "slow", "end"]
+    assert G.critical_path(plan.context) == ["start", "slow", "end"]
     root = svg_root(G.render(plan.graph(), "svg"))
     edges = groups(root, "edge")
     for title in ("start->slow", "slow->end"):
@@ -172,7 +172,7 @@ def test_user_text_is_escaped_for_dot_and_svg(message):
         raise RuntimeError(message)
 
     plan.run()
-    for svg in (G.render(plan.graph(), "svg").decode(), GL.live_svg(plan)[0]):
+    for svg in (G.render(plan.graph(), "svg").decode(), GL.live_svg(plan.context)[0]):
         assert "<script" not in svg.lower()
         root = svg_root(svg)  # well-formed XML
         tip = tooltip(groups(root, "nbsteps-step")["boom"])
@@ -207,9 +207,9 @@ def test_200_steps_render_in_reasonable_time():
     assert graph.graph_attr["rankdir"] in ("TB", "LR")
     assert elapsed < 30, f"200-step graph took {elapsed:.1f}s"  # ~0.2 s on a laptop; generous for CI
     # the live view's recolouring of an existing layout is much cheaper
-    GL.live_svg(plan)
+    GL.live_svg(plan.context)
     t0 = time.perf_counter()
-    svg, info = GL.live_svg(plan)
+    svg, info = GL.live_svg(plan.context)
     assert not info["new_layout"] and time.perf_counter() - t0 < 10
     assert len(groups(svg_root(svg), "nbsteps-step")) == 200
 
@@ -225,10 +225,10 @@ def test_live_svg_recolours_without_new_layout():
     plan = nbsteps.Plan()
     plan.add_cell("a", "x = 1\n")
     plan.add_cell("b", "y = x + 1\n")
-    svg1, info1 = GL.live_svg(plan)
+    svg1, info1 = GL.live_svg(plan.context)
     assert info1["statuses"] == ["pending"]
     assert plan.run().ok
-    svg2, info2 = GL.live_svg(plan)
+    svg2, info2 = GL.live_svg(plan.context)
     assert not info2["new_layout"]  # same steps and shapes: recoloured
     nodes = groups(svg_root(svg2), "nbsteps-step")
     assert {shape(g).get("fill") for g in nodes.values()} == {G.STYLES["completed"][0]}
@@ -236,7 +236,7 @@ def test_live_svg_recolours_without_new_layout():
     assert "a: completed" in tooltip(nodes["a"])
     plan.add_cell("b", "y = x + 1\nraise ValueError('no')\n")
     plan.run()
-    svg3, info3 = GL.live_svg(plan)
+    svg3, info3 = GL.live_svg(plan.context)
     assert info3["new_layout"]  # failed is an octagon: a new layout
     assert shape(groups(svg_root(svg3), "nbsteps-step")["b"]).get("fill") == G.STYLES["failed"][0]
 

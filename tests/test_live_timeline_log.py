@@ -48,22 +48,22 @@ def test_bars_follow_the_recorded_times_and_leave_out_what_did_not_execute():
     plan.run()
     t0 = fake_times(plan, a=(0, 1), b=(1, 3.5), bad=(1, 1.2))
     plan.records["c"].cached = True  # restored: no bar
-    bars = T.bars(plan, now=t0 + 10)
+    bars = T.bars(plan.context, now=t0 + 10)
     assert [(b.name, b.key, b.end - b.start) for b in bars] == [
         ("a", "completed", 1), ("b", "completed", 2.5), ("bad", "failed", pytest.approx(0.2))]
     # a step that has not finished grows until now
     plan.records["b"].status, plan.records["b"].finished = "running", None
-    running = {b.name: b for b in T.bars(plan, now=t0 + 4)}["b"]
+    running = {b.name: b for b in T.bars(plan.context, now=t0 + 4)}["b"]
     assert running.key == "running" and running.end == t0 + 4 and running.live
     # steps of an earlier run are not part of this run's timeline
-    assert [b.name for b in T.bars(plan, since=t0 + 0.9, now=t0 + 4)] == ["b", "bad"]
+    assert [b.name for b in T.bars(plan.context, since=t0 + 0.9, now=t0 + 4)] == ["b", "bad"]
 
 
 def test_timeline_svg_scales_bars_to_an_axis_and_escapes_names():
     plan = small_plan()
     plan.run()
     fake_times(plan, a=(0, 2), b=(2, 8), bad=(2, 2.5))
-    bars = T.bars(plan)
+    bars = T.bars(plan.context)
     svg = T.timeline_svg(bars)
     assert svg.startswith("<svg") and svg.count('class="nbsteps-tl-bar') == 3
     assert 'data-step="a"' in svg and 'class="nbsteps-tl-bar nbsteps-failed"' in svg
@@ -85,7 +85,7 @@ def test_timeline_svg_is_well_formed_xml_for_an_img():
     plan = small_plan()
     plan.run()
     fake_times(plan, a=(0, 0.0002), b=(0.0002, 0.5), bad=(0.1, 0.2))
-    svg = T.timeline_svg(T.bars(plan))
+    svg = T.timeline_svg(T.bars(plan.context))
     assert "&lt;1 ms" in svg
     ET.fromstring(svg)
 
@@ -101,7 +101,7 @@ def test_many_steps_draw_thin_rows_without_labels():
     for i in range(80):
         plan.add_cell(f"s{i}", f"v{i} = {i}")
     plan.run()
-    svg = T.timeline_svg(T.bars(plan))
+    svg = T.timeline_svg(T.bars(plan.context))
     assert svg.count("nbsteps-tl-bar") == 80 and ">s0</text>" not in svg
     height = int(re.search(r'height="(\d+)"', svg).group(1))
     assert height < 80 * 8
@@ -111,7 +111,7 @@ def test_many_steps_draw_thin_rows_without_labels():
 def test_static_picture_carries_the_timeline_as_an_image():
     plan = small_plan()
     plan.run()
-    html = static_bundle(plan, summary=plan.last_summary)["text/html"]
+    html = static_bundle(plan.context, summary=plan.last_summary)["text/html"]
     m = re.search(r'<img class="nbsteps-timeline-img"[^>]*src="data:image/svg\+xml;base64,([^"]+)"', html)
     assert m, html[:500]
     svg = base64.b64decode(m.group(1)).decode()
@@ -123,7 +123,7 @@ def test_static_picture_carries_the_timeline_as_an_image():
     plan2.add_cell("a", "x = 1")
     plan2.run()
     plan2.run()
-    html2 = static_bundle(plan2, summary=plan2.last_summary)["text/html"]
+    html2 = static_bundle(plan2.context, summary=plan2.last_summary)["text/html"]
     assert "nbsteps-timeline-img" not in html2
 
 
@@ -131,15 +131,15 @@ def test_static_picture_carries_the_timeline_as_an_image():
 def test_log_of_a_completed_and_a_failed_step():
     plan = small_plan()
     plan.run()
-    text = step_log_text(plan, "a")
+    text = step_log_text(plan.context, "a")
     assert "log of step a" in text and "status: completed" in text and "attempts: 1" in text
     assert "hello from a" in text and "outputs: x" in text
-    bad = step_log_text(plan, "bad")
+    bad = step_log_text(plan.context, "bad")
     assert "status: failed" in bad and f"error: ValueError: {XSS}" in bad and "Traceback" in bad
-    html = step_log_html(plan, "bad")
+    html = step_log_html(plan.context, "bad")
     assert XSS not in html and "&lt;script&gt;" in html and 'data-log="bad"' in html
     assert "printed and displayed nothing" in html
-    assert "not in the plan" in step_log_text(plan, "nope")
+    assert "not in the plan" in step_log_text(plan.context, "nope")
 
 
 def test_log_of_a_retried_step_says_its_attempts(tmp_path):
@@ -149,7 +149,7 @@ def test_log_of_a_retried_step_says_its_attempts(tmp_path):
                            f"    open({str(marker)!r}, 'w').close()\n    raise OSError('again')\nv = 1",
                   retry=2, retry_delay=0)
     assert plan.run().ok
-    assert "attempts: 2 of 3" in step_log_text(plan, "flaky")
+    assert "attempts: 2 of 3" in step_log_text(plan.context, "flaky")
 
 
 # -- waiting for a confirmation -------------------------------------------------------
@@ -172,9 +172,9 @@ def test_a_step_waits_for_its_confirmation_visibly():
         rec = plan.records[name]
         seen.update(name=name, question=question, confirming=rec.confirming, status=str(rec.status),
                     kinds=[e.kind for e in events])
-        seen["svg"] = live_svg(plan)[0]
-        seen["table"] = html_table(plan, refresh=False)
-        seen["state"] = state_text(plan, plan.order(), running=True, elapsed=1.0)
+        seen["svg"] = live_svg(plan.context)[0]
+        seen["table"] = html_table(plan.context)
+        seen["state"] = state_text(plan.context, plan.order(), running=True, elapsed=1.0)
         return True
 
     summary = plan.run(confirm=confirm, listeners=[events.append])
@@ -228,7 +228,7 @@ def test_the_live_view_draws_the_waiting_state_and_the_log_of_every_step():
         seen["log"] = view.log.logs[name]
         return True
 
-    view = LiveView(plan)
+    view = LiveView(plan.context)
     plan.run(confirm=confirm, listeners=[view])
     assert "waiting for confirmation" in seen["bar"] and 'title="1 waiting for confirmation"' in seen["bar"]
     assert 'data-step="deploy"' in seen["table"]
@@ -250,10 +250,10 @@ def test_live_logs_leave_figures_to_the_step_cell_and_keep_the_end_of_long_print
     png = base64.b64encode(b"\x89PNG fake").decode()
     plan.records["a"].output = (("stdout", "BEGIN-MARK " + "y" * (2 * LIVE_TEXT) + " END-MARK"),
                                 ("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}))
-    live = step_log_html(plan, "a", live=True)
+    live = step_log_html(plan.context, "a", live=True)
     assert png not in live and "shown in the step&#x27;s cell" in live
     assert "BEGIN-MARK" not in live and "END-MARK" in live
-    full = step_log_html(plan, "a")
+    full = step_log_html(plan.context, "a")
     assert png in full and "BEGIN-MARK" in full
 
 

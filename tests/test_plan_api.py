@@ -312,10 +312,9 @@ def test_rollback_undoes_in_reverse_completion_order():
     plan.add_cell("one", "record('do1')\na = 1")
     plan.add_cell("two", "record('do2')\nb = a + 1")
     plan.add_cell("three", "c = b / 0")
-    from nbsteps.run.undo import register_undo
 
-    register_undo(plan, "one", "record('undo1')")
-    register_undo(plan, "two", "record('undo2')")
+    plan.set_undo("one", "record('undo1')")
+    plan.set_undo("two", "record('undo2')")
     s = plan.run(rollback=True)
     assert log == ["do1", "do2", "undo2", "undo1"]
     assert s.rolled_back == ["two", "one"]
@@ -394,9 +393,8 @@ def test_rollback_keeps_the_failure_in_the_summary():
     plan = nbsteps.Plan()
     plan.add_cell("apply", "applied = 1")
     plan.add_cell("verify", "assert applied == 2, 'verification failed'")
-    from nbsteps.run.undo import register_undo
 
-    register_undo(plan, "apply", "pass")
+    plan.set_undo("apply", "pass")
     s = plan.run(rollback=True)
     assert plan["verify"].status == "failed"
     assert "verify failed: AssertionError: verification failed" in s.text
@@ -408,10 +406,9 @@ def test_rollback_stops_at_a_failing_undo_and_says_so():
     plan.add_cell("one", "a = 1")
     plan.add_cell("two", "b = a + 1")
     plan.add_cell("three", "c = b / 0")
-    from nbsteps.run.undo import register_undo
 
-    register_undo(plan, "one", "pass")
-    register_undo(plan, "two", "raise RuntimeError('cannot undo two')")
+    plan.set_undo("one", "pass")
+    plan.set_undo("two", "raise RuntimeError('cannot undo two')")
     s = plan.run(rollback=True)
     assert s.rolled_back == [] and "two" in s.rollback_errors
     assert "undo of two failed: RuntimeError: cannot undo two" in s.text

@@ -71,10 +71,10 @@ def test_every_svg_is_well_formed_for_every_status(every_status):
     plan = every_status
     seen = _statuses(plan)
     assert {COMPLETED, FAILED, BLOCKED, CANCELLED, "stale"} <= seen, seen
-    live, _info = live_svg(plan)
+    live, _info = live_svg(plan.context)
     _parse(live, "the live graph")
-    _parse(render(plan_graph(plan), "svg"), "the graph of %steps graph")
-    bundle = static_bundle(plan)
+    _parse(render(plan_graph(plan.context), "svg"), "the graph of %steps graph")
+    bundle = static_bundle(plan.context)
     pictures = _img_svgs(bundle["text/html"])
     assert len(pictures) >= 1
     for i, svg in enumerate(pictures):
@@ -91,8 +91,8 @@ def test_transient_statuses_draw_well_formed_svg_too(every_status):
     plan = every_status
     plan.records["never"].status = RUNNING
     plan.records["stopper"].status = RETRYING
-    _parse(live_svg(plan)[0], "the live graph while running")
-    _parse(render(plan_graph(plan), "svg"), "the graph while running")
+    _parse(live_svg(plan.context)[0], "the live graph while running")
+    _parse(render(plan_graph(plan.context), "svg"), "the graph while running")
 
 
 @pytest.mark.browser

@@ -44,7 +44,7 @@ def half_failed_plan() -> nbsteps.Plan:
 @needs_dot
 def test_static_picture_counts_apart_and_escapes():
     plan = half_failed_plan()
-    bundle = static_bundle(plan, summary=plan.last_summary)
+    bundle = static_bundle(plan.context, summary=plan.last_summary)
     html = bundle["text/html"]
     assert "4/8 completed" in html  # not a full red 8/8 bar
     for count, label in ((4, "completed"), (1, "failed"), (2, "blocked"), (1, "cancelled")):
@@ -66,11 +66,11 @@ def test_stale_is_drawn_apart_from_completed_once_flags_are_refreshed():
     plan.add_cell("b", "y = x")
     plan.run()
     plan.namespace["N"] = 2  # a changes, so b is stale too; nothing has recomputed the flags yet
-    svg = svg_in(static_bundle(plan)["text/html"])
+    svg = svg_in(plan.static_picture()["text/html"])
     stale_fills = re.findall(rf'fill="{G.STALE_FILL}"', svg)
     assert len(stale_fills) == 2 and f'stroke="{G.STALE_COLOR}"' in svg
     assert f'fill="{G.STYLES["completed"][0]}"' not in svg
-    html = static_bundle(plan)["text/html"]
+    html = static_bundle(plan.context)["text/html"]
     assert html.count("nbsteps-stale") == 2 and "completed (stale)" in html
 
 
@@ -78,14 +78,14 @@ def test_step_output_area_shows_status_output_and_escapes():
     plan = nbsteps.Plan()
     plan.add_cell("s", "print('<b>not bold</b>')\nimport sys\nprint('warn', file=sys.stderr)\nv = 1")
     plan.run()
-    bundle = step_bundle(plan, "s", result={"text/plain": "42", "text/html": "<i>42</i>"})
+    bundle = step_bundle(plan.context, "s", result={"text/plain": "42", "text/html": "<i>42</i>"})
     html = bundle["text/html"]
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html and "<b>not bold" not in html
     assert 'class="nbsteps-stderr"' in html and "<i>42</i>" in html  # the result's own HTML
     assert bundle["text/plain"].splitlines()[0].startswith("✓ s completed in")
     assert "warn" in bundle["text/plain"] and "42" in bundle["text/plain"]
     png = base64.b64encode(b"\x89PNG fake").decode()
-    shown = step_bundle(plan, "s", output=(("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}),))
+    shown = step_bundle(plan.context, "s", output=(("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}),))
     assert f'src="data:image/png;base64,{png}"' in shown["text/html"]
 
 
@@ -93,9 +93,9 @@ def test_failed_step_area_has_traceback_unless_the_cell_shows_it():
     plan = nbsteps.Plan()
     plan.add_cell("bad", f"raise ValueError({XSS!r})")
     plan.run()
-    with_tb = step_bundle(plan, "bad")["text/html"]
+    with_tb = step_bundle(plan.context, "bad")["text/html"]
     assert "nbsteps-traceback" in with_tb and "&lt;script&gt;" in with_tb and "<script" not in with_tb
-    assert "nbsteps-traceback" not in step_bundle(plan, "bad", traceback=False)["text/html"]
+    assert "nbsteps-traceback" not in step_bundle(plan.context, "bad", traceback=False)["text/html"]
 
 
 def test_printed_text_as_a_terminal_leaves_it():
@@ -132,5 +132,5 @@ def test_a_result_of_none_shows_nothing_in_the_table_as_in_a_notebook():
     plan.add_cell("talks", "print('hi')")  # its last expression's value is None: no Out
     plan.add_cell("zero", "0")
     assert plan.run().ok
-    got = {r["step"]: r["result"] for r in rows(plan)}
+    got = {r["step"]: r["result"] for r in rows(plan.context)}
     assert got == {"talks": "", "zero": "0"}

@@ -278,7 +278,7 @@ def test_view_is_throttled_thread_safe_and_ends_with_the_final_state():
     from nbsteps.views.live import LiveView
 
     plan = sleepy_plan(40, 0.02)
-    view = LiveView(plan, min_interval=0.1)
+    view = LiveView(plan.context, min_interval=0.1)
     plan.listeners.append(view)
     drawing_threads = set()
     original = view.draw
@@ -324,7 +324,7 @@ def test_view_works_for_runs_on_other_threads():
     from nbsteps.views.live import LiveView
 
     plan = sleepy_plan(6, 0.01)
-    view = LiveView(plan)
+    view = LiveView(plan.context)
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("s", plan.run(listeners=[view])))
     t.start()

@@ -61,7 +61,8 @@ def kernel_collect(results=None, graph=None, graph_format=None, hint="nbsteps ru
         try:
             from nbsteps.views.graph_command import graph_command
 
-            graph_command(plan, graph_format, graph)
+            plan.refresh_stale()
+            graph_command(plan.context, graph_format, graph)
             if not os.path.exists(graph):
                 raise RuntimeError("no file was written")
             out["wrote"].append(graph)

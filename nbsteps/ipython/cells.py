@@ -191,7 +191,7 @@ class StepCells:
 
     # -- the listener ---------------------------------------------------------------
     def __call__(self, e: ev.Event) -> None:
-        if e.plan is not self.plan:
+        if e.context is not self.plan.context:
             return
         if e.kind in _STEP_EVENTS and e.step in self.ids:
             with self._lock:
@@ -235,10 +235,10 @@ class StepCells:
         (re-run from another cell since) the status output shows it all."""
         rec = self._record(name)
         if name in self.slots or name == self.own or (rec is not None and self._story.get(name) == _marker(rec)):
-            return step_bundle(self.plan, name, output=(), result=None, traceback=False, record=rec)
+            return step_bundle(self.plan.context, name, output=(), result=None, traceback=False, record=rec)
         cell_shows = rec is not None and self._shown_by_cell.get(name) == _marker(rec)
         result = None if cell_shows else self._result(rec)
-        return step_bundle(self.plan, name, output=output, result=result, traceback=not cell_shows, record=rec)
+        return step_bundle(self.plan.context, name, output=output, result=result, traceback=not cell_shows, record=rec)
 
     def slot_bundles(self, name: str, output=None) -> list[tuple[dict, dict]]:
         """What fills the output slots of *name*'s cell: its output, result
@@ -280,7 +280,7 @@ class StepCells:
         display_id = f"nbsteps-step-{uuid.uuid4().hex}"
         self.ids[name] = display_id
         if own:
-            bundle = step_bundle(self.plan, name, output=(), traceback=False,
+            bundle = step_bundle(self.plan.context, name, output=(), traceback=False,
                                  status=("running", f"▶ {name} starting…"))
         else:
             rec, step = self.plan.records.get(name), self.plan.steps[name]

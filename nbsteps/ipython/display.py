@@ -99,10 +99,8 @@ class StaticAtEnd:
         self.plan = plan
 
     def __call__(self, e) -> None:
-        if e.kind == "finished" and e.plan is self.plan:
-            from nbsteps.views.static import static_bundle
-
-            _display(Bundle(static_bundle(self.plan, e.steps or None, summary=e.summary)))
+        if e.kind == "finished" and e.context is self.plan.context:
+            _display(Bundle(self.plan.static_picture(e.steps or None, summary=e.summary)))
 
 
 def run_listeners(plan, quiet: bool = False, omit: str | None = None) -> list:
@@ -116,7 +114,7 @@ def run_listeners(plan, quiet: bool = False, omit: str | None = None) -> list:
         try:
             from nbsteps.views.live import LiveView
 
-            view = LiveView(plan)
+            view = LiveView(plan.context, refresh=plan.refresh_stale)
             view.display(draw=False)  # draws on the timer thread: the run starts at once
         except Exception as exc:  # a display problem must never stop a run
             import warnings
@@ -156,9 +154,7 @@ class ShowDisplays:
             handles = list(self.handles)
         if not handles:
             return
-        from nbsteps.views.static import static_bundle
-
-        bundle = Bundle(static_bundle(self.plan))
+        bundle = Bundle(self.plan.static_picture())
         for handle in handles:
             try:
                 handle.update(bundle)
@@ -166,18 +162,16 @@ class ShowDisplays:
                 pass
 
     def show(self) -> None:
-        from nbsteps.views.static import static_bundle
-
         if self.live and widgets_supported():
             from nbsteps.views.live import LiveView
 
-            view = LiveView(self.plan)
+            view = LiveView(self.plan.context, refresh=self.plan.refresh_stale)
             view._names, view._running = self.plan.order(), True
             with self._lock:
                 self.views.append(view)
             view.display(draw=True)
             return
-        handle = _display(Bundle(static_bundle(self.plan)), display_id=True)
+        handle = _display(Bundle(self.plan.static_picture()), display_id=True)
         if handle is not None and updates_supported():
             with self._lock:
                 self.handles = (self.handles + [handle])[-20:]

@@ -216,9 +216,7 @@ class StepMagics(Magics):
         name = line.strip()
         if not name:
             raise NbstepsError("%%undo needs the step name: %%undo NAME")
-        from nbsteps.run.undo import register_undo
-
-        register_undo(session.current(), name, _python_source(self.shell, cell))
+        session.current().set_undo(name, _python_source(self.shell, cell))
         print(f"nbsteps: registered undo for step {name}")
 
     def _cells(self, plan):
@@ -322,7 +320,9 @@ class StepMagics(Magics):
         a = parse_argstring(_graph_args, rest)
         from nbsteps.views.graph_command import graph_command
 
-        return graph_command(session.current(), a.format, a.output)
+        plan = session.current()
+        plan.refresh_stale()
+        return graph_command(plan.context, a.format, a.output)
 
     def _cmd_show(self, rest: str):
         from nbsteps.ipython.display import show
@@ -345,9 +345,7 @@ class StepMagics(Magics):
         names = shlex.split(rest)
         if len(names) != 1:
             raise NbstepsError("%steps undo takes one step name: %steps undo NAME")
-        from nbsteps.run.undo import undo_step
-
-        print(undo_step(session.current(), names[0]))
+        print(session.current().undo(names[0]))
 
     def _cmd_load(self, rest: str):
         names = shlex.split(rest) or None
@@ -368,7 +366,7 @@ class StepMagics(Magics):
         a = parse_argstring(_store_args, rest)
         plan = session.current()
         if not a.spec:
-            print(f"nbsteps: store {plan.store.describe()}")
+            print(f"nbsteps: store {plan.store.describe()}{_garbage_note(plan.store)}")
             return
         max_size = _unquote(a.max_size) if a.max_size is not None else "default"
         store = plan.set_store(_unquote(a.spec), max_size=max_size)
@@ -377,7 +375,13 @@ class StepMagics(Magics):
 
         extra = f" (at most {fmt_bytes(limit)}, least recently used removed first)" \
             if limit and a.max_size is not None else ""
-        print(f"nbsteps: checkpoints in {store.describe()}{extra}")
+        print(f"nbsteps: checkpoints in {store.describe()}{extra}{_garbage_note(store)}")
+
+
+def _garbage_note(store) -> str:
+    """``; collected 37 dead checkpoints (12.3 MB)`` (stores.garbage), '' for a memory store."""
+    note = getattr(store, "garbage_note", None)
+    return f"; {note()}" if note is not None else ""
 
 
 def load_ipython_extension(ip) -> None:

@@ -20,13 +20,12 @@ kernel has. A persistent store only: a memory store holds the objects themselves
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.model.status import COMPLETED
+from nbsteps.run.context import RunContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
 
 #: modules, classes and functions hold no caches of a value (and a module's dict is large)
 _NOT_WATCHED = (types.ModuleType, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
@@ -58,31 +57,31 @@ def layout(value: Any) -> dict:
     return seen
 
 
-def watched(plan: "Plan", step, inputs: dict) -> "dict | None":
+def watched(ctx: RunContext, step, inputs: dict) -> "dict | None":
     """The layouts to compare after the attempt (``None``: nothing to watch)."""
     analysis = step.analysis
-    if analysis is None or not analysis.called_on or not getattr(plan.store, "persistent", False):
+    if analysis is None or not analysis.called_on or not getattr(ctx.store, "persistent", False):
         return None
     return {n: layout(inputs[n]) for n in analysis.called_on
             if n in inputs and not isinstance(inputs[n], _NOT_WATCHED)} or None
 
 
-def refresh(plan: "Plan", name: str, before: dict, inputs: dict) -> list[str]:
+def refresh(ctx: RunContext, name: str, before: dict, inputs: dict) -> list[str]:
     """Write again the checkpoints of the steps that made the inputs whose layout
     changed; returns their names."""
-    sources = plan.sources(name)
+    sources = ctx.sources(name)
     ups = sorted({sources.get(n) for n, was in before.items()
                   if n in inputs and layout(inputs[n]) != was} - {None, name})
     done = []
     for up in ups:
-        rec = plan.records.get(up)
+        rec = ctx.records.get(up)
         if rec is None or rec.status != COMPLETED:
             continue
-        stored = plan.store.peek(up, rec.fingerprint)
+        stored = ctx.store.peek(up, rec.fingerprint)
         if stored is None:
             continue
         outputs = dict(rec.outputs) if isinstance(rec.outputs, LazyValues) else rec.outputs
-        plan.store.put(Checkpoint(up, rec.fingerprint, outputs, rec.result, rec.has_result, parts=stored.parts,
+        ctx.store.put(Checkpoint(up, rec.fingerprint, outputs, rec.result, rec.has_result, parts=stored.parts,
                                   duration=stored.duration, finished=stored.finished, started=stored.started,
                                   attempts=stored.attempts, output=rec.output))
         done.append(up)

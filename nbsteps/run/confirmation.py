@@ -16,13 +16,13 @@ from nbsteps.run import events as ev
 
 def ask(executor, name: str) -> str:
     """'' when step *name* may run now, else why it is cancelled."""
-    step = executor.plan.steps[name]
+    step = executor.ctx.steps[name]
     if not step.confirm or executor.yes:
         return ""
     yes = executor.yes_hint()
     if executor.confirm is None:
         return f"needs confirmation ({step.confirm}); approve with {yes}"
-    rec = executor.plan.records[name]
+    rec = executor.ctx.records[name]
     rec.confirming = step.confirm
     approved = False
     try:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
-    from nbsteps.model.record import StepRecord
-    from nbsteps.run.summary import RunSummary
+from nbsteps.model.record import StepRecord
 
 #: kinds of event, in the order a run emits them
 PLANNED, STARTED, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED, WARNING, FINISHED = (
@@ -32,13 +29,15 @@ FROM_SESSION, FROM_STORE = "session", "store"
 @dataclass
 class Event:
     kind: str
-    plan: "Plan"
+    #: the :class:`~nbsteps.run.context.RunContext` of the plan the event is about
+    context: Any
     step: str | None = None
     record: "StepRecord | None" = None
     message: str = ""
     #: planned: the steps this run will consider, in order; finished: the summary
     steps: list = field(default_factory=list)
-    summary: "RunSummary | None" = None
+    #: finished: the run's :class:`~nbsteps.run.summary.RunSummary`
+    summary: Any = None
     info: dict = field(default_factory=dict)
     time: float = field(default_factory=time.time)
 

@@ -16,7 +16,7 @@ import os
 import queue
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from nbsteps.errors import CheckpointUnavailable, StepTimeout
 from nbsteps.formatting import error_text
@@ -33,9 +33,8 @@ from nbsteps.run.selection import default_workers, run_graph
 from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
 from nbsteps.run.summary import RunSummary, store_where
 from nbsteps.run.task import Outcome, Task, run_task, trim_traceback
+from nbsteps.run.context import RunContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
 
 
 #: execution tokens: unique per execution, cheap (no uuid per step)
@@ -44,13 +43,13 @@ _EXECUTIONS = itertools.count(1)
 
 
 class Executor:
-    def __init__(self, plan: "Plan", names: list[str], *, workers: int | None = None, fail_fast: bool = False,
+    def __init__(self, ctx: RunContext, names: list[str], *, workers: int | None = None, fail_fast: bool = False,
                  force: set | frozenset = frozenset(), yes: bool = False,
                  confirm: Callable[[str, str], bool] | None = None, backend, backend_name: str = "threads",
                  emit: Callable[[ev.Event], None], resume_hint: str = "plan.run()") -> None:
-        self.plan = plan
+        self.ctx = ctx
         self.names = names
-        self.workers = workers or default_workers(plan, names)
+        self.workers = workers or default_workers(ctx, names)
         self.fail_fast = fail_fast
         self.force = force
         self.yes = yes
@@ -72,50 +71,53 @@ class Executor:
         self._replay_tokens: dict[str, str] = {}
         self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
         self.restored: dict[str, str] = {}  # steps completed without executing: where from (events.FROM_*)
-        self._lost, self._waiters = set(), {}  # lost checkpoints recomputed in this run (run.recovery)
+        self._chain_links: "dict[str, str] | None" = None  # links of linear chains (run.fusion), once per run
+        #: lost checkpoints recomputed in this run (run.recovery)
+        self.recovery = recovery.Recovery(ctx, prepare=self._prepare, queue=self._waiting.append,
+                                          include=self._include, emit=self._emit)
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
         if self.emit_event is None:
             return
-        rec = self.plan.records.get(name) if name else None
-        self.emit_event(ev.Event(kind, self.plan, name, rec, message, **kw))
+        rec = self.ctx.records.get(name) if name else None
+        self.emit_event(ev.Event(kind, self.ctx, name, rec, message, **kw))
 
     # -- deciding what to do with a ready step --------------------------------
     def _prepare(self, name: str):
         """Returns a Task to run, or None when the step was settled here."""
-        plan, step = self.plan, self.plan.steps[name]
-        rec = plan.records[name]
+        ctx, step = self.ctx, self.ctx.steps[name]
+        rec = ctx.records[name]
         if self.stopping:
             return self._settle(name, CANCELLED, self.stopping)
-        records = plan.records
-        for d in plan.deps.deps.get(name, ()):
+        records = ctx.records
+        for d in ctx.deps.deps.get(name, ()):
             if records[d].status != COMPLETED:  # rare: find out why (in dependency order)
-                why = blocked_by(plan, name)
+                why = blocked_by(ctx, name)
                 if why:
                     return self._settle(name, BLOCKED, why)
                 break
-        if plan.deferred:  # outside names it reads that wait in a lazily restored checkpoint
-            plan.load(outside_names(plan, step))
-        parts = fingerprint_parts(plan, step)
+        if ctx.deferred:  # outside names it reads that wait in a lazily restored checkpoint
+            ctx.load(outside_names(ctx, step))
+        parts = fingerprint_parts(ctx, step)
         fp = combine(parts)
         cp = None
         if name in self.force:
             reason = "forced"
-        elif name in self._lost:
+        elif name in self.recovery.lost:
             reason = "its checkpoint could not be read"
         elif step.cache and name in self._held and rec.fingerprint == fp:
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
         else:  # lazy: a directory store reads the metadata now, each value when first needed
-            cp = plan.store.get(name, fp, lazy=True) if step.cache else None
-            reason = "" if cp is not None else stale_reason(step, parts, plan.store.peek(name), rec)
+            cp = ctx.store.get(name, fp, lazy=True) if step.cache else None
+            reason = "" if cp is not None else stale_reason(step, parts, ctx.store.peek(name), rec)
         if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
             reason = f"replayed: sets {', '.join(self.replay[name])}"
         if cp is rec:  # held: completed again as it is (what its run printed and took stays)
             with deferred_interrupts():
-                plan.publish(rec.outputs, name)
+                ctx.publish(rec.outputs, name)
                 rec.cached, rec.stale, rec.status, rec.reason = True, False, COMPLETED, "up to date"
             self.restored[name] = ev.FROM_SESSION
             if self.emit_event is not None:
@@ -123,7 +125,7 @@ class Executor:
             return None
         if cp is not None:  # up to date: restore, do not execute
             with deferred_interrupts():  # published and completed at once
-                plan.publish(cp.outputs, name)
+                ctx.publish(cp.outputs, name)
                 rec.restore(cp, fp)
             self.restored[name] = ev.FROM_STORE
             if self.emit_event is not None:
@@ -141,19 +143,25 @@ class Executor:
         try:
             return self._fused[name][0] if name in self._fused else self._task(step)
         except CheckpointUnavailable as exc:  # an input restored lazily cannot be read
-            return recovery.upstream_lost(self, name, exc)
+            return self.recovery.upstream_lost(name, exc)
 
     emit = _emit
+
+    def _include(self, name: str) -> None:
+        """Step *name*, held from an earlier run, is recomputed in this one (run.recovery)."""
+        self.restored.pop(name, None)
+        if name not in self.names:
+            self.names = [*self.names, name]
 
     def yes_hint(self) -> str:
         hint = self.resume_hint
         return hint.replace("run()", "run(yes=True)") if "(" in hint else hint + " --yes"
 
     def _task(self, step: Step) -> Task:
-        return make_task(self.plan, step)
+        return make_task(self.ctx, step)
 
     def _settle(self, name: str, status: str, message: str):
-        rec = self.plan.records[name]
+        rec = self.ctx.records[name]
         rec.status, rec.message, rec.cached = status, message, False
         rec.error, rec.traceback = None, ""
         self._emit(ev.CANCELLED if status == CANCELLED else ev.BLOCKED, name, message)
@@ -162,11 +170,11 @@ class Executor:
     # -- running ---------------------------------------------------------------
     def _start(self, task: Task, backend, inline: bool = False) -> None:
         name = task.name
-        rec = self.plan.records[name]
+        rec = self.ctx.records[name]
         attempts = rec.attempts = rec.attempts + 1
         task.attempt = attempts
         rec.status = RUNNING
-        if (before := caches.watched(self.plan, self.plan.steps[name], task.inputs)) is not None:
+        if (before := caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
             self._layouts[name] = (before, task.inputs)
         fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
         fused = fused if fused is not None and fused[0] is task else None
@@ -174,7 +182,7 @@ class Executor:
             rec.started = (fused and fused[1].started) or time.time()
         self._running[name] = task
         if not inline:
-            timeout = self.plan.steps[name].timeout
+            timeout = self.ctx.steps[name].timeout
             if timeout:
                 heapq.heappush(self._timers, (time.monotonic() + timeout, next(self._seq), "timeout", name, task))
         if self.emit_event is not None:
@@ -186,7 +194,9 @@ class Executor:
             self._handle(task, outcome)
         else:
             if getattr(backend, "fuses", False):  # the steps that follow it in a linear chain go along
-                task.then = fusion.followers(self, task)
+                if self._chain_links is None:  # once per run (finding the run graph again hashes the selection)
+                    self._chain_links = run_graph(self.ctx, self.names).links()
+                task.then = fusion.followers(self.ctx, self._chain_links, task, replay=self.replay, yes=self.yes)
             backend.submit(task, self._on_done)
 
     def _on_done(self, task: Task, outcome: Outcome) -> None:  # any thread
@@ -202,7 +212,7 @@ class Executor:
 
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
-        plan, rec, step = self.plan, self.plan.records[name], self.plan.steps[name]
+        ctx, rec, step = self.ctx, self.ctx.records[name], self.ctx.steps[name]
         rec.duration, rec.output = outcome.duration, outcome.output
         if outcome.ok:
             self._complete(name, outcome)
@@ -227,7 +237,7 @@ class Executor:
         """Store the checkpoint, then publish and mark completed (at once). An
         interrupt during the put leaves the step running (then cancelled) with
         nothing published, unless the store had committed it: then it completes."""
-        plan, rec = self.plan, self.plan.records[name]
+        ctx, rec = self.ctx, self.ctx.records[name]
         parts = self._parts.pop(name, {})
         token = parts["token"] = (self._replay_tokens.pop(name, None)  # a replay keeps its token
                                   or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}")
@@ -235,41 +245,41 @@ class Executor:
                         parts=parts, duration=outcome.duration, finished=time.time(),
                         started=rec.started or 0.0, attempts=rec.attempts, output=outcome.output)
         try:
-            plan.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
+            ctx.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
             with deferred_interrupts():
                 self._mark_completed(rec, cp, token, outcome.context)
         except BaseException:  # KeyboardInterrupt (put itself never raises)
             if rec.status != COMPLETED:
                 with deferred_interrupts():  # was it committed before the interrupt? (stores never raise)
-                    stored = plan.store.peek(name)
+                    stored = ctx.store.peek(name)
                     if stored is not None and (stored.parts or {}).get("token") == token:
                         self._mark_completed(rec, cp, token)
             raise
         if self.emit_event is not None:
             self._emit(ev.COMPLETED, name)
         if name in self._layouts:  # caches it left on the values above are kept in their checkpoints
-            caches.refresh(plan, name, *self._layouts.pop(name))
+            caches.refresh(ctx, name, *self._layouts.pop(name))
 
     def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
-        self.plan.publish(cp.outputs, rec.name)
+        self.ctx.publish(cp.outputs, rec.name)
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)
         rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
         rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
         rec.finished, rec.stale, rec.token = cp.finished, False, token
-        for label in (*state_of(self.plan.steps[rec.name]), *self.plan.deps.maybe_of.get(rec.name, ())):
-            self.plan.state_head[label] = rec.name  # the process state is now as after this step
+        for label in (*state_of(self.ctx.steps[rec.name]), *self.ctx.deps.maybe_of.get(rec.name, ())):
+            self.ctx.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)
         self._final.append(rec.name)
 
     def _fail(self, name: str) -> None:
-        rec = self.plan.records[name]
+        rec = self.ctx.records[name]
         rec.status = FAILED
         rec.finished = time.time()
         self._final.append(name)
         self._emit(ev.FAILED, name, rec.error_text)
-        if self.fail_fast and not self.plan.steps[name].optional and not self.stopping:
+        if self.fail_fast and not self.ctx.steps[name].optional and not self.stopping:
             self.stopping = f"fail-fast: stopped after {name} failed"
 
     def _fire_timers(self, backend) -> None:
@@ -281,7 +291,7 @@ class Executor:
                     continue  # finished in time
                 del self._running[name]
                 backend.abandon(task)
-                limit = self.plan.steps[name].timeout
+                limit = self.ctx.steps[name].timeout
                 note = getattr(backend, "abandon_note", "a thread cannot be killed")
                 err = StepTimeout(
                     f"step {name!r} timed out after {limit:g} s; it was abandoned "
@@ -291,11 +301,11 @@ class Executor:
             elif self.stopping:  # a retry that fail-fast stopped
                 self._fail(name)
             else:
-                self._waiting.append(self._task(self.plan.steps[name]))
+                self._waiting.append(self._task(self.ctx.steps[name]))
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
-        plan, names, backend, records = self.plan, self.names, self.backend, self.plan.records
+        ctx, names, backend, records = self.ctx, self.names, self.backend, self.ctx.records
         self._final: list[str] = []
         final = self._final
         interrupted = False
@@ -303,7 +313,7 @@ class Executor:
         watch = self._watch = watching_interrupts()
         try:
             watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
-            ts = graphlib.TopologicalSorter(run_graph(plan, names).ups)
+            ts = graphlib.TopologicalSorter(run_graph(ctx, names).ups)
             ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
             self._held = {s for s in names if records[s].status == COMPLETED}
             with deferred_interrupts():  # every step of the run is pending, or none
@@ -316,7 +326,7 @@ class Executor:
                     raise KeyboardInterrupt
                 settled = False
                 for name in ts.get_ready():
-                    settled = recovery.ready(self, ts, name) or settled
+                    settled = self.recovery.ready(ts, name) or settled
                 if settled:
                     continue  # their dependents may be ready now
                 while self._waiting and len(self._running) < self.workers:
@@ -327,12 +337,12 @@ class Executor:
                         continue
                     # run it on this thread when nothing else could run meanwhile: a lone
                     # ready step, or any step with one worker (no hand-off to pay for)
-                    inline = (backend.inline_ok and not plan.steps[task.name].timeout and not self._running
+                    inline = (backend.inline_ok and not ctx.steps[task.name].timeout and not self._running
                               and (self.workers == 1 or (not self._waiting and not self._timers)))
                     self._start(task, backend, inline)
                 self._wait(backend)
                 for name in final:
-                    recovery.finished(self, ts, name)
+                    self.recovery.finished(ts, name)
                 final.clear()
         except KeyboardInterrupt:
             interrupted = True
@@ -348,12 +358,12 @@ class Executor:
             finally:
                 watch.__exit__()
         summary = RunSummary(
-            steps=list(names), records=plan.records, wall=time.perf_counter() - t0,
+            steps=list(names), records=ctx.records, wall=time.perf_counter() - t0,
             interrupted=interrupted, completed_order=list(self.completed_order),
             resume_hint=self.resume_hint, started=began, restored_from=dict(self.restored),
-            store=store_where(plan),
+            store=store_where(ctx),
         )
-        summary.optional_steps = frozenset(s for s in names if plan.steps[s].optional)
+        summary.optional_steps = frozenset(s for s in names if ctx.steps[s].optional)
         return summary
 
     def _wait(self, backend) -> None:
@@ -388,5 +398,5 @@ class Executor:
         self._waiting.clear()
         self._timers.clear()
         for name in self.names:
-            if self.plan.records[name].status in (PENDING, RUNNING, RETRYING):
+            if self.ctx.records[name].status in (PENDING, RUNNING, RETRYING):
                 self._settle(name, CANCELLED, why)

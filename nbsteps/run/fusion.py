@@ -20,49 +20,45 @@ are prepared again by the executor as usual.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.analysis import analyse_cell
 from nbsteps.model.status import COMPLETED, PENDING
 from nbsteps.run.inputs import make_task
-from nbsteps.run.selection import run_graph
 from nbsteps.run.staleness import outside_names
 from nbsteps.run.task import Outcome, Task, private_copy, run_task
+from nbsteps.run.context import RunContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.run.executor import Executor
 
 #: seconds: a fused chain starts no further step once it has run this long,
 #: and a step that took longer the last time it ran is not fused
 BUDGET = 0.2
 
 
-def followers(ex: "Executor", task: Task) -> tuple:
-    """The tasks to run right after *task*, in the same remote task (maybe none)."""
-    plan = ex.plan
+def followers(ctx: RunContext, links: "dict[str, str]", task: Task, *, replay: dict, yes: bool) -> tuple:
+    """The tasks to run right after *task*, in the same remote task (maybe none).
+    *links*: ``{a: b}`` of the run's linear chains (``selection.run_graph(...).links()``);
+    *replay*: steps this run executes again for shared state; *yes*: confirmations approved."""
     prev = task.name
-    links = ex.__dict__.get("_chain_links")
-    if links is None:  # once per run (finding the run graph again hashes the selection)
-        links = ex._chain_links = run_graph(plan, ex.names).links()
     nxt = links.get(prev)
-    records, deps = plan.records, plan.deps.deps
-    if nxt is None or prev in ex.replay or plan.steps[prev].timeout or (records[prev].duration or 0) > BUDGET:
+    records, deps = ctx.records, ctx.deps.deps
+    if nxt is None or prev in replay or ctx.steps[prev].timeout or (records[prev].duration or 0) > BUDGET:
         return ()  # a replayed step keeps its token: the next one may be up to date
     out = []
     while nxt is not None:
-        step, rec = plan.steps[nxt], records[nxt]
-        if step.timeout or (step.confirm and not ex.yes) or rec.status != PENDING or (rec.duration or 0) > BUDGET:
+        step, rec = ctx.steps[nxt], records[nxt]
+        if step.timeout or (step.confirm and not yes) or rec.status != PENDING or (rec.duration or 0) > BUDGET:
             break
         if any(records[d].status != COMPLETED for d in deps.get(nxt, ()) if d != prev):
             break  # waits for something outside the run that did not complete: let the executor decide
-        if plan.deferred:
-            plan.load(outside_names(plan, step))
+        if ctx.deferred:
+            ctx.load(outside_names(ctx, step))
         try:
-            out.append(make_task(plan, step, after=prev))
+            out.append(make_task(ctx, step, after=prev))
         except CheckpointUnavailable:
             break
-        if nxt in ex.replay:
+        if nxt in replay:
             break
         prev, nxt = nxt, links.get(nxt)
     return tuple(out)

@@ -2,27 +2,25 @@
 the namespace), and why a step cannot run (a blocking upstream step)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from nbsteps.model.dependencies import ORDER_ONLY, _nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.shared_memory import copy_with_views, views_of
 from nbsteps.run.task import Task, private_copies
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
+from nbsteps.run.context import RunContext
 
 
-def blocked_by(plan: "Plan", name: str) -> str:
+
+def blocked_by(ctx: RunContext, name: str) -> str:
     """``upstream d failed`` (the first step in the way), or '' if none is."""
-    recs = plan.records
-    deps = plan.dependencies(name)
+    recs = ctx.records
+    deps = ctx.dependencies(name)
     for d, kind in deps.items():
         r = recs[d]
         if r.status == COMPLETED:
             continue
-        if plan.steps[d].optional and r.status in (FAILED, BLOCKED):
+        if ctx.steps[d].optional and r.status in (FAILED, BLOCKED):
             continue  # an optional step's failure blocks nothing
         if kind in ORDER_ONLY:
             continue  # an order-only edge (shared state) blocks nothing
@@ -30,7 +28,7 @@ def blocked_by(plan: "Plan", name: str) -> str:
     return ""
 
 
-def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
+def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     """The attempt of *step*: a function step's arguments are its upstream
     results; a cell step's inputs come from the upstream records (read now if
     restored lazily) or the namespace; an input it mutates is a private copy.
@@ -38,12 +36,12 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
     step gives is left out, and named in ``task.links`` (nbsteps.run.fusion)."""
     links = {}
     if step.func is not None:
-        args = {p: plan.records[p].result for p in step.params if p != after}
+        args = {p: ctx.records[p].result for p in step.params if p != after}
         task = Task(step.name, "function", func=step.func, args=args)
         task.links = {p: p for p in step.params if p == after}
         return task
-    sources = plan.sources(step.name)
-    ns = plan.namespace
+    sources = ctx.sources(step.name)
+    ns = ctx.namespace
     inputs = {}
     for n in step.inputs:
         src = sources.get(n)
@@ -51,7 +49,7 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
             links[n] = src
             continue
         if src is not None:
-            outs = plan.records[src].outputs
+            outs = ctx.records[src].outputs
             if n not in outs:
                 continue  # optional upstream failed: the name stays undefined
             value = outs[n]
@@ -72,22 +70,22 @@ def make_task(plan: "Plan", step: Step, after: "str | None" = None) -> Task:
             inputs.update(copy_with_views(group))
             outputs = outputs + tuple(sorted(views))
     task = Task(step.name, "cell", step.source, inputs, outputs, analysis=step.analysis, base=ns,
-                above=_versions_above(plan, step.name))
+                above=_versions_above(ctx, step.name))
     task.links = links
     return task
 
 
-def _versions_above(plan: "Plan", name: str):
+def _versions_above(ctx: RunContext, name: str):
     """name -> (True, value) of the nearest completed step above *name* that
     wrote it, for the notebook functions a step calls (see nbsteps.run.helpers)."""
-    g = plan.deps
+    g = ctx.deps
     pos = g.position.get(name)
 
     def above(n: str):
         ws = g.writers.get(n)
         w = _nearest_above(ws, g.position, pos) if ws and pos is not None else None
         if w is not None:
-            r = plan.records.get(w)
+            r = ctx.records.get(w)
             if r is not None and r.status == COMPLETED and n in r.outputs:
                 return True, r.outputs[n]
         return False, None

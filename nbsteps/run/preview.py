@@ -74,8 +74,8 @@ class PlanPreview:
         p.text(self.text)
 
 
-def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPreview:
-    levels = plan.levels(names)
+def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPreview:
+    levels = ctx.levels(names)
     chosen = set(names)
     tokens: dict[str, str | None] = {}
     will_run: set[str] = set()
@@ -83,18 +83,18 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
     earlier_of: dict[str, float] = {}
     todo: dict[str, float] = {}  # longest path by what this run will execute: the estimate
     for s in names:
-        step = plan.steps[s]
-        deps = [d for d in plan.dependencies(s) if d in chosen]
-        kinds = plan.dependencies(s)
+        step = ctx.steps[s]
+        deps = [d for d in ctx.dependencies(s) if d in chosen]
+        kinds = ctx.dependencies(s)
         running_up = [d for d in deps if d in will_run and kinds[d] not in ORDER_ONLY]
         if force_all or s in force:
-            cp = plan.store.peek(s)
+            cp = ctx.store.peek(s)
             reason = "forced"
         else:
-            parts = fingerprint_parts(plan, step, tokens)
+            parts = fingerprint_parts(ctx, step, tokens)
             # a checkpoint of this very fingerprint restores; else the latest says why not
-            cp = plan.store.peek(s, combine(parts)) or plan.store.peek(s)
-            reason = stale_reason(step, parts, cp, plan.records.get(s))
+            cp = ctx.store.peek(s, combine(parts)) or ctx.store.peek(s)
+            reason = stale_reason(step, parts, cp, ctx.records.get(s))
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"
             elif not reason and cp is not None and cp.fingerprint != combine(parts):
@@ -105,7 +105,7 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
             tokens[s] = None
         else:
             tokens[s] = (cp.parts or {}).get("token", cp.fingerprint)
-        rec = plan.records.get(s)
+        rec = ctx.records.get(s)
         earlier = (rec.duration if rec is not None and rec.duration is not None
                    else (cp.duration if cp is not None else None))
         est = earlier if run else 0.0
@@ -120,6 +120,6 @@ def preview(plan, names: list[str], force: frozenset, force_all: bool) -> PlanPr
     if names:
         # the critical path: longest by earlier durations, then by number of steps (before any run)
         out.critical_path, _ = graphs.longest_path(
-            names, lambda s: (d for d in plan.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1))
+            names, lambda s: (d for d in ctx.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1))
         out.estimate_s = max(todo.values())
     return out

@@ -1,40 +1,62 @@
-"""Publishing a completed step's outputs into the notebook namespace (a part
-of :class:`~nbsteps.plan.Plan`): all at once, the lowest writer's version of a
-name, values of a lazily restored checkpoint deferred until first used (see
-:mod:`nbsteps.run.deferred`).
+"""Publishing a completed step's outputs into the notebook namespace: all at
+once, the lowest writer's version of a name, values of a lazily restored
+checkpoint deferred until first used (see :mod:`nbsteps.run.deferred`).
 
-:class:`Publishing` expects ``namespace``, ``records``, ``deps``,
-``deferred``, ``_publish_lock`` and ``_store_warning`` on the plan.
+A :class:`Publisher` belongs to one :class:`~nbsteps.run.context.RunContext`
+and reads its ``namespace``, ``records``, ``deps`` and ``deferred``.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import threading
+from typing import Iterable, Protocol
 
 from nbsteps.model.checkpoint import LazyValues
+from nbsteps.model.dependencies import Dependencies
+from nbsteps.model.record import StepRecord
 from nbsteps.model.status import COMPLETED
+from nbsteps.run.deferred import Deferred
 
 
-class Publishing:
+class Publishes(Protocol):
+    """What a Publisher reads of its context (a :class:`~nbsteps.run.context.RunContext`)."""
+
+    namespace: dict
+    records: "dict[str, StepRecord]"
+    deps: Dependencies
+    deferred: Deferred
+    publish_lock: threading.Lock
+
+    def warn(self, step: str, message: str) -> None: ...
+
+
+class Publisher:
+    """Puts outputs into the namespace of *ctx* (see module doc)."""
+
+    def __init__(self, ctx: Publishes) -> None:
+        self.ctx = ctx
+
     def publish(self, outputs: dict, step: "str | None" = None) -> None:
         """Make a completed step's outputs visible, all at once. The notebook
         namespace shows the lowest writer's version of a name (as after Run
         All): a name that a completed step below *step* also wrote keeps that
         step's version. Values of a lazily restored checkpoint that are not
         read yet are deferred."""
+        ctx = self.ctx
         hidden = self._hidden(step, outputs) if step is not None and outputs else ()
-        with self._publish_lock:
+        with ctx.publish_lock:
             if type(outputs) is LazyValues and not outputs.complete:
-                self.deferred.defer(outputs, self.namespace, skip=hidden)
+                ctx.deferred.defer(outputs, ctx.namespace, skip=hidden)
                 return
             if hidden:
                 outputs = {k: v for k, v in outputs.items() if k not in hidden}
-            if self.deferred:
-                self.deferred.discard(outputs)
-            self.namespace.update(outputs)
+            if ctx.deferred:
+                ctx.deferred.discard(outputs)
+            ctx.namespace.update(outputs)
 
     def _hidden(self, step: str, outputs) -> "set[str]":
         """Names of *outputs* that a completed step below *step* also wrote."""
-        g = self.deps
+        g = self.ctx.deps
+        records = self.ctx.records
         pos = g.position.get(step)
         hidden: set[str] = set()
         if pos is None:
@@ -43,7 +65,7 @@ class Publishing:
             for w in reversed(g.writers.get(n, ())):
                 if g.position[w] <= pos:
                     break
-                r = self.records.get(w)
+                r = records.get(w)
                 if r is not None and r.status == COMPLETED and n in r.outputs:
                     hidden.add(n)
                     break
@@ -52,15 +74,16 @@ class Publishing:
     def load(self, names: "Iterable[str] | None" = None) -> list[str]:
         """Read and publish restored values not read yet (*names*, default:
         all); returns the names published."""
-        with self._publish_lock:
+        ctx = self.ctx
+        with ctx.publish_lock:
             if names is None:
-                return self.deferred.load_all(self.namespace, self._lost)
-            return self.deferred.load(names, self.namespace, self._lost)
+                return ctx.deferred.load_all(ctx.namespace, self._lost)
+            return ctx.deferred.load(names, ctx.namespace, self._lost)
 
     def _lost(self, exc) -> None:
         """A restored value could not be read when first needed: say so, and
         the step runs again next time (its record no longer counts as done)."""
-        rec = self.records.get(exc.step)
+        rec = self.ctx.records.get(exc.step)
         if rec is not None and rec.status == COMPLETED:
             rec.reset(str(exc))
-        self._store_warning(exc.step, str(exc))
+        self.ctx.warn(exc.step, str(exc))

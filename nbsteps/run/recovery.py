@@ -10,69 +10,78 @@ recomputed at once, in the same run, and the step needing it waits for it
 like this at most once per run; a second loss fails the step needing it, and
 the next run recomputes.
 
-The executor keeps ``_lost`` (steps recomputed so) and ``_waiters`` (step ->
-the steps waiting for it).
+A :class:`Recovery` per run keeps ``lost`` (steps recomputed so) and
+``waiters`` (step -> the steps waiting for it).
 """
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.status import FAILED
 from nbsteps.run import events as ev
+from nbsteps.run.context import RunContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.run.executor import Executor
-
-#: what Executor._prepare returns for a step that waits for an upstream step recomputed in this run
+#: what :meth:`Recovery.upstream_lost` (and so ``Executor._prepare``) returns for a
+#: step that waits for an upstream step recomputed in this run
 WAITS = object()
 
 
-def upstream_lost(ex: "Executor", name: str, exc: CheckpointUnavailable):
-    """An input of *name* could not be read from the checkpoint of step
-    ``exc.step``: recompute that step now and let *name* wait (:data:`WAITS`),
-    or fail *name* when that step was recomputed in this run already."""
-    plan, lost = ex.plan, exc.step
-    if lost in plan.records:
-        plan.records[lost].reset(str(exc))
-        plan.store.warn(lost, str(exc))  # names the step and the file
-    if lost not in plan.steps or lost in ex._lost:
-        rec = plan.records[name]
-        rec.error, rec.traceback = exc.with_traceback(None), f"CheckpointUnavailable: {exc}"
-        rec.status, rec.finished = FAILED, time.time()
-        ex.emit(ev.FAILED, name, rec.error_text)
-        return None
-    ex._lost.add(lost)
-    ex.restored.pop(lost, None)
-    if lost not in ex.names:  # held from an earlier run: it is part of this one now
-        ex.names = [*ex.names, lost]
-    ex._waiters.setdefault(lost, []).append(name)
-    task = ex._prepare(lost)
-    if task is None:  # settled at once (cancelled, blocked): so is *name*
-        ex._waiters.pop(lost, None)
-        return ex._prepare(name)
-    if task is not WAITS:
-        ex._waiting.append(task)
-    return WAITS
+class Recovery:
+    """The lost checkpoints of one run (see module doc). The executor gives it
+    what it needs: *prepare* (a ready step's Task, None when settled at once,
+    or :data:`WAITS`), *queue* (a Task to start when a worker is free),
+    *include* (a step held from an earlier run becomes part of this one) and
+    *emit* (an event about a step)."""
 
+    def __init__(self, ctx: RunContext, *, prepare: Callable, queue: Callable, include: Callable,
+                 emit: Callable) -> None:
+        self.ctx = ctx
+        self._prepare, self._queue, self._include, self._emit = prepare, queue, include, emit
+        self.lost: set[str] = set()  # steps whose checkpoint was lost and which are recomputed in this run
+        self.waiters: dict[str, list[str]] = {}  # step -> the steps waiting for it
 
-def ready(ex: "Executor", ts, name: str) -> bool:
-    """Prepare the ready step *name* (queue its task); whether it was settled at once."""
-    task = ex._prepare(name)
-    if task is None:
-        finished(ex, ts, name)
-        return True
-    if task is not WAITS:
-        ex._waiting.append(task)
-    return False
+    def upstream_lost(self, name: str, exc: CheckpointUnavailable):
+        """An input of *name* could not be read from the checkpoint of step
+        ``exc.step``: recompute that step now and let *name* wait (:data:`WAITS`),
+        or fail *name* when that step was recomputed in this run already."""
+        ctx, lost = self.ctx, exc.step
+        if lost in ctx.records:
+            ctx.records[lost].reset(str(exc))
+            ctx.store.warn(lost, str(exc))  # names the step and the file
+        if lost not in ctx.steps or lost in self.lost:
+            rec = ctx.records[name]
+            rec.error, rec.traceback = exc.with_traceback(None), f"CheckpointUnavailable: {exc}"
+            rec.status, rec.finished = FAILED, time.time()
+            self._emit(ev.FAILED, name, rec.error_text)
+            return None
+        self.lost.add(lost)
+        self._include(lost)
+        self.waiters.setdefault(lost, []).append(name)
+        task = self._prepare(lost)
+        if task is None:  # settled at once (cancelled, blocked): so is *name*
+            self.waiters.pop(lost, None)
+            return self._prepare(name)
+        if task is not WAITS:
+            self._queue(task)
+        return WAITS
 
+    def ready(self, ts, name: str) -> bool:
+        """Prepare the ready step *name* (queue its task); whether it was settled at once."""
+        task = self._prepare(name)
+        if task is None:
+            self.finished(ts, name)
+            return True
+        if task is not WAITS:
+            self._queue(task)
+        return False
 
-def finished(ex: "Executor", ts, name: str) -> None:
-    """Step *name* reached a final state. A recomputed one is not in the
-    sorter (or done there already): the steps waiting for it go on."""
-    if name in ex._lost:
-        for waiter in ex._waiters.pop(name, ()):
-            ready(ex, ts, waiter)
-    else:
-        ts.done(name)
+    def finished(self, ts, name: str) -> None:
+        """Step *name* reached a final state. A recomputed one is not in the
+        sorter (or done there already): the steps waiting for it go on."""
+        if name in self.lost:
+            for waiter in self.waiters.pop(name, ()):
+                self.ready(ts, waiter)
+        else:
+            ts.done(name)

@@ -5,19 +5,19 @@ import builtins
 import difflib
 
 
-def registration_warnings(plan, step) -> list[str]:
+def registration_warnings(ctx, step) -> list[str]:
     """Names *step* reads that nothing defines (with a "did you mean"), and
     what the analysis could not see (star imports, names inside exec/eval strings)."""
     name = step.name
     out = [f"step {name!r}: {w}" for w in getattr(step.analysis, "warnings", ()) or ()]
     if step.analysis is None:
         return out
-    deps = plan.deps
+    deps = ctx.deps
     sources = deps.sources.get(name, {})
     missing = [n for n in sorted(step.inputs)
-               if n not in sources and n not in plan.namespace and not hasattr(builtins, n)]
+               if n not in sources and n not in ctx.namespace and not hasattr(builtins, n)]
     if missing:
-        known = set(plan.namespace) | set(deps.writers) | set(dir(builtins))
+        known = set(ctx.namespace) | set(deps.writers) | set(dir(builtins))
         for n in missing:
             close = difflib.get_close_matches(n, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

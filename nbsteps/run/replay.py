@@ -19,17 +19,17 @@ from nbsteps.model.state import effects_of
 __all__ = ["effects_of", "replay_set"]
 
 
-def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[str]]:
+def replay_set(ctx, names: list[str], will_run: "set[str]") -> dict[str, list[str]]:
     """``{step: labels}``: up-to-date steps of *names* to execute again because
     a step below them in a state chain will execute (*will_run*).
 
-    ``plan.state_head[label]`` is the step that last changed that state in this
+    ``ctx.state_head[label]`` is the step that last changed that state in this
     process: when it is the chain step just above an executing step, the
     process already holds the right state and nothing is replayed for it.
     """
-    steps = plan.steps
-    heads = getattr(plan, "state_head", {})
-    maybe = plan.deps.maybe_of  # a step that may draw unseen: the seeds above it are replayed, not it
+    steps = ctx.steps
+    heads = getattr(ctx, "state_head", {})
+    maybe = ctx.deps.maybe_of  # a step that may draw unseen: the seeds above it are replayed, not it
     chains: dict[str, list[str]] = {}
     for s in names:  # notebook order
         a = steps[s].analysis
@@ -44,7 +44,7 @@ def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[s
             executes = s in will_run or label in replay.get(s, ())
             if not executes:
                 continue
-            if live != i - 1 and first and _holds(plan, label, head, s):
+            if live != i - 1 and first and _holds(ctx, label, head, s):
                 live = i - 1  # a step outside the run left the state Run All gives s (cell by cell, in order)
             first = False
             if live != i - 1:  # not the state this step would see after Run All: redo the effects above
@@ -57,15 +57,15 @@ def replay_set(plan, names: list[str], will_run: "set[str]") -> dict[str, list[s
     return replay
 
 
-def _holds(plan, label: str, head: "str | None", step: str) -> bool:
+def _holds(ctx, label: str, head: "str | None", step: str) -> bool:
     """Whether the process state *label*, as the step *head* left it, is what
     Run All gives *step*: *head* is above *step*, and no step between them (nor
     *head*'s own chain above it) changes the state otherwise. Only asked when
     *head* is not in the run (the rare path: it walks the whole plan)."""
     if head is None:
         return False
-    position = plan.deps.position
+    position = ctx.deps.position
     top, bottom = position.get(head), position.get(step)
     if top is None or bottom is None or top >= bottom:
         return False
-    return not any(top < position.get(s, -1) < bottom and label in effects_of(st) for s, st in plan.steps.items())
+    return not any(top < position.get(s, -1) < bottom and label in effects_of(st) for s, st in ctx.steps.items())

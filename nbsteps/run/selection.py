@@ -4,12 +4,10 @@ resolved plan graph and selection, cached on the plan's Dependencies object
 (replaced or cleared whenever the graph changes)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from nbsteps.model import graphs
+from nbsteps.run.context import RunContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
 
 
 class _RunGraph:
@@ -19,8 +17,8 @@ class _RunGraph:
 
     __slots__ = ("ups", "width", "names", "_links")
 
-    def __init__(self, plan: "Plan", names: list[str]) -> None:
-        deps = plan.deps.deps
+    def __init__(self, ctx: RunContext, names: list[str]) -> None:
+        deps = ctx.deps.deps
         selected = set(names)
         self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
         self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))  # plan order is topological
@@ -33,14 +31,14 @@ class _RunGraph:
         return self._links
 
 
-def run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
-    cache = plan.deps._runs
+def run_graph(ctx: RunContext, names: list[str]) -> _RunGraph:
+    cache = ctx.deps._runs
     key = tuple(names)
     rg = cache.get(key)
     if rg is None:
         if len(cache) > 16:
             cache.clear()
-        rg = cache[key] = _RunGraph(plan, names)
+        rg = cache[key] = _RunGraph(ctx, names)
     return rg
 
 
@@ -49,8 +47,8 @@ def run_graph(plan: "Plan", names: list[str]) -> _RunGraph:
 DASK_IN_FLIGHT = 256
 
 
-def default_workers(plan: "Plan", names: list[str], backend: "str | None" = None) -> int:
+def default_workers(ctx: RunContext, names: list[str], backend: "str | None" = None) -> int:
     """Enough for the widest level of the selected steps: at most 8 threads,
     or at most DASK_IN_FLIGHT tasks in flight on the dask backend."""
     limit = DASK_IN_FLIGHT if backend == "dask" else 8
-    return max(1, min(limit, run_graph(plan, names).width))
+    return max(1, min(limit, run_graph(ctx, names).width))

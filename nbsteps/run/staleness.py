@@ -7,23 +7,22 @@ helpers it calls (see :mod:`nbsteps.model.fingerprint`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY
+from nbsteps.model.fingerprint import combine
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.step import Step
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
+from nbsteps.run.context import RunContext
 
 
-def static_parts(plan: "Plan", step: Step) -> tuple:
+
+def static_parts(ctx: RunContext, step: Step) -> tuple:
     """(sorted upstream names, outside names to digest, their namespace or
     None for the plan's) of *step*: fixed for a resolved graph, so cached on
     the plan's Dependencies object (dropped whenever the graph changes)."""
-    g = plan.deps
+    g = ctx.deps
     cache = g._fp_static
     name = step.name
     hit = cache.get(name)
@@ -44,18 +43,18 @@ def static_parts(plan: "Plan", step: Step) -> tuple:
     return static
 
 
-def outside_names(plan: "Plan", step: Step) -> tuple:
+def outside_names(ctx: RunContext, step: Step) -> tuple:
     """The names *step* reads from the namespace (not from other steps)."""
-    deps, names, globs = static_parts(plan, step)
-    return names if globs is None or globs is plan.namespace else ()
+    deps, names, globs = static_parts(ctx, step)
+    return names if globs is None or globs is ctx.namespace else ()
 
 
-def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> dict:
+def fingerprint_parts(ctx: RunContext, step: Step, tokens: dict | None = None) -> dict:
     """What determines the step's outputs now (see nbsteps.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
-    deps, names, globs = static_parts(plan, step)
+    deps, names, globs = static_parts(ctx, step)
     if tokens is None:
-        records = plan.records
+        records = ctx.records
         upstream = {}
         for d in deps:
             r = records[d]
@@ -63,7 +62,7 @@ def fingerprint_parts(plan: "Plan", step: Step, tokens: dict | None = None) -> d
     else:
         upstream = {d: tokens.get(d) for d in deps}
     if names:
-        params, helpers = outside_parts(names, plan.namespace if globs is None else globs)
+        params, helpers = outside_parts(names, ctx.namespace if globs is None else globs)
         if len(params) > 1:
             params = dict(sorted(params.items()))
         if len(helpers) > 1:
@@ -96,3 +95,18 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) ->
     return ""
 
 
+
+
+def refresh_stale(ctx: RunContext) -> None:
+    """Set ``record.stale`` for completed steps whose code, options, upstream
+    executions or outside values changed since they ran (in plan order, so a
+    step below a stale one is stale too). The facade calls it before views
+    draw the records."""
+    records = ctx.records
+    for name in ctx.order():
+        rec = records[name]
+        if rec.status != COMPLETED:
+            rec.stale = False
+            continue
+        up_stale = any(records[d].stale for d in ctx.dependencies(name))
+        rec.stale = up_stale or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint

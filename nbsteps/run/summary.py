@@ -21,10 +21,10 @@ def _names(names: list[str]) -> str:
     return ", ".join(names)
 
 
-def store_where(plan) -> str:
+def store_where(ctx) -> str:
     """Where a plan's checkpoints are, for people: this kernel's memory or a short path."""
     try:
-        where = plan.store.describe()
+        where = ctx.store.describe()
     except Exception:  # pragma: no cover
         return "the store"
     if where == "memory":
@@ -69,7 +69,7 @@ def restored_text(names, records, sources: dict, where: str) -> str:
 @dataclass
 class RunSummary:
     steps: list  # names considered by the run, in plan order
-    records: dict  # name -> StepRecord (live objects of the plan)
+    records: dict  # name -> StepRecord (live objects of the run context)
     wall: float = 0.0
     interrupted: bool = False
     #: steps completed by execution in this run, in completion order
@@ -179,28 +179,28 @@ class RunSummary:
         p.text(self.text)
 
 
-def record_interrupt(plan, targets, names, summary: "RunSummary | None", listeners) -> None:
+def record_interrupt(ctx, targets, names, summary: "RunSummary | None", listeners) -> None:
     """A run of *targets* was interrupted outside the executor's loop: before
     it started (every step of the run not completed is cancelled) or after it
-    ended (its *summary* is marked interrupted). ``plan.last_summary`` then tells
+    ended (its *summary* is marked interrupted). ``ctx.last_summary`` then tells
     this run, never an earlier one. Call with interrupts deferred."""
-    if summary is not None and plan.last_summary is summary:
+    if summary is not None and ctx.last_summary is summary:
         summary.interrupted = True
         return
     if names is None:
         try:
-            names = plan.select([targets] if isinstance(targets, str) else targets)
+            names = ctx.select([targets] if isinstance(targets, str) else targets)
         except Exception:  # an unknown step: the run would not have started
             names = []
     if summary is None:
         for name in names:
-            rec = plan.records.get(name)
+            rec = ctx.records.get(name)
             if rec is not None and rec.status != COMPLETED:
                 rec.status, rec.message, rec.cached = CANCELLED, "interrupted", False
                 rec.error, rec.traceback = None, ""
-        summary = RunSummary(steps=list(names), records=plan.records, resume_hint=plan.resume_hint,
-                             store=store_where(plan))
-        summary.optional_steps = frozenset(s for s in names if s in plan.steps and plan.steps[s].optional)
+        summary = RunSummary(steps=list(names), records=ctx.records, resume_hint=ctx.resume_hint,
+                             store=store_where(ctx))
+        summary.optional_steps = frozenset(s for s in names if s in ctx.steps and ctx.steps[s].optional)
     summary.interrupted = True
-    plan.last_summary = summary.freeze()
-    ev.emit_to(listeners, ev.Event(ev.FINISHED, plan, summary=summary, steps=list(summary.steps)))
+    ctx.last_summary = summary.freeze()
+    ev.emit_to(listeners, ev.Event(ev.FINISHED, ctx, summary=summary, steps=list(summary.steps)))

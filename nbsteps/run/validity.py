@@ -18,7 +18,7 @@ execution token then) and what can make them out of date:
   target are compared with the ones seen when their readers were checked
   (:meth:`quick`); any change clears the set.
 
-``quick(plan, targets)`` returns just the targets when every step they depend
+``quick(ctx, targets)`` returns just the targets when every step they depend
 on is in the set and no outside value above them changed: the run then
 considers the targets only (their upstream records are used as they are). Its
 cost is the number of distinct outside names above the targets, not the number
@@ -27,14 +27,12 @@ always; that run's :meth:`after` refills the set.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.staleness import static_parts
+from nbsteps.run.context import RunContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.plan import Plan
 
 _MISSING = object()
 
@@ -52,22 +50,22 @@ class Validity:
         self.seen.clear()
 
     # -- outside names above a step --------------------------------------------
-    def _own(self, plan: "Plan", name: str) -> "frozenset[str] | None":
+    def _own(self, ctx: RunContext, name: str) -> "frozenset[str] | None":
         """Outside names *name* reads from the plan's namespace; None when it
         cannot be tracked here (a function step with its own globals, --no-cache)."""
-        step = plan.steps[name]
+        step = ctx.steps[name]
         if not step.cache:
             return None
-        _, names, globs = static_parts(plan, step)
-        if globs is not None and globs is not plan.namespace:
+        _, names, globs = static_parts(ctx, step)
+        if globs is not None and globs is not ctx.namespace:
             return None
         return frozenset(names)
 
-    def above(self, plan: "Plan", name: str) -> "frozenset[str] | None":
+    def above(self, ctx: RunContext, name: str) -> "frozenset[str] | None":
         """Outside names read by *name* and every step above it (None: some
         step there cannot be tracked). Memoized per resolved graph; iterative,
         so a chain of 10,000 steps needs no recursion."""
-        g = plan.deps
+        g = ctx.deps
         if self._graph is not g:
             self._graph, self._above = g, {}
         memo = self._above
@@ -84,7 +82,7 @@ class Validity:
                 stack.append((s, True))
                 stack.extend((u, False) for u in ups if u not in memo)
                 continue
-            own = self._own(plan, s)
+            own = self._own(ctx, s)
             acc = None if own is None else set(own)
             for u in ups:
                 m = memo.get(u)
@@ -96,13 +94,13 @@ class Validity:
         return memo[name]
 
     # -- the check ------------------------------------------------------------------
-    def _check(self, plan: "Plan", names: "set[str]") -> bool:
+    def _check(self, ctx: RunContext, names: "set[str]") -> bool:
         """Record the digests of the outside *names*; False if one changed
         since seen (then nothing is known to be up to date any more)."""
         self._checked = names
         if not names:
             return True
-        params, helpers = outside_parts(names, plan.namespace)
+        params, helpers = outside_parts(names, ctx.namespace)
         ok = True
         seen = self.seen
         for n in names:
@@ -115,13 +113,13 @@ class Validity:
             self.valid.clear()
         return ok
 
-    def quick(self, plan: "Plan", targets: "list[str]") -> "list[str] | None":
+    def quick(self, ctx: RunContext, targets: "list[str]") -> "list[str] | None":
         """The targets alone, when everything they depend on is up to date."""
-        records, deps, valid = plan.records, plan.deps.deps, self.valid
+        records, deps, valid = ctx.records, ctx.deps.deps, self.valid
         chosen = set(targets)
         names: set[str] = set()
         for t in targets:
-            own = self._own(plan, t)
+            own = self._own(ctx, t)
             if own:
                 names |= own
             for p in deps.get(t, ()):
@@ -130,39 +128,39 @@ class Validity:
                 rec = records[p]
                 if rec.status != COMPLETED or rec.token is None or valid.get(p) != rec.token:
                     return None
-                above = self.above(plan, p)
+                above = self.above(ctx, p)
                 if above is None:
                     return None
                 names |= above
-        if not self._check(plan, names):
+        if not self._check(ctx, names):
             return None
-        return list(targets) if len(targets) == 1 else plan.order(targets)
+        return list(targets) if len(targets) == 1 else ctx.order(targets)
 
-    def before(self, plan: "Plan", names: "list[str]", checked: bool = False) -> None:
+    def before(self, ctx: RunContext, names: "list[str]", checked: bool = False) -> None:
         """A run of *names* may change them and so their downstream. Unless
         :meth:`quick` *checked* them, the outside values *names* read are
         recorded as the run sees them."""
         if self.valid:
-            for s in plan.deps.downstream(names):
+            for s in ctx.deps.downstream(names):
                 self.valid.pop(s, None)
         if not checked:
             out: set = set()
             for s in names:
-                own = self._own(plan, s)
+                own = self._own(ctx, s)
                 if own:
                     out |= own
-            self._check(plan, out)
+            self._check(ctx, out)
 
-    def after(self, plan: "Plan", names: "list[str]") -> None:
+    def after(self, ctx: RunContext, names: "list[str]") -> None:
         """The steps of the run that completed are up to date now (in plan
         order, each only if everything it depends on is), unless an outside
         value checked before the run changed during it."""
-        if not self._check(plan, self._checked):
+        if not self._check(ctx, self._checked):
             return
-        records, deps, valid = plan.records, plan.deps.deps, self.valid
+        records, deps, valid = ctx.records, ctx.deps.deps, self.valid
         for s in names:
             rec = records[s]
-            if (rec.status == COMPLETED and rec.token is not None and self._own(plan, s) is not None
+            if (rec.status == COMPLETED and rec.token is not None and self._own(ctx, s) is not None
                     and all(valid.get(d) == records[d].token for d in deps.get(s, ()))):
                 valid[s] = rec.token
             else:

@@ -16,7 +16,7 @@ per structure, recoloured in Python as statuses change.
 Building the ``Digraph`` needs only the ``graphviz`` Python package; rendering
 needs Graphviz's ``dot`` binary. When it is missing, rendering raises
 :class:`~nbsteps.errors.NbstepsError` with the install command, and the rest
-of nbsteps (and ``plan_graph(plan).source``) keeps working.
+of nbsteps (and ``plan_graph(ctx).source``) keeps working.
 """
 from __future__ import annotations
 
@@ -112,40 +112,42 @@ def node_status(rec) -> str:
 
 
 # -- the critical path -------------------------------------------------------
-def critical_path(plan, names=None, preview: bool = True) -> list[str]:
+def critical_path(ctx, names=None, preview: bool = True) -> list[str]:
     """The longest chain of the plan weighted by step durations.
 
     Durations come from the records (this session's runs). Before any run the
-    preview's path is used (``plan.plan().critical_path``: durations of
+    preview's path is used (``run.preview.preview(...).critical_path``: durations of
     earlier checkpoints); with no duration known at all there is no critical
     path (``[]``): it would only be a guess.
     """
-    names = plan.order(names)
+    names = ctx.order(names)
     if not names:
         return []
     chosen = set(names)
-    known = {s: plan.records[s].duration for s in names
-             if s in plan.records and plan.records[s].duration is not None}
+    known = {s: ctx.records[s].duration for s in names
+             if s in ctx.records and ctx.records[s].duration is not None}
     if not known:
         if not preview:
             return []
         try:
-            preview = plan.plan(names)
+            from nbsteps.run.preview import preview as plan_preview
+
+            preview = plan_preview(ctx, ctx.select(names), frozenset(), False)
         except Exception:  # a preview problem must not break the picture
             return []
         path = list(preview.critical_path)
         return path if len(path) > 1 and preview.estimate_s > 0 else []
-    path, _ = graphs.longest_path(names, lambda s: (u for u in plan.dependencies(s) if u in chosen),
+    path, _ = graphs.longest_path(names, lambda s: (u for u in ctx.dependencies(s) if u in chosen),
                                   lambda s: known.get(s, 0.0))
     return path
 
 
-def choose_rankdir(plan, names) -> str:
+def choose_rankdir(ctx, names) -> str:
     """Left-to-right for small plans (reads like a pipeline); for large ones
     the long dimension of the DAG (depth or width) goes down the page."""
     if len(names) <= 12:
         return "LR"
-    per_level = Counter(plan.levels(names).values())
+    per_level = Counter(ctx.levels(names).values())
     depth, width = len(per_level), max(per_level.values(), default=1)
     return "TB" if depth >= width else "LR"
 
@@ -219,7 +221,7 @@ class EdgeLook:
         return 3.5 if self.critical else 1.0
 
 
-def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
+def _tooltip_lines(ctx, name: str, rec, critical: bool) -> list[str]:
     lines = [f"{name}: {rec.status if rec else PENDING}"
              + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
              + (f" (waiting for confirmation: {rec.confirming})" if rec is not None and rec.confirming else "")
@@ -231,10 +233,10 @@ def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
             lines.append(f"attempts: {rec.attempts}")
         if rec.error_text:
             lines.append(f"error: {rec.error_text}")
-    deps = plan.dependencies(name)
+    deps = ctx.dependencies(name)
     if deps:
         lines.append("needs: " + ", ".join(f"{u} ({k})" for u, k in deps.items()))
-    step = plan.steps.get(name)
+    step = ctx.steps.get(name)
     if step is not None and step.optional:
         lines.append("optional: a failure blocks nothing")
     if critical:
@@ -242,16 +244,16 @@ def _tooltip_lines(plan, name: str, rec, critical: bool) -> list[str]:
     return lines
 
 
-def looks(plan, names=None, critical: list | None = None, preview: bool = True):
+def looks(ctx, names=None, critical: list | None = None, preview: bool = True):
     """``(names, nodes, edges, path)``: how to draw every step and dependency now."""
-    names = plan.order(names)
+    names = ctx.order(names)
     chosen = set(names)
-    path = critical if critical is not None else critical_path(plan, names, preview)
+    path = critical if critical is not None else critical_path(ctx, names, preview)
     on_path = set(path) if len(path) > 1 else set()
     path_edges = set(zip(path, path[1:])) if len(path) > 1 else set()
     nodes = []
     for name in names:
-        rec = plan.records.get(name)
+        rec = ctx.records.get(name)
         key = node_status(rec)
         fill, shape, corners = STYLES[key]
         look = NodeLook(name, key, fill, shape, corners)
@@ -266,19 +268,19 @@ def looks(plan, names=None, critical: list | None = None, preview: bool = True):
             look.fill = STALE_FILL
         if name in on_path and not look.stale:  # a stale border says more (the path's edges stay)
             look.stroke, look.penwidth = CRITICAL_COLOR, 2.5
-        step = plan.steps.get(name)
+        step = ctx.steps.get(name)
         if step is not None and step.optional:
             look.peripheries = 2
-        look.tooltip = _tooltip_lines(plan, name, rec, name in on_path)
+        look.tooltip = _tooltip_lines(ctx, name, rec, name in on_path)
         nodes.append(look)
     edges = []
     for name in names:
-        sources = plan.sources(name)
-        for up, kind in plan.dependencies(name).items():
+        sources = ctx.sources(name)
+        for up, kind in ctx.dependencies(name).items():
             if up not in chosen:
                 continue
             reads = sorted(n for n, src in sources.items() if src == up)
-            labels = getattr(plan.deps, "state_labels", {}).get((up, name), []) if kind in ("state", "order") else []
+            labels = getattr(ctx.deps, "state_labels", {}).get((up, name), []) if kind in ("state", "order") else []
             if reads:
                 why = f"reads {', '.join(reads)}"
             elif labels:
@@ -304,19 +306,15 @@ def _style(*parts) -> str:
     return ",".join(p for p in parts if p)
 
 
-def plan_graph(plan, names=None, *, rankdir: str | None = None, legend: bool = True,
+def plan_graph(ctx, names=None, *, rankdir: str | None = None, legend: bool = True,
                critical: list | None = None) -> PlanGraph:
     """The plan's dependency graph as a ``graphviz.Digraph`` (not rendered).
 
     *names* restricts it to some steps; *rankdir* ("LR", "TB") overrides the
     choice by size; *critical* overrides the critical path.
     """
-    try:
-        plan.refresh_stale()  # the picture and the table agree on what is stale
-    except Exception:  # pragma: no cover - a picture must not fail on it
-        pass
-    names, nodes, edges, path = looks(plan, names, critical)
-    rankdir = rankdir or choose_rankdir(plan, names)
+    names, nodes, edges, path = looks(ctx, names, critical)
+    rankdir = rankdir or choose_rankdir(ctx, names)
     large = len(names) > LARGE
     g = PlanGraph("nbsteps", comment="nbsteps plan")
     _graph_attrs(g, rankdir, large)

@@ -10,7 +10,7 @@ from nbsteps.views.graph import _missing_dot, dot_available, plan_graph, render
 FORMATS = ("svg", "png", "dot")
 
 
-def graph_command(plan, fmt: str | None = None, output: str | None = None):
+def graph_command(ctx, fmt: str | None = None, output: str | None = None):
     """``%steps graph [--format svg|png|dot] [--output FILE]``.
 
     Without *output*: returns something the notebook displays (the Digraph,
@@ -20,7 +20,7 @@ def graph_command(plan, fmt: str | None = None, output: str | None = None):
     """
     if fmt is not None and fmt not in FORMATS:
         raise NbstepsError(f"unknown graph format {fmt!r}; use one of: {', '.join(FORMATS)}.")
-    graph = plan_graph(plan)
+    graph = plan_graph(ctx)
     if output is None:
         if fmt == "dot":
             return _DotSource(graph.source)
@@ -43,7 +43,7 @@ def graph_command(plan, fmt: str | None = None, output: str | None = None):
             fmt = "svg"
     data = graph.source.encode("utf-8") if fmt == "dot" else render(graph, fmt)
     write_bytes(path, data)  # atomic: the previous file stays whole on any failure
-    print(f"nbsteps: wrote {path} ({fmt}, {len(plan.steps)} steps)")
+    print(f"nbsteps: wrote {path} ({fmt}, {len(ctx.steps)} steps)")
     return None
 
 

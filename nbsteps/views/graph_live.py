@@ -84,13 +84,13 @@ _templates: "OrderedDict[tuple, _Template]" = OrderedDict()
 _templates_lock = threading.Lock()
 
 
-def live_svg(plan) -> tuple[str, dict]:
+def live_svg(ctx) -> tuple[str, dict]:
     """The plan's graph as SVG text (no XML prolog, no legend: live views
     show an HTML legend), plus what it shows: ``{"statuses", "kinds",
     "critical", "layouts"}``. A new ``dot`` layout is made only when the
     steps, edges or a node's shape change; otherwise the last layout is
     recoloured (a few milliseconds at 200 steps)."""
-    names, nodes, edges, path = looks(plan, preview=False)
+    names, nodes, edges, path = looks(ctx, preview=False)
     key = (tuple(names), tuple((e.up, e.down, e.kind) for e in edges), tuple(n.layout for n in nodes))
     with _templates_lock:
         template = _templates.get(key)
@@ -98,7 +98,7 @@ def live_svg(plan) -> tuple[str, dict]:
             _templates.move_to_end(key)
     made = template is None
     if made:
-        template = _Template(names, nodes, edges, choose_rankdir(plan, names))
+        template = _Template(names, nodes, edges, choose_rankdir(ctx, names))
         with _templates_lock:
             _templates[key] = template
             while len(_templates) > 6:

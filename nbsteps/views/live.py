@@ -40,18 +40,22 @@ _GRAPH_BOX = '<div class="nbsteps-graph" style="overflow:auto;max-height:{h}px;m
 
 
 class LiveView:
-    """A live view of *plan*: call it with events (it is a listener).
+    """A live view of a plan's run context: call it with events (it is a listener).
 
-    ``LiveView(plan).display()`` shows it; when the run finishes it replaces
+    ``LiveView(ctx).display()`` shows it; when the run finishes it replaces
     itself by the static picture and closes (``close()`` does the latter
     only). ``min_interval`` is the shortest gap between two drawings (seconds).
+    *refresh*, given by the frontend (``Plan.refresh_stale``), brings the
+    records' stale flags up to date before a drawing between runs: the view
+    itself only reads records.
     """
 
-    def __init__(self, plan, *, min_interval: float = 0.1, graph_height: int = 600, table_height: int = 400,
-                 tick: float = 1.0) -> None:
+    def __init__(self, ctx: RunContext, *, min_interval: float = 0.1, graph_height: int = 600,
+                 table_height: int = 400, tick: float = 1.0, refresh: "Callable[[], None] | None" = None) -> None:
         import ipywidgets as w
 
-        self.plan = plan
+        self.ctx = ctx
+        self._refresh = refresh
         self.min_interval = float(min_interval)
         self.graph_height = graph_height
         self.table_height = table_height
@@ -86,7 +90,7 @@ class LiveView:
         self.graph = clickable_html("nbsteps-graph-widget")
         self.timeline = clickable_html("nbsteps-timeline-widget")
         self.table = clickable_html("nbsteps-table-widget")
-        self.log = LogPanel(plan)
+        self.log = LogPanel(ctx)
         for clickable in (self.graph, self.timeline, self.table):
             self.log.link(clickable)
         self.log.prepare((self.graph, self.timeline, self.table))
@@ -163,11 +167,11 @@ class LiveView:
     # -- drawing ----------------------------------------------------------------
     def _header(self) -> str:
         """The progress bar and its line (caller holds _lock)."""
-        names = self._names if self._names is not None else self.plan.order()
+        names = self._names if self._names is not None else self.ctx.order()
         elapsed = time.time() - (self._t0 or time.time())
-        text = static.state_text(self.plan, names, running=self._running, summary=self._summary,
+        text = static.state_text(self.ctx, names, running=self._running, summary=self._summary,
                                  elapsed=elapsed, count=False, sources=self._sources)
-        return static.progress_html(self.plan, names, text)
+        return static.progress_html(self.ctx, names, text)
 
     def _draw_header(self, timeline: bool = False) -> None:
         """The progress line (elapsed time) and, *timeline*, the timeline
@@ -177,7 +181,7 @@ class LiveView:
         if timeline:
             from nbsteps.views.timeline import timeline_html
 
-            strip = timeline_html(self.plan, names, since)
+            strip = timeline_html(self.ctx, names, since)
         with self._draw_lock:
             self._html_bar = self.bar.value = header
             if timeline and strip != self.timeline.value:
@@ -185,14 +189,14 @@ class LiveView:
 
     def draw(self) -> None:
         """Draw the current state now (on the calling thread). Between runs
-        the stale flags are refreshed first, so graph and table agree."""
+        the stale flags are refreshed first (*refresh*), so graph and table agree."""
         t0 = time.perf_counter()
         with self._draw_lock:
             with self._lock:
                 running = self._running
-            if not running:
+            if not running and self._refresh is not None:
                 try:
-                    self.plan.refresh_stale()
+                    self._refresh()
                 except Exception as exc:  # pragma: no cover - never break a drawing
                     self.errors.append(repr(exc))
             with self._lock:
@@ -200,7 +204,7 @@ class LiveView:
             try:
                 from nbsteps.views.graph_live import legend_html, live_svg
 
-                svg, info = live_svg(self.plan)
+                svg, info = live_svg(self.ctx)
                 self.layouts += bool(info["new_layout"])
                 graph = legend_html(info["statuses"], info["kinds"], info["critical"]) + _GRAPH_BOX.format(
                     h=self.graph_height, svg=svg)
@@ -208,12 +212,12 @@ class LiveView:
                 graph = f'<div class="nbsteps-graph"><pre>{html.escape(str(exc))}</pre></div>'
                 if len(self.errors) < 20:
                     self.errors.append(repr(exc))
-            table = static.table_html(self.plan, refresh=False)
+            table = static.table_html(self.ctx)
             with self._lock:
                 names, since = self._names, self._t0
             from nbsteps.views.timeline import timeline_html
 
-            timeline = timeline_html(self.plan, names, since)
+            timeline = timeline_html(self.ctx, names, since)
             self._html_bar = self.bar.value = header
             self.graph.value = graph
             self.timeline.value = timeline
@@ -233,8 +237,8 @@ class LiveView:
     def text(self) -> str:
         """One line: what the view shows (the text/plain of its output)."""
         with self._lock:
-            names = self._names if self._names is not None else self.plan.order()
-            return "nbsteps: " + static.state_text(self.plan, names, running=self._running, summary=self._summary,
+            names = self._names if self._names is not None else self.ctx.order()
+            return "nbsteps: " + static.state_text(self.ctx, names, running=self._running, summary=self._summary,
                                                    elapsed=time.time() - (self._t0 or time.time()),
                                                    sources=self._sources)
 
@@ -274,7 +278,7 @@ class LiveView:
         except Exception as exc:  # pragma: no cover
             self.errors.append(repr(exc))
         try:
-            self.final = static.static_bundle(self.plan, self._names, summary=self._summary, since=self._t0)
+            self.final = static.static_bundle(self.ctx, self._names, summary=self._summary, since=self._t0)
         except Exception as exc:  # pragma: no cover - a display problem must not break a run
             self.errors.append(repr(exc))
             self.final = {"text/plain": self.text()}
@@ -305,7 +309,7 @@ class LiveView:
             self._closed = True
             self._cancel_timer()
         try:
-            self.plan.listeners.remove(self)
+            self.ctx.listeners.remove(self)
         except ValueError:
             pass
         self.log.close()

@@ -41,10 +41,10 @@ def names_list(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def by_status(plan, names) -> dict[str, list[str]]:
+def by_status(ctx, names) -> dict[str, list[str]]:
     """Step names by progress key: a status, or "cached" for a restored step."""
     out: dict[str, list[str]] = {}
-    recs = plan.records
+    recs = ctx.records
     for s in names:
         r = recs.get(s)
         if r is None:
@@ -57,7 +57,7 @@ def by_status(plan, names) -> dict[str, list[str]]:
     return out
 
 
-def state_text(plan, names, *, running: bool = False, summary=None, elapsed: float | None = None,
+def state_text(ctx, names, *, running: bool = False, summary=None, elapsed: float | None = None,
                count: bool = True, sources: dict | None = None) -> str:
     """One line saying where a run (or the plan) stands. It names steps and
     counts, never error messages (user text is shown escaped elsewhere).
@@ -65,14 +65,14 @@ def state_text(plan, names, *, running: bool = False, summary=None, elapsed: flo
     *sources*: where restored steps came from (else the *summary*'s)."""
     if not names:
         return "no steps registered yet (%%step NAME in a cell)"
-    groups = by_status(plan, names)
+    groups = by_status(ctx, names)
     n = len(names)
     done = groups.get(COMPLETED, []) + groups.get("cached", [])
     parts = [f"{len(done)} of {n} completed"] if count else []
     if groups.get("cached"):
         if sources is None:
             sources = summary.restored_from if summary is not None else {}
-        restored = restored_text(names, plan.records, sources, store_where(plan))
+        restored = restored_text(names, ctx.records, sources, store_where(ctx))
         parts.append(f"({restored})" if count else restored)
     for status in (RUNNING, RETRYING, "confirming", FAILED, BLOCKED, CANCELLED):
         if groups.get(status):
@@ -90,11 +90,11 @@ def state_text(plan, names, *, running: bool = False, summary=None, elapsed: flo
     return f"{head}: {text}" if text else head
 
 
-def progress_html(plan, names, text: str) -> str:
+def progress_html(ctx, names, text: str) -> str:
     """A segmented bar (completed, restored, failed, blocked, cancelled,
     running, retrying counted apart; the rest empty), ``k/N completed`` and
     *text*, escaped."""
-    groups = by_status(plan, names)
+    groups = by_status(ctx, names)
     n = max(1, len(names))
     segs = []
     for key, colour, label in SEGMENTS:
@@ -112,68 +112,68 @@ def progress_html(plan, names, text: str) -> str:
             f'{bar}{count}<span class="nbsteps-label">{html.escape(text)}</span></div>')
 
 
-def graph_svg(plan) -> tuple[str, str]:
+def graph_svg(ctx) -> tuple[str, str]:
     """(SVG text, HTML legend) of the plan's graph now; raises when `dot` is missing."""
     from nbsteps.views.graph_live import legend_html, live_svg
 
-    svg, info = live_svg(plan)
+    svg, info = live_svg(ctx)
     return svg, legend_html(info["statuses"], info["kinds"], info["critical"])
 
 
-def graph_alt(plan, names) -> str:
-    groups = by_status(plan, names)
+def graph_alt(ctx, names) -> str:
+    groups = by_status(ctx, names)
     said = ", ".join(f"{len(v)} {k if k != 'cached' else 'restored'}" for k, v in groups.items())
     return f"nbsteps dependency graph of {len(names)} steps ({said})"
 
 
-def image_html(plan, names, svg: str, legend: str, max_height: int = 700) -> str:
+def image_html(ctx, names, svg: str, legend: str, max_height: int = 700) -> str:
     """The graph as an <img> carrying the SVG as a data: URI, with its legend."""
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    alt = html.escape(graph_alt(plan, names), quote=True)
+    alt = html.escape(graph_alt(ctx, names), quote=True)
     return (f'{legend}<div class="nbsteps-graph" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
             f'<img class="nbsteps-graph-img" alt="{alt}" src="data:image/svg+xml;base64,{data}"></div>')
 
 
-def table_html(plan, refresh: bool = True) -> str:
+def table_html(ctx: RunContext) -> str:
     from nbsteps.views.table import html_table
 
     return (f'<div class="nbsteps-table" style="overflow-x:auto;max-width:100%;font-size:12px">'
-            f'{html_table(plan, refresh=refresh)}</div>')
+            f'{html_table(ctx)}</div>')
 
 
-def static_bundle(plan, names=None, *, summary=None, png: bool | None = None, since: float | None = None) -> dict:
-    """The lasting picture of *plan*: see the module docstring. Stale flags
-    are refreshed first, so the graph and the table agree. The timeline shows
+def static_bundle(ctx, names=None, *, summary=None, png: bool | None = None, since: float | None = None) -> dict:
+    """The lasting picture of a plan: see the module docstring. The stale
+    flags are the records' (the facade refreshes them before drawing, see
+    ``Plan.refresh_stale``), so the graph and the table agree. The timeline shows
     the steps executed since *since* (default: the start of the *summary*'s
     run, else of the plan's last run)."""
-    plan.refresh_stale()
-    names = list(names) if names else plan.order()
-    text = state_text(plan, names, summary=summary)
-    parts = [progress_html(plan, names, state_text(plan, names, summary=summary, count=False))]
+    names = list(names) if names else ctx.order()
+    text = state_text(ctx, names, summary=summary)
+    parts = [progress_html(ctx, names, state_text(ctx, names, summary=summary, count=False))]
     data: dict = {}
     try:
-        svg, legend = graph_svg(plan)
+        svg, legend = graph_svg(ctx)
     except Exception as exc:  # e.g. no `dot`: the rest still shows
         parts.append(f'<pre class="nbsteps-graph">{html.escape(str(exc))}</pre>')
     else:
-        parts.append(image_html(plan, names, svg, legend))
-        if png if png is not None else len(plan.steps) <= PNG_STEPS:
+        parts.append(image_html(ctx, names, svg, legend))
+        if png if png is not None else len(ctx.steps) <= PNG_STEPS:
             try:
                 from nbsteps.views.graph import plan_graph, render
 
-                data["image/png"] = base64.b64encode(render(plan_graph(plan), "png")).decode("ascii")
+                data["image/png"] = base64.b64encode(render(plan_graph(ctx), "png")).decode("ascii")
             except Exception:
                 pass
     from nbsteps.views.timeline import timeline_html
 
     if since is None:
-        last = summary if summary is not None else getattr(plan, "last_summary", None)
+        last = summary if summary is not None else ctx.last_summary
         since = getattr(last, "started", 0.0) or None
     try:
-        parts.append(timeline_html(plan, names, since, inline=False))
+        parts.append(timeline_html(ctx, names, since, inline=False))
     except Exception as exc:  # pragma: no cover - a picture must not fail on it
         parts.append(f'<pre class="nbsteps-timeline">{html.escape(repr(exc))}</pre>')
-    parts.append(table_html(plan, refresh=False))
+    parts.append(table_html(ctx))
     data["text/html"] = (f'<div class="nbsteps-view nbsteps-static">'
                          f'{"".join(parts)}</div>')
     data["text/plain"] = f"nbsteps: {text}"
@@ -183,8 +183,8 @@ def static_bundle(plan, names=None, *, summary=None, png: bool | None = None, si
 class StaticPicture:
     """Something IPython displays as the static picture of a plan."""
 
-    def __init__(self, plan, names=None, summary=None) -> None:
-        self.bundle = static_bundle(plan, names, summary=summary)
+    def __init__(self, ctx, names=None, summary=None) -> None:
+        self.bundle = static_bundle(ctx, names, summary=summary)
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         return self.bundle

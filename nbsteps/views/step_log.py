@@ -19,8 +19,8 @@ from nbsteps.model.status import COMPLETED, FAILED
 HINT = "click a step in the graph, timeline or table (or choose it here) to see its log"
 
 
-def _facts(plan, name: str, rec) -> list[tuple[str, str]]:
-    step = plan.steps.get(name)
+def _facts(ctx, name: str, rec) -> list[tuple[str, str]]:
+    step = ctx.steps.get(name)
     status = str(rec.status)
     if rec.confirming and status == "pending":
         status = f"waiting for confirmation ({rec.confirming})"
@@ -53,19 +53,19 @@ def _facts(plan, name: str, rec) -> list[tuple[str, str]]:
     return facts
 
 
-def step_log_html(plan, name: str, live: bool = False) -> str:
+def step_log_html(ctx, name: str, live: bool = False) -> str:
     """The log of step *name* as HTML (user text escaped). *live*: light,
     for the live view (see :func:`_light`)."""
     from nbsteps.views.step_view import step_bundle
 
-    rec = plan.records.get(name)
-    if rec is None or name not in plan.steps:
+    rec = ctx.records.get(name)
+    if rec is None or name not in ctx.steps:
         return f'<div class="nbsteps-log">step {html.escape(name)} is not in the plan (any more)</div>'
     cell = "text-align:left;padding:1px 10px 1px 0;line-height:1.3;vertical-align:top"
     rows = "".join(f'<tr><th style="{cell};color:#555">{html.escape(k)}</th>'
-                   f'<td style="{cell}">{html.escape(v)}</td></tr>' for k, v in _facts(plan, name, rec))
+                   f'<td style="{cell}">{html.escape(v)}</td></tr>' for k, v in _facts(ctx, name, rec))
     try:
-        body = step_bundle(plan, name, output=_light(rec.output) if live else None)["text/html"]
+        body = step_bundle(ctx, name, output=_light(rec.output) if live else None)["text/html"]
     except Exception as exc:  # pragma: no cover - a log must not break the view
         body = f"<pre>{html.escape(repr(exc))}</pre>"
     said = "" if rec.output else '<div style="color:#777;font-size:12px">(it printed and displayed nothing)</div>'
@@ -76,15 +76,15 @@ def step_log_html(plan, name: str, live: bool = False) -> str:
             f'{body}{said}</div>')
 
 
-def step_log_text(plan, name: str) -> str:
+def step_log_text(ctx, name: str) -> str:
     """The log of step *name* as plain text (frontends without HTML, tests)."""
     from nbsteps.views.step_view import step_bundle
 
-    rec = plan.records.get(name)
-    if rec is None or name not in plan.steps:
+    rec = ctx.records.get(name)
+    if rec is None or name not in ctx.steps:
         return f"step {name} is not in the plan (any more)"
-    lines = [f"log of step {name}"] + [f"  {k}: {v}" for k, v in _facts(plan, name, rec)]
-    return "\n".join(lines) + "\n" + step_bundle(plan, name)["text/plain"]
+    lines = [f"log of step {name}"] + [f"  {k}: {v}" for k, v in _facts(ctx, name, rec)]
+    return "\n".join(lines) + "\n" + step_bundle(ctx, name)["text/plain"]
 
 
 def _signature(rec) -> tuple:
@@ -123,12 +123,12 @@ class LogPanel:
     light (printed text capped, figures left to the step's cell) and the
     dict is sent only when a step's record changed."""
 
-    def __init__(self, plan) -> None:
+    def __init__(self, ctx) -> None:
         import ipywidgets as w
 
         from nbsteps.views.clickable import StepLogs
 
-        self.plan = plan
+        self.ctx = ctx
         self.names: list[str] = []
         self._seen: dict[str, tuple] = {}
         self.logs: dict[str, str] = {}
@@ -158,7 +158,7 @@ class LogPanel:
 
     def prepare(self, clickables=()) -> None:
         """The picker's, the logs' and *clickables*' step lists follow the plan's steps."""
-        names = self.plan.order()
+        names = self.ctx.order()
         if names != self.names:
             self.names = names
             self._seen = {}
@@ -170,7 +170,7 @@ class LogPanel:
     def update(self, clickables=()) -> None:
         """Redraw the logs whose step changed (one message for all of them)."""
         self.prepare(clickables)
-        records, changed = self.plan.records, False
+        records, changed = self.ctx.records, False
         for name in self.names:
             rec = records.get(name)
             if rec is None:
@@ -178,7 +178,7 @@ class LogPanel:
             sig = _signature(rec)
             if self._seen.get(name) != sig:
                 self._seen[name] = sig
-                self.logs[name] = step_log_html(self.plan, name, live=True)
+                self.logs[name] = step_log_html(self.ctx, name, live=True)
                 changed = True
         if changed:
             if hasattr(self.view, "logs"):

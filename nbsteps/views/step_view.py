@@ -31,27 +31,27 @@ def _names(names) -> str:
     return ", ".join(names) if names else "nothing"
 
 
-def stale_reason(plan, name: str) -> str:
+def stale_reason(ctx, name: str) -> str:
     """Why a completed step is stale (after ``plan.refresh_stale()``)."""
     from nbsteps.run.staleness import fingerprint_parts, stale_reason as why
 
-    for up in plan.dependencies(name):
-        r = plan.records.get(up)
+    for up in ctx.dependencies(name):
+        r = ctx.records.get(up)
         if r is not None and r.stale:
             return f"upstream {up} is stale"
     try:
-        step = plan.steps[name]
-        return why(step, fingerprint_parts(plan, step), plan.store.peek(name), plan.records.get(name)) \
+        step = ctx.steps[name]
+        return why(step, fingerprint_parts(ctx, step), ctx.store.peek(name), ctx.records.get(name)) \
             or "its inputs changed"
     except Exception:  # pragma: no cover - a display must not fail
         return "its code or inputs changed"
 
 
-def status_line(plan, name: str, rec=None) -> str:
+def status_line(ctx, name: str, rec=None) -> str:
     """One line: pending, running, completed in 2.1 s, failed: ..., restored
     from its checkpoint of 10:42, stale: upstream clean changed. *rec*
     overrides the plan's record of the step."""
-    step, rec = plan.steps.get(name), rec if rec is not None else plan.records.get(name)
+    step, rec = ctx.steps.get(name), rec if rec is not None else ctx.records.get(name)
     if step is None or rec is None:
         return f"nbsteps: step {name} is not registered (any more)."
     status = rec.status
@@ -59,7 +59,7 @@ def status_line(plan, name: str, rec=None) -> str:
         return f"? {name} waiting for confirmation: {rec.confirming}"
     if status == PENDING:
         why = f" ({rec.message})" if rec.message else ""
-        deps = _names(plan.dependencies(name))
+        deps = _names(ctx.dependencies(name))
         return f"○ {name} registered, not run yet{why}; needs {deps}, writes {_names(step.outputs)}"
     if status == RUNNING:
         tries = f" (attempt {rec.attempts} of {step.retry + 1})" if rec.attempts > 1 else ""
@@ -72,12 +72,12 @@ def status_line(plan, name: str, rec=None) -> str:
         if rec.cached:
             when = f" of {fmt_clock(rec.finished)}" if rec.finished else ""
             took = f" (it took {fmt_seconds(rec.duration)}{tries})" if rec.duration else ""
-            line = f"✓ {name} restored from its checkpoint{when} in {store_where(plan)}{took}{outs}"
+            line = f"✓ {name} restored from its checkpoint{when} in {store_where(ctx)}{took}{outs}"
         else:
             at = f" at {fmt_clock(rec.finished)}" if rec.finished else ""
             line = f"✓ {name} completed in {fmt_seconds(rec.duration)}{tries}{at}{outs}"
         if rec.stale:
-            line += f" · stale: {stale_reason(plan, name)}"
+            line += f" · stale: {stale_reason(ctx, name)}"
         return line
     if status == FAILED:
         tries = f" after {rec.attempts} attempts" if rec.attempts > 1 else ""
@@ -87,8 +87,8 @@ def status_line(plan, name: str, rec=None) -> str:
     return f"{name} {status}"  # pragma: no cover
 
 
-def _key(plan, name: str, rec=None) -> str:
-    rec = rec if rec is not None else plan.records.get(name)
+def _key(ctx, name: str, rec=None) -> str:
+    rec = rec if rec is not None else ctx.records.get(name)
     if rec is None:
         return PENDING
     if rec.status == COMPLETED:
@@ -137,16 +137,16 @@ def display_html(item: dict) -> str:
     return _pre(text, "nbsteps-display") if text else ""
 
 
-def step_bundle(plan, name: str, *, output=None, result: dict | None = None, traceback: bool = True,
+def step_bundle(ctx, name: str, *, output=None, result: dict | None = None, traceback: bool = True,
                 status: "tuple[str, str] | None" = None, record=None) -> dict:
     """The mime bundle of *name*'s cell. *output* overrides the record's
     captured output (the live output of a running step); *result* is the
     result's mime bundle to show (None: not shown); *traceback* shows a
     failed step's traceback; *status* overrides the (colour key, line);
     *record* the plan's record of the step."""
-    rec = record if record is not None else plan.records.get(name)
+    rec = record if record is not None else ctx.records.get(name)
     items = tuple(output if output is not None else (rec.output if rec is not None else ()))
-    key, line = status if status is not None else (_key(plan, name, rec), status_line(plan, name, rec))
+    key, line = status if status is not None else (_key(ctx, name, rec), status_line(ctx, name, rec))
     parts = [f'<div class="nbsteps-status nbsteps-{key}" style="font-family:monospace;font-size:12px;'
              f'padding:1px 6px;border-left:4px solid {COLOURS.get(key, "#bbbbbb")};'
              f'background-color:#f7f7f7">{html.escape(line)}</div>']

@@ -32,13 +32,11 @@ def short_repr(value, has: bool = True) -> str:
     return clean_text(summarize(value)) if has and value is not None else ""
 
 
-def rows(plan, refresh: bool = True) -> list[dict]:
-    """One dict per step; *refresh* recomputes stale flags first (not mid-run)."""
-    if refresh:
-        plan.refresh_stale()
+def rows(ctx: RunContext) -> list[dict]:
+    """One dict per step, in plan order (stale flags as the records have them)."""
     out = []
-    for name in plan.order():
-        r = plan.records[name]
+    for name in ctx.order():
+        r = ctx.records[name]
         out.append({
             "step": name,
             "status": r.status,
@@ -60,21 +58,21 @@ def rows(plan, refresh: bool = True) -> list[dict]:
     return out
 
 
-def results_frame(plan):
+def results_frame(ctx):
     import pandas as pd
 
-    df = pd.DataFrame(rows(plan), columns=COLUMNS)
+    df = pd.DataFrame(rows(ctx), columns=COLUMNS)
     for col in ("started", "finished"):
         df[col] = pd.to_datetime(df[col])
     return df
 
 
-def html_table(plan, refresh: bool = True) -> str:
+def html_table(ctx: RunContext) -> str:
     """A self-contained HTML table, every cell escaped."""
     head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' if c in _TEXT_COLUMNS
                    else f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
     body = []
-    for row in rows(plan, refresh):
+    for row in rows(ctx):
         key = "stale" if row["stale"] else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
         if row["confirming"]:
             key, row["status"] = "confirming", "waiting for confirmation"
@@ -118,7 +116,7 @@ def _cell(value) -> str:
     return str(value)
 
 
-def export(plan, path) -> str:
+def export(ctx, path) -> str:
     """Write the results table to *path*; the format follows the suffix."""
     from nbsteps.errors import NbstepsError
 
@@ -126,7 +124,7 @@ def export(plan, path) -> str:
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in EXPORT_SUFFIXES:
         raise NbstepsError(f"cannot export to {path!r}: use a .csv, .json, .parquet or .html file name.")
-    df = results_frame(plan)
+    df = results_frame(ctx)
     # atomic: the previous file stays whole on any failure (see nbsteps.files)
     if suffix == ".parquet":
         with atomic_write(path, "wb") as f:
@@ -139,5 +137,5 @@ def export(plan, path) -> str:
                 df.to_json(f, orient="records", date_format="iso", indent=1)
             else:
                 f.write("<!doctype html><meta charset='utf-8'><title>nbsteps results</title>\n")
-                f.write(html_table(plan))
+                f.write(html_table(ctx))
     return path

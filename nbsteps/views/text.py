@@ -63,7 +63,7 @@ class TextReporter:
                     if e.info.get("restored") == ev.FROM_SESSION:  # its values are in this kernel already
                         self._print(f"  ✓ {e.step} already completed earlier in this session{outs}{self._count()}")
                     else:
-                        self._print(f"  ✓ {e.step} restored from its checkpoint{_of(rec)} in {store_where(e.plan)}"
+                        self._print(f"  ✓ {e.step} restored from its checkpoint{_of(rec)} in {store_where(e.context)}"
                                     f"{outs}{self._count()}")
             else:
                 tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""

@@ -45,14 +45,14 @@ class Bar:
         return self.key in (RUNNING, RETRYING)
 
 
-def bars(plan, names=None, since: float | None = None, now: float | None = None) -> list[Bar]:
+def bars(ctx, names=None, since: float | None = None, now: float | None = None) -> list[Bar]:
     """The bars of the steps of *names* (default: the plan's) that executed
     at or after *since*, in order of start. A step that has not finished ends
     *now*."""
     now = time.time() if now is None else now
     out = []
-    for name in plan.order(names) if names is None else names:
-        rec = plan.records.get(name)
+    for name in ctx.order(names) if names is None else names:
+        rec = ctx.records.get(name)
         if rec is None or rec.started is None or rec.cached:
             continue
         if since is not None and rec.started < since - 0.5:  # from an earlier run
@@ -153,16 +153,16 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
     return "".join(out)
 
 
-def _not_shown(plan, names, shown: set) -> str:
-    restored = [s for s in names if s not in shown and (r := plan.records.get(s)) is not None and r.cached
+def _not_shown(ctx, names, shown: set) -> str:
+    restored = [s for s in names if s not in shown and (r := ctx.records.get(s)) is not None and r.cached
                 and r.status == COMPLETED]
     rest = [s for s in names if s not in shown and s not in set(restored)
-            and (r := plan.records.get(s)) is not None and r.status != "pending"]
+            and (r := ctx.records.get(s)) is not None and r.status != "pending"]
     said = []
     if restored:
         said.append(f"{len(restored)} restored, not executed")
     if rest:
-        said.append(f"{len(rest)} not started ({', '.join(sorted({str(plan.records[s].status) for s in rest}))})")
+        said.append(f"{len(rest)} not started ({', '.join(sorted({str(ctx.records[s].status) for s in rest}))})")
     return "; ".join(said)
 
 
@@ -171,16 +171,16 @@ def _caption(note: str, count: int) -> str:
     return f'<div class="nbsteps-timeline-note" style="font-size:11px;color:#555;margin:2px 0">{html.escape(text)}</div>'
 
 
-def timeline_html(plan, names=None, since=None, now=None, *, inline: bool = True, max_height: int = 300) -> str:
+def timeline_html(ctx, names=None, since=None, now=None, *, inline: bool = True, max_height: int = 300) -> str:
     """The timeline as HTML: the SVG inline (live views, clickable bars) or,
     *inline* false, as an ``<img>`` carrying it as a ``data:`` URI (the static
     picture: renders in untrusted notebooks). '' when no step executed."""
-    names = plan.order() if names is None else list(names)
-    items = bars(plan, names, since, now)
+    names = ctx.order() if names is None else list(names)
+    items = bars(ctx, names, since, now)
     if not items:
         return ""
     svg = timeline_svg(items, since)
-    note = _not_shown(plan, names, {b.name for b in items})
+    note = _not_shown(ctx, names, {b.name for b in items})
     if inline:
         body = svg
     else:

@@ -1,0 +1,153 @@
+"""The run context: exactly what running and showing a plan needs.
+
+The :class:`~nbsteps.plan.Plan` facade builds one :class:`RunContext` (and the
+collaborators it holds) and keeps its state in it; the executor, every function of ``nbsteps.run`` and the views
+receive this context, never the Plan. It holds:
+
+- ``steps``: the registered steps, in notebook (registration) order;
+- ``deps``: the resolved dependency graph (:class:`~nbsteps.model.dependencies.Dependencies`),
+  replaced whenever a step changes, so a run that captured it keeps *its* graph;
+- ``records``: one :class:`~nbsteps.model.record.StepRecord` per step, what
+  happened to it (the executor changes them; views only read them);
+- ``store``: where checkpoints go (``nbsteps.stores``);
+- ``namespace``: where completed steps' outputs are published (the notebook's),
+  through ``publisher`` (:class:`~nbsteps.run.publishing.Publisher`), with
+  ``deferred`` the restored values not read yet;
+- ``validity``: which completed steps are known to be up to date
+  (:mod:`nbsteps.run.validity`); ``state_head``: which step last changed each
+  piece of shared process state (:mod:`nbsteps.run.replay`);
+- the event sink: ``listeners`` (the plan's) and ``run_listeners`` (those of the
+  run in progress), reached through :meth:`emit` and :meth:`warn`;
+- ``clock``: wall-clock time for records and events.
+
+The graph queries (:meth:`order`, :meth:`dependencies`, :meth:`upstream`...)
+read ``deps``; they are here because every layer above the model asks them.
+"""
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from typing import Callable, Iterable
+
+from nbsteps.errors import UnknownStepError
+from nbsteps.model import graphs
+from nbsteps.model.dependencies import Dependencies
+from nbsteps.model.record import StepRecord
+from nbsteps.model.step import Step
+from nbsteps.run import events as ev
+
+
+class RunContext:
+    """State and services of one plan, for the layers below the Plan facade (see module doc)."""
+
+    def __init__(self, namespace: dict, store, *, deferred, validity, listeners: "Iterable[Callable]" = ()) -> None:
+        self.steps: dict[str, Step] = {}
+        self.deps = Dependencies()
+        self.records: dict[str, StepRecord] = {}
+        self.namespace = namespace
+        self.store = store
+        self.listeners: list[Callable] = list(listeners)
+        self.run_listeners: list[Callable] = []
+        #: shared-state label -> the step that last changed it in this process (see nbsteps.run.replay)
+        self.state_head: dict[str, str] = {}
+        #: outputs restored from a directory store, not read yet (a run.deferred.Deferred)
+        self.deferred = deferred
+        #: steps known to be up to date: a run of one cell need not re-check its upstream (run.validity)
+        self.validity = validity
+        self.publish_lock = threading.Lock()
+        #: a run.publishing.Publisher of this context, set by the facade that composes them
+        self.publisher = None
+        #: how to resume, shown in summaries ("%steps run" in a notebook)
+        self.resume_hint = "plan.run()"
+        #: the summary of the last run (frozen), or None
+        self.last_summary = None
+        self.clock: Callable[[], float] = time.time
+
+    # -- the event sink ------------------------------------------------------------
+    def emit(self, event: "ev.Event", listeners: "Iterable[Callable] | None" = None) -> None:
+        """Send *event* to *listeners* (default: the run's, else the plan's)."""
+        ev.emit_to(listeners if listeners is not None else (self.run_listeners or self.listeners), event)
+
+    def warn(self, step: str, message: str) -> None:
+        """A problem a user should hear of (a value that cannot be stored, a
+        damaged file): tell the listeners (the text reporter prints it), or
+        warn when nobody listens."""
+        if self.run_listeners or self.listeners:
+            self.emit(ev.Event(ev.WARNING, self, step, self.records.get(step), message))
+        else:
+            import warnings
+
+            warnings.warn(f"nbsteps: {message}", RuntimeWarning, stacklevel=2)
+
+    # -- publishing ----------------------------------------------------------------
+    def publish(self, outputs: dict, step: "str | None" = None) -> None:
+        self.publisher.publish(outputs, step)
+
+    def load(self, names: "Iterable[str] | None" = None) -> list[str]:
+        return self.publisher.load(names)
+
+    # -- graph queries -------------------------------------------------------------
+    def require(self, name: str) -> Step:
+        """The step *name*, or an UnknownStepError with a "did you mean"."""
+        try:
+            return self.steps[name]
+        except KeyError:
+            raise UnknownStepError(name, self.steps) from None
+
+    def dependencies(self, name: str) -> dict[str, str]:
+        """``{upstream: "inferred" | "explicit" | ...}`` of step *name*."""
+        return self.deps.deps.get(name, {})
+
+    def sources(self, name: str) -> dict[str, str]:
+        """``{input name: step it comes from}``"""
+        return self.deps.sources.get(name, {})
+
+    def upstream(self, names: Iterable[str]) -> set[str]:
+        return self.deps.upstream(names)
+
+    def downstream(self, names: Iterable[str]) -> set[str]:
+        return self.deps.downstream(names)
+
+    def order(self, names: "Iterable[str] | None" = None) -> list[str]:
+        """*names* (default: all) in plan order, which is a topological order."""
+        if names is None:
+            return self.topological()
+        chosen = set(names)
+        return [s for s in self.topological() if s in chosen]
+
+    def topological(self) -> list[str]:
+        """All steps, dependencies first, ties in registration order (cached on the graph)."""
+        g = self.deps
+        if g._topo is not None:
+            return g._topo
+        down = g.downstream_map()
+        indeg = {s: len(self.dependencies(s)) for s in self.steps}
+        position = {s: i for i, s in enumerate(self.steps)}
+        heap = [(position[s], s) for s, d in indeg.items() if d == 0]
+        heapq.heapify(heap)
+        out = []
+        while heap:
+            _, s = heapq.heappop(heap)
+            out.append(s)
+            for d in down.get(s, ()):
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    heapq.heappush(heap, (position[d], d))
+        g._topo = out
+        return out
+
+    def levels(self, names: "Iterable[str] | None" = None) -> dict[str, int]:
+        """Parallel level of each step (0 = no dependencies among *names*)."""
+        names = self.order(names)
+        chosen = set(names)
+        return graphs.levels(names, lambda s: (d for d in self.dependencies(s) if d in chosen))
+
+    def select(self, targets: "Iterable[str] | None" = None) -> list[str]:
+        """The steps a run of *targets* needs (targets and their upstream)."""
+        if not targets:
+            return self.order()
+        targets = list(targets)
+        for t in targets:
+            self.require(t)
+        return self.order(self.upstream(targets))
