@@ -40,10 +40,10 @@ def test_help_uses_the_names_users_type(shell):
     from nbsteps.ipython.magics import StepMagics
 
     doc = StepMagics.steps.__doc__
-    assert "%_run_args" not in doc and "_plan_args" not in doc and "_graph_args" not in doc
+    assert "%run_args" not in doc and "plan_args" not in doc and "graph_args" not in doc
     assert "%steps run [--workers WORKERS]" in doc and "%steps plan" in doc and "%steps graph" in doc
     err = run_err(shell, "%steps run --frobnicate")
-    assert "%steps run" in str(err) and "_run_args" not in str(err)
+    assert "%steps run" in str(err) and "run_args" not in str(err)
 
 
 def test_bad_step_names_say_what_to_do(shell):

@@ -236,7 +236,7 @@ class DaskBackend:
             shared[name] = hit[1]
         light = Task(task.name, task.kind, task.source, {n: v for n, v in task.inputs.items() if n not in shared},
                      task.outputs, func=task.func, args={n: v for n, v in task.args.items() if n not in shared},
-                     analysis=task._analysis)
+                     analysis=task.analysis)
         light.attempt, light.links = task.attempt, task.links
         return light, shared
 

@@ -19,7 +19,7 @@ CLI_TAG = "nbsteps-cli"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _say(text: str, err: bool = False) -> None:
+def say(text: str, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     print(text, file=stream, flush=True)
 
@@ -122,7 +122,7 @@ class Runner:
                                    timeout)
         except Exception as exc:
             text = _error_text(cell) or f"{type(exc).__name__}: {exc}"
-            _say(f"nbsteps: the kernel could not report on its plan: {text.splitlines()[-1] if text else ''}",
+            say(f"nbsteps: the kernel could not report on its plan: {text.splitlines()[-1] if text else ''}",
                  err=True)
             return None
         finally:
@@ -159,7 +159,7 @@ class Runner:
             cell.metadata["tags"] = [CLI_TAG]
             self.nb.cells.append(cell)
             index = len(self.nb.cells) - 1
-            _say(f"nbsteps: {len(state['pending'])} step(s) registered but not run: appending `{cell.source}`")
+            say(f"nbsteps: {len(state['pending'])} step(s) registered but not run: appending `{cell.source}`")
             self.current = _cell_label(index, cell)
             if not await self._execute(client, cell, index, count + 1):
                 self._report_cell_error(index, cell)
@@ -169,9 +169,9 @@ class Runner:
         if self.stop_reason:
             return  # the interrupt's own error: the summary says it
         text = _error_text(cell)
-        _say(f"nbsteps: {self.cell_error} failed:", err=True)
+        say(f"nbsteps: {self.cell_error} failed:", err=True)
         if text:
-            _say("\n".join("  " + ln for ln in text.splitlines()), err=True)
+            say("\n".join("  " + ln for ln in text.splitlines()), err=True)
 
     def request_stop(self, reason: str) -> None:
         if self._stop is not None and not self.stop_reason:
@@ -192,7 +192,7 @@ class Runner:
             nonlocal sigint
             sigint += 1
             if sigint == 1:
-                _say("\nnbsteps: interrupted: stopping the run (Ctrl-C again to abandon it)", err=True)
+                say("\nnbsteps: interrupted: stopping the run (Ctrl-C again to abandon it)", err=True)
                 self.request_stop("interrupted")
             elif main is not None:
                 main.cancel()
@@ -221,7 +221,7 @@ class Runner:
             if main not in done:
                 if timer is not None and timer in done:
                     self.stop_reason = "timeout"
-                    _say(f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
+                    say(f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
                          err=True)
                 await self._interrupt(client, main)
             for w in waits:

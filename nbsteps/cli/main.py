@@ -31,7 +31,7 @@ import threading
 import time
 
 from nbsteps.errors import UsageError
-from nbsteps.cli.driver import GRAPH_SUFFIXES, Runner, _say
+from nbsteps.cli.driver import GRAPH_SUFFIXES, Runner, say
 from nbsteps.views.table import EXPORT_SUFFIXES as RESULT_SUFFIXES
 
 
@@ -187,7 +187,7 @@ def run_command(args) -> int:
     _check(args)
     t0 = time.perf_counter()
     runner = Runner(args, nb, path)
-    _say(f"nbsteps: running {args.notebook}" + (f" on {args.backend}" if args.backend else ""))
+    say(f"nbsteps: running {args.notebook}" + (f" on {args.backend}" if args.backend else ""))
     try:
         asyncio.run(runner.run())
     except Exception as exc:  # the kernel could not start, or nbclient failed
@@ -204,16 +204,16 @@ def run_command(args) -> int:
             # all at once: an interrupt, a kill or a full disk leaves the previous file as it was
             with atomic_write(args.output, "w") as f:
                 nbformat.write(nb, f)
-            _say(f"nbsteps: wrote {_rel(args.output)}")
+            say(f"nbsteps: wrote {_rel(args.output)}")
     report = runner.report
     if report:
         for f in report["wrote"]:
-            _say(f"nbsteps: wrote {_rel(f)}")
+            say(f"nbsteps: wrote {_rel(f)}")
         for e in report["errors"]:
-            _say(f"nbsteps: {e}", err=True)
+            say(f"nbsteps: {e}", err=True)
     wall = time.perf_counter() - t0
     if runner.kernel_lost:
-        _say(f"nbsteps: {runner.kernel_lost}; no results could be collected ({wall:.1f} s)", err=True)
+        say(f"nbsteps: {runner.kernel_lost}; no results could be collected ({wall:.1f} s)", err=True)
         return 1
     if report is None:
         return 1
@@ -225,7 +225,7 @@ def run_command(args) -> int:
         why = " Interrupted."
     elif runner.cell_error and report["ok"]:
         why = f" {runner.cell_error} failed."
-    _say(f"nbsteps: {'OK' if ok else 'FAILED'}: {report['summary']}{why} ({wall:.1f} s)")
+    say(f"nbsteps: {'OK' if ok else 'FAILED'}: {report['summary']}{why} ({wall:.1f} s)")
     return 0 if ok else 1
 
 
@@ -252,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return run_command(args)
     except UsageError as exc:
-        _say(f"nbsteps: error: {exc}", err=True)
+        say(f"nbsteps: error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
-        _say("nbsteps: interrupted", err=True)
+        say("nbsteps: interrupted", err=True)
         return 1
     finally:
         if old_term is not None:

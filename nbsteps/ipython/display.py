@@ -166,7 +166,7 @@ class ShowDisplays:
             from nbsteps.views.live import LiveView
 
             view = LiveView(self.plan.context, refresh=self.plan.refresh_stale)
-            view._names, view._running = self.plan.order(), True
+            view.joining(self.plan.order())
             with self._lock:
                 self.views.append(view)
             view.display(draw=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import types
 
-from nbsteps.model.fingerprint import _global_names, _is_notebook_defined
+from nbsteps.model.fingerprint import global_names, is_notebook_defined
 from nbsteps.run import capture
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -34,7 +34,7 @@ def names_used(cell: str, namespace: dict) -> set:
     seen: set = set()
     while todo:
         obj = namespace.get(todo.pop())
-        if not isinstance(obj, (types.FunctionType, type)) or id(obj) in seen or not _is_notebook_defined(obj):
+        if not isinstance(obj, (types.FunctionType, type)) or id(obj) in seen or not is_notebook_defined(obj):
             continue
         seen.add(id(obj))
         codes = [obj.__code__] if isinstance(obj, types.FunctionType) else [
@@ -42,7 +42,7 @@ def names_used(cell: str, namespace: dict) -> set:
         for code in codes:
             if code is None:
                 continue
-            for name in _global_names(code):
+            for name in global_names(code):
                 if name not in names:
                     names.add(name)
                     todo.append(name)

@@ -19,7 +19,7 @@ from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted
 from nbsteps.formatting import safe_str
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.ipython.guards import checked, one_line_interrupts
-from nbsteps.ipython.options import SUBCOMMANDS, _graph_args, _plan_args, _run_args, _store_args
+from nbsteps.ipython.options import SUBCOMMANDS, graph_args, plan_args, run_args, store_args
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import check_retry, check_retry_delay, check_timeout
 
@@ -143,7 +143,7 @@ def _yes_from_env() -> bool:
 def _steps_doc() -> str:
     lines = ["Manage and run the notebook's plan of %%step cells.", "", "Subcommands:"]
     lines += [f"  %steps {k:<8} {v}" for k, v in SUBCOMMANDS.items()]
-    for parser in (_run_args, _plan_args, _graph_args):
+    for parser in (run_args, plan_args, graph_args):
         lines += ["", (parser.__doc__ or "").strip()]
     return "\n".join(lines)
 
@@ -288,7 +288,7 @@ class StepMagics(Magics):
 
     # -- subcommands -----------------------------------------------------------
     def _cmd_run(self, rest: str):
-        a = parse_argstring(_run_args, rest)
+        a = parse_argstring(run_args, rest)
         plan = session.current()
         summary = self._run(
             plan, a.targets or None, **_run_options(a.workers, a.backend, a.address),
@@ -300,7 +300,7 @@ class StepMagics(Magics):
         return None
 
     def _cmd_plan(self, rest: str):
-        a = parse_argstring(_plan_args, rest)
+        a = parse_argstring(plan_args, rest)
         print(session.current().plan(a.targets or None, force=a.force, force_all=a.force_all).text)
 
     def _cmd_status(self, rest: str):
@@ -317,7 +317,7 @@ class StepMagics(Magics):
         print(f"nbsteps: wrote {path}")
 
     def _cmd_graph(self, rest: str):
-        a = parse_argstring(_graph_args, rest)
+        a = parse_argstring(graph_args, rest)
         from nbsteps.views.graph_command import graph_command
 
         plan = session.current()
@@ -363,7 +363,7 @@ class StepMagics(Magics):
         print(f"nbsteps: mode {mode}")
 
     def _cmd_store(self, rest: str):
-        a = parse_argstring(_store_args, rest)
+        a = parse_argstring(store_args, rest)
         plan = session.current()
         if not a.spec:
             print(f"nbsteps: store {plan.store.describe()}{_garbage_note(plan.store)}")

@@ -20,7 +20,7 @@ from nbsteps.model.step import check_workers
 @argument("--force-all", action="store_true", help="run every step even if up to date")
 @argument("--yes", action="store_true", help="approve every --confirm step")
 @argument("--allow-failures", action="store_true", help="report failures without raising")
-def _run_args(line):
+def run_args(line):
     """%steps run"""
 
 
@@ -28,14 +28,14 @@ def _run_args(line):
 @argument("targets", nargs="*")
 @argument("--force", nargs="+", default=[], metavar="STEP")
 @argument("--force-all", action="store_true")
-def _plan_args(line):
+def plan_args(line):
     """%steps plan"""
 
 
 @magic_arguments(name="steps graph")
 @argument("--format", choices=["svg", "png", "dot"], default=None)
 @argument("--output", default=None, help="file to write (format from --format or the suffix)")
-def _graph_args(line):
+def graph_args(line):
     """%steps graph"""
 
 
@@ -43,7 +43,7 @@ def _graph_args(line):
 @argument("spec", nargs="?", default=None, help="memory, or a directory")
 @argument("--max-size", default=None, help="size limit of a directory store (500MB, 2GB; none: no limit); "
           "past it the least recently used checkpoints are removed (default 10 GB)")
-def _store_args(line):
+def store_args(line):
     """%steps store"""
 
 

@@ -18,6 +18,7 @@ possible through them) is rejected with the cycle named.
 from __future__ import annotations
 
 import graphlib
+import heapq
 from collections import deque
 from typing import Iterable
 
@@ -50,13 +51,35 @@ class Dependencies:
         self.callers: dict[tuple, str] = {}  # (name, its writer) -> the last step calling its caching methods
         self.version_readers: dict[tuple, list[str]] = {}  # (name, its writer) -> the steps reading it
         self._down: dict[str, set[str]] | None = None
-        self._topo: list[str] | None = None  # cached order, see Plan.topological
-        # executor caches (see nbsteps.executor): run structures per selection,
-        # static fingerprint inputs per step; cleared whenever the graph changes
-        self._runs: dict = {}
-        self._fp_static: dict = {}
+        self._topo: list[str] | None = None  # cached order, see topological()
+        #: counts the changes made in place (a step appended): what others derive
+        #: from the graph (the executor's run graphs, nbsteps.run.selection) is
+        #: valid for one generation of one Dependencies object
+        self.generation = 0
 
     # -- queries -------------------------------------------------------------
+    def topological(self, steps: Iterable[str]) -> list[str]:
+        """All *steps* (given in registration order), dependencies first, ties
+        in registration order; cached until the graph changes."""
+        if self._topo is not None:
+            return self._topo
+        steps = list(steps)
+        down = self.downstream_map()
+        indeg = {s: len(self.deps.get(s, ())) for s in steps}
+        position = {s: i for i, s in enumerate(steps)}
+        heap = [(position[s], s) for s, d in indeg.items() if d == 0]
+        heapq.heapify(heap)
+        out = []
+        while heap:
+            _, s = heapq.heappop(heap)
+            out.append(s)
+            for d in down.get(s, ()):
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    heapq.heappush(heap, (position[d], d))
+        self._topo = out
+        return out
+
     def downstream_map(self) -> dict[str, set[str]]:
         if self._down is None:
             down: dict[str, set[str]] = {s: set() for s in self.deps}
@@ -117,7 +140,7 @@ def _explicit(step: Step, steps: dict[str, Step]) -> dict[str, str]:
     return deps
 
 
-def _nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "str | None":
+def nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "str | None":
     """The last of *writers* (in notebook order) placed before *pos*."""
     found = None
     for w in writers:
@@ -134,7 +157,7 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
     for n in step.inputs:
         ws = writers.get(n)
         if ws:
-            src = _nearest_above(ws, position, pos)
+            src = nearest_above(ws, position, pos)
             if src is not None:
                 sources[n] = src
                 deps.setdefault(src, INFERRED)
@@ -225,10 +248,10 @@ def link_called(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -
             continue
         seen.add(n)
         ws = g.writers.get(n)
-        src = _nearest_above(ws, g.position, pos) if ws else None
+        src = nearest_above(ws, g.position, pos) if ws else None
         reads = dict(steps[src].analysis.func_reads).get(n, ()) if src in steps and steps[src].analysis else ()
         for r in reads:
-            if r not in own and r not in a.inputs and g.writers.get(r) and _nearest_above(g.writers[r], g.position, pos):
+            if r not in own and r not in a.inputs and g.writers.get(r) and nearest_above(g.writers[r], g.position, pos):
                 found.add(r)
             todo.append(r)  # a function it calls
     step.called_reads = frozenset(found)
@@ -244,7 +267,7 @@ def link_aliases(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) 
     linked: set = set()
     for n in step.analysis.mutated:
         ws = g.writers.get(n)
-        src = _nearest_above(ws, g.position, pos) if ws else None
+        src = nearest_above(ws, g.position, pos) if ws else None
         if src is not None and src in steps:
             for group in _groups(steps[src]):
                 if n in group:
@@ -303,13 +326,12 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     for out in new.outputs if new.analysis else ():
         g.writers[out].append(new.name)
     if g._topo is not None:
-        # Plan.topological pops the ready step with the smallest registration
+        # topological() pops the ready step with the smallest registration
         # position; nothing depends on the new step and its position is the
         # largest, so it always comes last: append instead of recomputing (a
         # new list: callers may hold the old one).
         g._topo = g._topo + [new.name]
-    g._runs.clear()
-    g._fp_static.pop(new.name, None)
+    g.generation += 1
     if g._down is not None:
         g._down[new.name] = set()
         for u in deps:

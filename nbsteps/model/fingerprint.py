@@ -46,7 +46,7 @@ def code_digest(code: types.CodeType) -> str:
     return acc.hexdigest()
 
 
-def _is_notebook_defined(obj: Any) -> bool:
+def is_notebook_defined(obj: Any) -> bool:
     module = getattr(obj, "__module__", None)
     return module == "__main__" or module is None
 
@@ -96,7 +96,7 @@ def _value_digest(value: Any) -> str | None:
         return _h(f"{type(value).__name__}:{value!r}".encode())
     if isinstance(value, (bytes, bytearray, list, tuple, dict, set, frozenset)):
         return _container_digest(value)
-    if isinstance(value, (types.FunctionType, type)) and _is_notebook_defined(value):
+    if isinstance(value, (types.FunctionType, type)) and is_notebook_defined(value):
         return helper_digest(value)
     module = type(value).__module__
     if module == "numpy" and "numpy" in sys.modules:
@@ -148,14 +148,14 @@ def helper_digest(obj: Any) -> str:
             acc.update(repr(getattr(o, "__defaults__", None)).encode())
         for code, globs in codes:
             acc.update(code_digest(code).encode())
-            for name in _global_names(code):
+            for name in global_names(code):
                 ref = globs.get(name)
-                if isinstance(ref, (types.FunctionType, type)) and _is_notebook_defined(ref):
+                if isinstance(ref, (types.FunctionType, type)) and is_notebook_defined(ref):
                     stack.append(ref)
     return acc.hexdigest()
 
 
-def _global_names(code: types.CodeType) -> Iterable[str]:
+def global_names(code: types.CodeType) -> Iterable[str]:
     stack = [code]
     while stack:
         c = stack.pop()
@@ -173,7 +173,7 @@ def outside_parts(names: Iterable[str], namespace: dict) -> tuple[dict, dict]:
             continue
         value = namespace[name]
         if isinstance(value, (types.FunctionType, type)):
-            if _is_notebook_defined(value):
+            if is_notebook_defined(value):
                 try:
                     helpers[name] = helper_digest(value)
                 except Exception:  # e.g. a class whose attributes raise on access: untracked

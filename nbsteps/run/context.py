@@ -25,7 +25,6 @@ read ``deps``; they are here because every layer above the model asks them.
 """
 from __future__ import annotations
 
-import heapq
 import threading
 import time
 from typing import Callable, Iterable
@@ -118,24 +117,7 @@ class RunContext:
 
     def topological(self) -> list[str]:
         """All steps, dependencies first, ties in registration order (cached on the graph)."""
-        g = self.deps
-        if g._topo is not None:
-            return g._topo
-        down = g.downstream_map()
-        indeg = {s: len(self.dependencies(s)) for s in self.steps}
-        position = {s: i for i, s in enumerate(self.steps)}
-        heap = [(position[s], s) for s, d in indeg.items() if d == 0]
-        heapq.heapify(heap)
-        out = []
-        while heap:
-            _, s = heapq.heappop(heap)
-            out.append(s)
-            for d in down.get(s, ()):
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    heapq.heappush(heap, (position[d], d))
-        g._topo = out
-        return out
+        return self.deps.topological(self.steps)
 
     def levels(self, names: "Iterable[str] | None" = None) -> dict[str, int]:
         """Parallel level of each step (0 = no dependencies among *names*)."""

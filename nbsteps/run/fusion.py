@@ -70,9 +70,9 @@ def feed(task: Task, before: Outcome) -> None:
         for p in task.links:
             task.args[p] = before.result
         return
-    if task._analysis is None:
-        task._analysis = analyse_cell(task.name, task.source)
-    mutated = task._analysis.mutated
+    if task.analysis is None:
+        task.analysis = analyse_cell(task.name, task.source)
+    mutated = task.analysis.mutated
     outputs = before.outputs
     for n in task.links:
         if n in outputs:

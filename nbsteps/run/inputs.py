@@ -3,7 +3,7 @@ the namespace), and why a step cannot run (a blocking upstream step)."""
 from __future__ import annotations
 
 
-from nbsteps.model.dependencies import ORDER_ONLY, _nearest_above
+from nbsteps.model.dependencies import ORDER_ONLY, nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.shared_memory import copy_with_views, views_of
@@ -83,7 +83,7 @@ def _versions_above(ctx: RunContext, name: str):
 
     def above(n: str):
         ws = g.writers.get(n)
-        w = _nearest_above(ws, g.position, pos) if ws and pos is not None else None
+        w = nearest_above(ws, g.position, pos) if ws and pos is not None else None
         if w is not None:
             r = ctx.records.get(w)
             if r is not None and r.status == COMPLETED and n in r.outputs:

@@ -1,19 +1,21 @@
 """The graph of a run's selection: which selected steps each one waits for,
 and the widest level (the default number of workers). Computed once per
-resolved plan graph and selection, cached on the plan's Dependencies object
-(replaced or cleared whenever the graph changes)."""
+resolved plan graph and selection (cached per Dependencies object and
+generation: a graph replaced or changed in place is computed again)."""
 from __future__ import annotations
 
 
+import weakref
+
 from nbsteps.model import graphs
+from nbsteps.model.dependencies import Dependencies
 from nbsteps.run.context import RunContext
 
 
 
 class _RunGraph:
     """What a run of *names* needs to know about the graph, computed once per
-    resolved graph and selection (cached on the plan's Dependencies object,
-    which is replaced or cleared whenever the graph changes)."""
+    resolved graph and selection (see :func:`run_graph`)."""
 
     __slots__ = ("ups", "width", "names", "_links")
 
@@ -31,8 +33,17 @@ class _RunGraph:
         return self._links
 
 
+#: per resolved graph: (its generation, {selection: _RunGraph}); a graph that is
+#: replaced is forgotten with it, one changed in place has a new generation
+_RUNS: "weakref.WeakKeyDictionary[Dependencies, tuple[int, dict]]" = weakref.WeakKeyDictionary()
+
+
 def run_graph(ctx: RunContext, names: list[str]) -> _RunGraph:
-    cache = ctx.deps._runs
+    g = ctx.deps
+    entry = _RUNS.get(g)
+    if entry is None or entry[0] != g.generation:
+        entry = _RUNS[g] = (g.generation, {})
+    cache = entry[1]
     key = tuple(names)
     rg = cache.get(key)
     if rg is None:

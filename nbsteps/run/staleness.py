@@ -8,8 +8,10 @@ helpers it calls (see :mod:`nbsteps.model.fingerprint`).
 from __future__ import annotations
 
 
+import weakref
+
 from nbsteps.model.checkpoint import Checkpoint
-from nbsteps.model.dependencies import ORDER_ONLY
+from nbsteps.model.dependencies import ORDER_ONLY, Dependencies
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
@@ -18,12 +20,19 @@ from nbsteps.run.context import RunContext
 
 
 
+#: per resolved graph: step name -> (step, its code, static parts); entries are
+#: checked against the step object, so a step appended in place needs no clearing
+_STATIC: "weakref.WeakKeyDictionary[Dependencies, dict]" = weakref.WeakKeyDictionary()
+
+
 def static_parts(ctx: RunContext, step: Step) -> tuple:
     """(sorted upstream names, outside names to digest, their namespace or
-    None for the plan's) of *step*: fixed for a resolved graph, so cached on
-    the plan's Dependencies object (dropped whenever the graph changes)."""
+    None for the plan's) of *step*: fixed for a resolved graph and a step
+    object, so cached per Dependencies object (forgotten with it)."""
     g = ctx.deps
-    cache = g._fp_static
+    cache = _STATIC.get(g)
+    if cache is None:
+        cache = _STATIC[g] = {}
     name = step.name
     hit = cache.get(name)
     func = step.func

@@ -42,7 +42,7 @@ class Outcome:
 class Task:
     """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
 
-    __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "_analysis", "abandoned", "attempt",
+    __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "analysis", "abandoned", "attempt",
                  "base", "above", "then", "links", "context")
 
     def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None,
@@ -54,7 +54,7 @@ class Task:
         self.outputs = tuple(outputs)
         self.func = func
         self.args = args or {}
-        self._analysis = analysis
+        self.analysis = analysis
         self.abandoned = False
         self.base = base
         self.above = above  # name -> (found, the version the step's position implies); see run.helpers
@@ -65,12 +65,12 @@ class Task:
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("_analysis", "base", "above", "context")}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("analysis", "base", "above", "context")}
 
     def __setstate__(self, state):
         for k, v in state.items():
             setattr(self, k, v)
-        self._analysis = None
+        self.analysis = None
         self.base = self.above = self.context = None
 
 
@@ -209,9 +209,9 @@ def _attempt(task: Task) -> Outcome:
             outputs = {task.name: result}
             has_result = True
         else:
-            analysis = task._analysis
+            analysis = task.analysis
             if analysis is None:
-                analysis = task._analysis = analyse_cell(task.name, task.source)
+                analysis = task.analysis = analyse_cell(task.name, task.source)
             if task.base is not None:
                 # names used only dynamically (df.query("@x"), eval) resolve in
                 # the user namespace as in an ordinary cell; one C-level copy

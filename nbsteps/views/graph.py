@@ -72,7 +72,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
-def _clean(text, limit: int) -> str:
+def clip_text(text, limit: int) -> str:
     text = str(text)
     if not _SPECIAL.search(text):  # the common case: nothing to remove
         return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -86,7 +86,7 @@ def _clean(text, limit: int) -> str:
 
 def label_text(text, limit: int = 200) -> str:
     """User text for a DOT label: literal backslashes and ``&``, never HTML."""
-    text = " ".join(_clean(text, limit).split())
+    text = " ".join(clip_text(text, limit).split())
     return graphviz.nohtml(text.replace("\\", "\\\\").replace("&", "&amp;"))
 
 
@@ -95,7 +95,7 @@ def tooltip_text(lines, limit: int = 600) -> str:
     tooltips twice, hence the doubled backslashes; lines join with ``\\n``."""
     out = []
     for line in lines:
-        for part in _clean(line, limit).split("\n"):
+        for part in clip_text(line, limit).split("\n"):
             out.append(part.replace("\\", "\\\\\\\\").replace("&", "&amp;"))
     return graphviz.nohtml("\\n".join(out))
 
@@ -293,7 +293,7 @@ def looks(ctx, names=None, critical: list | None = None, preview: bool = True):
     return names, nodes, edges, path if on_path else []
 
 
-def _graph_attrs(g, rankdir: str, large: bool) -> None:
+def graph_attrs(g, rankdir: str, large: bool) -> None:
     g.graph_attr.update(rankdir=rankdir, bgcolor="white", tooltip="nbsteps plan",
                         nodesep="0.12" if large else "0.3", ranksep="0.3" if large else "0.45",
                         fontname="Helvetica", fontsize="10" if large else "12")
@@ -302,7 +302,7 @@ def _graph_attrs(g, rankdir: str, large: bool) -> None:
     g.edge_attr.update(arrowsize="0.6" if large else "0.8")
 
 
-def _style(*parts) -> str:
+def style_attr(*parts) -> str:
     return ",".join(p for p in parts if p)
 
 
@@ -317,11 +317,11 @@ def plan_graph(ctx, names=None, *, rankdir: str | None = None, legend: bool = Tr
     rankdir = rankdir or choose_rankdir(ctx, names)
     large = len(names) > LARGE
     g = PlanGraph("nbsteps", comment="nbsteps plan")
-    _graph_attrs(g, rankdir, large)
+    graph_attrs(g, rankdir, large)
     for n in nodes:
         attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
         g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=n.fill, color=n.stroke,
-               penwidth=f"{n.penwidth:g}", style=_style("filled", n.corners, n.dash),
+               penwidth=f"{n.penwidth:g}", style=style_attr("filled", n.corners, n.dash),
                tooltip=tooltip_text(n.tooltip), **{"class": f"nbsteps-step nbsteps-{n.key}"}, **attrs)
     for e in edges:
         tip = e.tooltip + (", critical path" if e.critical else "")
@@ -350,7 +350,7 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
                 attrs = {"color": STALE_COLOR, "penwidth": "2.5", "style": "filled,rounded,dashed"}
             else:
                 fill, shape, corners = STYLES[key]
-                attrs = {"color": "#333333", "style": _style("filled", corners, "dotted" if key == CANCELLED else ""),
+                attrs = {"color": "#333333", "style": style_attr("filled", corners, "dotted" if key == CANCELLED else ""),
                          "penwidth": "2" if key in (RUNNING, RETRYING) else "1"}
             text = LEGEND_TEXT.get(key, key)
             node = f"legend.{key}"
@@ -379,7 +379,7 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
 
 
 # -- rendering ------------------------------------------------------------------
-def _missing_dot() -> NbstepsError:
+def missing_dot() -> NbstepsError:
     return NbstepsError(INSTALL_HINT)
 
 
@@ -388,7 +388,7 @@ def render(graph, fmt: str = "svg") -> bytes:
     try:
         return graph.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
-        raise _missing_dot() from None
+        raise missing_dot() from None
 
 
 def dot_available() -> bool:

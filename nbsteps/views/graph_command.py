@@ -5,7 +5,7 @@ import os
 
 from nbsteps.errors import NbstepsError
 from nbsteps.files import write_bytes
-from nbsteps.views.graph import _missing_dot, dot_available, plan_graph, render
+from nbsteps.views.graph import missing_dot, dot_available, plan_graph, render
 
 FORMATS = ("svg", "png", "dot")
 
@@ -25,7 +25,7 @@ def graph_command(ctx, fmt: str | None = None, output: str | None = None):
         if fmt == "dot":
             return _DotSource(graph.source)
         if not dot_available():
-            raise _missing_dot()
+            raise missing_dot()
         if fmt == "png":
             from IPython.display import Image
 

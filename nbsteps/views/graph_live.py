@@ -15,8 +15,8 @@ from collections import OrderedDict
 
 from nbsteps.model.status import BLOCKED, CANCELLED, FAILED
 from nbsteps.views.graph import (
-    EDGE_STYLES, PlanGraph, STYLES, looks, _clean, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR,
-    STALE_FILL, _style, _graph_attrs, LEGEND, LEGEND_TEXT, CONFIRM_COLOR, render, LARGE, choose_rankdir,
+    EDGE_STYLES, PlanGraph, STYLES, looks, clip_text, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR,
+    STALE_FILL, style_attr, graph_attrs, LEGEND, LEGEND_TEXT, CONFIRM_COLOR, render, LARGE, choose_rankdir,
 )
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
@@ -36,7 +36,7 @@ class _Template:
         self.tip, self.cls = f"nbstip{nonce}n{{}}x", f"nbstcls{nonce}n{{}}x"
         token = re.compile(rf'((?:fill|stroke)="#[0-9a-f]{{6}}"|nbs(?:tip|tcls){nonce}n\d+x)')
         g = PlanGraph("nbsteps", comment="nbsteps plan (live)")
-        _graph_attrs(g, rankdir, large)
+        graph_attrs(g, rankdir, large)
         # unique placeholder colours; the template uses no other hex colour
         tokens = (f"#{i:06x}" for i in itertools.count(0x100001))
         self.node_tokens = []
@@ -45,7 +45,7 @@ class _Template:
             self.node_tokens.append((fill, stroke))
             attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
             g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=fill, color=stroke,
-                   style=_style("filled", n.corners), tooltip=self.tip.format(i),
+                   style=style_attr("filled", n.corners), tooltip=self.tip.format(i),
                    **{"class": self.cls.format(i)}, **attrs)
         self.edge_tokens = []
         for e in edges:
@@ -67,7 +67,7 @@ class _Template:
             if n.dash:
                 extra += f' stroke-dasharray="{_DASH[n.dash]}"'
             sub[f'stroke="{stroke}"'] = f'stroke="{n.stroke}"{extra}'
-            tip = "\n".join(_clean(line, 600) for line in n.tooltip)
+            tip = "\n".join(clip_text(line, 600) for line in n.tooltip)
             sub[self.tip.format(i)] = html.escape(tip, quote=True).replace("\n", "&#10;")
             sub[self.cls.format(i)] = f"nbsteps-step nbsteps-{n.key}"
         for e, color in zip(edges, self.edge_tokens):

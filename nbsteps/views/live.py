@@ -126,6 +126,12 @@ class LiveView:
             self.finish()
 
     # -- scheduling -----------------------------------------------------------
+    def joining(self, names: "list[str]") -> None:
+        """The view is shown while a run of *names* is already on (``%steps show``
+        during a run): draw it as running until the run's ``finished`` event."""
+        with self._lock:
+            self._names, self._running = list(names), True
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
