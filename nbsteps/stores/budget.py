@@ -15,20 +15,25 @@ one that was scanned (not replaced or used since), removes the metadata (the
 checkpoint is gone from then on) and then the value files no metadata names.
 Like everything else in the store, nothing is followed through a link and only
 files with the store's own names are removed.
+
+:class:`Budget` gets what it works on, not the store: the store directory
+(:class:`~nbsteps.stores.folders.Folders`), the pins it must not evict
+(:class:`~nbsteps.stores.pins.Pins`) and the limit. The store tells it what
+each write added (``added``) and when to count again (``forget``), and reads
+``evicted`` to know that versions left the store.
 """
 from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from nbsteps.stores import layout
+from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import LinkRefused, open_dir
 from nbsteps.stores.layout import Corrupt, ours
+from nbsteps.stores.pins import Pins
 from nbsteps.stores.writing import collect
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.stores.disk import DiskStore
 
 LOW_WATER = 0.9  # evict down to this fraction of the limit
 
@@ -42,10 +47,13 @@ class Version(NamedTuple):
 
 
 class Budget:
-    """Usage accounting and eviction of one :class:`DiskStore`."""
+    """Usage accounting and eviction of one store directory (*folders*),
+    bounded by *limit* bytes (None: no limit); never evicts what *pins* pin."""
 
-    def __init__(self, store: "DiskStore") -> None:
-        self.store = store
+    def __init__(self, folders: Folders, pins: Pins, limit: "int | None") -> None:
+        self.folders = folders
+        self.pins = pins
+        self.limit = limit
         self.usage: "int | None" = None  # bytes, None until counted
         self._lock = threading.Lock()
         self.evicted = 0  # checkpoints removed by this process (for tests and messages)
@@ -58,7 +66,7 @@ class Budget:
         """A write of this process added *nbytes* (negative: freed); evict if
         the store is now over its limit, never the checkpoint *protect*
         (``(dirname, meta file)``)."""
-        limit = self.store.max_size
+        limit = self.limit
         if limit is None:
             return
         with self._lock:
@@ -76,7 +84,7 @@ class Budget:
             names = [e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
         for name in names:
             try:
-                fd = open_dir(name, root, self.store.directory / name)
+                fd = open_dir(name, root, self.folders.directory / name)
             except (LinkRefused, OSError):
                 continue
             try:
@@ -88,7 +96,7 @@ class Budget:
         """Bytes of the store's own files in every step folder."""
         total = 0
         try:
-            with self.store._root() as root:
+            with self.folders.root() as root:
                 for _, folder in self._folders(root):
                     with os.scandir(folder) as it:
                         for e in it:
@@ -106,7 +114,7 @@ class Budget:
         files that belong to none (debris, removed by the step's next write)."""
         found: list[Version] = []
         loose = 0
-        with self.store._root() as root:
+        with self.folders.root() as root:
             for dirname, folder in self._folders(root):
                 sizes: dict[str, int] = {}
                 with os.scandir(folder) as it:
@@ -147,11 +155,10 @@ class Budget:
 
     def _remove(self, v: Version) -> bool:
         """Remove checkpoint *v* if it is still the one scanned and unused since."""
-        store = self.store
         try:
-            with store._root() as root:
-                with store._locked(root, v.dirname), store._folder(root, v.dirname) as folder:
-                    if store.pins.pinned(root, v.dirname, v.meta):
+            with self.folders.root() as root:
+                with self.folders.locked(root, v.dirname), self.folders.folder(root, v.dirname) as folder:
+                    if self.pins.pinned(root, v.dirname, v.meta):
                         return False  # a live kernel restored it and has not read it yet
                     try:
                         st = os.stat(v.meta, dir_fd=folder, follow_symlinks=False)

@@ -28,20 +28,33 @@ value files' signatures without decoding them: the values are
 :class:`~nbsteps.model.checkpoint.LazyValues`, each read and verified again
 the first time it is used; until then the checkpoint is pinned (not evicted).
 
+:class:`DiskStore` is one class that writes and owns its collaborators,
+each with a name and a module of its own, and delegates to them:
+
+- :class:`~nbsteps.stores.folders.Folders`: the directory as every part uses
+  it (its root descriptor, a step folder, a step's lock);
+- :class:`~nbsteps.stores.unwritten.Unwritten`: checkpoints that could not be
+  written, kept in memory;
+- :class:`~nbsteps.stores.reading.Reader`: ``get``, ``peek``,
+  ``fingerprints``, ``steps``;
+- :class:`~nbsteps.stores.pins.Pins`, :class:`~nbsteps.stores.budget.Budget`
+  (the size limit), :class:`~nbsteps.stores.garbage.Garbage` (dead checkpoints).
+
+Each collaborator gets the few objects it works on (the folders, the key, the
+unwritten checkpoints, the pins, a ``warn`` callable), never the store: none
+of them imports this module, and the store alone connects them (an eviction
+makes the garbage collector run; a collection makes the budget count again).
+
 The folder format lives in :mod:`nbsteps.stores.layout`, value encodings in
 :mod:`nbsteps.stores.encoding`, link-safe file operations in :mod:`nbsteps.stores.fs`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import threading
-import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nbsteps.formatting import parse_size
 from nbsteps.model.checkpoint import Checkpoint
@@ -50,27 +63,20 @@ from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
 from nbsteps.stores.garbage import Collected, Garbage, version_of
 from nbsteps.stores.encoding import NullSink, pickle_to
-from nbsteps.stores.fs import (
-    CLOEXEC, NOFOLLOW, LinkRefused, describe_error as _describe_error, exists, fsync_dir, open_dir, touch,
-    unlink_quiet,
-)
-from nbsteps.stores.layout import LOCKS, META, dirname_of, meta_name, read_meta_bytes
+from nbsteps.stores.folders import Folders
+from nbsteps.stores.fs import LinkRefused, describe_error as _describe_error, exists, fsync_dir, touch, unlink_quiet
+from nbsteps.stores.layout import META, dirname_of, meta_name, read_meta_bytes
 from nbsteps.stores.pins import Pins
-from nbsteps.stores.reading import Reading
+from nbsteps.stores.reading import Reader
+from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import (
     Unpicklable, collect, drop_legacy, remove_files, size_of, write_meta, write_value,
 )
 
-try:  # POSIX advisory locks between processes; threads are covered separately
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 DEFAULT_MAX_SIZE = 10 * 10**9  # 10 GB
-MEMORY_VERSIONS = 4  # checkpoints per step kept in memory when they cannot be written
 
 
-class DiskStore(Reading, Store):
+class DiskStore(Store):
     """Checkpoints kept in *directory*, signed with the user's secret key.
 
     ``key`` defaults to :func:`nbsteps.signing.load_key`. ``compression`` is
@@ -104,20 +110,29 @@ class DiskStore(Reading, Store):
                 max_size = parse_size(max_size)
             except ValueError as exc:
                 raise ValueError(f"nbsteps: max_size: {exc}") from None
-        self.max_size: "int | None" = max_size
         self.directory = Path(os.path.abspath(os.path.expanduser(os.fspath(directory))))
         if self.directory.exists() and not self.directory.is_dir():
             raise NotADirectoryError(f"nbsteps: checkpoint store {self.directory} is not a directory")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.key = key if key is not None else signing.load_key()
         self.compression = compression
-        # checkpoints that could not be written: step -> {fingerprint: (time, checkpoint)}
-        self._memory: dict[str, dict[str, tuple[float, Checkpoint]]] = {}
-        self._guard = threading.Lock()  # protects _memory and _thread_locks
-        self._thread_locks: dict[str, threading.Lock] = {}
-        self.budget = Budget(self)
-        self.pins = Pins(self)  # checkpoints restored lazily here and not read yet: not evicted
-        self.garbage = Garbage(self)  # dead checkpoints: their upstream versions are gone (stores.garbage)
+        self.folders = Folders(self.directory)  # root, step folders, step locks: what every part works on
+        self.unwritten = Unwritten()  # checkpoints that could not be written, kept in memory
+        self.pins = Pins(self.folders)  # checkpoints restored lazily here and not read yet: not evicted
+        self.budget = Budget(self.folders, self.pins, max_size)  # the size limit
+        # dead checkpoints: their upstream versions are gone (stores.garbage)
+        self.garbage = Garbage(self.folders, self.key, self.unwritten, self.pins)
+        self.reader = Reader(self.folders, self.key, self.unwritten, self.pins,
+                             lambda step, message: self.warn(step, message))  # warn is set by the plan later
+
+    @property
+    def max_size(self) -> "int | None":
+        """The size limit in bytes (None: none), kept by the budget."""
+        return self.budget.limit
+
+    @max_size.setter
+    def max_size(self, value: "int | None") -> None:
+        self.budget.limit = value
 
     def describe(self) -> str:
         return str(self.directory)
@@ -125,57 +140,25 @@ class DiskStore(Reading, Store):
     def __repr__(self) -> str:
         return f"DiskStore({str(self.directory)!r})"
 
-    # -- directories -------------------------------------------------------------
+    # -- reading (stores.reading) -------------------------------------------------------
 
-    @contextmanager
-    def _root(self) -> Iterator[int]:
-        fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def get(self, step: str, fingerprint: "str | None" = None, *, lazy: bool = False) -> "Checkpoint | None":
+        """The checkpoint of *step* with *fingerprint* (any fingerprint: the
+        latest). *lazy*: values are read when first used (LazyValues)."""
+        cp = self.reader.read(step, fingerprint, "lazy" if lazy else "load")
+        if cp is not None and fingerprint is not None:  # restored: this process holds that version
+            self.garbage.hold(step, cp.parts, cp.fingerprint)
+        return cp
 
-    @contextmanager
-    def _folder(self, root: int, dirname: str, create: bool = False) -> Iterator[int]:
-        """The step folder *dirname*, never through a link."""
-        fd = open_dir(dirname, root, self.directory / dirname, create=create)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
+        return self.reader.read(step, fingerprint, "peek")
 
-    # -- locking ---------------------------------------------------------------
+    def fingerprints(self, step: str) -> list[str]:
+        """Fingerprints of the checkpoints kept for *step*, least recently used first."""
+        return self.reader.fingerprints(step)
 
-    @contextmanager
-    def _locked(self, root: int, dirname: str) -> Iterator[None]:
-        """Exclusive lock of one step: a thread lock (flock is not reliable
-        between threads on every file system) and a flock for other processes.
-        Different steps never wait for each other."""
-        with self._guard:
-            tlock = self._thread_locks.setdefault(dirname, threading.Lock())
-        with tlock:
-            if fcntl is None:
-                yield
-                return
-            locks = open_dir(LOCKS, root, self.directory / LOCKS, create=True)
-            try:
-                name = f"{dirname}.lock"
-                try:
-                    fd = os.open(name, os.O_RDWR | os.O_CREAT | NOFOLLOW | CLOEXEC, 0o600, dir_fd=locks)
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        raise LinkRefused(self.directory / LOCKS / name) from None
-                    raise
-            finally:
-                os.close(locks)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except OSError:
-                    pass  # no lock support (some network file systems): unique names still keep files apart
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+    def steps(self) -> list[str]:
+        return self.reader.steps()
 
     # -- writing ---------------------------------------------------------------------
 
@@ -186,25 +169,25 @@ class DiskStore(Reading, Store):
         try:
             added = self._write(checkpoint)
         except Unpicklable as exc:
-            self._remember(checkpoint)
+            self.unwritten.remember(checkpoint)
             self.warn(step, (
                 f"step {step!r}: {_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])}); "
                 f"its checkpoint is kept in memory only and will not survive a restart of the kernel"
             ))
         except LinkRefused as exc:
-            self._remember(checkpoint)
+            self.unwritten.remember(checkpoint)
             self.warn(step, (
                 f"step {step!r}: its checkpoint was not written: {exc}; "
                 f"it is kept in memory only and will not survive a restart of the kernel"
             ))
         except OSError as exc:
-            self._remember(checkpoint)
+            self.unwritten.remember(checkpoint)
             self.warn(step, (
                 f"step {step!r}: could not write its checkpoint to {self.directory} ({_describe_error(exc)}); "
                 f"it is kept in memory only and will not survive a restart of the kernel"
             ))
         except Exception as exc:  # an unexpected encoder failure must not fail the step
-            self._remember(checkpoint)
+            self.unwritten.remember(checkpoint)
             self.warn(step, (
                 f"step {step!r}: could not save its checkpoint to {self.directory} ({_describe_error(exc)}); "
                 f"it is kept in memory only"
@@ -223,7 +206,10 @@ class DiskStore(Reading, Store):
         """Remove the dead checkpoints: those computed from an upstream version
         that no checkpoint in the store holds any more, nor this process (see
         :mod:`nbsteps.stores.garbage`). Returns ``(checkpoints, nbytes)`` removed."""
-        return self.garbage.collect()
+        done = self.garbage.collect()
+        if done.checkpoints:
+            self.budget.forget()  # count the store again on the next write
+        return done
 
     def garbage_note(self) -> str:
         """Collect now; what was collected since the last note (during runs
@@ -242,26 +228,12 @@ class DiskStore(Reading, Store):
         if not self.garbage.pending:
             return
         try:
-            self.garbage.collect(auto=True)
+            done = self.garbage.collect(auto=True)
         except Exception as exc:  # housekeeping: never fail a put for it
             self.warn(step, f"could not remove the dead checkpoints of {self.directory} ({_describe_error(exc)})")
-
-    def _remember(self, checkpoint: Checkpoint) -> None:
-        with self._guard:
-            versions = self._memory.setdefault(checkpoint.step, {})
-            versions.pop(checkpoint.fingerprint, None)
-            versions[checkpoint.fingerprint] = (time.time(), checkpoint)
-            while len(versions) > MEMORY_VERSIONS:
-                del versions[next(iter(versions))]
-
-    def _forget_memory(self, step: str, fingerprint: "str | None" = None) -> None:
-        with self._guard:
-            if fingerprint is None:
-                self._memory.pop(step, None)
-            elif step in self._memory:
-                self._memory[step].pop(fingerprint, None)
-                if not self._memory[step]:
-                    del self._memory[step]
+            return
+        if done.checkpoints:
+            self.budget.forget()
 
     def _write(self, cp: Checkpoint) -> int:
         """Write *cp*; the bytes it added to the store (minus what it replaced)."""
@@ -274,8 +246,8 @@ class DiskStore(Reading, Store):
             values.append(("result", None, cp.result))
         if cp.output:  # what the step printed and displayed: plain data, signed like the values
             values.append(("captured", None, list(cp.output)))
-        with self._root() as root, self._locked(root, dirname), \
-                self._folder(root, dirname, create=True) as folder:
+        with self.folders.root() as root, self.folders.locked(root, dirname), \
+                self.folders.folder(root, dirname, create=True) as folder:
             fsync_dir(root)
             token = uuid.uuid4().hex[:16]
             written: list[str] = []  # names of this put's files, removed if it fails
@@ -325,7 +297,7 @@ class DiskStore(Reading, Store):
             touch(folder, meta)
             if previous is not None and previous != (cp.parts or {}).get("token", cp.fingerprint):
                 self.garbage.pending = True  # that version is gone: checkpoints made from it are dead
-            self._forget_memory(cp.step, cp.fingerprint)
+            self.unwritten.forget(cp.step, cp.fingerprint)
             had_legacy = exists(META, folder)
             drop_legacy(folder, cp.fingerprint)
             if had_legacy and not exists(META, folder):
@@ -339,14 +311,14 @@ class DiskStore(Reading, Store):
     # -- the rest of the interface ----------------------------------------------------
 
     def drop(self, step: str) -> None:
-        self._forget_memory(step)
+        self.unwritten.forget(step)
         self.garbage.release(step)
         dirname = dirname_of(step)
         try:
-            with self._root() as root:
+            with self.folders.root() as root:
                 if not exists(dirname, root):
                     return
-                with self._locked(root, dirname), self._folder(root, dirname) as folder:
+                with self.folders.locked(root, dirname), self.folders.folder(root, dirname) as folder:
                     remove_files(folder)
                 try:
                     os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
@@ -359,6 +331,7 @@ class DiskStore(Reading, Store):
                             f"({_describe_error(exc)})")
             return
         self._collect_garbage(step)
+
 
 def _list_values(names: "list[str | None]") -> str:
     """``outputs 'a', 'b' and the result`` for a message."""

@@ -33,6 +33,15 @@ size eviction or a ``drop`` (a version left the store); by
 :meth:`DiskStore.collect_garbage` and ``%steps store``. Like everything else in
 the store: under the step's lock, never through a link, only the store's own
 file names (:func:`nbsteps.stores.writing.collect`).
+
+:class:`Garbage` gets what it works on, not the store: the store directory
+(:class:`~nbsteps.stores.folders.Folders`), the key that verifies metadata,
+the checkpoints kept in memory (:class:`~nbsteps.stores.unwritten.Unwritten`,
+held by this process) and the pins (:class:`~nbsteps.stores.pins.Pins`). The
+store tells it which versions this process holds (``hold``, ``release``) and
+that a version left the store (``pending``), and counts its size again
+(:class:`~nbsteps.stores.budget.Budget`) after a collection that removed
+something.
 """
 from __future__ import annotations
 
@@ -41,15 +50,15 @@ import hashlib
 import os
 import pickle
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from nbsteps.stores import layout
+from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import LinkRefused
 from nbsteps.stores.layout import Corrupt, dirname_of, ours
+from nbsteps.stores.pins import Pins
+from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import collect
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.stores.disk import DiskStore
 
 
 class Collected(NamedTuple):
@@ -125,10 +134,15 @@ def version_of(raw: "bytes | None", key: bytes, name: str) -> Any:
 
 
 class Garbage:
-    """Dead-checkpoint collection of one :class:`DiskStore`."""
+    """Dead-checkpoint collection of one store directory (*folders*, whose
+    metadata *key* signs); the versions of *unwritten* are held by this
+    process, and nothing *pins* pin is removed."""
 
-    def __init__(self, store: "DiskStore") -> None:
-        self.store = store
+    def __init__(self, folders: Folders, key: bytes, unwritten: Unwritten, pins: Pins) -> None:
+        self.folders = folders
+        self.key = key
+        self.unwritten = unwritten
+        self.pins = pins
         self._lock = threading.Lock()
         self._guard = threading.Lock()  # protects _live
         #: the version of each step this process last wrote or restored: step -> (version, upstream)
@@ -155,12 +169,10 @@ class Garbage:
     def _live_nodes(self) -> "list[Node]":
         with self._guard:
             nodes = [Node(step, version, upstream) for step, (version, upstream) in self._live.items()]
-        with self.store._guard:  # checkpoints kept in memory (could not be written): held here too
-            for step, versions in self.store._memory.items():
-                for _, cp in versions.values():
-                    got = describe_parts(cp.parts, cp.fingerprint)
-                    if got is not None:
-                        nodes.append(Node(step, got[0], got[1]))
+        for cp in self.unwritten.checkpoints():  # kept in memory (could not be written): held here too
+            got = describe_parts(cp.parts, cp.fingerprint)
+            if got is not None:
+                nodes.append(Node(cp.step, got[0], got[1]))
         return nodes
 
     # -- scanning ------------------------------------------------------------------
@@ -172,7 +184,7 @@ class Garbage:
             names = sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
         for dirname in names:
             try:
-                with self.store._folder(root, dirname) as folder:
+                with self.folders.folder(root, dirname) as folder:
                     nodes.extend(self._scan_folder(dirname, folder, seen))
             except OSError:  # gone meanwhile, a link (refused), unreadable: nothing from it
                 continue
@@ -218,7 +230,7 @@ class Garbage:
         if raw is None:
             return None
         try:
-            body, verified = layout.parse_meta(raw, self.store.key, meta), True
+            body, verified = layout.parse_meta(raw, self.key, meta), True
         except Corrupt:
             try:  # not verified: kept (the reader reports it), its version still counts as held
                 body, verified = layout.parse_meta(raw, None, meta), False
@@ -252,11 +264,9 @@ class Garbage:
             return Collected()
         with self._lock:
             self.pending = False
-            with self.store._root() as root:
+            with self.folders.root() as root:
                 done = self._collect(root)
             self.collected = self.collected + done
-        if done.checkpoints:
-            self.store.budget.forget()
         return done
 
     def _collect(self, root: int) -> Collected:
@@ -291,10 +301,9 @@ class Garbage:
         """Remove *node* under its step's lock if it is still the checkpoint
         scanned, not pinned, unused since, and its missing upstream versions
         are still missing."""
-        store = self.store
         try:
-            with store._locked(root, node.dirname), store._folder(root, node.dirname) as folder:
-                if store.pins.pinned(root, node.dirname, node.meta):
+            with self.folders.locked(root, node.dirname), self.folders.folder(root, node.dirname) as folder:
+                if self.pins.pinned(root, node.dirname, node.meta):
                     return False  # a live kernel restored it and has not read it yet
                 try:
                     st = os.stat(node.meta, dir_fd=folder, follow_symlinks=False)
@@ -325,14 +334,13 @@ class Garbage:
                 live = self._live.get(step)
             if live is not None and live[0] == version:
                 return True
-            with self.store._guard:
-                for _, cp in self.store._memory.get(step, {}).values():
-                    got = describe_parts(cp.parts, cp.fingerprint)
-                    if got is not None and got[0] == version:
-                        return True
+            for cp in self.unwritten.checkpoints(step):
+                got = describe_parts(cp.parts, cp.fingerprint)
+                if got is not None and got[0] == version:
+                    return True
         dirname = dirname_of(step)
         try:
-            with self.store._folder(root, dirname) as folder:
+            with self.folders.folder(root, dirname) as folder:
                 return any(n.step == step and n.version == version for n in self._scan_folder(dirname, folder))
         except FileNotFoundError:
             return False

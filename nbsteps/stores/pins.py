@@ -19,6 +19,11 @@ reader pinning it looks for it (then the reader finds nothing and the step is
 recomputed). A pin whose process is dead (its ``.alive`` lock is free) counts
 for nothing and is removed by the next eviction that meets it. Without flock
 (Windows) pins are known to this process only.
+
+:class:`Pins` works on the store directory through
+:class:`~nbsteps.stores.folders.Folders` (root, step locks); the reader
+(:mod:`nbsteps.stores.reading`) calls ``pin``, the size budget and the garbage
+collector call ``pinned``.
 """
 from __future__ import annotations
 
@@ -27,17 +32,15 @@ import threading
 import uuid
 import weakref
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import Callable, Iterator
 
+from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import CLOEXEC, NOFOLLOW, LinkRefused, open_dir, unlink_quiet
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nbsteps.stores.disk import DiskStore
 
 PINS = ".pins"
 
@@ -50,19 +53,19 @@ class Pin:
     """Held by the lazy loader of one checkpoint; ``release()`` (or dropping
     it) unpins."""
 
-    def __init__(self, pins: "Pins", key: "tuple[str, str]") -> None:
-        self._done = weakref.finalize(self, pins._unpin, key)
+    def __init__(self, unpin: "Callable[[tuple[str, str]], None]", key: "tuple[str, str]") -> None:
+        self._done = weakref.finalize(self, unpin, key)
 
     def release(self) -> None:
         self._done()  # once: later calls do nothing
 
 
 class Pins:
-    """The pins of one :class:`DiskStore` in this process, and the check
-    eviction makes."""
+    """The pins of one store directory (*folders*) in this process, and the
+    check eviction makes."""
 
-    def __init__(self, store: "DiskStore") -> None:
-        self.store = store
+    def __init__(self, folders: Folders) -> None:
+        self.folders = folders
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._held: dict[tuple[str, str], int] = {}  # (step folder, metadata file) -> pins
         self._lock = threading.Lock()
@@ -77,13 +80,13 @@ class Pins:
             self._held[key] = self._held.get(key, 0) + 1
         if first:
             try:
-                with self.store._locked(root, dirname), self._own_folder(root) as mine:
+                with self.folders.locked(root, dirname), self._own_folder(root) as mine:
                     if mine is not None:
                         os.close(os.open(pin_name(dirname, meta), os.O_WRONLY | os.O_CREAT | NOFOLLOW | CLOEXEC,
                                          0o600, dir_fd=mine))
             except OSError:
                 pass  # a read-only store: nobody evicts from it through this path; pinned here all the same
-        return Pin(self, key)
+        return Pin(self._unpin, key)
 
     def _unpin(self, key: "tuple[str, str]") -> None:
         with self._lock:
@@ -93,7 +96,7 @@ class Pins:
                 return
             self._held.pop(key, None)
         try:
-            with self.store._root() as root, self._own_folder(root, create=False) as mine:
+            with self.folders.root() as root, self._own_folder(root, create=False) as mine:
                 if mine is not None:
                     unlink_quiet(pin_name(*key), mine)
         except OSError:
@@ -106,7 +109,7 @@ class Pins:
         if fcntl is None:
             yield None
             return
-        pins = open_dir(PINS, root, self.store.directory / PINS, create=create)
+        pins = open_dir(PINS, root, self.folders.directory / PINS, create=create)
         try:
             if create:
                 with self._lock:
@@ -119,7 +122,7 @@ class Pins:
                             os.close(fd)
                             raise
                         self._alive = fd  # kept for the life of the process: the lock says it is alive
-            mine = open_dir(self.token, pins, self.store.directory / PINS / self.token, create=create)
+            mine = open_dir(self.token, pins, self.folders.directory / PINS / self.token, create=create)
         finally:
             os.close(pins)
         try:
@@ -137,7 +140,7 @@ class Pins:
         if fcntl is None:
             return False
         try:
-            pins = open_dir(PINS, root, self.store.directory / PINS)
+            pins = open_dir(PINS, root, self.folders.directory / PINS)
         except FileNotFoundError:
             return False
         except (LinkRefused, OSError):

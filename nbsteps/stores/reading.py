@@ -2,8 +2,17 @@
 verified before use, values read at once or lazily; an untrusted checkpoint
 is reported, removed (if it did not change meanwhile) and recomputed.
 
-:class:`Reading` is the read half of :class:`~nbsteps.stores.disk.DiskStore`
-(which provides ``_root``, ``_folder``, ``_locked``, ``_memory``, ``key``).
+:class:`Reader` is the read side of :class:`~nbsteps.stores.disk.DiskStore`,
+a collaborator the store owns and delegates ``get``, ``peek``,
+``fingerprints`` and ``steps`` to. It is its own class, not a half of the
+store, because reading shares no state with writing: it needs the store
+directory (:class:`~nbsteps.stores.folders.Folders`: root, step folders, step
+locks to remove an untrusted checkpoint), the key, the checkpoints kept in
+memory (:class:`~nbsteps.stores.unwritten.Unwritten`), the pins of lazy
+restores (:class:`~nbsteps.stores.pins.Pins`) and a ``warn(step, message)``
+callable; the store passes exactly these. What the store does with a
+checkpoint once read (the garbage collector's record of versions held) stays
+in the store.
 """
 from __future__ import annotations
 
@@ -14,32 +23,31 @@ from typing import Any, Callable
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout
+from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import LinkRefused, describe_error as _describe_error, exists, touch as _touch, unlink_quiet
 from nbsteps.stores.layout import META, Corrupt, dirname_of, meta_name
+from nbsteps.stores.pins import Pin, Pins
+from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import collect
 
 
-class Reading:
-    """The read half of the disk store."""
+class Reader:
+    """Reads the checkpoints of one store directory (see the module)."""
 
-    def get(self, step: str, fingerprint: "str | None" = None, *, lazy: bool = False) -> "Checkpoint | None":
-        """The checkpoint of *step* with *fingerprint* (any fingerprint: the
-        latest). *lazy*: values are read when first used (LazyValues)."""
-        cp = self._read(step, fingerprint, "lazy" if lazy else "load")
-        if cp is not None and fingerprint is not None:  # restored: this process holds that version
-            self.garbage.hold(step, cp.parts, cp.fingerprint)
-        return cp
-
-    def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
-        return self._read(step, fingerprint, "peek")
+    def __init__(self, folders: Folders, key: bytes, unwritten: Unwritten, pins: Pins,
+                 warn: Callable[[str, str], None]) -> None:
+        self.folders = folders
+        self.key = key
+        self.unwritten = unwritten
+        self.pins = pins
+        self.warn = warn
 
     def fingerprints(self, step: str) -> list[str]:
         """Fingerprints of the checkpoints kept for *step*, least recently used first."""
-        with self._guard:
-            found = [(t, fp) for fp, (t, _) in self._memory.get(step, {}).items()]
+        found = self.unwritten.fingerprints(step)
         dirname = dirname_of(step)
         try:
-            with self._root() as root, self._folder(root, dirname) as folder:
+            with self.folders.root() as root, self.folders.folder(root, dirname) as folder:
                 for used, name, _ in layout.list_metas(folder):
                     try:
                         got = layout.read_meta(folder, self.key, name)
@@ -51,24 +59,19 @@ class Reading:
             pass
         return [fp for _, fp in sorted(found)]
 
-    def _in_memory(self, step: str, fingerprint: "str | None") -> "tuple[float, Checkpoint] | None":
-        with self._guard:
-            versions = self._memory.get(step)
-            if not versions:
-                return None
-            if fingerprint is not None:
-                return versions.get(fingerprint)
-            return max(versions.values(), key=lambda v: v[0])
-
-    def _read(self, step: str, fingerprint: "str | None", mode: str) -> "Checkpoint | None":
-        memory = self._in_memory(step, fingerprint)
+    def read(self, step: str, fingerprint: "str | None", mode: str) -> "Checkpoint | None":
+        """The checkpoint of *step* with *fingerprint* (None: the latest).
+        *mode*: ``"load"`` (values read now), ``"lazy"`` (values read when
+        first used, the checkpoint pinned until then) or ``"peek"``
+        (metadata only, not marked used)."""
+        memory = self.unwritten.find(step, fingerprint)
         if memory is not None and fingerprint is not None:
             return memory[1]
         dirname = dirname_of(step)
-        path = self.directory / dirname
+        path = self.folders.directory / dirname
         for _ in range(5):
             try:
-                with self._root() as root, self._folder(root, dirname) as folder:
+                with self.folders.root() as root, self.folders.folder(root, dirname) as folder:
                     try:
                         found = self._load(step, root, folder, fingerprint, mode)
                     except layout.Unloadable as exc:
@@ -144,7 +147,7 @@ class Reading:
             return used, cp
         return None
 
-    def _lazy_loader(self, step: str, pin) -> Callable:
+    def _lazy_loader(self, step: str, pin: Pin) -> Callable:
         """For LazyValues: reads one value of the checkpoint whose metadata is
         *meta* (bytes *raw*, body *body*) when it is first used. The checkpoint
         stays pinned until every value is read (or one cannot be: then the
@@ -161,9 +164,9 @@ class Reading:
                 role = "output" if name is not None else "result"
                 entry = next(e for e in body["values"] if e["role"] == role and e.get("name") == name)
                 dirname = dirname_of(step)
-                path = self.directory / dirname
+                path = self.folders.directory / dirname
                 try:
-                    with self._root() as root, self._folder(root, dirname) as folder:
+                    with self.folders.root() as root, self.folders.folder(root, dirname) as folder:
                         try:
                             value = layout.load_value(folder, entry, raw, self.key, meta)
                         except Corrupt as exc:
@@ -199,7 +202,7 @@ class Reading:
             except (OSError, Corrupt):
                 return raw is None
         try:
-            with self._locked(root, dirname), self._folder(root, dirname) as folder:
+            with self.folders.locked(root, dirname), self.folders.folder(root, dirname) as folder:
                 if not unchanged(folder):
                     return None
                 unlink_quiet(meta, folder)
@@ -209,15 +212,14 @@ class Reading:
             return False
 
     def steps(self) -> list[str]:
-        with self._guard:
-            names = set(self._memory)
+        names = self.unwritten.steps()
         try:
-            with self._root() as root:
+            with self.folders.root() as root:
                 for entry in list(os.scandir(root)):
                     if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                         continue
                     try:
-                        with self._folder(root, entry.name) as folder:
+                        with self.folders.folder(root, entry.name) as folder:
                             for _, meta, _ in reversed(layout.list_metas(folder)):
                                 try:
                                     found = layout.read_meta(folder, self.key, meta)

@@ -1,0 +1,86 @@
+"""The store directory as its parts use it: the open root, a step folder, a
+step's lock.
+
+:class:`Folders` is the small interface every part of a directory store works
+through (the writer in :mod:`nbsteps.stores.disk`, the reader in
+:mod:`nbsteps.stores.reading`, the size budget, the pins, the garbage
+collector): ``directory`` (for messages and link-refusal paths), ``root()``
+(a descriptor of the directory), ``folder(root, dirname)`` (a step folder,
+never through a link) and ``locked(root, dirname)`` (the step's exclusive
+lock, between threads and processes). The store creates one and hands it to
+each part; none of them sees the store itself.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from nbsteps.stores.fs import CLOEXEC, NOFOLLOW, LinkRefused, open_dir
+from nbsteps.stores.layout import LOCKS
+
+try:  # POSIX advisory locks between processes; threads are covered separately
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class Folders:
+    """Descriptors and locks of the store directory *directory* (which exists)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._guard = threading.Lock()  # protects _thread_locks
+        self._thread_locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def root(self) -> Iterator[int]:
+        """A descriptor of the store directory, closed on exit."""
+        fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def folder(self, root: int, dirname: str, create: bool = False) -> Iterator[int]:
+        """The step folder *dirname*, never through a link."""
+        fd = open_dir(dirname, root, self.directory / dirname, create=create)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def locked(self, root: int, dirname: str) -> Iterator[None]:
+        """Exclusive lock of one step: a thread lock (flock is not reliable
+        between threads on every file system) and a flock for other processes.
+        Different steps never wait for each other."""
+        with self._guard:
+            tlock = self._thread_locks.setdefault(dirname, threading.Lock())
+        with tlock:
+            if fcntl is None:
+                yield
+                return
+            locks = open_dir(LOCKS, root, self.directory / LOCKS, create=True)
+            try:
+                name = f"{dirname}.lock"
+                try:
+                    fd = os.open(name, os.O_RDWR | os.O_CREAT | NOFOLLOW | CLOEXEC, 0o600, dir_fd=locks)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise LinkRefused(self.directory / LOCKS / name) from None
+                    raise
+            finally:
+                os.close(locks)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError:
+                    pass  # no lock support (some network file systems): unique names still keep files apart
+                yield
+            finally:
+                os.close(fd)  # releases the flock
