@@ -19,6 +19,8 @@ it starts; explicit options always win over them.
                           on, except for clients executing with store_history off, e.g. nbval)
 ``NBSTEPS_RESUME_HINT``   how summaries tell the user to resume
 ``NBSTEPS_KEY_FILE``      the secret key signing disk checkpoints
+``NBSTEPS_CHECK_TRANSITIONS`` check every status change against the state machine
+                          (boolean; the test suite turns it on, kernels inherit it)
 ========================  =====================================================
 """
 from __future__ import annotations
@@ -112,3 +114,7 @@ KEY_FILE = "NBSTEPS_KEY_FILE"
 
 def key_file() -> "str | None":
     return text(KEY_FILE)
+
+
+def check_transitions() -> bool:
+    return bool(flag("NBSTEPS_CHECK_TRANSITIONS"))

@@ -30,14 +30,14 @@ from nbsteps.run.context import RunContext
 from nbsteps.run.deferred import Deferred
 from nbsteps.run.executor import Executor
 from nbsteps.run.publishing import Publisher
-from nbsteps.run.selection import default_workers
-from nbsteps.run.preview import preview
+from nbsteps.run.decide.selection import default_workers
+from nbsteps.run.decide.preview import preview
 from nbsteps.run.registration import registration_warnings
-from nbsteps.run.replay import effects_of, replay_set
+from nbsteps.run.decide.replay import effects_of, replay_set
 from nbsteps.run.summary import record_interrupt
-from nbsteps.run.staleness import refresh_stale
+from nbsteps.run.decide.staleness import refresh_stale
 from nbsteps.run.undo import register_undo, rollback as rollback_run, undo_step
-from nbsteps.run.validity import Validity
+from nbsteps.run.decide.validity import Validity
 from nbsteps.stores import Store, open_store
 
 

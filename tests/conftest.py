@@ -1,9 +1,17 @@
+import os
 import sys
 from pathlib import Path
+
+# every change of a step's status in the whole suite, here and in the kernels the
+# tests start, is checked against the documented state machine (nbsteps.model.status)
+os.environ["NBSTEPS_CHECK_TRANSITIONS"] = "1"
 
 import pytest
 
 from nbsteps.ipython import session
+from nbsteps.model import status as lifecycle
+
+assert lifecycle.STRICT, "NBSTEPS_CHECK_TRANSITIONS must be set before nbsteps is imported"
 
 # the repository root, so tests can import the benchmark workloads (bench/)
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Each step's output is its own (nbsteps.run.capture): what parallel steps
+"""Each step's output is its own (nbsteps.run.attempt.capture): what parallel steps
 print never interleaves and is kept on the record; each step's pyplot figures
 belong to it, are kept as PNG images and closed; a checkpoint keeps the
 output (memory and disk), so a restored step has it again."""
@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import nbsteps
-from nbsteps.run import capture
+from nbsteps.run.attempt import capture
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

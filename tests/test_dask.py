@@ -225,7 +225,7 @@ def test_lost_workers_and_cluster_errors_become_clear_failures():
 
     from nbsteps.backends.distributed import DaskBackend
     from nbsteps.errors import WorkerLostError
-    from nbsteps.run.task import Task
+    from nbsteps.run.attempt.task import Task
 
     class FakeFuture:
         def __init__(self, status, exc=None):
@@ -293,7 +293,7 @@ def test_large_inputs_travel_once_and_results_come_back_in_batches(client, monke
     assert summary.ok, summary.text
     assert [plan.namespace[f"r{k}"] for k in range(6)] == [float(big["abcd"[k % 4]].sum()) + k for k in range(6)]
     assert scattered == ["DataFrame"] and max(payloads) < 10_000  # sent once; every task is small
-    from nbsteps.run.selection import default_workers
+    from nbsteps.run.decide.selection import default_workers
 
     wide = nbsteps.Plan(namespace={})
     for k in range(40):

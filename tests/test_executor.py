@@ -9,7 +9,7 @@ from nbsteps.backends import make_backend
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.run import events as ev
 from nbsteps.run.executor import Executor
-from nbsteps.run.selection import default_workers
+from nbsteps.run.decide.selection import default_workers
 
 
 def run(plan, workers=None, **kw):

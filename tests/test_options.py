@@ -96,7 +96,7 @@ def test_plan_run_refuses_bad_workers():
 
 
 def test_backoff_never_exceeds_a_day():
-    from nbsteps.run import retry
+    from nbsteps.run.attempt import retry
 
     plan = nbsteps.Plan()
     plan.add_cell("c", "x = 1", retry=100, retry_delay=86400)

@@ -1,10 +1,10 @@
-"""nbsteps.run.retry: which failures get another attempt, and when."""
+"""nbsteps.run.attempt.retry: which failures get another attempt, and when."""
 from __future__ import annotations
 
 import pytest
 
 from nbsteps.model.step import cell_step
-from nbsteps.run import retry
+from nbsteps.run.attempt import retry
 
 
 def step(**options):

@@ -89,8 +89,11 @@ def test_transient_statuses_draw_well_formed_svg_too(every_status):
     from nbsteps.views.graph_live import live_svg
 
     plan = every_status
-    plan.records["never"].status = RUNNING
-    plan.records["stopper"].status = RETRYING
+    from nbsteps.model.status import PENDING
+
+    for name, path in (("never", [PENDING, RUNNING]), ("stopper", [PENDING, RUNNING, RETRYING])):
+        for status in path:  # as a run moves them (the transitions of nbsteps.model.status)
+            plan.records[name].status = status
     _parse(live_svg(plan.context)[0], "the live graph while running")
     _parse(render(plan_graph(plan.context), "svg"), "the graph while running")
 

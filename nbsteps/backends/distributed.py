@@ -41,7 +41,7 @@ from nbsteps.backends.remote import (  # noqa: F401  (what runs on the workers; 
     PROTOCOL, RemoteStepError, _failed, nbytes_of, run_remote, unserialisable_input,
 )
 from nbsteps.errors import NbstepsError, UnserialisableValueError, WorkerLostError
-from nbsteps.run.task import Outcome, Task
+from nbsteps.run.attempt.task import Outcome, Task
 
 #: inputs at least this large are sent to the cluster once per run (scattered)
 #: and shared by the steps that read them, instead of travelling with each step

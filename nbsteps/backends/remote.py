@@ -10,7 +10,7 @@ import cloudpickle
 from nbsteps.errors import UnserialisableValueError
 from nbsteps.formatting import error_text
 from nbsteps.run.fusion import run_chain
-from nbsteps.run.task import Outcome, Task
+from nbsteps.run.attempt.task import Outcome, Task
 
 PROTOCOL = 5
 

@@ -1,4 +1,4 @@
-"""The default backend: worker threads. It takes a :class:`~nbsteps.run.task.Task` and,
+"""The default backend: worker threads. It takes a :class:`~nbsteps.run.attempt.task.Task` and,
 when it is done, calls ``done(task, outcome)`` from any thread.
 
 ``ThreadBackend`` keeps a fixed number of worker threads. A thread running a
@@ -18,7 +18,7 @@ import threading
 from typing import Callable
 
 from nbsteps.interrupts import deferred_interrupts
-from nbsteps.run.task import Outcome, Task, run_task
+from nbsteps.run.attempt.task import Outcome, Task, run_task
 
 Done = Callable[[Task, Outcome], None]
 

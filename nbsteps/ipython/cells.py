@@ -7,7 +7,7 @@ display id of its own. :class:`StepCells` keeps those outputs current:
 - as a listener of the notebook's plan (``plan.listeners``): when the step
   starts, retries, completes, fails or is restored, whichever cell started
   the run (``%steps run``, or another cell that needs it upstream);
-- as the capture frontend (:func:`nbsteps.run.capture.set_frontend`): output
+- as the capture frontend (:func:`nbsteps.run.attempt.capture.set_frontend`): output
   that a running step prints or displays reaches its cell while it runs
   (throttled), and is not echoed into the running cell.
 
@@ -24,7 +24,7 @@ import uuid
 
 from nbsteps.ipython.display import Bundle
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
-from nbsteps.run import capture
+from nbsteps.run.attempt import capture
 from nbsteps.run import events as ev
 from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
 

@@ -2,7 +2,7 @@
 
 - displays made inside a running step (``display()``, ``plt.show()`` with the
   inline backend, ``clear_output()``) go to that step's capture
-  (:mod:`nbsteps.run.capture`), so they land in the step's own cell; widgets
+  (:mod:`nbsteps.run.attempt.capture`), so they land in the step's own cell; widgets
   (a live progress bar) are shown where the run is, as they are live;
 - tab completion: ``%steps`` subcommands, step names where a step is expected,
   and ``%%step --after`` step names.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from nbsteps.run import capture
+from nbsteps.run.attempt import capture
 
 #: subcommands followed by step names, and the options that take step names
 _TAKE_STEPS = {"run", "plan", "reset", "remove", "undo"}

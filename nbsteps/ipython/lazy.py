@@ -20,7 +20,7 @@ import re
 import types
 
 from nbsteps.model.fingerprint import global_names, is_notebook_defined
-from nbsteps.run import capture
+from nbsteps.run.attempt import capture
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOAD_LINE = re.compile(r"\s*%steps\s+load\b[^\n]*\s*")

@@ -16,7 +16,7 @@ failed, and parallel steps reverted each other's published values.
 The mechanism, one for every magic (line and cell, IPython's or an
 extension's): while a step's code runs, the executor marks its namespace as
 the one of the running step in the thread's context
-(:func:`nbsteps.run.capture.running_in`, a ``contextvars.ContextVar``: each
+(:func:`nbsteps.run.attempt.capture.running_in`, a ``contextvars.ContextVar``: each
 worker thread, and only the code of the step it runs, sees its own).
 :func:`route` replaces ``user_ns`` and ``user_global_ns`` of the shell's class
 by data descriptors that resolve, for the shell nbsteps is loaded in, to that
@@ -27,7 +27,7 @@ reads and writes the step's namespace, exactly as the same magic in an
 ordinary cell reads and writes the notebook's; what it binds there is the
 step's (published if it is an output, dropped when the step fails). Elsewhere
 (notebook cells, nbsteps' own code, timers and display formatting, which run
-:func:`~nbsteps.run.capture.outside` the step's context, other threads) nothing
+:func:`~nbsteps.run.attempt.capture.outside` the step's context, other threads) nothing
 changes. Wrapping each magic instead would miss the ones not listed and
 extensions' magics; swapping the attribute on the shell object instead would
 race between parallel steps.
@@ -38,7 +38,7 @@ running in parallel see it).
 """
 from __future__ import annotations
 
-from nbsteps.run import capture
+from nbsteps.run.attempt import capture
 
 #: marks (in the instance's __dict__) a shell whose user namespace follows the running step
 _ROUTED = "_nbsteps_step_namespace"

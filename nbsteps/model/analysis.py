@@ -180,7 +180,7 @@ class CellWalker(Walker):
         if meth in CACHING_METHODS and used and root and type(recv) is ast.Name:
             self.cached_on.add(root)  # res.predict(...): keeps notebook order with other such calls on res
         if used and root and (meth in CACHING_METHODS or meth not in PURE_METHODS):
-            self.called_on.add(root)  # res.append(...) may keep state on res.model: see nbsteps.run.caches
+            self.called_on.add(root)  # res.append(...) may keep state on res.model: see nbsteps.run.upstream_caches
         if meth in IN_PLACE_ARG:
             self.mutate_args(node, first=True)  # rng.shuffle(a)
         for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
@@ -352,7 +352,7 @@ def run_code(code: CodeType, ns: dict):
         from concurrent.futures import ThreadPoolExecutor
         pool = ThreadPoolExecutor(1, thread_name_prefix="nbsteps-await")
         try:
-            # in this context: the step's capture and namespace (nbsteps.run.capture) hold there too
+            # in this context: the step's capture and namespace (nbsteps.run.attempt.capture) hold there too
             value = pool.submit(contextvars.copy_context().run, asyncio.run, value).result()
         finally:
             pool.shutdown(wait=False)  # an interrupt does not wait for the coroutine

@@ -53,7 +53,7 @@ class Dependencies:
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see topological()
         #: counts the changes made in place (a step appended): what others derive
-        #: from the graph (the executor's run graphs, nbsteps.run.selection) is
+        #: from the graph (the executor's run graphs, nbsteps.run.decide.selection) is
         #: valid for one generation of one Dependencies object
         self.generation = 0
 

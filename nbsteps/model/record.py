@@ -6,6 +6,7 @@ from typing import Any
 
 from nbsteps.formatting import clean_text, error_text
 from nbsteps.model.checkpoint import LAZY
+from nbsteps.model import status as _lifecycle
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
 
 
@@ -120,5 +121,17 @@ def _set_result(self: StepRecord, value: Any) -> None:
     self.__dict__["_result"] = value
 
 
-# a property set after the dataclass is made: the generated __init__ assigns through it
+def _get_status(self: StepRecord) -> Status:
+    return self.__dict__["_status"]
+
+
+def _set_status(self: StepRecord, value: Status) -> None:
+    if _lifecycle.STRICT and "_status" in self.__dict__:
+        _lifecycle.check_transition(self.name, self.__dict__["_status"], value)
+    self.__dict__["_status"] = value
+
+
+# properties set after the dataclass is made: the generated __init__ assigns through them
 StepRecord.result = property(_get_result, _set_result, doc="The step's result (its last expression's value).")
+StepRecord.status = property(_get_status, _set_status,
+                             doc="Where the step is in its life (see nbsteps.model.status for the transitions).")

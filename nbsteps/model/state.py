@@ -10,7 +10,7 @@ style, ``os.chdir``, a write). For every label, in notebook order:
 - a step that only uses it comes after the nearest step above that changed it.
 
 Uses alone may run in parallel: pyplot's current figure is made per step by the
-output capture (:mod:`nbsteps.run.figures`), so plotting steps do not need to
+output capture (:mod:`nbsteps.run.attempt.figures`), so plotting steps do not need to
 wait for each other.
 
 Edges from a step that changed the state are ``state`` edges: they count for

@@ -14,8 +14,8 @@ receive this context, never the Plan. It holds:
   through ``publisher`` (:class:`~nbsteps.run.publishing.Publisher`), with
   ``deferred`` the restored values not read yet;
 - ``validity``: which completed steps are known to be up to date
-  (:mod:`nbsteps.run.validity`); ``state_head``: which step last changed each
-  piece of shared process state (:mod:`nbsteps.run.replay`);
+  (:mod:`nbsteps.run.decide.validity`); ``state_head``: which step last changed each
+  piece of shared process state (:mod:`nbsteps.run.decide.replay`);
 - the event sink: ``listeners`` (the plan's) and ``run_listeners`` (those of the
   run in progress), reached through :meth:`emit` and :meth:`warn`;
 - ``clock``: wall-clock time for records and events.
@@ -48,11 +48,11 @@ class RunContext:
         self.store = store
         self.listeners: list[Callable] = list(listeners)
         self.run_listeners: list[Callable] = []
-        #: shared-state label -> the step that last changed it in this process (see nbsteps.run.replay)
+        #: shared-state label -> the step that last changed it in this process (see nbsteps.run.decide.replay)
         self.state_head: dict[str, str] = {}
         #: outputs restored from a directory store, not read yet (a run.deferred.Deferred)
         self.deferred = deferred
-        #: steps known to be up to date: a run of one cell need not re-check its upstream (run.validity)
+        #: steps known to be up to date: a run of one cell need not re-check its upstream (run.decide.validity)
         self.validity = validity
         self.publish_lock = threading.Lock()
         #: a run.publishing.Publisher of this context, set by the facade that composes them

@@ -3,7 +3,7 @@ they are independent, with retries, timeouts, confirmations, fail-fast and
 interrupts, and emits events. It never imports IPython or widgets.
 
 The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected steps
-(the graph of a selection is cached per resolved plan graph, see :mod:`nbsteps.run.selection`).
+(the graph of a selection is cached per resolved plan graph, see :mod:`nbsteps.run.decide.selection`).
 Records and the namespace change only on the calling thread; workers only run
 attempts and hand back outcomes through a queue.
 """
@@ -27,12 +27,14 @@ from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
-from nbsteps.run import caches, confirmation, fusion, recovery, retry
-from nbsteps.run.inputs import blocked_by, make_task
-from nbsteps.run.selection import default_workers, run_graph
-from nbsteps.run.staleness import fingerprint_parts, outside_names, stale_reason
+from nbsteps.run import confirmation, fusion, recovery
+from nbsteps.run import upstream_caches
+from nbsteps.run.attempt import retry
+from nbsteps.run.attempt.inputs import blocked_by, make_task
+from nbsteps.run.decide.selection import default_workers, run_graph
+from nbsteps.run.decide.staleness import fingerprint_parts, outside_names, stale_reason
 from nbsteps.run.summary import RunSummary, store_where
-from nbsteps.run.task import Outcome, Task, run_task, trim_traceback
+from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
 
 
@@ -64,10 +66,10 @@ class Executor:
         self._waiting: deque[Task] = deque()
         self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
         self._parts: dict[str, dict] = {}
-        self._layouts: dict[str, tuple] = {}  # steps calling methods: their inputs' layout (run.caches)
+        self._layouts: dict[str, tuple] = {}  # steps calling methods: their inputs' layout (run.upstream_caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
         self.completed_order: list[str] = []
-        self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.replay)
+        self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.decide.replay)
         self._replay_tokens: dict[str, str] = {}
         self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
         self.restored: dict[str, str] = {}  # steps completed without executing: where from (events.FROM_*)
@@ -174,7 +176,7 @@ class Executor:
         attempts = rec.attempts = rec.attempts + 1
         task.attempt = attempts
         rec.status = RUNNING
-        if (before := caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
+        if (before := upstream_caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
             self._layouts[name] = (before, task.inputs)
         fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
         fused = fused if fused is not None and fused[0] is task else None
@@ -258,7 +260,7 @@ class Executor:
         if self.emit_event is not None:
             self._emit(ev.COMPLETED, name)
         if name in self._layouts:  # caches it left on the values above are kept in their checkpoints
-            caches.refresh(ctx, name, *self._layouts.pop(name))
+            upstream_caches.refresh(ctx, name, *self._layouts.pop(name))
 
     def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""

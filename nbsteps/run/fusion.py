@@ -25,9 +25,9 @@ from typing import Callable
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.analysis import analyse_cell
 from nbsteps.model.status import COMPLETED, PENDING
-from nbsteps.run.inputs import make_task
-from nbsteps.run.staleness import outside_names
-from nbsteps.run.task import Outcome, Task, private_copy, run_task
+from nbsteps.run.attempt.inputs import make_task
+from nbsteps.run.decide.staleness import outside_names
+from nbsteps.run.attempt.task import Outcome, Task, private_copy, run_task
 from nbsteps.run.context import RunContext
 
 

@@ -116,7 +116,7 @@ def critical_path(ctx, names=None, preview: bool = True) -> list[str]:
     """The longest chain of the plan weighted by step durations.
 
     Durations come from the records (this session's runs). Before any run the
-    preview's path is used (``run.preview.preview(...).critical_path``: durations of
+    preview's path is used (``run.decide.preview.preview(...).critical_path``: durations of
     earlier checkpoints); with no duration known at all there is no critical
     path (``[]``): it would only be a guess.
     """
@@ -130,7 +130,7 @@ def critical_path(ctx, names=None, preview: bool = True) -> list[str]:
         if not preview:
             return []
         try:
-            from nbsteps.run.preview import preview as plan_preview
+            from nbsteps.run.decide.preview import preview as plan_preview
 
             preview = plan_preview(ctx, ctx.select(names), frozenset(), False)
         except Exception:  # a preview problem must not break the picture

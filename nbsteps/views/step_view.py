@@ -33,7 +33,7 @@ def _names(names) -> str:
 
 def stale_reason(ctx, name: str) -> str:
     """Why a completed step is stale (after ``plan.refresh_stale()``)."""
-    from nbsteps.run.staleness import fingerprint_parts, stale_reason as why
+    from nbsteps.run.decide.staleness import fingerprint_parts, stale_reason as why
 
     for up in ctx.dependencies(name):
         r = ctx.records.get(up)

@@ -1,4 +1,4 @@
-"""Each step's pyplot figures are its own (see :mod:`nbsteps.run.capture`).
+"""Each step's pyplot figures are its own (see :mod:`nbsteps.run.attempt.capture`).
 
 pyplot keeps its figures in one registry, ``matplotlib._pylab_helpers.Gcf.figs``.
 It is replaced, once, by a stand-in that is the running step's own registry

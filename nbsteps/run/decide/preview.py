@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nbsteps.run.staleness import fingerprint_parts, stale_reason
+from nbsteps.run.decide.staleness import fingerprint_parts, stale_reason
 from nbsteps.model.fingerprint import combine
 from nbsteps.formatting import fmt_seconds
 from nbsteps.model import graphs

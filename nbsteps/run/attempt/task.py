@@ -19,8 +19,8 @@ from typing import Any
 
 from nbsteps.formatting import clean_text
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
-from nbsteps.run.capture import Capture, running_in
-from nbsteps.run.helpers import link_helpers
+from nbsteps.run.attempt.capture import Capture, running_in
+from nbsteps.run.attempt.notebook_functions import link_helpers
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Outcome:
     started: float = 0.0  # time.time()
     duration: float = 0.0
     worker: str = ""
-    output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.capture)
+    output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.attempt.capture)
     context: dict = field(default_factory=dict)  # context variables it set: {var: value} (numpy's print options)
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
 
@@ -57,7 +57,7 @@ class Task:
         self.analysis = analysis
         self.abandoned = False
         self.base = base
-        self.above = above  # name -> (found, the version the step's position implies); see run.helpers
+        self.above = above  # name -> (found, the version the step's position implies); see run.attempt.notebook_functions
         self.attempt = 0
         self.then: tuple = ()  # steps to run right after this one, in the same remote task (nbsteps.run.fusion)
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it

@@ -1,6 +1,6 @@
 """What a step prints and displays, captured per step (SPEC 3 and 4).
 
-Every attempt runs inside a :class:`Capture` (see :func:`nbsteps.run.task.run_task`):
+Every attempt runs inside a :class:`Capture` (see :func:`nbsteps.run.attempt.task.run_task`):
 
 - ``sys.stdout`` and ``sys.stderr`` are replaced, once, by routers that send a
   write to the capture active *in the writing thread's context* (a
@@ -41,7 +41,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
-from nbsteps.run import figures
+from nbsteps.run.attempt import figures
 
 #: text kept per stream and attempt; beyond it the output is cut with a note
 MAX_TEXT = 4_000_000

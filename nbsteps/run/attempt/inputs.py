@@ -6,8 +6,8 @@ from __future__ import annotations
 from nbsteps.model.dependencies import ORDER_ONLY, nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
-from nbsteps.run.shared_memory import copy_with_views, views_of
-from nbsteps.run.task import Task, private_copies
+from nbsteps.run.attempt.array_views import copy_with_views, views_of
+from nbsteps.run.attempt.task import Task, private_copies
 from nbsteps.run.context import RunContext
 
 
@@ -77,7 +77,7 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
 
 def _versions_above(ctx: RunContext, name: str):
     """name -> (True, value) of the nearest completed step above *name* that
-    wrote it, for the notebook functions a step calls (see nbsteps.run.helpers)."""
+    wrote it, for the notebook functions a step calls (see nbsteps.run.attempt.notebook_functions)."""
     g = ctx.deps
     pos = g.position.get(name)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import COMPLETED
-from nbsteps.run.staleness import static_parts
+from nbsteps.run.decide.staleness import static_parts
 from nbsteps.run.context import RunContext
 
 
