@@ -7,6 +7,7 @@ Prints one JSON object. Runs in a fresh interpreter so that peak RSS (VmHWM,
 reset through /proc/self/clear_refs where the kernel allows it) measures this
 workload only.
 """
+
 from __future__ import annotations
 
 import gc
@@ -61,8 +62,15 @@ def _rss_run(fn) -> dict:
     dt = time.perf_counter() - t0
     peak = _status("VmHWM")
     growth = peak - (base if reset else max(base, 0))
-    return {"s": dt, "rss_growth": growth, "rss_base": base, "peak_before": peak0, "peak": peak,
-            "peak_reset": reset, "value": value}
+    return {
+        "s": dt,
+        "rss_growth": growth,
+        "rss_base": base,
+        "peak_before": peak0,
+        "peak": peak,
+        "peak_reset": reset,
+        "value": value,
+    }
 
 
 def plain(nbytes: int) -> dict:

@@ -20,6 +20,7 @@ cluster, ``--repeat`` times each:
 Prints ms per step (medians), the ratio nbsteps / raw per child and, over the
 rounds, the median ratio per version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,12 @@ def run_child(n: int, repeat: int) -> dict:
         assert values[-1] == n - 1
         return dt
 
-    cases = {("chain", "raw"): lambda: raw(True), ("chain", "nbsteps"): lambda: steps(True),
-             ("independent", "raw"): lambda: raw(False), ("independent", "nbsteps"): lambda: steps(False)}
+    cases = {
+        ("chain", "raw"): lambda: raw(True),
+        ("chain", "nbsteps"): lambda: steps(True),
+        ("independent", "raw"): lambda: raw(False),
+        ("independent", "nbsteps"): lambda: steps(False),
+    }
     for fn in cases.values():  # warm-up
         fn()
     ms: dict = {k: [] for k in cases}
@@ -86,15 +91,24 @@ def run_child(n: int, repeat: int) -> dict:
             ms[key].append(fn() / n * 1000)
     dask_backend.shutdown()
     med = {f"{s}/{w}": statistics.median(v) for (s, w), v in ms.items()}
-    return {"nbsteps": os.path.dirname(os.path.abspath(nbsteps.__file__)), "ms": med,
-            "ratio": {s: med[f"{s}/nbsteps"] / med[f"{s}/raw"] for s in ("chain", "independent")}}
+    return {
+        "nbsteps": os.path.dirname(os.path.abspath(nbsteps.__file__)),
+        "ms": med,
+        "ratio": {s: med[f"{s}/nbsteps"] / med[f"{s}/raw"] for s in ("chain", "independent")},
+    }
 
 
 def child(impl_root: str, n: int, repeat: int) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = impl_root
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--steps", str(n), "--repeat", str(repeat)],
-                       capture_output=True, text=True, env=env, cwd="/", timeout=1800)
+    p = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", "--steps", str(n), "--repeat", str(repeat)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=1800,
+    )
     if p.returncode != 0:
         raise SystemExit(f"child for {impl_root} failed:\n{p.stderr[-3000:]}")
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -118,8 +132,10 @@ def main(argv=None) -> int:
     if a.against:
         impls = {"base": os.path.abspath(a.against), "this": ROOT}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{a.steps} no-op steps, {a.repeat} timed runs of each case per child, {a.rounds} rounds; "
-          f"load average {load:.2f} before; " + ", ".join(f"{k} = {v}" for k, v in impls.items()))
+    print(
+        f"{a.steps} no-op steps, {a.repeat} timed runs of each case per child, {a.rounds} rounds; "
+        f"load average {load:.2f} before; " + ", ".join(f"{k} = {v}" for k, v in impls.items())
+    )
     results: dict = {k: [] for k in impls}
     for r in range(a.rounds):
         order = list(impls) if r % 2 == 0 else list(impls)[::-1]
@@ -127,16 +143,21 @@ def main(argv=None) -> int:
             out = child(impls[label], a.steps, a.repeat)
             results[label].append(out)
             ms = out["ms"]
-            print(f"  round {r + 1} {label:<4}: chain {ms['chain/nbsteps']:.2f} vs raw {ms['chain/raw']:.2f} ms/step "
-                  f"({out['ratio']['chain']:.2f}x); independent {ms['independent/nbsteps']:.2f} vs raw "
-                  f"{ms['independent/raw']:.2f} ms/step ({out['ratio']['independent']:.2f}x)", flush=True)
+            print(
+                f"  round {r + 1} {label:<4}: chain {ms['chain/nbsteps']:.2f} vs raw {ms['chain/raw']:.2f} ms/step "
+                f"({out['ratio']['chain']:.2f}x); independent {ms['independent/nbsteps']:.2f} vs raw "
+                f"{ms['independent/raw']:.2f} ms/step ({out['ratio']['independent']:.2f}x)",
+                flush=True,
+            )
     print("median over rounds (nbsteps / raw dask on the same cluster):")
     for label, outs in results.items():
         chain = statistics.median(o["ratio"]["chain"] for o in outs)
         indep = statistics.median(o["ratio"]["independent"] for o in outs)
         cms = statistics.median(o["ms"]["chain/nbsteps"] for o in outs)
         ims = statistics.median(o["ms"]["independent/nbsteps"] for o in outs)
-        print(f"  {label:<4}: chain {chain:.2f}x ({cms:.2f} ms/step), independent {indep:.2f}x ({ims:.2f} ms/step)")
+        print(
+            f"  {label:<4}: chain {chain:.2f}x ({cms:.2f} ms/step), independent {indep:.2f}x ({ims:.2f} ms/step)"
+        )
     if hasattr(os, "getloadavg"):
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0

@@ -25,6 +25,7 @@ and not charged to any run. Every timed call builds a fresh plan (nothing is
 restored from a checkpoint). Median and best of ``--repeat`` runs after one warm-up
 (best-of is less sensitive to other processes on a shared machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,6 +94,7 @@ def _noop(i):
 
 def vs_raw(client, n: int, repeat: int) -> None:
     """Default dask runs of n independent no-op steps against raw client.submit, alternated."""
+
     def raw():
         return client.gather([client.submit(_noop, i, pure=False) for i in range(n)])
 
@@ -128,8 +130,10 @@ def shared_input(repeat: int) -> None:
         assert summary.ok, summary.text
 
     m = measure(once, repeat=repeat, warmup=1)
-    print(f"8 steps reading one {big.memory_usage().sum() / 1e6:.0f} MB DataFrame on dask: "
-          f"{m['median_s']:.2f} s median, {m['min_s']:.2f} s best")
+    print(
+        f"8 steps reading one {big.memory_usage().sum() / 1e6:.0f} MB DataFrame on dask: "
+        f"{m['median_s']:.2f} s median, {m['min_s']:.2f} s best"
+    )
 
 
 def main(argv=None) -> int:
@@ -151,8 +155,10 @@ def main(argv=None) -> int:
     nworkers = len(client.scheduler_info()["workers"])
     n = calibrate(a.step_seconds)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {cores} cores, load average {load:.2f} before the run (other processes skew the numbers); "
-          f"dask LocalCluster: {nworkers} worker processes x 1 thread (started in {startup:.2f} s, not counted)")
+    print(
+        f"machine: {cores} cores, load average {load:.2f} before the run (other processes skew the numbers); "
+        f"dask LocalCluster: {nworkers} worker processes x 1 thread (started in {startup:.2f} s, not counted)"
+    )
     print(f"CPU step: pure-Python loop of {n:,} iterations (~{a.step_seconds:g} s holding the GIL)")
 
     cpu = {}
@@ -161,13 +167,17 @@ def main(argv=None) -> int:
         cpu[backend] = m
         plan = m["result"]
         per = statistics.median(plan[s].duration for s in plan.order())
-        print(f"  {a.steps} CPU steps on {backend:<7}: wall {m['median_s']:.2f} s median, {m['min_s']:.2f} s best "
-              f"of {len(m['runs'])} (median step {per:.2f} s)")
+        print(
+            f"  {a.steps} CPU steps on {backend:<7}: wall {m['median_s']:.2f} s median, {m['min_s']:.2f} s best "
+            f"of {len(m['runs'])} (median step {per:.2f} s)"
+        )
     ideal = min(a.steps, nworkers)
     speedup = cpu["threads"]["median_s"] / cpu["dask"]["median_s"]
     best = cpu["threads"]["min_s"] / cpu["dask"]["min_s"]
-    print(f"speedup of dask over threads: {speedup:.2f}x on medians, {best:.2f}x on best runs "
-          f"(ideal on {nworkers} processes: {ideal:.2f}x)")
+    print(
+        f"speedup of dask over threads: {speedup:.2f}x on medians, {best:.2f}x on best runs "
+        f"(ideal on {nworkers} processes: {ideal:.2f}x)"
+    )
 
     print(f"per-step overhead, {a.tiny} no-op steps:")
     overhead = {}

@@ -8,6 +8,7 @@ Prints milliseconds (median of --repeat runs). The plan is a random DAG of
 200 cell steps (1-3 upstream each among the previous 15, some --after edges),
 with one failing step so that every status colour and shape is drawn.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,12 +68,18 @@ def bench_graph(n: int, repeat: int) -> dict:
         t2 = time.perf_counter()
         layout.append(t1 - t0)
         recolour.append(t2 - t1)
-    print(f"graph_{n}: build {ms(build)} + dot render to SVG {ms(render)} = {ms(total)}; "
-          f"SVG {len(svg) // 1024} KB")
+    print(
+        f"graph_{n}: build {ms(build)} + dot render to SVG {ms(render)} = {ms(total)}; "
+        f"SVG {len(svg) // 1024} KB"
+    )
     print(f"live_{n}: first layout {ms(layout)}; recolour of an existing layout {ms(recolour)}")
-    return {"build_ms": statistics.median(build) * 1000, "render_ms": statistics.median(render) * 1000,
-            "total_ms": statistics.median(total) * 1000, "live_layout_ms": statistics.median(layout) * 1000,
-            "live_recolour_ms": statistics.median(recolour) * 1000}
+    return {
+        "build_ms": statistics.median(build) * 1000,
+        "render_ms": statistics.median(render) * 1000,
+        "total_ms": statistics.median(total) * 1000,
+        "live_layout_ms": statistics.median(layout) * 1000,
+        "live_recolour_ms": statistics.median(recolour) * 1000,
+    }
 
 
 KERNEL_CELL = textwrap.dedent(r"""
@@ -109,33 +116,54 @@ def bench_kernel(n: int, repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "kernels" / "nbsteps-bench"
         spec.mkdir(parents=True)
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "nbsteps bench", "language": "python"}))
+        (spec / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "nbsteps bench",
+                    "language": "python",
+                }
+            )
+        )
         os.environ["JUPYTER_PATH"] = tmp
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell("%load_ext nbsteps"),
-                    nbformat.v4.new_code_cell(KERNEL_CELL.format(n=n, repeat=repeat))]
-        NotebookClient(nb, kernel_name="nbsteps-bench", timeout=600, store_widget_state=True,
-                       resources={"metadata": {"path": tmp}}).execute()
+        nb.cells = [
+            nbformat.v4.new_code_cell("%load_ext nbsteps"),
+            nbformat.v4.new_code_cell(KERNEL_CELL.format(n=n, repeat=repeat)),
+        ]
+        NotebookClient(
+            nb,
+            kernel_name="nbsteps-bench",
+            timeout=600,
+            store_widget_state=True,
+            resources={"metadata": {"path": tmp}},
+        ).execute()
     text = "".join(o.get("text", "") for o in nb.cells[1].outputs if o.output_type == "stream")
     result = json.loads(next(line for line in text.splitlines() if line.startswith("RESULT"))[7:])
     without, with_ = statistics.median(result["without_s"]), statistics.median(result["with_s"])
     draws = result["draws"]
-    print(f"kernel run of {n} no-op steps (%steps run --force-all path, text reporter on): "
-          f"without widget {without * 1000:.0f} ms, with widget {with_ * 1000:.0f} ms "
-          f"(overhead {(with_ - without) * 1000:+.0f} ms); first run with widget (new layout) "
-          f"{result['first_with_widget_s'] * 1000:.0f} ms; drawings per run "
-          f"{[d[0] for d in draws]}, {statistics.median(d[1] for d in draws) * 1000:.0f} ms drawing per run")
-    return {"without_ms": without * 1000, "with_ms": with_ * 1000, "overhead_ms": (with_ - without) * 1000,
-            "first_with_widget_ms": result["first_with_widget_s"] * 1000}
+    print(
+        f"kernel run of {n} no-op steps (%steps run --force-all path, text reporter on): "
+        f"without widget {without * 1000:.0f} ms, with widget {with_ * 1000:.0f} ms "
+        f"(overhead {(with_ - without) * 1000:+.0f} ms); first run with widget (new layout) "
+        f"{result['first_with_widget_s'] * 1000:.0f} ms; drawings per run "
+        f"{[d[0] for d in draws]}, {statistics.median(d[1] for d in draws) * 1000:.0f} ms drawing per run"
+    )
+    return {
+        "without_ms": without * 1000,
+        "with_ms": with_ * 1000,
+        "overhead_ms": (with_ - without) * 1000,
+        "first_with_widget_ms": result["first_with_widget_s"] * 1000,
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--kernel", action="store_true", help="also time a run in a real kernel with/without widget")
+    ap.add_argument(
+        "--kernel", action="store_true", help="also time a run in a real kernel with/without widget"
+    )
     ap.add_argument("--json", help="write the numbers to this file")
     a = ap.parse_args(argv)
     out = {"graph": bench_graph(a.steps, a.repeat)}

@@ -8,6 +8,7 @@ Each registration shows its cell's status line and reserves output slots
 Prints ms per cell for both, and for the same bodies as plain cells (the
 round trip through the kernel, which dominates), with the outputs per cell.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,11 @@ def run(n: int, updates: str) -> tuple[float, float, float]:
     import nbformat
     from nbclient import NotebookClient
 
-    setup = ("import os\nos.environ['NBSTEPS_DISPLAY_UPDATES'] = '" + updates + "'\n"
-             "get_ipython().run_line_magic('load_ext', 'nbsteps')\n"
-             "get_ipython().run_line_magic('steps', 'mode plan')")
+    setup = (
+        "import os\nos.environ['NBSTEPS_DISPLAY_UPDATES'] = '" + updates + "'\n"
+        "get_ipython().run_line_magic('load_ext', 'nbsteps')\n"
+        "get_ipython().run_line_magic('steps', 'mode plan')"
+    )
     bodies = [f"v{i} = {i}" + (f" + v{i - 1}" if i else "") for i in range(n)]
     cells = [setup] + [f"%%step s{i}\n{b}" for i, b in enumerate(bodies)] + bodies
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
@@ -34,7 +37,7 @@ def run(n: int, updates: str) -> tuple[float, float, float]:
         for i in range(n + 1, 2 * n + 1):
             client.execute_cell(nb.cells[i], i)
         t2 = time.perf_counter()
-    outputs = sum(len(c.outputs) for c in nb.cells[1:n + 1]) / n
+    outputs = sum(len(c.outputs) for c in nb.cells[1 : n + 1]) / n
     return (t1 - t0) / n * 1e3, (t2 - t1) / n * 1e3, outputs
 
 
@@ -46,8 +49,10 @@ def main() -> None:
     for _ in range(args.repeat):
         for updates in ("1", "0"):
             step, plain, outs = run(args.cells, updates)
-            print(f"display updates {'on ' if updates == '1' else 'off'}: %%step (plan mode) {step:.2f} ms/cell, "
-                  f"plain cell {plain:.2f} ms/cell, outputs per %%step cell {outs:.1f}")
+            print(
+                f"display updates {'on ' if updates == '1' else 'off'}: %%step (plan mode) {step:.2f} ms/cell, "
+                f"plain cell {plain:.2f} ms/cell, outputs per %%step cell {outs:.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ and exec'd once per (workload, N) -- it stands for the user's code. What is
 timed is what a user pays: registering the steps (``plan.step``) and running
 them (``plan.run()``, default workers), or the run alone ("run only").
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,8 @@ def _source(workload: str, n: int) -> str:
     L: list[str] = []
     if workload == "chain":
         L.append("def step_0():\n    return _W.first()\n")
-        L += [f"def step_{i}(step_{i-1}):\n    return _W.inc(step_{i-1})\n" for i in range(1, n)]
-        L.append(f"STEPS = [{', '.join(f'step_{i}' for i in range(n))}]\nRESULT = 'step_{n-1}'\n")
+        L += [f"def step_{i}(step_{i - 1}):\n    return _W.inc(step_{i - 1})\n" for i in range(1, n)]
+        L.append(f"STEPS = [{', '.join(f'step_{i}' for i in range(n))}]\nRESULT = 'step_{n - 1}'\n")
     elif workload in ("wide", "sleep_fanout"):
         body, join = ("ident", "total") if workload == "wide" else ("sleeper", "count")
         L += [f"def step_{i}():\n    return _W.{body}({i})\n" for i in range(n)]
@@ -91,8 +92,13 @@ def build_and_run(workload: str, n: int):
 # ============================================================ timing helpers
 
 
-def measure_setup(setup: Callable[[], Any], fn: Callable[[Any], Any], repeat: int = 5,
-                  warmup: int = 1, budget_s: float | None = None) -> dict:
+def measure_setup(
+    setup: Callable[[], Any],
+    fn: Callable[[Any], Any],
+    repeat: int = 5,
+    warmup: int = 1,
+    budget_s: float | None = None,
+) -> dict:
     """Like ``timing.measure`` but ``setup()`` (untimed) makes the argument of
     every timed ``fn(arg)`` call."""
     result = None
@@ -127,8 +133,13 @@ def dag_cell(workload: str, n: int, repeat: int, budget_s: float | None, run_onl
 
     t0 = time.perf_counter()
     if run_only:
-        m = measure_setup(lambda: build_plan(workload, n), lambda p: run_plan(p, workload, n),
-                          repeat=repeat, warmup=1, budget_s=budget_s)
+        m = measure_setup(
+            lambda: build_plan(workload, n),
+            lambda p: run_plan(p, workload, n),
+            repeat=repeat,
+            warmup=1,
+            budget_s=budget_s,
+        )
     else:
         m = measure(lambda: build_and_run(workload, n), repeat=repeat, warmup=1, budget_s=budget_s)
     cell = _cell(m, wall_s=time.perf_counter() - t0)
@@ -150,17 +161,25 @@ def diamond(n: int, repeat: int) -> dict:
     nb_runs, plain_runs = [], []
     t0 = time.perf_counter()
     for _ in range(max(1, repeat)):
-        for fn, runs in ((lambda: build_and_run("diamond_pandas", n), nb_runs), (lambda: plain_fn(n), plain_runs)):
+        for fn, runs in (
+            (lambda: build_and_run("diamond_pandas", n), nb_runs),
+            (lambda: plain_fn(n), plain_runs),
+        ):
             gc.collect()
             t = time.perf_counter()
             got = fn()
             runs.append(time.perf_counter() - t)
             if got != want:
                 return {"error": f"WRONG result {got!r} != {want!r}"}
-    return {"median_s": statistics.median(nb_runs), "min_s": min(nb_runs), "runs": nb_runs,
-            "plain_median_s": statistics.median(plain_runs), "plain_runs": plain_runs,
-            "ratio": statistics.median(nb_runs) / statistics.median(plain_runs),
-            "wall_s": time.perf_counter() - t0}
+    return {
+        "median_s": statistics.median(nb_runs),
+        "min_s": min(nb_runs),
+        "runs": nb_runs,
+        "plain_median_s": statistics.median(plain_runs),
+        "plain_runs": plain_runs,
+        "ratio": statistics.median(nb_runs) / statistics.median(plain_runs),
+        "wall_s": time.perf_counter() - t0,
+    }
 
 
 def chain_long(n: int, repeat: int) -> dict:
@@ -190,7 +209,7 @@ def cell_bodies(n: int) -> list[str]:
     """A chain of small cells: each reads the previous cell's variable."""
     out = ["v0 = 0\nw0 = [v0] * 3\ns0 = sum(w0)\n"]
     for i in range(1, n):
-        out.append(f"v{i} = v{i-1} + 1\nw{i} = [v{i}] * 3\ns{i} = sum(w{i})\n")
+        out.append(f"v{i} = v{i - 1} + 1\nw{i} = [v{i}] * 3\ns{i} = sum(w{i})\n")
     return out
 
 
@@ -204,7 +223,7 @@ def cells(n: int, repeat: int) -> dict:
     shell = _shell()
     bodies = cell_bodies(n)
     step_cells = [f"%%step c{i}\n{b}" for i, b in enumerate(bodies)]
-    last = f"s{n-1}"
+    last = f"s{n - 1}"
     want = 3 * (n - 1)
 
     def run_cells(srcs):
@@ -245,8 +264,12 @@ def cells(n: int, repeat: int) -> dict:
         return ns[last]
 
     out: dict[str, Any] = {"n": n}
-    for key, fn in (("planned", nb_planned), ("interactive", nb_interactive),
-                    ("plain_cells", plain_cells), ("bare_exec", bare)):
+    for key, fn in (
+        ("planned", nb_planned),
+        ("interactive", nb_interactive),
+        ("plain_cells", plain_cells),
+        ("bare_exec", bare),
+    ):
         m = measure_setup(clear, fn, repeat=repeat, warmup=1)
         out[key] = _cell(m)
         if m["result"] != want:
@@ -289,14 +312,22 @@ def rerun_nochange(n: int, repeat: int) -> dict:
 
 def _child_env(**extra) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     env.update(extra)
     return env
 
 
 def _run_child(args: list[str], env: dict | None = None, timeout: float = 600) -> str:
-    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env or _child_env(),
-                       timeout=timeout, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env or _child_env(),
+        timeout=timeout,
+        cwd=ROOT,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(args)[:80]} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
     return p.stdout
@@ -304,16 +335,31 @@ def _run_child(args: list[str], env: dict | None = None, timeout: float = 600) -
 
 def _wall(args: list[str], env: dict) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=True, env=env, cwd=ROOT,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, *args],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
 # ============================================================ import
 
 
-HEAVY = ("pandas", "numpy", "pyarrow", "ipywidgets", "graphviz", "dask", "distributed", "IPython",
-         "cloudpickle")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "ipywidgets",
+    "graphviz",
+    "dask",
+    "distributed",
+    "IPython",
+    "cloudpickle",
+)
 
 _LOAD_EXT = r"""
 import sys, time, json
@@ -341,13 +387,21 @@ def import_times(repeat: int) -> dict:
     for _ in range(repeat):
         bare.append(_wall(["-c", "pass"], env))
         imp.append(_wall(["-c", "import nbsteps"], env))
-    heavy = json.loads(_run_child(["-c", "import sys, json, nbsteps; print(json.dumps("
-                                   f"[m for m in {HEAVY!r} if m in sys.modules]))"], env))
+    heavy = json.loads(
+        _run_child(
+            [
+                "-c",
+                f"import sys, json, nbsteps; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))",
+            ],
+            env,
+        )
+    )
     loads = [json.loads(_run_child(["-c", _LOAD_EXT], env)) for _ in range(repeat)]
     return {
         "import_s": statistics.median(imp) - statistics.median(bare),
         "python_s": statistics.median(bare),
-        "import_runs": imp, "python_runs": bare,
+        "import_runs": imp,
+        "python_runs": bare,
         "import_heavy_modules": heavy,
         "load_ext_s": statistics.median(x["s"] for x in loads),
         "load_ext_runs": [x["s"] for x in loads],
@@ -412,8 +466,10 @@ def checkpoint(nbytes: int, repeat: int) -> dict:
         env.pop("NBSTEPS_STORE")
         res: dict[str, Any] = {"nbytes": nbytes}
         for mode in ("plain", "memory"):
-            runs = [json.loads(_run_child(["-m", "bench.checkpoint_child", mode, str(nbytes), tmp], env))
-                    for _ in range(max(1, repeat))]
+            runs = [
+                json.loads(_run_child(["-m", "bench.checkpoint_child", mode, str(nbytes), tmp], env))
+                for _ in range(max(1, repeat))
+            ]
             res[mode] = {
                 "rss_growth": statistics.median(r["rss_growth"] for r in runs),
                 "median_s": statistics.median(r["s"] for r in runs),
@@ -422,8 +478,9 @@ def checkpoint(nbytes: int, repeat: int) -> dict:
         extra = res["memory"]["rss_growth"] - res["plain"]["rss_growth"]
         res["memory"]["extra_rss"] = extra
         res["memory"]["extra_rss_pct"] = 100.0 * extra / nbytes
-        res["disk"] = json.loads(_run_child(["-m", "bench.checkpoint_child", "disk", str(nbytes), tmp,
-                                             str(repeat)], env))
+        res["disk"] = json.loads(
+            _run_child(["-m", "bench.checkpoint_child", "disk", str(nbytes), tmp, str(repeat)], env)
+        )
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

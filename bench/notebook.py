@@ -13,6 +13,7 @@ frames: compute, unchanged re-run in a new process, re-run + touching a value),
 ``params`` (a parameter switched back). Prints a table and writes
 ``bench/results/notebook.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,14 @@ def child(impl_root: str, workload: str, args: dict, key: str) -> dict:
     env.pop("NBSTEPS_STORE", None)
     env["NBSTEPS_WIDGETS"] = "0"
     # not cwd=ROOT: ``python -m`` puts the working directory first on sys.path
-    p = subprocess.run([sys.executable, "-m", "bench.notebook_child", workload, json.dumps(args)],
-                       capture_output=True, text=True, env=env, cwd=os.path.dirname(key), timeout=1800)
+    p = subprocess.run(
+        [sys.executable, "-m", "bench.notebook_child", workload, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(key),
+        timeout=1800,
+    )
     if p.returncode != 0:
         return {"error": p.stderr.strip()[-1500:]}
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -55,7 +62,7 @@ def med(xs):
 
 def bench_cells(impl, key, tmp, q):
     out = {}
-    for n in ((20, 200) if q else (200, 2000)):
+    for n in (20, 200) if q else (200, 2000):
         r = child(impl, "cells", {"n": n, "k": 10 if q else 30}, key)
         out[n] = r
     return out
@@ -89,8 +96,12 @@ def bench_params(impl, key, tmp, q):
         shutil.rmtree(store, ignore_errors=True)
 
 
-WORKLOADS = {"cells": bench_cells, "disk_upstream": bench_disk_upstream, "notebook": bench_notebook,
-             "params": bench_params}
+WORKLOADS = {
+    "cells": bench_cells,
+    "disk_upstream": bench_disk_upstream,
+    "notebook": bench_notebook,
+    "params": bench_params,
+}
 
 
 def summarize(name: str, runs: list[dict]) -> dict:
@@ -105,15 +116,20 @@ def summarize(name: str, runs: list[dict]) -> dict:
             rs = [r[n] for r in runs]
             if any("error" in x for x in rs):
                 return {"error": next(x["error"] for x in rs if "error" in x)}
-            out[n] = {"step_ms": 1e3 * med([x["step_cell_s"] for x in rs]),
-                      "plain_ms": 1e3 * med([x["plain_cell_s"] for x in rs]), "ok": all(x["ok"] for x in rs)}
+            out[n] = {
+                "step_ms": 1e3 * med([x["step_cell_s"] for x in rs]),
+                "plain_ms": 1e3 * med([x["plain_cell_s"] for x in rs]),
+                "ok": all(x["ok"] for x in rs),
+            }
             out[n]["beyond_plain_ms"] = out[n]["step_ms"] - out[n]["plain_ms"]
         ns = sorted(out)
         out["scaling"] = out[ns[-1]]["step_ms"] / out[ns[0]]["step_ms"]
         return out
     if name == "disk_upstream":
-        return {"memory_ms": 1e3 * med([r["memory"]["cell_s"] for r in runs]),
-                "disk_ms": 1e3 * med([r["disk"]["cell_s"] for r in runs])}
+        return {
+            "memory_ms": 1e3 * med([r["memory"]["cell_s"] for r in runs]),
+            "disk_ms": 1e3 * med([r["disk"]["cell_s"] for r in runs]),
+        }
     if name == "notebook":
         for r in runs:
             for ph in r.values():
@@ -121,18 +137,27 @@ def summarize(name: str, runs: list[dict]) -> dict:
                     return {"error": ph["error"]}
         comp = med([r["compute"]["wall_s"] for r in runs])
         rerun = med([r["rerun"]["wall_s"] for r in runs])
-        return {"compute_s": comp, "rerun_s": rerun, "rerun_vs_compute": rerun / comp,
-                "touch_s": med([r["touch"].get("touch_s") for r in runs]),
-                "rerun_restored": runs[0]["rerun"]["restored"], "rerun_completed": runs[0]["rerun"]["completed"]}
+        return {
+            "compute_s": comp,
+            "rerun_s": rerun,
+            "rerun_vs_compute": rerun / comp,
+            "touch_s": med([r["touch"].get("touch_s") for r in runs]),
+            "rerun_restored": runs[0]["rerun"]["restored"],
+            "rerun_completed": runs[0]["rerun"]["completed"],
+        }
     if name == "params":
-        return {k: {"s": med([r[k]["s"] for r in runs]), "executed": runs[0][k]["completed"]}
-                for k in ("p1", "p2", "p1_again")}
+        return {
+            k: {"s": med([r[k]["s"] for r in runs]), "executed": runs[0][k]["completed"]}
+            for k in ("p1", "p2", "p1_again")
+        }
     return {}
 
 
 def table(results: dict, impls: list[str]) -> str:
-    lines = ["| workload | " + " | ".join(impls) + (" | this / base |" if len(impls) > 1 else " |"),
-             "|---|" + "---|" * (len(impls) + (1 if len(impls) > 1 else 0))]
+    lines = [
+        "| workload | " + " | ".join(impls) + (" | this / base |" if len(impls) > 1 else " |"),
+        "|---|" + "---|" * (len(impls) + (1 if len(impls) > 1 else 0)),
+    ]
 
     def row(label, getter, fmt="{:.2f}"):
         vals = []
@@ -145,13 +170,18 @@ def table(results: dict, impls: list[str]) -> str:
         cells = [fmt.format(v) if isinstance(v, (int, float)) else str(v) for v in vals]
         if len(impls) > 1:
             a, b = vals[0], vals[1]
-            cells.append(f"{a / b:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "")
+            cells.append(
+                f"{a / b:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else ""
+            )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
     r0 = results[impls[0]]
     if "cells" in r0 and "error" not in r0["cells"]:
         for n in [k for k in r0["cells"] if k != "scaling"]:
-            row(f"interactive `%%step` cell, {n} steps registered (ms)", lambda r, n=n: r["cells"][n]["step_ms"])
+            row(
+                f"interactive `%%step` cell, {n} steps registered (ms)",
+                lambda r, n=n: r["cells"][n]["step_ms"],
+            )
             row("  same body as a plain IPython cell (ms)", lambda r, n=n: r["cells"][n]["plain_ms"])
             row("  beyond the plain cell (ms)", lambda r, n=n: r["cells"][n]["beyond_plain_ms"])
         row("  cell cost, most / fewest steps registered", lambda r: r["cells"]["scaling"])
@@ -200,9 +230,11 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results = {impl: {name: summarize(name, runs) for name, runs in per.items()} for impl, per in raw.items()}
-    head = (f"nbsteps notebook bench {started}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
-            f"load avg {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}; medians of {a.repeat}"
-            + (f"; base = {impls['base']}" if a.against else ""))
+    head = (
+        f"nbsteps notebook bench {started}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+        f"load avg {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}; medians of {a.repeat}"
+        + (f"; base = {impls['base']}" if a.against else "")
+    )
     print(head)
     print(table(results, list(impls)))
     if a.json != "-":

@@ -23,6 +23,7 @@ Workloads:
   ``p=2``, then ``p=1`` again (directory store): seconds of each run and how
   many steps executed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +48,9 @@ def run(ip, src: str):
     with contextlib.redirect_stdout(sink):
         r = ip.run_cell(src, store_history=False, silent=False)
     if not r.success:
-        raise RuntimeError(f"cell failed: {r.error_before_exec or r.error_in_exec!r}\n{src}\n{sink.getvalue()[-2000:]}")
+        raise RuntimeError(
+            f"cell failed: {r.error_before_exec or r.error_in_exec!r}\n{src}\n{sink.getvalue()[-2000:]}"
+        )
     return sink.getvalue()
 
 
@@ -60,7 +63,7 @@ def timed(ip, src: str) -> float:
 def chain_body(i: int) -> str:
     if i == 0:
         return "v0 = 0\nw0 = [v0] * 3\ns0 = sum(w0)\n"
-    return f"v{i} = v{i-1} + 1\nw{i} = [v{i}] * 3\ns{i} = sum(w{i})\n"
+    return f"v{i} = v{i - 1} + 1\nw{i} = [v{i}] * 3\ns{i} = sum(w{i})\n"
 
 
 def cells(n: int, k: int) -> dict:
@@ -84,8 +87,15 @@ def cells(n: int, k: int) -> dict:
     del ns
     want = 3 * (base + 2 * k - 1)
     got = ip.user_ns.get(f"s{base + 2 * k - 1}")
-    return {"n": n, "k": k, "step_cell_s": statistics.median(step_s), "plain_cell_s": statistics.median(plain_s),
-            "step_runs": step_s, "plain_runs": plain_s, "ok": got == want}
+    return {
+        "n": n,
+        "k": k,
+        "step_cell_s": statistics.median(step_s),
+        "plain_cell_s": statistics.median(plain_s),
+        "step_runs": step_s,
+        "plain_runs": plain_s,
+        "ok": got == want,
+    }
 
 
 BIG = """%%step big
@@ -104,7 +114,9 @@ def disk_upstream(mb: int, k: int, store: str) -> dict:
         session.new_plan()
         run(ip, f"%steps store {store if label == 'disk' else 'memory'}")
         run(ip, BIG.format(rows=rows))
-        runs = [timed(ip, f"%%step use_{label}{i}\nr{i} = float(big['a'].iloc[{i}]) + {i}\n") for i in range(k)]
+        runs = [
+            timed(ip, f"%%step use_{label}{i}\nr{i} = float(big['a'].iloc[{i}]) + {i}\n") for i in range(k)
+        ]
         out[label] = {"cell_s": statistics.median(runs), "runs": runs}
     return out
 
@@ -128,8 +140,13 @@ def notebook(mb: int, store: str, phase: str) -> dict:
     t0 = time.perf_counter()
     printed = "".join(run(ip, cell.format(rows=rows)) for cell in PIPELINE)
     wall = time.perf_counter() - t0
-    out = {"phase": phase, "mb": mb, "wall_s": wall, "restored": printed.count("restored from checkpoint"),
-           "completed": printed.count("completed in")}
+    out = {
+        "phase": phase,
+        "mb": mb,
+        "wall_s": wall,
+        "restored": printed.count("restored from checkpoint"),
+        "completed": printed.count("completed in"),
+    }
     if phase == "touch":
         t1 = time.perf_counter()
         run(ip, "check = float(final['a'].iloc[-1])")

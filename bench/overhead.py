@@ -7,6 +7,7 @@ independent no-op steps and a sum; sleep_fanout_8: 8 independent 0.25 s sleeps
 on 8 workers (wall time over the 0.25 s ideal); chain_10000: must simply run
 (no recursion). Median of several runs; registration is not timed.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -37,7 +38,13 @@ def wide_plan(n: int) -> nbsteps.Plan:
         exec(f"def f():\n    return {i}", ns)
         plan.step(f"w{i}")(ns["f"])
     ns = {}
-    exec("def total(" + ", ".join(f"w{i}" for i in range(n)) + "):\n    return " + " + ".join(f"w{i}" for i in range(n)), ns)
+    exec(
+        "def total("
+        + ", ".join(f"w{i}" for i in range(n))
+        + "):\n    return "
+        + " + ".join(f"w{i}" for i in range(n)),
+        ns,
+    )
     plan.step("total")(ns["total"])
     return plan
 
@@ -45,6 +52,7 @@ def wide_plan(n: int) -> nbsteps.Plan:
 def fanout_plan(width: int = 8, seconds: float = 0.25) -> nbsteps.Plan:
     plan = nbsteps.Plan()
     for i in range(width):
+
         def sleeper(seconds=seconds):
             time.sleep(seconds)
             return 1

@@ -165,8 +165,8 @@ def _hamilton_source(workload: str, n: int) -> str:
     if workload == "chain":
         L.append("def step_0() -> int:\n    return _W.first()\n")
         for i in range(1, n):
-            L.append(f"def step_{i}(step_{i-1}: int) -> int:\n    return _W.inc(step_{i-1})\n")
-        L.append(f"def result(step_{n-1}: int) -> int:\n    return step_{n-1}\n")
+            L.append(f"def step_{i}(step_{i - 1}: int) -> int:\n    return _W.inc(step_{i - 1})\n")
+        L.append(f"def result(step_{n - 1}: int) -> int:\n    return step_{n - 1}\n")
     elif workload in ("wide", "sleep_fanout"):
         body, join = ("ident", "total") if workload == "wide" else ("sleeper", "count")
         for i in range(n):
@@ -178,7 +178,9 @@ def _hamilton_source(workload: str, n: int) -> str:
         L.append("def df(n_rows: int) -> _Any:\n    return _W.make_df(n_rows)\n")
         L.append("def grouped(df: _Any) -> _Any:\n    return _W.grouped(df)\n")
         L.append("def filtered(df: _Any) -> _Any:\n    return _W.filtered(df)\n")
-        L.append("def result(grouped: _Any, filtered: _Any) -> tuple:\n    return _W.joined(grouped, filtered)\n")
+        L.append(
+            "def result(grouped: _Any, filtered: _Any) -> tuple:\n    return _W.joined(grouped, filtered)\n"
+        )
     else:
         raise KeyError(workload)
     return "\n".join(L)
@@ -303,8 +305,7 @@ def _prefect_flows() -> dict:
     def noop():
         return 0
 
-    flows = dict(chain=chain, wide=wide, sleep_fanout=sleep_fanout,
-                 diamond_pandas=diamond_pandas, noop=noop)
+    flows = dict(chain=chain, wide=wide, sleep_fanout=sleep_fanout, diamond_pandas=diamond_pandas, noop=noop)
     _prefect_state["flows"] = flows
     return flows
 
@@ -359,7 +360,7 @@ PEER_INFO: dict[str, dict[str, Any]] = {
     "dask-distributed": {
         "requires": ["dask", "distributed"],
         "desc": f"dask.delayed graph on LocalCluster(processes=False, n_workers=1, "
-                f"threads_per_worker={WORKERS}) + Client; cluster started once in setup",
+        f"threads_per_worker={WORKERS}) + Client; cluster started once in setup",
         "setup": _dist_setup,
         "teardown": _dist_teardown,
     },
@@ -374,12 +375,12 @@ PEER_INFO: dict[str, dict[str, Any]] = {
     "hamilton-dynamic": {
         "requires": ["apache-hamilton"],
         "desc": "as hamilton + .enable_dynamic_execution(allow_experimental_mode=True)"
-                f".with_local_executor(executors.MultiThreadingExecutor(max_tasks={WORKERS}))",
+        f".with_local_executor(executors.MultiThreadingExecutor(max_tasks={WORKERS}))",
     },
     "prefect": {
         "requires": ["prefect"],
         "desc": f"@flow(task_runner=ThreadPoolTaskRunner(max_workers={WORKERS})) + @task.submit, "
-                "NO_CACHE, persist_result=False, ephemeral local server (sqlite)",
+        "NO_CACHE, persist_result=False, ephemeral local server (sqlite)",
         "setup": _prefect_setup,
         "max_n": {"chain": 100, "wide": 100},
     },

@@ -15,6 +15,7 @@ A missing peer is reported "not installed"; a peer cell that raises shows the
 error (Hamilton's RecursionError on chain_1000 at the default limit) instead
 of stopping the run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,18 +39,57 @@ from bench.run_peers import run_peer  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
-FULL = dict(chain=(100, 1000), wide=(100, 1000), chain_long=10_000, fanout=8, diamond=1_000_000,
-            cells=200, rerun=1000, checkpoint=1 << 30, graph=200, import_repeat=7, ckpt_repeat=3)
-QUICK = dict(chain=(10, 50), wide=(10, 50), chain_long=500, fanout=8, diamond=10_000,
-             cells=20, rerun=50, checkpoint=8 << 20, graph=20, import_repeat=2, ckpt_repeat=1)
+FULL = dict(
+    chain=(100, 1000),
+    wide=(100, 1000),
+    chain_long=10_000,
+    fanout=8,
+    diamond=1_000_000,
+    cells=200,
+    rerun=1000,
+    checkpoint=1 << 30,
+    graph=200,
+    import_repeat=7,
+    ckpt_repeat=3,
+)
+QUICK = dict(
+    chain=(10, 50),
+    wide=(10, 50),
+    chain_long=500,
+    fanout=8,
+    diamond=10_000,
+    cells=20,
+    rerun=50,
+    checkpoint=8 << 20,
+    graph=20,
+    import_repeat=2,
+    ckpt_repeat=1,
+)
 
 #: workload groups in run order (``--only`` takes these names or prefixes)
-GROUPS = ("chain", "wide", "sleep_fanout", "diamond_pandas", "cells", "rerun_nochange", "checkpoint",
-          "import", "graph")
+GROUPS = (
+    "chain",
+    "wide",
+    "sleep_fanout",
+    "diamond_pandas",
+    "cells",
+    "rerun_nochange",
+    "checkpoint",
+    "import",
+    "graph",
+)
 
 TARGETS = {
-    "chain_us": 40.0, "wide_us": 40.0, "cells_us": 200.0, "fanout": 1.03, "diamond": 1.10,
-    "rerun_ms": 50.0, "ckpt_rss_pct": 5.0, "disk_write_frac": 0.50, "import_s": 0.15, "load_ext_s": 0.30,
+    "chain_us": 40.0,
+    "wide_us": 40.0,
+    "cells_us": 200.0,
+    "fanout": 1.03,
+    "diamond": 1.10,
+    "rerun_ms": 50.0,
+    "ckpt_rss_pct": 5.0,
+    "disk_write_frac": 0.50,
+    "import_s": 0.15,
+    "load_ext_s": 0.30,
 }
 
 
@@ -107,8 +147,10 @@ def run_nbsteps(sizes: dict, groups: list[str], cells, repeat: int, budget: floa
                 cell = {"error": _err(e)}
             out[kind][label] = cell
             if "median_s" in cell:
-                _log(f"  nbsteps{' run-only' if run_only else '         '} {label:20s} "
-                     f"median {cell['median_s']:.4f}s ({len(cell['runs'])} runs)")
+                _log(
+                    f"  nbsteps{' run-only' if run_only else '         '} {label:20s} "
+                    f"median {cell['median_s']:.4f}s ({len(cell['runs'])} runs)"
+                )
     if "chain" in groups:
         guarded(f"chain_{sizes['chain_long']}", NB.chain_long, sizes["chain_long"], max(1, min(repeat, 3)))
     if "cells" in groups:
@@ -169,23 +211,42 @@ def tables(res: dict) -> str:
     # -- absolute medians ------------------------------------------------------
     if labels:
         head = ["runner"] + labels
-        lines += ["### Absolute medians (build + run of the DAG, per call)", "",
-                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines.append("| **nbsteps** | " + " | ".join(fmt_abs(lb, nb["cells"].get(lb)) for lb in labels) + " |")
-        lines.append("| nbsteps (run only) | " + " | ".join(
-            fmt_abs(lb, nb["run_only"].get(lb)) if lb in nb["run_only"] else "" for lb in labels) + " |")
+        lines += [
+            "### Absolute medians (build + run of the DAG, per call)",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
+        lines.append(
+            "| **nbsteps** | " + " | ".join(fmt_abs(lb, nb["cells"].get(lb)) for lb in labels) + " |"
+        )
+        lines.append(
+            "| nbsteps (run only) | "
+            + " | ".join(fmt_abs(lb, nb["run_only"].get(lb)) if lb in nb["run_only"] else "" for lb in labels)
+            + " |"
+        )
         for r in res["peers"]:
             if r.get("status") != "ok":
-                lines.append(f"| {r['peer']} | " + " | ".join([r.get("status", "?")] + [""] * (len(labels) - 1)) + " |")
+                lines.append(
+                    f"| {r['peer']} | " + " | ".join([r.get("status", "?")] + [""] * (len(labels) - 1)) + " |"
+                )
                 continue
-            lines.append(f"| {r['peer']} | " + " | ".join(fmt_abs(lb, r["cells"].get(lb)) for lb in labels) + " |")
+            lines.append(
+                f"| {r['peer']} | " + " | ".join(fmt_abs(lb, r["cells"].get(lb)) for lb in labels) + " |"
+            )
         lines.append("")
         # -- ratios ----------------------------------------------------------------
-        lines += ["### Ratios nbsteps / peer (< 1: nbsteps is faster; in brackets: nbsteps run only)", "",
-                  "| peer | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+        lines += [
+            "### Ratios nbsteps / peer (< 1: nbsteps is faster; in brackets: nbsteps run only)",
+            "",
+            "| peer | " + " | ".join(labels) + " |",
+            "|" + "---|" * (len(labels) + 1),
+        ]
         for r in res["peers"]:
             if r.get("status") != "ok":
-                lines.append(f"| {r['peer']} | " + " | ".join([r.get("status", "?")] + [""] * (len(labels) - 1)) + " |")
+                lines.append(
+                    f"| {r['peer']} | " + " | ".join([r.get("status", "?")] + [""] * (len(labels) - 1)) + " |"
+                )
                 continue
             row = []
             for lb in labels:
@@ -196,8 +257,12 @@ def tables(res: dict) -> str:
             lines.append(f"| {r['peer']} | " + " | ".join(row) + " |")
         lines.append("")
     # -- targets --------------------------------------------------------------------
-    lines += ["### nbsteps workloads against the targets (issue 7)", "",
-              "| workload | measured | target | |", "|---|---|---|---|"]
+    lines += [
+        "### nbsteps workloads against the targets (issue 7)",
+        "",
+        "| workload | measured | target | |",
+        "|---|---|---|---|",
+    ]
     for row in res["targets"]:
         mark = {True: "met", False: "**missed**", None: ""}[row["met"]]
         lines.append(f"| {row['workload']} | {row['value']} | {row['target']} | {mark} |")
@@ -222,62 +287,97 @@ def evaluate(res: dict) -> list[dict]:
         extra = f"; build + run {full['median_s'] / n * 1e6:.0f} µs/step" if "median_s" in full else ""
         key = "chain_us" if lb.startswith("chain") else "wide_us"
         big = n >= 1000
-        add(f"{lb}: per-step overhead, run only", f"{us:.1f} µs/step{extra}",
-            f"≤ {T[key]:.0f} µs" if big else "", (us <= T[key]) if big else None)
+        add(
+            f"{lb}: per-step overhead, run only",
+            f"{us:.1f} µs/step{extra}",
+            f"≤ {T[key]:.0f} µs" if big else "",
+            (us <= T[key]) if big else None,
+        )
     for key, cell in nb["extra"].items():
         if "error" in cell:
             add(key, cell["error"], "", False if key.startswith(("chain", "rerun")) else None)
             continue
         if key.startswith("chain_"):
-            add(f"{key} (run only, recursion limit {cell['recursionlimit']})",
+            add(
+                f"{key} (run only, recursion limit {cell['recursionlimit']})",
                 f"{cell['median_s']:.3f} s ({cell['median_s'] / int(key.split('_')[1]) * 1e6:.1f} µs/step)",
-                "runs (no RecursionError)", True)
+                "runs (no RecursionError)",
+                True,
+            )
         elif key.startswith("cells_"):
             p, i = cell["planned"], cell["interactive"]
-            add(f"{key}: `%%step` cells (plan mode) + `%steps run`, beyond bare exec",
+            add(
+                f"{key}: `%%step` cells (plan mode) + `%steps run`, beyond bare exec",
                 f"{p['us_per_step_beyond_exec']:.0f} µs/step (total {p['median_s'] * 1e3:.0f} ms, bare exec "
-                f"{cell['bare_exec']['median_s'] * 1e3:.1f} ms)", f"≤ {T['cells_us']:.0f} µs",
-                p["us_per_step_beyond_exec"] <= T["cells_us"])
-            add(f"{key}: same, beyond the bodies run as plain IPython cells",
+                f"{cell['bare_exec']['median_s'] * 1e3:.1f} ms)",
+                f"≤ {T['cells_us']:.0f} µs",
+                p["us_per_step_beyond_exec"] <= T["cells_us"],
+            )
+            add(
+                f"{key}: same, beyond the bodies run as plain IPython cells",
                 f"{p['us_per_step_beyond_plain_cells']:.0f} µs/step (plain cells "
-                f"{cell['plain_cells']['median_s'] * 1e3:.0f} ms)")
-            add(f"{key}: interactive mode (every `%%step` cell runs at once), beyond bare exec",
-                f"{i['us_per_step_beyond_exec']:.0f} µs/step (total {i['median_s'] * 1e3:.0f} ms)")
+                f"{cell['plain_cells']['median_s'] * 1e3:.0f} ms)",
+            )
+            add(
+                f"{key}: interactive mode (every `%%step` cell runs at once), beyond bare exec",
+                f"{i['us_per_step_beyond_exec']:.0f} µs/step (total {i['median_s'] * 1e3:.0f} ms)",
+            )
         elif key.startswith("rerun_"):
             ms = cell["median_s"] * 1e3
-            add(f"{key}: second run, executes {cell['executed']}", f"{ms:.1f} ms",
-                f"≤ {T['rerun_ms']:.0f} ms, executes 0", ms <= T["rerun_ms"] and cell["executed"] == 0)
+            add(
+                f"{key}: second run, executes {cell['executed']}",
+                f"{ms:.1f} ms",
+                f"≤ {T['rerun_ms']:.0f} ms, executes 0",
+                ms <= T["rerun_ms"] and cell["executed"] == 0,
+            )
         elif key == "checkpoint":
             gb = cell["nbytes"] / 2**30
             m = cell["memory"]
-            add(f"checkpoint {gb:.2f} GiB: in-memory, extra peak RSS vs calling the function",
+            add(
+                f"checkpoint {gb:.2f} GiB: in-memory, extra peak RSS vs calling the function",
                 f"{m['extra_rss'] / 1e6:+.0f} MB ({m['extra_rss_pct']:+.1f}% of the output; "
                 f"same object: {m['runs'][0].get('same_object')})",
-                f"< {T['ckpt_rss_pct']:.0f}%", m["extra_rss_pct"] < T["ckpt_rss_pct"])
+                f"< {T['ckpt_rss_pct']:.0f}%",
+                m["extra_rss_pct"] < T["ckpt_rss_pct"],
+            )
             d = cell.get("disk", {})
             if "skipped" in d:
                 add("checkpoint: disk store", d["skipped"])
             elif d:
                 frac = d.get("write_vs_numpy_fsync_pair_median", d["write_vs_numpy_fsync"])
-                add("checkpoint: DiskStore.put (write + fsync + HMAC) vs numpy.save + fsync",
+                add(
+                    "checkpoint: DiskStore.put (write + fsync + HMAC) vs numpy.save + fsync",
                     f"{d['store_write_MBps']:.0f} vs {d['numpy_save_fsync_MBps']:.0f} MB/s (medians); "
                     f"each put vs the save just before it: {frac * 100:.0f}% (median of the pairs; numpy.save "
                     f"without fsync {d['numpy_save_MBps']:.0f} MB/s)",
-                    f"≥ {T['disk_write_frac'] * 100:.0f}%", frac >= T["disk_write_frac"])
-                add("checkpoint: DiskStore.get (read + verify + decode) vs numpy.load",
-                    f"{d['store_read_MBps']:.0f} vs {d['numpy_load_MBps']:.0f} MB/s")
-                add("checkpoint: function step through `Plan(store=dir)`: write / restore in a new plan / "
-                    "recompute", f"{d['plan_write_s']:.2f} s ({d['plan_write_MBps']:.0f} MB/s) / "
+                    f"≥ {T['disk_write_frac'] * 100:.0f}%",
+                    frac >= T["disk_write_frac"],
+                )
+                add(
+                    "checkpoint: DiskStore.get (read + verify + decode) vs numpy.load",
+                    f"{d['store_read_MBps']:.0f} vs {d['numpy_load_MBps']:.0f} MB/s",
+                )
+                add(
+                    "checkpoint: function step through `Plan(store=dir)`: write / restore in a new plan / "
+                    "recompute",
+                    f"{d['plan_write_s']:.2f} s ({d['plan_write_MBps']:.0f} MB/s) / "
                     f"{d['plan_restore_s']:.2f} s / {d['recompute_s']:.2f} s "
-                    f"(restore = {d['restore_vs_recompute']:.2f}× recompute)")
+                    f"(restore = {d['restore_vs_recompute']:.2f}× recompute)",
+                )
         elif key == "import":
-            add("`python -c \"import nbsteps\"` minus `python -c pass`",
+            add(
+                '`python -c "import nbsteps"` minus `python -c pass`',
                 f"{cell['import_s']:.3f} s (heavy modules imported: {', '.join(cell['import_heavy_modules']) or 'none'})",
-                f"≤ {T['import_s']} s", cell["import_s"] <= T["import_s"])
-            add("`%load_ext nbsteps` in a fresh InteractiveShell",
+                f"≤ {T['import_s']} s",
+                cell["import_s"] <= T["import_s"],
+            )
+            add(
+                "`%load_ext nbsteps` in a fresh InteractiveShell",
                 f"{cell['load_ext_s']:.3f} s (newly imported heavy modules: "
                 f"{', '.join(cell['load_ext_heavy_modules']) or 'none'})",
-                f"≤ {T['load_ext_s']} s", cell["load_ext_s"] <= T["load_ext_s"])
+                f"≤ {T['load_ext_s']} s",
+                cell["load_ext_s"] <= T["load_ext_s"],
+            )
         elif key.startswith("graph_"):
             b, r = cell["build"], cell["render"]
             rtxt = r["skipped"] if "skipped" in r else f"render to SVG {r['median_s'] * 1e3:.0f} ms"
@@ -290,9 +390,12 @@ def evaluate(res: dict) -> list[dict]:
             add(f"{lb}: wall / {W.SLEEP_S} s", f"{x:.3f}×", f"≤ {T['fanout']}×", x <= T["fanout"])
         elif lb == "diamond_pandas" and "ratio" in cell:
             x = cell["ratio"]
-            add(f"{lb} ({res['sizes']['diamond']:,} rows): nbsteps / plain sequential, runs alternated",
+            add(
+                f"{lb} ({res['sizes']['diamond']:,} rows): nbsteps / plain sequential, runs alternated",
                 f"{x:.2f}× ({cell['median_s']:.3f} s vs {cell['plain_median_s']:.3f} s)",
-                f"≤ {T['diamond']}×", x <= T["diamond"])
+                f"≤ {T['diamond']}×",
+                x <= T["diamond"],
+            )
     return rows
 
 
@@ -306,8 +409,13 @@ def machine() -> dict:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     except OSError:
         pass
-    return {"python": platform.python_version(), "platform": platform.platform(), "nproc": os.cpu_count(),
-            "cpu": cpu, "loadavg_start": os.getloadavg()}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def _versions() -> dict:
@@ -326,20 +434,31 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help=f"workload groups (prefixes): {','.join(GROUPS)}")
     ap.add_argument("--skip", default="", help="workload groups to leave out")
-    ap.add_argument("--peers", default="all", help="'all', 'none' (nbsteps only) or a comma list of "
-                    f"{','.join(P.PEERS)}")
+    ap.add_argument(
+        "--peers", default="all", help=f"'all', 'none' (nbsteps only) or a comma list of {','.join(P.PEERS)}"
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 1 timed run (smoke test)")
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per cell (default 5; --quick 1)")
     ap.add_argument("--budget", type=float, default=10.0, help="max timed seconds per peer cell")
-    ap.add_argument("--recursionlimit", type=int, default=None,
-                    help="raise Python's recursion limit (Hamilton needs ~3000 for chain_1000)")
-    ap.add_argument("--json", default=None, help="output file (default bench/results/latest.json; "
-                    "--quick: bench/results/quick.json)")
+    ap.add_argument(
+        "--recursionlimit",
+        type=int,
+        default=None,
+        help="raise Python's recursion limit (Hamilton needs ~3000 for chain_1000)",
+    )
+    ap.add_argument(
+        "--json",
+        default=None,
+        help="output file (default bench/results/latest.json; --quick: bench/results/quick.json)",
+    )
     a = ap.parse_args(argv)
 
     def pick(spec):
-        return [g for g in GROUPS if any(g.startswith(p.strip()) or p.strip().startswith(g)
-                                         for p in spec.split(",") if p.strip())]
+        return [
+            g
+            for g in GROUPS
+            if any(g.startswith(p.strip()) or p.strip().startswith(g) for p in spec.split(",") if p.strip())
+        ]
 
     groups = pick(a.only) if a.only else list(GROUPS)
     groups = [g for g in groups if g not in pick(a.skip)] if a.skip else groups
@@ -360,13 +479,23 @@ def main(argv=None) -> int:
     started = datetime.datetime.now().astimezone()
     t0 = time.perf_counter()
     info = machine()
-    _log(f"nbsteps bench: {', '.join(groups)}; peers {', '.join(peers)}; repeat {repeat}"
-         f"{' (quick)' if a.quick else ''}; load {info['loadavg_start'][0]:.2f} on {info['nproc']} cpus")
+    _log(
+        f"nbsteps bench: {', '.join(groups)}; peers {', '.join(peers)}; repeat {repeat}"
+        f"{' (quick)' if a.quick else ''}; load {info['loadavg_start'][0]:.2f} on {info['nproc']} cpus"
+    )
     res: dict = {
-        "date": started.isoformat(timespec="seconds"), "argv": sys.argv[1:] if argv is None else list(argv),
-        "quick": a.quick, "repeat": repeat, "sizes": sizes, "groups": groups, "machine": info,
-        "versions": _versions(), "recursionlimit": sys.getrecursionlimit(),
-        "recursionlimit_raised": bool(a.recursionlimit), "workers": P.WORKERS, "cells": cells,
+        "date": started.isoformat(timespec="seconds"),
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "quick": a.quick,
+        "repeat": repeat,
+        "sizes": sizes,
+        "groups": groups,
+        "machine": info,
+        "versions": _versions(),
+        "recursionlimit": sys.getrecursionlimit(),
+        "recursionlimit_raised": bool(a.recursionlimit),
+        "workers": P.WORKERS,
+        "cells": cells,
     }
     res["nbsteps"] = run_nbsteps(sizes, groups, cells, repeat, a.budget)
     res["peers"] = []
@@ -382,11 +511,13 @@ def main(argv=None) -> int:
     info["loadavg_end"] = os.getloadavg()
     res["targets"] = evaluate(res)
     text = tables(res)
-    print(f"nbsteps bench {res['date']} — python {info['python']}, {info['nproc']} × {info['cpu']}; "
-          f"load avg {info['loadavg_start'][0]:.2f} → {info['loadavg_end'][0]:.2f}; "
-          f"recursion limit {res['recursionlimit']}{' (raised)' if a.recursionlimit else ''}; "
-          f"threaded peers {P.WORKERS} workers; {'QUICK sizes; ' if a.quick else ''}"
-          f"medians of {repeat}; total {res['total_s']:.0f} s")
+    print(
+        f"nbsteps bench {res['date']} — python {info['python']}, {info['nproc']} × {info['cpu']}; "
+        f"load avg {info['loadavg_start'][0]:.2f} → {info['loadavg_end'][0]:.2f}; "
+        f"recursion limit {res['recursionlimit']}{' (raised)' if a.recursionlimit else ''}; "
+        f"threaded peers {P.WORKERS} workers; {'QUICK sizes; ' if a.quick else ''}"
+        f"medians of {repeat}; total {res['total_s']:.0f} s"
+    )
     for r in res["peers"]:
         extra = ""
         setup = r.get("setup") or {}

@@ -78,8 +78,11 @@ def run_peer(peer: str, repeat: int, budget_s: float, cells=CELLS) -> dict:
             if m["result"] != want:
                 cell["error"] = f"WRONG result {m['result']!r} != {want!r}"
             out["cells"][label] = cell
-            print(f"  {peer:17s} {label:15s} median {m['median_s']:.4f}s "
-                  f"({len(m['runs'])} runs, {cell['wall_s']:.1f}s)", file=sys.stderr)
+            print(
+                f"  {peer:17s} {label:15s} median {m['median_s']:.4f}s "
+                f"({len(m['runs'])} runs, {cell['wall_s']:.1f}s)",
+                file=sys.stderr,
+            )
     finally:
         if "teardown" in info:
             try:
@@ -113,8 +116,11 @@ def table(results: list[dict]) -> str:
             row = [r["peer"], r.get("status", "?")] + ["—"] * (len(CELLS) - 1) + [""]
         else:
             setup = r.get("setup", {}).get("startup_s")
-            row = [r["peer"]] + [fmt_cell(c[0], r["cells"].get(c[0], {"skipped": "-"}))
-                                 for c in CELLS] + [f"{setup:.2f} s" if setup else ""]
+            row = (
+                [r["peer"]]
+                + [fmt_cell(c[0], r["cells"].get(c[0], {"skipped": "-"})) for c in CELLS]
+                + [f"{setup:.2f} s" if setup else ""]
+            )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -124,8 +130,9 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default=",".join(P.PEERS))
     ap.add_argument("--cells", default=",".join(c[0] for c in CELLS))
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--budget", type=float, default=10.0,
-                    help="max timed seconds per cell (>=1 timed run always)")
+    ap.add_argument(
+        "--budget", type=float, default=10.0, help="max timed seconds per cell (>=1 timed run always)"
+    )
     ap.add_argument("--recursionlimit", type=int, default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
@@ -135,17 +142,27 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = [run_peer(p, a.repeat, a.budget, cells) for p in a.peers.split(",")]
     total = time.perf_counter() - t0
-    print(f"python {platform.python_version()}, {os.cpu_count()} cpus, "
-          f"WORKERS={P.WORKERS}, recursionlimit={sys.getrecursionlimit()}"
-          f"{' (raised)' if a.recursionlimit else ''}, total {total:.0f}s")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} cpus, "
+        f"WORKERS={P.WORKERS}, recursionlimit={sys.getrecursionlimit()}"
+        f"{' (raised)' if a.recursionlimit else ''}, total {total:.0f}s"
+    )
     for r in results:
         print(f"- {r['peer']}: {r['version']}")
     print(table(results))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"results": results, "total_s": total,
-                       "recursionlimit": sys.getrecursionlimit(),
-                       "workers": P.WORKERS}, f, indent=1, default=str)
+            json.dump(
+                {
+                    "results": results,
+                    "total_s": total,
+                    "recursionlimit": sys.getrecursionlimit(),
+                    "workers": P.WORKERS,
+                },
+                f,
+                indent=1,
+                default=str,
+            )
     return 0
 
 

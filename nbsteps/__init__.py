@@ -4,10 +4,16 @@
 is the same engine for plain Python. Heavy modules (pandas, ipywidgets,
 graphviz, dask) are imported only when used.
 """
+
 from __future__ import annotations
 
 from nbsteps.errors import (
-    AmbiguousDependencyError, CycleError, NbstepsError, StepDefinitionError, StepsFailed, UnknownStepError,
+    AmbiguousDependencyError,
+    CycleError,
+    NbstepsError,
+    StepDefinitionError,
+    StepsFailed,
+    UnknownStepError,
 )
 from nbsteps.ipython.session import current, step
 from nbsteps.plan import Plan
@@ -15,8 +21,19 @@ from nbsteps.plan import Plan
 __version__ = "0.1.0"
 
 __all__ = [
-    "Plan", "analyse", "current", "step", "results", "graph", "NbstepsError", "StepsFailed", "CycleError",
-    "UnknownStepError", "AmbiguousDependencyError", "StepDefinitionError", "load_ipython_extension",
+    "Plan",
+    "analyse",
+    "current",
+    "step",
+    "results",
+    "graph",
+    "NbstepsError",
+    "StepsFailed",
+    "CycleError",
+    "UnknownStepError",
+    "AmbiguousDependencyError",
+    "StepDefinitionError",
+    "load_ipython_extension",
 ]
 
 

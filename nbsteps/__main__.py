@@ -1,4 +1,5 @@
 """``python -m nbsteps``: the same as the ``nbsteps`` command."""
+
 import sys
 
 from nbsteps.cli import main

@@ -23,6 +23,7 @@ it starts; explicit options always win over them.
                           (boolean; the test suite turns it on, kernels inherit it)
 ========================  =====================================================
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Every message names the step (or option, or file) and says how to fix the
 problem. In IPython the ``NbstepsError`` ones are shown as one line, without
 nbsteps' own frames (``_render_traceback_``).
 """
+
 from __future__ import annotations
 
 

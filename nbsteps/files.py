@@ -15,6 +15,7 @@ The target keeps what a user expects of a file edited in place: its permission
 bits (a new file gets the usual ``0666 & ~umask``), and, when the name is a
 symbolic link, the link itself (the file it points to is replaced).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +47,9 @@ def _fsync_dir(folder: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: "str | os.PathLike[str]", mode: str = "wb",
-                 encoding: "str | None" = None) -> Iterator[IO]:
+def atomic_write(
+    path: "str | os.PathLike[str]", mode: str = "wb", encoding: "str | None" = None
+) -> Iterator[IO]:
     """Open a temporary file for writing *path*; on a clean exit, put it in place.
 
     ``mode`` is ``"wb"`` or ``"w"`` (text, *encoding* defaulting to UTF-8).

@@ -3,6 +3,7 @@
 Every view (text lines, plan preview, graph tooltips, live view, results table,
 status) uses these, so the same duration reads the same everywhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,22 @@ def fmt_clock(timestamp, missing: str = "") -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
 
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 #: the largest size a limit may have: 1 EB (past it, say 'none')
@@ -63,19 +78,20 @@ def parse_size(value) -> "int | None":
         if text in ("none", "unlimited", "inf"):
             return None
         digits = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
-        unit = text[len(digits):].strip() if text.startswith(digits) else "?"
+        unit = text[len(digits) :].strip() if text.startswith(digits) else "?"
         try:
             number = float(digits)
         except ValueError:
             number, unit = float("nan"), "?"
     if unit not in _UNITS or not math.isfinite(number) or number <= 0:
-        raise ValueError(f"invalid size {value!r}: use a positive number of bytes with an optional unit "
-                         f"(500MB, 2GB, 1.5GiB) or 'none' for no limit")
+        raise ValueError(
+            f"invalid size {value!r}: use a positive number of bytes with an optional unit "
+            f"(500MB, 2GB, 1.5GiB) or 'none' for no limit"
+        )
     size = number * _UNITS[unit]
     if not size < MAX_SIZE:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:30] + "..."
-        raise ValueError(f"size {shown} is too large (the largest is 1 EB): "
-                         f"use 'none' for no limit")
+        raise ValueError(f"size {shown} is too large (the largest is 1 EB): use 'none' for no limit")
     return int(size)
 
 

@@ -16,6 +16,7 @@ all the same; and deferring is then a counter, not two ``signal.signal`` calls.
 Off the main thread both do nothing: Python delivers signals to the main
 thread only.
 """
+
 from __future__ import annotations
 
 import threading

@@ -10,6 +10,7 @@ on a backend chosen by ``make_backend``, checkpoints to a store chosen by
 context. The facade registers steps, validates arguments, chooses the backend
 and brings stale flags up to date before the views read them.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,24 +21,24 @@ from nbsteps.backends import make_backend
 from nbsteps.errors import NbstepsError
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model import dependencies as depmod
-from nbsteps.model import graphs
 from nbsteps.model.record import StepRecord
-from nbsteps.model.status import COMPLETED
 from nbsteps.model.state import state_of
+from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
 from nbsteps.run.context import RunContext
+from nbsteps.run.decide.preview import preview
+from nbsteps.run.decide.replay import effects_of, replay_set
+from nbsteps.run.decide.selection import default_workers
+from nbsteps.run.decide.staleness import refresh_stale
+from nbsteps.run.decide.validity import Validity
 from nbsteps.run.deferred import Deferred
 from nbsteps.run.executor import Executor
 from nbsteps.run.publishing import Publisher
-from nbsteps.run.decide.selection import default_workers
-from nbsteps.run.decide.preview import preview
 from nbsteps.run.registration import registration_warnings
-from nbsteps.run.decide.replay import effects_of, replay_set
 from nbsteps.run.summary import record_interrupt
-from nbsteps.run.decide.staleness import refresh_stale
-from nbsteps.run.undo import register_undo, rollback as rollback_run, undo_step
-from nbsteps.run.decide.validity import Validity
+from nbsteps.run.undo import register_undo, undo_step
+from nbsteps.run.undo import rollback as rollback_run
 from nbsteps.stores import Store, open_store
 
 
@@ -53,11 +54,22 @@ class Plan:
     (True, 2)
     """
 
-    def __init__(self, store: "str | os.PathLike | Store | None" = None, namespace: dict | None = None,
-                 listeners: Iterable[Callable] = (), *, max_size: "int | str | None" = "default"):
+    def __init__(
+        self,
+        store: "str | os.PathLike | Store | None" = None,
+        namespace: dict | None = None,
+        listeners: Iterable[Callable] = (),
+        *,
+        max_size: "int | str | None" = "default",
+    ):
         store_ = open_store(store if store is not None else config.store(), max_size)
-        ctx = self.context = RunContext({} if namespace is None else namespace, store_,
-                                        deferred=Deferred(), validity=Validity(), listeners=listeners)
+        ctx = self.context = RunContext(
+            {} if namespace is None else namespace,
+            store_,
+            deferred=Deferred(),
+            validity=Validity(),
+            listeners=listeners,
+        )
         ctx.publisher = Publisher(ctx)
         store_.warn = ctx.warn
         #: keep them unread after a run (a frontend loads what cells use); else
@@ -179,17 +191,39 @@ class Plan:
     def add_cell(self, name: str, source: str, **options) -> Step:
         return self.add(cell_step(name, source, **options))
 
-    def step(self, name: str | None = None, *, after=(), retry: int = 0, retry_delay: float = 1.0,
-             retry_on=(), timeout: float | None = None, optional: bool = False,
-             confirm: str | None = None, cache: bool = True):
+    def step(
+        self,
+        name: str | None = None,
+        *,
+        after=(),
+        retry: int = 0,
+        retry_delay: float = 1.0,
+        retry_on=(),
+        timeout: float | None = None,
+        optional: bool = False,
+        confirm: str | None = None,
+        cache: bool = True,
+    ):
         """Decorator registering a function as a step. A parameter named after
         a registered step receives that step's result (and depends on it)."""
 
         def register(func):
             step_name = name or func.__name__
-            self.add(function_step(step_name, func, self.steps, after=after, retry=retry,
-                                   retry_delay=retry_delay, retry_on=retry_on, timeout=timeout,
-                                   optional=optional, confirm=confirm, cache=cache))
+            self.add(
+                function_step(
+                    step_name,
+                    func,
+                    self.steps,
+                    after=after,
+                    retry=retry,
+                    retry_delay=retry_delay,
+                    retry_on=retry_on,
+                    timeout=timeout,
+                    optional=optional,
+                    confirm=confirm,
+                    cache=cache,
+                )
+            )
             return func
 
         if callable(name):  # @plan.step without parentheses
@@ -287,10 +321,21 @@ class Plan:
         return self.context.select(targets)
 
     # -- running -------------------------------------------------------------
-    def run(self, targets: Iterable[str] | str | None = None, *, workers: int | None = None,
-            fail_fast: bool = False, force: Iterable[str] | str = (), force_all: bool = False,
-            yes: bool = False, confirm: Callable[[str, str], bool] | None = None, rollback: bool = False,
-            backend: str = "threads", address=None, listeners: Iterable[Callable] = ()):
+    def run(
+        self,
+        targets: Iterable[str] | str | None = None,
+        *,
+        workers: int | None = None,
+        fail_fast: bool = False,
+        force: Iterable[str] | str = (),
+        force_all: bool = False,
+        yes: bool = False,
+        confirm: Callable[[str, str], bool] | None = None,
+        rollback: bool = False,
+        backend: str = "threads",
+        address=None,
+        listeners: Iterable[Callable] = (),
+    ):
         """Run *targets* (default: every step) and what they need. Returns a
         :class:`~nbsteps.summary.RunSummary`; it never raises for a failing
         step (see ``summary.ok``). KeyboardInterrupt cancels the rest of the
@@ -324,8 +369,15 @@ class Plan:
             # connect first: a backend that cannot start leaves every record as it was
             runner = make_backend(backend, workers, address)
             executor = Executor(
-                ctx, names, workers=workers, fail_fast=fail_fast, force=forced, yes=yes, confirm=confirm,
-                backend=runner, backend_name=backend or "threads",
+                ctx,
+                names,
+                workers=workers,
+                fail_fast=fail_fast,
+                force=forced,
+                yes=yes,
+                confirm=confirm,
+                backend=runner,
+                backend_name=backend or "threads",
                 emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
                 resume_hint=ctx.resume_hint,
             )
@@ -367,8 +419,13 @@ class Plan:
         refresh_stale(self.context)
 
     # -- views -------------------------------------------------------------
-    def plan(self, targets: Iterable[str] | str | None = None, *, force: Iterable[str] = (),
-             force_all: bool = False):
+    def plan(
+        self,
+        targets: Iterable[str] | str | None = None,
+        *,
+        force: Iterable[str] = (),
+        force_all: bool = False,
+    ):
         """Preview what a run would do and why (no step is executed)."""
 
         if isinstance(targets, str):

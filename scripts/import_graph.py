@@ -7,6 +7,7 @@ imports included, dashed). Run it after moving code:
 
 The layers, top to bottom, are the ones ``pyproject.toml`` gives import-linter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,8 @@ def layer_of(module: str) -> int:
 def _type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports(path: Path) -> list[tuple[str, bool]]:
@@ -143,9 +145,12 @@ def cycles(modules, edges) -> list[list[str]]:
 
 
 def dot_source(modules, edges) -> str:
-    lines = ["digraph imports {", '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.5];',
-             '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="Helvetica", fontsize=9];',
-             '  edge [color="#888888", arrowsize=0.5];']
+    lines = [
+        "digraph imports {",
+        '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.5];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="Helvetica", fontsize=9];',
+        '  edge [color="#888888", arrowsize=0.5];',
+    ]
     for i, (label, _prefixes) in enumerate(LAYERS):
         members = [m for m in modules if layer_of(m) == i]
         if not members:
@@ -186,8 +191,10 @@ def main(argv=None) -> int:
     Path(args.out + ".dot").write_text(source, encoding="utf-8")
     svg = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout
     Path(args.out + ".svg").write_bytes(svg)
-    print(f"wrote {args.out}.dot and {args.out}.svg: {len(modules)} modules, {len(edges)} imports, "
-          f"{len(bad)} upward")
+    print(
+        f"wrote {args.out}.dot and {args.out}.svg: {len(modules)} modules, {len(edges)} imports, "
+        f"{len(bad)} upward"
+    )
     return 0
 
 

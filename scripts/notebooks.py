@@ -19,6 +19,7 @@ pictures, not widgets). In the outputs, the paths of this virtualenv and
 of this checkout are replaced by <venv> and <nbsteps>.
 Cell ids of unchanged cells are kept, so a re-sync's diff shows what changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def pairs(keys: list[str] | None = None) -> list[Path]:
     if keys:
         found = [p for p in found if any(p.name.startswith(k) for k in keys)]
         if not found:
-            raise SystemExit(f"no paired notebook matches {keys}; choose from "
-                             f"{', '.join(p.stem for p in pairs())}")
+            raise SystemExit(
+                f"no paired notebook matches {keys}; choose from {', '.join(p.stem for p in pairs())}"
+            )
     return found
 
 
@@ -90,8 +92,12 @@ def execute(nb, timeout: int = 300) -> float:
     os.environ["PYTHONHASHSEED"] = "0"
     start = time.perf_counter()
     NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNELSPEC["name"], store_widget_state=False,
-        record_timing=False, resources={"metadata": {"path": str(NOTEBOOKS)}},
+        nb,
+        timeout=timeout,
+        kernel_name=KERNELSPEC["name"],
+        store_widget_state=False,
+        record_timing=False,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     return time.perf_counter() - start
 
@@ -144,9 +150,14 @@ def differences() -> list[str]:
         text, executed = sources(jupytext.read(md)), sources(nbformat.read(ipynb, as_version=4))
         if text == executed:
             continue
-        at = next((i for i, (a, b) in enumerate(zip(text, executed)) if a != b), min(len(text), len(executed)))
-        where = (f"cell {at + 1} differs" if at < min(len(text), len(executed))
-                 else f"{len(text)} cells in the .md, {len(executed)} in the .ipynb")
+        at = next(
+            (i for i, (a, b) in enumerate(zip(text, executed)) if a != b), min(len(text), len(executed))
+        )
+        where = (
+            f"cell {at + 1} differs"
+            if at < min(len(text), len(executed))
+            else f"{len(text)} cells in the .md, {len(executed)} in the .ipynb"
+        )
         problems.append(
             f"{rel} and {ipynb.name} differ ({where}).\n"
             f"  Edited the .md? Regenerate the .ipynb: {FIX} {md.stem[:2]}\n"
@@ -157,8 +168,10 @@ def differences() -> list[str]:
     for ipynb in sorted(NOTEBOOKS.glob("*.ipynb")):
         meta = nbformat.read(ipynb, as_version=4).metadata
         if ipynb not in paired and "md" in meta.get("jupytext", {}).get("formats", ""):
-            problems.append(f"{ipynb.relative_to(ROOT)} is paired with a .md that is missing; "
-                            f"write it: jupytext --to md:myst {ipynb.relative_to(ROOT)}")
+            problems.append(
+                f"{ipynb.relative_to(ROOT)} is paired with a .md that is missing; "
+                f"write it: jupytext --to md:myst {ipynb.relative_to(ROOT)}"
+            )
     return problems
 
 

@@ -15,6 +15,7 @@ takes a picture of it.
 Needs jupyterlab, playwright (the Python package; the browser is
 /usr/bin/chromium, or NBSTEPS_CHROMIUM) and graphviz's ``dot``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,9 @@ def main(argv=None) -> int:
             page.wait_for_function(
                 "(el) => Array.from(el.querySelectorAll('img, svg')).some("
                 "  (g) => g.getBoundingClientRect().height > 50)",
-                arg=widget.element_handle(), timeout=30_000)
+                arg=widget.element_handle(),
+                timeout=30_000,
+            )
             page.wait_for_timeout(500)
             widget.scroll_into_view_if_needed()
             if args.full:

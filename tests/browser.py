@@ -75,9 +75,12 @@ def browser_marks(dot: bool = True) -> list:
     skipped without Debian's chromium (and, with *dot*, without Graphviz)."""
     import pytest
 
-    marks = [pytest.mark.browser,
-             pytest.mark.skipif(not chromium_available(),
-                                reason="/usr/bin/chromium not installed (apt-get install chromium)")]
+    marks = [
+        pytest.mark.browser,
+        pytest.mark.skipif(
+            not chromium_available(), reason="/usr/bin/chromium not installed (apt-get install chromium)"
+        ),
+    ]
     if dot:
         marks.append(pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed"))
     return marks
@@ -86,6 +89,7 @@ def browser_marks(dot: bool = True) -> list:
 # --------------------------------------------------------------------------
 # Notebook preparation
 # --------------------------------------------------------------------------
+
 
 def strip_notebook(nb):
     """Return a copy of *nb* (nbformat NotebookNode) with no outputs,
@@ -129,6 +133,7 @@ def stage_notebook(src, dest_dir, name: str | None = None) -> Path:
 # Server
 # --------------------------------------------------------------------------
 
+
 class LabError(RuntimeError):
     pass
 
@@ -136,8 +141,9 @@ class LabError(RuntimeError):
 class Lab:
     """A running JupyterLab server plus a headless Chromium (Playwright)."""
 
-    def __init__(self, root_dir: Path, base_url: str, token: str, proc, run_dir: Path,
-                 log_path: Path, browser, context):
+    def __init__(
+        self, root_dir: Path, base_url: str, token: str, proc, run_dir: Path, log_path: Path, browser, context
+    ):
         self.root_dir = root_dir
         self.base_url = base_url  # e.g. "http://127.0.0.1:4321/"
         self.token = token
@@ -153,9 +159,11 @@ class Lab:
     def api(self, method: str, path: str, body=None, timeout: float = 10):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.base_url + path.lstrip("/"), data=data, method=method,
-            headers={"Authorization": f"token {self.token}",
-                     "Content-Type": "application/json"})
+            self.base_url + path.lstrip("/"),
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=timeout) as r:
             raw = r.read()
         return json.loads(raw) if raw else None
@@ -179,6 +187,7 @@ class Lab:
         cells are on the page and the kernel status bar says Idle."""
         rel = self._rel(notebook)
         import nbformat
+
         ncells = len(nbformat.read(self.root_dir / rel, as_version=4).cells)
         page = self.new_page()
         url = f"{self.base_url}lab/tree/{urllib.request.pathname2url(rel)}?token={self.token}"
@@ -191,12 +200,12 @@ class Lab:
             if s["cells"] == ncells and s["idle"]:
                 return page
             if time.monotonic() > deadline:
-                raise LabError(f"notebook not ready after {timeout}s "
-                               f"(expected {ncells} cells): {s}\n{self._diag()}")
+                raise LabError(
+                    f"notebook not ready after {timeout}s (expected {ncells} cells): {s}\n{self._diag()}"
+                )
             page.wait_for_timeout(200)
 
-    def open_and_run_all(self, notebook: str, timeout: float = 120,
-                         raise_on_error: bool = True):
+    def open_and_run_all(self, notebook: str, timeout: float = 120, raise_on_error: bool = True):
         """Open *notebook*, click Run > Run All Cells, wait until every code
         cell shows an ``[n]`` prompt and the kernel is Idle again; return the page.
 
@@ -228,9 +237,10 @@ class Lab:
                 if now - stalled_since > 2:
                     if not raise_on_error:
                         return page
-                    raise LabError(f"run-all stopped with prompts {prompts}; "
-                                   "stderr/traceback output:\n"
-                                   + "\n---\n".join(s["stderr"][-3:]))
+                    raise LabError(
+                        f"run-all stopped with prompts {prompts}; "
+                        "stderr/traceback output:\n" + "\n---\n".join(s["stderr"][-3:])
+                    )
             else:
                 stalled_since = None
             # Click (again) if nothing has started 8 s after the previous click.
@@ -239,21 +249,23 @@ class Lab:
                 clicks += 1
                 last_click = time.monotonic()
             if now - start > timeout:
-                raise LabError(f"run-all not finished after {timeout}s "
-                               f"({clicks} click(s)): {s}\n{self._diag()}")
+                raise LabError(
+                    f"run-all not finished after {timeout}s ({clicks} click(s)): {s}\n{self._diag()}"
+                )
             page.wait_for_timeout(250)
 
     def run_all_cells(self):
         """Click Run > Run All Cells in the menu bar."""
         page = self.page
         # Make sure the notebook is the current widget (enables the command).
-        page.locator(".jp-NotebookPanel .jp-Notebook").first.click(
-            position={"x": 5, "y": 5}, timeout=10_000)
+        page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5}, timeout=10_000)
         page.keyboard.press("Escape")
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click(timeout=10_000)
         # Lab 4 menu item is "runmenu:run-all" (older: notebook:run-all-cells).
-        item = page.locator('.lm-Menu-item[data-command="runmenu:run-all"], '
-                            '.lm-Menu-item[data-command="notebook:run-all-cells"]').first
+        item = page.locator(
+            '.lm-Menu-item[data-command="runmenu:run-all"], '
+            '.lm-Menu-item[data-command="notebook:run-all-cells"]'
+        ).first
         item.wait_for(state="visible", timeout=10_000)
         if "lm-mod-disabled" in (item.get_attribute("class") or ""):
             page.keyboard.press("Escape")
@@ -281,8 +293,12 @@ class Lab:
         return p.as_posix()
 
     def _diag(self) -> str:
-        return ("--- browser console (last 20) ---\n" + "\n".join(self.console[-20:])
-                + "\n--- server log (tail) ---\n" + self.server_log()[-3000:])
+        return (
+            "--- browser console (last 20) ---\n"
+            + "\n".join(self.console[-20:])
+            + "\n--- server log (tail) ---\n"
+            + self.server_log()[-3000:]
+        )
 
 
 _SNAPSHOT_JS = r"""() => {
@@ -317,22 +333,28 @@ def _prepare_run_dir(run: Path) -> dict:
     for p in d.values():
         p.mkdir(parents=True, exist_ok=True)
     # Kernel = the Python running the tests (its env must have ipykernel).
-    _write_json(d["data"] / "kernels" / KERNEL_NAME / "kernel.json", {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": KERNEL_DISPLAY_NAME,
-        "language": "python",
-        "metadata": {"debugger": True},
-    })
+    _write_json(
+        d["data"] / "kernels" / KERNEL_NAME / "kernel.json",
+        {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": KERNEL_DISPLAY_NAME,
+            "language": "python",
+            "metadata": {"debugger": True},
+        },
+    )
     for plugin, values in LAB_SETTINGS.items():
         _write_json(d["settings"] / f"{plugin}.jupyterlab-settings", values)
-    _write_json(d["config"] / "jupyter_server_config.json", {
-        "LabApp": {
-            "news_url": None,
-            "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate",
-            "user_settings_dir": str(d["settings"]),
-            "workspaces_dir": str(d["workspaces"]),
+    _write_json(
+        d["config"] / "jupyter_server_config.json",
+        {
+            "LabApp": {
+                "news_url": None,
+                "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+                "user_settings_dir": str(d["settings"]),
+                "workspaces_dir": str(d["workspaces"]),
+            },
         },
-    })
+    )
     env = dict(os.environ)
     for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "JUPYTER_PREFER_ENV_PATH"):
         env.pop(var, None)
@@ -355,8 +377,9 @@ def _wait_for_server(proc, runtime_dir: Path, log_path: Path, token: str, timeou
     base_url = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LabError(f"jupyter lab exited with {proc.returncode}:\n"
-                           + log_path.read_text(errors="replace")[-3000:])
+            raise LabError(
+                f"jupyter lab exited with {proc.returncode}:\n" + log_path.read_text(errors="replace")[-3000:]
+            )
         if base_url is None and info_file.exists():
             try:
                 info = json.loads(info_file.read_text())
@@ -365,16 +388,16 @@ def _wait_for_server(proc, runtime_dir: Path, log_path: Path, token: str, timeou
                 pass
         if base_url is not None:
             try:
-                req = urllib.request.Request(base_url + "api/status",
-                                             headers={"Authorization": f"token {token}"})
+                req = urllib.request.Request(
+                    base_url + "api/status", headers={"Authorization": f"token {token}"}
+                )
                 with urllib.request.urlopen(req, timeout=2) as r:
                     if r.status == 200:
                         return base_url
             except (urllib.error.URLError, OSError):
                 pass
         time.sleep(0.1)
-    raise LabError(f"jupyter lab not up after {timeout}s:\n"
-                   + log_path.read_text(errors="replace")[-3000:])
+    raise LabError(f"jupyter lab not up after {timeout}s:\n" + log_path.read_text(errors="replace")[-3000:])
 
 
 def _stop_server(proc, base_url: str | None, token: str) -> None:
@@ -382,8 +405,12 @@ def _stop_server(proc, base_url: str | None, token: str) -> None:
         return
     if base_url:
         try:
-            req = urllib.request.Request(base_url + "api/shutdown", data=b"", method="POST",
-                                         headers={"Authorization": f"token {token}"})
+            req = urllib.request.Request(
+                base_url + "api/shutdown",
+                data=b"",
+                method="POST",
+                headers={"Authorization": f"token {token}"},
+            )
             urllib.request.urlopen(req, timeout=5).read()
         except (urllib.error.URLError, OSError):
             pass
@@ -403,9 +430,13 @@ def _stop_server(proc, base_url: str | None, token: str) -> None:
 
 
 @contextlib.contextmanager
-def jupyterlab_server(root_dir, *, startup_timeout: float = 60,
-                      viewport: tuple[int, int] = (1280, 1024),
-                      keep_run_dir: bool = False) -> Iterator[Lab]:
+def jupyterlab_server(
+    root_dir,
+    *,
+    startup_timeout: float = 60,
+    viewport: tuple[int, int] = (1280, 1024),
+    keep_run_dir: bool = False,
+) -> Iterator[Lab]:
     """Start JupyterLab serving *root_dir* plus a headless Chromium page source.
 
     Yields a :class:`Lab`. Server output goes to ``lab.log_path``.
@@ -418,10 +449,12 @@ def jupyterlab_server(root_dir, *, startup_timeout: float = 60,
     token = secrets.token_hex(16)
     log_path = run_dir / "server.log"
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0",           # OS picks a free port; read from jpserver-<pid>.json
+        "--ServerApp.port=0",  # OS picks a free port; read from jpserver-<pid>.json
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         "--ServerApp.password=",
@@ -431,17 +464,22 @@ def jupyterlab_server(root_dir, *, startup_timeout: float = 60,
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers/CI often run as root
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=root_dir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base_url = None
     try:
         base_url = _wait_for_server(proc, run_dir / "runtime", log_path, token, startup_timeout)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                context = browser.new_context(
-                    viewport={"width": viewport[0], "height": viewport[1]})
+                context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
                 lab = Lab(root_dir, base_url, token, proc, run_dir, log_path, browser, context)
                 yield lab
             finally:

@@ -63,10 +63,15 @@ def kernel_name(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("jupyter")
     spec = root / "kernels" / "nbsteps-test"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "nbsteps test", "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "nbsteps test",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(root))
     return "nbsteps-test"
 
@@ -78,10 +83,17 @@ def execute_notebook(cells, kernel_name, cwd, allow_errors=False, timeout=120, s
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, allow_errors=allow_errors,
-                            store_widget_state=store_widget_state, resources={"metadata": {"path": str(cwd)}},
-                            # a loaded machine can be seconds behind on output: wait for it, never drop it silently
-                            iopub_timeout=120, raise_on_iopub_timeout=True)
+    client = NotebookClient(
+        nb,
+        kernel_name=kernel_name,
+        timeout=timeout,
+        allow_errors=allow_errors,
+        store_widget_state=store_widget_state,
+        resources={"metadata": {"path": str(cwd)}},
+        # a loaded machine can be seconds behind on output: wait for it, never drop it silently
+        iopub_timeout=120,
+        raise_on_iopub_timeout=True,
+    )
     client.execute()
     return nb
 

@@ -9,6 +9,7 @@ interrupt it (``KernelManager.interrupt_kernel``, SIGINT) at chosen moments.
         out = k.collect(msg)                  # {"status", "ename", "evalue", "traceback", "stdout"}
         k.value("plan_state()")               # a JSON value printed by the kernel
 """
+
 from __future__ import annotations
 
 import json
@@ -85,15 +86,16 @@ class LiveKernel:
         """Run a cell that must succeed."""
         out = self.collect(self.submit(code), timeout)
         if out["status"] != "ok":
-            raise AssertionError(f"cell failed: {out['ename']}: {out['evalue']}\n"
-                                 + "\n".join(out["traceback"]) + f"\n{code}")
+            raise AssertionError(
+                f"cell failed: {out['ename']}: {out['evalue']}\n" + "\n".join(out["traceback"]) + f"\n{code}"
+            )
         return out
 
     def value(self, expr: str, timeout: float = 120):
         """The JSON value of *expr* evaluated in the kernel."""
         out = self.run(f"print({MARK!r} + __import__('json').dumps({expr}))", timeout)
         line = [ln for ln in out["stdout"].splitlines() if ln.startswith(MARK)][-1]
-        return json.loads(line[len(MARK):])
+        return json.loads(line[len(MARK) :])
 
     # -- interrupting -------------------------------------------------------------------
     def interrupt(self) -> None:

@@ -1,8 +1,9 @@
 """Static analysis of step cells: inputs, outputs, mutation, result."""
+
 import pytest
 
-from nbsteps.model.analysis import analyse_cell
 from nbsteps.errors import StepDefinitionError
+from nbsteps.model.analysis import analyse_cell
 
 
 def a(src):
@@ -117,8 +118,10 @@ def test_walrus_in_a_comprehension_binds_in_the_cell():
 
 
 def test_match_captures_are_outputs_and_case_bodies_scope_normally():
-    src = "match p:\n    case Point(x=px):\n        q = px + z\n    case [first, *rest]:\n        pass\n" \
-          "    case {'k': kv, **others}:\n        pass\n    case Color.RED | None as c:\n        pass"
+    src = (
+        "match p:\n    case Point(x=px):\n        q = px + z\n    case [first, *rest]:\n        pass\n"
+        "    case {'k': kv, **others}:\n        pass\n    case Color.RED | None as c:\n        pass"
+    )
     ins, outs = io(src)
     assert ins == {"p", "Point", "z", "Color"}
     assert outs == {"px", "q", "first", "rest", "kv", "others", "c"}
@@ -133,7 +136,9 @@ def test_global_assigned_by_a_called_function_is_an_output():
     assert io("def setg():\n    global g\n    g = 1") == (set(), {"setg"})
     # called through another function, defined later
     assert io("def outer():\n    inner()\ndef inner():\n    global g\n    g = k\nouter()") == (
-        {"k"}, {"outer", "inner", "g"})
+        {"k"},
+        {"outer", "inner", "g"},
+    )
 
 
 def test_global_update_reaches_the_steps_outputs_at_run_time():
@@ -151,7 +156,10 @@ def test_class_bodies_are_ordered_and_do_not_leak_into_methods():
     # a method never sees the class's names: `scale` is the cell's global
     assert io("class C:\n    scale = 2\n    def m(self):\n        return scale") == ({"scale"}, {"C"})
     # comprehensions in a class body see only their first iterable in the class
-    assert io("class C:\n    xs = [1]\n    ys = [x for x in xs]\n    zs = [len(xs) for _ in ys]") == ({"xs"}, {"C"})
+    assert io("class C:\n    xs = [1]\n    ys = [x for x in xs]\n    zs = [len(xs) for _ in ys]") == (
+        {"xs"},
+        {"C"},
+    )
 
 
 def test_names_deleted_by_the_end_of_the_cell_are_not_outputs():
@@ -164,12 +172,15 @@ def test_top_level_await_is_accepted_and_runs():
     r = a("import asyncio\nawait asyncio.sleep(0)\ndone = True")
     assert r.outputs == ("asyncio", "done")
     plan = nbsteps.Plan()
-    plan.add_cell("wait", "import asyncio\nawait asyncio.sleep(0.01)\ndone = True\nawait asyncio.sleep(0, 'r')")
+    plan.add_cell(
+        "wait", "import asyncio\nawait asyncio.sleep(0.01)\ndone = True\nawait asyncio.sleep(0, 'r')"
+    )
     assert plan.run().ok
     assert plan["wait"].outputs["done"] is True and plan["wait"].result == "r"
 
     async def inside_a_running_loop():  # as in ipykernel, where a loop runs on the main thread
         plan.run(force_all=True)
+
     asyncio.run(inside_a_running_loop())
     assert plan["wait"].ok and plan["wait"].result == "r"
 
@@ -187,6 +198,7 @@ def test_magics_in_transformed_form(shell):
 
 def test_magic_cell_runs_through_the_shell(shell):
     from conftest import run_ok
+
     run_ok(shell, "a_val = 3\ndef f(v):\n    return v + 1")
     run_ok(shell, "%%step timed\n%time x = f(a_val)\n")
     assert shell.user_ns["x"] == 4
@@ -201,8 +213,10 @@ def test_star_import_names_are_outputs_or_a_warning():
 
 
 def test_changes_to_module_attributes_are_not_outputs():
-    r = a("import sys\nimport numpy as np\nsys.path.append('src')\npd.options.display.max_rows = 5\n"
-          "np.random.seed(0)\nos.environ['K'] = '1'\nplt.rcParams['figure.dpi'] = 90")
+    r = a(
+        "import sys\nimport numpy as np\nsys.path.append('src')\npd.options.display.max_rows = 5\n"
+        "np.random.seed(0)\nos.environ['K'] = '1'\nplt.rcParams['figure.dpi'] = 90"
+    )
     assert set(r.outputs) == {"sys", "np"} and not r.mutated
     assert r.inputs == {"pd", "os", "plt"}
 
@@ -217,11 +231,22 @@ def test_step_code_does_not_inherit_nbsteps_future_annotations():
 # -- mutation ------------------------------------------------------------------------
 def test_more_mutation_forms():
     cases = {
-        "setattr(obj, 'a', 1)": "obj", "delattr(obj, 'a')": "obj", "model.fit(X, y)": "model",
-        "rng.shuffle(arr)": "rng", "ax.plot(xs)": "ax", "random.shuffle(lst)": "lst",
-        "np.random.shuffle(arr)": "arr", "sample = rng.normal(size=3)": "rng", "k = rng.integers(0, 9)": "rng",
-        "v = lst.pop()": "lst", "t.add_(1)": "t", "helper(df)": "df", "x, = rng.choice(xs, 1)": "rng",
-        "df['a'] += 1": "df", "del obj.attr": "obj", "scaler.fit_transform(X)": "scaler",
+        "setattr(obj, 'a', 1)": "obj",
+        "delattr(obj, 'a')": "obj",
+        "model.fit(X, y)": "model",
+        "rng.shuffle(arr)": "rng",
+        "ax.plot(xs)": "ax",
+        "random.shuffle(lst)": "lst",
+        "np.random.shuffle(arr)": "arr",
+        "sample = rng.normal(size=3)": "rng",
+        "k = rng.integers(0, 9)": "rng",
+        "v = lst.pop()": "lst",
+        "t.add_(1)": "t",
+        "helper(df)": "df",
+        "x, = rng.choice(xs, 1)": "rng",
+        "df['a'] += 1": "df",
+        "del obj.attr": "obj",
+        "scaler.fit_transform(X)": "scaler",
     }
     for src, name in cases.items():
         r = a(src)
@@ -230,10 +255,26 @@ def test_more_mutation_forms():
 
 
 def test_calls_that_do_not_change_their_arguments():
-    for src in ["print(df)", "display(df)", "n = len(df)", "df.head()", "top = df.head()", "df.describe()",
-                "fig.savefig('a.png')", "s = sorted(xs)", "isinstance(x, int)", "df.to_csv('o.csv')",
-                "smp = df.sample(3)", "np.mean(arr)", "json.dumps(cfg)", "plt.plot(xs)", "sns.lineplot(data=df)",
-                "df.plot(x='a')", "df.plot.bar()", "s.hist()"]:
+    for src in [
+        "print(df)",
+        "display(df)",
+        "n = len(df)",
+        "df.head()",
+        "top = df.head()",
+        "df.describe()",
+        "fig.savefig('a.png')",
+        "s = sorted(xs)",
+        "isinstance(x, int)",
+        "df.to_csv('o.csv')",
+        "smp = df.sample(3)",
+        "np.mean(arr)",
+        "json.dumps(cfg)",
+        "plt.plot(xs)",
+        "sns.lineplot(data=df)",
+        "df.plot(x='a')",
+        "df.plot.bar()",
+        "s.hist()",
+    ]:
         assert not a(src).mutated, src
 
 
@@ -264,7 +305,10 @@ def test_state_labels_and_effects():
     assert st("torch.manual_seed(0)") == ({"torch.random"}, {"torch.random"})
     assert st("t = torch.randn(3)") == ({"torch.random"}, set())
     assert st("import matplotlib.pyplot as P\nP.plot([1])\nP.show()") == ({"pyplot"}, set())
-    assert st("plt.style.use('ggplot')") == ({"pyplot", "options:matplotlib"}, {"pyplot", "options:matplotlib"})
+    assert st("plt.style.use('ggplot')") == (
+        {"pyplot", "options:matplotlib"},
+        {"pyplot", "options:matplotlib"},
+    )
     assert st("sns.set_theme()")[1] == {"pyplot", "options:matplotlib"}
     assert st("sns.histplot(df)") == ({"pyplot"}, set())
     assert st("df.plot(x='a')") == ({"pyplot"}, set())
@@ -276,7 +320,10 @@ def test_state_labels_and_effects():
     assert st("pd.set_option('display.width', 200)") == ({"options:pandas"}, {"options:pandas"})
     assert st("pd.options.display.max_rows = 5")[1] == {"options:pandas"}
     assert st("np.set_printoptions(precision=3)")[1] == {"options:numpy"}
-    assert st("import matplotlib as mpl\nmpl.rcParams['lines.linewidth'] = 2")[1] == {"options:matplotlib", "pyplot"}
+    assert st("import matplotlib as mpl\nmpl.rcParams['lines.linewidth'] = 2")[1] == {
+        "options:matplotlib",
+        "pyplot",
+    }
     assert st("matplotlib.rc('font', size=8)")[1] == {"options:matplotlib", "pyplot"}
 
 
@@ -285,7 +332,9 @@ def test_file_labels():
     assert st("with open('out.txt', 'w') as fh:\n    fh.write('x')") == ({"file:out.txt"}, {"file:out.txt"})
     assert st("df = pd.read_csv('./raw.csv')") == ({"file:raw.csv"}, set())
     assert st("df.to_csv('clean.csv')") == ({"file:clean.csv"}, {"file:clean.csv"})
-    assert st("np.save('a.npy', arr)")[1] == {"file:a.npy"} and st("b = np.load('a.npy')")[0] == {"file:a.npy"}
+    assert st("np.save('a.npy', arr)")[1] == {"file:a.npy"} and st("b = np.load('a.npy')")[0] == {
+        "file:a.npy"
+    }
     assert st("fig.savefig('plot.png')")[1] == {"file:plot.png"}
     assert st("plt.savefig('plot.png')") == ({"pyplot", "file:plot.png"}, {"file:plot.png"})
     assert st("p = Path('data')") == ({"file:data"}, set())

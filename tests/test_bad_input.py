@@ -3,6 +3,7 @@ nbsteps-internal traceback, and loses nothing (issue 21, defects 9-11).
 
 Real ``nbsteps run`` processes, a real IPython shell, real files and links.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import run_err
 
 HUGE = "1e300GB"
@@ -77,8 +77,13 @@ def test_a_malformed_notebook_gets_one_line_and_exit_2(tmp_path, name):
     else:
         path.write_text(content if isinstance(content, str) else json.dumps(content))
     before = path.read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", str(path), "-o", str(path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbsteps", "run", str(path), "-o", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -100,5 +105,7 @@ def test_a_dangling_key_link_is_named_as_such(shell, tmp_path, monkeypatch):
     assert type(err).__name__ in ("StoreError", "KeyFileError"), repr(err)  # one line, no traceback
     text = str(err)
     assert "symbolic link" in text and str(key) in text and str(target) in text and "Remove the link" in text
-    assert key.is_symlink() and not target.exists() and not target.parent.exists()  # nothing written through it
+    assert (
+        key.is_symlink() and not target.exists() and not target.parent.exists()
+    )  # nothing written through it
     assert sorted(os.listdir(key.parent)) == ["secret"]

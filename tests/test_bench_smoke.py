@@ -1,6 +1,7 @@
 """Smoke test of the benchmark (bench/, issue 7): every nbsteps workload runs
 once at tiny size through ``python -m bench --quick``; peers are not needed (a
 missing one is reported "not installed"). Timings are not asserted."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,14 @@ def test_quick_bench_runs_every_nbsteps_workload(tmp_path):
     out = tmp_path / "quick.json"
     env = dict(os.environ, NBSTEPS_KEY_FILE=str(tmp_path / "key"))
     env.pop("NBSTEPS_STORE", None)
-    p = subprocess.run([sys.executable, "-m", "bench", "--quick", "--peers", "none", "--json", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    p = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--peers", "none", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
     nb = res["nbsteps"]
@@ -54,8 +61,12 @@ def test_missing_peer_is_reported_not_installed(bench_modules, monkeypatch):
     monkeypatch.setattr(peers, "available", lambda peer: (False, "not installed: apache-hamilton"))
     row = run_peers.run_peer("hamilton", 1, 1.0, [("chain_10", "chain", 10)])
     assert row["status"] == "not installed: apache-hamilton" and row["cells"] == {}
-    res = {"cells": [("chain_10", "chain", 10)], "peers": [row], "targets": [],
-           "nbsteps": {"cells": {"chain_10": {"median_s": 0.001}}, "run_only": {}, "extra": {}}}
+    res = {
+        "cells": [("chain_10", "chain", 10)],
+        "peers": [row],
+        "targets": [],
+        "nbsteps": {"cells": {"chain_10": {"median_s": 0.001}}, "run_only": {}, "extra": {}},
+    }
     assert "| hamilton | not installed: apache-hamilton |" in run.tables(res)
 
 
@@ -66,8 +77,14 @@ def test_notebook_bench_runs_quick(tmp_path):
     out = tmp_path / "nb.json"
     env = dict(os.environ)
     env.pop("NBSTEPS_STORE", None)
-    p = subprocess.run([sys.executable, "-m", "bench.notebook", "--quick", "--repeat", "1", "--json", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    p = subprocess.run(
+        [sys.executable, "-m", "bench.notebook", "--quick", "--repeat", "1", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())["results"]["this"]
     assert all("error" not in v for v in res.values()), res

@@ -22,9 +22,9 @@ CELLS = [
     "display(w.IntProgress(value=7, min=0, max=10, description='Progress'))\n"
     "display(w.HTML('<b class=\"harness-html\">widget html here</b>'))",
     "from IPython.display import SVG\n"
-    "SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"120\" height=\"60\">"
-    "<rect width=\"120\" height=\"60\" fill=\"teal\"/>"
-    "<circle cx=\"60\" cy=\"30\" r=\"20\" fill=\"orange\"/></svg>')",
+    'SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="60">'
+    '<rect width="120" height="60" fill="teal"/>'
+    '<circle cx="60" cy="30" r="20" fill="orange"/></svg>\')',
 ]
 
 
@@ -67,8 +67,9 @@ def test_notebook_runs_in_jupyterlab(tmp_path):
         svg = outputs.locator('.jp-RenderedSVG[data-mime-type="image/svg+xml"] img').first
         svg.wait_for(state="visible", timeout=10_000)
         assert svg.get_attribute("src").startswith("data:image/svg+xml")
-        page.wait_for_function("(img) => img.complete && img.naturalWidth === 120",
-                               arg=svg.element_handle(), timeout=10_000)
+        page.wait_for_function(
+            "(img) => img.complete && img.naturalWidth === 120", arg=svg.element_handle(), timeout=10_000
+        )
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = lab.screenshot(ARTIFACTS / "browser_harness.png")

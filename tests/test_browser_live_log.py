@@ -6,6 +6,7 @@ table row show "waiting for confirmation"; clicking a graph node, a table row
 or a timeline bar shows that step's log at once (switched in the browser: the
 kernel is busy). Answering ``y`` lets the run finish; the static picture left
 in the cell has the timeline as an image. Screenshots go to tests/artifacts/."""
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,9 @@ def _shown_log(page, cell, step: str, timeout: float = 10_000) -> str:
     page.wait_for_function(
         "([cell, step]) => Array.from(cell.querySelectorAll('.nbsteps-log-widget .nbsteps-log'))"
         ".some(el => el.getClientRects().length > 0 && el.getAttribute('data-log') === step)",
-        arg=[cell.element_handle(), step], timeout=timeout)
+        arg=[cell.element_handle(), step],
+        timeout=timeout,
+    )
     shown = cell.evaluate(SHOWN_LOG_JS)
     assert [s["step"] for s in shown] == [step], shown
     return shown[0]["text"]
@@ -84,12 +87,17 @@ def test_timeline_logs_on_click_and_the_confirmation_state(tmp_path):
         # 1. deploy waits for its confirmation: a distinct state on its node and its row
         page.wait_for_function(
             "(cell) => !!cell.querySelector('.nbsteps-graph-widget g.node.nbsteps-confirming')",
-            arg=run_cell.element_handle(), timeout=90_000)
+            arg=run_cell.element_handle(),
+            timeout=90_000,
+        )
         stdin = page.locator(".jp-Stdin-input").first
         stdin.wait_for(state="visible", timeout=30_000)
         state = run_cell.evaluate(STATE_JS)
         assert "nbsteps-confirming" in state["deployNode"], state
-        assert "nbsteps-confirming" in state["deployRow"] and "waiting for confirmation" in state["deployRowText"]
+        assert (
+            "nbsteps-confirming" in state["deployRow"]
+            and "waiting for confirmation" in state["deployRowText"]
+        )
         assert "waiting for confirmation: deploy" in state["bar"], state["bar"]
         assert {"load", "clean", "bad"} <= set(state["bars"]), state  # the timeline has their bars
         # ... and deploy's own cell says so too
@@ -130,11 +138,15 @@ def test_timeline_logs_on_click_and_the_confirmation_state(tmp_path):
             page.wait_for_function(
                 "(cell) => { const i = cell.querySelector('img.nbsteps-timeline-img');"
                 " return i && i.complete && i.naturalWidth > 0; }",
-                arg=run_cell.element_handle(), timeout=30_000)
+                arg=run_cell.element_handle(),
+                timeout=30_000,
+            )
         except Exception:
             run_cell.screenshot(path=str(ARTIFACTS / "browser_static_timeline_failed.png"))
             out = run_cell.locator(".jp-OutputArea").first
-            raise AssertionError("no timeline image in the static picture:\n" + out.inner_html()[:4000]) from None
+            raise AssertionError(
+                "no timeline image in the static picture:\n" + out.inner_html()[:4000]
+            ) from None
         src = run_cell.locator("img.nbsteps-timeline-img").get_attribute("src")
         svg = base64.b64decode(src.split(",", 1)[1]).decode()
         for step in STEPS:

@@ -7,6 +7,7 @@
   under the step's own cell (not under ``%steps run``); saved, its kernel shut
   down and reopened, it still shows them all, with no "model not found".
 """
+
 from __future__ import annotations
 
 import re
@@ -63,7 +64,9 @@ def _cells(page) -> list[dict]:
 def _wait_images(page, timeout_ms: int = 30_000) -> None:
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('img.nbsteps-graph-img, img.nbsteps-figure, .jp-RenderedImage img'))"
-        ".every(i => i.complete && i.naturalWidth > 0)", timeout=timeout_ms)
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=timeout_ms,
+    )
 
 
 def _assert_no_widget_errors(cells: list[dict]) -> None:

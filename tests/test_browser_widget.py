@@ -4,6 +4,7 @@ cell shows the widget (graph SVG nodes, the failed node in the failure colour,
 the table, the segmented progress); when the run ends the widget is gone,
 replaced by the static picture (the graph as an image, the same table). The
 failing step's `<script>` error is only ever text."""
+
 from __future__ import annotations
 
 import base64
@@ -103,7 +104,8 @@ def test_live_widget_during_the_run_then_a_static_picture(tmp_path):
     with jupyterlab_server(tmp_path) as lab:
         # any alert() in any page of this browser would be recorded here
         lab.context.add_init_script(
-            "window.__alerts = []; window.alert = (m) => { window.__alerts.push(String(m)); };")
+            "window.__alerts = []; window.alert = (m) => { window.__alerts.push(String(m)); };"
+        )
         page = lab.open(nb_path.name, timeout=120)
         lab.run_all_cells()
         cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell")
@@ -112,7 +114,9 @@ def test_live_widget_during_the_run_then_a_static_picture(tmp_path):
         # 1. while `slow` runs: the live widget, with the failure already drawn
         page.wait_for_function(
             "(cell) => !!cell.querySelector('.nbsteps-graph-widget g.node.nbsteps-failed')",
-            arg=run_cell.element_handle(), timeout=60_000)
+            arg=run_cell.element_handle(),
+            timeout=60_000,
+        )
         view = run_cell.evaluate(VIEW_JS)
         assert view is not None, "live view widgets not rendered"
         assert sorted(view["nodes"]) == sorted(STEPS), view["nodes"].keys()
@@ -136,7 +140,9 @@ def test_live_widget_during_the_run_then_a_static_picture(tmp_path):
             page.wait_for_function(
                 "(cell) => { const i = cell.querySelector('img.nbsteps-graph-img');"
                 " return i && i.complete && i.naturalWidth > 0; }",
-                arg=cell.element_handle(), timeout=30_000)
+                arg=cell.element_handle(),
+                timeout=30_000,
+            )
             static = cell.evaluate(STATIC_JS)
             assert static["widgets"] == 0, f"cell {index}: a widget is still displayed"
             svg = svg_of(static["img"]["src"])

@@ -2,6 +2,7 @@
 print never interleaves and is kept on the record; each step's pyplot figures
 belong to it, are kept as PNG images and closed; a checkpoint keeps the
 output (memory and disk), so a restored step has it again."""
+
 from __future__ import annotations
 
 import base64
@@ -129,8 +130,8 @@ def test_first_import_of_pyplot_inside_parallel_steps():
         "plan = nbsteps.Plan()\n"
         "plan.namespace['barrier'] = threading.Barrier(2)\n"
         "for who in 'ab':\n"
-        "    plan.add_cell(who, \"_ = barrier.wait(10)\\nimport matplotlib.pyplot as plt\\n"
-        "plt.plot([1])\\n_ = barrier.wait(10)\\n\" + who + \"_ = 1\")\n"
+        '    plan.add_cell(who, "_ = barrier.wait(10)\\nimport matplotlib.pyplot as plt\\n'
+        'plt.plot([1])\\n_ = barrier.wait(10)\\n" + who + "_ = 1")\n'
         "assert plan.run(workers=2).ok\n"
         "import matplotlib.pyplot as plt\n"
         "print(len(plan['a'].displays), len(plan['b'].displays), len(plt.get_fignums()))\n"
@@ -175,8 +176,11 @@ def test_restored_step_has_its_output_again(store, tmp_path, tmp_key):
 def test_displays_in_a_step_go_to_its_record(shell):
     from conftest import run_ok
 
-    run_ok(shell, "%%step shows\nfrom IPython.display import display, HTML\n"
-                  "display(HTML('<b>bold</b>'))\nprint('and text')\nx = 1")
+    run_ok(
+        shell,
+        "%%step shows\nfrom IPython.display import display, HTML\n"
+        "display(HTML('<b>bold</b>'))\nprint('and text')\nx = 1",
+    )
     rec = nbsteps.step("shows")
     assert rec.displays[0]["data"]["text/html"] == "<b>bold</b>"
     assert rec.stdout == "and text\n"

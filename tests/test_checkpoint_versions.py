@@ -2,6 +2,7 @@
 parameter back restores, kernels running different versions of a notebook on
 one store each find their own, and a size limit evicts the least recently used.
 Real directories, real processes; no timings asserted."""
+
 from __future__ import annotations
 
 import os
@@ -12,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_ok
 
 import nbsteps
 from nbsteps.errors import StoreError
 from nbsteps.stores import Checkpoint, MemoryStore, open_store
 from nbsteps.stores.disk import DiskStore
-
-from conftest import run_ok
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,9 @@ def test_memory_store_keeps_a_few_versions_by_reference():
     for i in range(3):
         store.put(Checkpoint("s", f"fp{i}", {"a": big if i == 0 else i}))
     assert store.get("s", "fp0") is None  # only the last two
-    assert store.get("s", "fp1").outputs == {"a": 1} and store.peek("s").fingerprint == "fp1"  # used: the latest
+    assert (
+        store.get("s", "fp1").outputs == {"a": 1} and store.peek("s").fingerprint == "fp1"
+    )  # used: the latest
     store = MemoryStore(max_size=1000)
     arr = np.zeros(1000)  # 8000 bytes: older versions holding it are dropped, the latest never
     store.put(Checkpoint("s", "a", {"arr": arr}))
@@ -97,8 +99,14 @@ TWO_KERNELS = textwrap.dedent(r"""
 
 
 def run_kernel(store, version, env):
-    out = subprocess.run([sys.executable, "-c", TWO_KERNELS, str(store), str(version)], env=env,
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", TWO_KERNELS, str(store), str(version)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     import json
 
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -127,13 +135,19 @@ def test_size_limit_evicts_least_recently_used(tmp_path, key_file):
     assert store.get("s1", "fp") is not None  # used now: no longer the oldest
     store.put(Checkpoint("s4", "fp", {"a": np.full(10_000, 4)}))
     assert store.get("s2", "fp") is None and store.get("s1", "fp") is not None  # s2 was least recently used
-    total = sum(f.stat().st_size for f in (tmp_path / "store").rglob("*") if f.is_file() and ".locks" not in str(f))
+    total = sum(
+        f.stat().st_size for f in (tmp_path / "store").rglob("*") if f.is_file() and ".locks" not in str(f)
+    )
     assert total <= 300_000
     # a checkpoint larger than the limit alone is kept (it is the one just written)
     store.put(Checkpoint("huge", "fp", {"a": np.zeros(50_000)}))
     assert store.get("huge", "fp") is not None
     assert not warnings
-    assert not [p for p in (tmp_path / "store").iterdir() if p.is_dir() and p.name != ".locks" and not any(p.iterdir())]
+    assert not [
+        p
+        for p in (tmp_path / "store").iterdir()
+        if p.is_dir() and p.name != ".locks" and not any(p.iterdir())
+    ]
 
 
 def test_eviction_counts_what_other_processes_wrote(tmp_path, key_file):

@@ -1,4 +1,5 @@
 """``nbsteps run``: real kernels (nbclient) started by the command in a subprocess."""
+
 import json
 import signal
 import subprocess
@@ -18,8 +19,10 @@ CMD = [sys.executable, "-m", "nbsteps"]
 
 
 def write_nb(path, *sources):
-    nb = new_notebook(cells=[new_code_cell(s) for s in sources],
-                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=[new_code_cell(s) for s in sources],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, path)
     return path
 
@@ -68,9 +71,15 @@ def test_unknown_option_and_bad_values_are_usage_errors(tmp_path, capsys):
     assert_no_traceback(proc)
     assert "unrecognized arguments: --frobnicate" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    for argv in (["run", str(nb), "--workers", "0"], ["run", str(nb), "--results", "r.txt"],
-                 ["run", str(nb), "--graph", "g.jpg"], ["run", str(nb), "--backend", "mpi"],
-                 ["run", str(nb), "--backend", "threads", "--address", "tcp://x:1"], ["run"], ["launch", "x"]):
+    for argv in (
+        ["run", str(nb), "--workers", "0"],
+        ["run", str(nb), "--results", "r.txt"],
+        ["run", str(nb), "--graph", "g.jpg"],
+        ["run", str(nb), "--backend", "mpi"],
+        ["run", str(nb), "--backend", "threads", "--address", "tcp://x:1"],
+        ["run"],
+        ["launch", "x"],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("nbsteps: error:") and "Traceback" not in err, argv
@@ -81,8 +90,17 @@ def test_help(tmp_path):
     assert proc.returncode == 0 and "run" in proc.stdout
     proc = subprocess.run([*CMD, "run", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
-    for opt in ("-o", "--results", "--graph", "--workers", "--backend", "--address", "--yes", "--store",
-                "--timeout"):
+    for opt in (
+        "-o",
+        "--results",
+        "--graph",
+        "--workers",
+        "--backend",
+        "--address",
+        "--yes",
+        "--store",
+        "--timeout",
+    ):
         assert opt in proc.stdout
     assert subprocess.run([*CMD], capture_output=True, text=True).returncode == 2
 
@@ -92,8 +110,16 @@ def test_help(tmp_path):
 def test_good_notebook_exits_0_and_writes_everything(tmp_path):
     nb = write_nb(tmp_path / "good.ipynb", *GOOD)
     out = tmp_path / "out" / "executed.ipynb"
-    proc = nbsteps("run", nb, "-o", out, "--results", tmp_path / "out" / "results.csv",
-                   "--graph", tmp_path / "out" / "graph.svg")
+    proc = nbsteps(
+        "run",
+        nb,
+        "-o",
+        out,
+        "--results",
+        tmp_path / "out" / "results.csv",
+        "--graph",
+        tmp_path / "out" / "graph.svg",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: 3 of 3 steps completed" in proc.stdout
     assert "double completed" in proc.stdout  # the kernel's progress lines are streamed
@@ -146,12 +172,19 @@ def test_plan_without_run_is_run_by_an_appended_cell_and_progress_streams(tmp_pa
         "%%step slow\nimport time\ntime.sleep(2.5)\ns = q + 1",
     )
     out = tmp_path / "executed.ipynb"
-    proc = subprocess.Popen([*CMD, "run", str(nb), "-o", str(out), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [*CMD, "run", str(nb), "-o", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     seen = {}
     for line in proc.stdout:
-        seen.setdefault("quick" if "quick completed" in line else "slow" if "slow completed" in line else line,
-                        time.monotonic())
+        seen.setdefault(
+            "quick" if "quick completed" in line else "slow" if "slow completed" in line else line,
+            time.monotonic(),
+        )
     proc.wait(timeout=60)
     end = time.monotonic()
     assert proc.returncode == 0, proc.stderr.read()
@@ -216,11 +249,18 @@ def test_yes_and_store(tmp_path, tmp_key):
 
 @pytest.mark.kernel
 def test_ctrl_c_stops_the_run_and_still_writes_outputs(tmp_path):
-    nb = write_nb(tmp_path / "slow.ipynb", "%load_ext nbsteps", "%%step quick\nq = 1",
-                  "%%step forever\nimport time\ntime.sleep(120)")
-    proc = subprocess.Popen([*CMD, "run", str(nb), "-o", str(tmp_path / "out.ipynb"),
-                             "--results", str(tmp_path / "r.csv")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nb = write_nb(
+        tmp_path / "slow.ipynb",
+        "%load_ext nbsteps",
+        "%%step quick\nq = 1",
+        "%%step forever\nimport time\ntime.sleep(120)",
+    )
+    proc = subprocess.Popen(
+        [*CMD, "run", str(nb), "-o", str(tmp_path / "out.ipynb"), "--results", str(tmp_path / "r.csv")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if "quick completed" in line:
             break

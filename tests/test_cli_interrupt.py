@@ -3,6 +3,7 @@ cells, so an interrupt that arrives as one cell ends and the next begins used
 to be lost, and the next cell (a 20 s step) ran to its end. The driver now
 interrupts again while the cell still runs; here the step itself swallows the
 first interrupt, which the driver sees the same way."""
+
 import signal
 import subprocess
 import sys
@@ -26,12 +27,18 @@ done = True"""
 
 
 def test_an_interrupt_the_kernel_missed_is_sent_again(tmp_path):
-    nb = new_notebook(cells=[new_code_cell(s) for s in ("%load_ext nbsteps", "%%step quick\nq = 1", STUBBORN)],
-                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=[new_code_cell(s) for s in ("%load_ext nbsteps", "%%step quick\nq = 1", STUBBORN)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     path = tmp_path / "stubborn.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.Popen([sys.executable, "-m", "nbsteps", "run", str(path), "--results", str(tmp_path / "r.csv")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbsteps", "run", str(path), "--results", str(tmp_path / "r.csv")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (tmp_path / "started").exists():

@@ -1,4 +1,5 @@
 """nbsteps.config: one place, one rule for booleans, errors that name the variable."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,21 @@ from nbsteps import config
 from nbsteps.errors import ConfigError
 
 
-@pytest.mark.parametrize("value,expected", [("1", True), ("TRUE", True), ("yes", True), ("On", True),
-                                            ("0", False), ("false", False), ("No", False), ("off", False),
-                                            ("", None), ("  ", None)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("On", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", None),
+        ("  ", None),
+    ],
+)
 def test_one_rule_for_booleans(monkeypatch, value, expected):
     monkeypatch.setenv("NBSTEPS_WIDGETS", value)
     assert config.widgets() is expected

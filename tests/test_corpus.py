@@ -27,6 +27,7 @@ All selected notebooks × ways run once, in parallel kernels
 notebooks marked ``slow`` in corpus.json (they would take the corpus past ~6
 minutes on 2 cores) are skipped unless ``NBSTEPS_CORPUS_SLOW=1``.
 """
+
 import importlib.util
 import os
 from pathlib import Path
@@ -55,15 +56,21 @@ def _cases():
         for way in harness.WAYS:
             marks = [pytest.mark.corpus, pytest.mark.kernel]
             if nb in SLOW:
-                marks += [pytest.mark.slow, pytest.mark.skipif(not RUN_SLOW, reason="slow corpus notebook: "
-                                                                "NBSTEPS_CORPUS_SLOW=1 runs it")]
+                marks += [
+                    pytest.mark.slow,
+                    pytest.mark.skipif(
+                        not RUN_SLOW, reason="slow corpus notebook: NBSTEPS_CORPUS_SLOW=1 runs it"
+                    ),
+                ]
             expected = EXPECTED["failures"].get(f"{nb}::{way}")
             if expected:
                 flaky = bool(expected.get("flaky"))
                 reason = ("flaky: " if flaky else "") + expected["reason"]
                 # a recorded disagreement that now agrees is reported (XPASS), and fails the run with
                 # NBSTEPS_CORPUS_STRICT=1 (then `harness.py --write` records the improvement)
-                marks.append(pytest.mark.xfail(strict=STRICT and not flaky, raises=Disagreement, reason=reason))
+                marks.append(
+                    pytest.mark.xfail(strict=STRICT and not flaky, raises=Disagreement, reason=reason)
+                )
             yield pytest.param(nb, way, id=f"{nb}-{way}", marks=marks)
 
 
@@ -72,8 +79,11 @@ def corpus_report(request):
     wanted: dict[str, set] = {}
     for item in request.session.items:
         callspec = getattr(item, "callspec", None)
-        if getattr(item, "originalname", "") == "test_promise" and callspec is not None \
-                and (RUN_SLOW or callspec.params["notebook"] not in SLOW):
+        if (
+            getattr(item, "originalname", "") == "test_promise"
+            and callspec is not None
+            and (RUN_SLOW or callspec.params["notebook"] not in SLOW)
+        ):
             wanted.setdefault(callspec.params["notebook"], set()).add(callspec.params["way"])
     try:
         harness.ensure_sources(MANIFEST)
@@ -97,11 +107,13 @@ def test_promise(corpus_report, notebook, way):
     expected = EXPECTED["failures"].get(f"{notebook}::{way}")
     if not _as_recorded(problems, expected):
         first = harness.verdict_text(problems)
-        again = harness.evaluate(only={notebook}, ways=[way], workers=1, plain_runs=1,
-                                 manifest=MANIFEST)[notebook]["verdicts"][way]
+        again = harness.evaluate(only={notebook}, ways=[way], workers=1, plain_runs=1, manifest=MANIFEST)[
+            notebook
+        ]["verdicts"][way]
         if _as_recorded(again, expected):
-            pytest.xfail(f"flaky: {notebook} {way}: {first}; run again: {harness.verdict_text(again)} "
-                         f"(as recorded)")
+            pytest.xfail(
+                f"flaky: {notebook} {way}: {first}; run again: {harness.verdict_text(again)} (as recorded)"
+            )
         problems = again
     text = harness.verdict_text(problems)
     if expected is None:
@@ -111,8 +123,10 @@ def test_promise(corpus_report, notebook, way):
         return  # XPASS(strict): fixed; regenerate expected_failures.json
     new = sorted(set(harness.kinds(problems)) - set(expected["kinds"]))
     if new:
-        pytest.fail(f"{notebook} {way}: a new kind of failure ({', '.join(new)}): expected {expected['reason']!r}, "
-                    f"now {text!r} (python tests/corpus/harness.py --write records it)")
+        pytest.fail(
+            f"{notebook} {way}: a new kind of failure ({', '.join(new)}): expected {expected['reason']!r}, "
+            f"now {text!r} (python tests/corpus/harness.py --write records it)"
+        )
     raise Disagreement(f"{notebook} {way}: {text}")
 
 
@@ -134,6 +148,11 @@ def test_corpus_is_well_formed():
 
 
 def test_gallery_split():
-    text = '"""\nTitle\n=====\n\nText.\n"""\n\n# Author: me\n\n# %%\n# Some text\n# more\n\nimport numpy as np\nx = 1\n\n' \
-           '# %%\n# Only text here\n\n# %%\ny = x  # keep this comment\n\n# a comment inside code\nz = 2\n'
-    assert harness.split_gallery(text) == ["import numpy as np\nx = 1", "y = x  # keep this comment\n\n# a comment inside code\nz = 2"]
+    text = (
+        '"""\nTitle\n=====\n\nText.\n"""\n\n# Author: me\n\n# %%\n# Some text\n# more\n\nimport numpy as np\nx = 1\n\n'
+        "# %%\n# Only text here\n\n# %%\ny = x  # keep this comment\n\n# a comment inside code\nz = 2\n"
+    )
+    assert harness.split_gallery(text) == [
+        "import numpy as np\nx = 1",
+        "y = x  # keep this comment\n\n# a comment inside code\nz = 2",
+    ]

@@ -1,4 +1,5 @@
 """The dask backend on a real ``distributed.LocalCluster`` of worker processes."""
+
 import os
 import signal
 import subprocess
@@ -9,12 +10,11 @@ import time
 import nbformat
 import pandas as pd
 import pytest
+from conftest import run_err, run_ok
 from nbformat.v4 import new_code_cell, new_notebook
 
 import nbsteps
 from nbsteps.ipython import session
-
-from conftest import run_err, run_ok
 
 distributed = pytest.importorskip("distributed")
 
@@ -26,8 +26,9 @@ def client():
     from nbsteps.backends.distributed import spawn_safe_main
 
     spawn_safe_main()  # earlier tests ran an IPython shell, which replaces __main__
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    )
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -139,8 +140,10 @@ def test_killed_worker_mid_step_is_retried_on_another_worker(client, tmp_path):
     pidfile = tmp_path / "pid"
     before = worker_pids(client)
     plan = nbsteps.Plan(namespace={"PIDFILE": str(pidfile)})
-    plan.add_cell("long", "import os, time\nopen(PIDFILE, 'w').write(str(os.getpid()))\n"
-                          "time.sleep(3)\npid = os.getpid()\npid")
+    plan.add_cell(
+        "long",
+        "import os, time\nopen(PIDFILE, 'w').write(str(os.getpid()))\ntime.sleep(3)\npid = os.getpid()\npid",
+    )
     plan.add_cell("after", "after = pid")
     box = {}
     runner = threading.Thread(target=lambda: box.update(summary=plan.run(backend="dask", address=client)))
@@ -249,17 +252,36 @@ def test_lost_workers_and_cluster_errors_become_clear_failures():
 @pytest.mark.kernel
 def test_cli_backend_dask_starts_a_local_cluster(tmp_path):
     """`nbsteps run --backend dask`: a LocalCluster is started in the kernel on first use."""
-    nb = new_notebook(cells=[new_code_cell(s) for s in (
-        "%load_ext nbsteps\n%steps mode plan\nimport os\nKERNEL = os.getpid()",
-        "%%step a\nimport os\na = os.getpid()",
-        "%%step b\nb = a != KERNEL\nb",
-    )], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=[
+            new_code_cell(s)
+            for s in (
+                "%load_ext nbsteps\n%steps mode plan\nimport os\nKERNEL = os.getpid()",
+                "%%step a\nimport os\na = os.getpid()",
+                "%%step b\nb = a != KERNEL\nb",
+            )
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     path = tmp_path / "dask.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", str(path), "--backend", "dask",
-                           "--results", str(tmp_path / "r.csv")],
-                          capture_output=True, text=True, timeout=90,
-                          env={**os.environ, "NBSTEPS_DASK_WORKERS": "1"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbsteps",
+            "run",
+            str(path),
+            "--backend",
+            "dask",
+            "--results",
+            str(tmp_path / "r.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "NBSTEPS_DASK_WORKERS": "1"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "steps on dask" in proc.stdout
     df = pd.read_csv(tmp_path / "r.csv", dtype={"result": str}).set_index("step")
@@ -277,8 +299,11 @@ def test_large_inputs_travel_once_and_results_come_back_in_batches(client, monke
     big = pd.DataFrame(np.arange(400_000.0).reshape(-1, 4), columns=list("abcd"))  # 3.2 MB
     scattered, payloads = [], []
     real_scatter, real_split = distributed.Client.scatter, dask_backend.DaskBackend._split
-    monkeypatch.setattr(distributed.Client, "scatter",
-                        lambda self, value, **kw: scattered.append(type(value).__name__) or real_scatter(self, value, **kw))
+    monkeypatch.setattr(
+        distributed.Client,
+        "scatter",
+        lambda self, value, **kw: scattered.append(type(value).__name__) or real_scatter(self, value, **kw),
+    )
 
     def split(self, task):
         light, shared = real_split(self, task)
@@ -291,7 +316,9 @@ def test_large_inputs_travel_once_and_results_come_back_in_batches(client, monke
         plan.add_cell(f"use{k}", f"r{k} = float(big['{'abcd'[k % 4]}'].sum()) + {k}")
     summary = plan.run(backend="dask", address=client)
     assert summary.ok, summary.text
-    assert [plan.namespace[f"r{k}"] for k in range(6)] == [float(big["abcd"[k % 4]].sum()) + k for k in range(6)]
+    assert [plan.namespace[f"r{k}"] for k in range(6)] == [
+        float(big["abcd"[k % 4]].sum()) + k for k in range(6)
+    ]
     assert scattered == ["DataFrame"] and max(payloads) < 10_000  # sent once; every task is small
     from nbsteps.run.decide.selection import default_workers
 

@@ -2,6 +2,7 @@
 ``distributed.LocalCluster``: fewer dask tasks than steps (counted by the
 scheduler), the same values, records, events and checkpoints as unfused (the
 threads backend runs every step alone). Counts, no timings."""
+
 import os
 
 import pytest
@@ -18,7 +19,9 @@ def client():
     from nbsteps.backends.distributed import spawn_safe_main
 
     spawn_safe_main()
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    )
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -42,8 +45,12 @@ def run_both(make, client, **kw):
     for backend in ("threads", "dask"):
         plan = make()
         events = []
-        summary = plan.run(backend=backend, address=client if backend == "dask" else None,
-                           listeners=[lambda e: events.append((e.kind, e.step))], **kw)
+        summary = plan.run(
+            backend=backend,
+            address=client if backend == "dask" else None,
+            listeners=[lambda e: events.append((e.kind, e.step))],
+            **kw,
+        )
         out[backend] = (plan, summary, events)
     return out
 
@@ -55,13 +62,22 @@ def _values(outputs):
 def same_records(a, b, names):
     for n in names:
         ra, rb = a[n], b[n]
-        assert (ra.status, ra.attempts, ra.cached, ra.output) == (rb.status, rb.attempts, rb.cached, rb.output), n
+        assert (ra.status, ra.attempts, ra.cached, ra.output) == (
+            rb.status,
+            rb.attempts,
+            rb.cached,
+            rb.output,
+        ), n
         assert _values(ra.outputs) == _values(rb.outputs) and ra.result == rb.result, n
         assert ra.error_text == rb.error_text, n
         ca, cb = a.store.peek(n), b.store.peek(n)
         assert (ca is None) == (cb is None), n
         if ca is not None:
-            assert _values(ca.outputs) == _values(cb.outputs) and ca.result == cb.result and ca.output == cb.output, n
+            assert (
+                _values(ca.outputs) == _values(cb.outputs)
+                and ca.result == cb.result
+                and ca.output == cb.output
+            ), n
             assert ca.attempts == cb.attempts and cb.fingerprint == b[n].fingerprint, n
 
 
@@ -71,14 +87,20 @@ STEPS = ["fz0", "fz1", "fz2", "fz3", "fz4"]
 def chain(fail_at=None, marker=None):
     plan = nbsteps.Plan(namespace={"SCALE": 10, "MARKER": str(marker)})
     plan.add_cell("fz0", "xs = [1, 2]")
-    plan.add_cell("fz1", "xs.append(3)\nn = len(xs)\nprint('n is', n)\nn")  # mutates its input: a private copy
+    plan.add_cell(
+        "fz1", "xs.append(3)\nn = len(xs)\nprint('n is', n)\nn"
+    )  # mutates its input: a private copy
     body = "total = sum(xs) + n\ntotal"
     if fail_at == "fz2":
         body = "raise ValueError('fz2 broke')\n" + body
     if marker is not None:  # fails once, then succeeds
-        body = ("import os\nif not os.path.exists(MARKER):\n    open(MARKER, 'w').close()\n"
-                "    raise ConnectionError('first attempt fails')\n" + body)
-    plan.add_cell("fz2", body, retry=1, retry_delay=0.05) if marker is not None else plan.add_cell("fz2", body)
+        body = (
+            "import os\nif not os.path.exists(MARKER):\n    open(MARKER, 'w').close()\n"
+            "    raise ConnectionError('first attempt fails')\n" + body
+        )
+    plan.add_cell("fz2", body, retry=1, retry_delay=0.05) if marker is not None else plan.add_cell(
+        "fz2", body
+    )
     plan.add_cell("fz3", "import os\npid = os.getpid()\nhalf = total / 2\nprint('half', half)")
     plan.add_cell("fz4", "final = half * SCALE\nfinal")
     return plan
@@ -121,8 +143,11 @@ def test_a_retry_inside_a_chain_is_the_step_s_own(client, tmp_path):
         marker = tmp_path / backend
         plan = chain(marker=marker)
         events = []
-        summary = plan.run(backend=backend, address=client if backend == "dask" else None,
-                           listeners=[lambda e: events.append((e.kind, e.step))])
+        summary = plan.run(
+            backend=backend,
+            address=client if backend == "dask" else None,
+            listeners=[lambda e: events.append((e.kind, e.step))],
+        )
         runs[backend] = (plan, summary, events)
     (tp, ts, tev), (dp, ds, dev) = runs["threads"], runs["dask"]
     assert ts.ok and ds.ok, ds.text
@@ -197,8 +222,11 @@ def test_a_large_input_of_a_step_inside_a_chain_travels_once(client, monkeypatch
     big = pd.DataFrame(np.arange(400_000.0).reshape(-1, 4), columns=list("abcd"))  # 3.2 MB
     scattered = []
     real_scatter = distributed.Client.scatter
-    monkeypatch.setattr(distributed.Client, "scatter",
-                        lambda self, value, **kw: scattered.append(type(value).__name__) or real_scatter(self, value, **kw))
+    monkeypatch.setattr(
+        distributed.Client,
+        "scatter",
+        lambda self, value, **kw: scattered.append(type(value).__name__) or real_scatter(self, value, **kw),
+    )
     before = dask_tasks(client, ["sc0", "sc1", "sc2"])
     plan = nbsteps.Plan(namespace={"big": big})
     plan.add_cell("sc0", "k = 2")
@@ -218,13 +246,21 @@ def test_values_that_cannot_travel_fail_their_own_step_inside_a_chain(client):
     plan.add_cell("un1", "with lock:\n    b = a + 1")  # its input cannot go: un0 goes alone, un1 fails
     plan.add_cell("un2", "c = b + 1")
     plan.add_cell("other0", "x = 1")
-    plan.add_cell("other1", "import threading\ny = x + 1\nmine = threading.Lock()")  # its output cannot come back
+    plan.add_cell(
+        "other1", "import threading\ny = x + 1\nmine = threading.Lock()"
+    )  # its output cannot come back
     plan.add_cell("other2", "z = y + 1")
     summary = plan.run(backend="dask", address=client)
     assert not summary.ok
     status = {s: plan[s].status for s in plan.order()}
-    assert status == {"un0": "completed", "un1": "failed", "un2": "blocked",
-                      "other0": "completed", "other1": "failed", "other2": "blocked"}
+    assert status == {
+        "un0": "completed",
+        "un1": "failed",
+        "un2": "blocked",
+        "other0": "completed",
+        "other1": "failed",
+        "other2": "blocked",
+    }
     assert "step 'un1'" in plan["un1"].error_text and "input 'lock'" in plan["un1"].error_text
     assert "step 'other1'" in plan["other1"].error_text and "output 'mine'" in plan["other1"].error_text
     assert plan.store.peek("un0") is not None and plan.store.peek("other0") is not None

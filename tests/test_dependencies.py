@@ -1,4 +1,5 @@
 """nbsteps.model.dependencies: edges from names, --after and parameters."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,9 @@ def steps(*cells, **after):
 
 
 def test_inferred_edges_follow_names():
-    g = D.resolve(steps(("load", "df = 1"), ("clean", "c = df + 1"), ("plot", "p = c * 2"), ("other", "o = 3")))
+    g = D.resolve(
+        steps(("load", "df = 1"), ("clean", "c = df + 1"), ("plot", "p = c * 2"), ("other", "o = 3"))
+    )
     assert g.deps == {"load": {}, "clean": {"load": D.INFERRED}, "plot": {"clean": D.INFERRED}, "other": {}}
     assert g.sources["plot"] == {"c": "clean"}
     assert g.upstream(["plot"]) == {"plot", "clean", "load"}
@@ -39,8 +42,16 @@ def test_cycles_are_only_possible_through_after_and_are_named():
 
 
 def test_reads_bind_to_the_nearest_writer_above():
-    g = D.resolve(steps(("a", "x = 1"), ("b", "total = x + 1"), ("c", "x = 10"), ("d", "big = x * 2"),
-                        ("e", "x += 1"), ("f", "last = x")))
+    g = D.resolve(
+        steps(
+            ("a", "x = 1"),
+            ("b", "total = x + 1"),
+            ("c", "x = 10"),
+            ("d", "big = x * 2"),
+            ("e", "x += 1"),
+            ("f", "last = x"),
+        )
+    )
     assert g.sources["b"] == {"x": "a"}
     assert g.sources["d"] == {"x": "c"}
     assert g.sources["e"] == {"x": "c"}  # a rewrite reads the version above it

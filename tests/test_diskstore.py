@@ -1,4 +1,5 @@
 """The durable checkpoint store: real files, real processes, real failures."""
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbsteps.stores import signing
+from nbsteps.stores import Checkpoint, signing
 from nbsteps.stores.disk import DiskStore
-from nbsteps.stores.layout import META, meta_name
-from nbsteps.stores import Checkpoint
+from nbsteps.stores.layout import meta_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,11 +129,17 @@ def test_sign_and_verify():
 def test_dataframe_round_trip_uses_parquet(store):
     import pyarrow.parquet as pq
 
-    df = pd.DataFrame({
-        "i": np.arange(5), "f": np.linspace(0, 1, 5), "s": list("abcde"),
-        "c": pd.Categorical(list("xyxyx")), "n": pd.array([1, None, 3, None, 5], dtype="Int64"),
-        "t": pd.date_range("2024-01-01", periods=5, freq="h", tz="Europe/Paris"),
-    }, index=pd.date_range("2020-01-01", periods=5, freq="D", name="day"))
+    df = pd.DataFrame(
+        {
+            "i": np.arange(5),
+            "f": np.linspace(0, 1, 5),
+            "s": list("abcde"),
+            "c": pd.Categorical(list("xyxyx")),
+            "n": pd.array([1, None, 3, None, 5], dtype="Int64"),
+            "t": pd.date_range("2024-01-01", periods=5, freq="h", tz="Europe/Paris"),
+        },
+        index=pd.date_range("2020-01-01", periods=5, freq="D", name="day"),
+    )
     series = pd.Series([1.5, 2.5], index=["a", "b"], name="price")
     store.put(Checkpoint("load", "fp", {"df": df, "price": series}, parts={"code": "x = 1"}))
 
@@ -274,13 +280,19 @@ def test_values_of_a_submodule_made_on_attribute_access_load_in_a_new_process(tm
     (tmp_path / "dynpkg").mkdir()
     (tmp_path / "dynpkg" / "__init__.py").write_text(DYNAMIC_PACKAGE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    write = ("from dynpkg import dyn\nfrom nbsteps.stores.disk import DiskStore\nfrom nbsteps.stores import Checkpoint\n"
-             f"DiskStore({str(tmp_path / 'store')!r}).put(Checkpoint('s', 'fp', {{'box': dyn.Box(3), 'mod': dyn}}))")
-    read = ("from nbsteps.stores.disk import DiskStore\n"
-            f"cp = DiskStore({str(tmp_path / 'store')!r}).get('s', 'fp')\n"
-            "print(cp.outputs['box'].v, cp.outputs['mod'].__name__, type(cp.outputs['box']) is cp.outputs['mod'].Box)")
+    write = (
+        "from dynpkg import dyn\nfrom nbsteps.stores.disk import DiskStore\nfrom nbsteps.stores import Checkpoint\n"
+        f"DiskStore({str(tmp_path / 'store')!r}).put(Checkpoint('s', 'fp', {{'box': dyn.Box(3), 'mod': dyn}}))"
+    )
+    read = (
+        "from nbsteps.stores.disk import DiskStore\n"
+        f"cp = DiskStore({str(tmp_path / 'store')!r}).get('s', 'fp')\n"
+        "print(cp.outputs['box'].v, cp.outputs['mod'].__name__, type(cp.outputs['box']) is cp.outputs['mod'].Box)"
+    )
     for code in (write, read):
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["3", "dynpkg.dyn", "True"]  # the module's class, not a copy of it
 
@@ -319,7 +331,9 @@ def test_each_fingerprint_keeps_its_checkpoint(store):
     for i in range(3):
         store.put(Checkpoint("s", f"fp{i}", {"df": pd.DataFrame({"a": [i]}), "x": i}))
     names = sorted(p.name for p in folder(store, "s").iterdir())
-    assert len(names) == 9 and {meta_name(f"fp{i}") for i in range(3)} <= set(names)  # 3 x (metadata + 2 values)
+    assert len(names) == 9 and {meta_name(f"fp{i}") for i in range(3)} <= set(
+        names
+    )  # 3 x (metadata + 2 values)
     fresh = make_store(store.directory)
     assert fresh.get("s", "fp1").outputs["x"] == 1  # switching back restores
     assert fresh.get("s", "fp2").outputs["x"] == 2
@@ -356,7 +370,9 @@ def test_drop_steps_describe(store):
 
 def test_import_is_lazy():
     code = "import sys, nbsteps.stores.disk; print(sorted({'pandas', 'pyarrow', 'cloudpickle'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -425,7 +441,7 @@ def test_signed_with_another_key(store, tmp_path):
     store.put(Checkpoint("s", "fp", {"x": 1}))
     stranger = make_store(store.directory, key=b"another user's key, 32 bytes...")
     assert stranger.get("s", "fp") is None
-    (step, message), = stranger.warnings
+    ((step, message),) = stranger.warnings
     assert step == "s" and "another key" in message and "recomputed" in message
 
 
@@ -472,7 +488,7 @@ def test_unpicklable_values_stay_in_memory(store):
     lock = threading.Lock()
     gen = (i for i in range(3))
     store.put(Checkpoint("s", "fp", {"lock": lock, "ok": [1, 2], "gen": gen}))
-    (step, message), = store.warnings
+    ((step, message),) = store.warnings
     assert step == "s" and "'lock'" in message and "'gen'" in message and "'ok'" not in message
     assert "memory" in message
     cp = store.get("s", "fp")
@@ -487,7 +503,7 @@ def test_unpicklable_values_stay_in_memory(store):
 
 def test_unpicklable_result_named(store):
     store.put(Checkpoint("s", "fp", {"x": 1}, result=threading.Lock(), has_result=True))
-    (_, message), = store.warnings
+    ((_, message),) = store.warnings
     assert "the result" in message
     assert store.get("s", "fp").outputs == {"x": 1}
 
@@ -510,7 +526,7 @@ def test_store_directory_gone_keeps_memory(store):
     store.directory.write_text("a file where the store was")
     cp = Checkpoint("b", "fp", {"x": 2})
     store.put(cp)  # never raises
-    (step, message), = store.warnings
+    ((step, message),) = store.warnings
     assert step == "b" and str(store.directory) in message and "Error" in message
     assert store.get("b", "fp") is cp
 
@@ -522,7 +538,7 @@ def test_directory_without_write_permission(store):
         store.put(Checkpoint("s", "fp", {"x": 1}))
     finally:
         store.directory.chmod(0o700)
-    (step, message), = store.warnings
+    ((step, message),) = store.warnings
     assert step == "s" and "Permission" in message
     assert store.get("s", "fp").outputs == {"x": 1}
 
@@ -546,7 +562,7 @@ def test_read_only_file_system(tmp_path, key_file):
         store.put(Checkpoint("a", "fp", {"x": 1}))
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         store.put(Checkpoint("b", "fp", {"x": 2}))
-        (step, message), = store.warnings
+        ((step, message),) = store.warnings
         assert step == "b" and str(store.directory) in message and "Read-only file system" in message
         assert store.get("b", "fp").outputs == {"x": 2}  # from memory
         assert make_store(mnt / "store").get("a", "fp").outputs == {"x": 1}  # still readable
@@ -558,7 +574,7 @@ def test_disk_full(tmp_path, key_file):
         store.put(Checkpoint("s", "small", {"x": 1}))
         big = Checkpoint("s", "big", {"a": np.ones(1_000_000), "df": pd.DataFrame({"b": np.ones(500_000)})})
         store.put(big)
-        (step, message), = store.warnings
+        ((step, message),) = store.warnings
         assert step == "s" and str(store.directory) in message and "No space left" in message
         assert store.get("s", "big") is big
         # the half-written files are gone; the previous checkpoint is intact
@@ -572,7 +588,7 @@ def test_put_never_raises_on_encoder_errors(store):
             raise ValueError("no way")
 
     store.put(Checkpoint("s", "fp", {"w": Weird()}))
-    (_, message), = store.warnings
+    ((_, message),) = store.warnings
     assert "'w'" in message and "no way" in message
 
 
@@ -628,8 +644,12 @@ def test_sigkill_while_writing_leaves_nothing_untrusted(tmp_path, key_file):
     seen = []
     # kill at various points of the first put, then once after a put completed
     for puts_started, delay in ((1, 0.05), (1, 0.4), (1, 0.9), (2, 0.3)):
-        child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, str(directory)],
-                                 env=child_env(), stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILL_CHILD, str(directory)],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             for n in range(1, puts_started + 1):
                 assert child.stdout.readline().strip() == str(n)  # put n has started
@@ -671,14 +691,23 @@ print("ok", flush=True)
 def check_consistent(cp: Checkpoint) -> None:
     tag, i = cp.outputs["tag"], cp.outputs["i"]
     assert cp.fingerprint == f"{tag}-{i}"
-    assert (cp.outputs["arr"] == i).all() and (cp.outputs["df"]["t"] == tag).all() and (cp.outputs["df"]["i"] == i).all()
+    assert (
+        (cp.outputs["arr"] == i).all()
+        and (cp.outputs["df"]["t"] == tag).all()
+        and (cp.outputs["df"]["i"] == i).all()
+    )
 
 
 def test_two_processes_one_directory(tmp_path, key_file):
     directory = tmp_path / "store"
     children = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT_CHILD, str(directory), tag],
-                         env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_CHILD, str(directory), tag],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for tag in ("p", "q")
     ]
     reader = None
@@ -708,8 +737,8 @@ def test_result_that_is_an_output_is_written_once(tmp_path, monkeypatch):
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(tmp_path / "key"))
     import pandas as pd
 
-    from nbsteps.stores.disk import DiskStore
     from nbsteps.stores import Checkpoint
+    from nbsteps.stores.disk import DiskStore
 
     store = DiskStore(tmp_path / "s")
     df = pd.DataFrame({"a": [1, 2]})

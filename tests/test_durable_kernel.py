@@ -1,7 +1,7 @@
 """Durable checkpoints across real kernels (nbclient): a new kernel resumes
 from the store directory and executes nothing that is up to date."""
-import pytest
 
+import pytest
 from conftest import cell_text, execute_notebook
 
 pytestmark = pytest.mark.kernel

@@ -1,22 +1,23 @@
 """Hostile errors from steps: an exception whose ``__str__`` raises, a
 ``GeneratorExit`` or bare ``BaseException`` on the caller's thread, and error
 messages with lone surrogates. The run goes on and every view still works."""
+
 import io
 import json
 import threading
 
 import pandas as pd
 import pytest
+from conftest import run_err, run_ok
 
 import nbsteps
-from conftest import run_err, run_ok
 from nbsteps.errors import StepsFailed
 
-UNPRINTABLE = '''
+UNPRINTABLE = """
 class Unprintable(ValueError):
     def __str__(self):
         raise RuntimeError("__str__ is broken too")
-'''
+"""
 
 
 def _every_view(plan, tmp_path) -> dict:
@@ -70,8 +71,14 @@ def test_unprintable_exception_in_magics(shell, tmp_path, capsys):
     err = run_err(shell, "%%step bad\nraise Unprintable()")
     assert isinstance(err, StepsFailed) and "bad failed: <unprintable Unprintable>" in str(err)
     run_ok(shell, "%%step fine\nv = 1")
-    for line in ("%steps status", "%steps results", f"%steps export {tmp_path / 'r.csv'}",
-                 f"%steps export {tmp_path / 'r.html'}", "%steps graph --format dot", "%steps plan"):
+    for line in (
+        "%steps status",
+        "%steps results",
+        f"%steps export {tmp_path / 'r.csv'}",
+        f"%steps export {tmp_path / 'r.html'}",
+        "%steps graph --format dot",
+        "%steps plan",
+    ):
         run_ok(shell, line)
     assert "<unprintable Unprintable>" in capsys.readouterr().out
 
@@ -151,9 +158,14 @@ def test_hostile_errors_reach_a_real_kernel_client(tmp_path, kernel_name):
         k.run("%load_ext nbsteps\n" + UNPRINTABLE)
         cells = {
             "unprintable": ("%%step bad\nraise Unprintable()", "bad failed: <unprintable Unprintable>"),
-            "surrogate": ("%%step read\nraise FileNotFoundError('bad name \\udcff.csv')",
-                          "read failed: FileNotFoundError: bad name \\udcff.csv"),
-            "high surrogate": ("%%step read2\nraise OSError('x \\ud800 y')", "read2 failed: OSError: x \\ud800 y"),
+            "surrogate": (
+                "%%step read\nraise FileNotFoundError('bad name \\udcff.csv')",
+                "read failed: FileNotFoundError: bad name \\udcff.csv",
+            ),
+            "high surrogate": (
+                "%%step read2\nraise OSError('x \\ud800 y')",
+                "read2 failed: OSError: x \\ud800 y",
+            ),
         }
         for what, (cell, summary) in cells.items():
             out = k.collect(k.submit(cell))
@@ -163,4 +175,9 @@ def test_hostile_errors_reach_a_real_kernel_client(tmp_path, kernel_name):
             text.encode("utf-8")
         k.run("%%step fine\nv = 1")
         k.run(f"%steps status\n%steps export {tmp_path / 'r.parquet'}\n%steps graph --format dot")
-        assert pd.read_parquet(tmp_path / "r.parquet").status.tolist() == ["failed", "failed", "failed", "completed"]
+        assert pd.read_parquet(tmp_path / "r.parquet").status.tolist() == [
+            "failed",
+            "failed",
+            "failed",
+            "completed",
+        ]

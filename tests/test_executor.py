@@ -1,4 +1,5 @@
 """nbsteps.run.executor, driven directly with a real thread backend."""
+
 from __future__ import annotations
 
 import threading
@@ -8,15 +9,17 @@ import nbsteps
 from nbsteps.backends import make_backend
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.run import events as ev
-from nbsteps.run.executor import Executor
 from nbsteps.run.decide.selection import default_workers
+from nbsteps.run.executor import Executor
 
 
 def run(plan, workers=None, **kw):
     names = plan.order()
     workers = workers or default_workers(plan.context, names)
     seen = []
-    ex = Executor(plan.context, names, workers=workers, backend=make_backend("threads", workers), emit=seen.append, **kw)
+    ex = Executor(
+        plan.context, names, workers=workers, backend=make_backend("threads", workers), emit=seen.append, **kw
+    )
     return ex.run(), seen
 
 

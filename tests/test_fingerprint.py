@@ -1,4 +1,5 @@
 """nbsteps.model.fingerprint: what counts as a change, and what is untracked."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """The dependency graph with the real Graphviz `dot`: statuses, edges, the
 critical path, escaping of user text, size, %steps graph files, and a clear
 error (and nothing else broken) when `dot` is missing."""
+
 import os
 import shutil
 import subprocess
@@ -10,14 +11,13 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import run_err, run_ok
 
 import nbsteps
 import nbsteps.views.graph as G
 import nbsteps.views.graph_live as GL
-from nbsteps.errors import NbstepsError
-
 from bench.graph_bench import random_plan
-from conftest import run_err, run_ok
+from nbsteps.errors import NbstepsError
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 
@@ -29,7 +29,7 @@ XSS = "<script>alert(1)</script>"
 def svg_root(svg: str | bytes):
     if isinstance(svg, bytes):
         svg = svg.decode()
-    return ET.fromstring(svg[svg.find("<svg"):])
+    return ET.fromstring(svg[svg.find("<svg") :])
 
 
 def groups(root, cls: str) -> dict:
@@ -157,13 +157,16 @@ def test_cached_and_stale_flags_are_drawn():
     assert {"legend.cached", "legend.stale"} <= set(groups(root, "nbsteps-legend"))
 
 
-@pytest.mark.parametrize("message", [
-    XSS,
-    '"><script>alert(1)</script>',
-    "<b>bold</b> & &lt;not an entity&gt; \\N \\l \\\" back\\slash",
-    "line one\nline two\ttab \x1b[31mred\x1b[0m \x00nul",
-    "<<html label>>",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        XSS,
+        '"><script>alert(1)</script>',
+        '<b>bold</b> & &lt;not an entity&gt; \\N \\l \\" back\\slash',
+        "line one\nline two\ttab \x1b[31mred\x1b[0m \x00nul",
+        "<<html label>>",
+    ],
+)
 def test_user_text_is_escaped_for_dot_and_svg(message):
     plan = nbsteps.Plan()
 
@@ -322,8 +325,14 @@ def test_missing_dot_gives_install_hint_and_nothing_else_breaks(tmp_path):
     bindir = tmp_path / "bin"  # a PATH without Graphviz (real condition: no `dot` on PATH)
     bindir.mkdir()
     env = dict(os.environ, PATH=str(bindir), PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, "-c", MISSING_DOT], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", MISSING_DOT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "ERROR: NbstepsError" in out

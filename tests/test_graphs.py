@@ -1,4 +1,5 @@
 """nbsteps.model.graphs: levels and longest paths, written once."""
+
 from __future__ import annotations
 
 from nbsteps.model import graphs

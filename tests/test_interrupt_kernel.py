@@ -2,24 +2,24 @@
 moments of ``%steps run``: while a checkpoint is written, and as the run starts
 (before the executor exists, before the plan's run began, while a step is
 registered). The kernel itself reports what it holds afterwards."""
-import pytest
 
+import pytest
 from live_kernel import LiveKernel, nbsteps_frames
 
 pytestmark = pytest.mark.kernel
 
 #: a value whose pickling (inside the disk store's put) says so and then waits
-SLOW_PICKLE = '''
+SLOW_PICKLE = """
 import pathlib, time
 class SlowPickle:
     def __reduce__(self):
         pathlib.Path("putting").touch()
         time.sleep(60)
         return (SlowPickle, ())
-'''
+"""
 
 #: patch *target* (module attribute) so that calling it says so and then waits
-STALL = '''
+STALL = """
 import importlib, pathlib, time
 def stall(target, marker):
     module, _, attr = target.rpartition(".")
@@ -31,9 +31,9 @@ def stall(target, marker):
         return real(*args, **kwargs)
     setattr(module, attr, stalled)
     return lambda: setattr(module, attr, real)
-'''
+"""
 
-STATE = '''
+STATE = """
 import nbsteps, json
 def state(name, outputs):
     plan = nbsteps.current()
@@ -43,7 +43,7 @@ def state(name, outputs):
             "published": [o for o in outputs if o in get_ipython().user_ns],
             "stored": cp is not None and cp.fingerprint == rec.fingerprint,
             "last": plan.last_summary.text if plan.last_summary else None}
-'''
+"""
 
 
 def _interrupted(k: LiveKernel, code: str, marker: str) -> dict:
@@ -65,7 +65,9 @@ def test_interrupt_while_a_checkpoint_is_written_completes_nothing(tmp_path, ker
         assert not nbsteps_frames(out["traceback"]), out["traceback"]
         st = k.value("state('big', ['blob', 'n'])")
         assert st["status"] == "cancelled" and st["published"] == [] and not st["stored"], st
-        leftovers = [p.name for p in (tmp_path / "store").rglob("*") if p.is_file() and ".locks" not in p.parts]
+        leftovers = [
+            p.name for p in (tmp_path / "store").rglob("*") if p.is_file() and ".locks" not in p.parts
+        ]
         assert leftovers == [], leftovers  # nothing half-written
         k.run("del SlowPickle\nclass SlowPickle:\n    pass")  # now it pickles at once: the run resumes
         k.run("%steps run")
@@ -87,7 +89,8 @@ def test_interrupt_as_a_run_starts_reports_this_run(tmp_path, kernel_name, where
         assert out["ename"] == "StepsFailed", out
         assert out["evalue"] == (
             "0 of 1 steps completed; a cancelled (interrupted). "
-            "Interrupted: completed steps are kept; run %steps run to resume."), out
+            "Interrupted: completed steps are kept; run %steps run to resume."
+        ), out
         assert not nbsteps_frames(out["traceback"]), out["traceback"]
         assert k.value("state('a', ['x'])")["status"] == "cancelled"
 

@@ -24,17 +24,17 @@ landed outside the run (before it or after it, in IPython or ipykernel), missed 
 kernel was not executing yet or any more (ipykernel ignores SIGINT between
 cells), and consistent.
 """
+
 import json
 import random
 import time
 
 import pytest
-
 from live_kernel import LiveKernel, nbsteps_frames
 
 pytestmark = pytest.mark.kernel
 
-SETUP = r'''
+SETUP = r"""
 import itertools, time, json
 import numpy as np, pandas as pd
 import nbsteps
@@ -96,15 +96,15 @@ def check(prev, full):
             s.records[n].status == plan.records[n].status for n in s.steps)),
         "stamps": dict(stamps),
     }
-'''
+"""
 
 STEPS = [
     '%%step a\nt_a = tag()\ntime.sleep(cfg["a"])\nx_a = [t_a]',
     '%%step b\nt_b = tag()\ntime.sleep(cfg["b"])\nframe_b = pd.DataFrame({"v": np.full(cfg["size_b"] // 8, float(t_b))})',
     '%%step c\nt_c = tag()\ntime.sleep(cfg["c"])\nx_c = x_a + [t_c]',
     '%%step d\nt_d = tag()\nblob_d = bytes(cfg["size_d"]) + str(t_d).encode()\ntime.sleep(cfg["d"])\nn_d = len(frame_b)',
-    '%%step e\nt_e = tag()\nx_e = x_c + [n_d, t_e]',
-    '%%step f\nt_f = tag()',
+    "%%step e\nt_e = tag()\nx_e = x_c + [n_d, t_e]",
+    "%%step f\nt_f = tag()",
     '%%step g\nt_g = tag()\ntime.sleep(cfg["g"])\narr_g = np.full(cfg["size_g"], t_g % 251, dtype=np.uint8)\nlen(x_e) + t_f',
 ]
 ERRORS = {"StepsFailed", "StepsInterrupted", "KeyboardInterrupt"}
@@ -118,8 +118,15 @@ def _cfg(rng: random.Random) -> dict:
 
 def interrupt_at_random(kernel_name, tmp_path, interrupts: int, seed: int) -> dict:
     rng = random.Random(seed)
-    figures = {"sent": 0, "mid-run": 0, "outside the run": 0, "missed (kernel idle)": 0, "lost": 0,
-               "consistent": 0, "inconsistent": 0}
+    figures = {
+        "sent": 0,
+        "mid-run": 0,
+        "outside the run": 0,
+        "missed (kernel idle)": 0,
+        "lost": 0,
+        "consistent": 0,
+        "inconsistent": 0,
+    }
     failures: list = []
     with LiveKernel(kernel_name, tmp_path) as k:
         k.run("%load_ext nbsteps\n%steps mode plan")
@@ -153,7 +160,8 @@ def interrupt_at_random(kernel_name, tmp_path, interrupts: int, seed: int) -> di
                     if frames:
                         bad.append(f"nbsteps frames in the traceback: {frames[:3]}")
                     if out["ename"] == "StepsFailed" and not (
-                            state["new"] and state["text"] == out["evalue"] and state["describes_records"]):
+                        state["new"] and state["text"] == out["evalue"] and state["describes_records"]
+                    ):
                         bad.append(f"the error is not this run's summary: {out['evalue']!r} / {state}")
                     figures["mid-run" if state["interrupted"] else "outside the run"] += 1
                     if state["interrupted"]:

@@ -1,6 +1,7 @@
 """Interrupts (real SIGINTs to this process) while checkpoints are written:
 the record, the namespace and the store agree afterwards, and an interrupted
 disk write leaves no open file, no temp file and no hashing thread."""
+
 import os
 import signal
 import threading
@@ -114,6 +115,7 @@ def test_interrupt_after_a_disk_commit_keeps_the_checkpoint_whole(tmp_path, tmp_
 
 def _interrupt_when_written(folder, nbytes: int) -> threading.Thread:
     """SIGINT this process once a temp file in *folder* holds *nbytes*."""
+
     def watch():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -125,6 +127,7 @@ def _interrupt_when_written(folder, nbytes: int) -> threading.Thread:
                 os.kill(os.getpid(), signal.SIGINT)
                 return
             time.sleep(0.0005)
+
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     return t

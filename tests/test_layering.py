@@ -7,6 +7,7 @@ under ``if TYPE_CHECKING:`` count everywhere: a type hint pointing up a layer
 is still a dependency. The length of a module is not checked (it is as long as
 its one concept needs); ruff checks complexity (tests/test_style.py).
 """
+
 from __future__ import annotations
 
 import graphlib
@@ -58,16 +59,26 @@ def test_nothing_below_the_facade_knows_the_plan():
             for tok in tokenize.generate_tokens(io.StringIO(p.read_text()).readline):
                 if tok.type == tokenize.NAME and tok.string == "Plan":
                     offenders.append(f"{p.relative_to(ROOT)}:{tok.start[0]}")
-                if tok.type == tokenize.NAME and tok.string == "plan" and tok.line.lstrip().startswith(
-                        ("def ", "from nbsteps import plan", "import nbsteps.plan")):
+                if (
+                    tok.type == tokenize.NAME
+                    and tok.string == "plan"
+                    and tok.line.lstrip().startswith(
+                        ("def ", "from nbsteps import plan", "import nbsteps.plan")
+                    )
+                ):
                     offenders.append(f"{p.relative_to(ROOT)}:{tok.start[0]}: {tok.line.strip()}")
     assert offenders == [], offenders
 
 
 def test_import_picture_script_finds_no_upward_import_or_cycle():
     """scripts/import_graph.py draws docs/imports.svg from the code; --check is the same rule."""
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py"), "--check"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -75,7 +86,17 @@ def test_one_status_enum_and_one_place_for_configuration():
     from nbsteps.model.status import Status
 
     assert [s.value for s in Status] == [
-        "pending", "running", "retrying", "completed", "failed", "blocked", "cancelled"]
-    readers = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
-               if "os.environ.get(\"NBSTEPS" in p.read_text() or "environ[\"NBSTEPS" in p.read_text()]
+        "pending",
+        "running",
+        "retrying",
+        "completed",
+        "failed",
+        "blocked",
+        "cancelled",
+    ]
+    readers = [
+        str(p.relative_to(ROOT))
+        for p in PACKAGE.rglob("*.py")
+        if 'os.environ.get("NBSTEPS' in p.read_text() or 'environ["NBSTEPS' in p.read_text()
+    ]
     assert readers == [], readers

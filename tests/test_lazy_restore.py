@@ -2,19 +2,19 @@
 directory store is read when first needed, at most once; an interactive cell
 considers only itself when its upstream is known to be up to date (issue 14).
 Counts reads and steps considered; no timings asserted."""
+
 from __future__ import annotations
 
 import shutil
 
 import numpy as np
 import pytest
+from conftest import run_err, run_ok
 
 import nbsteps
 from nbsteps.ipython import session
 from nbsteps.model.checkpoint import LazyValues
 from nbsteps.stores import layout
-
-from conftest import run_err, run_ok
 
 
 @pytest.fixture
@@ -65,7 +65,9 @@ def test_plan_without_a_frontend_publishes_at_the_end_of_the_run(tmp_path, tmp_k
     three_steps(tmp_path / "s").run()
     plan = three_steps(tmp_path / "s")
     plan.run()
-    assert sorted(reads) == sorted(set(reads)) and len(reads) == 5  # each output once (b's result is not needed)
+    assert (
+        sorted(reads) == sorted(set(reads)) and len(reads) == 5
+    )  # each output once (b's result is not needed)
     assert plan.namespace["z"] == 2 and plan.namespace["x"][1] == 1.0 and not plan.deferred
 
 
@@ -74,7 +76,9 @@ def test_values_the_kernel_holds_are_never_re_read(tmp_path, tmp_key, reads, mon
     plan.run()
     gets: list = []
     real_get = plan.store.get
-    monkeypatch.setattr(plan.store, "get", lambda step, fp=None, **kw: gets.append(step) or real_get(step, fp, **kw))
+    monkeypatch.setattr(
+        plan.store, "get", lambda step, fp=None, **kw: gets.append(step) or real_get(step, fp, **kw)
+    )
     plan.add_cell("d", "w = y[:10].sum() + z")
     plan.run(["d"])  # one cell: its upstream is known up to date, and in memory
     assert plan.namespace["w"] == 2 * 45 + 2 and reads == [] and gets == ["d"]
@@ -94,7 +98,9 @@ def test_lost_checkpoint_values_fail_clearly_and_are_recomputed(tmp_path, tmp_ke
     plan.add_cell("d", "w = x[:3].sum()")
     summary = plan.run(["d"])  # a is recomputed in this run (its checkpoint is gone), then d runs
     assert summary.ok and summary.completed_order == ["a", "d"] and plan.namespace["w"] == 3.0
-    assert [step for step, message in warnings if "output 'x' of step 'a' could not be read" in message] == ["a"]
+    assert [step for step, message in warnings if "output 'x' of step 'a' could not be read" in message] == [
+        "a"
+    ]
 
 
 def test_interactive_cell_considers_itself_alone_when_upstream_is_up_to_date(shell):
@@ -176,4 +182,6 @@ def test_results_table_does_not_read_restored_results(tmp_path, tmp_key, reads):
     table = plan.results()
     assert reads == [] and table.set_index("step").loc["b", "result"] == "(on disk, not read yet)"
     assert plan["b"].result > 0 and len(reads) == 1
-    assert plan.results().set_index("step").loc["b", "result"] == str(float(plan["b"].result))  # read now: shown
+    assert plan.results().set_index("step").loc["b", "result"] == str(
+        float(plan["b"].result)
+    )  # read now: shown

@@ -4,6 +4,7 @@ picture as a data-URI image), a step's log (status, attempts, error,
 traceback, what it printed), the confirmation waiting state (events from the
 executor, the record's flag, how graph, table and progress draw it), and
 run summaries that say where restored steps came from."""
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,7 @@ import pytest
 import nbsteps
 from nbsteps.run import events as ev
 from nbsteps.views import timeline as T
-from nbsteps.views.static import static_bundle, state_text
+from nbsteps.views.static import state_text, static_bundle
 from nbsteps.views.step_log import step_log_html, step_log_text
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
@@ -50,7 +51,10 @@ def test_bars_follow_the_recorded_times_and_leave_out_what_did_not_execute():
     plan.records["c"].cached = True  # restored: no bar
     bars = T.bars(plan.context, now=t0 + 10)
     assert [(b.name, b.key, b.end - b.start) for b in bars] == [
-        ("a", "completed", 1), ("b", "completed", 2.5), ("bad", "failed", pytest.approx(0.2))]
+        ("a", "completed", 1),
+        ("b", "completed", 2.5),
+        ("bad", "failed", pytest.approx(0.2)),
+    ]
     # a step that has not finished grows until now
     plan.records["b"].status = "pending"  # as a new run would, before it starts b again
     plan.records["b"].status, plan.records["b"].finished = "running", None
@@ -72,8 +76,10 @@ def test_timeline_svg_scales_bars_to_an_axis_and_escapes_names():
     import xml.etree.ElementTree as ET
 
     ns = "{http://www.w3.org/2000/svg}"
-    widths = {g.get("data-step"): float(next(r for r in g.iter(f"{ns}rect") if r.get("rx")).get("width"))
-              for g in ET.fromstring(svg).iter(f"{ns}g")}
+    widths = {
+        g.get("data-step"): float(next(r for r in g.iter(f"{ns}rect") if r.get("rx")).get("width"))
+        for g in ET.fromstring(svg).iter(f"{ns}g")
+    }
     assert widths["b"] == pytest.approx(3 * widths["a"], rel=0.01)  # 6 s against 2 s
     assert XSS not in svg and "&lt;script&gt;" in svg  # the error in the tooltip, as text
     assert T.timeline_svg([]) == ""
@@ -146,9 +152,13 @@ def test_log_of_a_completed_and_a_failed_step():
 def test_log_of_a_retried_step_says_its_attempts(tmp_path):
     marker = tmp_path / "tried"
     plan = nbsteps.Plan()
-    plan.add_cell("flaky", f"import os\nif not os.path.exists({str(marker)!r}):\n"
-                           f"    open({str(marker)!r}, 'w').close()\n    raise OSError('again')\nv = 1",
-                  retry=2, retry_delay=0)
+    plan.add_cell(
+        "flaky",
+        f"import os\nif not os.path.exists({str(marker)!r}):\n"
+        f"    open({str(marker)!r}, 'w').close()\n    raise OSError('again')\nv = 1",
+        retry=2,
+        retry_delay=0,
+    )
     assert plan.run().ok
     assert "attempts: 2 of 3" in step_log_text(plan.context, "flaky")
 
@@ -171,8 +181,13 @@ def test_a_step_waits_for_its_confirmation_visibly():
 
     def confirm(name, question):
         rec = plan.records[name]
-        seen.update(name=name, question=question, confirming=rec.confirming, status=str(rec.status),
-                    kinds=[e.kind for e in events])
+        seen.update(
+            name=name,
+            question=question,
+            confirming=rec.confirming,
+            status=str(rec.status),
+            kinds=[e.kind for e in events],
+        )
         seen["svg"] = live_svg(plan.context)[0]
         seen["table"] = html_table(plan.context)
         seen["state"] = state_text(plan.context, plan.order(), running=True, elapsed=1.0)
@@ -249,8 +264,10 @@ def test_live_logs_leave_figures_to_the_step_cell_and_keep_the_end_of_long_print
     plan.add_cell("a", "x = 1")
     plan.run()
     png = base64.b64encode(b"\x89PNG fake").decode()
-    plan.records["a"].output = (("stdout", "BEGIN-MARK " + "y" * (2 * LIVE_TEXT) + " END-MARK"),
-                                ("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}))
+    plan.records["a"].output = (
+        ("stdout", "BEGIN-MARK " + "y" * (2 * LIVE_TEXT) + " END-MARK"),
+        ("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}),
+    )
     live = step_log_html(plan.context, "a", live=True)
     assert png not in live and "shown in the step&#x27;s cell" in live
     assert "BEGIN-MARK" not in live and "END-MARK" in live
@@ -280,4 +297,5 @@ def test_summary_says_where_restored_steps_came_from(tmp_path):
     clock = time.strftime("%H:%M:%S", time.localtime(made))
     assert f"(1 restored from the checkpoint of {clock} in {store})" in summary.text
     assert f"1 restored from the checkpoint of {clock} in {store}" in state_text(
-        fresh, ["a"], summary=summary)
+        fresh, ["a"], summary=summary
+    )

@@ -1,15 +1,15 @@
 """The magics in a real IPython InteractiveShell (cells run with run_cell)."""
+
 import os
 import signal
 import threading
 import time
 
+from conftest import run_err, run_ok
 
 import nbsteps
-from nbsteps.ipython import session
 from nbsteps.errors import CycleError, StepDefinitionError, StepsFailed, UnknownStepError
-
-from conftest import run_err, run_ok
+from nbsteps.ipython import session
 
 
 def test_interactive_cells_run_and_show_result(shell, capsys):
@@ -52,7 +52,10 @@ def test_failing_step_ends_cell_with_short_error_and_user_traceback(shell, capsy
     text = out.out + out.err
     assert "ZeroDivisionError" in text
     assert "<step boom>" in text  # the user's own frame
-    assert "StepsFailed: 1 of 2 steps completed (1 already completed earlier in this session); boom failed: ZeroDivisionError" in text
+    assert (
+        "StepsFailed: 1 of 2 steps completed (1 already completed earlier in this session); boom failed: ZeroDivisionError"
+        in text
+    )
     assert "executor.py" not in text and "runtime.py" not in text and "magics.py" not in text
     # a failed step publishes nothing
     assert "partial" not in shell.user_ns and "value" not in shell.user_ns
@@ -189,15 +192,21 @@ def test_retry_timeout_and_optional_options(shell):
     # each attempt starts from the same inputs (a mutated input is copied per attempt),
     # so count attempts through an outside side effect
     run_ok(shell, "import itertools\ncounter = itertools.count(1)")
-    run_ok(shell, "%%step flaky --retry 2 --retry-delay 0.01 --retry-on ConnectionError\n"
-                  "if next(counter) < 2:\n    raise ConnectionError('x')\nfine = True")
+    run_ok(
+        shell,
+        "%%step flaky --retry 2 --retry-delay 0.01 --retry-on ConnectionError\n"
+        "if next(counter) < 2:\n    raise ConnectionError('x')\nfine = True",
+    )
     assert session.current()["flaky"].attempts == 2
     err = run_err(shell, "%%step slow --timeout 0.2\nimport time\ntime.sleep(1)\nlate = 1")
     assert "timed out" in str(err)
     run_ok(shell, "%%step nice --optional\nextra = 1 / 0")
     assert session.current()["nice"].status == "failed"
     run_ok(shell, "import nbsteps")
-    assert run_ok(shell, "%%step uses_nice\nr = extra if nbsteps.step('nice').ok else 'fallback'\nr") == "fallback"
+    assert (
+        run_ok(shell, "%%step uses_nice\nr = extra if nbsteps.step('nice').ok else 'fallback'\nr")
+        == "fallback"
+    )
 
 
 def test_confirm_without_stdin_is_cancelled_with_hint(shell, capsys):
@@ -314,8 +323,11 @@ def test_bad_paths_give_one_line_errors(shell, capsys):
     from nbsteps.errors import NbstepsError
 
     run_ok(shell, "%%step a\nx = 1")
-    for cmd in ["%steps export /proc/no-such-dir/x.csv", "%steps graph --output /proc/no-such-dir/g.svg",
-                "%steps store /proc/no-such-dir/store"]:
+    for cmd in [
+        "%steps export /proc/no-such-dir/x.csv",
+        "%steps graph --output /proc/no-such-dir/g.svg",
+        "%steps store /proc/no-such-dir/store",
+    ]:
         err = run_err(shell, cmd)
         assert isinstance(err, NbstepsError) and "/proc/no-such-dir" in str(err), cmd
     out = capsys.readouterr()

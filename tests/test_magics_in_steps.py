@@ -9,6 +9,7 @@ must be the same. Everything a magic touches is in the test's tmp dirs: the work
 directory (``%cd``, ``%run``'s script), IPython's database (``%store``), the variable
 ``%env`` sets (restored).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,9 @@ import threading
 import types
 
 import pytest
+from conftest import run_err, run_ok
 
 from nbsteps.errors import NbstepsError, StepsFailed
-
-from conftest import run_err, run_ok
 
 HELPER = "h = 41\n\ndef twice(x):\n    return 2 * x\n"
 
@@ -40,42 +40,79 @@ class Scenario:
 
 SCENARIOS = {
     # %run copies the script's names into the namespace: the step's own code reads them after it
-    "run": Scenario([("r", "%run helper.py\nval = h + 1"), ("use", "doubled = twice(val)")],
-                    ["h", "val", "doubled"]),
+    "run": Scenario(
+        [("r", "%run helper.py\nval = h + 1"), ("use", "doubled = twice(val)")], ["h", "val", "doubled"]
+    ),
     # %run -i runs the script in the namespace: it sees the step's names
-    "run_i": Scenario([("ri", "x_for_script = 5\n%run -i reads.py\nplus = from_script + 1")],
-                      ["from_script", "plus"]),
+    "run_i": Scenario(
+        [("ri", "x_for_script = 5\n%run -i reads.py\nplus = from_script + 1")], ["from_script", "plus"]
+    ),
     # %%capture runs its body in the namespace and binds its output there; the body changes an input
-    "capture": Scenario([("items", "items = [1, 2, 3]"),
-                         ("c", "%%capture out\nitems.append(4)\nprint('hidden text', len(items))\ncounted = len(items)")],
-                        ["items", "counted", "text"], after=["text = out.stdout"], markers=["hidden text"]),
+    "capture": Scenario(
+        [
+            ("items", "items = [1, 2, 3]"),
+            ("c", "%%capture out\nitems.append(4)\nprint('hidden text', len(items))\ncounted = len(items)"),
+        ],
+        ["items", "counted", "text"],
+        after=["text = out.stdout"],
+        markers=["hidden text"],
+    ),
     # %time runs its statement in the namespace: the generator sees the step's k
-    "time": Scenario([("t", "k = 2\n%time s = sum(v * k for v in range(4))\nafter_time = s + 1")],
-                     ["k", "s", "after_time"], markers=["Wall time"]),
+    "time": Scenario(
+        [("t", "k = 2\n%time s = sum(v * k for v in range(4))\nafter_time = s + 1")],
+        ["k", "s", "after_time"],
+        markers=["Wall time"],
+    ),
     # after a top-level await (the rest of the step runs on another thread): still the step's namespace
-    "await": Scenario([("aw", "import asyncio\nk2 = 3\nawait asyncio.sleep(0)\n"
-                              "%time got = sum(v * k2 for v in range(3))\n"
-                              "seen_by_magics = 'k2' in get_ipython().user_ns")],
-                      ["k2", "got", "seen_by_magics"], markers=["Wall time"]),
+    "await": Scenario(
+        [
+            (
+                "aw",
+                "import asyncio\nk2 = 3\nawait asyncio.sleep(0)\n"
+                "%time got = sum(v * k2 for v in range(3))\n"
+                "seen_by_magics = 'k2' in get_ipython().user_ns",
+            )
+        ],
+        ["k2", "got", "seen_by_magics"],
+        markers=["Wall time"],
+    ),
     # %timeit from a function in the step: the timed code sees the step's names and the function's
-    "timeit": Scenario([("ti", "base = 3\nsecret = 9\n"
-                               "def measure():\n    y = 2\n"
-                               "    return get_ipython().run_line_magic('timeit', '-o -q -n 2 -r 1 base * y')\n"
-                               "result = measure()\nloops = (result.loops, result.repeat)\ndel secret")],
-                       ["base", "loops", "secret"]),
+    "timeit": Scenario(
+        [
+            (
+                "ti",
+                "base = 3\nsecret = 9\n"
+                "def measure():\n    y = 2\n"
+                "    return get_ipython().run_line_magic('timeit', '-o -q -n 2 -r 1 base * y')\n"
+                "result = measure()\nloops = (result.loops, result.repeat)\ndel secret",
+            )
+        ],
+        ["base", "loops", "secret"],
+    ),
     # %prun runs its statement in the namespace
-    "prun": Scenario([("p", "top = 20\n%prun -q total = sum(range(top))\ndoubled_total = total * 2")],
-                     ["total", "doubled_total"]),
+    "prun": Scenario(
+        [("p", "top = 20\n%prun -q total = sum(range(top))\ndoubled_total = total * 2")],
+        ["total", "doubled_total"],
+    ),
     # %env sets the process's environment (as in any cell), and reads it back
-    "env": Scenario([("e", "%env NBS_MAGICS_IN_STEPS=seven\nseen = %env NBS_MAGICS_IN_STEPS")],
-                    ["seen", "env_after"],
-                    after=["import os\nenv_after = os.environ.get('NBS_MAGICS_IN_STEPS')"]),
+    "env": Scenario(
+        [("e", "%env NBS_MAGICS_IN_STEPS=seven\nseen = %env NBS_MAGICS_IN_STEPS")],
+        ["seen", "env_after"],
+        after=["import os\nenv_after = os.environ.get('NBS_MAGICS_IN_STEPS')"],
+    ),
     # %cd changes the working directory and keeps its history (_dh)
-    "cd": Scenario([("d", "import os\n%cd -q sub\nhere = os.path.basename(os.getcwd())")],
-                   ["here", "dh_last"], after=["import os\ndh_last = os.path.basename(_dh[-1])"]),
+    "cd": Scenario(
+        [("d", "import os\n%cd -q sub\nhere = os.path.basename(os.getcwd())")],
+        ["here", "dh_last"],
+        after=["import os\ndh_last = os.path.basename(_dh[-1])"],
+    ),
     # %store saves a step's value in IPython's database; %store -r restores it into another step
-    "store": Scenario([("keep", "kept = [1, 2]\n%store kept"), ("back", "%store -r kept\nback = kept + [3]")],
-                      ["kept", "back"], setup=["%load_ext storemagic"], markers=["Stored 'kept'"]),
+    "store": Scenario(
+        [("keep", "kept = [1, 2]\n%store kept"), ("back", "%store -r kept\nback = kept + [3]")],
+        ["kept", "back"],
+        setup=["%load_ext storemagic"],
+        markers=["Stored 'kept'"],
+    ),
 }
 
 PLAIN = textwrap.dedent("""
@@ -113,8 +150,14 @@ def plain_run_all(key, tmp_path_factory) -> dict:
     cells = list(sc.setup) + [code for _, code in sc.steps] + list(sc.after)
     result = root / "result.json"
     env = dict(os.environ, IPYTHONDIR=str(root / "ipython"), NBS_MAGICS_IN_STEPS="before")
-    proc = subprocess.run([sys.executable, "-c", PLAIN, json.dumps([cells, sc.names, str(result)])],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, json.dumps([cells, sc.names, str(result)])],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(result.read_text())
     assert all(got["ok"]), (key, proc.stdout, proc.stderr)  # Run All runs every cell
@@ -193,9 +236,12 @@ def test_parallel_steps_each_see_their_own_namespace_inside_a_magic(ip, monkeypa
     monkeypatch.setitem(sys.modules, "gate", gate)
     run_ok(ip, "%steps mode plan")
     for side in ("a", "b"):
-        run_ok(ip, f"%%step {side}\nimport gate\nwho_{side} = '{side}'\n"
-                   f"%time seen_{side} = (gate.barrier.wait(), "
-                   f"sorted(n for n in get_ipython().user_ns if n.startswith('who_')))[1]")
+        run_ok(
+            ip,
+            f"%%step {side}\nimport gate\nwho_{side} = '{side}'\n"
+            f"%time seen_{side} = (gate.barrier.wait(), "
+            f"sorted(n for n in get_ipython().user_ns if n.startswith('who_')))[1]",
+        )
     run_ok(ip, "%steps run --workers 2")
     assert ip.user_ns["seen_a"] == ["who_a"] and ip.user_ns["seen_b"] == ["who_b"]
     assert "who_a" in ip.user_ns and "who_b" in ip.user_ns  # both published afterwards
@@ -216,8 +262,11 @@ def _restored(ip, tmp_path):
     """The cells run once, then again in a 'new kernel': their values are restored, not read yet."""
     from nbsteps.ipython import session
 
-    cells = [f"%steps store {tmp_path / 'store'}",
-             "%%step make\nframe = list(range(10))\nother = 'o'", "%%step total\ntotal = sum(frame)"]
+    cells = [
+        f"%steps store {tmp_path / 'store'}",
+        "%%step make\nframe = list(range(10))\nother = 'o'",
+        "%%step total\ntotal = sum(frame)",
+    ]
     for c in cells:
         run_ok(ip, c)
     session._plan = None
@@ -252,15 +301,19 @@ def test_in_a_real_kernel_run_and_capture_in_steps_work_on_the_steps_namespace(k
     from conftest import cell_text, execute_notebook
 
     cwd = workdir(tmp_path / "work")
-    nb = execute_notebook([
-        "%load_ext nbsteps",
-        "%%step r\n%run helper.py\nval = h + 1",
-        "%%step c\n%%capture out\nprint('hidden text')\nn = val * 2",
-        "%steps mode plan",
-        "%%step t\nk = 2\n%time s = sum(v * k for v in range(4))",
-        "%steps run --workers 2",
-        "print('seen', h, val, repr(out.stdout), n, s)",
-    ], kernel_name, cwd)
+    nb = execute_notebook(
+        [
+            "%load_ext nbsteps",
+            "%%step r\n%run helper.py\nval = h + 1",
+            "%%step c\n%%capture out\nprint('hidden text')\nn = val * 2",
+            "%steps mode plan",
+            "%%step t\nk = 2\n%time s = sum(v * k for v in range(4))",
+            "%steps run --workers 2",
+            "print('seen', h, val, repr(out.stdout), n, s)",
+        ],
+        kernel_name,
+        cwd,
+    )
     assert "hidden text" not in cell_text(nb.cells[2])
     assert "Wall time" in cell_text(nb.cells[4]) + cell_text(nb.cells[5])
     assert "seen 41 42 'hidden text\\n' 84 12" in cell_text(nb.cells[6])

@@ -2,16 +2,16 @@
 completion, help with user-facing names, clear messages for a bad step name,
 line numbers counted from the %%step line, no jumping counters, readable
 results (summaries, times, attempts of restored steps)."""
+
 from __future__ import annotations
 
 import datetime as dt
 
+from conftest import run_err, run_ok
 from IPython.core.error import UsageError
 
 import nbsteps
 from nbsteps.errors import UnknownStepError
-
-from conftest import run_err, run_ok
 
 
 def completions(shell, line: str) -> list[str]:
@@ -23,7 +23,9 @@ def test_tab_completion_of_subcommands_options_and_step_names(shell):
     run_ok(shell, "%%step load --define\nx = 1")
     run_ok(shell, "%%step clean --define\ny = x")
     assert completions(shell, "%steps ru") == ["run"]
-    assert {"plan", "run", "show", "status", "results", "graph", "reset"} <= set(completions(shell, "%steps "))
+    assert {"plan", "run", "show", "status", "results", "graph", "reset"} <= set(
+        completions(shell, "%steps ")
+    )
     assert completions(shell, "%steps run ") == ["load", "clean"]
     assert completions(shell, "%steps run cl") == ["clean"]
     assert completions(shell, "%steps reset load ") == ["clean"]  # not twice
@@ -82,8 +84,11 @@ def test_interactive_cells_have_no_jumping_counters(shell, capsys):
 
 
 def test_results_are_readable(shell):
-    run_ok(shell, "%%step stats\nimport numpy as np\nimport pandas as pd\n"
-                  "frame = pd.DataFrame(np.zeros((1000, 5)), columns=list('abcde'))\nnp.float64(16880.9)")
+    run_ok(
+        shell,
+        "%%step stats\nimport numpy as np\nimport pandas as pd\n"
+        "frame = pd.DataFrame(np.zeros((1000, 5)), columns=list('abcde'))\nnp.float64(16880.9)",
+    )
     run_ok(shell, "%%step table\nframe2 = frame.copy()\nframe2")
     df = nbsteps.results()
     row = df.set_index("step")
@@ -101,9 +106,12 @@ def test_results_are_readable(shell):
 
 def test_restored_rows_keep_the_attempts_of_the_run_that_made_them(shell):
     run_ok(shell, "counter = []")
-    run_ok(shell, "%%step flaky --retry 2 --retry-delay 0.01\nimport builtins\n"
-                  "builtins.__dict__.setdefault('_nbsteps_tries', []).append(1)\n"
-                  "if len(builtins._nbsteps_tries) < 2:\n    raise ConnectionError('once')\nv = 1")
+    run_ok(
+        shell,
+        "%%step flaky --retry 2 --retry-delay 0.01\nimport builtins\n"
+        "builtins.__dict__.setdefault('_nbsteps_tries', []).append(1)\n"
+        "if len(builtins._nbsteps_tries) < 2:\n    raise ConnectionError('once')\nv = 1",
+    )
     assert nbsteps.step("flaky").attempts == 2
     run_ok(shell, "%steps run")  # restored from its checkpoint
     rec = nbsteps.step("flaky")

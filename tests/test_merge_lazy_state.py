@@ -1,13 +1,14 @@
 """Where the perf line (lazy restore, fingerprint-keyed checkpoints, the
 interactive fast path) meets main's (shared-state replay, lowest writer's
 version, captured output): each keeps working with the other."""
-from __future__ import annotations
 
-import nbsteps
-from nbsteps.model.checkpoint import LazyValues
+from __future__ import annotations
 
 from conftest import run_ok
 from test_semantics import SEEDED, new_kernel, run_all
+
+import nbsteps
+from nbsteps.model.checkpoint import LazyValues
 
 
 def test_an_edited_draw_replays_its_seed_in_interactive_mode_in_a_new_kernel(shell, tmp_path, tmp_key):

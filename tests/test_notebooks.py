@@ -14,6 +14,7 @@
 - Opt-in (needs network, a few minutes): NBSTEPS_BINDER_CHECK=1 builds a clean
   virtualenv from binder/requirements.txt only and executes every notebook in it.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,16 @@ def test_the_six_notebooks_exist():
 
 def test_notebooks_run_under_nbval():
     cmd = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-        "-s", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-s",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "--nbval-cell-timeout=300",
         *[str(p.relative_to(ROOT)) for p in NOTEBOOKS],
     ]
     start = time.monotonic()
@@ -84,7 +93,9 @@ def test_saved_outputs_and_shape(path):
     counts = [c.execution_count for c in code]
     assert None not in counts and counts == sorted(counts), f"{path.name}: not executed top to bottom"
     for c in code:
-        assert not [o for o in c.outputs if o.output_type == "error"], f"{path.name}: error saved in\n{c.source}"
+        assert not [o for o in c.outputs if o.output_type == "error"], (
+            f"{path.name}: error saved in\n{c.source}"
+        )
     mimes = {m for c in code for o in c.outputs for m in o.get("data", {})}
     sources = "\n".join(c.source for c in code)
     if "%steps graph" in sources:
@@ -100,24 +111,32 @@ def test_saved_outputs_and_shape(path):
         html_outs = [o["data"]["text/html"] for o in c.outputs if "text/html" in o.get("data", {})]
         if first.startswith(("%steps run", "%steps show")):
             picture = next((h for h in html_outs if "nbsteps-static" in h), "")
-            assert 'class="nbsteps-graph-img"' in picture and "data:image/svg+xml;base64," in picture, \
+            assert 'class="nbsteps-graph-img"' in picture and "data:image/svg+xml;base64," in picture, (
                 f"{path.name}: no graph picture under {first!r}"
+            )
             assert "<svg" not in picture and "nbsteps-results" in picture, path.name
         if first.startswith("%%step"):
-            assert any("nbsteps-step-output" in h for h in html_outs), f"{path.name}: no step output under {first!r}"
+            assert any("nbsteps-step-output" in h for h in html_outs), (
+                f"{path.name}: no step output under {first!r}"
+            )
     # nothing machine-specific beyond temp paths: no absolute path into this checkout
     assert str(ROOT) not in nbformat.writes(nb), f"{path.name} mentions {ROOT}"
 
 
-@pytest.mark.skipif(os.environ.get("NBSTEPS_BINDER_CHECK") != "1",
-                    reason="opt-in (network, minutes): NBSTEPS_BINDER_CHECK=1")
+@pytest.mark.skipif(
+    os.environ.get("NBSTEPS_BINDER_CHECK") != "1", reason="opt-in (network, minutes): NBSTEPS_BINDER_CHECK=1"
+)
 def test_binder_requirements_alone_run_every_notebook(tmp_path):
     venv = tmp_path / "bindervenv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     # as repo2docker does: from the repository root, only binder/requirements.txt
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
-                   cwd=ROOT, check=True, timeout=1800)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
+        cwd=ROOT,
+        check=True,
+        timeout=1800,
+    )
     script = (
         "import sys, nbformat\n"
         "from nbclient import NotebookClient\n"
@@ -130,7 +149,13 @@ def test_binder_requirements_alone_run_every_notebook(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBSTEPS_", "JUPYTER_", "PYTHON"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
-    proc = subprocess.run([str(py), "-c", script, *[str(p.relative_to(ROOT)) for p in NOTEBOOKS]],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [str(py), "-c", script, *[str(p.relative_to(ROOT)) for p in NOTEBOOKS]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
     assert proc.stdout.count("ok ") == len(NOTEBOOKS)

@@ -7,6 +7,7 @@ the source and the .ipynb beside it is generated from it, executed, by
 - the check names the notebook and the fix when they drift apart, either way;
 - ``sync --no-execute`` rebuilds an .ipynb from its .md and keeps unchanged cells' ids.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,8 +53,9 @@ def test_every_teaching_notebook_has_its_text():
 
 
 def test_every_md_and_ipynb_pair_has_the_same_cells():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(TEACHING)} notebooks" in proc.stdout
 
@@ -94,9 +96,14 @@ def test_sync_rebuilds_the_ipynb_from_its_md_and_keeps_ids(copy):
     md = copy / "notebooks" / "01-getting-started.md"
     ipynb = md.with_suffix(".ipynb")
     before = nbformat.read(ipynb, as_version=4)
-    md.write_text(md.read_text().replace("```{code-cell} ipython3\n%steps graph\n```",
-                                         "```{code-cell} ipython3\n%steps graph\n```\n\n"
-                                         "A new paragraph.\n\n```{code-cell} ipython3\n%steps plan\n```", 1))
+    md.write_text(
+        md.read_text().replace(
+            "```{code-cell} ipython3\n%steps graph\n```",
+            "```{code-cell} ipython3\n%steps graph\n```\n\n"
+            "A new paragraph.\n\n```{code-cell} ipython3\n%steps plan\n```",
+            1,
+        )
+    )
     script = _script(copy)
     assert script.differences()
     assert script.sync(["01"], run=False) == 0
@@ -106,12 +113,13 @@ def test_sync_rebuilds_the_ipynb_from_its_md_and_keeps_ids(copy):
     assert len(after.cells) == len(before.cells) + 2
     new = next(i for i, c in enumerate(after.cells) if c.source == "A new paragraph.")
     assert after.cells[new + 1].source == "%steps plan"
-    kept = after.cells[:new] + after.cells[new + 2:]
+    kept = after.cells[:new] + after.cells[new + 2 :]
     assert [(c.cell_type, c.source) for c in kept] == [(c.cell_type, c.source) for c in before.cells]
     assert [c.id for c in kept] == [c.id for c in before.cells]
     assert len({c.id for c in after.cells}) == len(after.cells)
     assert after.metadata["jupytext"] == {"formats": "ipynb,md:myst"}
     assert after.metadata["kernelspec"]["name"] == "python3"
     # the other notebooks were not touched
-    assert (copy / "notebooks" / "02-planning-before-acting.ipynb").read_bytes() == \
-        (ROOT / "notebooks" / "02-planning-before-acting.ipynb").read_bytes()
+    assert (copy / "notebooks" / "02-planning-before-acting.ipynb").read_bytes() == (
+        ROOT / "notebooks" / "02-planning-before-acting.ipynb"
+    ).read_bytes()

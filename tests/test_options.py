@@ -1,11 +1,12 @@
 """Defect 5: numeric options are checked when given (magics and Python API),
 with a message naming the option and the allowed range. ``--retry-delay nan``
 used to spin at 100 % CPU, ``inf`` never ended, ``--timeout nan`` meant no timeout."""
+
 import pytest
+from conftest import run_err, run_ok
 from IPython.core.error import UsageError
 
 import nbsteps
-from conftest import run_err, run_ok
 from nbsteps.errors import StepDefinitionError
 from nbsteps.model.step import cell_step
 

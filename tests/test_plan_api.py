@@ -1,4 +1,5 @@
 """The Python API (SPEC 3) in plain Python, without IPython."""
+
 import os
 import subprocess
 import sys
@@ -34,7 +35,18 @@ def test_function_steps_chain_and_results():
     assert plan["notify"].ok and plan["notify"].status == "completed"
     df = plan.results()
     assert list(df["step"]) == ["fetch", "clean", "notify"]
-    for col in ["step", "status", "cached", "attempts", "started", "finished", "duration_s", "outputs", "result", "error"]:
+    for col in [
+        "step",
+        "status",
+        "cached",
+        "attempts",
+        "started",
+        "finished",
+        "duration_s",
+        "outputs",
+        "result",
+        "error",
+    ]:
         assert col in df.columns
     assert plan["fetch"].duration is not None and plan["fetch"].duration >= 0
 
@@ -87,7 +99,9 @@ def test_failure_blocks_only_downstream_and_summary():
     assert plan["fetch"].status == "failed" and plan["fetch"].attempts == 3
     assert plan["report"].status == "blocked"
     assert plan["other"].ok and plan["other"].result == 42
-    assert s.text.startswith("1 of 3 steps completed; fetch failed: ConnectionError: host unreachable (3 attempts); report blocked.")
+    assert s.text.startswith(
+        "1 of 3 steps completed; fetch failed: ConnectionError: host unreachable (3 attempts); report blocked."
+    )
     assert "Fix fetch and run plan.run() to resume." in s.text
 
 
@@ -234,9 +248,11 @@ def test_bad_names_and_options():
         plan.add_cell("ok", "x = 1", timeout=0)
 
     with pytest.raises(StepDefinitionError) as e:
+
         @plan.step("needs")
         def needs(missing_step):
             return 1
+
     assert "missing_step" in str(e.value)
 
 
@@ -350,7 +366,8 @@ def test_plan_preview_reasons_levels_and_critical_path():
 
 def test_interrupt_in_a_script_keeps_completed_and_resumes(tmp_path):
     script = tmp_path / "s.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, signal, threading, time, nbsteps
         plan = nbsteps.Plan()
         plan.add_cell("a", "x = 1")
@@ -365,7 +382,8 @@ def test_interrupt_in_a_script_keeps_completed_and_resumes(tmp_path):
         print({n: plan[n].status for n in "abc"})
         print("y" in plan.namespace)
         print(plan.last_summary.text)
-    """))
+    """)
+    )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -450,6 +468,7 @@ def test_one_worker_runs_steps_in_order_on_the_calling_thread():
     plan = nbsteps.Plan()
     seen = []
     for i in range(5):
+
         def f(i=i):
             seen.append((i, th.current_thread() is th.main_thread()))
             return i

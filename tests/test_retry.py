@@ -1,4 +1,5 @@
 """nbsteps.run.attempt.retry: which failures get another attempt, and when."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,9 @@ def step(**options):
     return cell_step("s", "x = 1", **options)
 
 
-@pytest.mark.parametrize("err", [SyntaxError("s"), NameError("n"), ImportError("i"), ModuleNotFoundError("m"),
-                                 KeyboardInterrupt()])
+@pytest.mark.parametrize(
+    "err", [SyntaxError("s"), NameError("n"), ImportError("i"), ModuleNotFoundError("m"), KeyboardInterrupt()]
+)
 def test_structural_errors_are_never_retried(err):
     assert not retry.retryable(step(retry=5), 1, err)
 

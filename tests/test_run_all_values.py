@@ -1,4 +1,5 @@
 """Values as after Restart & Run All, in cases found by the corpus (SPEC section 1, the promise)."""
+
 from __future__ import annotations
 
 from tests.conftest import run_ok
@@ -76,7 +77,7 @@ def test_an_object_whose_attribute_dict_is_itself_can_be_changed(shell):
     assert shell.user_ns["total"] == run_all(SELF_DICT)["total"] == 73
 
 
-SLOW_MAGICS = '''
+SLOW_MAGICS = """
 import time
 from IPython.core.magic import Magics, magics_class, line_magic
 
@@ -88,7 +89,7 @@ class SlowMagics(Magics):
     @line_magic
     def slowtwice(self, line):
         return 2 * int(line)
-'''
+"""
 
 
 def test_a_lazily_registered_magic_used_by_parallel_steps(shell, tmp_path, monkeypatch):
@@ -170,7 +171,9 @@ def test_hidden_draws_after_a_seed_keep_notebook_order_in_parallel(shell):
     for name in "abc":
         assert list(shell.user_ns[name]) == list(ref[name]), name
     deps = nbsteps.current().dependencies
-    assert deps("c3").get("c2") == deps("c4").get("c3") == "order"  # order only: nothing stale, nothing blocked
+    assert (
+        deps("c3").get("c2") == deps("c4").get("c3") == "order"
+    )  # order only: nothing stale, nothing blocked
 
 
 # ... and re-running such a step after an edit first replays the seed above it, as for a visible draw
@@ -204,8 +207,12 @@ res = Model()
 def test_calls_that_cache_on_one_object_keep_notebook_order():
     import nbsteps
 
-    cells = [("c5", RACY_MODEL), ("c6", "pred = res.predict(7)"), ("c7", "n = res.plot_predict(2)"),
-             ("c8", "described = repr(res.start)")]
+    cells = [
+        ("c5", RACY_MODEL),
+        ("c6", "pred = res.predict(7)"),
+        ("c7", "n = res.plot_predict(2)"),
+        ("c8", "described = repr(res.start)"),
+    ]
     plan = nbsteps.Plan()
     for name, src in cells:
         plan.add_cell(name, src)

@@ -2,6 +2,7 @@
 
 Every test compares with what Restart & Run All of the same cells gives.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +73,11 @@ def test_a_builtin_rebound_above_is_an_input_in_plan_mode(shell):
     assert nbsteps.current().dependencies("c1") == {"c0": "inferred"}
 
 
-PRINT_OPTIONS = ["import numpy as np\nnp.set_printoptions(linewidth=150)",
-                 "x = np.arange(30.)\nprint(x)", "y = np.arange(30.) + 1\nprint(y)"]
+PRINT_OPTIONS = [
+    "import numpy as np\nnp.set_printoptions(linewidth=150)",
+    "x = np.arange(30.)\nprint(x)",
+    "y = np.arange(30.) + 1\nprint(y)",
+]
 
 
 def test_context_variables_a_step_sets_hold_for_the_steps_after_it(shell, capsys):
@@ -90,14 +94,21 @@ def test_context_variables_a_step_sets_hold_for_the_steps_after_it(shell, capsys
         np.set_printoptions(linewidth=75)
 
 
-VIEWS = ["import numpy as np\nx = np.arange(10.)",
-         "a = np.ma.masked_array(x[2:8], mask=x[2:8] > 5)  # views x's memory\nv = x[::2]",
-         "x[3:5] = np.nan", "total = float(np.nansum(x))"]
+VIEWS = [
+    "import numpy as np\nx = np.arange(10.)",
+    "a = np.ma.masked_array(x[2:8], mask=x[2:8] > 5)  # views x's memory\nv = x[::2]",
+    "x[3:5] = np.nan",
+    "total = float(np.nansum(x))",
+]
 
 
 def _same_views(ns, ref) -> bool:
-    return (np.array_equal(ns["a"].data, ref["a"].data, equal_nan=True) and list(ns["a"].mask) == list(ref["a"].mask)
-            and np.array_equal(ns["v"], ref["v"], equal_nan=True) and ns["total"] == ref["total"])
+    return (
+        np.array_equal(ns["a"].data, ref["a"].data, equal_nan=True)
+        and list(ns["a"].mask) == list(ref["a"].mask)
+        and np.array_equal(ns["v"], ref["v"], equal_nan=True)
+        and ns["total"] == ref["total"]
+    )
 
 
 def test_views_of_an_array_changed_in_place_see_the_change(shell):
@@ -119,13 +130,15 @@ def test_views_in_plan_mode_the_change_waits_for_the_readers(shell):
     assert _same_views(shell.user_ns, run_all(VIEWS))
 
 
-RC = ["import matplotlib as mpl\nimport matplotlib.pyplot as plt\nmpl.rcParams['lines.linewidth'] = 2\ndata = [1, 3, 2]\n"
-      "plt.plot(data)",
-      "mpl.rc('lines', linewidth=4)\nplt.plot(data)",
-      "with mpl.rc_context({'lines.linewidth': 2}):\n    plt.plot(data)",
-      "@mpl.rc_context({'lines.linewidth': 3})\ndef plotting_function():\n    return plt.plot(data)\n\n"
-      "width = plotting_function()[0].get_linewidth()",
-      "plt.style.use('ggplot')"]
+RC = [
+    "import matplotlib as mpl\nimport matplotlib.pyplot as plt\nmpl.rcParams['lines.linewidth'] = 2\ndata = [1, 3, 2]\n"
+    "plt.plot(data)",
+    "mpl.rc('lines', linewidth=4)\nplt.plot(data)",
+    "with mpl.rc_context({'lines.linewidth': 2}):\n    plt.plot(data)",
+    "@mpl.rc_context({'lines.linewidth': 3})\ndef plotting_function():\n    return plt.plot(data)\n\n"
+    "width = plotting_function()[0].get_linewidth()",
+    "plt.style.use('ggplot')",
+]
 
 
 def test_cells_run_in_order_replay_nothing(shell):
@@ -266,18 +279,23 @@ def test_a_name_nothing_defines_is_warned_at_registration(shell, capsys):
 def test_shared_state_edges_keep_order_without_false_staleness(shell, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_ok(shell, "%steps mode plan")
-    steps(shell, [
-        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.style.use('ggplot')",
-        "fig1 = plt.figure()\nplt.plot([1, 2])",
-        "fig2 = plt.figure()\nplt.plot([3, 4])",
-        "plt.style.use('default')",
-        "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('data.csv', index=False)",
-        "import pandas as pd\nback = pd.read_csv('data.csv')",
-    ])
+    steps(
+        shell,
+        [
+            "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.style.use('ggplot')",
+            "fig1 = plt.figure()\nplt.plot([1, 2])",
+            "fig2 = plt.figure()\nplt.plot([3, 4])",
+            "plt.style.use('default')",
+            "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('data.csv', index=False)",
+            "import pandas as pd\nback = pd.read_csv('data.csv')",
+        ],
+    )
     plan = nbsteps.current()
     assert "c0" in plan.dependencies("c1")  # after the style it uses (it also reads plt)
     assert "c1" not in plan.dependencies("c2")  # plots only share the style above: they may run in parallel
-    assert plan.dependencies("c3")["c1"] == plan.dependencies("c3")["c2"] == "order"  # a restyle waits for the plots
+    assert (
+        plan.dependencies("c3")["c1"] == plan.dependencies("c3")["c2"] == "order"
+    )  # a restyle waits for the plots
     assert plan.dependencies("c5")["c4"] == "state"  # reads the file c4 writes
     assert plan.deps.state_labels[("c4", "c5")] == ["file:data.csv"]
     run_ok(shell, "%steps run --workers 4")

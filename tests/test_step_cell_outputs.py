@@ -5,25 +5,24 @@ the same order (streams, ``Out`` before the figures left open, figures as
 ``image/png``), when the cell runs its step, when a plan run fills the cell's
 slots, and when the step is restored from a directory store in a new kernel.
 """
+
 import re
 
 import pytest
-
 from conftest import execute_notebook
 
 pytestmark = pytest.mark.kernel
 
-BODY_A = ("import matplotlib.pyplot as plt\n"
-          "print('drawing a')\n"
-          "fig, ax = plt.subplots()\n"
-          "ax.plot([1, 2, 3])\n"
-          "ax.set_xlabel('time')")  # Out is a Text whose position the drawing changes
-BODY_B = ("print('b sees', len(ax.lines))\n"
-          "for k in range(3):\n"
-          "    plt.figure()\n"
-          "    plt.plot([k, 1])\n"
-          "n = 3\n"
-          "n * 2")
+BODY_A = (
+    "import matplotlib.pyplot as plt\n"
+    "print('drawing a')\n"
+    "fig, ax = plt.subplots()\n"
+    "ax.plot([1, 2, 3])\n"
+    "ax.set_xlabel('time')"
+)  # Out is a Text whose position the drawing changes
+BODY_B = (
+    "print('b sees', len(ax.lines))\nfor k in range(3):\n    plt.figure()\n    plt.plot([k, 1])\nn = 3\nn * 2"
+)
 
 
 def _shape(cell) -> list[tuple]:
@@ -48,22 +47,30 @@ def _shape(cell) -> list[tuple]:
 
 
 def _status(cell) -> str:
-    return next(o.data["text/plain"] for o in cell.outputs
-                if o.output_type == "display_data" and "nbsteps-status" in o.data.get("text/html", ""))
+    return next(
+        o.data["text/plain"]
+        for o in cell.outputs
+        if o.output_type == "display_data" and "nbsteps-status" in o.data.get("text/html", "")
+    )
 
 
 @pytest.fixture
 def plain(tmp_path, kernel_name):
     nb = execute_notebook([BODY_A, BODY_B], kernel_name, tmp_path)
     shapes = [_shape(c) for c in nb.cells]
-    assert shapes[0] == [("text", "drawing a"), ("text", "Text(0.5, 0, 'time')"),
-                         ("figure", "<Figure size WxH with 1 Axes>")]
+    assert shapes[0] == [
+        ("text", "drawing a"),
+        ("text", "Text(0.5, 0, 'time')"),
+        ("figure", "<Figure size WxH with 1 Axes>"),
+    ]
     assert [k for k, _ in shapes[1]] == ["text", "text", "figure", "figure", "figure"]
     return shapes
 
 
 def test_interactive_cells_show_what_run_all_shows(plain, tmp_path, kernel_name):
-    nb = execute_notebook(["%load_ext nbsteps", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}"], kernel_name, tmp_path)
+    nb = execute_notebook(
+        ["%load_ext nbsteps", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}"], kernel_name, tmp_path
+    )
     a, b = nb.cells[1:]
     assert [_shape(a), _shape(b)] == plain
     assert [o.output_type for o in a.outputs] == ["display_data", "stream", "execute_result", "display_data"]
@@ -71,13 +78,24 @@ def test_interactive_cells_show_what_run_all_shows(plain, tmp_path, kernel_name)
 
 
 def test_plan_mode_fills_each_cell_with_its_outputs(plain, tmp_path, kernel_name):
-    nb = execute_notebook(["%load_ext nbsteps\n%steps mode plan", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}",
-                           "%steps run --workers 4"], kernel_name, tmp_path)
+    nb = execute_notebook(
+        [
+            "%load_ext nbsteps\n%steps mode plan",
+            f"%%step a\n{BODY_A}",
+            f"%%step b\n{BODY_B}",
+            "%steps run --workers 4",
+        ],
+        kernel_name,
+        tmp_path,
+    )
     a, b, run = nb.cells[1:]
     assert [_shape(a), _shape(b)] == plain
     # the run cell shows the run, none of the steps' output
-    assert not any("image/png" in o.get("data", {}) for o in run.outputs
-                   if "nbsteps-view" not in o.get("data", {}).get("text/html", ""))
+    assert not any(
+        "image/png" in o.get("data", {})
+        for o in run.outputs
+        if "nbsteps-view" not in o.get("data", {}).get("text/html", "")
+    )
     assert "drawing a" not in "".join(o.get("text", "") for o in run.outputs)
 
 
@@ -87,12 +105,26 @@ def test_headless_run_fills_the_cells_too(plain, tmp_path, kernel_name):
 
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in (
-        "%load_ext nbsteps\n%steps mode plan", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}", "%steps run")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(s)
+            for s in (
+                "%load_ext nbsteps\n%steps mode plan",
+                f"%%step a\n{BODY_A}",
+                f"%%step b\n{BODY_B}",
+                "%steps run",
+            )
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": kernel_name, "language": "python"}
     nbformat.write(nb, tmp_path / "p.ipynb")
-    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", "p.ipynb", "-o", "out.ipynb", "--kernel", kernel_name],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbsteps", "run", "p.ipynb", "-o", "out.ipynb", "--kernel", kernel_name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ran = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert [_shape(ran.cells[1]), _shape(ran.cells[2])] == plain
@@ -101,7 +133,9 @@ def test_headless_run_fills_the_cells_too(plain, tmp_path, kernel_name):
 def test_restored_in_a_new_kernel_shows_the_same_outputs(plain, tmp_path, kernel_name):
     cells = ["%load_ext nbsteps\n%steps store .nbsteps", f"%%step a\n{BODY_A}", f"%%step b\n{BODY_B}"]
     execute_notebook(cells, kernel_name, tmp_path)
-    nb = execute_notebook(cells + ["import matplotlib.pyplot as plt\nprint(plt.get_fignums())"], kernel_name, tmp_path)
+    nb = execute_notebook(
+        cells + ["import matplotlib.pyplot as plt\nprint(plt.get_fignums())"], kernel_name, tmp_path
+    )
     a, b, after = nb.cells[1:]
     assert "restored from its checkpoint" in _status(a) and "restored from its checkpoint" in _status(b)
     assert [_shape(a), _shape(b)] == plain
@@ -110,9 +144,12 @@ def test_restored_in_a_new_kernel_shows_the_same_outputs(plain, tmp_path, kernel
 
 
 def test_more_outputs_than_slots_are_shown_together_in_the_last(tmp_path, kernel_name):
-    body = "n = 12\nfor i in range(n):\n    print(i)\n    display(i)"  # 24 outputs; the cell's guess is smaller
-    nb = execute_notebook(["%load_ext nbsteps\n%steps mode plan", f"%%step many\n{body}", "%steps run"],
-                          kernel_name, tmp_path)
+    body = (
+        "n = 12\nfor i in range(n):\n    print(i)\n    display(i)"  # 24 outputs; the cell's guess is smaller
+    )
+    nb = execute_notebook(
+        ["%load_ext nbsteps\n%steps mode plan", f"%%step many\n{body}", "%steps run"], kernel_name, tmp_path
+    )
     cell = nb.cells[1]
     shown = [o.data for o in cell.outputs if o.output_type == "display_data"][1:]
     assert len(shown) < 24 and all(d.get("text/plain") for d in shown)
@@ -130,8 +167,9 @@ def test_a_figure_that_is_out_is_shown_as_run_all_shows_it(tmp_path, kernel_name
 
 def test_a_step_run_again_from_another_cell_replaces_the_figures_its_cell_showed(tmp_path, kernel_name):
     draw = "%%step b\nimport matplotlib.pyplot as plt\nprint('b draws', k)\nplt.figure()\nplt.plot([k, 2])\nm = k"
-    nb = execute_notebook(["%load_ext nbsteps", "%%step a\nk = 1", draw, "%%step a\nk = 2", "%steps run"],
-                          kernel_name, tmp_path)
+    nb = execute_notebook(
+        ["%load_ext nbsteps", "%%step a\nk = 1", draw, "%%step a\nk = 2", "%steps run"], kernel_name, tmp_path
+    )
     b = nb.cells[2]
     status = next(o for o in b.outputs if "nbsteps-status" in o.get("data", {}).get("text/html", ""))
     # the status output shows the run that %steps run made (k = 2), its figure included ...
@@ -146,8 +184,9 @@ def test_out_is_formatted_with_the_print_options_a_step_above_set(tmp_path, kern
     sets ``linewidth=120`` in its first cell): a step's ``Out`` uses them as Run All's does."""
     bodies = ["import numpy as np\nnp.set_printoptions(linewidth=120)", "np.arange(30.)"]
     plain = execute_notebook(bodies, kernel_name, tmp_path).cells[1]
-    nb = execute_notebook(["%load_ext nbsteps", f"%%step a\n{bodies[0]}", f"%%step b\n{bodies[1]}"],
-                          kernel_name, tmp_path)
+    nb = execute_notebook(
+        ["%load_ext nbsteps", f"%%step a\n{bodies[0]}", f"%%step b\n{bodies[1]}"], kernel_name, tmp_path
+    )
     assert _shape(nb.cells[2]) == _shape(plain)
     assert len(_shape(plain)[0][1].splitlines()) == 2  # 120 columns: two lines, not three
 
@@ -157,11 +196,19 @@ def test_a_step_replayed_for_shared_state_keeps_the_figure_its_cell_shows(tmp_pa
     (its effect is on the process) while its own cell shows its restored figure; the figure stays
     (a replay keeps its token: nothing about the cell changed), also when the display timer
     fires during the replay (it sleeps longer than the timer's interval)."""
-    seeded = ("import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nnp.random.seed(0)\n"
-              "plt.plot([1, 3, 2])\ntime.sleep(0.8)")
-    cells = ["%load_ext nbsteps\n%steps store .nbsteps", f"%%step seeded\n{seeded}", "%%step draw\nx = np.random.rand()"]
+    seeded = (
+        "import time\nimport numpy as np\nimport matplotlib.pyplot as plt\nnp.random.seed(0)\n"
+        "plt.plot([1, 3, 2])\ntime.sleep(0.8)"
+    )
+    cells = [
+        "%load_ext nbsteps\n%steps store .nbsteps",
+        f"%%step seeded\n{seeded}",
+        "%%step draw\nx = np.random.rand()",
+    ]
     execute_notebook(cells, kernel_name, tmp_path)
     cells[2] += " * 1"  # edited in the new kernel: it executes, and the seed above is replayed
-    nb = execute_notebook(cells + ["import nbsteps\nprint(nbsteps.step('seeded').reason)"], kernel_name, tmp_path)
+    nb = execute_notebook(
+        cells + ["import nbsteps\nprint(nbsteps.step('seeded').reason)"], kernel_name, tmp_path
+    )
     assert "replayed" in nb.cells[3].outputs[0].text
     assert [k for k, _ in _shape(nb.cells[1])] == ["figure"]  # the restored figure is still shown

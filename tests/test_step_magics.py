@@ -4,6 +4,7 @@ IPython's line ``%timeit`` copies the caller's names into the user namespace
 and, when done, puts back what was there before: from a step that reverted
 whatever other steps published meanwhile (the corpus' sm_stl_decomposition
 ended with an earlier cell's ``fig``) and leaked the step's private names."""
+
 import pytest
 
 
@@ -15,7 +16,9 @@ def ip(shell):
 def test_a_step_timing_does_not_revert_what_another_step_published(ip):
     ip.run_line_magic("steps", "mode plan")
     assert ip.run_cell("fig = 'the notebook cell'").success
-    assert ip.run_cell("%%step slow\nimport time\n%timeit -n 1 -r 1 time.sleep(0.6)\nslow_done = True").success
+    assert ip.run_cell(
+        "%%step slow\nimport time\n%timeit -n 1 -r 1 time.sleep(0.6)\nslow_done = True"
+    ).success
     assert ip.run_cell("%%step quick\nimport time\ntime.sleep(0.1)\nfig = 'quick'").success
     assert ip.run_cell("%steps run --workers 2").success
     assert ip.user_ns["fig"] == "quick"  # Run All: quick's fig
@@ -31,7 +34,9 @@ def test_timeit_in_a_step_leaks_nothing_and_times_the_steps_names(ip):
 def test_timeit_outside_steps_is_ipythons_own(ip):
     assert ip.run_cell("x = 3").success
     assert ip.run_cell("%timeit -n 2 -r 1 x * 2").success
-    assert ip.run_cell("def f():\n    y = 5\n    get_ipython().run_line_magic('timeit', '-n 1 -r 1 y')\nf()").success
+    assert ip.run_cell(
+        "def f():\n    y = 5\n    get_ipython().run_line_magic('timeit', '-n 1 -r 1 y')\nf()"
+    ).success
 
 
 def test_prun_in_a_step_runs_on_the_steps_names(ip):

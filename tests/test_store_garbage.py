@@ -3,6 +3,7 @@ that no checkpoint of that step in the store holds any more (and this process
 does not hold) can never be used again, and is collected: right after a put
 that replaced a version, and by ``%steps store`` / ``store.collect_garbage()``.
 Real IPython shells, real processes and real files."""
+
 from __future__ import annotations
 
 import os
@@ -12,13 +13,12 @@ import textwrap
 import time
 
 import numpy as np
+from conftest import run_ok
 
 import nbsteps
 from nbsteps.ipython import session
 from nbsteps.stores.disk import DiskStore
 from nbsteps.stores.garbage import Garbage
-
-from conftest import run_ok
 
 CHAIN = [
     "%%step a\nimport numpy as np\nx = np.arange(20_000.0)",
@@ -33,7 +33,9 @@ def metas(store):
 
 
 def files(store):
-    return [p for p in store.rglob("*") if p.is_file() and p.parts[len(store.parts)] not in (".locks", ".pins")]
+    return [
+        p for p in store.rglob("*") if p.is_file() and p.parts[len(store.parts)] not in (".locks", ".pins")
+    ]
 
 
 def new_kernel(shell):
@@ -59,7 +61,9 @@ def test_forcing_an_upstream_step_leaves_no_dead_checkpoints(shell, tmp_path, tm
     held = {k: shell.user_ns[k].copy() for k in "xyz"} | {"total": shell.user_ns["total"]}
     capsys.readouterr()
     run_ok(shell, "%steps store")
-    assert "collected 24 dead checkpoints (" in capsys.readouterr().out  # b, c, d of each of the 8 forced runs
+    assert (
+        "collected 24 dead checkpoints (" in capsys.readouterr().out
+    )  # b, c, d of each of the 8 forced runs
     run_ok(shell, "%steps store")
     assert "no dead checkpoints" in capsys.readouterr().out
     # a new kernel restores everything this one holds, computing nothing
@@ -171,8 +175,13 @@ def test_a_checkpoint_pinned_by_another_kernel_is_kept(tmp_path, tmp_key):
         return plan
 
     plan_of().run()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         assert holder.stdout.readline().strip() == "restored"
         writer = plan_of()

@@ -10,6 +10,7 @@
   with one warning naming the step and the name, and a new kernel runs the step
   again.
 """
+
 import io
 import json
 import multiprocessing
@@ -20,7 +21,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import cell_text, execute_notebook, run_ok
 
 # -- 6: a module that another step is still importing ---------------------------
@@ -29,7 +29,7 @@ from conftest import cell_text, execute_notebook, run_ok
 # bottleneck): while this runs, sys.modules["pandas"] is half initialized, without
 # DataFrame. It says so, waits for the test's step to release it, and then fails like
 # an absent optional dependency, so pandas goes on without it.
-FAKE_BOTTLENECK = '''
+FAKE_BOTTLENECK = """
 import json, os, sys, time
 _pd = sys.modules.get("pandas")
 _seen = {{
@@ -43,7 +43,7 @@ _deadline = time.monotonic() + 60
 while not os.path.exists({release!r}) and time.monotonic() < _deadline:
     time.sleep(0.02)
 raise ImportError("not the real bottleneck: this package only holds pandas' import open")
-'''
+"""
 
 
 def _parallel_import_notebook(tmp_path):
@@ -73,8 +73,9 @@ def _parallel_import_notebook(tmp_path):
 
 
 @pytest.mark.kernel
-def test_step_finishing_while_pandas_is_half_imported_keeps_its_checkpoint(tmp_path, kernel_name, monkeypatch,
-                                                                           tmp_key):
+def test_step_finishing_while_pandas_is_half_imported_keeps_its_checkpoint(
+    tmp_path, kernel_name, monkeypatch, tmp_key
+):
     monkeypatch.setenv("NBSTEPS_STORE", str(tmp_path / "store"))
     cells = _parallel_import_notebook(tmp_path)
     first = execute_notebook(cells, kernel_name, tmp_path, timeout=180)
@@ -108,7 +109,8 @@ def test_a_module_being_imported_is_not_looked_into(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text(
         "import os, time\nfirst = 1\n"
         f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.01)\n"
-        "second = 2\n")
+        "second = 2\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     thread = threading.Thread(target=__import__, args=("halfway_pkg",))
     thread.start()
@@ -150,8 +152,9 @@ def _warnings(text):
 
 
 @pytest.mark.kernel
-def test_open_file_stays_in_memory_with_one_warning_and_reruns_after_restart(tmp_path, kernel_name, monkeypatch,
-                                                                              tmp_key):
+def test_open_file_stays_in_memory_with_one_warning_and_reruns_after_restart(
+    tmp_path, kernel_name, monkeypatch, tmp_key
+):
     monkeypatch.setenv("NBSTEPS_STORE", str(tmp_path / "store"))
     (tmp_path / "data.txt").write_text("first\nline two\n")
     cells = ["%load_ext nbsteps", OPEN_FILE_STEP, SHOW]
@@ -163,7 +166,9 @@ def test_open_file_stays_in_memory_with_one_warning_and_reruns_after_restart(tmp
     assert "memory" in warned[0] and "restart" in warned[0], warned
     assert "'head'" not in warned[0] and "'runs'" not in warned[0]  # only the open file is named
     assert "Traceback" not in text and "pickling.py" not in text
-    assert "fh is TextIOWrapper" in cell_text(first.cells[2]) and "summary first|line two" in cell_text(first.cells[2])
+    assert "fh is TextIOWrapper" in cell_text(first.cells[2]) and "summary first|line two" in cell_text(
+        first.cells[2]
+    )
     assert (tmp_path / "openf-runs.txt").read_text() == "x"
 
     # the file changes, the kernel restarts: the step opens it again, no StringIO of old content
@@ -179,7 +184,9 @@ def test_open_file_stays_in_memory_with_one_warning_and_reruns_after_restart(tmp
     assert len(warned) == 1 and "'openf'" in warned[0] and "'fh'" in warned[0], text
 
 
-def test_open_file_in_a_shell_then_a_new_shell_on_the_same_store(shell, tmp_path, tmp_key, capsys, monkeypatch):
+def test_open_file_in_a_shell_then_a_new_shell_on_the_same_store(
+    shell, tmp_path, tmp_key, capsys, monkeypatch
+):
     """The same with real IPython shells: a new plan on the same directory store
     (what a restarted kernel sees) runs the step again."""
     from nbsteps.ipython import session
@@ -274,8 +281,12 @@ def test_in_memory_streams_and_paths_are_still_checkpointed(tmp_path, tmp_key):
 
     spooled = tempfile.SpooledTemporaryFile(max_size=1000)
     spooled.write(b"spooled bytes")
-    outputs = {"sio": io.StringIO("text"), "bio": io.BytesIO(b"bytes"), "path": pathlib.Path(tmp_path),
-               "spooled": spooled}
+    outputs = {
+        "sio": io.StringIO("text"),
+        "bio": io.BytesIO(b"bytes"),
+        "path": pathlib.Path(tmp_path),
+        "spooled": spooled,
+    }
     store = DiskStore(tmp_path / "store")
     said = []
     store.warn = lambda step, message: said.append(message)

@@ -6,6 +6,7 @@ a value that fails later (damaged after the restore, or no longer decodes: a
 class renamed) has its step recomputed in the run that needs it, with one
 warning naming the step and the file. Real IPython shells, real processes and
 real files; nothing mocked."""
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,10 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import run_err, run_ok
 
 import nbsteps
 from nbsteps.ipython import session
-
-from conftest import run_err, run_ok
 
 
 def new_kernel(shell):
@@ -102,8 +102,13 @@ def test_eviction_keeps_what_another_live_kernel_has_not_read(tmp_path, tmp_key)
     setup = nbsteps.Plan(store=store)
     setup.add_cell("a", "import numpy as np\nx = np.arange(150_000.0)")
     setup.run()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         assert holder.stdout.readline().strip() == "restored"
         writer = nbsteps.Plan(store=store, max_size="2MB")
@@ -127,8 +132,13 @@ def test_pins_of_a_kernel_that_died_do_not_count(tmp_path, tmp_key):
     setup = nbsteps.Plan(store=store)
     setup.add_cell("a", "import numpy as np\nx = np.arange(150_000.0)")
     setup.run()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     assert holder.stdout.readline().strip() == "restored"
     holder.kill()  # no clean-up of its own
     holder.wait(timeout=60)
@@ -141,6 +151,7 @@ def test_pins_of_a_kernel_that_died_do_not_count(tmp_path, tmp_key):
 
 
 # -- damaged value files (defect 3) ------------------------------------------------
+
 
 def flip_a_byte(path):
     data = bytearray(path.read_bytes())
@@ -173,8 +184,9 @@ def test_damaged_value_file_is_recomputed_in_the_same_run(shell, tmp_path, tmp_k
     assert shell.user_ns["y"] == float(shell.user_ns["x"].sum())
 
 
-def test_value_damaged_after_the_restore_recomputes_its_step_in_the_run_needing_it(shell, tmp_path, tmp_key,
-                                                                                   capsys):
+def test_value_damaged_after_the_restore_recomputes_its_step_in_the_run_needing_it(
+    shell, tmp_path, tmp_key, capsys
+):
     cells = [f"%steps store {tmp_path / 's'}", RANDOM, USES]
     for c in cells:
         run_ok(shell, c)
@@ -215,7 +227,9 @@ def test_value_damaged_after_the_restore_read_by_a_plain_cell(shell, tmp_path, t
 
 # -- checkpoints that no longer decode (defect 4) -------------------------------------
 
-LIBRARY = "class Thing:\n    def __init__(self, v):\n        self.v = v\n\ndef make(v):\n    return Thing(v)\n"
+LIBRARY = (
+    "class Thing:\n    def __init__(self, v):\n        self.v = v\n\ndef make(v):\n    return Thing(v)\n"
+)
 RENAMED = "class Item:\n    def __init__(self, v):\n        self.v = v\n\ndef make(v):\n    return Item(v)\n"
 
 
@@ -237,9 +251,15 @@ def library(tmp_path, monkeypatch):
     sys.modules.pop(name, None)
 
 
-def test_checkpoint_that_no_longer_unpickles_is_dropped_and_recomputed(shell, tmp_path, tmp_key, capsys, library):
+def test_checkpoint_that_no_longer_unpickles_is_dropped_and_recomputed(
+    shell, tmp_path, tmp_key, capsys, library
+):
     lib, rename = library
-    cells = [f"%steps store {tmp_path / 's'}", f"%%step a\nimport {lib}\nt = {lib}.make(3)", "%%step b\nw = t.v * 2"]
+    cells = [
+        f"%steps store {tmp_path / 's'}",
+        f"%%step a\nimport {lib}\nt = {lib}.make(3)",
+        "%%step b\nw = t.v * 2",
+    ]
     for c in cells:
         run_ok(shell, c)
     rename()  # the library renamed its class: the pickle of t names one that is gone
@@ -259,7 +279,12 @@ def test_checkpoint_that_no_longer_unpickles_is_dropped_and_recomputed(shell, tm
         run_ok(shell, c)
     run_ok(shell, "seen = t.v")
     out = capsys.readouterr().out
-    assert "a restored" in out and "a completed" not in out and "decode" not in out and shell.user_ns["seen"] == 3
+    assert (
+        "a restored" in out
+        and "a completed" not in out
+        and "decode" not in out
+        and shell.user_ns["seen"] == 3
+    )
 
 
 def test_undecodable_checkpoint_read_at_once_is_dropped_with_one_warning(tmp_path, tmp_key, library):

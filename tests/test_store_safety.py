@@ -3,6 +3,7 @@
 Real symlinks, real files: each test builds the hostile layout the safety issue
 reported and checks that nothing outside the store changed.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,11 +15,10 @@ from pathlib import Path
 import pytest
 
 import nbsteps
-from nbsteps.stores import signing
+from nbsteps.errors import StoreError
+from nbsteps.stores import Checkpoint, open_store, signing
 from nbsteps.stores.disk import DiskStore
 from nbsteps.stores.layout import META, meta_name
-from nbsteps.errors import StoreError
-from nbsteps.stores import Checkpoint, open_store
 
 
 @pytest.fixture
@@ -216,8 +216,13 @@ ip = start_ipython()
 ip.run_line_magic('load_ext', 'nbsteps')
 r = ip.run_cell('%steps store {tmp_path / "store"}')
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "NBSTEPS_KEY_FILE": str(key_file)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NBSTEPS_KEY_FILE": str(key_file)},
+        timeout=120,
+    )
     out = proc.stdout + proc.stderr
     assert "StoreError" in out and "chmod 600" in out
     assert "diskstore.py" not in out and "signing.py" not in out

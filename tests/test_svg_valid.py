@@ -5,6 +5,7 @@ alt text. Here the statuses come from real runs in a real IPython shell (a real
 SIGINT cancels), each SVG is parsed with an XML parser, and the saved picture is
 loaded in Debian's chromium, whose ``<img>`` must decode it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,8 +13,8 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import run_err, run_ok
+
 from nbsteps.ipython import session
 from nbsteps.views.graph import dot_available
 
@@ -45,7 +46,9 @@ def every_status(shell):
 def _statuses(plan) -> set:
     from nbsteps.views.graph import node_status
 
-    return {node_status(r) for r in plan.records.values()} | {"stale" for r in plan.records.values() if r.stale}
+    return {node_status(r) for r in plan.records.values()} | {
+        "stale" for r in plan.records.values() if r.stale
+    }
 
 
 def _parse(svg: str, what: str) -> ET.Element:
@@ -54,12 +57,16 @@ def _parse(svg: str, what: str) -> ET.Element:
     except ET.ParseError as exc:
         line = exc.position[0]
         text = svg.decode() if isinstance(svg, bytes) else svg
-        raise AssertionError(f"{what} is not well-formed XML ({exc}): {text.splitlines()[line - 1][:300]}") from None
+        raise AssertionError(
+            f"{what} is not well-formed XML ({exc}): {text.splitlines()[line - 1][:300]}"
+        ) from None
 
 
 def _img_svgs(html_text: str) -> list[str]:
-    return [base64.b64decode(m).decode("utf-8")
-            for m in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html_text)]
+    return [
+        base64.b64decode(m).decode("utf-8")
+        for m in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html_text)
+    ]
 
 
 def test_every_svg_is_well_formed_for_every_status(every_status):
@@ -111,13 +118,23 @@ def test_chromium_draws_the_saved_picture_of_a_cancelled_run(every_status, tmp_p
     page_file = tmp_path / "picture.html"
     page_file.write_text("<!doctype html><meta charset='utf-8'>" + static_bundle(every_status)["text/html"])
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
         try:
             page = browser.new_page()
             page.goto(page_file.as_uri())
             page.wait_for_load_state("load")
-            sizes = page.evaluate("""() => Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])""")
+            sizes = page.evaluate(
+                """() => Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"""
+            )
             page.screenshot(path=str(tmp_path / "picture.png"))
         finally:
             browser.close()

@@ -5,6 +5,7 @@ input notebook the user's notebook was gone.
 
 The processes, signals, files, links and the full disk (a real tmpfs) are real.
 """
+
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_raw_cell
 
-from nbsteps.files import TMP_SUFFIX, atomic_write, write_bytes
+from nbsteps.files import atomic_write, write_bytes
 
 KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
@@ -44,8 +45,10 @@ def _listing(folder) -> dict:
 
 def _big_notebook(path, megabytes: int = 200) -> None:
     text = "nbsteps keeps this line\n" * (megabytes * 1024 * 1024 // 24)
-    nb = new_notebook(cells=[new_code_cell("%load_ext nbsteps"), new_code_cell("%%step one\nx = 1"),
-                             new_raw_cell(text)], metadata=KERNELSPEC)
+    nb = new_notebook(
+        cells=[new_code_cell("%load_ext nbsteps"), new_code_cell("%%step one\nx = 1"), new_raw_cell(text)],
+        metadata=KERNELSPEC,
+    )
     nbformat.write(nb, path)
 
 
@@ -58,8 +61,13 @@ def test_interrupting_run_o_while_it_writes_the_input_notebook_keeps_it_whole(tm
     before = nb_path.stat()
     digest = _sha(nb_path)
     assert before.st_size > 200 * 1000 * 1000
-    proc = subprocess.Popen([sys.executable, "-m", "nbsteps", "run", str(nb_path), "-o", str(nb_path)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbsteps", "run", str(nb_path), "-o", str(nb_path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sent = False
     try:
         deadline = time.monotonic() + 400
@@ -67,8 +75,12 @@ def test_interrupting_run_o_while_it_writes_the_input_notebook_keeps_it_whole(tm
         while proc.poll() is None and time.monotonic() < deadline:
             names = set(os.listdir(tmp_path)) - {"analysis.ipynb"}
             st = nb_path.stat() if nb_path.exists() else None
-            if names or st is None or (st.st_size, st.st_mtime_ns, st.st_ino) != (
-                    before.st_size, before.st_mtime_ns, before.st_ino):
+            if (
+                names
+                or st is None
+                or (st.st_size, st.st_mtime_ns, st.st_ino)
+                != (before.st_size, before.st_mtime_ns, before.st_ino)
+            ):
                 proc.send_signal(sig)
                 sent = True
                 break
@@ -92,13 +104,23 @@ def test_run_o_keeps_the_notebook_mode_and_writes_through_a_link(tmp_path):
     real = tmp_path / "real"
     real.mkdir()
     nb_path = real / "nb.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell("%load_ext nbsteps"), new_code_cell("%%step one\nx = 41 + 1\nx")],
-                                metadata=KERNELSPEC), nb_path)
+    nbformat.write(
+        new_notebook(
+            cells=[new_code_cell("%load_ext nbsteps"), new_code_cell("%%step one\nx = 41 + 1\nx")],
+            metadata=KERNELSPEC,
+        ),
+        nb_path,
+    )
     os.chmod(nb_path, 0o640)
     link = tmp_path / "link.ipynb"
     link.symlink_to(nb_path)
-    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", str(link), "-o", str(link)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbsteps", "run", str(link), "-o", str(link)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert link.is_symlink() and os.readlink(link) == str(nb_path)  # the link is kept
     assert oct(nb_path.stat().st_mode & 0o777) == oct(0o640)  # so are the permission bits
@@ -181,8 +203,12 @@ def test_steps_export_and_graph_on_a_full_disk_keep_the_previous_files(full_disk
         (full_disk / name).write_text(f"previous {name}\n")
     _fill(full_disk, leave=0)
     snapshot = _listing(full_disk)
-    for cell in (f"%steps export {full_disk / 'r.html'}", f"%steps export {full_disk / 'r.csv'}",
-                 f"%steps graph --output {full_disk / 'g.svg'}", f"%steps graph --output {full_disk / 'g.dot'}"):
+    for cell in (
+        f"%steps export {full_disk / 'r.html'}",
+        f"%steps export {full_disk / 'r.csv'}",
+        f"%steps graph --output {full_disk / 'g.svg'}",
+        f"%steps graph --output {full_disk / 'g.dot'}",
+    ):
         err = run_err(shell, cell)
         assert type(err).__name__ == "NbstepsError", (cell, err)
         assert "No space left on device" in str(err) and str(full_disk) in str(err), str(err)

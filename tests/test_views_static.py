@@ -2,6 +2,7 @@
 the static picture (graph as a data-URI image, honest segmented progress,
 table), stale steps drawn apart from completed ones, a step's output area
 (status line, printed text, figures, escaping), and result summaries."""
+
 from __future__ import annotations
 
 import base64
@@ -54,7 +55,9 @@ def test_static_picture_counts_apart_and_escapes():
     svg = svg_in(html)
     assert svg.count('class="node nbsteps-step') == 8 and "<script" not in svg.lower()
     assert "&lt;script&gt;" in html  # the error, as text, in the table
-    assert bundle["text/plain"].startswith("nbsteps: finished in") and "4 of 8 completed" in bundle["text/plain"]
+    assert (
+        bundle["text/plain"].startswith("nbsteps: finished in") and "4 of 8 completed" in bundle["text/plain"]
+    )
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
 
 
@@ -85,7 +88,9 @@ def test_step_output_area_shows_status_output_and_escapes():
     assert bundle["text/plain"].splitlines()[0].startswith("✓ s completed in")
     assert "warn" in bundle["text/plain"] and "42" in bundle["text/plain"]
     png = base64.b64encode(b"\x89PNG fake").decode()
-    shown = step_bundle(plan.context, "s", output=(("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}),))
+    shown = step_bundle(
+        plan.context, "s", output=(("display", {"data": {"image/png": png, "text/plain": "<Figure>"}}),)
+    )
     assert f'src="data:image/png;base64,{png}"' in shown["text/html"]
 
 
@@ -105,16 +110,19 @@ def test_printed_text_as_a_terminal_leaves_it():
     assert shown.startswith("[… ") and shown.endswith("line 9999\n") and len(shown) < 1200
 
 
-@pytest.mark.parametrize("value, text", [
-    (np.float64(16880.9), "16880.9"),
-    (np.int64(3), "3"),
-    (pd.DataFrame(np.zeros((1000, 5)), columns=list("abcde")), "DataFrame 1000×5 (a, b, c, d, …)"),
-    (pd.Series({"weekday": 17, "weekend": 7}), "Series (2): weekday=17, weekend=7"),
-    (np.arange(12.0).reshape(3, 4), "array 3×4 float64: [0.0, 1.0, 2.0, 3.0, …]"),
-    (list(range(100)), "list of 100: [0, 1, 2, 3, …]"),
-    ((np.float64(1.5), "x"), "(1.5, 'x')"),
-    (None, "None"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (np.float64(16880.9), "16880.9"),
+        (np.int64(3), "3"),
+        (pd.DataFrame(np.zeros((1000, 5)), columns=list("abcde")), "DataFrame 1000×5 (a, b, c, d, …)"),
+        (pd.Series({"weekday": 17, "weekend": 7}), "Series (2): weekday=17, weekend=7"),
+        (np.arange(12.0).reshape(3, 4), "array 3×4 float64: [0.0, 1.0, 2.0, 3.0, …]"),
+        (list(range(100)), "list of 100: [0, 1, 2, 3, …]"),
+        ((np.float64(1.5), "x"), "(1.5, 'x')"),
+        (None, "None"),
+    ],
+)
 def test_result_summaries(value, text):
     assert summarize(value) == text
 

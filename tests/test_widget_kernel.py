@@ -6,6 +6,7 @@ everywhere; %steps show refreshed by later runs; step cells showing their own
 output; no widgets left behind by 1,000 runs. Plus, in this process
 (ipywidgets work without a frontend): throttling, thread safety, and the
 executor never importing ipywidgets."""
+
 import json
 import re
 import shutil
@@ -15,13 +16,15 @@ import threading
 import time
 
 import pytest
+from conftest import execute_notebook
 
 import nbsteps
-from conftest import execute_notebook
 from nbsteps.run import events as ev
 
-pytestmark = [pytest.mark.kernel,
-              pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")]
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed"),
+]
 kernel = pytest.mark.kernel
 
 VIEW = "application/vnd.jupyter.widget-view+json"
@@ -58,7 +61,9 @@ def static_svg(html_text: str) -> str:
     """The graph SVG carried as a data: URI by a static picture."""
     import base64
 
-    m = re.search(r'<img class="nbsteps-graph-img" alt="[^"]*" src="data:image/svg\+xml;base64,([^"]+)"', html_text)
+    m = re.search(
+        r'<img class="nbsteps-graph-img" alt="[^"]*" src="data:image/svg\+xml;base64,([^"]+)"', html_text
+    )
     assert m, "no graph image in the static picture"
     return base64.b64decode(m.group(1)).decode("utf-8")
 
@@ -92,11 +97,18 @@ def test_run_and_show_leave_a_static_picture_and_no_widget(tmp_path, kernel_name
         assert all(f"<title>{s}</title>" in svg for s in ("a", "b", "bad", "c"))
         assert f'fill="{FAILED_FILL}"' in svg and f'fill="{COMPLETED_FILL}"' in svg
         assert ESCAPED in picture and "<script" not in picture.lower() and "<script" not in svg.lower()
-        assert picture.count("<tr class=\"nbsteps-") == 4
-        assert '<tr class="nbsteps-failed" data-step=' in picture and '<tr class="nbsteps-blocked" data-step=' in picture
+        assert picture.count('<tr class="nbsteps-') == 4
+        assert (
+            '<tr class="nbsteps-failed" data-step=' in picture
+            and '<tr class="nbsteps-blocked" data-step=' in picture
+        )
         # the honest progress: 2 of 4 completed, one failed, one blocked, counted apart
         assert "2/4 completed" in picture
-        assert 'title="2 completed"' in picture and 'title="1 failed"' in picture and 'title="1 blocked"' in picture
+        assert (
+            'title="2 completed"' in picture
+            and 'title="1 failed"' in picture
+            and 'title="1 blocked"' in picture
+        )
         assert "1 failed: bad" in data["text/plain"] and XSS not in data["text/plain"]
         import base64
 
@@ -150,7 +162,9 @@ def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
         "import matplotlib.pyplot as plt\nprint('open figures:', plt.get_fignums())",
     ]
     nb = execute(cells, kernel_name, tmp_path)
-    step_a, step_b, step_fig, run_cell, show_cell, headless_cell, figs = (nb.cells[i] for i in (1, 3, 4, 5, 6, 8, 9))
+    step_a, step_b, step_fig, run_cell, show_cell, headless_cell, figs = (
+        nb.cells[i] for i in (1, 3, 4, 5, 6, 8, 9)
+    )
     assert no_widget_views(nb)
     # a's cell ran its step: a status line (with a display id), then what it printed as a stream and
     # its result as Out, as Run All shows them
@@ -167,8 +181,11 @@ def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
     # the figure of a plan-mode step: under its own cell, as its own image/png output
     figures = [o for o in displays(step_fig) if "image/png" in o.data]
     assert len(figures) == 1 and figures[0].data["text/plain"].startswith("<Figure size")
-    assert not any("image/png" in o.get("data", {}) for o in run_cell.outputs if "nbsteps-static" not in
-                   o.get("data", {}).get("text/html", ""))
+    assert not any(
+        "image/png" in o.get("data", {})
+        for o in run_cell.outputs
+        if "nbsteps-static" not in o.get("data", {}).get("text/html", "")
+    )
     assert "open figures: []" in stream(figs)  # closed: nothing pops up in a later cell
     # no widget: the static picture at the end of the run, the text lines, and %steps show's picture
     assert "nbsteps: 3 of 3 steps completed" in stream(run_cell)
@@ -185,7 +202,9 @@ def test_runs_that_cannot_start_draw_nothing_or_leave_no_widget(tmp_path, kernel
     assert [o.ename for o in unknown.outputs if o.output_type == "error"] == ["UnknownStepError"]
     assert not displays(unknown)  # raised before any widget or picture was drawn
     # --workers 0 is refused when the line is parsed: IPython prints a UsageError (on stderr)
-    assert "UsageError" in stream(bad_workers) and "--workers: must be a whole number >= 1" in stream(bad_workers)
+    assert "UsageError" in stream(bad_workers) and "--workers: must be a whole number >= 1" in stream(
+        bad_workers
+    )
     assert not displays(bad_workers)
     assert no_widget_views(nb)  # the widget shown before the run failed to start was replaced
     assert "nbsteps: 2 of 2 steps completed" in stream(ok)
@@ -269,8 +288,10 @@ def test_widget_overhead_on_200_noop_steps(tmp_path, kernel_name):
 def sleepy_plan(n: int, delay: float) -> nbsteps.Plan:
     plan = nbsteps.Plan()
     for i in range(n):
-        plan.add_cell(f"s{i:02d}", f"import time\ntime.sleep({delay})\nv{i} = {i}\n"
-                      + (f"u{i} = v{i - 1}\n" if i % 2 else ""))
+        plan.add_cell(
+            f"s{i:02d}",
+            f"import time\ntime.sleep({delay})\nv{i} = {i}\n" + (f"u{i} = v{i - 1}\n" if i % 2 else ""),
+        )
     return plan
 
 
@@ -337,11 +358,13 @@ def test_view_works_for_runs_on_other_threads():
 
 
 def test_executor_does_not_import_ipywidgets():
-    code = ("import sys, nbsteps\n"
-            "plan = nbsteps.Plan()\n"
-            "plan.add_cell('a', 'x = 1')\n"
-            "assert plan.run().ok\n"
-            "print(sorted(m for m in ('ipywidgets', 'graphviz', 'nbsteps.widget') if m in sys.modules))\n")
+    code = (
+        "import sys, nbsteps\n"
+        "plan = nbsteps.Plan()\n"
+        "plan.add_cell('a', 'x = 1')\n"
+        "assert plan.run().ok\n"
+        "print(sorted(m for m in ('ipywidgets', 'graphviz', 'nbsteps.widget') if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -11,6 +11,7 @@ back in ``outcome.then``. Implementations:
 (a dask.distributed cluster). ``make_backend`` chooses; the executor and the
 plan never import an implementation.
 """
+
 from __future__ import annotations
 
 from nbsteps.errors import NbstepsError

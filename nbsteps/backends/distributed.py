@@ -25,6 +25,7 @@ runs the task again on another worker, up to its ``allowed-failures`` limit,
 after which the step fails with a clear message. ``nbsteps`` must be
 importable on the workers (it is for a LocalCluster).
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,7 +39,12 @@ import cloudpickle
 
 from nbsteps import config
 from nbsteps.backends.remote import (  # noqa: F401  (what runs on the workers; re-exported)
-    PROTOCOL, RemoteStepError, _failed, nbytes_of, run_remote, unserialisable_input,
+    PROTOCOL,
+    RemoteStepError,
+    _failed,
+    nbytes_of,
+    run_remote,
+    unserialisable_input,
 )
 from nbsteps.errors import NbstepsError, UnserialisableValueError, WorkerLostError
 from nbsteps.run.attempt.task import Outcome, Task
@@ -76,7 +82,11 @@ def _distributed():
 
 
 def _alive(client) -> bool:
-    return client is not None and getattr(client, "status", "closed") in ("running", "connecting", "newly-created")
+    return client is not None and getattr(client, "status", "closed") in (
+        "running",
+        "connecting",
+        "newly-created",
+    )
 
 
 def local_cluster_workers() -> int:
@@ -131,8 +141,11 @@ def get_client(address=None):
         spawn_safe_main()
         try:
             cluster = distributed.LocalCluster(
-                n_workers=local_cluster_workers(), threads_per_worker=1, processes=True,
-                dashboard_address=":0", silence_logs=logging.ERROR,  # no fixed port to collide on
+                n_workers=local_cluster_workers(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,  # no fixed port to collide on
             )
             client = distributed.Client(cluster, set_as_default=False)
         except Exception as exc:
@@ -195,13 +208,22 @@ class DaskBackend:
         try:
             future = self.client.submit(run_remote, payload, shared or None, then_shared, key=key, pure=False)
         except Exception as exc:
-            done(task, _failed(task, NbstepsError(
-                f"step {task.name!r} could not be submitted to the dask cluster: {type(exc).__name__}: {exc}")))
+            done(
+                task,
+                _failed(
+                    task,
+                    NbstepsError(
+                        f"step {task.name!r} could not be submitted to the dask cluster: {type(exc).__name__}: {exc}"
+                    ),
+                ),
+            )
             return
         with self._lock:
             self._futures[key] = (future, task)
             if self._collector is None:
-                self._collector = threading.Thread(target=self._collect, name="nbsteps-dask-results", daemon=True)
+                self._collector = threading.Thread(
+                    target=self._collect, name="nbsteps-dask-results", daemon=True
+                )
                 self._collector.start()
         future.add_done_callback(lambda fut: self._ready.put((fut, key, task, done)))
 
@@ -234,9 +256,16 @@ class DaskBackend:
             if hit is None or hit[0] is not value:
                 hit = self._scattered[id(value)] = (value, self.client.scatter(value, hash=False))
             shared[name] = hit[1]
-        light = Task(task.name, task.kind, task.source, {n: v for n, v in task.inputs.items() if n not in shared},
-                     task.outputs, func=task.func, args={n: v for n, v in task.args.items() if n not in shared},
-                     analysis=task.analysis)
+        light = Task(
+            task.name,
+            task.kind,
+            task.source,
+            {n: v for n, v in task.inputs.items() if n not in shared},
+            task.outputs,
+            func=task.func,
+            args={n: v for n, v in task.args.items() if n not in shared},
+            analysis=task.analysis,
+        )
         light.attempt, light.links = task.attempt, task.links
         return light, shared
 
@@ -274,28 +303,47 @@ class DaskBackend:
         try:
             outcome = self._outcome(future, task, data)
         except BaseException as exc:  # never lose a step silently
-            outcome = _failed(task, NbstepsError(
-                f"step {task.name!r}: could not collect its result from dask: {type(exc).__name__}: {exc}"))
+            outcome = _failed(
+                task,
+                NbstepsError(
+                    f"step {task.name!r}: could not collect its result from dask: {type(exc).__name__}: {exc}"
+                ),
+            )
         done(task, outcome)
 
     def _outcome(self, future, task: Task, data=None) -> Outcome:
         status = future.status
         if status == "cancelled":
-            return _failed(task, NbstepsError(
-                f"step {task.name!r} was cancelled on the dask cluster (scheduler lost or client closed)"))
+            return _failed(
+                task,
+                NbstepsError(
+                    f"step {task.name!r} was cancelled on the dask cluster (scheduler lost or client closed)"
+                ),
+            )
         if status == "error":
             exc = future.exception()
             from distributed.scheduler import KilledWorker
 
             if isinstance(exc, KilledWorker):
                 tries = exc.args[2] if len(exc.args) > 2 else "several"
-                return _failed(task, WorkerLostError(
-                    f"step {task.name!r}: the dask workers running it died {tries} times "
-                    f"(KilledWorker; out of memory, or a crash in native code?); dask gave up on it"))
-            hint = (" Is nbsteps installed on the workers, with the packages the kernel has?"
-                    if isinstance(exc, ImportError) else "")
-            return _failed(task, NbstepsError(
-                f"step {task.name!r} could not run on the dask cluster: {type(exc).__name__}: {exc}.{hint}"))
+                return _failed(
+                    task,
+                    WorkerLostError(
+                        f"step {task.name!r}: the dask workers running it died {tries} times "
+                        f"(KilledWorker; out of memory, or a crash in native code?); dask gave up on it"
+                    ),
+                )
+            hint = (
+                " Is nbsteps installed on the workers, with the packages the kernel has?"
+                if isinstance(exc, ImportError)
+                else ""
+            )
+            return _failed(
+                task,
+                NbstepsError(
+                    f"step {task.name!r} could not run on the dask cluster: {type(exc).__name__}: {exc}.{hint}"
+                ),
+            )
         if data is None:
             data = future.result()
         outcome = self._decode(task, data)
@@ -317,9 +365,15 @@ class DaskBackend:
             try:
                 outputs[name] = cloudpickle.loads(blob)
             except Exception as exc:
-                return _failed(task, UnserialisableValueError(
-                    f"step {task.name!r}: its output {name!r} came back from the dask worker but cannot be "
-                    f"loaded here: {type(exc).__name__}: {exc}"), started=outcome.started, duration=outcome.duration)
+                return _failed(
+                    task,
+                    UnserialisableValueError(
+                        f"step {task.name!r}: its output {name!r} came back from the dask worker but cannot be "
+                        f"loaded here: {type(exc).__name__}: {exc}"
+                    ),
+                    started=outcome.started,
+                    duration=outcome.duration,
+                )
         outcome.outputs = outputs
         if data["result"] is not None:
             outcome.result = cloudpickle.loads(data["result"])
@@ -337,7 +391,9 @@ class DaskBackend:
             for key, _ in items:
                 self._futures.pop(key, None)
         if items:
-            threading.Thread(target=self._cancel, args=(items,), name="nbsteps-dask-cancel", daemon=True).start()
+            threading.Thread(
+                target=self._cancel, args=(items,), name="nbsteps-dask-cancel", daemon=True
+            ).start()
 
     def close(self) -> None:
         """The run is over: cancel what is still queued or running (after an

@@ -1,5 +1,6 @@
 """What runs on a dask worker, and how a step's values travel there and back
 (see :mod:`nbsteps.backends.distributed`)."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ import cloudpickle
 
 from nbsteps.errors import UnserialisableValueError
 from nbsteps.formatting import error_text
-from nbsteps.run.fusion import run_chain
 from nbsteps.run.attempt.task import Outcome, Task
+from nbsteps.run.fusion import run_chain
 
 PROTOCOL = 5
 
@@ -28,7 +29,12 @@ def nbytes_of(value: Any) -> int:
     if isinstance(value, (bytes, bytearray)):
         return len(value)
     nbytes = getattr(value, "nbytes", None)
-    if isinstance(nbytes, int) and type(value).__module__.split(".")[0] in ("numpy", "pyarrow", "xarray", "torch"):
+    if isinstance(nbytes, int) and type(value).__module__.split(".")[0] in (
+        "numpy",
+        "pyarrow",
+        "xarray",
+        "torch",
+    ):
         return nbytes
     if type(value).__module__.split(".")[0] == "pandas" and hasattr(value, "memory_usage"):
         try:
@@ -105,8 +111,18 @@ def _pack(task: Task, outcome: Outcome, worker: str) -> dict:
             outputs, result = {}, None
     else:
         outcome.error = _portable_error(outcome.error) if outcome.error is not None else None
-    meta = Outcome(outcome.ok, {}, None, outcome.has_result and outcome.ok, outcome.error, outcome.traceback,
-                   outcome.started, outcome.duration, outcome.worker, outcome.output)
+    meta = Outcome(
+        outcome.ok,
+        {},
+        None,
+        outcome.has_result and outcome.ok,
+        outcome.error,
+        outcome.traceback,
+        outcome.started,
+        outcome.duration,
+        outcome.worker,
+        outcome.output,
+    )
     return {"outcome": cloudpickle.dumps(meta, protocol=PROTOCOL), "outputs": outputs, "result": result}
 
 

@@ -9,6 +9,7 @@ next run's backend takes parked threads before starting new ones (starting a
 thread waits for it to be scheduled: ~0.1-1 ms on a busy machine).
 The dask backend lives in :mod:`nbsteps.backends.distributed`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -72,8 +73,9 @@ class ThreadBackend:
                 channel = _parked.pop() if _parked else None
             if channel is None:
                 channel = queue.SimpleQueue()
-                t = threading.Thread(target=_thread_main, args=(channel,), name=f"nbsteps-worker-{next(_names)}",
-                                     daemon=True)
+                t = threading.Thread(
+                    target=_thread_main, args=(channel,), name=f"nbsteps-worker-{next(_names)}", daemon=True
+                )
                 t.start()
             self._threads.append(channel)
             channel.put(self)

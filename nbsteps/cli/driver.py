@@ -3,6 +3,7 @@ kernel through nbclient, streams progress, stops on ``--timeout`` or Ctrl-C
 (interrupting the kernel through its manager), and asks the kernel for its
 plan's report (see :mod:`nbsteps.cli.report`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -97,8 +98,13 @@ class Runner:
 
         kw = {"kernel_name": self.args.kernel} if self.args.kernel else {}
         return StreamingClient(
-            self.nb, timeout=None, allow_errors=False, record_timing=True, coalesce_streams=True,
-            resources={"metadata": {"path": os.path.dirname(self.path)}}, **kw,
+            self.nb,
+            timeout=None,
+            allow_errors=False,
+            record_timing=True,
+            coalesce_streams=True,
+            resources={"metadata": {"path": os.path.dirname(self.path)}},
+            **kw,
         )
 
     async def _execute(self, client, cell, index: int, count: int | None = None):
@@ -118,12 +124,15 @@ class Runner:
         self.nb.cells.append(cell)
         client.echo = False
         try:
-            await asyncio.wait_for(client.async_execute_cell(cell, len(self.nb.cells) - 1, store_history=False),
-                                   timeout)
+            await asyncio.wait_for(
+                client.async_execute_cell(cell, len(self.nb.cells) - 1, store_history=False), timeout
+            )
         except Exception as exc:
             text = _error_text(cell) or f"{type(exc).__name__}: {exc}"
-            say(f"nbsteps: the kernel could not report on its plan: {text.splitlines()[-1] if text else ''}",
-                 err=True)
+            say(
+                f"nbsteps: the kernel could not report on its plan: {text.splitlines()[-1] if text else ''}",
+                err=True,
+            )
             return None
         finally:
             client.echo = True
@@ -146,14 +155,17 @@ class Runner:
         if self.stop_reason:
             return
         # steps registered but never run (plan mode without %steps run): run them
-        state = await self._hidden(client, "__import__('nbsteps.cli.report', fromlist=['_']).kernel_pending()")
+        state = await self._hidden(
+            client, "__import__('nbsteps.cli.report', fromlist=['_']).kernel_pending()"
+        )
         if state and state.get("pending") and state.get("magics"):
             import nbformat
 
             a = self.args
             opts = "".join(
                 f" --{k} {_quote(str(v))}"
-                for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address)) if v
+                for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address))
+                if v
             ) + (" --yes" if a.yes else "")
             cell = nbformat.v4.new_code_cell(f"%steps run{opts}")
             cell.metadata["tags"] = [CLI_TAG]
@@ -221,8 +233,10 @@ class Runner:
             if main not in done:
                 if timer is not None and timer in done:
                     self.stop_reason = "timeout"
-                    say(f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
-                         err=True)
+                    say(
+                        f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
+                        err=True,
+                    )
                 await self._interrupt(client, main)
             for w in waits:
                 if not w.done():
@@ -239,7 +253,9 @@ class Runner:
                 self.report = await self._hidden(client, code)
             client.set_widgets_metadata()
         except DeadKernelError:
-            self.kernel_lost = f"the kernel died while running {self.current}" if self.current else "the kernel died"
+            self.kernel_lost = (
+                f"the kernel died while running {self.current}" if self.current else "the kernel died"
+            )
         except asyncio.CancelledError:
             self.kernel_lost = "abandoned"
         finally:

@@ -19,6 +19,7 @@ Exit status: 0 when every step completed (and no cell failed), 1 when a step
 failed, was blocked or cancelled, a cell failed or the run was interrupted,
 2 for bad usage.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ import sys
 import threading
 import time
 
-from nbsteps.errors import UsageError
 from nbsteps.cli.driver import GRAPH_SUFFIXES, Runner, say
+from nbsteps.errors import UsageError
 from nbsteps.views.table import EXPORT_SUFFIXES as RESULT_SUFFIXES
 
 
@@ -66,23 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nbsteps",
         description="Run a Jupyter notebook's plan of %%step cells headless (nbclient), "
-                    "locally or on a dask cluster.",
+        "locally or on a dask cluster.",
     )
     parser.add_argument("--version", action="version", version=f"nbsteps {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
-        "run", help="execute a notebook and run its plan",
+        "run",
+        help="execute a notebook and run its plan",
         description="Execute NOTEBOOK in a fresh kernel, run its plan, stream progress, write the "
-                    "executed notebook, the results table and the graph. Exit status: 0 every step "
-                    "completed, 1 a step failed, was blocked or cancelled (or a cell failed, or the run "
-                    "was interrupted), 2 bad usage.",
+        "executed notebook, the results table and the graph. Exit status: 0 every step "
+        "completed, 1 a step failed, was blocked or cancelled (or a cell failed, or the run "
+        "was interrupted), 2 bad usage.",
         epilog="--workers, --backend, --address, --yes and --store reach the kernel as the "
-               "environment variables NBSTEPS_WORKERS, NBSTEPS_BACKEND, NBSTEPS_ADDRESS, NBSTEPS_YES "
-               "and NBSTEPS_STORE: defaults for the notebook's own %%steps run (its explicit options win).",
+        "environment variables NBSTEPS_WORKERS, NBSTEPS_BACKEND, NBSTEPS_ADDRESS, NBSTEPS_YES "
+        "and NBSTEPS_STORE: defaults for the notebook's own %%steps run (its explicit options win).",
     )
     run.add_argument("notebook", metavar="NOTEBOOK.ipynb", help="the notebook to run")
-    run.add_argument("-o", "--output", metavar="OUT.ipynb",
-                     help="write the executed notebook here (also when a step fails)")
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.ipynb",
+        help="write the executed notebook here (also when a step fails)",
+    )
     run.add_argument("--results", metavar="FILE", help="write the results table: .csv .json .parquet .html")
     run.add_argument("--graph", metavar="FILE", help="write the dependency graph: .svg .png .dot")
     run.add_argument("--workers", type=_positive_int, metavar="N", help="parallel workers")
@@ -90,8 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", metavar="ADDR", help="dask scheduler address (implies --backend dask)")
     run.add_argument("--yes", action="store_true", help="approve every --confirm step")
     run.add_argument("--store", metavar="DIR", help="checkpoint directory: a later run resumes from it")
-    run.add_argument("--timeout", type=_positive_float, metavar="S",
-                     help="interrupt the whole run after S seconds (outputs are still written)")
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="interrupt the whole run after S seconds (outputs are still written)",
+    )
     run.add_argument("--kernel", metavar="NAME", help="kernel to use (default: the notebook's kernelspec)")
     return parser
 
@@ -107,14 +117,18 @@ def _load_notebook(path: str):
     except PermissionError:
         raise UsageError(f"{path}: permission denied") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not a Jupyter notebook (not JSON: {' '.join(str(exc).split())[:80]})") from None
+        raise UsageError(
+            f"{path} is not a Jupyter notebook (not JSON: {' '.join(str(exc).split())[:80]})"
+        ) from None
     except RecursionError:
         raise UsageError(f"{path} is not a Jupyter notebook (its JSON nests too deep to read)") from None
     if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
         raise UsageError(f"{path} is not a Jupyter notebook (no 'cells' and 'nbformat' fields)")
     problem = _structure_problem(data)
     if problem:
-        raise UsageError(f"{path} is not a valid Jupyter notebook ({problem}); fix it in Jupyter or a text editor")
+        raise UsageError(
+            f"{path} is not a valid Jupyter notebook ({problem}); fix it in Jupyter or a text editor"
+        )
     import nbformat
 
     try:
@@ -141,7 +155,9 @@ def _structure_problem(data: dict) -> str:
     if not isinstance(cells, list):
         return f"'cells' is a {type(cells).__name__}, not a list"
     if not isinstance(data["nbformat"], int) or data["nbformat"] < 4:
-        return "" if isinstance(data["nbformat"], int) else f"'nbformat' is {data['nbformat']!r}, not a number"
+        return (
+            "" if isinstance(data["nbformat"], int) else f"'nbformat' is {data['nbformat']!r}, not a number"
+        )
     for i, cell in enumerate(cells, 1):
         if not isinstance(cell, dict):
             return f"cell {i} is a {type(cell).__name__}, not an object"
@@ -150,7 +166,8 @@ def _structure_problem(data: dict) -> str:
             return f"cell {i} has cell_type {kind!r}: expected 'code', 'markdown' or 'raw'"
         source = cell.get("source", "")
         if not isinstance(source, str) and not (
-                isinstance(source, list) and all(isinstance(line, str) for line in source)):
+            isinstance(source, list) and all(isinstance(line, str) for line in source)
+        ):
             return f"cell {i}'s source is {type(source).__name__} {str(source)[:40]!r}, not text"
         if kind == "code" and not isinstance(cell.get("outputs", []), list):
             return f"cell {i}'s outputs are not a list"

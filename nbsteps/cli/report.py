@@ -5,6 +5,7 @@ The answers travel through the Jupyter protocol, not stdout: each is a
 the command line reads from the hidden cell's outputs
 (:func:`nbsteps.cli.driver.read_report`).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,11 @@ def _kernel_plan():
     plan = session.current()
     if plan.steps:
         return plan
-    found = [v for k, v in list(plan.namespace.items()) if isinstance(v, Plan) and v.steps and not k.startswith("_")]
+    found = [
+        v
+        for k, v in list(plan.namespace.items())
+        if isinstance(v, Plan) and v.steps and not k.startswith("_")
+    ]
     unique = list({id(p): p for p in found}.values())
     return unique[0] if len(unique) == 1 else plan
 
@@ -40,11 +45,15 @@ def kernel_pending() -> None:
     magics = bool(ip and "steps" in ip.magics_manager.magics.get("line", {}))
     from nbsteps.ipython import session
 
-    pending = [s for s in plan.order() if plan.records[s].status == "pending"] if plan is session.current() else []
+    pending = (
+        [s for s in plan.order() if plan.records[s].status == "pending"] if plan is session.current() else []
+    )
     _report({"pending": pending, "magics": magics})
 
 
-def kernel_collect(results=None, graph=None, graph_format=None, hint="nbsteps run", interrupted=False) -> None:
+def kernel_collect(
+    results=None, graph=None, graph_format=None, hint="nbsteps run", interrupted=False
+) -> None:
     """(kernel side) Export the results table and the graph, then print the
     state of every step as one JSON line for the command line."""
     from nbsteps.model.status import COMPLETED, FAILED

@@ -17,6 +17,7 @@ output once, when it ends, and other steps' output is echoed where it runs.
 A cell's own ``Out`` shows its result, and its error shows its traceback: the
 display leaves those out while they are the ones the cell shows.
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,14 +25,22 @@ import uuid
 
 from nbsteps.ipython.display import Bundle
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
-from nbsteps.run.attempt import capture
 from nbsteps.run import events as ev
+from nbsteps.run.attempt import capture
 from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
 
 #: shortest gap between two live updates of one cell (seconds)
 INTERVAL = 0.25
-_STEP_EVENTS = (ev.CONFIRMING, ev.CONFIRMED, ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED,
-                ev.CANCELLED)
+_STEP_EVENTS = (
+    ev.CONFIRMING,
+    ev.CONFIRMED,
+    ev.STARTED,
+    ev.RETRYING,
+    ev.COMPLETED,
+    ev.FAILED,
+    ev.BLOCKED,
+    ev.CANCELLED,
+)
 
 
 def for_plan(shell, plan) -> "StepCells":
@@ -74,7 +83,7 @@ def _split_at_result(items) -> tuple[list, dict | None, list]:
     at = next((i for i, (kind, _) in enumerate(items) if kind == "result"), None)
     if at is None:
         return items, None, []
-    return items[:at], items[at][1], items[at + 1:]
+    return items[:at], items[at][1], items[at + 1 :]
 
 
 def _hook_cell(shell, cells) -> None:
@@ -152,8 +161,12 @@ class StepCells:
         if owner is not None and self.updates and owner in self.ids:
             display_id = f"{self.ids[owner]}-own{len(self._own_shown.setdefault(owner, []))}"
             self._own_shown[owner].append(display_id)
-        display(Bundle(item.get("data", {})), metadata=item.get("metadata") or None, raw=False,
-                display_id=display_id)
+        display(
+            Bundle(item.get("data", {})),
+            metadata=item.get("metadata") or None,
+            raw=False,
+            display_id=display_id,
+        )
 
     def echo_late(self, item: dict) -> None:
         """A figure a step left open: while a cell runs its own step, it is
@@ -234,11 +247,17 @@ class StepCells:
         (its own run) too, as long as that is the execution it showed; else
         (re-run from another cell since) the status output shows it all."""
         rec = self._record(name)
-        if name in self.slots or name == self.own or (rec is not None and self._story.get(name) == _marker(rec)):
+        if (
+            name in self.slots
+            or name == self.own
+            or (rec is not None and self._story.get(name) == _marker(rec))
+        ):
             return step_bundle(self.plan.context, name, output=(), result=None, traceback=False, record=rec)
         cell_shows = rec is not None and self._shown_by_cell.get(name) == _marker(rec)
         result = None if cell_shows else self._result(rec)
-        return step_bundle(self.plan.context, name, output=output, result=result, traceback=not cell_shows, record=rec)
+        return step_bundle(
+            self.plan.context, name, output=output, result=result, traceback=not cell_shows, record=rec
+        )
 
     def slot_bundles(self, name: str, output=None) -> list[tuple[dict, dict]]:
         """What fills the output slots of *name*'s cell: its output, result
@@ -250,8 +269,7 @@ class StepCells:
         tb = rec.traceback if rec is not None and rec.status == FAILED and output is None else None
         has_shown = any(kind == "result" for kind, _ in items or ())
         result = self._result(rec) if output is None and not has_shown else None
-        return fit_slots(item_bundles(items, result, tb),
-                         len(self.slots.get(name, ())))
+        return fit_slots(item_bundles(items, result, tb), len(self.slots.get(name, ())))
 
     def open(self, name: str, own: bool) -> bool:
         """The cell of step *name* is running: give it an output area of its
@@ -280,8 +298,9 @@ class StepCells:
         display_id = f"nbsteps-step-{uuid.uuid4().hex}"
         self.ids[name] = display_id
         if own:
-            bundle = step_bundle(self.plan.context, name, output=(), traceback=False,
-                                 status=("running", f"▶ {name} starting…"))
+            bundle = step_bundle(
+                self.plan.context, name, output=(), traceback=False, status=("running", f"▶ {name} starting…")
+            )
         else:
             rec, step = self.plan.records.get(name), self.plan.steps[name]
             known = len(rec.output) + bool(rec.has_result) if rec is not None and rec.token is not None else 0
@@ -312,7 +331,9 @@ class StepCells:
             if rec.cached:
                 replay(before, lambda item: self.echo_display(item, name))
                 with self._lock:
-                    self._late.extend((name, p) for kind, p in after if kind == "display" and isinstance(p, dict))
+                    self._late.extend(
+                        (name, p) for kind, p in after if kind == "display" and isinstance(p, dict)
+                    )
             if shown is not None and rec.has_result:
                 self._preformatted = (rec.result, (shown.get("data") or {}, shown.get("metadata") or {}))
         self._story[name] = _marker(rec)
@@ -334,8 +355,13 @@ class StepCells:
             self._sent[name] = key
             update_display(Bundle(bundle), display_id=display_id)
         rec = self._record(name)
-        if (name in self._own_shown and name != self.own and rec is not None and rec.status in _SETTLED
-                and self._story.get(name) != _marker(rec)):
+        if (
+            name in self._own_shown
+            and name != self.own
+            and rec is not None
+            and rec.status in _SETTLED
+            and self._story.get(name) != _marker(rec)
+        ):
             # run again from another cell: the status output shows that run; what the cell's own run
             # displayed (its figures) is taken away (its printed text stays: streams cannot be updated).
             # Not while it runs: a replay (shared state) keeps its token, and what it shows stays.

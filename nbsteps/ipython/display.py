@@ -16,6 +16,7 @@
 - ``%steps show``: the static picture (the live widget of the run, if one is
   live), refreshed by every later run of the plan.
 """
+
 from __future__ import annotations
 
 import threading
@@ -184,8 +185,10 @@ def show(plan) -> None:
         from nbsteps.ipython.session import status_text
 
         print(status_text(plan))
-        print("nbsteps: the picture of the plan needs a Jupyter notebook; "
-              "%steps graph --output plan.svg writes the graph.")
+        print(
+            "nbsteps: the picture of the plan needs a Jupyter notebook; "
+            "%steps graph --output plan.svg writes the graph."
+        )
         return None
     shows = next((l for l in plan.listeners if isinstance(l, ShowDisplays) and l.plan is plan), None)
     if shows is None:

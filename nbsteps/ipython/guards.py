@@ -5,6 +5,7 @@
 - :func:`one_line_interrupts` wraps a magic so that Ctrl-C outside a run is a
   one-line :class:`~nbsteps.errors.StepsInterrupted` (no nbsteps frames).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,13 @@ from nbsteps.errors import StepsInterrupted
 def checked(check):
     """An argparse type from a check of nbsteps.model.step: a bad value is a
     usage error naming the option and the allowed range."""
+
     def parse(text):
         try:
             return check(text, "")
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+
     parse.__name__ = check.__name__.replace("check_", "")
     return parse
 
@@ -28,6 +31,7 @@ def checked(check):
 def one_line_interrupts(magic):
     """Ctrl-C anywhere in a magic is shown as one line, never with nbsteps'
     frames (a run's interrupt is already a StepsFailed with its summary)."""
+
     @functools.wraps(magic)
     def wrapper(*args, **kwargs):
         try:
@@ -36,4 +40,5 @@ def one_line_interrupts(magic):
             raise
         except KeyboardInterrupt:
             raise StepsInterrupted() from None
+
     return wrapper

@@ -7,6 +7,7 @@
 - tab completion: ``%steps`` subcommands, step names where a step is expected,
   and ``%%step --after`` step names.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -17,8 +18,17 @@ from nbsteps.run.attempt import capture
 _TAKE_STEPS = {"run", "plan", "reset", "remove", "undo"}
 _STEP_OPTIONS = {"--force", "--after"}
 _OPTIONS = {
-    "run": ["--workers", "--backend", "--address", "--fail-fast", "--rollback", "--force", "--force-all",
-            "--yes", "--allow-failures"],
+    "run": [
+        "--workers",
+        "--backend",
+        "--address",
+        "--fail-fast",
+        "--rollback",
+        "--force",
+        "--force-all",
+        "--yes",
+        "--allow-failures",
+    ],
     "plan": ["--force", "--force-all"],
     "graph": ["--format", "--output"],
     "mode": ["interactive", "plan"],
@@ -37,7 +47,9 @@ def route_displays(ip) -> None:
 
     def routed_publish(data, metadata=None, *args, **kwargs):
         cap = capture.active()
-        if cap is None or _WIDGET in (data or {}):  # a live widget (a progress bar) stays live, where the run is
+        if cap is None or _WIDGET in (
+            data or {}
+        ):  # a live widget (a progress bar) stays live, where the run is
             return publish(data, metadata, *args, **kwargs)
         transient = kwargs.get("transient") or {}
         cap.display(data, metadata, transient.get("display_id"), bool(kwargs.get("update")))
@@ -79,8 +91,11 @@ def complete_steps(line: str, subcommands) -> list[str]:
     if before in _VALUES:
         return [v for v in _VALUES[before] if v.startswith(current)]
     options = [o for o in _OPTIONS.get(cmd, []) if o.startswith(current)]
-    if cmd in _TAKE_STEPS or before in _STEP_OPTIONS or (current and not current.startswith("-")
-                                                         and cmd in ("run", "plan")):
+    if (
+        cmd in _TAKE_STEPS
+        or before in _STEP_OPTIONS
+        or (current and not current.startswith("-") and cmd in ("run", "plan"))
+    ):
         names = [n for n in step_names() if n.startswith(current) and n not in words[1:-1]]
         return names + (options if current.startswith("-") or not names else [])
     return options
@@ -95,8 +110,21 @@ def complete_step_cell(line: str) -> list[str]:
     if len(words) >= 3 and "--after" in words[2:-1]:
         return [n for n in step_names() if n.startswith(current)]
     if current.startswith("-"):
-        return [o for o in ("--after", "--retry", "--retry-delay", "--retry-on", "--timeout", "--optional",
-                            "--confirm", "--no-cache", "--define") if o.startswith(current)]
+        return [
+            o
+            for o in (
+                "--after",
+                "--retry",
+                "--retry-delay",
+                "--retry-on",
+                "--timeout",
+                "--optional",
+                "--confirm",
+                "--no-cache",
+                "--define",
+            )
+            if o.startswith(current)
+        ]
     return []
 
 

@@ -14,6 +14,7 @@ Not seen by this: code that looks names up by string (``globals()["df"]``,
 ``eval``), and tools that list the namespace (``%who``, variable inspectors)
 before anything used the name.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,11 @@ def names_used(cell: str, namespace: dict) -> set:
         if not isinstance(obj, (types.FunctionType, type)) or id(obj) in seen or not is_notebook_defined(obj):
             continue
         seen.add(id(obj))
-        codes = [obj.__code__] if isinstance(obj, types.FunctionType) else [
-            getattr(getattr(v, "__func__", v), "__code__", None) for v in vars(obj).values()]
+        codes = (
+            [obj.__code__]
+            if isinstance(obj, types.FunctionType)
+            else [getattr(getattr(v, "__func__", v), "__code__", None) for v in vars(obj).values()]
+        )
         for code in codes:
             if code is None:
                 continue

@@ -5,6 +5,7 @@ A failing step or an unfinished run ends the cell with a short
 :class:`~nbsteps.errors.StepsFailed` whose message is the summary, preceded by
 the user's own traceback; nbsteps' frames are never shown for a user mistake.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,10 +15,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from nbsteps import config
-from nbsteps.ipython import session
 from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted
 from nbsteps.formatting import safe_str
 from nbsteps.interrupts import deferred_interrupts
+from nbsteps.ipython import session
 from nbsteps.ipython.guards import checked, one_line_interrupts
 from nbsteps.ipython.options import SUBCOMMANDS, graph_args, plan_args, run_args, store_args
 from nbsteps.model.status import COMPLETED
@@ -111,7 +112,8 @@ def _parse_step_line(magic, line: str):
             suggestion = "_".join(names)
             raise UsageError(
                 f"%%step takes one step name, got {' '.join(names)!r}: a name has no spaces. "
-                f"Use letters, digits, _ and -, e.g. %%step {suggestion}") from None
+                f"Use letters, digits, _ and -, e.g. %%step {suggestion}"
+            ) from None
         raise
 
 
@@ -154,10 +156,16 @@ class StepMagics(Magics):
     @argument("name", help="step name: letters, digits, _ and -")
     @argument("--after", nargs="+", default=[], metavar="STEP", help="explicit upstream steps")
     @argument("--retry", type=checked(check_retry), default=0, help="extra attempts on failure (0-100)")
-    @argument("--retry-delay", type=checked(check_retry_delay), default=1.0,
-              help="first backoff delay in seconds (doubles; 0-86400)")
+    @argument(
+        "--retry-delay",
+        type=checked(check_retry_delay),
+        default=1.0,
+        help="first backoff delay in seconds (doubles; 0-86400)",
+    )
     @argument("--retry-on", default=None, help="only retry these exceptions (comma-separated names)")
-    @argument("--timeout", type=checked(check_timeout), default=None, help="fail the step after S seconds (> 0)")
+    @argument(
+        "--timeout", type=checked(check_timeout), default=None, help="fail the step after S seconds (> 0)"
+    )
     @argument("--optional", action="store_true", help="a failure blocks nothing downstream")
     @argument("--confirm", default=None, metavar="TEXT", help="ask before running the step")
     @argument("--no-cache", action="store_true", help="always execute, never restore a checkpoint")
@@ -176,9 +184,16 @@ class StepMagics(Magics):
         try:
             source = _python_source(self.shell, cell)
             step = plan.add_cell(
-                args.name, source, after=args.after, retry=args.retry, retry_delay=args.retry_delay,
-                retry_on=args.retry_on, timeout=args.timeout, optional=args.optional,
-                confirm=_unquote(args.confirm), cache=not args.no_cache,
+                args.name,
+                source,
+                after=args.after,
+                retry=args.retry,
+                retry_delay=args.retry_delay,
+                retry_on=args.retry_on,
+                timeout=args.timeout,
+                optional=args.optional,
+                confirm=_unquote(args.confirm),
+                cache=not args.no_cache,
             )
         except KeyboardInterrupt:
             raise StepsInterrupted(f"step {args.name} was not registered (or changed)") from None
@@ -197,8 +212,9 @@ class StepMagics(Magics):
         try:
             # the cell's own output area says how its step went; `nbsteps run` streams text lines to its log
             omit = step.name if cells is not None and not config.headless() else None
-            summary = self._run(plan, [step.name], quiet=True, omit=omit,
-                                yes=_yes_from_env(), **_run_options())
+            summary = self._run(
+                plan, [step.name], quiet=True, omit=omit, yes=_yes_from_env(), **_run_options()
+            )
         finally:
             if cells is not None:
                 cells.finish_own(step.name)
@@ -263,7 +279,7 @@ class StepMagics(Magics):
         if not parts:
             print(_steps_doc())
             return None
-        cmd, rest = parts[0], line.strip()[len(parts[0]):].strip()
+        cmd, rest = parts[0], line.strip()[len(parts[0]) :].strip()
         handler = getattr(self, f"_cmd_{cmd}", None)
         if handler is None:
             raise NbstepsError(
@@ -291,8 +307,13 @@ class StepMagics(Magics):
         a = parse_argstring(run_args, rest)
         plan = session.current()
         summary = self._run(
-            plan, a.targets or None, **_run_options(a.workers, a.backend, a.address),
-            fail_fast=a.fail_fast, rollback=a.rollback, force=a.force, force_all=a.force_all,
+            plan,
+            a.targets or None,
+            **_run_options(a.workers, a.backend, a.address),
+            fail_fast=a.fail_fast,
+            rollback=a.rollback,
+            force=a.force,
+            force_all=a.force_all,
             yes=a.yes or _yes_from_env(),
         )
         if not summary.ok and not a.allow_failures:
@@ -312,7 +333,9 @@ class StepMagics(Magics):
     def _cmd_export(self, rest: str):
         target = rest.strip()
         if not target:
-            raise NbstepsError("%steps export needs a file name: %steps export results.csv (.json .parquet .html)")
+            raise NbstepsError(
+                "%steps export needs a file name: %steps export results.csv (.json .parquet .html)"
+            )
         path = session.current().export(target)
         print(f"nbsteps: wrote {path}")
 
@@ -373,8 +396,11 @@ class StepMagics(Magics):
         limit = getattr(store, "max_size", None)
         from nbsteps.formatting import fmt_bytes
 
-        extra = f" (at most {fmt_bytes(limit)}, least recently used removed first)" \
-            if limit and a.max_size is not None else ""
+        extra = (
+            f" (at most {fmt_bytes(limit)}, least recently used removed first)"
+            if limit and a.max_size is not None
+            else ""
+        )
         print(f"nbsteps: checkpoints in {store.describe()}{extra}{_garbage_note(store)}")
 
 
@@ -393,8 +419,12 @@ def load_ipython_extension(ip) -> None:
     step_magics.route(ip)  # a magic inside a step reads and writes the step's namespace
     # a failed step's own exception is shown as IPython shows any exception
     # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
-    StepsFailed.format_error = staticmethod(lambda err: [
-        safe_str(line) for line in ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__)])
+    StepsFailed.format_error = staticmethod(
+        lambda err: [
+            safe_str(line)
+            for line in ip.InteractiveTB.structured_traceback(type(err), err, err.__traceback__)
+        ]
+    )
 
 
 def unload_ipython_extension(ip) -> None:

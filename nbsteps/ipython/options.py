@@ -1,5 +1,6 @@
 """The options of the ``%steps`` subcommands (``magic_arguments`` on plain
 functions; ``name=`` is what usage lines and errors call them)."""
+
 from __future__ import annotations
 
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -10,9 +11,15 @@ from nbsteps.model.step import check_workers
 
 @magic_arguments(name="steps run")
 @argument("targets", nargs="*", help="steps to run (with what they need); default: all")
-@argument("--workers", type=checked(check_workers), default=None,
-          help="parallel workers, >= 1 (default: widest level, max 8; on dask: steps in flight, max 256)")
-@argument("--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)")
+@argument(
+    "--workers",
+    type=checked(check_workers),
+    default=None,
+    help="parallel workers, >= 1 (default: widest level, max 8; on dask: steps in flight, max 256)",
+)
+@argument(
+    "--backend", choices=["threads", "dask"], default=None, help="default: threads (or NBSTEPS_BACKEND)"
+)
 @argument("--address", default=None, help="dask scheduler address (or use a Client in the session)")
 @argument("--fail-fast", action="store_true", help="stop scheduling at the first failure")
 @argument("--rollback", action="store_true", help="undo this run's completed steps when a step fails")
@@ -41,8 +48,12 @@ def graph_args(line):
 
 @magic_arguments(name="steps store")
 @argument("spec", nargs="?", default=None, help="memory, or a directory")
-@argument("--max-size", default=None, help="size limit of a directory store (500MB, 2GB; none: no limit); "
-          "past it the least recently used checkpoints are removed (default 10 GB)")
+@argument(
+    "--max-size",
+    default=None,
+    help="size limit of a directory store (500MB, 2GB; none: no limit); "
+    "past it the least recently used checkpoints are removed (default 10 GB)",
+)
 def store_args(line):
     """%steps store"""
 

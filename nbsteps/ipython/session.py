@@ -3,12 +3,12 @@
 One plan per process. With IPython it publishes into the shell's user
 namespace and summaries say ``%steps run``; without, it is a plain Plan.
 """
+
 from __future__ import annotations
 
-
 from nbsteps import config
-from nbsteps.plan import Plan
 from nbsteps.formatting import fmt_seconds
+from nbsteps.plan import Plan
 
 _plan: Plan | None = None
 _mode = "interactive"

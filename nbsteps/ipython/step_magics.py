@@ -36,6 +36,7 @@ What is process-wide stays process-wide, as in Run All: ``%cd`` changes the
 working directory and ``%env`` the environment of the whole kernel (steps
 running in parallel see it).
 """
+
 from __future__ import annotations
 
 from nbsteps.run.attempt import capture

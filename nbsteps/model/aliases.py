@@ -15,15 +15,33 @@ Which names are bound together, from the cell's top-level statements:
 - an object taken from another that keeps it (``ax = fig.add_subplot(...)``,
   ``fig = ax.figure``, ``ax2 = ax.twinx()``: :data:`LINKING`).
 """
+
 from __future__ import annotations
 
 import ast
 
 #: methods and attributes whose value belongs to (and refers back to) the object they are taken from
-LINKING = frozenset({
-    "add_subplot", "add_axes", "subplots", "subplot_mosaic", "gca", "gcf", "twinx", "twiny", "inset_axes",
-    "get_figure", "get_axes", "figure", "axes", "ax", "fig", "subfigures", "add_subfigure",
-})
+LINKING = frozenset(
+    {
+        "add_subplot",
+        "add_axes",
+        "subplots",
+        "subplot_mosaic",
+        "gca",
+        "gcf",
+        "twinx",
+        "twiny",
+        "inset_axes",
+        "get_figure",
+        "get_axes",
+        "figure",
+        "axes",
+        "ax",
+        "fig",
+        "subfigures",
+        "add_subfigure",
+    }
+)
 
 
 def _names(target) -> list[str]:

@@ -15,6 +15,7 @@ known from the cell's imports, else CONVENTIONS. **Warnings**: ``import *`` that
 
 {tables}
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,24 +37,62 @@ from nbsteps.errors import StepDefinitionError
 from nbsteps.model.aliases import alias_groups
 from nbsteps.model.fingerprint import code_digest
 from nbsteps.model.magic_names import capture_magic, run_script, store_magic
-from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
-    NO_GLOBAL_DRAWS, PURE_FUNCTIONS, PURE_METHODS, IN_PLACE_NONE, MUTATING_METHODS, DRAWS, AMBIGUOUS_DRAWS, IN_PLACE_ARG,
+    _AX_NAME,
+    _DATA_EXT,
+    _EXPAND_RE,
+    _NOT_INPUTS,
+    _PATH_KWARGS,
+    _PATH_RE,
+    _RNG_NAME,
+    AMBIGUOUS_DRAWS,
     CACHING_METHODS,
-    KNOWN_MODULES, CONVENTIONS, CALL_RULES, STORE_RULES, LOAD_RULES, FILE_READERS, FILE_WRITERS, SHELL_READERS,
-    SHELL_WRITERS, CODE_MAGICS, _PATH_KWARGS, _PATH_RE, _DATA_EXT, _RNG_NAME, _AX_NAME, _EXPAND_RE, _NOT_INPUTS,
+    CALL_RULES,
+    CODE_MAGICS,
+    CONVENTIONS,
+    DRAWS,
+    FILE_READERS,
+    FILE_WRITERS,
+    IN_PLACE_ARG,
+    IN_PLACE_NONE,
+    KNOWN_MODULES,
+    LOAD_RULES,
+    MUTATING_METHODS,
+    NO_GLOBAL_DRAWS,
+    PURE_FUNCTIONS,
+    PURE_METHODS,
+    SHELL_READERS,
+    SHELL_WRITERS,
+    STORE_RULES,
 )
+from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
 
 _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))  # names a cell may rebind
 
 
-__doc__ = __doc__ and __doc__.format(tables="\n".join(f"{k}: {' '.join(sorted(v))}." for k, v in [
-    ("PURE_FUNCTIONS", PURE_FUNCTIONS), ("PURE_METHODS", PURE_METHODS), ("MUTATING_METHODS", MUTATING_METHODS),
-    ("IN_PLACE_NONE", IN_PLACE_NONE),
-    ("DRAWS", DRAWS), ("AMBIGUOUS_DRAWS", AMBIGUOUS_DRAWS), ("IN_PLACE_ARG", IN_PLACE_ARG),
-    ("KNOWN_MODULES", KNOWN_MODULES), ("CONVENTIONS", [f"{k}={v}" for k, v in CONVENTIONS.items()]),
-    *((name, [f"{k}={'+'.join(x + '!' * e for x, e in v) or '-'}" for k, v in rules.items()])  # label! = effect
-      for name, rules in (("CALL_RULES", CALL_RULES), ("STORE_RULES", STORE_RULES)))]))
+__doc__ = __doc__ and __doc__.format(
+    tables="\n".join(
+        f"{k}: {' '.join(sorted(v))}."
+        for k, v in [
+            ("PURE_FUNCTIONS", PURE_FUNCTIONS),
+            ("PURE_METHODS", PURE_METHODS),
+            ("MUTATING_METHODS", MUTATING_METHODS),
+            ("IN_PLACE_NONE", IN_PLACE_NONE),
+            ("DRAWS", DRAWS),
+            ("AMBIGUOUS_DRAWS", AMBIGUOUS_DRAWS),
+            ("IN_PLACE_ARG", IN_PLACE_ARG),
+            ("KNOWN_MODULES", KNOWN_MODULES),
+            ("CONVENTIONS", [f"{k}={v}" for k, v in CONVENTIONS.items()]),
+            *(
+                (
+                    name,
+                    [f"{k}={'+'.join(x + '!' * e for x, e in v) or '-'}" for k, v in rules.items()],
+                )  # label! = effect
+                for name, rules in (("CALL_RULES", CALL_RULES), ("STORE_RULES", STORE_RULES))
+            ),
+        ]
+    )
+)
 
 
 def _lookup(table: dict, path: str):
@@ -77,8 +116,13 @@ def _parse(source: str | None, mode: str = "exec"):
 
 
 def _pathlike(s: str | None, known: bool) -> bool:
-    return bool(s and len(s) < 256 and "://" not in s and _PATH_RE.match(s)
-                and (known or "/" in s or _DATA_EXT.search(s)))
+    return bool(
+        s
+        and len(s) < 256
+        and "://" not in s
+        and _PATH_RE.match(s)
+        and (known or "/" in s or _DATA_EXT.search(s))
+    )
 
 
 def _strip_options(magic: str, line: str) -> str:
@@ -120,11 +164,17 @@ class CellWalker(Walker):
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
         if not self.opaque:
-            self.opaque = (path.partition(".")[0] not in NO_GLOBAL_DRAWS if path else
-                           func.id not in PURE_FUNCTIONS and func.id not in _NOT_INPUTS if type(func) is ast.Name
-                           else type(func) is not ast.Attribute or func.attr not in PURE_METHODS)
+            self.opaque = (
+                path.partition(".")[0] not in NO_GLOBAL_DRAWS
+                if path
+                else func.id not in PURE_FUNCTIONS and func.id not in _NOT_INPUTS
+                if type(func) is ast.Name
+                else type(func) is not ast.Attribute or func.attr not in PURE_METHODS
+            )
         for k in node.keywords:  # f(X, random_state=rng): the callee draws from the generator
-            self.mutate(k.value.id) if k.arg in ("random_state", "rng") and type(k.value) is ast.Name else None
+            self.mutate(k.value.id) if k.arg in ("random_state", "rng") and type(
+                k.value
+            ) is ast.Name else None
         if path:
             self.module_call(path, node, used)
         elif type(func) is ast.Name:
@@ -158,7 +208,10 @@ class CellWalker(Walker):
         elif name in ("globals", "locals", "vars") and not node.args:
             self.warnings.append(f"nbsteps cannot see names used through {name}() (line {node.lineno}).")
         elif name == "open" and node.args and _pathlike(_literal(node.args[0]), True):
-            mode = [_literal(a) or "" for a in node.args[1:2] + [k.value for k in node.keywords if k.arg == "mode"]]
+            mode = [
+                _literal(a) or ""
+                for a in node.args[1:2] + [k.value for k in node.keywords if k.arg == "mode"]
+            ]
             self.label("file:" + os.path.normpath(node.args[0].value), bool(set("".join(mode)) & set("wax+")))
         elif name not in PURE_FUNCTIONS and not used:
             self.mutate_args(node)
@@ -169,9 +222,11 @@ class CellWalker(Walker):
         if meth in ("plot", "hist", "boxplot") or (type(recv) is ast.Attribute and recv.attr == "plot"):
             # ax.plot(...) changes that axes; df.plot(), s.hist() draw with pyplot
             self.mutate(root) if root and _AX_NAME.match(root) else self.label("pyplot")
-        elif ((meth in MUTATING_METHODS and not (used and meth in IN_PLACE_NONE))
-              or (meth.endswith("_") and not meth.endswith("__"))
-              or getattr(keywords.get("inplace"), "value", None) is True):
+        elif (
+            (meth in MUTATING_METHODS and not (used and meth in IN_PLACE_NONE))
+            or (meth.endswith("_") and not meth.endswith("__"))
+            or getattr(keywords.get("inplace"), "value", None) is True
+        ):
             self.mutate(root)
         elif meth in DRAWS and (meth not in AMBIGUOUS_DRAWS or (root and _RNG_NAME.search(root))):
             self.mutate(root)  # a draw advances the generator, even when the result is used
@@ -180,7 +235,9 @@ class CellWalker(Walker):
         if meth in CACHING_METHODS and used and root and type(recv) is ast.Name:
             self.cached_on.add(root)  # res.predict(...): keeps notebook order with other such calls on res
         if used and root and (meth in CACHING_METHODS or meth not in PURE_METHODS):
-            self.called_on.add(root)  # res.append(...) may keep state on res.model: see nbsteps.run.upstream_caches
+            self.called_on.add(
+                root
+            )  # res.append(...) may keep state on res.model: see nbsteps.run.upstream_caches
         if meth in IN_PLACE_ARG:
             self.mutate_args(node, first=True)  # rng.shuffle(a)
         for name in re.findall(r"@([A-Za-z_]\w*)", first or "") if meth in ("query", "eval") else ():
@@ -189,7 +246,11 @@ class CellWalker(Walker):
         self.files(meth, recv if pathlib else node, pathlib)  # Path("out").mkdir(); df.rename("x") is no file
 
     def files(self, name: str, node, trusted: bool = True) -> None:
-        if not (node.args or node.keywords) or name in PURE_FUNCTIONS or name in ("write", "writelines", "chdir"):
+        if (
+            not (node.args or node.keywords)
+            or name in PURE_FUNCTIONS
+            or name in ("write", "writelines", "chdir")
+        ):
             return
         writer = name in FILE_WRITERS or name.startswith(("save", "write", "dump"))
         known = trusted and (writer or name in FILE_READERS or name.startswith(("read_", "load")))
@@ -204,20 +265,27 @@ class CellWalker(Walker):
             return self.warnings.append(f"{text}; use the names directly (or order steps with --after).")
         self.visit_all(tree.body if name == "exec" else [tree.body])
         names = ", ".join(sorted({n.id for n in ast.walk(tree) if type(n) is ast.Name})) or "no names"
-        self.warnings.append(f"{text} (its literal string was read as code: {names}; a string built at run time "
-                             f"is invisible).")
+        self.warnings.append(
+            f"{text} (its literal string was read as code: {names}; a string built at run time is invisible)."
+        )
 
     def on_import_star(self, module: str, level: int) -> list:
         """The names ``from module import *`` binds (importing the module if needed), else a warning."""
         why = "it is a relative import" if level else "it cannot be found"
         try:
-            mod = None if level else sys.modules.get(module) or (
-                importlib.util.find_spec(module) and importlib.import_module(module))
+            mod = (
+                None
+                if level
+                else sys.modules.get(module)
+                or (importlib.util.find_spec(module) and importlib.import_module(module))
+            )
         except (Exception, SystemExit) as exc:  # any failure means the names are unknown
             mod, why = None, f"importing it failed: {type(exc).__name__}"
         if not mod:
-            self.warnings.append(f"from {'.' * level}{module} import *: nbsteps cannot list the names it binds "
-                                 f"({why}); import the names explicitly.")
+            self.warnings.append(
+                f"from {'.' * level}{module} import *: nbsteps cannot list the names it binds "
+                f"({why}); import the names explicitly."
+            )
             return []
         names = getattr(mod, "__all__", None)
         names = [n for n in dir(mod) if not n.startswith("_")] if names is None else list(names)
@@ -229,15 +297,23 @@ class CellWalker(Walker):
         if not (type(v) is ast.Call and getattr(v.func, "id", None) == "get_ipython"):
             return False
         args = [_literal(a) for a in node.args]
-        handler, n = {"run_line_magic": (self.line_magic, 2), "run_cell_magic": (self.cell_magic, 3),
-                      "system": (self.shell, 1), "getoutput": (self.shell, 1)}.get(func.attr, (None, 0))
-        handler(*args[:n]) if handler and len(args) >= n and None not in args[:n] else self.visit_all(node.args)
+        handler, n = {
+            "run_line_magic": (self.line_magic, 2),
+            "run_cell_magic": (self.cell_magic, 3),
+            "system": (self.shell, 1),
+            "getoutput": (self.shell, 1),
+        }.get(func.attr, (None, 0))
+        handler(*args[:n]) if handler and len(args) >= n and None not in args[:n] else self.visit_all(
+            node.args
+        )
         return True
 
     def code(self, source: str, binds: bool = True) -> None:
         body = getattr(_parse(source), "body", [])
         names, glob, nonloc = collect(body)  # %timeit runs the code in a function: its names stay there
-        self.visit_all(body) if binds else self.enter(Scope(FUNCTION, self.scope, names - glob - nonloc, glob), body)
+        self.visit_all(body) if binds else self.enter(
+            Scope(FUNCTION, self.scope, names - glob - nonloc, glob), body
+        )
 
     def line_magic(self, magic: str, line: str) -> None:
         if magic in CODE_MAGICS:
@@ -276,7 +352,8 @@ class CellWalker(Walker):
         for tok in tokens[1:]:
             redirect, tok = redirect or tok.startswith(">"), tok.lstrip(">")
             if tok[:1] not in ("", "-", "|", "&", ";") and (
-                    redirect or _pathlike(tok, writer or os.path.basename(tokens[0]) in SHELL_READERS)):
+                redirect or _pathlike(tok, writer or os.path.basename(tokens[0]) in SHELL_READERS)
+            ):
                 self.label("file:" + os.path.normpath(tok), writer or redirect)
                 redirect = False
 
@@ -292,13 +369,15 @@ class CellAnalysis:
     digest: str  # of the normalised source (comments and layout ignored)
     body: CodeType
     result: CodeType | None
-    state: frozenset = frozenset()    # labels of process-wide state the cell touches
+    state: frozenset = frozenset()  # labels of process-wide state the cell touches
     effects: frozenset = frozenset()  # the labels it writes (seeding, styling, chdir, files written...)
-    warnings: tuple = ()              # what nbsteps cannot see (exec, import * it cannot list)
-    opaque: bool = False              # calls library or notebook code that might draw from a global generator
-    groups: tuple = ()                # outputs bound to one object graph (nbsteps.model.aliases)
+    warnings: tuple = ()  # what nbsteps cannot see (exec, import * it cannot list)
+    opaque: bool = False  # calls library or notebook code that might draw from a global generator
+    groups: tuple = ()  # outputs bound to one object graph (nbsteps.model.aliases)
     cached_on: frozenset = frozenset()  # inputs whose caching methods it calls (rules.CACHING_METHODS)
-    called_on: frozenset = frozenset()  # inputs (not mutated) whose methods it calls, results used, not PURE_METHODS
+    called_on: frozenset = (
+        frozenset()
+    )  # inputs (not mutated) whose methods it calls, results used, not PURE_METHODS
     shadowable: frozenset = frozenset()  # builtins it reads (input, len...): a step above may rebind them
     #: the functions it defines -> the global names they read that the cell does not bind: a cell
     #: calling one reads them at call time, from the steps above it (``def f(): return k * 2``, k below)
@@ -320,27 +399,47 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
             body, result = body[:-1], ast.Expression(body=body[-1].value)
         # top-level await allowed; dont_inherit: nbsteps' own __future__ imports must not reach step code
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        body_code = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, dont_inherit=True)
-        result_code = compile(result, filename, "eval", flags, dont_inherit=True) if result is not None else None
+        body_code = compile(
+            ast.Module(body=body, type_ignores=[]), filename, "exec", flags, dont_inherit=True
+        )
+        result_code = (
+            compile(result, filename, "eval", flags, dont_inherit=True) if result is not None else None
+        )
     except SyntaxError as exc:  # also 'return' outside function, found when compiling
         where = f"line {exc.lineno}" + (f": {exc.text.strip()}" if (exc.text or "").strip() else "")
         keep = "; the previous definition of it (if any) stays registered." if what == "step" else "."
-        raise StepDefinitionError(f"syntax error in {what} {name!r} at {where} ({exc.msg}). Fix the cell and run "
-                                  f"it again{keep}") from None
+        raise StepDefinitionError(
+            f"syntax error in {what} {name!r} at {where} ({exc.msg}). Fix the cell and run it again{keep}"
+        ) from None
     # register the source so tracebacks through the step show its lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     mutated = frozenset(walker.mutated)
     inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
     shadowable = frozenset(n for n in walker.inputs if n in _BUILTINS)
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
-    return CellAnalysis(source, filename, inputs, tuple(walker.outputs), mutated, result_code is not None, digest,
-                        body_code, result_code, frozenset(walker.state), frozenset(walker.effects),
-                        tuple(dict.fromkeys(walker.warnings)), walker.opaque,
-                        alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
-                        frozenset(n for n in walker.cached_on if n in inputs),
-                        frozenset(n for n in walker.called_on if n in inputs and n not in mutated), shadowable,
-                        tuple((n, frozenset(r for r in f.reads if r not in walker.bound and r not in _NOT_INPUTS))
-                              for n, f in sorted(walker.funcs.items())))
+    return CellAnalysis(
+        source,
+        filename,
+        inputs,
+        tuple(walker.outputs),
+        mutated,
+        result_code is not None,
+        digest,
+        body_code,
+        result_code,
+        frozenset(walker.state),
+        frozenset(walker.effects),
+        tuple(dict.fromkeys(walker.warnings)),
+        walker.opaque,
+        alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
+        frozenset(n for n in walker.cached_on if n in inputs),
+        frozenset(n for n in walker.called_on if n in inputs and n not in mutated),
+        shadowable,
+        tuple(
+            (n, frozenset(r for r in f.reads if r not in walker.bound and r not in _NOT_INPUTS))
+            for n, f in sorted(walker.funcs.items())
+        ),
+    )
 
 
 def run_code(code: CodeType, ns: dict):
@@ -350,6 +449,7 @@ def run_code(code: CodeType, ns: dict):
     if code.co_flags & inspect.CO_COROUTINE:
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
+
         pool = ThreadPoolExecutor(1, thread_name_prefix="nbsteps-await")
         try:
             # in this context: the step's capture and namespace (nbsteps.run.attempt.capture) hold there too
@@ -366,7 +466,9 @@ def analyse(cell_source: str, transform=None) -> Analysis:
     """What nbsteps sees in a cell's text (a first ``%%step`` line is skipped), after *transform*
     (IPython's input transformer, given by :func:`nbsteps.analyse`): sets ``inputs``, ``outputs``,
     ``mutated``, ``state``, ``effects``; ``warnings``; ``has_result``."""
-    text = cell_source.lstrip().partition("\n")[2] if cell_source.lstrip().startswith("%%step") else cell_source
+    text = (
+        cell_source.lstrip().partition("\n")[2] if cell_source.lstrip().startswith("%%step") else cell_source
+    )
     if transform is not None:
         text = transform(text)
     r = analyse_cell("cell", text, what="cell")

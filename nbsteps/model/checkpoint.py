@@ -5,6 +5,7 @@ A checkpoint read from a directory store may hold its values as
 :class:`LazyValues`: the names are known, each value is read (and verified) the
 first time it is asked for, and only once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,8 +33,15 @@ class LazyValues(Mapping):
 
     __slots__ = ("_names", "_load", "_values", "_lock", "_result_is", "has_result", "describe")
 
-    def __init__(self, names: "list[str]", load: Callable[["str | None"], Any], *, has_result: bool = False,
-                 result_is: "str | None" = None, describe: str = "") -> None:
+    def __init__(
+        self,
+        names: "list[str]",
+        load: Callable[["str | None"], Any],
+        *,
+        has_result: bool = False,
+        result_is: "str | None" = None,
+        describe: str = "",
+    ) -> None:
         self._names = tuple(names)
         self._load = load
         self._values: dict = {}

@@ -15,6 +15,7 @@ when no name links them (edge kinds ``state`` and ``order``, their labels in
 ``--after`` and function-step parameters add explicit edges; a cycle (only
 possible through them) is rejected with the cycle named.
 """
+
 from __future__ import annotations
 
 import graphlib
@@ -39,9 +40,9 @@ class Dependencies:
         self.deps: dict[str, dict[str, str]] = {}
         self.sources: dict[str, dict[str, str]] = {}
         self.writers: dict[str, list[str]] = {}
-        self.readers: dict[str, set[str]] = {}   # name -> steps that read it
-        self.referenced: set[str] = set()         # step names used in after/params
-        self.position: dict[str, int] = {}       # notebook order
+        self.readers: dict[str, set[str]] = {}  # name -> steps that read it
+        self.referenced: set[str] = set()  # step names used in after/params
+        self.position: dict[str, int] = {}  # notebook order
         self.state_labels: dict[tuple[str, str], list[str]] = {}  # (up, down) -> shared state
         # state label -> (lowest step that changed it, steps using it since)
         self.state_chain: dict[str, tuple["str | None", list[str]]] = {}
@@ -195,7 +196,9 @@ def _cache_calls(g: Dependencies, step: Step, deps: dict[str, str], sources: dic
         g.callers[key] = step.name
 
 
-def _changed_after_readers(g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str]) -> None:
+def _changed_after_readers(
+    g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str]
+) -> None:
     """A step that changes a name in place comes after the steps above it that read
     the same version (``order`` edges: nothing stale, nothing blocked): what they made
     may view it (``a = x[2:]``, masked arrays), and sees the change in Run All."""
@@ -249,9 +252,16 @@ def link_called(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -
         seen.add(n)
         ws = g.writers.get(n)
         src = nearest_above(ws, g.position, pos) if ws else None
-        reads = dict(steps[src].analysis.func_reads).get(n, ()) if src in steps and steps[src].analysis else ()
+        reads = (
+            dict(steps[src].analysis.func_reads).get(n, ()) if src in steps and steps[src].analysis else ()
+        )
         for r in reads:
-            if r not in own and r not in a.inputs and g.writers.get(r) and nearest_above(g.writers[r], g.position, pos):
+            if (
+                r not in own
+                and r not in a.inputs
+                and g.writers.get(r)
+                and nearest_above(g.writers[r], g.position, pos)
+            ):
                 found.add(r)
             todo.append(r)  # a function it calls
     step.called_reads = frozenset(found)

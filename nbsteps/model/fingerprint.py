@@ -7,6 +7,7 @@ small arrays and frames), and the code of functions and classes defined in the
 notebook that it calls, followed transitively. The parts are kept separately so
 that a plan can say why a step is stale.
 """
+
 from __future__ import annotations
 
 import hashlib

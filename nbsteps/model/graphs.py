@@ -4,6 +4,7 @@ Orders come from the plan (a topological order: dependencies first); ``ups``
 gives the upstream steps of a step *within the selection*. Cycle detection and
 the scheduling loop use :mod:`graphlib` directly.
 """
+
 from __future__ import annotations
 
 from collections import Counter

@@ -13,6 +13,7 @@ as a cell's own assignments are, and what it reads there is its input:
   ``ipython:store``); ``%store -r x`` binds ``x`` (and reads the database);
 - ``%%capture out`` binds ``out`` (after its body ran).
 """
+
 from __future__ import annotations
 
 import ast
@@ -70,9 +71,11 @@ def run_script(walker, line: str) -> None:
         tree = _parse_file(path)
     if tree is None:
         what = f"-m {script}" if "m" in opts else (script or "")
-        walker.warnings.append(f"%run {what}: nbsteps cannot list the names the script binds (it cannot read it "
-                               f"when the step is registered); a step reading them should name this one with "
-                               f"--after.")
+        walker.warnings.append(
+            f"%run {what}: nbsteps cannot list the names the script binds (it cannot read it "
+            f"when the step is registered); a step reading them should name this one with "
+            f"--after."
+        )
         return
     if "i" in opts:  # runs in the namespace: reads and binds there, as the cell's own code
         walker.visit_all(tree.body)
@@ -89,8 +92,9 @@ def store_magic(walker, line: str) -> None:
     if "r" in flags:
         walker.label("ipython:store")
         if not names:
-            walker.warnings.append("%store -r: nbsteps cannot list the names it restores; name them: "
-                                   "%store -r NAME ...")
+            walker.warnings.append(
+                "%store -r: nbsteps cannot list the names it restores; name them: %store -r NAME ..."
+            )
         for name in names:
             if name.isidentifier():
                 walker.store(name)

@@ -1,12 +1,13 @@
 """A step's record: what happened to it (status, attempts, timing, result or error)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbsteps.formatting import clean_text, error_text
-from nbsteps.model.checkpoint import LAZY
 from nbsteps.model import status as _lifecycle
+from nbsteps.model.checkpoint import LAZY
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
 
 
@@ -28,7 +29,7 @@ class StepRecord:
     result: Any = None
     has_result: bool = False
     outputs: dict = field(default_factory=dict)
-    started: float | None = None   # time.time()
+    started: float | None = None  # time.time()
     finished: float | None = None
     duration: float | None = None  # seconds of the successful (or last) attempt
     fingerprint: str | None = None
@@ -52,14 +53,24 @@ class StepRecord:
     def reset(self, message: str = "") -> None:
         """Back to ``pending`` with nothing kept (checkpoint dropped, undone)."""
         self.status, self.cached, self.stale, self.outputs, self.result = PENDING, False, False, {}, None
-        self.has_result, self.fingerprint, self.token, self.error, self.traceback = False, None, None, None, ""
+        self.has_result, self.fingerprint, self.token, self.error, self.traceback = (
+            False,
+            None,
+            None,
+            None,
+            "",
+        )
         self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
         self.message, self.output, self.confirming = message, (), ""
 
     def restore(self, checkpoint, fingerprint: str) -> None:
         """``completed`` from *checkpoint*, without executing (``cached``)."""
         self.status, self.cached, self.stale = COMPLETED, True, False
-        self.outputs, self.result, self.has_result = checkpoint.outputs, checkpoint.result, checkpoint.has_result
+        self.outputs, self.result, self.has_result = (
+            checkpoint.outputs,
+            checkpoint.result,
+            checkpoint.has_result,
+        )
         # (a lazy checkpoint's result is LAZY: resolved on first access, see below)
         self.fingerprint, self.error, self.traceback, self.message = fingerprint, None, "", ""
         self.token = (checkpoint.parts or {}).get("token", fingerprint)
@@ -133,5 +144,8 @@ def _set_status(self: StepRecord, value: Status) -> None:
 
 # properties set after the dataclass is made: the generated __init__ assigns through them
 StepRecord.result = property(_get_result, _set_result, doc="The step's result (its last expression's value).")
-StepRecord.status = property(_get_status, _set_status,
-                             doc="Where the step is in its life (see nbsteps.model.status for the transitions).")
+StepRecord.status = property(
+    _get_status,
+    _set_status,
+    doc="Where the step is in its life (see nbsteps.model.status for the transitions).",
+)

@@ -9,6 +9,7 @@ outside it, and a walrus in it binds in the enclosing function or the cell. A ``
 called: a :class:`Summary` of its reads, ``global`` writes and changes applies where the cell uses its
 name (transitively); globals read by functions never used are inputs too. Methods share one summary.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,10 +19,17 @@ _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _COMPS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _SKIP = frozenset(("ctx", "op", "ops", "type_comment", "kind"))
 # evaluation order where it differs from the order of the fields
-_ORDER = {ast.Assign: ("value", "targets"), ast.For: ("iter", "target", "body", "orelse"),
-          ast.AsyncFor: ("iter", "target", "body", "orelse"), ast.NamedExpr: ("value", "target")}
-_FIELDS = {c: tuple(f for f in _ORDER.get(c, c._fields) if f not in _SKIP)  # the fields to walk, by node class
-           for c in vars(ast).values() if isinstance(c, type) and issubclass(c, ast.AST)}
+_ORDER = {
+    ast.Assign: ("value", "targets"),
+    ast.For: ("iter", "target", "body", "orelse"),
+    ast.AsyncFor: ("iter", "target", "body", "orelse"),
+    ast.NamedExpr: ("value", "target"),
+}
+_FIELDS = {
+    c: tuple(f for f in _ORDER.get(c, c._fields) if f not in _SKIP)  # the fields to walk, by node class
+    for c in vars(ast).values()
+    if isinstance(c, type) and issubclass(c, ast.AST)
+}
 
 
 class Scope:
@@ -29,7 +37,10 @@ class Scope:
 
     def __init__(self, kind, parent, local=frozenset(), glob=frozenset(), nonloc=frozenset(), summary=None):
         self.kind, self.parent, self.locals, self.globals, self.nonlocals = kind, parent, local, glob, nonloc
-        self.summary, self.bound = summary, set()  # a top-level def's Summary; a class body's names bound so far
+        self.summary, self.bound = (
+            summary,
+            set(),
+        )  # a top-level def's Summary; a class body's names bound so far
 
 
 class Summary:
@@ -38,21 +49,29 @@ class Summary:
     __slots__ = ("reads", "writes", "mutates", "params", "param_mut", "state", "effects", "applied")
 
     def __init__(self, params=()):
-        self.reads, self.writes, self.mutates, self.param_mut, self.state, self.effects = (set() for _ in range(6))
+        self.reads, self.writes, self.mutates, self.param_mut, self.state, self.effects = (
+            set() for _ in range(6)
+        )
         self.params, self.applied = params, False  # param_mut: the parameters whose argument it changes
 
 
 def arg_names(args: ast.arguments) -> tuple:
-    return tuple(a.arg for a in args.posonlyargs + args.args + [args.vararg] + args.kwonlyargs + [args.kwarg] if a)
+    return tuple(
+        a.arg for a in args.posonlyargs + args.args + [args.vararg] + args.kwonlyargs + [args.kwarg] if a
+    )
 
 
 def arg_exprs(node) -> list:
     """Decorators, defaults and annotations of a def or lambda: evaluated where it is defined."""
     args = node.args
     every = args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]
-    return (getattr(node, "decorator_list", []) + args.defaults + [d for d in args.kw_defaults if d is not None]
-            + [a.annotation for a in every if a is not None and a.annotation is not None]
-            + [r for r in (getattr(node, "returns", None),) if r is not None])
+    return (
+        getattr(node, "decorator_list", [])
+        + args.defaults
+        + [d for d in args.kw_defaults if d is not None]
+        + [a.annotation for a in every if a is not None and a.annotation is not None]
+        + [r for r in (getattr(node, "returns", None),) if r is not None]
+    )
 
 
 def children(node) -> list:
@@ -82,8 +101,11 @@ def collect(body) -> tuple:
         elif t in _DEFS or t is ast.Lambda:
             if t is not ast.Lambda:
                 names.add(node.name)
-            extra = node.decorator_list + node.bases + [k.value for k in node.keywords] if t is ast.ClassDef \
+            extra = (
+                node.decorator_list + node.bases + [k.value for k in node.keywords]
+                if t is ast.ClassDef
                 else arg_exprs(node)
+            )
             stack += [(e, in_comp) for e in extra]
         elif t in _COMPS:
             gens = node.generators
@@ -121,7 +143,7 @@ class Walker:
 
     def __init__(self) -> None:
         self.scope = Scope(MODULE, None)
-        self.sink: Summary | None = None     # receives the global effects of the def body being walked
+        self.sink: Summary | None = None  # receives the global effects of the def body being walked
         self.defsink: Summary | None = None  # the summary of a top-level class's methods
         self.bound, self.inputs, self.mutated, self.state, self.effects = set(), set(), set(), set(), set()
         self.outputs, self.funcs, self.aliases = {}, {}, {}  # funcs: name -> Summary; aliases: name -> module
@@ -326,8 +348,14 @@ class Walker:
         fresh = self.sink is None and self.defsink is None
         summary = Summary(params) if fresh else (self.sink or self.defsink)
         names, glob, nonloc = collect(node.body)
-        scope = Scope(FUNCTION, self.scope, (names | set(params)) - glob - nonloc, glob, nonloc,
-                      summary if fresh else None)
+        scope = Scope(
+            FUNCTION,
+            self.scope,
+            (names | set(params)) - glob - nonloc,
+            glob,
+            nonloc,
+            summary if fresh else None,
+        )
         self.enter(scope, node.body, (summary, None))
         self.store(node.name, summary if fresh else None)
 
@@ -375,7 +403,9 @@ class Walker:
         for a in node.names if mod != "__future__" else ():
             star = a.name == "*"
             for name in self.on_import_star(mod, node.level) if star else [a.name]:
-                self.store(name if star else (a.asname or name), alias=None if node.level else f"{mod}.{name}")
+                self.store(
+                    name if star else (a.asname or name), alias=None if node.level else f"{mod}.{name}"
+                )
 
     def visit_MatchAs(self, node) -> None:  # also MatchStar and MatchMapping: capture patterns
         self.visit_all(children(node))
@@ -389,8 +419,9 @@ class Walker:
 def _dispatch_table(cls) -> dict:
     """AST node class -> visit method of *cls* (a subclass may override them); leaves need no walk."""
     names = [n for n in dir(cls) if n.startswith("visit_") and isinstance(getattr(ast, n[6:], None), type)]
-    leaves = dict.fromkeys((ast.Constant, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal),
-                           lambda walker, node: None)
+    leaves = dict.fromkeys(
+        (ast.Constant, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal), lambda walker, node: None
+    )
     table = {getattr(ast, n[6:]): getattr(cls, n) for n in names}
     return table | dict.fromkeys(_COMPS, cls.visit_comprehension_node) | leaves
 

@@ -25,6 +25,7 @@ step above has touched a global generator, a step that calls such code
 (:func:`may_draw`) keeps its notebook order with the other random steps (``order``
 edges, labelled ``<generator>?``): a parallel run draws what Run All draws.
 """
+
 from __future__ import annotations
 
 #: labels whose every use changes the state (a draw advances the generator)

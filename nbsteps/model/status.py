@@ -65,6 +65,7 @@ Words for why a step runs
   **kept**: completed as this kernel already holds it, not executed;
   **executed**: ran in this run. ``record.cached`` is true for restored and kept.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -97,7 +98,12 @@ class Status(str, Enum):
 
 
 PENDING, RUNNING, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED = (
-    Status.PENDING, Status.RUNNING, Status.RETRYING, Status.COMPLETED, Status.FAILED, Status.BLOCKED,
+    Status.PENDING,
+    Status.RUNNING,
+    Status.RETRYING,
+    Status.COMPLETED,
+    Status.FAILED,
+    Status.BLOCKED,
     Status.CANCELLED,
 )
 #: every status, in the order views list them
@@ -110,12 +116,24 @@ UNSUCCESSFUL = frozenset({FAILED, BLOCKED, CANCELLED})
 ACTIVE = frozenset({PENDING, RUNNING, RETRYING})
 
 #: the allowed changes of a step's status (see the module doc); ``-> pending`` from any status too
-TRANSITIONS = frozenset({
-    (PENDING, RUNNING), (RUNNING, RETRYING), (RETRYING, RUNNING),
-    (RUNNING, COMPLETED), (RUNNING, FAILED), (RUNNING, CANCELLED),
-    (RETRYING, CANCELLED), (RETRYING, FAILED),
-    (PENDING, COMPLETED), (PENDING, BLOCKED), (PENDING, CANCELLED), (PENDING, FAILED),
-} | {(s, PENDING) for s in Status} | {(s, s) for s in Status})
+TRANSITIONS = frozenset(
+    {
+        (PENDING, RUNNING),
+        (RUNNING, RETRYING),
+        (RETRYING, RUNNING),
+        (RUNNING, COMPLETED),
+        (RUNNING, FAILED),
+        (RUNNING, CANCELLED),
+        (RETRYING, CANCELLED),
+        (RETRYING, FAILED),
+        (PENDING, COMPLETED),
+        (PENDING, BLOCKED),
+        (PENDING, CANCELLED),
+        (PENDING, FAILED),
+    }
+    | {(s, PENDING) for s in Status}
+    | {(s, s) for s in Status}
+)
 
 #: check every status change against TRANSITIONS (NBSTEPS_CHECK_TRANSITIONS=1; the test suite sets it)
 STRICT = config.check_transitions()

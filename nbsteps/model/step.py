@@ -1,4 +1,5 @@
 """A step: what to run (a cell's source or a function) with its options."""
+
 from __future__ import annotations
 
 import inspect
@@ -13,7 +14,6 @@ from nbsteps.model.analysis import CellAnalysis, analyse_cell
 from nbsteps.model.fingerprint import code_digest
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
-
 
 
 def check_name(name: str, what: str = "step name") -> str:
@@ -90,9 +90,14 @@ class Step:
     @property
     def options(self) -> dict:
         return {
-            "after": list(self.after), "retry": self.retry, "retry_delay": self.retry_delay,
-            "retry_on": list(self.retry_on), "timeout": self.timeout, "optional": self.optional,
-            "confirm": self.confirm, "cache": self.cache,
+            "after": list(self.after),
+            "retry": self.retry,
+            "retry_delay": self.retry_delay,
+            "retry_on": list(self.retry_on),
+            "timeout": self.timeout,
+            "optional": self.optional,
+            "confirm": self.confirm,
+            "cache": self.cache,
         }
 
 
@@ -220,8 +225,13 @@ def _options(name: str, o: dict) -> dict:
     except ValueError as exc:
         raise StepDefinitionError(f"step {name!r}: {exc}.") from None
     return dict(
-        after=after, retry=retry, retry_delay=retry_delay, retry_on=_retry_on(name, o.get("retry_on")),
-        timeout=timeout, optional=bool(o.get("optional", False)), confirm=o.get("confirm") or None,
+        after=after,
+        retry=retry,
+        retry_delay=retry_delay,
+        retry_on=_retry_on(name, o.get("retry_on")),
+        timeout=timeout,
+        optional=bool(o.get("optional", False)),
+        confirm=o.get("confirm") or None,
         cache=bool(o.get("cache", True)),
     )
 

@@ -9,6 +9,7 @@ followed by a ``confirmed`` event, or by the step's ``cancelled`` one. The
 question itself is asked by the *confirm* callable the frontend gave
 (IPython's ``input()`` in a notebook); nothing here knows about it.
 """
+
 from __future__ import annotations
 
 from nbsteps.run import events as ev

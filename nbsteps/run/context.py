@@ -23,6 +23,7 @@ receive this context, never the Plan. It holds:
 The graph queries (:meth:`order`, :meth:`dependencies`, :meth:`upstream`...)
 read ``deps``; they are here because every layer above the model asks them.
 """
+
 from __future__ import annotations
 
 import threading
@@ -40,7 +41,9 @@ from nbsteps.run import events as ev
 class RunContext:
     """State and services of one plan, for the layers below the Plan facade (see module doc)."""
 
-    def __init__(self, namespace: dict, store, *, deferred, validity, listeners: "Iterable[Callable]" = ()) -> None:
+    def __init__(
+        self, namespace: dict, store, *, deferred, validity, listeners: "Iterable[Callable]" = ()
+    ) -> None:
         self.steps: dict[str, Step] = {}
         self.deps = Dependencies()
         self.records: dict[str, StepRecord] = {}

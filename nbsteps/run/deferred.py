@@ -16,6 +16,7 @@ must never show an older value under the name) until something needs them:
 Each value is read at most once (the LazyValues cache it). A later publish of
 the same name (a step that executes and writes it) supersedes the deferred one.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -62,8 +63,12 @@ class Deferred:
             for name in names:
                 pending.pop(name, None)
 
-    def load(self, names: Iterable[str], namespace: dict,
-             lost: "Callable[[CheckpointUnavailable], None] | None" = None) -> list[str]:
+    def load(
+        self,
+        names: Iterable[str],
+        namespace: dict,
+        lost: "Callable[[CheckpointUnavailable], None] | None" = None,
+    ) -> list[str]:
         """Read and publish the deferred ones among *names*; the names published.
         A value that cannot be read any more is handed to *lost* (else the
         error is raised) and stays out of the namespace."""
@@ -88,5 +93,7 @@ class Deferred:
                 done.append(name)
         return done
 
-    def load_all(self, namespace: dict, lost: "Callable[[CheckpointUnavailable], None] | None" = None) -> list[str]:
+    def load_all(
+        self, namespace: dict, lost: "Callable[[CheckpointUnavailable], None] | None" = None
+    ) -> list[str]:
         return self.load(list(self.pending), namespace, lost)

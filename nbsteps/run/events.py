@@ -5,6 +5,7 @@ the results table, the graph) are plain callables taking the event. All events
 of a run are emitted from the thread that called ``Plan.run`` (workers hand
 their news to it), so listeners need no locking against each other.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,7 +16,15 @@ from nbsteps.model.record import StepRecord
 
 #: kinds of event, in the order a run emits them
 PLANNED, STARTED, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED, WARNING, FINISHED = (
-    "planned", "started", "retrying", "completed", "failed", "blocked", "cancelled", "warning", "finished",
+    "planned",
+    "started",
+    "retrying",
+    "completed",
+    "failed",
+    "blocked",
+    "cancelled",
+    "warning",
+    "finished",
 )
 #: a ``--confirm`` step waits for the user's answer (``message``: the question;
 #: ``record.confirming`` says so meanwhile), then was approved: it runs when a

@@ -7,6 +7,7 @@ The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected st
 Records and the namespace change only on the calling thread; workers only run
 attempts and hand back outcomes through a queue.
 """
+
 from __future__ import annotations
 
 import graphlib
@@ -26,18 +27,15 @@ from nbsteps.model.fingerprint import combine
 from nbsteps.model.state import state_of
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
 from nbsteps.model.step import Step
+from nbsteps.run import confirmation, fusion, recovery, upstream_caches
 from nbsteps.run import events as ev
-from nbsteps.run import confirmation, fusion, recovery
-from nbsteps.run import upstream_caches
 from nbsteps.run.attempt import retry
 from nbsteps.run.attempt.inputs import blocked_by, make_task
+from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
+from nbsteps.run.context import RunContext
 from nbsteps.run.decide.selection import default_workers, run_graph
 from nbsteps.run.decide.staleness import fingerprint_parts, outside_names, stale_reason
 from nbsteps.run.summary import RunSummary, store_where
-from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
-from nbsteps.run.context import RunContext
-
-
 
 #: execution tokens: unique per execution, cheap (no uuid per step)
 _NONCE = os.urandom(6).hex()
@@ -45,10 +43,21 @@ _EXECUTIONS = itertools.count(1)
 
 
 class Executor:
-    def __init__(self, ctx: RunContext, names: list[str], *, workers: int | None = None, fail_fast: bool = False,
-                 force: set | frozenset = frozenset(), yes: bool = False,
-                 confirm: Callable[[str, str], bool] | None = None, backend, backend_name: str = "threads",
-                 emit: Callable[[ev.Event], None], resume_hint: str = "plan.run()") -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        names: list[str],
+        *,
+        workers: int | None = None,
+        fail_fast: bool = False,
+        force: set | frozenset = frozenset(),
+        yes: bool = False,
+        confirm: Callable[[str, str], bool] | None = None,
+        backend,
+        backend_name: str = "threads",
+        emit: Callable[[ev.Event], None],
+        resume_hint: str = "plan.run()",
+    ) -> None:
         self.ctx = ctx
         self.names = names
         self.workers = workers or default_workers(ctx, names)
@@ -66,17 +75,24 @@ class Executor:
         self._waiting: deque[Task] = deque()
         self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
         self._parts: dict[str, dict] = {}
-        self._layouts: dict[str, tuple] = {}  # steps calling methods: their inputs' layout (run.upstream_caches)
+        self._layouts: dict[
+            str, tuple
+        ] = {}  # steps calling methods: their inputs' layout (run.upstream_caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
         self.completed_order: list[str] = []
-        self.replay: dict[str, list[str]] = {}  # up-to-date steps to execute again (nbsteps.run.decide.replay)
+        self.replay: dict[
+            str, list[str]
+        ] = {}  # up-to-date steps to execute again (nbsteps.run.decide.replay)
         self._replay_tokens: dict[str, str] = {}
-        self._fused: dict[str, tuple] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
+        self._fused: dict[
+            str, tuple
+        ] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
         self.restored: dict[str, str] = {}  # steps completed without executing: where from (events.FROM_*)
         self._chain_links: "dict[str, str] | None" = None  # links of linear chains (run.fusion), once per run
         #: lost checkpoints recomputed in this run (run.recovery)
-        self.recovery = recovery.Recovery(ctx, prepare=self._prepare, queue=self._waiting.append,
-                                          include=self._include, emit=self._emit)
+        self.recovery = recovery.Recovery(
+            ctx, prepare=self._prepare, queue=self._waiting.append, include=self._include, emit=self._emit
+        )
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, kind: str, name: str | None = None, message: str = "", **kw) -> None:
@@ -186,19 +202,27 @@ class Executor:
         if not inline:
             timeout = self.ctx.steps[name].timeout
             if timeout:
-                heapq.heappush(self._timers, (time.monotonic() + timeout, next(self._seq), "timeout", name, task))
+                heapq.heappush(
+                    self._timers, (time.monotonic() + timeout, next(self._seq), "timeout", name, task)
+                )
         if self.emit_event is not None:
             self._emit(ev.STARTED, name, f"attempt {attempts}" if attempts > 1 else "")
-        if inline or fused:  # a lone ready step: run it here (nothing else could run meanwhile), or a fused one
+        if (
+            inline or fused
+        ):  # a lone ready step: run it here (nothing else could run meanwhile), or a fused one
             outcome = fused[1] if fused else run_task(task)
             if self._watch.hit:  # the step swallowed a Ctrl-C (bare except): the run stops all the same
                 raise KeyboardInterrupt
             self._handle(task, outcome)
         else:
             if getattr(backend, "fuses", False):  # the steps that follow it in a linear chain go along
-                if self._chain_links is None:  # once per run (finding the run graph again hashes the selection)
+                if (
+                    self._chain_links is None
+                ):  # once per run (finding the run graph again hashes the selection)
                     self._chain_links = run_graph(self.ctx, self.names).links()
-                task.then = fusion.followers(self.ctx, self._chain_links, task, replay=self.replay, yes=self.yes)
+                task.then = fusion.followers(
+                    self.ctx, self._chain_links, task, replay=self.replay, yes=self.yes
+                )
             backend.submit(task, self._on_done)
 
     def _on_done(self, task: Task, outcome: Outcome) -> None:  # any thread
@@ -228,7 +252,8 @@ class Executor:
             rec.status = RETRYING
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), "retry", name, None))
             self._emit(
-                ev.RETRYING, name,
+                ev.RETRYING,
+                name,
                 f"attempt {rec.attempts} of {step.retry + 1} failed: {rec.error_text}; retrying in {delay:.2f}s",
                 info={"delay": delay},
             )
@@ -241,11 +266,23 @@ class Executor:
         nothing published, unless the store had committed it: then it completes."""
         ctx, rec = self.ctx, self.ctx.records[name]
         parts = self._parts.pop(name, {})
-        token = parts["token"] = (self._replay_tokens.pop(name, None)  # a replay keeps its token
-                                  or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}")
-        cp = Checkpoint(name, rec.fingerprint, outcome.outputs, outcome.result, outcome.has_result,
-                        parts=parts, duration=outcome.duration, finished=time.time(),
-                        started=rec.started or 0.0, attempts=rec.attempts, output=outcome.output)
+        token = parts["token"] = (
+            self._replay_tokens.pop(name, None)  # a replay keeps its token
+            or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
+        )
+        cp = Checkpoint(
+            name,
+            rec.fingerprint,
+            outcome.outputs,
+            outcome.result,
+            outcome.has_result,
+            parts=parts,
+            duration=outcome.duration,
+            finished=time.time(),
+            started=rec.started or 0.0,
+            attempts=rec.attempts,
+            output=outcome.output,
+        )
         try:
             ctx.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
             with deferred_interrupts():
@@ -299,7 +336,9 @@ class Executor:
                     f"step {name!r} timed out after {limit:g} s; it was abandoned "
                     f"({note}) and its late outputs will be discarded"
                 )
-                self._conclude(task, Outcome(False, error=err, traceback=f"StepTimeout: {err}", duration=limit))
+                self._conclude(
+                    task, Outcome(False, error=err, traceback=f"StepTimeout: {err}", duration=limit)
+                )
             elif self.stopping:  # a retry that fail-fast stopped
                 self._fail(name)
             else:
@@ -322,7 +361,9 @@ class Executor:
                 for s in names:
                     rec = records[s]
                     rec.status, rec.message = PENDING, ""
-            self._emit(ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name})
+            self._emit(
+                ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name}
+            )
             while ts.is_active():
                 if watch.hit:  # a Ctrl-C that a step or a listener caught: the run stops all the same
                     raise KeyboardInterrupt
@@ -339,8 +380,12 @@ class Executor:
                         continue
                     # run it on this thread when nothing else could run meanwhile: a lone
                     # ready step, or any step with one worker (no hand-off to pay for)
-                    inline = (backend.inline_ok and not ctx.steps[task.name].timeout and not self._running
-                              and (self.workers == 1 or (not self._waiting and not self._timers)))
+                    inline = (
+                        backend.inline_ok
+                        and not ctx.steps[task.name].timeout
+                        and not self._running
+                        and (self.workers == 1 or (not self._waiting and not self._timers))
+                    )
                     self._start(task, backend, inline)
                 self._wait(backend)
                 for name in final:
@@ -360,9 +405,14 @@ class Executor:
             finally:
                 watch.__exit__()
         summary = RunSummary(
-            steps=list(names), records=ctx.records, wall=time.perf_counter() - t0,
-            interrupted=interrupted, completed_order=list(self.completed_order),
-            resume_hint=self.resume_hint, started=began, restored_from=dict(self.restored),
+            steps=list(names),
+            records=ctx.records,
+            wall=time.perf_counter() - t0,
+            interrupted=interrupted,
+            completed_order=list(self.completed_order),
+            resume_hint=self.resume_hint,
+            started=began,
+            restored_from=dict(self.restored),
             store=store_where(ctx),
         )
         summary.optional_steps = frozenset(s for s in names if ctx.steps[s].optional)

@@ -17,6 +17,7 @@ starts no further step once the chain has run for :data:`BUDGET` seconds, so
 a slow chain is still checkpointed step by step. Steps that were not run
 are prepared again by the executor as usual.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,10 +27,9 @@ from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.analysis import analyse_cell
 from nbsteps.model.status import COMPLETED, PENDING
 from nbsteps.run.attempt.inputs import make_task
-from nbsteps.run.decide.staleness import outside_names
 from nbsteps.run.attempt.task import Outcome, Task, private_copy, run_task
 from nbsteps.run.context import RunContext
-
+from nbsteps.run.decide.staleness import outside_names
 
 #: seconds: a fused chain starts no further step once it has run this long,
 #: and a step that took longer the last time it ran is not fused
@@ -48,7 +48,12 @@ def followers(ctx: RunContext, links: "dict[str, str]", task: Task, *, replay: d
     out = []
     while nxt is not None:
         step, rec = ctx.steps[nxt], records[nxt]
-        if step.timeout or (step.confirm and not yes) or rec.status != PENDING or (rec.duration or 0) > BUDGET:
+        if (
+            step.timeout
+            or (step.confirm and not yes)
+            or rec.status != PENDING
+            or (rec.duration or 0) > BUDGET
+        ):
             break
         if any(records[d].status != COMPLETED for d in deps.get(nxt, ()) if d != prev):
             break  # waits for something outside the run that did not complete: let the executor decide

@@ -5,6 +5,7 @@ checkpoint deferred until first used (see :mod:`nbsteps.run.deferred`).
 A :class:`Publisher` belongs to one :class:`~nbsteps.run.context.RunContext`
 and reads its ``namespace``, ``records``, ``deps`` and ``deferred``.
 """
+
 from __future__ import annotations
 
 import threading

@@ -13,6 +13,7 @@ the next run recomputes.
 A :class:`Recovery` per run keeps ``lost`` (steps recomputed so) and
 ``waiters`` (step -> the steps waiting for it).
 """
+
 from __future__ import annotations
 
 import time
@@ -35,8 +36,9 @@ class Recovery:
     *include* (a step held from an earlier run becomes part of this one) and
     *emit* (an event about a step)."""
 
-    def __init__(self, ctx: RunContext, *, prepare: Callable, queue: Callable, include: Callable,
-                 emit: Callable) -> None:
+    def __init__(
+        self, ctx: RunContext, *, prepare: Callable, queue: Callable, include: Callable, emit: Callable
+    ) -> None:
         self.ctx = ctx
         self._prepare, self._queue, self._include, self._emit = prepare, queue, include, emit
         self.lost: set[str] = set()  # steps whose checkpoint was lost and which are recomputed in this run

@@ -1,4 +1,5 @@
 """What to tell the user about a step right after registering it."""
+
 from __future__ import annotations
 
 import builtins
@@ -14,13 +15,18 @@ def registration_warnings(ctx, step) -> list[str]:
         return out
     deps = ctx.deps
     sources = deps.sources.get(name, {})
-    missing = [n for n in sorted(step.inputs)
-               if n not in sources and n not in ctx.namespace and not hasattr(builtins, n)]
+    missing = [
+        n
+        for n in sorted(step.inputs)
+        if n not in sources and n not in ctx.namespace and not hasattr(builtins, n)
+    ]
     if missing:
         known = set(ctx.namespace) | set(deps.writers) | set(dir(builtins))
         for n in missing:
             close = difflib.get_close_matches(n, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            out.append(f"step {name!r} reads {n!r}, which no step above, no cell run so far and no "
-                       f"builtin defines{hint}")
+            out.append(
+                f"step {name!r} reads {n!r}, which no step above, no cell run so far and no "
+                f"builtin defines{hint}"
+            )
     return out

@@ -1,5 +1,6 @@
 """The closing summary of a run (SPEC 2.10): what completed, what failed and
 why, what was blocked, and how to resume."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 
 from nbsteps.formatting import clean_text, fmt_clock
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.record import StepRecord
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.run import events as ev
 
 
@@ -42,8 +43,11 @@ def _when(stamps: list) -> str:
         return ""
     lo, hi = min(stamps), max(stamps)
     today = time.strftime("%Y-%m-%d")
-    day = "" if time.strftime("%Y-%m-%d", time.localtime(lo)) == today else \
-        time.strftime("%Y-%m-%d ", time.localtime(lo))
+    day = (
+        ""
+        if time.strftime("%Y-%m-%d", time.localtime(lo)) == today
+        else time.strftime("%Y-%m-%d ", time.localtime(lo))
+    )
     span = fmt_clock(lo) if hi - lo < 1 else f"{fmt_clock(lo)}–{fmt_clock(hi)}"
     return f" of {day}{span}"
 
@@ -198,8 +202,9 @@ def record_interrupt(ctx, targets, names, summary: "RunSummary | None", listener
             if rec is not None and rec.status != COMPLETED:
                 rec.status, rec.message, rec.cached = CANCELLED, "interrupted", False
                 rec.error, rec.traceback = None, ""
-        summary = RunSummary(steps=list(names), records=ctx.records, resume_hint=ctx.resume_hint,
-                             store=store_where(ctx))
+        summary = RunSummary(
+            steps=list(names), records=ctx.records, resume_hint=ctx.resume_hint, store=store_where(ctx)
+        )
         summary.optional_steps = frozenset(s for s in names if s in ctx.steps and ctx.steps[s].optional)
     summary.interrupted = True
     ctx.last_summary = summary.freeze()

@@ -6,13 +6,14 @@ a step marks it and its downstream not completed (their checkpoints are
 dropped). A rollback undoes, in reverse completion order, the steps completed
 in the failed run; an undo that fails stops the rollback and is reported.
 """
+
 from __future__ import annotations
 
 import builtins
 from typing import Callable
 
-from nbsteps.model.analysis import analyse_cell
 from nbsteps.errors import NbstepsError
+from nbsteps.model.analysis import analyse_cell
 from nbsteps.model.status import COMPLETED
 
 

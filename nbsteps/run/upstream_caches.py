@@ -17,6 +17,7 @@ the checkpoint of the step that made that input is written again, with the same
 fingerprint and token: nothing becomes stale, and a resume gives back what the
 kernel has. A persistent store only: a memory store holds the objects themselves.
 """
+
 from __future__ import annotations
 
 import types
@@ -25,7 +26,6 @@ from typing import Any
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.context import RunContext
-
 
 #: modules, classes and functions hold no caches of a value (and a module's dict is large)
 _NOT_WATCHED = (types.ModuleType, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
@@ -62,16 +62,21 @@ def watched(ctx: RunContext, step, inputs: dict) -> "dict | None":
     analysis = step.analysis
     if analysis is None or not analysis.called_on or not getattr(ctx.store, "persistent", False):
         return None
-    return {n: layout(inputs[n]) for n in analysis.called_on
-            if n in inputs and not isinstance(inputs[n], _NOT_WATCHED)} or None
+    return {
+        n: layout(inputs[n])
+        for n in analysis.called_on
+        if n in inputs and not isinstance(inputs[n], _NOT_WATCHED)
+    } or None
 
 
 def refresh(ctx: RunContext, name: str, before: dict, inputs: dict) -> list[str]:
     """Write again the checkpoints of the steps that made the inputs whose layout
     changed; returns their names."""
     sources = ctx.sources(name)
-    ups = sorted({sources.get(n) for n, was in before.items()
-                  if n in inputs and layout(inputs[n]) != was} - {None, name})
+    ups = sorted(
+        {sources.get(n) for n, was in before.items() if n in inputs and layout(inputs[n]) != was}
+        - {None, name}
+    )
     done = []
     for up in ups:
         rec = ctx.records.get(up)
@@ -81,8 +86,20 @@ def refresh(ctx: RunContext, name: str, before: dict, inputs: dict) -> list[str]
         if stored is None:
             continue
         outputs = dict(rec.outputs) if isinstance(rec.outputs, LazyValues) else rec.outputs
-        ctx.store.put(Checkpoint(up, rec.fingerprint, outputs, rec.result, rec.has_result, parts=stored.parts,
-                                  duration=stored.duration, finished=stored.finished, started=stored.started,
-                                  attempts=stored.attempts, output=rec.output))
+        ctx.store.put(
+            Checkpoint(
+                up,
+                rec.fingerprint,
+                outputs,
+                rec.result,
+                rec.has_result,
+                parts=stored.parts,
+                duration=stored.duration,
+                finished=stored.finished,
+                started=stored.started,
+                attempts=stored.attempts,
+                output=rec.output,
+            )
+        )
         done.append(up)
     return done

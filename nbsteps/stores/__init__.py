@@ -4,6 +4,7 @@
 new kernel resumes. ``open_store`` chooses; nothing else imports an
 implementation.
 """
+
 from __future__ import annotations
 
 from nbsteps.model.checkpoint import Checkpoint
@@ -30,5 +31,6 @@ def open_store(spec: "str | Store | None", max_size: "int | str | None" = "defau
         raise StoreError(str(exc)) from None
     except OSError as exc:  # not a directory, no permission, a key file others can write
         message = str(exc)
-        raise StoreError(message if message.startswith("nbsteps") else
-                         f"cannot use {spec} as checkpoint store: {exc}") from None
+        raise StoreError(
+            message if message.startswith("nbsteps") else f"cannot use {spec} as checkpoint store: {exc}"
+        ) from None

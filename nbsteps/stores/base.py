@@ -12,6 +12,7 @@ Implementations: :mod:`nbsteps.stores.memory` (references only) and
 :mod:`nbsteps.stores.disk` (signed files in a directory); the executor and the
 plan only see this interface, and :func:`nbsteps.stores.open_store` picks one.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -22,6 +22,7 @@ files with the store's own names are removed.
 each write added (``added``) and when to count again (``forget``), and reads
 ``evicted`` to know that versions left the store.
 """
+
 from __future__ import annotations
 
 import os
@@ -127,7 +128,9 @@ class Budget:
                 for used, meta, size in layout.list_metas(folder):
                     try:
                         raw = layout.read_meta_bytes(folder, meta)
-                        files = [e["file"] for e in layout.parse_meta(raw, None, meta)["values"]] if raw else []
+                        files = (
+                            [e["file"] for e in layout.parse_meta(raw, None, meta)["values"]] if raw else []
+                        )
                     except (Corrupt, OSError):
                         raw, files = b"", []
                     nbytes = sizes.pop(meta, size) + sum(sizes.pop(f, 0) for f in files)

@@ -61,16 +61,31 @@ from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
-from nbsteps.stores.garbage import Collected, Garbage, version_of
 from nbsteps.stores.encoding import NullSink, pickle_to
 from nbsteps.stores.folders import Folders
-from nbsteps.stores.fs import LinkRefused, describe_error as _describe_error, exists, fsync_dir, touch, unlink_quiet
+from nbsteps.stores.fs import (
+    LinkRefused,
+    exists,
+    fsync_dir,
+    touch,
+    unlink_quiet,
+)
+from nbsteps.stores.fs import (
+    describe_error as _describe_error,
+)
+from nbsteps.stores.garbage import Collected, Garbage, version_of
 from nbsteps.stores.layout import META, dirname_of, meta_name, read_meta_bytes
 from nbsteps.stores.pins import Pins
 from nbsteps.stores.reading import Reader
 from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import (
-    Unpicklable, collect, drop_legacy, remove_files, size_of, write_meta, write_value,
+    Unpicklable,
+    collect,
+    drop_legacy,
+    remove_files,
+    size_of,
+    write_meta,
+    write_value,
 )
 
 DEFAULT_MAX_SIZE = 10 * 10**9  # 10 GB
@@ -95,8 +110,14 @@ class DiskStore(Store):
 
     persistent = True  # values outlive the process: written again when they change (run.caches)
 
-    def __init__(self, directory: "str | os.PathLike", key: "bytes | None" = None, *,
-                 compression: "str | None" = None, max_size: "int | str | None" = "default") -> None:
+    def __init__(
+        self,
+        directory: "str | os.PathLike",
+        key: "bytes | None" = None,
+        *,
+        compression: "str | None" = None,
+        max_size: "int | str | None" = "default",
+    ) -> None:
         if max_size == "default":
             from nbsteps import config
 
@@ -122,8 +143,9 @@ class DiskStore(Store):
         self.budget = Budget(self.folders, self.pins, max_size)  # the size limit
         # dead checkpoints: their upstream versions are gone (stores.garbage)
         self.garbage = Garbage(self.folders, self.key, self.unwritten, self.pins)
-        self.reader = Reader(self.folders, self.key, self.unwritten, self.pins,
-                             lambda step, message: self.warn(step, message))  # warn is set by the plan later
+        self.reader = Reader(
+            self.folders, self.key, self.unwritten, self.pins, lambda step, message: self.warn(step, message)
+        )  # warn is set by the plan later
 
     @property
     def max_size(self) -> "int | None":
@@ -170,34 +192,48 @@ class DiskStore(Store):
             added = self._write(checkpoint)
         except Unpicklable as exc:
             self.unwritten.remember(checkpoint)
-            self.warn(step, (
-                f"step {step!r}: {_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])}); "
-                f"its checkpoint is kept in memory only and will not survive a restart of the kernel"
-            ))
+            self.warn(
+                step,
+                (
+                    f"step {step!r}: {_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])}); "
+                    f"its checkpoint is kept in memory only and will not survive a restart of the kernel"
+                ),
+            )
         except LinkRefused as exc:
             self.unwritten.remember(checkpoint)
-            self.warn(step, (
-                f"step {step!r}: its checkpoint was not written: {exc}; "
-                f"it is kept in memory only and will not survive a restart of the kernel"
-            ))
+            self.warn(
+                step,
+                (
+                    f"step {step!r}: its checkpoint was not written: {exc}; "
+                    f"it is kept in memory only and will not survive a restart of the kernel"
+                ),
+            )
         except OSError as exc:
             self.unwritten.remember(checkpoint)
-            self.warn(step, (
-                f"step {step!r}: could not write its checkpoint to {self.directory} ({_describe_error(exc)}); "
-                f"it is kept in memory only and will not survive a restart of the kernel"
-            ))
+            self.warn(
+                step,
+                (
+                    f"step {step!r}: could not write its checkpoint to {self.directory} ({_describe_error(exc)}); "
+                    f"it is kept in memory only and will not survive a restart of the kernel"
+                ),
+            )
         except Exception as exc:  # an unexpected encoder failure must not fail the step
             self.unwritten.remember(checkpoint)
-            self.warn(step, (
-                f"step {step!r}: could not save its checkpoint to {self.directory} ({_describe_error(exc)}); "
-                f"it is kept in memory only"
-            ))
+            self.warn(
+                step,
+                (
+                    f"step {step!r}: could not save its checkpoint to {self.directory} ({_describe_error(exc)}); "
+                    f"it is kept in memory only"
+                ),
+            )
         else:
             evicted = self.budget.evicted
             try:
                 self.budget.added(added, (dirname_of(step), meta_name(checkpoint.fingerprint)))
             except Exception as exc:  # eviction is housekeeping: never fail a put for it
-                self.warn(step, f"could not enforce the size limit of {self.directory} ({_describe_error(exc)})")
+                self.warn(
+                    step, f"could not enforce the size limit of {self.directory} ({_describe_error(exc)})"
+                )
             if self.budget.evicted != evicted:
                 self.garbage.pending = True  # evicted versions: their downstream is dead
         self._collect_garbage(step)
@@ -230,7 +266,9 @@ class DiskStore(Store):
         try:
             done = self.garbage.collect(auto=True)
         except Exception as exc:  # housekeeping: never fail a put for it
-            self.warn(step, f"could not remove the dead checkpoints of {self.directory} ({_describe_error(exc)})")
+            self.warn(
+                step, f"could not remove the dead checkpoints of {self.directory} ({_describe_error(exc)})"
+            )
             return
         if done.checkpoints:
             self.budget.forget()
@@ -241,13 +279,18 @@ class DiskStore(Store):
         meta = meta_name(cp.fingerprint)
         values: list[tuple[str, str | None, Any]] = [("output", n, v) for n, v in cp.outputs.items()]
         # a result that is also an output (function steps, `x` as last line) is written once
-        result_is = next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None
+        result_is = (
+            next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None
+        )
         if cp.has_result and result_is is None:
             values.append(("result", None, cp.result))
         if cp.output:  # what the step printed and displayed: plain data, signed like the values
             values.append(("captured", None, list(cp.output)))
-        with self.folders.root() as root, self.folders.locked(root, dirname), \
-                self.folders.folder(root, dirname, create=True) as folder:
+        with (
+            self.folders.root() as root,
+            self.folders.locked(root, dirname),
+            self.folders.folder(root, dirname, create=True) as folder,
+        ):
             fsync_dir(root)
             token = uuid.uuid4().hex[:16]
             written: list[str] = []  # names of this put's files, removed if it fails
@@ -267,7 +310,9 @@ class DiskStore(Store):
                             errors.append(exc)
                         continue
                     try:
-                        entry = write_value(folder, f"{token}-{i}", value, written, self.key, self.compression)
+                        entry = write_value(
+                            folder, f"{token}-{i}", value, written, self.key, self.compression
+                        )
                     except Unpicklable as exc:
                         bad.append(label)
                         errors.extend(exc.errors)
@@ -327,8 +372,11 @@ class DiskStore(Store):
             self.budget.forget()
             self.garbage.pending = True
         except OSError as exc:
-            self.warn(step, f"step {step!r}: could not remove its checkpoint in {self.directory / dirname} "
-                            f"({_describe_error(exc)})")
+            self.warn(
+                step,
+                f"step {step!r}: could not remove its checkpoint in {self.directory / dirname} "
+                f"({_describe_error(exc)})",
+            )
             return
         self._collect_garbage(step)
 

@@ -6,6 +6,7 @@ cloudpickle (protocol 5) for everything else.
 
 pandas, pyarrow and cloudpickle are imported lazily: importing nbsteps stays fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,7 @@ class SignedWriter:
         self._mac.update(view)
         try:
             while view.nbytes:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             self.error = exc
             raise
@@ -174,8 +175,13 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
         else:
             back = parquet_read(parquet_bytes(sample))
         pd.testing.assert_frame_equal(
-            sample, back, check_exact=True, check_index_type=True, check_column_type=True,
-            check_freq=False, check_flags=True,
+            sample,
+            back,
+            check_exact=True,
+            check_index_type=True,
+            check_column_type=True,
+            check_freq=False,
+            check_flags=True,
         )
         if back.attrs != sample.attrs:
             return None
@@ -194,10 +200,14 @@ def arrow_table(frame: Any) -> Any:
 
     index = frame.index
     if not isinstance(index, pd.RangeIndex) and (
-            isinstance(index, pd.MultiIndex) or not isinstance(index.dtype, np.dtype) or index.dtype.kind not in "iuf"):
+        isinstance(index, pd.MultiIndex)
+        or not isinstance(index.dtype, np.dtype)
+        or index.dtype.kind not in "iuf"
+    ):
         return None
     if frame.columns.has_duplicates or any(
-            not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" for dtype in frame.dtypes):
+        not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" for dtype in frame.dtypes
+    ):
         return None
     schema = pa.Schema.from_pandas(frame, preserve_index=None)
     # from_pandas=False: NaN stays a NaN (no null bitmap to compute), so the buffers are used as they are
@@ -259,12 +269,17 @@ def write_parquet(frame: Any, sink: Any, compression: "str | None") -> None:
     # Dictionary encoding pays for strings and categoricals; for numbers it
     # halves write speed for nothing. Statistics only serve query pushdown.
     dict_columns = [
-        f.name for f in table.schema
-        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)
-        or pa.types.is_large_binary(f.type) or pa.types.is_dictionary(f.type)
+        f.name
+        for f in table.schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_binary(f.type)
+        or pa.types.is_large_binary(f.type)
+        or pa.types.is_dictionary(f.type)
     ]
-    pq.write_table(table, sink, compression=compression or "none", use_dictionary=dict_columns,
-                   write_statistics=False)
+    pq.write_table(
+        table, sink, compression=compression or "none", use_dictionary=dict_columns, write_statistics=False
+    )
 
 
 def parquet_bytes(frame: Any) -> bytes:

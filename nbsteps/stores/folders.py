@@ -10,6 +10,7 @@ never through a link) and ``locked(root, dirname)`` (the step's exclusive
 lock, between threads and processes). The store creates one and hands it to
 each part; none of them sees the store itself.
 """
+
 from __future__ import annotations
 
 import errno

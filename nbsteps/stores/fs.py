@@ -5,6 +5,7 @@ with ``O_NOFOLLOW``: a step folder, ``.locks``, ``checkpoint.meta`` or a value
 file that is a symbolic link (or not the kind of entry expected) is refused,
 never followed. New files are private (0600), new folders 0700.
 """
+
 from __future__ import annotations
 
 import errno

@@ -43,6 +43,7 @@ that a version left the store (``pending``), and counts its size again
 (:class:`~nbsteps.stores.budget.Budget`) after a collection that removed
 something.
 """
+
 from __future__ import annotations
 
 import base64
@@ -181,7 +182,9 @@ class Garbage:
         nodes: list[Node] = []
         seen: set = set()
         with os.scandir(root) as it:  # step folders, in a fixed order
-            names = sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+            names = sorted(
+                e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+            )
         for dirname in names:
             try:
                 with self.folders.folder(root, dirname) as folder:
@@ -245,14 +248,25 @@ class Garbage:
             return None  # nothing known: neither held nor collected
         removable = verified and dirname_of(step) == dirname
         values = sum(int(e.get("size", 0)) for e in body["values"])
-        return Node(step, got[0], got[1], dirname, meta, stamp, hashlib.blake2b(raw, digest_size=16).digest(),
-                    values, removable)
+        return Node(
+            step,
+            got[0],
+            got[1],
+            dirname,
+            meta,
+            stamp,
+            hashlib.blake2b(raw, digest_size=16).digest(),
+            values,
+            removable,
+        )
 
     def take_report(self) -> Collected:
         """What was collected since the last call."""
         with self._lock:
-            done = Collected(self.collected.checkpoints - self._reported.checkpoints,
-                             self.collected.nbytes - self._reported.nbytes)
+            done = Collected(
+                self.collected.checkpoints - self._reported.checkpoints,
+                self.collected.nbytes - self._reported.nbytes,
+            )
             self._reported = self.collected
         return done
 
@@ -310,8 +324,11 @@ class Garbage:
                     raw = layout.read_meta_bytes(folder, node.meta)
                 except (FileNotFoundError, Corrupt):
                     return False
-                if (st.st_ino, st.st_size, st.st_mtime_ns) != node.stamp or raw is None \
-                        or hashlib.blake2b(raw, digest_size=16).digest() != node.digest:
+                if (
+                    (st.st_ino, st.st_size, st.st_mtime_ns) != node.stamp
+                    or raw is None
+                    or hashlib.blake2b(raw, digest_size=16).digest() != node.digest
+                ):
                     return False  # written or restored since the scan: keep it
                 if any(self._held_now(root, dep, version, gone) for dep, version in missing):
                     return False  # written meanwhile (another kernel): not dead
@@ -341,7 +358,9 @@ class Garbage:
         dirname = dirname_of(step)
         try:
             with self.folders.folder(root, dirname) as folder:
-                return any(n.step == step and n.version == version for n in self._scan_folder(dirname, folder))
+                return any(
+                    n.step == step and n.version == version for n in self._scan_folder(dirname, folder)
+                )
         except FileNotFoundError:
             return False
         except OSError:

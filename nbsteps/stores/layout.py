@@ -25,6 +25,7 @@ duration, finish time, and for every value its file, encoding, size and the
 HMAC of the file's bytes. Nothing is unpickled or decoded before its HMAC has
 been checked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,7 +81,10 @@ def signed_bytes(data: bytes) -> bytes:
 
 
 def header(key: bytes, data: bytes) -> bytes:
-    return b"nbsteps-checkpoint %d hmac-sha256=%s\n" % (FORMAT, signing.sign(key, signed_bytes(data)).encode())
+    return b"nbsteps-checkpoint %d hmac-sha256=%s\n" % (
+        FORMAT,
+        signing.sign(key, signed_bytes(data)).encode(),
+    )
 
 
 class Corrupt(Exception):
@@ -136,7 +140,9 @@ def parse_meta(raw: bytes, key: "bytes | None", name: str = META) -> dict:
     if int(match.group(1)) != FORMAT:
         raise Corrupt(name, f"has an unknown format {match.group(1).decode()}", raw, name)
     if key is not None and not signing.verify(key, signed_bytes(data), match.group(2).decode()):
-        raise Corrupt(name, "does not match its signature (tampered with, or signed with another key)", raw, name)
+        raise Corrupt(
+            name, "does not match its signature (tampered with, or signed with another key)", raw, name
+        )
     try:
         body = json.loads(data)
         if not isinstance(body, dict) or not isinstance(body.get("values"), list):
@@ -146,7 +152,11 @@ def parse_meta(raw: bytes, key: "bytes | None", name: str = META) -> dict:
         for entry in body["values"]:
             if not isinstance(entry, dict) or not VALUE_FILE.fullmatch(str(entry.get("file"))):
                 raise ValueError(f"bad value entry {entry!r}")
-            if not isinstance(entry.get("size"), int) or entry.get("role") not in ("output", "result", "captured"):
+            if not isinstance(entry.get("size"), int) or entry.get("role") not in (
+                "output",
+                "result",
+                "captured",
+            ):
                 raise ValueError(f"bad value entry {entry!r}")
     except ValueError as exc:  # signed but malformed: written by a buggy or newer writer
         raise Corrupt(name, f"is malformed ({exc})", raw, name) from None
@@ -189,8 +199,11 @@ def _open_value(folder: int, name: str, entry: dict, meta: bytes, meta_file: str
     actual = os.fstat(fd).st_size
     if actual != size:
         f.close()
-        problem = f"is truncated ({actual} of {size} bytes)" if actual < size else \
-            f"has the wrong size ({actual} bytes instead of {size})"
+        problem = (
+            f"is truncated ({actual} of {size} bytes)"
+            if actual < size
+            else f"has the wrong size ({actual} bytes instead of {size})"
+        )
         raise Corrupt(name, problem, meta, meta_file)
     return f, size
 
@@ -200,7 +213,9 @@ def _check_digest(digest: str, name: str, entry: dict, meta: bytes, meta_file: s
         raise Corrupt(name, "does not match its signature (corrupted or tampered with)", meta, meta_file)
 
 
-def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> bytearray:
+def read_verified(
+    folder: int, name: str, entry: dict, meta: bytes, key: bytes, meta_file: str = META
+) -> bytearray:
     """The bytes of a value file, after checking its size and HMAC."""
     f, size = _open_value(folder, name, entry, meta, meta_file)
     with f:
@@ -210,10 +225,10 @@ def read_verified(folder: int, name: str, entry: dict, meta: bytes, key: bytes, 
         pos = 0
         try:
             while pos < size:
-                n = f.readinto(view[pos:pos + CHUNK])
+                n = f.readinto(view[pos : pos + CHUNK])
                 if not n:
                     raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta, meta_file)
-                mac.update(view[pos:pos + n])  # hashed in a thread while the next chunk is read
+                mac.update(view[pos : pos + n])  # hashed in a thread while the next chunk is read
                 pos += n
         except BaseException:
             mac.abort()
@@ -236,7 +251,7 @@ def verify_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: s
         view = memoryview(buf)
         pos = 0
         while pos < size:
-            n = f.readinto(view[:min(len(buf), size - pos)])
+            n = f.readinto(view[: min(len(buf), size - pos)])
             if not n:
                 raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta, meta_file)
             mac.update(view[:n])
@@ -254,8 +269,15 @@ class Unloadable(Exception):
         self.file, self.meta, self.meta_file = file, meta, meta_file
 
 
-def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: bool, key: bytes,
-                    name: str = META, lazy_loader=None) -> "Checkpoint | None":
+def load_checkpoint(
+    step: str,
+    folder: int,
+    fingerprint: "str | None",
+    load: bool,
+    key: bytes,
+    name: str = META,
+    lazy_loader=None,
+) -> "Checkpoint | None":
     """The checkpoint whose metadata is *name* in *folder*; None if absent or,
     when *fingerprint* is given, another one. *load*: read every value now;
     else with *lazy_loader* (``loader(body, raw, name) -> load(value_name)``)
@@ -294,8 +316,9 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
                 verify_value(folder, entry, raw, key, name)
         names = [e["name"] for e in body["values"] if e["role"] == "output"]
         result_is = body.get("result_is") if body.get("result_is") in names else None
-        outputs = LazyValues(names, lazy_loader(body, raw, name), has_result=has_result, result_is=result_is,
-                             describe=step)
+        outputs = LazyValues(
+            names, lazy_loader(body, raw, name), has_result=has_result, result_is=result_is, describe=step
+        )
     if "parts_pickle" in body:
         import base64
 
@@ -303,10 +326,16 @@ def load_checkpoint(step: str, folder: int, fingerprint: "str | None", load: boo
     else:
         parts = body.get("parts") or {}
     return Checkpoint(
-        step=step, fingerprint=body["fingerprint"], outputs=outputs, result=result,
-        has_result=has_result, parts=parts,
-        duration=float(body.get("duration", 0.0)), finished=float(body.get("finished", 0.0)),
-        started=float(body.get("started", 0.0)), attempts=int(body.get("attempts", 0)),
+        step=step,
+        fingerprint=body["fingerprint"],
+        outputs=outputs,
+        result=result,
+        has_result=has_result,
+        parts=parts,
+        duration=float(body.get("duration", 0.0)),
+        finished=float(body.get("finished", 0.0)),
+        started=float(body.get("started", 0.0)),
+        attempts=int(body.get("attempts", 0)),
         output=tuple(tuple(item) for item in captured),
     )
 

@@ -8,6 +8,7 @@ than the latest of each step are also bounded by ``max_size`` bytes (counted
 for arrays, frames, series, bytes and strings; default 2 GB): past it the least
 recently used go first.
 """
+
 from __future__ import annotations
 
 import sys

@@ -36,6 +36,7 @@ Two rules keep a checkpoint from being something else than the value:
   may finish while a parallel step runs ``import pandas`` for the first time;
   ``sys.modules`` then holds a half-initialized ``pandas`` without ``DataFrame``.
 """
+
 from __future__ import annotations
 
 import _thread
@@ -115,7 +116,9 @@ def outside_process(obj: Any) -> "str | None":
     kind = f"{t.__module__}.{t.__qualname__}"
     name = getattr(obj, "name", None) if isinstance(obj, io.IOBase) else None
     if isinstance(name, str):
-        return f"an open file {name!r} ({kind}, file descriptor {fd}) is a handle on state outside the process"
+        return (
+            f"an open file {name!r} ({kind}, file descriptor {fd}) is a handle on state outside the process"
+        )
     return f"{kind} on file descriptor {fd} is a handle on state outside the process"
 
 

@@ -25,6 +25,7 @@ for nothing and is removed by the next eviction that meets it. Without flock
 (:mod:`nbsteps.stores.reading`) calls ``pin``, the size budget and the garbage
 collector call ``pinned``.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,8 +83,14 @@ class Pins:
             try:
                 with self.folders.locked(root, dirname), self._own_folder(root) as mine:
                     if mine is not None:
-                        os.close(os.open(pin_name(dirname, meta), os.O_WRONLY | os.O_CREAT | NOFOLLOW | CLOEXEC,
-                                         0o600, dir_fd=mine))
+                        os.close(
+                            os.open(
+                                pin_name(dirname, meta),
+                                os.O_WRONLY | os.O_CREAT | NOFOLLOW | CLOEXEC,
+                                0o600,
+                                dir_fd=mine,
+                            )
+                        )
             except OSError:
                 pass  # a read-only store: nobody evicts from it through this path; pinned here all the same
         return Pin(self._unpin, key)
@@ -114,8 +121,12 @@ class Pins:
             if create:
                 with self._lock:
                     if self._alive < 0:
-                        fd = os.open(f"{self.token}.alive", os.O_RDWR | os.O_CREAT | NOFOLLOW | CLOEXEC, 0o600,
-                                     dir_fd=pins)
+                        fd = os.open(
+                            f"{self.token}.alive",
+                            os.O_RDWR | os.O_CREAT | NOFOLLOW | CLOEXEC,
+                            0o600,
+                            dir_fd=pins,
+                        )
                         try:
                             fcntl.flock(fd, fcntl.LOCK_SH)
                         except OSError:

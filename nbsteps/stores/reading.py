@@ -14,6 +14,7 @@ callable; the store passes exactly these. What the store does with a
 checkpoint once read (the garbage collector's record of versions held) stays
 in the store.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,17 @@ from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout
 from nbsteps.stores.folders import Folders
-from nbsteps.stores.fs import LinkRefused, describe_error as _describe_error, exists, touch as _touch, unlink_quiet
+from nbsteps.stores.fs import (
+    LinkRefused,
+    exists,
+    unlink_quiet,
+)
+from nbsteps.stores.fs import (
+    describe_error as _describe_error,
+)
+from nbsteps.stores.fs import (
+    touch as _touch,
+)
 from nbsteps.stores.layout import META, Corrupt, dirname_of, meta_name
 from nbsteps.stores.pins import Pin, Pins
 from nbsteps.stores.unwritten import Unwritten
@@ -34,8 +45,9 @@ from nbsteps.stores.writing import collect
 class Reader:
     """Reads the checkpoints of one store directory (see the module)."""
 
-    def __init__(self, folders: Folders, key: bytes, unwritten: Unwritten, pins: Pins,
-                 warn: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, folders: Folders, key: bytes, unwritten: Unwritten, pins: Pins, warn: Callable[[str, str], None]
+    ) -> None:
         self.folders = folders
         self.key = key
         self.unwritten = unwritten
@@ -78,31 +90,44 @@ class Reader:
                         removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
                         if removed is None:
                             continue  # a concurrent put replaced the checkpoint: read again
-                        self.warn(step, (f"checkpoint of step {step!r} is not used: "
-                                         f"{_undecodable(step, path / exc.file, exc, removed)}; "
-                                         f"the step will be recomputed"))
+                        self.warn(
+                            step,
+                            (
+                                f"checkpoint of step {step!r} is not used: "
+                                f"{_undecodable(step, path / exc.file, exc, removed)}; "
+                                f"the step will be recomputed"
+                            ),
+                        )
                         return None
                     except Corrupt as exc:
                         removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
                         if removed is None:
                             continue  # a concurrent put replaced the checkpoint: read again
-                        self.warn(step, (
-                            f"checkpoint of step {step!r} is not trusted: {path / exc.file} {exc.problem}; "
-                            f"{'it was removed and ' if removed else ''}the step will be recomputed"
-                        ))
+                        self.warn(
+                            step,
+                            (
+                                f"checkpoint of step {step!r} is not trusted: {path / exc.file} {exc.problem}; "
+                                f"{'it was removed and ' if removed else ''}the step will be recomputed"
+                            ),
+                        )
                         if fingerprint is None:
                             continue  # the latest was bad: the one before it may be fine
                         return None
             except (FileNotFoundError, NotADirectoryError):
                 return memory[1] if memory is not None else None
             except LinkRefused as exc:
-                self.warn(step, f"checkpoint of step {step!r} is not used: {exc}; the step will be recomputed")
+                self.warn(
+                    step, f"checkpoint of step {step!r} is not used: {exc}; the step will be recomputed"
+                )
                 return memory[1] if memory is not None else None
             except OSError as exc:  # e.g. a file we may not read
-                self.warn(step, (
-                    f"checkpoint of step {step!r} in {path} could not be read ({_describe_error(exc)}); "
-                    f"the step will be recomputed"
-                ))
+                self.warn(
+                    step,
+                    (
+                        f"checkpoint of step {step!r} in {path} could not be read ({_describe_error(exc)}); "
+                        f"the step will be recomputed"
+                    ),
+                )
                 return None
             if found is None:
                 return memory[1] if memory is not None else None
@@ -112,8 +137,9 @@ class Reader:
             return cp
         return None
 
-    def _load(self, step: str, root: int, folder: int, fingerprint: "str | None",
-              mode: str) -> "tuple[float, Checkpoint] | None":
+    def _load(
+        self, step: str, root: int, folder: int, fingerprint: "str | None", mode: str
+    ) -> "tuple[float, Checkpoint] | None":
         """(last use, checkpoint) of *step* in *folder*; Corrupt if untrusted.
         A lazy checkpoint is pinned (see nbsteps.stores.pins) until its values are read."""
         if fingerprint is not None:
@@ -152,6 +178,7 @@ class Reader:
         *meta* (bytes *raw*, body *body*) when it is first used. The checkpoint
         stays pinned until every value is read (or one cannot be: then the
         checkpoint is removed, and the step recomputed)."""
+
         def make(body: dict, raw: bytes, meta: str) -> Callable:
             unread = {(e["role"], e.get("name")) for e in body["values"] if e["role"] != "captured"}
             failed: list = []
@@ -181,26 +208,36 @@ class Reader:
                                 pin.release()
                             return value
                 except OSError as exc:  # the step folder is gone, or cannot be read
-                    why = (f"{path} could not be read ({_describe_error(exc)}); it was removed or changed after "
-                           f"the step was restored (reset by another kernel?)")
+                    why = (
+                        f"{path} could not be read ({_describe_error(exc)}); it was removed or changed after "
+                        f"the step was restored (reset by another kernel?)"
+                    )
                 pin.release()
                 what = f"output {name!r}" if name is not None else "the result"
-                failed.append(CheckpointUnavailable(
-                    f"{what} of step {step!r} could not be read from its checkpoint: {why}; "
-                    f"step {step!r} will be recomputed", step))
+                failed.append(
+                    CheckpointUnavailable(
+                        f"{what} of step {step!r} could not be read from its checkpoint: {why}; "
+                        f"step {step!r} will be recomputed",
+                        step,
+                    )
+                )
                 raise failed[0]
+
             return load
+
         return make
 
     def _discard_if_unchanged(self, root: int, dirname: str, meta: str, raw: "bytes | None") -> "bool | None":
         """Remove the untrusted checkpoint whose metadata is *meta*, unless it
         changed since it was read as *raw* (a concurrent put replaced it: read
         again). None if it changed, else whether it could be removed."""
+
         def unchanged(folder: int) -> bool:
             try:
                 return layout.read_meta_bytes(folder, meta) == raw
             except (OSError, Corrupt):
                 return raw is None
+
         try:
             with self.folders.locked(root, dirname), self.folders.folder(root, dirname) as folder:
                 if not unchanged(folder):
@@ -237,13 +274,17 @@ class Reader:
 
 def _damaged(file, exc: Corrupt, removed: "bool | None") -> str:
     if exc.problem == "is missing":
-        return f"{file} is missing (removed after the step was restored: by hand, or a reset in another kernel?)"
+        return (
+            f"{file} is missing (removed after the step was restored: by hand, or a reset in another kernel?)"
+        )
     return f"{file} {exc.problem}" + ("; the checkpoint was removed" if removed else "")
 
 
 def _undecodable(step: str, file, exc: "layout.Unloadable", removed: "bool | None") -> str:
     """Why a verified value cannot be decoded, e.g. a class renamed or moved
     since the checkpoint was written."""
-    return (f"{file} no longer decodes ({_describe_error(exc.__cause__)}): the code it needs changed since "
-            f"step {step!r} was checkpointed (a class renamed or moved, a library upgraded?)"
-            + ("; the checkpoint was removed" if removed else ""))
+    return (
+        f"{file} no longer decodes ({_describe_error(exc.__cause__)}): the code it needs changed since "
+        f"step {step!r} was checkpointed (a class renamed or moved, a library upgraded?)"
+        + ("; the checkpoint was removed" if removed else "")
+    )

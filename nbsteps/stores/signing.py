@@ -7,6 +7,7 @@ not trusted: its signatures were made with another key. The key file is
 (``~/.local/share/nbsteps/secret_key``). It is created on first use, readable
 by its owner only (0600), and holds 32 random bytes as hex.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,8 @@ def load_key(path: "str | os.PathLike | None" = None) -> bytes:
                 raise KeyFileError(
                     f"nbsteps: the secret key file {path} is a symbolic link to {os.readlink(path)}, which "
                     f"does not exist. Remove the link (a new key is then created; checkpoints signed with "
-                    f"the old key are recomputed) or make it point at your key file") from None
+                    f"the old key are recomputed) or make it point at your key file"
+                ) from None
             _create_key(path)
             continue
         key = _parse_key(data)
@@ -70,7 +72,11 @@ def _check_private(path: Path) -> None:
     getuid = getattr(os, "getuid", None)
     foreign = getuid is not None and st.st_uid != getuid()
     if st.st_mode & 0o022 or foreign:
-        who = f"is owned by user id {st.st_uid}" if foreign else f"can be written by others (mode {st.st_mode & 0o777:o})"
+        who = (
+            f"is owned by user id {st.st_uid}"
+            if foreign
+            else f"can be written by others (mode {st.st_mode & 0o777:o})"
+        )
         raise KeyFileError(
             f"nbsteps: the secret key file {path} {who}; anyone who can write it can forge checkpoints. "
             f"Fix it with `chmod 600 {path}` (as its owner), or delete it to create a new key "

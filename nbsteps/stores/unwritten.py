@@ -7,6 +7,7 @@ adds and removes them (:mod:`nbsteps.stores.disk`); the reader serves them
 garbage collector counts their versions as held by this process
 (:mod:`nbsteps.stores.garbage`).
 """
+
 from __future__ import annotations
 
 import threading

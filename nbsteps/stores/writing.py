@@ -10,6 +10,7 @@ crash at any point leaves either the previous checkpoint of that fingerprint
 or the new one, plus unreferenced files that the next ``put`` or ``drop`` of
 the step removes.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,14 @@ from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout, pickling
 from nbsteps.stores.encoding import (
-    SignedWriter, frame_encoding, json_roundtrips, pandas_kind, pickle_bytes, pickle_to, write_arrow, write_parquet,
+    SignedWriter,
+    frame_encoding,
+    json_roundtrips,
+    pandas_kind,
+    pickle_bytes,
+    pickle_to,
+    write_arrow,
+    write_parquet,
 )
 from nbsteps.stores.fs import create_file, fsync_dir, unlink_quiet
 from nbsteps.stores.layout import META, Corrupt, is_meta, ours, referenced
@@ -45,7 +53,11 @@ def remove_files(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -
     (unlinking a link removes the link only). Best effort."""
     try:
         with os.scandir(folder) as it:
-            names = [e.name for e in it if e.name not in keep and ours(e.name) and not e.is_dir(follow_symlinks=False)]
+            names = [
+                e.name
+                for e in it
+                if e.name not in keep and ours(e.name) and not e.is_dir(follow_symlinks=False)
+            ]
     except OSError:
         return
     names.sort(key=lambda n: not is_meta(n))
@@ -54,6 +66,7 @@ def remove_files(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -
             unlink_quiet(name, folder)
         except OSError:
             pass
+
 
 def collect(folder: int, keep: "set[str] | frozenset[str]" = frozenset()) -> None:
     """Remove the value files and temporary files of *folder* that no
@@ -73,8 +86,10 @@ def _metas(folder: int) -> "set[str]":
 def tmp_name() -> str:
     return f".tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"
 
-def write_value(folder: int, stem: str, value: Any, written: list[str], key: bytes,
-                compression: "str | None") -> dict:
+
+def write_value(
+    folder: int, stem: str, value: Any, written: list[str], key: bytes, compression: "str | None"
+) -> dict:
     """Write one value to ``folder/stem.<ext>``; its metadata entry."""
     kind = pandas_kind(value)
     if kind is not None:
@@ -99,8 +114,13 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
                 writer.abort()  # an interrupt: close the file and stop the hashing thread
                 raise
             else:
-                return _publish(folder, tmp, f"{stem}.{encoding}", written, {
-                    "encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra})
+                return _publish(
+                    folder,
+                    tmp,
+                    f"{stem}.{encoding}",
+                    written,
+                    {"encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra},
+                )
     for faithful in (True, False):  # again only when what a __getstate__ drops is unpicklable
         tmp = tmp_name()
         written.append(tmp)
@@ -121,8 +141,14 @@ def write_value(folder: int, stem: str, value: Any, written: list[str], key: byt
             raise
         else:
             break
-    return _publish(folder, tmp, f"{stem}.pkl", written, {
-        "encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest})
+    return _publish(
+        folder,
+        tmp,
+        f"{stem}.pkl",
+        written,
+        {"encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest},
+    )
+
 
 def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict) -> dict:
     written.append(final)  # first: an interrupt after the rename still has it removed
@@ -130,8 +156,10 @@ def _publish(folder: int, tmp: str, final: str, written: list[str], entry: dict)
     entry["file"] = final
     return entry
 
-def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], written: list[str],
-               key: bytes, name: str) -> int:
+
+def write_meta(
+    folder: int, cp: Checkpoint, token: str, entries: list[dict], written: list[str], key: bytes, name: str
+) -> int:
     """Commit the checkpoint: its metadata file *name*, atomically. Returns its size."""
     body: dict[str, Any] = {
         "format": layout.FORMAT,
@@ -142,7 +170,9 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
         "started": float(cp.started or 0.0),
         "attempts": int(cp.attempts or 0),
         "has_result": bool(cp.has_result),
-        "result_is": next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None,
+        "result_is": next((n for n, v in cp.outputs.items() if v is cp.result), None)
+        if cp.has_result
+        else None,
         "token": token,
         "values": entries,
         "written": time.time(),
@@ -164,7 +194,7 @@ def write_meta(folder: int, cp: Checkpoint, token: str, entries: list[dict], wri
             fd = create_file(folder, tmp)
         view = memoryview(layout.header(key, data) + data)
         while view.nbytes:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         if fd >= 0:

@@ -11,6 +11,7 @@ shows at once, while the kernel is busy running the plan.
 Without anywidget, :func:`clickable_html` gives a plain ``ipywidgets.HTML``
 (the picker still shows any step's log).
 """
+
 from __future__ import annotations
 
 _ESM = """
@@ -52,6 +53,7 @@ try:
 except ImportError:  # pragma: no cover - anywidget is a dependency; a broken install still shows the view
     ClickableHTML = None
 else:
+
     class ClickableHTML(anywidget.AnyWidget):
         """HTML whose steps can be clicked (see the module docstring)."""
 
@@ -81,6 +83,7 @@ export default { render };
 """
 
 if ClickableHTML is not None:
+
     class StepLogs(anywidget.AnyWidget):
         """The log of the step at ``index`` of ``steps``, from ``logs``
         (step -> HTML made by nbsteps): switched in the browser."""

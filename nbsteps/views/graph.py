@@ -18,6 +18,7 @@ needs Graphviz's ``dot`` binary. When it is missing, rendering raises
 :class:`~nbsteps.errors.NbstepsError` with the install command, and the rest
 of nbsteps (and ``plan_graph(ctx).source``) keeps working.
 """
+
 from __future__ import annotations
 
 import re
@@ -124,8 +125,9 @@ def critical_path(ctx, names=None, preview: bool = True) -> list[str]:
     if not names:
         return []
     chosen = set(names)
-    known = {s: ctx.records[s].duration for s in names
-             if s in ctx.records and ctx.records[s].duration is not None}
+    known = {
+        s: ctx.records[s].duration for s in names if s in ctx.records and ctx.records[s].duration is not None
+    }
     if not known:
         if not preview:
             return []
@@ -137,8 +139,9 @@ def critical_path(ctx, names=None, preview: bool = True) -> list[str]:
             return []
         path = list(preview.critical_path)
         return path if len(path) > 1 and preview.estimate_s > 0 else []
-    path, _ = graphs.longest_path(names, lambda s: (u for u in ctx.dependencies(s) if u in chosen),
-                                  lambda s: known.get(s, 0.0))
+    path, _ = graphs.longest_path(
+        names, lambda s: (u for u in ctx.dependencies(s) if u in chosen), lambda s: known.get(s, 0.0)
+    )
     return path
 
 
@@ -171,8 +174,10 @@ class PlanGraph(graphviz.Digraph):
             import base64
 
             data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-            bundle["text/html"] = (f'<img class="nbsteps-graph-img" alt="nbsteps dependency graph" '
-                                   f'src="data:image/svg+xml;base64,{data}">')
+            bundle["text/html"] = (
+                f'<img class="nbsteps-graph-img" alt="nbsteps dependency graph" '
+                f'src="data:image/svg+xml;base64,{data}">'
+            )
         return bundle
 
     def __repr__(self) -> str:
@@ -222,10 +227,12 @@ class EdgeLook:
 
 
 def _tooltip_lines(ctx, name: str, rec, critical: bool) -> list[str]:
-    lines = [f"{name}: {rec.status if rec else PENDING}"
-             + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
-             + (f" (waiting for confirmation: {rec.confirming})" if rec is not None and rec.confirming else "")
-             + (" (stale: code or inputs changed)" if rec is not None and rec.stale and rec.ok else "")]
+    lines = [
+        f"{name}: {rec.status if rec else PENDING}"
+        + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
+        + (f" (waiting for confirmation: {rec.confirming})" if rec is not None and rec.confirming else "")
+        + (" (stale: code or inputs changed)" if rec is not None and rec.stale and rec.ok else "")
+    ]
     if rec is not None:
         if rec.duration is not None:
             lines.append(f"duration: {fmt_seconds(rec.duration, missing='')}")
@@ -280,25 +287,50 @@ def looks(ctx, names=None, critical: list | None = None, preview: bool = True):
             if up not in chosen:
                 continue
             reads = sorted(n for n, src in sources.items() if src == up)
-            labels = getattr(ctx.deps, "state_labels", {}).get((up, name), []) if kind in ("state", "order") else []
+            labels = (
+                getattr(ctx.deps, "state_labels", {}).get((up, name), [])
+                if kind in ("state", "order")
+                else []
+            )
             if reads:
                 why = f"reads {', '.join(reads)}"
             elif labels:
-                why = (f"{up} changes {', '.join(labels)}" if kind == "state"
-                       else f"both use {', '.join(labels)}: kept in notebook order")
+                why = (
+                    f"{up} changes {', '.join(labels)}"
+                    if kind == "state"
+                    else f"both use {', '.join(labels)}: kept in notebook order"
+                )
             else:
                 why = "--after" if kind == "explicit" else kind
-            edges.append(EdgeLook(up, name, kind, (up, name) in path_edges, f"{up} -> {name} ({kind}: {why})",
-                                  label=", ".join(labels)))
+            edges.append(
+                EdgeLook(
+                    up,
+                    name,
+                    kind,
+                    (up, name) in path_edges,
+                    f"{up} -> {name} ({kind}: {why})",
+                    label=", ".join(labels),
+                )
+            )
     return names, nodes, edges, path if on_path else []
 
 
 def graph_attrs(g, rankdir: str, large: bool) -> None:
-    g.graph_attr.update(rankdir=rankdir, bgcolor="white", tooltip="nbsteps plan",
-                        nodesep="0.12" if large else "0.3", ranksep="0.3" if large else "0.45",
-                        fontname="Helvetica", fontsize="10" if large else "12")
-    g.node_attr.update(fontname="Helvetica", fontsize="10" if large else "12", height="0.3" if large else "0.4",
-                       margin="0.06,0.03" if large else "0.12,0.06")
+    g.graph_attr.update(
+        rankdir=rankdir,
+        bgcolor="white",
+        tooltip="nbsteps plan",
+        nodesep="0.12" if large else "0.3",
+        ranksep="0.3" if large else "0.45",
+        fontname="Helvetica",
+        fontsize="10" if large else "12",
+    )
+    g.node_attr.update(
+        fontname="Helvetica",
+        fontsize="10" if large else "12",
+        height="0.3" if large else "0.4",
+        margin="0.06,0.03" if large else "0.12,0.06",
+    )
     g.edge_attr.update(arrowsize="0.6" if large else "0.8")
 
 
@@ -306,8 +338,9 @@ def style_attr(*parts) -> str:
     return ",".join(p for p in parts if p)
 
 
-def plan_graph(ctx, names=None, *, rankdir: str | None = None, legend: bool = True,
-               critical: list | None = None) -> PlanGraph:
+def plan_graph(
+    ctx, names=None, *, rankdir: str | None = None, legend: bool = True, critical: list | None = None
+) -> PlanGraph:
     """The plan's dependency graph as a ``graphviz.Digraph`` (not rendered).
 
     *names* restricts it to some steps; *rankdir* ("LR", "TB") overrides the
@@ -320,17 +353,38 @@ def plan_graph(ctx, names=None, *, rankdir: str | None = None, legend: bool = Tr
     graph_attrs(g, rankdir, large)
     for n in nodes:
         attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
-        g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=n.fill, color=n.stroke,
-               penwidth=f"{n.penwidth:g}", style=style_attr("filled", n.corners, n.dash),
-               tooltip=tooltip_text(n.tooltip), **{"class": f"nbsteps-step nbsteps-{n.key}"}, **attrs)
+        g.node(
+            n.name,
+            label=label_text(n.name),
+            shape=n.shape,
+            fillcolor=n.fill,
+            color=n.stroke,
+            penwidth=f"{n.penwidth:g}",
+            style=style_attr("filled", n.corners, n.dash),
+            tooltip=tooltip_text(n.tooltip),
+            **{"class": f"nbsteps-step nbsteps-{n.key}"},
+            **attrs,
+        )
     for e in edges:
         tip = e.tooltip + (", critical path" if e.critical else "")
-        g.edge(e.up, e.down, color=e.color, penwidth=f"{e.penwidth:g}",
-               style=e.style, tooltip=tooltip_text([tip]), **({"label": label_text(e.label, 40), "fontsize": "9",
-                                                               "fontcolor": EDGE_COLOR} if e.label else {}),
-               **{"class": f"nbsteps-{e.kind}" + (" nbsteps-critical" if e.critical else "")})
+        g.edge(
+            e.up,
+            e.down,
+            color=e.color,
+            penwidth=f"{e.penwidth:g}",
+            style=e.style,
+            tooltip=tooltip_text([tip]),
+            **(
+                {"label": label_text(e.label, 40), "fontsize": "9", "fontcolor": EDGE_COLOR}
+                if e.label
+                else {}
+            ),
+            **{"class": f"nbsteps-{e.kind}" + (" nbsteps-critical" if e.critical else "")},
+        )
     if legend:
-        statuses = {n.key for n in nodes if not n.stale} | ({"stale"} if any(n.stale for n in nodes) else set())
+        statuses = {n.key for n in nodes if not n.stale} | (
+            {"stale"} if any(n.stale for n in nodes) else set()
+        )
         _legend(g, statuses, {e.kind for e in edges}, bool(path), large, rankdir)
     return g
 
@@ -340,8 +394,14 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
     nodes side by side (a column in LR layouts), then one sample edge per kind."""
     keys = [k for k in LEGEND if k in statuses] or [PENDING]
     with g.subgraph(name="cluster_legend") as lg:
-        lg.attr(label="legend", fontsize="9" if large else "10", color="#cccccc", style="rounded",
-                fontcolor="#666666", tooltip="legend")
+        lg.attr(
+            label="legend",
+            fontsize="9" if large else "10",
+            color="#cccccc",
+            style="rounded",
+            fontcolor="#666666",
+            tooltip="legend",
+        )
         lg.attr("node", fontsize="9" if large else "10", height="0.25", margin="0.05,0.02")
         row = []
         for key in keys:
@@ -350,16 +410,30 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
                 attrs = {"color": STALE_COLOR, "penwidth": "2.5", "style": "filled,rounded,dashed"}
             else:
                 fill, shape, corners = STYLES[key]
-                attrs = {"color": "#333333", "style": style_attr("filled", corners, "dotted" if key == CANCELLED else ""),
-                         "penwidth": "2" if key in (RUNNING, RETRYING) else "1"}
+                attrs = {
+                    "color": "#333333",
+                    "style": style_attr("filled", corners, "dotted" if key == CANCELLED else ""),
+                    "penwidth": "2" if key in (RUNNING, RETRYING) else "1",
+                }
             text = LEGEND_TEXT.get(key, key)
             node = f"legend.{key}"
-            lg.node(node, label=text, shape=shape, fillcolor=fill, tooltip=f"legend: {text}",
-                    **{"class": "nbsteps-legend"}, **attrs)
+            lg.node(
+                node,
+                label=text,
+                shape=shape,
+                fillcolor=fill,
+                tooltip=f"legend: {text}",
+                **{"class": "nbsteps-legend"},
+                **attrs,
+            )
             row.append(node)
-        samples = [("inferred", "solid", EDGE_COLOR, "1"), ("explicit", "dashed", EDGE_COLOR, "1"),
-                   ("state", "dotted", EDGE_COLOR, "1"), ("order", "dotted", "#999999", "1"),
-                   ("critical path", "solid", CRITICAL_COLOR, "3.5")]
+        samples = [
+            ("inferred", "solid", EDGE_COLOR, "1"),
+            ("explicit", "dashed", EDGE_COLOR, "1"),
+            ("state", "dotted", EDGE_COLOR, "1"),
+            ("order", "dotted", "#999999", "1"),
+            ("critical path", "solid", CRITICAL_COLOR, "3.5"),
+        ]
         for text, style, color, width in samples:
             if (text == "critical path" and not critical) or (text in EDGE_STYLES and text not in kinds):
                 continue

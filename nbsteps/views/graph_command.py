@@ -1,11 +1,12 @@
 """``%steps graph`` and ``nbsteps run --graph``: the graph as a file or a display."""
+
 from __future__ import annotations
 
 import os
 
 from nbsteps.errors import NbstepsError
 from nbsteps.files import write_bytes
-from nbsteps.views.graph import missing_dot, dot_available, plan_graph, render
+from nbsteps.views.graph import dot_available, missing_dot, plan_graph, render
 
 FORMATS = ("svg", "png", "dot")
 
@@ -39,7 +40,8 @@ def graph_command(ctx, fmt: str | None = None, output: str | None = None):
             if suffix:
                 raise NbstepsError(
                     f"cannot tell the graph format from {path!r}; use a .svg, .png or .dot file name "
-                    f"or --format svg|png|dot.")
+                    f"or --format svg|png|dot."
+                )
             fmt = "svg"
     data = graph.source.encode("utf-8") if fmt == "dot" else render(graph, fmt)
     write_bytes(path, data)  # atomic: the previous file stays whole on any failure

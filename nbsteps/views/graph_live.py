@@ -4,6 +4,7 @@ The live view redraws the graph at every status change; running ``dot`` each
 time would dominate a run. The SVG is laid out once per graph shape with
 placeholder colours and tooltips, then only the placeholders are substituted.
 """
+
 from __future__ import annotations
 
 import html
@@ -15,8 +16,25 @@ from collections import OrderedDict
 
 from nbsteps.model.status import BLOCKED, CANCELLED, FAILED
 from nbsteps.views.graph import (
-    EDGE_STYLES, PlanGraph, STYLES, looks, clip_text, label_text, tooltip_text, EDGE_COLOR, CRITICAL_COLOR, STALE_COLOR,
-    STALE_FILL, style_attr, graph_attrs, LEGEND, LEGEND_TEXT, CONFIRM_COLOR, render, LARGE, choose_rankdir,
+    CONFIRM_COLOR,
+    CRITICAL_COLOR,
+    EDGE_COLOR,
+    EDGE_STYLES,
+    LARGE,
+    LEGEND,
+    LEGEND_TEXT,
+    STALE_COLOR,
+    STALE_FILL,
+    STYLES,
+    PlanGraph,
+    choose_rankdir,
+    clip_text,
+    graph_attrs,
+    label_text,
+    looks,
+    render,
+    style_attr,
+    tooltip_text,
 )
 
 #: stroke-dasharray Graphviz writes for dashed / dotted lines
@@ -44,15 +62,29 @@ class _Template:
             fill, stroke = next(tokens), next(tokens)
             self.node_tokens.append((fill, stroke))
             attrs = {"peripheries": str(n.peripheries)} if n.peripheries != 1 else {}
-            g.node(n.name, label=label_text(n.name), shape=n.shape, fillcolor=fill, color=stroke,
-                   style=style_attr("filled", n.corners), tooltip=self.tip.format(i),
-                   **{"class": self.cls.format(i)}, **attrs)
+            g.node(
+                n.name,
+                label=label_text(n.name),
+                shape=n.shape,
+                fillcolor=fill,
+                color=stroke,
+                style=style_attr("filled", n.corners),
+                tooltip=self.tip.format(i),
+                **{"class": self.cls.format(i)},
+                **attrs,
+            )
         self.edge_tokens = []
         for e in edges:
             color = next(tokens)
             self.edge_tokens.append(color)
-            g.edge(e.up, e.down, color=color, style=e.style,
-                   tooltip=tooltip_text([e.tooltip]), **{"class": f"nbsteps-{e.kind}"})
+            g.edge(
+                e.up,
+                e.down,
+                color=color,
+                style=e.style,
+                tooltip=tooltip_text([e.tooltip]),
+                **{"class": f"nbsteps-{e.kind}"},
+            )
         svg = render(g, "svg").decode("utf-8", "replace")
         start = svg.find("<svg")
         self.svg = svg[start:] if start >= 0 else svg
@@ -104,8 +136,11 @@ def live_svg(ctx) -> tuple[str, dict]:
             while len(_templates) > 6:
                 _templates.popitem(last=False)
     info = {
-        "statuses": [k for k in LEGEND if k in {n.key for n in nodes if not n.stale}
-                     or (k == "stale" and any(n.stale for n in nodes))],
+        "statuses": [
+            k
+            for k in LEGEND
+            if k in {n.key for n in nodes if not n.stale} or (k == "stale" and any(n.stale for n in nodes))
+        ],
         "kinds": sorted({e.kind for e in edges}),
         "critical": bool(path),
         "new_layout": made,
@@ -131,7 +166,8 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
             f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
             f'<span style="display:inline-block;vertical-align:middle;width:14px;height:11px;'
             f'background-color:{fill};border:{border};border-radius:{radius};margin-right:4px"></span>'
-            f'{html.escape(text)}</span>')
+            f"{html.escape(text)}</span>"
+        )
     lines = [(k, EDGE_STYLES.get(k, "solid"), EDGE_COLOR, 1) for k in kinds]
     if critical:
         lines.append(("critical path", "solid", CRITICAL_COLOR, 3))
@@ -139,7 +175,8 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
         items.append(
             f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
             f'<span style="display:inline-block;vertical-align:middle;width:22px;border-top:{width}px {style} {color};'
-            f'margin-right:4px"></span>{html.escape(text)}</span>')
-    return f'<div class="nbsteps-legend" style="font-size:11px;color:#444;margin:2px 0">{"".join(items)}</div>'
-
-
+            f'margin-right:4px"></span>{html.escape(text)}</span>'
+        )
+    return (
+        f'<div class="nbsteps-legend" style="font-size:11px;color:#444;margin:2px 0">{"".join(items)}</div>'
+    )

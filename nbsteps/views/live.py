@@ -24,6 +24,7 @@ laid out by ``dot`` once per plan structure and re-coloured in Python
 Safe to call from any thread: the state is guarded by a lock and widget
 values are written by one drawer at a time.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -50,8 +51,16 @@ class LiveView:
     itself only reads records.
     """
 
-    def __init__(self, ctx: RunContext, *, min_interval: float = 0.1, graph_height: int = 600,
-                 table_height: int = 400, tick: float = 1.0, refresh: "Callable[[], None] | None" = None) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        min_interval: float = 0.1,
+        graph_height: int = 600,
+        table_height: int = 400,
+        tick: float = 1.0,
+        refresh: "Callable[[], None] | None" = None,
+    ) -> None:
         import ipywidgets as w
 
         self.ctx = ctx
@@ -175,8 +184,15 @@ class LiveView:
         """The progress bar and its line (caller holds _lock)."""
         names = self._names if self._names is not None else self.ctx.order()
         elapsed = time.time() - (self._t0 or time.time())
-        text = static.state_text(self.ctx, names, running=self._running, summary=self._summary,
-                                 elapsed=elapsed, count=False, sources=self._sources)
+        text = static.state_text(
+            self.ctx,
+            names,
+            running=self._running,
+            summary=self._summary,
+            elapsed=elapsed,
+            count=False,
+            sources=self._sources,
+        )
         return static.progress_html(self.ctx, names, text)
 
     def _draw_header(self, timeline: bool = False) -> None:
@@ -213,7 +229,8 @@ class LiveView:
                 svg, info = live_svg(self.ctx)
                 self.layouts += bool(info["new_layout"])
                 graph = legend_html(info["statuses"], info["kinds"], info["critical"]) + _GRAPH_BOX.format(
-                    h=self.graph_height, svg=svg)
+                    h=self.graph_height, svg=svg
+                )
             except Exception as exc:  # e.g. no `dot`: the rest of the view still works
                 graph = f'<div class="nbsteps-graph"><pre>{html.escape(str(exc))}</pre></div>'
                 if len(self.errors) < 20:
@@ -244,9 +261,14 @@ class LiveView:
         """One line: what the view shows (the text/plain of its output)."""
         with self._lock:
             names = self._names if self._names is not None else self.ctx.order()
-            return "nbsteps: " + static.state_text(self.ctx, names, running=self._running, summary=self._summary,
-                                                   elapsed=time.time() - (self._t0 or time.time()),
-                                                   sources=self._sources)
+            return "nbsteps: " + static.state_text(
+                self.ctx,
+                names,
+                running=self._running,
+                summary=self._summary,
+                elapsed=time.time() - (self._t0 or time.time()),
+                sources=self._sources,
+            )
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         if self._closed:

@@ -11,6 +11,7 @@ GitHub, nbviewer and in ``jupyter nbconvert`` output. All user text is escaped.
 
 The live view (:mod:`nbsteps.views.live`) draws the same header and table.
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,8 +58,16 @@ def by_status(ctx, names) -> dict[str, list[str]]:
     return out
 
 
-def state_text(ctx, names, *, running: bool = False, summary=None, elapsed: float | None = None,
-               count: bool = True, sources: dict | None = None) -> str:
+def state_text(
+    ctx,
+    names,
+    *,
+    running: bool = False,
+    summary=None,
+    elapsed: float | None = None,
+    count: bool = True,
+    sources: dict | None = None,
+) -> str:
     """One line saying where a run (or the plan) stands. It names steps and
     counts, never error messages (user text is shown escaped elsewhere).
     *count*: say how many completed (the progress bar says it next to it).
@@ -84,7 +93,9 @@ def state_text(ctx, names, *, running: bool = False, summary=None, elapsed: floa
     if running:
         head = f"running, {fmt_seconds(elapsed or 0.0)} so far"
     elif summary is not None:
-        head = f"{'interrupted' if summary.interrupted else 'finished'} in {fmt_seconds(max(0.0, summary.wall))}"
+        head = (
+            f"{'interrupted' if summary.interrupted else 'finished'} in {fmt_seconds(max(0.0, summary.wall))}"
+        )
     else:
         return text
     return f"{head}: {text}" if text else head
@@ -100,16 +111,22 @@ def progress_html(ctx, names, text: str) -> str:
     for key, colour, label in SEGMENTS:
         count = len(groups.get(key, ()))
         if count:
-            segs.append(f'<span class="nbsteps-seg nbsteps-seg-{key}" title="{count} {label}" '
-                        f'style="display:inline-block;height:14px;width:{100.0 * count / n:.3f}%;'
-                        f'background-color:{colour}"></span>')
+            segs.append(
+                f'<span class="nbsteps-seg nbsteps-seg-{key}" title="{count} {label}" '
+                f'style="display:inline-block;height:14px;width:{100.0 * count / n:.3f}%;'
+                f'background-color:{colour}"></span>'
+            )
     done = len(groups.get(COMPLETED, ())) + len(groups.get("cached", ()))
-    bar = ('<span class="nbsteps-bar" style="display:inline-block;width:260px;height:14px;'
-           'border:1px solid #888;border-radius:3px;background-color:#f4f4f4;overflow:hidden;'
-           f'vertical-align:middle;white-space:nowrap;line-height:0">{"".join(segs)}</span>')
+    bar = (
+        '<span class="nbsteps-bar" style="display:inline-block;width:260px;height:14px;'
+        "border:1px solid #888;border-radius:3px;background-color:#f4f4f4;overflow:hidden;"
+        f'vertical-align:middle;white-space:nowrap;line-height:0">{"".join(segs)}</span>'
+    )
     count = f'<b class="nbsteps-count" style="margin:0 8px">{done}/{len(names)} completed</b>'
-    return (f'<div class="nbsteps-progress" style="font-family:monospace;font-size:12px;margin:2px 0">'
-            f'{bar}{count}<span class="nbsteps-label">{html.escape(text)}</span></div>')
+    return (
+        f'<div class="nbsteps-progress" style="font-family:monospace;font-size:12px;margin:2px 0">'
+        f'{bar}{count}<span class="nbsteps-label">{html.escape(text)}</span></div>'
+    )
 
 
 def graph_svg(ctx) -> tuple[str, str]:
@@ -130,18 +147,24 @@ def image_html(ctx, names, svg: str, legend: str, max_height: int = 700) -> str:
     """The graph as an <img> carrying the SVG as a data: URI, with its legend."""
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
     alt = html.escape(graph_alt(ctx, names), quote=True)
-    return (f'{legend}<div class="nbsteps-graph" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
-            f'<img class="nbsteps-graph-img" alt="{alt}" src="data:image/svg+xml;base64,{data}"></div>')
+    return (
+        f'{legend}<div class="nbsteps-graph" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
+        f'<img class="nbsteps-graph-img" alt="{alt}" src="data:image/svg+xml;base64,{data}"></div>'
+    )
 
 
 def table_html(ctx: RunContext) -> str:
     from nbsteps.views.table import html_table
 
-    return (f'<div class="nbsteps-table" style="overflow-x:auto;max-width:100%;font-size:12px">'
-            f'{html_table(ctx)}</div>')
+    return (
+        f'<div class="nbsteps-table" style="overflow-x:auto;max-width:100%;font-size:12px">'
+        f"{html_table(ctx)}</div>"
+    )
 
 
-def static_bundle(ctx, names=None, *, summary=None, png: bool | None = None, since: float | None = None) -> dict:
+def static_bundle(
+    ctx, names=None, *, summary=None, png: bool | None = None, since: float | None = None
+) -> dict:
     """The lasting picture of a plan: see the module docstring. The stale
     flags are the records' (the facade refreshes them before drawing, see
     ``Plan.refresh_stale``), so the graph and the table agree. The timeline shows
@@ -174,8 +197,7 @@ def static_bundle(ctx, names=None, *, summary=None, png: bool | None = None, sin
     except Exception as exc:  # pragma: no cover - a picture must not fail on it
         parts.append(f'<pre class="nbsteps-timeline">{html.escape(repr(exc))}</pre>')
     parts.append(table_html(ctx))
-    data["text/html"] = (f'<div class="nbsteps-view nbsteps-static">'
-                         f'{"".join(parts)}</div>')
+    data["text/html"] = f'<div class="nbsteps-view nbsteps-static">{"".join(parts)}</div>'
     data["text/plain"] = f"nbsteps: {text}"
     return data
 

@@ -9,6 +9,7 @@ round trip to the kernel (``jslink`` between the picker's and the clickable
 views' ``index``): the kernel is busy running the plan while the user
 clicks. Only the logs of steps whose record changed are redrawn.
 """
+
 from __future__ import annotations
 
 import html
@@ -62,18 +63,27 @@ def step_log_html(ctx, name: str, live: bool = False) -> str:
     if rec is None or name not in ctx.steps:
         return f'<div class="nbsteps-log">step {html.escape(name)} is not in the plan (any more)</div>'
     cell = "text-align:left;padding:1px 10px 1px 0;line-height:1.3;vertical-align:top"
-    rows = "".join(f'<tr><th style="{cell};color:#555">{html.escape(k)}</th>'
-                   f'<td style="{cell}">{html.escape(v)}</td></tr>' for k, v in _facts(ctx, name, rec))
+    rows = "".join(
+        f'<tr><th style="{cell};color:#555">{html.escape(k)}</th>'
+        f'<td style="{cell}">{html.escape(v)}</td></tr>'
+        for k, v in _facts(ctx, name, rec)
+    )
     try:
         body = step_bundle(ctx, name, output=_light(rec.output) if live else None)["text/html"]
     except Exception as exc:  # pragma: no cover - a log must not break the view
         body = f"<pre>{html.escape(repr(exc))}</pre>"
-    said = "" if rec.output else '<div style="color:#777;font-size:12px">(it printed and displayed nothing)</div>'
-    return (f'<div class="nbsteps-log" data-log="{html.escape(name, quote=True)}" '
-            f'style="border:1px solid #ddd;padding:4px 8px;margin-top:4px">'
-            f'<div style="font-weight:bold;margin-bottom:2px">log of step {html.escape(name)}</div>'
-            f'<table class="nbsteps-log-facts" style="font-size:12px;border-collapse:collapse">{rows}</table>'
-            f'{body}{said}</div>')
+    said = (
+        ""
+        if rec.output
+        else '<div style="color:#777;font-size:12px">(it printed and displayed nothing)</div>'
+    )
+    return (
+        f'<div class="nbsteps-log" data-log="{html.escape(name, quote=True)}" '
+        f'style="border:1px solid #ddd;padding:4px 8px;margin-top:4px">'
+        f'<div style="font-weight:bold;margin-bottom:2px">log of step {html.escape(name)}</div>'
+        f'<table class="nbsteps-log-facts" style="font-size:12px;border-collapse:collapse">{rows}</table>'
+        f"{body}{said}</div>"
+    )
 
 
 def step_log_text(ctx, name: str) -> str:
@@ -89,8 +99,20 @@ def step_log_text(ctx, name: str) -> str:
 
 def _signature(rec) -> tuple:
     """What a log shows changes only when one of these does."""
-    return (rec.status, rec.cached, rec.stale, rec.attempts, rec.started, rec.finished, rec.confirming,
-            rec.message, rec.reason, id(rec.output), len(rec.output), id(rec.error))
+    return (
+        rec.status,
+        rec.cached,
+        rec.stale,
+        rec.attempts,
+        rec.started,
+        rec.finished,
+        rec.confirming,
+        rec.message,
+        rec.reason,
+        id(rec.output),
+        len(rec.output),
+        id(rec.error),
+    )
 
 
 def _light(output) -> tuple:
@@ -105,8 +127,18 @@ def _light(output) -> tuple:
             data = payload.get("data", {}) if isinstance(payload, dict) else {}
             plain = data.get("text/plain") if isinstance(data.get("text/plain"), str) else ""
             note = "[a figure or rich display: shown in the step's cell]"
-            out.append(("display", {"data": {"text/plain": plain[:LIVE_TEXT] if set(data) == {"text/plain"} else
-                                             note + (f"\n{plain[:200]}" if plain else "")}}))
+            out.append(
+                (
+                    "display",
+                    {
+                        "data": {
+                            "text/plain": plain[:LIVE_TEXT]
+                            if set(data) == {"text/plain"}
+                            else note + (f"\n{plain[:200]}" if plain else "")
+                        }
+                    },
+                )
+            )
     return tuple(out)
 
 
@@ -132,8 +164,12 @@ class LogPanel:
         self.names: list[str] = []
         self._seen: dict[str, tuple] = {}
         self.logs: dict[str, str] = {}
-        self.picker = w.Dropdown(options=[(HINT, "")], value="", description="step log:",
-                                 layout=w.Layout(width="max-content", min_width="360px"))
+        self.picker = w.Dropdown(
+            options=[(HINT, "")],
+            value="",
+            description="step log:",
+            layout=w.Layout(width="max-content", min_width="360px"),
+        )
         self.picker.add_class("nbsteps-log-picker")
         self._links: list = []
         if StepLogs is not None:

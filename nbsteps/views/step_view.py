@@ -9,6 +9,7 @@ status line, ``<pre>`` blocks for printed text, each display's HTML, images as
 a kernel) and ``text/plain``. Printed text, errors and the status line are
 escaped; a display's own HTML is the step's, shown as ``display()`` would.
 """
+
 from __future__ import annotations
 
 import html
@@ -20,8 +21,18 @@ from nbsteps.views.static import store_where
 
 #: printed text shown per stream (the record keeps it all)
 SHOWN_TEXT = 20_000
-COLOURS = {PENDING: "#bbbbbb", "confirming": "#d63384", RUNNING: "#e0b000", RETRYING: "#ff9f1c", COMPLETED: "#4caf50",
-           "cached": "#5aa9e6", FAILED: "#e53935", BLOCKED: "#888888", CANCELLED: "#a1887f", "stale": "#e08a00"}
+COLOURS = {
+    PENDING: "#bbbbbb",
+    "confirming": "#d63384",
+    RUNNING: "#e0b000",
+    RETRYING: "#ff9f1c",
+    COMPLETED: "#4caf50",
+    "cached": "#5aa9e6",
+    FAILED: "#e53935",
+    BLOCKED: "#888888",
+    CANCELLED: "#a1887f",
+    "stale": "#e08a00",
+}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
@@ -33,7 +44,8 @@ def _names(names) -> str:
 
 def stale_reason(ctx, name: str) -> str:
     """Why a completed step is stale (after ``plan.refresh_stale()``)."""
-    from nbsteps.run.decide.staleness import fingerprint_parts, stale_reason as why
+    from nbsteps.run.decide.staleness import fingerprint_parts
+    from nbsteps.run.decide.staleness import stale_reason as why
 
     for up in ctx.dependencies(name):
         r = ctx.records.get(up)
@@ -41,8 +53,10 @@ def stale_reason(ctx, name: str) -> str:
             return f"upstream {up} is stale"
     try:
         step = ctx.steps[name]
-        return why(step, fingerprint_parts(ctx, step), ctx.store.peek(name), ctx.records.get(name)) \
+        return (
+            why(step, fingerprint_parts(ctx, step), ctx.store.peek(name), ctx.records.get(name))
             or "its inputs changed"
+        )
     except Exception:  # pragma: no cover - a display must not fail
         return "its code or inputs changed"
 
@@ -103,19 +117,22 @@ def clean_text(text: str, limit: int = SHOWN_TEXT) -> str:
     rewrites its line; only the last *limit* characters."""
     text = _ANSI.sub("", text)
     if "\r" in text:
-        text = "\n".join(next((seg for seg in reversed(line.split("\r")) if seg), "")
-                         for line in text.split("\n"))
+        text = "\n".join(
+            next((seg for seg in reversed(line.split("\r")) if seg), "") for line in text.split("\n")
+        )
     if len(text) > limit:
         cut = text[-limit:]
-        cut = cut[cut.find("\n") + 1:] if "\n" in cut[:200] else cut
+        cut = cut[cut.find("\n") + 1 :] if "\n" in cut[:200] else cut
         hidden = text[: len(text) - len(cut)].count("\n") + 1
         text = f"[… {hidden} earlier lines not shown: nbsteps.step(...).stdout has them]\n" + cut
     return text
 
 
 def _pre(text: str, cls: str, style: str = "") -> str:
-    return (f'<pre class="{cls}" style="margin:2px 0;padding:2px 4px;white-space:pre-wrap;'
-            f'font-size:12px;{style}">{html.escape(text)}</pre>')
+    return (
+        f'<pre class="{cls}" style="margin:2px 0;padding:2px 4px;white-space:pre-wrap;'
+        f'font-size:12px;{style}">{html.escape(text)}</pre>'
+    )
 
 
 def display_html(item: dict) -> str:
@@ -126,19 +143,31 @@ def display_html(item: dict) -> str:
     for mime in _IMAGES:
         if isinstance(data.get(mime), str):
             src = "".join(data[mime].split())
-            return (f'<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" '
-                    f'src="data:{mime};base64,{html.escape(src, quote=True)}"></div>')
+            return (
+                f'<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" '
+                f'src="data:{mime};base64,{html.escape(src, quote=True)}"></div>'
+            )
     if isinstance(data.get("image/svg+xml"), str):
         import base64
 
         src = base64.b64encode(data["image/svg+xml"].encode("utf-8")).decode("ascii")
         return f'<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" src="data:image/svg+xml;base64,{src}"></div>'
-    text = next((data[m] for m in ("text/markdown", "text/latex", "text/plain") if isinstance(data.get(m), str)), "")
+    text = next(
+        (data[m] for m in ("text/markdown", "text/latex", "text/plain") if isinstance(data.get(m), str)), ""
+    )
     return _pre(text, "nbsteps-display") if text else ""
 
 
-def step_bundle(ctx, name: str, *, output=None, result: dict | None = None, traceback: bool = True,
-                status: "tuple[str, str] | None" = None, record=None) -> dict:
+def step_bundle(
+    ctx,
+    name: str,
+    *,
+    output=None,
+    result: dict | None = None,
+    traceback: bool = True,
+    status: "tuple[str, str] | None" = None,
+    record=None,
+) -> dict:
     """The mime bundle of *name*'s cell. *output* overrides the record's
     captured output (the live output of a running step); *result* is the
     result's mime bundle to show (None: not shown); *traceback* shows a
@@ -147,9 +176,11 @@ def step_bundle(ctx, name: str, *, output=None, result: dict | None = None, trac
     rec = record if record is not None else ctx.records.get(name)
     items = tuple(output if output is not None else (rec.output if rec is not None else ()))
     key, line = status if status is not None else (_key(ctx, name, rec), status_line(ctx, name, rec))
-    parts = [f'<div class="nbsteps-status nbsteps-{key}" style="font-family:monospace;font-size:12px;'
-             f'padding:1px 6px;border-left:4px solid {COLOURS.get(key, "#bbbbbb")};'
-             f'background-color:#f7f7f7">{html.escape(line)}</div>']
+    parts = [
+        f'<div class="nbsteps-status nbsteps-{key}" style="font-family:monospace;font-size:12px;'
+        f"padding:1px 6px;border-left:4px solid {COLOURS.get(key, '#bbbbbb')};"
+        f'background-color:#f7f7f7">{html.escape(line)}</div>'
+    ]
     plain = [line]
     for kind, payload in items:
         if kind in ("stdout", "stderr"):
@@ -172,7 +203,7 @@ def step_bundle(ctx, name: str, *, output=None, result: dict | None = None, trac
         plain.append(tb.rstrip("\n"))
     return {
         "text/html": f'<div class="nbsteps-step-output" data-step="{html.escape(name, quote=True)}">'
-                     f'{"".join(parts)}</div>',
+        f"{''.join(parts)}</div>",
         "text/plain": "\n".join(p for p in plain if p),
     }
 
@@ -191,15 +222,24 @@ def item_bundles(items, result: dict | None = None, traceback: str | None = None
             out.append(({"text/plain": clean_text(str(payload)).rstrip("\n")}, {}))
         elif kind == "stderr":
             text = clean_text(str(payload)).rstrip("\n")
-            out.append(({"text/plain": text, "text/html": _pre(text, "nbsteps-stderr", "background-color:#fdecea")},
-                        {}))
+            out.append(
+                (
+                    {
+                        "text/plain": text,
+                        "text/html": _pre(text, "nbsteps-stderr", "background-color:#fdecea"),
+                    },
+                    {},
+                )
+            )
         elif kind in ("display", "result") and isinstance(payload, dict):
             out.append((dict(payload.get("data") or {}), dict(payload.get("metadata") or {})))
     if result and not any(kind == "result" for kind, _ in items or ()):
         out.append((dict(result), {}))
     if traceback:
         tb = clean_text(traceback).rstrip("\n")
-        out.append(({"text/plain": tb, "text/html": _pre(tb, "nbsteps-traceback", "background-color:#fdecea")}, {}))
+        out.append(
+            ({"text/plain": tb, "text/html": _pre(tb, "nbsteps-traceback", "background-color:#fdecea")}, {})
+        )
     return out
 
 
@@ -214,20 +254,23 @@ def fit_slots(bundles: list[tuple[dict, dict]], n: int) -> list[tuple[dict, dict
         return []
     if len(bundles) <= n:
         return list(bundles) + [(dict(EMPTY), {})] * (n - len(bundles))
-    head, tail = list(bundles[: n - 1]), bundles[n - 1:]
+    head, tail = list(bundles[: n - 1]), bundles[n - 1 :]
     merged = {
         "text/html": "".join(display_html({"data": data}) for data, _ in tail),
-        "text/plain": "\n".join(data.get("text/plain", "") for data, _ in tail
-                                if isinstance(data.get("text/plain"), str)),
+        "text/plain": "\n".join(
+            data.get("text/plain", "") for data, _ in tail if isinstance(data.get("text/plain"), str)
+        ),
     }
     return head + [(merged, {})]
 
 
 #: output slots a step cell reserves when it only registers its step: at least, at most
 MIN_SLOTS, MAX_SLOTS = 2, 40
-_SHOWS = re.compile(r"\b(print|display|show|savefig|figure|subplots?|subplot_mosaic|plot\w*|imshow|matshow|"
-                    r"scatter|hist\w*|barh?|pcolormesh|contourf?|fill_between|errorbar|boxplot|violinplot|pie|"
-                    r"stem|step|heatmap|\w+plot|describe|summary|head|tail)\s*\(")
+_SHOWS = re.compile(
+    r"\b(print|display|show|savefig|figure|subplots?|subplot_mosaic|plot\w*|imshow|matshow|"
+    r"scatter|hist\w*|barh?|pcolormesh|contourf?|fill_between|errorbar|boxplot|violinplot|pie|"
+    r"stem|step|heatmap|\w+plot|describe|summary|head|tail)\s*\("
+)
 _LOOP = re.compile(r"^\s*(for|while)\b|\bfor\b.+\bin\b", re.M)
 
 

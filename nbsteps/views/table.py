@@ -1,6 +1,7 @@
 """The results table (SPEC 4): one row per step in plan order, as a pandas
 DataFrame, and its exports by file suffix (.csv .json .parquet .html).
 All HTML escapes user text (step errors and results are user data)."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -14,11 +15,33 @@ from nbsteps.views.values import summarize
 #: the export formats, by file suffix (also what `nbsteps run --results` accepts)
 EXPORT_SUFFIXES = (".csv", ".json", ".parquet", ".html", ".htm")
 
-COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration_s",
-           "outputs", "result", "error"]
+COLUMNS = [
+    "step",
+    "status",
+    "cached",
+    "stale",
+    "attempts",
+    "started",
+    "finished",
+    "duration_s",
+    "outputs",
+    "result",
+    "error",
+]
 #: what the HTML table shows (durations as text, the rest as in COLUMNS)
-HTML_COLUMNS = ["step", "status", "cached", "stale", "attempts", "started", "finished", "duration",
-                "outputs", "result", "error"]
+HTML_COLUMNS = [
+    "step",
+    "status",
+    "cached",
+    "stale",
+    "attempts",
+    "started",
+    "finished",
+    "duration",
+    "outputs",
+    "result",
+    "error",
+]
 
 
 def _when(ts):
@@ -37,24 +60,32 @@ def rows(ctx: RunContext) -> list[dict]:
     out = []
     for name in ctx.order():
         r = ctx.records[name]
-        out.append({
-            "step": name,
-            "status": r.status,
-            "cached": bool(r.cached),
-            "stale": bool(r.stale),
-            "attempts": int(r.attempts),
-            "started": _when(r.started),
-            "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
-            "duration_s": round(r.duration, 3) if r.duration is not None else None,
-            "duration": fmt_seconds(r.duration, missing="") if r.duration is not None and r.status in (
-                "completed", "failed") else "",
-            "outputs": clean_text(", ".join(r.outputs)) if r.ok else "",
-            # a result restored from a directory store and not read yet is not read for the table
-            "result": (short_repr(r.result, r.has_result and r.ok) if r.result_loaded
-                       else "(on disk, not read yet)"),
-            "error": r.error_text,
-            "confirming": r.confirming if r.status == "pending" else "",  # not a column: the HTML shows it
-        })
+        out.append(
+            {
+                "step": name,
+                "status": r.status,
+                "cached": bool(r.cached),
+                "stale": bool(r.stale),
+                "attempts": int(r.attempts),
+                "started": _when(r.started),
+                "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
+                "duration_s": round(r.duration, 3) if r.duration is not None else None,
+                "duration": fmt_seconds(r.duration, missing="")
+                if r.duration is not None and r.status in ("completed", "failed")
+                else "",
+                "outputs": clean_text(", ".join(r.outputs)) if r.ok else "",
+                # a result restored from a directory store and not read yet is not read for the table
+                "result": (
+                    short_repr(r.result, r.has_result and r.ok)
+                    if r.result_loaded
+                    else "(on disk, not read yet)"
+                ),
+                "error": r.error_text,
+                "confirming": r.confirming
+                if r.status == "pending"
+                else "",  # not a column: the HTML shows it
+            }
+        )
     return out
 
 
@@ -69,11 +100,19 @@ def results_frame(ctx):
 
 def html_table(ctx: RunContext) -> str:
     """A self-contained HTML table, every cell escaped."""
-    head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' if c in _TEXT_COLUMNS
-                   else f"<th>{html.escape(c)}</th>" for c in HTML_COLUMNS)
+    head = "".join(
+        f'<th style="text-align:left">{html.escape(c)}</th>'
+        if c in _TEXT_COLUMNS
+        else f"<th>{html.escape(c)}</th>"
+        for c in HTML_COLUMNS
+    )
     body = []
     for row in rows(ctx):
-        key = "stale" if row["stale"] else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
+        key = (
+            "stale"
+            if row["stale"]
+            else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
+        )
         if row["confirming"]:
             key, row["status"] = "confirming", "waiting for confirmation"
         cells = []
@@ -82,15 +121,16 @@ def html_table(ctx: RunContext) -> str:
             if c == "status":
                 status = text + (" (stale)" if row["stale"] else "")
                 if row["confirming"]:
-                    status += f'<br><small>{html.escape(_cell(row["confirming"]))}</small>'
+                    status += f"<br><small>{html.escape(_cell(row['confirming']))}</small>"
 
                 cells.append(f'<td style="background-color:{_STATUS_FILL.get(key, "#ffffff")}">{status}</td>')
             elif c in _TEXT_COLUMNS:  # words read from the left (notebook CSS right-aligns cells)
                 cells.append(f'<td style="text-align:left">{text}</td>')
             else:
                 cells.append(f"<td>{text}</td>")
-        classes = f'nbsteps-{html.escape(key if key == "confirming" else row["status"])}' + (
-            " nbsteps-stale" if row["stale"] else "")
+        classes = f"nbsteps-{html.escape(key if key == 'confirming' else row['status'])}" + (
+            " nbsteps-stale" if row["stale"] else ""
+        )
         step = html.escape(row["step"], quote=True)
         body.append(f'<tr class="{classes}" data-step="{step}">{"".join(cells)}</tr>')
     return (
@@ -101,9 +141,18 @@ def html_table(ctx: RunContext) -> str:
 
 _TEXT_COLUMNS = frozenset({"step", "outputs", "result", "error"})
 #: the status cell's colour, as in the graph
-_STATUS_FILL = {"pending": "#f4f4f4", "running": "#ffe66d", "retrying": "#ffb347", "completed": "#8fd694",
-                "cached": "#a9d6ff", "stale": "#f1ecc8", "failed": "#ff6b6b", "blocked": "#b8b8b8",
-                "cancelled": "#d7ccc8", "confirming": "#f8d3ec"}
+_STATUS_FILL = {
+    "pending": "#f4f4f4",
+    "running": "#ffe66d",
+    "retrying": "#ffb347",
+    "completed": "#8fd694",
+    "cached": "#a9d6ff",
+    "stale": "#f1ecc8",
+    "failed": "#ff6b6b",
+    "blocked": "#b8b8b8",
+    "cancelled": "#d7ccc8",
+    "confirming": "#f8d3ec",
+}
 
 
 def _cell(value) -> str:
@@ -112,7 +161,11 @@ def _cell(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else ""
     if isinstance(value, _dt.datetime):
-        return value.strftime("%H:%M:%S") if value.date() == _dt.date.today() else value.strftime("%Y-%m-%d %H:%M:%S")
+        return (
+            value.strftime("%H:%M:%S")
+            if value.date() == _dt.date.today()
+            else value.strftime("%Y-%m-%d %H:%M:%S")
+        )
     return str(value)
 
 

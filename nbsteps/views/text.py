@@ -1,5 +1,6 @@
 """The text reporter: a listener printing progress lines and the summary.
 Works in any frontend (terminal, notebook, nbclient, CI logs)."""
+
 from __future__ import annotations
 
 import sys
@@ -46,7 +47,9 @@ class TextReporter:
             if not self.quiet:
                 n, w = self._n, e.info.get("workers")
                 backend = e.info.get("backend", "threads")
-                where = f"{w} thread{'s' if w != 1 else ''}" if backend == "threads" else f"dask ({w} at a time)"
+                where = (
+                    f"{w} thread{'s' if w != 1 else ''}" if backend == "threads" else f"dask ({w} at a time)"
+                )
                 self._print(f"nbsteps: running {n} step{'s' if n != 1 else ''} on {where}")
         elif e.kind == ev.STARTED:
             if not self.quiet:
@@ -61,10 +64,14 @@ class TextReporter:
             if rec.cached:
                 if not self.quiet:
                     if e.info.get("restored") == ev.FROM_SESSION:  # its values are in this kernel already
-                        self._print(f"  ✓ {e.step} already completed earlier in this session{outs}{self._count()}")
+                        self._print(
+                            f"  ✓ {e.step} already completed earlier in this session{outs}{self._count()}"
+                        )
                     else:
-                        self._print(f"  ✓ {e.step} restored from its checkpoint{_of(rec)} in {store_where(e.context)}"
-                                    f"{outs}{self._count()}")
+                        self._print(
+                            f"  ✓ {e.step} restored from its checkpoint{_of(rec)} in {store_where(e.context)}"
+                            f"{outs}{self._count()}"
+                        )
             else:
                 tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
                 self._print(f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs}{self._count()}")

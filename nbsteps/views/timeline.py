@@ -14,6 +14,7 @@ carries it as an ``<img>`` with the SVG as a ``data:`` URI, which renders in
 untrusted notebooks, on GitHub and nbviewer (no script, no inline ``<svg>``).
 Step names and errors are escaped.
 """
+
 from __future__ import annotations
 
 import base64
@@ -89,7 +90,9 @@ def _tick_label(seconds: float, step: float) -> str:
 
 def _tip(b: Bar) -> str:
     took = fmt_seconds(b.end - b.start)
-    what = {RUNNING: f"running for {took}", RETRYING: f"retrying, {took} so far"}.get(b.key, f"{b.key} in {took}")
+    what = {RUNNING: f"running for {took}", RETRYING: f"retrying, {took} so far"}.get(
+        b.key, f"{b.key} in {took}"
+    )
     tries = f", {b.attempts} attempts" if b.attempts > 1 else ""
     error = f"\n{b.error[:300]}" if b.error else ""
     return f"{b.name}: {what}{tries} ({fmt_clock(b.start)}–{fmt_clock(b.end)}){error}"
@@ -111,16 +114,20 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
     def x(t: float) -> float:
         return label_w + PAD + (t - t0) * scale
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsteps-timeline-svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="11">',
-           f'<rect width="{width}" height="{height}" fill="white"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsteps-timeline-svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
     tick = 0.0
     while tick <= span + step * 0.999:
         tx = x(t0 + tick)
-        out.append(f'<line x1="{tx:.1f}" y1="{AXIS_H - 4}" x2="{tx:.1f}" y2="{height - PAD / 2:.0f}" '
-                   f'stroke="#e3e3e3"/>'
-                   f'<text x="{tx:.1f}" y="{AXIS_H - 8}" text-anchor="middle" fill="#666">'
-                   f'{html.escape(_tick_label(tick, step))}</text>')
+        out.append(
+            f'<line x1="{tx:.1f}" y1="{AXIS_H - 4}" x2="{tx:.1f}" y2="{height - PAD / 2:.0f}" '
+            f'stroke="#e3e3e3"/>'
+            f'<text x="{tx:.1f}" y="{AXIS_H - 8}" text-anchor="middle" fill="#666">'
+            f"{html.escape(_tick_label(tick, step))}</text>"
+        )
         tick += step
     for i, b in enumerate(items):
         y = AXIS_H + i * row_h
@@ -129,24 +136,32 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
         w = max(x1 - x0, 2.0)
         name = html.escape(b.name, quote=True)
         stroke = ' stroke="#333" stroke-width="1.5" stroke-dasharray="3,2"' if b.live else ' stroke="#555"'
-        parts = [f'<g class="nbsteps-tl-bar nbsteps-{b.key}" data-step="{name}">',
-                 f'<title>{html.escape(_tip(b))}</title>']
+        parts = [
+            f'<g class="nbsteps-tl-bar nbsteps-{b.key}" data-step="{name}">',
+            f"<title>{html.escape(_tip(b))}</title>",
+        ]
         if not thin:
             if i % 2:
                 parts.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#fafafa"/>')
             label = b.name if len(b.name) <= 18 else b.name[:17] + "…"
-            parts.append(f'<text x="{label_w - 4}" y="{y + row_h - 5}" text-anchor="end" fill="#222">'
-                         f'{html.escape(label)}</text>')
+            parts.append(
+                f'<text x="{label_w - 4}" y="{y + row_h - 5}" text-anchor="end" fill="#222">'
+                f"{html.escape(label)}</text>"
+            )
         bar_h = row_h - (6 if not thin else 1)
-        parts.append(f'<rect x="{x0:.1f}" y="{y + (row_h - bar_h) / 2:.1f}" width="{w:.1f}" height="{bar_h}" '
-                     f'rx="2" fill="{fill}"{stroke}/>')
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{y + (row_h - bar_h) / 2:.1f}" width="{w:.1f}" height="{bar_h}" '
+            f'rx="2" fill="{fill}"{stroke}/>'
+        )
         if not thin:
             took = fmt_seconds(b.end - b.start)
             inside = w > 7 * len(took) + 6
             tx, anchor = (x0 + w / 2, "middle") if inside else (x0 + w + 4, "start")
             if inside or tx + 7 * len(took) < width:
-                parts.append(f'<text x="{tx:.1f}" y="{y + row_h - 5}" text-anchor="{anchor}" fill="#333" '
-                             f'font-size="10">{html.escape(took)}</text>')
+                parts.append(
+                    f'<text x="{tx:.1f}" y="{y + row_h - 5}" text-anchor="{anchor}" fill="#333" '
+                    f'font-size="10">{html.escape(took)}</text>'
+                )
         parts.append("</g>")
         out.append("".join(parts))
     out.append("</svg>")
@@ -154,15 +169,26 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
 
 
 def _not_shown(ctx, names, shown: set) -> str:
-    restored = [s for s in names if s not in shown and (r := ctx.records.get(s)) is not None and r.cached
-                and r.status == COMPLETED]
-    rest = [s for s in names if s not in shown and s not in set(restored)
-            and (r := ctx.records.get(s)) is not None and r.status != "pending"]
+    restored = [
+        s
+        for s in names
+        if s not in shown and (r := ctx.records.get(s)) is not None and r.cached and r.status == COMPLETED
+    ]
+    rest = [
+        s
+        for s in names
+        if s not in shown
+        and s not in set(restored)
+        and (r := ctx.records.get(s)) is not None
+        and r.status != "pending"
+    ]
     said = []
     if restored:
         said.append(f"{len(restored)} restored, not executed")
     if rest:
-        said.append(f"{len(rest)} not started ({', '.join(sorted({str(ctx.records[s].status) for s in rest}))})")
+        said.append(
+            f"{len(rest)} not started ({', '.join(sorted({str(ctx.records[s].status) for s in rest}))})"
+        )
     return "; ".join(said)
 
 
@@ -171,7 +197,9 @@ def _caption(note: str, count: int) -> str:
     return f'<div class="nbsteps-timeline-note" style="font-size:11px;color:#555;margin:2px 0">{html.escape(text)}</div>'
 
 
-def timeline_html(ctx, names=None, since=None, now=None, *, inline: bool = True, max_height: int = 300) -> str:
+def timeline_html(
+    ctx, names=None, since=None, now=None, *, inline: bool = True, max_height: int = 300
+) -> str:
     """The timeline as HTML: the SVG inline (live views, clickable bars) or,
     *inline* false, as an ``<img>`` carrying it as a ``data:`` URI (the static
     picture: renders in untrusted notebooks). '' when no step executed."""
@@ -187,5 +215,7 @@ def timeline_html(ctx, names=None, since=None, now=None, *, inline: bool = True,
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         alt = html.escape(f"nbsteps timeline of {len(items)} executed steps", quote=True)
         body = f'<img class="nbsteps-timeline-img" alt="{alt}" src="data:image/svg+xml;base64,{data}">'
-    return (f'<div class="nbsteps-timeline" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
-            f'{_caption(note, len(items))}{body}</div>')
+    return (
+        f'<div class="nbsteps-timeline" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
+        f"{_caption(note, len(items))}{body}</div>"
+    )

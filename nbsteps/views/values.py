@@ -3,6 +3,7 @@ the type, the shape, a few values. ``np.float64(16880.9)`` reads ``16880.9``,
 a frame ``DataFrame 1000×5 (region, amount, ...)``, a long list
 ``list of 120: [1, 2, 3, …]``. Never raises; never cuts a word in half.
 """
+
 from __future__ import annotations
 
 import reprlib
@@ -92,8 +93,10 @@ def _summary(value) -> str:
             name = f" {value.name}" if value.name is not None else ""
             head = value.head(3)
             labelled = type(head.index).__name__ != "RangeIndex"
-            shown = ", ".join((f"{_cut(str(k), 20)}={_summary(v)}" if labelled else _summary(v))
-                              for k, v in zip(head.index, head.tolist()))
+            shown = ", ".join(
+                (f"{_cut(str(k), 20)}={_summary(v)}" if labelled else _summary(v))
+                for k, v in zip(head.index, head.tolist())
+            )
             return f"Series{name} ({len(value)}): {shown}{', …' if len(value) > 3 else ''}"
         if shape is not None:
             return f"{kind.__name__} {'×'.join(str(d) for d in shape)}"

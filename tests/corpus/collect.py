@@ -12,6 +12,7 @@ axes by counts of what they draw, containers element by element, other objects
 by class and public attributes (two levels). Nothing with a memory address
 (``0x7f...``) ever enters a digest.
 """
+
 import hashlib as _hashlib
 import json as _json
 import re as _re
@@ -78,7 +79,11 @@ class _Digest:
         if np is not None:
             if isinstance(v, np.ndarray):
                 if v.dtype.hasobject:
-                    self.leaf(path, f"ndarray{v.shape}O:" + _h("|".join(self.single(x, depth + 1) for x in v.ravel()).encode()))
+                    self.leaf(
+                        path,
+                        f"ndarray{v.shape}O:"
+                        + _h("|".join(self.single(x, depth + 1) for x in v.ravel()).encode()),
+                    )
                 else:
                     self.leaf(path, f"ndarray{v.shape}{v.dtype.str}:{_h(np.ascontiguousarray(v).tobytes())}")
                 return
@@ -99,7 +104,10 @@ class _Digest:
             return
         if isinstance(v, (list, tuple)):
             if len(v) > MAX_ITEMS or depth >= MAX_DEPTH:
-                self.leaf(path, f"{t.__name__}[{len(v)}]:" + _h("|".join(self.single(x, depth + 1) for x in v).encode()))
+                self.leaf(
+                    path,
+                    f"{t.__name__}[{len(v)}]:" + _h("|".join(self.single(x, depth + 1) for x in v).encode()),
+                )
                 return
             self.leaf(path, f"{t.__name__}[{len(v)}]")
             for i, x in enumerate(v):
@@ -108,15 +116,26 @@ class _Digest:
         if isinstance(v, dict):
             keys = list(v.keys())
             if len(keys) > MAX_ITEMS or depth >= MAX_DEPTH:
-                self.leaf(path, f"dict[{len(v)}]:" + _h("|".join(
-                    _safe_repr(k) + "=" + self.single(x, depth + 1) for k, x in v.items()).encode()))
+                self.leaf(
+                    path,
+                    f"dict[{len(v)}]:"
+                    + _h(
+                        "|".join(
+                            _safe_repr(k) + "=" + self.single(x, depth + 1) for k, x in v.items()
+                        ).encode()
+                    ),
+                )
                 return
             self.leaf(path, f"dict[{len(v)}]")
             for k in keys:
                 self.visit(v[k], f"{path}[{_safe_repr(k)}]", depth + 1)
             return
         if isinstance(v, (set, frozenset)):
-            self.leaf(path, f"{t.__name__}[{len(v)}]:" + _h("|".join(sorted(self.single(x, depth + 1) for x in v)).encode()))
+            self.leaf(
+                path,
+                f"{t.__name__}[{len(v)}]:"
+                + _h("|".join(sorted(self.single(x, depth + 1) for x in v)).encode()),
+            )
             return
         if isinstance(v, _SKIP_TYPES) or callable(v) and not hasattr(v, "__dict__"):
             self.leaf(path, f"<{t.__name__}>")
@@ -146,8 +165,11 @@ class _Digest:
                 default = getattr(t, k, _NO_DEFAULT)
                 if hasattr(default, "__set__"):
                     continue  # a property of the class: reading obj.k never gives this entry
-                if default is not _NO_DEFAULT and not callable(default) and \
-                        self.single(default, depth + 1) == self.single(x, depth + 1):
+                if (
+                    default is not _NO_DEFAULT
+                    and not callable(default)
+                    and self.single(default, depth + 1) == self.single(x, depth + 1)
+                ):
                     continue  # the class's value: reading obj.k gives the same either way
                 self.visit(x, f"{path}.{k}", depth + 1)
         elif d is None:
@@ -204,7 +226,9 @@ class _Digest:
             if hasattr(a, "get_text"):
                 return f"{name}:{a.get_text()!r}"
             if hasattr(a, "get_offsets") and np is not None:
-                return f"{name}:{_h(np.ascontiguousarray(np.asarray(a.get_offsets(), dtype=float)).tobytes())}"
+                return (
+                    f"{name}:{_h(np.ascontiguousarray(np.asarray(a.get_offsets(), dtype=float)).tobytes())}"
+                )
         except Exception:
             pass
         return name
@@ -254,8 +278,12 @@ def _collect(ns, options):
     elif plan is not None:
         try:
             result["steps"] = {
-                name: {"status": r.status, "cached": bool(r.cached), "token": str(getattr(r, "token", "")),
-                       "error": r.error_text}
+                name: {
+                    "status": r.status,
+                    "cached": bool(r.cached),
+                    "token": str(getattr(r, "token", "")),
+                    "error": r.error_text,
+                }
                 for name, r in ((n, plan.records[n]) for n in plan.order())
             }
             if options.get("downstream_of"):

@@ -7,6 +7,7 @@ steps), against what the inferred edges alone would allow.
 
     python tests/corpus/edges.py          # a table per notebook and the totals
 """
+
 from __future__ import annotations
 
 import collections
@@ -44,8 +45,12 @@ def measure(cells: list[str]) -> dict:
         lv = levels(order, ups)
         return width(lv), (max(lv.values()) + 1 if lv else 0)
 
-    return {"steps": len(cells), "kinds": kinds, "all": shape(lambda k: True),
-            "names_only": shape(lambda k: k not in ("state", "order"))}
+    return {
+        "steps": len(cells),
+        "kinds": kinds,
+        "all": shape(lambda k: True),
+        "names_only": shape(lambda k: k not in ("state", "order")),
+    }
 
 
 def main() -> int:
@@ -59,12 +64,16 @@ def main() -> int:
         k = m["kinds"]
         total.update(k)
         total["steps"] += m["steps"]
-        print(f"| `{entry['id']}` | {m['steps']} | {k['inferred']} | {k['state']} | {k['order']} | "
-              f"{m['all'][0]} ({m['names_only'][0]}) | {m['all'][1]} ({m['names_only'][1]}) |")
+        print(
+            f"| `{entry['id']}` | {m['steps']} | {k['inferred']} | {k['state']} | {k['order']} | "
+            f"{m['all'][0]} ({m['names_only'][0]}) | {m['all'][1]} ({m['names_only'][1]}) |"
+        )
     extra = total["state"] + total["order"]
-    print(f"\nAll: {total['steps']} steps, {total['inferred']} inferred edges, {total['state']} state and "
-          f"{total['order']} order edges from shared process state (+{extra}, "
-          f"{100 * extra / max(1, total['inferred']):.1f} % of the inferred ones).")
+    print(
+        f"\nAll: {total['steps']} steps, {total['inferred']} inferred edges, {total['state']} state and "
+        f"{total['order']} order edges from shared process state (+{extra}, "
+        f"{100 * extra / max(1, total['inferred']):.1f} % of the inferred ones)."
+    )
     return 0
 
 

@@ -38,6 +38,7 @@ the same cell; nbsteps may add its own lines), errors.
     python tests/corpus/harness.py --write         # ... and write REPORT.md + expected_failures.json
     python tests/corpus/harness.py --only sk_dbscan --ways plain interactive
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,7 +79,9 @@ def load_manifest() -> dict:
 
 
 def cache_root() -> Path:
-    root = os.environ.get("NBSTEPS_CORPUS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nbsteps-corpus")
+    root = os.environ.get("NBSTEPS_CORPUS_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "nbsteps-corpus"
+    )
     return Path(root)
 
 
@@ -115,8 +118,12 @@ def ensure_sources(manifest: dict | None = None) -> dict[str, Path]:
             if digest != src["sha256"]:
                 raise CorpusUnavailable(f"{deb.name}: sha256 {digest}, corpus.json expects {src['sha256']}")
             members = [f"./{src['root']}/{p}" for p in wanted]
-            tar = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {dest} " + " ".join(
-                f"'{m}'" for m in members), shell=True, capture_output=True, text=True)
+            tar = subprocess.run(
+                f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {dest} " + " ".join(f"'{m}'" for m in members),
+                shell=True,
+                capture_output=True,
+                text=True,
+            )
             if tar.returncode != 0:
                 raise CorpusUnavailable(f"extracting from {deb.name} failed: {tar.stderr.strip()[-500:]}")
         missing = [p for p in wanted if not (root / p).is_file()]
@@ -152,7 +159,9 @@ def _sdist_extract(name: str, src: dict, dest: Path, wanted: list[str]) -> None:
 
 def _apt_download(name: str, version: str, where: Path) -> Path:
     def attempt():
-        return subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=where, capture_output=True, text=True)
+        return subprocess.run(
+            ["apt-get", "download", f"{name}={version}"], cwd=where, capture_output=True, text=True
+        )
 
     proc = attempt()
     if proc.returncode != 0 and os.geteuid() == 0:  # package lists may be missing or old
@@ -174,10 +183,14 @@ def split_gallery(text: str) -> list[str]:
     import ast
 
     tree = ast.parse(text)
-    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None), ast.Constant) \
-            and isinstance(tree.body[0].value.value, str):
+    if (
+        tree.body
+        and isinstance(tree.body[0], ast.Expr)
+        and isinstance(getattr(tree.body[0], "value", None), ast.Constant)
+        and isinstance(tree.body[0].value.value, str)
+    ):
         lines = text.splitlines(keepends=True)
-        text = "".join(lines[tree.body[0].end_lineno:])
+        text = "".join(lines[tree.body[0].end_lineno :])
     cells = []
     for chunk in _SEPARATOR.split(text):
         lines = chunk.splitlines()
@@ -196,8 +209,11 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
     text = path.read_text()
     if path.suffix == ".ipynb":
         nb = json.loads(text)
-        cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                 for c in nb["cells"] if c["cell_type"] == "code"]
+        cells = [
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"]
+            if c["cell_type"] == "code"
+        ]
         cells = [c.rstrip() for c in cells]
     elif path.suffix == ".md":  # a MyST notebook (scipy's tutorials): its code cells, through jupytext
         import jupytext
@@ -210,7 +226,9 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
         hits = [i for i, c in enumerate(cells) if edit["old"] in c]
         count = sum(c.count(edit["old"]) for c in cells)
         if count != edit.get("count", 1):
-            raise ValueError(f"{entry['id']}: edit {edit['old']!r} matches {count} times, expected {edit.get('count', 1)}")
+            raise ValueError(
+                f"{entry['id']}: edit {edit['old']!r} matches {count} times, expected {edit.get('count', 1)}"
+            )
         for i in hits:
             cells[i] = cells[i].replace(edit["old"], edit["new"])
     drop = {int(i) for i in entry.get("drop", {})}
@@ -224,14 +242,20 @@ def step_cells(cells: list[str]) -> list[str]:
 
 
 def collect_code(**options) -> str:
-    return (f"exec(compile({COLLECT_SRC!r}, '<nbsteps-corpus-collect>', 'exec'), "
-            f"{{'NS': get_ipython().user_ns, 'OPTIONS': {options!r}}})")
+    return (
+        f"exec(compile({COLLECT_SRC!r}, '<nbsteps-corpus-collect>', 'exec'), "
+        f"{{'NS': get_ipython().user_ns, 'OPTIONS': {options!r}}})"
+    )
 
 
 def kernel_env(tmp: Path) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env["JUPYTER_PATH"] = os.pathsep.join([str(tmp / "jupyter")] + [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [str(tmp / "jupyter")] + [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    )
     env["MPLBACKEND"] = INLINE
     env["PYTHONHASHSEED"] = "0"
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -246,10 +270,15 @@ def kernel_env(tmp: Path) -> dict:
 def write_kernelspec(tmp: Path) -> None:
     spec = tmp / "jupyter" / "kernels" / KERNEL
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "nbsteps corpus", "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "nbsteps corpus",
+                "language": "python",
+            }
+        )
+    )
 
 
 # -- inside a job process: one way on one notebook ----------------------------------------------
@@ -280,7 +309,7 @@ def _parse_mark(cell) -> dict | None:
         if out.get("output_type") == "stream":
             for line in out.get("text", "").splitlines():
                 if line.startswith(MARK):
-                    return json.loads(line[len(MARK):])
+                    return json.loads(line[len(MARK) :])
     return None
 
 
@@ -292,8 +321,9 @@ class Kernel:
         from nbclient import NotebookClient
 
         self.nb = nbformat.v4.new_notebook()
-        self.client = NotebookClient(self.nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT,
-                                     resources={"metadata": {"path": str(cwd)}})
+        self.client = NotebookClient(
+            self.nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(cwd)}}
+        )
         self._cm = None
 
     def __enter__(self):
@@ -315,8 +345,14 @@ class Kernel:
         except CellExecutionError:
             pass
         except Exception as exc:  # timeout, dead kernel
-            cell.outputs.append({"output_type": "error", "ename": type(exc).__name__, "evalue": str(exc)[:300],
-                                 "traceback": []})
+            cell.outputs.append(
+                {
+                    "output_type": "error",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc)[:300],
+                    "traceback": [],
+                }
+            )
         return cell
 
     def collect(self, **options) -> dict | None:
@@ -378,8 +414,11 @@ def run_job(job: dict) -> dict:
             result["edit"] = edit
     elif way == "plan":
         with Kernel(tmp) as k:
-            run = _run_sequence(k, ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --workers 4"],
-                                [None, None] + list(range(1, n + 1)) + [None])
+            run = _run_sequence(
+                k,
+                ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --workers 4"],
+                [None, None] + list(range(1, n + 1)) + [None],
+            )
             run["collect"] = k.collect()
             result["run"] = run
     elif way == "headless":
@@ -408,17 +447,34 @@ def _headless(cells, steps, tmp: Path) -> dict:
     n = len(cells)
     sources = ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --workers 4", collect_code()]
     origin = [None, None] + list(range(1, n + 1)) + [None, "collect"]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources],
-                                  metadata={"kernelspec": {"name": KERNEL, "display_name": KERNEL, "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(s) for s in sources],
+        metadata={"kernelspec": {"name": KERNEL, "display_name": KERNEL, "language": "python"}},
+    )
     src, dst = tmp / "plan.ipynb", tmp / "plan.out.ipynb"
     nbformat.write(nb, src)
-    proc = subprocess.run([sys.executable, "-m", "nbsteps", "run", str(src), "-o", str(dst), "--kernel", KERNEL],
-                          cwd=tmp, capture_output=True, text=True, timeout=JOB_TIMEOUT)
-    out = {"cells": {}, "extra": [], "error": None, "collect": None, "exit": proc.returncode,
-           "stderr": _ANSI.sub("", proc.stderr)[-1500:]}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbsteps", "run", str(src), "-o", str(dst), "--kernel", KERNEL],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT,
+    )
+    out = {
+        "cells": {},
+        "extra": [],
+        "error": None,
+        "collect": None,
+        "exit": proc.returncode,
+        "stderr": _ANSI.sub("", proc.stderr)[-1500:],
+    }
     if not dst.exists():
-        out["error"] = {"cell": None, "label": "nbsteps run", "ename": f"exit {proc.returncode}",
-                        "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300]}
+        out["error"] = {
+            "cell": None,
+            "label": "nbsteps run",
+            "ename": f"exit {proc.returncode}",
+            "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300],
+        }
         return out
     ran = nbformat.read(dst, as_version=4)
     for cell, org in zip(ran.cells, origin):
@@ -432,14 +488,18 @@ def _headless(cells, steps, tmp: Path) -> dict:
             out["cells"][str(org)] = summary
         if summary["error"] and out["error"] is None:
             out["error"] = {"cell": org, "label": cell.source.splitlines()[0][:40], **summary["error"]}
-    for cell in ran.cells[len(origin):]:  # a cell the command appended
+    for cell in ran.cells[len(origin) :]:  # a cell the command appended
         summary = _cell_summary(cell)
         out["extra"].append({"figures": summary["figures"], "label": cell.source.splitlines()[0][:40]})
         if summary["error"] and out["error"] is None:
             out["error"] = {"cell": None, "label": cell.source.splitlines()[0][:40], **summary["error"]}
     if out["error"] is None and proc.returncode != 0:
-        out["error"] = {"cell": None, "label": "nbsteps run", "ename": f"exit {proc.returncode}",
-                        "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300]}
+        out["error"] = {
+            "cell": None,
+            "label": "nbsteps run",
+            "ename": f"exit {proc.returncode}",
+            "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300],
+        }
     return out
 
 
@@ -456,16 +516,28 @@ def run_jobs(jobs: list[dict], workers: int = 2, progress=None) -> list[dict]:
         payload = json.dumps({**job, "tmp": str(tmp)})
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, str(Path(__file__)), "--job"], input=payload, env=env, cwd=tmp,
-                                  capture_output=True, text=True, timeout=JOB_TIMEOUT)
+            proc = subprocess.run(
+                [sys.executable, str(Path(__file__)), "--job"],
+                input=payload,
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=JOB_TIMEOUT,
+            )
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
             if lines:
-                res = json.loads(lines[-1][len(MARK):])
+                res = json.loads(lines[-1][len(MARK) :])
             else:
-                res = {"way": job["way"], "job_error": f"exit {proc.returncode}: {proc.stderr.strip()[-800:]}"}
+                res = {
+                    "way": job["way"],
+                    "job_error": f"exit {proc.returncode}: {proc.stderr.strip()[-800:]}",
+                }
         except subprocess.TimeoutExpired:
             res = {"way": job["way"], "job_error": f"job timed out after {JOB_TIMEOUT}s"}
-        res.update(notebook=job["notebook"], repeat=job.get("repeat", 0), wall=round(time.perf_counter() - t0, 2))
+        res.update(
+            notebook=job["notebook"], repeat=job.get("repeat", 0), wall=round(time.perf_counter() - t0, 2)
+        )
         if progress:
             progress(res)
         return res
@@ -505,10 +577,16 @@ def determinism_mask(plain_a: dict, plain_b: dict) -> dict:
         if diff:
             paths[name] = diff
     ca, cb = plain_a["run"]["cells"], plain_b["run"]["cells"]
-    text_cells = sorted((int(i) for i in set(ca) | set(cb)
-                         if text_lines(ca.get(i, {}).get("text", "")) != text_lines(cb.get(i, {}).get("text", ""))))
-    figure_cells = sorted((int(i) for i in set(ca) | set(cb)
-                           if ca.get(i, {}).get("figures") != cb.get(i, {}).get("figures")))
+    text_cells = sorted(
+        (
+            int(i)
+            for i in set(ca) | set(cb)
+            if text_lines(ca.get(i, {}).get("text", "")) != text_lines(cb.get(i, {}).get("text", ""))
+        )
+    )
+    figure_cells = sorted(
+        (int(i) for i in set(ca) | set(cb) if ca.get(i, {}).get("figures") != cb.get(i, {}).get("figures"))
+    )
     return {"paths": paths, "text_cells": text_cells, "figure_cells": figure_cells}
 
 
@@ -548,12 +626,18 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
             if got[name] != leaves:
                 differ.append(name)
         if differ:
-            problems.append(("values", f"{len(differ)} value{'s' * (len(differ) != 1)} differ ({_names(differ)})"))
+            problems.append(
+                ("values", f"{len(differ)} value{'s' * (len(differ) != 1)} differ ({_names(differ)})")
+            )
         if missing:
-            problems.append(("missing", f"{len(missing)} value{'s' * (len(missing) != 1)} missing ({_names(missing)})"))
+            problems.append(
+                ("missing", f"{len(missing)} value{'s' * (len(missing) != 1)} missing ({_names(missing)})")
+            )
     # what the cells showed
     pc, rc = plain["run"]["cells"], run.get("cells", {})
-    stopped_at = run["error"]["cell"] if run.get("error") and isinstance(run["error"].get("cell"), int) else None
+    stopped_at = (
+        run["error"]["cell"] if run.get("error") and isinstance(run["error"].get("cell"), int) else None
+    )
     fig_bad, text_bad = [], []
     fp = fr = 0
     for i in range(1, n_cells + 1):
@@ -567,7 +651,9 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
             fr += r["figures"]
             if p.get("figures", 0) != r["figures"]:
                 fig_bad.append(f"cell{i}")
-        if i not in mask.get("text_cells", ()) and not _subsequence(text_lines(p.get("text", "")), text_lines(r["text"])):
+        if i not in mask.get("text_cells", ()) and not _subsequence(
+            text_lines(p.get("text", "")), text_lines(r["text"])
+        ):
             text_bad.append(f"cell{i}")
     extra = sum(e["figures"] for e in run.get("extra", []))
     if fig_bad or extra:
@@ -575,7 +661,12 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
         more = f" (+{extra} in `{next(e['label'] for e in run['extra'] if e['figures'])}`)" if extra else ""
         problems.append(("figures", f"figures {fp}≠{fr}{where}{more}"))
     if text_bad:
-        problems.append(("text", f"text differs in {len(text_bad)} cell{'s' * (len(text_bad) != 1)} ({_names(text_bad, 3)})"))
+        problems.append(
+            (
+                "text",
+                f"text differs in {len(text_bad)} cell{'s' * (len(text_bad) != 1)} ({_names(text_bad, 3)})",
+            )
+        )
     return problems
 
 
@@ -630,7 +721,9 @@ def verdicts(notebook: str, results: dict, mask: dict, n_cells: int) -> dict[str
                 err = run["first"]["error"]
                 probs.insert(0, ("fails", f"first kernel fails: {err['ename']} in {_cell_label(err)}"))
             steps = (run.get("collect") or {}).get("steps") or {}
-            again = [s for s, rec in steps.items() if rec.get("status") == "completed" and not rec.get("cached")]
+            again = [
+                s for s, rec in steps.items() if rec.get("status") == "completed" and not rec.get("cached")
+            ]
             if again:
                 probs.append(("reran", f"re-ran {len(again)} of {len(steps)} steps ({_names(again, 3)})"))
         out[way] = probs
@@ -677,9 +770,18 @@ def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict
         mine = [d for d in done if d["notebook"] == e["id"]]
         plains = [d for d in mine if d["way"] == "plain"]
         by_way = {d["way"]: d for d in mine if d["way"] != "plain"}
-        info = {"cells": len(cells[e["id"]]), "seconds": {d["way"] + (f"#{d['repeat']}" if d["way"] == "plain" else ""):
-                                                         d.get("seconds", d.get("wall")) for d in mine}}
-        bad_plain = [p for p in plains if p.get("job_error") or p["run"].get("error") or "values" not in (p["run"].get("collect") or {})]
+        info = {
+            "cells": len(cells[e["id"]]),
+            "seconds": {
+                d["way"] + (f"#{d['repeat']}" if d["way"] == "plain" else ""): d.get("seconds", d.get("wall"))
+                for d in mine
+            },
+        }
+        bad_plain = [
+            p
+            for p in plains
+            if p.get("job_error") or p["run"].get("error") or "values" not in (p["run"].get("collect") or {})
+        ]
         if bad_plain:
             p = bad_plain[0]
             why = p.get("job_error") or (verdict_text(compare(p, p["run"], {}, 0)) if p.get("run") else "?")
@@ -701,11 +803,15 @@ def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict
 
 
 def _merge_masks(a: dict, b: dict) -> dict:
-    paths = {k: sorted(set(a.get("paths", {}).get(k, [])) | set(b.get("paths", {}).get(k, [])))
-             for k in set(a.get("paths", {})) | set(b.get("paths", {}))}
-    return {"paths": paths,
-            "text_cells": sorted(set(a.get("text_cells", [])) | set(b.get("text_cells", []))),
-            "figure_cells": sorted(set(a.get("figure_cells", [])) | set(b.get("figure_cells", [])))}
+    paths = {
+        k: sorted(set(a.get("paths", {}).get(k, [])) | set(b.get("paths", {}).get(k, [])))
+        for k in set(a.get("paths", {})) | set(b.get("paths", {}))
+    }
+    return {
+        "paths": paths,
+        "text_cells": sorted(set(a.get("text_cells", [])) | set(b.get("text_cells", []))),
+        "figure_cells": sorted(set(a.get("figure_cells", [])) | set(b.get("figure_cells", []))),
+    }
 
 
 def _was_judged(key: str) -> bool:
@@ -766,23 +872,36 @@ def write_outputs(report: dict, ways=WAYS, elapsed: float | None = None, merge: 
                 failures[key] = {**before, "flaky": True}
             else:
                 failures.pop(key, None)
-    EXPECTED.write_text(json.dumps({"about": "generated by tests/corpus/harness.py --write: the observed "
-                                    "disagreements (tests/test_corpus.py xfails them, strictly) and what plain "
-                                    "Run All itself does not reproduce (left out of comparisons)",
-                                    "nondeterministic": dict(sorted(nondet.items())),
-                                    "failures": dict(sorted(failures.items()))}, indent=1, ensure_ascii=False) + "\n")
+    EXPECTED.write_text(
+        json.dumps(
+            {
+                "about": "generated by tests/corpus/harness.py --write: the observed "
+                "disagreements (tests/test_corpus.py xfails them, strictly) and what plain "
+                "Run All itself does not reproduce (left out of comparisons)",
+                "nondeterministic": dict(sorted(nondet.items())),
+                "failures": dict(sorted(failures.items())),
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     REPORT.write_text(render_report(report, by_id, ways, elapsed))
 
 
 def render_report(report: dict, by_id: dict, ways=WAYS, elapsed=None) -> str:
     import nbsteps
 
-    lines = ["# Corpus report", "",
-             "Generated by `python tests/corpus/harness.py --write` "
-             f"({time.strftime('%Y-%m-%d %H:%M')}, nbsteps {getattr(nbsteps, '__version__', '?')}, "
-             f"git {_git_head()}). Each way is compared with plain Restart & Run All of the same cells: "
-             "values left in the namespace, `image/png` outputs per cell, the text each cell shows, errors. "
-             "See `SOURCES.md` for the notebooks and `harness.py` for the method.", ""]
+    lines = [
+        "# Corpus report",
+        "",
+        "Generated by `python tests/corpus/harness.py --write` "
+        f"({time.strftime('%Y-%m-%d %H:%M')}, nbsteps {getattr(nbsteps, '__version__', '?')}, "
+        f"git {_git_head()}). Each way is compared with plain Restart & Run All of the same cells: "
+        "values left in the namespace, `image/png` outputs per cell, the text each cell shows, errors. "
+        "See `SOURCES.md` for the notebooks and `harness.py` for the method.",
+        "",
+    ]
     agree = {w: 0 for w in ways}
     counted = 0
     head = "| notebook | cells | " + " | ".join(ways) + " |"
@@ -805,16 +924,28 @@ def render_report(report: dict, by_id: dict, ways=WAYS, elapsed=None) -> str:
     for w in ways:
         lines.append(f"| {w} | {agree[w]} of {counted} |")
     total_ok = sum(agree.values())
-    lines += ["", f"All ways: {total_ok} of {counted * len(ways)} notebook × way combinations agree with plain."]
-    nondet = {nb: info["mask"] for nb, info in report.items() if info.get("mask") and (
-        info["mask"]["paths"] or info["mask"]["text_cells"] or info["mask"]["figure_cells"])}
+    lines += [
+        "",
+        f"All ways: {total_ok} of {counted * len(ways)} notebook × way combinations agree with plain.",
+    ]
+    nondet = {
+        nb: info["mask"]
+        for nb, info in report.items()
+        if info.get("mask")
+        and (info["mask"]["paths"] or info["mask"]["text_cells"] or info["mask"]["figure_cells"])
+    }
     if nondet:
         lines += ["", "## Not reproduced by plain Run All itself (left out of comparisons)", ""]
         for nb, m in sorted(nondet.items()):
             bits = []
             if m["paths"]:
-                bits.append("values " + ", ".join(f"`{k}{'' if p == [''] else ' (' + _names(p, 2) + ')'}`"
-                                                  for k, p in m["paths"].items()))
+                bits.append(
+                    "values "
+                    + ", ".join(
+                        f"`{k}{'' if p == [''] else ' (' + _names(p, 2) + ')'}`"
+                        for k, p in m["paths"].items()
+                    )
+                )
             if m["text_cells"]:
                 bits.append("text of " + ", ".join(f"cell{i}" for i in m["text_cells"]))
             if m["figure_cells"]:
@@ -827,8 +958,12 @@ def render_report(report: dict, by_id: dict, ways=WAYS, elapsed=None) -> str:
 
 def _git_head() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "?"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "?"
+        )
     except Exception:
         return "?"
 
@@ -839,13 +974,20 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", help="notebook ids")
     ap.add_argument("--ways", nargs="*", default=list(WAYS), choices=list(WAYS))
     ap.add_argument("--workers", type=int, default=3, help="kernels at once (default 3)")
-    ap.add_argument("--plain-runs", type=int, default=2, help="plain runs per notebook (2: learn nondeterminism)")
+    ap.add_argument(
+        "--plain-runs", type=int, default=2, help="plain runs per notebook (2: learn nondeterminism)"
+    )
     ap.add_argument("--write", action="store_true", help="write REPORT.md and expected_failures.json")
-    ap.add_argument("--merge", action="store_true",
-                    help="with --write: combine with the recorded baseline (kinds seen in either run; flaky cases)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --write: combine with the recorded baseline (kinds seen in either run; flaky cases)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also dump the verdicts here")
     ap.add_argument("--raw", metavar="FILE", help="also dump every job's raw result here")
-    ap.add_argument("--from-raw", metavar="FILE", help="judge the raw results of an earlier run instead of running")
+    ap.add_argument(
+        "--from-raw", metavar="FILE", help="judge the raw results of an earlier run instead of running"
+    )
     ap.add_argument("--cells", metavar="ID", help="print the cells of one notebook and exit")
     args = ap.parse_args(argv)
     if args.job:
@@ -867,20 +1009,32 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
 
     def progress(res):
-        print(f"  {res['notebook']:<28} {res['way']:<12} {res.get('wall', 0):6.1f}s"
-              + (f"  JOB ERROR {res['job_error'][-200:]}" if res.get("job_error") else ""), file=sys.stderr, flush=True)
+        print(
+            f"  {res['notebook']:<28} {res['way']:<12} {res.get('wall', 0):6.1f}s"
+            + (f"  JOB ERROR {res['job_error'][-200:]}" if res.get("job_error") else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     if args.from_raw:
         saved = json.loads(Path(args.from_raw).read_text())
         manifest = load_manifest()
         roots = ensure_sources(manifest)
         entries = [e for e in manifest["notebooks"] if any(d["notebook"] == e["id"] for d in saved["jobs"])]
-        report = judge(saved["jobs"], entries, {e["id"]: notebook_cells(e, roots) for e in entries}, args.ways)
+        report = judge(
+            saved["jobs"], entries, {e["id"]: notebook_cells(e, roots) for e in entries}, args.ways
+        )
         elapsed = saved.get("elapsed")
     else:
         raw: list = []
-        report = evaluate(only=args.only, ways=args.ways, workers=args.workers, plain_runs=args.plain_runs,
-                          progress=progress, raw=raw)
+        report = evaluate(
+            only=args.only,
+            ways=args.ways,
+            workers=args.workers,
+            plain_runs=args.plain_runs,
+            progress=progress,
+            raw=raw,
+        )
         elapsed = time.perf_counter() - t0
         if args.raw:
             Path(args.raw).write_text(json.dumps({"elapsed": elapsed, "jobs": raw}))

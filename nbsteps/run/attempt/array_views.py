@@ -12,6 +12,7 @@ above that read that version of ``x`` come first (``order`` edges, see
 Only views of one contiguous buffer that owns its memory are rebuilt; other
 sharing is left as it was (the step's copy is independent, as before).
 """
+
 from __future__ import annotations
 
 import copy
@@ -65,9 +66,12 @@ def copy_with_views(arrays: dict) -> dict:
             buffers[id(root)] = (root, root.copy(order="K"))
         old, new = buffers[id(root)]
         flat = new.reshape(-1, order="A")  # a view of the copy: one byte range
-        view = np.ndarray(arr.shape, arr.dtype, buffer=flat, offset=_address(arr) - _address(old),
-                          strides=arr.strides)
-        if type(arr) is not np.ndarray:  # masked arrays and other subclasses: same type, own copy of their state
+        view = np.ndarray(
+            arr.shape, arr.dtype, buffer=flat, offset=_address(arr) - _address(old), strides=arr.strides
+        )
+        if (
+            type(arr) is not np.ndarray
+        ):  # masked arrays and other subclasses: same type, own copy of their state
             view = view.view(type(arr))
             for k, v in vars(arr).items():
                 view.__dict__[k] = v.copy() if isinstance(v, np.ndarray) else copy.copy(v)

@@ -31,6 +31,7 @@ the step's cell) registers itself with :func:`set_frontend`; a step it does not
 claim has its output *echoed* as well, whole lines at a time, to the streams
 that were there (plain Python, terminal IPython, a ``Plan`` of the Python API).
 """
+
 from __future__ import annotations
 
 import base64
@@ -181,7 +182,9 @@ class Capture:
         self.echo = echo
         self.frontend = None if echo else front  # told about new output
         self._shower = getattr(front, "echo_display", None) if echo else None  # shows unclaimed displays
-        self._late_shower = getattr(front, "echo_late", None) if echo else None  # figures left open at the end
+        self._late_shower = (
+            getattr(front, "echo_late", None) if echo else None
+        )  # figures left open at the end
         self._formatter = getattr(front, "format_result", None)  # the result's mime bundle (a notebook's Out)
         self.items: list[list] = []
         self.figs: "OrderedDict | None" = None
@@ -214,8 +217,9 @@ class Capture:
                     self._echo(kind, pending[:cut])
         self._changed()
 
-    def display(self, data: dict, metadata: dict | None = None, display_id: str | None = None,
-                update: bool = False) -> None:
+    def display(
+        self, data: dict, metadata: dict | None = None, display_id: str | None = None, update: bool = False
+    ) -> None:
         """A rich display (a mime bundle) from the step; *update* replaces the
         earlier display with the same *display_id*."""
         item = {"data": json_bundle(data), "metadata": dict(metadata or {})}
@@ -295,7 +299,9 @@ class Capture:
             try:
                 data, metadata = outside(self._formatter, result)
                 with self._lock:
-                    self.items.append(["result", {"data": json_bundle(data), "metadata": dict(metadata or {})}, None])
+                    self.items.append(
+                        ["result", {"data": json_bundle(data), "metadata": dict(metadata or {})}, None]
+                    )
             except Exception:  # pragma: no cover - a repr that fails is the display's problem, not the step's
                 pass
         managers = list((self.figs or {}).values())

@@ -9,6 +9,7 @@ imported (by a step, or by two at once). matplotlib is never imported here.
 A figure becomes plain data with :func:`figure_bundle` (PNG, as the inline
 backend draws it).
 """
+
 from __future__ import annotations
 
 import base64
@@ -157,10 +158,19 @@ def figure_bundle(fig) -> dict:
     """A figure as a display item: PNG (as the inline backend draws it) and text."""
     buf = io.BytesIO()
     with _draw_lock:
-        fig.savefig(buf, format="png", bbox_inches="tight", facecolor=fig.get_facecolor(),
-                    edgecolor=fig.get_edgecolor())
+        fig.savefig(
+            buf,
+            format="png",
+            bbox_inches="tight",
+            facecolor=fig.get_facecolor(),
+            edgecolor=fig.get_edgecolor(),
+        )
     png = base64.b64encode(buf.getvalue()).decode("ascii")
     width, height = fig.get_size_inches() * fig.dpi
-    return {"data": {"image/png": png, "text/plain": f"<Figure size {width:g}x{height:g} with "
-                                                       f"{len(fig.axes)} Axes>"},
-            "metadata": {}}
+    return {
+        "data": {
+            "image/png": png,
+            "text/plain": f"<Figure size {width:g}x{height:g} with {len(fig.axes)} Axes>",
+        },
+        "metadata": {},
+    }

@@ -1,7 +1,7 @@
 """What an attempt of a step is given (its inputs, from upstream records and
 the namespace), and why a step cannot run (a blocking upstream step)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 from nbsteps.model.dependencies import ORDER_ONLY, nearest_above
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
@@ -9,7 +9,6 @@ from nbsteps.model.step import Step
 from nbsteps.run.attempt.array_views import copy_with_views, views_of
 from nbsteps.run.attempt.task import Task, private_copies
 from nbsteps.run.context import RunContext
-
 
 
 def blocked_by(ctx: RunContext, name: str) -> str:
@@ -69,8 +68,16 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
         if group:
             inputs.update(copy_with_views(group))
             outputs = outputs + tuple(sorted(views))
-    task = Task(step.name, "cell", step.source, inputs, outputs, analysis=step.analysis, base=ns,
-                above=_versions_above(ctx, step.name))
+    task = Task(
+        step.name,
+        "cell",
+        step.source,
+        inputs,
+        outputs,
+        analysis=step.analysis,
+        base=ns,
+        above=_versions_above(ctx, step.name),
+    )
     task.links = links
     return task
 

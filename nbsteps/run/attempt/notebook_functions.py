@@ -24,6 +24,7 @@ step, else keep the values their own cell gave them. Otherwise nothing changes
 these functions read are inputs of the calling step (``Step.called_reads``), so
 it comes after the steps writing them and is stale when one changes.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -59,8 +60,9 @@ def _rebind(fn: types.FunctionType, globs: dict) -> types.FunctionType:
     return new
 
 
-def link_helpers(codes: Iterable[types.CodeType], ns: dict,
-                 above: "Callable[[str], tuple[bool, object]] | None" = None) -> None:
+def link_helpers(
+    codes: Iterable[types.CodeType], ns: dict, above: "Callable[[str], tuple[bool, object]] | None" = None
+) -> None:
     """Before a step's *codes* run in *ns* (its namespace): if a notebook
     function they reach by global name (transitively) uses a name its own
     globals lack and the step has or defines, the reachable functions are

@@ -4,6 +4,7 @@
 doubles, with up to 10 % jitter so that parallel retries do not stampede.
 Structural errors are never retried: retrying cannot fix them.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,4 +32,6 @@ def retryable(step, attempts: int, err: "BaseException | None") -> bool:
 def backoff(step, attempts: int) -> float:
     """Seconds to wait before the attempt after attempt number *attempts*
     (never more than a day, however many attempts)."""
-    return min(step.retry_delay * (2 ** min(attempts - 1, 64)), MAX_RETRY_DELAY) * (1 + random.uniform(0, 0.1))
+    return min(step.retry_delay * (2 ** min(attempts - 1, 64)), MAX_RETRY_DELAY) * (
+        1 + random.uniform(0, 0.1)
+    )

@@ -6,6 +6,7 @@ in-process, its compiled code) and the values of its inputs; for a function
 step the function and its arguments. :func:`run_task` executes it in a private
 namespace and returns an :class:`Outcome`; the caller publishes the outputs.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -35,18 +36,46 @@ class Outcome:
     duration: float = 0.0
     worker: str = ""
     output: tuple = ()  # what the attempt printed and displayed (nbsteps.run.attempt.capture)
-    context: dict = field(default_factory=dict)  # context variables it set: {var: value} (numpy's print options)
+    context: dict = field(
+        default_factory=dict
+    )  # context variables it set: {var: value} (numpy's print options)
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
 
 
 class Task:
     """One attempt's work. Picklable with cloudpickle (code is recompiled)."""
 
-    __slots__ = ("name", "kind", "source", "inputs", "outputs", "func", "args", "analysis", "abandoned", "attempt",
-                 "base", "above", "then", "links", "context")
+    __slots__ = (
+        "name",
+        "kind",
+        "source",
+        "inputs",
+        "outputs",
+        "func",
+        "args",
+        "analysis",
+        "abandoned",
+        "attempt",
+        "base",
+        "above",
+        "then",
+        "links",
+        "context",
+    )
 
-    def __init__(self, name, kind, source="", inputs=None, outputs=(), func=None, args=None, analysis=None,
-                 base=None, above=None):
+    def __init__(
+        self,
+        name,
+        kind,
+        source="",
+        inputs=None,
+        outputs=(),
+        func=None,
+        args=None,
+        analysis=None,
+        base=None,
+        above=None,
+    ):
         self.name = name
         self.kind = kind
         self.source = source
@@ -65,7 +94,9 @@ class Task:
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("analysis", "base", "above", "context")}
+        return {
+            k: getattr(self, k) for k in self.__slots__ if k not in ("analysis", "base", "above", "context")
+        }
 
     def __setstate__(self, state):
         for k, v in state.items():
@@ -221,7 +252,9 @@ def _attempt(task: Task) -> Outcome:
             else:
                 ns = {"__builtins__": builtins, "__name__": "__main__"}
             ns.update(task.inputs)
-            link_helpers((analysis.body, analysis.result), ns, task.above)  # helpers see names defined after them
+            link_helpers(
+                (analysis.body, analysis.result), ns, task.above
+            )  # helpers see names defined after them
             with running_in(ns):  # IPython's magics called by the code use ns as the user namespace
                 run_code(analysis.body, ns)  # exec, and top-level await
                 has_result = analysis.result is not None
@@ -232,6 +265,7 @@ def _attempt(task: Task) -> Outcome:
     except BaseException as exc:  # the user's code failed: an outcome, not a crash
         filename = step_filename(task.name) if task.kind == "cell" else ""
         text = _user_traceback(exc, filename) if filename else "".join(traceback.format_exception(exc))
-        return Outcome(False, error=exc, traceback=clean_text(text), started=started,
-                       duration=time.perf_counter() - t0)
+        return Outcome(
+            False, error=exc, traceback=clean_text(text), started=started, duration=time.perf_counter() - t0
+        )
     return Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)

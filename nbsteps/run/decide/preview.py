@@ -3,15 +3,16 @@ runs: order, parallel levels, which steps run (never run, code changed,
 upstream changed, parameter changed, forced) and which are cached, the
 critical path with an estimated wall time from earlier durations, and the
 confirmations ahead. Nothing is executed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nbsteps.run.decide.staleness import fingerprint_parts, stale_reason
-from nbsteps.model.fingerprint import combine
 from nbsteps.formatting import fmt_seconds
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import ORDER_ONLY
+from nbsteps.model.fingerprint import combine
+from nbsteps.run.decide.staleness import fingerprint_parts, stale_reason
 
 
 @dataclass
@@ -52,7 +53,11 @@ class PlanPreview:
             cells = []
             for r in (r for r in self.rows if r["level"] == lv):
                 tag = "run: " + r["reason"] if r["action"] == "run" else "cached"
-                est = f", ~{fmt_seconds(r['estimate_s'])}" if r["action"] == "run" and r["estimate_s"] is not None else ""
+                est = (
+                    f", ~{fmt_seconds(r['estimate_s'])}"
+                    if r["action"] == "run" and r["estimate_s"] is not None
+                    else ""
+                )
                 conf = f", asks: {r['confirm']!r}" if r["confirm"] and r["action"] == "run" else ""
                 cells.append(f"{r['step']} ({tag}{est}{conf})")
             lines.append(f"  level {lv}: " + "; ".join(cells))
@@ -106,20 +111,30 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
         else:
             tokens[s] = (cp.parts or {}).get("token", cp.fingerprint)
         rec = ctx.records.get(s)
-        earlier = (rec.duration if rec is not None and rec.duration is not None
-                   else (cp.duration if cp is not None else None))
+        earlier = (
+            rec.duration
+            if rec is not None and rec.duration is not None
+            else (cp.duration if cp is not None else None)
+        )
         est = earlier if run else 0.0
         if run and earlier is None:
             out.unknown.append(s)
         earlier_of[s] = earlier or 0.0
         todo[s] = (est or 0.0) + max((todo[d] for d in deps), default=0.0)
-        out.rows.append({
-            "step": s, "level": levels[s], "action": "run" if run else "cached",
-            "reason": reason or "up to date", "estimate_s": est, "confirm": step.confirm or "",
-        })
+        out.rows.append(
+            {
+                "step": s,
+                "level": levels[s],
+                "action": "run" if run else "cached",
+                "reason": reason or "up to date",
+                "estimate_s": est,
+                "confirm": step.confirm or "",
+            }
+        )
     if names:
         # the critical path: longest by earlier durations, then by number of steps (before any run)
         out.critical_path, _ = graphs.longest_path(
-            names, lambda s: (d for d in ctx.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1))
+            names, lambda s: (d for d in ctx.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1)
+        )
         out.estimate_s = max(todo.values())
     return out

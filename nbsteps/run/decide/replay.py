@@ -12,6 +12,7 @@ A step that may draw from a global generator unseen (see
 :mod:`nbsteps.model.state`) is in that generator's chain too: the seeds and
 draws above it are replayed before it executes (it is not replayed itself).
 """
+
 from __future__ import annotations
 
 from nbsteps.model.state import effects_of
@@ -68,4 +69,6 @@ def _holds(ctx, label: str, head: "str | None", step: str) -> bool:
     top, bottom = position.get(head), position.get(step)
     if top is None or bottom is None or top >= bottom:
         return False
-    return not any(top < position.get(s, -1) < bottom and label in effects_of(st) for s, st in ctx.steps.items())
+    return not any(
+        top < position.get(s, -1) < bottom and label in effects_of(st) for s, st in ctx.steps.items()
+    )

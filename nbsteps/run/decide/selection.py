@@ -2,15 +2,14 @@
 and the widest level (the default number of workers). Computed once per
 resolved plan graph and selection (cached per Dependencies object and
 generation: a graph replaced or changed in place is computed again)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import weakref
 
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import Dependencies
 from nbsteps.run.context import RunContext
-
 
 
 class _RunGraph:

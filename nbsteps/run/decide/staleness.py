@@ -5,20 +5,17 @@ digest), the executions of its upstream steps (their tokens), the outside
 values it reads that are cheap to hash, and the code of notebook-defined
 helpers it calls (see :mod:`nbsteps.model.fingerprint`).
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import weakref
 
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY, Dependencies
-from nbsteps.model.fingerprint import combine
-from nbsteps.model.fingerprint import outside_parts
+from nbsteps.model.fingerprint import combine, outside_parts
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.context import RunContext
-
-
 
 #: per resolved graph: step name -> (step, its code, static parts); entries are
 #: checked against the step object, so a step appended in place needs no clearing
@@ -95,15 +92,17 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) ->
     if old.get("code") != parts["code"]:
         return "code changed"
     for kind, label in (("helpers", "helper"), ("params", "parameter")):
-        changed = [k for k in set(old.get(kind, {})) | set(parts[kind]) if old.get(kind, {}).get(k) != parts[kind].get(k)]
+        changed = [
+            k
+            for k in set(old.get(kind, {})) | set(parts[kind])
+            if old.get(kind, {}).get(k) != parts[kind].get(k)
+        ]
         if changed:
             return f"{label} {', '.join(sorted(changed))} changed"
     if old.get("upstream") != parts["upstream"]:
         changed = [k for k, v in parts["upstream"].items() if old.get("upstream", {}).get(k) != v]
         return f"upstream {', '.join(changed) or 'set'} changed"
     return ""
-
-
 
 
 def refresh_stale(ctx: RunContext) -> None:

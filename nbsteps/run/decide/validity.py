@@ -25,14 +25,13 @@ cost is the number of distinct outside names above the targets, not the number
 of steps. Otherwise it returns None and the run checks the whole upstream, as
 always; that run's :meth:`after` refills the set.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import COMPLETED
-from nbsteps.run.decide.staleness import static_parts
 from nbsteps.run.context import RunContext
-
+from nbsteps.run.decide.staleness import static_parts
 
 _MISSING = object()
 
@@ -160,8 +159,12 @@ class Validity:
         records, deps, valid = ctx.records, ctx.deps.deps, self.valid
         for s in names:
             rec = records[s]
-            if (rec.status == COMPLETED and rec.token is not None and self._own(ctx, s) is not None
-                    and all(valid.get(d) == records[d].token for d in deps.get(s, ()))):
+            if (
+                rec.status == COMPLETED
+                and rec.token is not None
+                and self._own(ctx, s) is not None
+                and all(valid.get(d) == records[d].token for d in deps.get(s, ()))
+            ):
                 valid[s] = rec.token
             else:
                 valid.pop(s, None)
