@@ -337,7 +337,7 @@ class Plan:
         listeners: Iterable[Callable] = (),
     ):
         """Run *targets* (default: every step) and what they need. Returns a
-        :class:`~nbsteps.summary.RunSummary`; it never raises for a failing
+        :class:`~nbsteps.run.summary.RunSummary`; it never raises for a failing
         step (see ``summary.ok``). KeyboardInterrupt cancels the rest of the
         run, keeps every completed checkpoint, and is re-raised."""
 

@@ -2,7 +2,8 @@
 layer (folder), one arrow per import between nbsteps modules (``TYPE_CHECKING``
 imports included, dashed). Run it after moving code:
 
-    .venv/bin/python scripts/import_graph.py            # writes docs/imports.svg and docs/imports.dot
+    .venv/bin/python scripts/import_graph.py            # writes docs/imports.svg (folders) and
+                                                        # docs/imports-modules.svg (every module)
     .venv/bin/python scripts/import_graph.py --check    # exit 1 when an import points up a layer
 
 The layers, top to bottom, are the ones ``pyproject.toml`` gives import-linter.
@@ -171,6 +172,46 @@ def dot_source(modules, edges) -> str:
     return "\n".join(lines) + "\n"
 
 
+def group_of(module: str) -> str:
+    """The folder (package) a module belongs to; the small top-level modules go by layer."""
+    parts = module.split(".")
+    if len(parts) >= 3 and (PACKAGE.joinpath(*parts[1:-1]) / "__init__.py").exists() and len(parts) > 3:
+        return ".".join(parts[:3])
+    if len(parts) >= 2 and (PACKAGE / parts[1] / "__init__.py").exists():
+        return ".".join(parts[:2])
+    return LAYERS[layer_of(module)][0] if layer_of(module) < len(LAYERS) else module
+
+
+def package_dot(modules, edges) -> str:
+    """One box per folder, grouped by layer; an arrow per folder pair, labelled with its imports."""
+    from collections import Counter
+
+    counts = Counter((group_of(a), group_of(b)) for a, b, _t in edges if group_of(a) != group_of(b))
+    groups = sorted({group_of(m) for m in modules})
+    lines = ["digraph folders {", '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, ranksep=0.45];',
+             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];',
+             '  edge [color="#777777", arrowsize=0.6, fontname="Helvetica", fontsize=8, fontcolor="#555555"];']
+    layer = {group_of(m): layer_of(m) for m in modules}
+    for i, (label, _prefixes) in enumerate(LAYERS):
+        members = [g for g in groups if layer[g] == i]
+        if not members:
+            continue
+        lines.append(f'  subgraph cluster_{i} {{ label="{label}"; style=rounded; color="#bbbbbb"; rank=same;')
+        for g in members:
+            n = sum(1 for m in modules if group_of(m) == g)
+            names = sorted(m.rpartition(".")[2] for m in modules if group_of(m) == g)
+            title = (g.removeprefix("nbsteps.").replace(".", "/") + "/" if g.startswith("nbsteps")
+                     else ", ".join(f"{m}.py" for m in names))
+            lines.append(f'    "{g}" [label="{title}\\n{n} module{"s" if n > 1 else ""}"];')
+        lines.append("  }")
+    layer = {group_of(m): layer_of(m) for m in modules}
+    for (a, b), n in sorted(counts.items()):
+        up = layer[a] > layer[b]  # a lower layer importing a higher one
+        lines.append(f'  "{a}" -> "{b}" [label="{n}"' + (', color="#d62728"' if up else "") + "];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check: exit 1 on an upward import")
@@ -187,14 +228,12 @@ def main(argv=None) -> int:
         return 1 if bad or loops else 0
     import subprocess
 
-    source = dot_source(modules, edges)
-    Path(args.out + ".dot").write_text(source, encoding="utf-8")
-    svg = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout
-    Path(args.out + ".svg").write_bytes(svg)
-    print(
-        f"wrote {args.out}.dot and {args.out}.svg: {len(modules)} modules, {len(edges)} imports, "
-        f"{len(bad)} upward"
-    )
+    for out, source in ((args.out, package_dot(modules, edges)), (args.out + "-modules", dot_source(modules, edges))):
+        Path(out + ".dot").write_text(source, encoding="utf-8")
+        svg = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout
+        Path(out + ".svg").write_bytes(svg)
+        print(f"wrote {out}.dot and {out}.svg")
+    print(f"{len(modules)} modules, {len(edges)} imports, {len(bad)} upward, {len(loops)} cycles")
     return 0
 
 

@@ -1,6 +1,6 @@
 """The dask backend: attempts run on a ``dask.distributed`` cluster.
 
-``DaskBackend`` has the interface of :class:`~nbsteps.backends.ThreadBackend`:
+``DaskBackend`` has the interface of :class:`~nbsteps.backends.threads.ThreadBackend`:
 ``submit(task, done)``, ``abandon(task)``, ``close()``. The executor keeps
 everything else (retries, timeouts, optional steps, failure policies, events,
 publishing and checkpoints) on the kernel side, exactly as with threads. A
@@ -287,7 +287,7 @@ class DaskBackend:
             if wanted:
                 try:
                     data = self.client.gather([b[0] for b in wanted])
-                    fetched = {b[1]: d for b, d in zip(wanted, data)}
+                    fetched = {b[1]: d for b, d in zip(wanted, data, strict=True)}
                 except Exception:  # e.g. a worker holding one died since: fetch them one by one
                     fetched = {}
             for future, key, task, done in batch:
@@ -349,7 +349,7 @@ class DaskBackend:
         outcome = self._decode(task, data)
         if outcome.ok and task.then:  # a fused chain: its followers that ran, up to the first failure
             then = []
-            for follower, part in zip(task.then, data.get("then", ())):
+            for follower, part in zip(task.then, data.get("then", ()), strict=False):
                 then.append((follower, self._decode(follower, part)))
                 if not then[-1][1].ok:
                     break

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-REPORT_MIME = "application/vnd.nbsteps.report+json"
+REPORT_MIME = "application/vnd.nbsteps.cli.report+json"
 
 
 def _report(payload: dict) -> None:

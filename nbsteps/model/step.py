@@ -43,7 +43,7 @@ class Step:
     analysis: CellAnalysis | None = None
     #: function steps: parameter names that are steps (receive their results)
     params: tuple = ()
-    undo: Any = None  # source text or a callable (see nbsteps.undo)
+    undo: Any = None  # source text or a callable (see nbsteps.run.undo)
     static_digest: str = ""
     #: names bound with a name this step changes, in the step above that wrote it (``fig`` of
     #: ``fig, ax = plt.subplots()`` when this step calls ``ax.plot``): changed with it (set by the plan)

@@ -94,7 +94,7 @@ DEFAULT_MAX_SIZE = 10 * 10**9  # 10 GB
 class DiskStore(Store):
     """Checkpoints kept in *directory*, signed with the user's secret key.
 
-    ``key`` defaults to :func:`nbsteps.signing.load_key`. ``compression`` is
+    ``key`` defaults to :func:`nbsteps.stores.signing.load_key`. ``compression`` is
     the Parquet codec (``None``: uncompressed, the fastest here; ``"snappy"``
     makes files of repetitive data smaller). ``max_size`` bounds the directory
     (bytes, or ``"2GB"``; ``None``: no limit; default ``NBSTEPS_STORE_MAX_SIZE``

@@ -10,7 +10,7 @@ User text (error messages) is escaped for DOT (backslashes, ``&`` entities,
 views' tooltips are escaped with ``html.escape``. An error such as
 ``<script>alert(1)</script>`` only ever appears as text.
 
-Live views (:mod:`nbsteps.widget`) use :func:`live_svg`: one ``dot`` layout
+Live views (:mod:`nbsteps.views.live`) use :func:`live_svg`: one ``dot`` layout
 per structure, recoloured in Python as statuses change.
 
 Building the ``Digraph`` needs only the ``graphviz`` Python package; rendering
@@ -257,7 +257,7 @@ def looks(ctx, names=None, critical: list | None = None, preview: bool = True):
     chosen = set(names)
     path = critical if critical is not None else critical_path(ctx, names, preview)
     on_path = set(path) if len(path) > 1 else set()
-    path_edges = set(zip(path, path[1:])) if len(path) > 1 else set()
+    path_edges = set(zip(path, path[1:], strict=False)) if len(path) > 1 else set()
     nodes = []
     for name in names:
         rec = ctx.records.get(name)
@@ -448,7 +448,7 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
                 same.node(node)
         if rankdir in ("LR", "RL"):  # a column: dot stacks a same-rank chain bottom-up
             row.reverse()
-        for left, right in zip(row, row[1:]):
+        for left, right in zip(row, row[1:], strict=False):
             lg.edge(left, right, style="invis")
 
 

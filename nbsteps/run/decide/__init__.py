@@ -6,5 +6,5 @@
 run does not re-check the notebook above it), ``replay`` (up-to-date steps run
 again because their effect is on shared process state) and ``preview`` (what a
 run would do and why: ``%steps plan``). The words are defined once, in
-:mod:`nbsteps.run.lifecycle`.
+:mod:`nbsteps.model.status`.
 """

@@ -56,7 +56,7 @@ def outside_names(ctx: RunContext, step: Step) -> tuple:
 
 
 def fingerprint_parts(ctx: RunContext, step: Step, tokens: dict | None = None) -> dict:
-    """What determines the step's outputs now (see nbsteps.fingerprint).
+    """What determines the step's outputs now (see nbsteps.model.fingerprint).
     *tokens* overrides the upstream execution tokens (used by previews)."""
     deps, names, globs = static_parts(ctx, step)
     if tokens is None:
