@@ -144,7 +144,8 @@ def main(argv=None) -> int:
             results[label].append(out)
             ms = out["ms"]
             print(
-                f"  round {r + 1} {label:<4}: chain {ms['chain/nbsteps']:.2f} vs raw {ms['chain/raw']:.2f} ms/step "
+                f"  round {r + 1} {label:<4}: chain {ms['chain/nbsteps']:.2f} "
+                f"vs raw {ms['chain/raw']:.2f} ms/step "
                 f"({out['ratio']['chain']:.2f}x); independent {ms['independent/nbsteps']:.2f} vs raw "
                 f"{ms['independent/raw']:.2f} ms/step ({out['ratio']['independent']:.2f}x)",
                 flush=True,
@@ -156,7 +157,8 @@ def main(argv=None) -> int:
         cms = statistics.median(o["ms"]["chain/nbsteps"] for o in outs)
         ims = statistics.median(o["ms"]["independent/nbsteps"] for o in outs)
         print(
-            f"  {label:<4}: chain {chain:.2f}x ({cms:.2f} ms/step), independent {indep:.2f}x ({ims:.2f} ms/step)"
+            f"  {label:<4}: chain {chain:.2f}x ({cms:.2f} ms/step), "
+            f"independent {indep:.2f}x ({ims:.2f} ms/step)"
         )
     if hasattr(os, "getloadavg"):
         print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -105,7 +105,7 @@ def vs_raw(client, n: int, repeat: int) -> None:
     runs: dict = {"raw client.submit + gather": [], "nbsteps (default settings)": []}
     raw(), steps()
     for _ in range(max(3, repeat)):
-        for label, fn in zip(runs, (raw, steps)):
+        for label, fn in zip(runs, (raw, steps), strict=True):
             t0 = time.perf_counter()
             fn()
             runs[label].append((time.perf_counter() - t0) / n * 1000)
@@ -168,8 +168,8 @@ def main(argv=None) -> int:
         plan = m["result"]
         per = statistics.median(plan[s].duration for s in plan.order())
         print(
-            f"  {a.steps} CPU steps on {backend:<7}: wall {m['median_s']:.2f} s median, {m['min_s']:.2f} s best "
-            f"of {len(m['runs'])} (median step {per:.2f} s)"
+            f"  {a.steps} CPU steps on {backend:<7}: wall {m['median_s']:.2f} s median, "
+            f"{m['min_s']:.2f} s best of {len(m['runs'])} (median step {per:.2f} s)"
         )
     ideal = min(a.steps, nworkers)
     speedup = cpu["threads"]["median_s"] / cpu["dask"]["median_s"]
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     overhead = {}
     for shape, chain, workers in (("independent", False, 2), ("chain", True, 1)):
         for backend in ("threads", "dask"):
-            m = run(lambda: tiny_plan(a.tiny, chain), backend, workers, a.repeat)
+            m = run(lambda chain=chain: tiny_plan(a.tiny, chain), backend, workers, a.repeat)
             ms = m["median_s"] / a.tiny * 1000
             overhead[(shape, backend)] = ms
             print(f"  {shape:<11} on {backend:<7}: {ms:6.2f} ms per step (wall {m['median_s']:.2f} s)")

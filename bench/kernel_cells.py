@@ -50,7 +50,8 @@ def main() -> None:
         for updates in ("1", "0"):
             step, plain, outs = run(args.cells, updates)
             print(
-                f"display updates {'on ' if updates == '1' else 'off'}: %%step (plan mode) {step:.2f} ms/cell, "
+                f"display updates {'on ' if updates == '1' else 'off'}: "
+                f"%%step (plan mode) {step:.2f} ms/cell, "
                 f"plain cell {plain:.2f} ms/cell, outputs per %%step cell {outs:.1f}"
             )
 

@@ -271,12 +271,22 @@ def tables(res: dict) -> str:
 
 def evaluate(res: dict) -> list[dict]:
     """The target rows (also the text of the nbsteps-only workloads)."""
-    nb, T = res["nbsteps"], TARGETS
+    nb = res["nbsteps"]
     rows: list[dict] = []
 
     def add(workload, value, target="", met=None):
         rows.append({"workload": workload, "value": value, "target": target, "met": met})
 
+    _overhead_rows(nb, add)
+    for key, cell in nb["extra"].items():
+        _extra_rows(key, cell, add)
+    _wall_rows(res, add)
+    return rows
+
+
+def _overhead_rows(nb: dict, add) -> None:
+    """The per-step overhead of each workload, run only (targets from 1000 steps on)."""
+    T = TARGETS
     for lb, cell in nb["run_only"].items():
         n = _per_step(lb)
         full = nb["cells"].get(lb, {})
@@ -293,96 +303,140 @@ def evaluate(res: dict) -> list[dict]:
             f"≤ {T[key]:.0f} µs" if big else "",
             (us <= T[key]) if big else None,
         )
-    for key, cell in nb["extra"].items():
-        if "error" in cell:
-            add(key, cell["error"], "", False if key.startswith(("chain", "rerun")) else None)
-            continue
-        if key.startswith("chain_"):
-            add(
-                f"{key} (run only, recursion limit {cell['recursionlimit']})",
-                f"{cell['median_s']:.3f} s ({cell['median_s'] / int(key.split('_')[1]) * 1e6:.1f} µs/step)",
-                "runs (no RecursionError)",
-                True,
-            )
-        elif key.startswith("cells_"):
-            p, i = cell["planned"], cell["interactive"]
-            add(
-                f"{key}: `%%step` cells (plan mode) + `%steps run`, beyond bare exec",
-                f"{p['us_per_step_beyond_exec']:.0f} µs/step (total {p['median_s'] * 1e3:.0f} ms, bare exec "
-                f"{cell['bare_exec']['median_s'] * 1e3:.1f} ms)",
-                f"≤ {T['cells_us']:.0f} µs",
-                p["us_per_step_beyond_exec"] <= T["cells_us"],
-            )
-            add(
-                f"{key}: same, beyond the bodies run as plain IPython cells",
-                f"{p['us_per_step_beyond_plain_cells']:.0f} µs/step (plain cells "
-                f"{cell['plain_cells']['median_s'] * 1e3:.0f} ms)",
-            )
-            add(
-                f"{key}: interactive mode (every `%%step` cell runs at once), beyond bare exec",
-                f"{i['us_per_step_beyond_exec']:.0f} µs/step (total {i['median_s'] * 1e3:.0f} ms)",
-            )
-        elif key.startswith("rerun_"):
-            ms = cell["median_s"] * 1e3
-            add(
-                f"{key}: second run, executes {cell['executed']}",
-                f"{ms:.1f} ms",
-                f"≤ {T['rerun_ms']:.0f} ms, executes 0",
-                ms <= T["rerun_ms"] and cell["executed"] == 0,
-            )
-        elif key == "checkpoint":
-            gb = cell["nbytes"] / 2**30
-            m = cell["memory"]
-            add(
-                f"checkpoint {gb:.2f} GiB: in-memory, extra peak RSS vs calling the function",
-                f"{m['extra_rss'] / 1e6:+.0f} MB ({m['extra_rss_pct']:+.1f}% of the output; "
-                f"same object: {m['runs'][0].get('same_object')})",
-                f"< {T['ckpt_rss_pct']:.0f}%",
-                m["extra_rss_pct"] < T["ckpt_rss_pct"],
-            )
-            d = cell.get("disk", {})
-            if "skipped" in d:
-                add("checkpoint: disk store", d["skipped"])
-            elif d:
-                frac = d.get("write_vs_numpy_fsync_pair_median", d["write_vs_numpy_fsync"])
-                add(
-                    "checkpoint: DiskStore.put (write + fsync + HMAC) vs numpy.save + fsync",
-                    f"{d['store_write_MBps']:.0f} vs {d['numpy_save_fsync_MBps']:.0f} MB/s (medians); "
-                    f"each put vs the save just before it: {frac * 100:.0f}% (median of the pairs; numpy.save "
-                    f"without fsync {d['numpy_save_MBps']:.0f} MB/s)",
-                    f"≥ {T['disk_write_frac'] * 100:.0f}%",
-                    frac >= T["disk_write_frac"],
-                )
-                add(
-                    "checkpoint: DiskStore.get (read + verify + decode) vs numpy.load",
-                    f"{d['store_read_MBps']:.0f} vs {d['numpy_load_MBps']:.0f} MB/s",
-                )
-                add(
-                    "checkpoint: function step through `Plan(store=dir)`: write / restore in a new plan / "
-                    "recompute",
-                    f"{d['plan_write_s']:.2f} s ({d['plan_write_MBps']:.0f} MB/s) / "
-                    f"{d['plan_restore_s']:.2f} s / {d['recompute_s']:.2f} s "
-                    f"(restore = {d['restore_vs_recompute']:.2f}× recompute)",
-                )
-        elif key == "import":
-            add(
-                '`python -c "import nbsteps"` minus `python -c pass`',
-                f"{cell['import_s']:.3f} s (heavy modules imported: {', '.join(cell['import_heavy_modules']) or 'none'})",
-                f"≤ {T['import_s']} s",
-                cell["import_s"] <= T["import_s"],
-            )
-            add(
-                "`%load_ext nbsteps` in a fresh InteractiveShell",
-                f"{cell['load_ext_s']:.3f} s (newly imported heavy modules: "
-                f"{', '.join(cell['load_ext_heavy_modules']) or 'none'})",
-                f"≤ {T['load_ext_s']} s",
-                cell["load_ext_s"] <= T["load_ext_s"],
-            )
-        elif key.startswith("graph_"):
-            b, r = cell["build"], cell["render"]
-            rtxt = r["skipped"] if "skipped" in r else f"render to SVG {r['median_s'] * 1e3:.0f} ms"
-            add(f"{key}: `plan.graph()` build / dot render", f"build {b['median_s'] * 1e3:.1f} ms, {rtxt}")
-    for lb, cell in nb["cells"].items():
+
+
+def _extra_rows(key: str, cell: dict, add) -> None:
+    """The rows of one extra measurement, by its kind (an error is a row too:
+    a failure for the chains and reruns)."""
+    if "error" in cell:
+        add(key, cell["error"], "", False if key.startswith(("chain", "rerun")) else None)
+    elif key.startswith("chain_"):
+        _chain_rows(key, cell, add)
+    elif key.startswith("cells_"):
+        _cells_rows(key, cell, add)
+    elif key.startswith("rerun_"):
+        _rerun_rows(key, cell, add)
+    elif key == "checkpoint":
+        _checkpoint_rows(cell, add)
+    elif key == "import":
+        _import_rows(cell, add)
+    elif key.startswith("graph_"):
+        _graph_rows(key, cell, add)
+
+
+def _chain_rows(key: str, cell: dict, add) -> None:
+    """A long chain runs without a RecursionError."""
+    add(
+        f"{key} (run only, recursion limit {cell['recursionlimit']})",
+        f"{cell['median_s']:.3f} s ({cell['median_s'] / int(key.split('_')[1]) * 1e6:.1f} µs/step)",
+        "runs (no RecursionError)",
+        True,
+    )
+
+
+def _cells_rows(key: str, cell: dict, add) -> None:
+    """``%%step`` cells: the cost per step beyond bare exec (target) and beyond plain cells, both modes."""
+    T = TARGETS
+    p, i = cell["planned"], cell["interactive"]
+    add(
+        f"{key}: `%%step` cells (plan mode) + `%steps run`, beyond bare exec",
+        f"{p['us_per_step_beyond_exec']:.0f} µs/step (total {p['median_s'] * 1e3:.0f} ms, bare exec "
+        f"{cell['bare_exec']['median_s'] * 1e3:.1f} ms)",
+        f"≤ {T['cells_us']:.0f} µs",
+        p["us_per_step_beyond_exec"] <= T["cells_us"],
+    )
+    add(
+        f"{key}: same, beyond the bodies run as plain IPython cells",
+        f"{p['us_per_step_beyond_plain_cells']:.0f} µs/step (plain cells "
+        f"{cell['plain_cells']['median_s'] * 1e3:.0f} ms)",
+    )
+    add(
+        f"{key}: interactive mode (every `%%step` cell runs at once), beyond bare exec",
+        f"{i['us_per_step_beyond_exec']:.0f} µs/step (total {i['median_s'] * 1e3:.0f} ms)",
+    )
+
+
+def _rerun_rows(key: str, cell: dict, add) -> None:
+    """A second run executes nothing, fast."""
+    T = TARGETS
+    ms = cell["median_s"] * 1e3
+    add(
+        f"{key}: second run, executes {cell['executed']}",
+        f"{ms:.1f} ms",
+        f"≤ {T['rerun_ms']:.0f} ms, executes 0",
+        ms <= T["rerun_ms"] and cell["executed"] == 0,
+    )
+
+
+def _checkpoint_rows(cell: dict, add) -> None:
+    """A large checkpoint: the extra memory of keeping it in memory (target),
+    the disk store's write and read speeds against numpy (target for writing),
+    a function step's write / restore / recompute."""
+    T = TARGETS
+    gb = cell["nbytes"] / 2**30
+    m = cell["memory"]
+    add(
+        f"checkpoint {gb:.2f} GiB: in-memory, extra peak RSS vs calling the function",
+        f"{m['extra_rss'] / 1e6:+.0f} MB ({m['extra_rss_pct']:+.1f}% of the output; "
+        f"same object: {m['runs'][0].get('same_object')})",
+        f"< {T['ckpt_rss_pct']:.0f}%",
+        m["extra_rss_pct"] < T["ckpt_rss_pct"],
+    )
+    d = cell.get("disk", {})
+    if "skipped" in d:
+        add("checkpoint: disk store", d["skipped"])
+    elif d:
+        frac = d.get("write_vs_numpy_fsync_pair_median", d["write_vs_numpy_fsync"])
+        add(
+            "checkpoint: DiskStore.put (write + fsync + HMAC) vs numpy.save + fsync",
+            f"{d['store_write_MBps']:.0f} vs {d['numpy_save_fsync_MBps']:.0f} MB/s (medians); "
+            f"each put vs the save just before it: {frac * 100:.0f}% (median of the pairs; numpy.save "
+            f"without fsync {d['numpy_save_MBps']:.0f} MB/s)",
+            f"≥ {T['disk_write_frac'] * 100:.0f}%",
+            frac >= T["disk_write_frac"],
+        )
+        add(
+            "checkpoint: DiskStore.get (read + verify + decode) vs numpy.load",
+            f"{d['store_read_MBps']:.0f} vs {d['numpy_load_MBps']:.0f} MB/s",
+        )
+        add(
+            "checkpoint: function step through `Plan(store=dir)`: write / restore in a new plan / recompute",
+            f"{d['plan_write_s']:.2f} s ({d['plan_write_MBps']:.0f} MB/s) / "
+            f"{d['plan_restore_s']:.2f} s / {d['recompute_s']:.2f} s "
+            f"(restore = {d['restore_vs_recompute']:.2f}× recompute)",
+        )
+
+
+def _import_rows(cell: dict, add) -> None:
+    """The time to import nbsteps and to load the extension (targets)."""
+    T = TARGETS
+    add(
+        '`python -c "import nbsteps"` minus `python -c pass`',
+        f"{cell['import_s']:.3f} s (heavy modules imported: "
+        f"{', '.join(cell['import_heavy_modules']) or 'none'})",
+        f"≤ {T['import_s']} s",
+        cell["import_s"] <= T["import_s"],
+    )
+    add(
+        "`%load_ext nbsteps` in a fresh InteractiveShell",
+        f"{cell['load_ext_s']:.3f} s (newly imported heavy modules: "
+        f"{', '.join(cell['load_ext_heavy_modules']) or 'none'})",
+        f"≤ {T['load_ext_s']} s",
+        cell["load_ext_s"] <= T["load_ext_s"],
+    )
+
+
+def _graph_rows(key: str, cell: dict, add) -> None:
+    """The time to build the graph and to render it."""
+    b, r = cell["build"], cell["render"]
+    rtxt = r["skipped"] if "skipped" in r else f"render to SVG {r['median_s'] * 1e3:.0f} ms"
+    add(f"{key}: `plan.graph()` build / dot render", f"build {b['median_s'] * 1e3:.1f} ms, {rtxt}")
+
+
+def _wall_rows(res: dict, add) -> None:
+    """Wall-time ratios: sleeping fan-outs against one sleep, the pandas diamond against plain code."""
+    T = TARGETS
+    for lb, cell in res["nbsteps"]["cells"].items():
         if "median_s" not in cell:
             continue
         if lb.startswith("sleep_fanout_"):
@@ -396,7 +450,6 @@ def evaluate(res: dict) -> list[dict]:
                 f"≤ {T['diamond']}×",
                 x <= T["diamond"],
             )
-    return rows
 
 
 # ====================================================================== main

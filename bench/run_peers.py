@@ -67,7 +67,7 @@ def run_peer(peer: str, repeat: int, budget_s: float, cells=CELLS) -> dict:
             fn = P.PEERS[peer][wl]
             t0 = time.perf_counter()
             try:
-                m = measure(lambda: fn(n), repeat=repeat, warmup=1, budget_s=budget_s)
+                m = measure(lambda fn=fn, n=n: fn(n), repeat=repeat, warmup=1, budget_s=budget_s)
             except Exception as e:  # noqa: BLE001  (RecursionError included)
                 out["cells"][label] = {"error": _err(e)}
                 print(f"  {peer:17s} {label:15s} {_err(e)}", file=sys.stderr)

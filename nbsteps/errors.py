@@ -32,7 +32,8 @@ class UnknownStepError(NbstepsError, KeyError):
         hint = f"registered steps: {', '.join(known)}" if known else "no steps are registered yet"
         place = f" {where}" if where else ""
         super().__init__(
-            f"unknown step {name!r}{place}; {hint}. Define it with %%step {name} (or plan.step) first, or fix the name."
+            f"unknown step {name!r}{place}; {hint}. Define it with "
+            f"%%step {name} (or plan.step) first, or fix the name."
         )
 
     def __str__(self) -> str:  # KeyError would repr() the message

@@ -238,7 +238,8 @@ class Plan:
         users = [s for s, st in self.steps.items() if name in st.after or name in st.params]
         if users:
             raise NbstepsError(
-                f"cannot remove step {name!r}: {', '.join(users)} name it in --after; redefine or remove them first."
+                f"cannot remove step {name!r}: {', '.join(users)} "
+                "name it in --after; redefine or remove them first."
             )
         steps = dict(self.steps)
         del steps[name]

@@ -188,9 +188,12 @@ def package_dot(modules, edges) -> str:
 
     counts = Counter((group_of(a), group_of(b)) for a, b, _t in edges if group_of(a) != group_of(b))
     groups = sorted({group_of(m) for m in modules})
-    lines = ["digraph folders {", '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, ranksep=0.45];',
-             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];',
-             '  edge [color="#777777", arrowsize=0.6, fontname="Helvetica", fontsize=8, fontcolor="#555555"];']
+    lines = [
+        "digraph folders {",
+        '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, ranksep=0.45];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];',
+        '  edge [color="#777777", arrowsize=0.6, fontname="Helvetica", fontsize=8, fontcolor="#555555"];',
+    ]
     layer = {group_of(m): layer_of(m) for m in modules}
     for i, (label, _prefixes) in enumerate(LAYERS):
         members = [g for g in groups if layer[g] == i]
@@ -200,8 +203,11 @@ def package_dot(modules, edges) -> str:
         for g in members:
             n = sum(1 for m in modules if group_of(m) == g)
             names = sorted(m.rpartition(".")[2] for m in modules if group_of(m) == g)
-            title = (g.removeprefix("nbsteps.").replace(".", "/") + "/" if g.startswith("nbsteps")
-                     else ", ".join(f"{m}.py" for m in names))
+            title = (
+                g.removeprefix("nbsteps.").replace(".", "/") + "/"
+                if g.startswith("nbsteps")
+                else ", ".join(f"{m}.py" for m in names)
+            )
             lines.append(f'    "{g}" [label="{title}\\n{n} module{"s" if n > 1 else ""}"];')
         lines.append("  }")
     layer = {group_of(m): layer_of(m) for m in modules}
@@ -228,7 +234,10 @@ def main(argv=None) -> int:
         return 1 if bad or loops else 0
     import subprocess
 
-    for out, source in ((args.out, package_dot(modules, edges)), (args.out + "-modules", dot_source(modules, edges))):
+    for out, source in (
+        (args.out, package_dot(modules, edges)),
+        (args.out + "-modules", dot_source(modules, edges)),
+    ):
         Path(out + ".dot").write_text(source, encoding="utf-8")
         svg = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout
         Path(out + ".svg").write_bytes(svg)

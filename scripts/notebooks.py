@@ -151,7 +151,8 @@ def differences() -> list[str]:
         if text == executed:
             continue
         at = next(
-            (i for i, (a, b) in enumerate(zip(text, executed)) if a != b), min(len(text), len(executed))
+            (i for i, (a, b) in enumerate(zip(text, executed, strict=False)) if a != b),
+            min(len(text), len(executed)),
         )
         where = (
             f"cell {at + 1} differs"

@@ -11,7 +11,8 @@ from nbsteps.model.analysis import analyse_cell
 CELLS = [
     (
         "setup",
-        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\n"
         "ax.plot([1, 2])",
     ),
     ("more", "ax.plot([2, 1])\nax.set_title('two lines')"),

@@ -1,7 +1,13 @@
 """Static analysis of step cells: inputs, outputs, mutation, result."""
 
+import asyncio
+import subprocess
+import sys
+
 import pytest
 
+import nbsteps
+from nbsteps import analyse
 from nbsteps.errors import StepDefinitionError
 from nbsteps.model.analysis import analyse_cell
 
@@ -91,12 +97,6 @@ def test_digest_ignores_comments_and_layout():
 
 
 # -- real scoping (reported defects) -------------------------------------------------
-import asyncio
-import subprocess
-import sys
-
-import nbsteps
-from nbsteps import analyse
 
 
 def io(src):

@@ -59,7 +59,8 @@ CASES = [
     (
         "marimo nested_function_param_in_comprehension",
         "def helper():\n    extension = []\n    def foo():\n"
-        "        def bar():\n            return [e for e in extension or []]\n        return bar\n    return foo",
+        "        def bar():\n            return [e for e in extension or []]\n        return bar\n"
+        "    return foo",
         set(),
         {"helper"},
     ),
@@ -78,7 +79,8 @@ CASES = [
     (
         "marimo walrus_leaks_to_global_in_comprehension",
         "def foo(): a\n"
-        "[(a := (i, (b := j))) for i in range(10) for j in range(i)]\n{(c := (i, j)) for i in range(10) for j in range(i)}\n"
+        "[(a := (i, (b := j))) for i in range(10) for j in range(i)]\n"
+        "{(c := (i, j)) for i in range(10) for j in range(i)}\n"
         "{i: (d := j) for i in range(10) for j in range(i)}",
         set(),
         {"a", "b", "c", "d", "foo"},
@@ -183,7 +185,8 @@ CASES = [
     (
         "marimo try_star_block",
         "try:\n  raise ExceptionGroup('eg', [ValueError(1), TypeError(2), OSError(3)])\n"
-        "except* TypeError as e:\n  print(f'caught {type(e)} with nested {e.exceptions}')\nexcept* OSError as f:\n"
+        "except* TypeError as e:\n  print(f'caught {type(e)} with nested {e.exceptions}')\n"
+        "except* OSError as f:\n"
         "  print(f'caught {type(f)} with nested {f.exceptions}')\nelse:\n  print('Type and Os not raised')\n"
         "finally:\n  print('finally')",
         set(),

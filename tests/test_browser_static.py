@@ -34,7 +34,8 @@ CELLS_JS = r"""() => {
   return Array.from(panel.querySelectorAll('.jp-Notebook .jp-CodeCell')).map(cell => {
     const out = cell.querySelector('.jp-OutputArea');
     const imgs = (sel) => Array.from(cell.querySelectorAll(sel)).map(
-      i => ({w: i.naturalWidth, h: i.naturalHeight, done: i.complete, data: (i.getAttribute('src') || '').startsWith('data:')}));
+      i => ({w: i.naturalWidth, h: i.naturalHeight, done: i.complete,
+             data: (i.getAttribute('src') || '').startsWith('data:')}));
     return {
       source: (cell.querySelector('.jp-InputArea .cm-content') || {innerText: ''}).innerText.split('\n')[0],
       graphs: imgs('.jp-OutputArea img.nbsteps-graph-img'),
@@ -63,7 +64,8 @@ def _cells(page) -> list[dict]:
 
 def _wait_images(page, timeout_ms: int = 30_000) -> None:
     page.wait_for_function(
-        "() => Array.from(document.querySelectorAll('img.nbsteps-graph-img, img.nbsteps-figure, .jp-RenderedImage img'))"
+        "() => Array.from(document.querySelectorAll('img.nbsteps-graph-img, "
+        "img.nbsteps-figure, .jp-RenderedImage img'))"
         ".every(i => i.complete && i.naturalWidth > 0)",
         timeout=timeout_ms,
     )

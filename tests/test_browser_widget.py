@@ -68,7 +68,8 @@ STATIC_JS = r"""(cell) => {
     tr => ({cls: tr.className, cells: Array.from(tr.children).map(td => td.textContent)}));
   return {
     widgets: cell.querySelectorAll('.jupyter-widgets').length,
-    img: img ? {src: img.getAttribute('src'), w: img.naturalWidth, h: img.naturalHeight, done: img.complete} : null,
+    img: img ? {src: img.getAttribute('src'), w: img.naturalWidth, h: img.naturalHeight,
+                done: img.complete} : null,
     rows,
     text: cell.querySelector('.jp-OutputArea') ? cell.querySelector('.jp-OutputArea').innerText : '',
     scripts: cell.querySelectorAll('.jp-OutputArea script').length,

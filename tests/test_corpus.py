@@ -149,7 +149,8 @@ def test_corpus_is_well_formed():
 
 def test_gallery_split():
     text = (
-        '"""\nTitle\n=====\n\nText.\n"""\n\n# Author: me\n\n# %%\n# Some text\n# more\n\nimport numpy as np\nx = 1\n\n'
+        '"""\nTitle\n=====\n\nText.\n"""\n\n# Author: me\n\n'
+        "# %%\n# Some text\n# more\n\nimport numpy as np\nx = 1\n\n"
         "# %%\n# Only text here\n\n# %%\ny = x  # keep this comment\n\n# a comment inside code\nz = 2\n"
     )
     assert harness.split_gallery(text) == [

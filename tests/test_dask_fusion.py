@@ -39,6 +39,11 @@ def dask_tasks(client, steps, since=()):
     return [k for k in client.run_on_scheduler(keys) if k not in since]
 
 
+def recorder(events):
+    """A listener appending ``(kind, step)`` of every event to *events*."""
+    return lambda e: events.append((e.kind, e.step))
+
+
 def run_both(make, client, **kw):
     """The same plan on threads (every step alone) and on dask: (plan, events) each."""
     out = {}
@@ -48,7 +53,7 @@ def run_both(make, client, **kw):
         summary = plan.run(
             backend=backend,
             address=client if backend == "dask" else None,
-            listeners=[lambda e: events.append((e.kind, e.step))],
+            listeners=[recorder(events)],
             **kw,
         )
         out[backend] = (plan, summary, events)
@@ -146,7 +151,7 @@ def test_a_retry_inside_a_chain_is_the_step_s_own(client, tmp_path):
         summary = plan.run(
             backend=backend,
             address=client if backend == "dask" else None,
-            listeners=[lambda e: events.append((e.kind, e.step))],
+            listeners=[recorder(events)],
         )
         runs[backend] = (plan, summary, events)
     (tp, ts, tev), (dp, ds, dev) = runs["threads"], runs["dask"]
@@ -187,7 +192,7 @@ def test_a_branch_point_ends_a_chain_and_function_steps_fuse_too(client):
         return plan
 
     runs = run_both(make, client)
-    (tp, ts, tev), (dp, ds, dev) = runs["threads"], runs["dask"]
+    (tp, _, _), (dp, ds, dev) = runs["threads"], runs["dask"]
     assert ds.ok, ds.text
     names = ["br_a", "br_b", "br_c", "br_d", "br_e"]
     assert [dp[s].result for s in names] == [2, 3, 20, 6, [6]]

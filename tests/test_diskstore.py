@@ -269,7 +269,8 @@ def __getattr__(name):  # like marray: `from dynpkg import dyn` makes the submod
     if name != "dyn":
         raise AttributeError(name)
     mod = types.ModuleType(__name__ + ".dyn")
-    exec("def make():\\n    class Box:\\n        def __init__(self, v):\\n            self.v = v\\n    return Box\\n"
+    exec("def make():\\n    class Box:\\n        def __init__(self, v):\\n"
+         "            self.v = v\\n    return Box\\n"
          "Box = make()\\n", mod.__dict__)  # a class made in a function, as marray's MArray
     sys.modules[mod.__name__] = mod
     return mod
@@ -281,13 +282,16 @@ def test_values_of_a_submodule_made_on_attribute_access_load_in_a_new_process(tm
     (tmp_path / "dynpkg" / "__init__.py").write_text(DYNAMIC_PACKAGE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
     write = (
-        "from dynpkg import dyn\nfrom nbsteps.stores.disk import DiskStore\nfrom nbsteps.stores import Checkpoint\n"
-        f"DiskStore({str(tmp_path / 'store')!r}).put(Checkpoint('s', 'fp', {{'box': dyn.Box(3), 'mod': dyn}}))"
+        "from dynpkg import dyn\nfrom nbsteps.stores.disk import DiskStore\n"
+        "from nbsteps.stores import Checkpoint\n"
+        f"DiskStore({str(tmp_path / 'store')!r}).put(Checkpoint('s', "
+        f"'fp', {{'box': dyn.Box(3), 'mod': dyn}}))"
     )
     read = (
         "from nbsteps.stores.disk import DiskStore\n"
         f"cp = DiskStore({str(tmp_path / 'store')!r}).get('s', 'fp')\n"
-        "print(cp.outputs['box'].v, cp.outputs['mod'].__name__, type(cp.outputs['box']) is cp.outputs['mod'].Box)"
+        "print(cp.outputs['box'].v, cp.outputs['mod'].__name__, "
+        "type(cp.outputs['box']) is cp.outputs['mod'].Box)"
     )
     for code in (write, read):
         proc = subprocess.run(
@@ -369,7 +373,10 @@ def test_drop_steps_describe(store):
 
 
 def test_import_is_lazy():
-    code = "import sys, nbsteps.stores.disk; print(sorted({'pandas', 'pyarrow', 'cloudpickle'} & set(sys.modules)))"
+    code = (
+        "import sys, nbsteps.stores.disk; "
+        "print(sorted({'pandas', 'pyarrow', 'cloudpickle'} & set(sys.modules)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True
     )

@@ -317,7 +317,8 @@ MISSING_DOT = textwrap.dedent(r"""
     # the static picture says the same where the graph would be
     from nbsteps.views.static import static_bundle
     bundle = static_bundle(nbsteps.current())
-    print("STATIC:", "apt-get install graphviz" in bundle["text/html"], "nbsteps-results" in bundle["text/html"])
+    page = bundle["text/html"]
+    print("STATIC:", "apt-get install graphviz" in page, "nbsteps-results" in page)
 """)
 
 

@@ -7,8 +7,9 @@ After every interrupt the kernel checks itself:
 
 - every ``completed`` step has its outputs in the namespace (the very objects
   of its record), or, restored from the directory store and not used yet,
-  deferred (out of the namespace, read when a cell uses them) and its checkpoint in the store with the record's fingerprint
-  and execution token (every 10th check also loads it back from the store);
+  deferred (out of the namespace, read when a cell uses them) and its checkpoint
+  in the store with the record's fingerprint and execution token (every 10th
+  check also loads it back from the store);
 - a step that is not completed published nothing of the attempt that did not
   complete (every execution writes a fresh tag ``t_<step>``), and the store holds
   no checkpoint of such an attempt;
@@ -100,12 +101,15 @@ def check(prev, full):
 
 STEPS = [
     '%%step a\nt_a = tag()\ntime.sleep(cfg["a"])\nx_a = [t_a]',
-    '%%step b\nt_b = tag()\ntime.sleep(cfg["b"])\nframe_b = pd.DataFrame({"v": np.full(cfg["size_b"] // 8, float(t_b))})',
+    '%%step b\nt_b = tag()\ntime.sleep(cfg["b"])\n'
+    'frame_b = pd.DataFrame({"v": np.full(cfg["size_b"] // 8, float(t_b))})',
     '%%step c\nt_c = tag()\ntime.sleep(cfg["c"])\nx_c = x_a + [t_c]',
-    '%%step d\nt_d = tag()\nblob_d = bytes(cfg["size_d"]) + str(t_d).encode()\ntime.sleep(cfg["d"])\nn_d = len(frame_b)',
+    '%%step d\nt_d = tag()\nblob_d = bytes(cfg["size_d"]) + str(t_d).encode()\ntime.sleep(cfg["d"])\n'
+    "n_d = len(frame_b)",
     "%%step e\nt_e = tag()\nx_e = x_c + [n_d, t_e]",
     "%%step f\nt_f = tag()",
-    '%%step g\nt_g = tag()\ntime.sleep(cfg["g"])\narr_g = np.full(cfg["size_g"], t_g % 251, dtype=np.uint8)\nlen(x_e) + t_f',
+    '%%step g\nt_g = tag()\ntime.sleep(cfg["g"])\narr_g = np.full(cfg["size_g"], t_g % 251, dtype=np.uint8)\n'
+    "len(x_e) + t_f",
 ]
 ERRORS = {"StepsFailed", "StepsInterrupted", "KeyboardInterrupt"}
 

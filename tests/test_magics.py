@@ -53,8 +53,8 @@ def test_failing_step_ends_cell_with_short_error_and_user_traceback(shell, capsy
     assert "ZeroDivisionError" in text
     assert "<step boom>" in text  # the user's own frame
     assert (
-        "StepsFailed: 1 of 2 steps completed (1 already completed earlier in this session); boom failed: ZeroDivisionError"
-        in text
+        "StepsFailed: 1 of 2 steps completed (1 already completed "
+        "earlier in this session); boom failed: ZeroDivisionError" in text
     )
     assert "executor.py" not in text and "runtime.py" not in text and "magics.py" not in text
     # a failed step publishes nothing

@@ -127,6 +127,7 @@ def test_restored_wording_says_from_where(shell, capsys):
     capsys.readouterr()
     run_ok(shell, "%steps run")
     out = capsys.readouterr().out
-    # its values are in this kernel: not restored from anywhere (issue: "3 restored (cached)" with no word of where)
+    # its values are in this kernel: not restored from anywhere
+    # (issue: "3 restored (cached)" with no word of where)
     assert "a already completed earlier in this session" in out
     assert "1 of 1 steps completed (1 already completed earlier in this session)" in out

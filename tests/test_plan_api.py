@@ -100,7 +100,8 @@ def test_failure_blocks_only_downstream_and_summary():
     assert plan["report"].status == "blocked"
     assert plan["other"].ok and plan["other"].result == 42
     assert s.text.startswith(
-        "1 of 3 steps completed; fetch failed: ConnectionError: host unreachable (3 attempts); report blocked."
+        "1 of 3 steps completed; fetch failed: ConnectionError: host unreachable (3 attempts); "
+        "report blocked."
     )
     assert "Fix fetch and run plan.run() to resume." in s.text
 
@@ -171,7 +172,7 @@ def test_retry_backoff_doubles():
         raise OSError("again")
 
     plan.run()
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(gaps) == 2
     assert 0.1 <= gaps[0] < 0.5
     assert gaps[1] >= 0.2 and gaps[1] > gaps[0] * 1.5

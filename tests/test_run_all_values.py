@@ -66,7 +66,8 @@ def test_changing_a_nested_object_leaves_the_upstream_checkpoint_alone(shell):
 
 # statsmodels' Dataset: a dict subclass whose attribute dict is itself (a deep copy loses the attributes)
 SELF_DICT = [
-    "class Bunch(dict):\n    def __init__(self, **kw):\n        dict.__init__(self, kw)\n        self.__dict__ = self\n"
+    "class Bunch(dict):\n    def __init__(self, **kw):\n        dict.__init__(self, kw)\n"
+    "        self.__dict__ = self\n"
     "data = Bunch(endog=[1, 2], exog=[3, 4])",
     "data.exog = [e * 10 for e in data.exog]\ntotal = sum(data.endog) + sum(data.exog)",
 ]

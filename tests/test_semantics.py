@@ -131,7 +131,8 @@ def test_views_in_plan_mode_the_change_waits_for_the_readers(shell):
 
 
 RC = [
-    "import matplotlib as mpl\nimport matplotlib.pyplot as plt\nmpl.rcParams['lines.linewidth'] = 2\ndata = [1, 3, 2]\n"
+    "import matplotlib as mpl\nimport matplotlib.pyplot as plt\nmpl.rcParams['lines.linewidth'] = 2\n"
+    "data = [1, 3, 2]\n"
     "plt.plot(data)",
     "mpl.rc('lines', linewidth=4)\nplt.plot(data)",
     "with mpl.rc_context({'lines.linewidth': 2}):\n    plt.plot(data)",
@@ -232,10 +233,12 @@ def test_a_seed_is_replayed_when_a_step_below_runs_in_a_new_kernel(shell, tmp_pa
 
 CACHING = [
     "class Data:\n    pass\n\n"
-    "class Model:\n    def __init__(self):\n        self.data = Data()\n    def fit(self):\n        return Results(self)\n\n"
+    "class Model:\n    def __init__(self):\n        self.data = Data()\n    def fit(self):\n"
+    "        return Results(self)\n\n"
     "class Results:  # like statsmodels: a forecast keeps its dates on the model's data\n"
     "    def __init__(self, model):\n        self.model = model\n"
-    "    def forecast(self, n):\n        self.model.data.predict_dates = list(range(n))\n        return [0.5] * n\n"
+    "    def forecast(self, n):\n        self.model.data.predict_dates = list(range(n))\n"
+    "        return [0.5] * n\n"
     "    def append(self, n):  # no caching method by name: seen as the model's layout changes\n"
     "        self.model.data.append_ix = n\n        return Results(Model())",
     "model = Model()\nres = model.fit()",
@@ -282,7 +285,8 @@ def test_shared_state_edges_keep_order_without_false_staleness(shell, tmp_path, 
     steps(
         shell,
         [
-            "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.style.use('ggplot')",
+            "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "plt.style.use('ggplot')",
             "fig1 = plt.figure()\nplt.plot([1, 2])",
             "fig2 = plt.figure()\nplt.plot([3, 4])",
             "plt.style.use('default')",

@@ -166,7 +166,10 @@ def test_a_figure_that_is_out_is_shown_as_run_all_shows_it(tmp_path, kernel_name
 
 
 def test_a_step_run_again_from_another_cell_replaces_the_figures_its_cell_showed(tmp_path, kernel_name):
-    draw = "%%step b\nimport matplotlib.pyplot as plt\nprint('b draws', k)\nplt.figure()\nplt.plot([k, 2])\nm = k"
+    draw = (
+        "%%step b\nimport matplotlib.pyplot as plt\nprint('b draws', k)\n"
+        "plt.figure()\nplt.plot([k, 2])\nm = k"
+    )
     nb = execute_notebook(
         ["%load_ext nbsteps", "%%step a\nk = 1", draw, "%%step a\nk = 2", "%steps run"], kernel_name, tmp_path
     )

@@ -253,7 +253,7 @@ def test_values_held_outside_the_process_are_not_checkpointed(tmp_path, tmp_key)
         for name, value in made.items():
             store = DiskStore(tmp_path / "store")
             said = []
-            store.warn = lambda step, message: said.append((step, message))
+            store.warn = lambda step, message, said=said: said.append((step, message))
             store.put(Checkpoint(f"s-{name}", "fp", {name: value, "nested": {"k": [value]}, "plain": [1, 2]}))
             assert len(said) == 1, (name, said)
             step, message = said[0]

@@ -157,7 +157,8 @@ def test_step_cells_show_their_own_output_and_no_widget(tmp_path, kernel_name):
         "%%step fig --define\nimport matplotlib.pyplot as plt\nplt.plot([x, y])\nf = 1",
         "%steps run",
         "%steps show",
-        "os.environ['NBSTEPS_WIDGETS'] = '1'\nos.environ['NBSTEPS_HEADLESS'] = '1'  # what `nbsteps run` sets",
+        "os.environ['NBSTEPS_WIDGETS'] = '1'\n"
+        "os.environ['NBSTEPS_HEADLESS'] = '1'  # what `nbsteps run` sets",
         "%steps run --force-all",
         "import matplotlib.pyplot as plt\nprint('open figures:', plt.get_fignums())",
     ]
@@ -241,7 +242,7 @@ print("WIDGETS", before, count(), "LISTENERS", listeners, len(plan.listeners), "
 @kernel
 def test_a_thousand_runs_leave_no_widgets_behind(tmp_path, kernel_name):
     nb = execute_notebook(["%load_ext nbsteps", GROWTH], kernel_name, tmp_path, timeout=900)
-    line = next(l for l in stream(nb.cells[1]).splitlines() if l.startswith("WIDGETS"))
+    line = next(s for s in stream(nb.cells[1]).splitlines() if s.startswith("WIDGETS"))
     _, before, after, _, l_before, l_after, _, made = line.split()
     assert int(made) >= 1000 * 4, line  # every run had its live widget ...
     assert int(after) == int(before) == 0, line  # ... and closed it (layouts and styles too)
@@ -268,7 +269,8 @@ plain, live = [], []
 for _ in range(3):
     plain.append(timed(False))
     live.append(timed(True))
-result = {"first_with_widget_s": first, "without_s": statistics.median(plain), "with_s": statistics.median(live)}
+result = {"first_with_widget_s": first, "without_s": statistics.median(plain),
+          "with_s": statistics.median(live)}
 print("OVERHEAD", json.dumps(result))
 """
 
@@ -276,7 +278,7 @@ print("OVERHEAD", json.dumps(result))
 @kernel
 def test_widget_overhead_on_200_noop_steps(tmp_path, kernel_name):
     nb = execute(["%load_ext nbsteps", OVERHEAD], kernel_name, tmp_path, timeout=600)
-    line = next(l for l in stream(nb.cells[1]).splitlines() if l.startswith("OVERHEAD"))
+    line = next(s for s in stream(nb.cells[1]).splitlines() if s.startswith("OVERHEAD"))
     result = json.loads(line.split(" ", 1)[1])
     print("\nwidget overhead, 200 no-op steps in a real kernel:", result)
     # a generous bound (CI machines are slow and shared); the numbers are in bench/graph_bench.py

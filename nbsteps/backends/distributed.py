@@ -105,7 +105,8 @@ def get_client(address=None):
             scheduler = getattr(address, "scheduler_address", None)
             if scheduler is None:
                 raise NbstepsError(
-                    f"--address must be a scheduler address, a distributed.Client or a cluster, not {type(address).__name__}."
+                    "--address must be a scheduler address, a distributed.Client "
+                    f"or a cluster, not {type(address).__name__}."
                 )
             address = scheduler
         if isinstance(address, str) and address.strip():
@@ -213,7 +214,8 @@ class DaskBackend:
                 _failed(
                     task,
                     NbstepsError(
-                        f"step {task.name!r} could not be submitted to the dask cluster: {type(exc).__name__}: {exc}"
+                        f"step {task.name!r} could not be submitted to "
+                        f"the dask cluster: {type(exc).__name__}: {exc}"
                     ),
                 ),
             )
@@ -341,7 +343,8 @@ class DaskBackend:
             return _failed(
                 task,
                 NbstepsError(
-                    f"step {task.name!r} could not run on the dask cluster: {type(exc).__name__}: {exc}.{hint}"
+                    f"step {task.name!r} could not run on the dask "
+                    f"cluster: {type(exc).__name__}: {exc}.{hint}"
                 ),
             )
         if data is None:
@@ -368,7 +371,8 @@ class DaskBackend:
                 return _failed(
                     task,
                     UnserialisableValueError(
-                        f"step {task.name!r}: its output {name!r} came back from the dask worker but cannot be "
+                        f"step {task.name!r}: its output {name!r} "
+                        "came back from the dask worker but cannot be "
                         f"loaded here: {type(exc).__name__}: {exc}"
                     ),
                     started=outcome.started,

@@ -70,7 +70,7 @@ def run_remote(payload: bytes, shared: "dict | None" = None, then_shared: "list 
     inputs of each follower) adds ``"then"``: the same for each follower that
     ran, in order."""
     task: Task = cloudpickle.loads(payload)
-    for t, big in zip((task, *task.then), (shared, *(then_shared or ()))):
+    for t, big in zip((task, *task.then), (shared, *(then_shared or ())), strict=False):
         if big:
             (t.args if t.kind == "function" else t.inputs).update(big)
     try:
@@ -105,7 +105,8 @@ def _pack(task: Task, outcome: Outcome, worker: str) -> dict:
             err = UnserialisableValueError(
                 f"step {task.name!r}: its {what} ({_describe(value)}) cannot be sent back from "
                 f"dask worker {outcome.worker}: {type(exc).__name__}: {exc}. "
-                f"Keep such values inside the step (or del them at its end), or run it with --backend threads."
+                "Keep such values inside the step (or del them at its end), "
+                "or run it with --backend threads."
             )
             outcome.ok, outcome.error, outcome.traceback = False, err, f"{type(err).__name__}: {err}"
             outputs, result = {}, None

@@ -193,7 +193,6 @@ class Runner:
     async def run(self) -> None:
         from nbclient.exceptions import DeadKernelError
 
-        a = self.args
         client = self._client()
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -217,40 +216,11 @@ class Runner:
         if getattr(client.km, "ipykernel", False):  # its startup warnings are noise on a terminal
             client.extra_arguments = [*client.extra_arguments, "--IPKernelApp.log_level=ERROR"]
         try:
-            await client.async_start_new_kernel(env=self._env(), cwd=os.path.dirname(self.path))
-            await client.async_start_new_kernel_client()
-            msg_id = await _maybe_await(client.kc.kernel_info())
-            info = await client.async_wait_for_reply(msg_id)
-            if info and "language_info" in info["content"]:
-                self.nb.metadata["language_info"] = info["content"]["language_info"]
+            await self._start_kernel(client)
             main = asyncio.ensure_future(self._cells(client))
-            waits = {main, asyncio.ensure_future(self._stop.wait())}
-            timer = None
-            if a.timeout:
-                timer = asyncio.ensure_future(asyncio.sleep(a.timeout))
-                waits.add(timer)
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            if main not in done:
-                if timer is not None and timer in done:
-                    self.stop_reason = "timeout"
-                    say(
-                        f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
-                        err=True,
-                    )
-                await self._interrupt(client, main)
-            for w in waits:
-                if not w.done():
-                    w.cancel()
-            if main.done() and not main.cancelled() and main.exception() is not None:
-                raise main.exception()
+            await self._wait_for(client, main)
             if not self.kernel_lost:
-                graph_fmt = GRAPH_SUFFIXES.get(os.path.splitext(a.graph)[1].lower()) if a.graph else None
-                code = (
-                    "__import__('nbsteps.cli.report', fromlist=['_']).kernel_collect("
-                    f"results={a.results!r}, graph={a.graph!r}, graph_format={graph_fmt!r}, "
-                    f"hint={self._hint()!r}, interrupted={bool(self.stop_reason)!r})"
-                )
-                self.report = await self._hidden(client, code)
+                self.report = await self._collect(client)
             client.set_widgets_metadata()
         except DeadKernelError:
             self.kernel_lost = (
@@ -267,6 +237,51 @@ class Runner:
                 await client._async_cleanup_kernel()
             except Exception:  # pragma: no cover - the kernel is gone anyway
                 pass
+
+    async def _start_kernel(self, client) -> None:
+        """Start the kernel and its client; the notebook takes the kernel's language_info."""
+        await client.async_start_new_kernel(env=self._env(), cwd=os.path.dirname(self.path))
+        await client.async_start_new_kernel_client()
+        msg_id = await _maybe_await(client.kc.kernel_info())
+        info = await client.async_wait_for_reply(msg_id)
+        if info and "language_info" in info["content"]:
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
+
+    async def _wait_for(self, client, main) -> None:
+        """Wait until the cells (*main*) end, a stop is requested or the timeout
+        passes; the kernel is interrupted unless the cells ended. Raises what the
+        cells raised."""
+        a = self.args
+        waits = {main, asyncio.ensure_future(self._stop.wait())}
+        timer = None
+        if a.timeout:
+            timer = asyncio.ensure_future(asyncio.sleep(a.timeout))
+            waits.add(timer)
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if main not in done:
+            if timer is not None and timer in done:
+                self.stop_reason = "timeout"
+                say(
+                    f"nbsteps: timeout: the run took more than {a.timeout:g} s; interrupting the kernel",
+                    err=True,
+                )
+            await self._interrupt(client, main)
+        for w in waits:
+            if not w.done():
+                w.cancel()
+        if main.done() and not main.cancelled() and main.exception() is not None:
+            raise main.exception()
+
+    async def _collect(self, client) -> "dict | None":
+        """What the kernel reports at the end (results, graph, summary), asked in a hidden cell."""
+        a = self.args
+        graph_fmt = GRAPH_SUFFIXES.get(os.path.splitext(a.graph)[1].lower()) if a.graph else None
+        code = (
+            "__import__('nbsteps.cli.report', fromlist=['_']).kernel_collect("
+            f"results={a.results!r}, graph={a.graph!r}, graph_format={graph_fmt!r}, "
+            f"hint={self._hint()!r}, interrupted={bool(self.stop_reason)!r})"
+        )
+        return await self._hidden(client, code)
 
     async def _interrupt(self, client, main, patience: float = 30.0, every: float = 3.0) -> None:
         """Interrupt the kernel until the cell stops. A kernel ignores SIGINT

@@ -46,7 +46,7 @@ _STEP_EVENTS = (
 def for_plan(shell, plan) -> "StepCells":
     """The StepCells of *plan* (created and registered on first use), made
     the capture frontend."""
-    cells = next((l for l in plan.listeners if isinstance(l, StepCells)), None)
+    cells = next((x for x in plan.listeners if isinstance(x, StepCells)), None)
     if cells is None:
         cells = StepCells(shell, plan)
         plan.listeners.append(cells)
@@ -309,7 +309,7 @@ class StepCells:
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])
         display(Bundle(bundle), display_id=display_id)
-        for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name)):
+        for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name), strict=True):
             self._sent[slot] = hash(repr(data))
             display(Bundle(data), metadata=meta or None, display_id=slot)
         return True
@@ -367,7 +367,9 @@ class StepCells:
             # Not while it runs: a replay (shared state) keeps its token, and what it shows stays.
             for shown in self._own_shown.pop(name):
                 update_display(Bundle(dict(EMPTY)), display_id=shown)
-        for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name, output)):
+        # not strict: open() on the kernel's thread may replace the slots while a flush draws them
+        slots = self.slots.get(name, ())
+        for slot, (data, meta) in zip(slots, self.slot_bundles(name, output), strict=False):
             key = hash(repr(data))
             if self._sent.get(slot) != key:
                 self._sent[slot] = key

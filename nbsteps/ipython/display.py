@@ -120,7 +120,9 @@ def run_listeners(plan, quiet: bool = False, omit: str | None = None) -> list:
         except Exception as exc:  # a display problem must never stop a run
             import warnings
 
-            warnings.warn(f"nbsteps: live view unavailable ({exc!r}); text progress only.", RuntimeWarning)
+            warnings.warn(
+                f"nbsteps: live view unavailable ({exc!r}); text progress only.", RuntimeWarning, stacklevel=1
+            )
         else:
             listeners.append(view)
             return listeners
@@ -190,7 +192,7 @@ def show(plan) -> None:
             "%steps graph --output plan.svg writes the graph."
         )
         return None
-    shows = next((l for l in plan.listeners if isinstance(l, ShowDisplays) and l.plan is plan), None)
+    shows = next((x for x in plan.listeners if isinstance(x, ShowDisplays) and x.plan is plan), None)
     if shows is None:
         shows = ShowDisplays(plan)
         plan.listeners.append(shows)

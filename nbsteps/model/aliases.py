@@ -79,7 +79,7 @@ def alias_groups(body: list, outputs, imported=()) -> tuple[frozenset, ...]:
 
     def join(names) -> None:
         names = [n for n in names if n in outputs]
-        for a, b in zip(names, names[1:]):
+        for a, b in zip(names, names[1:], strict=False):
             parent[find(a)] = find(b)
 
     for stmt in body:

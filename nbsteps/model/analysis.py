@@ -196,7 +196,7 @@ class CellWalker(Walker):
     def name_call(self, name: str, node, used: bool) -> None:
         f = self.funcs.get(name) if self.scope.kind is MODULE or self.is_global(name) else None
         if f is not None:  # the cell's own function: the arguments it changes
-            for p, a in [*zip(f.params, node.args), *((k.arg, k.value) for k in node.keywords)]:
+            for p, a in [*zip(f.params, node.args, strict=False), *((k.arg, k.value) for k in node.keywords)]:
                 self.mutate(root_name(a) if p in f.param_mut else None)
         elif name in self.bound or name not in _NOT_INPUTS and name not in PURE_FUNCTIONS:
             self.files(name, node)

@@ -28,7 +28,7 @@ def width(level: dict[str, int]) -> int:
 
 def _add(a, b):
     if isinstance(a, tuple):
-        return tuple(x + y for x, y in zip(a, b))
+        return tuple(x + y for x, y in zip(a, b, strict=True))
     return a + b
 
 

@@ -9,47 +9,49 @@ import re
 
 _w = str.split
 PURE_FUNCTIONS = frozenset(
-    _w("""print display len repr str int float bool complex bytes isinstance issubclass type
-    sorted sum min max abs round list dict set frozenset tuple enumerate zip range format id hash any all callable
-    getattr hasattr iter map filter reversed divmod pow dir help super object slice Markdown HTML""")
+    _w("""print display len repr str int float bool complex bytes isinstance issubclass type sorted sum min
+    max abs round list dict set frozenset tuple enumerate zip range format id hash any all callable getattr
+    hasattr iter map filter reversed divmod pow dir help super object slice Markdown HTML""")
 )
 PURE_METHODS = frozenset(
-    _w("""head tail describe info copy to_csv to_string to_numpy to_dict to_list tolist to_json
-    to_parquet to_excel to_pickle to_html to_latex to_markdown to_frame sum mean median std var min max count nunique
-    unique value_counts isna isnull notna notnull any all abs round astype groupby agg aggregate apply map merge join
-    filter query sort_values sort_index reset_index set_index drop dropna fillna rename replace pivot pivot_table melt
-    stack unstack corr cov cumsum diff pct_change shift rolling resample sample nlargest nsmallest idxmax idxmin
-    quantile reindex assign where mask clip explode get keys values items iterrows itertuples equals duplicated
-    drop_duplicates transpose dot show savefig get_figure predict predict_proba transform score get_params format
-    split strip lower upper startswith endswith encode decode index find reshape flatten ravel item numpy cpu clone""")
+    _w("""head tail describe info copy to_csv to_string to_numpy to_dict to_list tolist to_json to_parquet
+    to_excel to_pickle to_html to_latex to_markdown to_frame sum mean median std var min max count nunique
+    unique value_counts isna isnull notna notnull any all abs round astype groupby agg aggregate apply map
+    merge join filter query sort_values sort_index reset_index set_index drop dropna fillna rename replace
+    pivot pivot_table melt stack unstack corr cov cumsum diff pct_change shift rolling resample sample
+    nlargest nsmallest idxmax idxmin quantile reindex assign where mask clip explode get keys values items
+    iterrows itertuples equals duplicated drop_duplicates transpose dot show savefig get_figure predict
+    predict_proba transform score get_params format split strip lower upper startswith endswith encode decode
+    index find reshape flatten ravel item numpy cpu clone""")
 )
 # in place, returning None: a call whose result is used is another method (results.append(x) -> new results)
 IN_PLACE_NONE = frozenset(
     _w("""append extend insert remove clear update add discard sort reverse difference_update
-    intersection_update symmetric_difference_update appendleft extendleft rotate __setitem__ __delitem__ resize put
-    itemset fill""")
+    intersection_update symmetric_difference_update appendleft extendleft rotate __setitem__ __delitem__
+    resize put itemset fill""")
 )
 MUTATING_METHODS = IN_PLACE_NONE | frozenset(
-    _w("""pop setdefault popitem fit partial_fit fit_transform fit_predict
-    set_params load_state_dict""")
+    _w("""pop setdefault popitem fit partial_fit fit_transform fit_predict set_params load_state_dict""")
 )
 DRAWS = frozenset(
-    _w("""normal integers random uniform standard_normal choice permutation permuted shuffle poisson
-    binomial exponential multivariate_normal gamma beta lognormal laplace logistic geometric multinomial dirichlet
-    chisquare pareto triangular weibull bytes standard_exponential standard_t randint randn rand random_sample gauss
-    getrandbits randrange sample choices betavariate expovariate gammavariate normalvariate randbytes""")
+    _w("""normal integers random uniform standard_normal choice permutation permuted shuffle poisson binomial
+    exponential multivariate_normal gamma beta lognormal laplace logistic geometric multinomial dirichlet
+    chisquare pareto triangular weibull bytes standard_exponential standard_t randint randn rand random_sample
+    gauss getrandbits randrange sample choices betavariate expovariate gammavariate normalvariate
+    randbytes""")
 )
 AMBIGUOUS_DRAWS = frozenset(_w("sample choice bytes"))  # df.sample is pandas
 IN_PLACE_ARG = frozenset(_w("shuffle copyto fill_diagonal place put putmask"))
 # libraries that never draw from a global random generator (numpy.random has its own rules)
 NO_GLOBAL_DRAWS = frozenset(
-    _w("""numpy pandas matplotlib math os sys json re pathlib time datetime IPython warnings
-    logging collections itertools functools string textwrap operator io csv shutil glob copy typing pickle""")
+    _w("""numpy pandas matplotlib math os sys json re pathlib time datetime IPython warnings logging
+    collections itertools functools string textwrap operator io csv shutil glob copy typing pickle""")
 )
 KNOWN_MODULES = frozenset(
-    _w("""numpy pandas matplotlib seaborn scipy sklearn torch tensorflow os sys json pickle joblib
-    math statistics time datetime re pathlib shutil glob logging warnings random itertools functools collections io
-    csv subprocess IPython plotly altair polars pyarrow requests tqdm typing copy string textwrap operator asyncio""")
+    _w("""numpy pandas matplotlib seaborn scipy sklearn torch tensorflow os sys json pickle joblib math
+    statistics time datetime re pathlib shutil glob logging warnings random itertools functools collections io
+    csv subprocess IPython plotly altair polars pyarrow requests tqdm typing copy string textwrap operator
+    asyncio""")
 )
 CONVENTIONS = {
     n: n
@@ -67,7 +69,8 @@ CONVENTIONS = {
 
 
 def _rules(text: str) -> dict:
-    """``prefix ... = label[!] ...`` by line or ``;`` (``a.{b,c}``: a.b, a.c; ``!``: an effect; ``-``: none)."""
+    """``prefix ... = label[!] ...`` by line or ``;`` (``a.{b,c}``: a.b, a.c; ``!``: an effect;
+    ``-``: none)."""
     table = {}
     for line in re.split(r"[;\n]", text.strip()):
         names, _, labels = line.partition("=")
@@ -85,8 +88,10 @@ random.{seed,setstate} = random! ; random.{Random,SystemRandom} = - ; random = r
 numpy.random.{seed,set_state} = numpy.random! ; numpy.random = numpy.random
 numpy.random.{default_rng,Generator,RandomState,SeedSequence,BitGenerator,PCG64,MT19937,Philox,SFC64} = -
 torch.{manual_seed,seed,set_rng_state} torch.cuda.{manual_seed,manual_seed_all} = torch.random!
-torch.{rand,randn,randint,randperm,rand_like,randn_like,bernoulli,multinomial,normal} torch.random = torch.random
-matplotlib.pyplot.{rc,rcdefaults,style.use} matplotlib.{rc,rcdefaults,use,style.use} = pyplot! options:matplotlib!
+torch.{rand,randn,randint,randperm,rand_like,randn_like,bernoulli,multinomial,normal} = torch.random
+torch.random = torch.random
+matplotlib.pyplot.{rc,rcdefaults,style.use} = pyplot! options:matplotlib!
+matplotlib.{rc,rcdefaults,use,style.use} = pyplot! options:matplotlib!
 seaborn.{set,set_theme,set_style,set_context,set_palette,reset_defaults} = pyplot! options:matplotlib!
 matplotlib.pyplot seaborn = pyplot ; pandas.{set_option,reset_option} = options:pandas!
 numpy.{set_printoptions,seterr} = options:numpy! ; os.chdir = cwd! ; os.{putenv,unsetenv} = environ!
@@ -97,13 +102,13 @@ matplotlib.rcParams matplotlib.pyplot.rcParams = options:matplotlib! pyplot!
 """)
 LOAD_RULES = {k: tuple((label, False) for label, _ in v) for k, v in STORE_RULES.items()}
 FILE_READERS = frozenset(
-    _w("""open load loadtxt genfromtxt fromfile imread listdir exists isfile isdir stat glob Path
-    read_text read_bytes open_dataset""")
+    _w("""open load loadtxt genfromtxt fromfile imread listdir exists isfile isdir stat glob Path read_text
+    read_bytes open_dataset""")
 )
 FILE_WRITERS = frozenset(
-    _w("""save savez savez_compressed savetxt savefig dump remove unlink rmdir mkdir makedirs
-    rmtree rename replace copy copyfile copytree move write_text write_bytes touch tofile to_csv to_parquet to_json
-    to_excel to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr""")
+    _w("""save savez savez_compressed savetxt savefig dump remove unlink rmdir mkdir makedirs rmtree rename
+    replace copy copyfile copytree move write_text write_bytes touch tofile to_csv to_parquet to_json to_excel
+    to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr""")
 )
 SHELL_READERS = frozenset(_w("ls cat head tail wc du less file stat find tree"))
 SHELL_WRITERS = frozenset(_w("rm mkdir cp mv touch rmdir unzip tar wget curl ln tee"))
@@ -127,10 +132,11 @@ _AX_NAME = re.compile(r"(ax|axs|axes|fig|figure|g|grid)(\d*|_\w*)\Z|\w*_ax\Z")
 _EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
 _NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
 
-#: methods that may keep state on their receiver even when their result is used (statsmodels results cache the
-#: prediction dates on their model: predict/forecast/append of one results object from two parallel steps race;
-#: ``append``/``extend`` whose result is used are such methods, list.append returns None);
-#: steps calling them on the same object keep notebook order (``order`` edges: nothing stale, nothing blocked)
+#: methods that may keep state on their receiver even when their result is used (statsmodels results cache
+#: the prediction dates on their model: predict/forecast/append of one results object from two parallel
+#: steps race; ``append``/``extend`` whose result is used are such methods, list.append returns None);
+#: steps calling them on the same object keep notebook order (``order`` edges: nothing stale, nothing
+#: blocked)
 CACHING_METHODS = frozenset(
     _w("""predict forecast get_prediction get_forecast plot_predict simulate append extend""")
 )

@@ -1,8 +1,8 @@
 """The run context: exactly what running and showing a plan needs.
 
 The :class:`~nbsteps.plan.Plan` facade builds one :class:`RunContext` (and the
-collaborators it holds) and keeps its state in it; the executor, every function of ``nbsteps.run`` and the views
-receive this context, never the Plan. It holds:
+collaborators it holds) and keeps its state in it; the executor, every function of
+``nbsteps.run`` and the views receive this context, never the Plan. It holds:
 
 - ``steps``: the registered steps, in notebook (registration) order;
 - ``deps``: the resolved dependency graph (:class:`~nbsteps.model.dependencies.Dependencies`),
@@ -55,7 +55,8 @@ class RunContext:
         self.state_head: dict[str, str] = {}
         #: outputs restored from a directory store, not read yet (a run.deferred.Deferred)
         self.deferred = deferred
-        #: steps known to be up to date: a run of one cell need not re-check its upstream (run.decide.validity)
+        #: steps known to be up to date: a run of one cell need not re-check its upstream
+        #: (run.decide.validity)
         self.validity = validity
         self.publish_lock = threading.Lock()
         #: a run.publishing.Publisher of this context, set by the facade that composes them

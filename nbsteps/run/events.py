@@ -62,4 +62,8 @@ def emit_to(listeners, event: Event) -> None:
         except Exception as exc:  # a display problem must not lose work
             import warnings
 
-            warnings.warn(f"nbsteps: listener {listener!r} failed on {event.kind}: {exc!r}", RuntimeWarning)
+            warnings.warn(
+                f"nbsteps: listener {listener!r} failed on {event.kind}: {exc!r}",
+                RuntimeWarning,
+                stacklevel=1,
+            )

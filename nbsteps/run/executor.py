@@ -119,7 +119,18 @@ class Executor:
             ctx.load(outside_names(ctx, step))
         parts = fingerprint_parts(ctx, step)
         fp = combine(parts)
-        cp = None
+        cp, reason = self._checkpoint_for(name, step, rec, parts, fp)
+        if cp is not None:
+            self._complete_from(name, rec, cp, fp)
+            return None
+        return self._to_execute(name, step, rec, parts, fp, reason)
+
+    def _checkpoint_for(self, name: str, step: Step, rec, parts, fp: str):
+        """``(checkpoint, "")`` when step *name* need not execute (the checkpoint
+        is its record itself when its values are held in this kernel), else
+        ``(None, reason)``: forced, its checkpoint lost, stale, or replayed."""
+        ctx = self.ctx
+        cp, reason = None, ""
         if name in self.force:
             reason = "forced"
         elif name in self.recovery.lost:
@@ -133,6 +144,12 @@ class Executor:
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
             reason = f"replayed: sets {', '.join(self.replay[name])}"
+        return cp, reason
+
+    def _complete_from(self, name: str, rec, cp, fp: str) -> None:
+        """Complete step *name* without executing it: as it is when *cp* is its
+        record (held in this kernel), else restored from the store's checkpoint."""
+        ctx = self.ctx
         if cp is rec:  # held: completed again as it is (what its run printed and took stays)
             with deferred_interrupts():
                 ctx.publish(rec.outputs, name)
@@ -140,15 +157,18 @@ class Executor:
             self.restored[name] = ev.FROM_SESSION
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
-            return None
-        if cp is not None:  # up to date: restore, do not execute
-            with deferred_interrupts():  # published and completed at once
-                ctx.publish(cp.outputs, name)
-                rec.restore(cp, fp)
-            self.restored[name] = ev.FROM_STORE
-            if self.emit_event is not None:
-                self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_STORE})
-            return None
+            return
+        with deferred_interrupts():  # up to date: restored, published and completed at once
+            ctx.publish(cp.outputs, name)
+            rec.restore(cp, fp)
+        self.restored[name] = ev.FROM_STORE
+        if self.emit_event is not None:
+            self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_STORE})
+
+    def _to_execute(self, name: str, step: Step, rec, parts, fp: str, reason: str):
+        """Step *name* executes unless the user declines: its record is reset for
+        a first attempt; its Task, or None when it was settled here (declined, or
+        an input restored lazily cannot be read)."""
         rec.reason = reason or "stale"
         declined = confirmation.ask(self, name)
         if declined:
@@ -238,7 +258,7 @@ class Executor:
 
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
-        ctx, rec, step = self.ctx, self.ctx.records[name], self.ctx.steps[name]
+        rec, step = self.ctx.records[name], self.ctx.steps[name]
         rec.duration, rec.output = outcome.duration, outcome.output
         if outcome.ok:
             self._complete(name, outcome)
@@ -254,7 +274,8 @@ class Executor:
             self._emit(
                 ev.RETRYING,
                 name,
-                f"attempt {rec.attempts} of {step.retry + 1} failed: {rec.error_text}; retrying in {delay:.2f}s",
+                f"attempt {rec.attempts} of {step.retry + 1} failed: {rec.error_text}; "
+                f"retrying in {delay:.2f}s",
                 info={"delay": delay},
             )
             return

@@ -4,9 +4,10 @@ A store keeps, for each step, checkpoints keyed by fingerprint (a bounded
 number or size of them; the one most recently written or used is the
 *latest*). The executor calls ``put`` after a step completes and
 ``get(step, fingerprint)`` before running a step: only a checkpoint with the
-step's current fingerprint is used, so switching a parameter back restores. Stores report problems (a value that cannot be saved, a corrupted
-file) through ``self.warn(step, message)``, which the plan connects to its
-listeners; they never raise for a single bad checkpoint.
+step's current fingerprint is used, so switching a parameter back restores.
+Stores report problems (a value that cannot be saved, a corrupted file) through
+``self.warn(step, message)``, which the plan connects to its listeners; they
+never raise for a single bad checkpoint.
 
 Implementations: :mod:`nbsteps.stores.memory` (references only) and
 :mod:`nbsteps.stores.disk` (signed files in a directory); the executor and the

@@ -195,7 +195,8 @@ class DiskStore(Store):
             self.warn(
                 step,
                 (
-                    f"step {step!r}: {_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])}); "
+                    f"step {step!r}: {_list_values(exc.names)} cannot be pickled "
+                    f"({_describe_error(exc.errors[0])}); "
                     f"its checkpoint is kept in memory only and will not survive a restart of the kernel"
                 ),
             )
@@ -213,7 +214,8 @@ class DiskStore(Store):
             self.warn(
                 step,
                 (
-                    f"step {step!r}: could not write its checkpoint to {self.directory} ({_describe_error(exc)}); "
+                    f"step {step!r}: could not write its checkpoint to {self.directory} "
+                    f"({_describe_error(exc)}); "
                     f"it is kept in memory only and will not survive a restart of the kernel"
                 ),
             )
@@ -222,7 +224,8 @@ class DiskStore(Store):
             self.warn(
                 step,
                 (
-                    f"step {step!r}: could not save its checkpoint to {self.directory} ({_describe_error(exc)}); "
+                    f"step {step!r}: could not save its checkpoint to {self.directory} "
+                    f"({_describe_error(exc)}); "
                     f"it is kept in memory only"
                 ),
             )
@@ -277,15 +280,7 @@ class DiskStore(Store):
         """Write *cp*; the bytes it added to the store (minus what it replaced)."""
         dirname = dirname_of(cp.step)
         meta = meta_name(cp.fingerprint)
-        values: list[tuple[str, str | None, Any]] = [("output", n, v) for n, v in cp.outputs.items()]
-        # a result that is also an output (function steps, `x` as last line) is written once
-        result_is = (
-            next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None
-        )
-        if cp.has_result and result_is is None:
-            values.append(("result", None, cp.result))
-        if cp.output:  # what the step printed and displayed: plain data, signed like the values
-            values.append(("captured", None, list(cp.output)))
+        values = _values_of(cp)
         with (
             self.folders.root() as root,
             self.folders.locked(root, dirname),
@@ -297,61 +292,65 @@ class DiskStore(Store):
             replaced = size_of(folder, meta)
             previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
             try:
-                entries: list[dict] = []
-                bad: "list[str | None]" = []
-                errors: list[BaseException] = []
-                for i, (role, name, value) in enumerate(values):
-                    label = name if role == "output" else None  # None: the result
-                    if bad:  # already failing: only find the other unpicklable values
-                        try:
-                            pickle_to(NullSink(), value, faithful=False)
-                        except Exception as exc:
-                            bad.append(label)
-                            errors.append(exc)
-                        continue
-                    try:
-                        entry = write_value(
-                            folder, f"{token}-{i}", value, written, self.key, self.compression
-                        )
-                    except Unpicklable as exc:
-                        bad.append(label)
-                        errors.extend(exc.errors)
-                        continue
-                    entry.update(role=role, name=name)
-                    entries.append(entry)
-                if bad:
-                    raise Unpicklable(bad, errors)
+                entries = self._write_values(folder, token, values, written)
                 fsync_dir(folder)  # the value files' names are durable before the metadata
                 meta_size = write_meta(folder, cp, token, entries, written, self.key, meta)
             except Unpicklable:
-                for name in written:
-                    unlink_quiet(name, folder)
-                # the checkpoint of this fingerprint is the one in memory now: the one on disk goes
-                unlink_quiet(meta, folder)
-                collect(folder)
-                try:
-                    os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
-                except OSError:
-                    pass
+                _remove_unpicklable(root, dirname, folder, meta, written)
                 raise
             except BaseException:
                 if meta not in written:  # not committed (an interrupt, a full disk): leave nothing
                     for name in written:
                         unlink_quiet(name, folder)
                 raise
-            touch(folder, meta)
-            if previous is not None and previous != (cp.parts or {}).get("token", cp.fingerprint):
-                self.garbage.pending = True  # that version is gone: checkpoints made from it are dead
-            self.unwritten.forget(cp.step, cp.fingerprint)
-            had_legacy = exists(META, folder)
-            drop_legacy(folder, cp.fingerprint)
-            if had_legacy and not exists(META, folder):
-                self.garbage.pending = True  # an earlier nbsteps' checkpoint of this fingerprint: replaced
-            # Files no metadata names: the replaced checkpoint of this fingerprint
-            # or debris of an interrupted put (we hold the lock: nobody else
-            # writes here). Anything the store did not name is left alone.
-            collect(folder, keep=set(written))
+            self._committed(folder, cp, previous, written)
             return meta_size + sum(e["size"] for e in entries) - replaced
+
+    def _write_values(self, folder: int, token: str, values: list, written: list[str]) -> list[dict]:
+        """Write each value to a file of its own; their metadata entries. Raises
+        Unpicklable naming every value that cannot be pickled (after the first
+        one, the others are only tried, no longer written)."""
+        entries: list[dict] = []
+        bad: "list[str | None]" = []
+        errors: list[BaseException] = []
+        for i, (role, name, value) in enumerate(values):
+            label = name if role == "output" else None  # None: the result
+            if bad:  # already failing: only find the other unpicklable values
+                try:
+                    pickle_to(NullSink(), value, faithful=False)
+                except Exception as exc:
+                    bad.append(label)
+                    errors.append(exc)
+                continue
+            try:
+                entry = write_value(folder, f"{token}-{i}", value, written, self.key, self.compression)
+            except Unpicklable as exc:
+                bad.append(label)
+                errors.extend(exc.errors)
+                continue
+            entry.update(role=role, name=name)
+            entries.append(entry)
+        if bad:
+            raise Unpicklable(bad, errors)
+        return entries
+
+    def _committed(self, folder: int, cp: Checkpoint, previous: "str | None", written: list[str]) -> None:
+        """*cp*'s metadata is written: what it replaced goes (the version it
+        replaced makes garbage pending, its copy in memory, an earlier nbsteps'
+        metadata of the fingerprint, files no metadata names)."""
+        meta = meta_name(cp.fingerprint)
+        touch(folder, meta)
+        if previous is not None and previous != (cp.parts or {}).get("token", cp.fingerprint):
+            self.garbage.pending = True  # that version is gone: checkpoints made from it are dead
+        self.unwritten.forget(cp.step, cp.fingerprint)
+        had_legacy = exists(META, folder)
+        drop_legacy(folder, cp.fingerprint)
+        if had_legacy and not exists(META, folder):
+            self.garbage.pending = True  # an earlier nbsteps' checkpoint of this fingerprint: replaced
+        # Files no metadata names: the replaced checkpoint of this fingerprint
+        # or debris of an interrupted put (we hold the lock: nobody else
+        # writes here). Anything the store did not name is left alone.
+        collect(folder, keep=set(written))
 
     # -- the rest of the interface ----------------------------------------------------
 
@@ -388,3 +387,31 @@ def _list_values(names: "list[str | None]") -> str:
     if None in names:
         said.append("the result")
     return " and ".join(said)
+
+
+def _values_of(cp: Checkpoint) -> "list[tuple[str, str | None, Any]]":
+    """What writing *cp* writes, as ``(role, name, value)``: its outputs, its
+    result unless it is one of them, what it printed and displayed."""
+    values: list[tuple[str, str | None, Any]] = [("output", n, v) for n, v in cp.outputs.items()]
+    # a result that is also an output (function steps, `x` as last line) is written once
+    result_is = next((n for n, v in cp.outputs.items() if v is cp.result), None) if cp.has_result else None
+    if cp.has_result and result_is is None:
+        values.append(("result", None, cp.result))
+    if cp.output:  # what the step printed and displayed: plain data, signed like the values
+        values.append(("captured", None, list(cp.output)))
+    return values
+
+
+def _remove_unpicklable(root: int, dirname: str, folder: int, meta: str, written: list[str]) -> None:
+    """A put that met unpicklable values leaves nothing on disk: its files, the
+    metadata of its fingerprint (its checkpoint is the one in memory now), the
+    step's folder if nothing else is in it."""
+    for name in written:
+        unlink_quiet(name, folder)
+    # the checkpoint of this fingerprint is the one in memory now: the one on disk goes
+    unlink_quiet(meta, folder)
+    collect(folder)
+    try:
+        os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
+    except OSError:
+        pass

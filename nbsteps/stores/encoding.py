@@ -142,6 +142,7 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
     dtypes, attrs). A DatetimeIndex ``freq`` is not kept by either format: it
     is saved in the metadata.
     """
+    import numpy as np
     import pandas as pd
 
     extra: dict = {}
@@ -154,11 +155,11 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
         frame = value.to_frame(name=_SERIES_COLUMN)
     else:
         frame = value
-    if any(dtype == object for dtype in frame.dtypes):
+    if any(dtype == np.dtype(object) for dtype in frame.dtypes):
         return None
     index = frame.index
     levels = index.levels if isinstance(index, pd.MultiIndex) else [index]
-    if any(level.dtype == object for level in levels):
+    if any(level.dtype == np.dtype(object) for level in levels):
         return None
     freq = getattr(index, "freq", None)
     if freq is not None and isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)):

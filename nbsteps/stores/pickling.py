@@ -14,8 +14,9 @@ before asking for its state, and puts back whatever ``__getstate__`` changed:
   is written -- a state that *is* the object's ``__dict__`` is then written as the
   object really is (a resume gives back the callback);
 - **respectful** (when faithful pickling fails after putting something back,
-  because what the class removed really is unpicklable): after the whole value is written; the file holds what the
-  class's own pickling gives, and the live object is still left as it was.
+  because what the class removed really is unpicklable): after the whole value
+  is written; the file holds what the class's own pickling gives, and the live
+  object is still left as it was.
 
 A class a package makes inside a function and hands out as a module attribute
 (``marray.numpy.MArray``) is pickled by reference to that attribute, so values

@@ -106,7 +106,8 @@ class Reader:
                         self.warn(
                             step,
                             (
-                                f"checkpoint of step {step!r} is not trusted: {path / exc.file} {exc.problem}; "
+                                f"checkpoint of step {step!r} is not "
+                                f"trusted: {path / exc.file} {exc.problem}; "
                                 f"{'it was removed and ' if removed else ''}the step will be recomputed"
                             ),
                         )

@@ -108,7 +108,7 @@ def write_value(
             except Exception:
                 writer.abort()
                 if writer.error is not None:
-                    raise writer.error
+                    raise writer.error from None  # the disk's error; the encoder's exception only reports it
                 # pyarrow refused something the sample accepted: pickle instead
             except BaseException:
                 writer.abort()  # an interrupt: close the file and stop the hashing thread
@@ -131,7 +131,7 @@ def write_value(
         except Exception as exc:
             writer.abort()
             if writer.error is not None:
-                raise writer.error
+                raise writer.error from None  # the disk's error; the encoder's exception only reports it
             if isinstance(exc, OSError):
                 raise
             if not isinstance(exc, pickling.DroppedUnpicklable):

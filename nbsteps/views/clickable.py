@@ -77,7 +77,9 @@ function render({ model, el }) {
   model.on("change:index", draw);
   model.on("change:logs", draw);
   model.on("change:steps", draw);
-  return () => { model.off("change:index", draw); model.off("change:logs", draw); model.off("change:steps", draw); };
+  return () => {
+    model.off("change:index", draw); model.off("change:logs", draw); model.off("change:steps", draw);
+  };
 }
 export default { render };
 """

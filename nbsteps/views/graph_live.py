@@ -93,7 +93,7 @@ class _Template:
 
     def fill(self, nodes, edges) -> str:
         sub: dict[str, str] = {}
-        for i, (n, (fill, stroke)) in enumerate(zip(nodes, self.node_tokens)):
+        for i, (n, (fill, stroke)) in enumerate(zip(nodes, self.node_tokens, strict=True)):
             sub[f'fill="{fill}"'] = f'fill="{n.fill}"'
             extra = f' stroke-width="{n.penwidth:g}"' if n.penwidth != 1 else ""
             if n.dash:
@@ -102,7 +102,7 @@ class _Template:
             tip = "\n".join(clip_text(line, 600) for line in n.tooltip)
             sub[self.tip.format(i)] = html.escape(tip, quote=True).replace("\n", "&#10;")
             sub[self.cls.format(i)] = f"nbsteps-step nbsteps-{n.key}"
-        for e, color in zip(edges, self.edge_tokens):
+        for e, color in zip(edges, self.edge_tokens, strict=True):
             sub[f'fill="{color}"'] = f'fill="{e.color}"'
             width = f' stroke-width="{e.penwidth:g}"' if e.penwidth != 1 else ""
             sub[f'stroke="{color}"'] = f'stroke="{e.color}"{width}'
@@ -163,7 +163,8 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
         radius = "0" if key in (FAILED, BLOCKED, CANCELLED) else "4px"
         text = LEGEND_TEXT.get(key, key)
         items.append(
-            f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
+            '<span class="nbsteps-legend-item" '
+            'style="display:inline-block;margin-right:10px;white-space:nowrap">'
             f'<span style="display:inline-block;vertical-align:middle;width:14px;height:11px;'
             f'background-color:{fill};border:{border};border-radius:{radius};margin-right:4px"></span>'
             f"{html.escape(text)}</span>"
@@ -173,8 +174,10 @@ def legend_html(statuses, kinds=(), critical: bool = False) -> str:
         lines.append(("critical path", "solid", CRITICAL_COLOR, 3))
     for text, style, color, width in lines:
         items.append(
-            f'<span class="nbsteps-legend-item" style="display:inline-block;margin-right:10px;white-space:nowrap">'
-            f'<span style="display:inline-block;vertical-align:middle;width:22px;border-top:{width}px {style} {color};'
+            '<span class="nbsteps-legend-item" '
+            'style="display:inline-block;margin-right:10px;white-space:nowrap">'
+            '<span style="display:inline-block;vertical-align:middle;width:22px;'
+            f"border-top:{width}px {style} {color};"
             f'margin-right:4px"></span>{html.escape(text)}</span>'
         )
     return (

@@ -31,8 +31,10 @@ import contextvars
 import html
 import threading
 import time
+from typing import Callable
 
 from nbsteps.run import events as ev
+from nbsteps.run.context import RunContext
 from nbsteps.views import static
 
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"

@@ -3,8 +3,9 @@ and ``%steps show`` keep once nothing is live any more.
 
 One mime bundle: ``text/html`` holding a segmented progress bar, the legend,
 the graph as an ``<img>`` whose ``src`` is the SVG as a ``data:`` URI, the
-run's timeline likewise (:mod:`nbsteps.views.timeline`), and the results table; ``image/png`` of the graph for small plans (for converters that
-do not read HTML, such as nbconvert to PDF); ``text/plain``. An ``<img>`` with a
+run's timeline likewise (:mod:`nbsteps.views.timeline`), and the results
+table; ``image/png`` of the graph for small plans (for converters that do not
+read HTML, such as nbconvert to PDF); ``text/plain``. An ``<img>`` with a
 data URI survives JupyterLab's sanitizer for untrusted outputs (inline ``<svg>``
 and the ``image/svg+xml`` type do not), and renders without a kernel, on
 GitHub, nbviewer and in ``jupyter nbconvert`` output. All user text is escaped.
@@ -19,6 +20,7 @@ import html
 
 from nbsteps.formatting import fmt_seconds
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.run.context import RunContext
 from nbsteps.run.summary import restored_text, store_where  # noqa: F401 (store_where: views use it from here)
 
 #: segments of the progress bar, in order: (key, colour, what the legend says)

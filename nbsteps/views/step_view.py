@@ -151,7 +151,10 @@ def display_html(item: dict) -> str:
         import base64
 
         src = base64.b64encode(data["image/svg+xml"].encode("utf-8")).decode("ascii")
-        return f'<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" src="data:image/svg+xml;base64,{src}"></div>'
+        return (
+            '<div class="nbsteps-display"><img class="nbsteps-figure" alt="figure" '
+            f'src="data:image/svg+xml;base64,{src}"></div>'
+        )
     text = next(
         (data[m] for m in ("text/markdown", "text/latex", "text/plain") if isinstance(data.get(m), str)), ""
     )

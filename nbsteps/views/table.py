@@ -10,6 +10,7 @@ import os
 
 from nbsteps.files import atomic_write
 from nbsteps.formatting import clean_text, fmt_seconds
+from nbsteps.run.context import RunContext
 from nbsteps.views.values import summarize
 
 #: the export formats, by file suffix (also what `nbsteps run --results` accepts)

@@ -115,7 +115,8 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
         return label_w + PAD + (t - t0) * scale
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsteps-timeline-svg" width="{width}" height="{height}" '
+        '<svg xmlns="http://www.w3.org/2000/svg" '
+        f'class="nbsteps-timeline-svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
     ]
@@ -194,7 +195,10 @@ def _not_shown(ctx, names, shown: set) -> str:
 
 def _caption(note: str, count: int) -> str:
     text = f"timeline: {count} step{'s' if count != 1 else ''} executed" + (f"; {note}" if note else "")
-    return f'<div class="nbsteps-timeline-note" style="font-size:11px;color:#555;margin:2px 0">{html.escape(text)}</div>'
+    return (
+        '<div class="nbsteps-timeline-note" style="font-size:11px;color:#555;margin:2px 0">'
+        f"{html.escape(text)}</div>"
+    )
 
 
 def timeline_html(

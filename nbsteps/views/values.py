@@ -95,7 +95,7 @@ def _summary(value) -> str:
             labelled = type(head.index).__name__ != "RangeIndex"
             shown = ", ".join(
                 (f"{_cut(str(k), 20)}={_summary(v)}" if labelled else _summary(v))
-                for k, v in zip(head.index, head.tolist())
+                for k, v in zip(head.index, head.tolist(), strict=True)
             )
             return f"Series{name} ({len(value)}): {shown}{', …' if len(value) > 3 else ''}"
         if shape is not None:

@@ -70,49 +70,76 @@ class _Digest:
         self.out[path] = text
 
     def visit(self, v, path, depth):
-        np, pd = self.np, self.pd
-        t = type(v)
+        """Digest *v* under *path*: the first kind of value it is decides how."""
+        if (
+            self._scalar(v, path)
+            or self._numpy(v, path, depth)
+            or self._pandas_or_drawing(v, path)
+            or self._container(v, path, depth)
+            or self._opaque(v, path)
+            or self._estimator(v, path, depth)
+        ):
+            return
+        self._object(v, path, depth)
+
+    def _scalar(self, v, path) -> bool:
+        """None, numbers, strings and bytes: their repr (hashed when long)."""
         if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
             r = repr(v)
-            self.leaf(path, r if len(r) <= 100 else f"{t.__name__}[{len(v)}]:{_h(r.encode())}")
-            return
-        if np is not None:
-            if isinstance(v, np.ndarray):
-                if v.dtype.hasobject:
-                    self.leaf(
-                        path,
-                        f"ndarray{v.shape}O:"
-                        + _h("|".join(self.single(x, depth + 1) for x in v.ravel()).encode()),
-                    )
-                else:
-                    self.leaf(path, f"ndarray{v.shape}{v.dtype.str}:{_h(np.ascontiguousarray(v).tobytes())}")
-                return
-            if isinstance(v, np.generic):
-                self.leaf(path, f"{t.__name__}:{_safe_repr(v.item())}")
-                return
+            self.leaf(path, r if len(r) <= 100 else f"{type(v).__name__}[{len(v)}]:{_h(r.encode())}")
+            return True
+        return False
+
+    def _numpy(self, v, path, depth) -> bool:
+        """NumPy arrays (dtype, shape, bytes; object arrays element by element) and scalars."""
+        np = self.np
+        if np is None:
+            return False
+        if isinstance(v, np.ndarray):
+            if v.dtype.hasobject:
+                self.leaf(
+                    path,
+                    f"ndarray{v.shape}O:"
+                    + _h("|".join(self.single(x, depth + 1) for x in v.ravel()).encode()),
+                )
+            else:
+                self.leaf(path, f"ndarray{v.shape}{v.dtype.str}:{_h(np.ascontiguousarray(v).tobytes())}")
+            return True
+        if isinstance(v, np.generic):
+            self.leaf(path, f"{type(v).__name__}:{_safe_repr(v.item())}")
+            return True
+        return False
+
+    def _pandas_or_drawing(self, v, path) -> bool:
+        """pandas objects by their hash; matplotlib figures, axes and artists by what they draw."""
+        pd = self.pd
         if pd is not None and isinstance(v, (pd.DataFrame, pd.Series, pd.Index)):
             self.leaf(path, self._pandas(v))
-            return
-        if self.Figure is not None and isinstance(v, self.Figure):
+        elif self.Figure is not None and isinstance(v, self.Figure):
             self.leaf(path, "Figure:" + ";".join(self._axes(ax) for ax in v.axes))
-            return
-        if self.Axes is not None and isinstance(v, self.Axes):
+        elif self.Axes is not None and isinstance(v, self.Axes):
             self.leaf(path, "Axes:" + self._axes(v))
-            return
-        if self.Artist is not None and isinstance(v, self.Artist):
+        elif self.Artist is not None and isinstance(v, self.Artist):
             self.leaf(path, self._artist(v))
-            return
+        else:
+            return False
+        return True
+
+    def _container(self, v, path, depth) -> bool:
+        """Lists, tuples and dicts element by element (one hashed leaf when long
+        or deep); sets as one hashed leaf, whatever their order."""
+        t = type(v)
         if isinstance(v, (list, tuple)):
             if len(v) > MAX_ITEMS or depth >= MAX_DEPTH:
                 self.leaf(
                     path,
                     f"{t.__name__}[{len(v)}]:" + _h("|".join(self.single(x, depth + 1) for x in v).encode()),
                 )
-                return
+                return True
             self.leaf(path, f"{t.__name__}[{len(v)}]")
             for i, x in enumerate(v):
                 self.visit(x, f"{path}[{i}]", depth + 1)
-            return
+            return True
         if isinstance(v, dict):
             keys = list(v.keys())
             if len(keys) > MAX_ITEMS or depth >= MAX_DEPTH:
@@ -125,36 +152,50 @@ class _Digest:
                         ).encode()
                     ),
                 )
-                return
+                return True
             self.leaf(path, f"dict[{len(v)}]")
             for k in keys:
                 self.visit(v[k], f"{path}[{_safe_repr(k)}]", depth + 1)
-            return
+            return True
         if isinstance(v, (set, frozenset)):
             self.leaf(
                 path,
                 f"{t.__name__}[{len(v)}]:"
                 + _h("|".join(sorted(self.single(x, depth + 1) for x in v)).encode()),
             )
-            return
+            return True
+        return False
+
+    def _opaque(self, v, path) -> bool:
+        """Modules, functions, classes and callables without state: only their kind."""
         if isinstance(v, _SKIP_TYPES) or callable(v) and not hasattr(v, "__dict__"):
-            self.leaf(path, f"<{t.__name__}>")
-            return
-        # sklearn estimators: parameters and fitted attributes
-        if hasattr(v, "get_params") and (t.__module__ or "").startswith("sklearn"):
-            self.leaf(path, f"{t.__module__}.{t.__qualname__}")
-            if depth < MAX_DEPTH:
-                try:
-                    params = v.get_params(deep=False)
-                except Exception:
-                    params = {}
-                for k in sorted(params):
-                    self.visit(params[k], f"{path}.{k}", depth + 1)
-                for k in sorted(getattr(v, "__dict__", {})):
-                    if k.endswith("_") and not k.startswith("_"):
-                        self.visit(getattr(v, k), f"{path}.{k}", depth + 1)
-            return
-        # anything else: class, then public attributes, two levels down
+            self.leaf(path, f"<{type(v).__name__}>")
+            return True
+        return False
+
+    def _estimator(self, v, path, depth) -> bool:
+        """sklearn estimators: their class, parameters and fitted attributes."""
+        t = type(v)
+        if not (hasattr(v, "get_params") and (t.__module__ or "").startswith("sklearn")):
+            return False
+        self.leaf(path, f"{t.__module__}.{t.__qualname__}")
+        if depth < MAX_DEPTH:
+            try:
+                params = v.get_params(deep=False)
+            except Exception:
+                params = {}
+            for k in sorted(params):
+                self.visit(params[k], f"{path}.{k}", depth + 1)
+            for k in sorted(getattr(v, "__dict__", {})):
+                if k.endswith("_") and not k.startswith("_"):
+                    self.visit(getattr(v, k), f"{path}.{k}", depth + 1)
+        return True
+
+    def _object(self, v, path, depth) -> None:
+        """Anything else: its class, then its public attributes two levels down
+        (not those the class gives the same), or its repr when it has no
+        ``__dict__`` and the repr is not ``<...>``."""
+        t = type(v)
         self.leaf(path, f"{t.__module__}.{t.__qualname__}")
         d = getattr(v, "__dict__", None)
         if isinstance(d, dict) and depth < 2:
@@ -184,7 +225,10 @@ class _Digest:
         head = f"{kind}{shape}"
         try:
             if isinstance(v, pd.DataFrame):
-                head += f" cols={_h(repr(list(map(str, v.columns))).encode())} dtypes={_h(str(list(map(str, v.dtypes))).encode())}"
+                head += (
+                    f" cols={_h(repr(list(map(str, v.columns))).encode())}"
+                    f" dtypes={_h(str(list(map(str, v.dtypes))).encode())}"
+                )
             elif isinstance(v, pd.Series):
                 head += f" name={_safe_repr(v.name)} dtype={v.dtype}"
             else:
@@ -234,7 +278,8 @@ class _Digest:
         return name
 
 
-def _collect(ns, options):
+def _hidden_names() -> set:
+    """The names IPython itself puts in the user namespace: never digested."""
     try:
         from IPython import get_ipython
 
@@ -242,22 +287,24 @@ def _collect(ns, options):
         hidden = set(getattr(ip, "user_ns_hidden", {}) or {})
     except Exception:  # pragma: no cover
         hidden = set()
-    hidden |= {"In", "Out", "exit", "quit", "get_ipython", "open"}
-    plan = None
-    if "nbsteps" in _sys.modules:
-        try:
-            import nbsteps
+    return hidden | {"In", "Out", "exit", "quit", "get_ipython", "open"}
 
-            plan = nbsteps.current()
-        except Exception as exc:
-            plan = exc
-    deferred = []
-    if plan is not None and not isinstance(plan, Exception) and getattr(plan, "deferred", None):
-        # values restored lazily from a directory store are read when a cell
-        # names them (nbsteps.ipython.lazy): a user typing each name gets its
-        # value, so read them all, as a cell naming every one of them would
-        deferred = sorted(plan.deferred.pending)
-        plan.load(deferred)
+
+def _current_plan():
+    """The current nbsteps plan: None when nbsteps is not imported, the
+    exception when asking for it failed."""
+    if "nbsteps" not in _sys.modules:
+        return None
+    try:
+        import nbsteps
+
+        return nbsteps.current()
+    except Exception as exc:
+        return exc
+
+
+def _digests(ns, hidden) -> tuple:
+    """``(values, kinds)``: the digest and the type of every user-visible value in *ns*."""
     values, kinds = {}, {}
     for name in sorted(k for k in list(ns) if isinstance(k, str)):
         if name.startswith("_") or name in hidden:
@@ -272,6 +319,34 @@ def _collect(ns, options):
             d.out = {"": f"<digest failed: {type(exc).__name__}>"}
         values[name] = d.out
         kinds[name] = f"{type(v).__module__}.{type(v).__qualname__}"
+    return values, kinds
+
+
+def _downstream(plan, src):
+    """The steps downstream of step *src* through the edges that make a step
+    stale (an "order" edge only orders execution); None when *src* is no step."""
+    down, todo = set(), [src] if src in plan.records else []
+    edges = [(u, d) for u, d, kind in plan.edges() if kind != "order"]
+    while todo:
+        n = todo.pop()
+        for u, d in edges:
+            if u == n and d not in down:
+                down.add(d)
+                todo.append(d)
+    return sorted(down - {src}) if src in plan.records else None
+
+
+def _collect(ns, options):
+    hidden = _hidden_names()
+    plan = _current_plan()
+    deferred = []
+    if plan is not None and not isinstance(plan, Exception) and getattr(plan, "deferred", None):
+        # values restored lazily from a directory store are read when a cell
+        # names them (nbsteps.ipython.lazy): a user typing each name gets its
+        # value, so read them all, as a cell naming every one of them would
+        deferred = sorted(plan.deferred.pending)
+        plan.load(deferred)
+    values, kinds = _digests(ns, hidden)
     result = {"values": values, "types": kinds, "steps": None, "deferred": deferred}
     if isinstance(plan, Exception):
         result["steps_error"] = f"{type(plan).__name__}: {plan}"
@@ -287,17 +362,7 @@ def _collect(ns, options):
                 for name, r in ((n, plan.records[n]) for n in plan.order())
             }
             if options.get("downstream_of"):
-                src = options["downstream_of"]
-                # through edges that make a step stale (an "order" edge only orders execution)
-                down, todo = set(), [src] if src in plan.records else []
-                edges = [(u, d) for u, d, kind in plan.edges() if kind != "order"]
-                while todo:
-                    n = todo.pop()
-                    for u, d in edges:
-                        if u == n and d not in down:
-                            down.add(d)
-                            todo.append(d)
-                result["downstream"] = sorted(down - {src}) if src in plan.records else None
+                result["downstream"] = _downstream(plan, options["downstream_of"])
         except Exception as exc:
             result["steps_error"] = f"{type(exc).__name__}: {exc}"
     print(MARK + _json.dumps(result), flush=True)

@@ -373,7 +373,7 @@ def _run_sequence(kernel: Kernel, cells: list[str], origin: list) -> dict:
     """Execute *cells* in order, stopping at the first error (as Run All does)."""
     out = {"cells": {}, "extra": [], "error": None}
     ran = []
-    for source, org in zip(cells, origin):
+    for source, org in zip(cells, origin, strict=True):
         cell = kernel.run(source)
         ran.append((cell, source, org))
         error = _cell_summary(cell)["error"]
@@ -477,7 +477,7 @@ def _headless(cells, steps, tmp: Path) -> dict:
         }
         return out
     ran = nbformat.read(dst, as_version=4)
-    for cell, org in zip(ran.cells, origin):
+    for cell, org in zip(ran.cells, origin, strict=False):
         summary = _cell_summary(cell)
         if org == "collect":
             out["collect"] = _parse_mark(cell)
@@ -608,6 +608,14 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
     if run.get("error"):
         err = run["error"]
         problems.append(("fails", f"fails: {err['ename']} in {_cell_label(err)}"))
+    _compare_values(plain, run, mask, problems)
+    _compare_shown(plain, run, mask, n_cells, problems)
+    return problems
+
+
+def _compare_values(plain: dict, run: dict, mask: dict, problems: list) -> None:
+    """Adds to *problems* what is wrong with the values *run* left: none
+    collected, some different from *plain*'s or missing (masked names aside)."""
     collect = run.get("collect") or {}
     if "values" not in collect and run.get("error") and not collect:
         problems.append(("missing", "no values (the run stopped at the error)"))
@@ -633,7 +641,11 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
             problems.append(
                 ("missing", f"{len(missing)} value{'s' * (len(missing) != 1)} missing ({_names(missing)})")
             )
-    # what the cells showed
+
+
+def _compare_shown(plain: dict, run: dict, mask: dict, n_cells: int, problems: list) -> None:
+    """Adds to *problems* where the cells *run* executed (up to the one that
+    stopped it) showed other figures than *plain*'s, or lack text it printed."""
     pc, rc = plain["run"]["cells"], run.get("cells", {})
     stopped_at = (
         run["error"]["cell"] if run.get("error") and isinstance(run["error"].get("cell"), int) else None
@@ -667,7 +679,6 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
                 f"text differs in {len(text_bad)} cell{'s' * (len(text_bad) != 1)} ({_names(text_bad, 3)})",
             )
         )
-    return problems
 
 
 def _executed(before: dict | None, after: dict | None) -> list[str] | None:

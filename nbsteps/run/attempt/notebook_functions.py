@@ -74,6 +74,21 @@ def link_helpers(
     for code in codes:
         if code is not None:
             mentioned |= _code_names(code)
+    reach, needs = _reachable(mentioned, ns)
+    if not needs:
+        return
+    rebound = {i: _rebind(fn, ns) for i, fn in reach.items()}
+    _overlay(reach.values(), rebound, mentioned, ns, above)
+    for k, v in list(ns.items()):
+        if type(v) is types.FunctionType and id(v) in rebound:
+            ns[k] = rebound[id(v)]
+
+
+def _reachable(mentioned: set, ns: dict) -> "tuple[dict[int, types.FunctionType], bool]":
+    """The notebook functions reached from the *mentioned* names of *ns* (by
+    id), and whether they must be rebound to *ns*: one uses a name its own
+    globals lack that the step has or mentions, or that the step has in
+    another version."""
     reach: dict[int, types.FunctionType] = {}
     needs = False
     todo = [(n, ns) for n in mentioned]
@@ -91,11 +106,15 @@ def link_helpers(
                     needs = True  # the step has another version of it: Run All looks it up when called
             elif n not in _BUILTINS and (n in ns or n in mentioned):
                 needs = True  # Run All would find it; the function's own namespace would not
-    if not needs:
-        return
-    rebound = {i: _rebind(fn, ns) for i, fn in reach.items()}
+    return reach, needs
+
+
+def _overlay(functions, rebound: dict, mentioned: set, ns: dict, above) -> None:
+    """Put in *ns* each name the *functions* use that the step does not
+    mention: the nearest step above's value (*above*), else the function's own
+    cell's; functions among them as rebound."""
     overlaid: set = set()
-    for fn in reach.values():
+    for fn in functions:
         globs = fn.__globals__
         for n in _code_names(fn.__code__):
             if n in mentioned or n in overlaid:
@@ -107,6 +126,3 @@ def link_helpers(
                 v = globs[n]
             ns[n] = rebound.get(id(v), v) if type(v) is types.FunctionType else v
             overlaid.add(n)
-    for k, v in list(ns.items()):
-        if type(v) is types.FunctionType and id(v) in rebound:
-            ns[k] = rebound[id(v)]

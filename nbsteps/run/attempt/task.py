@@ -86,9 +86,11 @@ class Task:
         self.analysis = analysis
         self.abandoned = False
         self.base = base
-        self.above = above  # name -> (found, the version the step's position implies); see run.attempt.notebook_functions
+        # name -> (found, the version the step's position implies); see run.attempt.notebook_functions
+        self.above = above
         self.attempt = 0
-        self.then: tuple = ()  # steps to run right after this one, in the same remote task (nbsteps.run.fusion)
+        # steps to run right after this one, in the same remote task (nbsteps.run.fusion)
+        self.then: tuple = ()
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
         self.context = contextvars.copy_context()  # where the task is made: the attempt runs in a copy of it
 
