@@ -109,3 +109,54 @@ def cell_text(cell) -> str:
         elif out.get("output_type") == "error":
             parts.append(out["ename"] + ": " + out["evalue"] + "\n" + "\n".join(out["traceback"]))
     return "".join(parts)
+
+
+# -- nothing outside the store ------------------------------------------------------------------
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".grimp_cache",
+    ".import_linter_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "artifacts",
+    "cache",
+    "runtime",
+    ".ipython",
+    "demo-output",
+}
+
+
+def byte_snapshot(*roots) -> dict:
+    """path -> (size, sha256) of every regular file under *roots* (links: their target)."""
+    import hashlib
+
+    out = {}
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+            for name in filenames:
+                p = Path(dirpath) / name
+                if p.is_symlink():
+                    out[str(p)] = ("link", os.readlink(p))
+                elif p.is_file():
+                    out[str(p)] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+@pytest.fixture
+def nothing_outside_the_store_changes():
+    """The checkout the tests run in and the user's nbsteps/Jupyter settings are
+    byte for byte the same after the test (issue 21: nothing outside the store is
+    ever created, changed or removed). Each test's own files live in tmp_path."""
+    home = Path.home()
+    roots = [ROOT, home / ".config", home / ".local" / "share" / "nbsteps"]
+    before = byte_snapshot(*roots)
+    yield
+    after = byte_snapshot(*roots)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert changed == [], f"files outside the store changed: {changed[:20]}"

@@ -14,6 +14,8 @@ import sys
 import pytest
 from conftest import run_err
 
+pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
+
 HUGE = "1e300GB"
 
 

@@ -25,6 +25,8 @@ from conftest import run_err, run_ok
 
 from nbsteps.errors import NbstepsError, StepsFailed
 
+pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
+
 HELPER = "h = 41\n\ndef twice(x):\n    return 2 * x\n"
 
 

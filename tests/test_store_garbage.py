@@ -13,12 +13,15 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 from conftest import run_ok
 
 import nbsteps
 from nbsteps.ipython import session
 from nbsteps.stores.disk import DiskStore
 from nbsteps.stores.garbage import Garbage
+
+pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
 
 CHAIN = [
     "%%step a\nimport numpy as np\nx = np.arange(20_000.0)",

@@ -23,6 +23,8 @@ import time
 import pytest
 from conftest import cell_text, execute_notebook, run_ok
 
+pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
+
 # -- 6: a module that another step is still importing ---------------------------
 
 # Imported by pandas while it initializes (pandas.core.nanops asks for the optional

@@ -22,6 +22,8 @@ from conftest import run_err, run_ok
 import nbsteps
 from nbsteps.ipython import session
 
+pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
+
 
 def new_kernel(shell):
     """What a restarted kernel has: a fresh plan and namespace (the same store)."""

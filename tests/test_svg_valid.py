@@ -18,7 +18,10 @@ from conftest import run_err, run_ok
 from nbsteps.ipython import session
 from nbsteps.views.graph import dot_available
 
-pytestmark = pytest.mark.skipif(not dot_available(), reason="needs Graphviz's dot")
+pytestmark = [
+    pytest.mark.skipif(not dot_available(), reason="needs Graphviz's dot"),
+    pytest.mark.usefixtures("nothing_outside_the_store_changes"),
+]
 
 CANCEL = """import os, signal, time
 os.kill(os.getpid(), signal.SIGINT)

@@ -20,6 +20,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_raw_cell
 
 from nbsteps.files import atomic_write, write_bytes
 
+pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
+
 KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 
