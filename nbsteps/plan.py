@@ -168,6 +168,7 @@ class Plan:
         unknown --after or an ambiguous name the plan is left unchanged."""
         old = self.steps.get(step.name)
         self.steps[step.name] = step
+        step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
         try:
             if old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
                 self.context.deps = depmod.resolve(self.steps)

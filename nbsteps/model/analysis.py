@@ -382,6 +382,9 @@ class CellAnalysis:
     #: the functions it defines -> the global names they read that the cell does not bind: a cell
     #: calling one reads them at call time, from the steps above it (``def f(): return k * 2``, k below)
     func_reads: tuple = ()
+    #: mutated names the cell never binds (``split(X, random_state=SEED)``, ``lst.append(1)``): where the
+    #: value is immutable (nbsteps.model.immutable) the prediction is void and the name is only read
+    changed_only: frozenset = frozenset()
 
 
 def step_filename(name: str) -> str:
@@ -439,6 +442,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
             (n, frozenset(r for r in f.reads if r not in walker.bound and r not in _NOT_INPUTS))
             for n, f in sorted(walker.funcs.items())
         ),
+        mutated - collect(tree.body)[0],
     )
 
 

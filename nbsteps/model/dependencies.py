@@ -18,12 +18,14 @@ possible through them) is rejected with the cycle named.
 
 from __future__ import annotations
 
+import bisect
 import graphlib
 import heapq
 from collections import deque
 from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
+from nbsteps.model.immutable import is_immutable
 from nbsteps.model.state import USE_IS_EFFECT, effects_of, may_draw, state_of
 from nbsteps.model.step import Step
 
@@ -139,6 +141,16 @@ def _explicit(step: Step, steps: dict[str, Step]) -> dict[str, str]:
             raise CycleError(step.name, [step.name, step.name])
         deps[a] = EXPLICIT
     return deps
+
+
+def add_writer(g: Dependencies, name: str, step: str) -> None:
+    """Record *step* as a writer of *name*, keeping ``g.writers[name]`` in notebook order: the one
+    ordered structure that :func:`nearest_above`, the publisher (the lowest writer's version) and the
+    executor (the version above a step) read. Names a step writes through an alias it changes
+    (``link_aliases``) are found after its ordinary outputs are listed, so they are inserted."""
+    ws = g.writers.setdefault(name, [])
+    if step not in ws:
+        bisect.insort(ws, step, key=g.position.__getitem__)
 
 
 def nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "str | None":
@@ -286,6 +298,23 @@ def link_aliases(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) 
     return step.linked
 
 
+def immutable_reads(step: Step, steps: dict[str, Step], namespace: dict) -> frozenset:
+    """The names *step* was predicted to change in place without binding them (``random_state=SEED``)
+    that no step above it writes and whose value in *namespace* is immutable: they are only read
+    (nbsteps.model.immutable). *steps* is in notebook order and holds *step* at its place."""
+    a = step.analysis
+    if a is None or not a.changed_only:
+        return frozenset()
+    written: set = set()
+    for name, other in steps.items():
+        if name == step.name:
+            break
+        written.update(other.outputs)
+    return frozenset(
+        n for n in a.changed_only if n not in written and n in namespace and is_immutable(namespace[n])
+    )
+
+
 def resolve(steps: dict[str, Step]) -> Dependencies:
     """Resolve the whole plan (dict order is notebook order). Raises
     UnknownStepError or CycleError (with the cycle)."""
@@ -297,7 +326,7 @@ def resolve(steps: dict[str, Step]) -> Dependencies:
     for name, step in steps.items():
         deps = _explicit(step, steps)
         for n in link_aliases(step, steps, g, g.position[name]):
-            writers.setdefault(n, []).append(name)
+            add_writer(g, n, name)
         link_called(step, steps, g, g.position[name])
         _index(g, step)
         _link(g, step, deps, g.position[name], writers)

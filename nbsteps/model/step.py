@@ -51,6 +51,9 @@ class Step:
     #: global names the notebook functions it calls read when called, bound to the steps above it that
     #: write them (set by the plan; nbsteps.model.dependencies.link_called)
     called_reads: frozenset = frozenset()
+    #: names the analysis predicted it changes whose value, when it was registered, was immutable (an
+    #: int handed over as ``random_state=SEED``): read, not written (set by the plan; nbsteps.model.immutable)
+    unchanged: frozenset = frozenset()
 
     @property
     def source_text(self) -> str:
@@ -80,12 +83,16 @@ class Step:
         if not self.analysis:
             return (self.name,)
         outs = self.analysis.outputs
+        if self.unchanged:
+            outs = tuple(n for n in outs if n not in self.unchanged)
         return outs + tuple(sorted(self.linked - set(outs))) if self.linked else outs
 
     @property
     def mutated(self) -> frozenset:
         """The inputs the step changes (it works on private copies of them)."""
-        return (self.analysis.mutated | self.linked) if self.analysis else frozenset()
+        if not self.analysis:
+            return frozenset()
+        return (self.analysis.mutated - self.unchanged) | self.linked
 
     @property
     def options(self) -> dict:

@@ -155,12 +155,15 @@ def watch(owner: Callable[[], "OrderedDict | None"]) -> None:
 
 
 def figure_bundle(fig) -> dict:
-    """A figure as a display item: PNG (as the inline backend draws it) and text."""
+    """A figure as a display item: PNG and text, drawn as the inline backend draws it (IPython's
+    ``pylabtools.print_figure``: at the figure's own ``dpi``, not ``savefig.dpi``, which styles such as
+    ``classic`` set apart; tight bounding box; the figure's face and edge colours)."""
     buf = io.BytesIO()
     with _draw_lock:
         fig.savefig(
             buf,
             format="png",
+            dpi=fig.dpi,
             bbox_inches="tight",
             facecolor=fig.get_facecolor(),
             edgecolor=fig.get_edgecolor(),

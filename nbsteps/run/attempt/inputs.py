@@ -4,6 +4,7 @@ the namespace), and why a step cannot run (a blocking upstream step)."""
 from __future__ import annotations
 
 from nbsteps.model.dependencies import ORDER_ONLY, nearest_above
+from nbsteps.model.immutable import is_immutable
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.attempt.array_views import copy_with_views, views_of
@@ -47,18 +48,16 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
         if src is not None and src == after:
             links[n] = src
             continue
-        if src is not None:
-            outs = ctx.records[src].outputs
-            if n not in outs:
-                continue  # optional upstream failed: the name stays undefined
-            value = outs[n]
-        elif n in ns:
-            value = ns[n]
-        else:
-            continue
-        inputs[n] = value
+        found, value = _version(ctx, n, src) if src is not None else (n in ns, ns.get(n))
+        if found:  # else: an optional upstream failed, the name stays undefined
+            inputs[n] = value
     changed = {n: inputs[n] for n in step.mutated if n in inputs}
     outputs = step.outputs
+    only = step.analysis.changed_only if step.analysis is not None else ()
+    kept = {n for n in changed if n in only and is_immutable(changed[n])}
+    if kept:  # predicted changes of immutable values: reads (nbsteps.model.immutable)
+        changed = {n: v for n, v in changed.items() if n not in kept}
+        outputs = tuple(n for n in outputs if n not in kept)
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
         views = views_of(ns, changed, skip=step.inputs | set(outputs))
         # arrays viewing what it changes: copied with it, as views of the copy, and written too
@@ -80,6 +79,23 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     )
     task.links = links
     return task
+
+
+def _version(ctx: RunContext, n: str, src: str) -> tuple:
+    """(found, value) of *n* as written by step *src*; a step predicted to change it that left it
+    out (an immutable value: nbsteps.model.immutable) passes on the version it read, from the step
+    above it or the namespace."""
+    g = ctx.deps
+    while src is not None:
+        rec = ctx.records[src]
+        outs = rec.outputs
+        if n in outs:
+            return True, outs[n]
+        if rec.status != COMPLETED or n not in ctx.steps[src].mutated:
+            return False, None
+        ws = g.writers.get(n)
+        src = nearest_above(ws, g.position, g.position[src]) if ws else None
+    return (True, ctx.namespace[n]) if n in ctx.namespace else (False, None)
 
 
 def _versions_above(ctx: RunContext, name: str):
