@@ -7,6 +7,10 @@ ignored by the executor) and a replacement thread keeps the pool at full size.
 Threads are not created per run: when a run ends its threads park, and the
 next run's backend takes parked threads before starting new ones (starting a
 thread waits for it to be scheduled: ~0.1-1 ms on a busy machine).
+A worker whose attempt made a value bound to its thread (a sqlite3 connection) becomes
+that value's home and leaves the pool, a replacement taking its place; the steps that
+read the value are sent to it (:mod:`nbsteps.run.attempt.threads`). Workers are step
+threads: their first imports happen one at a time.
 The dask backend lives in :mod:`nbsteps.backends.distributed`.
 """
 
@@ -19,6 +23,7 @@ import threading
 from typing import Callable
 
 from nbsteps.interrupts import deferred_interrupts
+from nbsteps.run.attempt import threads
 from nbsteps.run.attempt.task import Outcome, Task, run_task
 
 Done = Callable[[Task, Outcome], None]
@@ -41,13 +46,16 @@ if hasattr(os, "register_at_fork"):
 
 
 def _thread_main(channel: queue.SimpleQueue) -> None:
-    """A worker thread: serves one backend at a time, then parks."""
+    """A worker thread: serves one backend at a time, then parks (or becomes a home)."""
+    threads.step_thread()
     while True:
         backend = channel.get()
         if backend is None:
             return
         served = backend._work()
         backend = None  # a parked thread keeps nothing of the run alive
+        if served is _HOME:
+            threads.serve_home(run_task)  # for good: what it made lives here
         if not served:
             return  # abandoned: a replacement thread took its place
         with _parked_lock:
@@ -56,10 +64,15 @@ def _thread_main(channel: queue.SimpleQueue) -> None:
             _parked.append(channel)
 
 
+_HOME = object()  # what _work returns when its thread became a home
+
+
 class ThreadBackend:
     name = "threads"
     #: the executor may run a lone ready step on its own thread (no hand-off)
     inline_ok = True
+    #: workers that make thread-bound values keep them: steps reading them are sent there
+    homes = True
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, int(workers))
@@ -105,6 +118,12 @@ class ThreadBackend:
                 outcome = run_task(task)
             except BaseException as exc:  # never lose a worker silently
                 outcome = Outcome(False, error=exc, traceback=repr(exc))
+            if outcome.ok and not task.abandoned and threads.bound_values(outcome.outputs):
+                outcome.thread = threads.become_home()  # before the executor hears of it
+                with self._lock:
+                    self._spawn()  # the pool keeps its size (before done: close() counts threads)
+                done(task, outcome)
+                return _HOME
             done(task, outcome)
             if task.abandoned:
                 return False  # a replacement thread took this one's place

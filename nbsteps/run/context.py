@@ -59,6 +59,9 @@ class RunContext:
         #: (run.decide.validity)
         self.validity = validity
         self.publish_lock = threading.Lock()
+        #: step -> ident of the worker thread it ran on, when it made thread-bound values there
+        #: (their home, nbsteps.run.attempt.threads); a step not here made them on the calling thread
+        self.threads: dict[str, int] = {}
         #: a run.publishing.Publisher of this context, set by the facade that composes them
         self.publisher = None
         #: how to resume, shown in summaries ("%steps run" in a notebook)

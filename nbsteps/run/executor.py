@@ -29,7 +29,7 @@ from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING,
 from nbsteps.model.step import Step
 from nbsteps.run import confirmation, fusion, recovery, upstream_caches
 from nbsteps.run import events as ev
-from nbsteps.run.attempt import retry
+from nbsteps.run.attempt import retry, threads
 from nbsteps.run.attempt.inputs import blocked_by, make_task
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
@@ -206,7 +206,7 @@ class Executor:
         return None
 
     # -- running ---------------------------------------------------------------
-    def _start(self, task: Task, backend, inline: bool = False) -> None:
+    def _start(self, task: Task, backend, inline: bool = False, home: int = 0) -> None:
         name = task.name
         rec = self.ctx.records[name]
         attempts = rec.attempts = rec.attempts + 1
@@ -243,7 +243,17 @@ class Executor:
                 task.then = fusion.followers(
                     self.ctx, self._chain_links, task, replay=self.replay, yes=self.yes
                 )
-            backend.submit(task, self._on_done)
+            if not home or not threads.send_home(home, task, self._on_done):
+                backend.submit(task, self._on_done)
+
+    def _home(self, task: Task) -> "int | None":
+        """Where *task* must run, when an input is bound to the thread that made it
+        (run.attempt.threads): a home thread's ident, 0 for this thread, else None."""
+        if task.kind == "cell":
+            sources, values = self.ctx.sources(task.name), task.inputs
+        else:  # a function step's arguments are its upstream steps' results
+            sources, values = {p: p for p in task.args}, task.args
+        return threads.home_of(self.ctx.threads, sources, values)[0]
 
     def _on_done(self, task: Task, outcome: Outcome) -> None:  # any thread
         self._done_q.put((task, outcome))
@@ -286,6 +296,11 @@ class Executor:
         interrupt during the put leaves the step running (then cancelled) with
         nothing published, unless the store had committed it: then it completes."""
         ctx, rec = self.ctx, self.ctx.records[name]
+        home = getattr(outcome, "thread", 0)  # the worker it ran on keeps what it made (run.attempt.threads)
+        if home:
+            ctx.threads[name] = home
+        elif ctx.threads:
+            ctx.threads.pop(name, None)
         parts = self._parts.pop(name, {})
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
@@ -373,6 +388,10 @@ class Executor:
         interrupted = False
         t0, began = time.perf_counter(), time.time()
         watch = self._watch = watching_interrupts()
+        # thread-bound values and first imports matter when steps run on other threads (run.attempt.threads)
+        self._homes = getattr(backend, "homes", False) and self.workers > 1
+        calling = threads.calling_thread(self._homes)
+        calling.__enter__()
         try:
             watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
             ts = graphlib.TopologicalSorter(run_graph(ctx, names).ups)
@@ -407,7 +426,8 @@ class Executor:
                         and not self._running
                         and (self.workers == 1 or (not self._waiting and not self._timers))
                     )
-                    self._start(task, backend, inline)
+                    home = self._home(task) if not inline and self._homes else None
+                    self._start(task, backend, inline or home == 0, home or 0)
                 self._wait(backend)
                 for name in final:
                     self.recovery.finished(ts, name)
@@ -424,6 +444,7 @@ class Executor:
             try:
                 backend.close()
             finally:
+                calling.__exit__(None, None, None)
                 watch.__exit__()
         summary = RunSummary(
             steps=list(names),

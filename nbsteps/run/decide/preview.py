@@ -12,6 +12,7 @@ from nbsteps.formatting import fmt_seconds
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
+from nbsteps.run.attempt.threads import thread_notes
 from nbsteps.run.decide.staleness import fingerprint_parts, stale_reason
 
 
@@ -21,6 +22,8 @@ class PlanPreview:
     critical_path: list = field(default_factory=list)
     estimate_s: float = 0.0
     unknown: list = field(default_factory=list)  # steps to run with no earlier duration
+    #: step -> why it runs on the thread that made a value it reads (nbsteps.run.attempt.threads)
+    threads: dict = field(default_factory=dict)
 
     @property
     def to_run(self) -> list[str]:
@@ -70,6 +73,9 @@ class PlanPreview:
         confirms = [r["step"] for r in self.rows if r["confirm"] and r["action"] == "run"]
         if confirms:
             lines.append(f"Confirmation needed before: {', '.join(confirms)}")
+        if self.threads:
+            lines.append("On the thread that made a value they read (serially):")
+            lines.extend(f"  {s}: {why}" for s, why in self.threads.items())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -137,4 +143,5 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             names, lambda s: (d for d in ctx.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1)
         )
         out.estimate_s = max(todo.values())
+        out.threads = thread_notes(ctx, [s for s in names if s in will_run])
     return out

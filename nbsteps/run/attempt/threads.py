@@ -1,0 +1,255 @@
+"""Threads as Run All sees them (issue 23): Run All runs every cell on the kernel's
+main thread, one after another; ``--workers N`` must not break what that allows.
+
+**Values bound to a thread.** Some objects refuse to be used on any thread but the one
+that made them. :func:`bound_kind` decides by what the object is, not by its name:
+
+- instances of ``threading.local`` and its subclasses (their attributes exist per thread);
+- objects that hold a thread: an attribute (or one item of a small list, tuple or dict)
+  that is an ``int`` equal to the ident of a live thread (what a class records to check
+  later that it is used where it was made), or that is itself thread-bound (a wrapper
+  holding a connection, a tkinter widget holding its interpreter);
+- a small list of kinds whose binding lives in C and cannot be read, each checked only when
+  its module is loaded already: ``sqlite3`` connections, cursors and blobs (made with
+  ``check_same_thread=True`` by default; the flag cannot be read back, so every one counts),
+  tkinter's interpreter (``_tkinter.TkappType``), and ``asyncio`` event loops.
+
+A worker thread whose attempt made such a value becomes that value's **home**: it leaves
+the pool (:mod:`nbsteps.backends.threads` starts a replacement) and from then on runs only
+the attempts sent to it, one at a time (:func:`serve_home`). The executor records the home
+of each step that made one (``RunContext.threads``); a step whose inputs include a
+thread-bound value runs on the home of the step that made it (:func:`home_of`), and on the
+executor's calling thread (inline, which is the kernel's main thread in a notebook) when the
+value was made there (an ordinary cell, or a step that ran inline). Those steps run one
+at a time, as in Run All; ``%steps plan`` says why (:func:`thread_notes`).
+
+**First imports.** Importing a module runs its code; two threads importing modules that
+import each other (packages with lazily imported submodules, PEP 562 ``__getattr__``
+or ``lazy_loader``) fail with "partially initialized module" or ``_DeadlockError``, which
+Run All never meets. :func:`serialise_first_imports` wraps
+``importlib._bootstrap._find_and_load``, the function every ``import`` statement,
+``importlib.import_module`` and so every lazy submodule access goes through for a module
+not yet in ``sys.modules`` (or still initializing): on a step thread (the pool's workers,
+homes, and the executor's thread during a run with several workers) that first import
+holds one process-wide re-entrant lock, taken before importlib's per-module locks, so
+first imports happen one at a time as in Run All and never deadlock against each other.
+Imports of loaded modules take no lock; threads a step starts itself are not step threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import sys
+import threading
+import types
+from contextlib import contextmanager
+
+#: values that are never bound to a thread (checked first, by exact type)
+_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None), range, slice})
+#: modules, classes and functions are shared by every thread (whatever thread-locals they keep)
+_NEVER = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+_SCAN = 64  # how many attributes or items of one value are looked at
+
+
+def _c_kinds() -> tuple:
+    """The kinds whose thread binding lives in C (see the module doc), of the modules loaded."""
+    kinds: list = [threading.local]
+    sq = sys.modules.get("sqlite3")
+    if sq is not None:
+        kinds += [sq.Connection, sq.Cursor, *([sq.Blob] if hasattr(sq, "Blob") else [])]
+    tk = sys.modules.get("_tkinter")
+    if tk is not None and hasattr(tk, "TkappType"):
+        kinds.append(tk.TkappType)
+    aio = sys.modules.get("asyncio")
+    if aio is not None:
+        kinds.append(aio.AbstractEventLoop)
+    return tuple(kinds)
+
+
+def _name(value) -> str:
+    t = type(value)
+    return t.__name__ if t.__module__ in ("builtins", "__main__") else f"{t.__module__}.{t.__name__}"
+
+
+def _items(value):
+    """Up to _SCAN attributes of *value*, or items of a small list, tuple, set or dict."""
+    t = type(value)
+    if t in (list, tuple, set, frozenset):
+        return value if len(value) <= _SCAN else ()
+    if t is dict:
+        return value.values() if len(value) <= _SCAN else ()
+    try:
+        d = object.__getattribute__(value, "__dict__")
+    except Exception:  # no __dict__ (C types, __slots__)
+        return ()
+    return itertools.islice(d.values(), _SCAN) if type(d) is dict else ()
+
+
+def bound_kind(value, kinds: "tuple | None" = None, depth: int = 1) -> str:
+    """What makes *value* bound to the thread that made it ('' when nothing does); see the module doc."""
+    if type(value) in _PLAIN or isinstance(value, _NEVER):
+        return ""
+    kinds = _c_kinds() if kinds is None else kinds
+    if isinstance(value, kinds):
+        return _name(value)
+    if depth <= 0:
+        return ""
+    idents = None
+    for item in _items(value):
+        if type(item) is int:
+            if item > 0xFFFF:
+                if idents is None:  # once per value, only when it holds a large int
+                    idents = {t.ident for t in threading.enumerate()}
+                if item in idents:
+                    return f"{_name(value)} (holds a thread's ident)"
+        elif type(item) not in _PLAIN:
+            inner = bound_kind(item, kinds, depth - 1)
+            if inner:
+                return f"{_name(value)} (holds {inner})"
+    return ""
+
+
+def bound_values(values: dict) -> dict:
+    """``{name: kind}`` of the thread-bound values among *values*."""
+    kinds = _c_kinds()
+    out = {}
+    for n, v in values.items():
+        kind = bound_kind(v, kinds)
+        if kind:
+            out[n] = kind
+    return out
+
+
+# -- homes: threads that made thread-bound values ---------------------------------------
+_homes: dict[int, queue.SimpleQueue] = {}  # ident -> inbox of (task, done)
+_homes_lock = threading.Lock()
+
+
+def become_home() -> int:
+    """Make the calling (worker) thread a home (see the module doc); its ident."""
+    ident = threading.get_ident()
+    with _homes_lock:
+        _homes.setdefault(ident, queue.SimpleQueue())
+    return ident
+
+
+def serve_home(run) -> None:
+    """The loop of a home thread: run what is sent to it, one at a time, forever
+    (``run(task)`` gives the outcome; ``done(task, outcome)`` hands it back)."""
+    inbox = _homes[threading.get_ident()]
+    while True:
+        task, done = inbox.get()
+        try:
+            outcome = run(task)
+        except BaseException as exc:  # never lose a home silently
+            outcome = _failed(exc)
+        done(task, outcome)
+
+
+def _failed(exc):
+    from nbsteps.run.attempt.task import Outcome
+
+    return Outcome(False, error=exc, traceback=repr(exc))
+
+
+def send_home(ident: int, task, done) -> bool:
+    """Run *task* on home thread *ident*; False when there is no such home."""
+    inbox = _homes.get(ident)
+    if inbox is None:
+        return False
+    inbox.put((task, done))
+    return True
+
+
+def home_of(threads: dict, sources: dict, inputs: dict) -> "tuple[int | None, str]":
+    """Where an attempt with *inputs* must run: ``(ident of a home thread, why)``,
+    ``(0, why)`` for the executor's calling thread, or ``(None, '')`` anywhere.
+    *threads*: step -> its home (``RunContext.threads``); *sources*: input -> step it comes from."""
+    if not inputs:
+        return None, ""
+    found = bound_values(inputs)
+    if not found:
+        return None, ""
+    homes = {n: threads.get(sources.get(n), 0) for n in found}
+    n = sorted(found)[0]
+    ident = homes[n]
+    why = f"reads {n} ({found[n]}), made on {'a worker thread' if ident else 'the calling thread'}"
+    if ident and ident not in _homes:
+        ident = 0  # its home is gone: as close to Run All as can be
+    return ident, why
+
+
+def thread_notes(ctx, names) -> dict:
+    """step -> why it runs on one thread, for the steps of *names* whose inputs hold
+    thread-bound values now (the plan's preview; values not read yet are not read)."""
+    notes = {}
+    ns = ctx.namespace
+    for s in names:
+        step = ctx.steps[s]
+        if step.func is not None:
+            continue
+        sources = ctx.sources(s)
+        values = {}
+        for n in step.inputs:
+            src = sources.get(n)
+            if src is None:
+                if n in ns:
+                    values[n] = ns[n]
+                continue
+            outs = ctx.records[src].outputs
+            if type(outs) is dict and n in outs:  # held in this kernel (a lazy checkpoint holds none)
+                values[n] = outs[n]
+        ident, why = home_of(ctx.threads, sources, values)
+        if ident is not None:
+            notes[s] = why + "; runs on that thread, one step at a time"
+    return notes
+
+
+# -- first imports, one at a time ----------------------------------------------------------
+_import_lock = threading.RLock()
+_step_threads: set[int] = set()
+_original = None
+
+
+def _find_and_load(name, import_):
+    if threading.get_ident() in _step_threads:
+        module = sys.modules.get(name)
+        if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+            with _import_lock:
+                return _original(name, import_)
+    return _original(name, import_)
+
+
+def serialise_first_imports() -> None:
+    """Install the wrapper of ``_find_and_load`` (once; see the module doc)."""
+    global _original
+    import importlib._bootstrap as bootstrap
+
+    with _homes_lock:
+        if _original is None:
+            _original = bootstrap._find_and_load
+            bootstrap._find_and_load = _find_and_load
+
+
+def step_thread() -> None:
+    """The calling thread runs steps from now on (a worker or a home thread)."""
+    serialise_first_imports()
+    _step_threads.add(threading.get_ident())
+
+
+@contextmanager
+def calling_thread(several: bool):
+    """During a run: the executor's thread is a step thread when *several* threads run steps."""
+    if not several:
+        yield
+        return
+    ident = threading.get_ident()
+    serialise_first_imports()
+    mine = ident not in _step_threads
+    _step_threads.add(ident)
+    try:
+        yield
+    finally:
+        if mine:
+            _step_threads.discard(ident)

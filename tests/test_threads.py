@@ -1,0 +1,271 @@
+"""Threads as Run All sees them (issue 23, cases 6 and 7).
+
+6. A value bound to the thread that made it (a sqlite3 connection or cursor, a
+   ``threading.local``, an object that checks it is used on its owner's thread) is used
+   on that thread: the steps that read it run there (the executor's thread when it was
+   made there, else the worker that made it, which keeps it).
+7. First imports never run on two threads at once: a package whose lazily imported
+   submodules (PEP 562 ``__getattr__``) import each other, touched by two steps at once.
+
+Each scenario runs the same cells in a plain IPython in a fresh process without nbsteps
+(Run All), and as ``%%step`` cells with nbsteps: interactively, in plan mode with
+``%steps run --workers 4``, and in a real kernel; the values must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from conftest import cell_text, execute_notebook, run_ok
+
+from nbsteps.run.attempt import threads
+
+
+@dataclass
+class Scenario:
+    setup: tuple  # ordinary cells first
+    steps: tuple  # (name, code)
+    names: tuple  # the values compared
+
+
+def sqlite_connect(con="con", cur="cur"):
+    return (
+        "import sqlite3\n"
+        f"{con} = sqlite3.connect(':memory:')\n"
+        f"{con}.execute('create table t (x)')\n"
+        f"{con}.executemany('insert into t values (?)', [(1,), (2,), (3,)])\n"
+        f"{cur} = {con}.cursor()"
+    )
+
+
+def readers(con="con", cur="cur", suffix=""):
+    return (
+        (f"total{suffix}", f"a{suffix} = {cur}.execute('select sum(x) from t').fetchone()[0]"),
+        (f"biggest{suffix}", f"b{suffix} = {con}.execute('select max(x) from t').fetchone()[0]"),
+    )
+
+
+SQLITE_CONNECT, READERS = sqlite_connect(), readers()
+OWNED = textwrap.dedent(
+    """\
+    import threading
+    class Owned:
+        def __init__(self):
+            self.owner = threading.get_ident()
+            self.v = 7
+        def get(self):
+            if threading.get_ident() != self.owner:
+                raise RuntimeError('used from another thread')
+            return self.v
+    o = Owned()
+    loc = threading.local()
+    loc.v = 5"""
+)
+SCENARIOS = {
+    # made by a step: alone in its level, it runs on the executor's thread
+    "sqlite_step": Scenario((), (("connect", SQLITE_CONNECT), *READERS), ("a", "b")),
+    # made by a step on a worker thread (another step runs beside it): the readers go there
+    "sqlite_on_a_worker": Scenario(
+        (),
+        (
+            ("connect", "import time\ntime.sleep(0.2)\n" + SQLITE_CONNECT),
+            ("beside", "import time\ntime.sleep(0.2)\nz = 1"),
+            *READERS,
+        ),
+        ("a", "b", "z"),
+    ),
+    # made in an ordinary cell, on the kernel's main thread
+    "sqlite_cell": Scenario((SQLITE_CONNECT,), READERS, ("a", "b")),
+    # threading.local and an object that checks its owner thread, made beside another step
+    "owned_on_a_worker": Scenario(
+        (),
+        (
+            ("make", "import time\ntime.sleep(0.2)\n" + OWNED),
+            ("beside", "import time\ntime.sleep(0.2)\nz = 1"),
+            ("use_o", "c = o.get()"),
+            ("use_loc", "d = loc.v"),
+            ("use_both", "e = o.get() + loc.v"),
+        ),
+        ("c", "d", "e", "z"),
+    ),
+}
+
+PLAIN = textwrap.dedent(
+    """\
+    import json, sys
+    from IPython.core.interactiveshell import InteractiveShell
+    cells, names, out = json.loads(sys.argv[1])
+    ip = InteractiveShell.instance()
+    ok = [ip.run_cell(c).success for c in cells]
+    json.dump({"ok": ok, "ns": {n: repr(ip.user_ns.get(n)) for n in names}}, open(out, "w"))
+    """
+)
+
+
+def plain_run_all(cells, names, tmp_path, syspath=None) -> dict:
+    """*cells* run in order in a plain IPython (no nbsteps) in a fresh process: Run All."""
+    out = tmp_path / f"plain-{uuid.uuid4().hex}.json"
+    env = {"PYTHONPATH": str(syspath)} if syspath else {}
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, json.dumps([list(cells), list(names), str(out)])],
+        cwd=tmp_path,
+        env={**os.environ, "IPYTHONDIR": str(tmp_path / "ipython"), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(out.read_text())
+    assert all(got["ok"]), (proc.stdout, proc.stderr)  # Run All runs every cell
+    return got["ns"]
+
+
+def with_nbsteps(ip, setup, steps, mode: str) -> None:
+    for cell in setup:
+        run_ok(ip, cell)
+    run_ok(ip, f"%steps mode {mode}")
+    for name, code in steps:
+        run_ok(ip, f"%%step {name}\n{code}")
+    if mode == "plan":
+        run_ok(ip, "%steps run --workers 4")
+
+
+def values(ip, names) -> dict:
+    return {n: repr(ip.user_ns.get(n)) for n in names}
+
+
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+@pytest.mark.parametrize("key", list(SCENARIOS))
+def test_a_thread_bound_value_is_used_on_its_thread(shell, key, mode, tmp_path):
+    sc = SCENARIOS[key]
+    expected = plain_run_all([*sc.setup, *(code for _, code in sc.steps)], sc.names, tmp_path)
+    with_nbsteps(shell, sc.setup, sc.steps, mode)
+    assert values(shell, sc.names) == expected
+
+
+def test_the_plan_says_which_steps_run_on_one_thread(shell):
+    run_ok(shell, SQLITE_CONNECT)
+    run_ok(shell, "%steps mode plan")
+    for name, code in READERS:
+        run_ok(shell, f"%%step {name}\n{code}")
+    from nbsteps.ipython import session
+
+    text = session.current().plan().text  # what %steps plan prints
+    assert "total: reads cur (sqlite3.Cursor), made on the calling thread" in text
+    assert "biggest: reads con (sqlite3.Connection)" in text
+
+
+def test_what_is_bound_to_a_thread_is_decided_by_what_it_is():
+    import sqlite3
+
+    con = sqlite3.connect(":memory:")
+
+    class Holder:
+        def __init__(self):
+            self.con = con
+
+    class Ident:
+        def __init__(self):
+            self.owner = threading.get_ident()
+
+    assert threads.bound_kind(con) == "sqlite3.Connection"
+    assert threads.bound_kind(con.cursor()) == "sqlite3.Cursor"
+    assert threads.bound_kind(threading.local()) == "_thread._local"
+    assert "holds sqlite3.Connection" in threads.bound_kind(Holder())
+    assert "holds a thread's ident" in threads.bound_kind(Ident())
+    assert threads.bound_kind([con]) and threads.bound_kind({"c": con})
+    for free in (1, "s", [1, 2], {"a": 1}, threading, Holder, len, object(), 2**40):
+        assert threads.bound_kind(free) == "", free
+    con.close()
+
+
+# -- first imports (case 7) ------------------------------------------------------------------
+def lazy_package(root, name: str):
+    """A package whose submodules are imported on first attribute access (PEP 562) and
+    import each other, slowly: two threads importing them at once deadlock."""
+    pkg = root / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """\
+            import importlib
+            def __getattr__(name):
+                if name in ("alpha", "beta"):
+                    return importlib.import_module(f"{__name__}.{name}")
+                raise AttributeError(name)
+            """
+        )
+    )
+    for mine, other, value in (("alpha", "beta", 1), ("beta", "alpha", 2)):
+        (pkg / f"{mine}.py").write_text(
+            f"import time\ntime.sleep(0.4)\nfrom {name} import {other}\n"
+            f"VALUE = {value}\ndef other():\n    return {other}.VALUE\n"
+        )
+    return root
+
+
+def import_cells(name: str):
+    setup = (f"import {name}",)
+    steps = (
+        ("via_attribute", f"x = {name}.alpha.VALUE * 10 + {name}.alpha.other()"),
+        ("via_from_import", f"from {name} import beta\ny = beta.VALUE * 10 + beta.other()"),
+    )
+    return setup, steps
+
+
+@pytest.fixture
+def fresh_package(tmp_path, monkeypatch):
+    name = f"lazypkg_{uuid.uuid4().hex[:8]}"
+    root = lazy_package(tmp_path / "lib", name)
+    monkeypatch.syspath_prepend(str(root))
+    yield name, root
+    for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[mod]
+
+
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_first_imports_of_lazy_submodules_never_race(shell, fresh_package, mode, tmp_path):
+    name, root = fresh_package
+    setup, steps = import_cells(name)
+    expected = plain_run_all([*setup, *(c for _, c in steps)], ("x", "y"), tmp_path, syspath=root)
+    assert expected == {"x": "12", "y": "21"}
+    with_nbsteps(shell, setup, steps, mode)
+    assert values(shell, ("x", "y")) == expected
+
+
+# -- a real kernel --------------------------------------------------------------------------------
+@pytest.mark.kernel
+def test_in_a_real_kernel_workers_do_what_run_all_does(kernel_name, tmp_path):
+    """In a kernel, plan mode with four workers: a connection made by a step on a worker,
+    one made in an ordinary cell, and the lazy package's first imports, all at once."""
+    name = f"lazypkg_{uuid.uuid4().hex[:8]}"
+    root = lazy_package(tmp_path / "lib", name)
+    setup, imports = import_cells(name)
+    steps = (
+        *SCENARIOS["sqlite_on_a_worker"].steps,
+        *imports,
+        *readers("con0", "cur0", suffix="2"),
+    )
+    setup = (f"import sys\nsys.path.insert(0, {str(root)!r})", *setup, sqlite_connect("con0", "cur0"))
+    names = ("a", "b", "z", "x", "y", "a2", "b2")
+    expected = plain_run_all([*setup, *(c for _, c in steps)], names, tmp_path)
+    nb_cells = [
+        "%load_ext nbsteps",
+        *setup,
+        "%steps mode plan",
+        *(f"%%step {n}\n{c}" for n, c in steps),
+        "%steps run --workers 4",
+        f"print('values', {{n: repr(globals().get(n)) for n in {list(names)!r}}})",
+    ]
+    nb = execute_notebook(nb_cells, kernel_name, tmp_path)
+    text = cell_text(nb.cells[-1])
+    assert f"values {expected!r}" in text, (text, cell_text(nb.cells[-2]))
