@@ -24,6 +24,8 @@ import stat
 import tempfile
 from typing import IO, Iterator
 
+from nbsteps.interrupts import deferred_interrupts
+
 TMP_SUFFIX = ".nbsteps-tmp"
 
 
@@ -64,10 +66,16 @@ def atomic_write(
         perms = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
         perms = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=TMP_SUFFIX, dir=folder)
-    done = False
+    tmp, done = None, False
     try:
-        f = os.fdopen(fd, mode, **({"encoding": encoding or "utf-8", "newline": ""} if mode == "w" else {}))
+        # a Ctrl-C right after the temporary is made must find it named here, for the cleanup
+        with deferred_interrupts():
+            fd, tmp = tempfile.mkstemp(
+                prefix="." + os.path.basename(target) + ".", suffix=TMP_SUFFIX, dir=folder
+            )
+            f = os.fdopen(
+                fd, mode, **({"encoding": encoding or "utf-8", "newline": ""} if mode == "w" else {})
+            )
         with f:
             yield f
             f.flush()
@@ -76,7 +84,7 @@ def atomic_write(
         os.replace(tmp, target)
         done = True
     finally:
-        if not done:
+        if not done and tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     _fsync_dir(folder)
