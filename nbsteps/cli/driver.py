@@ -63,6 +63,11 @@ class Runner:
         self.current = ""  # label of the cell being executed
         self.report: dict | None = None
         self._stop = None
+        # zero edits: no %%step cell, so each plain code cell is a step ({cell index: '%%step' line})
+        from nbsteps.ipython.auto import is_marked_step, plain_headers
+
+        marked = any(c.cell_type == "code" and is_marked_step(c.source) for c in nb.cells)
+        self.headers, self.with_ids = ({}, True) if marked else plain_headers(nb.cells)
 
     # -- the kernel --------------------------------------------------------------
     def _env(self) -> dict:
@@ -116,13 +121,15 @@ class Runner:
             return False
         return True
 
-    async def _hidden(self, client, code: str, timeout: float = 120.0) -> dict | None:
+    async def _hidden(
+        self, client, code: str, timeout: "float | None" = 120.0, echo: bool = False
+    ) -> dict | None:
         """Run *code* in the kernel without adding it to the notebook; return its report."""
         import nbformat
 
         cell = nbformat.v4.new_code_cell(code)
         self.nb.cells.append(cell)
-        client.echo = False
+        client.echo = echo
         try:
             await asyncio.wait_for(
                 client.async_execute_cell(cell, len(self.nb.cells) - 1, store_history=False), timeout
@@ -141,6 +148,8 @@ class Runner:
 
     async def _cells(self, client) -> None:
         """Execute the notebook's cells in order, stopping at the first failing one."""
+        if self.headers:
+            return await self._zero_edit_cells(client)
         count = 0
         for index, cell in enumerate(list(self.nb.cells)):
             if self.stop_reason:
@@ -175,6 +184,70 @@ class Runner:
             self.current = _cell_label(index, cell)
             if not await self._execute(client, cell, index, count + 1):
                 self._report_cell_error(index, cell)
+
+    async def _zero_edit_cells(self, client) -> None:
+        """A notebook without ``%%step`` cells: each plain code cell is registered as a
+        step (the kernel is sent ``%%step NAME`` and the cell's source; the notebook
+        keeps its own source), then the plan runs with the command line's options and
+        each cell's outputs become what its step printed, showed and returned."""
+        names = ", ".join(h.split()[0] for h in list(self.headers.values())[:4])
+        more = ", ..." if len(self.headers) > 4 else ""
+        say(f"nbsteps: no %%step cells: each code cell is a step ({len(self.headers)}: {names}{more})")
+        if not self.with_ids:
+            say(
+                f"nbsteps: {self.args.notebook} has no cell ids (nbformat "
+                f"{self.nb.nbformat}.{self.nb.nbformat_minor}): steps are named by position (cell-N), so "
+                "inserting a cell renames the steps after it; saving it with Jupyter gives cells ids"
+            )
+        await self._hidden(
+            client,
+            "__import__('IPython').get_ipython().run_line_magic('load_ext', 'nbsteps'); "
+            "__import__('nbsteps.ipython.session', fromlist=['_']).set_mode('plan')",
+        )
+        count = 0
+        for index, cell in enumerate(list(self.nb.cells)):
+            if self.stop_reason:
+                return
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            count += 1
+            self.current = _cell_label(index, cell)
+            source = cell.source
+            if index in self.headers:
+                cell.source = f"%%step {self.headers[index]}\n{source}"
+            try:
+                ok = await self._execute(client, cell, index, count)
+            finally:
+                cell.source = source
+            if not ok:
+                self._report_cell_error(index, cell)
+                return
+        if self.stop_reason:
+            return
+        a = self.args
+        opts = "".join(
+            f" --{k} {_quote(str(v))}"
+            for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address))
+            if v
+        ) + (" --yes" if a.yes else "")
+        self.current = "the plan's run"
+        await self._hidden(client, f"%steps run --allow-failures{opts}", timeout=None, echo=True)
+
+    async def _place_outputs(self, client) -> None:
+        """Zero edits: each step's cell shows what Run All would have shown."""
+        import nbformat
+
+        where = {h.split()[0]: i for i, h in self.headers.items()}
+        code = f"__import__('nbsteps.cli.report', fromlist=['_']).kernel_outputs({list(where)!r})"
+        found = await self._hidden(client, code)
+        for name, outputs in (found or {}).items():
+            if outputs is None or name not in where:
+                continue
+            cell = self.nb.cells[where[name]]
+            for out in outputs:
+                if out["output_type"] == "execute_result":
+                    out["execution_count"] = cell.get("execution_count")
+            cell.outputs = [nbformat.from_dict(o) for o in outputs]
 
     def _report_cell_error(self, index: int, cell) -> None:
         self.cell_error = _cell_label(index, cell)
@@ -221,6 +294,8 @@ class Runner:
             await self._wait_for(client, main)
             if not self.kernel_lost:
                 self.report = await self._collect(client)
+                if self.headers:
+                    await self._place_outputs(client)
             client.set_widgets_metadata()
         except DeadKernelError:
             self.kernel_lost = (

@@ -1,4 +1,11 @@
-"""``nbsteps run NOTEBOOK.ipynb``: run a notebook's plan headless.
+"""``nbsteps run NOTEBOOK.ipynb``: run a notebook's plan headless (and the
+other commands: ``status``, ``convert``, ``install-kernel-ext``, in their modules).
+
+A notebook without ``%%step`` cells runs with each plain code cell as a step
+(zero edits, see :mod:`nbsteps.ipython.auto` for the names): the kernel is sent
+each such cell as ``%%step NAME`` and its source in plan mode, the plan runs,
+and each cell of the executed notebook keeps its own source and shows what its
+step printed, displayed and returned (``Runner._zero_edit_cells``).
 
 The notebook is executed cell by cell in a real kernel (nbclient), as Run All
 would: its ``%%step`` cells run as they come (interactive mode) or register
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -32,6 +38,7 @@ import threading
 import time
 
 from nbsteps.cli.driver import GRAPH_SUFFIXES, Runner, say
+from nbsteps.cli.notebook import _load_notebook, _structure_problem  # noqa: F401 (named by docs)
 from nbsteps.errors import UsageError
 from nbsteps.views.table import EXPORT_SUFFIXES as RESULT_SUFFIXES
 
@@ -103,75 +110,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="interrupt the whole run after S seconds (outputs are still written)",
     )
     run.add_argument("--kernel", metavar="NAME", help="kernel to use (default: the notebook's kernelspec)")
+    _more_commands(sub)
     return parser
 
 
-def _load_notebook(path: str):
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise UsageError(f"{path} is a directory, not a notebook")
-    try:  # cheap checks first: importing nbformat takes a while
-        with open(path, "rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"{path} is not a Jupyter notebook (not JSON: {' '.join(str(exc).split())[:80]})"
-        ) from None
-    except RecursionError:
-        raise UsageError(f"{path} is not a Jupyter notebook (its JSON nests too deep to read)") from None
-    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
-        raise UsageError(f"{path} is not a Jupyter notebook (no 'cells' and 'nbformat' fields)")
-    problem = _structure_problem(data)
-    if problem:
-        raise UsageError(
-            f"{path} is not a valid Jupyter notebook ({problem}); fix it in Jupyter or a text editor"
-        )
-    import nbformat
-
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:120]
-        raise UsageError(f"{path} is not a Jupyter notebook ({type(exc).__name__}: {reason})") from None
-    if "cells" not in nb:
-        raise UsageError(f"{path} is not a Jupyter notebook (no cells)")
-    return nb
-
-
-def _structure_problem(data: dict) -> str:
-    """What makes the notebook unusable (the fields nbsteps and nbclient read), or ''."""
-    meta = data.get("metadata", {})
-    if not isinstance(meta, dict):
-        return f"'metadata' is a {type(meta).__name__}, not an object"
-    spec = meta.get("kernelspec")
-    if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name", ""), str)):
-        return "metadata.kernelspec is not an object with a kernel name"
-    cells = data["cells"]
-    if not isinstance(cells, list):
-        return f"'cells' is a {type(cells).__name__}, not a list"
-    if not isinstance(data["nbformat"], int) or data["nbformat"] < 4:
-        return (
-            "" if isinstance(data["nbformat"], int) else f"'nbformat' is {data['nbformat']!r}, not a number"
-        )
-    for i, cell in enumerate(cells, 1):
-        if not isinstance(cell, dict):
-            return f"cell {i} is a {type(cell).__name__}, not an object"
-        kind = cell.get("cell_type")
-        if kind not in ("code", "markdown", "raw"):
-            return f"cell {i} has cell_type {kind!r}: expected 'code', 'markdown' or 'raw'"
-        source = cell.get("source", "")
-        if not isinstance(source, str) and not (
-            isinstance(source, list) and all(isinstance(line, str) for line in source)
-        ):
-            return f"cell {i}'s source is {type(source).__name__} {str(source)[:40]!r}, not text"
-        if kind == "code" and not isinstance(cell.get("outputs", []), list):
-            return f"cell {i}'s outputs are not a list"
-    return ""
+def _more_commands(sub) -> None:
+    status = sub.add_parser(
+        "status",
+        help="which steps are done, stale (why), failed or never run, without running anything",
+        description="Without a kernel: which steps of NOTEBOOK a run with --store DIR would restore "
+        "(done) and which it would execute (stale and why, failed, never run; unknown: depends on "
+        "values only the kernel knows). Exit status: 0 every step done, 1 otherwise, 2 bad usage.",
+    )
+    status.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    status.add_argument("--store", metavar="DIR", help="the checkpoint directory of the runs")
+    status.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    convert = sub.add_parser(
+        "convert",
+        help="write %%%%step headers into a notebook without them",
+        description="Give each plain code cell a %%%%step header (name from a '# step: NAME' comment, "
+        "else the main name the cell assigns); everything else is kept as it was.",
+    )
+    convert.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    convert.add_argument("-o", "--output", metavar="OUT.ipynb", help="the converted notebook")
+    convert.add_argument("--check", action="store_true", help="print the names, write nothing")
+    ext = sub.add_parser(
+        "install-kernel-ext",
+        help="load nbsteps in every IPython kernel (profile config)",
+        description="Add (or with --uninstall remove) the line that loads nbsteps in every kernel "
+        "to $IPYTHONDIR/profile_NAME/ipython_config.py; the rest of the file is kept byte for byte.",
+    )
+    ext.add_argument("--profile", default="default", metavar="NAME", help="IPython profile (default)")
+    ext.add_argument("--uninstall", action="store_true", help="remove what install-kernel-ext added")
 
 
 def _check(args) -> None:
@@ -195,6 +165,23 @@ def _fast_nbformat_import() -> None:
     check notebooks never need. This command's own process does without it."""
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)
+
+
+def _dispatch(args) -> int:
+    _fast_nbformat_import()
+    if args.command == "status":
+        from nbsteps.cli.status import status_command
+
+        return status_command(args)
+    if args.command == "convert":
+        from nbsteps.cli.convert import convert_command
+
+        return convert_command(args)
+    if args.command == "install-kernel-ext":
+        from nbsteps.cli.kernel_ext import kernel_ext_command
+
+        return kernel_ext_command(args)
+    return run_command(args)
 
 
 def run_command(args) -> int:
@@ -223,6 +210,10 @@ def run_command(args) -> int:
                 nbformat.write(nb, f)
             say(f"nbsteps: wrote {_rel(args.output)}")
     report = runner.report
+    if report and args.store:
+        from nbsteps.cli.status import write_last_run
+
+        write_last_run(args.store, path, report)
     if report:
         for f in report["wrote"]:
             say(f"nbsteps: wrote {_rel(f)}")
@@ -267,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return run_command(args)
+        return _dispatch(args)
     except UsageError as exc:
         say(f"nbsteps: error: {exc}", err=True)
         return 2
@@ -287,7 +278,9 @@ def _exit_on_sigterm():
         return None
 
     def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
+        # the same path as Ctrl-C: the run's own handler (interrupt the kernel) while it
+        # runs, and blocks that defer Ctrl-C (a temporary file being named) defer it too
+        signal.raise_signal(signal.SIGINT)
 
     return signal.signal(signal.SIGTERM, on_sigterm)
 

@@ -82,10 +82,74 @@ def kernel_collect(
     summary.optional_steps = frozenset(s for s in names if plan.steps[s].optional)
     for s in names:
         r = plan.records[s]
-        out["steps"][s] = {"status": str(r.status), "cached": bool(r.cached), "error": r.error_text}
+        out["steps"][s] = {
+            "status": str(r.status),
+            "cached": bool(r.cached),
+            "error": r.error_text,
+            "code": plan.steps[s].static_digest,
+        }
     out["ok"] = all(
         plan.records[s].status == COMPLETED or (plan.records[s].status == FAILED and plan.steps[s].optional)
         for s in names
     )
     out["summary"] = summary.text if names else "the notebook registered no steps."
     _report(out)
+
+
+def kernel_outputs(names) -> None:
+    """(kernel side) Each step's outputs as Run All would have left them under
+    its cell (nbformat output dicts): what it printed, displayed and returned,
+    its error; None for a step that neither completed nor failed."""
+    from IPython import get_ipython
+
+    from nbsteps.model.status import COMPLETED, FAILED
+
+    ip = get_ipython()
+    plan = _kernel_plan()
+    out = {}
+    for name in names:
+        rec = plan.records.get(name)
+        if rec is None or rec.status not in (COMPLETED, FAILED):
+            out[name] = None
+            continue
+        try:
+            out[name] = _run_all_outputs(ip, rec, rec.status == FAILED)
+        except Exception:  # a value that cannot be shown: the cell keeps its status line
+            out[name] = None
+    _report(out)
+
+
+def _run_all_outputs(ip, rec, failed: bool) -> list:
+    outputs: list = []
+    shown = False
+    for kind, payload in rec.output or ():
+        if kind in ("stdout", "stderr"):
+            name = kind
+            if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1]["name"] == name:
+                outputs[-1]["text"] += str(payload)
+            else:
+                outputs.append({"output_type": "stream", "name": name, "text": str(payload)})
+        elif kind in ("display", "result") and isinstance(payload, dict):
+            shown = shown or kind == "result"
+            outputs.append(_bundle_output(kind, payload.get("data"), payload.get("metadata")))
+    if not failed and not shown and rec.has_result and rec.result is not None:
+        data, metadata = ip.display_formatter.format(rec.result)
+        outputs.append(_bundle_output("result", data, metadata))
+    if failed:
+        err = rec.error
+        outputs.append(
+            {
+                "output_type": "error",
+                "ename": type(err).__name__ if err is not None else "Error",
+                "evalue": str(err) if err is not None else rec.error_text,
+                "traceback": (rec.traceback or rec.error_text or "").rstrip("\n").splitlines(),
+            }
+        )
+    return outputs
+
+
+def _bundle_output(kind: str, data, metadata) -> dict:
+    out = {"data": dict(data or {}), "metadata": dict(metadata or {})}
+    if kind == "result":
+        return {"output_type": "execute_result", "execution_count": None, **out}
+    return {"output_type": "display_data", **out}

@@ -32,6 +32,7 @@ _OPTIONS = {
     "plan": ["--force", "--force-all"],
     "graph": ["--format", "--output"],
     "mode": ["interactive", "plan"],
+    "auto": ["off"],
     "store": ["memory", ".nbsteps"],
 }
 _VALUES = {"--backend": ["threads", "dask"], "--format": ["svg", "png", "dot"]}

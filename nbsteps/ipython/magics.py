@@ -385,6 +385,22 @@ class StepMagics(Magics):
         session.set_mode(mode)
         print(f"nbsteps: mode {mode}")
 
+    def _cmd_auto(self, rest: str):
+        from nbsteps.ipython import auto
+
+        word = rest.strip().lower()
+        if word not in ("", "on", "off"):
+            raise NbstepsError("%steps auto takes nothing, 'on' or 'off'.")
+        if word == "off":
+            was = auto.disable(self.shell)
+            print("nbsteps: auto off: plain cells are ordinary code" + ("" if was else " (it was off)"))
+            return
+        auto.enable(self.shell)
+        print(
+            "nbsteps: auto on: every following code cell is a step (name: a first-line '# step: NAME' "
+            "comment, else the cell's id); %steps auto off to stop"
+        )
+
     def _cmd_store(self, rest: str):
         a = parse_argstring(store_args, rest)
         plan = session.current()

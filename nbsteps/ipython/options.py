@@ -70,6 +70,7 @@ SUBCOMMANDS = {
     "remove": "unregister a step",
     "undo": "run a step's %%undo code and mark it and its downstream not completed",
     "mode": "interactive (a %%step cell runs at once) or plan (it only registers)",
+    "auto": "every following code cell is a step, no %%step line needed (%steps auto off: back)",
     "store": "where checkpoints live: memory or a directory [--max-size 2GB]",
     "load": "read the values restored from a directory store that no cell has used yet",
 }
