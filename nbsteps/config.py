@@ -8,6 +8,8 @@ it starts; explicit options always win over them.
 ========================  =====================================================
 ``NBSTEPS_STORE``         default checkpoint store (``memory`` or a directory)
 ``NBSTEPS_STORE_MAX_SIZE`` size limit of a directory store (``2GB``; default 10 GB)
+``NBSTEPS_FILE_DIGEST_MAX`` files a step reads up to this size are known by their content,
+                          larger ones by size and modification time (default 64 MB)
 ``NBSTEPS_WORKERS``       default ``--workers`` of ``%steps run``
 ``NBSTEPS_BACKEND``       default ``--backend`` (``threads`` or ``dask``)
 ``NBSTEPS_ADDRESS``       default ``--address`` of the dask scheduler
@@ -72,6 +74,11 @@ def store() -> "str | None":
 def store_max_size() -> "str | None":
     """The raw ``NBSTEPS_STORE_MAX_SIZE`` (parsed by the store, which names it in errors)."""
     return text("NBSTEPS_STORE_MAX_SIZE")
+
+
+def file_digest_max() -> "str | None":
+    """The raw ``NBSTEPS_FILE_DIGEST_MAX`` (parsed by nbsteps.model.file_inputs)."""
+    return text("NBSTEPS_FILE_DIGEST_MAX")
 
 
 def workers() -> "int | None":

@@ -26,10 +26,13 @@ from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
 from nbsteps.model.immutable import is_immutable
-from nbsteps.model.state import USE_IS_EFFECT, effects_of, may_draw, state_of
+from nbsteps.model.state import USE_IS_EFFECT, effects_of, is_file, may_draw, state_of
 from nbsteps.model.step import Step
 
 INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
+#: a step reads a name that the step above it was seen changing in place at run time (``Step.observed``,
+#: nbsteps.run.attempt.observe): an edge like an inferred one, drawn and explained as observed
+OBSERVED = "observed"
 #: edges that only order execution: they make nothing stale and block nothing
 ORDER_ONLY = frozenset({ORDER})
 
@@ -53,6 +56,7 @@ class Dependencies:
         self.maybe_of: dict[str, set[str]] = {}  # step -> the generators it may draw from unseen
         self.callers: dict[tuple, str] = {}  # (name, its writer) -> the last step calling its caching methods
         self.version_readers: dict[tuple, list[str]] = {}  # (name, its writer) -> the steps reading it
+        self.observed: dict[str, frozenset] = {}  # step -> the names it writes only as observed at run time
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see topological()
         #: counts the changes made in place (a step appended): what others derive
@@ -126,6 +130,8 @@ def _writers(steps: dict[str, Step]) -> dict[str, list[str]]:
 
 
 def _index(g: Dependencies, step: Step) -> None:
+    if step.observed:
+        g.observed[step.name] = step.observed - set(step.analysis.outputs if step.analysis else ())
     for n in step.inputs:
         g.readers.setdefault(n, set()).add(step.name)
     g.referenced.update(step.after)
@@ -173,13 +179,16 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             src = nearest_above(ws, position, pos)
             if src is not None:
                 sources[n] = src
-                deps.setdefault(src, INFERRED)
+                kind = OBSERVED if n in g.observed.get(src, ()) else INFERRED
+                if deps.get(src, OBSERVED) == OBSERVED:  # inferred wins over observed
+                    deps[src] = kind
     _changed_after_readers(g, step, deps, sources)
     effects = effects_of(step) if step.analysis is not None else frozenset()
     for label in state_of(step):
         changed, users = g.state_chain.get(label, (None, []))
         if label in effects:  # after everything that touched the state before
-            ups = [(u, ORDER) for u in users] + ([(changed, STATE)] if changed else [])
+            kind = ORDER if is_file(label) else STATE  # writing a file does not depend on earlier writes
+            ups = [(u, ORDER) for u in users] + ([(changed, kind)] if changed else [])
             g.state_chain[label] = (step.name, [])
         else:  # after the nearest change above
             ups = [(changed, STATE)] if changed else []
@@ -284,17 +293,18 @@ def link_aliases(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) 
     with a name *step* changes, in the step above that wrote that name.
     Returns the names it adds."""
     step.linked = frozenset()
-    if step.analysis is None or not step.analysis.mutated:
+    changed = step.analysis.mutated | step.observed if step.analysis is not None else ()
+    if not changed:
         return step.linked
     linked: set = set()
-    for n in step.analysis.mutated:
+    for n in changed:
         ws = g.writers.get(n)
         src = nearest_above(ws, g.position, pos) if ws else None
         if src is not None and src in steps:
             for group in _groups(steps[src]):
                 if n in group:
                     linked |= group
-    step.linked = frozenset(linked - step.analysis.mutated - set(step.analysis.outputs))
+    step.linked = frozenset(linked - changed - set(step.analysis.outputs))
     return step.linked
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from nbsteps.formatting import clean_text, error_text
 from nbsteps.model import status as _lifecycle
 from nbsteps.model.checkpoint import LAZY
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, PENDING, Status
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, KEPT, PENDING, RESTORED, Status
 
 
 @dataclass(eq=False)
@@ -21,7 +21,13 @@ class StepRecord:
 
     name: str
     status: Status = PENDING
-    cached: bool = False
+    #: what the last run that considered it did (nbsteps.model.status): ``"executed"`` (ran in
+    #: that run), ``"kept"`` (already in this kernel, up to date, not run), ``"restored"`` (read
+    #: from the store); ``""`` while it is not completed
+    origin: str = ""
+    #: how this kernel got the values the record holds: ``"executed"`` or ``"restored"`` (a
+    #: step kept keeps it: what a whole session, e.g. ``nbsteps run``, did with the step)
+    held_from: str = ""
     stale: bool = False
     attempts: int = 0
     error: BaseException | None = None
@@ -42,6 +48,10 @@ class StepRecord:
     #: what the last execution printed and displayed, in order: ``("stdout" | "stderr", text)``
     #: or ``("display", {"data": mimebundle, "metadata": {...}})`` (figures as PNG images)
     output: tuple = ()
+    #: the errors of the failed attempts before the last one, in order: ``(attempt, "Type: message")``
+    attempt_errors: tuple = ()
+    #: the files the run that produced the values read: ``{path: fingerprint}`` (nbsteps.model.file_inputs)
+    files: dict = field(default_factory=dict)
 
     def snapshot(self) -> "StepRecord":
         """A copy of the record as it is now (cheap: fields are replaced, never
@@ -52,7 +62,8 @@ class StepRecord:
 
     def reset(self, message: str = "") -> None:
         """Back to ``pending`` with nothing kept (checkpoint dropped, undone)."""
-        self.status, self.cached, self.stale, self.outputs, self.result = PENDING, False, False, {}, None
+        self.status, self.origin, self.stale, self.outputs, self.result = PENDING, "", False, {}, None
+        self.held_from, self.attempt_errors = "", ()
         self.has_result, self.fingerprint, self.token, self.error, self.traceback = (
             False,
             None,
@@ -61,11 +72,12 @@ class StepRecord:
             "",
         )
         self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
-        self.message, self.output, self.confirming = message, (), ""
+        self.message, self.output, self.confirming, self.files = message, (), "", {}
 
     def restore(self, checkpoint, fingerprint: str) -> None:
-        """``completed`` from *checkpoint*, without executing (``cached``)."""
-        self.status, self.cached, self.stale = COMPLETED, True, False
+        """``completed`` from *checkpoint*, without executing (``restored``)."""
+        self.status, self.origin, self.held_from, self.stale = COMPLETED, RESTORED, RESTORED, False
+        self.attempt_errors = ()
         self.outputs, self.result, self.has_result = (
             checkpoint.outputs,
             checkpoint.result,
@@ -74,6 +86,7 @@ class StepRecord:
         # (a lazy checkpoint's result is LAZY: resolved on first access, see below)
         self.fingerprint, self.error, self.traceback, self.message = fingerprint, None, "", ""
         self.token = (checkpoint.parts or {}).get("token", fingerprint)
+        self.files = (checkpoint.parts or {}).get("files") or {}
         self.duration = checkpoint.duration
         self.reason = "up to date"
         # what the run that produced the checkpoint did and showed
@@ -81,6 +94,24 @@ class StepRecord:
         self.started = checkpoint.started or None
         self.finished = checkpoint.finished or None
         self.output = tuple(checkpoint.output or ())
+
+    @property
+    def cached(self) -> bool:
+        """Completed without executing in its last run: restored or kept (see ``origin``)."""
+        return self.origin in (KEPT, RESTORED)
+
+    @cached.setter
+    def cached(self, value: bool) -> None:  # compatibility: True = restored, False = executed
+        if bool(value) != self.cached:
+            self.origin = RESTORED if value else EXECUTED
+
+    @property
+    def origin_in_session(self) -> str:
+        """What this kernel session did with the step: a step kept counts as what got its
+        values into the kernel (executed or restored); ``""`` when not completed."""
+        if self.status != COMPLETED:
+            return ""
+        return (self.held_from or RESTORED) if self.origin == KEPT else self.origin
 
     @property
     def stdout(self) -> str:
@@ -115,7 +146,7 @@ class StepRecord:
         return error_text(self.error)
 
     def __repr__(self) -> str:
-        flag = " (cached)" if self.cached else ""
+        flag = f" ({self.origin})" if self.cached else ""
         err = f" {self.error_text}" if self.error is not None else ""
         return f"<StepRecord {self.name}: {self.status}{flag}{err}>"
 

@@ -24,9 +24,21 @@ Library code may draw from a global generator where the analysis cannot see it
 step above has touched a global generator, a step that calls such code
 (:func:`may_draw`) keeps its notebook order with the other random steps (``order``
 edges, labelled ``<generator>?``): a parallel run draws what Run All draws.
+
+Files (``file:<path>``) are state kept outside the process, and writing one does not
+depend on what was there before: a step that writes or appends to a file comes after
+the steps above that touched it with ``order`` edges only (editing the first of three
+steps appending to a log re-runs that step alone), while a step that reads it comes
+after the nearest writer above with a ``state`` edge. What a step actually reads is
+observed when it runs (:mod:`nbsteps.run.attempt.opened`): a file that changed makes
+it stale through its checkpoint (:mod:`nbsteps.model.file_inputs`). A file outlives
+the process, so a writer is replayed (:mod:`nbsteps.run.decide.replay`) only while
+its file is missing: replaying it otherwise would append twice.
 """
 
 from __future__ import annotations
+
+import os
 
 #: labels whose every use changes the state (a draw advances the generator)
 USE_IS_EFFECT = frozenset({"random", "numpy.random", "torch.random"})
@@ -52,3 +64,14 @@ def may_draw(step) -> bool:
     """Whether *step* calls code that might draw from a global random generator
     unseen (anything but known pure functions, methods and libraries)."""
     return bool(getattr(step.analysis, "opaque", False)) if step.analysis is not None else False
+
+
+def is_file(label: str) -> bool:
+    """Whether *label* is a file (``file:<path>``): a write does not depend on earlier writes."""
+    return label.startswith("file:")
+
+
+def replayable(label: str) -> bool:
+    """Whether restoring a step that changed *label* leaves the state unlike Run All
+    (so it is replayed): process state always, a file only while it is missing."""
+    return not is_file(label) or not os.path.exists(label[5:])

@@ -23,11 +23,23 @@ from nbsteps.errors import CheckpointUnavailable, StepTimeout
 from nbsteps.formatting import error_text
 from nbsteps.interrupts import deferred_interrupts, watching_interrupts
 from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.file_inputs import changed as files_changed
+from nbsteps.model.file_inputs import why as files_why
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.state import state_of
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.model.status import (
+    BLOCKED,
+    CANCELLED,
+    COMPLETED,
+    EXECUTED,
+    FAILED,
+    KEPT,
+    PENDING,
+    RETRYING,
+    RUNNING,
+)
 from nbsteps.model.step import Step
-from nbsteps.run import confirmation, fusion, recovery, upstream_caches
+from nbsteps.run import confirmation, fusion, observed_writes, recovery, upstream_caches
 from nbsteps.run import events as ev
 from nbsteps.run.attempt import retry, threads
 from nbsteps.run.attempt.inputs import blocked_by, make_task
@@ -79,6 +91,8 @@ class Executor:
             str, tuple
         ] = {}  # steps calling methods: their inputs' layout (run.upstream_caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
+        #: writes seen at run time that the analysis did not predict (run.observed_writes)
+        self.observed = observed_writes.Observed(ctx)
         self.completed_order: list[str] = []
         self.replay: dict[
             str, list[str]
@@ -135,11 +149,14 @@ class Executor:
             reason = "forced"
         elif name in self.recovery.lost:
             reason = "its checkpoint could not be read"
-        elif step.cache and name in self._held and rec.fingerprint == fp:
+        elif step.cache and name in self._held and rec.fingerprint == fp and not files_changed(rec.files):
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
         else:  # lazy: a directory store reads the metadata now, each value when first needed
             cp = ctx.store.get(name, fp, lazy=True) if step.cache else None
-            reason = "" if cp is not None else stale_reason(step, parts, ctx.store.peek(name), rec)
+            if cp is not None and (moved := files_why((cp.parts or {}).get("files"))):
+                cp, reason = None, moved  # a file it read changed since
+            elif cp is None:
+                reason = stale_reason(step, parts, ctx.store.peek(name), rec)
         if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
@@ -153,7 +170,7 @@ class Executor:
         if cp is rec:  # held: completed again as it is (what its run printed and took stays)
             with deferred_interrupts():
                 ctx.publish(rec.outputs, name)
-                rec.cached, rec.stale, rec.status, rec.reason = True, False, COMPLETED, "up to date"
+                rec.origin, rec.stale, rec.status, rec.reason = KEPT, False, COMPLETED, "up to date"
             self.restored[name] = ev.FROM_SESSION
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
@@ -176,8 +193,7 @@ class Executor:
         self._parts[name] = parts
         rec.fingerprint = fp
         rec.attempted = step.static_digest
-        rec.attempts = 0
-        rec.cached = False
+        rec.attempts, rec.attempt_errors, rec.origin = 0, (), ""
         try:
             return self._fused[name][0] if name in self._fused else self._task(step)
         except CheckpointUnavailable as exc:  # an input restored lazily cannot be read
@@ -200,8 +216,12 @@ class Executor:
 
     def _settle(self, name: str, status: str, message: str):
         rec = self.ctx.records[name]
-        rec.status, rec.message, rec.cached = status, message, False
+        ran = rec.status in (RUNNING, RETRYING)
+        rec.status, rec.message, rec.origin = status, message, ""
         rec.error, rec.traceback = None, ""
+        if not ran:  # settled before it ran in this run: no times of an earlier run
+            rec.started = rec.finished = rec.duration = None
+            rec.attempts, rec.attempt_errors = 0, ()
         self._emit(ev.CANCELLED if status == CANCELLED else ev.BLOCKED, name, message)
         return None
 
@@ -212,6 +232,7 @@ class Executor:
         attempts = rec.attempts = rec.attempts + 1
         task.attempt = attempts
         rec.status = RUNNING
+        self.observed.started(name)
         if (before := upstream_caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
             self._layouts[name] = (before, task.inputs)
         fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
@@ -262,6 +283,7 @@ class Executor:
         if self._running.get(task.name) is not task or task.abandoned:
             return  # late outcome of an abandoned attempt: discarded, never published
         del self._running[task.name]
+        self.observed.ended(task.name)
         for follower, later in outcome.then:  # a fused chain: the outcomes of the steps that follow
             self._fused[follower.name] = (follower, later)
         self._conclude(task, outcome)
@@ -280,6 +302,7 @@ class Executor:
         if not self.stopping and retry.retryable(step, rec.attempts, err):
             delay = retry.backoff(step, rec.attempts)
             rec.status = RETRYING
+            rec.attempt_errors = (*rec.attempt_errors, (rec.attempts, rec.error_text))
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), "retry", name, None))
             self._emit(
                 ev.RETRYING,
@@ -302,10 +325,14 @@ class Executor:
         elif ctx.threads:
             ctx.threads.pop(name, None)
         parts = self._parts.pop(name, {})
+        if outcome.files:  # the files it read: its checkpoint holds while they are unchanged
+            parts["files"] = outcome.files
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
         )
+        if outcome.changed or self.ctx.steps[name].observed:  # recorded with the checkpoint
+            parts["observed"] = self.observed.seen(name, outcome)
         cp = Checkpoint(
             name,
             rec.fingerprint,
@@ -341,8 +368,10 @@ class Executor:
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)
         rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
+        rec.origin = rec.held_from = EXECUTED
         rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
         rec.finished, rec.stale, rec.token = cp.finished, False, token
+        rec.files = (cp.parts or {}).get("files") or {}
         for label in (*state_of(self.ctx.steps[rec.name]), *self.ctx.deps.maybe_of.get(rec.name, ())):
             self.ctx.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)
@@ -400,7 +429,7 @@ class Executor:
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:
                     rec = records[s]
-                    rec.status, rec.message = PENDING, ""
+                    rec.status, rec.message, rec.origin = PENDING, "", ""
             self._emit(
                 ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name}
             )

@@ -58,6 +58,7 @@ from typing import Any
 
 from nbsteps.formatting import parse_size
 from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.run.attempt import opened
 from nbsteps.stores import signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
@@ -135,6 +136,7 @@ class DiskStore(Store):
         if self.directory.exists() and not self.directory.is_dir():
             raise NotADirectoryError(f"nbsteps: checkpoint store {self.directory} is not a directory")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        opened.ignore_under(self.directory)  # its files are never a step's inputs (values read lazily)
         self.key = key if key is not None else signing.load_key()
         self.compression = compression
         self.folders = Folders(self.directory)  # root, step folders, step locks: what every part works on

@@ -20,6 +20,7 @@ from typing import Any
 
 from nbsteps.formatting import clean_text
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
+from nbsteps.run.attempt import observe, opened
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
@@ -40,6 +41,8 @@ class Outcome:
         default_factory=dict
     )  # context variables it set: {var: value} (numpy's print options)
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
+    files: dict = field(default_factory=dict)  # files it read: {path: fingerprint} (model.file_inputs)
+    changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
 
 
 class Task:
@@ -61,6 +64,7 @@ class Task:
         "then",
         "links",
         "context",
+        "watched",
     )
 
     def __init__(
@@ -93,6 +97,7 @@ class Task:
         self.then: tuple = ()
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
         self.context = contextvars.copy_context()  # where the task is made: the attempt runs in a copy of it
+        self.watched: tuple = ()  # inputs predicted unchanged: checked (nbsteps.run.attempt.observe)
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
@@ -227,9 +232,12 @@ _UNSET = object()
 
 def _captured(task: Task) -> Outcome:
     with Capture(task.name) as cap:
-        outcome = _attempt(task)
+        with opened.recording() as files:  # the files its code opens (nbsteps.run.attempt.opened)
+            outcome = _attempt(task)
         cap.finish(outcome.result)
     outcome.output = cap.output
+    if outcome.ok:
+        outcome.files = files.inputs(task.analysis)
     return outcome
 
 
@@ -257,11 +265,14 @@ def _attempt(task: Task) -> Outcome:
             link_helpers(
                 (analysis.body, analysis.result), ns, task.above
             )  # helpers see names defined after them
+            before = observe.watch(task.inputs, task.watched)
             with running_in(ns):  # IPython's magics called by the code use ns as the user namespace
                 run_code(analysis.body, ns)  # exec, and top-level await
                 has_result = analysis.result is not None
                 result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
+            changed = observe.changed(before, task.inputs) if before else ()
+            outputs.update((n, task.inputs[n]) for n in changed if n not in outputs)  # its version now
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's code failed: an outcome, not a crash
@@ -270,4 +281,7 @@ def _attempt(task: Task) -> Outcome:
         return Outcome(
             False, error=exc, traceback=clean_text(text), started=started, duration=time.perf_counter() - t0
         )
-    return Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)
+    outcome = Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)
+    if task.kind == "cell":
+        outcome.changed = changed
+    return outcome

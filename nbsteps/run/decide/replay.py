@@ -15,7 +15,7 @@ draws above it are replayed before it executes (it is not replayed itself).
 
 from __future__ import annotations
 
-from nbsteps.model.state import effects_of
+from nbsteps.model.state import effects_of, replayable
 
 __all__ = ["effects_of", "replay_set"]
 
@@ -38,6 +38,8 @@ def replay_set(ctx, names: list[str], will_run: "set[str]") -> dict[str, list[st
             chains.setdefault(label, []).append(s)
     replay: dict[str, list[str]] = {}
     for label, chain in chains.items():
+        if not replayable(label):  # a file that exists: restoring its writers leaves it as it is
+            continue
         head = heads.get(label)
         live = chain.index(head) if head in chain else -1  # the state is as after chain[live]
         first = True

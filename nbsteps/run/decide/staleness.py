@@ -3,13 +3,16 @@
 A step's fingerprint covers its normalised source and ``--after`` (the static
 digest), the executions of its upstream steps (their tokens), the outside
 values it reads that are cheap to hash, and the code of notebook-defined
-helpers it calls (see :mod:`nbsteps.model.fingerprint`).
+helpers it calls (see :mod:`nbsteps.model.fingerprint`). The files it read are
+kept with its checkpoint, which holds only while they are unchanged
+(:mod:`nbsteps.model.file_inputs`).
 """
 
 from __future__ import annotations
 
 import weakref
 
+from nbsteps.model import file_inputs
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY, Dependencies
 from nbsteps.model.fingerprint import combine, outside_parts
@@ -102,7 +105,7 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) ->
     if old.get("upstream") != parts["upstream"]:
         changed = [k for k, v in parts["upstream"].items() if old.get("upstream", {}).get(k) != v]
         return f"upstream {', '.join(changed) or 'set'} changed"
-    return ""
+    return file_inputs.why(old.get("files"))  # a file it read changed since (nbsteps.model.file_inputs)
 
 
 def refresh_stale(ctx: RunContext) -> None:
@@ -117,4 +120,8 @@ def refresh_stale(ctx: RunContext) -> None:
             rec.stale = False
             continue
         up_stale = any(records[d].stale for d in ctx.dependencies(name))
-        rec.stale = up_stale or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint
+        rec.stale = (
+            up_stale
+            or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint
+            or bool(rec.files and file_inputs.changed(rec.files))
+        )

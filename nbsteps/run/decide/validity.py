@@ -16,7 +16,10 @@ execution token then) and what can make them out of date:
 - an outside value that a step reads (a parameter set in an ordinary cell, a
   helper function redefined): the digests of the outside names read above a
   target are compared with the ones seen when their readers were checked
-  (:meth:`quick`); any change clears the set.
+  (:meth:`quick`); any change clears the set;
+- a file that a step in the set read (``StepRecord.files``, see
+  :mod:`nbsteps.model.file_inputs`): :meth:`quick` checks them (one ``os.stat``
+  each, for the files of the steps in the set); any change clears the set.
 
 ``quick(ctx, targets)`` returns just the targets when every step they depend
 on is in the set and no outside value above them changed: the run then
@@ -28,6 +31,7 @@ always; that run's :meth:`after` refills the set.
 
 from __future__ import annotations
 
+from nbsteps.model import file_inputs
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.context import RunContext
@@ -43,10 +47,22 @@ class Validity:
         self._graph = None  # the Dependencies object the memo below belongs to
         self._above: dict[str, "frozenset[str] | None"] = {}
         self._checked: "set[str]" = set()  # outside names checked at the start of the current run
+        self.files: dict[str, dict] = {}  # step in the set -> the files it read (StepRecord.files)
 
     def clear(self) -> None:
         self.valid.clear()
         self.seen.clear()
+        self.files.clear()
+
+    def _files_unchanged(self) -> bool:
+        """False (and the set cleared) when a file read by a step in the set changed."""
+        valid = self.valid
+        for s, files in self.files.items():
+            if s in valid and file_inputs.changed(files):
+                self.valid.clear()
+                self.files.clear()
+                return False
+        return True
 
     # -- outside names above a step --------------------------------------------
     def _own(self, ctx: RunContext, name: str) -> "frozenset[str] | None":
@@ -131,7 +147,7 @@ class Validity:
                 if above is None:
                     return None
                 names |= above
-        if not self._check(ctx, names):
+        if not self._check(ctx, names) or not self._files_unchanged():
             return None
         return list(targets) if len(targets) == 1 else ctx.order(targets)
 
@@ -166,5 +182,9 @@ class Validity:
                 and all(valid.get(d) == records[d].token for d in deps.get(s, ()))
             ):
                 valid[s] = rec.token
+                if rec.files:
+                    self.files[s] = rec.files
+                else:
+                    self.files.pop(s, None)
             else:
                 valid.pop(s, None)

@@ -1,0 +1,213 @@
+"""The files a step's code opens, observed while it runs (SPEC 1, "Files").
+
+**The mechanism.** One process-wide audit hook (:func:`sys.addaudithook`), added the
+first time a step runs in the process (CPython cannot remove one: it stays, and costs
+one function call and one comparison per audit event of the process). CPython raises
+the ``open`` audit event, with the path and the ``os.open`` flags, for every file
+opened from Python: ``open()``/``io.open``, ``os.open``, ``pathlib``, ``io.open_code``.
+That covers every library that opens its file in Python and parses it in C: pandas'
+C parser (``read_csv`` opens the file through ``open``), numpy's ``loadtxt``,
+``genfromtxt``, ``load`` and ``fromfile``, ``%run script.py``. A library that opens
+files in its own C or C++ code (pyarrow's ``read_parquet``, h5py) raises no event: a
+literal path the analysis saw given to a reader is taken as a hint for those
+(:meth:`Opened.inputs`).
+
+**Attribution.** The hook looks up a ``ContextVar`` that :func:`recording` sets for the
+duration of a step's code. An attempt runs in its own copy of a context, on whichever
+thread (:func:`nbsteps.run.attempt.task.run_task`), so steps running in parallel
+record their own opens, and an open where no step runs (the kernel, nbsteps' stores,
+other threads) costs one context variable lookup. A thread a step starts itself does
+not inherit the context (``threading.Thread``): what it opens is not seen.
+
+**What is an input.** The flags say it: opened for reading (``O_RDONLY``, ``O_RDWR``)
+without truncating or creating it exclusively, and not written by the step before
+(``w``, ``x``, ``a``, ``O_CREAT``). A file opened only to write or append is a change
+of that file, ordered against its readers and writers by the analysis
+(:mod:`nbsteps.model.state`), not a read. Never inputs: what an import opens (a frame
+of importlib's bootstrap on the stack: modules, their ``.pyc``, data a module reads
+when first imported; an import runs once per process, not once per step), files
+under the interpreter's prefixes and site-packages, nbsteps' own package, a
+checkpoint store's directory (:func:`ignore_under`), Python source and extension
+files on ``sys.path`` (tracebacks and warnings read them), ``/proc``, ``/dev``,
+``/sys``, directories and devices. The fingerprints are taken when the step's code
+has finished (:mod:`nbsteps.model.file_inputs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import site
+import sys
+import threading
+
+from nbsteps.model import file_inputs
+from nbsteps.model.state import is_file
+
+_recorder: contextvars.ContextVar["Opened | None"] = contextvars.ContextVar("nbsteps_opened", default=None)
+_installed = False
+_install_lock = threading.Lock()
+_roots: set[str] = set()  # directories whose files are never inputs (stores), see ignore_under
+_ignored: "tuple[str, ...] | None" = None  # prefixes (with a trailing separator), computed once
+_SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pyd", ".so")
+_O_WRITE = os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+
+
+def _bootstrap_files() -> frozenset:
+    """The file names of importlib's bootstrap code (``<frozen importlib._bootstrap>``
+    on CPython 3.11, a real path where it is not frozen)."""
+    import importlib._bootstrap as boot
+    import importlib._bootstrap_external as ext
+
+    return frozenset(f.__code__.co_filename for f in (boot._find_and_load, ext.SourceLoader.get_code))
+
+
+_BOOTSTRAP = _bootstrap_files()
+try:  # modules being imported now, in any thread: empty but while an import runs
+    from importlib._bootstrap import _module_locks as _IMPORTS
+except ImportError:  # pragma: no cover - another implementation: always look at the stack
+    _IMPORTS = None
+
+
+def _importing() -> bool:
+    """Whether an import is in progress on this thread (importlib's bootstrap on
+    the stack). Walking the stack costs a few microseconds in a deep notebook
+    stack: it is done only while some module is being imported."""
+    if _IMPORTS is not None and not _IMPORTS:
+        return False
+    boot = _BOOTSTRAP
+    frame = sys._getframe(3)  # _importing, add, the hook: then the code that opens the file
+    while frame is not None:
+        if frame.f_code.co_filename in boot:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _with_sep(path: str) -> str:
+    path = os.path.normpath(os.path.abspath(path))
+    return path if path.endswith(os.sep) else path + os.sep
+
+
+def _prefixes() -> "tuple[str, ...]":
+    global _ignored
+    if _ignored is None:
+        dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+        with contextlib.suppress(Exception):
+            dirs.update(site.getsitepackages())
+        with contextlib.suppress(Exception):
+            dirs.add(site.getusersitepackages())
+        dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the nbsteps package
+        dirs.update(_roots)
+        special = ("/proc/", "/dev/", "/sys/") if os.name == "posix" else ()
+        _ignored = (*special, *sorted(_with_sep(d) for d in dirs if d))
+    return _ignored
+
+
+def ignore_under(directory) -> None:
+    """Files under *directory* are never inputs (a checkpoint store's folder:
+    values restored lazily are read while a step runs)."""
+    global _ignored
+    path = _with_sep(os.fspath(directory))
+    if path not in _roots:
+        _roots.add(path)
+        _ignored = None
+
+
+class Opened:
+    """The opens of one attempt: ``(absolute path, flags)`` in the order they happened."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def add(self, path, flags) -> None:
+        """Called by the audit hook, on the thread that opens the file."""
+        if not isinstance(path, str):
+            if isinstance(path, int):  # a file descriptor: opened already
+                return
+            try:
+                path = os.fsdecode(path)
+            except TypeError:
+                return
+        if not os.path.isabs(path):
+            path = os.getcwd() + os.sep + path  # normalised in inputs()
+        if path.startswith(_ignored or _prefixes()) or _importing():
+            return
+        self.events.append((path, flags if isinstance(flags, int) else 0))
+
+    def inputs(self, analysis=None) -> dict:
+        """``{absolute path: fingerprint}`` of the files read (see the module's
+        docstring), with the existing files *analysis* names as read by literal
+        paths that no open showed (hints for libraries opening files in C)."""
+        reads: dict[str, None] = {}
+        written: set[str] = set()
+        for path, flags in self.events:
+            path = os.path.normpath(path)
+            access = flags & _O_ACCMODE
+            creates = flags & os.O_CREAT and flags & os.O_EXCL
+            if access != os.O_WRONLY and not flags & os.O_TRUNC and not creates and path not in written:
+                reads.setdefault(path, None)
+            if access != os.O_RDONLY or flags & _O_WRITE:
+                written.add(path)
+        for path in _hinted(analysis):
+            if path not in reads and path not in written and os.path.isfile(path):
+                reads.setdefault(path, None)
+        return file_inputs.fingerprints(p for p in reads if not _ignored_path(p))
+
+
+def _hinted(analysis) -> list:
+    """Absolute paths of the files *analysis* saw read through literal paths."""
+    if analysis is None:
+        return []
+    state = getattr(analysis, "state", ()) or ()
+    effects = getattr(analysis, "effects", ()) or ()
+    return [os.path.abspath(label[5:]) for label in state if is_file(label) and label not in effects]
+
+
+def _ignored_path(path: str) -> bool:
+    """Python source and extension files on sys.path (read by imports, tracebacks,
+    warnings), and anything under the ignored prefixes."""
+    if path.startswith(_prefixes()):
+        return True
+    if path.endswith(_SOURCE_SUFFIXES):
+        where = os.path.dirname(path) + os.sep
+        for entry in sys.path:
+            if isinstance(entry, str) and where.startswith(_with_sep(entry or os.curdir)):
+                return True
+    return False
+
+
+def _hook(event: str, args: tuple) -> None:
+    if event == "open":
+        rec = _recorder.get()
+        if rec is not None:
+            rec.add(args[0], args[2])
+
+
+def install() -> None:
+    """Add the audit hook to this process (once)."""
+    global _installed
+    if _installed:
+        return
+    with _install_lock:
+        if not _installed:
+            _prefixes()
+            sys.addaudithook(_hook)
+            _installed = True
+
+
+@contextlib.contextmanager
+def recording():
+    """While the block runs in this context, the files opened in it are recorded
+    in the :class:`Opened` it yields."""
+    install()
+    opened = Opened()
+    token = _recorder.set(opened)
+    try:
+        yield opened
+    finally:
+        _recorder.reset(token)
