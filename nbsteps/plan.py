@@ -26,6 +26,7 @@ from nbsteps.model.state import state_of
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
+from nbsteps.run import observed_writes
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.preview import preview
 from nbsteps.run.decide.replay import effects_of, replay_set
@@ -167,6 +168,7 @@ class Plan:
         """Register *step* (replacing one of the same name). On a cycle, an
         unknown --after or an ambiguous name the plan is left unchanged."""
         old = self.steps.get(step.name)
+        step.observed = old.observed if old is not None else observed_writes.recorded(self.store, step.name)
         self.steps[step.name] = step
         step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
         try:
@@ -390,6 +392,8 @@ class Plan:
             ctx.validity.before(ctx, names, checked=quick)
             try:
                 summary = executor.run()
+                if executor.observed.writes and not summary.interrupted:
+                    names, summary = self._observed_writes(executor, targets, summary, address)
                 if ctx.deferred and not self.lazy_publish:
                     ctx.load()  # no frontend to load them on use: publish them all now
             finally:
@@ -409,6 +413,36 @@ class Plan:
         if summary.interrupted:
             raise KeyboardInterrupt
         return summary
+
+    def _observed_writes(self, executor, targets, summary, address=None, rounds: int = 2):
+        """The run saw steps change inputs the analysis did not predict
+        (nbsteps.run.observed_writes): they become writes of those steps, the graph is
+        resolved again, and the selection runs once more (what read the old version
+        runs again after the writer; at most *rounds* times). Returns the run's
+        names and summary (both passes)."""
+        names = executor.names
+        while executor.observed.writes and rounds > 0 and not summary.interrupted:
+            rounds -= 1
+            for s, seen in executor.observed.writes.items():
+                self.steps[s].observed = self.steps[s].observed | frozenset(seen)
+            self.context.deps = depmod.resolve(self.steps)
+            self.validity.clear()
+            names = self.select(targets)
+            executor = Executor(
+                self.context,
+                names,
+                workers=executor.workers,
+                fail_fast=executor.fail_fast,
+                force=executor.force | frozenset(executor.observed.rerun),
+                yes=executor.yes,
+                confirm=executor.confirm,
+                backend=make_backend(executor.backend_name, executor.workers, address),
+                backend_name=executor.backend_name,
+                emit=executor.emit_event,
+                resume_hint=executor.resume_hint,
+            )
+            summary = observed_writes.merged(summary, executor.run())
+        return names, summary
 
     def record_interrupt(self, targets=None, names=None, summary=None, listeners=()) -> None:
         """An interrupt outside the executor's loop: ``last_summary`` tells this run (see run.summary)."""

@@ -65,6 +65,11 @@ class LazyValues(Mapping):
                 self._values[key] = self._load(name)
             return self._values[key]
 
+    def replace(self, name: str, value: Any) -> None:
+        """Output *name* is *value* from now on (a value read again: nbsteps.run.observed_writes)."""
+        with self._lock:
+            self._values[name] = value
+
     def result(self) -> Any:
         """The checkpoint's result (loaded on first call)."""
         if not self.has_result:

@@ -54,6 +54,9 @@ class Step:
     #: names the analysis predicted it changes whose value, when it was registered, was immutable (an
     #: int handed over as ``random_state=SEED``): read, not written (set by the plan; nbsteps.model.immutable)
     unchanged: frozenset = frozenset()
+    #: inputs a run saw it change in place that the analysis did not predict (nbsteps.run.attempt.observe):
+    #: written and changed on a private copy from then on, as ``mutated`` (set by the plan)
+    observed: frozenset = frozenset()
 
     @property
     def source_text(self) -> str:
@@ -85,14 +88,15 @@ class Step:
         outs = self.analysis.outputs
         if self.unchanged:
             outs = tuple(n for n in outs if n not in self.unchanged)
-        return outs + tuple(sorted(self.linked - set(outs))) if self.linked else outs
+        extra = (self.linked | self.observed) if self.observed else self.linked
+        return outs + tuple(sorted(extra - set(outs))) if extra else outs
 
     @property
     def mutated(self) -> frozenset:
         """The inputs the step changes (it works on private copies of them)."""
         if not self.analysis:
             return frozenset()
-        return (self.analysis.mutated - self.unchanged) | self.linked
+        return (self.analysis.mutated - self.unchanged) | self.linked | self.observed
 
     @property
     def options(self) -> dict:

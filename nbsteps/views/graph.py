@@ -57,7 +57,14 @@ CRITICAL_COLOR = "#7b2cbf"
 EDGE_COLOR = "#555555"
 #: inferred edges solid, --after dashed, shared process state dotted (labelled):
 #: "state" after a step that changed it, "order" only keeping uses apart
-EDGE_STYLES = {"inferred": "solid", "explicit": "dashed", "state": "dotted", "order": "dotted"}
+EDGE_STYLES = {
+    "inferred": "solid",
+    "observed": "solid",  # a write seen at run time (nbsteps.run.attempt.observe), drawn in its own colour
+    "explicit": "dashed",
+    "state": "dotted",
+    "order": "dotted",
+}
+OBSERVED_COLOR = "#00838f"
 #: graphs with more steps than this are drawn compact (smaller font and spacing)
 LARGE = 40
 
@@ -208,7 +215,7 @@ class NodeLook:
 class EdgeLook:
     up: str
     down: str
-    kind: str  # "inferred" | "explicit" | "state" | "order" (shared process state)
+    kind: str  # "inferred" | "observed" | "explicit" | "state" | "order" (shared process state)
     critical: bool
     tooltip: str
     label: str = ""  # the shared state a "state" edge keeps in order
@@ -219,7 +226,7 @@ class EdgeLook:
 
     @property
     def color(self) -> str:
-        return CRITICAL_COLOR if self.critical else EDGE_COLOR
+        return CRITICAL_COLOR if self.critical else OBSERVED_COLOR if self.kind == "observed" else EDGE_COLOR
 
     @property
     def penwidth(self) -> float:
@@ -292,7 +299,9 @@ def looks(ctx, names=None, critical: list | None = None, preview: bool = True):
                 if kind in ("state", "order")
                 else []
             )
-            if reads:
+            if reads and kind == "observed":
+                why = f"reads {', '.join(reads)}, which {up} was seen changing in place"
+            elif reads:
                 why = f"reads {', '.join(reads)}"
             elif labels:
                 why = (
@@ -429,6 +438,7 @@ def _legend(g, statuses: set, kinds: set, critical: bool, large: bool, rankdir: 
             row.append(node)
         samples = [
             ("inferred", "solid", EDGE_COLOR, "1"),
+            ("observed", "solid", OBSERVED_COLOR, "1"),
             ("explicit", "dashed", EDGE_COLOR, "1"),
             ("state", "dotted", EDGE_COLOR, "1"),
             ("order", "dotted", "#999999", "1"),

@@ -78,6 +78,11 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
         above=_versions_above(ctx, step.name),
     )
     task.links = links
+    # what it was given as it is (no private copy): checked for changes (nbsteps.run.attempt.observe)
+    # not: private copies (and the views copied with them); receivers of method calls whose result is
+    # used, whose caches run.upstream_caches keeps in the checkpoints above (res.forecast(12))
+    skip = set(changed) | (set(outputs) - set(step.outputs)) | step.analysis.called_on
+    task.watched = tuple(n for n in inputs if n not in skip)
     return task
 
 

@@ -22,6 +22,8 @@ class PlanPreview:
     critical_path: list = field(default_factory=list)
     estimate_s: float = 0.0
     unknown: list = field(default_factory=list)  # steps to run with no earlier duration
+    #: step -> names a run saw it change in place, not predicted (nbsteps.run.attempt.observe)
+    observed: dict = field(default_factory=dict)
     #: step -> why it runs on the thread that made a value it reads (nbsteps.run.attempt.threads)
     threads: dict = field(default_factory=dict)
 
@@ -70,6 +72,8 @@ class PlanPreview:
             lines.append(f"Estimated wall time: unknown (no earlier duration for {', '.join(self.unknown)})")
         else:
             lines.append(f"Estimated wall time: {fmt_seconds(self.estimate_s)}")
+        for s, seen in self.observed.items():
+            lines.append(f"Writes seen at run time: {s} changes {_names(seen)} in place (observed)")
         confirms = [r["step"] for r in self.rows if r["confirm"] and r["action"] == "run"]
         if confirms:
             lines.append(f"Confirmation needed before: {', '.join(confirms)}")
@@ -95,6 +99,8 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
     todo: dict[str, float] = {}  # longest path by what this run will execute: the estimate
     for s in names:
         step = ctx.steps[s]
+        if step.observed:
+            out.observed[s] = step.observed
         deps = [d for d in ctx.dependencies(s) if d in chosen]
         kinds = ctx.dependencies(s)
         running_up = [d for d in deps if d in will_run and kinds[d] not in ORDER_ONLY]
@@ -145,3 +151,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
         out.estimate_s = max(todo.values())
         out.threads = thread_notes(ctx, [s for s in names if s in will_run])
     return out
+
+
+def _names(names) -> str:
+    return ", ".join(sorted(names))

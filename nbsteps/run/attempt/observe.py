@@ -1,0 +1,209 @@
+"""Writes checked at run time: the values a step changed that the analysis did not predict.
+
+The analysis (:mod:`nbsteps.model.analysis`) predicts which inputs a step changes in
+place; those get a private copy (:func:`nbsteps.run.attempt.task.private_copy`). It
+cannot see every change: ``np.add.at(counts, idx, 1)``, ``np.negative(A, out=A)``, or a
+function of a library nobody listed that changes its argument and returns something
+(``n = mylib.scale_inplace(arr)``). So around every attempt the task takes a cheap
+:func:`digest` of each input it was predicted *not* to change, and compares after the
+attempt succeeds (:func:`watch`, :func:`changed`). A name whose digest differs was
+written by the step: the attempt returns it as an output (the changed object is that
+step's version, as in Run All), and the executor and the plan make it a write of the
+step from then on (``Step.observed``; see :mod:`nbsteps.run.executor`).
+
+The digest is a walk of the value's object graph, bounded (:data:`DEPTH` levels,
+:data:`LIMIT` objects, :data:`ITEMS` items per container):
+
+- anything exposing a buffer (numpy arrays, ``bytearray``, ``array.array``): its shape,
+  strides and format and a CRC-32 of its bytes (``zlib.crc32`` reads the buffer in
+  place, without a copy, at about 2 GB/s and releases the GIL; a non-contiguous array is
+  copied once); pandas objects by the arrays of their block manager, the same way;
+- lists, dicts, sets and deques: which objects they hold (identities, in order), then
+  those objects in turn;
+- any other object: its attribute layout (``__dict__`` and ``__slots__``: which
+  attributes, bound to which objects), then those objects: the comparison
+  :mod:`nbsteps.run.upstream_caches` makes, made general. A dict, list or set held in a
+  private attribute (``_cache``) is the object's own bookkeeping, which reads fill
+  (statsmodels' ``cache_readonly``, pandas' indexes): it is compared by identity only;
+  a pandas object's index and columns likewise (pandas replaces them, never changes them).
+
+Immutable values (numbers, strings, bytes, ``None``, tuples and frozensets of them,
+frozen dataclasses of them, enums) are never checked: ``random_state=SEED`` only reads
+``SEED``. Modules, classes and functions are not checked either (a module's dict is large
+and names are bound in it on import). State kept in C (a random generator's bit
+generator) is not seen: the analysis' rules cover draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+import types
+import zlib
+from collections import deque
+from typing import Any
+
+DEPTH = 3  # res -> model -> data -> predict_dates
+LIMIT = 2000  # objects looked at per input
+ITEMS = 10_000  # items of a list, dict or set whose identities are compared (and then walked)
+
+_SCALARS = (int, float, complex, str, bytes, bool, type(None), range, slice, enum.Enum)
+#: never checked, never walked into
+_OPAQUE = (
+    types.ModuleType,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    types.FrameType,
+    types.GeneratorType,
+    types.CoroutineType,
+)
+
+_CONTAINERS = (dict, list, set, deque)
+
+#: time spent digesting and inputs digested, for measurements (``python -m bench``)
+COST = {"seconds": 0.0, "inputs": 0}
+
+
+def immutable(value: Any, depth: int = 0) -> bool:
+    """Whether *value* can never change: scalars, and tuples, frozensets and frozen
+    dataclasses made of them (to a small depth)."""
+    if isinstance(value, _SCALARS):
+        return True
+    if depth > 3:
+        return False
+    if type(value) in (tuple, frozenset):
+        return len(value) <= ITEMS and all(immutable(v, depth + 1) for v in value)
+    params = getattr(type(value), "__dataclass_params__", None)
+    if params is not None and params.frozen and not isinstance(value, type):
+        return all(immutable(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value))
+    return False
+
+
+def _buffer(obj: Any):
+    """``(shape, strides, format, crc)`` of an object exposing a buffer, else None."""
+    try:
+        view = memoryview(obj)
+    except (TypeError, ValueError):  # no buffer (or numpy's object arrays: walked as containers)
+        return None
+    try:
+        if view.contiguous:
+            crc = zlib.crc32(view if view.c_contiguous else view.tobytes("A"))
+        else:
+            crc = zlib.crc32(view.tobytes())
+        return (view.shape, view.strides, view.format, crc)
+    except (TypeError, ValueError, BufferError):  # an unusual buffer: compared by identity only
+        return ()
+    finally:
+        view.release()
+
+
+def _frame_arrays(obj: Any) -> "list | None":
+    """The arrays holding a pandas object's data (its block manager's), else None."""
+    mgr = getattr(obj, "_mgr", None) if type(obj).__module__.startswith("pandas") else None
+    if mgr is None:
+        return None
+    try:
+        arrays = list(mgr.arrays)
+    except Exception:  # pragma: no cover - another kind of manager
+        return None
+    out = []
+    for a in arrays:  # an extension array keeps its data in numpy arrays (codes, mask) or arrow
+        inner = [getattr(a, k, None) for k in ("_ndarray", "_data", "_mask", "_codes")]
+        out.extend([x for x in inner if x is not None] or [a])
+    return out
+
+
+def _children(obj: Any) -> "tuple[tuple, list]":
+    """``(layout, objects to walk)`` of a container or an ordinary object."""
+    if isinstance(obj, (list, deque)):
+        items = list(obj) if len(obj) <= ITEMS else list(obj)[:ITEMS]
+        return (len(obj), tuple(map(id, items))), items
+    if isinstance(obj, dict):
+        pairs = list(obj.items())[:ITEMS]
+        return (len(obj), tuple((k, id(v)) for k, v in pairs if isinstance(k, _SCALARS))), [
+            v for _, v in pairs
+        ]
+    if getattr(getattr(obj, "dtype", None), "kind", None) == "O" and hasattr(obj, "ravel"):  # object array
+        items = obj.ravel()[:ITEMS].tolist()
+        return (obj.shape, tuple(map(id, items))), items
+    if isinstance(obj, (set, frozenset)):
+        items = list(obj)[:ITEMS]
+        return (len(obj), frozenset(map(id, items))), items
+    attrs = _attributes(obj)
+    # a container in a private attribute (``_cache``) is the object's own bookkeeping, filled by reads
+    # (statsmodels' cache_readonly, pandas' Index): compared by identity, not walked into
+    walk = [v for k, v in attrs if not (isinstance(k, str) and k[:1] == "_" and isinstance(v, _CONTAINERS))]
+    return tuple((k, id(v)) for k, v in attrs), walk
+
+
+def _attributes(obj: Any) -> list:
+    try:
+        d = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        d = None
+    attrs = list(d.items()) if isinstance(d, dict) and d is not obj else []
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            try:
+                attrs.append((slot, object.__getattribute__(obj, slot)))
+            except (AttributeError, TypeError):
+                pass
+    return attrs
+
+
+def digest(value: Any) -> "tuple | None":
+    """A bounded summary of *value* that changes when it is changed in place (see the
+    module doc); None for a value that is never checked."""
+    if isinstance(value, _OPAQUE) or immutable(value):
+        return None
+    parts = []
+    seen: set = set()
+    todo = [(value, 0)]
+    while todo and len(seen) < LIMIT:
+        obj, depth = todo.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE) or isinstance(obj, _SCALARS):
+            continue
+        seen.add(id(obj))
+        buf = _buffer(obj)
+        if buf is not None:
+            parts.append((id(obj), buf))
+            continue
+        arrays = _frame_arrays(obj)
+        if arrays is not None:
+            # axes by identity (pandas replaces an Index, never changes one; they cache on reads)
+            axes = (id(obj.index), id(getattr(obj, "columns", None)))
+            parts.append((id(obj), tuple(map(id, arrays)), axes))
+            todo.extend((a, depth) for a in arrays if a is not None)  # the frame's own data: same level
+            continue
+        layout, children = _children(obj)
+        parts.append((id(obj), type(obj), layout))
+        if depth < DEPTH:
+            todo.extend((c, depth + 1) for c in children if not isinstance(c, _SCALARS))
+    return tuple(parts)
+
+
+def watch(inputs: dict, names) -> dict:
+    """``{name: digest}`` of the *names* of *inputs* worth checking."""
+    t0 = time.perf_counter()
+    out = {}
+    for n in names:
+        if n in inputs:
+            d = digest(inputs[n])
+            if d is not None:
+                out[n] = d
+    COST["seconds"] += time.perf_counter() - t0
+    COST["inputs"] += len(out)
+    return out
+
+
+def changed(before: dict, inputs: dict) -> tuple:
+    """The names of *before* whose value's digest is not what it was (sorted)."""
+    t0 = time.perf_counter()
+    out = tuple(sorted(n for n, d in before.items() if digest(inputs[n]) != d))
+    COST["seconds"] += time.perf_counter() - t0
+    return out

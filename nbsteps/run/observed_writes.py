@@ -1,0 +1,124 @@
+"""What the executor does with a write seen at run time that the analysis did not predict.
+
+An attempt reports the inputs it changed in place although the analysis predicted it
+would not (``Outcome.changed``, :mod:`nbsteps.run.attempt.observe`); the changed objects
+come back as its outputs, so its checkpoint holds its version. Here, before that
+checkpoint is written (:meth:`Observed.seen`):
+
+- the step's observed writes go into the checkpoint (``parts["observed"]``), so that a
+  new kernel resuming from a directory store knows them (the plan reads them when it
+  registers the step);
+- the upstream step's version must stay what it was (it is never the changed object):
+  with a persistent store its value is read again from its checkpoint, written before
+  the change; when it cannot be (a memory store holds the object itself, now changed),
+  the upstream step is run again (``rerun``). *Restored from the store, or recomputed*
+  is the price of a first observation; from then on the step gets a private copy
+  (``Step.observed`` is part of ``Step.mutated``), so there is no pre-attempt copy of
+  every input of every step;
+- steps of this run that read the same version and whose attempt was not over when
+  this attempt started (a parallel step may have seen the change happen) run again
+  (``rerun``).
+
+After the run, the plan (:meth:`nbsteps.plan.Plan.run`) adds ``writes`` to its steps'
+``observed``, resolves the graph again (the step is now a writer of the name: readers
+below it read its version, an ``observed`` edge; it keeps notebook order with the
+readers above it) and runs the selection once more, with ``rerun`` forced: readers
+below it whose source changed are stale and run again after it, as in Run All.
+"""
+
+from __future__ import annotations
+
+import time
+
+from nbsteps.model.checkpoint import LazyValues
+from nbsteps.model.status import COMPLETED
+from nbsteps.run.context import RunContext
+
+
+class Observed:
+    """The observed writes of one run (see module doc)."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.writes: dict[str, set] = {}  # step -> names it was seen changing, not known before
+        self.rerun: set[str] = set()  # steps to run again once the plan knows the writes
+        self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
+        self._ended: dict[str, float] = {}
+
+    def started(self, name: str) -> None:
+        self._began[name] = time.monotonic()
+        self._ended.pop(name, None)
+
+    def ended(self, name: str) -> None:
+        self._ended[name] = time.monotonic()
+
+    def seen(self, name: str, outcome) -> list:
+        """Step *name* succeeded with *outcome*: note its new writes, keep the versions
+        above it intact; the names to record in its checkpoint (all its observed writes)."""
+        step = self.ctx.steps[name]
+        new = [n for n in outcome.changed if n not in step.observed]
+        if new:
+            self.writes.setdefault(name, set()).update(new)
+        for n in new:
+            self._keep_upstream(name, n)
+        return sorted(step.observed | set(outcome.changed))
+
+    def _keep_upstream(self, name: str, n: str) -> None:
+        ctx = self.ctx
+        src = ctx.sources(name).get(n)
+        if src is None:  # an ordinary cell's value: changed as Run All changes it
+            return
+        began = self._began.get(name, 0.0)
+        for r in ctx.deps.version_readers.get((n, src), ()):
+            if r != name and r in self._began and self._ended.get(r, began + 1) > began:
+                self.rerun.add(r)  # read the value while it was being changed, or after
+        rec = ctx.records.get(src)
+        if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n):
+            self.rerun.add(src)
+
+    def _read_again(self, src: str, rec, n: str) -> bool:
+        """Give step *src* its version of *n* back from its checkpoint; whether it could."""
+        ctx = self.ctx
+        if not getattr(ctx.store, "persistent", False):
+            return False
+        try:
+            cp = ctx.store.get(src, rec.fingerprint, lazy=True)
+            if cp is None or n not in cp.outputs or n not in rec.outputs:
+                return False
+            value, changed = cp.outputs[n], rec.outputs[n]
+        except Exception:  # unreadable: recomputed instead
+            return False
+        if value is changed:  # the store holds the object itself
+            return False
+        if isinstance(rec.outputs, LazyValues):
+            rec.outputs.replace(n, value)
+        else:
+            rec.outputs = {**rec.outputs, n: value}
+        return True
+
+
+def recorded(store, name: str) -> frozenset:
+    """The observed writes the latest checkpoint of step *name* records (a persistent
+    store: a new kernel knows what an earlier one saw), else none."""
+    if not getattr(store, "persistent", False):
+        return frozenset()
+    try:
+        cp = store.peek(name)
+    except Exception:  # an unreadable store says nothing
+        return frozenset()
+    return frozenset((cp.parts or {}).get("observed", ())) if cp is not None else frozenset()
+
+
+def merged(first, second):
+    """The summary of a run made of two passes (the second after observed writes):
+    a step executed in the first and held in the second counts as executed."""
+    ran = [s for s in first.completed_order if s not in second.completed_order]
+    for s in ran:
+        rec = second.records.get(s)
+        if rec is not None and rec.status == COMPLETED and second.restored_from.get(s):
+            rec.cached = False
+            second.restored_from.pop(s, None)
+    second.completed_order = ran + list(second.completed_order)
+    second.wall += first.wall
+    second.started = first.started or second.started
+    return second
