@@ -144,7 +144,7 @@ def notebook(mb: int, store: str, phase: str) -> dict:
         "phase": phase,
         "mb": mb,
         "wall_s": wall,
-        "restored": printed.count("restored from checkpoint"),
+        "restored": printed.count("restored from its checkpoint"),
         "completed": printed.count("completed in"),
     }
     if phase == "touch":

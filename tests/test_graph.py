@@ -144,17 +144,17 @@ def test_cached_and_stale_flags_are_drawn():
     plan.add_cell("a", "x = 1\n")
     plan.add_cell("b", "y = x + 1\n")
     assert plan.run().ok
-    assert plan.run().ok  # second run restores both from checkpoints
-    assert plan["a"].cached
+    assert plan.run().ok  # second run keeps both as this kernel holds them (issue 24: not "restored")
+    assert plan["a"].cached and plan["a"].origin == "kept"
     plan.add_cell("b", "y = x + 2\n")  # edited: its checkpoint is stale
     assert plan["b"].stale
     root = svg_root(G.render(plan.graph(), "svg"))
     nodes = groups(root, "nbsteps-step")
-    assert shape(nodes["a"]).get("fill") == G.STYLES["cached"][0]
+    assert shape(nodes["a"]).get("fill") == G.STYLES["kept"][0] != G.STYLES["cached"][0]
     assert shape(nodes["b"]).get("stroke") in (G.STALE_COLOR, G.CRITICAL_COLOR)
     assert shape(nodes["b"]).get("stroke-dasharray")
-    assert "stale" in tooltip(nodes["b"]) and "restored from checkpoint" in tooltip(nodes["a"])
-    assert {"legend.cached", "legend.stale"} <= set(groups(root, "nbsteps-legend"))
+    assert "stale" in tooltip(nodes["b"]) and "kept (already in this kernel)" in tooltip(nodes["a"])
+    assert {"legend.kept", "legend.stale"} <= set(groups(root, "nbsteps-legend"))
 
 
 @pytest.mark.parametrize(

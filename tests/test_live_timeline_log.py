@@ -283,7 +283,7 @@ def test_summary_says_where_restored_steps_came_from(tmp_path):
     plan.run()
     again = plan.run()
     assert again.restored_from == {"a": ev.FROM_SESSION, "b": ev.FROM_SESSION}
-    assert "2 of 2 steps completed (2 already completed earlier in this session)" in again.text
+    assert "2 of 2 steps completed (2 kept in this kernel)" in again.text
 
     store = tmp_path / "store"
     first = nbsteps.Plan(store=str(store))

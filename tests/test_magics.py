@@ -41,7 +41,7 @@ def test_plan_mode_and_steps_run(shell, capsys):
     assert "2 of 2 steps completed" in out
     assert shell.user_ns["y"] == 2
     run_ok(shell, "%steps run")
-    assert "2 of 2 steps completed (2 already completed earlier in this session)" in capsys.readouterr().out
+    assert "2 of 2 steps completed (2 kept in this kernel)" in capsys.readouterr().out
 
 
 def test_failing_step_ends_cell_with_short_error_and_user_traceback(shell, capsys):
@@ -53,8 +53,7 @@ def test_failing_step_ends_cell_with_short_error_and_user_traceback(shell, capsy
     assert "ZeroDivisionError" in text
     assert "<step boom>" in text  # the user's own frame
     assert (
-        "StepsFailed: 1 of 2 steps completed (1 already completed "
-        "earlier in this session); boom failed: ZeroDivisionError" in text
+        "StepsFailed: 1 of 2 steps completed (1 kept in this kernel); boom failed: ZeroDivisionError" in text
     )
     assert "executor.py" not in text and "runtime.py" not in text and "magics.py" not in text
     # a failed step publishes nothing

@@ -129,5 +129,5 @@ def test_restored_wording_says_from_where(shell, capsys):
     out = capsys.readouterr().out
     # its values are in this kernel: not restored from anywhere
     # (issue: "3 restored (cached)" with no word of where)
-    assert "a already completed earlier in this session" in out
-    assert "1 of 1 steps completed (1 already completed earlier in this session)" in out
+    assert "a kept: up to date, already in this kernel" in out
+    assert "1 of 1 steps completed (1 kept in this kernel)" in out

@@ -352,7 +352,7 @@ def test_plan_preview_reasons_levels_and_critical_path():
     assert [r["level"] for r in p.rows] == [0, 1, 1, 2]
     plan.run()
     p = plan.plan()
-    assert p.to_run == [] and p.critical_path == ["load", "right", "join"]
+    assert p.to_run == [] and p.critical_path == []  # only what will execute (issue 24)
     plan.namespace["threshold"] = 5
     p = plan.plan()
     assert p.reason("left") == "parameter threshold changed"

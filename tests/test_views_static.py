@@ -48,7 +48,7 @@ def test_static_picture_counts_apart_and_escapes():
     bundle = static_bundle(plan.context, summary=plan.last_summary)
     html = bundle["text/html"]
     assert "4/8 completed" in html  # not a full red 8/8 bar
-    for count, label in ((4, "completed"), (1, "failed"), (2, "blocked"), (1, "cancelled")):
+    for count, label in ((4, "executed"), (1, "failed"), (2, "blocked"), (1, "cancelled")):
         assert f'title="{count} {label}"' in html
     assert "width:50.000%" in html  # the completed segment is half the bar
     assert "<svg" not in html and "<script" not in html.lower()

@@ -57,13 +57,16 @@ def kernel_collect(
     """(kernel side) Export the results table and the graph, then print the
     state of every step as one JSON line for the command line."""
     from nbsteps.model.status import COMPLETED, FAILED
-    from nbsteps.run.summary import RunSummary
+    from nbsteps.run.summary import RunSummary, store_where
 
     plan = _kernel_plan()
     out = {"steps": {}, "wrote": [], "errors": [], "summary": "", "ok": True, "n": len(plan.steps)}
     if results:
         try:
-            out["wrote"].append(plan.export(results))
+            from nbsteps.views.table import export
+
+            plan.refresh_stale()  # as Plan.export does
+            out["wrote"].append(export(plan.context, results, session=True))
         except Exception as exc:
             out["errors"].append(f"could not write the results to {results}: {type(exc).__name__}: {exc}")
     if graph:
@@ -78,12 +81,21 @@ def kernel_collect(
         except Exception as exc:
             out["errors"].append(f"could not write the graph to {graph}: {type(exc).__name__}: {exc}")
     names = plan.order()
-    summary = RunSummary(steps=names, records=plan.records, interrupted=bool(interrupted), resume_hint=hint)
+    # one kernel session is one `nbsteps run`: a step kept counts as how its values came (executed/restored)
+    summary = RunSummary(
+        steps=names,
+        records=plan.records,
+        interrupted=bool(interrupted),
+        resume_hint=hint,
+        store=store_where(plan.context),
+        session=True,
+    )
     summary.optional_steps = frozenset(s for s in names if plan.steps[s].optional)
     for s in names:
         r = plan.records[s]
         out["steps"][s] = {
             "status": str(r.status),
+            "origin": r.origin_in_session,
             "cached": bool(r.cached),
             "error": r.error_text,
             "code": plan.steps[s].static_digest,

@@ -23,6 +23,7 @@ from nbsteps.ipython.guards import checked, one_line_interrupts
 from nbsteps.ipython.options import SUBCOMMANDS, graph_args, plan_args, run_args, store_args
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import check_retry, check_retry_delay, check_timeout
+from nbsteps.views.step_view import status_line
 
 
 def _prompt(step: str, text: str) -> bool:
@@ -170,6 +171,7 @@ class StepMagics(Magics):
     @argument("--confirm", default=None, metavar="TEXT", help="ask before running the step")
     @argument("--no-cache", action="store_true", help="always execute, never restore a checkpoint")
     @argument("--define", action="store_true", help="only register the step, do not run it")
+    @argument("--force", action="store_true", help="run it even if it is up to date")
     @cell_magic
     @one_line_interrupts
     def step(self, line: str, cell: str):
@@ -212,15 +214,16 @@ class StepMagics(Magics):
         try:
             # the cell's own output area says how its step went; `nbsteps run` streams text lines to its log
             omit = step.name if cells is not None and not config.headless() else None
+            force = [step.name] if args.force else []
             summary = self._run(
-                plan, [step.name], quiet=True, omit=omit, yes=_yes_from_env(), **_run_options()
+                plan, [step.name], quiet=True, omit=omit, yes=_yes_from_env(), force=force, **_run_options()
             )
         finally:
             if cells is not None:
                 cells.finish_own(step.name)
         rec = plan.records[step.name]
-        if cells is None and rec.status == COMPLETED and rec.cached:
-            print(f"  ✓ {step.name} restored from checkpoint → {', '.join(rec.outputs) or 'no outputs'}")
+        if cells is None and rec.status == COMPLETED and rec.cached:  # kept (up to date) or restored
+            print(f"  {status_line(plan.context, step.name)}")
         if not summary.ok:
             raise StepsFailed(summary)
         return rec.result if rec.has_result else None

@@ -90,7 +90,7 @@ def status_text(plan: Plan) -> str:
     plan.refresh_stale()
     for name in plan.order():
         r = plan.records[name]
-        flags = "".join(f" [{f}]" for f, on in (("cached", r.cached), ("stale", r.stale)) if on)
+        flags = "".join(f" [{f}]" for f, on in ((r.origin, r.cached), ("stale", r.stale)) if on)
         dur = f" {fmt_seconds(r.duration)}" if r.duration is not None and r.ok else ""
         err = f" — {r.error_text}" if r.error_text else ""
         tries = f" ({r.attempts} attempts)" if r.attempts > 1 else ""

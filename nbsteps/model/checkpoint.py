@@ -31,7 +31,7 @@ class LazyValues(Mapping):
     load anything. ``dict(lazy)`` or ``namespace.update(lazy)`` load everything.
     """
 
-    __slots__ = ("_names", "_load", "_values", "_lock", "_result_is", "has_result", "describe")
+    __slots__ = ("_names", "_load", "_values", "_lock", "_result_is", "has_result", "describe", "sizes")
 
     def __init__(
         self,
@@ -41,6 +41,7 @@ class LazyValues(Mapping):
         has_result: bool = False,
         result_is: "str | None" = None,
         describe: str = "",
+        sizes: "dict | None" = None,
     ) -> None:
         self._names = tuple(names)
         self._load = load
@@ -49,6 +50,8 @@ class LazyValues(Mapping):
         self._result_is = result_is
         self.has_result = has_result
         self.describe = describe  # where the values come from, for messages
+        #: bytes on disk of each value (``None``: the result), when the store knows them
+        self.sizes = sizes or {}
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -77,6 +80,11 @@ class LazyValues(Mapping):
         if self._result_is is not None:
             return self[self._result_is]
         return self._get(None)
+
+    @property
+    def result_size(self) -> "int | None":
+        """Bytes on disk of the result (``None``: unknown); the table reads a small one."""
+        return self.sizes.get(self._result_is if self._result_is is not None else None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)

@@ -63,7 +63,10 @@ Words for why a step runs
   executing after it needs (:mod:`nbsteps.run.decide.replay`).
 - **restored**: completed from a checkpoint in the store, not executed;
   **kept**: completed as this kernel already holds it, not executed;
-  **executed**: ran in this run. ``record.cached`` is true for restored and kept.
+  **executed**: ran in this run. ``record.origin`` is one of these three words
+  for a completed step (set by the executor), ``""`` otherwise; ``record.cached``
+  is true for restored and kept. Every view (status lines, graph, table,
+  ``results.csv``, summary, CLI) says what happened with these words.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ PENDING, RUNNING, RETRYING, COMPLETED, FAILED, BLOCKED, CANCELLED = (
     Status.BLOCKED,
     Status.CANCELLED,
 )
+#: what a run did with a completed step (``record.origin``, see the module doc)
+EXECUTED, KEPT, RESTORED = "executed", "kept", "restored"
+ORIGINS = (EXECUTED, KEPT, RESTORED)
+
 #: every status, in the order views list them
 STATUSES = tuple(Status)
 #: a step in one of these is settled for the run

@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 
 from nbsteps.formatting import clean_text, fmt_clock
 from nbsteps.model.record import StepRecord
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
+from nbsteps.model.status import (
+    BLOCKED,
+    CANCELLED,
+    COMPLETED,
+    EXECUTED,
+    FAILED,
+    KEPT,
+    ORIGINS,
+    PENDING,
+    RESTORED,
+)
 from nbsteps.run import events as ev
 
 
@@ -52,17 +62,37 @@ def _when(stamps: list) -> str:
     return f" of {day}{span}"
 
 
-def restored_text(names, records, sources: dict, where: str) -> str:
-    """Where the steps of *names* that completed without executing came from:
-    ``2 already completed earlier in this session, 1 restored from the
-    checkpoint of 10:42:13 in .nbsteps`` ('' when none). *sources*: step ->
-    ``events.FROM_SESSION`` or ``FROM_STORE`` (an unknown one counts as the store)."""
-    done = [s for s in names if records[s].status == COMPLETED and records[s].cached]
-    session = [s for s in done if sources.get(s) == ev.FROM_SESSION]
-    store = [s for s in done if sources.get(s) != ev.FROM_SESSION]
-    parts = []
-    if session:
-        parts.append(f"{len(session)} already completed earlier in this session")
+def origin_of(rec, session: bool = False) -> str:
+    """``executed``, ``kept`` or ``restored`` for a completed record ('' otherwise); with
+    *session*, what the kernel session did (a step kept counts as how its values came)."""
+    if rec.status != COMPLETED:
+        return ""
+    return (rec.origin_in_session if session else rec.origin) or EXECUTED
+
+
+def origins(names, records, session: bool = False) -> dict:
+    """The completed steps of *names* by origin: ``{"executed": [...], "kept": [...], "restored": [...]}``."""
+    out: dict = {o: [] for o in ORIGINS}
+    for s in names:
+        if o := origin_of(records[s], session):
+            out[o].append(s)
+    return out
+
+
+def restored_text(
+    names, records, sources: "dict | None" = None, where: str = "the store", session=False
+) -> str:
+    """What happened to the completed steps of *names*, when some did not execute:
+    ``1 executed, 2 kept (already in this kernel), 1 restored from the checkpoint of
+    10:42:13 in .nbsteps`` ('' when every one executed); the counts add up to the
+    completed steps. *session*: count what the kernel session did (``nbsteps run``)."""
+    by = origins(names, records, session)
+    session_kept, store = by[KEPT], by[RESTORED]
+    if not session_kept and not store:
+        return ""
+    parts = [f"{len(by[EXECUTED])} executed"] if by[EXECUTED] else []
+    if session_kept:
+        parts.append(f"{len(session_kept)} kept in this kernel")
     if store:
         stamps = [records[s].finished for s in store if records[s].finished]
         what = "the checkpoint" if len(store) == 1 else "checkpoints"
@@ -87,6 +117,8 @@ class RunSummary:
     restored_from: dict = field(default_factory=dict)
     #: where the plan's checkpoints are, for people (see :func:`store_where`)
     store: str = "the store"
+    #: the summary of a whole kernel session (``nbsteps run``): a step kept counts as how it came
+    session: bool = False
 
     def freeze(self) -> "RunSummary":
         """Keep the records as they are now, so the summary still tells what
@@ -102,7 +134,7 @@ class RunSummary:
         for s in steps:
             if s not in self.steps and records[s].status == COMPLETED and not records[s].cached:
                 records[s] = records[s].snapshot()
-                records[s].cached = True
+                records[s].origin = KEPT
                 self.restored_from = {**self.restored_from, s: ev.FROM_SESSION}
         self.steps, self.records = list(steps), records
 
@@ -127,7 +159,22 @@ class RunSummary:
 
     @property
     def cached(self) -> list[str]:
-        return [s for s in self.completed if self.records[s].cached]
+        return [s for s in self.completed if origin_of(self.records[s], self.session) != EXECUTED]
+
+    @property
+    def executed(self) -> list[str]:
+        """Completed by an execution in this run (in plan order)."""
+        return [s for s in self.completed if origin_of(self.records[s], self.session) == EXECUTED]
+
+    def counts(self) -> dict:
+        """How many steps of the run ended how: executed, kept, restored, failed, blocked,
+        cancelled, pending (they add up to the steps of the run)."""
+        by = origins(self.steps, self.records, self.session)
+        out = {o: len(by[o]) for o in ORIGINS}
+        for status in (FAILED, BLOCKED, CANCELLED):
+            out[str(status)] = len(self._with(status))
+        out["pending"] = len(self.steps) - sum(out.values())
+        return out
 
     @property
     def ok(self) -> bool:
@@ -147,7 +194,8 @@ class RunSummary:
         n, done = len(self.steps), self.completed
         parts = [f"{len(done)} of {n} steps completed"]
         if self.cached:
-            parts[0] += f" ({restored_text(self.steps, self.records, self.restored_from, self.store)})"
+            how = restored_text(self.steps, self.records, self.restored_from, self.store, self.session)
+            parts[0] += f" ({how})"
         for s in self.failed:
             r: StepRecord = self.records[s]
             attempts = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
@@ -200,7 +248,10 @@ def record_interrupt(ctx, targets, names, summary: "RunSummary | None", listener
         for name in names:
             rec = ctx.records.get(name)
             if rec is not None and rec.status != COMPLETED:
-                rec.status, rec.message, rec.cached = CANCELLED, "interrupted", False
+                if rec.status == PENDING:  # it did not start in this run: no times of an earlier one
+                    rec.started = rec.finished = rec.duration = None
+                    rec.attempts, rec.attempt_errors = 0, ()
+                rec.status, rec.message, rec.origin = CANCELLED, "interrupted", ""
                 rec.error, rec.traceback = None, ""
         summary = RunSummary(
             steps=list(names), records=ctx.records, resume_hint=ctx.resume_hint, store=store_where(ctx)

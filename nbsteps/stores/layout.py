@@ -316,8 +316,18 @@ def load_checkpoint(
                 verify_value(folder, entry, raw, key, name)
         names = [e["name"] for e in body["values"] if e["role"] == "output"]
         result_is = body.get("result_is") if body.get("result_is") in names else None
+        sizes = {
+            (e["name"] if e["role"] == "output" else None): e.get("size")
+            for e in body["values"]
+            if e["role"] != "captured"
+        }
         outputs = LazyValues(
-            names, lazy_loader(body, raw, name), has_result=has_result, result_is=result_is, describe=step
+            names,
+            lazy_loader(body, raw, name),
+            has_result=has_result,
+            result_is=result_is,
+            describe=step,
+            sizes=sizes,
         )
     if "parts_pickle" in body:
         import base64

@@ -40,6 +40,7 @@ STYLES = {
     RUNNING: ("#ffe66d", "box", "rounded"),
     RETRYING: ("#ffb347", "box", "rounded"),
     COMPLETED: ("#8fd694", "box", "rounded"),
+    "kept": ("#c5e8c7", "box", "rounded"),  # completed as this kernel held it, not executed
     "cached": ("#a9d6ff", "box", "rounded"),
     FAILED: ("#ff6b6b", "octagon", ""),
     BLOCKED: ("#b8b8b8", "box", "diagonals"),
@@ -47,8 +48,26 @@ STYLES = {
     "confirming": ("#f8d3ec", "box", "rounded"),  # a --confirm step waiting for the user's answer
 }
 #: legend order, and the legend's words where they are not the key's
-LEGEND = [PENDING, "confirming", RUNNING, RETRYING, COMPLETED, "cached", "stale", FAILED, BLOCKED, CANCELLED]
-LEGEND_TEXT = {"cached": "restored from checkpoint", "confirming": "waiting for confirmation"}
+LEGEND = [
+    PENDING,
+    "confirming",
+    RUNNING,
+    RETRYING,
+    COMPLETED,
+    "kept",
+    "cached",
+    "stale",
+    FAILED,
+    BLOCKED,
+    CANCELLED,
+]
+#: completed nodes say what the run did (nbsteps.model.status): executed, kept or restored
+LEGEND_TEXT = {
+    COMPLETED: "executed",
+    "kept": "kept (already in this kernel)",
+    "cached": "restored from checkpoint",
+    "confirming": "waiting for confirmation",
+}
 CONFIRM_COLOR = "#c2185b"
 STALE_COLOR = "#e08a00"
 #: a stale step (completed, but its code or inputs changed since) is pale: not to be trusted as green
@@ -109,11 +128,12 @@ def tooltip_text(lines, limit: int = 600) -> str:
 
 
 def node_status(rec) -> str:
-    """The style key of a record: its status, or "cached" for a restored step."""
+    """The style key of a record: its status (``completed``: executed), "kept" for a step
+    kept as this kernel held it, or "cached" for a restored step."""
     if rec is None:
         return PENDING
     if rec.status == COMPLETED and rec.cached:
-        return "cached"
+        return "kept" if rec.origin == "kept" else "cached"
     if rec.confirming and rec.status == PENDING:
         return "confirming"
     return rec.status if rec.status in STYLES else PENDING
@@ -132,8 +152,10 @@ def critical_path(ctx, names=None, preview: bool = True) -> list[str]:
     if not names:
         return []
     chosen = set(names)
-    known = {
-        s: ctx.records[s].duration for s in names if s in ctx.records and ctx.records[s].duration is not None
+    known = {  # what executed: a step kept or restored took no time in this run
+        s: r.duration
+        for s in names
+        if (r := ctx.records.get(s)) is not None and r.duration is not None and not r.cached
     }
     if not known:
         if not preview:
@@ -236,7 +258,7 @@ class EdgeLook:
 def _tooltip_lines(ctx, name: str, rec, critical: bool) -> list[str]:
     lines = [
         f"{name}: {rec.status if rec else PENDING}"
-        + (" (restored from checkpoint)" if rec is not None and rec.cached else "")
+        + (f" ({LEGEND_TEXT['kept' if rec.origin == 'kept' else 'cached']})" if rec and rec.cached else "")
         + (f" (waiting for confirmation: {rec.confirming})" if rec is not None and rec.confirming else "")
         + (" (stale: code or inputs changed)" if rec is not None and rec.stale and rec.ok else "")
     ]

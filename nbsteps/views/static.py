@@ -19,13 +19,14 @@ import base64
 import html
 
 from nbsteps.formatting import fmt_seconds
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, KEPT, PENDING, RETRYING, RUNNING
 from nbsteps.run.context import RunContext
 from nbsteps.run.summary import restored_text, store_where  # noqa: F401 (store_where: views use it from here)
 
 #: segments of the progress bar, in order: (key, colour, what the legend says)
 SEGMENTS = [
-    (COMPLETED, "#8fd694", "completed"),
+    (COMPLETED, "#8fd694", "executed"),
+    ("kept", "#c5e8c7", "kept"),
     ("cached", "#a9d6ff", "restored"),
     (FAILED, "#ff6b6b", "failed"),
     (BLOCKED, "#b8b8b8", "blocked"),
@@ -39,13 +40,20 @@ _SAID = {key: label for key, _, label in SEGMENTS}
 PNG_STEPS = 40
 
 
+def attempts_failed(rec) -> str:
+    """`` (attempt 1 failed: ValueError: flaky)``: the errors of the attempts before the last."""
+    said = "; ".join(f"attempt {n} failed: {text}" for n, text in getattr(rec, "attempt_errors", ()) or ())
+    return f" ({said})" if said else ""
+
+
 def names_list(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def by_status(ctx, names) -> dict[str, list[str]]:
-    """Step names by progress key: a status, or "cached" for a restored step."""
+    """Step names by progress key: a status, "kept" for a step kept as this kernel held
+    it, or "cached" for a restored step (``completed`` is executed)."""
     out: dict[str, list[str]] = {}
     recs = ctx.records
     for s in names:
@@ -53,7 +61,7 @@ def by_status(ctx, names) -> dict[str, list[str]]:
         if r is None:
             key = PENDING
         elif r.status == COMPLETED and r.cached:
-            key = "cached"
+            key = "kept" if r.origin == KEPT else "cached"
         else:
             key = "confirming" if r.confirming and r.status == PENDING else r.status
         out.setdefault(str(key), []).append(s)
@@ -78,9 +86,9 @@ def state_text(
         return "no steps registered yet (%%step NAME in a cell)"
     groups = by_status(ctx, names)
     n = len(names)
-    done = groups.get(COMPLETED, []) + groups.get("cached", [])
-    parts = [f"{len(done)} of {n} completed"] if count else []
-    if groups.get("cached"):
+    done = _done(groups)
+    parts = [f"{len(done)} of {n} completed{_stale(ctx, done)}"] if count else []
+    if groups.get("cached") or groups.get("kept"):
         if sources is None:
             sources = summary.restored_from if summary is not None else {}
         restored = restored_text(names, ctx.records, sources, store_where(ctx))
@@ -103,6 +111,16 @@ def state_text(
     return f"{head}: {text}" if text else head
 
 
+def _done(groups) -> list[str]:
+    return [*groups.get(COMPLETED, ()), *groups.get("kept", ()), *groups.get("cached", ())]
+
+
+def _stale(ctx, done) -> str:
+    """``, 2 stale`` when completed steps of *done* are stale (the next run executes them)."""
+    stale = sum(1 for s in done if (r := ctx.records.get(s)) is not None and r.stale)
+    return f", {stale} stale" if stale else ""
+
+
 def progress_html(ctx, names, text: str) -> str:
     """A segmented bar (completed, restored, failed, blocked, cancelled,
     running, retrying counted apart; the rest empty), ``k/N completed`` and
@@ -118,13 +136,14 @@ def progress_html(ctx, names, text: str) -> str:
                 f'style="display:inline-block;height:14px;width:{100.0 * count / n:.3f}%;'
                 f'background-color:{colour}"></span>'
             )
-    done = len(groups.get(COMPLETED, ())) + len(groups.get("cached", ()))
+    done = _done(groups)
     bar = (
         '<span class="nbsteps-bar" style="display:inline-block;width:260px;height:14px;'
         "border:1px solid #888;border-radius:3px;background-color:#f4f4f4;overflow:hidden;"
         f'vertical-align:middle;white-space:nowrap;line-height:0">{"".join(segs)}</span>'
     )
-    count = f'<b class="nbsteps-count" style="margin:0 8px">{done}/{len(names)} completed</b>'
+    said = f"{len(done)}/{len(names)} completed{_stale(ctx, done)}"
+    count = f'<b class="nbsteps-count" style="margin:0 8px">{said}</b>'
     return (
         f'<div class="nbsteps-progress" style="font-family:monospace;font-size:12px;margin:2px 0">'
         f'{bar}{count}<span class="nbsteps-label">{html.escape(text)}</span></div>'

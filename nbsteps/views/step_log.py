@@ -26,14 +26,14 @@ def _facts(ctx, name: str, rec) -> list[tuple[str, str]]:
     if rec.confirming and status == "pending":
         status = f"waiting for confirmation ({rec.confirming})"
     elif rec.status == COMPLETED and rec.cached:
-        status += " (restored, not executed)"
+        status += f" ({rec.origin}, not executed)"
     if rec.stale and rec.status == COMPLETED:
         status += " · stale"
     facts = [("status", status)]
     if rec.attempts:
         most = f" of {step.retry + 1}" if step is not None and step.retry else ""
         facts.append(("attempts", f"{rec.attempts}{most}"))
-    if rec.started:
+    if rec.started and status != "pending":
         facts.append(("started", fmt_clock(rec.started)))
     if rec.finished and rec.status in (COMPLETED, FAILED):
         facts.append(("finished", fmt_clock(rec.finished)))
@@ -49,6 +49,8 @@ def _facts(ctx, name: str, rec) -> list[tuple[str, str]]:
         facts.append(("asks", step.confirm))
     if rec.ok and rec.outputs:
         facts.append(("outputs", ", ".join(rec.outputs)))
+    for attempt, error in rec.attempt_errors:  # the failed attempts before the last
+        facts.append((f"attempt {attempt} failed", error))
     if rec.error is not None:
         facts.append(("error", rec.error_text))
     return facts
@@ -101,7 +103,8 @@ def _signature(rec) -> tuple:
     """What a log shows changes only when one of these does."""
     return (
         rec.status,
-        rec.cached,
+        rec.origin,
+        rec.attempt_errors,
         rec.stale,
         rec.attempts,
         rec.started,

@@ -16,8 +16,8 @@ import html
 import re
 
 from nbsteps.formatting import fmt_clock, fmt_seconds
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, RETRYING, RUNNING
-from nbsteps.views.static import store_where
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, KEPT, PENDING, RETRYING, RUNNING
+from nbsteps.views.static import attempts_failed, store_where
 
 #: printed text shown per stream (the record keeps it all)
 SHOWN_TEXT = 20_000
@@ -27,6 +27,7 @@ COLOURS = {
     RUNNING: "#e0b000",
     RETRYING: "#ff9f1c",
     COMPLETED: "#4caf50",
+    "kept": "#81c784",  # completed as this kernel held it (up to date, not run)
     "cached": "#5aa9e6",
     FAILED: "#e53935",
     BLOCKED: "#888888",
@@ -83,19 +84,25 @@ def status_line(ctx, name: str, rec=None) -> str:
     if status == COMPLETED:
         outs = f" → {', '.join(rec.outputs)}" if rec.outputs else ""
         tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
-        if rec.cached:
+        if rec.origin == KEPT:  # not run: what it holds is up to date
+            since = f" since {fmt_clock(rec.finished)}" if rec.finished else ""
+            line = f"✓ {name} kept{outs}"
+            if not rec.stale:
+                line += f" · up to date (nothing it reads changed{since})"
+                line += f" — %%step {name} --force to run it anyway"
+        elif rec.cached:
             when = f" of {fmt_clock(rec.finished)}" if rec.finished else ""
             took = f" (it took {fmt_seconds(rec.duration)}{tries})" if rec.duration else ""
             line = f"✓ {name} restored from its checkpoint{when} in {store_where(ctx)}{took}{outs}"
         else:
             at = f" at {fmt_clock(rec.finished)}" if rec.finished else ""
-            line = f"✓ {name} completed in {fmt_seconds(rec.duration)}{tries}{at}{outs}"
+            line = f"✓ {name} completed in {fmt_seconds(rec.duration)}{tries}{at}{outs}{attempts_failed(rec)}"
         if rec.stale:
             line += f" · stale: {stale_reason(ctx, name)}"
         return line
     if status == FAILED:
         tries = f" after {rec.attempts} attempts" if rec.attempts > 1 else ""
-        return f"✗ {name} failed{tries}: {rec.error_text}"
+        return f"✗ {name} failed{tries}: {rec.error_text}{attempts_failed(rec)}"
     if status in (BLOCKED, CANCELLED):
         return f"– {name} {status}: {rec.message}"
     return f"{name} {status}"  # pragma: no cover
@@ -106,7 +113,9 @@ def _key(ctx, name: str, rec=None) -> str:
     if rec is None:
         return PENDING
     if rec.status == COMPLETED:
-        return "stale" if rec.stale else ("cached" if rec.cached else COMPLETED)
+        if rec.stale:
+            return "stale"
+        return ("kept" if rec.origin == KEPT else "cached") if rec.cached else COMPLETED
     if rec.status == PENDING and rec.confirming:
         return "confirming"
     return str(rec.status)

@@ -19,6 +19,7 @@ EXPORT_SUFFIXES = (".csv", ".json", ".parquet", ".html", ".htm")
 COLUMNS = [
     "step",
     "status",
+    "origin",
     "cached",
     "stale",
     "attempts",
@@ -33,7 +34,7 @@ COLUMNS = [
 HTML_COLUMNS = [
     "step",
     "status",
-    "cached",
+    "origin",
     "stale",
     "attempts",
     "started",
@@ -56,31 +57,50 @@ def short_repr(value, has: bool = True) -> str:
     return clean_text(summarize(value)) if has and value is not None else ""
 
 
-def rows(ctx: RunContext) -> list[dict]:
-    """One dict per step, in plan order (stale flags as the records have them)."""
+#: a result restored from a directory store up to this size is read for the table (else it says so)
+EAGER_RESULT_BYTES = 1 << 20
+
+
+def _result_text(r) -> str:
+    """The result column: a short summary; a restored result is read when it is small."""
+    if not (r.ok and r.has_result):
+        return ""
+    if not r.result_loaded:
+        size = getattr(r.outputs, "result_size", None)
+        if size is None or size > EAGER_RESULT_BYTES:
+            return "(on disk, not read yet)"
+        try:
+            r.result  # noqa: B018 - small: read now, so that the saved table shows it
+        except Exception:
+            return "(on disk, could not be read)"
+    return short_repr(r.result, True)
+
+
+def rows(ctx: RunContext, session: bool = False) -> list[dict]:
+    """One dict per step, in plan order (stale flags as the records have them). A step
+    not settled in the current run (pending) shows nothing of an earlier run. *session*:
+    the run is the whole kernel session (``nbsteps run``): a step kept says how it came."""
     out = []
     for name in ctx.order():
         r = ctx.records[name]
+        now = r.status != "pending"
+        origin = (r.origin_in_session if session else r.origin) if r.ok else ""
         out.append(
             {
                 "step": name,
                 "status": r.status,
-                "cached": bool(r.cached),
+                "origin": origin,
+                "cached": origin in ("kept", "restored"),
                 "stale": bool(r.stale),
-                "attempts": int(r.attempts),
-                "started": _when(r.started),
+                "attempts": int(r.attempts) if now else 0,
+                "started": _when(r.started) if now else None,
                 "finished": _when(r.finished) if r.status in ("completed", "failed") else None,
-                "duration_s": round(r.duration, 3) if r.duration is not None else None,
+                "duration_s": round(r.duration, 3) if r.duration is not None and now else None,
                 "duration": fmt_seconds(r.duration, missing="")
                 if r.duration is not None and r.status in ("completed", "failed")
                 else "",
                 "outputs": clean_text(", ".join(r.outputs)) if r.ok else "",
-                # a result restored from a directory store and not read yet is not read for the table
-                "result": (
-                    short_repr(r.result, r.has_result and r.ok)
-                    if r.result_loaded
-                    else "(on disk, not read yet)"
-                ),
+                "result": _result_text(r),
                 "error": r.error_text,
                 "confirming": r.confirming
                 if r.status == "pending"
@@ -90,16 +110,16 @@ def rows(ctx: RunContext) -> list[dict]:
     return out
 
 
-def results_frame(ctx):
+def results_frame(ctx, session: bool = False):
     import pandas as pd
 
-    df = pd.DataFrame(rows(ctx), columns=COLUMNS)
+    df = pd.DataFrame(rows(ctx, session), columns=COLUMNS)
     for col in ("started", "finished"):
         df[col] = pd.to_datetime(df[col])
     return df
 
 
-def html_table(ctx: RunContext) -> str:
+def html_table(ctx: RunContext, session: bool = False) -> str:
     """A self-contained HTML table, every cell escaped."""
     head = "".join(
         f'<th style="text-align:left">{html.escape(c)}</th>'
@@ -108,12 +128,10 @@ def html_table(ctx: RunContext) -> str:
         for c in HTML_COLUMNS
     )
     body = []
-    for row in rows(ctx):
-        key = (
-            "stale"
-            if row["stale"]
-            else ("cached" if row["cached"] and row["status"] == "completed" else row["status"])
-        )
+    for row in rows(ctx, session):
+        key = "stale" if row["stale"] else row["status"]
+        if not row["stale"] and row["status"] == "completed" and row["cached"]:
+            key = "kept" if row["origin"] == "kept" else "cached"
         if row["confirming"]:
             key, row["status"] = "confirming", "waiting for confirmation"
         cells = []
@@ -147,6 +165,7 @@ _STATUS_FILL = {
     "running": "#ffe66d",
     "retrying": "#ffb347",
     "completed": "#8fd694",
+    "kept": "#c5e8c7",
     "cached": "#a9d6ff",
     "stale": "#f1ecc8",
     "failed": "#ff6b6b",
@@ -170,15 +189,15 @@ def _cell(value) -> str:
     return str(value)
 
 
-def export(ctx, path) -> str:
-    """Write the results table to *path*; the format follows the suffix."""
+def export(ctx, path, session: bool = False) -> str:
+    """Write the results table to *path*; the format follows the suffix. *session*: see :func:`rows`."""
     from nbsteps.errors import NbstepsError
 
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in EXPORT_SUFFIXES:
         raise NbstepsError(f"cannot export to {path!r}: use a .csv, .json, .parquet or .html file name.")
-    df = results_frame(ctx)
+    df = results_frame(ctx, session)
     # atomic: the previous file stays whole on any failure (see nbsteps.files)
     if suffix == ".parquet":
         with atomic_write(path, "wb") as f:
@@ -191,5 +210,5 @@ def export(ctx, path) -> str:
                 df.to_json(f, orient="records", date_format="iso", indent=1)
             else:
                 f.write("<!doctype html><meta charset='utf-8'><title>nbsteps results</title>\n")
-                f.write(html_table(ctx))
+                f.write(html_table(ctx, session))
     return path

@@ -7,8 +7,9 @@ import sys
 
 from nbsteps.formatting import clean_text, fmt_clock
 from nbsteps.formatting import fmt_seconds as _fmt
+from nbsteps.model.status import KEPT
 from nbsteps.run import events as ev
-from nbsteps.views.static import store_where
+from nbsteps.views.static import attempts_failed, store_where
 
 
 def _of(rec) -> str:
@@ -73,11 +74,14 @@ class TextReporter:
         outs = f" → {outs}" if outs else ""
         if not rec.cached:
             tries = f", {rec.attempts} attempts" if rec.attempts > 1 else ""
-            self._print(f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs}{self._count()}")
+            self._print(
+                f"  ✓ {e.step} completed in {_fmt(rec.duration)}{tries}{outs}{self._count()}"
+                f"{attempts_failed(rec)}"
+            )
         elif self.quiet:
             pass
-        elif e.info.get("restored") == ev.FROM_SESSION:  # its values are in this kernel already
-            self._print(f"  ✓ {e.step} already completed earlier in this session{outs}{self._count()}")
+        elif rec.origin == KEPT:  # its values are in this kernel already
+            self._print(f"  ✓ {e.step} kept: up to date, already in this kernel{outs}{self._count()}")
         else:
             self._print(
                 f"  ✓ {e.step} restored from its checkpoint{_of(rec)} in {store_where(e.context)}"

@@ -40,6 +40,8 @@ class Bar:
     end: float
     attempts: int = 1
     error: str = ""
+    #: the duration the table shows (the record's), when the step is settled
+    took: "float | None" = None
 
     @property
     def live(self) -> bool:
@@ -67,7 +69,9 @@ def bars(ctx, names=None, since: float | None = None, now: float | None = None) 
             end = rec.started + (rec.duration or 0.0)
         else:  # pending again (a new run is starting): not part of this picture
             continue
-        out.append(Bar(name, key, rec.started, max(end, rec.started), max(1, rec.attempts), rec.error_text))
+        took = rec.duration if key in (COMPLETED, FAILED) and rec.duration is not None else None
+        end = max(end, rec.started + (took or 0.0))  # never shorter than the duration the table shows
+        out.append(Bar(name, key, rec.started, end, max(1, rec.attempts), rec.error_text, took))
     out.sort(key=lambda b: (b.start, b.name))
     return out
 
@@ -88,8 +92,12 @@ def _tick_label(seconds: float, step: float) -> str:
     return f"{seconds:.{digits}f} s"
 
 
+def _took(b: Bar) -> str:
+    return fmt_seconds(b.took if b.took is not None else b.end - b.start)
+
+
 def _tip(b: Bar) -> str:
-    took = fmt_seconds(b.end - b.start)
+    took = _took(b)
     what = {RUNNING: f"running for {took}", RETRYING: f"retrying, {took} so far"}.get(
         b.key, f"{b.key} in {took}"
     )
@@ -120,14 +128,21 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
         f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
     ]
+    if label_w:  # what the axis counts
+        out.append(
+            f'<text x="{PAD}" y="{AXIS_H - 8}" fill="#666">'
+            f"{html.escape('time since ' + fmt_clock(t0))}</text>"
+        )
     tick = 0.0
     while tick <= span + step * 0.999:
-        tx = x(t0 + tick)
+        tx, said = x(t0 + tick), _tick_label(tick, step)
+        # a label that would cross the right edge ends there (never clipped)
+        anchor = "end" if tx + 3.5 * len(said) > width - 1 else "middle"
         out.append(
             f'<line x1="{tx:.1f}" y1="{AXIS_H - 4}" x2="{tx:.1f}" y2="{height - PAD / 2:.0f}" '
             f'stroke="#e3e3e3"/>'
-            f'<text x="{tx:.1f}" y="{AXIS_H - 8}" text-anchor="middle" fill="#666">'
-            f"{html.escape(_tick_label(tick, step))}</text>"
+            f'<text x="{tx:.1f}" y="{AXIS_H - 8}" text-anchor="{anchor}" fill="#666">'
+            f"{html.escape(said)}</text>"
         )
         tick += step
     for i, b in enumerate(items):
@@ -155,10 +170,12 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
             f'rx="2" fill="{fill}"{stroke}/>'
         )
         if not thin:
-            took = fmt_seconds(b.end - b.start)
+            took = _took(b)
             inside = w > 7 * len(took) + 6
             tx, anchor = (x0 + w / 2, "middle") if inside else (x0 + w + 4, "start")
-            if inside or tx + 7 * len(took) < width:
+            if not inside and tx + 7 * len(took) >= width:  # no room after the bar: before it
+                tx, anchor = x0 - 4, "end"
+            if inside or tx - 7 * len(took) > label_w:
                 parts.append(
                     f'<text x="{tx:.1f}" y="{y + row_h - 5}" text-anchor="{anchor}" fill="#333" '
                     f'font-size="10">{html.escape(took)}</text>'
@@ -169,28 +186,23 @@ def timeline_svg(items: list[Bar], since: float | None = None, width: int = 760)
     return "".join(out)
 
 
+_NOT_SHOWN = {
+    "kept": "kept, not executed",
+    "restored": "restored, not executed",
+    "executed": "executed in an earlier run",
+}
+
+
 def _not_shown(ctx, names, shown: set) -> str:
-    restored = [
-        s
-        for s in names
-        if s not in shown and (r := ctx.records.get(s)) is not None and r.cached and r.status == COMPLETED
-    ]
-    rest = [
-        s
-        for s in names
-        if s not in shown
-        and s not in set(restored)
-        and (r := ctx.records.get(s)) is not None
-        and r.status != "pending"
-    ]
-    said = []
-    if restored:
-        said.append(f"{len(restored)} restored, not executed")
-    if rest:
-        said.append(
-            f"{len(rest)} not started ({', '.join(sorted({str(ctx.records[s].status) for s in rest}))})"
-        )
-    return "; ".join(said)
+    """What the steps without a bar are: kept, restored, executed earlier, or not started."""
+    counts: dict = {}
+    for s in names:
+        r = ctx.records.get(s)
+        if s in shown or r is None or r.status == "pending":
+            continue
+        said = _NOT_SHOWN[r.origin or "executed"] if r.status == COMPLETED else f"{r.status}, not started"
+        counts[said] = counts.get(said, 0) + 1
+    return "; ".join(f"{n} {said}" for said, n in counts.items())
 
 
 def _caption(note: str, count: int) -> str:

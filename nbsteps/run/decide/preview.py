@@ -144,9 +144,11 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             }
         )
     if names:
-        # the critical path: longest by earlier durations, then by number of steps (before any run)
+        # the critical path of what will execute: longest by earlier durations, then by number of steps
         out.critical_path, _ = graphs.longest_path(
-            names, lambda s: (d for d in ctx.dependencies(s) if d in chosen), lambda s: (earlier_of[s], 1)
+            [s for s in names if s in will_run],
+            lambda s: (d for d in ctx.dependencies(s) if d in will_run),
+            lambda s: (earlier_of[s], 1),
         )
         out.estimate_s = max(todo.values())
         out.threads = thread_notes(ctx, [s for s in names if s in will_run])
