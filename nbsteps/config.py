@@ -21,6 +21,8 @@ it starts; explicit options always win over them.
                           on, except for clients executing with store_history off, e.g. nbval)
 ``NBSTEPS_RESUME_HINT``   how summaries tell the user to resume
 ``NBSTEPS_KEY_FILE``      the secret key signing disk checkpoints
+``NBSTEPS_VERIFY_AT_RESTORE`` value files up to this many bytes are verified when their step is
+                          restored from a directory store (default 16 MB); larger ones when read
 ``NBSTEPS_CHECK_TRANSITIONS`` check every status change against the state machine
                           (boolean; the test suite turns it on, kernels inherit it)
 ========================  =====================================================
@@ -126,3 +128,8 @@ def key_file() -> "str | None":
 
 def check_transitions() -> bool:
     return bool(flag("NBSTEPS_CHECK_TRANSITIONS"))
+
+
+def verify_at_restore() -> int:
+    value = positive_int("NBSTEPS_VERIFY_AT_RESTORE")
+    return value if value is not None else 16 * 10**6

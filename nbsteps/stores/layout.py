@@ -36,6 +36,7 @@ import pickle
 import re
 from typing import Any
 
+from nbsteps import config
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.stores import signing
 from nbsteps.stores.encoding import decode
@@ -50,6 +51,9 @@ META_FILE = re.compile(r"[0-9a-f]{24}\.meta")
 VALUE_FILE = re.compile(r"[0-9a-f]{16}-\d+\.(parquet|pkl|arrow)")
 _PLAIN_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]{0,99}")
 CHUNK = 8 << 20  # read size when verifying files
+#: value files up to this size are verified when their step is restored (lazily); larger
+#: ones when they are read (NBSTEPS_VERIFY_AT_RESTORE, bytes)
+VERIFY_AT_RESTORE = config.verify_at_restore()
 MAX_META = 64 << 20  # a metadata file larger than this is not ours
 
 
@@ -312,8 +316,12 @@ def load_checkpoint(
             if entry["role"] == "captured":
                 value = _load_value(folder, entry, raw, key, name)
                 captured = value if isinstance(value, list) else []
-            else:  # verified now (not decoded): a damaged file means the step is recomputed in this run
+            elif (entry.get("size") or 0) <= VERIFY_AT_RESTORE:
+                # verified now (not decoded): a damaged file means the step is recomputed in this run
                 verify_value(folder, entry, raw, key, name)
+            # larger values are verified as they are read (reading hashes them anyway): a
+            # damaged one then recomputes its step in the run that needs it (run/recovery.py);
+            # reading hundreds of MB at every restore would make restoring cost a recompute
         names = [e["name"] for e in body["values"] if e["role"] == "output"]
         result_is = body.get("result_is") if body.get("result_is") in names else None
         sizes = {
