@@ -105,7 +105,7 @@ def test_run_and_show_leave_a_static_picture_and_no_widget(tmp_path, kernel_name
         # the honest progress: 2 of 4 completed, one failed, one blocked, counted apart
         assert "2/4 completed" in picture
         assert (
-            'title="2 completed"' in picture
+            'title="2 executed"' in picture
             and 'title="1 failed"' in picture
             and 'title="1 blocked"' in picture
         )
@@ -334,7 +334,7 @@ def test_view_is_throttled_thread_safe_and_ends_with_the_final_state():
     assert view.draws <= wall / 0.1 + 3, (view.draws, wall)
     assert view.draws >= 2  # it did update during the run
     assert "nbsteps-live-view" in drawing_threads and threading.current_thread().name in drawing_threads
-    assert "40/40 completed" in view.bar.value and 'title="40 completed"' in view.bar.value
+    assert "40/40 completed" in view.bar.value and 'title="40 executed"' in view.bar.value
     assert view.graph.value.count('class="node nbsteps-step nbsteps-completed"') == 40
     assert view.table.value.count('<tr class="nbsteps-completed" data-step=') == 40
     assert view.draw_seconds < wall  # drawing never dominated the run

@@ -24,7 +24,7 @@ import threading
 import uuid
 
 from nbsteps.ipython.display import Bundle
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, FAILED, KEPT
 from nbsteps.run import events as ev
 from nbsteps.run.attempt import capture
 from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
@@ -123,7 +123,8 @@ class StepCells:
         self.updates = False  # whether this frontend takes display updates
         self._shown_by_cell: dict = {}  # step -> marker of what its Out/error shows
         self._sent: dict[str, int] = {}
-        self._executed: dict[str, str] = {}  # step -> token of the execution its cell showed
+        #: step -> (token, origin) of the execution or restore its cell showed
+        self._executed: dict[str, tuple] = {}
         self._live: dict = {}  # step -> its running capture
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
@@ -224,12 +225,13 @@ class StepCells:
     def _record(self, name: str):
         rec = self.plan.records.get(name)
         if rec is not None and rec.ok and rec.token is not None:
-            if not rec.cached:
-                self._executed[name] = rec.token
-            elif self._executed.get(name) == rec.token:
-                # restored, but from the execution this cell already showed: that is still its story
-                rec = rec.snapshot()
-                rec.cached = False
+            shown = self._executed.get(name)
+            if shown is not None and shown[0] == rec.token and rec.origin != EXECUTED:
+                if rec.origin != shown[1]:  # kept or restored since, the values this cell showed: its story
+                    rec = rec.snapshot()
+                    rec.origin = shown[1]
+            elif rec.origin != KEPT:
+                self._executed[name] = (rec.token, rec.origin)
         return rec
 
     def _result(self, rec) -> dict | None:
