@@ -23,6 +23,14 @@ class StepDefinitionError(NbstepsError):
     """A step cannot be registered (bad name, syntax error, bad option)."""
 
 
+def did_you_mean(word: str, known) -> str:
+    """``; did you mean 'evaluate'?`` for the closest of *known* to *word* (difflib), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class UnknownStepError(NbstepsError, KeyError):
     """A step name that is not registered."""
 
@@ -31,8 +39,9 @@ class UnknownStepError(NbstepsError, KeyError):
         known = sorted(known)
         hint = f"registered steps: {', '.join(known)}" if known else "no steps are registered yet"
         place = f" {where}" if where else ""
+        close = did_you_mean(name, known)
         super().__init__(
-            f"unknown step {name!r}{place}; {hint}. Define it with "
+            f"unknown step {name!r}{place}{close}; {hint}. Define it with "
             f"%%step {name} (or plan.step) first, or fix the name."
         )
 

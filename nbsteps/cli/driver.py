@@ -385,7 +385,10 @@ class Runner:
         parts = ["nbsteps run", _quote(a.notebook)]
         if a.store:
             parts.append(f"--store {_quote(a.store)}")
-        return " ".join(parts)
+            return " ".join(parts)
+        # without a store nothing outlives the kernel: the next run starts over (summary._resume)
+        note = "it starts over: with --store DIR a run keeps its completed steps and the next run resumes"
+        return f"{' '.join(parts)}; {note}"
 
 
 async def _maybe_await(value):

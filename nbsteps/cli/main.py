@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "was interrupted), 2 bad usage.",
         epilog="--workers, --backend, --address, --yes and --store reach the kernel as the "
         "environment variables NBSTEPS_WORKERS, NBSTEPS_BACKEND, NBSTEPS_ADDRESS, NBSTEPS_YES "
-        "and NBSTEPS_STORE: defaults for the notebook's own %%steps run (its explicit options win).",
+        "and NBSTEPS_STORE: defaults for the notebook's own %steps run (its explicit options win).",
     )
     run.add_argument("notebook", metavar="NOTEBOOK.ipynb", help="the notebook to run")
     run.add_argument(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from nbsteps.run.attempt import capture
@@ -17,24 +18,8 @@ from nbsteps.run.attempt import capture
 #: subcommands followed by step names, and the options that take step names
 _TAKE_STEPS = {"run", "plan", "reset", "remove", "undo"}
 _STEP_OPTIONS = {"--force", "--after"}
-_OPTIONS = {
-    "run": [
-        "--workers",
-        "--backend",
-        "--address",
-        "--fail-fast",
-        "--rollback",
-        "--force",
-        "--force-all",
-        "--yes",
-        "--allow-failures",
-    ],
-    "plan": ["--force", "--force-all"],
-    "graph": ["--format", "--output"],
-    "mode": ["interactive", "plan"],
-    "auto": ["off"],
-    "store": ["memory", ".nbsteps"],
-}
+#: words (not options) a subcommand takes
+_WORDS = {"mode": ["interactive", "plan"], "auto": ["off"], "store": ["memory", ".nbsteps"]}
 _VALUES = {"--backend": ["threads", "dask"], "--format": ["svg", "png", "dot"]}
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -76,6 +61,25 @@ def step_names() -> list[str]:
         return []
 
 
+def _long_options(parser) -> list[str]:
+    return [o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+
+
+def _options(cmd: str) -> list[str]:
+    """The options of subcommand *cmd* (from its parser), then the words it takes."""
+    from nbsteps.ipython.options import OPTION_PARSERS
+
+    parser = OPTION_PARSERS.get(cmd)
+    options = _long_options(parser.parser) if parser is not None else []
+    return options + _WORDS.get(cmd, [])
+
+
+def _step_options() -> list[str]:
+    from nbsteps.ipython.magics import StepMagics
+
+    return _long_options(StepMagics.step.parser)
+
+
 def complete_steps(line: str, subcommands) -> list[str]:
     """Completions for the word being typed at the end of a ``%steps`` line."""
     try:
@@ -91,7 +95,7 @@ def complete_steps(line: str, subcommands) -> list[str]:
     cmd, before = words[0], words[-2]
     if before in _VALUES:
         return [v for v in _VALUES[before] if v.startswith(current)]
-    options = [o for o in _OPTIONS.get(cmd, []) if o.startswith(current)]
+    options = [o for o in _options(cmd) if o.startswith(current)]
     if (
         cmd in _TAKE_STEPS
         or before in _STEP_OPTIONS
@@ -111,26 +115,57 @@ def complete_step_cell(line: str) -> list[str]:
     if len(words) >= 3 and "--after" in words[2:-1]:
         return [n for n in step_names() if n.startswith(current)]
     if current.startswith("-"):
-        return [
-            o
-            for o in (
-                "--after",
-                "--retry",
-                "--retry-delay",
-                "--retry-on",
-                "--timeout",
-                "--optional",
-                "--confirm",
-                "--no-cache",
-                "--define",
-            )
-            if o.startswith(current)
-        ]
+        return [o for o in _step_options() if o.startswith(current)]
     return []
+
+
+_STEPS_LINE = re.compile(r"^\s*%steps(\s|$)")
+_STEP_CELL = re.compile(r"^%%step(\s|$)")
+
+
+def matcher(subcommands):
+    """A completion matcher (IPython's API v2) for ``%steps`` and ``%%step``
+    lines: only what fits there, every other matcher suppressed (Python
+    keywords and globals make no sense after ``%steps``; ``--AbstractSet``
+    is not an option)."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()
+    def nbsteps_matcher(context):
+        line = context.line_with_cursor
+        if _STEPS_LINE.match(line):
+            found = complete_steps(line.lstrip(), subcommands)
+        elif _STEP_CELL.match(line) and context.cursor_line == 0:
+            found = complete_step_cell(line)
+        else:
+            return {"completions": []}
+        word = "" if line.endswith((" ", "\t")) or not line.split() else line.split()[-1]
+        # nothing fits: the word as typed (a no-op), as IPython shows every other matcher's
+        # guesses when a suppressing matcher has no completion
+        texts = found or [word]
+        return {
+            "completions": [SimpleCompletion(t, type="nbsteps") for t in texts],
+            "matched_fragment": word,
+            "suppress": True,
+            "ordered": True,
+        }
+
+    return nbsteps_matcher
 
 
 def install(ip, subcommands) -> None:
     route_displays(ip)
+    completer = getattr(ip, "Completer", None)
+    matchers = getattr(completer, "custom_matchers", None)
+    if isinstance(matchers, list):
+        try:
+            match = matcher(subcommands)
+        except ImportError:  # pragma: no cover - an IPython before the matcher API v2
+            match = None
+        if match is not None:
+            matchers[:] = [m for m in matchers if getattr(m, "__name__", "") != "nbsteps_matcher"]
+            matchers.insert(0, match)
+            return
 
     def steps_completer(self, event):
         return complete_steps(event.line, subcommands)

@@ -15,12 +15,19 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from nbsteps import config
-from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted
+from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted, did_you_mean
 from nbsteps.formatting import safe_str
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.ipython import session
 from nbsteps.ipython.guards import checked, one_line_interrupts
-from nbsteps.ipython.options import SUBCOMMANDS, graph_args, plan_args, run_args, store_args
+from nbsteps.ipython.options import (
+    OPTION_PARSERS,
+    SUBCOMMANDS,
+    graph_args,
+    plan_args,
+    run_args,
+    store_args,
+)
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import check_retry, check_retry_delay, check_timeout
 from nbsteps.views.step_view import status_line
@@ -103,7 +110,10 @@ def _parse_step_line(magic, line: str):
         raise UsageError("%%step needs a step name first: %%step NAME [options] (see %%step?).")
     try:
         return parse_argstring(magic, line)
-    except UsageError:
+    except UsageError as exc:
+        suggested = _option_suggestion(magic, exc)
+        if suggested:
+            raise UsageError(f"%%step: {exc}{suggested} (see %%step?)") from None
         names = []
         for word in words:
             if word.startswith("-"):
@@ -116,6 +126,20 @@ def _parse_step_line(magic, line: str):
                 f"Use letters, digits, _ and -, e.g. %%step {suggestion}"
             ) from None
         raise
+
+
+def _option_suggestion(magic, exc) -> str:
+    """``; did you mean --retry?`` for an unrecognized option in argparse's message *exc*."""
+    match = re.search(r"unrecognized arguments: (.*)", str(exc))
+    if not match:
+        return ""
+    known = [o for action in magic.parser._actions for o in action.option_strings if o.startswith("--")]
+    for word in match.group(1).split():
+        if word.startswith("-"):
+            close = did_you_mean(word.split("=", 1)[0], known)
+            if close:
+                return close
+    return ""
 
 
 def _check_loadable(plan, names) -> None:
@@ -153,7 +177,7 @@ def _steps_doc() -> str:
 
 @magics_class
 class StepMagics(Magics):
-    @magic_arguments()
+    @magic_arguments(name="%step")  # usage line: %%step (a cell magic)
     @argument("name", help="step name: letters, digits, _ and -")
     @argument("--after", nargs="+", default=[], metavar="STEP", help="explicit upstream steps")
     @argument("--retry", type=checked(check_retry), default=0, help="extra attempts on failure (0-100)")
@@ -286,16 +310,23 @@ class StepMagics(Magics):
         handler = getattr(self, f"_cmd_{cmd}", None)
         if handler is None:
             raise NbstepsError(
-                f"unknown subcommand {cmd!r} of %steps; use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
+                f"unknown subcommand {cmd!r} of %steps{did_you_mean(cmd, SUBCOMMANDS)}; "
+                f"use one of: {', '.join(SUBCOMMANDS)} (see %steps?)."
             )
         from IPython.core.error import UsageError
 
+        parser = OPTION_PARSERS.get(cmd)
+        if parser is None:  # a subcommand without options: an option word is a mistake, not a name
+            wrong = [w for w in parts[1:] if w.startswith("--")]
+            if wrong:
+                raise UsageError(f"%steps {cmd} takes no options, got {wrong[0]} (see %steps?)")
         try:
             return handler(rest)
         except UsageError as exc:  # argparse's words, with the command they are about
             if str(exc).startswith("%steps"):
                 raise
-            raise UsageError(f"%steps {cmd}: {exc} (see %steps?)") from None
+            suggested = _option_suggestion(parser, exc) if parser is not None else ""
+            raise UsageError(f"%steps {cmd}: {exc}{suggested} (see %steps?)") from None
         except OSError as exc:  # a path the user gave: say which and why, no traceback
             where = exc.filename or rest or "the file"
             raise NbstepsError(

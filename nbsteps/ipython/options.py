@@ -58,6 +58,9 @@ def store_args(line):
     """%steps store"""
 
 
+#: the subcommands that take options, and their parsers
+OPTION_PARSERS = {"run": run_args, "plan": plan_args, "graph": graph_args, "store": store_args}
+
 SUBCOMMANDS = {
     "plan": "preview: order, levels, what runs and why, critical path, estimated time",
     "run": "run the plan (or TARGETs and what they need)",

@@ -208,7 +208,7 @@ class Executor:
             self.names = [*self.names, name]
 
     def yes_hint(self) -> str:
-        hint = self.resume_hint
+        hint = self.resume_hint.partition("; ")[0]  # "COMMAND; NOTE" (summary._resume): the command
         return hint.replace("run()", "run(yes=True)") if "(" in hint else hint + " --yes"
 
     def _task(self, step: Step) -> Task:

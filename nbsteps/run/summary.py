@@ -211,15 +211,23 @@ class RunSummary:
         for s, err in self.rollback_errors.items():
             parts.append(f"undo of {s} failed: {_short(err)}")
         text = "; ".join(parts) + "."
+        kept = "; " not in self.resume_hint  # "COMMAND; NOTE": the next run starts over (no store)
         if self.interrupted:
-            text += f" Interrupted: completed steps are kept; run {self.resume_hint} to resume."
+            text += f" Interrupted: {'completed steps are kept; ' if kept else ''}{self._resume()}."
         elif not self.ok:
             fix = [s for s in self.failed if not self._optional(s)]
             if fix:
-                text += f" Fix {_names(fix)} and run {self.resume_hint} to resume."
+                text += f" Fix {_names(fix)} and {self._resume()}."
             elif self.cancelled or self.blocked:
-                text += f" Run {self.resume_hint} to resume."
+                again = self._resume()
+                text += f" {again[:1].upper()}{again[1:]}."
         return clean_text(text)
+
+    def _resume(self) -> str:
+        """``run CMD to resume``; for a hint ``CMD; NOTE`` (a run that keeps nothing,
+        ``nbsteps run`` without --store): ``run CMD again (NOTE)``."""
+        cmd, sep, note = self.resume_hint.partition("; ")
+        return f"run {cmd} again ({note})" if sep else f"run {cmd} to resume"
 
     def __str__(self) -> str:
         return self.text
