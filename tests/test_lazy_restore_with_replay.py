@@ -1,6 +1,6 @@
-"""Where the perf line (lazy restore, fingerprint-keyed checkpoints, the
-interactive fast path) meets main's (shared-state replay, lowest writer's
-version, captured output): each keeps working with the other."""
+"""Lazy restore, fingerprint-keyed checkpoints and the interactive fast path
+together with shared-state replay, the lowest writer's version and captured
+output: each keeps working with the other."""
 
 from __future__ import annotations
 
