@@ -74,10 +74,12 @@ def _options(cmd: str) -> list[str]:
     return options + _WORDS.get(cmd, [])
 
 
-def _step_options() -> list[str]:
-    from nbsteps.ipython.magics import StepMagics
+#: the ``%%step`` magic's argument parser, given by :func:`install` (the magics import this module)
+_step_parser = None
 
-    return _long_options(StepMagics.step.parser)
+
+def _step_options() -> list[str]:
+    return _long_options(_step_parser) if _step_parser is not None else []
 
 
 def complete_steps(line: str, subcommands) -> list[str]:
@@ -153,7 +155,12 @@ def matcher(subcommands):
     return nbsteps_matcher
 
 
-def install(ip, subcommands) -> None:
+def install(ip, subcommands, step_parser=None) -> None:
+    """Displays from steps, and Tab completion of ``%steps`` (its *subcommands*) and
+    of ``%%step`` lines (options from *step_parser*, the magic's argument parser)."""
+    global _step_parser
+    if step_parser is not None:
+        _step_parser = step_parser
     route_displays(ip)
     completer = getattr(ip, "Completer", None)
     matchers = getattr(completer, "custom_matchers", None)

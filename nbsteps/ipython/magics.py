@@ -465,7 +465,7 @@ def load_ipython_extension(ip) -> None:
 
     session.bind(ip)
     ip.register_magics(StepMagics)
-    hooks.install(ip, SUBCOMMANDS)
+    hooks.install(ip, SUBCOMMANDS, StepMagics.step.parser)
     step_magics.route(ip)  # a magic inside a step reads and writes the step's namespace
     # a failed step's own exception is shown as IPython shows any exception
     # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
