@@ -34,7 +34,6 @@ from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import LinkRefused, open_dir
 from nbsteps.stores.layout import Corrupt, ours
 from nbsteps.stores.pins import Pins
-from nbsteps.stores.writing import collect
 
 LOW_WATER = 0.9  # evict down to this fraction of the limit
 
@@ -160,21 +159,12 @@ class Budget:
         """Remove checkpoint *v* if it is still the one scanned and unused since."""
         try:
             with self.folders.root() as root:
-                with self.folders.locked(root, v.dirname), self.folders.folder(root, v.dirname) as folder:
-                    if self.pins.pinned(root, v.dirname, v.meta):
-                        return False  # a live kernel restored it and has not read it yet
-                    try:
-                        st = os.stat(v.meta, dir_fd=folder, follow_symlinks=False)
-                        if st.st_mtime_ns != v.used_ns or layout.read_meta_bytes(folder, v.meta) != v.raw:
-                            return False  # written or restored since the scan: keep it
-                    except (FileNotFoundError, Corrupt):
-                        return False
-                    os.unlink(v.meta, dir_fd=folder)  # the checkpoint is gone from here on
-                    collect(folder)
-                try:
-                    os.rmdir(v.dirname, dir_fd=root)  # only if nothing else is in it
-                except OSError:
-                    pass
-            return True
+                return self.folders.remove_checkpoint(
+                    root,
+                    v.dirname,
+                    v.meta,
+                    pinned=self.pins.pinned,
+                    unchanged=lambda st, raw: st.st_mtime_ns == v.used_ns and raw == v.raw,
+                )
         except (LinkRefused, OSError):
             return False

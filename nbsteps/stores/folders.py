@@ -18,10 +18,12 @@ import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+from nbsteps.stores import layout
 from nbsteps.stores.fs import CLOEXEC, NOFOLLOW, LinkRefused, open_dir
-from nbsteps.stores.layout import LOCKS
+from nbsteps.stores.layout import LOCKS, Corrupt
+from nbsteps.stores.writing import collect
 
 try:  # POSIX advisory locks between processes; threads are covered separately
     import fcntl
@@ -85,3 +87,39 @@ class Folders:
                 yield
             finally:
                 os.close(fd)  # releases the flock
+
+    def remove_checkpoint(
+        self,
+        root: int,
+        dirname: str,
+        meta: str,
+        *,
+        pinned: "Callable[[int, str, str], bool]",
+        unchanged: "Callable[[os.stat_result, bytes | None], bool]",
+    ) -> bool:
+        """Remove the checkpoint whose metadata is *meta* in step folder *dirname*,
+        under the step's lock, unless a live kernel *pinned* it or it is no longer
+        what the caller scanned (``unchanged(stat, metadata bytes)`` is false; it
+        runs under the lock too). Then the value files no metadata names go, and
+        the folder if it is empty. The one removal of eviction (stores.budget) and
+        garbage collection (stores.garbage); False when the checkpoint stays."""
+        try:
+            with self.locked(root, dirname), self.folder(root, dirname) as folder:
+                if pinned(root, dirname, meta):
+                    return False  # a live kernel restored it and has not read it yet
+                try:
+                    st = os.stat(meta, dir_fd=folder, follow_symlinks=False)
+                    raw = layout.read_meta_bytes(folder, meta)
+                except (FileNotFoundError, Corrupt):
+                    return False
+                if not unchanged(st, raw):
+                    return False
+                os.unlink(meta, dir_fd=folder)  # the checkpoint is gone from here on
+                collect(folder)
+            try:
+                os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
+            except OSError:
+                pass
+            return True
+        except (LinkRefused, OSError):
+            return False

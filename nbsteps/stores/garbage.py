@@ -55,11 +55,9 @@ from typing import Any, NamedTuple
 
 from nbsteps.stores import layout
 from nbsteps.stores.folders import Folders
-from nbsteps.stores.fs import LinkRefused
 from nbsteps.stores.layout import Corrupt, dirname_of, ours
 from nbsteps.stores.pins import Pins
 from nbsteps.stores.unwritten import Unwritten
-from nbsteps.stores.writing import collect
 
 
 class Collected(NamedTuple):
@@ -315,33 +313,23 @@ class Garbage:
         """Remove *node* under its step's lock if it is still the checkpoint
         scanned, not pinned, unused since, and its missing upstream versions
         are still missing."""
-        try:
-            with self.folders.locked(root, node.dirname), self.folders.folder(root, node.dirname) as folder:
-                if self.pins.pinned(root, node.dirname, node.meta):
-                    return False  # a live kernel restored it and has not read it yet
-                try:
-                    st = os.stat(node.meta, dir_fd=folder, follow_symlinks=False)
-                    raw = layout.read_meta_bytes(folder, node.meta)
-                except (FileNotFoundError, Corrupt):
-                    return False
-                if (
-                    (st.st_ino, st.st_size, st.st_mtime_ns) != node.stamp
-                    or raw is None
-                    or hashlib.blake2b(raw, digest_size=16).digest() != node.digest
-                ):
-                    return False  # written or restored since the scan: keep it
-                if any(self._held_now(root, dep, version, gone) for dep, version in missing):
-                    return False  # written meanwhile (another kernel): not dead
-                os.unlink(node.meta, dir_fd=folder)  # the checkpoint is gone from here on
-                self._cache.pop((node.dirname, node.meta), None)
-                collect(folder)
-            try:
-                os.rmdir(node.dirname, dir_fd=root)  # only if nothing else is in it
-            except OSError:
-                pass
-            return True
-        except (LinkRefused, OSError):
-            return False
+
+        def unchanged(st: os.stat_result, raw: bytes) -> bool:
+            if (
+                (st.st_ino, st.st_size, st.st_mtime_ns) != node.stamp
+                or raw is None
+                or hashlib.blake2b(raw, digest_size=16).digest() != node.digest
+            ):
+                return False  # written or restored since the scan: keep it
+            # written meanwhile (another kernel): not dead
+            return not any(self._held_now(root, dep, version, gone) for dep, version in missing)
+
+        removed = self.folders.remove_checkpoint(
+            root, node.dirname, node.meta, pinned=self.pins.pinned, unchanged=unchanged
+        )
+        if removed:
+            self._cache.pop((node.dirname, node.meta), None)
+        return removed
 
     def _held_now(self, root: int, step: str, version: Any, gone: set) -> bool:
         """Whether *version* of *step* is in the store now (its folder read
