@@ -215,3 +215,27 @@ def test_a_step_replayed_for_shared_state_keeps_the_figure_its_cell_shows(tmp_pa
     )
     assert "replayed" in nb.cells[3].outputs[0].text
     assert [k for k, _ in _shape(nb.cells[1])] == ["figure"]  # the restored figure is still shown
+
+
+def test_a_figure_stays_when_a_write_seen_below_recomputes_its_step(tmp_path, kernel_name):
+    """A later cell changes an object of the plotting step's through a call nothing predicted
+    (an unlisted class caches into it): with the kernel's memory store the plotting step is
+    recomputed to keep its own version intact. That recomputation shows what the cell already
+    shows, so the cell keeps its figure, as Run All's (statsmodels' deterministic-terms tutorial:
+    ``AutoReg(y, deterministic=det_proc)`` filling ``det_proc``'s cache)."""
+    cells = [
+        "import matplotlib.pyplot as plt\n"
+        "class Terms:\n    def __init__(self):\n        self.cache = {}\n"
+        "def fit(terms):\n    terms.cache['fit'] = 1\n    return 2",
+        "terms = Terms()\nax = plt.plot([1, 3, 2])",
+        "res = fit(terms)",
+        "res + 1",
+    ]
+    plain = execute_notebook(cells, kernel_name, tmp_path)
+    nb = execute_notebook(
+        ["%load_ext nbsteps"] + [f"%%step s{i}\n{c}" for i, c in enumerate(cells)], kernel_name, tmp_path
+    )
+    assert [k for k, _ in _shape(plain.cells[1])] == ["figure"]
+    assert [k for k, _ in _shape(nb.cells[2]) if k == "figure"] == ["figure"]
+    status = next(o for o in nb.cells[2].outputs if "nbsteps-status" in o.get("data", {}).get("text/html", ""))
+    assert "<Figure" not in status.data["text/plain"]  # not shown a second time, as text, by the status

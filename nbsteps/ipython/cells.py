@@ -20,6 +20,7 @@ display leaves those out while they are the ones the cell shows.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 
@@ -60,6 +61,14 @@ _SETTLED = (COMPLETED, FAILED, BLOCKED, CANCELLED)
 def _marker(rec):
     """What a cell's own Out / error shows of a record."""
     return (str(rec.status), rec.token, id(rec.error)) if rec is not None else None
+
+
+def _shows(rec, result: "dict | None") -> "str | None":
+    """A digest of everything a completed run shows below its cell (printed text, displays,
+    figures, the result's formats): two runs with the same digest look the same."""
+    if rec is None or not rec.ok:
+        return None
+    return hashlib.blake2b(repr((list(rec.output or ()), result)).encode(), digest_size=16).hexdigest()
 
 
 def replay(items, show) -> None:
@@ -119,6 +128,7 @@ class StepCells:
         self.ids: dict[str, str] = {}  # step -> display id of its cell's status line
         self.slots: dict[str, list[str]] = {}  # step -> display ids of its cell's output slots (plan mode)
         self._story: dict = {}  # step -> marker of the run whose output the cell itself shows
+        self._story_shows: dict = {}  # step -> what that run showed (_shows)
         self.own: str | None = None  # the step whose cell is running it now
         self.updates = False  # whether this frontend takes display updates
         self._shown_by_cell: dict = {}  # step -> marker of what its Out/error shows
@@ -339,6 +349,7 @@ class StepCells:
             if shown is not None and rec.has_result:
                 self._preformatted = (rec.result, (shown.get("data") or {}, shown.get("metadata") or {}))
         self._story[name] = _marker(rec)
+        self._story_shows[name] = _shows(rec, self._result(rec))
         if self.updates and name in self.ids:
             with self._lock:
                 self._dirty.add(name)
@@ -377,6 +388,19 @@ class StepCells:
                 self._sent[slot] = key
                 update_display(Bundle(data), metadata=meta or None, display_id=slot)
 
+    def _same_story(self, name: str) -> None:
+        """Step *name* ran again from another cell (an observed write recomputing the version
+        above it, a replay, ``%steps run``) and shows exactly what its cell shows: the cell
+        keeps its own outputs, as Run All's (that run becomes the cell's story)."""
+        rec = self._record(name)
+        if rec is None or name == self.own or rec.status not in _SETTLED:
+            return
+        shows = self._story_shows.get(name)
+        if shows is None or self._story.get(name) == _marker(rec):
+            return
+        if shows == _shows(rec, self._result(rec)):
+            self._story[name] = _marker(rec)
+
     def flush(self) -> None:
         """Send the pending updates now (on the calling thread)."""
         with self._lock:
@@ -388,6 +412,7 @@ class StepCells:
             try:
                 cap = live.get(name)
                 output = cap.output if cap is not None else None
+                self._same_story(name)
                 self._update(name, self.bundle(name, output=output), output)
             except Exception:  # pragma: no cover - a display problem must not break a run
                 pass
