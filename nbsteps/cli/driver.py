@@ -150,18 +150,8 @@ class Runner:
         """Execute the notebook's cells in order, stopping at the first failing one."""
         if self.headers:
             return await self._zero_edit_cells(client)
-        count = 0
-        for index, cell in enumerate(list(self.nb.cells)):
-            if self.stop_reason:
-                return
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            count += 1
-            self.current = _cell_label(index, cell)
-            if not await self._execute(client, cell, index, count):
-                self._report_cell_error(index, cell)
-                return
-        if self.stop_reason:
+        count = await self._each_cell(client)
+        if count is None:
             return
         # steps registered but never run (plan mode without %steps run): run them
         state = await self._hidden(
@@ -170,13 +160,7 @@ class Runner:
         if state and state.get("pending") and state.get("magics"):
             import nbformat
 
-            a = self.args
-            opts = "".join(
-                f" --{k} {_quote(str(v))}"
-                for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address))
-                if v
-            ) + (" --yes" if a.yes else "")
-            cell = nbformat.v4.new_code_cell(f"%steps run{opts}")
+            cell = nbformat.v4.new_code_cell(f"%steps run{self._run_options()}")
             cell.metadata["tags"] = [CLI_TAG]
             self.nb.cells.append(cell)
             index = len(self.nb.cells) - 1
@@ -204,34 +188,49 @@ class Runner:
             "__import__('IPython').get_ipython().run_line_magic('load_ext', 'nbsteps'); "
             "__import__('nbsteps.ipython.session', fromlist=['_']).set_mode('plan')",
         )
+
+        def registered(index: int, source: str) -> str:
+            return f"%%step {self.headers[index]}\n{source}" if index in self.headers else source
+
+        if await self._each_cell(client, registered) is None:
+            return
+        self.current = "the plan's run"
+        await self._hidden(
+            client, f"%steps run --allow-failures{self._run_options()}", timeout=None, echo=True
+        )
+
+    async def _each_cell(self, client, sent=None) -> "int | None":
+        """Execute the non-empty code cells in order (*sent(index, source)*: what the
+        kernel is sent for a cell; the notebook keeps its own source): how many ran, or
+        None when one failed (reported) or the run was asked to stop."""
         count = 0
         for index, cell in enumerate(list(self.nb.cells)):
             if self.stop_reason:
-                return
+                return None
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             count += 1
             self.current = _cell_label(index, cell)
             source = cell.source
-            if index in self.headers:
-                cell.source = f"%%step {self.headers[index]}\n{source}"
+            if sent is not None:
+                cell.source = sent(index, source)
             try:
                 ok = await self._execute(client, cell, index, count)
             finally:
                 cell.source = source
             if not ok:
                 self._report_cell_error(index, cell)
-                return
-        if self.stop_reason:
-            return
+                return None
+        return None if self.stop_reason else count
+
+    def _run_options(self) -> str:
+        """The command line's run options, as ``%steps run`` takes them."""
         a = self.args
-        opts = "".join(
+        return "".join(
             f" --{k} {_quote(str(v))}"
             for k, v in (("workers", a.workers), ("backend", a.backend), ("address", a.address))
             if v
         ) + (" --yes" if a.yes else "")
-        self.current = "the plan's run"
-        await self._hidden(client, f"%steps run --allow-failures{opts}", timeout=None, echo=True)
 
     async def _place_outputs(self, client) -> None:
         """Zero edits: each step's cell shows what Run All would have shown."""
