@@ -21,6 +21,8 @@ from nbsteps.backends import make_backend
 from nbsteps.errors import NbstepsError
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model import dependencies as depmod
+from nbsteps.model import hints
+from nbsteps.model import why as why_mod
 from nbsteps.model.record import StepRecord
 from nbsteps.model.state import state_of
 from nbsteps.model.status import COMPLETED
@@ -171,6 +173,11 @@ class Plan:
         step.observed = old.observed if old is not None else observed_writes.recorded(self.store, step.name)
         self.steps[step.name] = step
         step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
+        step.hints, reads = hints.at_registration(step, self.namespace)  # keyed by the values' types
+        if old is not None and old.hints and step.analysis is not None:  # found when it ran
+            called = {c[0] for c in step.analysis.calls}
+            step.hints = {**{n: h for n, h in old.hints.items() if n in called}, **step.hints}
+        step.unchanged |= reads
         try:
             if old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
                 self.context.deps = depmod.resolve(self.steps)
@@ -289,6 +296,15 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def why(self, name: str) -> "why_mod.Why":
+        """What step *name* reads and writes, each marked *inferred from the code*, *observed at
+        run time* or *hint for type T*, and the files its last run read with their fingerprints
+        (a :class:`nbsteps.model.why.Why`; ``str()`` of it is what ``%steps why NAME`` prints).
+        A misspelt name raises UnknownStepError with "did you mean"."""
+        step = self._require(name)
+        rec = self.records.get(name)
+        return why_mod.explain(step, self.context.sources(name), rec.files if rec is not None else None)
 
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit"}``"""
@@ -425,6 +441,7 @@ class Plan:
             rounds -= 1
             for s, seen in executor.observed.writes.items():
                 self.steps[s].observed = self.steps[s].observed | frozenset(seen)
+                self.steps[s].hints = {**self.steps[s].hints, **executor.observed.hinted.get(s, {})}
             self.context.deps = depmod.resolve(self.steps)
             self.validity.clear()
             names = self.select(targets)

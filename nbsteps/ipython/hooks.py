@@ -16,7 +16,7 @@ import shlex
 from nbsteps.run.attempt import capture
 
 #: subcommands followed by step names, and the options that take step names
-_TAKE_STEPS = {"run", "plan", "reset", "remove", "undo"}
+_TAKE_STEPS = {"run", "plan", "reset", "remove", "undo", "why"}
 _STEP_OPTIONS = {"--force", "--after"}
 #: words (not options) a subcommand takes
 _WORDS = {"mode": ["interactive", "plan"], "auto": ["off"], "store": ["memory", ".nbsteps"]}

@@ -410,6 +410,12 @@ class StepMagics(Magics):
             raise NbstepsError("%steps undo takes one step name: %steps undo NAME")
         print(session.current().undo(names[0]))
 
+    def _cmd_why(self, rest: str):
+        names = shlex.split(rest)
+        if len(names) != 1:
+            raise NbstepsError("%steps why takes one step name: %steps why NAME")
+        print(session.current().why(names[0]))
+
     def _cmd_load(self, rest: str):
         names = shlex.split(rest) or None
         plan = session.current()

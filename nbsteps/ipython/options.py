@@ -76,4 +76,5 @@ SUBCOMMANDS = {
     "auto": "every following code cell is a step, no %%step line needed (%steps auto off: back)",
     "store": "where checkpoints live: memory or a directory [--max-size 2GB]",
     "load": "read the values restored from a directory store that no cell has used yet",
+    "why": "what a step reads and writes (inferred, observed or hinted by type) and the files it read",
 }

@@ -2,13 +2,16 @@
 
 Scoping is Python's own (:mod:`nbsteps.model.scopes`); nbsteps' rules come on top. **Mutation** (an input
 that becomes an output too; the step gets a private copy): item or attribute assignment or deletion,
-``x += ...``, ``setattr``/``delattr``, ``inplace=True``, MUTATING_METHODS and methods ending in ``_``,
-DRAWS from a generator object (AMBIGUOUS_DRAWS on rng-like names only) even when used, a generator given to
-any call as ``random_state=``/``rng=``, other methods whose result is unused unless PURE_METHODS, unused calls
-of functions outside PURE_FUNCTIONS and KNOWN_MODULES (their name arguments), IN_PLACE_ARG (the first
-argument) and the cell's own functions changing a global or a parameter, where called. Modules: shared state.
-**State** (``state``; ``effects`` where the cell writes it): labels from CALL_RULES and STORE_RULES,
-``pyplot`` for ``.plot``/``.hist``/``.boxplot`` (changing only an axes-like receiver), ``file:<path>``
+``x += ...``, ``setattr``/``delattr``, ``inplace=True``, MUTATING_METHODS (even when their result is used)
+and methods ending in ``_``, a generator given to any call as ``random_state=``/``rng=``, other methods whose
+result is unused unless PURE_METHODS, unused calls of functions outside PURE_FUNCTIONS and KNOWN_MODULES
+(their name arguments), IN_PLACE_ARG (the first argument) and the cell's own functions changing a global or
+a parameter, where called. Modules: shared state. **Calls** (``calls``): every method call on a name, for the
+hints keyed by the type of the actual object (:mod:`nbsteps.model.hints`: ``rng.choice(xs)`` advances a
+``numpy.random.Generator``, ``ax.plot(x)`` changes a ``matplotlib.axes.Axes``), decided where the value is
+known; ``x.plot()``/``.hist()``/``.boxplot()`` on a name the cell does not bind is *assumed* to change it
+until its value says otherwise (``assumed``). **State** (``state``; ``effects`` where the cell writes it):
+labels from CALL_RULES and STORE_RULES, ``pyplot`` for ``.plot``/``.hist``/``.boxplot``, ``file:<path>``
 for literal paths given to readers and writers, ``open``, ``Path`` and ``!`` commands; modules are
 known from the cell's imports, else CONVENTIONS. **Warnings**: ``import *`` that cannot be listed,
 ``exec``/``eval`` (a literal string is read as code) and ``globals()``/``locals()``/``vars()``.
@@ -38,23 +41,18 @@ from nbsteps.model.aliases import alias_groups
 from nbsteps.model.fingerprint import code_digest
 from nbsteps.model.magic_names import capture_magic, run_script, store_magic
 from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this docstring
-    _AX_NAME,
     _DATA_EXT,
     _EXPAND_RE,
     _NOT_INPUTS,
     _PATH_KWARGS,
     _PATH_RE,
-    _RNG_NAME,
-    AMBIGUOUS_DRAWS,
     CACHING_METHODS,
     CALL_RULES,
     CODE_MAGICS,
     CONVENTIONS,
-    DRAWS,
     FILE_READERS,
     FILE_WRITERS,
     IN_PLACE_ARG,
-    IN_PLACE_NONE,
     KNOWN_MODULES,
     LOAD_RULES,
     MUTATING_METHODS,
@@ -77,9 +75,6 @@ __doc__ = __doc__ and __doc__.format(
             ("PURE_FUNCTIONS", PURE_FUNCTIONS),
             ("PURE_METHODS", PURE_METHODS),
             ("MUTATING_METHODS", MUTATING_METHODS),
-            ("IN_PLACE_NONE", IN_PLACE_NONE),
-            ("DRAWS", DRAWS),
-            ("AMBIGUOUS_DRAWS", AMBIGUOUS_DRAWS),
             ("IN_PLACE_ARG", IN_PLACE_ARG),
             ("KNOWN_MODULES", KNOWN_MODULES),
             ("CONVENTIONS", [f"{k}={v}" for k, v in CONVENTIONS.items()]),
@@ -159,6 +154,8 @@ class CellWalker(Walker):
     def __init__(self) -> None:
         super().__init__()
         self.cached_on: set = set()  # names whose CACHING_METHODS the cell calls (their results used)
+        self.calls: list = []  # (name, method, result used, inplace=True) of method calls on names
+        self.assumed: set = set()  # names x of x.plot(): changed if x is an axes (nbsteps.model.hints)
         self.called_on: set = set()  # names whose other methods it calls, results used (they may keep caches)
 
     def after_call(self, node: ast.Call, used: bool) -> None:
@@ -187,7 +184,12 @@ class CellWalker(Walker):
         head, _, last = path.rpartition(".")
         if last in IN_PLACE_ARG or (last.endswith("_") and not last.endswith("__")):
             self.mutate_args(node, first=True)
-        elif last in MUTATING_METHODS and _lookup(STORE_RULES, head):
+        elif (
+            (not used or last in MUTATING_METHODS)
+            and last not in PURE_METHODS
+            and head in STORE_RULES
+            and head not in CALL_RULES  # an object, not a module: matplotlib.pyplot.plot(...) changes nothing
+        ):
             self.touch(head, STORE_RULES)  # sys.path.append(p), os.environ.update(...)
         elif not used and path.partition(".")[0] not in KNOWN_MODULES:
             self.mutate_args(node)
@@ -219,17 +221,17 @@ class CellWalker(Walker):
     def method_call(self, func: ast.Attribute, node, used: bool) -> None:
         meth, recv, first = func.attr, func.value, _literal((node.args or [None])[0])
         root, keywords = root_name(recv), {k.arg: k.value for k in node.keywords}
+        inplace = getattr(keywords.get("inplace"), "value", None) is True
+        if type(recv) is ast.Name and self.scope.kind is MODULE:  # decided on the object (model.hints)
+            self.calls.append((recv.id, meth, used, inplace))
         if meth in ("plot", "hist", "boxplot") or (type(recv) is ast.Attribute and recv.attr == "plot"):
-            # ax.plot(...) changes that axes; df.plot(), s.hist() draw with pyplot
-            self.mutate(root) if root and _AX_NAME.match(root) else self.label("pyplot")
-        elif (
-            (meth in MUTATING_METHODS and not (used and meth in IN_PLACE_NONE))
-            or (meth.endswith("_") and not meth.endswith("__"))
-            or getattr(keywords.get("inplace"), "value", None) is True
-        ):
+            # df.plot(), s.hist() draw with pyplot; ax.plot(...) changes that axes: assumed until its
+            # value is known (nbsteps.model.hints), a name the cell binds is an output anyway
+            self.label("pyplot")
+            if type(recv) is ast.Name and self.scope.kind is MODULE and recv.id not in self.bound:
+                self.assumed.add(recv.id)
+        elif meth in MUTATING_METHODS or (meth.endswith("_") and not meth.endswith("__")) or inplace:
             self.mutate(root)
-        elif meth in DRAWS and (meth not in AMBIGUOUS_DRAWS or (root and _RNG_NAME.search(root))):
-            self.mutate(root)  # a draw advances the generator, even when the result is used
         elif not used and meth not in PURE_METHODS:
             self.mutate(root)
         if meth in CACHING_METHODS and used and root and type(recv) is ast.Name:
@@ -385,6 +387,12 @@ class CellAnalysis:
     #: mutated names the cell never binds (``split(X, random_state=SEED)``, ``lst.append(1)``): where the
     #: value is immutable (nbsteps.model.immutable) the prediction is void and the name is only read
     changed_only: frozenset = frozenset()
+    #: ``(name, method, result used, inplace=True)`` of each method call on a name at the top level, for
+    #: the hints keyed by the type of the actual object (nbsteps.model.hints)
+    calls: tuple = ()
+    #: names it does not bind whose ``.plot()``/``.hist()``/``.boxplot()`` it calls: changed if the value is
+    #: an axes (a hint), assumed changed until the value is known
+    assumed: frozenset = frozenset()
 
 
 def step_filename(name: str) -> str:
@@ -443,6 +451,8 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
             for n, f in sorted(walker.funcs.items())
         ),
         mutated - collect(tree.body)[0],
+        tuple(dict.fromkeys(c for c in walker.calls if c[0] in inputs and c[0] not in walker.aliases)),
+        frozenset(walker.assumed & inputs) - mutated,
     )
 
 

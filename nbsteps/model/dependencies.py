@@ -293,7 +293,7 @@ def link_aliases(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) 
     with a name *step* changes, in the step above that wrote that name.
     Returns the names it adds."""
     step.linked = frozenset()
-    changed = step.analysis.mutated | step.observed if step.analysis is not None else ()
+    changed = step.changes
     if not changed:
         return step.linked
     linked: set = set()

@@ -24,23 +24,13 @@ PURE_METHODS = frozenset(
     predict_proba transform score get_params format split strip lower upper startswith endswith encode decode
     index find reshape flatten ravel item numpy cpu clone""")
 )
-# in place, returning None: a call whose result is used is another method (results.append(x) -> new results)
-IN_PLACE_NONE = frozenset(
-    _w("""append extend insert remove clear update add discard sort reverse difference_update
-    intersection_update symmetric_difference_update appendleft extendleft rotate __setitem__ __delitem__
-    resize put itemset fill""")
-)
-MUTATING_METHODS = IN_PLACE_NONE | frozenset(
+# methods that change their receiver even when their result is used (``v = lst.pop()``,
+# ``Xs = scaler.fit_transform(X)``): needed before anything ran, when no object is known to resolve
+# the hints keyed by type on (nbsteps.model.hints); a method whose result is unused changes its
+# receiver anyway unless PURE_METHODS
+MUTATING_METHODS = frozenset(
     _w("""pop setdefault popitem fit partial_fit fit_transform fit_predict set_params load_state_dict""")
 )
-DRAWS = frozenset(
-    _w("""normal integers random uniform standard_normal choice permutation permuted shuffle poisson binomial
-    exponential multivariate_normal gamma beta lognormal laplace logistic geometric multinomial dirichlet
-    chisquare pareto triangular weibull bytes standard_exponential standard_t randint randn rand random_sample
-    gauss getrandbits randrange sample choices betavariate expovariate gammavariate normalvariate
-    randbytes""")
-)
-AMBIGUOUS_DRAWS = frozenset(_w("sample choice bytes"))  # df.sample is pandas
 IN_PLACE_ARG = frozenset(_w("shuffle copyto fill_diagonal place put putmask"))
 # libraries that never draw from a global random generator (numpy.random has its own rules)
 NO_GLOBAL_DRAWS = frozenset(
@@ -127,8 +117,6 @@ _DATA_EXT = re.compile(
     r"gif|nc|zarr|db|sqlite|ya?ml|toml|pt|pth|ckpt|joblib|html|md|log|zip|gz|tar|xml)\Z",
     re.I,
 )
-_RNG_NAME = re.compile(r"(^|_)(rng|prng|gen|generator|random_state|rs|rand|random)\d*(_|$)", re.I)
-_AX_NAME = re.compile(r"(ax|axs|axes|fig|figure|g|grid)(\d*|_\w*)\Z|\w*_ax\Z")
 _EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
 _NOT_INPUTS = frozenset(dir(builtins)) | {"display", "get_ipython", "__IPYTHON__"}
 

@@ -6,7 +6,7 @@ import inspect
 import math
 import operator
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from nbsteps.errors import StepDefinitionError
@@ -57,6 +57,10 @@ class Step:
     #: inputs a run saw it change in place that the analysis did not predict (nbsteps.run.attempt.observe):
     #: written and changed on a private copy from then on, as ``mutated`` (set by the plan)
     observed: frozenset = frozenset()
+    #: name -> the hint keyed by type that says a call of the step changes it
+    #: (``"numpy.random.Generator.choice"``), resolved on the value the name had when the step was
+    #: registered or ran (set by the plan; nbsteps.model.hints): a write, as ``mutated``
+    hints: dict = field(default_factory=dict, compare=False)
 
     @property
     def source_text(self) -> str:
@@ -88,7 +92,7 @@ class Step:
         outs = self.analysis.outputs
         if self.unchanged:
             outs = tuple(n for n in outs if n not in self.unchanged)
-        extra = (self.linked | self.observed) if self.observed else self.linked
+        extra = self.linked | self.observed | self.hinted | (self.analysis.assumed - self.unchanged)
         return outs + tuple(sorted(extra - set(outs))) if extra else outs
 
     @property
@@ -96,7 +100,21 @@ class Step:
         """The inputs the step changes (it works on private copies of them)."""
         if not self.analysis:
             return frozenset()
-        return (self.analysis.mutated - self.unchanged) | self.linked | self.observed
+        return self.changes | self.linked
+
+    @property
+    def hinted(self) -> frozenset:
+        """The names a hint keyed by type says it changes (nbsteps.model.hints)."""
+        return frozenset(self.hints) - self.unchanged if self.hints else frozenset()
+
+    @property
+    def changes(self) -> frozenset:
+        """What its own code changes: predicted from the code, assumed until the value is known
+        (``ax.plot()``), hinted by type, observed at run time (not the names bound with them)."""
+        a = self.analysis
+        if a is None:
+            return frozenset()
+        return ((a.mutated | a.assumed) - self.unchanged) | self.observed | self.hinted
 
     @property
     def options(self) -> dict:

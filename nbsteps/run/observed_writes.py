@@ -42,6 +42,8 @@ class Observed:
         self.ctx = ctx
         self.writes: dict[str, set] = {}  # step -> names it was seen changing, not known before
         self.rerun: set[str] = set()  # steps to run again once the plan knows the writes
+        #: step -> {name: hint} of the writes a hint keyed by type found (nbsteps.model.hints)
+        self.hinted: dict[str, dict] = {}
         self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
         self._ended: dict[str, float] = {}
 
@@ -59,11 +61,14 @@ class Observed:
         new = [n for n in outcome.changed if n not in step.observed]
         if new:
             self.writes.setdefault(name, set()).update(new)
-        for n in new:
-            self._keep_upstream(name, n)
+        hinted = getattr(outcome, "hinted", None) or {}
+        if hinted:
+            self.hinted.setdefault(name, {}).update(hinted)
+        for n in new:  # a hinted write was made on a private copy: the version above is intact
+            self._keep_upstream(name, n, intact=n in hinted)
         return sorted(step.observed | set(outcome.changed))
 
-    def _keep_upstream(self, name: str, n: str) -> None:
+    def _keep_upstream(self, name: str, n: str, intact: bool = False) -> None:
         ctx = self.ctx
         src = ctx.sources(name).get(n)
         if src is None:  # an ordinary cell's value: changed as Run All changes it
@@ -73,6 +78,8 @@ class Observed:
             if r != name and r in self._began and self._ended.get(r, began + 1) > began:
                 self.rerun.add(r)  # read the value while it was being changed, or after
         rec = ctx.records.get(src)
+        if intact:
+            return
         if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n):
             self.rerun.add(src)
 

@@ -3,6 +3,7 @@ the namespace), and why a step cannot run (a blocking upstream step)."""
 
 from __future__ import annotations
 
+from nbsteps.model import hints
 from nbsteps.model.dependencies import ORDER_ONLY, nearest_above
 from nbsteps.model.immutable import is_immutable
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
@@ -55,9 +56,17 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     outputs = step.outputs
     only = step.analysis.changed_only if step.analysis is not None else ()
     kept = {n for n in changed if n in only and is_immutable(changed[n])}
+    # hints keyed by the type of each value it is given (nbsteps.model.hints)
+    hits = hints.resolve_calls(step.analysis.calls, inputs) if step.analysis.calls else {}
+    # x.plot() on what is no axes: a read, as an immutable value (model.immutable)
+    kept.update(n for n in step.analysis.assumed if n in changed and n not in hits and n not in step.observed)
     if kept:  # predicted changes of immutable values: reads (nbsteps.model.immutable)
         changed = {n: v for n, v in changed.items() if n not in kept}
         outputs = tuple(n for n in outputs if n not in kept)
+    hinted = {n: str(h) for n, h in hits.items() if n not in changed and n in inputs}
+    if hinted:  # writes the graph did not know: on a private copy, reported as seen (run.observed_writes)
+        changed.update((n, inputs[n]) for n in hinted)
+        outputs = outputs + tuple(n for n in sorted(hinted) if n not in outputs)
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
         views = views_of(ns, changed, skip=step.inputs | set(outputs))
         # arrays viewing what it changes: copied with it, as views of the copy, and written too
@@ -78,6 +87,7 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
         above=_versions_above(ctx, step.name),
     )
     task.links = links
+    task.hinted = hinted
     # what it was given as it is (no private copy): checked for changes (nbsteps.run.attempt.observe)
     # not: private copies (and the views copied with them); receivers of method calls whose result is
     # used, whose caches run.upstream_caches keeps in the checkpoints above (res.forecast(12))

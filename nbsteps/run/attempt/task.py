@@ -43,6 +43,8 @@ class Outcome:
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
     files: dict = field(default_factory=dict)  # files it read: {path: fingerprint} (model.file_inputs)
     changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
+    #: of those, the ones a hint keyed by type said it changes, on a private copy: {name: hint}
+    hinted: dict = field(default_factory=dict)
 
 
 class Task:
@@ -65,6 +67,7 @@ class Task:
         "links",
         "context",
         "watched",
+        "hinted",
     )
 
     def __init__(
@@ -98,6 +101,7 @@ class Task:
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
         self.context = contextvars.copy_context()  # where the task is made: the attempt runs in a copy of it
         self.watched: tuple = ()  # inputs predicted unchanged: checked (nbsteps.run.attempt.observe)
+        self.hinted: dict = {}  # inputs a hint keyed by type says it changes, unknown to the graph
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
@@ -283,5 +287,7 @@ def _attempt(task: Task) -> Outcome:
         )
     outcome = Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)
     if task.kind == "cell":
-        outcome.changed = changed
+        hinted = getattr(task, "hinted", None) or {}
+        outcome.changed = tuple(sorted(set(changed) | set(hinted))) if hinted else changed
+        outcome.hinted = dict(hinted)
     return outcome
