@@ -23,9 +23,9 @@ def reads(monkeypatch):
     seen: list = []
     real = layout.load_value
 
-    def spy(folder, entry, meta, key, meta_file=layout.META):
+    def spy(folder, entry, meta, key, meta_file=layout.META, **kw):
         seen.append(entry["file"])
-        return real(folder, entry, meta, key, meta_file)
+        return real(folder, entry, meta, key, meta_file, **kw)
 
     monkeypatch.setattr(layout, "load_value", spy)
     return seen

@@ -62,7 +62,7 @@ from nbsteps.run.attempt import opened
 from nbsteps.stores import signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
-from nbsteps.stores.encoding import NullSink, pickle_to
+from nbsteps.stores.encoding import NullSink, pandas_kind, pickle_to
 from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import (
     LinkRefused,
@@ -76,8 +76,10 @@ from nbsteps.stores.fs import (
 )
 from nbsteps.stores.garbage import Collected, Garbage, version_of
 from nbsteps.stores.layout import META, dirname_of, meta_name, read_meta_bytes
+from nbsteps.stores.pickling import shareable
 from nbsteps.stores.pins import Pins
 from nbsteps.stores.reading import Reader
+from nbsteps.stores.sharing import Held
 from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import (
     Unpicklable,
@@ -145,9 +147,15 @@ class DiskStore(Store):
         self.budget = Budget(self.folders, self.pins, max_size)  # the size limit
         # dead checkpoints: their upstream versions are gone (stores.garbage)
         self.garbage = Garbage(self.folders, self.key, self.unwritten, self.pins)
+        self.held = Held()  # the checkpoint of each step this process wrote or restored last (stores.sharing)
         self.reader = Reader(
-            self.folders, self.key, self.unwritten, self.pins, lambda step, message: self.warn(step, message)
-        )  # warn is set by the plan later
+            self.folders,
+            self.key,
+            self.unwritten,
+            self.pins,
+            lambda step, message: self.warn(step, message),  # warn is set by the plan later
+            self._upstream_value,
+        )
 
     @property
     def max_size(self) -> "int | None":
@@ -172,7 +180,23 @@ class DiskStore(Store):
         cp = self.reader.read(step, fingerprint, "lazy" if lazy else "load")
         if cp is not None and fingerprint is not None:  # restored: this process holds that version
             self.garbage.hold(step, cp.parts, cp.fingerprint)
+            self.held.remember(cp)
         return cp
+
+    def _upstream_value(self, step: str, token: Any, fingerprint: Any, name: str) -> Any:
+        """Output *name* of the version *token* of *step*, as this process holds
+        it (a reference in a downstream value: stores.sharing); read from the
+        store when this process does not hold it. LookupError if it is gone."""
+        cp = self.held.find(step, token)
+        if cp is None and isinstance(fingerprint, str):
+            got = self.reader.read(step, fingerprint, "lazy")
+            if got is not None and got.parts.get("token", got.fingerprint) == token:
+                self.garbage.hold(step, got.parts, got.fingerprint)
+                self.held.remember(got)
+                cp = got
+        if cp is None or name not in cp.outputs:
+            raise LookupError(f"output {name!r} of step {step!r} is no longer in the store")
+        return cp.outputs[name]
 
     def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
         return self.reader.read(step, fingerprint, "peek")
@@ -190,6 +214,7 @@ class DiskStore(Store):
         step = checkpoint.step
         # held from now on, even while being written (or if it cannot be): its downstream is not dead
         self.garbage.hold(step, checkpoint.parts, checkpoint.fingerprint)
+        self.held.remember(checkpoint)
         try:
             added = self._write(checkpoint)
         except Unpicklable as exc:
@@ -294,7 +319,7 @@ class DiskStore(Store):
             replaced = size_of(folder, meta)
             previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
             try:
-                entries = self._write_values(folder, token, values, written)
+                entries = self._write_values(folder, token, values, written, self.held.upstream_refs(cp))
                 fsync_dir(folder)  # the value files' names are durable before the metadata
                 meta_size = write_meta(folder, cp, token, entries, written, self.key, meta)
             except Unpicklable:
@@ -308,14 +333,26 @@ class DiskStore(Store):
             self._committed(folder, cp, previous, written)
             return meta_size + sum(e["size"] for e in entries) - replaced
 
-    def _write_values(self, folder: int, token: str, values: list, written: list[str]) -> list[dict]:
-        """Write each value to a file of its own; their metadata entries. Raises
-        Unpicklable naming every value that cannot be pickled (after the first
-        one, the others are only tried, no longer written)."""
-        entries: list[dict] = []
+    def _write_values(
+        self, folder: int, token: str, values: list, written: list[str], refs: dict
+    ) -> list[dict]:
+        """Write each value to a file of its own; their metadata entries (in
+        the order of *values*). Raises Unpicklable naming every value that
+        cannot be pickled (after the first one, the others are only tried, no
+        longer written). What an upstream value (*refs*) or a value written
+        before holds is written as a reference (:mod:`nbsteps.stores.sharing`):
+        DataFrames and Series go first, what the step printed last."""
+        entries: dict[int, dict] = {}
         bad: "list[str | None]" = []
         errors: list[BaseException] = []
-        for i, (role, name, value) in enumerate(values):
+        order = sorted(
+            range(len(values)),
+            key=lambda i: (values[i][0] == "captured", pandas_kind(values[i][2]) is None),
+        )
+        last = max((i for i in order if values[i][0] != "captured"), key=order.index, default=None)
+        memos: list = []  # what the refs point into stays alive while they are used
+        for i in order:
+            role, name, value = values[i]
             label = name if role == "output" else None  # None: the result
             if bad:  # already failing: only find the other unpicklable values
                 try:
@@ -324,17 +361,31 @@ class DiskStore(Store):
                     bad.append(label)
                     errors.append(exc)
                 continue
+            sharing = role != "captured"
+            met: "list | None" = [] if sharing else None
             try:
-                entry = write_value(folder, f"{token}-{i}", value, written, self.key, self.compression)
+                entry = write_value(
+                    folder,
+                    f"{token}-{i}",
+                    value,
+                    written,
+                    self.key,
+                    self.compression,
+                    refs if sharing else None,
+                    met,
+                    memo=i != last,  # the objects it wrote: only values written after it need them
+                )
             except Unpicklable as exc:
                 bad.append(label)
                 errors.extend(exc.errors)
                 continue
             entry.update(role=role, name=name)
-            entries.append(entry)
+            entries[i] = entry
+            if sharing:
+                _note_references(entries, i, met, refs, value, memos)
         if bad:
             raise Unpicklable(bad, errors)
-        return entries
+        return [entries[i] for i in range(len(values))]
 
     def _committed(self, folder: int, cp: Checkpoint, previous: "str | None", written: list[str]) -> None:
         """*cp*'s metadata is written: what it replaced goes (the version it
@@ -359,6 +410,7 @@ class DiskStore(Store):
     def drop(self, step: str) -> None:
         self.unwritten.forget(step)
         self.garbage.release(step)
+        self.held.forget(step)
         dirname = dirname_of(step)
         try:
             with self.folders.root() as root:
@@ -380,6 +432,30 @@ class DiskStore(Store):
             )
             return
         self._collect_garbage(step)
+
+
+def _note_references(entries: dict, i: int, met: "list | None", refs: dict, value: Any, memos: list) -> None:
+    """Value *i* is written (entry ``entries[i]``): record the references it
+    made (``refs``: positions in this checkpoint, ``up``: upstream values; a
+    value it points into by memo index keeps its memo when read), and make
+    its objects known to the values written after it."""
+    dumped = met[0] if met else None
+    if dumped is not None and dumped.used:
+        inner = sorted({r[1] for r in dumped.used if r[0] == "v"})
+        if inner:
+            entries[i]["refs"] = inner
+            for r in dumped.used:
+                if r[0] == "v" and r[2] >= 0:
+                    entries[r[1]]["memo"] = True
+        up = sorted({r[1:] for r in dumped.used if r[0] == "u"}, key=repr)
+        if up:
+            entries[i]["up"] = [list(r) for r in up]
+    if shareable(value):
+        refs.setdefault(id(value), ("v", i, -1))
+    if dumped is not None and dumped.memo:
+        memos.append(dumped.memo)
+        for oid, (index, _) in dumped.memo.items():
+            refs.setdefault(oid, ("v", i, index))
 
 
 def _list_values(names: "list[str | None]") -> str:

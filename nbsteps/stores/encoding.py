@@ -15,7 +15,7 @@ import pickle
 from typing import Any
 
 from nbsteps.interrupts import deferred_interrupts
-from nbsteps.stores import pickling
+from nbsteps.stores import pickling, signing
 from nbsteps.stores.fs import create_file, unlink_quiet
 from nbsteps.stores.signing import StreamingMac
 
@@ -31,8 +31,8 @@ def byte_view(data: Any) -> memoryview:
 class SignedWriter:
     """The file object that pickle and pyarrow write a value file to.
 
-    It writes unbuffered to a new file (``O_EXCL``) and computes the HMAC of
-    exactly the bytes written. An ``OSError`` from the file system is kept in
+    It writes unbuffered to a new file (``O_EXCL``) and computes the MAC
+    (``signing.preferred()``) of exactly the bytes written. An ``OSError`` from the file system is kept in
     ``error`` so that a failing disk is told apart from a failing encoder.
     """
 
@@ -41,7 +41,7 @@ class SignedWriter:
     def __init__(self, dir_fd: int, name: str, key: bytes) -> None:
         self.dir_fd, self.name = dir_fd, name
         self._fd = -1
-        self._mac = StreamingMac(key)
+        self._mac = StreamingMac(key, signing.preferred())
         self.size = 0
         self.error: "OSError | None" = None
         try:
@@ -76,13 +76,14 @@ class SignedWriter:
     def close(self) -> None:
         pass  # pyarrow may call this; the file is closed by finish/abort
 
-    def finish(self) -> str:
-        """Make the file durable and close it; its HMAC (hex). On any failure
+    def finish(self) -> dict:
+        """Make the file durable and close it; its MAC as a metadata entry field
+        (``signing.mac_field``). On any failure
         (an interrupt included) the file is closed and removed, the hashing
         thread stopped."""
         try:
             os.fsync(self._fd)
-            digest = self._mac.hexdigest()
+            digest = signing.mac_field(self._mac.algorithm, self._mac.hexdigest())
         except BaseException as exc:
             if isinstance(exc, OSError):
                 self.error = exc
@@ -302,11 +303,11 @@ def parquet_read(data: Any) -> Any:
     return table.to_pandas(self_destruct=True)
 
 
-def decode(entry: dict, data: bytearray) -> Any:
-    """A value from its verified bytes."""
+def decode(entry: dict, data: bytearray, resolve: Any = None, memo: "dict | None" = None) -> Any:
+    """A value from its verified bytes; *resolve* and *memo*: see :func:`pickling.load`."""
     encoding = entry["encoding"]
     if encoding == "pickle":
-        return pickling.load(data)
+        return pickling.load(data, resolve, memo)
     if encoding in ("parquet", "arrow"):
         frame = parquet_read(data) if encoding == "parquet" else arrow_read(data)
         freq = entry.get("index_freq")
@@ -324,9 +325,12 @@ def decode(entry: dict, data: bytearray) -> Any:
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
-def pickle_to(sink: Any, value: Any, faithful: bool = True) -> None:
-    """cloudpickle, protocol 5, leaving live objects as they were (``pickling``)."""
-    pickling.dump(value, sink, faithful)
+def pickle_to(
+    sink: Any, value: Any, faithful: bool = True, refs: "dict | None" = None, memo: bool = False
+) -> "pickling.Dumped":
+    """cloudpickle, protocol 5, leaving live objects as they were (``pickling``);
+    the objects of *refs* written as references (``pickling.dump``)."""
+    return pickling.dump(value, sink, faithful, refs, memo)
 
 
 def pickle_bytes(value: Any) -> bytes:

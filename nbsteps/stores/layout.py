@@ -18,12 +18,15 @@ every restore) is the latest, which is what ``peek`` shows and what
 least-recently-used eviction removes last. A ``checkpoint.meta`` written by
 nbsteps before version 2 of this layout is read as one more checkpoint.
 
-A metadata file is a header line ``nbsteps-checkpoint 1 hmac-sha256=<hex>``
-followed by the JSON body; the signature covers the header's format tag and
-the exact body bytes. The body holds the step, fingerprint and its parts,
-duration, finish time, and for every value its file, encoding, size and the
-HMAC of the file's bytes. Nothing is unpickled or decoded before its HMAC has
-been checked.
+A metadata file is a header line ``nbsteps-checkpoint 1 blake3=<hex>``
+followed by the JSON body; the signature (keyed BLAKE3) covers the header's
+format tag and algorithm and the exact body bytes. The body holds the step,
+fingerprint and its parts, duration, finish time, and for every value its file,
+encoding, size and the MAC of the file's bytes (``"mac": "blake3:<hex>"``).
+Checkpoints written before issue 26 are signed with HMAC-SHA256 (header
+``nbsteps-checkpoint 1 hmac-sha256=<hex>``, signed bytes without the algorithm,
+``"hmac": "<hex>"`` per value): they are read and verified as they are. Nothing
+is unpickled or decoded before its MAC has been checked.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from nbsteps.stores.signing import StreamingMac
 FORMAT = 1
 META = "checkpoint.meta"  # the single metadata file of layout 1 (still read)
 LOCKS = ".locks"
-HEADER = re.compile(rb"nbsteps-checkpoint (\d+) hmac-sha256=([0-9a-f]{64})")
+HEADER = re.compile(rb"nbsteps-checkpoint (\d+) (hmac-sha256|blake3)=([0-9a-f]{64})")
 META_FILE = re.compile(r"[0-9a-f]{24}\.meta")
 VALUE_FILE = re.compile(r"[0-9a-f]{16}-\d+\.(parquet|pkl|arrow)")
 _PLAIN_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]{0,99}")
@@ -79,15 +82,20 @@ def ours(name: str) -> bool:
     return is_meta(name) or name.startswith(".tmp-") or bool(VALUE_FILE.fullmatch(name))
 
 
-def signed_bytes(data: bytes) -> bytes:
-    # the format tag is signed with the body, so a body cannot be replayed under another format
-    return b"nbsteps-checkpoint %d\n" % FORMAT + data
+def signed_bytes(data: bytes, algorithm: str = signing.HMAC_SHA256) -> bytes:
+    # the format tag (and the algorithm) is signed with the body, so a body cannot be
+    # replayed under another format
+    if algorithm == signing.HMAC_SHA256:
+        return b"nbsteps-checkpoint %d\n" % FORMAT + data
+    return b"nbsteps-checkpoint %d %s\n" % (FORMAT, algorithm.encode()) + data
 
 
-def header(key: bytes, data: bytes) -> bytes:
-    return b"nbsteps-checkpoint %d hmac-sha256=%s\n" % (
+def header(key: bytes, data: bytes, algorithm: "str | None" = None) -> bytes:
+    algorithm = algorithm or signing.preferred()
+    return b"nbsteps-checkpoint %d %s=%s\n" % (
         FORMAT,
-        signing.sign(key, signed_bytes(data)).encode(),
+        algorithm.encode(),
+        signing.sign(key, signed_bytes(data, algorithm), algorithm).encode(),
     )
 
 
@@ -143,7 +151,10 @@ def parse_meta(raw: bytes, key: "bytes | None", name: str = META) -> dict:
         raise Corrupt(name, "is not signed (no nbsteps signature header)", raw, name)
     if int(match.group(1)) != FORMAT:
         raise Corrupt(name, f"has an unknown format {match.group(1).decode()}", raw, name)
-    if key is not None and not signing.verify(key, signed_bytes(data), match.group(2).decode()):
+    algorithm = match.group(2).decode()
+    if key is not None and not signing.verify(
+        key, signed_bytes(data, algorithm), match.group(3).decode(), algorithm
+    ):
         raise Corrupt(
             name, "does not match its signature (tampered with, or signed with another key)", raw, name
         )
@@ -213,7 +224,7 @@ def _open_value(folder: int, name: str, entry: dict, meta: bytes, meta_file: str
 
 
 def _check_digest(digest: str, name: str, entry: dict, meta: bytes, meta_file: str) -> None:
-    if not hmac.compare_digest(digest, str(entry.get("hmac", ""))):
+    if not digest or not hmac.compare_digest(digest, signing.entry_mac(entry)[1]):
         raise Corrupt(name, "does not match its signature (corrupted or tampered with)", meta, meta_file)
 
 
@@ -225,19 +236,22 @@ def read_verified(
     with f:
         data = bytearray(size)  # calloc: pages are zeroed lazily, as read fills them
         view = memoryview(data)
-        mac = StreamingMac(key)
+        algorithm = signing.entry_mac(entry)[0]
+        mac = StreamingMac(key, algorithm) if algorithm else None
         pos = 0
         try:
             while pos < size:
                 n = f.readinto(view[pos : pos + CHUNK])
                 if not n:
                     raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta, meta_file)
-                mac.update(view[pos : pos + n])  # hashed in a thread while the next chunk is read
+                if mac is not None:
+                    mac.update(view[pos : pos + n])  # hashed in a thread while the next chunk is read
                 pos += n
         except BaseException:
-            mac.abort()
+            if mac is not None:
+                mac.abort()
             raise
-        digest = mac.hexdigest()
+        digest = mac.hexdigest() if mac is not None else ""  # an unknown algorithm: never verified
         view.release()
     _check_digest(digest, name, entry, meta, meta_file)
     return data
@@ -250,7 +264,8 @@ def verify_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: s
     name = entry["file"]
     f, size = _open_value(folder, name, entry, meta, meta_file)
     with f:
-        mac = signing.new_mac(key)
+        algorithm = signing.entry_mac(entry)[0]
+        mac = signing.new_mac(key, algorithm) if algorithm else None
         buf = bytearray(min(size, 1 << 20) or 1)
         view = memoryview(buf)
         pos = 0
@@ -258,10 +273,11 @@ def verify_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: s
             n = f.readinto(view[: min(len(buf), size - pos)])
             if not n:
                 raise Corrupt(name, f"is truncated ({pos} of {size} bytes)", meta, meta_file)
-            mac.update(view[:n])
+            if mac is not None:
+                mac.update(view[:n])
             pos += n
         view.release()
-    _check_digest(mac.hexdigest(), name, entry, meta, meta_file)
+    _check_digest(mac.hexdigest() if mac is not None else "", name, entry, meta, meta_file)
 
 
 class Unloadable(Exception):
@@ -273,6 +289,54 @@ class Unloadable(Exception):
         self.file, self.meta, self.meta_file = file, meta, meta_file
 
 
+class Loads:
+    """The values of one checkpoint read so far (by position in its metadata),
+    and the objects of those that later values point into (their unpickler's
+    memo): a value that refers to another (:mod:`nbsteps.stores.sharing`) gets
+    the very object, and each file is read once. *upstream* gives the values
+    of upstream steps (``upstream(step, token, fingerprint, name)``)."""
+
+    def __init__(self, body: dict, raw: bytes, meta_file: str, key: bytes, upstream=None) -> None:
+        self.body, self.raw, self.meta_file, self.key, self.upstream = body, raw, meta_file, key, upstream
+        self.values: dict[int, Any] = {}
+        self.memos: dict[int, dict] = {}
+        self._reading: set[int] = set()
+
+    def value(self, folder: int, pos: int) -> Any:
+        if pos in self.values:
+            return self.values[pos]
+        entry = self.body["values"][pos]
+        if pos in self._reading:
+            raise Corrupt(entry["file"], "refers to itself", self.raw, self.meta_file)
+        self._reading.add(pos)
+        try:
+            value = load_value(folder, entry, self.raw, self.key, self.meta_file, loads=(self, pos))
+        finally:
+            self._reading.discard(pos)
+        self.values[pos] = value
+        return value
+
+    def resolve(self, folder: int, entry: dict, ref: Any) -> Any:
+        """The object a persistent reference of value *entry* names."""
+        values = self.body["values"]
+        try:
+            if ref[0] == "v" and len(ref) == 3 and 0 <= ref[1] < len(values):
+                value = self.value(folder, ref[1])
+                return value if ref[2] < 0 else self.memos[ref[1]][ref[2]]
+            if ref[0] == "u" and len(ref) == 5 and self.upstream is not None:
+                return self.upstream(*ref[1:])
+        except (KeyError, LookupError, TypeError):
+            pass
+        what = (
+            f"output {ref[4]!r} of step {ref[1]!r}"
+            if isinstance(ref, tuple) and len(ref) == 5
+            else f"an object of another value ({ref!r})"
+        )
+        raise Corrupt(
+            entry["file"], f"refers to {what}, which is no longer available", self.raw, self.meta_file
+        )
+
+
 def load_checkpoint(
     step: str,
     folder: int,
@@ -281,6 +345,7 @@ def load_checkpoint(
     key: bytes,
     name: str = META,
     lazy_loader=None,
+    upstream=None,
 ) -> "Checkpoint | None":
     """The checkpoint whose metadata is *name* in *folder*; None if absent or,
     when *fingerprint* is given, another one. *load*: read every value now;
@@ -299,8 +364,13 @@ def load_checkpoint(
     has_result = bool(body.get("has_result"))
     captured: list = []
     if load:
-        for entry in body["values"]:
-            value = _load_value(folder, entry, raw, key, name)
+        loads = Loads(body, raw, name, key, upstream)
+        for pos, entry in enumerate(body["values"]):
+            value = (
+                loads.value(folder, pos)
+                if entry["role"] != "captured"
+                else _load_value(folder, entry, raw, key, name)
+            )
             if entry["role"] == "output":
                 outputs[entry["name"]] = value
             elif entry["role"] == "captured":
@@ -358,14 +428,29 @@ def load_checkpoint(
     )
 
 
-def load_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str = META) -> Any:
-    return _load_value(folder, entry, meta, key, meta_file)
+def load_value(
+    folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str = META, loads: "tuple | None" = None
+) -> Any:
+    """One value, verified and decoded; *loads*: ``(Loads, position)`` of
+    the checkpoint it belongs to, which resolves its references."""
+    return _load_value(folder, entry, meta, key, meta_file, loads)
 
 
-def _load_value(folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str) -> Any:
+def _load_value(
+    folder: int, entry: dict, meta: bytes, key: bytes, meta_file: str, loads: "tuple | None" = None
+) -> Any:
     name = entry["file"]
     data = read_verified(folder, name, entry, meta, key, meta_file)
+    resolve = memo = None
+    if loads is not None:
+        context, pos = loads
+        if entry.get("refs") or entry.get("up"):
+            resolve = lambda ref: context.resolve(folder, entry, ref)  # noqa: E731
+        if entry.get("memo"):
+            memo = context.memos[pos] = {}
     try:
-        return decode(entry, data)
+        return decode(entry, data, resolve, memo)
+    except Corrupt:
+        raise  # a value it refers to is gone
     except Exception as exc:  # verified bytes: our own file; e.g. a module is missing now
         raise Unloadable(name, meta, meta_file) from exc

@@ -217,34 +217,148 @@ def _module_attribute(cls: type) -> "tuple[types.ModuleType, str] | None":
     return None
 
 
+def _referring_class(base: type) -> type:
+    class ReferringPickler(base):
+        """Writes the objects of *refs* (``id -> reference``) as persistent
+        references instead of copies (see :mod:`nbsteps.stores.sharing`)."""
+
+        def __init__(self, file: Any, faithful: bool, refs: dict) -> None:
+            super().__init__(file, faithful)
+            self.refs = refs
+            self.used: set = set()
+
+        def persistent_id(self, obj: Any) -> Any:
+            ref = self.refs.get(id(obj))
+            if ref is not None:
+                self.used.add(ref)
+            return ref
+
+    return ReferringPickler
+
+
 _PICKLER: Any = None
+_REFERRING: Any = None
+
+_NOT_SHARED = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+_SHAREABLE: "dict[type, bool]" = {
+    list: True,
+    dict: True,
+    set: True,
+    bytearray: True,
+    str: False,
+    tuple: False,
+}
 
 
-def dump(value: Any, sink: Any, faithful: bool = True) -> None:
+def shareable(obj: Any) -> bool:
+    """Whether identity of *obj* matters to a user: a mutable container
+    (list, dict, set, bytearray, a NumPy array) or an instance of a class with
+    attributes (a figure, an estimator, a DataFrame, the user's own classes).
+    Not: numbers, strings, tuples, classes, functions, modules, NumPy dtypes
+    and scalars (each new process gives them back as canonical or equal).
+    Decided by the type, once per type."""
+    t = type(obj)
+    known = _SHAREABLE.get(t)
+    if known is None:
+        known = _SHAREABLE[t] = (
+            issubclass(t, (list, dict, set, bytearray))
+            or (t.__module__ == "numpy" and t.__name__ == "ndarray")
+            or (not issubclass(t, _NOT_SHARED) and bool(getattr(t, "__dictoffset__", 0)))
+        )
+    return known
+
+
+class Dumped:
+    """What pickling one value met: the references it wrote (``used``) and,
+    when asked for, the objects it wrote (``memo``: ``id -> (memo index, object)``,
+    identity-relevant objects only)."""
+
+    __slots__ = ("used", "memo")
+
+    def __init__(self, used: "set | None" = None, memo: "dict | None" = None) -> None:
+        self.used = used or set()
+        self.memo = memo or {}
+
+
+def dump(
+    value: Any, sink: Any, faithful: bool = True, refs: "dict | None" = None, memo: bool = False
+) -> Dumped:
     """Pickle *value* to *sink* (cloudpickle, protocol 5), leaving live objects
     unchanged. :class:`DroppedUnpicklable` when only the faithful way failed (a
     second try can succeed); a value that cannot be pickled either way raises what
-    pickle raised, at once (it is not pickled twice)."""
-    global _PICKLER
+    pickle raised, at once (it is not pickled twice). Objects in *refs*
+    (``id(obj) -> reference``) are written as persistent references; *memo*:
+    return the objects written, with their memo indices."""
+    global _PICKLER, _REFERRING
     if _PICKLER is None:
         _PICKLER = _pickler_class()
-    pickler = _PICKLER(sink, faithful)
+        _REFERRING = _referring_class(_PICKLER)
+    pickler = _REFERRING(sink, faithful, refs) if refs else _PICKLER(sink, faithful)
     try:
         pickler.dump_leaving_objects(value)
     except Exception as exc:
         if pickler.overrode and not isinstance(exc, OSError):
             raise DroppedUnpicklable(str(exc)) from exc
         raise
+    out = Dumped(getattr(pickler, "used", None))
+    if memo:
+        out.memo = {k: v for k, v in pickler.memo.copy().items() if shareable(v[1])}
+    return out
 
 
-def load(data: Any) -> Any:
+class _Reader:
+    """A read-only file over bytes or a bytearray (no copy, unlike ``io.BytesIO``)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data if isinstance(data, (bytes, bytearray)) else bytes(data)
+        self.view = memoryview(self.data)
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.view) if n is None or n < 0 else min(len(self.view), self.pos + n)
+        out = bytes(self.view[self.pos : end])
+        self.pos = end
+        return out
+
+    def readinto(self, buf: Any) -> int:
+        target = memoryview(buf).cast("B")
+        n = min(len(target), len(self.view) - self.pos)
+        target[:n] = self.view[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def readline(self) -> bytes:
+        end = self.data.find(b"\n", self.pos)
+        return self.read(-1 if end < 0 else end + 1 - self.pos)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: Any, resolve: Any) -> None:
+        super().__init__(file)
+        self.resolve = resolve
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self.resolve is None:
+            raise pickle.UnpicklingError("a reference to another value, and nothing to resolve it")
+        return self.resolve(pid)
+
+
+def load(data: Any, resolve: Any = None, memo: "dict | None" = None) -> Any:
     """Unpickle *data*. A submodule that its package makes on first attribute access
     (``from marray import numpy``: ``marray.numpy`` exists only after it) is made
-    again the same way, when a value needs it in a new process."""
+    again the same way, when a value needs it in a new process. *resolve*
+    gives the object of a persistent reference; *memo*, when given, receives
+    the objects read (``memo index -> object``)."""
     made: set = set()
     while True:
         try:
-            return pickle.loads(data)
+            if resolve is None and memo is None:
+                return pickle.loads(data)
+            unpickler = _Unpickler(_Reader(data), resolve)
+            value = unpickler.load()
+            if memo is not None:
+                memo.update(unpickler.memo.copy())
+            return value
         except ModuleNotFoundError as exc:
             name = exc.name or ""
             if name in made or not _make_dynamic_module(name):

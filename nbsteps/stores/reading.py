@@ -46,13 +46,21 @@ class Reader:
     """Reads the checkpoints of one store directory (see the module)."""
 
     def __init__(
-        self, folders: Folders, key: bytes, unwritten: Unwritten, pins: Pins, warn: Callable[[str, str], None]
+        self,
+        folders: Folders,
+        key: bytes,
+        unwritten: Unwritten,
+        pins: Pins,
+        warn: Callable[[str, str], None],
+        upstream: "Callable | None" = None,
     ) -> None:
         self.folders = folders
         self.key = key
         self.unwritten = unwritten
         self.pins = pins
         self.warn = warn
+        #: ``upstream(step, token, fingerprint, name)``: an upstream value a value refers to (stores.sharing)
+        self.upstream = upstream
 
     def fingerprints(self, step: str) -> list[str]:
         """Fingerprints of the checkpoints kept for *step*, least recently used first."""
@@ -157,7 +165,9 @@ class Reader:
             cp = None
             try:
                 lazy = self._lazy_loader(step, pin) if pin is not None else None
-                cp = layout.load_checkpoint(step, folder, fingerprint, mode == "load", self.key, name, lazy)
+                cp = layout.load_checkpoint(
+                    step, folder, fingerprint, mode == "load", self.key, name, lazy, self.upstream
+                )
             finally:
                 if pin is not None and cp is None:
                     pin.release()
@@ -183,6 +193,7 @@ class Reader:
         def make(body: dict, raw: bytes, meta: str) -> Callable:
             unread = {(e["role"], e.get("name")) for e in body["values"] if e["role"] != "captured"}
             failed: list = []
+            loads = layout.Loads(body, raw, meta, self.key, self.upstream)  # values read, shared objects
             if not unread:
                 pin.release()
 
@@ -190,13 +201,15 @@ class Reader:
                 if failed:  # the checkpoint is gone: the same answer for its other values
                     raise failed[0]
                 role = "output" if name is not None else "result"
-                entry = next(e for e in body["values"] if e["role"] == role and e.get("name") == name)
+                pos = next(
+                    i for i, e in enumerate(body["values"]) if e["role"] == role and e.get("name") == name
+                )
                 dirname = dirname_of(step)
                 path = self.folders.directory / dirname
                 try:
                     with self.folders.root() as root, self.folders.folder(root, dirname) as folder:
                         try:
-                            value = layout.load_value(folder, entry, raw, self.key, meta)
+                            value = loads.value(folder, pos)
                         except Corrupt as exc:
                             removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
                             why = _damaged(path / exc.file, exc, removed)

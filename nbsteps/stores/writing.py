@@ -88,45 +88,33 @@ def tmp_name() -> str:
 
 
 def write_value(
-    folder: int, stem: str, value: Any, written: list[str], key: bytes, compression: "str | None"
+    folder: int,
+    stem: str,
+    value: Any,
+    written: list[str],
+    key: bytes,
+    compression: "str | None",
+    refs: "dict | None" = None,
+    met: "list | None" = None,
+    memo: bool = False,
 ) -> dict:
-    """Write one value to ``folder/stem.<ext>``; its metadata entry."""
-    kind = pandas_kind(value)
+    """Write one value to ``folder/stem.<ext>``; its metadata entry. Objects
+    in *refs* are written as references (:mod:`nbsteps.stores.sharing`); with
+    *met*, what the pickler met is appended to it (``pickling.Dumped``, with
+    the objects it wrote if *memo*), or None for a value not pickled."""
+    kind = pandas_kind(value) if not (refs and id(value) in refs) else None
     if kind is not None:
-        prepared = frame_encoding(value, kind)
-        if prepared is not None:
-            encoding, data, extra = prepared
-            tmp = tmp_name()
-            written.append(tmp)  # first: removed by the store's clean-up whatever happens next
-            writer = SignedWriter(folder, tmp, key)
-            try:
-                if encoding == "arrow":
-                    write_arrow(data, writer)
-                else:
-                    write_parquet(data, writer, compression)
-                digest = writer.finish()
-            except Exception:
-                writer.abort()
-                if writer.error is not None:
-                    raise writer.error from None  # the disk's error; the encoder's exception only reports it
-                # pyarrow refused something the sample accepted: pickle instead
-            except BaseException:
-                writer.abort()  # an interrupt: close the file and stop the hashing thread
-                raise
-            else:
-                return _publish(
-                    folder,
-                    tmp,
-                    f"{stem}.{encoding}",
-                    written,
-                    {"encoding": encoding, "kind": kind, "size": writer.size, "hmac": digest, **extra},
-                )
+        entry = _write_frame(folder, stem, value, kind, written, key, compression)
+        if entry is not None:
+            if met is not None:
+                met.append(None)
+            return entry
     for faithful in (True, False):  # again only when what a __getstate__ drops is unpicklable
         tmp = tmp_name()
         written.append(tmp)
         writer = SignedWriter(folder, tmp, key)
         try:
-            pickle_to(writer, value, faithful)
+            dumped = pickle_to(writer, value, faithful, refs, memo)
             digest = writer.finish()
         except Exception as exc:
             writer.abort()
@@ -141,12 +129,49 @@ def write_value(
             raise
         else:
             break
+    if met is not None:
+        met.append(dumped)
     return _publish(
         folder,
         tmp,
         f"{stem}.pkl",
         written,
-        {"encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, "hmac": digest},
+        {"encoding": "pickle", "kind": type(value).__qualname__, "size": writer.size, **digest},
+    )
+
+
+def _write_frame(
+    folder: int, stem: str, value: Any, kind: str, written: list[str], key: bytes, compression: "str | None"
+) -> "dict | None":
+    """Write a DataFrame or Series as Arrow IPC or Parquet; its entry, or None
+    when it is to be pickled instead."""
+    prepared = frame_encoding(value, kind)
+    if prepared is None:
+        return None
+    encoding, data, extra = prepared
+    tmp = tmp_name()
+    written.append(tmp)  # first: removed by the store's clean-up whatever happens next
+    writer = SignedWriter(folder, tmp, key)
+    try:
+        if encoding == "arrow":
+            write_arrow(data, writer)
+        else:
+            write_parquet(data, writer, compression)
+        digest = writer.finish()
+    except Exception:
+        writer.abort()
+        if writer.error is not None:
+            raise writer.error from None  # the disk's error; the encoder's exception only reports it
+        return None  # pyarrow refused something the sample accepted: pickle instead
+    except BaseException:
+        writer.abort()  # an interrupt: close the file and stop the hashing thread
+        raise
+    return _publish(
+        folder,
+        tmp,
+        f"{stem}.{encoding}",
+        written,
+        {"encoding": encoding, "kind": kind, "size": writer.size, **digest, **extra},
     )
 
 
