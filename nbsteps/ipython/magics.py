@@ -18,7 +18,7 @@ from nbsteps import config
 from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted, did_you_mean
 from nbsteps.formatting import safe_str
 from nbsteps.interrupts import deferred_interrupts
-from nbsteps.ipython import session
+from nbsteps.ipython import lab, session
 from nbsteps.ipython.guards import checked, one_line_interrupts
 from nbsteps.ipython.options import (
     OPTION_PARSERS,
@@ -229,6 +229,7 @@ class StepMagics(Magics):
             )
         except KeyboardInterrupt:
             raise StepsInterrupted(f"step {args.name} was not registered (or changed)") from None
+        lab.note_cell(self.shell, step.name)  # the JupyterLab extension's badge of this cell
         for warning in plan.registration_warnings(step.name):
             print(f"nbsteps: warning: {warning}")
         cells = self._cells(plan)
@@ -479,6 +480,7 @@ def load_ipython_extension(ip) -> None:
     ip.register_magics(StepMagics)
     hooks.install(ip, SUBCOMMANDS, StepMagics.step.parser)
     step_magics.route(ip)  # a magic inside a step reads and writes the step's namespace
+    lab.install(ip)  # the comm of the JupyterLab extension (labextension/): badges and side panel
     # a failed step's own exception is shown as IPython shows any exception
     # (lone surrogates in its message escaped: a Jupyter message cannot carry them)
     StepsFailed.format_error = staticmethod(

@@ -1,0 +1,510 @@
+/**
+ * nbsteps in JupyterLab: a badge on every `%%step` cell and the plan in a side
+ * panel, drawn from the kernel's state (comm target `nbsteps`, see
+ * nbsteps/ipython/lab.py), keyed by cell id. Every tab of a notebook opens its
+ * own comm, so every tab, a reloaded page and a reopened notebook show the
+ * kernel's current state. Without a kernel (or one without nbsteps) a badge
+ * shows the state saved in the cell's metadata (`metadata.nbsteps`, written
+ * just before each save), marked "as saved at ...".
+ */
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Cell } from '@jupyterlab/cells';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { Message } from '@lumino/messaging';
+import { Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+const PLUGIN_ID = 'nbsteps:plugin';
+const TARGET = 'nbsteps';
+const META = 'nbsteps';
+/** the kernel's messages carry "nbsteps": PROTOCOL (nbsteps/ipython/lab.py) */
+const PROTOCOL = 1;
+const STEP_LINE = /^\s*%%step\s+([A-Za-z0-9_][A-Za-z0-9_-]*)/;
+
+/** A step's state as the kernel sends it (nbsteps/ipython/lab.py step_state). */
+interface IStepState {
+  step: string;
+  status: string;
+  started: number | null;
+  finished: number | null;
+  duration: number | null;
+  origin: string;
+  stale: boolean;
+  stale_reason: string;
+  attempts: number;
+  error: string;
+  confirming: string;
+  line: string;
+  cell_id?: string | null;
+  /** only in saved metadata: when the notebook was saved (ISO time) */
+  saved_at?: string;
+}
+
+interface IStateMsg {
+  type: 'state';
+  full: boolean;
+  now: number;
+  cells: { [cellId: string]: IStepState };
+  unbound: { [step: string]: IStepState };
+}
+
+interface IPanelMsg {
+  type: 'panel';
+  html: string;
+  now: number;
+}
+
+const ORIGIN_WORDS: { [origin: string]: string } = {
+  executed: 'executed in this run',
+  kept: 'kept: already in the kernel, up to date',
+  restored: 'restored from the store'
+};
+
+/** Seconds as the kernel's views write them: 850 ms, 2.1 s, 3 min 5 s. */
+export function fmtSeconds(s: number): string {
+  if (s < 0.001) {
+    return '<1 ms';
+  }
+  if (s < 1) {
+    return `${Math.round(s * 1000)} ms`;
+  }
+  if (s < 60) {
+    return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  }
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - 60 * m)} s`;
+}
+
+/** The words of a badge: [short text, full description for aria-label and title]. */
+export function describe(st: IStepState, elapsed: number | null): [string, string] {
+  let status = st.status;
+  let long = st.status;
+  if (st.status === 'running' || st.status === 'retrying') {
+    const took = elapsed !== null ? ` for ${fmtSeconds(Math.max(0, elapsed))}` : '';
+    status = `${st.status}${took}`;
+    long = st.attempts > 1 ? `${status} (attempt ${st.attempts})` : status;
+  } else if (st.status === 'unregistered') {
+    status = 'not registered in this kernel yet';
+    long = `${status}: run the cell`;
+  } else if (st.status === 'waiting') {
+    status = 'waiting for confirmation';
+    long = st.confirming ? `${status}: ${st.confirming}` : status;
+  } else if (st.status === 'failed' || st.status === 'blocked' || st.status === 'cancelled') {
+    long = st.error ? `${st.status}: ${st.error}` : st.status;
+  }
+  const parts = [status];
+  const longParts = [long];
+  if (st.status === 'completed' && st.origin) {
+    parts.push(st.origin);
+    longParts.push(ORIGIN_WORDS[st.origin] || st.origin);
+  }
+  if (st.duration !== null && st.duration !== undefined && st.status !== 'running') {
+    parts.push(fmtSeconds(st.duration));
+    longParts.push(`took ${fmtSeconds(st.duration)}`);
+  }
+  if (st.stale) {
+    parts.push('stale');
+    longParts.push(`stale: ${st.stale_reason || 'it will run again'}`);
+  }
+  let text = parts.join(' · ');
+  let words = `step ${st.step}: ${longParts.join(', ')}`;
+  if (st.saved_at) {
+    const when = new Date(st.saved_at).toLocaleString();
+    text = `as saved at ${when}: ${text}`;
+    words = `${words} (as saved at ${when}, not the kernel's current state)`;
+  }
+  return [text, words];
+}
+
+/** The step name in a `%%step NAME` cell's source, or null. */
+export function stepOfSource(source: string): string | null {
+  const m = STEP_LINE.exec(source);
+  return m ? m[1] : null;
+}
+
+/** One notebook panel's link to its kernel: the comm, the states, the badges. */
+class NotebookSteps {
+  constructor(
+    readonly panel: NotebookPanel,
+    private readonly options: { badges: () => boolean; onPanel: () => void }
+  ) {
+    const session = panel.sessionContext;
+    session.kernelChanged.connect(() => this.connect());
+    session.statusChanged.connect((_, status) => this.onStatus(status));
+    void session.ready.then(() => this.connect());
+    panel.context.saveState.connect((_, state) => {
+      if (state === 'started') {
+        this.saveToMetadata();
+      }
+    });
+    panel.content.model?.cells.changed.connect(() => this.scheduleDraw());
+    this.timer = window.setInterval(() => this.tick(), 1000);
+    panel.disposed.connect(() => this.dispose());
+    this.scheduleDraw();
+  }
+
+  /** The HTML of the plan's views, as the kernel last sent it */
+  panelHtml = '';
+  /** whether the kernel's nbsteps answered on the current comm */
+  live = false;
+  /** messages received (the tests read it) */
+  received = 0;
+
+  requestPanel(): void {
+    this.wantPanel = true;
+    this.comm?.send({ type: 'panel' });
+  }
+
+  draw(): void {
+    this.drawPending = false;
+    const notebook = this.panel.content;
+    const show = this.options.badges();
+    for (const cell of notebook.widgets) {
+      this.drawCell(cell, show);
+    }
+  }
+
+  dispose(): void {
+    window.clearInterval(this.timer);
+    this.kernel?.iopubMessage.disconnect(this.onIopub, this);
+    this.comm?.dispose();
+    this.comm = null;
+  }
+
+  private connect(): void {
+    const kernel = this.panel.sessionContext.session?.kernel;
+    this.dropComm();
+    this.kernel?.iopubMessage.disconnect(this.onIopub, this);
+    this.kernel = kernel || null;
+    if (!kernel) {
+      return;
+    }
+    // nbsteps' messages on any comm: every tab reads the kernel's IOPub, so a tab whose own
+    // comm waits for a busy kernel (reloaded mid-run) still gets the state sent to the others
+    kernel.iopubMessage.connect(this.onIopub, this);
+    // the kernel opens a comm when %load_ext nbsteps runs after this tab connected
+    kernel.registerCommTarget(TARGET, (comm: Kernel.IComm) => this.attach(comm));
+    const comm = kernel.createComm(TARGET);
+    this.attach(comm);
+    comm.open({ type: 'state' });
+  }
+
+  private attach(comm: Kernel.IComm): void {
+    if (this.comm && this.comm !== comm) {
+      this.comm.dispose();
+    }
+    this.comm = comm;
+    comm.onClose = () => {
+      if (this.comm === comm) {
+        this.comm = null;
+        this.live = false;
+        this.scheduleDraw();
+      }
+    };
+    if (this.wantPanel) {
+      comm.send({ type: 'panel' });
+    }
+  }
+
+  private dropComm(): void {
+    this.comm = null;
+    this.live = false;
+    this.cells = {};
+    this.unbound = {};
+    this.scheduleDraw();
+  }
+
+  private onStatus(status: string): void {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      this.dropComm();
+      this.restarting = true;
+    } else if (status === 'idle' && this.restarting) {
+      this.restarting = false;
+      this.connect();
+    }
+  }
+
+  private onIopub(_: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
+    const type = msg.header.msg_type;
+    if (type === 'comm_msg' || type === 'comm_open') {
+      const data = (msg as KernelMessage.ICommMsgMsg).content.data as { [key: string]: unknown };
+      if (data && data.nbsteps === PROTOCOL) {
+        this.onMessage(data as unknown as IStateMsg | IPanelMsg);
+      }
+    }
+  }
+
+  private onMessage(data: IStateMsg | IPanelMsg | { type: string }): void {
+    this.received++;
+    if (data.type === 'state') {
+      const msg = data as IStateMsg;
+      this.offset = Date.now() / 1000 - msg.now;
+      if (msg.full) {
+        this.cells = {};
+        this.unbound = {};
+      }
+      for (const [cid, st] of Object.entries(msg.cells || {})) {
+        for (const [other, old] of Object.entries(this.cells)) {
+          if (old.step === st.step && other !== cid) {
+            delete this.cells[other];
+          }
+        }
+        delete this.unbound[st.step];
+        this.cells[cid] = st;
+      }
+      for (const [name, st] of Object.entries(msg.unbound || {})) {
+        this.unbound[name] = st;
+      }
+      const was = this.live;
+      this.live = true;
+      this.scheduleDraw();
+      if (!was) {
+        this.options.onPanel();
+      }
+    } else if (data.type === 'panel') {
+      this.panelHtml = (data as IPanelMsg).html;
+      this.options.onPanel();
+    }
+  }
+
+  /** The live state of a cell: by its id, else by the name in its source. */
+  private liveState(cell: Cell): IStepState | null {
+    const byId = this.cells[cell.model.id];
+    if (byId) {
+      return byId;
+    }
+    const name = stepOfSource(cell.model.sharedModel.getSource());
+    return name ? this.unbound[name] || null : null;
+  }
+
+  private drawCell(cell: Cell, show: boolean): void {
+    let badge = cell.node.querySelector(':scope > .nbsteps-badge') as HTMLElement | null;
+    const isStep = cell.model.type === 'code' && stepOfSource(cell.model.sharedModel.getSource()) !== null;
+    let st: IStepState | null = null;
+    if (show && (isStep || this.cells[cell.model.id])) {
+      st = this.live ? this.liveState(cell) : null;
+      if (!st && !this.live) {
+        const saved = cell.model.getMetadata(META) as IStepState | undefined;
+        st = saved && saved.saved_at ? saved : null;
+      }
+      if (!st && this.live && isStep) {
+        const name = stepOfSource(cell.model.sharedModel.getSource()) || '';
+        st = {
+          step: name,
+          status: 'unregistered',
+          started: null,
+          finished: null,
+          duration: null,
+          origin: '',
+          stale: false,
+          stale_reason: '',
+          attempts: 0,
+          error: '',
+          confirming: '',
+          line: 'run the cell to register the step'
+        };
+      }
+    }
+    if (!st) {
+      badge?.remove();
+      return;
+    }
+    if (!badge) {
+      badge = document.createElement('div');
+      badge.className = 'nbsteps-badge';
+      badge.setAttribute('role', 'status');
+      const dot = document.createElement('span');
+      dot.className = 'nbsteps-badge-dot';
+      dot.setAttribute('aria-hidden', 'true');
+      const text = document.createElement('span');
+      text.className = 'nbsteps-badge-text';
+      badge.append(dot, text);
+      const input = cell.node.querySelector(':scope > .jp-Cell-inputWrapper');
+      cell.node.insertBefore(badge, input);
+    }
+    const elapsed =
+      st.started !== null && (st.status === 'running' || st.status === 'retrying')
+        ? Date.now() / 1000 - this.offset - st.started
+        : null;
+    const [text, words] = describe(st, elapsed);
+    badge.dataset.status = st.status;
+    badge.dataset.stale = String(!!st.stale);
+    badge.dataset.origin = st.origin || '';
+    badge.dataset.step = st.step;
+    badge.dataset.source = st.saved_at ? 'saved' : 'kernel';
+    badge.setAttribute('aria-label', `nbsteps ${words}`);
+    badge.title = st.line && !st.saved_at ? `${words}\n${st.line}` : words;
+    (badge.querySelector('.nbsteps-badge-text') as HTMLElement).textContent = text;
+  }
+
+  private tick(): void {
+    const running = Object.values(this.cells).some(s => s.status === 'running' || s.status === 'retrying');
+    if (running) {
+      this.draw();
+    }
+  }
+
+  private scheduleDraw(): void {
+    if (!this.drawPending) {
+      this.drawPending = true;
+      requestAnimationFrame(() => this.draw());
+      window.setTimeout(() => this.drawPending && this.draw(), 200); // hidden tabs get no frames
+    }
+  }
+
+  /** Just before a save: each step cell's live state goes into its metadata. */
+  private saveToMetadata(): void {
+    if (!this.live) {
+      return;
+    }
+    const now = new Date().toISOString();
+    for (const cell of this.panel.content.widgets) {
+      const st = this.liveState(cell);
+      if (st && cell.model.type === 'code') {
+        const saved: IStepState = { ...st, saved_at: now };
+        delete saved.cell_id;
+        cell.model.setMetadata(META, saved);
+      }
+    }
+  }
+
+  private comm: Kernel.IComm | null = null;
+  private kernel: Kernel.IKernelConnection | null = null;
+  private cells: { [cellId: string]: IStepState } = {};
+  private unbound: { [step: string]: IStepState } = {};
+  private offset = 0;
+  private drawPending = false;
+  private restarting = false;
+  private wantPanel = false;
+  private timer: number;
+}
+
+/** The right sidebar: the plan of the current notebook (graph, timeline, table, step logs). */
+class PlanPanel extends Widget {
+  constructor(private readonly rendermime: IRenderMimeRegistry) {
+    super();
+    this.id = 'nbsteps-plan';
+    this.addClass('nbsteps-panel');
+    this.title.caption = 'nbsteps plan';
+    this.title.label = 'nbsteps';
+    this.head = document.createElement('div');
+    this.head.className = 'nbsteps-panel-head';
+    this.body = document.createElement('div');
+    this.body.className = 'nbsteps-panel-body';
+    this.node.append(this.head, this.body);
+  }
+
+  show_(steps: NotebookSteps | null): void {
+    this.steps = steps;
+    if (!steps) {
+      this.head.textContent = 'nbsteps: no notebook';
+      this.body.textContent = '';
+      return;
+    }
+    this.head.textContent = `nbsteps plan of ${steps.panel.context.path}`;
+    if (!this.isVisible) {
+      return;
+    }
+    if (!steps.live) {
+      this.body.textContent = 'No kernel with nbsteps loaded (%load_ext nbsteps).';
+      return;
+    }
+    if (!steps.panelHtml) {
+      this.body.textContent = 'asking the kernel…';
+      steps.requestPanel();
+      return;
+    }
+    void this.render(steps.panelHtml);
+  }
+
+  get current(): NotebookSteps | null {
+    return this.steps;
+  }
+
+  /** emitted when the panel becomes visible: the kernel is asked for the views then */
+  readonly shown = new Signal<this, void>(this);
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.shown.emit();
+  }
+
+  private async render(html: string): Promise<void> {
+    if (html === this.rendered) {
+      return;
+    }
+    this.rendered = html;
+    // rendered as an untrusted output is: sanitized, no script runs
+    const model = this.rendermime.createModel({ data: { 'text/html': html }, trusted: false });
+    const renderer = this.rendermime.createRenderer('text/html');
+    await renderer.renderModel(model);
+    // the step logs the user opened stay open (the sanitizer keeps no data- attributes: by summary)
+    const summary = (d: Element) => d.querySelector('summary')?.textContent || '';
+    const open = new Set(Array.from(this.body.querySelectorAll('details[open]')).map(summary));
+    this.body.replaceChildren(renderer.node);
+    for (const d of Array.from(this.body.querySelectorAll('details'))) {
+      if (open.has(summary(d))) {
+        (d as HTMLDetailsElement).open = true;
+      }
+    }
+  }
+
+  private head: HTMLElement;
+  private body: HTMLElement;
+  private steps: NotebookSteps | null = null;
+  private rendered = '';
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'nbsteps: step badges on %%step cells and the plan in a side panel, from the kernel',
+  autoStart: true,
+  requires: [INotebookTracker, IRenderMimeRegistry],
+  optional: [ISettingRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
+    settingRegistry: ISettingRegistry | null
+  ) => {
+    let badges = true;
+    const all = new Map<NotebookPanel, NotebookSteps>();
+    const side = new PlanPanel(rendermime);
+    app.shell.add(side, 'right', { rank: 900 });
+    const refreshSide = () => {
+      const current = tracker.currentWidget;
+      side.show_(current ? all.get(current) || null : null);
+    };
+    tracker.widgetAdded.connect((_, panel) => {
+      const steps = new NotebookSteps(panel, {
+        badges: () => badges,
+        onPanel: () => {
+          if (side.current === steps) {
+            refreshSide();
+          }
+        }
+      });
+      all.set(panel, steps);
+      panel.disposed.connect(() => all.delete(panel));
+      refreshSide();
+    });
+    tracker.currentChanged.connect(refreshSide);
+    side.shown.connect(refreshSide);
+    (window as unknown as { nbsteps: unknown }).nbsteps = { all, side, refreshSide };
+    if (settingRegistry) {
+      void settingRegistry.load(PLUGIN_ID).then(settings => {
+        const apply = () => {
+          badges = settings.get('badges').composite !== false;
+          all.forEach(steps => steps.draw());
+        };
+        settings.changed.connect(apply);
+        apply();
+      });
+    }
+  }
+};
+
+export default plugin;

@@ -1,0 +1,334 @@
+"""The kernel side of nbsteps' JupyterLab extension (``labextension/``).
+
+``%load_ext nbsteps`` registers the comm target ``nbsteps``. Every tab of a
+notebook that has the extension opens a comm to it when it connects to the
+kernel (a reloaded page, a second tab, a reopened notebook: each its own
+comm); loading the extension also opens one from the kernel, for the tabs
+that were already connected. On each comm the kernel sends:
+
+- ``{"type": "state", "full": true, "cells": {CELL_ID: STATE}, "unbound": {STEP: STATE}}``
+  when it opens: every step's state, keyed by the id of the ``%%step`` cell
+  that registered it (``unbound``: steps registered without a cell id, e.g.
+  by ``Plan.add`` in code; the frontend matches those by the cell's source);
+- the same with ``"full": false`` and only what changed, after each executor
+  event of a step (:mod:`nbsteps.run.events`) and after each cell (a cell
+  registers a step, or an edit upstream makes steps stale);
+- ``{"type": "panel", "html": ...}``: the plan's views (progress, graph,
+  timeline, table: :func:`nbsteps.views.static.static_bundle`; and each
+  step's log, :func:`nbsteps.views.step_log.step_log_html`) when a comm asks
+  (``{"type": "panel"}``) and, for the comms that asked once, when a run
+  ends or a cell changed the plan (at most every :data:`PANEL_INTERVAL`
+  seconds during a run).
+
+A kernel runs one cell at a time, so a tab that opens its comm while a cell
+runs (a page reloaded mid-plan) is answered when the cell ends. Meanwhile,
+every :data:`PULSE` seconds of a run, the whole state goes out on one comm
+(opened for it if there is none): comm messages travel on the kernel's IOPub
+channel, which every connected tab reads, so the extension takes any message
+marked ``"nbsteps": 1`` whichever comm it was sent on.
+
+A STATE is ``step``, ``status`` (pending, running, retrying, completed,
+failed, blocked, cancelled, or ``waiting`` for confirmation), ``started`` and
+``finished`` (epoch seconds), ``duration`` (seconds), ``origin`` (executed,
+kept, restored: :mod:`nbsteps.model.status`), ``stale`` with ``stale_reason``,
+``attempts``, ``error`` and ``line`` (the status line the cell shows,
+:func:`nbsteps.views.step_view.status_line`). Messages carry the kernel's
+clock (``now``), so a running step's elapsed time is right in any tab.
+
+Nothing here changes what a cell shows: without the extension, the saved
+outputs are the same.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+from nbsteps.ipython import session
+from nbsteps.model.status import PENDING, RUNNING
+from nbsteps.run import events as ev
+
+TARGET = "nbsteps"
+#: shortest gap between two panel updates during a run (seconds)
+PANEL_INTERVAL = 1.0
+#: during a run, the whole state is sent this often (seconds; see the module doc)
+PULSE = 2.0
+#: the protocol's version, in every message (the extension reads messages on any comm marked so)
+PROTOCOL = 1
+_STEP_EVENTS = frozenset(
+    {ev.CONFIRMING, ev.CONFIRMED, ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED, ev.CANCELLED}
+)
+
+
+def step_state(ctx, name: str) -> dict:
+    """What a badge shows of step *name* (see the module doc); the records' stale flags as they are."""
+    from nbsteps.views.step_view import stale_reason, status_line
+
+    rec = ctx.records[name]
+    status = str(rec.status)
+    if rec.status == PENDING and rec.confirming:
+        status = "waiting"
+    stale = bool(rec.stale)
+    try:
+        line = status_line(ctx, name)
+    except Exception:  # pragma: no cover - a badge must not break a run
+        line = ""
+    return {
+        "step": name,
+        "status": status,
+        "started": rec.started if rec.status != PENDING else None,
+        "finished": rec.finished if rec.status not in (PENDING, RUNNING) else None,
+        "duration": rec.duration,
+        "origin": rec.origin,
+        "stale": stale,
+        "stale_reason": stale_reason(ctx, name) if stale else "",
+        "attempts": rec.attempts,
+        "error": rec.error_text,
+        "confirming": rec.confirming,
+        "line": line,
+    }
+
+
+def panel_html(ctx) -> str:
+    """The side panel: the plan's lasting picture and every step's log."""
+    from nbsteps.views.static import static_bundle
+    from nbsteps.views.step_log import step_log_html
+
+    names = ctx.order()
+    if not names:
+        return '<div class="nbsteps-view">nbsteps: no steps registered yet (use %%step NAME in a cell).</div>'
+    picture = static_bundle(ctx, png=False)["text/html"]
+    logs = "".join(
+        f'<details class="nbsteps-panel-log" data-step="{html.escape(n, quote=True)}">'
+        f"<summary>{html.escape(n)}</summary>{step_log_html(ctx, n)}</details>"
+        for n in names
+    )
+    return f'{picture}<div class="nbsteps-panel-logs"><b>step logs</b>{logs}</div>'
+
+
+class LabState:
+    """The comms of the open tabs and the cells of the steps (one per shell)."""
+
+    def __init__(self, shell) -> None:
+        self.shell = shell
+        self.comms: list = []
+        self.panel_comms: set = set()  # ids of comms that asked for the panel
+        self.cells: dict[str, str] = {}  # step -> id of the cell that registered it
+        self.cell_id: str | None = None  # the running cell's id (pre_run_cell)
+        self.sent: dict[str, dict] = {}  # step -> state last sent
+        self.panel_sent = 0.0
+        self.panel_dirty = False
+        self.messages = 0  # comm messages sent (measured in tests and docs)
+        self._pulse: "threading.Timer | None" = None
+        self._running_ctx = None
+        self._lock = threading.RLock()
+
+    # -- IPython hooks -------------------------------------------------------
+    def pre_run_cell(self, info) -> None:
+        self.cell_id = getattr(info, "cell_id", None) or None
+
+    def post_run_cell(self, result=None) -> None:
+        if not self.comms:
+            return
+        plan = self._plan()
+        plan.refresh_stale()
+        self.send_changes(plan.context, full_check=True)
+        if self.panel_dirty:
+            self.send_panel()
+
+    def note_cell(self, name: str) -> None:
+        """The running cell registered step *name* (called by ``%%step``)."""
+        cid = self.cell_id
+        if not cid:
+            return
+        for other, c in list(self.cells.items()):
+            if c == cid and other != name:  # the cell now registers another name
+                del self.cells[other]
+        self.cells[name] = cid
+        self.sent.pop(name, None)  # its next state is news (maybe to another cell)
+
+    # -- the executor's events -------------------------------------------------
+    def __call__(self, event) -> None:
+        if event.kind == ev.PLANNED:
+            self._start_pulse(event.context)
+        elif event.kind == ev.FINISHED:
+            self._stop_pulse()
+        if not self.comms:
+            return
+        if event.kind in _STEP_EVENTS and event.step:
+            self.send_changes(event.context, names=[event.step])
+            self.panel_dirty = True
+            if time.monotonic() - self.panel_sent >= PANEL_INTERVAL:
+                self.send_panel(event.context)
+        elif event.kind == ev.FINISHED:
+            self.send_changes(event.context, full_check=True)
+            self.send_panel(event.context)
+
+    # -- the pulse: tabs that connected during a run ------------------------------
+    def _start_pulse(self, ctx) -> None:
+        with self._lock:
+            self._running_ctx = ctx
+            if self._pulse is None:
+                self._arm()
+
+    def _stop_pulse(self) -> None:
+        with self._lock:
+            self._running_ctx = None
+            if self._pulse is not None:
+                self._pulse.cancel()
+                self._pulse = None
+
+    def _arm(self) -> None:
+        self._pulse = threading.Timer(PULSE, self._beat)
+        self._pulse.daemon = True
+        self._pulse.start()
+
+    def _beat(self) -> None:
+        with self._lock:
+            ctx = self._running_ctx
+            if ctx is None:
+                self._pulse = None
+                return
+            try:
+                if self.comms:
+                    self._send(self.comms[0], {"type": "state", "full": True, **self.snapshot(ctx)})
+                elif self.kernel_comms:
+                    self.opened(self.kernel_comms())
+            except Exception:  # pragma: no cover - a badge must not break a run
+                pass
+            self._arm()
+
+    #: opens a comm from the kernel (set by :func:`install` in a kernel)
+    kernel_comms = None
+
+    # -- messages --------------------------------------------------------------
+    def snapshot(self, ctx, names=None) -> dict:
+        cells: dict = {}
+        unbound: dict = {}
+        for name in names if names is not None else ctx.order():
+            if name not in ctx.records or name not in ctx.steps:
+                continue
+            state = step_state(ctx, name)
+            cid = self.cells.get(name)
+            state["cell_id"] = cid
+            (cells if cid else unbound)[cid or name] = state
+        return {"cells": cells, "unbound": unbound}
+
+    def send_changes(self, ctx, names=None, full_check: bool = False) -> None:
+        snap = self.snapshot(ctx, names)
+        changed_cells = {k: v for k, v in snap["cells"].items() if self.sent.get(v["step"]) != v}
+        changed_unbound = {k: v for k, v in snap["unbound"].items() if self.sent.get(v["step"]) != v}
+        if not changed_cells and not changed_unbound:
+            return
+        for state in [*changed_cells.values(), *changed_unbound.values()]:
+            self.sent[state["step"]] = state
+        self.panel_dirty = True
+        self._send_all(
+            {"type": "state", "full": False, "cells": changed_cells, "unbound": changed_unbound},
+        )
+
+    def send_full(self, comm) -> None:
+        ctx = self._plan().context
+        snap = self.snapshot(ctx)
+        self._send(comm, {"type": "state", "full": True, "order": ctx.order(), **snap})
+
+    def send_panel(self, ctx=None, comms=None) -> None:
+        targets = comms if comms is not None else [c for c in self.comms if c.comm_id in self.panel_comms]
+        if not targets:
+            return
+        ctx = ctx if ctx is not None else self._plan().context
+        try:
+            body = panel_html(ctx)
+        except Exception as exc:  # pragma: no cover - the panel must not break a run
+            body = f"<pre>{html.escape(repr(exc))}</pre>"
+        self.panel_sent, self.panel_dirty = time.monotonic(), False
+        for comm in targets:
+            self._send(comm, {"type": "panel", "html": body})
+
+    def _send_all(self, msg: dict) -> None:
+        for comm in list(self.comms):
+            self._send(comm, msg)
+
+    def _send(self, comm, msg: dict) -> None:
+        msg["now"], msg["nbsteps"] = time.time(), PROTOCOL
+        try:
+            comm.send(msg)
+            self.messages += 1
+        except Exception:  # a closed or broken comm: forget it
+            self._forget(comm)
+
+    # -- comms -------------------------------------------------------------------
+    def opened(self, comm, open_msg=None) -> None:
+        """A tab (or the kernel itself) opened a comm: send it the whole state."""
+        if comm in self.comms:
+            return
+        self.comms.append(comm)
+        comm.on_msg(lambda msg, comm=comm: self.received(comm, msg))
+        comm.on_close(lambda msg, comm=comm: self._forget(comm))
+        self._ensure_listener()
+        self.send_full(comm)
+
+    def received(self, comm, msg) -> None:
+        data = (msg.get("content") or {}).get("data") or {}
+        kind = data.get("type")
+        if kind == "panel":
+            self.panel_comms.add(comm.comm_id)
+            self.send_panel(comms=[comm])
+        elif kind == "state":
+            self.send_full(comm)
+
+    def _forget(self, comm) -> None:
+        if comm in self.comms:
+            self.comms.remove(comm)
+        self.panel_comms.discard(getattr(comm, "comm_id", None))
+
+    def _plan(self):
+        plan = session.current()
+        self._ensure_listener(plan)
+        return plan
+
+    def _ensure_listener(self, plan=None) -> None:
+        plan = plan if plan is not None else session.current()
+        if self not in plan.listeners:
+            plan.listeners.append(self)
+            self.sent.clear()
+
+
+_states: dict[int, LabState] = {}
+
+
+def state_of(shell) -> "LabState | None":
+    return _states.get(id(shell))
+
+
+def note_cell(shell, name: str) -> None:
+    """``%%step`` registered step *name* from the running cell."""
+    lab = _states.get(id(shell))
+    if lab is not None:
+        lab.note_cell(name)
+
+
+def install(shell) -> "LabState | None":
+    """Register the comm target and the cell hooks on *shell* (once); in a
+    kernel, open a comm to the tabs already connected. None outside a kernel."""
+    lab = _states.get(id(shell))
+    if lab is not None:
+        return lab
+    lab = LabState(shell)
+    _states[id(shell)] = lab
+    shell.events.register("pre_run_cell", lab.pre_run_cell)
+    shell.events.register("post_run_cell", lab.post_run_cell)
+    if getattr(shell, "kernel", None) is None:
+        return lab
+    try:
+        from comm import create_comm, get_comm_manager
+    except ImportError:  # pragma: no cover - ipykernel older than 6.22
+        return lab
+    get_comm_manager().register_target(TARGET, lab.opened)
+    lab.kernel_comms = lambda: create_comm(target_name=TARGET, data={"type": "hello", "nbsteps": PROTOCOL})
+    try:  # the tabs connected before %load_ext nbsteps learn of it now
+        lab.opened(lab.kernel_comms())
+    except Exception:  # pragma: no cover - no frontend
+        pass
+    return lab
