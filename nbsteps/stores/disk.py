@@ -349,8 +349,8 @@ class DiskStore(Store):
             range(len(values)),
             key=lambda i: (values[i][0] == "captured", pandas_kind(values[i][2]) is None),
         )
-        last = max((i for i in order if values[i][0] != "captured"), key=order.index, default=None)
-        memos: list = []  # what the refs point into stays alive while they are used
+        # values not written yet, by id: a value that holds one writes it, and the other refers to it
+        pending = {id(v): i for i, (role, _, v) in enumerate(values) if role != "captured" and shareable(v)}
         for i in order:
             role, name, value = values[i]
             label = name if role == "output" else None  # None: the result
@@ -363,6 +363,9 @@ class DiskStore(Store):
                 continue
             sharing = role != "captured"
             met: "list | None" = [] if sharing else None
+            if pending.get(id(value)) == i:
+                del pending[id(value)]
+            later = {o: values[k][2] for o, k in pending.items() if o != id(value)} if sharing else None
             try:
                 entry = write_value(
                     folder,
@@ -373,7 +376,7 @@ class DiskStore(Store):
                     self.compression,
                     refs if sharing else None,
                     met,
-                    memo=i != last,  # the objects it wrote: only values written after it need them
+                    later=later,
                 )
             except Unpicklable as exc:
                 bad.append(label)
@@ -382,7 +385,7 @@ class DiskStore(Store):
             entry.update(role=role, name=name)
             entries[i] = entry
             if sharing:
-                _note_references(entries, i, met, refs, value, memos)
+                _note_references(entries, i, met, refs, value, later)
         if bad:
             raise Unpicklable(bad, errors)
         return [entries[i] for i in range(len(values))]
@@ -434,11 +437,14 @@ class DiskStore(Store):
         self._collect_garbage(step)
 
 
-def _note_references(entries: dict, i: int, met: "list | None", refs: dict, value: Any, memos: list) -> None:
+def _note_references(
+    entries: dict, i: int, met: "list | None", refs: dict, value: Any, later: "dict | None"
+) -> None:
     """Value *i* is written (entry ``entries[i]``): record the references it
     made (``refs``: positions in this checkpoint, ``up``: upstream values; a
-    value it points into by memo index keeps its memo when read), and make
-    its objects known to the values written after it."""
+    value it points into by memo index keeps its memo when read), and make it,
+    and the values not written yet that it holds, known to the values written
+    after it (those are then written as references into it)."""
     dumped = met[0] if met else None
     if dumped is not None and dumped.used:
         inner = sorted({r[1] for r in dumped.used if r[0] == "v"})
@@ -451,11 +457,10 @@ def _note_references(entries: dict, i: int, met: "list | None", refs: dict, valu
         if up:
             entries[i]["up"] = [list(r) for r in up]
     if shareable(value):
-        refs.setdefault(id(value), ("v", i, -1))
-    if dumped is not None and dumped.memo:
-        memos.append(dumped.memo)
-        for oid, (index, _) in dumped.memo.items():
-            refs.setdefault(oid, ("v", i, index))
+        refs.setdefault(id(value), (("v", i, -1), value))
+    if dumped is not None:
+        for oid, index in dumped.found.items():
+            refs.setdefault(oid, (("v", i, index), later[oid]))
 
 
 def _list_values(names: "list[str | None]") -> str:

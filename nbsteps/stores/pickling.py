@@ -46,6 +46,7 @@ import importlib
 import io
 import pickle
 import sys
+import threading
 import types
 from typing import Any
 
@@ -162,13 +163,36 @@ def _pickler_class():
     import cloudpickle
 
     class Pickler(cloudpickle.Pickler):
-        def __init__(self, file: Any, faithful: bool) -> None:
+        def __init__(
+            self, file: Any, faithful: bool, refs: "dict | None" = None, later: Any = frozenset()
+        ) -> None:
+            # references (stores.sharing): objects in *refs* are written as references, objects
+            # in *later* are noted (``found``). reducer_override sees every object but exact
+            # lists, dicts, sets, tuples and bytearrays; a persistent_id (a Python call per
+            # object, scalars included: it doubles the time of pickling many small objects)
+            # is installed only when such a container is to be referred to or found
+            self.refs, self.later = refs, later
+            self.used: set = set()
+            self.found: set = set()
+            if refs is not None and (
+                any(type(o) in _CONTAINERS for _, o in refs.values())
+                or any(type(o) in _CONTAINERS for o in later.values())
+            ):
+                self.persistent_id = _persistent_id(refs, later, self.used, self.found)
             super().__init__(file, protocol=5)
             self.faithful = faithful
             self.snapshots: list[_Snapshot] = []
             self.overrode = False  # faithful: put back something a __getstate__ dropped
 
         def reducer_override(self, obj: Any) -> Any:
+            if self.refs is not None:
+                oid = id(obj)
+                ref = self.refs.get(oid)
+                if ref is not None:
+                    self.used.add(ref[0])
+                    return _shared, (ref[0],)
+                if oid in self.later:
+                    self.found.add(oid)
             what = outside_process(obj)
             if what is not None:
                 raise pickle.PicklingError(f"{what}: a checkpoint cannot hold it")
@@ -217,27 +241,42 @@ def _module_attribute(cls: type) -> "tuple[types.ModuleType, str] | None":
     return None
 
 
-def _referring_class(base: type) -> type:
-    class ReferringPickler(base):
-        """Writes the objects of *refs* (``id -> reference``) as persistent
-        references instead of copies (see :mod:`nbsteps.stores.sharing`)."""
+_CONTAINERS = (list, dict, set, bytearray)
 
-        def __init__(self, file: Any, faithful: bool, refs: dict) -> None:
-            super().__init__(file, faithful)
-            self.refs = refs
-            self.used: set = set()
 
-        def persistent_id(self, obj: Any) -> Any:
-            ref = self.refs.get(id(obj))
-            if ref is not None:
-                self.used.add(ref)
-            return ref
+def _persistent_id(refs: dict, later: dict, used: set, found: set):
+    """A persistent_id for the pickler (a plain function: no bound method per call)."""
 
-    return ReferringPickler
+    def persistent_id(obj: Any, get=refs.get, id=id) -> Any:
+        oid = id(obj)
+        hit = get(oid)
+        if hit is not None:
+            used.add(hit[0])
+            return hit[0]
+        if oid in later:
+            found.add(oid)
+        return None
+
+    return persistent_id
+
+
+class _Resolving(threading.local):
+    resolve: Any = None
+
+
+_RESOLVING = _Resolving()
+
+
+def _shared(ref: Any) -> Any:
+    """(in a pickle) The object a reference names: see :mod:`nbsteps.stores.sharing`.
+    Only called while :func:`load` reads a value with a resolver."""
+    resolve = _RESOLVING.resolve
+    if resolve is None:
+        raise pickle.UnpicklingError("a reference to another value, and nothing to resolve it")
+    return resolve(ref)
 
 
 _PICKLER: Any = None
-_REFERRING: Any = None
 
 _NOT_SHARED = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
 _SHAREABLE: "dict[type, bool]" = {
@@ -269,40 +308,45 @@ def shareable(obj: Any) -> bool:
 
 
 class Dumped:
-    """What pickling one value met: the references it wrote (``used``) and,
-    when asked for, the objects it wrote (``memo``: ``id -> (memo index, object)``,
-    identity-relevant objects only)."""
+    """What pickling one value met: the references it wrote (``used``) and the
+    memo index of each object of *later* it wrote (``found``: ``id -> index``)."""
 
-    __slots__ = ("used", "memo")
+    __slots__ = ("used", "found")
 
-    def __init__(self, used: "set | None" = None, memo: "dict | None" = None) -> None:
+    def __init__(self, used: "set | None" = None, found: "dict | None" = None) -> None:
         self.used = used or set()
-        self.memo = memo or {}
+        self.found = found or {}
 
 
 def dump(
-    value: Any, sink: Any, faithful: bool = True, refs: "dict | None" = None, memo: bool = False
+    value: Any,
+    sink: Any,
+    faithful: bool = True,
+    refs: "dict | None" = None,
+    later: "dict | None" = None,
 ) -> Dumped:
     """Pickle *value* to *sink* (cloudpickle, protocol 5), leaving live objects
     unchanged. :class:`DroppedUnpicklable` when only the faithful way failed (a
     second try can succeed); a value that cannot be pickled either way raises what
     pickle raised, at once (it is not pickled twice). Objects in *refs*
-    (``id(obj) -> reference``) are written as persistent references; *memo*:
-    return the objects written, with their memo indices."""
-    global _PICKLER, _REFERRING
+    (``id(obj) -> (reference, obj)``) are written as references; objects in
+    *later* (``id(obj) -> obj``) are written as they are, and their memo
+    indices returned (another value can then refer to them)."""
+    global _PICKLER
     if _PICKLER is None:
         _PICKLER = _pickler_class()
-        _REFERRING = _referring_class(_PICKLER)
-    pickler = _REFERRING(sink, faithful, refs) if refs else _PICKLER(sink, faithful)
+    sharing = bool(refs or later)
+    pickler = _PICKLER(sink, faithful, refs or {}, later or {}) if sharing else _PICKLER(sink, faithful)
     try:
         pickler.dump_leaving_objects(value)
     except Exception as exc:
         if pickler.overrode and not isinstance(exc, OSError):
             raise DroppedUnpicklable(str(exc)) from exc
         raise
-    out = Dumped(getattr(pickler, "used", None))
-    if memo:
-        out.memo = {k: v for k, v in pickler.memo.copy().items() if shareable(v[1])}
+    out = Dumped(pickler.used)
+    if pickler.found:  # the memo's indices of those objects (copying the memo: only then)
+        memo = pickler.memo.copy()
+        out.found = {oid: memo[oid][0] for oid in pickler.found if oid in memo}
     return out
 
 
@@ -355,7 +399,11 @@ def load(data: Any, resolve: Any = None, memo: "dict | None" = None) -> Any:
             if resolve is None and memo is None:
                 return pickle.loads(data)
             unpickler = _Unpickler(_Reader(data), resolve)
-            value = unpickler.load()
+            outer, _RESOLVING.resolve = _RESOLVING.resolve, resolve
+            try:
+                value = unpickler.load()
+            finally:
+                _RESOLVING.resolve = outer
             if memo is not None:
                 memo.update(unpickler.memo.copy())
             return value

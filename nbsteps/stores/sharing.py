@@ -71,7 +71,7 @@ class Held:
         return cp if cp is not None and version(cp) == token else None
 
     def upstream_refs(self, cp: Checkpoint) -> dict:
-        """``id(object) -> reference`` for the values of the upstream versions
+        """``id(object) -> (reference, object)`` for the values of the upstream versions
         *cp* was computed from (transitively) that this process holds: what
         writing *cp* writes as references. Values not read yet are left out
         (nothing of *cp* can hold them), and so are values *cp* outputs under
@@ -96,6 +96,6 @@ class Held:
                 value = outputs[name]
                 if not shareable(value) or own.get(name, _MISSING) is value:
                     continue
-                refs.setdefault(id(value), ("u", step, token, held.fingerprint, name))
+                refs.setdefault(id(value), (("u", step, token, held.fingerprint, name), value))
             todo.extend(((held.parts or {}).get("upstream") or {}).items())
         return refs

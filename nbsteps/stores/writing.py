@@ -96,12 +96,13 @@ def write_value(
     compression: "str | None",
     refs: "dict | None" = None,
     met: "list | None" = None,
-    memo: bool = False,
+    later: "dict | None" = None,
 ) -> dict:
     """Write one value to ``folder/stem.<ext>``; its metadata entry. Objects
     in *refs* are written as references (:mod:`nbsteps.stores.sharing`); with
-    *met*, what the pickler met is appended to it (``pickling.Dumped``, with
-    the objects it wrote if *memo*), or None for a value not pickled."""
+    *met*, what the pickler met is appended to it (``pickling.Dumped``: the
+    references it wrote, where it wrote the objects of *later*), or None for a
+    value not pickled."""
     kind = pandas_kind(value) if not (refs and id(value) in refs) else None
     if kind is not None:
         entry = _write_frame(folder, stem, value, kind, written, key, compression)
@@ -114,7 +115,7 @@ def write_value(
         written.append(tmp)
         writer = SignedWriter(folder, tmp, key)
         try:
-            dumped = pickle_to(writer, value, faithful, refs, memo)
+            dumped = pickle_to(writer, value, faithful, refs, later)
             digest = writer.finish()
         except Exception as exc:
             writer.abort()
