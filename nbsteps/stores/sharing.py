@@ -8,12 +8,12 @@ writes what another value already holds as a **reference** to it (a pickle
 persistent id), never as a copy:
 
 - **within a checkpoint**: values are written in order (DataFrames and Series
-  first, what the step printed last); an object that an earlier value of the
-  same checkpoint wrote -- the value itself or any mutable object inside it,
-  by the pickler's memo -- is written as ``("v", position, memo index)``
-  (``-1``: the whole value). Reading such a value reads the values it refers
-  to first (once: they are cached per checkpoint, and the unpickler's memo
-  gives back the very objects).
+  first, what the step printed last); a value that an earlier value of the same
+  checkpoint is, or holds, is written as ``("v", position, memo index)``
+  (``-1``: the whole value; else the index of the object in the earlier
+  value's pickle, found while pickling it). Reading such a value reads the
+  value it refers to first (once: values are cached per checkpoint, and the
+  unpickler's memo gives back the very object).
 - **across steps**: an object that is a value of an upstream step (the version
   this step used: ``parts["upstream"]``, followed transitively) as this process
   holds it is written as ``("u", step, token, fingerprint, name)``; reading it
@@ -21,15 +21,23 @@ persistent id), never as a copy:
   :class:`~nbsteps.model.checkpoint.LazyValues`, so the same object), or reads
   that checkpoint from the store if this process does not hold it.
 
-Kept: identity of whole values across steps (``holder2["xs"] is xs``,
-``pipe.named_steps["clf"] is clf`` when ``clf`` is a value of an upstream step,
-``alias is df``), and of every mutable object shared between values of one
-step. Not kept: an object *inside* an upstream value that a later step holds
-without its container (``clf = pipe.named_steps["clf"]`` in a later step gets
-a copy, unless ``clf`` is itself a value of some step); sharing between
-immutable objects (strings, numbers, tuples: nothing can tell them apart); a
-pandas column taken from a frame (with copy-on-write it is its own object).
-A step that changed an upstream object in place keeps its own copy.
+Kept: every value that is, or is held by, another value of the same step or of
+an upstream step (``holder["xs"] is xs``, ``ax.figure is fig`` and
+``fig.axes[0] is ax``, ``pipe.named_steps["clf"] is clf``, ``alias is df``,
+``holder2["xs"] is xs`` in a later step). Not kept: an object that is no value
+of its own and that two values hold (``a = [z]; b = [z]`` in one step: each
+gets a copy of ``z``), or that a later step takes out of an upstream value
+(``clf = pipe.named_steps["clf"]`` in a later step gets a copy unless ``clf``
+is a value of some step); sharing between immutable objects (strings, numbers,
+tuples, dtypes: nothing can tell them apart); a pandas column taken from a
+frame (with copy-on-write it is its own object). A step that changed an
+upstream object in place keeps its own copy.
+
+References to instances and arrays are found in the pickler's
+``reducer_override`` (called for them anyway) and written as a call of
+:func:`nbsteps.stores.pickling._shared`; an exact list, dict, set or bytearray
+can only be found by a ``persistent_id``, a Python call for every object
+pickled, installed only when such a container is to be referred to.
 
 :class:`Held` is the store's record of the checkpoint of each step this
 process last wrote or restored (the values it holds).
