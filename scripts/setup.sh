@@ -26,5 +26,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="dask"
 [ "$what" = test ] && extras="test,corpus"
+
+# The JupyterLab extension (labextension/): built into nbsteps/labextension/ with the
+# machine's node when there is one (npm ci: the committed package-lock.json). The build is
+# also committed, so without node the last build is used; users of the package need neither.
+if command -v npm >/dev/null 2>&1 && [ "${NBSTEPS_BUILD_LABEXTENSION:-1}" != 0 ]; then
+  echo "setup: building the JupyterLab extension (labextension/)"
+  (cd labextension && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run -s build >/dev/null)
+fi
+
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[$extras]"
+# An editable install gets no data-files (a wheel puts the extension in
+# share/jupyter/labextensions/nbsteps): link the build there, as `jupyter labextension develop` does
+labext=.venv/share/jupyter/labextensions/nbsteps
+mkdir -p "$(dirname "$labext")"
+[ -L "$labext" ] || rm -rf "$labext"
+ln -sfn "$PWD/nbsteps/labextension" "$labext"

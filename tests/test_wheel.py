@@ -6,6 +6,7 @@ isolation (setuptools comes from the package registry, as for any user)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -83,3 +84,43 @@ def test_the_wheel_installs_and_works_in_a_fresh_venv(wheel, tmp_path):
     )
     assert shell.returncode == 0, shell.stdout + shell.stderr
     assert shell.stdout.strip().endswith("ok 1"), shell.stdout
+
+
+def test_the_wheel_ships_the_jupyterlab_extension_enabled(wheel, tmp_path):
+    """The prebuilt JupyterLab extension (labextension/) is in the wheel under
+    share/jupyter/labextensions/nbsteps, so installing the wheel enables it:
+    ``jupyter labextension list`` in the fresh venv says so (no node, no build)."""
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    share = "nbsteps-{}.data/data/share/jupyter/labextensions/nbsteps/".format(wheel.name.split("-")[1])
+    for must in ("package.json", "install.json", "schemas/nbsteps/plugin.json", "static/style.js"):
+        assert share + must in names, sorted(n for n in names if "labextension" in n)
+    assert any(n.startswith(share + "static/remoteEntry.") for n in names)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
+    (site / "deps.pth").write_text(str(deps) + "\n")  # jupyterlab, from this environment
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (venv / "share/jupyter/labextensions/nbsteps/package.json").is_file()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
+    env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    listed = subprocess.run(
+        [str(py), "-m", "jupyterlab.labextensions", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    out = listed.stdout + listed.stderr
+    assert str(venv / "share/jupyter/labextensions") in out, out
+    assert re.search(r"nbsteps v[\d.]+ \S*enabled\S* \S*OK", out), out

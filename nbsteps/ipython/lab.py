@@ -45,6 +45,7 @@ import html
 import threading
 import time
 
+from nbsteps import config
 from nbsteps.ipython import session
 from nbsteps.model.status import PENDING, RUNNING
 from nbsteps.run import events as ev
@@ -327,6 +328,9 @@ def install(shell) -> "LabState | None":
         return lab
     get_comm_manager().register_target(TARGET, lab.opened)
     lab.kernel_comms = lambda: create_comm(target_name=TARGET, data={"type": "hello", "nbsteps": PROTOCOL})
+    if config.headless():  # nbsteps run: no tab to tell (a tab that connects opens its own comm)
+        lab.kernel_comms = None
+        return lab
     try:  # the tabs connected before %load_ext nbsteps learn of it now
         lab.opened(lab.kernel_comms())
     except Exception:  # pragma: no cover - no frontend
