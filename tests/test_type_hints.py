@@ -109,6 +109,29 @@ def test_an_axes_not_named_ax_is_changed_on_a_private_copy(shell):
     assert "panel" in session.current().steps["c1"].outputs
 
 
+FIG = [
+    "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig, panel = plt.subplots()",
+    "sc = panel.scatter([1, 2], [3, 4])",
+    "n = len(fig.axes[0].collections)",
+]
+
+
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_an_axes_changed_through_a_used_call_changes_its_figure_too(shell, mode):
+    # panel.scatter(...) returns something: only the hint on the Axes says it changes panel,
+    # and the figure bound with it in the cell above shows it, as in Run All
+    ref = run_all(FIG)
+    run_ok(shell, f"%steps mode {mode}")
+    _steps(shell, FIG)
+    if mode == "plan":
+        run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["n"] == ref["n"] == 1
+    run_ok(shell, "%%step c1\nsc = panel.scatter([1, 2], [3, 4])\nw = 0")  # a real change
+    run_ok(shell, "%steps run")
+    assert shell.user_ns["n"] == ref["n"] == 1
+    assert {"panel", "fig"} <= set(session.current().steps["c1"].outputs)
+
+
 def test_variables_named_rng_and_ax_that_are_no_generator_or_axes_are_only_read(shell):
     pytest.importorskip("pandas")
     cells = [

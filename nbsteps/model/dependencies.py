@@ -250,6 +250,12 @@ def _hidden_draws(g: Dependencies, step: Step, deps: dict[str, str]) -> None:
         g.maybe_of.setdefault(step.name, set()).add(label)
 
 
+def bound_with(step: Step, name: str) -> frozenset:
+    """The other names *step* binds to one object graph with *name* (``fig`` for ``ax`` of
+    ``fig, ax = plt.subplots()``; nbsteps.model.aliases)."""
+    return frozenset().union(*(g for g in _groups(step) if name in g)) - {name}
+
+
 def _groups(step: Step) -> tuple:
     groups = step.analysis.groups if step.analysis is not None else ()
     return groups + ((step.linked | step.mutated,) if step.linked else ())

@@ -77,7 +77,7 @@ def feed(task: Task, before: Outcome) -> None:
         return
     if task.analysis is None:
         task.analysis = analyse_cell(task.name, task.source)
-    mutated = task.analysis.mutated
+    mutated = task.analysis.mutated | task.analysis.assumed  # x.plot(): x may be an axes (model.hints)
     outputs = before.outputs
     for n in task.links:
         if n in outputs:

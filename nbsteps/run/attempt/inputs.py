@@ -4,7 +4,7 @@ the namespace), and why a step cannot run (a blocking upstream step)."""
 from __future__ import annotations
 
 from nbsteps.model import hints
-from nbsteps.model.dependencies import ORDER_ONLY, nearest_above
+from nbsteps.model.dependencies import ORDER_ONLY, bound_with, nearest_above
 from nbsteps.model.immutable import is_immutable
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
@@ -64,9 +64,15 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
         changed = {n: v for n, v in changed.items() if n not in kept}
         outputs = tuple(n for n in outputs if n not in kept)
     hinted = {n: str(h) for n, h in hits.items() if n not in changed and n in inputs}
+    hinted_with: list = []
     if hinted:  # writes the graph did not know: on a private copy, reported as seen (run.observed_writes)
         changed.update((n, inputs[n]) for n in hinted)
-        outputs = outputs + tuple(n for n in sorted(hinted) if n not in outputs)
+        # with the names bound to the same objects above (ax and its fig): copied together, written too
+        for p, value in _bound_above(ctx, hinted, sources).items():
+            if p not in changed and p not in outputs:
+                changed[p] = inputs.setdefault(p, value)
+                hinted_with.append(p)
+        outputs = outputs + tuple(n for n in sorted({*hinted, *hinted_with}) if n not in outputs)
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
         views = views_of(ns, changed, skip=step.inputs | set(outputs))
         # arrays viewing what it changes: copied with it, as views of the copy, and written too
@@ -94,6 +100,21 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     skip = set(changed) | (set(outputs) - set(step.outputs)) | step.analysis.called_on
     task.watched = tuple(n for n in inputs if n not in skip)
     return task
+
+
+def _bound_above(ctx: RunContext, names, sources: dict) -> dict:
+    """``{name: value}`` of the names bound to one object graph with *names* in the steps
+    that wrote them (nbsteps.model.aliases), as those steps wrote them."""
+    out = {}
+    for n in names:
+        src = sources.get(n)
+        if src is None or src not in ctx.steps:
+            continue
+        for p in bound_with(ctx.steps[src], n):
+            found, value = _version(ctx, p, src)
+            if found:
+                out.setdefault(p, value)
+    return out
 
 
 def _version(ctx: RunContext, n: str, src: str) -> tuple:
