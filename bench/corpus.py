@@ -55,7 +55,7 @@ QUICK = ("sk_dbscan", "sm_gls", "nx_shortest_path")
 UNOBSERVED = """\
 import contextlib as _c, nbsteps.run.attempt.observe as _o, nbsteps.run.attempt.opened as _op
 _o.watch = lambda inputs, names: {}
-_op.recording = _c.contextmanager(lambda: (yield _op.Opened()))
+_op.recording = _c.contextmanager(lambda _opened=_op.Opened: (yield _opened()))
 del _c, _o, _op"""
 
 

@@ -1,0 +1,65 @@
+"""Smoke tests of the issue-26 benchmarks: ``bench/write_speed.py`` and
+``bench/corpus.py`` run at their smallest and print their tables. Timings are
+not asserted (benchmarks, not timed tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env(tmp_path) -> dict:
+    env = dict(os.environ, NBSTEPS_KEY_FILE=str(tmp_path / "key"))
+    env.pop("NBSTEPS_STORE", None)
+    return env
+
+
+@pytest.mark.timeout(120)
+def test_write_speed_prints_the_ratio_to_numpy_save_for_each_signature(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "bench/write_speed.py", "--quick", "--dir", str(tmp_path)],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [line.split() for line in p.stdout.splitlines() if line.startswith(("blake3", "hmac-sha256"))]
+    assert {(r[0], r[1]) for r in rows} == {
+        (a, v) for a in ("blake3", "hmac-sha256") for v in ("array", "frame")
+    }
+    assert all(r[2].endswith("x") and float(r[2][:-1]) > 0 for r in rows)
+    assert list(tmp_path.iterdir()) == [tmp_path / "key"] or not list(tmp_path.glob("nbsteps-write-*"))
+
+
+@pytest.mark.timeout(300)
+def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
+    import harness
+
+    try:
+        harness.ensure_sources(harness.load_manifest())
+    except harness.CorpusUnavailable as exc:
+        pytest.skip(f"corpus unavailable: {exc}")
+    out = tmp_path / "corpus.json"
+    p = subprocess.run(
+        [sys.executable, "bench/corpus.py", "--only", "nx_read_write", "--repeat", "1", "--json", str(out)],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "| nx_read_write | 4 |" in p.stdout
+    row = json.loads(out.read_text())["rows"]["nx_read_write"]
+    for mode in ("store", "restore", "memory", "unobserved", "plan"):
+        assert row[mode]["errors"] == [] and row[mode]["ratio"] > 0, (mode, row[mode])
+    assert row["restore"]["executed"] == [0]  # everything restored, nothing executed
