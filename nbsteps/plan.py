@@ -174,9 +174,10 @@ class Plan:
         self.steps[step.name] = step
         step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
         step.hints, reads = hints.at_registration(step, self.namespace)  # keyed by the values' types
-        if old is not None and old.hints and step.analysis is not None:  # found when it ran
+        known = old.hints if old is not None else observed_writes.recorded_hints(self.store, step.name)
+        if known and step.analysis is not None:  # found when it ran (in this kernel or one before)
             called = {c[0] for c in step.analysis.calls}
-            step.hints = {**{n: h for n, h in old.hints.items() if n in called}, **step.hints}
+            step.hints = {**{n: h for n, h in known.items() if n in called}, **step.hints}
         step.unchanged |= reads
         try:
             if old is not None or not depmod.add_appended(self.context.deps, self.steps, step):

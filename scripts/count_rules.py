@@ -32,6 +32,7 @@ NOT_LISTED = (
     "nbsteps.model.rules._NOT_INPUTS",
     "nbsteps.model.rules._EXPAND_RE",
     "nbsteps.model.rules._PATH_RE",
+    "nbsteps.model.hints._BY_TYPE",
 )
 #: regexes that decide by how a variable is spelt (none should be left)
 VARIABLE_NAME_REGEXES = {"nbsteps.model.rules._RNG_NAME", "nbsteps.model.rules._AX_NAME"}

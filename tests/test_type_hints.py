@@ -83,6 +83,21 @@ def test_a_generator_not_named_rng_advances_when_an_edited_cell_runs_again(shell
     )
 
 
+def test_a_generator_not_named_rng_resumed_in_a_new_kernel(shell, tmp_path, tmp_key):
+    from tests.test_semantics import new_kernel
+
+    ref = run_all(GEN)
+    run_ok(shell, f"%steps store {tmp_path / 'store'}")
+    _steps(shell, GEN)
+    new_kernel(shell, tmp_path / "store")
+    _steps(shell, GEN[:2])  # restored: no value to resolve a hint on, the checkpoint knows it
+    run_ok(shell, "%%step c2\ny = thing.integers(0, 1000, 3).tolist()\nw = 0")  # a real change
+    assert session.current().context.sources("c2")["thing"] == "c1"
+    run_ok(shell, "%steps load")
+    assert (shell.user_ns["x"], shell.user_ns["y"]) == (ref["x"], ref["y"])
+    assert session.current().steps["c1"].hints == {"thing": "numpy.random.Generator.choice"}
+
+
 def test_a_generator_not_named_rng_in_plan_mode_with_workers(shell):
     ref = run_all(GEN)
     run_ok(shell, "%steps mode plan")

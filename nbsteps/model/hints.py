@@ -48,7 +48,11 @@ def _hints(text: str) -> dict:
     return table
 
 
-#: ``qualified type.method`` -> condition under which it changes its receiver
+#: ``qualified type.method`` -> condition under which it changes its receiver. Listed: what the digests of
+#: nbsteps.run.attempt.observe cannot see (a generator's state is kept in C; an axes keeps its artists and a
+#: networkx graph its adjacency in private containers, compared by identity only), and the common
+#: in-place methods of arrays, lists and dicts, so the private copy is made before the step runs rather
+#: than after an observed write and a second pass; pandas objects change only with ``inplace=True``.
 HINTS = _hints("""
 numpy.random.Generator.* numpy.random.RandomState.* numpy.random.BitGenerator.* = always
 random.Random.* torch.Generator.* = always

@@ -331,8 +331,11 @@ class Executor:
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
         )
-        if outcome.changed or self.ctx.steps[name].observed:  # recorded with the checkpoint
+        step = self.ctx.steps[name]
+        if outcome.changed or step.observed or step.hints:  # recorded with the checkpoint
             parts["observed"] = self.observed.seen(name, outcome)
+            if step.hints or getattr(outcome, "hinted", None):  # writes found by hints keyed by type
+                parts["hints"] = self.observed.hints(name, outcome)
         cp = Checkpoint(
             name,
             rec.fingerprint,

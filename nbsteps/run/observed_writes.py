@@ -66,7 +66,12 @@ class Observed:
             self.hinted.setdefault(name, {}).update(hinted)
         for n in new:  # a hinted write was made on a private copy: the version above is intact
             self._keep_upstream(name, n, intact=n in hinted)
-        return sorted(step.observed | set(outcome.changed))
+        return sorted(step.observed | step.hinted | set(outcome.changed))
+
+    def hints(self, name: str, outcome) -> dict:
+        """The hints keyed by type that found writes of step *name* (at registration or in
+        this attempt), for its checkpoint: a new kernel knows them before the values exist."""
+        return {**self.ctx.steps[name].hints, **(getattr(outcome, "hinted", None) or {})}
 
     def _keep_upstream(self, name: str, n: str, intact: bool = False) -> None:
         ctx = self.ctx
@@ -107,13 +112,24 @@ class Observed:
 def recorded(store, name: str) -> frozenset:
     """The observed writes the latest checkpoint of step *name* records (a persistent
     store: a new kernel knows what an earlier one saw), else none."""
+    return frozenset(_parts(store, name).get("observed", ()))
+
+
+def recorded_hints(store, name: str) -> dict:
+    """``{name: "type.method"}`` of the writes hints keyed by type found for step *name*,
+    as its latest checkpoint records them (nbsteps.model.hints), else none."""
+    hints = _parts(store, name).get("hints")
+    return {str(k): str(v) for k, v in hints.items()} if isinstance(hints, dict) else {}
+
+
+def _parts(store, name: str) -> dict:
     if not getattr(store, "persistent", False):
-        return frozenset()
+        return {}
     try:
         cp = store.peek(name)
     except Exception:  # an unreadable store says nothing
-        return frozenset()
-    return frozenset((cp.parts or {}).get("observed", ())) if cp is not None else frozenset()
+        return {}
+    return (cp.parts or {}) if cp is not None else {}
 
 
 def merged(first, second):
