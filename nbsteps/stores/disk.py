@@ -308,30 +308,29 @@ class DiskStore(Store):
         dirname = dirname_of(cp.step)
         meta = meta_name(cp.fingerprint)
         values = _values_of(cp)
-        with (
-            self.folders.root() as root,
-            self.folders.locked(root, dirname),
-            self.folders.folder(root, dirname, create=True) as folder,
-        ):
-            fsync_dir(root)
-            token = uuid.uuid4().hex[:16]
-            written: list[str] = []  # names of this put's files, removed if it fails
-            replaced = size_of(folder, meta)
-            previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
-            try:
-                entries = self._write_values(folder, token, values, written, self.held.upstream_refs(cp))
-                fsync_dir(folder)  # the value files' names are durable before the metadata
-                meta_size = write_meta(folder, cp, token, entries, written, self.key, meta)
-            except Unpicklable:
-                _remove_unpicklable(root, dirname, folder, meta, written)
-                raise
-            except BaseException:
-                if meta not in written:  # not committed (an interrupt, a full disk): leave nothing
-                    for name in written:
-                        unlink_quiet(name, folder)
-                raise
-            self._committed(folder, cp, previous, written)
-            return meta_size + sum(e["size"] for e in entries) - replaced
+        with self.folders.root() as root, self.folders.locked(root, dirname):
+            new_folder = not exists(dirname, root)
+            with self.folders.folder(root, dirname, create=True) as folder:
+                if new_folder:  # its name is durable before anything in it (an existing one's already is)
+                    fsync_dir(root)
+                token = uuid.uuid4().hex[:16]
+                written: list[str] = []  # names of this put's files, removed if it fails
+                replaced = size_of(folder, meta)
+                previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
+                try:
+                    entries = self._write_values(folder, token, values, written, self.held.upstream_refs(cp))
+                    fsync_dir(folder)  # the value files' names are durable before the metadata
+                    meta_size = write_meta(folder, cp, token, entries, written, self.key, meta)
+                except Unpicklable:
+                    _remove_unpicklable(root, dirname, folder, meta, written)
+                    raise
+                except BaseException:
+                    if meta not in written:  # not committed (an interrupt, a full disk): leave nothing
+                        for name in written:
+                            unlink_quiet(name, folder)
+                    raise
+                self._committed(folder, cp, previous, written)
+                return meta_size + sum(e["size"] for e in entries) - replaced
 
     def _write_values(
         self, folder: int, token: str, values: list, written: list[str], refs: dict
