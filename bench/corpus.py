@@ -6,6 +6,7 @@ fresh real kernels (nbclient, matplotlib inline), alternating, several rounds.
     python bench/corpus.py                          # every notebook, 3 rounds (~1 h on 2 cores)
     python bench/corpus.py --only sk_dbscan,sm_ols --repeat 5 --modes plain,store,restore
     python bench/corpus.py --profile sm_ols         # cProfile of nbsteps inside the kernel, interactive
+    python bench/corpus.py --profile sm_ols --profile-restore   # ... of the restore in a new kernel
 
 Modes (each a fresh kernel; the timed part is the notebook's cells, each sent as
 Run All sends it and waited for; starting the kernel and ``%load_ext`` are not timed):
@@ -245,14 +246,19 @@ def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
     return "\n".join(lines)
 
 
-def profile(nb: str, cells: list[str], files: dict, tmp: Path) -> str:
+def profile(nb: str, cells: list[str], files: dict, tmp: Path, restore: bool = False) -> str:
     """cProfile inside the kernel while the notebook's step cells run interactively
-    with a directory store: nbsteps' own functions by cumulative time."""
+    with a directory store (*restore*: in a second kernel, restored from that
+    store): nbsteps' own functions by cumulative time."""
     cwd = tmp / "profile"
     cwd.mkdir(parents=True)
     harness.write_files(cwd, files)
+    store = tmp / "profile-store"
+    if restore:
+        with harness.Kernel(cwd) as k:
+            _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"] + harness.step_cells(cells))
     with harness.Kernel(cwd) as k:
-        _untimed(k, ["%load_ext nbsteps", f"%steps store {tmp / 'profile-store'}"])
+        _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"])
         _untimed(k, ["import cProfile as _cp\n_prof = _cp.Profile()\n_prof.enable()"])
         for source in harness.step_cells(cells):
             k.run(source)
@@ -273,6 +279,7 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--min-seconds", type=float, default=2.0, help="notebooks in the summary (default 2)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "corpus.json"), help="'-': none")
     ap.add_argument("--profile", default="", help="profile one notebook instead (interactive, store)")
+    ap.add_argument("--profile-restore", action="store_true", help="with --profile: profile the restore")
     args = ap.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
@@ -301,7 +308,8 @@ def main(argv: "list[str] | None" = None) -> int:
     os.environ.update(harness.kernel_env(tmp))
     try:
         if args.profile:
-            print(profile(args.profile, cells[args.profile], entries[0].get("files") or {}, tmp))
+            files = entries[0].get("files") or {}
+            print(profile(args.profile, cells[args.profile], files, tmp, args.profile_restore))
             return 0
         load0 = os.getloadavg()
         t0 = time.perf_counter()
