@@ -205,6 +205,9 @@ def test_reload_mid_plan_and_after_an_upstream_edit(tmp_path):
         got = wait_badges(page, lambda b: b["clean"]["stale"] == "true", what="clean stale after reload")
         assert "upstream raw changed" in got["clean"]["aria"], got["clean"]
         assert all(got[s]["stale"] == "true" for s in ("clean", "slow", "report")), got
+        open_side_panel(page)
+        assert "stale" in page.locator("#nbsteps-plan").inner_text()
+        lab.screenshot(ARTIFACTS / "lab_badges_stale.png")
 
 
 def test_saved_state_is_shown_as_saved_when_the_kernel_is_gone(tmp_path):
@@ -239,6 +242,16 @@ def test_saved_state_is_shown_as_saved_when_the_kernel_is_gone(tmp_path):
             assert "completed · executed" in got[s]["text"]
             assert "as saved at" in got[s]["aria"] and "not the kernel's current state" in got[s]["aria"]
         lab.screenshot(ARTIFACTS / "lab_badges_saved.png")
+
+        # Settings -> nbsteps -> Step badges off (the harness's isolated user settings)
+        settings = lab.run_dir / "settings" / "nbsteps" / "plugin.jupyterlab-settings"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps({"badges": False}))
+        page.reload(wait_until="domcontentloaded")
+        page.wait_for_selector('.lm-TabBar-tab[data-id="nbsteps-plan"]', timeout=60_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.wait_for_timeout(3000)
+        assert badges(page) == {}
 
 
 def _outputs(path: Path) -> str:

@@ -232,6 +232,8 @@ class LabState:
     def send_full(self, comm) -> None:
         ctx = self._plan().context
         snap = self.snapshot(ctx)
+        for state in [*snap["cells"].values(), *snap["unbound"].values()]:
+            self.sent[state["step"]] = state  # every tab reads it (IOPub): no delta repeats it
         self._send(comm, {"type": "state", "full": True, "order": ctx.order(), **snap})
 
     def send_panel(self, ctx=None, comms=None) -> None:
