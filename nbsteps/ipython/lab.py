@@ -10,9 +10,10 @@ that were already connected. On each comm the kernel sends:
   when it opens: every step's state, keyed by the id of the ``%%step`` cell
   that registered it (``unbound``: steps registered without a cell id, e.g.
   by ``Plan.add`` in code; the frontend matches those by the cell's source);
-- the same with ``"full": false`` and only what changed, after each executor
-  event of a step (:mod:`nbsteps.run.events`) and after each cell (a cell
-  registers a step, or an edit upstream makes steps stale);
+- the same with ``"full": false`` and only what changed, after the executor's
+  events of a step (:mod:`nbsteps.run.events`; what changes within
+  :data:`INTERVAL` goes together) and after each cell (a cell registers a
+  step, or an edit upstream makes steps stale);
 - ``{"type": "panel", "html": ...}``: the plan's views (progress, graph,
   timeline, table: :func:`nbsteps.views.static.static_bundle`; and each
   step's log, :func:`nbsteps.views.step_log.step_log_html`) when a comm asks
@@ -47,10 +48,12 @@ import time
 
 from nbsteps import config
 from nbsteps.ipython import session
-from nbsteps.model.status import PENDING, RUNNING
+from nbsteps.model.status import PENDING, RETRYING, RUNNING
 from nbsteps.run import events as ev
 
 TARGET = "nbsteps"
+#: shortest gap between two state messages during a run (seconds)
+INTERVAL = 0.25
 #: shortest gap between two panel updates during a run (seconds)
 PANEL_INTERVAL = 1.0
 #: during a run, the whole state is sent this often (seconds; see the module doc)
@@ -122,6 +125,11 @@ class LabState:
         self.panel_dirty = False
         self.messages = 0  # comm messages sent (measured in tests and docs)
         self._pulse: "threading.Timer | None" = None
+        self._flush_timer: "threading.Timer | None" = None
+        self._flushed = 0.0
+        self._ctx = None
+        self._dirty: set[str] = set()
+        self._dirty_all = False
         self._running_ctx = None
         self._lock = threading.RLock()
 
@@ -134,9 +142,10 @@ class LabState:
             return
         plan = self._plan()
         plan.refresh_stale()
-        self.send_changes(plan.context, full_check=True)
-        if self.panel_dirty:
-            self.send_panel()
+        with self._lock:
+            self.send_changes(plan.context)
+            if self.panel_dirty:
+                self.send_panel()
 
     def note_cell(self, name: str) -> None:
         """The running cell registered step *name* (called by ``%%step``)."""
@@ -151,20 +160,48 @@ class LabState:
 
     # -- the executor's events -------------------------------------------------
     def __call__(self, event) -> None:
-        if event.kind == ev.PLANNED:
-            self._start_pulse(event.context)
-        elif event.kind == ev.FINISHED:
-            self._stop_pulse()
         if not self.comms:
             return
+        if event.kind in (ev.PLANNED, ev.STARTED, ev.CONFIRMING):
+            self._start_pulse(event.context)
         if event.kind in _STEP_EVENTS and event.step:
-            self.send_changes(event.context, names=[event.step])
-            self.panel_dirty = True
-            if time.monotonic() - self.panel_sent >= PANEL_INTERVAL:
-                self.send_panel(event.context)
+            self._news(event.context, event.step)
         elif event.kind == ev.FINISHED:
-            self.send_changes(event.context, full_check=True)
-            self.send_panel(event.context)
+            self._news(event.context, None)
+
+    def _news(self, ctx, name: "str | None") -> None:
+        """Step *name* (None: any step) changed: sent now, or with what else changes
+        within :data:`INTERVAL` (a thousand fast runs in one cell cost a few messages)."""
+        with self._lock:
+            self._ctx = ctx
+            if name is None:
+                self._dirty_all = True
+            else:
+                self._dirty.add(name)
+            self.panel_dirty = True
+            if self._flush_timer is not None:
+                return
+            wait = INTERVAL - (time.monotonic() - self._flushed)
+            if wait <= 0:
+                self._flush()
+            else:
+                self._flush_timer = threading.Timer(wait, self._flush)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_timer, self._flushed = None, time.monotonic()
+            ctx, names = self._ctx, None if self._dirty_all else sorted(self._dirty)
+            self._dirty, self._dirty_all = set(), False
+            if ctx is None or not self.comms:
+                return
+            try:
+                self.send_changes(ctx, names=names)
+                if self.panel_comms and time.monotonic() - self.panel_sent >= PANEL_INTERVAL:
+                    self.send_panel(ctx)
+            except Exception:  # pragma: no cover - a badge must not break a run
+                pass
 
     # -- the pulse: tabs that connected during a run ------------------------------
     def _start_pulse(self, ctx) -> None:
@@ -172,13 +209,6 @@ class LabState:
             self._running_ctx = ctx
             if self._pulse is None:
                 self._arm()
-
-    def _stop_pulse(self) -> None:
-        with self._lock:
-            self._running_ctx = None
-            if self._pulse is not None:
-                self._pulse.cancel()
-                self._pulse = None
 
     def _arm(self) -> None:
         self._pulse = threading.Timer(PULSE, self._beat)
@@ -188,7 +218,9 @@ class LabState:
     def _beat(self) -> None:
         with self._lock:
             ctx = self._running_ctx
-            if ctx is None:
+            if ctx is None or not any(
+                r.status in (RUNNING, RETRYING) or r.confirming for r in list(ctx.records.values())
+            ):  # the run is over (or was interrupted before its end): the next start re-arms it
                 self._pulse = None
                 return
             try:
@@ -216,7 +248,7 @@ class LabState:
             (cells if cid else unbound)[cid or name] = state
         return {"cells": cells, "unbound": unbound}
 
-    def send_changes(self, ctx, names=None, full_check: bool = False) -> None:
+    def send_changes(self, ctx, names=None) -> None:
         snap = self.snapshot(ctx, names)
         changed_cells = {k: v for k, v in snap["cells"].items() if self.sent.get(v["step"]) != v}
         changed_unbound = {k: v for k, v in snap["unbound"].items() if self.sent.get(v["step"]) != v}
