@@ -4,7 +4,10 @@
 notebook that has the extension opens a comm to it when it connects to the
 kernel (a reloaded page, a second tab, a reopened notebook: each its own
 comm); loading the extension also opens one from the kernel, for the tabs
-that were already connected. On each comm the kernel sends:
+that were already connected. Comm messages travel on the kernel's IOPub
+channel, which every connected tab reads, and the extension takes any message
+marked ``"nbsteps": 1`` whichever comm it came on: so the kernel sends each
+message once, on one of the comms, whatever the number of tabs:
 
 - ``{"type": "state", "full": true, "cells": {CELL_ID: STATE}, "unbound": {STEP: STATE}}``
   when it opens: every step's state, keyed by the id of the ``%%step`` cell
@@ -23,10 +26,8 @@ that were already connected. On each comm the kernel sends:
 
 A kernel runs one cell at a time, so a tab that opens its comm while a cell
 runs (a page reloaded mid-plan) is answered when the cell ends. Meanwhile,
-every :data:`PULSE` seconds of a run, the whole state goes out on one comm
-(opened for it if there is none): comm messages travel on the kernel's IOPub
-channel, which every connected tab reads, so the extension takes any message
-marked ``"nbsteps": 1`` whichever comm it was sent on.
+every :data:`PULSE` seconds of a run, the whole state goes out on a comm
+(opened for it if there is none), which the new tab reads off IOPub.
 
 A STATE is ``step``, ``status`` (pending, running, retrying, completed,
 failed, blocked, cancelled, or ``waiting`` for confirmation), ``started`` and
@@ -278,20 +279,24 @@ class LabState:
         except Exception as exc:  # pragma: no cover - the panel must not break a run
             body = f"<pre>{html.escape(repr(exc))}</pre>"
         self.panel_sent, self.panel_dirty = time.monotonic(), False
-        for comm in targets:
-            self._send(comm, {"type": "panel", "html": body})
+        self._send_all({"type": "panel", "html": body}, targets)
 
-    def _send_all(self, msg: dict) -> None:
-        for comm in list(self.comms):
-            self._send(comm, msg)
+    def _send_all(self, msg: dict, comms=None) -> None:
+        """Send *msg* once, on the first of *comms* (default: all) that takes it:
+        every tab reads it off IOPub (see the module doc)."""
+        for comm in list(comms if comms is not None else self.comms):
+            if self._send(comm, msg):
+                return
 
-    def _send(self, comm, msg: dict) -> None:
+    def _send(self, comm, msg: dict) -> bool:
         msg["now"], msg["nbsteps"] = time.time(), PROTOCOL
         try:
             comm.send(msg)
-            self.messages += 1
         except Exception:  # a closed or broken comm: forget it
             self._forget(comm)
+            return False
+        self.messages += 1
+        return True
 
     # -- comms -------------------------------------------------------------------
     def opened(self, comm, open_msg=None) -> None:
