@@ -98,11 +98,22 @@ def test_a_generator_not_named_rng_resumed_in_a_new_kernel(shell, tmp_path, tmp_
     assert session.current().steps["c1"].hints == {"thing": "numpy.random.Generator.choice"}
 
 
-def test_a_generator_not_named_rng_in_plan_mode_with_workers(shell):
-    ref = run_all(GEN)
+#: the second draw also reads what the first made, so it starts after the first ended and its upstream
+#: steps are the same once the plan knows the first writes the generator (mpl_histogram_normalization)
+GEN_AFTER = [
+    GEN[0] + "\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt",
+    GEN[1],
+    "y = thing.integers(0, 1000, 3).tolist()\nfig, panel = plt.subplots()\npanel.hist(x)",
+]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("cells", [GEN, GEN_AFTER], ids=["parallel", "after"])
+def test_a_generator_not_named_rng_in_plan_mode_with_workers(shell, workers, cells):
+    ref = run_all(cells)
     run_ok(shell, "%steps mode plan")
-    _steps(shell, GEN)
-    run_ok(shell, "%steps run --workers 4")
+    _steps(shell, cells)
+    run_ok(shell, f"%steps run --workers {workers}")
     assert (shell.user_ns["x"], shell.user_ns["y"]) == (ref["x"], ref["y"])
     # the write found by the hint when it ran is known from then on
     assert "thing" in session.current().steps["c1"].mutated

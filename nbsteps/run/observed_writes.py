@@ -79,12 +79,18 @@ class Observed:
         if src is None:  # an ordinary cell's value: changed as Run All changes it
             return
         began = self._began.get(name, 0.0)
+        pos = ctx.deps.position
         for r in ctx.deps.version_readers.get((n, src), ()):
-            if r != name and r in self._began and self._ended.get(r, began + 1) > began:
+            if r == name:
+                continue
+            if intact:  # changed on a copy: every reader below it reads (or will read) the old version
+                if pos.get(r, -1) > pos.get(name, -1):
+                    self.rerun.add(r)
+            elif r in self._began and self._ended.get(r, began + 1) > began:
                 self.rerun.add(r)  # read the value while it was being changed, or after
-        rec = ctx.records.get(src)
         if intact:
             return
+        rec = ctx.records.get(src)
         if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n):
             self.rerun.add(src)
 
