@@ -63,3 +63,19 @@ def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
     for mode in ("store", "restore", "memory", "unobserved", "plan"):
         assert row[mode]["errors"] == [] and row[mode]["ratio"] > 0, (mode, row[mode])
     assert row["restore"]["executed"] == [0]  # everything restored, nothing executed
+
+
+@pytest.mark.timeout(120)
+def test_store_growth_prints_the_size_after_the_edit_cycles(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "bench/store_growth.py", "--size", "2MB", "--cycles", "2"],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [line for line in p.stdout.splitlines() if line.startswith("middle ")]
+    assert len(lines) == 2 and all("after 2 edit-and-rerun cycles" in line for line in lines)
+    assert float(lines[0].rsplit("= ", 1)[1].rstrip("x")) < 1.1  # held upstream frame: references only
