@@ -27,6 +27,12 @@ Checkpoints written before issue 26 are signed with HMAC-SHA256 (header
 ``nbsteps-checkpoint 1 hmac-sha256=<hex>``, signed bytes without the algorithm,
 ``"hmac": "<hex>"`` per value): they are read and verified as they are. Nothing
 is unpickled or decoded before its MAC has been checked.
+
+A pickled value may refer to other values instead of holding copies of them
+(:mod:`nbsteps.stores.sharing`): its entry lists the positions of the values of
+the same checkpoint it refers to (``"refs"``) and the upstream values
+(``"up"``: step, version, fingerprint, name); a value others refer to by memo
+index has ``"memo": true``. :class:`Loads` reads them in that order, once each.
 """
 
 from __future__ import annotations
