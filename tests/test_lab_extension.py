@@ -315,3 +315,30 @@ def test_with_the_extension_disabled_the_saved_outputs_are_as_without_it(tmp_pat
 @pytest.fixture(autouse=True)
 def _artifacts():
     ARTIFACTS.mkdir(exist_ok=True)
+
+
+def test_after_a_kernel_restart_the_badges_follow_the_new_kernel(tmp_path):
+    fast = [c.replace("time.sleep(5)", "time.sleep(0)") for c in CELLS]
+    nb_path = stage_notebook(_notebook(fast), tmp_path, name="restart.ipynb")
+    with jupyterlab_server(tmp_path) as lab:
+        page = open_tab(lab, nb_path.name, "restart")
+        lab.run_all_cells()
+        wait_idle(lab, page)
+        wait_badges(page, all_completed, what="all completed")
+        page.keyboard.press("Control+s")
+        deadline = time.monotonic() + 30
+        while not all("nbsteps" in c.metadata for c in nbformat.read(nb_path, 4).cells[1:]):
+            assert time.monotonic() < deadline, "the save did not write metadata.nbsteps"
+            time.sleep(0.25)
+        (kernel,) = lab.api("GET", "api/kernels")
+        lab.api("POST", f"api/kernels/{kernel['id']}/restart", timeout=60)
+        # the new kernel knows no steps: the badges say what was saved, marked so
+        wait_badges(page, lambda b: all(b[s]["source"] == "saved" for s in STEPS), what="saved after restart")
+        # %load_ext nbsteps and the cells again: the badges are the new kernel's
+        lab.run_all_cells()
+        got = wait_badges(
+            page,
+            lambda b: all(b[s]["source"] == "kernel" for s in STEPS) and all_completed(b),
+            what="the new kernel's state",
+        )
+        assert all(got[s]["text"].startswith("completed · executed") for s in STEPS), got

@@ -218,7 +218,8 @@ class NotebookSteps {
   }
 
   private onStatus(status: string): void {
-    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+    // a restart through the server shows as 'starting' here: the new process knows no steps
+    if (['restarting', 'autorestarting', 'starting', 'dead', 'unknown'].includes(status)) {
       this.dropComm();
       this.restarting = true;
     } else if (status === 'idle' && this.restarting) {
