@@ -143,3 +143,25 @@ def test_a_reference_to_a_value_no_longer_in_the_store_says_which(tmp_path, tmp_
     with pytest.raises(CheckpointUnavailable) as err:
         got.outputs["h"]
     assert "output 'xs' of step 'a'" in str(err.value) and "step 'b' will be recomputed" in str(err.value)
+
+
+def test_reading_a_value_reads_what_it_refers_to_once_and_nothing_else(tmp_path, tmp_key, monkeypatch):
+    from nbsteps.model.checkpoint import Checkpoint
+    from nbsteps.stores import layout
+    from nbsteps.stores.disk import DiskStore
+
+    reads: list = []
+    real = layout.load_value
+
+    def spy(folder, entry, meta, key, meta_file=layout.META, **kw):
+        reads.append(entry.get("name"))
+        return real(folder, entry, meta, key, meta_file, **kw)
+
+    monkeypatch.setattr(layout, "load_value", spy)
+    xs, other = [1, 2], list(range(1000))
+    DiskStore(tmp_path / "s").put(Checkpoint("a", "fa", {"xs": xs, "holder": {"xs": xs}, "other": other}))
+    got = DiskStore(tmp_path / "s").get("a", "fa", lazy=True)
+    holder = got.outputs["holder"]
+    assert sorted(reads) == ["holder", "xs"]  # not 'other'
+    assert got.outputs["xs"] is holder["xs"] and sorted(reads) == ["holder", "xs"]  # read once
+    assert got.outputs["other"] == list(range(1000)) and len(reads) == 3
