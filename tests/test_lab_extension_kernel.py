@@ -182,3 +182,20 @@ def test_messages_per_step_in_a_plan_run(tab, record_property):
     record_property("comm_messages_per_step_with_panel", with_panel)
     assert with_panel <= 4, [m.get("type") for m in tab.messages]
     print(f"comm messages per step: {per_step:.2f} (with the side panel open: {with_panel:.2f})")
+
+
+def test_failed_and_blocked_steps_say_why(tab):
+    tab.run("%load_ext nbsteps\n%steps mode plan")
+    tab.run("%%step bad\nx = 1\nraise ValueError('no data for 2024')", "cell-bad")
+    tab.run("%%step below\ny = x + 1", "cell-below")
+    tab.open()
+    tab.drain()
+    tab.messages.clear()
+    tab.run("%steps run --allow-failures")
+    last = {}
+    for d in tab.states():
+        last.update(d["cells"])
+    bad, below = last["cell-bad"], last["cell-below"]
+    assert bad["status"] == "failed" and bad["error"] == "ValueError: no data for 2024", bad
+    assert below["status"] == "blocked" and "bad" in below["error"], below
+    assert bad["duration"] is not None and below["started"] is None
