@@ -237,5 +237,7 @@ def test_a_figure_stays_when_a_write_seen_below_recomputes_its_step(tmp_path, ke
     )
     assert [k for k, _ in _shape(plain.cells[1])] == ["figure"]
     assert [k for k, _ in _shape(nb.cells[2]) if k == "figure"] == ["figure"]
-    status = next(o for o in nb.cells[2].outputs if "nbsteps-status" in o.get("data", {}).get("text/html", ""))
+    status = next(
+        o for o in nb.cells[2].outputs if "nbsteps-status" in o.get("data", {}).get("text/html", "")
+    )
     assert "<Figure" not in status.data["text/plain"]  # not shown a second time, as text, by the status
