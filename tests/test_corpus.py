@@ -1,9 +1,13 @@
 """nbsteps' promise on a corpus of real public notebooks (tests/corpus/).
 
-One test per notebook × way (interactive, plan, headless, resume, edit), each
-asserting that the way agrees with plain Restart & Run All of the same cells:
-same values, same figures and text in the same cells, no error (see
-tests/corpus/harness.py for the method, SOURCES.md for the notebooks).
+One test per notebook × way (interactive, plan, headless, resume, edit,
+edit-real, input-file, zero-edit), each asserting that the way agrees with
+plain Restart & Run All of the same cells (for edit-real: of the edited
+notebook; for input-file: on the changed data file): same values, same
+figures and text in the same cells, no error (see tests/corpus/harness.py
+for the method, SOURCES.md for the notebooks). input-file exists only for
+the notebooks that read a data file (corpus.json ``input_change``); a
+notebook without a numeric literal to change skips edit-real.
 
 What disagrees today is listed in tests/corpus/expected_failures.json and
 marked ``xfail``:
@@ -42,6 +46,7 @@ _spec.loader.exec_module(harness)
 MANIFEST = harness.load_manifest()
 EXPECTED = harness.load_expected()
 NOTEBOOKS = [e["id"] for e in MANIFEST["notebooks"]]
+ENTRIES = {e["id"]: e for e in MANIFEST["notebooks"]}
 SLOW = {e["id"] for e in MANIFEST["notebooks"] if e.get("slow")}
 RUN_SLOW = os.environ.get("NBSTEPS_CORPUS_SLOW", "") not in ("", "0")
 STRICT = os.environ.get("NBSTEPS_CORPUS_STRICT", "") not in ("", "0")
@@ -54,6 +59,8 @@ class Disagreement(AssertionError):
 def _cases():
     for nb in NOTEBOOKS:
         for way in harness.WAYS:
+            if way == "input-file" and not ENTRIES[nb].get("input_change"):
+                continue  # reads no data file: n/a
             marks = [pytest.mark.corpus, pytest.mark.kernel]
             if nb in SLOW:
                 marks += [
@@ -103,6 +110,8 @@ def _as_recorded(problems, expected) -> bool:
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("notebook,way", list(_cases()))
 def test_promise(corpus_report, notebook, way):
+    if way not in corpus_report[notebook]["verdicts"]:
+        pytest.skip(f"{way} does not apply to {notebook}")
     problems = corpus_report[notebook]["verdicts"][way]
     expected = EXPECTED["failures"].get(f"{notebook}::{way}")
     if not _as_recorded(problems, expected):
@@ -157,3 +166,40 @@ def test_gallery_split():
         "import numpy as np\nx = 1",
         "y = x  # keep this comment\n\n# a comment inside code\nz = 2",
     ]
+
+
+def test_rst_cells():
+    """The Python documentation's pages as cells: doctest statements without
+    their shown output, tracebacks dropped; literal blocks that are Python;
+    shell sessions and pseudo-code left out."""
+    text = (
+        "Intro::\n\n   x = 1\n   y = x + 1\n\nA session::\n\n   $ python fibo.py 50\n\n"
+        "Doctest:\n\n>>> a = [1, 2]\n>>> a\n[1, 2]\n>>> 1/0\nTraceback (most recent call last):\n"
+        "  ...\nZeroDivisionError: division by zero\n>>> for i in a:\n...     print(i)\n...\n1\n2\n\n"
+        ".. code-block:: none\n\n   not = python\n\n.. testcode::\n   :hide:\n\n   z = 3\n\n"
+        "Pseudo::\n\n   class ClassName:\n       <statement-1>\n"
+    )
+    assert harness.rst_cells(text) == [
+        "x = 1\ny = x + 1",
+        "a = [1, 2]\na\nfor i in a:\n    print(i)",
+        "z = 3",
+    ]
+
+
+def test_split_paragraphs():
+    code = "import a\nx = 1\n\n# comment\ndef f():\n    y = 1\n\n    return y\n\nf()\n"
+    assert harness.split_paragraphs(code) == [
+        "import a\nx = 1",
+        "# comment\ndef f():\n    y = 1\n\n    return y",
+        "f()",
+    ]
+
+
+def test_real_edit_changes_a_literal_nearest_the_middle():
+    cells = ["import numpy as np", "n = 10\nx = np.arange(n)", "print('v1.0')\ny = x * 2.5", "z = y[3]"]
+    edit = harness.real_edit(cells)
+    assert edit["cell"] == 3 and edit["source"] == "print('v1.0')\ny = x * 2.25"  # not inside the string
+    assert harness.real_edit(["a = 1", "b = a[2]", "c = 5"])["source"] == "c = 6"  # no float: an int >= 2
+    assert harness.real_edit(["a = 1", "b = 0"]) is None
+    assert harness.real_edit(cells, {"cell": 4, "old": "[3]", "new": "[4]"})["source"] == "z = y[4]"
+    assert harness.real_edit(cells, False) is None

@@ -361,8 +361,16 @@ def _collect(ns, options):
                 }
                 for name, r in ((n, plan.records[n]) for n in plan.order())
             }
-            if options.get("downstream_of"):
-                result["downstream"] = _downstream(plan, options["downstream_of"])
+            src = options.get("downstream_of")
+            if isinstance(src, list):  # several steps: the union of their downstream
+                found = [_downstream(plan, one) for one in src]
+                result["downstream"] = (
+                    None
+                    if any(d is None for d in found)
+                    else sorted({s for d in found for s in d} - set(src))
+                )
+            elif src:
+                result["downstream"] = _downstream(plan, src)
         except Exception as exc:
             result["steps_error"] = f"{type(exc).__name__}: {exc}"
     print(MARK + _json.dumps(result), flush=True)

@@ -27,7 +27,24 @@ backend, ``PYTHONHASHSEED=0``, one BLAS thread):
   it again against the same store (no step should execute again);
 - ``edit``: in the interactive kernel, the middle step cell is executed again
   with ``_nbsteps_edit = 1`` appended, then ``%steps run``: values must still
-  agree, and exactly that step and its downstream must execute.
+  agree, and exactly that step and its downstream must execute;
+- ``edit-real``: then, in the same kernel, a real edit (``real_edit``: a numeric
+  literal changed in the code cell nearest the middle that has one) executed
+  and ``%steps run``: values must equal plain Run All of the edited notebook
+  (one more plain run, ``plain-edited``), and exactly the edited step and its
+  downstream must execute;
+- ``input-file`` (notebooks that read a data file, corpus.json
+  ``input_change``): every cell as a step, then the file changes and
+  ``%steps run``: values must equal plain Run All on the new file
+  (``plain-input``), and exactly the cells that name the file and their
+  downstream must execute;
+- ``zero-edit``: ``nbsteps run NB.ipynb --store DIR -o OUT.ipynb`` on the cells
+  as they are (no ``%%step`` line: every code cell a step), twice with the same
+  store (the data files written again in between): each cell of OUT shows what
+  Run All showed, the values agree, and the second run executes nothing.
+
+Data files a notebook reads (corpus.json ``files``) are written next to it
+before every run.
 
 After each way one hidden cell digests the user namespace (``collect.py``).
 Compared with plain: values (agree / differ / missing), ``image/png`` outputs
@@ -61,12 +78,15 @@ EXPECTED = HERE / "expected_failures.json"
 REPORT = HERE / "REPORT.md"
 COLLECT_SRC = (HERE / "collect.py").read_text()
 MARK = "@@nbsteps-corpus@@"
-WAYS = ("interactive", "plan", "headless", "resume", "edit")
+WAYS = ("interactive", "plan", "headless", "resume", "edit", "edit-real", "input-file", "zero-edit")
+# the job each way's result comes from (the edits continue the interactive kernel)
+JOB_OF = {"edit": "interactive", "edit-real": "interactive"}
 KERNEL = "nbsteps-corpus"
 CELL_TIMEOUT = 180
 JOB_TIMEOUT = 600
 EDIT_LINE = "_nbsteps_edit = 1"
 INLINE = "module://matplotlib_inline.backend_inline"
+FILES_MTIME = 1577836800  # 2020-01-01: the data files' modification time
 
 
 class CorpusUnavailable(RuntimeError):
@@ -203,6 +223,109 @@ def split_gallery(text: str) -> list[str]:
     return cells
 
 
+_CODE_DIRECTIVE = re.compile(r"^(\s*)\.\. (?:code-block|code|sourcecode|testcode|doctest)::\s*(\S*)\s*$")
+_PYTHON_LANGS = ("", "python", "python3", "py", "pycon", "pycon3")
+
+
+def rst_cells(text: str) -> list[str]:
+    """The code of a reStructuredText page (the Python documentation's
+    ``_sources``) as cells, one per block, in order: ``code-block``/``testcode``/
+    ``doctest`` directives in Python, literal blocks after ``::`` and doctest
+    paragraphs (``>>>``). Doctest blocks keep their statements and drop what the
+    page shows as their output, and drop the examples whose shown output is a
+    traceback (written to raise); a plain block that is not Python (shell
+    sessions, pseudo-code, output listings) is left out."""
+    lines = text.splitlines()
+    cells, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        directive = _CODE_DIRECTIVE.match(line)
+        literal = line.rstrip().endswith("::") and not line.lstrip().startswith("..")
+        if directive and directive.group(2) not in _PYTHON_LANGS:
+            i += 1
+            continue
+        if directive or literal:
+            block, i = _indented_block(lines, i + 1, len(line) - len(line.lstrip()))
+        elif line.lstrip().startswith(">>>") and (i == 0 or not lines[i - 1].strip()):
+            start = i
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            block = _dedent(lines[start:i])
+        else:
+            i += 1
+            continue
+        code = _block_code(block)
+        if code:
+            cells.append(code)
+    return cells
+
+
+def _indented_block(lines: list[str], i: int, base: int) -> tuple[list[str], int]:
+    """The block indented deeper than *base* that starts at or after line *i*
+    (directive options such as ``:hide:`` skipped), dedented; and where it ends."""
+    while i < len(lines) and (not lines[i].strip() or re.match(r"^\s+:[\w-]+:", lines[i])):
+        if lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) <= base:
+            break
+        i += 1
+    start = i
+    while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > base):
+        i += 1
+    if start == i or len(lines[start]) - len(lines[start].lstrip()) <= base:
+        return [], start
+    return _dedent(lines[start:i]), i
+
+
+def _dedent(block: list[str]) -> list[str]:
+    import textwrap
+
+    return textwrap.dedent("\n".join(block)).strip("\n").splitlines()
+
+
+def _block_code(block: list[str]) -> str:
+    import ast
+    import doctest
+
+    text = "\n".join(block)
+    if not text.strip():
+        return ""
+    if text.lstrip().startswith(">>>"):
+        try:
+            examples = doctest.DocTestParser().get_examples(text)
+        except ValueError:
+            return ""
+        kept = [
+            ex.source.rstrip("\n")
+            for ex in examples
+            if not ex.want.lstrip().startswith(("Traceback (most recent call last)", 'File "<stdin>"'))
+            and not ex.exc_msg
+        ]
+        return "\n".join(kept).strip()
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        return ""
+    return text.strip()
+
+
+def split_paragraphs(code: str) -> list[str]:
+    """One script cell as the cells a notebook author would paste it into: a
+    new cell where a top-level statement follows a blank line (comments just
+    above a statement go with it). For gallery scripts written as one block."""
+    import ast
+
+    lines = code.splitlines()
+    starts = []
+    for node in ast.parse(code).body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+        while first > 0 and lines[first - 1].lstrip().startswith("#"):
+            first -= 1
+        if first > 0 and not lines[first - 1].strip():
+            starts.append(first)
+    bounds = [0] + starts + [len(lines)]
+    cells = ["\n".join(lines[a:b]).strip("\n") for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [c for c in cells if c.strip()]
+
+
 def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
     """The code cells of one corpus entry, with its recorded edits applied."""
     path = roots[entry["source"]] / entry["path"]
@@ -220,8 +343,12 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
 
         nb = jupytext.reads(text, fmt="md:myst")
         cells = [c["source"].rstrip() for c in nb["cells"] if c["cell_type"] == "code"]
+    elif path.name.endswith((".rst.txt", ".rst")):  # the Python documentation's sources
+        cells = rst_cells(text)
     else:
         cells = split_gallery(text)
+    if entry.get("split") == "paragraphs":
+        cells = [part for c in cells for part in split_paragraphs(c)]
     for edit in entry.get("edits", []):
         hits = [i for i, c in enumerate(cells) if edit["old"] in c]
         count = sum(c.count(edit["old"]) for c in cells)
@@ -234,6 +361,60 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
     drop = {int(i) for i in entry.get("drop", {})}
     cells = [c for i, c in enumerate(cells, 1) if i not in drop]
     return [c for c in cells if c.strip()]
+
+
+_FLOAT = re.compile(r"(\d+\.\d*|\.\d+)")
+
+
+def real_edit(cells: list[str], override=None) -> dict | None:
+    """The real edit of the ``edit-real`` way: ``{"cell": N, "source": edited,
+    "change": text}``. One numeric literal changed in the code cell nearest the
+    middle that has one (a float scaled by 0.9 first, else an integer of 2 or
+    more plus one), so the cell computes something else; *override*
+    (corpus.json ``edit_real``: ``{"cell", "old", "new"}``, or ``false``) wins."""
+    if override is False:
+        return None
+    if override:
+        k, old, new = override["cell"], override["old"], override["new"]
+        if cells[k - 1].count(old) != 1:
+            raise ValueError(f"edit_real {old!r} does not match cell{k} exactly once")
+        return {"cell": k, "source": cells[k - 1].replace(old, new), "change": f"{old} → {new}"}
+    n = len(cells)
+    mid = max(1, (n + 1) // 2)
+    order = sorted(range(1, n + 1), key=lambda i: (abs(i - mid), i))
+    for floats in (True, False):
+        for k in order:
+            hit = _literal_edit(cells[k - 1], floats)
+            if hit:
+                source, change = hit
+                return {"cell": k, "source": source, "change": change}
+    return None
+
+
+def _literal_edit(source: str, floats: bool) -> tuple[str, str] | None:
+    import io
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    for prev, tok in zip([None, *tokens], tokens, strict=False):
+        if tok.type != tokenize.NUMBER or (prev is not None and prev.string == "["):
+            continue
+        text = tok.string
+        if floats and _FLOAT.fullmatch(text) and float(text) != 0:
+            new = repr(round(float(text) * 0.9, 12))
+        elif not floats and text.isdigit() and int(text) >= 2:
+            new = str(int(text) + 1)
+        else:
+            continue
+        lines = source.splitlines(keepends=True)
+        row, col = tok.start
+        line = lines[row - 1]
+        lines[row - 1] = line[:col] + new + line[col + len(text) :]
+        return "".join(lines), f"{text} → {new} (line {row})"
+    return None
 
 
 # -- the notebooks each way runs ------------------------------------------------------------
@@ -397,7 +578,8 @@ def run_job(job: dict) -> dict:
     steps = step_cells(cells)
     t0 = time.perf_counter()
     result: dict = {"way": way}
-    if way == "plain":
+    write_files(tmp, job.get("files") or {})
+    if way in ("plain", "plain-edited", "plain-input"):  # the edited / changed-file references too
         with Kernel(tmp) as k:
             result["run"] = _run_sequence(k, cells, list(range(1, n + 1)))
             result["run"]["collect"] = k.collect()
@@ -412,6 +594,8 @@ def run_job(job: dict) -> dict:
             edit["collect"] = k.collect(downstream_of=f"cell{mid}")
             edit["edited"] = f"cell{mid}"
             result["edit"] = edit
+            if job.get("edit_real"):
+                result["edit_real"] = _edit_real(k, job["edit_real"])
     elif way == "plan":
         with Kernel(tmp) as k:
             run = _run_sequence(
@@ -423,6 +607,10 @@ def run_job(job: dict) -> dict:
             result["run"] = run
     elif way == "headless":
         result["run"] = _headless(cells, steps, tmp)
+    elif way == "input-file":
+        result["run"] = _input_file(cells, steps, tmp, job["input_change"])
+    elif way == "zero-edit":
+        result["run"] = _zero_edit(cells, tmp, job.get("files") or {})
     elif way == "resume":
         store = tmp / "store"
         prelude = ["%load_ext nbsteps", f"%steps store {store}"]
@@ -439,6 +627,125 @@ def run_job(job: dict) -> dict:
         raise ValueError(way)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def write_files(where: Path, files: dict) -> None:
+    """The data files a notebook reads (corpus.json ``files``), next to it.
+    Always the same bytes and modification time (2020-01-01), so writing them
+    again before a resume or a second run changes nothing a fingerprint sees."""
+    for name, content in files.items():
+        (where / name).write_text(content)
+        os.utime(where / name, (FILES_MTIME, FILES_MTIME))
+
+
+def _edit_real(k: Kernel, edit: dict) -> dict:
+    """``edit-real``, after the ``edit`` way in the same kernel: the chosen cell
+    executed again with its real change, then ``%steps run``."""
+    name = f"cell{edit['cell']}"
+    run = _run_sequence(k, [f"%%step {name}\n{edit['source']}", "%steps run"], [edit["cell"], None])
+    run["collect"] = k.collect(downstream_of=name)
+    run["edited"] = name
+    return run
+
+
+def _input_file(cells, steps, tmp: Path, change: dict) -> dict:
+    """``input-file``: every cell as a step in a kernel, then the data file
+    changes and ``%steps run`` runs what is stale."""
+    n = len(cells)
+    readers = [f"cell{i}" for i, c in enumerate(cells, 1) if change["file"] in c]
+    with Kernel(tmp) as k:
+        first = _run_sequence(k, ["%load_ext nbsteps"] + steps, [None] + list(range(1, n + 1)))
+        first["collect"] = k.collect()
+        (tmp / change["file"]).write_text(change["content"])
+        run = _run_sequence(k, ["%steps run"], [None])
+        run["collect"] = k.collect(downstream_of=readers)
+    run["first"] = {"error": first["error"], "collect_steps": (first.get("collect") or {}).get("steps")}
+    run["readers"] = readers
+    return run
+
+
+_ZERO_EDIT_HOOK = """
+def _nbsteps_corpus_hook(code):
+    import contextlib, io, os
+    ip = get_ipython()
+    target = os.environ.get("NBSTEPS_CORPUS_COLLECT")
+    if ip is None or not target:
+        return
+    def post(result):
+        if not (getattr(result.info, "raw_cell", "") or "").lstrip().startswith("%steps run"):
+            return
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            exec(compile(code, "<nbsteps-corpus-collect>", "exec"))
+        with open(target, "w") as f:
+            f.write(buf.getvalue())
+    ip.events.register("post_run_cell", post)
+_nbsteps_corpus_hook(CODE_LITERAL)
+del _nbsteps_corpus_hook
+"""
+
+
+def _zero_edit(cells, tmp: Path, files: dict) -> dict:
+    """``zero-edit``: ``nbsteps run NB --store DIR -o OUT`` on the cells as they
+    are (no ``%%step`` line), twice with the same store. The values are digested
+    in the kernel right after the plan's own ``%steps run`` (an IPython startup
+    file registers the hook: the notebook stays as it is)."""
+    import nbformat
+
+    startup = tmp / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "50-nbsteps-corpus.py").write_text(
+        _ZERO_EDIT_HOOK.replace("CODE_LITERAL", repr(collect_code()))
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in cells],
+        metadata={"kernelspec": {"name": KERNEL, "display_name": KERNEL, "language": "python"}},
+    )
+    src = tmp / "zero.ipynb"
+    nbformat.write(nb, src)
+    runs = []
+    for n in (1, 2):
+        write_files(
+            tmp, files
+        )  # the second run reads what the first read (a notebook may rewrite its inputs)
+        dst, digest = tmp / f"zero.out{n}.ipynb", tmp / f"collect{n}.txt"
+        env = {**os.environ, "IPYTHONDIR": str(tmp / "ipython"), "NBSTEPS_CORPUS_COLLECT": str(digest)}
+        cmd = [
+            sys.executable,
+            "-m",
+            "nbsteps",
+            "run",
+            str(src),
+            "--store",
+            str(tmp / "store"),
+            "-o",
+            str(dst),
+        ]
+        proc = subprocess.run(
+            cmd + ["--kernel", KERNEL], cwd=tmp, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT
+        )
+        out = {"cells": {}, "extra": [], "error": None, "exit": proc.returncode}
+        out["stderr"] = _ANSI.sub("", proc.stderr)[-1500:]
+        if dst.exists():
+            for i, cell in enumerate(nbformat.read(dst, as_version=4).cells, 1):
+                summary = _cell_summary(cell)
+                out["cells"][str(i)] = summary
+                if summary["error"] and out["error"] is None:
+                    out["error"] = {"cell": i, "label": cell.source.splitlines()[0][:40], **summary["error"]}
+        if out["error"] is None and proc.returncode != 0:
+            out["error"] = {
+                "cell": None,
+                "label": "nbsteps run",
+                "ename": f"exit {proc.returncode}",
+                "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300],
+            }
+        text = digest.read_text() if digest.exists() else ""
+        marks = [ln for ln in text.splitlines() if ln.startswith(MARK)]
+        out["collect"] = json.loads(marks[-1][len(MARK) :]) if marks else None
+        runs.append(out)
+    first, second = runs
+    first["second"] = second
+    return first
 
 
 def _headless(cells, steps, tmp: Path) -> dict:
@@ -692,53 +999,100 @@ def verdicts(notebook: str, results: dict, mask: dict, n_cells: int) -> dict[str
     plain = results["plain"]
     out = {}
     for way in WAYS:
-        job = results.get("interactive" if way == "edit" else way)
-        if job is None:
+        job = results.get(JOB_OF.get(way, way))
+        if job is None or (way == "edit-real" and "edit_real" not in job and not job.get("job_error")):
             continue
         if job.get("job_error"):
             out[way] = [("job", f"harness job failed: {job['job_error'][-200:]}")]
-            continue
-        if way == "edit":
+        elif way == "edit":
             edit = job["edit"]
-            probs = compare(plain, edit, mask, n_cells)
-            # the edit run shows only the edited cell and the %steps run: compare values and errors only
-            probs = [p for p in probs if p[0] not in ("figures", "text")]
             before = (job["run"].get("collect") or {}).get("steps")
-            after = (edit.get("collect") or {}).get("steps")
-            ran = _executed(before, after)
-            downstream = (edit.get("collect") or {}).get("downstream")
-            if ran is None or downstream is None:
-                if not any(p[0] == "fails" for p in probs):
-                    probs.append(("reran", "could not tell which steps executed"))
-            else:
-                expected = sorted({edit["edited"], *downstream}, key=lambda s: int(s[4:]))
-                ran = sorted(ran, key=lambda s: int(s[4:]))
-                if ran != expected:
-                    extra = [s for s in ran if s not in expected]
-                    lacking = [s for s in expected if s not in ran]
-                    bits = []
-                    if extra:
-                        bits.append(f"{len(extra)} more ({_names(extra, 3)})")
-                    if lacking:
-                        bits.append(f"{len(lacking)} fewer ({_names(lacking, 3)})")
-                    problems_text = f"re-ran {len(ran)} steps, expected {len(expected)}: " + ", ".join(bits)
-                    probs.append(("reran", problems_text))
-            out[way] = probs
-            continue
-        probs = compare(plain, job["run"], mask, n_cells)
-        if way == "resume":
+            out[way] = _rerun_verdict(plain, edit, mask, n_cells, before, [edit["edited"]])
+        elif way == "edit-real":
+            out[way] = _reference_verdict(
+                results.get("plain-edited"), "the edited notebook", job["edit_real"], mask, n_cells,
+                (job["edit"].get("collect") or {}).get("steps"), [job["edit_real"]["edited"]],
+            )  # fmt: skip
+        elif way == "input-file":
             run = job["run"]
-            if run["first"].get("error") and not run.get("error"):
-                err = run["first"]["error"]
-                probs.insert(0, ("fails", f"first kernel fails: {err['ename']} in {_cell_label(err)}"))
-            steps = (run.get("collect") or {}).get("steps") or {}
-            again = [
-                s for s, rec in steps.items() if rec.get("status") == "completed" and not rec.get("cached")
-            ]
-            if again:
-                probs.append(("reran", f"re-ran {len(again)} of {len(steps)} steps ({_names(again, 3)})"))
-        out[way] = probs
+            before = run["first"].get("collect_steps")
+            out[way] = _first_error(run) + _reference_verdict(
+                results.get("plain-input"), "the changed file", run, mask, n_cells, before, run["readers"]
+            )
+        elif way == "zero-edit":
+            out[way] = _zero_edit_verdict(plain, job["run"], mask, n_cells)
+        else:
+            probs = compare(plain, job["run"], mask, n_cells)
+            if way == "resume":
+                probs = _first_error(job["run"]) + probs + _reran_all(job["run"], "re-ran")
+            out[way] = probs
     return out
+
+
+def _first_error(run: dict) -> list[tuple[str, str]]:
+    first = run.get("first") or {}
+    if first.get("error") and not run.get("error"):
+        err = first["error"]
+        return [("fails", f"first kernel fails: {err['ename']} in {_cell_label(err)}")]
+    return []
+
+
+def _reran_all(run: dict, what: str) -> list[tuple[str, str]]:
+    """Steps that executed in a run that should have restored every one."""
+    steps = (run.get("collect") or {}).get("steps") or {}
+    again = [s for s, rec in steps.items() if rec.get("status") == "completed" and not rec.get("cached")]
+    if again:
+        return [("reran", f"{what} {len(again)} of {len(steps)} steps ({_names(again, 3)})")]
+    return []
+
+
+def _reference_verdict(ref, what, run, mask, n_cells, before, sources) -> list[tuple[str, str]]:
+    """A way compared with plain Run All of a changed notebook or file (*ref*)."""
+    if ref is None:
+        return [("plain", f"plain Run All of {what} not run")]
+    if ref.get("job_error") or ref["run"].get("error"):
+        why = ref.get("job_error") or verdict_text(compare(ref, ref["run"], {}, 0))
+        return [("plain", f"plain Run All of {what} fails: {why[-200:]}")]
+    return _rerun_verdict(ref, run, mask, n_cells, before, sources)
+
+
+def _rerun_verdict(reference, run, mask, n_cells, before, sources) -> list[tuple[str, str]]:
+    """Values and errors of a re-run against *reference*, and whether exactly
+    *sources* (steps) and their downstream executed."""
+    probs = compare(reference, run, mask, n_cells)
+    # a re-run shows only the edited cell and the %steps run: compare values and errors only
+    probs = [p for p in probs if p[0] not in ("figures", "text")]
+    after = (run.get("collect") or {}).get("steps")
+    ran = _executed(before, after)
+    downstream = (run.get("collect") or {}).get("downstream")
+    if ran is None or downstream is None:
+        if not any(p[0] == "fails" for p in probs):
+            probs.append(("reran", "could not tell which steps executed"))
+        return probs
+    expected = sorted({*sources, *downstream}, key=lambda s: int(s[4:]))
+    ran = sorted(ran, key=lambda s: int(s[4:]))
+    if ran != expected:
+        extra = [s for s in ran if s not in expected]
+        lacking = [s for s in expected if s not in ran]
+        bits = []
+        if extra:
+            bits.append(f"{len(extra)} more ({_names(extra, 3)})")
+        if lacking:
+            bits.append(f"{len(lacking)} fewer ({_names(lacking, 3)})")
+        probs.append(("reran", f"re-ran {len(ran)} steps, expected {len(expected)}: " + ", ".join(bits)))
+    return probs
+
+
+def _zero_edit_verdict(plain, run, mask, n_cells) -> list[tuple[str, str]]:
+    """``nbsteps run`` without ``%%step`` lines: the first run like Run All; the
+    second (same store) executes nothing and still shows and leaves the same."""
+    probs = compare(plain, run, mask, n_cells)
+    second = run.get("second") or {}
+    again = compare(plain, second, mask, n_cells) if second else [("job", "no second run")]
+    probs += [(kind, "second run: " + text) for kind, text in again]
+    if second.get("collect"):
+        probs += _reran_all(second, "second run executed")
+    return probs
 
 
 def verdict_text(problems: list[tuple[str, str]]) -> str:
@@ -753,17 +1107,9 @@ def evaluate(only=None, ways=WAYS, workers=2, plain_runs=2, progress=None, manif
     roots = ensure_sources(manifest)
     entries = [e for e in manifest["notebooks"] if not only or e["id"] in only]
     cells = {e["id"]: notebook_cells(e, roots) for e in entries}
-    job_ways = []
-    for w in ways:
-        jw = "interactive" if w == "edit" else w
-        if jw not in job_ways:
-            job_ways.append(jw)
     jobs = []
     for e in entries:
-        for r in range(plain_runs):
-            jobs.append({"notebook": e["id"], "way": "plain", "cells": cells[e["id"]], "repeat": r})
-        for w in job_ways:
-            jobs.append({"notebook": e["id"], "way": w, "cells": cells[e["id"]]})
+        jobs += notebook_jobs(e, cells[e["id"]], ways, plain_runs)
     # longest notebooks first keeps both workers busy to the end
     order = {e["id"]: i for i, e in enumerate(entries)}
     jobs.sort(key=lambda j: (-len("".join(j["cells"])), order[j["notebook"]]))
@@ -771,6 +1117,43 @@ def evaluate(only=None, ways=WAYS, workers=2, plain_runs=2, progress=None, manif
     if raw is not None:
         raw.extend(done)
     return judge(done, entries, cells, ways)
+
+
+def applies(entry: dict, cells: list[str], way: str) -> bool:
+    """Whether *way* applies to a notebook: ``input-file`` needs a data file it
+    reads (corpus.json ``input_change``), ``edit-real`` a literal to change."""
+    if way == "input-file":
+        return bool(entry.get("input_change"))
+    if way == "edit-real":
+        return real_edit(cells, entry.get("edit_real")) is not None
+    return True
+
+
+def notebook_jobs(entry: dict, cells: list[str], ways, plain_runs: int) -> list[dict]:
+    """The jobs one notebook needs for *ways*: its plain runs, one job per way
+    (the edits share the interactive kernel), and the references of the ways
+    that change the notebook (``plain-edited``) or its data file (``plain-input``)."""
+    base = {"notebook": entry["id"], "cells": cells, "files": entry.get("files") or {}}
+    jobs = [{**base, "way": "plain", "repeat": r} for r in range(plain_runs)]
+    ways = [w for w in ways if applies(entry, cells, w)]
+    edit = real_edit(cells, entry.get("edit_real")) if "edit-real" in ways else None
+    for w in dict.fromkeys(JOB_OF.get(w, w) for w in ways):
+        job = {**base, "way": w}
+        if w == "interactive" and edit:
+            job["edit_real"] = edit
+        if w == "input-file":
+            job["input_change"] = entry["input_change"]
+        jobs.append(job)
+    if edit:
+        edited = list(cells)
+        edited[edit["cell"] - 1] = edit["source"]
+        jobs.append({**base, "way": "plain-edited", "cells": edited})
+    if "input-file" in ways:
+        change = entry["input_change"]
+        jobs.append(
+            {**base, "way": "plain-input", "files": {**base["files"], change["file"]: change["content"]}}
+        )
+    return jobs
 
 
 def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict:
@@ -797,7 +1180,9 @@ def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict
             p = bad_plain[0]
             why = p.get("job_error") or (verdict_text(compare(p, p["run"], {}, 0)) if p.get("run") else "?")
             info["plain_error"] = why
-            info["verdicts"] = {w: [("plain", "plain run fails: " + why)] for w in ways}
+            info["verdicts"] = {
+                w: [("plain", "plain run fails: " + why)] for w in ways if applies(e, cells[e["id"]], w)
+            }
             report[e["id"]] = info
             continue
         mask = stored_masks.get(e["id"], {"paths": {}, "text_cells": [], "figure_cells": []})
@@ -806,6 +1191,17 @@ def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict
             mask = _merge_masks(mask, fresh)
             info["fresh_mask"] = fresh
         info["mask"] = mask
+        edit = real_edit(cells[e["id"]], e.get("edit_real"))
+        if edit:
+            info["edit_real"] = {"cell": edit["cell"], "change": edit["change"]}
+            ref = by_way.get("plain-edited")
+            if ref and not ref.get("job_error") and "values" in (ref["run"].get("collect") or {}):
+                before, after = plains[0]["run"]["collect"]["values"], ref["run"]["collect"]["values"]
+                info["edit_changed"] = sum(
+                    1
+                    for k in set(before) | set(after)
+                    if k not in mask["paths"] and before.get(k) != after.get(k)
+                )
         results = {"plain": plains[0], **by_way}
         v = verdicts(e["id"], results, mask, len(cells[e["id"]]))
         info["verdicts"] = {w: v[w] for w in ways if w in v}
@@ -914,6 +1310,7 @@ def render_report(report: dict, by_id: dict, ways=WAYS, elapsed=None) -> str:
         "",
     ]
     agree = {w: 0 for w in ways}
+    applicable = {w: 0 for w in ways}
     counted = 0
     head = "| notebook | cells | " + " | ".join(ways) + " |"
     lines += [head, "|" + "---|" * (len(ways) + 2)]
@@ -925,20 +1322,42 @@ def render_report(report: dict, by_id: dict, ways=WAYS, elapsed=None) -> str:
         for w in ways:
             probs = info["verdicts"].get(w)
             if probs is None:
-                row.append("–")
+                row.append("n/a")
                 continue
+            applicable[w] += "plain_error" not in info
             if not probs:
                 agree[w] += 1
             row.append(verdict_text(probs).replace("|", "\\|"))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| way | agree |", "|---|---|"]
     for w in ways:
-        lines.append(f"| {w} | {agree[w]} of {counted} |")
+        note = " (the others: n/a)" if applicable[w] < counted else ""
+        lines.append(f"| {w} | {agree[w]} of {applicable[w]}{note} |")
     total_ok = sum(agree.values())
     lines += [
         "",
-        f"All ways: {total_ok} of {counted * len(ways)} notebook × way combinations agree with plain.",
+        f"All ways: {total_ok} of {sum(applicable.values())} notebook × way combinations agree with plain "
+        "(`n/a`: the way does not apply, counted neither way).",
     ]
+    edits = {nb: info["edit_real"] for nb, info in report.items() if info.get("edit_real")}
+    if edits:
+        lines += [
+            "",
+            "## The real edits (`edit-real`)",
+            "",
+            "After the interactive run, one cell is executed again with a numeric literal changed (the code "
+            "cell nearest the middle that has one: a float times 0.9, else an integer of 2 or more plus one; "
+            "or corpus.json's `edit_real`), then `%steps run`; the reference is plain Run All of the edited "
+            "notebook. Values that differ from the unedited plain run show that the edit changed what "
+            "the notebook computes.",
+            "",
+            "| notebook | cell | change | values changed by the edit |",
+            "|---|---|---|---|",
+        ]
+        for nb, ed in sorted(edits.items()):
+            changed = report[nb].get("edit_changed")
+            shown = "?" if changed is None else str(changed)
+            lines.append(f"| `{nb}` | cell{ed['cell']} | `{ed['change']}` | {shown} |")
     nondet = {
         nb: info["mask"]
         for nb, info in report.items()
@@ -1019,7 +1438,14 @@ def main(argv=None) -> int:
         return 0
     t0 = time.perf_counter()
 
+    partial = (
+        Path(args.raw + ".partial") if args.raw else None
+    )  # each job as it ends: a long run cut short keeps them
+
     def progress(res):
+        if partial is not None:
+            with open(partial, "a") as f:
+                f.write(json.dumps(res) + "\n")
         print(
             f"  {res['notebook']:<28} {res['way']:<12} {res.get('wall', 0):6.1f}s"
             + (f"  JOB ERROR {res['job_error'][-200:]}" if res.get("job_error") else ""),
@@ -1028,7 +1454,11 @@ def main(argv=None) -> int:
         )
 
     if args.from_raw:
-        saved = json.loads(Path(args.from_raw).read_text())
+        text = Path(args.from_raw).read_text()
+        if args.from_raw.endswith(".partial"):
+            saved = {"jobs": [json.loads(ln) for ln in text.splitlines() if ln.strip()]}
+        else:
+            saved = json.loads(text)
         manifest = load_manifest()
         roots = ensure_sources(manifest)
         entries = [e for e in manifest["notebooks"] if any(d["notebook"] == e["id"] for d in saved["jobs"])]
