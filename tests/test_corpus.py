@@ -28,8 +28,8 @@ without ``strict``.
 
 All selected notebooks × ways run once, in parallel kernels
 (``NBSTEPS_CORPUS_WORKERS``, default 3), when the first test asks. The few
-notebooks marked ``slow`` in corpus.json (they would take the corpus past ~6
-minutes on 2 cores) are skipped unless ``NBSTEPS_CORPUS_SLOW=1``.
+notebooks marked ``slow`` in corpus.json (each one alone takes minutes in
+every way on 2 cores) are skipped unless ``NBSTEPS_CORPUS_SLOW=1``.
 """
 
 import importlib.util
