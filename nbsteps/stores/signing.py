@@ -173,8 +173,13 @@ def _blake3_key(key: bytes) -> bytes:
 def new_mac(key: bytes, algorithm: str = HMAC_SHA256) -> Any:
     """An incremental MAC (``update`` then ``hexdigest``): HMAC-SHA256 or keyed BLAKE3."""
     if algorithm == BLAKE3:
-        import blake3
-
+        try:
+            import blake3
+        except ImportError:  # a broken install: blake3 is a dependency
+            raise ImportError(
+                "nbsteps: checkpoints are signed with keyed BLAKE3 and the blake3 package is missing; "
+                "install it (pip install blake3)"
+            ) from None
         return blake3.blake3(key=_blake3_key(key))
     if algorithm != HMAC_SHA256:
         raise ValueError(f"unknown signature algorithm {algorithm!r}")
