@@ -161,9 +161,42 @@ def test_two_tabs_show_the_kernels_state_and_the_side_panel(tmp_path):
         )
         assert side["rows"] == STEPS and side["logs"] == STEPS, side
         assert "4/4 completed" in side["text"] and side["scripts"] == 0
+        # the timeline is drawn for the sidebar's width: a row per step, name and duration readable
+        # (the last run: Run All runs one cell, one step, at a time)
+        timeline = panel_timeline(other)
+        assert [r["name"] for r in timeline["rows"]] == ["report"], timeline
+        assert "3 executed in an earlier run" in timeline["caption"], timeline
+        for r in timeline["rows"]:
+            assert r["nameH"] >= 10 and r["tookH"] >= 10 and r["font"] >= 11, r  # px on screen
+            assert r["nameRight"] <= timeline["right"] + 0.5 and r["tookRight"] <= timeline["right"] + 0.5, r
+        ticks = timeline["ticks"]  # with units, none cut
+        assert len(ticks) >= 2 and all(re.fullmatch(r"[\d.]+ (ms|s|min)", t["text"]) for t in ticks), ticks
+        assert not any(t["clipped"] for t in ticks), ticks
         other.locator("#nbsteps-plan details > summary", has_text="slow").click()
         assert "log of step slow" in other.locator("#nbsteps-plan").inner_text()
         lab.screenshot(ARTIFACTS / "lab_badges_panel.png")
+
+
+PANEL_TIMELINE_JS = r"""() => {
+  const panel = document.querySelector('#nbsteps-plan');
+  const box = (el) => el.getBoundingClientRect();
+  const rows = Array.from(panel.querySelectorAll('.nbsteps-tl-row')).map(row => {
+    const name = row.querySelector('.nbsteps-tl-name'), took = row.querySelector('.nbsteps-tl-took');
+    return {name: name.textContent, took: took.textContent, nameH: box(name).height,
+            tookH: box(took).height, nameRight: box(name).right, tookRight: box(took).right,
+            font: parseFloat(getComputedStyle(name).fontSize)};
+  });
+  return {rows, right: box(panel).right,
+          caption: (panel.querySelector('.nbsteps-timeline-note') || {}).textContent,
+          ticks: Array.from(panel.querySelectorAll('.nbsteps-tl-tick'))
+            .map(el => ({text: el.textContent, clipped: el.scrollWidth > el.clientWidth}))};
+}"""
+
+
+def panel_timeline(page) -> dict:
+    """The side panel's timeline as laid out on screen (the labels' boxes in CSS px)."""
+    page.locator("#nbsteps-plan .nbsteps-tl-row").first.wait_for(state="visible", timeout=30_000)
+    return page.evaluate(PANEL_TIMELINE_JS)
 
 
 def _edit_cell(page, index: int, source: str) -> None:
@@ -342,3 +375,46 @@ def test_after_a_kernel_restart_the_badges_follow_the_new_kernel(tmp_path):
             what="the new kernel's state",
         )
         assert all(got[s]["text"].startswith("completed · executed") for s in STEPS), got
+
+
+CONFIRM_CELLS = [
+    "%load_ext nbsteps",
+    # fails at its first attempt (a file counts the attempts), succeeds at the second
+    "%%step flaky --retry 1 --retry-delay 4\nimport pathlib\ncount = pathlib.Path('tries.txt')\n"
+    "n = int(count.read_text()) if count.exists() else 0\ncount.write_text(str(n + 1))\n"
+    "if n == 0:\n    raise RuntimeError('first attempt fails')\nvalue = n",
+    "%%step deploy --confirm 'ship it?'\nshipped = value + 1",
+]
+
+
+def test_badges_name_a_retry_and_a_wait_for_confirmation_in_words(tmp_path):
+    nb_path = stage_notebook(_notebook(CONFIRM_CELLS), tmp_path, name="confirm.ipynb")
+    with jupyterlab_server(tmp_path) as lab:
+        page = open_tab(lab, nb_path.name, "confirm")
+        lab.run_all_cells()
+        # between the two attempts: which attempt failed, with its error
+        got = wait_badges(page, lambda b: b["flaky"]["status"] == "retrying", what="flaky retrying")
+        flaky = got["flaky"]
+        assert flaky["text"].startswith("attempt 1 failed, retrying"), flaky
+        assert flaky["aria"].startswith("nbsteps step flaky: attempt 1 failed, retrying"), flaky
+        assert "first attempt fails" in flaky["aria"] and "first attempt fails" in flaky["title"], flaky
+        # the second attempt succeeded: the badge says it took two
+        got = wait_badges(page, lambda b: b["flaky"]["status"] == "completed", what="flaky completed")
+        flaky = got["flaky"]
+        assert flaky["text"].startswith("completed · executed · 2 attempts · "), flaky
+        assert "completed, executed in this run, after 2 attempts, took " in flaky["aria"], flaky
+        # deploy asks (stdin): its badge waits for the answer, in words
+        got = wait_badges(page, lambda b: b["deploy"]["status"] == "waiting", what="deploy waiting")
+        deploy = got["deploy"]
+        assert deploy["text"] == "waiting for confirmation", deploy
+        assert deploy["aria"] == "nbsteps step deploy: waiting for confirmation: ship it?", deploy
+        stdin = page.locator(".jp-Stdin-input").first
+        stdin.wait_for(state="visible", timeout=30_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        lab.screenshot(ARTIFACTS / "lab_badges_confirm.png")
+        stdin.fill("y")
+        stdin.press("Enter")
+        got = wait_badges(page, lambda b: b["deploy"]["status"] == "completed", what="deploy completed")
+        assert got["deploy"]["text"].startswith("completed · executed · "), got["deploy"]
+        assert "attempts" not in got["deploy"]["text"], got["deploy"]  # one attempt: not said
+        assert (tmp_path / "tries.txt").read_text() == "2"

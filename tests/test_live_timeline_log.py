@@ -134,6 +134,32 @@ def test_static_picture_carries_the_timeline_as_an_image():
     assert "nbsteps-timeline-img" not in html2
 
 
+def test_the_side_panels_timeline_is_html_rows_that_take_the_columns_width():
+    """JupyterLab's side panel is ~250 px wide: the 760 px SVG scaled into it is a few px high.
+    There the timeline is HTML rows (name and duration as text, bars in percent of the axis)."""
+    plan = small_plan()
+    plan.run()
+    fake_times(plan, a=(0, 2), b=(2, 8), bad=(2, 2.5))
+    rows = T.timeline_rows_html(plan.context)
+    assert "<svg" not in rows and "<img" not in rows
+    names = re.findall(r'<span class="nbsteps-tl-name"[^>]*>([^<]*)</span>', rows)
+    took = re.findall(r'<span class="nbsteps-tl-took"[^>]*>([^<]*)</span>', rows)
+    assert names == ["a", "b", "bad"] and took == ["2.00 s", "6.00 s", "500 ms"], rows
+    spans = dict(zip(names, re.findall(r"margin-left:([\d.]+)%;width:([\d.]+)%", rows), strict=True))
+    assert spans["a"] == ("0.00", "20.00") and spans["b"] == ("20.00", "60.00"), spans  # a 10 s axis
+    ticks = re.findall(r'<div class="nbsteps-tl-tick"[^>]*>([^<]*)</div>', rows)
+    assert ticks == ["0 s", "5 s"], ticks  # 3 ticks at most, with units; the axis ends at 10 s
+    assert "timeline: 3 steps executed" in rows
+    assert XSS not in rows and "&lt;script&gt;" in rows  # the error in the tooltip, as text
+    # sub-second runs count in ms; the panel's picture carries the rows, the widget's the SVG
+    fake_times(plan, a=(0, 0.002), b=(0.002, 0.007), bad=(0.002, 0.003))
+    fast = T.timeline_rows_html(plan.context)
+    assert re.findall(r'<div class="nbsteps-tl-tick"[^>]*>([^<]*)</div>', fast) == ["0 ms", "5 ms"]
+    panel = static_bundle(plan.context, timeline="rows")["text/html"]
+    assert "nbsteps-tl-row" in panel and "nbsteps-timeline-img" not in panel
+    assert "nbsteps-timeline-img" in static_bundle(plan.context)["text/html"]
+
+
 # -- a step's log -----------------------------------------------------------------
 def test_log_of_a_completed_and_a_failed_step():
     plan = small_plan()

@@ -82,10 +82,14 @@ export function fmtSeconds(s: number): string {
 export function describe(st: IStepState, elapsed: number | null): [string, string] {
   let status = st.status;
   let long = st.status;
-  if (st.status === 'running' || st.status === 'retrying') {
-    const took = elapsed !== null ? ` for ${fmtSeconds(Math.max(0, elapsed))}` : '';
-    status = `${st.status}${took}`;
-    long = st.attempts > 1 ? `${status} (attempt ${st.attempts})` : status;
+  const took = elapsed !== null ? ` for ${fmtSeconds(Math.max(0, elapsed))}` : '';
+  if (st.status === 'running') {
+    status = st.attempts > 1 ? `running attempt ${st.attempts}${took}` : `running${took}`;
+    long = status;
+  } else if (st.status === 'retrying') {
+    // between two attempts: `attempts` is the number of the one that failed
+    status = `attempt ${st.attempts} failed, retrying${took}`;
+    long = st.error ? `${status}: ${st.error}` : status;
   } else if (st.status === 'unregistered') {
     status = 'not registered in this kernel yet';
     long = `${status}: run the cell`;
@@ -101,7 +105,12 @@ export function describe(st: IStepState, elapsed: number | null): [string, strin
     parts.push(st.origin);
     longParts.push(ORIGIN_WORDS[st.origin] || st.origin);
   }
-  if (st.duration !== null && st.duration !== undefined && st.status !== 'running') {
+  if (st.attempts > 1 && (st.status === 'completed' || st.status === 'failed')) {
+    parts.push(`${st.attempts} attempts`);
+    longParts.push(`after ${st.attempts} attempts`);
+  }
+  const settled = st.status !== 'running' && st.status !== 'retrying';
+  if (st.duration !== null && st.duration !== undefined && settled) {
     parts.push(fmtSeconds(st.duration));
     longParts.push(`took ${fmtSeconds(st.duration)}`);
   }

@@ -18,7 +18,8 @@ message once, on one of the comms, whatever the number of tabs:
   :data:`INTERVAL` goes together) and after each cell (a cell registers a
   step, or an edit upstream makes steps stale);
 - ``{"type": "panel", "html": ...}``: the plan's views (progress, graph,
-  timeline, table: :func:`nbsteps.views.static.static_bundle`; and each
+  timeline, table: :func:`nbsteps.views.static.static_bundle`, its timeline as
+  rows for the sidebar's width, :func:`nbsteps.views.timeline.timeline_rows_html`; and each
   step's log, :func:`nbsteps.views.step_log.step_log_html`) when a comm asks
   (``{"type": "panel"}``) and, for the comms that asked once, when a run
   ends or a cell changed the plan (at most every :data:`PANEL_INTERVAL`
@@ -103,7 +104,7 @@ def panel_html(ctx) -> str:
     names = ctx.order()
     if not names:
         return '<div class="nbsteps-view">nbsteps: no steps registered yet (use %%step NAME in a cell).</div>'
-    picture = static_bundle(ctx, png=False)["text/html"]
+    picture = static_bundle(ctx, png=False, timeline="rows")["text/html"]
     logs = "".join(
         f'<details class="nbsteps-panel-log" data-step="{html.escape(n, quote=True)}">'
         f"<summary>{html.escape(n)}</summary>{step_log_html(ctx, n)}</details>"

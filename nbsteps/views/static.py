@@ -184,13 +184,21 @@ def table_html(ctx: RunContext) -> str:
 
 
 def static_bundle(
-    ctx, names=None, *, summary=None, png: bool | None = None, since: float | None = None
+    ctx,
+    names=None,
+    *,
+    summary=None,
+    png: bool | None = None,
+    since: float | None = None,
+    timeline: str = "image",
 ) -> dict:
     """The lasting picture of a plan: see the module docstring. The stale
     flags are the records' (the facade refreshes them before drawing, see
     ``Plan.refresh_stale``), so the graph and the table agree. The timeline shows
     the steps executed since *since* (default: the start of the *summary*'s
-    run, else of the plan's last run)."""
+    run, else of the plan's last run): as an SVG image (*timeline* ``"image"``) or, for a
+    narrow column such as JupyterLab's side panel, as HTML rows (``"rows"``,
+    :func:`nbsteps.views.timeline.timeline_rows_html`)."""
     names = list(names) if names else ctx.order()
     text = state_text(ctx, names, summary=summary)
     parts = [progress_html(ctx, names, state_text(ctx, names, summary=summary, count=False))]
@@ -208,13 +216,16 @@ def static_bundle(
                 data["image/png"] = base64.b64encode(render(plan_graph(ctx), "png")).decode("ascii")
             except Exception:
                 pass
-    from nbsteps.views.timeline import timeline_html
+    from nbsteps.views.timeline import timeline_html, timeline_rows_html
 
     if since is None:
         last = summary if summary is not None else ctx.last_summary
         since = getattr(last, "started", 0.0) or None
     try:
-        parts.append(timeline_html(ctx, names, since, inline=False))
+        if timeline == "rows":
+            parts.append(timeline_rows_html(ctx, names, since))
+        else:
+            parts.append(timeline_html(ctx, names, since, inline=False))
     except Exception as exc:  # pragma: no cover - a picture must not fail on it
         parts.append(f'<pre class="nbsteps-timeline">{html.escape(repr(exc))}</pre>')
     parts.append(table_html(ctx))

@@ -235,3 +235,73 @@ def timeline_html(
         f'<div class="nbsteps-timeline" style="overflow:auto;max-width:100%;max-height:{max_height}px">'
         f"{_caption(note, len(items))}{body}</div>"
     )
+
+
+def _short_tick(seconds: float, step: float) -> str:
+    """A tick label short enough for a narrow column: 0 s, 20 s, 2 min; under a second in ms."""
+    if step >= 1:
+        return _tick_label(seconds, step)
+    digits = 0 if step >= 1e-3 else min(3, -math.floor(math.log10(step * 1000)))
+    return f"{seconds * 1000:.{digits}f} ms"
+
+
+def _axis_rows(t0: float, total: float, step: float) -> str:
+    """The axis of :func:`timeline_rows_html`: one cell per tick, its label (with unit) at its
+    left; the axis ends at the right border."""
+    n = max(1, round(total / step))
+    cells = "".join(
+        '<div class="nbsteps-tl-tick" style="flex:1 1 0;min-width:0;border-left:1px solid #ccc;'
+        'padding-left:2px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
+        f"{html.escape(_short_tick(i * step, step))}</div>"
+        for i in range(n)
+    )
+    return (
+        f'<div class="nbsteps-tl-axis" title="{html.escape("time since " + fmt_clock(t0), quote=True)}" '
+        f'style="display:flex;color:#666;font-size:11px;border-right:1px solid #ccc;margin-bottom:2px">'
+        f"{cells}</div>"
+    )
+
+
+def timeline_rows_html(ctx, names=None, since=None, now=None) -> str:
+    """The timeline for a narrow column (JupyterLab's side panel): HTML without SVG, so it
+    takes the column's width and its text keeps the page's size (a wide SVG scaled down to a
+    sidebar is unreadable). Per executed step a line with its name and duration over its bar,
+    under an axis of seconds since the run began (units on every tick); the bars are placed in
+    percent of the axis. What the steps without a bar are, as :func:`timeline_html` says it.
+    '' when no step executed."""
+    names = ctx.order() if names is None else list(names)
+    items = bars(ctx, names, since, now)
+    if not items:
+        return ""
+    t0 = min(b.start for b in items) if since is None else min(since, *(b.start for b in items))
+    span = max(max(b.end for b in items) - t0, 1e-3)
+    step = _tick_step(span, 3)
+    total = math.ceil(span / step - 1e-9) * step
+
+    def pct(t: float) -> float:
+        return max(0.0, min(100.0, 100.0 * (t - t0) / total))
+
+    rows = []
+    for b in items:
+        left, width = pct(b.start), max(pct(b.end) - pct(b.start), 0.5)
+        fill = STYLES.get(b.key, STYLES[COMPLETED])[0]
+        border = "1px dashed #333" if b.live else "1px solid #555"
+        tries = f" · {b.attempts} attempts" if b.attempts > 1 else ""
+        rows.append(
+            f'<div class="nbsteps-tl-row nbsteps-{b.key}" title="{html.escape(_tip(b), quote=True)}" '
+            'style="margin:3px 0">'
+            '<div style="display:flex;justify-content:space-between;gap:6px">'
+            '<span class="nbsteps-tl-name" style="overflow:hidden;text-overflow:ellipsis;white-space:nowrap">'
+            f"{html.escape(b.name)}</span>"
+            f'<span class="nbsteps-tl-took" style="white-space:nowrap;color:#333">{html.escape(_took(b))}'
+            f"{tries}</span></div>"
+            '<div style="height:8px;background:#f0f0f0">'
+            f'<div class="nbsteps-tl-span" style="margin-left:{left:.2f}%;width:{width:.2f}%;'
+            f"min-width:2px;height:8px;box-sizing:border-box;border:{border};border-radius:2px;"
+            f'background:{fill}"></div></div></div>'
+        )
+    note = _not_shown(ctx, names, {b.name for b in items})
+    return (
+        '<div class="nbsteps-timeline nbsteps-timeline-rows" style="font-size:12px;margin:4px 0">'
+        f"{_caption(note, len(items))}{_axis_rows(t0, total, step)}{''.join(rows)}</div>"
+    )
