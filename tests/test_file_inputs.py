@@ -424,3 +424,59 @@ def test_cost_of_watching_opens(shell, tmp_path, monkeypatch):
     assert per["idle"] - per["bare"] < 5  # generous: a loaded 2-core machine
     assert per["recorded"] - per["bare"] < 50
     assert file_inputs.changed(rec.files) == []
+
+
+# -- a file read above and written below: changed after the reader read it, as in Run All --------
+READ_FIRST = "%%step first\nwith open('f.txt') as fh:\n    first = fh.read()"
+OVERWRITE = "%%step overwrite\nwith open('f.txt', 'w') as fh:\n    fh.write('two')"
+SHOUT = "%%step shout\nshout = first.upper()"
+
+
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_a_file_overwritten_below_its_reader_leaves_the_reader_up_to_date(shell, tmp_path, monkeypatch, mode):
+    """The step below wrote the file after the reader read it (its fingerprint is what the writer
+    left): the reader is not stale and is not run again, so ``shout`` is what Run All gives; a
+    change made by anyone else still makes the reader stale."""
+    monkeypatch.chdir(tmp_path)
+    cells = [READ_FIRST, OVERWRITE, SHOUT]
+    (tmp_path / "f.txt").write_text("one")
+    expected = plain(shell, cells)["shout"]
+    (tmp_path / "f.txt").write_text("one")
+    run_ok(shell, f"%steps mode {mode}")
+    for cell in cells:
+        run_ok(shell, cell)
+    if mode == "plan":
+        run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["shout"] == expected == "ONE"
+    plan = nbsteps.current()
+    assert list(plan["overwrite"].wrote) == [str(tmp_path / "f.txt")]
+    assert plan.plan().to_run == []  # nothing is stale: the file is what `overwrite` made of it
+    run_ok(shell, SHOUT)  # interactive and plan: running the cell below reads nothing again
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["shout"] == "ONE" and "first" not in executed(shell)
+    (tmp_path / "f.txt").write_text("three")  # changed by someone else: the reader is stale
+    assert plan.plan().to_run[0] == "first" and plan.plan().reason("first") == "file f.txt changed"
+
+
+SQLITE = [
+    "%%step connect\nimport sqlite3\ncon = sqlite3.connect('t.db')\ncur = con.cursor()",
+    "%%step create\ncur.execute('CREATE TABLE movie(title, year)')",
+    "%%step insert\ncur.execute(\"INSERT INTO movie VALUES ('Holy Grail', 1975)\")\ncon.commit()",
+    "%%step count\nn = cur.execute('SELECT count(*) FROM movie').fetchone()[0]",
+]
+
+
+def test_a_database_written_in_c_by_the_steps_below_keeps_the_connecting_step(shell, tmp_path, monkeypatch):
+    """SQLite writes its file in C (no ``open`` event): a file of the plan that changes while a
+    step runs is that step's write, so the step that connected (its literal path made the file its
+    input) is not stale after the steps below wrote the database; running them did not connect
+    again and create the table twice ("table movie already exists", Python's sqlite3 tutorial)."""
+    monkeypatch.chdir(tmp_path)
+    for cell in SQLITE:
+        run_ok(shell, cell)
+    assert shell.user_ns["n"] == 1
+    plan = nbsteps.current()
+    assert str(tmp_path / "t.db") in plan["create"].wrote and str(tmp_path / "t.db") in plan["insert"].wrote
+    assert plan.plan().to_run == []
+    run_ok(shell, SQLITE[3] + " * 1")  # edited: it runs alone, on the same connection
+    assert executed(shell) == ["count"] and shell.user_ns["n"] == 1

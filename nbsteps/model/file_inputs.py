@@ -103,13 +103,35 @@ def fingerprints(paths) -> dict:
     return out
 
 
-def changed(files: "dict | None") -> list:
+def changed(files: "dict | None", explained=None) -> list:
     """The paths of *files* (``{path: fingerprint}``, as a checkpoint keeps them)
-    whose fingerprint is not the same now, sorted."""
+    whose fingerprint is not the same now, sorted. *explained*: a function giving
+    ``{path: fingerprints}`` that steps below wrote (asked only when a file changed):
+    a file that is now what a step below it in the notebook wrote changed as Run All
+    changes it, after this step read it, and does not count."""
     if not files or not isinstance(files, dict):
         return []
     limit = digest_max()
-    return sorted(p for p, fp in files.items() if fingerprint(p, limit) != fp)
+    now = {p: fingerprint(p, limit) for p in files}
+    moved = [p for p, fp in files.items() if now[p] != fp]
+    if moved and explained is not None:
+        below = explained()
+        moved = [p for p in moved if now[p] not in below.get(p, ())]
+    return sorted(moved)
+
+
+def written(paths, before: dict) -> dict:
+    """``{path: fingerprint now}`` of the files a step wrote: *paths* it opened for
+    writing, and the files of *before* (``{path: fingerprint}`` when it started: the
+    files the plan knows as inputs, which a library may write in C, as SQLite does)
+    that are not what they were."""
+    limit = digest_max()
+    out = {}
+    for path in set(paths) | set(before):
+        now = fingerprint(path, limit)
+        if now is not None and (path not in before or before[path] != now):
+            out[path] = now
+    return out
 
 
 def shown(path: str) -> str:
@@ -122,10 +144,10 @@ def shown(path: str) -> str:
     return path if rel.startswith(os.pardir) else rel
 
 
-def why(files: "dict | None") -> str:
+def why(files: "dict | None", explained=None) -> str:
     """Why a checkpoint depending on *files* is out of date ('' if it is not):
-    ``file sales.csv changed``."""
-    moved = changed(files)
+    ``file sales.csv changed`` (*explained*: as :func:`changed`)."""
+    moved = changed(files, explained)
     if not moved:
         return ""
     names = [shown(p) for p in moved]

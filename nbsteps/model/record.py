@@ -52,6 +52,9 @@ class StepRecord:
     attempt_errors: tuple = ()
     #: the files the run that produced the values read: ``{path: fingerprint}`` (nbsteps.model.file_inputs)
     files: dict = field(default_factory=dict)
+    #: the files it wrote, as it left them: ``{path: fingerprint}`` (a step above that read one
+    #: of them is not out of date when the file is what this step made of it, as in Run All)
+    wrote: dict = field(default_factory=dict)
 
     def snapshot(self) -> "StepRecord":
         """A copy of the record as it is now (cheap: fields are replaced, never
@@ -72,7 +75,7 @@ class StepRecord:
             "",
         )
         self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
-        self.message, self.output, self.confirming, self.files = message, (), "", {}
+        self.message, self.output, self.confirming, self.files, self.wrote = message, (), "", {}, {}
 
     def restore(self, checkpoint, fingerprint: str) -> None:
         """``completed`` from *checkpoint*, without executing (``restored``)."""
@@ -87,6 +90,7 @@ class StepRecord:
         self.fingerprint, self.error, self.traceback, self.message = fingerprint, None, "", ""
         self.token = (checkpoint.parts or {}).get("token", fingerprint)
         self.files = (checkpoint.parts or {}).get("files") or {}
+        self.wrote = (checkpoint.parts or {}).get("wrote") or {}
         self.duration = checkpoint.duration
         self.reason = "up to date"
         # what the run that produced the checkpoint did and showed

@@ -101,6 +101,20 @@ class RunContext:
         except KeyError:
             raise UnknownStepError(name, self.steps) from None
 
+    def written_below(self, name: str) -> dict[str, set]:
+        """``{path: fingerprints}`` of the files the steps below *name* in the notebook
+        wrote, as they left them (``StepRecord.wrote``): a file step *name* read that is
+        now one of these changed after it, as in Run All (nbsteps.model.file_inputs)."""
+        out: dict[str, set] = {}
+        below = False
+        for s in self.steps:
+            if below:
+                rec = self.records.get(s)
+                for path, fp in (getattr(rec, "wrote", None) or {}).items():
+                    out.setdefault(path, set()).add(fp)
+            below = below or s == name
+        return out
+
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit" | ...}`` of step *name*."""
         return self.deps.deps.get(name, {})

@@ -91,6 +91,8 @@ class Executor:
             str, tuple
         ] = {}  # steps calling methods: their inputs' layout (run.upstream_caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
+        # files steps of the plan read: an attempt that changes one (in C too) wrote it
+        self._files_known: set[str] = {p for r in ctx.records.values() if r.files for p in r.files}
         #: writes seen at run time that the analysis did not predict (run.observed_writes)
         self.observed = observed_writes.Observed(ctx)
         self.completed_order: list[str] = []
@@ -149,14 +151,18 @@ class Executor:
             reason = "forced"
         elif name in self.recovery.lost:
             reason = "its checkpoint could not be read"
-        elif step.cache and name in self._held and rec.fingerprint == fp and not files_changed(rec.files):
+        elif step.cache and name in self._held and rec.fingerprint == fp and not self._files_moved(name, rec):
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
         else:  # lazy: a directory store reads the metadata now, each value when first needed
             cp = ctx.store.get(name, fp, lazy=True) if step.cache else None
-            if cp is not None and (moved := files_why((cp.parts or {}).get("files"))):
+
+            def below():
+                return ctx.written_below(name)
+
+            if cp is not None and (moved := files_why((cp.parts or {}).get("files"), below)):
                 cp, reason = None, moved  # a file it read changed since
             elif cp is None:
-                reason = stale_reason(step, parts, ctx.store.peek(name), rec)
+                reason = stale_reason(step, parts, ctx.store.peek(name), rec, below)
         if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
@@ -212,7 +218,13 @@ class Executor:
         return hint.replace("run()", "run(yes=True)") if "(" in hint else hint + " --yes"
 
     def _task(self, step: Step) -> Task:
-        return make_task(self.ctx, step)
+        task = make_task(self.ctx, step)
+        task.files_known = tuple(self._files_known)
+        return task
+
+    def _files_moved(self, name: str, rec) -> list:
+        """The files step *name* read that changed since, but for what a step below it wrote."""
+        return files_changed(rec.files, lambda: self.ctx.written_below(name)) if rec.files else []
 
     def _settle(self, name: str, status: str, message: str):
         rec = self.ctx.records[name]
@@ -327,6 +339,9 @@ class Executor:
         parts = self._parts.pop(name, {})
         if outcome.files:  # the files it read: its checkpoint holds while they are unchanged
             parts["files"] = outcome.files
+            self._files_known.update(outcome.files)
+        if getattr(outcome, "wrote", None):  # the files it wrote, as it left them
+            parts["wrote"] = outcome.wrote
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
@@ -375,6 +390,7 @@ class Executor:
         rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
         rec.finished, rec.stale, rec.token = cp.finished, False, token
         rec.files = (cp.parts or {}).get("files") or {}
+        rec.wrote = (cp.parts or {}).get("wrote") or {}
         for label in (*state_of(self.ctx.steps[rec.name]), *self.ctx.deps.maybe_of.get(rec.name, ())):
             self.ctx.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)

@@ -55,7 +55,13 @@ def stale_reason(ctx, name: str) -> str:
     try:
         step = ctx.steps[name]
         return (
-            why(step, fingerprint_parts(ctx, step), ctx.store.peek(name), ctx.records.get(name))
+            why(
+                step,
+                fingerprint_parts(ctx, step),
+                ctx.store.peek(name),
+                ctx.records.get(name),
+                lambda: ctx.written_below(name),
+            )
             or "its inputs changed"
         )
     except Exception:  # pragma: no cover - a display must not fail

@@ -158,6 +158,16 @@ class Opened:
                 reads.setdefault(path, None)
         return file_inputs.fingerprints(p for p in reads if not _ignored_path(p))
 
+    def writes(self) -> set:
+        """The absolute paths opened for writing or appending (not ignored ones)."""
+        out = set()
+        for path, flags in self.events:
+            if flags & _O_ACCMODE != os.O_RDONLY or flags & _O_WRITE:
+                path = os.path.normpath(path)
+                if not _ignored_path(path):
+                    out.add(path)
+        return out
+
 
 def _hinted(analysis) -> list:
     """Absolute paths of the files *analysis* saw read through literal paths."""

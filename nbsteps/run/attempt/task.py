@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from nbsteps.formatting import clean_text
+from nbsteps.model import file_inputs
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 from nbsteps.run.attempt import observe, opened
 from nbsteps.run.attempt.capture import Capture, running_in
@@ -42,6 +43,7 @@ class Outcome:
     )  # context variables it set: {var: value} (numpy's print options)
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
     files: dict = field(default_factory=dict)  # files it read: {path: fingerprint} (model.file_inputs)
+    wrote: dict = field(default_factory=dict)  # files it wrote, as it left them: {path: fingerprint}
     changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
     #: of those, the ones a hint keyed by type said it changes, on a private copy: {name: hint}
     hinted: dict = field(default_factory=dict)
@@ -68,6 +70,7 @@ class Task:
         "context",
         "watched",
         "hinted",
+        "files_known",
     )
 
     def __init__(
@@ -102,6 +105,7 @@ class Task:
         self.context = contextvars.copy_context()  # where the task is made: the attempt runs in a copy of it
         self.watched: tuple = ()  # inputs predicted unchanged: checked (nbsteps.run.attempt.observe)
         self.hinted: dict = {}  # inputs a hint keyed by type says it changes, unknown to the graph
+        self.files_known: tuple = ()  # files steps of the plan read: a write in C to one is seen too
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
@@ -235,6 +239,8 @@ _UNSET = object()
 
 
 def _captured(task: Task) -> Outcome:
+    known = getattr(task, "files_known", ())
+    before = file_inputs.fingerprints(known) if known else {}
     with Capture(task.name) as cap:
         with opened.recording() as files:  # the files its code opens (nbsteps.run.attempt.opened)
             outcome = _attempt(task)
@@ -242,6 +248,9 @@ def _captured(task: Task) -> Outcome:
     outcome.output = cap.output
     if outcome.ok:
         outcome.files = files.inputs(task.analysis)
+        writes = files.writes()
+        if writes or before:
+            outcome.wrote = file_inputs.written(writes, before)
     return outcome
 
 

@@ -111,7 +111,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             parts = fingerprint_parts(ctx, step, tokens)
             # a checkpoint of this very fingerprint restores; else the latest says why not
             cp = ctx.store.peek(s, combine(parts)) or ctx.store.peek(s)
-            reason = stale_reason(step, parts, cp, ctx.records.get(s))
+            reason = stale_reason(step, parts, cp, ctx.records.get(s), lambda s=s: ctx.written_below(s))
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"
             elif not reason and cp is not None and cp.fingerprint != combine(parts):

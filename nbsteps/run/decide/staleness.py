@@ -81,7 +81,7 @@ def fingerprint_parts(ctx: RunContext, step: Step, tokens: dict | None = None) -
     return {"code": step.static_digest, "upstream": upstream, "params": params, "helpers": helpers}
 
 
-def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) -> str:
+def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None, explained=None) -> str:
     """Why the step must run given its checkpoint; '' when it is up to date."""
     if not step.cache:
         return "--no-cache"
@@ -105,7 +105,8 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None) ->
     if old.get("upstream") != parts["upstream"]:
         changed = [k for k, v in parts["upstream"].items() if old.get("upstream", {}).get(k) != v]
         return f"upstream {', '.join(changed) or 'set'} changed"
-    return file_inputs.why(old.get("files"))  # a file it read changed since (nbsteps.model.file_inputs)
+    # a file it read changed since, but for what a step below wrote (nbsteps.model.file_inputs)
+    return file_inputs.why(old.get("files"), explained)
 
 
 def refresh_stale(ctx: RunContext) -> None:
@@ -123,5 +124,5 @@ def refresh_stale(ctx: RunContext) -> None:
         rec.stale = (
             up_stale
             or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint
-            or bool(rec.files and file_inputs.changed(rec.files))
+            or bool(rec.files and file_inputs.changed(rec.files, lambda n=name: ctx.written_below(n)))
         )

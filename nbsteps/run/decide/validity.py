@@ -54,11 +54,12 @@ class Validity:
         self.seen.clear()
         self.files.clear()
 
-    def _files_unchanged(self) -> bool:
-        """False (and the set cleared) when a file read by a step in the set changed."""
+    def _files_unchanged(self, ctx: RunContext) -> bool:
+        """False (and the set cleared) when a file read by a step in the set changed
+        (but for what a step below it wrote, as in Run All)."""
         valid = self.valid
         for s, files in self.files.items():
-            if s in valid and file_inputs.changed(files):
+            if s in valid and file_inputs.changed(files, lambda s=s: ctx.written_below(s)):
                 self.valid.clear()
                 self.files.clear()
                 return False
@@ -147,7 +148,7 @@ class Validity:
                 if above is None:
                     return None
                 names |= above
-        if not self._check(ctx, names) or not self._files_unchanged():
+        if not self._check(ctx, names) or not self._files_unchanged(ctx):
             return None
         return list(targets) if len(targets) == 1 else ctx.order(targets)
 
