@@ -269,3 +269,25 @@ def test_in_a_real_kernel_workers_do_what_run_all_does(kernel_name, tmp_path):
     nb = execute_notebook(nb_cells, kernel_name, tmp_path)
     text = cell_text(nb.cells[-1])
     assert f"values {expected!r}" in text, (text, cell_text(nb.cells[-2]))
+
+
+# Python's sqlite3 tutorial (corpus py_sqlite3) in plan mode: the connection is made on a worker
+# while other steps run, the cursor on that connection's thread, and the step that uses the
+# cursor is then the only one ready. It must run where the cursor was made (not inline on the
+# calling thread), and the cursor's step, run on the connection's home, makes that home its own.
+TUTORIAL = [
+    ("slow", "import time\ntime.sleep(0.2)\nslow = 1"),
+    ("connect", "import sqlite3\ncon = sqlite3.connect('tutorial.db')"),
+    ("cursor", "import time\ntime.sleep(0.4)\ncur = con.cursor()"),
+    ("create", "cur.execute('CREATE TABLE movie(title, year)')"),
+    ("insert", "cur.execute(\"INSERT INTO movie VALUES ('Holy Grail', 1975)\")\ncon.commit()"),
+    ("count", "n = cur.execute('SELECT count(*) FROM movie').fetchone()[0]"),
+]
+
+
+def test_a_lone_step_reading_a_cursor_made_on_a_home_runs_on_that_home(shell, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plain").mkdir()
+    expected = plain_run_all([code for _, code in TUTORIAL], ["n", "slow"], tmp_path / "plain")
+    with_nbsteps(shell, [], TUTORIAL, "plan")
+    assert values(shell, ["n", "slow"]) == expected == {"n": "1", "slow": "1"}

@@ -466,16 +466,18 @@ class Executor:
                         self._settle(task.name, CANCELLED, self.stopping)
                         final.append(task.name)
                         continue
-                    # run it on this thread when nothing else could run meanwhile: a lone
+                    # a value it reads is bound to the thread that made it: it runs there
+                    home = self._home(task) if self._homes else None
+                    # else on this thread when nothing else could run meanwhile: a lone
                     # ready step, or any step with one worker (no hand-off to pay for)
-                    inline = (
-                        backend.inline_ok
+                    inline = home == 0 or (
+                        home is None
+                        and backend.inline_ok
                         and not ctx.steps[task.name].timeout
                         and not self._running
                         and (self.workers == 1 or (not self._waiting and not self._timers))
                     )
-                    home = self._home(task) if not inline and self._homes else None
-                    self._start(task, backend, inline or home == 0, home or 0)
+                    self._start(task, backend, inline, home or 0)
                 self._wait(backend)
                 for name in final:
                     self.recovery.finished(ts, name)

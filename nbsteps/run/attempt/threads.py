@@ -137,13 +137,16 @@ def become_home() -> int:
 def serve_home(run) -> None:
     """The loop of a home thread: run what is sent to it, one at a time, forever
     (``run(task)`` gives the outcome; ``done(task, outcome)`` hands it back)."""
-    inbox = _homes[threading.get_ident()]
+    ident = threading.get_ident()
+    inbox = _homes[ident]
     while True:
         task, done = inbox.get()
         try:
             outcome = run(task)
         except BaseException as exc:  # never lose a home silently
             outcome = _failed(exc)
+        if outcome.ok and bound_values(outcome.outputs):  # made here too (a cursor of a connection)
+            outcome.thread = ident
         done(task, outcome)
 
 
