@@ -45,6 +45,8 @@ class Dependencies:
         self.deps: dict[str, dict[str, str]] = {}
         self.sources: dict[str, dict[str, str]] = {}
         self.writers: dict[str, list[str]] = {}
+        #: steps whose cell ends with an expression (its Out), in notebook order: what ``_`` is below
+        self.results: list[str] = []
         self.readers: dict[str, set[str]] = {}  # name -> steps that read it
         self.referenced: set[str] = set()  # step names used in after/params
         self.position: dict[str, int] = {}  # notebook order
@@ -169,12 +171,20 @@ def nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "st
     return found
 
 
+#: IPython's last result: in Run All, the ``Out`` of the nearest cell above that showed one
+LAST_RESULT = "_"
+
+
+def has_result(step: Step) -> bool:
+    return step.analysis is not None and bool(step.analysis.has_result)
+
+
 def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: dict[str, list[str]]) -> None:
     """Inferred and shared-state edges of *step* at position *pos*."""
     position = g.position
     sources: dict[str, str] = {}
     for n in step.inputs:
-        ws = writers.get(n)
+        ws = writers.get(n) or (g.results if n == LAST_RESULT else None)
         if ws:
             src = nearest_above(ws, position, pos)
             if src is not None:
@@ -182,6 +192,12 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
                 kind = OBSERVED if n in g.observed.get(src, ()) else INFERRED
                 if deps.get(src, OBSERVED) == OBSERVED:  # inferred wins over observed
                     deps[src] = kind
+    if LAST_RESULT in sources and LAST_RESULT not in writers:
+        # its Out may be None (``print(...)``): ``_`` is then an Out further up; they all come first
+        for w in g.results:
+            if position[w] >= pos:
+                break
+            deps.setdefault(w, ORDER)
     _changed_after_readers(g, step, deps, sources)
     effects = effects_of(step) if step.analysis is not None else frozenset()
     for label in state_of(step):
@@ -339,6 +355,7 @@ def resolve(steps: dict[str, Step]) -> Dependencies:
         step.linked = frozenset()
     g.writers = writers = _writers(steps)
     g.position = {name: i for i, name in enumerate(steps)}
+    g.results = [name for name, step in steps.items() if has_result(step)]
     for name, step in steps.items():
         deps = _explicit(step, steps)
         for n in link_aliases(step, steps, g, g.position[name]):
@@ -380,6 +397,8 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     _link(g, new, deps, pos, g.writers)
     for out in new.outputs if new.analysis else ():
         g.writers[out].append(new.name)
+    if has_result(new):
+        g.results = [*g.results, new.name]
     if g._topo is not None:
         # topological() pops the ready step with the smallest registration
         # position; nothing depends on the new step and its position is the

@@ -4,7 +4,7 @@ the namespace), and why a step cannot run (a blocking upstream step)."""
 from __future__ import annotations
 
 from nbsteps.model import hints
-from nbsteps.model.dependencies import ORDER_ONLY, bound_with, nearest_above
+from nbsteps.model.dependencies import LAST_RESULT, ORDER_ONLY, bound_with, nearest_above
 from nbsteps.model.immutable import is_immutable
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
@@ -122,6 +122,8 @@ def _version(ctx: RunContext, n: str, src: str) -> tuple:
     out (an immutable value: nbsteps.model.immutable) passes on the version it read, from the step
     above it or the namespace."""
     g = ctx.deps
+    if n == LAST_RESULT and n not in g.writers:  # ``_``: the Out of the nearest step above that showed one
+        return _last_result(ctx, src)
     while src is not None:
         rec = ctx.records[src]
         outs = rec.outputs
@@ -132,6 +134,19 @@ def _version(ctx: RunContext, n: str, src: str) -> tuple:
         ws = g.writers.get(n)
         src = nearest_above(ws, g.position, g.position[src]) if ws else None
     return (True, ctx.namespace[n]) if n in ctx.namespace else (False, None)
+
+
+def _last_result(ctx: RunContext, src: str) -> tuple:
+    """``(found, value)`` of ``_`` for a step whose nearest step above with an ``Out`` is *src*:
+    that step's result, or, when it was None (IPython's displayhook leaves ``_`` alone), the
+    result of the one above it, as in Run All."""
+    g = ctx.deps
+    while src is not None:
+        rec = ctx.records.get(src)
+        if rec is not None and rec.status == COMPLETED and rec.has_result and rec.result is not None:
+            return True, rec.result
+        src = nearest_above(g.results, g.position, g.position[src])
+    return (True, ctx.namespace[LAST_RESULT]) if LAST_RESULT in ctx.namespace else (False, None)
 
 
 def _versions_above(ctx: RunContext, name: str):
