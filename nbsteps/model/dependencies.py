@@ -22,6 +22,7 @@ import bisect
 import graphlib
 import heapq
 from collections import deque
+from types import ModuleType
 from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
@@ -342,8 +343,13 @@ def immutable_reads(step: Step, steps: dict[str, Step], namespace: dict) -> froz
         if name == step.name:
             break
         written.update(other.outputs)
+    # a module is never changed by calling what it holds (``nx.write_edgelist(G, path)``), whichever
+    # version of the name is read; process state its functions change is state (nbsteps.model.state)
     return frozenset(
-        n for n in a.changed_only if n not in written and n in namespace and is_immutable(namespace[n])
+        n
+        for n in a.changed_only
+        if n in namespace
+        and (isinstance(namespace[n], ModuleType) or (n not in written and is_immutable(namespace[n])))
     )
 
 

@@ -101,7 +101,7 @@ def explain(step, sources: dict, files: "dict | None") -> Why:
         src = sources.get(n)
         where = f"from step {src}" if src else "from the notebook's namespace"
         if n in step.unchanged:
-            kind = "an immutable value" if n not in a.assumed else "not an axes"
+            kind = "not an axes" if n in a.assumed else "an immutable value or a module"
             where += f"; {kind}: only read, not changed"
         reads.append(Access(n, INFERRED, where))
     writes = []

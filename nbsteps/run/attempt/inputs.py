@@ -3,6 +3,8 @@ the namespace), and why a step cannot run (a blocking upstream step)."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from nbsteps.model import hints
 from nbsteps.model.dependencies import LAST_RESULT, ORDER_ONLY, bound_with, nearest_above
 from nbsteps.model.immutable import is_immutable
@@ -55,7 +57,9 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     changed = {n: inputs[n] for n in step.mutated if n in inputs}
     outputs = step.outputs
     only = step.analysis.changed_only if step.analysis is not None else ()
-    kept = {n for n in changed if n in only and is_immutable(changed[n])}
+    kept = {
+        n for n in changed if n in only and (is_immutable(changed[n]) or isinstance(changed[n], ModuleType))
+    }
     # hints keyed by the type of each value it is given (nbsteps.model.hints)
     hits = hints.resolve_calls(step.analysis.calls, inputs) if step.analysis.calls else {}
     # x.plot() on what is no axes: a read, as an immutable value (model.immutable)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import time
 import types
 import zlib
@@ -140,12 +141,32 @@ def _children(obj: Any) -> "tuple[tuple, list]":
     return tuple((k, id(v)) for k, v in attrs), walk
 
 
+def _cached_properties(cls: type) -> frozenset:
+    """The names of ``functools.cached_property`` attributes of *cls*: the first read stores the
+    value in the instance's ``__dict__`` (networkx's ``G.edges``), a cache, not a change."""
+    found = _CACHED.get(cls)
+    if found is None:
+        found = frozenset(
+            n for k in cls.__mro__ for n, v in vars(k).items() if isinstance(v, functools.cached_property)
+        )
+        if len(_CACHED) < 10_000:
+            _CACHED[cls] = found
+    return found
+
+
+_CACHED: dict = {}
+
+
 def _attributes(obj: Any) -> list:
     try:
         d = object.__getattribute__(obj, "__dict__")
     except (AttributeError, TypeError):
         d = None
     attrs = list(d.items()) if isinstance(d, dict) and d is not obj else []
+    if attrs:
+        cached = _cached_properties(type(obj))
+        if cached:
+            attrs = [(k, v) for k, v in attrs if k not in cached]
     for cls in type(obj).__mro__:
         slots = cls.__dict__.get("__slots__", ())
         for slot in (slots,) if isinstance(slots, str) else slots:
