@@ -13,6 +13,7 @@ by class and public attributes (two levels). Nothing with a memory address
 (``0x7f...``) ever enters a digest.
 """
 
+import functools as _functools
 import hashlib as _hashlib
 import json as _json
 import re as _re
@@ -206,6 +207,8 @@ class _Digest:
                 default = getattr(t, k, _NO_DEFAULT)
                 if hasattr(default, "__set__"):
                     continue  # a property of the class: reading obj.k never gives this entry
+                if isinstance(default, _functools.cached_property):
+                    continue  # a cache its first read filled (G.edges): obj.k is the same either way
                 if (
                     default is not _NO_DEFAULT
                     and not callable(default)
