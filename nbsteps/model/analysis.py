@@ -393,6 +393,8 @@ class CellAnalysis:
     #: names it does not bind whose ``.plot()``/``.hist()``/``.boxplot()`` it calls: changed if the value is
     #: an axes (a hint), assumed changed until the value is known
     assumed: frozenset = frozenset()
+    #: the names a top-level ``import`` statement binds (still bound at the end): modules
+    modules: frozenset = frozenset()
 
 
 def step_filename(name: str) -> str:
@@ -453,6 +455,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         mutated - collect(tree.body)[0],
         tuple(dict.fromkeys(c for c in walker.calls if c[0] in inputs and c[0] not in walker.aliases)),
         frozenset(walker.assumed & inputs) - mutated,
+        frozenset(n for n in walker.imported if n in walker.aliases and n in walker.outputs),
     )
 
 

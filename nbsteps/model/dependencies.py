@@ -22,7 +22,6 @@ import bisect
 import graphlib
 import heapq
 from collections import deque
-from types import ModuleType
 from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
@@ -339,17 +338,20 @@ def immutable_reads(step: Step, steps: dict[str, Step], namespace: dict) -> froz
     if a is None or not a.changed_only:
         return frozenset()
     written: set = set()
+    module: dict = {}  # name -> whether the nearest step above writing it binds it by `import`
     for name, other in steps.items():
         if name == step.name:
             break
         written.update(other.outputs)
-    # a module is never changed by calling what it holds (``nx.write_edgelist(G, path)``), whichever
-    # version of the name is read; process state its functions change is state (nbsteps.model.state)
+        mods = other.analysis.modules if other.analysis is not None else frozenset()
+        module.update((o, o in mods) for o in other.outputs)
+    # a module is never changed by calling what it holds (``nx.write_edgelist(G, path)``): decided from
+    # the code (the `import` above), so a new kernel, with nothing in its namespace yet, decides the same;
+    # process state its functions change is state (nbsteps.model.state)
     return frozenset(
         n
         for n in a.changed_only
-        if n in namespace
-        and (isinstance(namespace[n], ModuleType) or (n not in written and is_immutable(namespace[n])))
+        if module.get(n) or (n not in written and n in namespace and is_immutable(namespace[n]))
     )
 
 

@@ -147,6 +147,7 @@ class Walker:
         self.defsink: Summary | None = None  # the summary of a top-level class's methods
         self.bound, self.inputs, self.mutated, self.state, self.effects = set(), set(), set(), set(), set()
         self.outputs, self.funcs, self.aliases = {}, {}, {}  # funcs: name -> Summary; aliases: name -> module
+        self.imported: set = set()  # names an `import` statement binds: modules
         self.warnings: list = []
 
     def __init_subclass__(cls, **kw) -> None:
@@ -397,6 +398,8 @@ class Walker:
         for a in node.names:
             name = a.asname or a.name.split(".")[0]
             self.store(name, alias=a.name if a.asname else name)
+            if self.scope.kind is MODULE:
+                self.imported.add(name)
 
     def visit_ImportFrom(self, node) -> None:
         mod = node.module or ""
