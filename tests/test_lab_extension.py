@@ -291,7 +291,7 @@ def _outputs(path: Path) -> str:
     """The cells' saved outputs as JSON text, times, durations and counts blanked."""
     nb = nbformat.read(path, 4)
     text = json.dumps([c.outputs for c in nb.cells], sort_keys=True)
-    text = re.sub(r"\d+(\.\d+)? ?(ms|s|min)\b", "T", text)
+    text = re.sub(r"(<|&lt;)?\d+(\.\d+)? ?(ms|s|min)\b", "T", text)  # "<1 ms" as well as "12 ms"
     text = re.sub(r"\d\d:\d\d(:\d\d)?", "HH:MM", text)
     return re.sub(r'"execution_count": \d+', '"execution_count": N', text)
 
