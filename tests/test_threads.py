@@ -242,6 +242,49 @@ def test_first_imports_of_lazy_submodules_never_race(shell, fresh_package, mode,
     assert values(shell, ("x", "y")) == expected
 
 
+# A package like scikit-image (lazy_loader): its ``__getattr__`` keeps what it imported in the
+# package, and a submodule's own code imports itself through the package (skimage.morphology's
+# footprints.py: ``from skimage import morphology``), so while that first import runs, the package
+# already holds the half-made module. A step that reads it then, on another thread, meets no
+# import at all: the first import cannot be waited for, and the step fails with "partially
+# initialized module", which Run All never meets (corpus ski_coins_segmentation, plan way).
+CACHING_INIT = """\
+import importlib, sys
+def __getattr__(name):
+    if name == "alpha":
+        module = importlib.import_module(f"{__name__}.{name}")
+        sys.modules[__name__].__dict__[name] = module  # kept, as lazy_loader does
+        return module
+    raise AttributeError(name)
+"""
+
+
+@pytest.fixture
+def caching_package(tmp_path, monkeypatch):
+    name = f"cachingpkg_{uuid.uuid4().hex[:8]}"
+    pkg = tmp_path / "lib" / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(CACHING_INIT)
+    (pkg / "alpha.py").write_text(f"import time\nfrom {name} import alpha\ntime.sleep(0.8)\nVALUE = 1\n")
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    yield name, pkg.parent
+    for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[mod]
+
+
+def test_a_module_half_imported_by_another_step_is_read_as_run_all_reads_it(shell, caching_package, tmp_path):
+    name, root = caching_package
+    setup = (f"import {name}",)
+    steps = (
+        ("importing", f"a = {name}.alpha.VALUE"),
+        ("meanwhile", f"import time\ntime.sleep(0.3)\nb = {name}.alpha.VALUE * 10"),
+    )
+    expected = plain_run_all([*setup, *(c for _, c in steps)], ("a", "b"), tmp_path, syspath=root)
+    assert expected == {"a": "1", "b": "10"}
+    with_nbsteps(shell, setup, steps, "plan")
+    assert values(shell, ("a", "b")) == expected
+
+
 # -- a real kernel --------------------------------------------------------------------------------
 @pytest.mark.kernel
 def test_in_a_real_kernel_workers_do_what_run_all_does(kernel_name, tmp_path):

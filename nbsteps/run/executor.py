@@ -86,6 +86,7 @@ class Executor:
         self._running: dict[str, Task] = {}
         self._waiting: deque[Task] = deque()
         self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
+        self._again: dict[str, int] = {}  # attempts run again after a half-made import (run.attempt.threads)
         self._parts: dict[str, dict] = {}
         self._layouts: dict[
             str, tuple
@@ -311,7 +312,20 @@ class Executor:
         if err is not None and step.func is None:
             trim_traceback(err, name)
         rec.error, rec.traceback = err, outcome.traceback
-        if not self.stopping and retry.retryable(step, rec.attempts, err):
+        if outcome.half_imported and not self.stopping:  # read half made by another step's first import
+            self._again[name] = self._again.get(name, 0) + 1  # not one of its --retry attempts
+            rec.status = RETRYING
+            rec.attempt_errors = (*rec.attempt_errors, (rec.attempts, rec.error_text))
+            heapq.heappush(self._timers, (time.monotonic(), next(self._seq), "retry", name, None))
+            self._emit(
+                ev.RETRYING,
+                name,
+                f"attempt {rec.attempts} read module {outcome.half_imported} while another step was "
+                "importing it for the first time; running it again now that the import has ended",
+                info={"delay": 0.0},
+            )
+            return
+        if not self.stopping and retry.retryable(step, rec.attempts - self._again.get(name, 0), err):
             delay = retry.backoff(step, rec.attempts)
             rec.status = RETRYING
             rec.attempt_errors = (*rec.attempt_errors, (rec.attempts, rec.error_text))

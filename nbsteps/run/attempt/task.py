@@ -21,7 +21,7 @@ from typing import Any
 from nbsteps.formatting import clean_text
 from nbsteps.model import file_inputs
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
-from nbsteps.run.attempt import observe, opened
+from nbsteps.run.attempt import observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
@@ -47,6 +47,8 @@ class Outcome:
     changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
     #: of those, the ones a hint keyed by type said it changes, on a private copy: {name: hint}
     hinted: dict = field(default_factory=dict)
+    #: the module it failed on, half made by another step's first import (run.attempt.threads)
+    half_imported: str = ""
 
 
 class Task:
@@ -292,7 +294,12 @@ def _attempt(task: Task) -> Outcome:
         filename = step_filename(task.name) if task.kind == "cell" else ""
         text = _user_traceback(exc, filename) if filename else "".join(traceback.format_exception(exc))
         return Outcome(
-            False, error=exc, traceback=clean_text(text), started=started, duration=time.perf_counter() - t0
+            False,
+            error=exc,
+            traceback=clean_text(text),
+            started=started,
+            duration=time.perf_counter() - t0,
+            half_imported=threads.half_imported(exc, t0),
         )
     outcome = Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)
     if task.kind == "cell":

@@ -34,14 +34,26 @@ homes, and the executor's thread during a run with several workers) that first i
 holds one process-wide re-entrant lock, taken before importlib's per-module locks, so
 first imports happen one at a time as in Run All and never deadlock against each other.
 Imports of loaded modules take no lock; threads a step starts itself are not step threads.
+
+A first import can still be seen half made without an import: a package whose PEP 562
+``__getattr__`` keeps what it imported (``lazy_loader``), and whose submodule imports itself
+through the package while it runs (scikit-image's ``skimage.morphology``), holds the half-made
+module as an attribute until that import ends; a step reading the attribute then, on another
+thread, fails ("partially initialized module"). :func:`half_imported` recognises that failure
+by what the error names (the module of an ``AttributeError``, of an ``ImportError``) and by
+when that module's first import ran (on another step thread, while the attempt ran); the
+attempt then runs again once the imports under way end, as it would have in Run All, and does
+not count as one of the step's ``--retry`` attempts.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import queue
 import sys
 import threading
+import time
 import types
 from contextlib import contextmanager
 
@@ -215,13 +227,56 @@ _step_threads: set[int] = set()
 _original = None
 
 
+#: module -> (thread, began, ended) of its first import on a step thread (perf_counter; ended
+#: is infinite while it runs): what :func:`half_imported` asks
+_first: dict[str, tuple[int, float, float]] = {}
+
+
 def _find_and_load(name, import_):
-    if threading.get_ident() in _step_threads:
+    ident = threading.get_ident()
+    if ident in _step_threads:
         module = sys.modules.get(name)
         if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
             with _import_lock:
-                return _original(name, import_)
+                if name in sys.modules:  # made meanwhile, or under way on this thread
+                    return _original(name, import_)
+                began = time.perf_counter()
+                _first[name] = (ident, began, math.inf)
+                try:
+                    return _original(name, import_)
+                finally:
+                    _first[name] = (ident, began, time.perf_counter())
     return _original(name, import_)
+
+
+def _modules_named(err: BaseException) -> list:
+    """The modules an error (or the errors it was raised from) says it found lacking: the
+    module of an ``AttributeError`` (``obj``), the module of an ``ImportError`` (``name``)."""
+    names, seen = [], 0
+    while err is not None and seen < 8:
+        if isinstance(err, AttributeError) and isinstance(getattr(err, "obj", None), types.ModuleType):
+            names.append(getattr(err.obj, "__name__", ""))
+        elif isinstance(err, ImportError) and err.name:
+            names.append(err.name)
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return [n for n in names if isinstance(n, str) and n]
+
+
+def half_imported(err: BaseException, since: float) -> str:
+    """The module that an attempt on this thread, begun at *since* (``time.perf_counter``) and
+    failed with *err*, may have read half made: one its error names, whose first import ran
+    meanwhile on another step thread (see the module doc); ``''`` when there is none. Such an
+    attempt runs again; this waits first for the first imports under way to end."""
+    if not _first:
+        return ""
+    me = threading.get_ident()
+    for name in _modules_named(err):
+        first = _first.get(name)
+        if first is not None and first[0] != me and first[2] > since:
+            with _import_lock:  # held by every first import on a step thread, from start to end
+                pass
+            return name
+    return ""
 
 
 def serialise_first_imports() -> None:
