@@ -46,7 +46,13 @@ from nbsteps.run.attempt.inputs import blocked_by, make_task
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.selection import default_workers, run_graph
-from nbsteps.run.decide.staleness import fingerprint_parts, outside_names, stale_reason
+from nbsteps.run.decide.staleness import (
+    NOT_STORED,
+    fingerprint_parts,
+    not_stored_reason,
+    outside_names,
+    stale_reason,
+)
 from nbsteps.run.summary import RunSummary, store_where
 
 #: execution tokens: unique per execution, cheap (no uuid per step)
@@ -150,8 +156,8 @@ class Executor:
         cp, reason = None, ""
         if name in self.force:
             reason = "forced"
-        elif name in self.recovery.lost:
-            reason = "its checkpoint could not be read"
+        elif (lost := self.recovery.reason(name)) is not None:
+            reason = lost
         elif step.cache and name in self._held and rec.fingerprint == fp and not self._files_moved(name, rec):
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
         else:  # lazy: a directory store reads the metadata now, each value when first needed
@@ -164,6 +170,11 @@ class Executor:
                 cp, reason = None, moved  # a file it read changed since
             elif cp is None:
                 reason = stale_reason(step, parts, ctx.store.peek(name), rec, below)
+                reason = not_stored_reason(ctx.store, name, fp, reason)
+                if reason == "never run":  # it may have run in an earlier kernel, below one not stored
+                    again = [d for d in ctx.dependencies(name) if NOT_STORED in ctx.records[d].reason]
+                    if again:  # its checkpoint went with its upstream's version
+                        reason = f"upstream {', '.join(again)} ran again: its values were {NOT_STORED}"
         if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None

@@ -56,6 +56,11 @@ class Store:
     def put(self, checkpoint: Checkpoint) -> None:
         raise NotImplementedError
 
+    def unstored(self, step: str, fingerprint: str) -> str:
+        """Why the checkpoint *fingerprint* of *step*, computed by an earlier
+        process, was not stored ('' when nothing says so)."""
+        return ""
+
     def drop(self, step: str) -> None:
         """Remove every checkpoint of *step*."""
         raise NotImplementedError

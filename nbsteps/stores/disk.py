@@ -59,7 +59,7 @@ from typing import Any
 from nbsteps.formatting import parse_size
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.run.attempt import opened
-from nbsteps.stores import signing
+from nbsteps.stores import notes, signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
 from nbsteps.stores.encoding import NullSink, pandas_kind, pickle_to
@@ -219,14 +219,13 @@ class DiskStore(Store):
             added = self._write(checkpoint)
         except Unpicklable as exc:
             self.unwritten.remember(checkpoint)
+            why = f"{_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])})"
             self.warn(
                 step,
-                (
-                    f"step {step!r}: {_list_values(exc.names)} cannot be pickled "
-                    f"({_describe_error(exc.errors[0])}); "
-                    f"its checkpoint is kept in memory only and will not survive a restart of the kernel"
-                ),
+                f"step {step!r}: {why}; "
+                f"its checkpoint is kept in memory only and will not survive a restart of the kernel",
             )
+            self._note_unstored(checkpoint, why)
         except LinkRefused as exc:
             self.unwritten.remember(checkpoint)
             self.warn(
@@ -267,6 +266,30 @@ class DiskStore(Store):
             if self.budget.evicted != evicted:
                 self.garbage.pending = True  # evicted versions: their downstream is dead
         self._collect_garbage(step)
+
+    def _note_unstored(self, cp: Checkpoint, why: str) -> None:
+        """Leave a note of why *cp* is not on disk, for the kernels after
+        (:mod:`nbsteps.stores.notes`); best effort."""
+        dirname = dirname_of(cp.step)
+        try:
+            with self.folders.root() as root, self.folders.locked(root, dirname):
+                with self.folders.folder(root, dirname, create=True) as folder:
+                    notes.add(folder, self.directory / dirname, cp.fingerprint, why)
+        except OSError:
+            pass  # the note only explains: a store that cannot take it still works
+
+    def unstored(self, step: str, fingerprint: str) -> str:
+        """Why the checkpoint *fingerprint* of *step* was not stored by the
+        process that computed it ('' when nothing says so)."""
+        dirname = dirname_of(step)
+        try:
+            with self.folders.root() as root:
+                if not exists(dirname, root):
+                    return ""
+                with self.folders.folder(root, dirname) as folder:
+                    return notes.read(folder, self.directory / dirname).get(fingerprint, "")
+        except OSError:
+            return ""
 
     def collect_garbage(self) -> Collected:
         """Remove the dead checkpoints: those computed from an upstream version
@@ -420,6 +443,7 @@ class DiskStore(Store):
                     return
                 with self.folders.locked(root, dirname), self.folders.folder(root, dirname) as folder:
                     remove_files(folder)
+                    notes.remove(folder)
                 try:
                     os.rmdir(dirname, dir_fd=root)  # only if nothing else is in it
                 except OSError:

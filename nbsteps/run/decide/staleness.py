@@ -109,6 +109,17 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None, ex
     return file_inputs.why(old.get("files"), explained)
 
 
+NOT_STORED = "not stored when it last ran"
+
+
+def not_stored_reason(store, name: str, fingerprint: str, reason: str) -> str:
+    """*reason*, or for a step "never run" in this kernel whose very
+    fingerprint an earlier process computed but could not store, why not."""
+    if reason == "never run" and (why := store.unstored(name, fingerprint)):
+        return f"its values were {NOT_STORED}: {why}"
+    return reason
+
+
 def refresh_stale(ctx: RunContext) -> None:
     """Set ``record.stale`` for completed steps whose code, options, upstream
     executions or outside values changed since they ran (in plan order, so a
