@@ -31,6 +31,7 @@ CELLS = [
     "%%step numbers\nnumbers = [1, 2, 3]",
     "%%step squares\nsquares = (n * n for n in numbers)",  # a generator: cannot be pickled
     "%%step total\ntotal = sum(squares)",
+    "%%step report\nreport = f'total {total}'",  # two below: its upstream is kept when it runs
 ]
 
 
@@ -62,6 +63,10 @@ def test_a_new_kernel_says_why_a_step_whose_values_were_not_stored_runs_again(tm
         second["records"]["total"][1]
         == "upstream squares ran again: its values were not stored when it last ran"
     )
+    assert second["records"]["report"] == [
+        "executed",
+        "upstream total ran again: its values were not stored when it last ran",
+    ]
     assert second["total"] == 14  # as Run All
     # a kernel in plan mode, before anything runs: the preview gives the same reason
     third = kernel(store, ["%steps mode plan", *CELLS, "%steps plan"], tmp_path)

@@ -55,6 +55,9 @@ class StepRecord:
     #: the files it wrote, as it left them: ``{path: fingerprint}`` (a step above that read one
     #: of them is not out of date when the file is what this step made of it, as in Run All)
     wrote: dict = field(default_factory=dict)
+    #: why its last execution could not reuse an earlier kernel's values: they were not
+    #: stored (or an upstream's were not): the reason of the steps below it that ran again
+    not_stored: str = ""
 
     def snapshot(self) -> "StepRecord":
         """A copy of the record as it is now (cheap: fields are replaced, never
@@ -76,6 +79,7 @@ class StepRecord:
         )
         self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
         self.message, self.output, self.confirming, self.files, self.wrote = message, (), "", {}, {}
+        self.not_stored = ""
 
     def restore(self, checkpoint, fingerprint: str) -> None:
         """``completed`` from *checkpoint*, without executing (``restored``)."""
@@ -92,7 +96,7 @@ class StepRecord:
         self.files = (checkpoint.parts or {}).get("files") or {}
         self.wrote = (checkpoint.parts or {}).get("wrote") or {}
         self.duration = checkpoint.duration
-        self.reason = "up to date"
+        self.reason, self.not_stored = "up to date", ""
         # what the run that produced the checkpoint did and showed
         self.attempts = checkpoint.attempts
         self.started = checkpoint.started or None

@@ -172,7 +172,7 @@ class Executor:
                 reason = stale_reason(step, parts, ctx.store.peek(name), rec, below)
                 reason = not_stored_reason(ctx.store, name, fp, reason)
                 if reason == "never run":  # it may have run in an earlier kernel, below one not stored
-                    again = [d for d in ctx.dependencies(name) if NOT_STORED in ctx.records[d].reason]
+                    again = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
                     if again:  # its checkpoint went with its upstream's version
                         reason = f"upstream {', '.join(again)} ran again: its values were {NOT_STORED}"
         if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
@@ -205,6 +205,7 @@ class Executor:
         a first attempt; its Task, or None when it was settled here (declined, or
         an input restored lazily cannot be read)."""
         rec.reason = reason or "stale"
+        rec.not_stored = reason if NOT_STORED in reason else ""
         declined = confirmation.ask(self, name)
         if declined:
             return self._settle(name, CANCELLED, declined)

@@ -360,6 +360,7 @@ def _collect(ns, options):
                     "status": r.status,
                     "cached": bool(r.cached),
                     "token": str(getattr(r, "token", "")),
+                    "reason": r.reason,
                     "error": r.error_text,
                 }
                 for name, r in ((n, plan.records[n]) for n in plan.order())

@@ -87,6 +87,9 @@ JOB_TIMEOUT = 600
 EDIT_LINE = "_nbsteps_edit = 1"
 INLINE = "module://matplotlib_inline.backend_inline"
 FILES_MTIME = 1577836800  # 2020-01-01: the data files' modification time
+# nbsteps's reason for a step an earlier kernel computed but could not store (NOT_STORED in
+# nbsteps.run.decide.staleness; tests/test_unstored_note.py holds nbsteps to it)
+NOT_STORED = "not stored when it last ran"
 
 
 class CorpusUnavailable(RuntimeError):
@@ -1038,9 +1041,23 @@ def _first_error(run: dict) -> list[tuple[str, str]]:
 
 
 def _reran_all(run: dict, what: str) -> list[tuple[str, str]]:
-    """Steps that executed in a run that should have restored every one."""
+    """Steps that executed in a new kernel that should have restored every one
+    but those that cannot be restored, by the reason nbsteps gives: values an
+    earlier kernel could not store (a generator, an open file), process state
+    only executing rebuilds ("replayed: sets ..."), and the steps below them."""
     steps = (run.get("collect") or {}).get("steps") or {}
-    again = [s for s, rec in steps.items() if rec.get("status") == "completed" and not rec.get("cached")]
+    needed: set[str] = set()
+    for s, rec in steps.items():  # in plan order: upstream first
+        reason = rec.get("reason") or ""
+        up = re.fullmatch(r"upstream (.+?) (changed|ran again: .*)", reason)
+        below = up is not None and set(up[1].split(", ")) <= needed
+        if NOT_STORED in reason or reason.startswith("replayed: ") or below:
+            needed.add(s)
+    again = [
+        s
+        for s, rec in steps.items()
+        if rec.get("status") == "completed" and not rec.get("cached") and s not in needed
+    ]
     if again:
         return [("reran", f"{what} {len(again)} of {len(steps)} steps ({_names(again, 3)})")]
     return []
