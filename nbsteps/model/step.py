@@ -6,6 +6,7 @@ import inspect
 import math
 import operator
 import re
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -140,6 +141,8 @@ def _refuse(option: str, allowed: str, value) -> ValueError:
 
 
 def _whole(value, option: str, allowed: str) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, str) and value.strip().lstrip("+").isdigit():
         return int(value)
     try:
@@ -151,6 +154,8 @@ def _whole(value, option: str, allowed: str) -> int:
 
 
 def _seconds(value, option: str, allowed: str) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -222,24 +227,45 @@ def cell_step(name: str, source: str, **options) -> Step:
 def function_step(name: str, func: Callable, known_steps, **options) -> Step:
     """A step from a Python function; parameters named after steps are dependencies."""
     check_name(name)
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError):
-        raise StepDefinitionError(f"step {name!r}: {func!r} is not a function nbsteps can inspect.") from None
     params = []
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if p.name in known_steps and p.name != name:
-            params.append(p.name)
-        elif p.default is p.empty:
+    for p, has_default in _parameters(name, func):
+        if p in known_steps and p != name:
+            params.append(p)
+        elif not has_default:
             raise StepDefinitionError(
-                f"step {name!r}: parameter {p.name!r} names no registered step. "
-                f"Register step {p.name!r} first, rename the parameter, or give it a default."
+                f"step {name!r}: parameter {p!r} names no registered step. "
+                f"Register step {p!r} first, rename the parameter, or give it a default."
             )
     # the source is read only when shown (Step.source_text): registering stays cheap
     step = Step(name=name, func=func, params=tuple(params), **_options(name, options))
     return _finish(step)
+
+
+def _parameters(name: str, func: Callable) -> list:
+    """``(name, has a default)`` of *func*'s named parameters (not ``*args``,
+    ``**kwargs``), as :func:`inspect.signature` gives them. A plain function
+    (no ``__wrapped__``, ``__signature__``) is read from its code object:
+    ``inspect.signature`` costs as much as the rest of registering a step."""
+    if type(func) is types.FunctionType and not _SIGNATURE_ATTRS.intersection(func.__dict__):
+        code = func.__code__
+        n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
+        names = code.co_varnames[: n_pos + n_kw]
+        first_default = n_pos - len(func.__defaults__ or ())
+        kwdefaults = func.__kwdefaults__ or {}
+        return [(p, i >= first_default if i < n_pos else p in kwdefaults) for i, p in enumerate(names)]
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        raise StepDefinitionError(f"step {name!r}: {func!r} is not a function nbsteps can inspect.") from None
+    return [
+        (p.name, p.default is not p.empty)
+        for p in sig.parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+#: attributes that make inspect.signature look further than a function's code
+_SIGNATURE_ATTRS = frozenset({"__wrapped__", "__signature__", "_partialmethod", "__text_signature__"})
 
 
 def _options(name: str, o: dict) -> dict:
