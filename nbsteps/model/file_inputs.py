@@ -94,9 +94,11 @@ def fingerprint(path: str, limit: "int | None" = None) -> "str | None":
 
 def fingerprints(paths) -> dict:
     """``{path: fingerprint}`` of *paths*, leaving out what is not an input."""
-    limit = digest_max()
+    limit = None  # read from the environment when there is a file (most steps read none)
     out = {}
     for path in paths:
+        if limit is None:
+            limit = digest_max()
         found = fingerprint(path, limit)
         if found is not None:
             out[path] = found

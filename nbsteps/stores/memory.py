@@ -23,6 +23,10 @@ VERSIONS = 3
 MAX_OLD_BYTES = 2 * 10**9
 
 
+#: types whose values count for nothing here (no ``nbytes``, not pandas, not text)
+_UNCOUNTED = frozenset({int, float, bool, complex, type(None), tuple, list, dict, set, frozenset})
+
+
 def approx_size(cp: Checkpoint) -> int:
     """Bytes held by a checkpoint's values, where that is cheap to know."""
     total = 0
@@ -31,6 +35,8 @@ def approx_size(cp: Checkpoint) -> int:
     if cp.has_result:
         values.append(cp.result)
     for v in values:
+        if type(v) in _UNCOUNTED:
+            continue
         if id(v) in seen:
             continue
         seen.add(id(v))

@@ -143,6 +143,8 @@ class Opened:
         """``{absolute path: fingerprint}`` of the files read (see the module's
         docstring), with the existing files *analysis* names as read by literal
         paths that no open showed (hints for libraries opening files in C)."""
+        if not self.events and (analysis is None or not getattr(analysis, "state", None)):
+            return {}  # opened nothing, names no file
         reads: dict[str, None] = {}
         written: set[str] = set()
         for path, flags in self.events:

@@ -23,16 +23,22 @@ from nbsteps.run.context import RunContext
 #: per resolved graph: step name -> (step, its code, static parts); entries are
 #: checked against the step object, so a step appended in place needs no clearing
 _STATIC: "weakref.WeakKeyDictionary[Dependencies, dict]" = weakref.WeakKeyDictionary()
+#: (weak reference to the graph of the latest call, its cache): a run asks about one graph
+_LAST: tuple = (lambda: None, {})
 
 
 def static_parts(ctx: RunContext, step: Step) -> tuple:
     """(sorted upstream names, outside names to digest, their namespace or
     None for the plan's) of *step*: fixed for a resolved graph and a step
     object, so cached per Dependencies object (forgotten with it)."""
+    global _LAST
     g = ctx.deps
-    cache = _STATIC.get(g)
-    if cache is None:
-        cache = _STATIC[g] = {}
+    last_graph, cache = _LAST
+    if last_graph() is not g:
+        cache = _STATIC.get(g)
+        if cache is None:
+            cache = _STATIC[g] = {}
+        _LAST = (weakref.ref(g), cache)
     name = step.name
     hit = cache.get(name)
     func = step.func
