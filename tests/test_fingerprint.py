@@ -61,3 +61,31 @@ def test_helpers_are_followed_transitively():
 
 def test_combine_does_not_depend_on_part_order():
     assert F.combine({"a": 1, "b": 2}) == F.combine({"b": 2, "a": 1}) != F.combine({"a": 1, "b": 3})
+
+
+def test_combine_gives_the_digest_earlier_versions_stored():
+    """Checkpoints on disk are found by this digest: its text stays ``repr(sorted(parts.items()))``
+    whatever shortcut computes it."""
+    import hashlib
+
+    from nbsteps.model.fingerprint import combine
+
+    def stored(parts):
+        return hashlib.blake2b(repr(sorted(parts.items())).encode(), digest_size=16).hexdigest()
+
+    usual = {
+        "upstream": {"a": "f00:1a2b:3", "b": None},
+        "code": "0123|after=['x']",
+        "params": {"n": "d1", "quote'\"": "d2"},
+        "helpers": {},
+    }
+    for parts in (
+        usual,
+        {**usual, "files": {"/tmp/x": "stat:1:2"}},
+        {k: v for k, v in usual.items() if k != "helpers"},
+        {**usual, "code": 7},
+        {"code": "c", "helpers": {}, "params": {}, "other": {}},
+        {},
+    ):
+        assert combine(parts) == stored(parts)
+    assert combine(usual) == "12ababa5784560f0c22247c092b9f16e"  # as computed before the shortcut

@@ -26,7 +26,18 @@ def _h(data: bytes) -> str:
 
 
 def combine(parts: dict) -> str:
-    """One digest from the parts dict (sorted, so order does not matter)."""
+    """One digest from the parts dict (sorted, so order does not matter):
+    of ``repr(sorted(parts.items()))``, written out for the four parts a step's
+    fingerprint has (the same text: ``repr`` of each tuple costs as much as the hash)."""
+    if len(parts) == 4 and type(code := parts.get("code")) is str:
+        try:
+            h, p, u = parts["helpers"], parts["params"], parts["upstream"]
+        except KeyError:
+            pass
+        else:
+            return _h(
+                f"[('code', {code!r}), ('helpers', {h!r}), ('params', {p!r}), ('upstream', {u!r})]".encode()
+            )
     return _h(repr(sorted(parts.items())).encode())
 
 
