@@ -111,10 +111,12 @@ def strip_notebook(nb):
 
 
 def stage_notebook(src, dest_dir, name: str | None = None) -> Path:
-    """Write a stripped copy of notebook *src* (path or NotebookNode) into
-    *dest_dir*; return its path."""
+    """Write a stripped copy of notebook *src* (path, NotebookNode, or a list
+    of code cells' sources) into *dest_dir*; return its path."""
     import nbformat
 
+    if isinstance(src, list):
+        src = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in src])
     if isinstance(src, (str, os.PathLike)):
         src = Path(src)
         nb = nbformat.read(src, as_version=4)
@@ -271,6 +273,19 @@ class Lab:
             page.keyboard.press("Escape")
             return
         item.click(timeout=10_000)
+
+    def wait_all_run(self, page=None, timeout: float = 120) -> None:
+        """Wait until the notebook of *page* (default: the current one) is idle
+        with every cell run (each prompt ``[N]``); *page* becomes the current one."""
+        if page is not None:
+            self.page = page
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.snapshot()
+            if s["idle"] and all(re.fullmatch(r"\[\d+\]:?", p.strip()) for p in s["prompts"]):
+                return
+            assert time.monotonic() < deadline, f"run all not finished: {s}"
+            self.page.wait_for_timeout(250)
 
     def snapshot(self) -> dict:
         """State of the current page used for waiting (and error messages)."""

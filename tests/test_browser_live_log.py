@@ -55,14 +55,6 @@ STATE_JS = r"""(cell) => {
 }"""
 
 
-def _notebook():
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    return nb
-
-
 def _shown_log(page, cell, step: str, timeout: float = 10_000) -> str:
     page.wait_for_function(
         "([cell, step]) => Array.from(cell.querySelectorAll('.nbsteps-log-widget .nbsteps-log'))"
@@ -76,7 +68,7 @@ def _shown_log(page, cell, step: str, timeout: float = 10_000) -> str:
 
 
 def test_timeline_logs_on_click_and_the_confirmation_state(tmp_path):
-    nb_path = stage_notebook(_notebook(), tmp_path, name="live_log.ipynb")
+    nb_path = stage_notebook(CELLS, tmp_path, name="live_log.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
     with jupyterlab_server(tmp_path) as lab:
         page = lab.open(nb_path.name, timeout=120)

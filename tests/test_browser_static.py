@@ -121,14 +121,6 @@ CELLS = [
 ]
 
 
-def _notebook():
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    return nb
-
-
 def _check_plan_mode_outputs(page) -> None:
     cells = _cells(page)
     _assert_no_widget_errors(cells)
@@ -146,7 +138,7 @@ def _check_plan_mode_outputs(page) -> None:
 
 
 def test_plan_figures_under_their_cells_and_after_save_and_reopen(tmp_path):
-    nb_path = stage_notebook(_notebook(), tmp_path, name="figures.ipynb")
+    nb_path = stage_notebook(CELLS, tmp_path, name="figures.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         page = lab.open_and_run_all(nb_path.name, timeout=180)
         _wait_images(page)

@@ -8,8 +8,6 @@ failing step's `<script>` error is only ever text."""
 from __future__ import annotations
 
 import base64
-import re
-import time
 from pathlib import Path
 
 try:
@@ -77,31 +75,13 @@ STATIC_JS = r"""(cell) => {
 }"""
 
 
-def _notebook():
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    return nb
-
-
-def _wait_all_run(lab, page, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = lab.snapshot()
-        if s["idle"] and all(re.fullmatch(r"\[\d+\]:?", p.strip()) for p in s["prompts"]):
-            return
-        assert time.monotonic() < deadline, f"run all not finished: {s}"
-        page.wait_for_timeout(250)
-
-
 def svg_of(src: str) -> str:
     assert src.startswith("data:image/svg+xml;base64,"), src[:60]
     return base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
 
 
 def test_live_widget_during_the_run_then_a_static_picture(tmp_path):
-    nb_path = stage_notebook(_notebook(), tmp_path, name="live_view.ipynb")
+    nb_path = stage_notebook(CELLS, tmp_path, name="live_view.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         # any alert() in any page of this browser would be recorded here
         lab.context.add_init_script(
@@ -135,7 +115,7 @@ def test_live_widget_during_the_run_then_a_static_picture(tmp_path):
         lab.screenshot(ARTIFACTS / "browser_live_widget.png")
 
         # 2. the run is over: the widget is gone, the static picture is there
-        _wait_all_run(lab, page)
+        lab.wait_all_run(page)
         for index in (RUN, SHOW):
             cell = cells.nth(index)
             page.wait_for_function(

@@ -48,12 +48,6 @@ BADGES_JS = r"""() => {
 }"""
 
 
-def _notebook(cells=CELLS):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    return nb
-
-
 def open_tab(lab, name: str, workspace: str, timeout: float = 120):
     """Open notebook *name* in a new browser tab with its own JupyterLab workspace
     (two tabs on one workspace make JupyterLab redirect the second)."""
@@ -97,17 +91,6 @@ def all_completed(got) -> bool:
     return all(got[s]["status"] == "completed" and got[s]["stale"] == "false" for s in STEPS)
 
 
-def wait_idle(lab, page, timeout: float = 120) -> None:
-    lab.page = page
-    deadline = time.monotonic() + timeout
-    while True:
-        s = lab.snapshot()
-        if s["idle"] and all(re.fullmatch(r"\[\d+\]:?", p.strip()) for p in s["prompts"]):
-            return
-        assert time.monotonic() < deadline, f"run all not finished: {s}"
-        page.wait_for_timeout(250)
-
-
 def open_side_panel(page) -> None:
     page.locator('.jp-SideBar.jp-mod-right .lm-TabBar-tab[data-id="nbsteps-plan"]').click()
     page.wait_for_function(
@@ -118,7 +101,7 @@ def open_side_panel(page) -> None:
 
 
 def test_two_tabs_show_the_kernels_state_and_the_side_panel(tmp_path):
-    nb_path = stage_notebook(_notebook(), tmp_path, name="tabs.ipynb")
+    nb_path = stage_notebook(CELLS, tmp_path, name="tabs.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         other = open_tab(lab, nb_path.name, "watching")  # the tab that only watches
         runner = open_tab(lab, nb_path.name, "running")
@@ -209,7 +192,7 @@ def _edit_cell(page, index: int, source: str) -> None:
 
 def test_reload_mid_plan_and_after_an_upstream_edit(tmp_path):
     slower = [c.replace("time.sleep(5)", "time.sleep(12)") for c in CELLS]  # time to reload
-    nb_path = stage_notebook(_notebook(slower), tmp_path, name="reload.ipynb")
+    nb_path = stage_notebook(slower, tmp_path, name="reload.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         page = open_tab(lab, nb_path.name, "reload")
         lab.run_all_cells()
@@ -243,18 +226,23 @@ def test_reload_mid_plan_and_after_an_upstream_edit(tmp_path):
         lab.screenshot(ARTIFACTS / "lab_badges_stale.png")
 
 
+def save_with_state(page, nb_path: Path) -> None:
+    """Save the notebook (Ctrl+S) and wait until every step cell carries metadata.nbsteps."""
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 30
+    while not all("nbsteps" in c.metadata for c in nbformat.read(nb_path, 4).cells[1:]):
+        assert time.monotonic() < deadline, "the save did not write metadata.nbsteps"
+        time.sleep(0.25)
+
+
 def test_saved_state_is_shown_as_saved_when_the_kernel_is_gone(tmp_path):
-    nb_path = stage_notebook(_notebook(), tmp_path, name="reopen.ipynb")
+    nb_path = stage_notebook(CELLS, tmp_path, name="reopen.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         page = open_tab(lab, nb_path.name, "first")
         lab.run_all_cells()
-        wait_idle(lab, page)
+        lab.wait_all_run(page)
         wait_badges(page, all_completed, what="all completed")
-        page.keyboard.press("Control+s")
-        deadline = time.monotonic() + 30
-        while not all("nbsteps" in c.metadata for c in nbformat.read(nb_path, 4).cells[1:]):
-            assert time.monotonic() < deadline, "the save did not write metadata.nbsteps"
-            time.sleep(0.25)
+        save_with_state(page, nb_path)
         saved = nbformat.read(nb_path, 4)
         for cell, name in zip(saved.cells[1:], STEPS, strict=True):
             meta = cell.metadata["nbsteps"]
@@ -299,7 +287,7 @@ def _outputs(path: Path) -> str:
 def _run_and_save(lab, name: str) -> Path:
     page = open_tab(lab, name, name.replace(".", "-"))
     lab.run_all_cells()
-    wait_idle(lab, page)
+    lab.wait_all_run(page)
     path = lab.root_dir / name
     before = path.stat().st_mtime_ns
     page.keyboard.press("Control+s")
@@ -314,8 +302,8 @@ def _run_and_save(lab, name: str) -> Path:
 
 def test_with_the_extension_disabled_the_saved_outputs_are_as_without_it(tmp_path):
     fast = [c.replace("time.sleep(5)", "time.sleep(0)") for c in CELLS]
-    on = stage_notebook(_notebook(fast), tmp_path, name="on.ipynb")
-    off = stage_notebook(_notebook(fast), tmp_path, name="off.ipynb")
+    on = stage_notebook(fast, tmp_path, name="on.ipynb")
+    off = stage_notebook(fast, tmp_path, name="off.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         _run_and_save(lab, on.name)
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(lab.run_dir / "config"))
@@ -352,17 +340,13 @@ def _artifacts():
 
 def test_after_a_kernel_restart_the_badges_follow_the_new_kernel(tmp_path):
     fast = [c.replace("time.sleep(5)", "time.sleep(0)") for c in CELLS]
-    nb_path = stage_notebook(_notebook(fast), tmp_path, name="restart.ipynb")
+    nb_path = stage_notebook(fast, tmp_path, name="restart.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         page = open_tab(lab, nb_path.name, "restart")
         lab.run_all_cells()
-        wait_idle(lab, page)
+        lab.wait_all_run(page)
         wait_badges(page, all_completed, what="all completed")
-        page.keyboard.press("Control+s")
-        deadline = time.monotonic() + 30
-        while not all("nbsteps" in c.metadata for c in nbformat.read(nb_path, 4).cells[1:]):
-            assert time.monotonic() < deadline, "the save did not write metadata.nbsteps"
-            time.sleep(0.25)
+        save_with_state(page, nb_path)
         (kernel,) = lab.api("GET", "api/kernels")
         lab.api("POST", f"api/kernels/{kernel['id']}/restart", timeout=60)
         # the new kernel knows no steps: the badges say what was saved, marked so
@@ -388,7 +372,7 @@ CONFIRM_CELLS = [
 
 
 def test_badges_name_a_retry_and_a_wait_for_confirmation_in_words(tmp_path):
-    nb_path = stage_notebook(_notebook(CONFIRM_CELLS), tmp_path, name="confirm.ipynb")
+    nb_path = stage_notebook(CONFIRM_CELLS, tmp_path, name="confirm.ipynb")
     with jupyterlab_server(tmp_path) as lab:
         page = open_tab(lab, nb_path.name, "confirm")
         lab.run_all_cells()
