@@ -203,3 +203,60 @@ def test_real_edit_changes_a_literal_nearest_the_middle():
     assert harness.real_edit(["a = 1", "b = 0"]) is None
     assert harness.real_edit(cells, {"cell": 4, "old": "[3]", "new": "[4]"})["source"] == "z = y[4]"
     assert harness.real_edit(cells, False) is None
+
+
+def _job(values: dict, cells: dict, error=None, steps=None) -> dict:
+    run = {"cells": cells, "extra": [], "error": error, "collect": {"values": values}}
+    if steps is not None:
+        run["collect"]["steps"] = steps
+    return run
+
+
+def test_a_second_kernel_is_judged_against_run_all_in_the_directory_the_first_left():
+    """A notebook that changes its directory (py_csv rewrites names.csv, py_sqlite3 creates a
+    table in a file): a step executing again does what Run All again there does; a restored
+    one shows what it showed; anything else still disagrees."""
+    shown = {"1": {"figures": 0, "text": "old"}, "2": {"figures": 0, "text": "x"}}
+    plain = {"run": _job({"a": {"": "1"}, "b": {"": "2"}}, shown)}
+    again_cells = {"1": {"figures": 0, "text": "new"}, "2": {"figures": 0, "text": "x"}}
+    plain["again"] = _job({"a": {"": "9"}, "b": {"": "2"}}, again_cells)
+    mixed = _job({"a": {"": "9"}, "b": {"": "2"}}, {"1": {"figures": 0, "text": "new"}, "2": shown["2"]})
+    assert harness.compare(harness.same_dir_reference(plain, mixed), mixed, {}, 2) == []
+    assert harness.compare(plain, mixed, {}, 2) != []  # against the first Run All alone: differs
+    wrong = _job({"a": {"": "5"}, "b": {"": "2"}}, {"1": {"figures": 0, "text": "other"}, "2": shown["2"]})
+    kinds = [k for k, _ in harness.compare(harness.same_dir_reference(plain, wrong), wrong, {}, 2)]
+    assert kinds == ["values", "text"]
+    # Run All again stops at cell 1 with the error a failed step reports inside StepsFailed
+    plain["again"]["error"] = {"cell": 1, "ename": "OperationalError", "evalue": "table movie already exists"}
+    failed = _job(
+        {},
+        {"1": {"figures": 0, "text": "new"}},
+        error={
+            "cell": 1,
+            "ename": "StepsFailed",
+            "evalue": "cell1 failed: OperationalError: table movie already exists",
+        },
+    )
+    failed["collect"]["values"] = {"a": {"": "9"}, "b": {"": "2"}}
+    assert harness.compare(harness.same_dir_reference(plain, failed), failed, {}, 2) == []
+    failed["error"]["cell"] = 2  # elsewhere: a disagreement
+    assert "fails" in [
+        k for k, _ in harness.compare(harness.same_dir_reference(plain, failed), failed, {}, 2)
+    ]
+    # a notebook that left its directory as it was has no `again`: the first Run All only
+    assert harness.same_dir_reference({"run": plain["run"]}, mixed) == {"run": plain["run"]}
+
+
+def test_a_new_kernel_may_execute_only_what_nbsteps_says_it_could_not_store():
+    not_stored = "its values were not stored when it last ran: output 'f' cannot be pickled"
+    steps = {
+        "cell1": {"status": "completed", "cached": True, "reason": "up to date"},
+        "cell2": {"status": "completed", "cached": False, "reason": not_stored},
+        "cell3": {"status": "completed", "cached": False, "reason": "upstream cell2 changed"},
+        "cell4": {"status": "completed", "cached": False, "reason": "replayed: sets rcParams"},
+    }
+    assert harness._reran_all({"collect": {"steps": steps}}, "re-ran") == []
+    steps["cell5"] = {"status": "completed", "cached": False, "reason": "upstream cell1 changed"}
+    assert harness._reran_all({"collect": {"steps": steps}}, "re-ran") == [
+        ("reran", "re-ran 1 of 5 steps (cell5)")
+    ]

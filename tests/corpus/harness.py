@@ -583,9 +583,16 @@ def run_job(job: dict) -> dict:
     result: dict = {"way": way}
     write_files(tmp, job.get("files") or {})
     if way in ("plain", "plain-edited", "plain-input"):  # the edited / changed-file references too
+        before = _dir_state(tmp)
         with Kernel(tmp) as k:
             result["run"] = _run_sequence(k, cells, list(range(1, n + 1)))
             result["run"]["collect"] = k.collect()
+        if way == "plain" and not job.get("repeat") and _dir_state(tmp) != before:
+            # it changed its directory: Restart & Run All again there is the reference of the
+            # ways that run a second kernel in the directory the first one left (same_dir_reference)
+            with Kernel(tmp) as k:
+                result["again"] = _run_sequence(k, cells, list(range(1, n + 1)))
+                result["again"]["collect"] = k.collect()
     elif way == "interactive":  # and edit, in the same kernel
         mid = max(1, (n + 1) // 2)
         with Kernel(tmp) as k:
@@ -630,6 +637,20 @@ def run_job(job: dict) -> dict:
         raise ValueError(way)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _dir_state(where: Path) -> dict:
+    """{relative path: (size, mtime_ns)} of the files under *where*."""
+    out = {}
+    for root, _, names in os.walk(where):
+        for name in names:
+            path = Path(root, name)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out[str(path.relative_to(where))] = (st.st_size, st.st_mtime_ns)
+    return out
 
 
 def write_files(where: Path, files: dict) -> None:
@@ -915,8 +936,8 @@ def compare(plain: dict, run: dict | None, mask: dict, n_cells: int) -> list[tup
     problems: list[tuple[str, str]] = []
     if run is None:
         return [("job", "not run")]
-    if run.get("error"):
-        err = run["error"]
+    err = run.get("error")
+    if err and not _same_error(err, plain["run"].get("error")):
         problems.append(("fails", f"fails: {err['ename']} in {_cell_label(err)}"))
     _compare_values(plain, run, mask, problems)
     _compare_shown(plain, run, mask, n_cells, problems)
@@ -1025,11 +1046,53 @@ def verdicts(notebook: str, results: dict, mask: dict, n_cells: int) -> dict[str
         elif way == "zero-edit":
             out[way] = _zero_edit_verdict(plain, job["run"], mask, n_cells)
         else:
-            probs = compare(plain, job["run"], mask, n_cells)
+            ref = same_dir_reference(plain, job["run"]) if way == "resume" else plain
+            probs = compare(ref, job["run"], mask, n_cells)
             if way == "resume":
                 probs = _first_error(job["run"]) + probs + _reran_all(job["run"], "re-ran")
             out[way] = probs
     return out
+
+
+def _same_error(err: "dict | None", ref: "dict | None") -> bool:
+    """Whether a way stopped where Run All (*ref*) stops, with its error (a
+    failed step reports ``StepsFailed: ... cell3 failed: OperationalError: ...``)."""
+    if not err or not ref or err.get("cell") != ref.get("cell"):
+        return False
+    return err.get("ename") == ref.get("ename") or f"{ref.get('ename')}: {ref.get('evalue')}" in str(
+        err.get("evalue")
+    )
+
+
+def same_dir_reference(plain: dict, run: dict) -> dict:
+    """The reference of a second kernel in the directory a first one left (resume,
+    the zero-edit second run). A notebook that changes its directory (writes a file,
+    creates a table in a database file) is not reproduced by Run All there: a step
+    that executes again does what Restart & Run All again in that directory does
+    (plain's ``again``), a restored one shows what it showed. So each value and
+    each cell is compared with whichever of the two Run Alls it equals, and an
+    error is Run All's when Run All again stops at the same cell with the same
+    error. Without ``again`` (the directory was left as it was): *plain*."""
+    again = plain.get("again")
+    if not again:
+        return plain
+    if _same_error(run.get("error"), again.get("error")):
+        return {**plain, "run": again}  # both stop where Run All again stops
+    ref = json.loads(json.dumps(plain["run"]))
+    got = (run.get("collect") or {}).get("values") or {}
+    alt = (again.get("collect") or {}).get("values") or {}
+    for name, leaves in (ref.get("collect") or {}).get("values", {}).items():
+        if name in got and got[name] != leaves and got[name] == alt.get(name):
+            ref["collect"]["values"][name] = alt[name]
+    for i, cell in (run.get("cells") or {}).items():
+        other = again["cells"].get(i)
+        if (
+            other
+            and cell["figures"] == other["figures"]
+            and _subsequence(text_lines(other.get("text", "")), text_lines(cell["text"]))
+        ):
+            ref["cells"][i] = other
+    return {**plain, "run": ref}
 
 
 def _first_error(run: dict) -> list[tuple[str, str]]:
@@ -1105,7 +1168,11 @@ def _zero_edit_verdict(plain, run, mask, n_cells) -> list[tuple[str, str]]:
     second (same store) executes nothing and still shows and leaves the same."""
     probs = compare(plain, run, mask, n_cells)
     second = run.get("second") or {}
-    again = compare(plain, second, mask, n_cells) if second else [("job", "no second run")]
+    again = (
+        compare(same_dir_reference(plain, second), second, mask, n_cells)
+        if second
+        else [("job", "no second run")]
+    )
     probs += [(kind, "second run: " + text) for kind, text in again]
     if second.get("collect"):
         probs += _reran_all(second, "second run executed")
@@ -1179,7 +1246,7 @@ def judge(done: list[dict], entries: list[dict], cells: dict, ways=WAYS) -> dict
     report = {}
     for e in entries:
         mine = [d for d in done if d["notebook"] == e["id"]]
-        plains = [d for d in mine if d["way"] == "plain"]
+        plains = sorted((d for d in mine if d["way"] == "plain"), key=lambda d: d.get("repeat", 0))
         by_way = {d["way"]: d for d in mine if d["way"] != "plain"}
         info = {
             "cells": len(cells[e["id"]]),
