@@ -24,7 +24,8 @@ An outcome that does not match the record is run once more before it counts
 (a race would show here): when the second run matches, the test is xfailed as
 "flaky" with both outcomes in its reason (``-rx`` shows them). Cases recorded
 as ``flaky`` (they agreed in one baseline run and not in another) are xfailed
-without ``strict``.
+without ``strict``. ``NBSTEPS_CORPUS_RAW=FILE`` dumps every job's result, for
+``harness.py --from-raw FILE --write``.
 
 All selected notebooks × ways run once, in parallel kernels
 (``NBSTEPS_CORPUS_WORKERS``, default 3), when the first test asks. The few
@@ -33,7 +34,9 @@ every way on 2 cores) are skipped unless ``NBSTEPS_CORPUS_SLOW=1``.
 """
 
 import importlib.util
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +101,14 @@ def corpus_report(request):
         pytest.skip(f"corpus unavailable: {exc}")
     ways = [w for w in harness.WAYS if any(w in s for s in wanted.values())]
     workers = int(os.environ.get("NBSTEPS_CORPUS_WORKERS", "3"))
-    return harness.evaluate(only=set(wanted), ways=ways, workers=workers, plain_runs=1, manifest=MANIFEST)
+    raw, dump = [], os.environ.get("NBSTEPS_CORPUS_RAW")  # harness.py --from-raw FILE judges it again
+    started = time.monotonic()
+    report = harness.evaluate(
+        only=set(wanted), ways=ways, workers=workers, plain_runs=1, manifest=MANIFEST, raw=raw
+    )
+    if dump:
+        Path(dump).write_text(json.dumps({"elapsed": time.monotonic() - started, "jobs": raw}))
+    return report
 
 
 def _as_recorded(problems, expected) -> bool:
