@@ -304,7 +304,7 @@ class Capture:
                     )
             except Exception:  # pragma: no cover - a repr that fails is the display's problem, not the step's
                 pass
-        managers = list((self.figs or {}).values())
+        managers = list(self.figs.values()) if self.figs else ()
         if managers:
             import matplotlib.pyplot as plt  # already loaded: it made these figures
 
@@ -324,7 +324,7 @@ class Capture:
                 finally:
                     plt.close(fig)
             self._changed()
-        if self.echo:
+        if self.echo and (self._partial["stdout"] or self._partial["stderr"]):
             with self._lock:
                 rest = [(k, t) for k, t in self._partial.items() if t]
                 self._partial = {"stdout": "", "stderr": ""}

@@ -212,14 +212,20 @@ def install() -> None:
             _installed = True
 
 
-@contextlib.contextmanager
-def recording():
-    """While the block runs in this context, the files opened in it are recorded
-    in the :class:`Opened` it yields."""
-    install()
-    opened = Opened()
-    token = _recorder.set(opened)
-    try:
-        yield opened
-    finally:
-        _recorder.reset(token)
+class recording:
+    """``with recording() as opened:`` while the block runs in this context, the
+    files opened in it are recorded in *opened* (an :class:`Opened`). A class,
+    not a generator: it is entered once per attempt."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Opened:
+        if not _installed:
+            install()
+        opened = Opened()
+        self._token = _recorder.set(opened)
+        return opened
+
+    def __exit__(self, *exc) -> bool:
+        _recorder.reset(self._token)
+        return False

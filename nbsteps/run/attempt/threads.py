@@ -124,9 +124,13 @@ def bound_kind(value, kinds: "tuple | None" = None, depth: int = 1) -> str:
 
 def bound_values(values: dict) -> dict:
     """``{name: kind}`` of the thread-bound values among *values*."""
-    kinds = _c_kinds()
+    kinds = None  # looked up when a value is not plain (most steps make plain values)
     out = {}
     for n, v in values.items():
+        if type(v) in _PLAIN:
+            continue
+        if kinds is None:
+            kinds = _c_kinds()
         kind = bound_kind(v, kinds)
         if kind:
             out[n] = kind
