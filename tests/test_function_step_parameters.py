@@ -58,7 +58,8 @@ class _Holder:
     ],
 )
 def test_parameters_are_those_inspect_signature_gives(func):
-    assert _parameters("s", func) == _by_signature(func)
+    names, has_default = _parameters("s", func)
+    assert [(p, has_default(p)) for p in names] == _by_signature(func)
 
 
 def test_a_wrapped_function_step_receives_the_upstream_results_its_wrapped_signature_names():

@@ -228,40 +228,50 @@ def function_step(name: str, func: Callable, known_steps, **options) -> Step:
     """A step from a Python function; parameters named after steps are dependencies."""
     check_name(name)
     params = []
-    for p, has_default in _parameters(name, func):
+    code = getattr(func, "__code__", None)  # read once: reading it is an audit event
+    names, has_default = _parameters(name, func, code)
+    for p in names:
         if p in known_steps and p != name:
             params.append(p)
-        elif not has_default:
+        elif not has_default(p):
             raise StepDefinitionError(
                 f"step {name!r}: parameter {p!r} names no registered step. "
                 f"Register step {p!r} first, rename the parameter, or give it a default."
             )
     # the source is read only when shown (Step.source_text): registering stays cheap
     step = Step(name=name, func=func, params=tuple(params), **_options(name, options))
-    return _finish(step)
+    return _finish(step, code)
 
 
-def _parameters(name: str, func: Callable) -> list:
-    """``(name, has a default)`` of *func*'s named parameters (not ``*args``,
-    ``**kwargs``), as :func:`inspect.signature` gives them. A plain function
-    (no ``__wrapped__``, ``__signature__``) is read from its code object:
-    ``inspect.signature`` costs as much as the rest of registering a step."""
+def _parameters(name: str, func: Callable, code: "types.CodeType | None" = None) -> tuple:
+    """``(names, has_default)``: *func*'s named parameters (not ``*args``,
+    ``**kwargs``) as :func:`inspect.signature` gives them, and a function telling
+    whether one has a default. A plain function (no ``__wrapped__``,
+    ``__signature__``) is read from its code object: ``inspect.signature`` costs
+    as much as the rest of registering a step (and reading a function's
+    ``__defaults__`` is an audit event: only done for a parameter that needs it)."""
     if type(func) is types.FunctionType and not _SIGNATURE_ATTRS.intersection(func.__dict__):
-        code = func.__code__
+        code = code or func.__code__
         n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
         names = code.co_varnames[: n_pos + n_kw]
-        first_default = n_pos - len(func.__defaults__ or ())
-        kwdefaults = func.__kwdefaults__ or {}
-        return [(p, i >= first_default if i < n_pos else p in kwdefaults) for i, p in enumerate(names)]
+
+        def has_default(p: str) -> bool:
+            i = names.index(p)
+            if i < n_pos:
+                return i >= n_pos - len(func.__defaults__ or ())
+            return p in (func.__kwdefaults__ or {})
+
+        return names, has_default
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
         raise StepDefinitionError(f"step {name!r}: {func!r} is not a function nbsteps can inspect.") from None
-    return [
-        (p.name, p.default is not p.empty)
+    defaults = {
+        p.name: p.default is not p.empty
         for p in sig.parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    }
+    return tuple(defaults), defaults.__getitem__
 
 
 #: attributes that make inspect.signature look further than a function's code
@@ -291,9 +301,13 @@ def _options(name: str, o: dict) -> dict:
     )
 
 
-def _finish(step: Step) -> Step:
+_UNREAD = object()
+
+
+def _finish(step: Step, code=_UNREAD) -> Step:
     if step.func is not None:
-        code = getattr(step.func, "__code__", None)
+        if code is _UNREAD:
+            code = getattr(step.func, "__code__", None)
         core = code_digest(code) if code is not None else repr(step.func)
     else:
         core = step.analysis.digest
