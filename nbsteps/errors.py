@@ -125,11 +125,13 @@ class StoreError(NbstepsError):
 class CheckpointUnavailable(StoreError):
     """A value of a restored checkpoint could not be read when it was first
     needed (removed or damaged since the step was restored); the step is
-    recomputed by the next run."""
+    recomputed by the next run. *reason*: why, in a few words ("RecursionError
+    while unpickling x"), for the reason the step executes again."""
 
-    def __init__(self, message: str, step: str = "") -> None:
+    def __init__(self, message: str, step: str = "", reason: str = "") -> None:
         super().__init__(message)
         self.step = step
+        self.reason = reason
 
 
 class ConfigError(NbstepsError, ValueError):

@@ -162,23 +162,57 @@ class Plan:
         self.context.publish(outputs, step)
 
     def load(self, names: "Iterable[str] | None" = None) -> list[str]:
-        """Read and publish restored values not read yet (*names*, default: all)."""
-        return self.context.load(names)
+        """Read and publish restored values not read yet (*names*, default:
+        all); the names published. A value that cannot be read back (its
+        checkpoint is lost, see :mod:`nbsteps.run.recovery`) has its step
+        executed again now, with what it needs, as Run All computed it: what
+        it writes is published."""
+        ctx = self.context
+        names = list(names) if names is not None else None
+        before = set(ctx.lost)
+        done = ctx.load(names)
+        lost = [s for s in ctx.lost if s not in before and s in self.steps]
+        if lost:
+            self.run(lost)
+            for s in lost:
+                rec = ctx.records[s]
+                done += [
+                    n
+                    for n in (rec.outputs if rec.ok else ())
+                    if (names is None or n in names) and n not in done and n in ctx.namespace
+                ]
+        return done
+
+    def lost(self, exc) -> None:
+        """A value restored from a checkpoint (a
+        :class:`~nbsteps.errors.CheckpointUnavailable` naming its step) could not
+        be read: warn, and the step executes in the next run (run.recovery)."""
+        self.context.publisher.lost(exc)
 
     # -- registering -------------------------------------------------------------
     def add(self, step: Step) -> Step:
         """Register *step* (replacing one of the same name). On a cycle, an
         unknown --after or an ambiguous name the plan is left unchanged."""
         old = self.steps.get(step.name)
-        step.observed = old.observed if old is not None else observed_writes.recorded(self.store, step.name)
+        # a step new to this kernel: what its latest checkpoint says an earlier kernel found (read once)
+        found = observed_writes.latest_parts(self.store, step.name) if old is None else {}
+        step.observed = old.observed if old is not None else observed_writes.recorded(found)
         self.steps[step.name] = step
         step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
         step.hints, reads = hints.at_registration(step, self.namespace)  # keyed by the values' types
-        known = old.hints if old is not None else observed_writes.recorded_hints(self.store, step.name)
+        known = old.hints if old is not None else observed_writes.recorded_hints(found)
         if known and step.analysis is not None:  # found when it ran (in this kernel or one before)
             called = {c[0] for c in step.analysis.calls}
             step.hints = {**{n: h for n, h in known.items() if n in called}, **step.hints}
         step.unchanged |= reads
+        if step.analysis is not None:  # a value this kernel does not hold yet (restored, not read: deferred)
+            # is decided as when it was known (the step's earlier registration, or its checkpoint)
+            known_reads = old.unchanged if old is not None else observed_writes.recorded_reads(found)
+            step.unchanged |= frozenset(
+                n
+                for n in known_reads & (step.analysis.changed_only | step.analysis.assumed)
+                if n not in self.namespace and n not in step.hints
+            )
         try:
             if old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
                 self.context.deps = depmod.resolve(self.steps)

@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from nbsteps import config
-from nbsteps.errors import NbstepsError, StepsFailed, StepsInterrupted, did_you_mean
+from nbsteps.errors import CheckpointUnavailable, NbstepsError, StepsFailed, StepsInterrupted, did_you_mean
 from nbsteps.formatting import safe_str
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.ipython import lab, session
@@ -239,25 +239,50 @@ class StepMagics(Magics):
                 outs = ", ".join(step.outputs) or "nothing"
                 print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
             return None
+        rec = self._run_own(plan, step.name, cells, force=args.force, recover=True)
+        if rec is None:  # restored, but its result could not be read back: it executes now, as in Run All
+            rec = self._run_own(plan, step.name, cells, force=False, recover=False)
+        return rec.result if rec.has_result else None
+
+    def _run_own(self, plan, name: str, cells, force: bool, recover: bool):
+        """Run step *name* from its own cell; its record (StepsFailed if the
+        run failed). *recover*: a result restored from a checkpoint is read
+        now, and if it cannot be, the step is reset (run.recovery) and None returned."""
         if cells is not None:
-            cells.own = step.name
-            cells.open(step.name, own=True)
+            cells.own = name
+            cells.open(name, own=True)
+        lost = False
         try:
             # the cell's own output area says how its step went; `nbsteps run` streams text lines to its log
-            omit = step.name if cells is not None and not config.headless() else None
-            force = [step.name] if args.force else []
+            omit = name if cells is not None and not config.headless() else None
             summary = self._run(
-                plan, [step.name], quiet=True, omit=omit, yes=_yes_from_env(), force=force, **_run_options()
+                plan,
+                [name],
+                quiet=True,
+                omit=omit,
+                yes=_yes_from_env(),
+                force=[name] if force else [],
+                **_run_options(),
             )
+            rec = plan.records[name]
+            if recover and summary.ok and rec.has_result and not rec.result_loaded:
+                try:
+                    rec.result  # noqa: B018 - read now: the cell shows it
+                except CheckpointUnavailable as exc:
+                    if exc.step != name:
+                        raise
+                    plan.lost(exc)  # warns and resets the step: the next run executes it
+                    lost = True
         finally:
             if cells is not None:
-                cells.finish_own(step.name)
-        rec = plan.records[step.name]
+                cells.finish_own(name)
+        if lost:
+            return None
         if cells is None and rec.status == COMPLETED and rec.cached:  # kept (up to date) or restored
-            print(f"  {status_line(plan.context, step.name)}")
+            print(f"  {status_line(plan.context, name)}")
         if not summary.ok:
             raise StepsFailed(summary)
-        return rec.result if rec.has_result else None
+        return rec
 
     @cell_magic
     def undo(self, line: str, cell: str):

@@ -62,6 +62,9 @@ class RunContext:
         #: step -> ident of the worker thread it ran on, when it made thread-bound values there
         #: (their home, nbsteps.run.attempt.threads); a step not here made them on the calling thread
         self.threads: dict[str, int] = {}
+        #: step -> why its checkpoint could not be read (a restored value read after its run, by a
+        #: cell or the step's own result): it executes in the next run that selects it (run.recovery)
+        self.lost: dict[str, str] = {}
         #: a run.publishing.Publisher of this context, set by the facade that composes them
         self.publisher = None
         #: how to resume, shown in summaries ("%steps run" in a notebook)

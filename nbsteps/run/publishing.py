@@ -78,13 +78,16 @@ class Publisher:
         ctx = self.ctx
         with ctx.publish_lock:
             if names is None:
-                return ctx.deferred.load_all(ctx.namespace, self._lost)
-            return ctx.deferred.load(names, ctx.namespace, self._lost)
+                return ctx.deferred.load_all(ctx.namespace, self.lost)
+            return ctx.deferred.load(names, ctx.namespace, self.lost)
 
-    def _lost(self, exc) -> None:
-        """A restored value could not be read when first needed: say so, and
-        the step runs again next time (its record no longer counts as done)."""
+    def lost(self, exc) -> None:
+        """A restored value (or result) could not be read when first needed:
+        say so, and the step runs again next time (its record no longer
+        counts as done; the context's ``lost`` says why, run.recovery)."""
         rec = self.ctx.records.get(exc.step)
         if rec is not None and rec.status == COMPLETED:
+            self.ctx.deferred.forget(rec.outputs)  # the rest of that checkpoint is as lost
             rec.reset(str(exc))
+            self.ctx.lost[exc.step] = getattr(exc, "reason", "")
         self.ctx.warn(exc.step, str(exc))

@@ -10,6 +10,12 @@ recomputed at once, in the same run, and the step needing it waits for it
 like this at most once per run; a second loss fails the step needing it, and
 the next run recomputes.
 
+A value can also fail to be read after the run that restored it: a cell
+names it, or the ``%%step`` cell shows the step's result. The step is reset
+then and noted in the context's ``lost`` (step -> why, in a few words); the
+next run that selects it executes it, whatever the store holds, saying why
+(:meth:`Recovery.reason`).
+
 A :class:`Recovery` per run keeps ``lost`` (steps recomputed so) and
 ``waiters`` (step -> the steps waiting for it).
 """
@@ -52,6 +58,7 @@ class Recovery:
         if lost in ctx.records:
             ctx.records[lost].reset(str(exc))
             ctx.store.warn(lost, str(exc))  # names the step and the file
+            ctx.lost[lost] = exc.reason
         if lost not in ctx.steps or lost in self.lost:
             rec = ctx.records[name]
             rec.error, rec.traceback = exc.with_traceback(None), f"CheckpointUnavailable: {exc}"
@@ -68,6 +75,15 @@ class Recovery:
         if task is not WAITS:
             self._queue(task)
         return WAITS
+
+    def reason(self, name: str) -> "str | None":
+        """Why step *name* executes because its checkpoint was lost (in this
+        run, or read after an earlier one), else None. Taken once: a step
+        that executes so has no lost checkpoint any more."""
+        if name not in self.lost and name not in self.ctx.lost:
+            return None
+        why = self.ctx.lost.pop(name, "")
+        return "its checkpoint could not be read" + (f": {why}" if why else "")
 
     def ready(self, ts, name: str) -> bool:
         """Prepare the ready step *name* (queue its task); whether it was settled at once."""

@@ -213,15 +213,18 @@ class Reader:
                         except Corrupt as exc:
                             removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
                             why = _damaged(path / exc.file, exc, removed)
+                            short = f"{exc.file} {exc.problem}"
                         except layout.Unloadable as exc:
                             removed = self._discard_if_unchanged(root, dirname, exc.meta_file, exc.meta)
                             why = _undecodable(step, path / exc.file, exc, removed)
+                            short = f"{type(exc.__cause__).__name__} while unpickling {name or 'its result'}"
                         else:
                             unread.discard((role, name))
                             if not unread:
                                 pin.release()
                             return value
                 except OSError as exc:  # the step folder is gone, or cannot be read
+                    short = ""
                     why = (
                         f"{path} could not be read ({_describe_error(exc)}); it was removed or changed after "
                         f"the step was restored (reset by another kernel?)"
@@ -233,6 +236,7 @@ class Reader:
                         f"{what} of step {step!r} could not be read from its checkpoint: {why}; "
                         f"step {step!r} will be recomputed",
                         step,
+                        short,
                     )
                 )
                 raise failed[0]
@@ -295,10 +299,36 @@ def _damaged(file, exc: Corrupt, removed: "bool | None") -> str:
 
 
 def _undecodable(step: str, file, exc: "layout.Unloadable", removed: "bool | None") -> str:
-    """Why a verified value cannot be decoded, e.g. a class renamed or moved
-    since the checkpoint was written."""
-    return (
-        f"{file} no longer decodes ({_describe_error(exc.__cause__)}): the code it needs changed since "
-        f"step {step!r} was checkpointed (a class renamed or moved, a library upgraded?)"
-        + ("; the checkpoint was removed" if removed else "")
-    )
+    """Why a verified value cannot be decoded: a class or module it names is
+    not found any more (renamed or moved since the checkpoint was written), or
+    the value's own code fails to rebuild it from its pickle (a ``__getattr__``
+    that recurses on an instance not set up yet, a ``__setstate__`` or
+    constructor that raises): then it never could be read back."""
+    cause = exc.__cause__
+    if _lookup_failed(cause):
+        why = (
+            f"{file} no longer decodes ({_describe_error(cause)}): the code it needs changed since "
+            f"step {step!r} was checkpointed (a class renamed or moved, a library upgraded?)"
+        )
+    else:
+        why = (
+            f"{file} could not be unpickled ({_describe_error(cause)}): the value's class fails to "
+            f"rebuild it from what pickling it wrote"
+        )
+    return why + ("; the checkpoint was removed" if removed else "")
+
+
+def _lookup_failed(exc: "BaseException | None") -> bool:
+    """Whether unpickling failed finding a module or a class (pickle's
+    ``find_class``), not running the value's own code."""
+    if isinstance(exc, ImportError):
+        return True
+    if not isinstance(exc, AttributeError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    # raised by the unpickler itself (C code: the innermost Python frame is the store's, or
+    # pickle's own), not by a method of the value's class
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return module.startswith("nbsteps.") or module in ("pickle", "copyreg", "_compat_pickle")
