@@ -2,8 +2,11 @@
 to rebuild it: a constructor that needs arguments its pickle does not give,
 a ``__setstate__`` that raises) is found when a new kernel reads it: the step
 that wrote it executes again, as Run All computes it, with the true reason
-(not "the code it needs changed"). Real IPython shell, real directory
-store, real files; nothing mocked."""
+(not "the code it needs changed"). A value whose class has a ``__getattr__``
+reading the instance (scikit-image's ``FailedEstimation``), which plain
+pickle writes but cannot read back, is written so that it reads back: the
+new kernel restores it. Real IPython shell, real directory store, real
+files; nothing mocked."""
 
 from __future__ import annotations
 
@@ -32,6 +35,39 @@ def fit(points):
     if len(set(points)) < 2:
         return FitFailed("projective", "the points are all the same")
     return sum(points)
+
+
+class Failed:  # like skimage's FailedEstimation: every missing attribute is an error naming the message
+    def __init__(self, message):
+        self.message = message
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return f"Failed({self.message!r})"
+
+    def __getattr__(self, name):
+        raise AttributeError(f"Failed has no attribute {name!r}: {self.message}")
+
+
+class Slotted:
+    __slots__ = ("message", "points")
+
+    def __getattr__(self, name):
+        return getattr(self.message, name)
+
+
+def estimate(points):
+    if len(set(points)) < 2:
+        return Failed("the points are all the same")
+    return sum(points)
+
+
+def slotted(points):
+    s = Slotted()
+    s.message, s.points = "same", points
+    return s
 """
 
 
@@ -97,3 +133,24 @@ def test_value_that_cannot_be_unpickled_read_by_a_plain_cell(shell, tmp_path, tm
     assert rec.origin == "executed"
     assert rec.reason == "its checkpoint could not be read: TypeError while unpickling bad"
     assert shell.user_ns["seen"] == "FitFailed('projective', 'the points are all the same')"
+
+
+def test_value_whose_getattr_reads_the_instance_is_restored(shell, tmp_path, tmp_key, capsys, library):
+    cells = [
+        f"%steps store {tmp_path / 's'}",
+        f"%%step a\nimport {library}\nsrc = [3, 3]\nbad = {library}.estimate(src)\nbad",
+        f"%%step b\nok = bool(bad)\nsl = {library}.slotted(src)\nok",
+        "%%step c\nmsg = str(bad.message) + sl.upper() + str(sl.points)",
+    ]
+    first = [run_ok(shell, c) for c in cells]
+    plain = {k: shell.user_ns[k] for k in ("src", "ok", "msg")}
+    new_kernel(shell)
+    capsys.readouterr()
+    again = [run_ok(shell, c) for c in cells]
+    out = capsys.readouterr().out
+    assert repr(again[1]) == repr(first[1]) == "Failed('the points are all the same')"
+    assert again[2] is False and session.current().last_summary.completed_order == []  # nothing executed
+    assert "could not be" not in out and "a restored" in out
+    run_ok(shell, "seen = (src, ok, msg, bad.message, sl.points, sl.message)")  # read from the store now
+    assert shell.user_ns["seen"] == (*plain.values(), "the points are all the same", [3, 3], "same")
+    assert "could not be" not in capsys.readouterr().out

@@ -201,9 +201,10 @@ def _pickler_class():
                 if where is not None:  # marray.numpy.MArray: by reference, not a copy of the class
                     return getattr, where
             rv = super().reducer_override(obj)
-            t = type(obj)
-            if rv is not NotImplemented or not _custom_getstate(t) or t in copyreg.dispatch_table:
-                return rv
+            return _own_reduction(self, obj) if rv is NotImplemented else rv
+
+        def _reduce_leaving_object(self, obj: Any) -> Any:
+            """The reduction of *obj*, whose class defines ``__getstate__``, leaving *obj* as it was."""
             attrs = getattr(obj, "__dict__", None)
             if type(attrs) is not dict:
                 return NotImplemented
@@ -224,6 +225,65 @@ def _pickler_class():
                     snapshot.restore()
 
     return Pickler
+
+
+def _own_reduction(pickler: Any, obj: Any) -> Any:
+    """How *pickler* writes *obj* when cloudpickle leaves it to pickle: its
+    class's ``__getstate__`` called leaving *obj* as it was; the default
+    reduction with a state setter (:func:`_state_past_getattr`); else
+    ``NotImplemented`` (pickle's own way)."""
+    t = type(obj)
+    if t in copyreg.dispatch_table:
+        return NotImplemented
+    rv = pickler._reduce_leaving_object(obj) if _custom_getstate(t) else NotImplemented
+    if _state_past_getattr(t):
+        return _with_state_setter(obj.__reduce_ex__(pickler.proto) if rv is NotImplemented else rv)
+    return rv
+
+
+def _state_past_getattr(t: type) -> bool:
+    """Whether instances of *t* are pickled the default way (``object``'s
+    reduction, no ``__setstate__``) while *t* defines ``__getattr__`` in Python.
+    Unpickling such an instance looks ``__setstate__`` up on the new, empty
+    instance: the lookup fails, so the class's ``__getattr__`` runs before any
+    attribute is set, and one that reads an attribute of the instance (``self.message``)
+    recurses until RecursionError, or raises its own error: the value pickles
+    but never unpickles. Such values get a state setter (:func:`_set_state`)
+    that does what unpickling does without that lookup."""
+    if isinstance(t, type) and issubclass(t, type):
+        return False
+    getattr_ = None
+    for k in t.__mro__:
+        d = k.__dict__
+        if "__setstate__" in d or (k is not object and ("__reduce_ex__" in d or "__reduce__" in d)):
+            return False  # the class says how it is rebuilt
+        if getattr_ is None and k is not object:
+            getattr_ = d.get("__getattr__")
+    return isinstance(getattr_, types.FunctionType)
+
+
+def _with_state_setter(rv: Any) -> Any:
+    """The reduction *rv* (``object.__reduce_ex__``'s) with :func:`_set_state`
+    setting its state, when it has one."""
+    if type(rv) is not tuple or len(rv) < 3 or rv[2] is None or (len(rv) > 5 and rv[5] is not None):
+        return rv
+    return (*rv[:5], *(None,) * (5 - len(rv)), _set_state)
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    """What unpickling does with the state of an object whose class has no
+    ``__setstate__`` (its ``__dict__``, then its slots), without looking
+    ``__setstate__`` up on the object (see :func:`_state_past_getattr`)."""
+    slots = None
+    if type(state) is tuple and len(state) == 2:
+        state, slots = state
+    if state:
+        d = obj.__dict__
+        for k, v in state.items():
+            d[sys.intern(k) if type(k) is str else k] = v
+    if slots:
+        for k, v in slots.items():
+            setattr(obj, k, v)
 
 
 def _module_attribute(cls: type) -> "tuple[types.ModuleType, str] | None":
