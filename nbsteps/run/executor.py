@@ -2,15 +2,15 @@
 they are independent, with retries, timeouts, confirmations, fail-fast and
 interrupts, and emits events. It never imports IPython or widgets.
 
-The loop is graphlib's ``prepare() / get_ready() / done()`` over the selected steps
-(the graph of a selection is cached per resolved plan graph, see :mod:`nbsteps.run.decide.selection`).
+The loop is graphlib's ``get_ready() / done()`` over the selected steps (a
+:class:`~nbsteps.run.decide.selection.Sorter`; the graph of a selection is cached
+per resolved plan graph, see :mod:`nbsteps.run.decide.selection`).
 Records and the namespace change only on the calling thread; workers only run
 attempts and hand back outcomes through a queue.
 """
 
 from __future__ import annotations
 
-import graphlib
 import heapq
 import itertools
 import os
@@ -377,6 +377,8 @@ class Executor:
             parts["observed"] = self.observed.seen(name, outcome)
             if step.hints or getattr(outcome, "hinted", None):  # writes found by hints keyed by type
                 parts["hints"] = self.observed.hints(name, outcome)
+        if step.unchanged:  # predicted writes its values showed are reads: a new kernel decides the same
+            parts["unchanged"] = sorted(step.unchanged)  # before it reads them (observed_writes.recorded_reads)
         cp = Checkpoint(
             name,
             rec.fingerprint,
@@ -468,8 +470,7 @@ class Executor:
         calling.__enter__()
         try:
             watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
-            ts = graphlib.TopologicalSorter(run_graph(ctx, names).ups)
-            ts.prepare()  # the plan is acyclic (checked at registration); this re-checks cheaply
+            ts = run_graph(ctx, names).sorter()  # graphlib's loop, without its per-run cycle search
             self._held = {s for s in names if records[s].status == COMPLETED}
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:
