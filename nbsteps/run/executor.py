@@ -377,8 +377,8 @@ class Executor:
             parts["observed"] = self.observed.seen(name, outcome)
             if step.hints or getattr(outcome, "hinted", None):  # writes found by hints keyed by type
                 parts["hints"] = self.observed.hints(name, outcome)
-        if step.unchanged:  # predicted writes its values showed are reads: a new kernel decides the same
-            parts["unchanged"] = sorted(step.unchanged)  # before it reads them (observed_writes.recorded_reads)
+        if step.unchanged:  # predicted writes its values showed are reads: a new kernel decides the
+            parts["unchanged"] = sorted(step.unchanged)  # same before reading them (recorded_reads)
         cp = Checkpoint(
             name,
             rec.fingerprint,

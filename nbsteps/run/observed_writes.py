@@ -115,20 +115,9 @@ class Observed:
         return True
 
 
-def recorded(store, name: str) -> frozenset:
-    """The observed writes the latest checkpoint of step *name* records (a persistent
-    store: a new kernel knows what an earlier one saw), else none."""
-    return frozenset(_parts(store, name).get("observed", ()))
-
-
-def recorded_hints(store, name: str) -> dict:
-    """``{name: "type.method"}`` of the writes hints keyed by type found for step *name*,
-    as its latest checkpoint records them (nbsteps.model.hints), else none."""
-    hints = _parts(store, name).get("hints")
-    return {str(k): str(v) for k, v in hints.items()} if isinstance(hints, dict) else {}
-
-
-def _parts(store, name: str) -> dict:
+def latest_parts(store, name: str) -> dict:
+    """The parts of the latest checkpoint of step *name* (a persistent store: what an
+    earlier kernel found when it ran the step), else none."""
     if not getattr(store, "persistent", False):
         return {}
     try:
@@ -136,6 +125,28 @@ def _parts(store, name: str) -> dict:
     except Exception:  # an unreadable store says nothing
         return {}
     return (cp.parts or {}) if cp is not None else {}
+
+
+def recorded(parts: dict) -> frozenset:
+    """The observed writes checkpoint *parts* record (:func:`latest_parts`: a new kernel
+    knows what an earlier one saw)."""
+    return frozenset(parts.get("observed", ()))
+
+
+def recorded_hints(parts: dict) -> dict:
+    """``{name: "type.method"}`` of the writes hints keyed by type found, as checkpoint
+    *parts* record them (nbsteps.model.hints), else none."""
+    hints = parts.get("hints")
+    return {str(k): str(v) for k, v in hints.items()} if isinstance(hints, dict) else {}
+
+
+def recorded_reads(parts: dict) -> frozenset:
+    """The names the step was predicted to change (``x.plot()``, ``random_state=SEED``) that
+    its values showed it only reads when it was registered (``Step.unchanged``), as
+    checkpoint *parts* record them: a new kernel, whose restored values are not read yet,
+    decides as the kernel that made the checkpoints did."""
+    reads = parts.get("unchanged")
+    return frozenset(str(n) for n in reads) if isinstance(reads, (list, tuple)) else frozenset()
 
 
 def merged(first, second):

@@ -1,0 +1,90 @@
+"""A new kernel resuming from a directory store decides what a step writes as the kernel that
+made the checkpoints did, before it has read the restored values.
+
+``res.plot()`` on a name from another step is *assumed* to change it (it could be an axes)
+until its value is known. The first kernel registers each cell with the values above it in
+its namespace and finds a read. A second kernel restores those values lazily (nothing is
+read until needed): before, it kept the assumption, so the step became a writer of ``res``,
+the steps below read ``res`` from it instead of from the step that made it, their upstream
+tokens differed from their checkpoints', and they ran again (statsmodels' ARMA tutorial: 10
+of 38 steps, ``dta.plot()`` and ``cpi.plot()``). Two real processes on one store.
+"""
+
+import json
+import subprocess
+import sys
+
+RESUME = """
+import contextlib, io, json, sys, warnings
+warnings.simplefilter("ignore")
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "nbsteps")
+ip.run_line_magic("steps", "store " + sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()):
+    for cell in json.loads(sys.argv[2]):
+        assert ip.run_cell(cell).success, cell
+import nbsteps
+plan = nbsteps.current()
+origins = {s: [plan[s].origin, plan[s].reason] for s in plan.steps}
+plan.load()  # what was restored and not read yet
+print(json.dumps({
+    "origins": origins,
+    "outputs": {s: list(plan.steps[s].outputs) for s in plan.steps},
+    "values": [ip.user_ns.get("doubled")],
+}))
+"""
+
+MODULE = '''
+
+class Results:
+    """A fitted model's results: statistics computed on first read, kept in a private cache."""
+
+    def __init__(self, data):
+        self.data = list(data)
+
+    def _cached(self, key, compute):
+        cache = self.__dict__.setdefault("_stats_cache", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    @property
+    def total(self):
+        return self._cached("total", lambda: sum(self.data))
+
+    def plot(self):
+        print("plotting", self.data)
+'''
+
+CELLS = [
+    "%%step imports\nfrom results import Results",
+    "%%step fit\nres = Results([1, 2, 3])",
+    "%%step show\nres.plot()",  # assumed to change res until res is known: no axes, a read
+    "%%step stats\nprint(res.total)",
+    "%%step more\ndoubled = res.total * 2",
+]
+
+
+def kernel(store, cwd) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", RESUME, str(store), json.dumps(CELLS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_new_kernel_restores_every_step_below_an_assumed_write_that_was_a_read(tmp_path, tmp_key):
+    (tmp_path / "results.py").write_text(MODULE)
+    store = tmp_path / "store"
+    first = kernel(store, tmp_path)
+    assert "res" not in first["outputs"]["show"], first
+    second = kernel(store, tmp_path)
+    executed = {s: why for s, (origin, why) in second["origins"].items() if origin == "executed"}
+    assert executed == {}, executed  # before: stats ("upstream show changed"), more
+    assert second["outputs"] == first["outputs"]  # the same graph
+    assert second["values"] == first["values"]
