@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 
 from nbsteps.model.checkpoint import LazyValues
+from nbsteps.model.dependencies import nearest_above
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.context import RunContext
 
@@ -64,8 +65,9 @@ class Observed:
         hinted = getattr(outcome, "hinted", None) or {}
         if hinted:
             self.hinted.setdefault(name, {}).update(hinted)
+        loaded: dict = {}  # src -> its checkpoint, read once: names bound together (fig, ax) stay bound
         for n in new:  # a hinted write was made on a private copy: the version above is intact
-            self._keep_upstream(name, n, intact=n in hinted)
+            self._keep_upstream(name, n, intact=n in hinted, loaded=loaded)
         return sorted(step.observed | step.hinted | set(outcome.changed))
 
     def hints(self, name: str, outcome) -> dict:
@@ -73,9 +75,11 @@ class Observed:
         this attempt), for its checkpoint: a new kernel knows them before the values exist."""
         return {**self.ctx.steps[name].hints, **(getattr(outcome, "hinted", None) or {})}
 
-    def _keep_upstream(self, name: str, n: str, intact: bool = False) -> None:
+    def _keep_upstream(self, name: str, n: str, intact: bool = False, loaded: "dict | None" = None) -> None:
         ctx = self.ctx
         src = ctx.sources(name).get(n)
+        if src is None and n in ctx.deps.writers:  # not read, bound with what it read (fig with ax)
+            src = nearest_above(ctx.deps.writers[n], ctx.deps.position, ctx.deps.position[name])
         if src is None:  # an ordinary cell's value: changed as Run All changes it
             return
         began = self._began.get(name, 0.0)
@@ -91,16 +95,20 @@ class Observed:
         if intact:
             return
         rec = ctx.records.get(src)
-        if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n):
+        if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n, loaded):
             self.rerun.add(src)
 
-    def _read_again(self, src: str, rec, n: str) -> bool:
-        """Give step *src* its version of *n* back from its checkpoint; whether it could."""
+    def _read_again(self, src: str, rec, n: str, loaded: "dict | None" = None) -> bool:
+        """Give step *src* its version of *n* back from its checkpoint (*loaded*: the
+        checkpoints read already, by step); whether it could."""
         ctx = self.ctx
         if not getattr(ctx.store, "persistent", False):
             return False
+        loaded = {} if loaded is None else loaded
         try:
-            cp = ctx.store.get(src, rec.fingerprint, lazy=True)
+            cp = loaded.get(src)
+            if cp is None:
+                cp = loaded[src] = ctx.store.get(src, rec.fingerprint, lazy=True)
             if cp is None or n not in cp.outputs or n not in rec.outputs:
                 return False
             value, changed = cp.outputs[n], rec.outputs[n]

@@ -103,6 +103,13 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     # used, whose caches run.upstream_caches keeps in the checkpoints above (res.forecast(12))
     skip = set(changed) | (set(outputs) - set(step.outputs)) | step.analysis.called_on
     task.watched = tuple(n for n in inputs if n not in skip)
+    # names bound to one object graph with a watched input above it (``fig, ax = plt.subplots()``): given
+    # too, so that a change seen on ``ax`` (``df.plot(ax=ax[1])``) is a change of ``fig`` as well
+    for n in task.watched:
+        bound = _bound_above(ctx, [n], sources)
+        bound = {p: v for p, v in bound.items() if p not in skip and inputs.setdefault(p, v) is v}
+        if bound:
+            task.bound[n] = tuple(sorted(bound))
     return task
 
 

@@ -17,9 +17,10 @@ The digest is a walk of the value's object graph, bounded (:data:`DEPTH` levels,
 - anything exposing a buffer (numpy arrays, ``bytearray``, ``array.array``): its shape,
   strides and format and a CRC-32 of its bytes (``zlib.crc32`` reads the buffer in
   place, without a copy, at about 2 GB/s and releases the GIL; a non-contiguous array is
-  copied once); pandas objects by the arrays of their block manager, the same way;
-- lists, dicts, sets and deques: which objects they hold (identities, in order), then
-  those objects in turn;
+  copied once); pandas objects by the arrays of their block manager, the same way (an
+  Arrow-backed column by its Arrow array, which pandas replaces on a write);
+- lists, dicts, sets, deques and numpy object arrays (``fig, axs = plt.subplots(1, 2)``):
+  which objects they hold (identities, in order), then those objects in turn;
 - any other object: its attribute layout (``__dict__`` and ``__slots__``: which
   attributes, bound to which objects), then those objects: the comparison
   :mod:`nbsteps.run.upstream_caches` makes, made general. A dict, list or set held in a
@@ -88,7 +89,7 @@ def _buffer(obj: Any):
     """``(shape, strides, format, crc)`` of an object exposing a buffer, else None."""
     try:
         view = memoryview(obj)
-    except (TypeError, ValueError):  # no buffer (or numpy's object arrays: walked as containers)
+    except (TypeError, ValueError):  # no buffer
         return None
     try:
         if view.contiguous:
@@ -113,9 +114,21 @@ def _frame_arrays(obj: Any) -> "list | None":
         return None
     out = []
     for a in arrays:  # an extension array keeps its data in numpy arrays (codes, mask) or arrow
-        inner = [getattr(a, k, None) for k in ("_ndarray", "_data", "_mask", "_codes")]
+        inner = [getattr(a, k, None) for k in ("_ndarray", "_data", "_mask", "_codes", "_pa_array")]
         out.extend([x for x in inner if x is not None] or [a])
     return out
+
+
+def _object_items(obj: Any) -> list:
+    """The first :data:`ITEMS` objects a numpy object array holds (``plt.subplots(2)``'s axes); none for
+    anything else: ``tolist()`` of an array that holds no Python objects (pandas' Arrow-backed strings, whose
+    dtype is an object dtype too) makes new ones on every call, new identities, no change."""
+    if type(obj).__module__.partition(".")[0] != "numpy":
+        return []
+    try:
+        return obj.ravel()[:ITEMS].tolist()
+    except Exception:  # an unusual array: its objects are not walked
+        return []
 
 
 def _children(obj: Any) -> "tuple[tuple, list]":
@@ -128,9 +141,6 @@ def _children(obj: Any) -> "tuple[tuple, list]":
         return (len(obj), tuple((k, id(v)) for k, v in pairs if isinstance(k, _SCALARS))), [
             v for _, v in pairs
         ]
-    if getattr(getattr(obj, "dtype", None), "kind", None) == "O" and hasattr(obj, "ravel"):  # object array
-        items = obj.ravel()[:ITEMS].tolist()
-        return (obj.shape, tuple(map(id, items))), items
     if isinstance(obj, (set, frozenset)):
         items = list(obj)[:ITEMS]
         return (len(obj), frozenset(map(id, items))), items
@@ -193,6 +203,9 @@ def digest(value: Any) -> "tuple | None":
         buf = _buffer(obj)
         if buf is not None:
             parts.append((id(obj), buf))
+            if buf and buf[2] == "O" and depth < DEPTH:  # an object array's buffer holds pointers only:
+                # the objects it points to in turn (bars drawn on ``axs[1]`` change an axes in the array)
+                todo.extend((c, depth + 1) for c in _object_items(obj) if not isinstance(c, _SCALARS))
             continue
         arrays = _frame_arrays(obj)
         if arrays is not None:

@@ -71,6 +71,7 @@ class Task:
         "links",
         "context",
         "watched",
+        "bound",
         "hinted",
         "files_known",
     )
@@ -106,6 +107,8 @@ class Task:
         self.links: dict = {}  # input or argument -> the step before it in such a chain, which gives it
         self.context = contextvars.copy_context()  # where the task is made: the attempt runs in a copy of it
         self.watched: tuple = ()  # inputs predicted unchanged: checked (nbsteps.run.attempt.observe)
+        #: watched input -> names bound to one object graph with it above (``fig`` of ``ax``): changed with it
+        self.bound: dict = {}
         self.hinted: dict = {}  # inputs a hint keyed by type says it changes, unknown to the graph
         self.files_known: tuple = ()  # files steps of the plan read: a write in C to one is seen too
 
@@ -287,6 +290,8 @@ def _attempt(task: Task) -> Outcome:
                 result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
             changed = observe.changed(before, task.inputs) if before else ()
+            if changed and task.bound:  # ax changed: the figure bound with it above shows the change too
+                changed = tuple(sorted({*changed, *(p for n in changed for p in task.bound.get(n, ()))}))
             outputs.update((n, task.inputs[n]) for n in changed if n not in outputs)  # its version now
     except KeyboardInterrupt:
         raise
