@@ -181,11 +181,13 @@ class Capture:
                 echo = True
         self.echo = echo
         self.frontend = None if echo else front  # told about new output
-        self._shower = getattr(front, "echo_display", None) if echo else None  # shows unclaimed displays
-        self._late_shower = (
-            getattr(front, "echo_late", None) if echo else None
-        )  # figures left open at the end
-        self._formatter = getattr(front, "format_result", None)  # the result's mime bundle (a notebook's Out)
+        if front is None:  # plain Python: nothing shows displays or formats results
+            self._shower = self._late_shower = self._formatter = None
+        else:
+            self._shower = getattr(front, "echo_display", None) if echo else None  # shows unclaimed displays
+            self._late_shower = getattr(front, "echo_late", None) if echo else None  # figures left open
+            # the result's mime bundle (a notebook's Out)
+            self._formatter = getattr(front, "format_result", None)
         self.items: list[list] = []
         self.figs: "OrderedDict | None" = None
         self._sizes = {"stdout": 0, "stderr": 0}
@@ -279,7 +281,7 @@ class Capture:
     def output(self) -> tuple:
         """The items so far, as plain data (see the module docstring)."""
         with self._lock:
-            return tuple((entry[0], entry[1]) for entry in self.items)
+            return tuple([(entry[0], entry[1]) for entry in self.items]) if self.items else ()
 
     # -- the context --------------------------------------------------------------
     def __enter__(self) -> "Capture":
