@@ -8,6 +8,10 @@ read until needed): before, it kept the assumption, so the step became a writer 
 the steps below read ``res`` from it instead of from the step that made it, their upstream
 tokens differed from their checkpoints', and they ran again (statsmodels' ARMA tutorial: 10
 of 38 steps, ``dta.plot()`` and ``cpi.plot()``). Two real processes on one store.
+
+Reading ``res.total`` binds a private cache dict on ``res`` the first time (statsmodels'
+``self.__dict__.setdefault("_summary_statistics_cache", {})`` when ``res.aic`` is read): no
+change of ``res`` (before, the reading step became a writer of it and stored it again).
 """
 
 import json
@@ -83,6 +87,8 @@ def test_a_new_kernel_restores_every_step_below_an_assumed_write_that_was_a_read
     store = tmp_path / "store"
     first = kernel(store, tmp_path)
     assert "res" not in first["outputs"]["show"], first
+    # reading res.total binds res._stats_cache the first time: a cache a read made, no write of res
+    assert "res" not in first["outputs"]["stats"], first
     second = kernel(store, tmp_path)
     executed = {s: why for s, (origin, why) in second["origins"].items() if origin == "executed"}
     assert executed == {}, executed  # before: stats ("upstream show changed"), more

@@ -25,7 +25,9 @@ The digest is a walk of the value's object graph, bounded (:data:`DEPTH` levels,
   attributes, bound to which objects), then those objects: the comparison
   :mod:`nbsteps.run.upstream_caches` makes, made general. A dict, list or set held in a
   private attribute (``_cache``) is the object's own bookkeeping, which reads fill
-  (statsmodels' ``cache_readonly``, pandas' indexes): it is compared by identity only;
+  (statsmodels' ``cache_readonly``, pandas' indexes): it is compared by identity only, and
+  one that appears is no change (:func:`same`: a read binds it the first time,
+  ``self.__dict__.setdefault("_summary_statistics_cache", {})``);
   a pandas object's index and columns likewise (pandas replaces them, never changes them).
 
 Immutable values (numbers, strings, bytes, ``None``, tuples and frozensets of them,
@@ -131,24 +133,34 @@ def _object_items(obj: Any) -> list:
         return []
 
 
-def _children(obj: Any) -> "tuple[tuple, list]":
-    """``(layout, objects to walk)`` of a container or an ordinary object."""
+def _children(obj: Any) -> "tuple[tuple, list, frozenset | None]":
+    """``(layout, objects to walk, bookkeeping)`` of a container or an ordinary object
+    (bookkeeping: an ordinary object's private containers, ``{(attribute, id)}``; else None)."""
     if isinstance(obj, (list, deque)):
         items = list(obj) if len(obj) <= ITEMS else list(obj)[:ITEMS]
-        return (len(obj), tuple(map(id, items))), items
+        return (len(obj), tuple(map(id, items))), items, None
     if isinstance(obj, dict):
         pairs = list(obj.items())[:ITEMS]
-        return (len(obj), tuple((k, id(v)) for k, v in pairs if isinstance(k, _SCALARS))), [
-            v for _, v in pairs
-        ]
+        return (
+            (len(obj), tuple((k, id(v)) for k, v in pairs if isinstance(k, _SCALARS))),
+            [v for _, v in pairs],
+            None,
+        )
     if isinstance(obj, (set, frozenset)):
         items = list(obj)[:ITEMS]
-        return (len(obj), frozenset(map(id, items))), items
+        return (len(obj), frozenset(map(id, items))), items, None
     attrs = _attributes(obj)
     # a container in a private attribute (``_cache``) is the object's own bookkeeping, filled by reads
-    # (statsmodels' cache_readonly, pandas' Index): compared by identity, not walked into
-    walk = [v for k, v in attrs if not (isinstance(k, str) and k[:1] == "_" and isinstance(v, _CONTAINERS))]
-    return tuple((k, id(v)) for k, v in attrs), walk
+    # (statsmodels' cache_readonly, pandas' Index): compared by identity, not walked into; one bound
+    # since is a cache a read made (see same())
+    own = [(k, v) for k, v in attrs if isinstance(k, str) and k[:1] == "_" and isinstance(v, _CONTAINERS)]
+    if own:
+        attrs = [
+            (k, v)
+            for k, v in attrs
+            if not (isinstance(k, str) and k[:1] == "_" and isinstance(v, _CONTAINERS))
+        ]
+    return tuple((k, id(v)) for k, v in attrs), [v for _, v in attrs], frozenset((k, id(v)) for k, v in own)
 
 
 def _cached_properties(cls: type) -> frozenset:
@@ -214,8 +226,8 @@ def digest(value: Any) -> "tuple | None":
             parts.append((id(obj), tuple(map(id, arrays)), axes))
             todo.extend((a, depth) for a in arrays if a is not None)  # the frame's own data: same level
             continue
-        layout, children = _children(obj)
-        parts.append((id(obj), type(obj), layout))
+        layout, children, own = _children(obj)
+        parts.append((id(obj), type(obj), layout) if own is None else (id(obj), type(obj), layout, own))
         if depth < DEPTH:
             todo.extend((c, depth + 1) for c in children if not isinstance(c, _SCALARS))
     return tuple(parts)
@@ -235,9 +247,24 @@ def watch(inputs: dict, names) -> dict:
     return out
 
 
+def same(before: "tuple | None", after: "tuple | None") -> bool:
+    """Whether digest *after* shows no change since *before*: equal, but for private containers
+    bound on an object since (its own bookkeeping, a cache a read made: statsmodels' results
+    ``self.__dict__.setdefault("_summary_statistics_cache", {})`` when ``res.aic`` is read).
+    A private container rebound or removed is a change."""
+    if before == after:
+        return True
+    if before is None or after is None or len(before) != len(after):
+        return False
+    return all(
+        a == b or (len(a) == len(b) == 4 and a[:3] == b[:3] and a[3] <= b[3])
+        for a, b in zip(before, after, strict=True)
+    )
+
+
 def changed(before: dict, inputs: dict) -> tuple:
-    """The names of *before* whose value's digest is not what it was (sorted)."""
+    """The names of *before* whose value's digest shows a change (sorted; see :func:`same`)."""
     t0 = time.perf_counter()
-    out = tuple(sorted(n for n, d in before.items() if digest(inputs[n]) != d))
+    out = tuple(sorted(n for n, d in before.items() if not same(d, digest(inputs[n]))))
     COST["seconds"] += time.perf_counter() - t0
     return out
