@@ -474,6 +474,7 @@ class Plan:
         names = executor.names
         while executor.observed.writes and rounds > 0 and not summary.interrupted:
             rounds -= 1
+            rebuild = executor.observed.rebuild
             for s, seen in executor.observed.writes.items():
                 self.steps[s].observed = self.steps[s].observed | frozenset(seen)
                 self.steps[s].hints = {**self.steps[s].hints, **executor.observed.hinted.get(s, {})}
@@ -493,6 +494,7 @@ class Plan:
                 emit=executor.emit_event,
                 resume_hint=executor.resume_hint,
             )
+            executor.rebuild = rebuild  # executed again, same token (run.observed_writes)
             summary = observed_writes.merged(summary, executor.run())
         return names, summary
 

@@ -235,3 +235,28 @@ def test_the_digest_sees_arrow_strings_changed_not_read():
     assert observe.digest(frame) == d
     frame.loc[0, "kind"] = "zz"
     assert observe.digest(frame) != d
+
+
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_a_step_seen_changing_its_input_runs_once_as_in_run_all(shell, capfd, mode):
+    """With the memory store the version above is the very object the step changed: the
+    step above executes again (its token kept, its output not shown twice), and the step
+    that changed it is not executed a second time (it printed once, as in Run All)."""
+    cells = [
+        "%%step a\nimport numpy as np\nprint('made by a')\narr = np.zeros(3)",
+        "%%step b\nprint('changed by b')\nnp.add.at(arr, [0], 1)",
+        "%%step c\ntotal = arr.sum()",
+    ]
+    if mode == "plan":
+        run_ok(shell, "%steps mode plan")
+    for cell in cells:
+        run_ok(shell, cell)
+    if mode == "plan":
+        run_ok(shell, "%steps run --workers 4")
+    printed = capfd.readouterr().out
+    assert printed.count("changed by b") == 1, printed
+    assert printed.count("made by a") == 1, printed
+    plan = nbsteps.current()
+    assert plan["a"].outputs["arr"].tolist() == [0.0, 0.0, 0.0]  # the version above, intact
+    assert plan["a"].reason == "rebuilt: its arr was changed in place by b"
+    assert shell.user_ns["arr"].tolist() == [1.0, 0.0, 0.0] and shell.user_ns["total"] == 1.0  # Run All's

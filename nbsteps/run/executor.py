@@ -107,6 +107,8 @@ class Executor:
             str, list[str]
         ] = {}  # up-to-date steps to execute again (nbsteps.run.decide.replay)
         self._replay_tokens: dict[str, str] = {}
+        #: up-to-date steps whose version a step below changed in place: executed again, same token
+        self.rebuild: dict[str, str] = {}
         self._fused: dict[
             str, tuple
         ] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
@@ -175,10 +177,11 @@ class Executor:
                     again = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
                     if again:  # its checkpoint went with its upstream's version
                         reason = f"upstream {', '.join(again)} ran again: its values were {NOT_STORED}"
-        if cp is not None and name in self.replay:  # shared-state effect: execute again, same token
+        if cp is not None and (name in self.replay or name in self.rebuild):  # execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
-            reason = f"replayed: sets {', '.join(self.replay[name])}"
+            # shared-state effect, or its version changed in place by a step below (run.observed_writes)
+            reason = self.rebuild.get(name) or f"replayed: sets {', '.join(self.replay[name])}"
         return cp, reason
 
     def _complete_from(self, name: str, rec, cp, fp: str) -> None:
@@ -233,6 +236,7 @@ class Executor:
     def _task(self, step: Step) -> Task:
         task = make_task(self.ctx, step)
         task.files_known = tuple(self._files_known)
+        task.quiet = step.name in self.rebuild  # its output was shown when it ran: kept, not shown again
         return task
 
     def _files_moved(self, name: str, rec) -> list:
@@ -459,6 +463,7 @@ class Executor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
         ctx, names, backend, records = self.ctx, self.names, self.backend, self.ctx.records
+        flush = getattr(backend, "flush", None)
         self._final: list[str] = []
         final = self._final
         interrupted = False
@@ -505,6 +510,8 @@ class Executor:
                         and (self.workers == 1 or (not self._waiting and not self._timers))
                     )
                     self._start(task, backend, inline, home or 0)
+                if flush is not None:  # a backend that sends what was submitted together (dask)
+                    flush()
                 self._wait(backend)
                 for name in final:
                     self.recovery.finished(ts, name)

@@ -11,7 +11,9 @@ checkpoint is written (:meth:`Observed.seen`):
 - the upstream step's version must stay what it was (it is never the changed object):
   with a persistent store its value is read again from its checkpoint, written before
   the change; when it cannot be (a memory store holds the object itself, now changed),
-  the upstream step is run again (``rerun``). *Restored from the store, or recomputed*
+  the upstream step is executed again with its token kept (``rebuild``, as a replay:
+  nothing below it becomes stale, and the changing step is not executed a second
+  time: its values, as Run All leaves them, are published after it). *Restored from the store, or recomputed*
   is the price of a first observation; from then on the step gets a private copy
   (``Step.observed`` is part of ``Step.mutated``), so there is no pre-attempt copy of
   every input of every step;
@@ -43,6 +45,9 @@ class Observed:
         self.ctx = ctx
         self.writes: dict[str, set] = {}  # step -> names it was seen changing, not known before
         self.rerun: set[str] = set()  # steps to run again once the plan knows the writes
+        #: step above -> why its version must be made again (same token): a memory store
+        #: held the very object a step below changed
+        self.rebuild: dict[str, str] = {}
         #: step -> {name: hint} of the writes a hint keyed by type found (nbsteps.model.hints)
         self.hinted: dict[str, dict] = {}
         self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
@@ -96,7 +101,7 @@ class Observed:
             return
         rec = ctx.records.get(src)
         if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n, loaded):
-            self.rerun.add(src)
+            self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"
 
     def _read_again(self, src: str, rec, n: str, loaded: "dict | None" = None) -> bool:
         """Give step *src* its version of *n* back from its checkpoint (*loaded*: the

@@ -171,16 +171,19 @@ def json_bundle(data: dict) -> dict:
 class Capture:
     """The output of one attempt of step *name* (a context manager)."""
 
-    def __init__(self, name: str, echo: bool | None = None) -> None:
+    def __init__(self, name: str, echo: bool | None = None, quiet: bool = False) -> None:
+        """*quiet*: kept, neither echoed nor told to a frontend."""
         self.name = name
         front = _frontend
+        if quiet:
+            echo = False
         if echo is None:
             try:
                 echo = front is None or not front.claims(name)
             except Exception:
                 echo = True
         self.echo = echo
-        self.frontend = None if echo else front  # told about new output
+        self.frontend = None if echo or quiet else front  # told about new output
         if front is None:  # plain Python: nothing shows displays or formats results
             self._shower = self._late_shower = self._formatter = None
         else:

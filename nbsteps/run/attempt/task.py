@@ -74,6 +74,7 @@ class Task:
         "bound",
         "hinted",
         "files_known",
+        "quiet",
     )
 
     def __init__(
@@ -111,6 +112,7 @@ class Task:
         self.bound: dict = {}
         self.hinted: dict = {}  # inputs a hint keyed by type says it changes, unknown to the graph
         self.files_known: tuple = ()  # files steps of the plan read: a write in C to one is seen too
+        self.quiet = False  # its output is kept, not shown (a version made again: run.observed_writes)
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
@@ -246,7 +248,7 @@ _UNSET = object()
 def _captured(task: Task) -> Outcome:
     known = getattr(task, "files_known", ())
     before = file_inputs.fingerprints(known) if known else {}
-    with Capture(task.name) as cap:
+    with Capture(task.name, quiet=getattr(task, "quiet", False)) as cap:
         with opened.recording() as files:  # the files its code opens (nbsteps.run.attempt.opened)
             outcome = _attempt(task)
         cap.finish(outcome.result)
