@@ -45,6 +45,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _failed(exc: BaseException) -> Outcome:
+    return Outcome(False, error=exc, traceback=repr(exc))
+
+
 def _thread_main(channel: queue.SimpleQueue) -> None:
     """A worker thread: serves one backend at a time, then parks (or becomes a home)."""
     threads.step_thread()
@@ -55,7 +59,7 @@ def _thread_main(channel: queue.SimpleQueue) -> None:
         served = backend._work()
         backend = None  # a parked thread keeps nothing of the run alive
         if served is _HOME:
-            threads.serve_home(run_task)  # for good: what it made lives here
+            threads.serve_home(run_task, _failed)  # for good: what it made lives here
         if not served:
             return  # abandoned: a replacement thread took its place
         with _parked_lock:

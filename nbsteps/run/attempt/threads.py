@@ -150,9 +150,10 @@ def become_home() -> int:
     return ident
 
 
-def serve_home(run) -> None:
+def serve_home(run, failed) -> None:
     """The loop of a home thread: run what is sent to it, one at a time, forever
-    (``run(task)`` gives the outcome; ``done(task, outcome)`` hands it back)."""
+    (``run(task)`` gives the outcome; ``done(task, outcome)`` hands it back;
+    ``failed(exc)``: the outcome of an error *run* did not catch)."""
     ident = threading.get_ident()
     inbox = _homes[ident]
     while True:
@@ -160,16 +161,10 @@ def serve_home(run) -> None:
         try:
             outcome = run(task)
         except BaseException as exc:  # never lose a home silently
-            outcome = _failed(exc)
+            outcome = failed(exc)
         if outcome.ok and bound_values(outcome.outputs):  # made here too (a cursor of a connection)
             outcome.thread = ident
         done(task, outcome)
-
-
-def _failed(exc):
-    from nbsteps.run.attempt.task import Outcome
-
-    return Outcome(False, error=exc, traceback=repr(exc))
 
 
 def send_home(ident: int, task, done) -> bool:
