@@ -194,3 +194,14 @@ def test_a_store_written_by_an_earlier_version_is_still_read(tmp_path, key_file)
     assert fresh.get("s", "old").outputs == {"x": 1} and fresh.steps() == ["s"]
     fresh.put(Checkpoint("s", "old", {"x": 2}))  # rewritten: the old file goes
     assert not (folder / META).exists() and fresh.get("s", "old").outputs == {"x": 2}
+
+
+def test_memory_store_counts_a_version_that_became_older_by_use():
+    """Sizes are taken when a version becomes an older one (a put of a newer one),
+    including the version that a get made the latest before it."""
+    store = MemoryStore(versions=3, max_size=10_000)
+    store.put(Checkpoint("s", "a", {"arr": np.zeros(1000)}))  # 8,000 bytes each
+    store.put(Checkpoint("s", "b", {"arr": np.zeros(1000)}))  # a older: 8,000 <= 10,000, kept
+    assert store.get("s", "a") is not None  # a is the latest now, b the older one
+    store.put(Checkpoint("s", "c", {"arr": np.zeros(1000)}))  # b and a older: 16,000, b goes first
+    assert store.fingerprints("s") == ["a", "c"]

@@ -62,6 +62,9 @@ PY_BAD = [
     ({"retry": 101}, "--retry", "from 0 to 100"),
     ({"retry": 2.5}, "--retry", "from 0 to 100"),
     ({"retry": True}, "--retry", "from 0 to 100"),
+    # equal to the defaults (False == 0, True == 1.0): refused all the same
+    ({"retry": False}, "--retry", "from 0 to 100"),
+    ({"retry_delay": True}, "--retry-delay", "from 0 to 86400"),
 ]
 
 

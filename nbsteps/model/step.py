@@ -278,7 +278,16 @@ def _parameters(name: str, func: Callable, code: "types.CodeType | None" = None)
 _SIGNATURE_ATTRS = frozenset({"__wrapped__", "__signature__", "_partialmethod", "__text_signature__"})
 
 
+#: the options of a step registered without any (``@plan.step``): nothing to check
+_DEFAULTS = dict(
+    after=(), retry=0, retry_delay=1.0, retry_on=(), timeout=None, optional=False, confirm=None, cache=True
+)
+
+
 def _options(name: str, o: dict) -> dict:
+    # (0 == False == 0.0: the numbers' types too, or a refused --retry False would pass)
+    if o == _DEFAULTS and type(o["retry"]) is int and type(o["retry_delay"]) is float:
+        return dict(_DEFAULTS)
     after = o.get("after") or ()
     if isinstance(after, str):
         after = (after,)

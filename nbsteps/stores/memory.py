@@ -89,19 +89,22 @@ class MemoryStore(Store):
             versions = self._data.setdefault(checkpoint.step, OrderedDict())
             versions.pop(checkpoint.fingerprint, None)
             versions[checkpoint.fingerprint] = checkpoint
+            # the latest version is not counted: sized when it becomes an older one (see _trim)
+            self._sizes.pop((checkpoint.step, checkpoint.fingerprint), None)
             while len(versions) > self.versions:
                 fp, _ = versions.popitem(last=False)
                 self._sizes.pop((checkpoint.step, fp), None)
             if self.max_size is not None and len(versions) > 1:
-                self._sizes[(checkpoint.step, checkpoint.fingerprint)] = approx_size(checkpoint)
                 self._trim()
-            elif self.max_size is not None:
-                self._sizes[(checkpoint.step, checkpoint.fingerprint)] = approx_size(checkpoint)
 
     def _trim(self) -> None:
         """Drop older versions (never a step's latest) while they hold more than max_size."""
         older = [(step, fp) for step, versions in self._data.items() for fp in list(versions)[:-1]]
-        total = sum(self._sizes.get(k, 0) for k in older)
+        sizes = self._sizes
+        for step, fp in older:  # sized once, when first found older than the latest
+            if (step, fp) not in sizes:
+                sizes[(step, fp)] = approx_size(self._data[step][fp])
+        total = sum(sizes.get(k, 0) for k in older)
         for step, fp in older:  # per step, least recently used first
             if total <= self.max_size:
                 break
