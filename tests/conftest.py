@@ -49,6 +49,43 @@ def run_err(ip, cell):
     return r.error_in_exec or r.error_before_exec
 
 
+_SHELL_ON_STORE = """
+import contextlib, io, json, sys, warnings
+warnings.simplefilter("ignore")
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "nbsteps")
+ip.run_line_magic("steps", "store " + sys.argv[1])
+shown = io.StringIO()
+with contextlib.redirect_stdout(shown):
+    for cell in json.loads(sys.argv[2]):
+        assert ip.run_cell(cell).success, cell
+import nbsteps
+plan = nbsteps.current()
+out = {}
+exec(sys.argv[3])
+print(json.dumps(out))
+"""
+
+
+def shell_on_store(store, cells: list, cwd, report: str) -> dict:
+    """A new process (a new kernel): an IPython shell with nbsteps and the directory store
+    *store* runs *cells* (each must succeed), then *report*, Python that fills the dict
+    ``out`` from ``ip``, ``plan`` and ``shown`` (what the cells printed); returns ``out``."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHELL_ON_STORE, str(store), json.dumps(cells), report],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
 def tmp_key(tmp_path, monkeypatch):
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(tmp_path / "key" / "secret"))

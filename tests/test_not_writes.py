@@ -10,7 +10,7 @@
 """
 
 import pytest
-from conftest import run_ok
+from conftest import run_ok, shell_on_store
 
 import nbsteps
 
@@ -62,18 +62,7 @@ def test_calling_what_a_module_holds_does_not_write_the_module(shell, tmp_path, 
     assert plan.plan().to_run == []
 
 
-RESUME = """
-import json, sys
-from IPython.core.interactiveshell import InteractiveShell
-ip = InteractiveShell.instance()
-ip.run_line_magic("load_ext", "nbsteps")
-ip.run_line_magic("steps", "store " + sys.argv[1])
-for cell in json.loads(sys.argv[2]):
-    assert ip.run_cell(cell).success, cell
-import nbsteps
-plan = nbsteps.current()
-print(json.dumps(sorted(s for s in plan.steps if plan[s].origin == "executed")))
-"""
+EXECUTED = 'out["executed"] = sorted(s for s in plan.steps if plan[s].origin == "executed")'
 
 
 def test_a_new_kernel_resuming_decides_the_same_without_the_modules_in_its_namespace(tmp_path, tmp_key):
@@ -81,10 +70,6 @@ def test_a_new_kernel_resuming_decides_the_same_without_the_modules_in_its_names
     above), not from the namespace: a new kernel, where nothing is restored yet when the cells
     register, gives every step the same upstream, so resuming executes nothing (statsmodels'
     lowess tutorial re-ran five of six steps: ``upstream cell4 changed``)."""
-    import json
-    import subprocess
-    import sys
-
     cells = [
         "%%step imports\nimport textwrap",
         "%%step use\nwrapped = textwrap.fill('a b c', width=3)\ntextwrap.dedent('  x')",
@@ -93,15 +78,7 @@ def test_a_new_kernel_resuming_decides_the_same_without_the_modules_in_its_names
     store = tmp_path / "store"
 
     def kernel() -> list:
-        proc = subprocess.run(
-            [sys.executable, "-c", RESUME, str(store), json.dumps(cells)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        return shell_on_store(store, cells, tmp_path, EXECUTED)["executed"]
 
     assert kernel() == ["below", "imports", "use"]
     assert kernel() == []  # everything restored: nothing is stale in the new kernel

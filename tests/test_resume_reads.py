@@ -14,29 +14,13 @@ Reading ``res.total`` binds a private cache dict on ``res`` the first time (stat
 change of ``res`` (before, the reading step became a writer of it and stored it again).
 """
 
-import json
-import subprocess
-import sys
+from conftest import shell_on_store
 
-RESUME = """
-import contextlib, io, json, sys, warnings
-warnings.simplefilter("ignore")
-from IPython.core.interactiveshell import InteractiveShell
-ip = InteractiveShell.instance()
-ip.run_line_magic("load_ext", "nbsteps")
-ip.run_line_magic("steps", "store " + sys.argv[1])
-with contextlib.redirect_stdout(io.StringIO()):
-    for cell in json.loads(sys.argv[2]):
-        assert ip.run_cell(cell).success, cell
-import nbsteps
-plan = nbsteps.current()
+REPORT = """
 origins = {s: [plan[s].origin, plan[s].reason] for s in plan.steps}
 plan.load()  # what was restored and not read yet
-print(json.dumps({
-    "origins": origins,
-    "outputs": {s: list(plan.steps[s].outputs) for s in plan.steps},
-    "values": [ip.user_ns.get("doubled")],
-}))
+out.update(origins=origins, outputs={s: list(plan.steps[s].outputs) for s in plan.steps},
+           values=[ip.user_ns.get("doubled")])
 """
 
 MODULE = '''
@@ -71,15 +55,7 @@ CELLS = [
 
 
 def kernel(store, cwd) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", RESUME, str(store), json.dumps(CELLS)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return shell_on_store(store, CELLS, cwd, REPORT)
 
 
 def test_a_new_kernel_restores_every_step_below_an_assumed_write_that_was_a_read(tmp_path, tmp_key):

@@ -3,28 +3,11 @@ again in a new kernel, and says so: not "never run" (it ran, in the kernel
 before), but why its values are not in the store. Two real processes on one
 directory store."""
 
-import json
-import subprocess
-import sys
+from conftest import shell_on_store
 
-RESUME = """
-import contextlib, io, json, sys, warnings
-warnings.simplefilter("ignore")
-from IPython.core.interactiveshell import InteractiveShell
-ip = InteractiveShell.instance()
-ip.run_line_magic("load_ext", "nbsteps")
-ip.run_line_magic("steps", "store " + sys.argv[1])
-shown = io.StringIO()
-with contextlib.redirect_stdout(shown):
-    for cell in json.loads(sys.argv[2]):
-        assert ip.run_cell(cell).success, cell
-import nbsteps
-plan = nbsteps.current()
-print(json.dumps({
-    "records": {s: [plan[s].origin, plan[s].reason] for s in sorted(plan.steps)},
-    "plan": shown.getvalue(),
-    "total": ip.user_ns.get("total"),
-}))
+REPORT = """
+out.update(records={s: [plan[s].origin, plan[s].reason] for s in sorted(plan.steps)},
+           plan=shown.getvalue(), total=ip.user_ns.get("total"))
 """
 
 CELLS = [
@@ -36,15 +19,7 @@ CELLS = [
 
 
 def kernel(store, cells, cwd) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", RESUME, str(store), json.dumps(cells)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return shell_on_store(store, cells, cwd, REPORT)
 
 
 def test_a_new_kernel_says_why_a_step_whose_values_were_not_stored_runs_again(tmp_path, tmp_key):
