@@ -327,3 +327,39 @@ def test_large_inputs_travel_once_and_results_come_back_in_batches(client, monke
         wide.add_cell(f"t{k}", f"v{k} = {k}")
     assert default_workers(wide, wide.order(), "dask") == 40 and default_workers(wide, wide.order()) == 8
     assert wide.run(backend="dask", address=client).ok and wide.namespace["v39"] == 39
+
+
+def test_ready_steps_reach_the_scheduler_in_one_graph_update(client, monkeypatch):
+    """Steps that are ready together are sent together: one ``client.map``
+    (one graph update for the scheduler), not a ``client.submit`` each, and
+    their completion is watched on the client's event loop, not through
+    dask's callback thread (issue 26 target 7). Counts, no timings; the
+    values, order of completion and a failing step are as before."""
+    calls = []
+    real_map, real_submit = distributed.Client.map, distributed.Client.submit
+    monkeypatch.setattr(
+        distributed.Client,
+        "map",
+        lambda self, fn, *its, **kw: calls.append(("map", len(its[0]))) or real_map(self, fn, *its, **kw),
+    )
+    monkeypatch.setattr(
+        distributed.Client,
+        "submit",
+        lambda self, fn, *a, **kw: calls.append(("submit", 1)) or real_submit(self, fn, *a, **kw),
+    )
+    callbacks = []
+    real_cb = distributed.Future.add_done_callback
+    monkeypatch.setattr(
+        distributed.Future, "add_done_callback", lambda self, fn: callbacks.append(fn) or real_cb(self, fn)
+    )
+    plan = nbsteps.Plan(namespace={})
+    for k in range(30):
+        plan.add_cell(f"t{k}", f"v{k} = {k} * 2")
+    plan.add_cell("bad", "1 / 0")
+    plan.add_cell("total", "total = " + " + ".join(f"v{k}" for k in range(30)))
+    summary = plan.run(backend="dask", address=client)
+    assert plan.namespace["total"] == sum(k * 2 for k in range(30))
+    assert plan["bad"].status == "failed" and isinstance(plan["bad"].error, ZeroDivisionError)
+    assert not summary.ok and plan["total"].status == "completed"
+    assert calls[0] == ("map", 31) and calls[1:] == [("submit", 1)], calls  # then total, alone
+    assert callbacks == []

@@ -6,7 +6,10 @@ step on its own thread), ``submit(task, done)`` (run ``task`` and call
 attempt: its late outcome is discarded) and ``close()``. A backend with
 ``fuses = True`` also runs ``task.then`` (the steps after it in a linear chain,
 :mod:`nbsteps.run.fusion`) in the same unit of work and hands their outcomes
-back in ``outcome.then``. Implementations:
+back in ``outcome.then``. A backend with ``flush()`` may hold what ``submit``
+was given until the executor calls ``flush()``, which it does after starting
+every task it can and before it waits (the dask backend sends them in one
+graph update). Implementations:
 :mod:`nbsteps.backends.threads` (default) and :mod:`nbsteps.backends.distributed`
 (a dask.distributed cluster). ``make_backend`` chooses; the executor and the
 plan never import an implementation.

@@ -29,6 +29,7 @@ importable on the workers (it is for a LocalCluster).
 from __future__ import annotations
 
 import copy
+import itertools
 import queue
 import sys
 import threading
@@ -79,6 +80,20 @@ def _distributed():
             "(or 'dask[distributed]'), or run with --backend threads."
         ) from None
     return distributed
+
+
+def _loop_done_callback():
+    """distributed's coroutine that waits for a future on the client's event
+    loop and then calls a function there (what ``Future.add_done_callback``
+    schedules), or None."""
+    try:
+        from distributed.client import done_callback
+    except ImportError:  # pragma: no cover
+        return None
+    return done_callback
+
+
+_done_callback = None  # set on first use (importing distributed is slow)
 
 
 def _alive(client) -> bool:
@@ -185,8 +200,11 @@ class DaskBackend:
     fuses = True
 
     def __init__(self, workers: int, address=None) -> None:
+        global _done_callback
         self.workers = max(1, int(workers))
         self.client = get_client(address)
+        if _done_callback is None:
+            _done_callback = _loop_done_callback()
         self._futures: dict[str, tuple[Any, Task]] = {}
         self._lock = threading.Lock()
         # finished futures wait here for the collector thread, which fetches
@@ -194,8 +212,14 @@ class DaskBackend:
         self._ready: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: "threading.Thread | None" = None
         self._scattered: dict[int, tuple[Any, Any]] = {}  # id(value) -> (value, future), for this run
+        # tasks submitted since the last flush: (key, task, done, payload, shared, then_shared)
+        self._pending: list[tuple] = []
+        self._nonce, self._seq = f"{uuid.uuid4().hex[:10]}-", itertools.count()  # unique task keys
 
     def submit(self, task: Task, done) -> None:
+        """Queue *task* for the cluster: it is sent with the other tasks
+        submitted before the next :meth:`flush` (the executor flushes before it
+        waits), all in one graph update."""
         try:
             payload, shared, then_shared = self._payload(task)
         except Exception as exc:
@@ -205,29 +229,68 @@ class DaskBackend:
             task.then = ()  # a follower's input cannot travel: the executor sends each of them alone
             self.submit(task, done)
             return
-        key = f"nbsteps-{task.name}-{task.attempt}-{uuid.uuid4().hex[:10]}"
+        key = f"nbsteps-{task.name}-{task.attempt}-{self._nonce}{next(self._seq)}"
+        self._pending.append((key, task, done, payload, shared or None, then_shared))
+
+    def flush(self) -> None:
+        """Send the queued tasks: one ``client.map`` (one graph update the
+        scheduler handles at once) instead of a ``client.submit`` each, whose
+        updates the scheduler takes one at a time, each handed to a thread to
+        build the graph. One task goes as ``client.submit``."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        keys = [p[0] for p in pending]
         try:
-            future = self.client.submit(run_remote, payload, shared or None, then_shared, key=key, pure=False)
+            if len(pending) == 1:
+                _, _, _, payload, shared, then_shared = pending[0]
+                futures = [
+                    self.client.submit(run_remote, payload, shared, then_shared, key=keys[0], pure=False)
+                ]
+            else:
+                futures = self.client.map(
+                    run_remote,
+                    [p[3] for p in pending],
+                    [p[4] for p in pending],
+                    [p[5] for p in pending],
+                    key=keys,
+                    pure=False,
+                )
         except Exception as exc:
-            done(
-                task,
-                _failed(
+            for _, task, done, *_ in pending:
+                done(
                     task,
-                    NbstepsError(
-                        f"step {task.name!r} could not be submitted to "
-                        f"the dask cluster: {type(exc).__name__}: {exc}"
+                    _failed(
+                        task,
+                        NbstepsError(
+                            f"step {task.name!r} could not be submitted to "
+                            f"the dask cluster: {type(exc).__name__}: {exc}"
+                        ),
                     ),
-                ),
-            )
+                )
             return
         with self._lock:
-            self._futures[key] = (future, task)
+            for (key, task, _, *_), future in zip(pending, futures, strict=True):
+                self._futures[key] = (future, task)
             if self._collector is None:
                 self._collector = threading.Thread(
                     target=self._collect, name="nbsteps-dask-results", daemon=True
                 )
                 self._collector.start()
-        future.add_done_callback(lambda fut: self._ready.put((fut, key, task, done)))
+        for (key, task, done, *_), future in zip(pending, futures, strict=True):
+            self._when_done(future, (future, key, task, done))
+
+    def _when_done(self, future, item) -> None:
+        """Put *item* on the collector's queue once *future* is finished, erred
+        or cancelled. The wait runs on the client's event loop and puts the item
+        there (``SimpleQueue.put`` never blocks): ``Future.add_done_callback``
+        would hand each finished future to dask's callback thread first, a thread
+        pool submission on the event loop (which on a LocalCluster is also the
+        scheduler's) and one more thread to wake per step."""
+        if _done_callback is None:  # pragma: no cover - a distributed without it
+            future.add_done_callback(lambda fut: self._ready.put(item))
+            return
+        self.client.loop.add_callback(_done_callback, future, lambda fut: self._ready.put(item))
 
     def _payload(self, task: Task) -> tuple:
         """The pickled task (and its followers, for a fused chain), and the
@@ -390,6 +453,7 @@ class DaskBackend:
         LocalCluster nbsteps started, the worker running it is restarted (its
         nanny starts a fresh process); on other clusters it runs to its end."""
         task.abandoned = True
+        self._pending = [p for p in self._pending if p[1] is not task]
         with self._lock:
             items = [(k, f) for k, (f, t) in self._futures.items() if t is task]
             for key, _ in items:
@@ -403,6 +467,9 @@ class DaskBackend:
         """The run is over: cancel what is still queued or running (after an
         interrupt or fail-fast), as for :meth:`abandon`. The cluster stays up
         for the next run."""
+        for _, task, *_ in self._pending:  # never sent
+            task.abandoned = True
+        self._pending = []
         with self._lock:
             items = [(k, f) for k, (f, _) in self._futures.items()]
             for _, task in self._futures.values():
