@@ -2,7 +2,7 @@
 optionally for two nbsteps versions in the same invocation (issue 14: fused
 chains).
 
-    python bench/dask_chain.py [--steps 100] [--repeat 5] [--rounds 3] [--against DIR]
+    python bench/dask_chain.py [--steps 100] [--repeat 5] [--rounds 3] [--against DIR] [--only chain]
 
 Each round starts one child interpreter per nbsteps version (``--against DIR``:
 the nbsteps package in DIR, the base, then this checkout; alternated, the order
@@ -13,9 +13,16 @@ cluster, ``--repeat`` times each:
 * **chain**: ``--steps`` no-op cell steps ``v{k} = v{k-1} + 1`` run with
   ``plan.run(backend="dask")`` (a fresh plan each time: nothing restored),
   against the same chain in raw dask: ``client.submit(inc, previous_future)``
-  for each step and one ``client.gather`` of every future;
+  for each step and one ``client.gather`` of every future. The same chain on
+  the threads backend (one worker, no dask) is timed too: the executor's and
+  the steps' own cost, the floor of a fused chain;
 * **independent**: ``--steps`` no-op steps ``v{k} = k`` against
-  ``client.submit(noop, k)`` for each and one ``gather`` (as in ``dask_cpu.py``).
+  ``client.submit(noop, k)`` for each and one ``gather`` (as in ``dask_cpu.py``),
+  and ``client.map(noop, range(n))`` + ``gather`` (one graph update: shown, not
+  the ratio's denominator).
+
+``--only chain`` or ``--only independent`` times one shape alone (issue 26
+target 7: ``--steps 1000 --only chain``).
 
 Prints ms per step (medians), the ratio nbsteps / raw per child and, over the
 rounds, the median ratio per version.
@@ -43,7 +50,7 @@ def _inc(v):
     return v + 1
 
 
-def run_child(n: int, repeat: int) -> dict:
+def run_child(n: int, repeat: int, only: "str | None" = None) -> dict:
     import nbsteps
     from nbsteps.backends import distributed as dask_backend
 
@@ -56,10 +63,10 @@ def run_child(n: int, repeat: int) -> dict:
             plan.add_cell(f"t{k}", f"v{k} = v{k - 1} + 1" if chain and k else f"v{k} = {k}")
         return plan
 
-    def steps(chain):
+    def steps(chain, backend="dask"):
         plan = plan_of(chain)
         t0 = time.perf_counter()
-        summary = plan.run(backend="dask")
+        summary = plan.run(backend=backend, workers=1 if backend == "threads" else None)
         dt = time.perf_counter() - t0
         assert summary.ok and plan.namespace[f"v{n - 1}"] == (n - 1), summary.text
         return dt
@@ -77,12 +84,23 @@ def run_child(n: int, repeat: int) -> dict:
         assert values[-1] == n - 1
         return dt
 
+    def raw_map():
+        t0 = time.perf_counter()
+        values = client.gather(client.map(_noop, range(n), pure=False))
+        dt = time.perf_counter() - t0
+        assert values[-1] == n - 1
+        return dt
+
     cases = {
         ("chain", "raw"): lambda: raw(True),
         ("chain", "nbsteps"): lambda: steps(True),
+        ("chain", "threads"): lambda: steps(True, "threads"),  # the same chain, no dask: the floor
         ("independent", "raw"): lambda: raw(False),
         ("independent", "nbsteps"): lambda: steps(False),
+        ("independent", "map"): raw_map,
     }
+    if only:
+        cases = {k: v for k, v in cases.items() if k[0] == only}
     for fn in cases.values():  # warm-up
         fn()
     ms: dict = {k: [] for k in cases}
@@ -94,15 +112,18 @@ def run_child(n: int, repeat: int) -> dict:
     return {
         "nbsteps": os.path.dirname(os.path.abspath(nbsteps.__file__)),
         "ms": med,
-        "ratio": {s: med[f"{s}/nbsteps"] / med[f"{s}/raw"] for s in ("chain", "independent")},
+        "ratio": {
+            s: med[f"{s}/nbsteps"] / med[f"{s}/raw"] for s in ("chain", "independent") if f"{s}/raw" in med
+        },
     }
 
 
-def child(impl_root: str, n: int, repeat: int) -> dict:
+def child(impl_root: str, n: int, repeat: int, only: "str | None" = None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = impl_root
     p = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--child", "--steps", str(n), "--repeat", str(repeat)],
+        [sys.executable, os.path.abspath(__file__), "--child", "--steps", str(n), "--repeat", str(repeat)]
+        + (["--only", only] if only else []),
         capture_output=True,
         text=True,
         env=env,
@@ -123,10 +144,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--against", default=None, help="a folder holding another nbsteps package (the base)")
+    ap.add_argument("--only", choices=("chain", "independent"), default=None, help="time one shape alone")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(run_child(a.steps, a.repeat)))
+        print(json.dumps(run_child(a.steps, a.repeat, a.only)))
         return 0
     impls = {"this": ROOT}
     if a.against:
@@ -137,29 +159,33 @@ def main(argv=None) -> int:
         f"load average {load:.2f} before; " + ", ".join(f"{k} = {v}" for k, v in impls.items())
     )
     results: dict = {k: [] for k in impls}
+    shapes = [a.only] if a.only else ["chain", "independent"]
     for r in range(a.rounds):
         order = list(impls) if r % 2 == 0 else list(impls)[::-1]
         for label in order:
-            out = child(impls[label], a.steps, a.repeat)
+            out = child(impls[label], a.steps, a.repeat, a.only)
             results[label].append(out)
             ms = out["ms"]
-            print(
-                f"  round {r + 1} {label:<4}: chain {ms['chain/nbsteps']:.2f} "
-                f"vs raw {ms['chain/raw']:.2f} ms/step "
-                f"({out['ratio']['chain']:.2f}x); independent {ms['independent/nbsteps']:.2f} vs raw "
-                f"{ms['independent/raw']:.2f} ms/step ({out['ratio']['independent']:.2f}x)",
-                flush=True,
-            )
-    print("median over rounds (nbsteps / raw dask on the same cluster):")
+            parts = [
+                f"{shape} {ms[shape + '/nbsteps']:.2f} vs raw {ms[shape + '/raw']:.2f} ms/step "
+                f"({out['ratio'][shape]:.2f}x)"
+                + (f", threads backend {ms[shape + '/threads']:.2f}" if shape + "/threads" in ms else "")
+                + (f", raw client.map {ms[shape + '/map']:.2f}" if shape + "/map" in ms else "")
+                for shape in shapes
+            ]
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            print(f"  round {r + 1} {label:<4}: " + "; ".join(parts) + f"; load {load:.2f}", flush=True)
+    print("median over rounds (nbsteps / raw dask on the same cluster; spread min-max):")
     for label, outs in results.items():
-        chain = statistics.median(o["ratio"]["chain"] for o in outs)
-        indep = statistics.median(o["ratio"]["independent"] for o in outs)
-        cms = statistics.median(o["ms"]["chain/nbsteps"] for o in outs)
-        ims = statistics.median(o["ms"]["independent/nbsteps"] for o in outs)
-        print(
-            f"  {label:<4}: chain {chain:.2f}x ({cms:.2f} ms/step), "
-            f"independent {indep:.2f}x ({ims:.2f} ms/step)"
-        )
+        parts = []
+        for shape in shapes:
+            ratios = [o["ratio"][shape] for o in outs]
+            per = [o["ms"][shape + "/nbsteps"] for o in outs]
+            parts.append(
+                f"{shape} {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}; "
+                f"{statistics.median(per):.2f} ms/step, {min(per):.2f}-{max(per):.2f})"
+            )
+        print(f"  {label:<4}: " + ", ".join(parts))
     if hasattr(os, "getloadavg"):
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
