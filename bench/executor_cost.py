@@ -7,6 +7,7 @@ fresh interpreters, alternated.
     python bench/executor_cost.py --against /tmp/base      # and the nbsteps package in
                                                            # /tmp/base/nbsteps, alternated
     python bench/executor_cost.py --rounds 3 --repeat 9 --profile chain
+    python bench/executor_cost.py --floor     # what the guarantees alone cost (see floor())
 
 CPU time (``time.process_time``, every thread of the process) is what the executor
 costs; on a loaded machine the wall time adds the waits for a core and moves by
@@ -101,6 +102,72 @@ def _child(impl_root: str, repeat: int) -> None:
     print(json.dumps(measure(repeat)))
 
 
+def floor(repeat: int = 9) -> float:
+    """CPU µs/step of a loop over chain_1000 doing only what the guarantees need, with
+    nbsteps' own pieces: the fingerprint from the upstream tokens, a memory-store lookup
+    and put, the output capture and files recording in a context copy, the call, an
+    Outcome and a Checkpoint, publishing, the record's fields, the ready-step Sorter."""
+    import contextvars
+    import itertools
+
+    sys.path.insert(0, ROOT)
+    from bench import nbsteps_side as S
+    from nbsteps.model.checkpoint import Checkpoint
+    from nbsteps.model.fingerprint import combine
+    from nbsteps.model.record import StepRecord
+    from nbsteps.run.attempt import opened
+    from nbsteps.run.attempt.capture import Capture
+    from nbsteps.run.attempt.task import Outcome
+    from nbsteps.run.decide.selection import Sorter
+    from nbsteps.stores.memory import MemoryStore
+
+    funcs = {f.__name__: f for f in S.user_module("chain", N).STEPS}
+    names = list(funcs)
+    ups = {s: names[i - 1 : i] for i, s in enumerate(names)}
+    down = {names[i - 1]: [s] for i, s in enumerate(names) if i}
+    digest = "0" * 32 + "|after=[]"
+    executions = itertools.count()
+
+    def attempt(name, args):
+        with Capture(name) as cap:
+            with opened.recording() as files:
+                t0 = time.perf_counter()
+                r = funcs[name](**args)
+                o = Outcome(True, {name: r}, r, True, started=time.time(), duration=time.perf_counter() - t0)
+            cap.finish(r)
+        o.output, o.files = cap.output, files.inputs(None)
+        return o
+
+    def run():
+        store, ns = MemoryStore(), {}
+        recs = {s: StepRecord(s) for s in names}
+        ts = Sorter(ups, down)
+        while ts.is_active():
+            for name in ts.get_ready():
+                rec = recs[name]
+                upstream = {d: recs[d].token for d in ups[name]}
+                parts = {"code": digest, "upstream": upstream, "params": {}, "helpers": {}}
+                fp = combine(parts)
+                if store.get(name, fp) is None:
+                    args = {p: recs[p].result for p in ups[name]}
+                    o = contextvars.copy_context().run(attempt, name, args)
+                    cp = Checkpoint(name, fp, o.outputs, o.result, True, parts=parts, finished=time.time())
+                    store.put(cp)
+                    ns.update(cp.outputs)
+                    rec.status, rec.outputs, rec.result = "running", cp.outputs, cp.result
+                    rec.status, rec.fingerprint, rec.token = "completed", fp, f"{fp}:{next(executions)}"
+                ts.done(name)
+
+    run()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t = time.process_time()
+        run()
+        times.append(time.process_time() - t)
+    return statistics.median(times) * 1e6 / N
+
+
 def profile(workload: str) -> None:
     import cProfile
     import pstats
@@ -125,6 +192,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternated rounds (fresh interpreters)")
     ap.add_argument("--repeat", type=int, default=7, help="timed runs per workload in each child")
     ap.add_argument("--profile", choices=("chain", "wide"), default=None)
+    ap.add_argument("--floor", action="store_true", help="the floor loop's run cost (this checkout)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -132,6 +200,9 @@ def main() -> None:
         return
     if a.profile:
         profile(a.profile)
+        return
+    if a.floor:
+        print(f"floor: chain_{N} run {floor():.1f} µs/step CPU (calib {_calib():.2f})")
         return
     impls = {"this": ROOT}
     if a.against:
