@@ -41,7 +41,8 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     if step.func is not None:
         args = {p: ctx.records[p].result for p in step.params if p != after}
         task = Task(step.name, "function", func=step.func, args=args)
-        task.links = {p: p for p in step.params if p == after}
+        if after is not None and after in step.params:
+            task.links = {after: after}
         return task
     sources = ctx.sources(step.name)
     ns = ctx.namespace
