@@ -86,6 +86,22 @@ def shell_on_store(store, cells: list, cwd, report: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def holding_process(script: str, store):
+    """Another live kernel: a process running *script* on *store* that prints ``restored``
+    once it holds its values (waited for here) and then reads stdin."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert proc.stdout.readline().strip() == "restored"
+    return proc
+
+
 @pytest.fixture
 def tmp_key(tmp_path, monkeypatch):
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(tmp_path / "key" / "secret"))

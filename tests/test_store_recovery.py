@@ -9,15 +9,13 @@ real files; nothing mocked."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
-from conftest import run_ok
+from conftest import holding_process, run_ok
 
 import nbsteps
 from nbsteps.ipython import session
@@ -104,15 +102,8 @@ def test_eviction_keeps_what_another_live_kernel_has_not_read(tmp_path, tmp_key)
     setup = nbsteps.Plan(store=store)
     setup.add_cell("a", "import numpy as np\nx = np.arange(150_000.0)")
     setup.run()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+    holder = holding_process(HOLDER, store)
     try:
-        assert holder.stdout.readline().strip() == "restored"
         writer = nbsteps.Plan(store=store, max_size="2MB")
         writer.add_cell("big", "import numpy as np\nbig = np.ones(200_000)")
         writer.run()  # over the limit: a (least recently used) would go, but the holder has not read it
@@ -134,14 +125,7 @@ def test_pins_of_a_kernel_that_died_do_not_count(tmp_path, tmp_key):
     setup = nbsteps.Plan(store=store)
     setup.add_cell("a", "import numpy as np\nx = np.arange(150_000.0)")
     setup.run()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert holder.stdout.readline().strip() == "restored"
+    holder = holding_process(HOLDER, store)
     holder.kill()  # no clean-up of its own
     holder.wait(timeout=60)
     assert list((store / ".pins").glob("*/a.*"))
