@@ -639,6 +639,14 @@ def run_job(job: dict) -> dict:
     return result
 
 
+def _exit_error(proc) -> "dict | None":
+    """The error of an ``nbsteps run`` that exited non-zero with no cell in error."""
+    if proc.returncode == 0:
+        return None
+    last = (proc.stderr.strip().splitlines() or [""])[-1][:300]
+    return {"cell": None, "label": "nbsteps run", "ename": f"exit {proc.returncode}", "evalue": last}
+
+
 def _dir_state(where: Path) -> dict:
     """{relative path: (size, mtime_ns)} of the files under *where*."""
     out = {}
@@ -756,13 +764,7 @@ def _zero_edit(cells, tmp: Path, files: dict) -> dict:
                 out["cells"][str(i)] = summary
                 if summary["error"] and out["error"] is None:
                     out["error"] = {"cell": i, "label": cell.source.splitlines()[0][:40], **summary["error"]}
-        if out["error"] is None and proc.returncode != 0:
-            out["error"] = {
-                "cell": None,
-                "label": "nbsteps run",
-                "ename": f"exit {proc.returncode}",
-                "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300],
-            }
+        out["error"] = out["error"] or _exit_error(proc)
         text = digest.read_text() if digest.exists() else ""
         marks = [ln for ln in text.splitlines() if ln.startswith(MARK)]
         out["collect"] = json.loads(marks[-1][len(MARK) :]) if marks else None
@@ -824,13 +826,7 @@ def _headless(cells, steps, tmp: Path) -> dict:
         out["extra"].append({"figures": summary["figures"], "label": cell.source.splitlines()[0][:40]})
         if summary["error"] and out["error"] is None:
             out["error"] = {"cell": None, "label": cell.source.splitlines()[0][:40], **summary["error"]}
-    if out["error"] is None and proc.returncode != 0:
-        out["error"] = {
-            "cell": None,
-            "label": "nbsteps run",
-            "ename": f"exit {proc.returncode}",
-            "evalue": (proc.stderr.strip().splitlines() or [""])[-1][:300],
-        }
+    out["error"] = out["error"] or _exit_error(proc)
     return out
 
 
