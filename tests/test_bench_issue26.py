@@ -20,17 +20,18 @@ def _env(tmp_path) -> dict:
     return env
 
 
-@pytest.mark.timeout(120)
-def test_write_speed_prints_the_ratio_to_numpy_save_for_each_signature(tmp_path):
+def _bench(tmp_path, args: list, timeout: float) -> subprocess.CompletedProcess:
+    """``python bench/...`` run from the checkout with a key of its own; it must succeed."""
     p = subprocess.run(
-        [sys.executable, "bench/write_speed.py", "--quick", "--dir", str(tmp_path)],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=110,
+        [sys.executable, *args], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=timeout
     )
     assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+@pytest.mark.timeout(120)
+def test_write_speed_prints_the_ratio_to_numpy_save_for_each_signature(tmp_path):
+    p = _bench(tmp_path, ["bench/write_speed.py", "--quick", "--dir", str(tmp_path)], timeout=110)
     rows = [line.split() for line in p.stdout.splitlines() if line.startswith(("blake3", "hmac-sha256"))]
     assert {(r[0], r[1]) for r in rows} == {
         (a, v) for a in ("blake3", "hmac-sha256") for v in ("array", "frame")
@@ -49,15 +50,8 @@ def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
     except harness.CorpusUnavailable as exc:
         pytest.skip(f"corpus unavailable: {exc}")
     out = tmp_path / "corpus.json"
-    p = subprocess.run(
-        [sys.executable, "bench/corpus.py", "--only", "nx_read_write", "--repeat", "1", "--json", str(out)],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=290,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
+    args = ["bench/corpus.py", "--only", "nx_read_write", "--repeat", "1", "--json", str(out)]
+    p = _bench(tmp_path, args, timeout=290)
     assert "| nx_read_write | 4 |" in p.stdout
     row = json.loads(out.read_text())["rows"]["nx_read_write"]
     for mode in ("store", "restore", "memory", "unobserved", "plan"):
@@ -67,15 +61,7 @@ def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_store_growth_prints_the_size_after_the_edit_cycles(tmp_path):
-    p = subprocess.run(
-        [sys.executable, "bench/store_growth.py", "--size", "2MB", "--cycles", "2"],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
+    p = _bench(tmp_path, ["bench/store_growth.py", "--size", "2MB", "--cycles", "2"], timeout=110)
     lines = [line for line in p.stdout.splitlines() if line.startswith("middle ")]
     assert len(lines) == 2 and all("after 2 edit-and-rerun cycles" in line for line in lines)
     assert float(lines[0].rsplit("= ", 1)[1].rstrip("x")) < 1.1  # held upstream frame: references only
