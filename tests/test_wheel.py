@@ -37,12 +37,13 @@ def wheel(tmp_path_factory):
     return whl
 
 
-def test_the_wheel_installs_and_works_in_a_fresh_venv(wheel, tmp_path):
+def _installed(wheel, tmp_path) -> tuple:
+    """*wheel* installed into a fresh venv: (venv, its python, its site-packages). The
+    dependencies come from this environment's site-packages (only as a path: the editable
+    install of the checkout there is a .pth file, which a plain path does not run)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    # the dependencies come from this environment's site-packages (only as a path: the
-    # editable install of the checkout there is a .pth file, which a plain path does not run)
     site = next((venv / "lib").glob("python3*/site-packages"))
     deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
     (site / "deps.pth").write_text(str(deps) + "\n")
@@ -53,6 +54,11 @@ def test_the_wheel_installs_and_works_in_a_fresh_venv(wheel, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return venv, py, site
+
+
+def test_the_wheel_installs_and_works_in_a_fresh_venv(wheel, tmp_path):
+    venv, py, site = _installed(wheel, tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     where = subprocess.run(
         [str(py), "-c", "import nbsteps, sys; print(nbsteps.__file__); print(nbsteps.__version__)"],
@@ -97,19 +103,7 @@ def test_the_wheel_ships_the_jupyterlab_extension_enabled(wheel, tmp_path):
     for must in ("package.json", "install.json", "schemas/nbsteps/plugin.json", "static/style.js"):
         assert share + must in names, sorted(n for n in names if "labextension" in n)
     assert any(n.startswith(share + "static/remoteEntry.") for n in names)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    py = venv / "bin" / "python"
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
-    (site / "deps.pth").write_text(str(deps) + "\n")  # jupyterlab, from this environment
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    venv, py, _ = _installed(wheel, tmp_path)
     assert (venv / "share/jupyter/labextensions/nbsteps/package.json").is_file()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
     env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
