@@ -110,12 +110,13 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
         else:
             parts = fingerprint_parts(ctx, step, tokens)
             # a checkpoint of this very fingerprint restores; else the latest says why not
-            cp = ctx.store.peek(s, combine(parts)) or ctx.store.peek(s)
+            fp = combine(parts)
+            cp = ctx.store.peek(s, fp) or ctx.store.peek(s)
             reason = stale_reason(step, parts, cp, ctx.records.get(s), lambda s=s: ctx.written_below(s))
-            reason = not_stored_reason(ctx.store, s, combine(parts), reason)
+            reason = not_stored_reason(ctx.store, s, fp, reason)
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"
-            elif not reason and cp is not None and cp.fingerprint != combine(parts):
+            elif not reason and cp is not None and cp.fingerprint != fp:
                 reason = "stale"
         run = bool(reason)
         if run:
