@@ -42,6 +42,16 @@ def run_ok(ip, cell):
     return r.result
 
 
+def run_steps(ip, cells, mode: str = "interactive", workers: int = 4) -> None:
+    """``%%step`` *cells* as a user runs them: each executed (interactive), or each
+    registered in plan mode, then ``%steps run --workers N``."""
+    run_ok(ip, f"%steps mode {mode}")
+    for cell in cells:
+        run_ok(ip, cell)
+    if mode == "plan":
+        run_ok(ip, f"%steps run --workers {workers}")
+
+
 def run_err(ip, cell):
     """Run a cell that must fail; returns the exception it raised."""
     r = ip.run_cell(cell)

@@ -16,7 +16,7 @@ import time
 import nbformat
 import pandas as pd
 import pytest
-from conftest import cell_text, execute_notebook, run_ok
+from conftest import cell_text, execute_notebook, run_ok, run_steps
 from nbformat.v4 import new_code_cell, new_notebook
 
 import nbsteps
@@ -160,12 +160,7 @@ def test_any_library_reading_the_file_makes_it_an_input(shell, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.txt").write_text("1,2\n3,4\n")
     cells = [f"%%step read\n{READERS[reader]}", "%%step after\nsize = len(value)"]
-    if mode == "plan":
-        run_ok(shell, "%steps mode plan")
-    for cell in cells:
-        run_ok(shell, cell)
-    if mode == "plan":
-        run_ok(shell, "%steps run --workers 4")
+    run_steps(shell, cells, mode)
     (tmp_path / "data.txt").write_text("1,2\n3,4\n5,6\n")
     if mode == "plan":
         run_ok(shell, "%steps run --workers 4")
@@ -200,12 +195,7 @@ EDITED = "%%step s1\nwith open('log.txt', 'a') as fh:\n    fh.write('1 edited\\n
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
 def test_editing_the_first_appender_reruns_only_it(shell, tmp_path, monkeypatch, mode):
     monkeypatch.chdir(tmp_path)
-    if mode == "plan":
-        run_ok(shell, "%steps mode plan")
-    for cell in APPENDERS:
-        run_ok(shell, cell)
-    if mode == "plan":
-        run_ok(shell, "%steps run --workers 4")
+    run_steps(shell, APPENDERS, mode)
     plan = nbsteps.current()
     assert plan.dependencies("s2") == {"s1": "order"}  # notebook order kept, nothing stale through it
     run_ok(shell, EDITED)
@@ -442,11 +432,7 @@ def test_a_file_overwritten_below_its_reader_leaves_the_reader_up_to_date(shell,
     (tmp_path / "f.txt").write_text("one")
     expected = plain(shell, cells)["shout"]
     (tmp_path / "f.txt").write_text("one")
-    run_ok(shell, f"%steps mode {mode}")
-    for cell in cells:
-        run_ok(shell, cell)
-    if mode == "plan":
-        run_ok(shell, "%steps run --workers 4")
+    run_steps(shell, cells, mode)
     assert shell.user_ns["shout"] == expected == "ONE"
     plan = nbsteps.current()
     assert list(plan["overwrite"].wrote) == [str(tmp_path / "f.txt")]

@@ -18,7 +18,7 @@ import pytest
 
 import nbsteps
 from nbsteps.run.attempt import observe
-from tests.conftest import run_ok
+from tests.conftest import run_ok, run_steps
 from tests.test_semantics import new_kernel, run_all, steps
 
 # case 3: in-place writes through ufunc.at and out=
@@ -247,12 +247,7 @@ def test_a_step_seen_changing_its_input_runs_once_as_in_run_all(shell, capfd, mo
         "%%step b\nprint('changed by b')\nnp.add.at(arr, [0], 1)",
         "%%step c\ntotal = arr.sum()",
     ]
-    if mode == "plan":
-        run_ok(shell, "%steps mode plan")
-    for cell in cells:
-        run_ok(shell, cell)
-    if mode == "plan":
-        run_ok(shell, "%steps run --workers 4")
+    run_steps(shell, cells, mode)
     printed = capfd.readouterr().out
     assert printed.count("changed by b") == 1, printed
     assert printed.count("made by a") == 1, printed
