@@ -174,9 +174,9 @@ class Executor:
                 reason = stale_reason(step, parts, ctx.store.peek(name), rec, below)
                 reason = not_stored_reason(ctx.store, name, fp, reason)
                 if reason == "never run":  # it may have run in an earlier kernel, below one not stored
-                    again = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
-                    if again:  # its checkpoint went with its upstream's version
-                        reason = f"upstream {', '.join(again)} ran again: its values were {NOT_STORED}"
+                    unstored = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
+                    if unstored:  # its checkpoint went with its upstream's version
+                        reason = f"upstream {', '.join(unstored)} ran again: its values were {NOT_STORED}"
         if cp is not None and (name in self.replay or name in self.rebuild):  # execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
