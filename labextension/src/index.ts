@@ -239,6 +239,16 @@ class NotebookSteps {
 
   private onIopub(_: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
     const type = msg.header.msg_type;
+    // each kernel process signs its messages with a session of its own: a new one is a
+    // restarted kernel, even when the restart was too quick to show a 'restarting' status
+    const origin = msg.header.session;
+    if (type === 'status' && origin) {
+      if (this.kernelSession && origin !== this.kernelSession) {
+        this.dropComm();
+        this.restarting = true;
+      }
+      this.kernelSession = origin;
+    }
     if (type === 'comm_msg' || type === 'comm_open') {
       const data = (msg as KernelMessage.ICommMsgMsg).content.data as { [key: string]: unknown };
       if (data && data.nbsteps === PROTOCOL) {
@@ -388,6 +398,7 @@ class NotebookSteps {
   private offset = 0;
   private drawPending = false;
   private restarting = false;
+  private kernelSession = '';
   private wantPanel = false;
   private timer: number;
 }
