@@ -466,3 +466,30 @@ def test_a_database_written_in_c_by_the_steps_below_keeps_the_connecting_step(sh
     assert plan.plan().to_run == []
     run_ok(shell, SQLITE[3] + " * 1")  # edited: it runs alone, on the same connection
     assert executed(shell) == ["count"] and shell.user_ns["n"] == 1
+
+
+def test_a_file_a_step_read_and_another_process_changed_is_the_writers_write(shell, tmp_path, monkeypatch):
+    """The files the plan's steps read are fingerprinted around every attempt: one that
+    changed although the step never opened it (C code, another process) is its write.
+    Which files follow the records across runs: a file no step reads any more is not
+    watched, and is again once a step reads it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sales.csv").write_text(SALES)
+    path = str(tmp_path / "sales.csv")
+    append = (
+        "%%step append --force\nimport subprocess\n"
+        "done = subprocess.run(['sh', '-c', 'echo west,40 >> sales.csv'], check=True).returncode\n"
+    )
+    run_ok(shell, LOAD)
+    plan = nbsteps.current()
+    run_ok(shell, append)
+    assert list(plan["append"].wrote) == [path]
+    plan.remove("load")
+    run_ok(shell, append)
+    assert plan["append"].wrote == {}
+    run_ok(shell, LOAD)
+    run_ok(shell, append)
+    assert list(plan["append"].wrote) == [path]
+    plan.reset("load")  # its checkpoint dropped: it read nothing now
+    run_ok(shell, append)
+    assert plan["append"].wrote == {}

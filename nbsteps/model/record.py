@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from nbsteps.formatting import clean_text, error_text
@@ -181,8 +183,33 @@ def _set_status(self: StepRecord, value: Status) -> None:
     self.__dict__["_status"] = value
 
 
+#: bumped when a record's ``files`` is set to, or from, a non-empty dict (see ``files_version``)
+_files_version = [0]
+_files_lock = threading.Lock()
+
+
+def files_version() -> int:
+    """Changes whenever some record's ``files`` gains or loses paths: what the files the
+    steps of a plan read (``RunContext.files_read``) is cached by, instead of a pass over
+    every record on each run."""
+    return _files_version[0]
+
+
+def _set_files(self: StepRecord, value: dict) -> None:
+    d = self.__dict__
+    if value or d.get("_files"):
+        with _files_lock:
+            _files_version[0] += 1
+    d["_files"] = value
+
+
 # properties set after the dataclass is made: the generated __init__ assigns through them
 StepRecord.result = property(_get_result, _set_result, doc="The step's result (its last expression's value).")
+StepRecord.files = property(
+    attrgetter("_files"),  # read in C (no Python call): the executor reads it for every step
+    _set_files,
+    doc="The files the run that produced the values read: ``{path: fingerprint}`` (replaced, never mutated).",
+)
 StepRecord.status = property(
     _get_status,
     _set_status,

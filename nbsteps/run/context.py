@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 from nbsteps.errors import UnknownStepError
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import Dependencies
-from nbsteps.model.record import StepRecord
+from nbsteps.model.record import StepRecord, files_version
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 
@@ -72,6 +72,7 @@ class RunContext:
         #: the summary of the last run (frozen), or None
         self.last_summary = None
         self.clock: Callable[[], float] = time.time
+        self._files_read: tuple | None = None  # (key, records with files, their files): files_read()
 
     # -- the event sink ------------------------------------------------------------
     def emit(self, event: "ev.Event", listeners: "Iterable[Callable] | None" = None) -> None:
@@ -95,6 +96,20 @@ class RunContext:
 
     def load(self, names: "Iterable[str] | None" = None) -> list[str]:
         return self.publisher.load(names)
+
+    def files_read(self) -> frozenset:
+        """The files the steps of the plan read (their records' ``files``): an attempt that
+        changes one (in C too) wrote it. Kept until a record's ``files`` change
+        (``record.files_version``) or a record that read files leaves the plan: a run of one
+        cell does not pass over every record."""
+        key = (files_version(), id(self.records))
+        cached = self._files_read
+        if cached is not None and cached[0] == key and all(self.records.get(n) is r for n, r in cached[1]):
+            return cached[2]
+        holders = tuple((n, r) for n, r in self.records.items() if r.files)
+        files = frozenset(p for _, r in holders for p in r.files)
+        self._files_read = (key, holders, files)
+        return files
 
     # -- graph queries -------------------------------------------------------------
     def require(self, name: str) -> Step:

@@ -99,7 +99,7 @@ class Executor:
         ] = {}  # steps calling methods: their inputs' layout (run.upstream_caches)
         self._held: set[str] = set()  # completed before the run: their values are held by their records
         # files steps of the plan read: an attempt that changes one (in C too) wrote it
-        self._files_known: set[str] = {p for r in ctx.records.values() if r.files for p in r.files}
+        self._files_known: set[str] = set(ctx.files_read())
         #: writes seen at run time that the analysis did not predict (run.observed_writes)
         self.observed = observed_writes.Observed(ctx)
         self.completed_order: list[str] = []
@@ -520,6 +520,10 @@ class Executor:
             interrupted = True
             with deferred_interrupts():
                 self._cancel_rest(backend, "interrupted")
+            try:  # the checkpoints of the completed steps are committed, or said not to be, before the report
+                ctx.store.flush()
+            except KeyboardInterrupt:  # Ctrl-C again: stop waiting (the commits go on, waited for at exit)
+                pass
         except BaseException as exc:  # a bug or a broken store: no step is left running
             with deferred_interrupts():
                 self._cancel_rest(backend, f"the run stopped: {error_text(exc)}")
