@@ -7,6 +7,7 @@ fresh real kernels (nbclient, matplotlib inline), alternating, several rounds.
     python bench/corpus.py --only sk_dbscan,sm_ols --repeat 5 --modes plain,store,restore
     python bench/corpus.py --profile sm_ols         # cProfile of nbsteps inside the kernel, interactive
     python bench/corpus.py --profile sm_ols --profile-restore   # ... of the restore in a new kernel
+    python bench/corpus.py --profile sm_ols --profile-mode plan  # ... in plan mode (%steps run --workers 4)
 
 Modes (each a fresh kernel; the timed part is the notebook's cells, each sent as
 Run All sends it and waited for; starting the kernel and ``%load_ext`` are not timed):
@@ -27,10 +28,19 @@ Run All sends it and waited for; starting the kernel and ``%load_ext`` are not t
 
 For each notebook and mode: the ratio to plain of the same round (rounds alternate
 the order of the modes), its spread over rounds, and the cost per step cell in ms
-((mode - plain) / cells). The summary gives medians over the notebooks whose plain
-run takes at least ``--min-seconds`` (default 2 s) and the worst one. The load
-average (``os.getloadavg()``) is printed beside every notebook. Results also go to
-``bench/results/corpus.json`` (``--json``).
+((mode - plain) / cells); the same of the kernel process's CPU time (user + system,
+every thread, ``os.times()`` in the kernel before and after the timed cells), which
+other processes on a loaded machine disturb far less than wall time. The summary gives
+medians over the notebooks whose plain run takes at least ``--min-seconds`` (default 2 s)
+and the worst one. The load average (``os.getloadavg()``) is printed beside every
+notebook. Results also go to ``bench/results/corpus.json`` (``--json``).
+
+Where the time goes (``--profile NB``): cProfile inside the kernel, every thread started
+during the run profiled too (plan mode's workers), by wall time or, ``--profile-cpu``, by
+each thread's CPU time; or ``--spy PATH_TO_PY_SPY`` (``pip install py-spy``): sampling,
+without the profiler's own cost, the kernel's samples split into the user's code,
+nbsteps' own code outside it, and the rest (IPython, ipykernel), ``--spy-gil`` for the
+samples of the thread holding the GIL only. ``--profile-mode plain|memory|store|plan``.
 """
 
 from __future__ import annotations
@@ -73,6 +83,28 @@ def _timed_cells(k: "harness.Kernel", cells: list[str]) -> "tuple[float, str | N
     return total, None
 
 
+CPU = "import os as _os\nprint(f'@@cpu@@ {sum(_os.times()[:2])}')\ndel _os"
+
+
+def _kernel_cpu(k: "harness.Kernel") -> "float | None":
+    """CPU seconds (user + system, every thread) the kernel process has used so far."""
+    text = "".join(o.get("text", "") for o in k.run(CPU).get("outputs", []))
+    for line in text.splitlines():
+        if line.startswith("@@cpu@@ "):
+            return float(line.split()[1])
+    return None
+
+
+def _timed_cpu(k: "harness.Kernel", cells: list[str], out: dict) -> None:
+    """``out["seconds"]``, ``out["error"]`` (:func:`_timed_cells`) and ``out["cpu"]``: the
+    kernel's CPU seconds over those cells, which a loaded machine moves far less than wall time."""
+    before = _kernel_cpu(k)
+    out["seconds"], out["error"] = _timed_cells(k, cells)
+    after = _kernel_cpu(k)
+    if before is not None and after is not None:
+        out["cpu"] = after - before
+
+
 def _untimed(k: "harness.Kernel", cells: list[str]) -> None:
     for source in cells:
         error = harness._cell_summary(k.run(source))["error"]
@@ -89,19 +121,19 @@ def run_mode(mode: str, cells: list[str], files: dict, tmp: Path, store: Path) -
     out: dict = {"load": os.getloadavg()[0]}
     with harness.Kernel(cwd) as k:
         if mode == "plain":
-            out["seconds"], out["error"] = _timed_cells(k, cells)
+            _timed_cpu(k, cells, out)
         elif mode in ("store", "restore"):
             _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"])
-            out["seconds"], out["error"] = _timed_cells(k, steps)
+            _timed_cpu(k, steps, out)
             if mode == "restore" and not out["error"]:
                 out["load_seconds"], _ = _timed_cells(k, ["%steps load"])
                 out["executed"] = _executed(k)
         elif mode in ("memory", "unobserved"):
             _untimed(k, ["%load_ext nbsteps"] + ([UNOBSERVED] if mode == "unobserved" else []))
-            out["seconds"], out["error"] = _timed_cells(k, steps)
+            _timed_cpu(k, steps, out)
         elif mode == "plan":
             _untimed(k, ["%load_ext nbsteps", "%steps mode plan"])
-            out["seconds"], out["error"] = _timed_cells(k, steps + ["%steps run --workers 4"])
+            _timed_cpu(k, steps + ["%steps run --workers 4"], out)
         else:
             raise ValueError(mode)
     shutil.rmtree(cwd, ignore_errors=True)
@@ -156,11 +188,13 @@ def _ratio_rows(results: dict, modes, ncells: dict) -> dict:
     for nb, by_mode in results.items():
         plain = {x["round"]: x for x in by_mode.get("plain", []) if not x.get("error")}
         row = {"plain_s": statistics.median(x["seconds"] for x in plain.values()) if plain else None}
+        cpus = [x["cpu"] for x in plain.values() if x.get("cpu")]
+        row["plain_cpu"] = statistics.median(cpus) if cpus else None
         row["load"] = statistics.median(x["load"] for m in by_mode.values() for x in m) if by_mode else None
         for mode in modes:
             if mode == "plain":
                 continue
-            ratios, per_cell, errors = [], [], []
+            ratios, per_cell, errors, cpu_ratios, cpu_per_cell = [], [], [], [], []
             for x in by_mode.get(mode, []):
                 p = plain.get(x["round"])
                 if x.get("error") or p is None:
@@ -168,12 +202,17 @@ def _ratio_rows(results: dict, modes, ncells: dict) -> dict:
                     continue
                 ratios.append(x["seconds"] / p["seconds"])
                 per_cell.append((x["seconds"] - p["seconds"]) / ncells[nb] * 1000)
+                if x.get("cpu") and p.get("cpu"):
+                    cpu_ratios.append(x["cpu"] / p["cpu"])
+                    cpu_per_cell.append((x["cpu"] - p["cpu"]) / ncells[nb] * 1000)
             row[mode] = {
                 "ratio": statistics.median(ratios) if ratios else None,
                 "min": min(ratios, default=None),
                 "max": max(ratios, default=None),
                 "ms_per_cell": statistics.median(per_cell) if per_cell else None,
                 "errors": errors,
+                "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None,
+                "cpu_ms_per_cell": statistics.median(cpu_per_cell) if cpu_per_cell else None,
             }
             if mode == "restore":
                 loads = [x["load_seconds"] for x in by_mode[mode] if "load_seconds" in x]
@@ -193,17 +232,22 @@ def _fmt(cell: "dict | None") -> str:
     if not cell or cell.get("ratio") is None:
         return "error" if cell and cell.get("errors") else ""
     spread = f" ({cell['min']:.2f}-{cell['max']:.2f})" if cell["min"] != cell["max"] else ""
-    return f"{cell['ratio']:.3f}{spread}, {cell['ms_per_cell']:+.1f} ms"
+    cpu = ""
+    if cell.get("cpu_ratio") is not None:
+        cpu = f"; CPU {cell['cpu_ratio']:.3f}, {cell['cpu_ms_per_cell']:+.1f} ms"
+    return f"{cell['ratio']:.3f}{spread}, {cell['ms_per_cell']:+.1f} ms{cpu}"
 
 
 def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
     shown = [m for m in modes if m != "plain"]
     lines = [
-        "| notebook | cells | plain s | load | " + " | ".join(shown) + " |",
+        "| notebook | cells | plain s (CPU s) | load | " + " | ".join(shown) + " |",
         "|---|---|---|---|" + "---|" * len(shown),
     ]
     for nb, row in rows.items():
         plain = f"{row['plain_s']:.2f}" if row["plain_s"] is not None else "error"
+        if row.get("plain_cpu") is not None:
+            plain += f" ({row['plain_cpu']:.2f})"
         cells = [_fmt(row.get(m)) for m in shown]
         if "restore" in shown and row.get("restore", {}).get("load_s") is not None:
             i = shown.index("restore")
@@ -216,7 +260,8 @@ def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
     lines.append("")
     lines.append(
         f"Cells: ratio to plain Run All of the same round (median; spread over rounds), "
-        f"then the cost per cell in ms. Summary over notebooks whose plain run takes ≥ {min_seconds:g} s:"
+        f"then the cost per cell in ms; CPU: the same of the kernel process's CPU time (user + system, "
+        f"all threads). Summary over notebooks whose plain run takes ≥ {min_seconds:g} s:"
     )
     big = [nb for nb, r in rows.items() if r["plain_s"] is not None and r["plain_s"] >= min_seconds]
     for mode in shown:
@@ -243,31 +288,206 @@ def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
             f"(worst {worst[0]:.3f}×, {worst[1]}); per cell, all notebooks: median "
             f"{statistics.median(per):+.1f} ms"
         )
+        cpu = [
+            rows[nb][mode]["cpu_ratio"] for nb in big if rows[nb].get(mode, {}).get("cpu_ratio") is not None
+        ]
+        cpu_per = [
+            rows[nb][mode]["cpu_ms_per_cell"]
+            for nb in rows
+            if rows[nb].get(mode, {}).get("cpu_ms_per_cell") is not None
+        ]
+        if cpu:
+            lines.append(
+                f"  kernel CPU time: median {statistics.median(cpu):.3f}× (worst {max(cpu):.3f}×); "
+                f"per cell, all notebooks: median {statistics.median(cpu_per):+.1f} ms"
+            )
     return "\n".join(lines)
 
 
-def profile(nb: str, cells: list[str], files: dict, tmp: Path, restore: bool = False) -> str:
-    """cProfile inside the kernel while the notebook's step cells run interactively
-    with a directory store (*restore*: in a second kernel, restored from that
-    store): nbsteps' own functions by cumulative time."""
+PROFILE_ON = """\
+import cProfile as _cp, threading as _th, time as _t
+_timer = _t.thread_time if %r else _t.perf_counter
+_profs = [_cp.Profile(_timer)]
+def _prof_thread(*_a):  # a thread started from now on (plan mode's workers) gets its own profiler
+    _p = _cp.Profile(_timer)
+    _profs.append(_p)
+    _p.enable()
+_th.setprofile(_prof_thread)
+_profs[0].enable()"""
+
+PROFILE_OFF = """\
+_profs[0].disable()
+_th.setprofile(None)
+import pstats as _ps, io as _io
+_s = _io.StringIO()
+_ps.Stats(*_profs, stream=_s).sort_stats('cumulative').print_stats(%r, %d)
+print(len(_profs), 'profiled threads')
+print(_s.getvalue())"""
+
+
+def profile(
+    nb: str,
+    cells: list[str],
+    files: dict,
+    tmp: Path,
+    restore: bool = False,
+    mode: str = "store",
+    restrict: str = "nbsteps",
+    lines: int = 45,
+    cpu: bool = False,
+) -> str:
+    """cProfile inside the kernel while the notebook's step cells run (*mode*:
+    ``store``, interactive with a directory store; ``memory``, interactive with the
+    memory store; ``plan``, the cells registered in plan mode then ``%steps run
+    --workers 4``; *restore*: in a second kernel, restored from the store): the
+    functions matching *restrict* by cumulative time, every thread started during
+    the run profiled too (plan mode's workers), and the wall time of each cell as
+    the client saw it. *cpu*: each thread's CPU time (``time.thread_time``) instead of
+    wall time, so that waiting (for a lock, for a worker, for the machine) counts nothing."""
     cwd = tmp / "profile"
     cwd.mkdir(parents=True)
     harness.write_files(cwd, files)
     store = tmp / "profile-store"
+    steps = harness.step_cells(cells)
+    setup = {"store": [f"%steps store {store}"], "memory": [], "plan": ["%steps mode plan"]}[mode]
     if restore:
         with harness.Kernel(cwd) as k:
-            _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"] + harness.step_cells(cells))
+            _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"] + steps)
+        setup = [f"%steps store {store}"]
+    timings = []
     with harness.Kernel(cwd) as k:
-        _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"])
-        _untimed(k, ["import cProfile as _cp\n_prof = _cp.Profile()\n_prof.enable()"])
-        for source in harness.step_cells(cells):
+        _untimed(k, ["%load_ext nbsteps"] + setup)
+        _untimed(k, [PROFILE_ON % cpu])
+        for source in steps + (["%steps run --workers 4"] if mode == "plan" and not restore else []):
+            t0 = time.perf_counter()
             k.run(source)
-        cell = k.run(
-            "_prof.disable()\nimport pstats as _ps, io as _io\n_s = _io.StringIO()\n"
-            "_ps.Stats(_prof, stream=_s).sort_stats('cumulative').print_stats('nbsteps', 45)\n"
-            "print(_s.getvalue())"
+            timings.append((source.splitlines()[0], time.perf_counter() - t0))
+        cell = k.run(PROFILE_OFF % (restrict, lines))
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []))
+    wall = "\n".join(f"  {s:<32} {t * 1000:8.1f} ms" for s, t in timings)
+    total = sum(t for _, t in timings)
+    return f"{text}\nwall time per cell (client side, profiler on):\n{wall}\n  total {total:.2f} s"
+
+
+def _spy_report(raw: str, lines: int) -> str:
+    """Where the kernel's samples went (py-spy ``raw``: one line per distinct stack, root
+    first, then its count): the user's code (under ``run_code``: the steps' own code, and
+    ``exec`` of plain cells) against nbsteps' own frames outside it, and the nbsteps
+    functions by samples that include them (outside the user's code)."""
+    import collections
+
+    total = user = own = inside = 0
+    incl: collections.Counter = collections.Counter()
+    leaf_own: collections.Counter = collections.Counter()
+    chains: collections.Counter = collections.Counter()  # the two innermost nbsteps frames, and the leaf
+    rest: collections.Counter = collections.Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        names = [f for f in frames if "/nbsteps/" in f]
+        if any(f.startswith("run_code (") and "/nbsteps/" in f for f in frames):
+            user += n
+            if "/nbsteps/" in frames[-1]:
+                inside += n  # nbsteps' own code called from the user's (capture, audit hook)
+                leaf_own[_short(frames[-1])] += n
+            continue
+        if names:
+            own += n
+            for f in dict.fromkeys(_short(f) for f in names):
+                incl[f] += n
+            leaf_own[_short(names[-1])] += n
+            leaf = _short(frames[-1]).rsplit("/", 1)[-1]
+            chains[" < ".join([leaf] + [_short(f) for f in names[-2:][::-1]])] += n
+        else:
+            rest[" < ".join(_short(f).rsplit("/", 1)[-1] for f in frames[-1:-4:-1])] += n
+    out = [
+        f"samples {total} (non-idle, all threads, or the GIL's holder); user code {user} "
+        f"(of which nbsteps frames on top: {inside}); nbsteps outside the user's code {own}; "
+        f"the rest (IPython, ipykernel, zmq, the kernel's own threads) {total - user - own}",
+        "",
+        "nbsteps functions, samples including them (outside the user's code):",
+    ]
+    out += [f"  {n:6d}  {f}" for f, n in incl.most_common(lines)]
+    out += ["", "the innermost nbsteps function of each sample (where nbsteps' own time is spent):"]
+    out += [f"  {n:6d}  {f}" for f, n in leaf_own.most_common(lines)]
+    out += ["", "nbsteps' own samples by leaf frame < the two innermost nbsteps functions:"]
+    out += [f"  {n:6d}  {f}" for f, n in chains.most_common(lines)]
+    out += ["", "the rest by its three innermost frames:"]
+    out += [f"  {n:6d}  {f}" for f, n in rest.most_common(lines)]
+    return "\n".join(out)
+
+
+def _short(frame: str) -> str:
+    """``func (/…/nbsteps/views/live.py:12)`` -> ``views/live.py:func``."""
+    func, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{path.split('/nbsteps/', 1)[-1]}:{func}"
+
+
+def spy_profile(
+    nb: str, cells: list[str], files: dict, tmp: Path, mode: str, spy: str, lines: int, rate: int, gil: bool
+) -> str:
+    """py-spy (sampling, *rate* per second, without pausing the kernel) on the kernel while the
+    notebook runs in *mode* (``plain``, ``memory``, ``store``, ``plan``): see :func:`_spy_report`.
+    *gil*: only the samples of the thread holding the GIL (what keeps the interpreter busy: nbsteps'
+    own code is Python; without it py-spy also counts threads waiting in C, e.g. on a socket)."""
+    import signal
+    import subprocess
+
+    cwd = tmp / "spy"
+    cwd.mkdir(parents=True)
+    harness.write_files(cwd, files)
+    store = tmp / "spy-store"
+    steps = harness.step_cells(cells)
+    todo = {
+        "plain": ([], cells),
+        "memory": (["%load_ext nbsteps"], steps),
+        "store": (["%load_ext nbsteps", f"%steps store {store}"], steps),
+        "plan": (["%load_ext nbsteps", "%steps mode plan"], steps + ["%steps run --workers 4"]),
+    }
+    setup, timed = todo[mode]
+    out = tmp / "spy.txt"
+    with harness.Kernel(cwd) as k:
+        _untimed(k, setup)
+        pid = None
+        for o in k.run("import os as _os\nprint('@@pid@@', _os.getpid())\ndel _os").get("outputs", []):
+            for line in o.get("text", "").splitlines():
+                if line.startswith("@@pid@@"):
+                    pid = int(line.split()[1])
+        proc = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--full-filenames",
+                "-F",
+                "--nonblocking",
+                "--rate",
+                str(rate),
+                "--output",
+                str(out),
+            ]
+            + (["--gil"] if gil else []),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-    return "".join(o.get("text", "") for o in cell.get("outputs", []))
+        time.sleep(1.0)  # py-spy attaches
+        t0 = time.perf_counter()
+        seconds, error = _timed_cells(k, timed)
+        wall = time.perf_counter() - t0
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    if not out.exists():
+        return f"py-spy wrote nothing: {err.decode(errors='replace')[-2000:]}"
+    head = f"{nb} {mode}: {seconds:.2f} s in the cells ({wall:.2f} s wall){'; ' + error if error else ''}\n"
+    return head + _spy_report(out.read_text(), lines)
 
 
 def main(argv: "list[str] | None" = None) -> int:
@@ -280,6 +500,29 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "corpus.json"), help="'-': none")
     ap.add_argument("--profile", default="", help="profile one notebook instead (interactive, store)")
     ap.add_argument("--profile-restore", action="store_true", help="with --profile: profile the restore")
+    ap.add_argument(
+        "--profile-mode",
+        default="store",
+        choices=("store", "memory", "plan", "plain"),
+        help="with --profile: interactive with a directory store (default), the memory store, plan mode "
+        "(or plain, with --spy)",
+    )
+    ap.add_argument(
+        "--profile-restrict", default="nbsteps", help="with --profile: functions shown (a pstats regex)"
+    )
+    ap.add_argument("--profile-lines", type=int, default=45, help="with --profile: how many functions")
+    ap.add_argument(
+        "--profile-cpu", action="store_true", help="with --profile: each thread's CPU time, not wall time"
+    )
+    ap.add_argument(
+        "--spy",
+        default="",
+        metavar="PY_SPY",
+        help="with --profile: sample the kernel with this py-spy executable instead of cProfile "
+        "(--profile-mode plain too), --profile-lines lines",
+    )
+    ap.add_argument("--spy-rate", type=int, default=250, help="with --spy: samples per second")
+    ap.add_argument("--spy-gil", action="store_true", help="with --spy: only the thread holding the GIL")
     args = ap.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
@@ -292,6 +535,9 @@ def main(argv: "list[str] | None" = None) -> int:
     unknown = set(modes) - set(MODES)
     if unknown:
         ap.error(f"unknown modes: {', '.join(sorted(unknown))}")
+
+    if args.profile and args.profile_mode == "plain" and not args.spy:
+        ap.error("--profile-mode plain needs --spy (cProfile restricted to nbsteps sees nothing there)")
 
     manifest = harness.load_manifest()
     roots = harness.ensure_sources(manifest)
@@ -307,9 +553,37 @@ def main(argv: "list[str] | None" = None) -> int:
     harness.write_kernelspec(tmp)
     os.environ.update(harness.kernel_env(tmp))
     try:
+        if args.profile and args.spy:
+            files = entries[0].get("files") or {}
+            print(
+                spy_profile(
+                    args.profile,
+                    cells[args.profile],
+                    files,
+                    tmp,
+                    args.profile_mode,
+                    args.spy,
+                    args.profile_lines,
+                    args.spy_rate,
+                    args.spy_gil,
+                )
+            )
+            return 0
         if args.profile:
             files = entries[0].get("files") or {}
-            print(profile(args.profile, cells[args.profile], files, tmp, args.profile_restore))
+            print(
+                profile(
+                    args.profile,
+                    cells[args.profile],
+                    files,
+                    tmp,
+                    args.profile_restore,
+                    args.profile_mode,
+                    args.profile_restrict,
+                    args.profile_lines,
+                    args.profile_cpu,
+                )
+            )
             return 0
         load0 = os.getloadavg()
         t0 = time.perf_counter()
@@ -321,6 +595,8 @@ def main(argv: "list[str] | None" = None) -> int:
 
         def progress(nb, mode, res):
             what = f"error: {res['error']}" if res.get("error") else f"{res['seconds']:.2f} s"
+            if res.get("cpu") is not None:
+                what += f", CPU {res['cpu']:.2f} s"
             print(f"  {nb:<28} {mode:<10} {what} (load {res['load']:.1f})", file=sys.stderr, flush=True)
 
         results = measure(entries, cells, modes, args.repeat, tmp, progress)

@@ -56,7 +56,25 @@ def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
     row = json.loads(out.read_text())["rows"]["nx_read_write"]
     for mode in ("store", "restore", "memory", "unobserved", "plan"):
         assert row[mode]["errors"] == [] and row[mode]["ratio"] > 0, (mode, row[mode])
+        assert row[mode]["cpu_ratio"] > 0, (mode, row[mode])  # the kernel's CPU time, measured in it
     assert row["restore"]["executed"] == [0]  # everything restored, nothing executed
+
+
+@pytest.mark.timeout(200)
+def test_corpus_bench_profiles_plan_mode_with_its_worker_threads(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
+    import harness
+
+    try:
+        harness.ensure_sources(harness.load_manifest())
+    except harness.CorpusUnavailable as exc:
+        pytest.skip(f"corpus unavailable: {exc}")
+    args = ["bench/corpus.py", "--profile", "nx_read_write", "--profile-mode", "plan", "--profile-cpu"]
+    p = _bench(tmp_path, args, timeout=190)
+    assert "%steps run --workers 4" in p.stdout  # the run cell's wall time, after the step cells'
+    threads = next(line for line in p.stdout.splitlines() if line.endswith("profiled threads"))
+    assert int(threads.split()[0]) >= 2  # the kernel's thread and those the run started (timers, workers)
+    assert "nbsteps/run/attempt/task.py" in p.stdout and "nbsteps/ipython/magics.py" in p.stdout
 
 
 @pytest.mark.timeout(120)
