@@ -154,7 +154,23 @@ class Plan:
         *max_size* bounds a directory store (``"2GB"``; default 10 GB)."""
         store = self.context.store = open_store(spec, max_size)
         store.warn = self.context.warn
+        if self.background_commits and store.persistent:
+            store.background = True
         return store
+
+    @property
+    def background_commits(self) -> bool:
+        """Whether a directory store commits checkpoints on its own thread (a
+        step completes once its values are written; they are durable a few
+        fsyncs later, waited for on an interrupt and at exit). The IPython
+        frontend turns it on; plain Python runs wait for each commit."""
+        return getattr(self, "_background", False)
+
+    @background_commits.setter
+    def background_commits(self, on: bool) -> None:
+        if self.context.store.persistent:
+            self.context.store.background = bool(on)
+        self._background = bool(on)
 
     # -- publishing ------------------------------------------------------------
     def publish(self, outputs: dict, step: "str | None" = None) -> None:
@@ -214,7 +230,11 @@ class Plan:
                 if n not in self.namespace and n not in step.hints
             )
         try:
-            if old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
+            if old is not None and depmod.registered_alike(old, step):
+                # registered again as it was (a cell run again unchanged): the graph, and what
+                # is known to be up to date, stay; resolving would set these two the same
+                step.linked, step.called_reads = old.linked, old.called_reads
+            elif old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
                 self.context.deps = depmod.resolve(self.steps)
                 self.validity.clear()  # dependencies may have changed anywhere
         except BaseException as exc:  # NbstepsError, or an interrupt: the previous plan stays

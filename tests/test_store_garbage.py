@@ -38,6 +38,12 @@ def files(store):
     ]
 
 
+def durable():
+    """Wait for the kernel's pending commits: a cell's checkpoints are made durable
+    after it (stores.committer), and what a commit replaced is collected then."""
+    session.current().store.flush()
+
+
 def new_kernel(shell):
     """What a restarted kernel has: a fresh plan and namespace (the same store)."""
     session._plan = None
@@ -50,11 +56,13 @@ def test_forcing_an_upstream_step_leaves_no_dead_checkpoints(shell, tmp_path, tm
     run_ok(shell, f"%steps store {store}")
     for cell in CHAIN:
         run_ok(shell, cell)
+    durable()
     assert len(metas(store)) == 4
     first = len(files(store))
     for n in range(8):
         run_ok(shell, "%steps run --force a")
         assert session.current().last_summary.completed_order == ["a", "b", "c", "d"]
+        durable()
         # one checkpoint per step, not 4 + 3 * n: the old ones were computed from a version that is gone
         assert len(metas(store)) == 4, (n, metas(store))
     assert len(files(store)) == first  # and their value files
@@ -85,6 +93,7 @@ def test_steps_store_collects_and_says_how_much(shell, tmp_path, tmp_key, capsys
     run_ok(shell, f"%steps store {store}")
     for cell in CHAIN:
         run_ok(shell, cell)
+    durable()
     sizes = sum(p.stat().st_size for p in files(store) if p.parent.name in "bcd")
     for p in (store / "a").iterdir():  # the upstream version is gone (removed by hand)
         p.unlink()

@@ -59,6 +59,7 @@ def test_eviction_keeps_what_this_kernel_restored_and_has_not_read(shell, tmp_pa
     # once read, nothing pins it any more: the next write evicts it (least recently used)
     run_ok(shell, "%steps load")
     run_ok(shell, "%%step d\nimport numpy\nmore = numpy.zeros(200_000)")
+    plan.store.flush()  # d's commit ends after the cell (stores.committer); the eviction follows it
     assert plan.store.budget.evicted >= 1 and not list((tmp_path / "s").glob("a/*.meta"))
     assert np.array_equal(shell.user_ns["x"], first)  # the kernel still holds it
 

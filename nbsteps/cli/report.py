@@ -60,6 +60,7 @@ def kernel_collect(
     from nbsteps.run.summary import RunSummary, store_where
 
     plan = _kernel_plan()
+    plan.store.flush()  # the run's checkpoints are durable (or said not to be) before it is reported
     out = {"steps": {}, "wrote": [], "errors": [], "summary": "", "ok": True, "n": len(plan.steps)}
     if results:
         try:

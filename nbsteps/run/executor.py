@@ -520,6 +520,10 @@ class Executor:
             interrupted = True
             with deferred_interrupts():
                 self._cancel_rest(backend, "interrupted")
+            try:  # the checkpoints of the completed steps are committed, or said not to be, before the report
+                ctx.store.flush()
+            except KeyboardInterrupt:  # Ctrl-C again: stop waiting (the commits go on, waited for at exit)
+                pass
         except BaseException as exc:  # a bug or a broken store: no step is left running
             with deferred_interrupts():
                 self._cancel_rest(backend, f"the run stopped: {error_text(exc)}")

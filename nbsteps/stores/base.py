@@ -32,6 +32,9 @@ class Store:
 
     #: whether values are copied out of the process (a memory store keeps the objects themselves)
     persistent = False
+    #: commit checkpoints on another thread: ``put`` returns once the values are
+    #: written, before they are durable (a directory store; the plan's frontend sets it)
+    background = False
     #: set by the plan: ``warn(step, message)``
     warn: Callable[[str, str], None] = staticmethod(_ignore)
 
@@ -55,6 +58,10 @@ class Store:
 
     def put(self, checkpoint: Checkpoint) -> None:
         raise NotImplementedError
+
+    def flush(self) -> None:
+        """Wait until every checkpoint put so far is stored or known not to be
+        (a store that commits on another thread: :mod:`nbsteps.stores.committer`)."""
 
     def unstored(self, step: str, fingerprint: str) -> str:
         """Why the checkpoint *fingerprint* of *step*, computed by an earlier

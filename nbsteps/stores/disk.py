@@ -17,7 +17,11 @@ token; then the metadata of that fingerprint is replaced atomically
 (``os.replace``) and the files no metadata names any more are removed. A
 crash at any point leaves either the previous checkpoint of that fingerprint
 or the new one, plus unreferenced files that the next ``put`` or ``drop`` of
-the step removes. Checkpoints of other fingerprints stay, so switching a
+the step removes. The values are written on the caller's thread; the
+fsyncs, the metadata and the clean-up are the commit, which runs on the
+store's committer thread (:mod:`nbsteps.stores.committer`) holding the step's
+lock, and ``put`` waits for it unless ``background`` is set (the IPython
+frontend sets it). Checkpoints of other fingerprints stay, so switching a
 parameter back restores, and kernels running different versions of a notebook
 on one store each find their own; past ``max_size`` the least recently used
 are removed (:mod:`nbsteps.stores.budget`). Readers take no lock: if a
@@ -51,23 +55,28 @@ The folder format lives in :mod:`nbsteps.stores.layout`, value encodings in
 
 from __future__ import annotations
 
+import collections
 import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from nbsteps.formatting import parse_size
+from nbsteps.interrupts import deferred_interrupts
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.run.attempt import opened
 from nbsteps.stores import notes, signing
 from nbsteps.stores.base import Store
 from nbsteps.stores.budget import Budget
+from nbsteps.stores.committer import at_exit, for_directory
 from nbsteps.stores.encoding import NullSink, pandas_kind, pickle_to
 from nbsteps.stores.folders import Folders
 from nbsteps.stores.fs import (
     LinkRefused,
     exists,
     fsync_dir,
+    open_dir,
+    open_file,
     touch,
     unlink_quiet,
 )
@@ -84,10 +93,11 @@ from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import (
     Unpicklable,
     collect,
+    commit_meta,
     drop_legacy,
+    meta_bytes,
     remove_files,
     size_of,
-    write_meta,
     write_value,
 )
 
@@ -148,6 +158,10 @@ class DiskStore(Store):
         # dead checkpoints: their upstream versions are gone (stores.garbage)
         self.garbage = Garbage(self.folders, self.key, self.unwritten, self.pins)
         self.held = Held()  # the checkpoint of each step this process wrote or restored last (stores.sharing)
+        # makes written checkpoints durable, on its own thread (one per directory in a process)
+        self.committer = for_directory(self.directory)
+        self.done: collections.deque = collections.deque()  # what this store's ended commits left to do
+        at_exit(self)  # pending commits are waited for at interpreter exit
         self.reader = Reader(
             self.folders,
             self.key,
@@ -177,6 +191,7 @@ class DiskStore(Store):
     def get(self, step: str, fingerprint: "str | None" = None, *, lazy: bool = False) -> "Checkpoint | None":
         """The checkpoint of *step* with *fingerprint* (any fingerprint: the
         latest). *lazy*: values are read when first used (LazyValues)."""
+        self._settle(step)
         cp = self.reader.read(step, fingerprint, "lazy" if lazy else "load")
         if cp is not None and fingerprint is not None:  # restored: this process holds that version
             self.garbage.hold(step, cp.parts, cp.fingerprint)
@@ -199,24 +214,74 @@ class DiskStore(Store):
         return cp.outputs[name]
 
     def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
+        self._settle(step)
         return self.reader.read(step, fingerprint, "peek")
 
     def fingerprints(self, step: str) -> list[str]:
         """Fingerprints of the checkpoints kept for *step*, least recently used first."""
+        self._settle(step)
         return self.reader.fingerprints(step)
 
     def steps(self) -> list[str]:
+        self._settle()
         return self.reader.steps()
+
+    # -- commits (stores.committer) -------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until every checkpoint handed to this store is committed (or
+        known not to be: then kept in memory, warned of and noted, as a put
+        that fails at once)."""
+        self._settle()
+
+    def _settle(self, step: "str | None" = None) -> None:
+        """Wait for the pending commits of *step* (None: of every step), then
+        do on this thread what the ended commits left to do."""
+        if self.committer.busy(step):
+            self.committer.wait(step)
+        if self.done:
+            self._take_done()
+
+    def _take_done(self) -> None:
+        """What ended commits left for the caller's thread: the size budget of
+        a stored checkpoint, the warning of one that could not be stored, then
+        garbage collection if a version left the store."""
+        steps = []
+        while True:
+            try:
+                ok, cp, what = self.done.popleft()
+            except IndexError:
+                break
+            steps.append(cp.step)
+            if ok:
+                self._counted(cp, what)
+            else:
+                self.warn(
+                    cp.step,
+                    f"step {cp.step!r}: could not write its checkpoint to {self.directory} ({what}); "
+                    f"it is kept in memory only and will not survive a restart of the kernel",
+                )
+        for step in dict.fromkeys(steps):
+            self._collect_garbage(step)
 
     # -- writing ---------------------------------------------------------------------
 
     def put(self, checkpoint: Checkpoint) -> None:
+        """Write *checkpoint*'s values now (an unpicklable value is found here)
+        and hand its commit to the committer (:mod:`nbsteps.stores.committer`):
+        it is durable, and visible to other processes, once the committer has
+        renamed its metadata into place; reads here wait for that. Unless
+        ``background`` is set, put waits for the commit too (as a put always did)."""
         step = checkpoint.step
+        if self.done:
+            self._take_done()
         # held from now on, even while being written (or if it cannot be): its downstream is not dead
         self.garbage.hold(step, checkpoint.parts, checkpoint.fingerprint)
         self.held.remember(checkpoint)
         try:
-            added = self._write(checkpoint)
+            self._write(checkpoint)
+            if not self.background:
+                self._settle(step)
         except Unpicklable as exc:
             self.unwritten.remember(checkpoint)
             why = f"{_list_values(exc.names)} cannot be pickled ({_describe_error(exc.errors[0])})"
@@ -255,17 +320,19 @@ class DiskStore(Store):
                     f"it is kept in memory only"
                 ),
             )
-        else:
-            evicted = self.budget.evicted
-            try:
-                self.budget.added(added, (dirname_of(step), meta_name(checkpoint.fingerprint)))
-            except Exception as exc:  # eviction is housekeeping: never fail a put for it
-                self.warn(
-                    step, f"could not enforce the size limit of {self.directory} ({_describe_error(exc)})"
-                )
-            if self.budget.evicted != evicted:
-                self.garbage.pending = True  # evicted versions: their downstream is dead
         self._collect_garbage(step)
+
+    def _counted(self, cp: Checkpoint, added: int) -> None:
+        """*cp* is stored, adding *added* bytes: enforce the size limit."""
+        evicted = self.budget.evicted
+        try:
+            self.budget.added(added, (dirname_of(cp.step), meta_name(cp.fingerprint)))
+        except Exception as exc:  # eviction is housekeeping: never fail a put for it
+            self.warn(
+                cp.step, f"could not enforce the size limit of {self.directory} ({_describe_error(exc)})"
+            )
+        if self.budget.evicted != evicted:
+            self.garbage.pending = True  # evicted versions: their downstream is dead
 
     def _note_unstored(self, cp: Checkpoint, why: str) -> None:
         """Leave a note of why *cp* is not on disk, for the kernels after
@@ -295,6 +362,7 @@ class DiskStore(Store):
         """Remove the dead checkpoints: those computed from an upstream version
         that no checkpoint in the store holds any more, nor this process (see
         :mod:`nbsteps.stores.garbage`). Returns ``(checkpoints, nbytes)`` removed."""
+        self._settle()
         done = self.garbage.collect()
         if done.checkpoints:
             self.budget.forget()  # count the store again on the next write
@@ -326,34 +394,112 @@ class DiskStore(Store):
         if done.checkpoints:
             self.budget.forget()
 
-    def _write(self, cp: Checkpoint) -> int:
-        """Write *cp*; the bytes it added to the store (minus what it replaced)."""
+    def _write(self, cp: Checkpoint) -> None:
+        """Write *cp*'s values (not yet durable) under the step's lock, and hand
+        the lock and the rest to the committer (:meth:`_commit`). Raises what
+        writing the values raised (Unpicklable, OSError...), leaving nothing."""
         dirname = dirname_of(cp.step)
         meta = meta_name(cp.fingerprint)
         values = _values_of(cp)
-        with self.folders.root() as root, self.folders.locked(root, dirname):
+        self.committer.reserve()  # before the lock: a waiting put holds nothing the committer needs
+        root = folder = -1
+        lock = None
+        handed = False
+        try:
+            root = self.folders.open_root()
+            lock = self.folders.acquire(root, dirname)
             new_folder = not exists(dirname, root)
-            with self.folders.folder(root, dirname, create=True) as folder:
+            folder = open_dir(dirname, root, self.directory / dirname, create=True)
+            token = uuid.uuid4().hex[:16]
+            written: list[str] = []  # names of this put's files, removed if it fails
+            replaced = size_of(folder, meta)
+            previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
+            try:
+                entries = self._write_values(folder, token, values, written, self.held.upstream_refs(cp))
+                blob, meta_size = meta_bytes(cp, token, entries, self.key)
+            except Unpicklable:
+                _remove_unpicklable(root, dirname, folder, meta, written)
+                raise
+            except BaseException:  # an interrupt, a full disk: leave nothing
+                for name in written:
+                    unlink_quiet(name, folder)
+                raise
+            added = meta_size + sum(e["size"] for e in entries) - replaced
+            job = (root, folder, lock, new_folder, cp, written, entries, blob, previous, added)
+            with deferred_interrupts():  # handed over whole, or kept here whole
+                self.committer.submit(cp.step, lambda: self._commit(*job))
+                handed = True
+        finally:
+            if not handed:
+                try:
+                    if folder >= 0:
+                        os.close(folder)
+                    if root >= 0:
+                        os.close(root)
+                finally:
+                    try:
+                        if lock is not None:
+                            lock.release()
+                    finally:
+                        self.committer.unreserve()
+
+    def _commit(
+        self,
+        root: int,
+        folder: int,
+        lock,
+        new_folder: bool,
+        cp: Checkpoint,
+        written: list[str],
+        entries: list[dict],
+        blob: bytes,
+        previous: "str | None",
+        added: int,
+    ) -> None:
+        """(the committer's thread, holding the step's lock) Make the values
+        durable, then commit the metadata; the outcome goes to
+        ``committer.done``. A failure removes what the put wrote, keeps the
+        checkpoint in memory and leaves the not-stored note."""
+        dirname = dirname_of(cp.step)
+        meta = meta_name(cp.fingerprint)
+        try:
+            try:
                 if new_folder:  # its name is durable before anything in it (an existing one's already is)
                     fsync_dir(root)
-                token = uuid.uuid4().hex[:16]
-                written: list[str] = []  # names of this put's files, removed if it fails
-                replaced = size_of(folder, meta)
-                previous = version_of(read_meta_bytes(folder, meta), self.key, meta)
-                try:
-                    entries = self._write_values(folder, token, values, written, self.held.upstream_refs(cp))
-                    fsync_dir(folder)  # the value files' names are durable before the metadata
-                    meta_size = write_meta(folder, cp, token, entries, written, self.key, meta)
-                except Unpicklable:
-                    _remove_unpicklable(root, dirname, folder, meta, written)
-                    raise
-                except BaseException:
-                    if meta not in written:  # not committed (an interrupt, a full disk): leave nothing
-                        for name in written:
+                for entry in entries:  # the value files' bytes...
+                    fd = open_file(entry["file"], folder, self.directory / dirname / entry["file"])
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                fsync_dir(folder)  # ...and names are durable before the metadata
+                commit_meta(folder, blob, written, meta)
+            except BaseException as exc:
+                if meta not in written:  # not committed: leave nothing
+                    for name in written:
+                        try:
                             unlink_quiet(name, folder)
-                    raise
+                        except OSError:
+                            pass
+                    self.unwritten.remember(cp)
+                    why = _describe_error(exc)
+                    try:
+                        notes.add(folder, self.directory / dirname, cp.fingerprint, why)
+                    except OSError:
+                        pass  # the note only explains
+                    self.done.append((False, cp, why))
+                    return
+            try:
                 self._committed(folder, cp, previous, written)
-                return meta_size + sum(e["size"] for e in entries) - replaced
+            except Exception:  # housekeeping: the checkpoint is stored
+                pass
+            self.done.append((True, cp, added))
+        finally:
+            try:
+                os.close(folder)
+                os.close(root)
+            finally:
+                lock.release()
 
     def _write_values(
         self, folder: int, token: str, values: list, written: list[str], refs: dict
@@ -399,6 +545,7 @@ class DiskStore(Store):
                     refs if sharing else None,
                     met,
                     later=later,
+                    sync=False,  # the committer fsyncs it
                 )
             except Unpicklable as exc:
                 bad.append(label)
@@ -433,6 +580,7 @@ class DiskStore(Store):
     # -- the rest of the interface ----------------------------------------------------
 
     def drop(self, step: str) -> None:
+        self._settle(step)
         self.unwritten.forget(step)
         self.garbage.release(step)
         self.held.forget(step)

@@ -76,13 +76,15 @@ class SignedWriter:
     def close(self) -> None:
         pass  # pyarrow may call this; the file is closed by finish/abort
 
-    def finish(self) -> dict:
-        """Make the file durable and close it; its MAC as a metadata entry field
-        (``signing.mac_field``). On any failure
+    def finish(self, sync: bool = True) -> dict:
+        """Make the file durable (*sync*: fsync now; else the store's committer
+        does, :mod:`nbsteps.stores.committer`) and close it; its MAC as a
+        metadata entry field (``signing.mac_field``). On any failure
         (an interrupt included) the file is closed and removed, the hashing
         thread stopped."""
         try:
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
             digest = signing.mac_field(self._mac.algorithm, self._mac.hexdigest())
         except BaseException as exc:
             if isinstance(exc, OSError):

@@ -39,10 +39,14 @@ class Folders:
         self._guard = threading.Lock()  # protects _thread_locks
         self._thread_locks: dict[str, threading.Lock] = {}
 
+    def open_root(self) -> int:
+        """A descriptor of the store directory (the caller closes it)."""
+        return os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
+
     @contextmanager
     def root(self) -> Iterator[int]:
         """A descriptor of the store directory, closed on exit."""
-        fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
+        fd = self.open_root()
         try:
             yield fd
         finally:
@@ -62,31 +66,43 @@ class Folders:
         """Exclusive lock of one step: a thread lock (flock is not reliable
         between threads on every file system) and a flock for other processes.
         Different steps never wait for each other."""
+        lock = self.acquire(root, dirname)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def acquire(self, root: int, dirname: str) -> "StepLock":
+        """The lock of :meth:`locked`, held until its ``release()``, which any
+        thread may call: a put takes it on the caller's thread and its commit
+        releases it on the store's committer thread (stores.committer)."""
         with self._guard:
             tlock = self._thread_locks.setdefault(dirname, threading.Lock())
-        with tlock:
-            if fcntl is None:
-                yield
-                return
-            locks = open_dir(LOCKS, root, self.directory / LOCKS, create=True)
-            try:
-                name = f"{dirname}.lock"
+        tlock.acquire()
+        fd = -1
+        try:
+            if fcntl is not None:
+                locks = open_dir(LOCKS, root, self.directory / LOCKS, create=True)
                 try:
-                    fd = os.open(name, os.O_RDWR | os.O_CREAT | NOFOLLOW | CLOEXEC, 0o600, dir_fd=locks)
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        raise LinkRefused(self.directory / LOCKS / name) from None
-                    raise
-            finally:
-                os.close(locks)
-            try:
+                    name = f"{dirname}.lock"
+                    try:
+                        fd = os.open(name, os.O_RDWR | os.O_CREAT | NOFOLLOW | CLOEXEC, 0o600, dir_fd=locks)
+                    except OSError as exc:
+                        if exc.errno == errno.ELOOP:
+                            raise LinkRefused(self.directory / LOCKS / name) from None
+                        raise
+                finally:
+                    os.close(locks)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 except OSError:
                     pass  # no lock support (some network file systems): unique names still keep files apart
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+            return StepLock(tlock, fd)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            tlock.release()
+            raise
 
     def remove_checkpoint(
         self,
@@ -123,3 +139,24 @@ class Folders:
             return True
         except (LinkRefused, OSError):
             return False
+
+
+class StepLock:
+    """A step's lock as :meth:`Folders.acquire` took it: the thread lock and
+    the descriptor holding the flock (closing it releases the flock; flocks
+    belong to the open file, not to a thread)."""
+
+    def __init__(self, tlock: threading.Lock, fd: int) -> None:
+        self._tlock: "threading.Lock | None" = tlock
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release both (once; again does nothing)."""
+        fd, self._fd = self._fd, -1
+        tlock, self._tlock = self._tlock, None
+        try:
+            if fd >= 0:
+                os.close(fd)
+        finally:
+            if tlock is not None:
+                tlock.release()

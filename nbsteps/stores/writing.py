@@ -8,7 +8,9 @@ its fingerprint) is replaced atomically (``os.replace``) and the files of the
 checkpoint it replaced are removed. Checkpoints of other fingerprints stay. A
 crash at any point leaves either the previous checkpoint of that fingerprint
 or the new one, plus unreferenced files that the next ``put`` or ``drop`` of
-the step removes.
+the step removes. A directory store writes the value files with ``sync=False``
+and has its committer fsync them before :func:`commit_meta`
+(:mod:`nbsteps.stores.committer`).
 """
 
 from __future__ import annotations
@@ -97,15 +99,17 @@ def write_value(
     refs: "dict | None" = None,
     met: "list | None" = None,
     later: "dict | None" = None,
+    sync: bool = True,
 ) -> dict:
     """Write one value to ``folder/stem.<ext>``; its metadata entry. Objects
     in *refs* are written as references (:mod:`nbsteps.stores.sharing`); with
     *met*, what the pickler met is appended to it (``pickling.Dumped``: the
     references it wrote, where it wrote the objects of *later*), or None for a
-    value not pickled."""
+    value not pickled. *sync*: fsync the file now (else the committer does,
+    :mod:`nbsteps.stores.committer`)."""
     kind = pandas_kind(value) if not (refs and id(value) in refs) else None
     if kind is not None:
-        entry = _write_frame(folder, stem, value, kind, written, key, compression)
+        entry = _write_frame(folder, stem, value, kind, written, key, compression, sync)
         if entry is not None:
             if met is not None:
                 met.append(None)
@@ -116,7 +120,7 @@ def write_value(
         writer = SignedWriter(folder, tmp, key)
         try:
             dumped = pickle_to(writer, value, faithful, refs, later)
-            digest = writer.finish()
+            digest = writer.finish(sync)
         except Exception as exc:
             writer.abort()
             if writer.error is not None:
@@ -142,7 +146,14 @@ def write_value(
 
 
 def _write_frame(
-    folder: int, stem: str, value: Any, kind: str, written: list[str], key: bytes, compression: "str | None"
+    folder: int,
+    stem: str,
+    value: Any,
+    kind: str,
+    written: list[str],
+    key: bytes,
+    compression: "str | None",
+    sync: bool = True,
 ) -> "dict | None":
     """Write a DataFrame or Series as Arrow IPC or Parquet; its entry, or None
     when it is to be pickled instead."""
@@ -158,7 +169,7 @@ def _write_frame(
             write_arrow(data, writer)
         else:
             write_parquet(data, writer, compression)
-        digest = writer.finish()
+        digest = writer.finish(sync)
     except Exception:
         writer.abort()
         if writer.error is not None:
@@ -187,6 +198,14 @@ def write_meta(
     folder: int, cp: Checkpoint, token: str, entries: list[dict], written: list[str], key: bytes, name: str
 ) -> int:
     """Commit the checkpoint: its metadata file *name*, atomically. Returns its size."""
+    blob, size = meta_bytes(cp, token, entries, key)
+    commit_meta(folder, blob, written, name)
+    return size
+
+
+def meta_bytes(cp: Checkpoint, token: str, entries: list[dict], key: bytes) -> "tuple[bytes, int]":
+    """The signed metadata of *cp* (header and body) and the body's size:
+    made on the caller's thread, from the checkpoint as it is now."""
     body: dict[str, Any] = {
         "format": layout.FORMAT,
         "step": cp.step,
@@ -212,13 +231,20 @@ def write_meta(
 
         body["parts_pickle"] = base64.b64encode(pickle_bytes(parts)).decode("ascii")
     data = json.dumps(body, indent=1).encode()
+    return layout.header(key, data) + data, len(data)
+
+
+def commit_meta(folder: int, blob: bytes, written: list[str], name: str) -> None:
+    """Write the metadata *blob* to a temporary file, fsync it and rename it
+    to *name* (the commit point), then fsync the folder. The value files it
+    names must be durable before this is called."""
     tmp = tmp_name()
     written.append(tmp)
     fd = -1
     try:
         with deferred_interrupts():  # the descriptor is held by fd, and so always closed
             fd = create_file(folder, tmp)
-        view = memoryview(layout.header(key, data) + data)
+        view = memoryview(blob)
         while view.nbytes:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
@@ -229,7 +255,6 @@ def write_meta(
         os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         written.append(name)  # committed: the store keeps this put's files from now on
     fsync_dir(folder)
-    return len(data)
 
 
 def size_of(folder: int, meta: str) -> int:

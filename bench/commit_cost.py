@@ -1,0 +1,127 @@
+"""What a directory store's checkpoints add to an interactive ``%%step`` cell
+(issue 26, target 1: checkpoints off the critical path), in one process.
+
+    python bench/commit_cost.py                          # 20 cells, 5 rounds, a directory under /tmp
+    python bench/commit_cost.py --cells 30 --repeat 7 --work-ms 50
+
+A real IPython InteractiveShell with nbsteps runs the same sequence of step
+cells (each makes a ~0.4 MB array and a small dict from the one before, then
+sleeps ``--work-ms``, standing for the user's own computation) three ways,
+alternated within each round (the order rotates):
+
+- ``memory``: the memory store (no checkpoint written: the floor);
+- ``wait``: a directory store whose put waits for each commit (fsyncs and
+  metadata on the cell's time: what every directory store did before);
+- ``background``: a directory store with background commits (the default in
+  a notebook now: the commit runs while the next cells do).
+
+Printed: per-cell wall time (median over cells and rounds) of each way and its
+cost beyond ``memory``, and the time the last commits still took after the last
+cell (``flush``, waited for before the next round). The load average is printed at
+the start and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MODES = ("memory", "wait", "background")
+
+
+def cells(n: int, work_ms: float) -> list[str]:
+    out = []
+    for i in range(n):
+        src = f"v{i - 1}" if i else "None"
+        out.append(
+            f"%%step c{i}\nimport numpy as np, time\n"
+            f"a{i} = np.random.default_rng({i}).random(50_000) + (0 if {src} is None else 1)\n"
+            f"v{i} = {{'i': {i}, 'mean': float(a{i}.mean())}}\n"
+            f"time.sleep({work_ms / 1000!r})"
+        )
+    return out
+
+
+def one_way(ip, session, mode: str, sources: list[str], root: Path) -> "tuple[list[float], float]":
+    """Per-cell wall times of *sources* in a fresh plan and namespace; the flush time."""
+    ip.reset(new_session=False)
+    session._plan = None
+    session.bind(ip)
+    plan = session.current()
+    if mode != "memory":
+        d = root / f"{mode}-{time.monotonic_ns()}"
+        plan.set_store(str(d))
+        plan.background_commits = mode == "background"
+    times = []
+    for src in sources:
+        with contextlib.redirect_stdout(io.StringIO()):  # the step's one-line report
+            t0 = time.perf_counter()
+            r = ip.run_cell(src)
+            times.append(time.perf_counter() - t0)
+        if not r.success:
+            raise SystemExit(f"cell failed in {mode}: {r.error_in_exec or r.error_before_exec!r}")
+    t0 = time.perf_counter()
+    plan.store.flush()
+    return times, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cells", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=5, help="rounds (default 5)")
+    ap.add_argument("--work-ms", type=float, default=30.0, help="the cell's own time (sleep), ms")
+    ap.add_argument("--dir", default=None, help="where the stores go (default: a temp dir under /tmp)")
+    a = ap.parse_args()
+    os.environ.setdefault("NBSTEPS_KEY_FILE", str(Path(tempfile.mkdtemp()) / "key" / "secret"))
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from nbsteps.ipython import session
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "nbsteps")
+    ip.display_pub.publish = lambda *args, **kw: None  # no frontend: displays go nowhere
+    root = Path(tempfile.mkdtemp(prefix="nbsteps-commit-", dir=a.dir))
+    load0 = os.getloadavg()[0]
+    print(f"commit cost: {a.cells} cells, {a.work_ms:g} ms of work each, {a.repeat} rounds; load {load0:.2f}")
+    sources = cells(a.cells, a.work_ms)
+    one_way(ip, session, "wait", sources[:3], root)  # imports, first-use costs
+    per: dict[str, list[float]] = {m: [] for m in MODES}
+    flush: dict[str, list[float]] = {m: [] for m in MODES}
+    try:
+        for r in range(a.repeat):
+            order = MODES[r % 3 :] + MODES[: r % 3]
+            for mode in order:
+                times, fl = one_way(ip, session, mode, sources, root)
+                per[mode].extend(times[1:])  # the first cell imports numpy in a fresh namespace
+                flush[mode].append(fl)
+            print(
+                f"  round {r + 1}: "
+                + ", ".join(f"{m} {statistics.median(per[m][-(a.cells - 1):]) * 1e3:.1f} ms" for m in MODES)
+                + f" (load {os.getloadavg()[0]:.1f})"
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    base = statistics.median(per["memory"])
+    print("| way | ms per cell (median) | beyond memory | flush after the last cell |")
+    print("|---|---|---|---|")
+    for m in MODES:
+        med = statistics.median(per[m])
+        print(
+            f"| {m} | {med * 1e3:.1f} | {(med - base) * 1e3:+.1f} ms ({(med / base - 1) * 100:+.1f} %) "
+            f"| {statistics.median(flush[m]) * 1e3:.1f} ms |"
+        )
+    print(f"load average {load0:.2f} → {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
