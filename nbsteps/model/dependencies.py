@@ -19,6 +19,7 @@ possible through them) is rejected with the cycle named.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import graphlib
 import heapq
 from collections import deque
@@ -386,6 +387,24 @@ def check_acyclic(g: Dependencies, focus: str | None) -> None:
         i = cycle.index(step)
         cycle = cycle[i:-1] + cycle[:i] + [step]
         raise CycleError(step, cycle) from None
+
+
+#: what resolving the plan sets on a step from the steps above it (not part of its registration)
+_DERIVED = frozenset({"linked", "called_reads"})
+_REGISTERED = tuple(f.name for f in dataclasses.fields(Step) if f.name not in _DERIVED)
+
+
+def registered_alike(old: Step, new: Step) -> bool:
+    """Whether *new* registers what *old* did: the same code and analysis, options,
+    and what the plan found from values and runs (``unchanged``, ``observed``,
+    ``hints``). Resolving the plan with *new* in *old*'s place then gives the same
+    graph, and *new* gets *old*'s ``linked`` and ``called_reads`` (a cell run again
+    unchanged: no pass over the whole plan)."""
+    for f in _REGISTERED:
+        a, b = getattr(old, f), getattr(new, f)
+        if a is not b and a != b:
+            return False
+    return True
 
 
 def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
