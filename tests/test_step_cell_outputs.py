@@ -241,3 +241,19 @@ def test_a_figure_stays_when_a_write_seen_below_recomputes_its_step(tmp_path, ke
         o for o in nb.cells[2].outputs if "nbsteps-status" in o.get("data", {}).get("text/html", "")
     )
     assert "<Figure" not in status.data["text/plain"]  # not shown a second time, as text, by the status
+
+
+# pandas' DataFrame.plot() makes a figure of its own: the one plt.figure() made before it
+# stays empty, and the inline backend shows it as its text only, no image (pd_10min, cell74)
+BODY_EMPTY = "import matplotlib.pyplot as plt\nplt.figure();\nfig = plt.figure()\nfig.gca().plot([1, 2]);"
+
+
+def test_an_empty_figure_shows_as_text_as_in_run_all(tmp_path, kernel_name):
+    plain = execute_notebook([BODY_EMPTY], kernel_name, tmp_path)
+    assert _shape(plain.cells[0]) == [
+        ("text", "<Figure size 640x480 with 0 Axes>"),
+        ("figure", "<Figure size WxH with 1 Axes>"),
+    ]
+    for prelude, after in (("%load_ext nbsteps", []), ("%load_ext nbsteps\n%steps mode plan", ["%steps run"])):
+        nb = execute_notebook([prelude, f"%%step empty\n{BODY_EMPTY}", *after], kernel_name, tmp_path)
+        assert _shape(nb.cells[1]) == _shape(plain.cells[0]), prelude

@@ -157,7 +157,13 @@ def watch(owner: Callable[[], "OrderedDict | None"]) -> None:
 def figure_bundle(fig) -> dict:
     """A figure as a display item: PNG and text, drawn as the inline backend draws it (IPython's
     ``pylabtools.print_figure``: at the figure's own ``dpi``, not ``savefig.dpi``, which styles such as
-    ``classic`` set apart; tight bounding box; the figure's face and edge colours)."""
+    ``classic`` set apart; tight bounding box; the figure's face and edge colours). An empty figure
+    (no axes, no lines: ``plt.figure()`` before a plot that makes its own) is only its text, as the
+    inline backend shows it: ``print_figure`` draws nothing for it."""
+    width, height = fig.get_size_inches() * fig.dpi
+    text = f"<Figure size {width:g}x{height:g} with {len(fig.axes)} Axes>"
+    if not fig.axes and not fig.lines:
+        return {"data": {"text/plain": text}, "metadata": {}}
     buf = io.BytesIO()
     with _draw_lock:
         fig.savefig(
@@ -169,11 +175,7 @@ def figure_bundle(fig) -> dict:
             edgecolor=fig.get_edgecolor(),
         )
     png = base64.b64encode(buf.getvalue()).decode("ascii")
-    width, height = fig.get_size_inches() * fig.dpi
     return {
-        "data": {
-            "image/png": png,
-            "text/plain": f"<Figure size {width:g}x{height:g} with {len(fig.axes)} Axes>",
-        },
+        "data": {"image/png": png, "text/plain": text},
         "metadata": {},
     }
