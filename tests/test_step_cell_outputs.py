@@ -254,6 +254,7 @@ def test_an_empty_figure_shows_as_text_as_in_run_all(tmp_path, kernel_name):
         ("text", "<Figure size 640x480 with 0 Axes>"),
         ("figure", "<Figure size WxH with 1 Axes>"),
     ]
-    for prelude, after in (("%load_ext nbsteps", []), ("%load_ext nbsteps\n%steps mode plan", ["%steps run"])):
+    modes = (("%load_ext nbsteps", []), ("%load_ext nbsteps\n%steps mode plan", ["%steps run"]))
+    for prelude, after in modes:
         nb = execute_notebook([prelude, f"%%step empty\n{BODY_EMPTY}", *after], kernel_name, tmp_path)
         assert _shape(nb.cells[1]) == _shape(plain.cells[0]), prelude
