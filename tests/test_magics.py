@@ -303,6 +303,41 @@ def test_step_line_expands_variables_as_ipython_does(shell):
     assert steps["odd"].confirm == "{part} }"
 
 
+def test_a_cell_run_again_unchanged_keeps_its_links_and_a_changed_one_is_resolved_again(shell, capsys):
+    run_ok(shell, "%%step k_src\nk = 3")
+    run_ok(shell, "%%step helper\ndef f():\n    return k * 2")
+    use = "%%step use\nv = f()\nv"
+    assert run_ok(shell, use) == 6
+    plan = session.current()
+    links = plan.dependencies("use")
+    assert links.keys() == {"k_src", "helper"}  # k: read by the function it calls
+    capsys.readouterr()
+    assert run_ok(shell, use) == 6  # the same cell again: kept, same links
+    assert "use kept" in capsys.readouterr().out
+    assert plan.dependencies("use") == links
+    run_ok(shell, "%%step k_below\nk = 100")  # Run All: f() in `use` still sees the k above it
+    assert run_ok(shell, "%%step use --force\nv = f()\nv") == 6  # registered alike, executed
+    run_ok(shell, "%%step k_src\nk = 4")
+    assert run_ok(shell, use) == 8
+    assert "use completed" in capsys.readouterr().out
+    # names bound together with one it changes (``alias`` of ``d``): written with it, also when
+    # the same cell is registered again
+    run_ok(shell, "%%step make\nd = {}\nalias = d")
+    fill = "%%step fill --force\nd['k'] = 1"
+    run_ok(shell, fill)
+    first = capsys.readouterr().out
+    assert "fill completed" in first and "alias" in first.split("→")[-1]
+    run_ok(shell, fill)
+    assert capsys.readouterr().out.split("→")[-1] == first.split("→")[-1]
+    assert run_ok(shell, "%%step check\nsame = alias is d and alias == {'k': 1}\nsame") is True
+    # the same code with another option is another registration: the graph follows it
+    run_ok(shell, "%%step other\nw = 1")
+    run_ok(shell, "%%step other --after use\nw = 1")
+    assert plan.dependencies("other") == {"use": "explicit"}
+    run_ok(shell, "%%step other\nw = 1")
+    assert plan.dependencies("other") == {}
+
+
 def test_names_used_only_in_strings_resolve_in_user_namespace(shell):
     run_ok(shell, "import pandas as pd\nLIMIT = 2\nframe = pd.DataFrame({'v': [1, 2, 3]})")
     assert run_ok(shell, "%%step q\nsmall = frame.query('v <= @LIMIT')\nlen(small)") == 2
