@@ -196,6 +196,29 @@ def test_rst_cells():
     ]
 
 
+def test_rst_cells_of_ipython_directives():
+    """pandas' pages: one cell per ``.. ipython:: python`` block, pseudo-decorators
+    dropped, ``:suppress:`` set-up kept, blocks shown without running or run to
+    raise left out."""
+    text = (
+        ".. ipython:: python\n   :suppress:\n\n   import os\n\nText.\n\n"
+        ".. ipython:: python\n\n   s = pd.Series([1, 2])\n   @savefig plot.png\n   s.plot();\n   s\n\n"
+        ".. ipython:: python\n   :okexcept:\n\n   s.loc[5]\n\n"
+        ".. ipython:: python\n\n   @verbatim\n   df.to_sql('data', cnx)\n\n"
+        ".. ipython::\n\n   In [1]: x = 1\n\n"
+        "Back to text.\n"
+    )
+    assert harness.rst_cells(text) == ["import os", "s = pd.Series([1, 2])\ns.plot();\ns"]
+
+
+def test_a_prelude_comes_before_the_page_cells_and_does_not_shift_drops(tmp_path):
+    page = tmp_path / "p.rst"
+    page.write_text(".. ipython:: python\n\n   a = 1\n\n.. ipython:: python\n\n   b = 2\n")
+    entry = {"id": "t", "source": "s", "path": "p.rst", "prelude": {"code": ["import pandas as pd"]}}
+    entry["drop"] = {"1": "why"}  # the page's first cell, whatever comes before it
+    assert harness.notebook_cells(entry, {"s": tmp_path}) == ["import pandas as pd", "b = 2"]
+
+
 def test_split_paragraphs():
     code = "import a\nx = 1\n\n# comment\ndef f():\n    y = 1\n\n    return y\n\nf()\n"
     assert harness.split_paragraphs(code) == [

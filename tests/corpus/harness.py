@@ -247,6 +247,11 @@ def rst_cells(text: str) -> list[str]:
         if directive and directive.group(2) not in _PYTHON_LANGS:
             i += 1
             continue
+        if _IPYTHON_DIRECTIVE.match(line):
+            code, i = _ipython_block(lines, i)
+            if code:
+                cells.append(code)
+            continue
         if directive or literal:
             block, i = _indented_block(lines, i + 1, len(line) - len(line.lstrip()))
         elif line.lstrip().startswith(">>>") and (i == 0 or not lines[i - 1].strip()):
@@ -261,6 +266,33 @@ def rst_cells(text: str) -> list[str]:
         if code:
             cells.append(code)
     return cells
+
+
+_IPYTHON_DIRECTIVE = re.compile(r"^(\s*)\.\. ipython::\s*python\s*$")
+# the blocks a page shows without running them, or runs expecting an error
+_NOT_RUN = {":verbatim:", ":okexcept:", ":doctest:"}
+_NOT_RUN_LINE = {"@verbatim", "@okexcept", "@doctest"}
+
+
+def _ipython_block(lines: list[str], i: int) -> tuple[str, int]:
+    """The code of an IPython directive (``.. ipython:: python``, as the pandas
+    documentation writes its examples) starting at line *i*, and where it ends.
+    The directive's pseudo-decorators (``@savefig``, ``@suppress``) are dropped;
+    a block shown without running (``:verbatim:``) or run expecting an error
+    (``:okexcept:``) is left out, as the page's build does not run it as code
+    that must succeed; ``:suppress:`` blocks (set-up the page hides) are kept."""
+    base = len(lines[i]) - len(lines[i].lstrip())
+    options = set()
+    j = i + 1
+    while j < len(lines) and re.match(r"^\s+:[\w-]+:", lines[j]):
+        options.add(lines[j].split()[0])
+        j += 1
+    block, end = _indented_block(lines, j, base)
+    words = {ln.split()[0] for ln in block if ln.startswith("@")}
+    if options & _NOT_RUN or words & _NOT_RUN_LINE:
+        return "", end
+    code = "\n".join(ln for ln in block if not ln.startswith("@"))
+    return _block_code(code.splitlines()), end
 
 
 def _indented_block(lines: list[str], i: int, base: int) -> tuple[list[str], int]:
@@ -363,7 +395,9 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
             cells[i] = cells[i].replace(edit["old"], edit["new"])
     drop = {int(i) for i in entry.get("drop", {})}
     cells = [c for i, c in enumerate(cells, 1) if i not in drop]
-    return [c for c in cells if c.strip()]
+    # what the page's build runs before it (the pandas documentation's ``ipython_execlines``)
+    prelude = entry.get("prelude", {}).get("code", [])
+    return prelude + [c for c in cells if c.strip()]
 
 
 _FLOAT = re.compile(r"(\d+\.\d*|\.\d+)")
