@@ -122,8 +122,15 @@ def summarize(name: str, runs: list[dict]) -> dict:
                 "ok": all(x["ok"] for x in rs),
             }
             out[n]["beyond_plain_ms"] = out[n]["step_ms"] - out[n]["plain_ms"]
+            if all("plan_cell_s" in x for x in rs):
+                out[n]["plan_ms"] = 1e3 * med([x["plan_cell_s"] for x in rs])
+                out[n]["plan_beyond_plain_ms"] = out[n]["plan_ms"] - out[n]["plain_ms"]
+                out[n]["rerun_ms"] = 1e3 * med([x["rerun_cell_s"] for x in rs])
         ns = sorted(out)
         out["scaling"] = out[ns[-1]]["step_ms"] / out[ns[0]]["step_ms"]
+        if "rerun_ms" in out[ns[0]]:
+            out["rerun_scaling"] = out[ns[-1]]["rerun_ms"] / out[ns[0]]["rerun_ms"]
+            out["plan_scaling"] = out[ns[-1]]["plan_ms"] / out[ns[0]]["plan_ms"]
         return out
     if name == "disk_upstream":
         return {
@@ -177,14 +184,22 @@ def table(results: dict, impls: list[str]) -> str:
 
     r0 = results[impls[0]]
     if "cells" in r0 and "error" not in r0["cells"]:
-        for n in [k for k in r0["cells"] if k != "scaling"]:
+        for n in [k for k in r0["cells"] if not str(k).endswith("scaling")]:
             row(
                 f"interactive `%%step` cell, {n} steps registered (ms)",
                 lambda r, n=n: r["cells"][n]["step_ms"],
             )
             row("  same body as a plain IPython cell (ms)", lambda r, n=n: r["cells"][n]["plain_ms"])
             row("  beyond the plain cell (ms)", lambda r, n=n: r["cells"][n]["beyond_plain_ms"])
+            row("  plan-mode `%%step` cell (registration) (ms)", lambda r, n=n: r["cells"][n]["plan_ms"])
+            row(
+                "  plan-mode cell beyond the plain cell (ms)",
+                lambda r, n=n: r["cells"][n]["plan_beyond_plain_ms"],
+            )
+            row("  the middle cell run again unchanged (ms)", lambda r, n=n: r["cells"][n]["rerun_ms"])
         row("  cell cost, most / fewest steps registered", lambda r: r["cells"]["scaling"])
+        row("  plan-mode cell, most / fewest", lambda r: r["cells"]["plan_scaling"])
+        row("  middle cell run again, most / fewest", lambda r: r["cells"]["rerun_scaling"])
     if "disk_upstream" in r0:
         row("cell reading an 80 MB upstream, memory store (ms)", lambda r: r["disk_upstream"]["memory_ms"])
         row("  same, directory store (ms)", lambda r: r["disk_upstream"]["disk_ms"])

@@ -9,9 +9,10 @@ older checkout first on ``PYTHONPATH`` to compare two versions in one run).
 
 Workloads:
 
-* ``cells``: ``n`` ``%%step`` cells (a chain) registered in plan mode and run,
-  then ``k`` more chain cells run interactively, one at a time: seconds per
-  cell, against the same bodies as plain IPython cells.
+* ``cells``: ``n`` ``%%step`` cells (a chain) registered in plan mode (the
+  last ``k`` timed) and run, then ``k`` more chain cells run interactively, one
+  at a time: seconds per cell, against the same bodies as plain IPython cells;
+  then the middle cell run again unchanged, ``k`` times.
 * ``disk_upstream``: ``%%step big`` makes an ``mb`` MB frame; then ``k`` small
   ``%%step`` cells each read it: seconds per cell, directory store vs memory.
 * ``notebook``: six ``%%step`` cells, each making a ``mb`` MB frame from the
@@ -71,8 +72,12 @@ def cells(n: int, k: int) -> dict:
     from nbsteps.ipython import session
 
     session.set_mode("plan")
+    plan_s = []
     for i in range(n):
-        run(ip, f"%%step c{i}\n{chain_body(i)}")
+        if i < n - k:
+            run(ip, f"%%step c{i}\n{chain_body(i)}")
+        else:  # registration only, with n - k steps before it
+            plan_s.append(timed(ip, f"%%step c{i}\n{chain_body(i)}"))
     run(ip, "%steps run")
     session.set_mode("interactive")
     # warm-up: a few interactive cells (first-use imports, caches)
@@ -87,13 +92,19 @@ def cells(n: int, k: int) -> dict:
     del ns
     want = 3 * (base + 2 * k - 1)
     got = ip.user_ns.get(f"s{base + 2 * k - 1}")
+    mid = n // 2  # run again unchanged: kept (up to date), its upstream and downstream as they are
+    rerun_s = [timed(ip, f"%%step c{mid}\n{chain_body(mid)}") for _ in range(k)]
     return {
         "n": n,
         "k": k,
         "step_cell_s": statistics.median(step_s),
         "plain_cell_s": statistics.median(plain_s),
+        "plan_cell_s": statistics.median(plan_s),
+        "rerun_cell_s": statistics.median(rerun_s),
         "step_runs": step_s,
         "plain_runs": plain_s,
+        "plan_runs": plan_s,
+        "rerun_runs": rerun_s,
         "ok": got == want,
     }
 
