@@ -338,6 +338,20 @@ def test_a_cell_run_again_unchanged_keeps_its_links_and_a_changed_one_is_resolve
     assert plan.dependencies("other") == {}
 
 
+def test_a_name_alone_gets_what_argparse_makes_of_it(shell):
+    # the usual line skips shlex and argparse: the same namespace, the same default objects
+    from IPython.core.magic_arguments import parse_argstring
+
+    from nbsteps.ipython.magics import _parse_step_line
+
+    magic = shell.magics_manager.registry["StepMagics"].step
+    for line in ("load", " clean_2 ", "a-b", "_x"):
+        fast, full = _parse_step_line(magic, line), parse_argstring(magic, line)
+        assert vars(fast) == vars(full)
+        assert all(getattr(fast, k) is getattr(full, k) for k in vars(full) if k != "name")
+    assert _parse_step_line(magic, "load --retry 2").retry == 2  # options: parsed
+
+
 def test_names_used_only_in_strings_resolve_in_user_namespace(shell):
     run_ok(shell, "import pandas as pd\nLIMIT = 2\nframe = pd.DataFrame({'v': [1, 2, 3]})")
     assert run_ok(shell, "%%step q\nsmall = frame.query('v <= @LIMIT')\nlen(small)") == 2
