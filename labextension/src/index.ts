@@ -22,6 +22,7 @@ const TARGET = 'nbsteps';
 const META = 'nbsteps';
 /** the kernel's messages carry "nbsteps": PROTOCOL (nbsteps/ipython/lab.py) */
 const PROTOCOL = 1;
+const KERNEL_ACTIONS = 'https://events.jupyter.org/jupyter_server/kernel_actions/v1';
 const STEP_LINE = /^\s*%%step\s+([A-Za-z0-9_][A-Za-z0-9_-]*)/;
 
 /** A step's state as the kernel sends it (nbsteps/ipython/lab.py step_state). */
@@ -183,11 +184,25 @@ class NotebookSteps {
     this.comm = null;
   }
 
+  /**
+   * The server restarted kernel *kernelId* (from any client: another tab, a script, the
+   * REST API). The server tells the other clients nothing on the kernel's channels, and the
+   * new process's first messages can be gone before they reach this tab, so the event bus
+   * says it: if it is this tab's kernel, the new process knows no steps yet.
+   */
+  kernelRestarted(kernelId: string): void {
+    if (this.kernel && this.kernel.id === kernelId) {
+      this.restarting = false;
+      this.connect();
+    }
+  }
+
   private connect(): void {
     const kernel = this.panel.sessionContext.session?.kernel;
     this.dropComm();
     this.kernel?.iopubMessage.disconnect(this.onIopub, this);
     this.kernel = kernel || null;
+    this.kernelSession = ''; // the next status message names the process this comm talks to
     if (!kernel) {
       return;
     }
@@ -243,11 +258,20 @@ class NotebookSteps {
     // restarted kernel, even when the restart was too quick to show a 'restarting' status
     const origin = msg.header.session;
     if (type === 'status' && origin) {
-      if (this.kernelSession && origin !== this.kernelSession) {
-        this.dropComm();
-        this.restarting = true;
-      }
+      const known = this.kernelSession;
       this.kernelSession = origin;
+      if (known && origin !== known) {
+        // statusChanged fired before this message: an 'idle' here has already gone by
+        // onStatus, so the new kernel is asked for its state now rather than at the next idle
+        const state = (msg as KernelMessage.IStatusMsg).content.execution_state;
+        if (state === 'idle') {
+          this.restarting = false;
+          this.connect();
+        } else {
+          this.dropComm();
+          this.restarting = true;
+        }
+      }
     }
     if (type === 'comm_msg' || type === 'comm_open') {
       const data = (msg as KernelMessage.ICommMsgMsg).content.data as { [key: string]: unknown };
@@ -511,6 +535,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       all.set(panel, steps);
       panel.disposed.connect(() => all.delete(panel));
       refreshSide();
+    });
+    // a kernel restarted through the server (jupyter_server's kernel_actions events)
+    app.serviceManager.events.stream.connect((_, event) => {
+      if (event.schema_id === KERNEL_ACTIONS && event.action === 'restart' && event.status === 'success') {
+        all.forEach(steps => steps.kernelRestarted(String(event.kernel_id)));
+      }
     });
     tracker.currentChanged.connect(refreshSide);
     side.shown.connect(refreshSide);
