@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
+from typing import Callable
 
 from nbsteps.ipython.display import Bundle
+from nbsteps.ipython.lazy import UnreadResult, unread_result
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, FAILED, KEPT
 from nbsteps.run import events as ev
 from nbsteps.run.attempt import capture
@@ -63,12 +65,22 @@ def _marker(rec):
     return (str(rec.status), rec.token, id(rec.error)) if rec is not None else None
 
 
-def _shows(rec, result: "dict | None") -> "str | None":
+def _shows(rec, result: "Callable[[], dict | None]") -> "str | None":
     """A digest of everything a completed run shows below its cell (printed text, displays,
-    figures, the result's formats): two runs with the same digest look the same."""
+    figures, the result's formats): two runs with the same digest look the same. The
+    result's formats are the display its run took (in ``rec.output``) where there is one:
+    *result()* formats the value now only when there is none."""
     if rec is None or not rec.ok:
         return None
-    return hashlib.blake2b(repr((list(rec.output or ()), result)).encode(), digest_size=16).hexdigest()
+    output = list(rec.output or ())
+    shown = None if any(kind == "result" for kind, _ in output) else result()
+    return hashlib.blake2b(repr((output, shown)).encode(), digest_size=16).hexdigest()
+
+
+def _stored_result(rec) -> "dict | None":
+    """The display of *rec*'s result taken when its step ran (``("result", {...})`` in its
+    output: where a frontend formatted it), or None."""
+    return next((p for kind, p in rec.output or () if kind == "result" and isinstance(p, dict)), None)
 
 
 def replay(items, show) -> None:
@@ -193,6 +205,25 @@ class StepCells:
         """A step's result as the cell's ``Out`` would show it now."""
         return self.shell.display_formatter.format(value)
 
+    def shows_stored_result(self, rec) -> bool:
+        """Whether the cell of *rec*'s step shows its result from the display its run took
+        (then a restored result need not be read for the cell: see :meth:`out_value`)."""
+        return rec is not None and rec.ok and _stored_result(rec) is not None
+
+    def out_value(self, rec):
+        """What the cell of *rec*'s step returns as its ``Out``: its result, or, restored
+        and not read yet, the placeholder :meth:`finish_own` made for it
+        (:class:`~nbsteps.ipython.lazy.UnreadResult`)."""
+        pending = self._preformatted
+        if (
+            not rec.result_loaded
+            and pending is not None
+            and isinstance(pending[0], UnreadResult)
+            and pending[0].step == rec.name
+        ):
+            return pending[0]
+        return rec.result
+
     def preformatted(self, result) -> "tuple[dict, dict] | None":
         """The display of *result* taken when its step ended, once (the
         displayhook shows the cell's ``Out`` with it)."""
@@ -230,6 +261,11 @@ class StepCells:
                 self.flush()
         elif e.kind == ev.FINISHED:
             self.refresh_all()
+        elif e.kind == ev.WARNING and not self.plan.context.run_listeners:
+            # outside a run (a restored value or Out read when a cell names it) no reporter listens
+            import sys
+
+            print(f"nbsteps: {e.message}", file=sys.stderr)
 
     # -- showing ------------------------------------------------------------------------
     def _record(self, name: str):
@@ -245,7 +281,11 @@ class StepCells:
         return rec
 
     def _result(self, rec) -> dict | None:
-        if rec is None or not rec.ok or not rec.has_result or rec.result is None:
+        if rec is None or not rec.ok or not rec.has_result:
+            return None
+        if not rec.result_loaded and (stored := _stored_result(rec)) is not None:
+            return stored.get("data") or None  # restored, not read: the display its run took
+        if rec.result is None:
             return None
         try:
             result, _ = self.format_result(rec.result)
@@ -347,9 +387,11 @@ class StepCells:
                         (name, p) for kind, p in after if kind == "display" and isinstance(p, dict)
                     )
             if shown is not None and rec.has_result:
-                self._preformatted = (rec.result, (shown.get("data") or {}, shown.get("metadata") or {}))
+                # restored and not read yet: Out holds a placeholder read when a cell names it (lazy)
+                value = rec.result if rec.result_loaded else unread_result(self.plan, name, rec)
+                self._preformatted = (value, (shown.get("data") or {}, shown.get("metadata") or {}))
         self._story[name] = _marker(rec)
-        self._story_shows[name] = _shows(rec, self._result(rec))
+        self._story_shows[name] = _shows(rec, lambda: self._result(rec))
         if self.updates and name in self.ids:
             with self._lock:
                 self._dirty.add(name)
@@ -398,7 +440,7 @@ class StepCells:
         shows = self._story_shows.get(name)
         if shows is None or self._story.get(name) == _marker(rec):
             return
-        if shows == _shows(rec, self._result(rec)):
+        if shows == _shows(rec, lambda: self._result(rec)):
             self._story[name] = _marker(rec)
 
     def flush(self) -> None:

@@ -13,18 +13,31 @@ everything that is left.
 Not seen by this: code that looks names up by string (``globals()["df"]``,
 ``eval``), and tools that list the namespace (``%who``, variable inspectors)
 before anything used the name.
+
+The result a restored ``%%step`` cell shows as ``Out`` is read the same way
+(:class:`UnreadResult`): the cell shows the display taken when the step ran
+(what Run All showed), and ``Out[n]``, ``_n``, ``_``, ``__``, ``___`` hold a
+placeholder until a cell names one of them (``Out`` or ``_oh``: every one);
+then each is the value itself, the same object as the step's output it is
+(``Out[n] is x``). ``%steps load`` reads them all.
 """
 
 from __future__ import annotations
 
 import re
 import types
+import weakref
+from typing import Any, Callable
 
+from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.fingerprint import global_names, is_notebook_defined
 from nbsteps.run.attempt import capture
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOAD_LINE = re.compile(r"\s*%steps\s+load\b[^\n]*\s*")
+#: the names under which IPython keeps a cell's Out
+_OUT_NAME = re.compile(r"_{1,3}|_[0-9]+|Out|_oh")
+_UNDERS = ("_", "__", "___")
 
 
 def names_used(cell: str, namespace: dict) -> set:
@@ -53,18 +66,127 @@ def names_used(cell: str, namespace: dict) -> set:
     return names
 
 
-def before_cell_hook(current):
-    """A ``pre_run_cell`` callback reading the deferred names a cell uses;
-    *current* returns the session's plan (or None)."""
+class UnreadResult:
+    """The result of a ``%%step`` cell whose step was restored from a directory
+    store, not read yet: what the cell's ``Out[n]``, ``_n`` (and ``_``, ``__``,
+    ``___`` while they point at it) hold until a cell names one of them
+    (:func:`bind_results`, called before each cell). The cell has shown the
+    result's display taken when the step ran, as Run All shows it; reading the
+    value (unpickling it, which may import the libraries its objects come from:
+    Matplotlib's pyplot for an artist) waits until someone uses it."""
+
+    __slots__ = ("step", "_read", "__weakref__")
+
+    def __init__(self, step: str, read: Callable[[], Any]) -> None:
+        self.step = step
+        self._read = read
+
+    def read(self) -> Any:
+        return self._read()
+
+    def __repr__(self) -> str:
+        return f"<result of step {self.step!r}, restored and not read yet: a cell that names it reads it>"
+
+
+#: the UnreadResults IPython may still hold (Out, _n, _): dropped when bound or forgotten
+_unbound: "weakref.WeakSet[UnreadResult]" = weakref.WeakSet()
+
+
+def unread_result(plan, name: str, rec) -> UnreadResult:
+    """What a restored cell of step *name* (record *rec*, its result not read)
+    returns as its ``Out``: a placeholder reading the result of the checkpoint the
+    cell restored when first used. A result that cannot be read any more (its
+    file removed or damaged since, its class renamed) is reported as a lost value
+    is, and the step executes again then, as in Run All: Out is its new result."""
+    outputs = rec.outputs  # (the checkpoint this cell restored, even if the step runs again later)
+
+    def read() -> Any:
+        try:
+            return outputs.result()
+        except CheckpointUnavailable as exc:
+            plan.lost(exc)  # warns; the step (or the upstream one whose value it holds) executes again
+        plan.run([name])  # (outside the handler: a failure of the step is not chained to the lost value)
+        now = plan.records[name]
+        return now.result if now.ok and now.has_result else None
+
+    out = UnreadResult(name, read)
+    _unbound.add(out)
+    return out
+
+
+def bind_results(shell, names: "set | None" = None) -> int:
+    """Read the :class:`UnreadResult` that *names* (``_``, ``__``, ``___``, ``_N``;
+    ``Out`` or ``_oh``: all; None: all) point at, and put each value where IPython
+    keeps the placeholder: the user namespace and its hidden copy (so the
+    displayhook still sees ``_`` as its own, not as assigned by the user), ``Out``,
+    the displayhook's own ``_``, ``__``, ``___``, the last execution result.
+    Returns how many were read."""
+    if not _unbound:
+        return 0
+    ns = shell.user_ns
+    oh = ns.get("_oh")
+    oh = oh if isinstance(oh, dict) else {}
+    if names is None or "Out" in names or "_oh" in names:
+        found = [*oh.values(), *(ns.get(u) for u in _UNDERS)]
+    else:
+        found = [ns.get(n) for n in names if _OUT_NAME.fullmatch(n)]
+    wanted = {id(v): v for v in found if isinstance(v, UnreadResult)}
+    if not wanted:
+        return 0
+    values = {}
+    for key, unread in wanted.items():
+        values[key] = unread.read()
+        _unbound.discard(unread)
+
+    def swap(container, key) -> None:
+        v = container.get(key)
+        if isinstance(v, UnreadResult) and id(v) in values:
+            container[key] = values[id(v)]
+
+    hidden, hook = getattr(shell, "user_ns_hidden", {}), getattr(shell, "displayhook", None)
+    for u in _UNDERS:
+        swap(ns, u)
+        swap(hidden, u)
+        v = getattr(hook, u, None)
+        if isinstance(v, UnreadResult) and id(v) in values:
+            setattr(hook, u, values[id(v)])
+    for n, v in list(oh.items()):
+        if isinstance(v, UnreadResult) and id(v) in values:
+            oh[n] = values[id(v)]
+            swap(ns, f"_{n}")
+            swap(hidden, f"_{n}")
+    last = getattr(shell, "last_execution_result", None)
+    if isinstance(getattr(last, "result", None), UnreadResult) and id(last.result) in values:
+        last.result = values[id(last.result)]
+    return len(values)
+
+
+def before_cell_hook(current, shell=None):
+    """A ``pre_run_cell`` callback reading the deferred names a cell uses, and the
+    restored results it names (``Out[3]``, ``_``); *current* returns the session's
+    plan (or None), *shell* is IPython's (default: the running one)."""
 
     def before_cell(info=None) -> None:
         plan = current()
-        if plan is None or not plan.deferred or capture.active() is not None:
+        if plan is None or not (plan.deferred or _unbound) or capture.active() is not None:
             return  # (a cell run by a step's code, %%capture's body: the step's inputs are read already)
         cell = getattr(info, "raw_cell", None) or ""
+        used = None
+        if _unbound:  # Out[3], _: the results of restored cells it names
+            used = names_used(cell, plan.namespace)
+            if any(_OUT_NAME.fullmatch(n) for n in used):
+                ip = shell
+                if ip is None:
+                    from IPython import get_ipython
+
+                    ip = get_ipython()
+                if ip is not None:
+                    bind_results(ip, used)
+        if not plan.deferred:
+            return
         if cell.lstrip().startswith("%%step") or _LOAD_LINE.fullmatch(cell):
             return  # (%steps load NAME reads what it names itself, after checking every name)
-        wanted = names_used(cell, plan.namespace) & set(plan.deferred.pending)
+        wanted = (used if used is not None else names_used(cell, plan.namespace)) & set(plan.deferred.pending)
         if wanted:
             plan.load(sorted(wanted))
 

@@ -283,7 +283,9 @@ class StepMagics(Magics):
         rec = self._run_own(plan, step.name, cells, force=args.force, recover=True)
         if rec is None:  # restored, but its result could not be read back: it executes now, as in Run All
             rec = self._run_own(plan, step.name, cells, force=False, recover=False)
-        return rec.result if rec.has_result else None
+        if not rec.has_result:
+            return None
+        return cells.out_value(rec) if cells is not None else rec.result
 
     def _run_own(self, plan, name: str, cells, force: bool, recover: bool):
         """Run step *name* from its own cell; its record (StepsFailed if the
@@ -306,7 +308,13 @@ class StepMagics(Magics):
                 **_run_options(),
             )
             rec = plan.records[name]
-            if recover and summary.ok and rec.has_result and not rec.result_loaded:
+            if (
+                recover
+                and summary.ok
+                and rec.has_result
+                and not rec.result_loaded
+                and not (cells is not None and cells.shows_stored_result(rec))  # (else read when used)
+            ):
                 try:
                     rec.result  # noqa: B018 - read now: the cell shows it
                 except CheckpointUnavailable as exc:
@@ -489,6 +497,11 @@ class StepMagics(Magics):
         if names is not None:
             _check_loadable(plan, names)
         done = plan.load(names)
+        if names is None:  # the results restored cells show as Out, too (nbsteps.ipython.lazy)
+            from nbsteps.ipython.lazy import bind_results
+
+            if bind_results(self.shell):
+                done = [*done, "the results in Out"]
         print(f"nbsteps: loaded {', '.join(done) if done else 'nothing (every restored value is loaded)'}")
 
     def _cmd_mode(self, rest: str):
