@@ -26,6 +26,7 @@ import uuid
 from typing import Callable
 
 from nbsteps.ipython.display import Bundle
+from nbsteps.ipython.hooks import unflushed
 from nbsteps.ipython.lazy import UnreadResult, unread_result
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, FAILED, KEPT
 from nbsteps.run import events as ev
@@ -361,9 +362,11 @@ class StepCells:
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])
         display(Bundle(bundle), display_id=display_id)
-        for slot, (data, meta) in zip(self.slots.get(name, ()), self.slot_bundles(name), strict=True):
-            self._sent[slot] = hash(repr(data))
-            display(Bundle(data), metadata=meta or None, display_id=slot)
+        slots = zip(self.slots.get(name, ()), self.slot_bundles(name), strict=True)
+        with unflushed():  # the status line flushed what the cell printed before it: the slots follow it
+            for slot, (data, meta) in slots:
+                self._sent[slot] = hash(repr(data))
+                display(Bundle(data), metadata=meta or None, display_id=slot)
         return True
 
     def finish_own(self, name: str) -> None:
@@ -455,7 +458,9 @@ class StepCells:
                 cap = live.get(name)
                 output = cap.output if cap is not None else None
                 self._same_story(name)
-                self._update(name, self.bundle(name, output=output), output)
+                bundle = self.bundle(name, output=output)
+                with unflushed():  # updates of earlier outputs: no need to flush the streams first
+                    self._update(name, bundle, output)
             except Exception:  # pragma: no cover - a display problem must not break a run
                 pass
 

@@ -4,6 +4,11 @@
   inline backend, ``clear_output()``) go to that step's capture
   (:mod:`nbsteps.run.attempt.capture`), so they land in the step's own cell; widgets
   (a live progress bar) are shown where the run is, as they are live;
+- nbsteps' own display updates (a step cell's status and outputs, :func:`unflushed`)
+  skip the stream flush ipykernel makes before every display: that flush waits for
+  the kernel's IO thread to send what was printed (a round trip per stream, ~0.1-1 ms,
+  several per step), and an update changes an output in place, so printed text
+  reaching the frontend after it shows the same;
 - tab completion: ``%steps`` subcommands, step names where a step is expected,
   and ``%%step --after`` step names.
 """
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import threading
+from contextlib import contextmanager
 
 from nbsteps.run.attempt import capture
 
@@ -24,12 +31,36 @@ _VALUES = {"--backend": ["threads", "dask"], "--format": ["svg", "png", "dot"]}
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
+_unflushed = threading.local()
+
+
+@contextmanager
+def unflushed():
+    """Displays published in this block on this thread do not flush ``sys.stdout`` and
+    ``sys.stderr`` first (see the module doc): for updates of earlier outputs, and for
+    outputs that follow one that flushed, with nothing printed between them."""
+    was = getattr(_unflushed, "on", False)
+    _unflushed.on = True
+    try:
+        yield
+    finally:
+        _unflushed.on = was
+
+
 def route_displays(ip) -> None:
     """Displays published while a step runs (in its thread) go to its capture."""
     pub = getattr(ip, "display_pub", None)
     if pub is None or getattr(pub, "_nbsteps_routed", False):
         return
     publish, clear = pub.publish, pub.clear_output
+    flush_streams = getattr(pub, "_flush_streams", None)  # ipykernel's publisher flushes before a display
+    if callable(flush_streams):
+
+        def routed_flush_streams():
+            if not getattr(_unflushed, "on", False):
+                flush_streams()
+
+        pub._flush_streams = routed_flush_streams
 
     def routed_publish(data, metadata=None, *args, **kwargs):
         cap = capture.active()
