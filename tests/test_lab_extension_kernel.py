@@ -199,3 +199,39 @@ def test_failed_and_blocked_steps_say_why(tab):
     assert bad["status"] == "failed" and bad["error"] == "ValueError: no data for 2024", bad
     assert below["status"] == "blocked" and "bad" in below["error"], below
     assert bad["duration"] is not None and below["started"] is None
+
+
+def test_badges_follow_changes_made_between_runs(tab):
+    """After each cell the kernel sends only the states that changed (it keeps the last state
+    of each step, see lab.LabState._state): a reset, a step registered again with other
+    code, and a step waiting for a new upstream each reach the badges."""
+    tab.run("%load_ext nbsteps")
+    for cid, code in list(STEPS.items())[:2]:
+        tab.run(code, cid)
+    tab.run("%steps mode plan")
+    tab.open()
+    tab.drain()
+    tab.messages.clear()
+    tab.run("%steps reset clean")
+    last = {}
+    for d in tab.states():
+        last.update(d["cells"])
+    assert last["cell-clean"]["status"] == "pending", last
+    assert "needs raw" in last["cell-clean"]["line"], last
+
+    tab.messages.clear()
+    tab.run("%%step clean\nclean = [x for x in raw if x % 3 and x > lo]", "cell-clean")
+    tab.run("%%step lo\nlo = 2", "cell-lo")  # registered below: clean does not read it (Run All order)
+    tab.run("%%step clean\nlo = 1\nclean = [x for x in raw if x % 3 and x > lo]", "cell-clean")
+    last = {}
+    for d in tab.states():
+        last.update(d["cells"])
+    assert last["cell-clean"]["status"] == "pending" and "needs raw" in last["cell-clean"]["line"], last
+    assert last["cell-lo"]["status"] == "pending", last
+
+    tab.messages.clear()
+    tab.run("%steps run")
+    last = {}
+    for d in tab.states():
+        last.update(d["cells"])
+    assert last["cell-clean"]["status"] == "completed" and "→ lo, clean" in last["cell-clean"]["line"], last

@@ -45,12 +45,13 @@ outputs are the same.
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 
 from nbsteps import config
 from nbsteps.ipython import session
-from nbsteps.model.status import PENDING, RETRYING, RUNNING
+from nbsteps.model.status import PENDING, RESTORED, RETRYING, RUNNING
 from nbsteps.run import events as ev
 
 TARGET = "nbsteps"
@@ -96,6 +97,34 @@ def step_state(ctx, name: str) -> dict:
     }
 
 
+def _state_key(ctx, name: str, rec) -> "tuple | None":
+    """Everything :func:`step_state` reads of a step that is not stale (its status line
+    included), by value: two equal keys give the same state. None for a stale step (its
+    reason depends on the steps above it and on the values it reads)."""
+    if rec.stale:
+        return None
+    where = (ctx.store, os.getcwd()) if rec.origin == RESTORED else (None, "")  # "restored from … in DIR"
+    return (
+        ctx.steps[name],  # compared by identity: a step registered again is a new Step
+        where[0],  # likewise the store
+        (
+            where[1],
+            tuple(ctx.dependencies(name)),
+            str(rec.status),
+            rec.confirming,
+            rec.message,
+            rec.started,
+            rec.finished,
+            rec.duration,
+            rec.origin,
+            rec.attempts,
+            rec.error_text if rec.error is not None else None,
+            rec.attempt_errors,
+            tuple(rec.outputs),
+        ),
+    )
+
+
 def panel_html(ctx) -> str:
     """The side panel: the plan's lasting picture and every step's log."""
     from nbsteps.views.static import static_bundle
@@ -134,6 +163,9 @@ class LabState:
         self._dirty_all = False
         self._running_ctx = None
         self._lock = threading.RLock()
+        #: step -> (key, state) of its last :func:`step_state`: after each cell every step's state
+        #: is compared with what was sent, and most steps did not change (see :func:`_state_key`)
+        self._states: dict[str, tuple] = {}
 
     # -- IPython hooks -------------------------------------------------------
     def pre_run_cell(self, info) -> None:
@@ -244,11 +276,26 @@ class LabState:
         for name in names if names is not None else ctx.order():
             if name not in ctx.records or name not in ctx.steps:
                 continue
-            state = step_state(ctx, name)
+            state = self._state(ctx, name)
             cid = self.cells.get(name)
             state["cell_id"] = cid
             (cells if cid else unbound)[cid or name] = state
         return {"cells": cells, "unbound": unbound}
+
+    def _state(self, ctx, name: str) -> dict:
+        """:func:`step_state` of *name* (a copy of the last one when its key is the same)."""
+        key = _state_key(ctx, name, ctx.records[name])
+        last = self._states.get(name)
+        if key is not None and last is not None:
+            old = last[0]
+            if old[0] is key[0] and old[1] is key[1] and old[2] == key[2]:
+                return dict(last[1])
+        state = step_state(ctx, name)
+        if key is None:
+            self._states.pop(name, None)
+        else:
+            self._states[name] = (key, state)
+        return dict(state)
 
     def send_changes(self, ctx, names=None) -> None:
         snap = self.snapshot(ctx, names)
