@@ -114,3 +114,37 @@ def test_a_result_that_no_longer_decodes_is_computed_again_when_named(
     assert _results(nb.cells[2])[0][1]["text/plain"] == "Thing(3)"
     status = nb.cells[2].outputs[0]["data"]["text/plain"]
     assert status.startswith("✓ a completed") and status.endswith("Item(3)")
+
+
+LAZY_MAGIC = """
+from IPython.core.magic import Magics, magics_class, line_magic
+
+
+@magics_class
+class TwiceMagics(Magics):
+    @line_magic
+    def twice(self, line):
+        return 2 * int(line)
+"""
+
+
+def test_ipythons_lazy_magics_are_imported_only_for_a_run_on_threads(shell, tmp_path, monkeypatch):
+    """IPython imports the magics it declares lazily on first use, which is not thread-safe:
+    nbsteps imports them all before steps may run on worker threads (see
+    tests/test_run_all_values.py), and only then: a lone cell's step, or a restore, runs on
+    the kernel's thread and imports nothing it does not use."""
+    from conftest import run_ok
+    from IPython.core.magic import LazyMagic
+
+    module = f"nbsteps_twice_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(LAZY_MAGIC)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shell.magics_manager.register_lazy("twice", f"{module}:TwiceMagics", "line")
+    run_ok(shell, "%%step a\nx = 1")
+    assert isinstance(shell.magics_manager.magics["line"]["twice"], LazyMagic)
+    run_ok(shell, "%steps mode plan")
+    run_ok(shell, "%%step b\ny = x + 1")
+    run_ok(shell, "%%step c\nz = x + 2")
+    run_ok(shell, "%steps run --workers 2")  # b and c may run at once: every lazy magic is imported first
+    assert not isinstance(shell.magics_manager.magics["line"]["twice"], LazyMagic)
+    assert (shell.user_ns["y"], shell.user_ns["z"]) == (2, 3)

@@ -33,6 +33,7 @@ from nbsteps.ipython.options import (
 )
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import check_retry, check_retry_delay, check_timeout
+from nbsteps.run import events as ev
 from nbsteps.views.step_view import status_line
 
 
@@ -59,6 +60,28 @@ def _load_lazy_magics(shell) -> None:
     except Exception:  # a broken declaration fails where it is used, as without nbsteps
         return
     manager._nbsteps_lazy_loaded = (len(manager.lazy_magics), *(len(m) for m in manager.magics.values()))
+
+
+def _magics_before_threads(shell, plan):
+    """A run listener: when the run is planned (on the calling thread, before any step
+    starts), IPython's lazily declared magics are imported (:func:`_load_lazy_magics`)
+    if a step may run on another thread: more than one worker, another backend than
+    threads, or a step with a timeout (it runs on a thread of its own). A run whose steps
+    all run on the calling thread (a lone cell's step, a restore: nothing executes) does
+    not import them: 30-160 ms once per kernel, IPython importing ~100 magics."""
+
+    def listener(e) -> None:
+        if e.kind != ev.PLANNED:
+            return
+        info = e.info or {}
+        if (
+            (info.get("workers") or 1) > 1
+            or info.get("backend", "threads") != "threads"
+            or any(getattr(plan.steps.get(s), "timeout", None) for s in e.steps)
+        ):
+            _load_lazy_magics(shell)
+
+    return listener
 
 
 def _run_options(workers=None, backend=None, address=None) -> dict:
@@ -365,8 +388,8 @@ class StepMagics(Magics):
             for name in [*(targets or ()), *(kw.get("force") or ())]:
                 plan[name]
             self._cells(plan)  # step cells show what the run does to their steps
-            _load_lazy_magics(self.shell)
             listeners = run_listeners(plan, quiet=quiet, omit=omit)
+            listeners.append(_magics_before_threads(self.shell, plan))  # loads them if steps may use threads
             confirm = None if config.headless() else _prompt
             return plan.run(targets, confirm=confirm, listeners=listeners, **kw)
         except KeyboardInterrupt:
