@@ -363,3 +363,31 @@ def test_ready_steps_reach_the_scheduler_in_one_graph_update(client, monkeypatch
     assert not summary.ok and plan["total"].status == "completed"
     assert calls[0] == ("map", 31) and calls[1:] == [("submit", 1)], calls  # then total, alone
     assert callbacks == []
+
+
+def state_plan():
+    plan = nbsteps.Plan(namespace={})
+    plan.add_cell("seed", "import numpy as np\nnp.random.seed(0)")
+    plan.add_cell("draw", "import os\nx = np.random.randn(3)\ndraw_pid = os.getpid()")
+    plan.add_cell("square", "import os\nsquares = [float(v) ** 2 for v in x]\nsquare_pid = os.getpid()")
+    plan.add_cell(
+        "plot",
+        "import os\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\nax.plot(x)\nplot_pid = os.getpid()",
+    )
+    return plan
+
+
+def test_steps_that_need_the_kernels_process_run_in_the_kernel(client):
+    """A seed and a draw from numpy's global generator, a pyplot figure: a worker process has
+    generators and a pyplot of its own, so these run in the kernel's threads and the draw is
+    Run All's; a step that needs only its inputs still runs on a worker."""
+    threads, dask = state_plan(), state_plan()
+    assert threads.run().ok
+    summary = dask.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    assert list(dask["draw"].outputs["x"]) == list(threads["draw"].outputs["x"])
+    assert dask["draw"].outputs["draw_pid"] == os.getpid()
+    assert dask["plot"].outputs["plot_pid"] == os.getpid()
+    assert dask["square"].outputs["square_pid"] in worker_pids(client)
+    assert dask["square"].outputs["squares"] == threads["square"].outputs["squares"]

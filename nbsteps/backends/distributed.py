@@ -215,11 +215,21 @@ class DaskBackend:
         # tasks submitted since the last flush: (key, task, done, payload, shared, then_shared)
         self._pending: list[tuple] = []
         self._nonce, self._seq = f"{uuid.uuid4().hex[:10]}-", itertools.count()  # unique task keys
+        self._kernel_threads = None  # ThreadBackend for the steps that need the kernel (task.kernel)
 
     def submit(self, task: Task, done) -> None:
         """Queue *task* for the cluster: it is sent with the other tasks
         submitted before the next :meth:`flush` (the executor flushes before it
-        waits), all in one graph update."""
+        waits), all in one graph update. A task that needs the kernel's own
+        process (``task.kernel``: process state, files, IPython; see
+        :func:`nbsteps.model.state.needs_kernel`) runs in the kernel's threads, as with
+        the threads backend: a worker process has its own random generators, pyplot and
+        working directory, so what it drew, drew or read would not be what Run All gives."""
+        if task.kernel or any(t.kernel for t in task.then):
+            task.then = ()  # the executor sends the rest of the chain on its own
+            if task.kernel:
+                self._in_kernel().submit(task, done)
+                return
         try:
             payload, shared, then_shared = self._payload(task)
         except Exception as exc:
@@ -447,11 +457,22 @@ class DaskBackend:
             outcome.has_result = True
         return outcome
 
+    def _in_kernel(self):
+        """The threads that run, in the kernel, the steps that need it (made on first use)."""
+        if self._kernel_threads is None:
+            from nbsteps.backends.threads import ThreadBackend
+
+            self._kernel_threads = ThreadBackend(self.workers)
+        return self._kernel_threads
+
     def abandon(self, task: Task) -> None:
         """A timed-out attempt: forget it and cancel its future; its outcome is
         discarded. Cancelling does not stop a task that already runs, so on the
         LocalCluster nbsteps started, the worker running it is restarted (its
         nanny starts a fresh process); on other clusters it runs to its end."""
+        if task.kernel and self._kernel_threads is not None:
+            self._kernel_threads.abandon(task)
+            return
         task.abandoned = True
         self._pending = [p for p in self._pending if p[1] is not task]
         with self._lock:
@@ -467,6 +488,9 @@ class DaskBackend:
         """The run is over: cancel what is still queued or running (after an
         interrupt or fail-fast), as for :meth:`abandon`. The cluster stays up
         for the next run."""
+        if self._kernel_threads is not None:
+            self._kernel_threads.close()
+            self._kernel_threads = None
         for _, task, *_ in self._pending:  # never sent
             task.abandoned = True
         self._pending = []

@@ -66,6 +66,17 @@ def may_draw(step) -> bool:
     return bool(getattr(step.analysis, "opaque", False)) if step.analysis is not None else False
 
 
+def needs_kernel(step, may_draw_from=()) -> bool:
+    """Whether *step* must run in the kernel's own process to do what it does in Run All:
+    it touches process state (a global random generator, pyplot and the figures it makes,
+    the working directory, the environment, ``sys.path``, a library's options), a file (by a
+    path relative to the kernel's directory, which a worker does not share), may draw from a
+    global generator a step above touched (*may_draw_from*: ``Dependencies.maybe_of``), or
+    calls IPython (``get_ipython()``, which a line magic becomes). Another process (a dask
+    worker) has its own copy of all of that, or none."""
+    return bool(state_of(step) or may_draw_from or "get_ipython" in (step.source or ""))
+
+
 def is_file(label: str) -> bool:
     """Whether *label* is a file (``file:<path>``): a write does not depend on earlier writes."""
     return label.startswith("file:")

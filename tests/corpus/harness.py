@@ -79,6 +79,9 @@ REPORT = HERE / "REPORT.md"
 COLLECT_SRC = (HERE / "collect.py").read_text()
 MARK = "@@nbsteps-corpus@@"
 WAYS = ("interactive", "plan", "headless", "resume", "edit", "edit-real", "input-file", "zero-edit")
+# run only when asked (--ways dask): the plan on a dask.distributed LocalCluster of worker
+# processes, every value travelling back pickled; too slow for the test suite on 2 cores
+EXTRA_WAYS = ("dask",)
 # the job each way's result comes from (the edits continue the interactive kernel)
 JOB_OF = {"edit": "interactive", "edit-real": "interactive"}
 KERNEL = "nbsteps-corpus"
@@ -649,6 +652,15 @@ def run_job(job: dict) -> dict:
             )
             run["collect"] = k.collect()
             result["run"] = run
+    elif way == "dask":
+        with Kernel(tmp) as k:
+            run = _run_sequence(
+                k,
+                ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --backend dask"],
+                [None, None] + list(range(1, n + 1)) + [None],
+            )
+            run["collect"] = k.collect()
+            result["run"] = run
     elif way == "headless":
         result["run"] = _headless(cells, steps, tmp)
     elif way == "input-file":
@@ -1052,7 +1064,7 @@ def verdicts(notebook: str, results: dict, mask: dict, n_cells: int) -> dict[str
     """way -> problems, from the job results of one notebook ({way: result})."""
     plain = results["plain"]
     out = {}
-    for way in WAYS:
+    for way in WAYS + EXTRA_WAYS:
         job = results.get(JOB_OF.get(way, way))
         if job is None or (way == "edit-real" and "edit_real" not in job and not job.get("job_error")):
             continue
@@ -1516,7 +1528,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only", nargs="+", help="notebook ids")
-    ap.add_argument("--ways", nargs="*", default=list(WAYS), choices=list(WAYS))
+    ap.add_argument("--ways", nargs="*", default=list(WAYS), choices=list(WAYS + EXTRA_WAYS))
     ap.add_argument("--workers", type=int, default=3, help="kernels at once (default 3)")
     ap.add_argument(
         "--plain-runs", type=int, default=2, help="plain runs per notebook (2: learn nondeterminism)"

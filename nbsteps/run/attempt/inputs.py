@@ -8,6 +8,7 @@ from types import ModuleType
 from nbsteps.model import hints
 from nbsteps.model.dependencies import LAST_RESULT, ORDER_ONLY, bound_with, nearest_above
 from nbsteps.model.immutable import is_immutable
+from nbsteps.model.state import needs_kernel
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.attempt.array_views import copy_with_views, views_of
@@ -99,6 +100,7 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     )
     task.links = links
     task.hinted = hinted
+    task.kernel = needs_kernel(step, ctx.deps.maybe_of.get(step.name, ()))
     # what it was given as it is (no private copy): checked for changes (nbsteps.run.attempt.observe)
     # not: private copies (and the views copied with them); receivers of method calls whose result is
     # used, whose caches run.upstream_caches keeps in the checkpoints above (res.forecast(12))

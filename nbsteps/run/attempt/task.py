@@ -75,6 +75,7 @@ class Task:
         "hinted",
         "files_known",
         "quiet",
+        "kernel",
     )
 
     def __init__(
@@ -113,6 +114,9 @@ class Task:
         self.hinted: dict = {}  # inputs a hint keyed by type says it changes, unknown to the graph
         self.files_known: tuple = ()  # files steps of the plan read: a write in C to one is seen too
         self.quiet = False  # its output is kept, not shown (a version made again: run.observed_writes)
+        #: it needs the kernel's own process (nbsteps.model.state.needs_kernel): a backend whose
+        #: workers are other processes runs it in the kernel's threads instead
+        self.kernel = False
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
