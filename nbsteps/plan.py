@@ -152,7 +152,10 @@ class Plan:
     def set_store(self, spec, max_size: "int | str | None" = "default") -> Store:
         """Use *spec* (``"memory"``, a directory, a Store) for checkpoints;
         *max_size* bounds a directory store (``"2GB"``; default 10 GB)."""
+        old = self.context.store
         store = self.context.store = open_store(spec, max_size)
+        if old is not store:  # the old store's pending commits end now, told to this plan's listeners
+            old.flush()
         store.warn = self.context.warn
         if self.background_commits and store.persistent:
             store.background = True

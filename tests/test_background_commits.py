@@ -195,3 +195,16 @@ def test_a_process_killed_mid_commit_leaves_a_readable_store(tmp_path, tmp_key):
     left = sorted(p.name for p in (directory / "a").iterdir())
     assert len(named) == 1 and left == sorted([*metas(directory, "a"), *named])
     assert DiskStore(directory).get("a", "fp").outputs["x"] == [8]
+
+
+def test_a_run_ends_before_its_commits_and_a_new_store_ends_them(tmp_path, tmp_key, held_commits):
+    plan = nbsteps.Plan(store=tmp_path / "s")
+    plan.background_commits = True
+    plan.add_cell("a", "x = [1, 2]")
+    plan.run()
+    assert plan["a"].status == "completed" and plan.namespace["x"] == [1, 2]
+    assert metas(tmp_path / "s", "a") == []  # the run did not wait for the commit
+    threading.Timer(0.2, held_commits.set).start()
+    plan.set_store("memory")  # the old store's commits end first
+    assert len(metas(tmp_path / "s", "a")) == 1
+    assert DiskStore(tmp_path / "s").get("a", plan["a"].fingerprint).outputs["x"] == [1, 2]
