@@ -293,3 +293,26 @@ def test_a_new_kernel_may_execute_only_what_nbsteps_says_it_could_not_store():
     assert harness._reran_all({"collect": {"steps": steps}}, "re-ran") == [
         ("reran", "re-ran 1 of 5 steps (cell5)")
     ]
+
+
+# The plan on dask.distributed (the harness's "dask" way: a LocalCluster of worker processes,
+# every value pickled back) for three notebooks whose steps need the kernel's own process: a
+# seeded global generator (pd_10min), pyplot figures (sk_dbscan), a line magic (sm_ols). The
+# whole corpus on dask is a harness run (docs/corpus.md): too slow for this suite on 2 cores.
+DASK_NOTEBOOKS = ("pd_10min", "sk_dbscan", "sm_ols")
+
+
+@pytest.mark.corpus
+@pytest.mark.kernel
+@pytest.mark.dask
+@pytest.mark.timeout(1800)
+def test_the_plan_on_dask_agrees_with_run_all():
+    try:
+        harness.ensure_sources(MANIFEST)
+    except harness.CorpusUnavailable as exc:
+        pytest.skip(f"corpus unavailable: {exc}")
+    report = harness.evaluate(
+        only=set(DASK_NOTEBOOKS), ways=["dask"], workers=2, plain_runs=1, manifest=MANIFEST
+    )
+    problems = {nb: report[nb]["verdicts"]["dask"] for nb in DASK_NOTEBOOKS}
+    assert not any(problems.values()), {nb: harness.verdict_text(p) for nb, p in problems.items() if p}
