@@ -258,3 +258,33 @@ def test_an_empty_figure_shows_as_text_as_in_run_all(tmp_path, kernel_name):
     for prelude, after in modes:
         nb = execute_notebook([prelude, f"%%step empty\n{BODY_EMPTY}", *after], kernel_name, tmp_path)
         assert _shape(nb.cells[1]) == _shape(plain.cells[0]), prelude
+
+
+def test_a_step_cell_shows_what_changed_between_runs(tmp_path, kernel_name):
+    """After each run every step cell's status line is brought up to date (StepCells.refresh_all,
+    which redraws only the lines whose step changed: StepCells._status_only): a step reset
+    between two runs says so after the next run, one whose upstream changed says it is stale."""
+    nb = execute_notebook(
+        [
+            "%load_ext nbsteps",
+            "%%step a\nx = 1",
+            "%%step b\ny = x + 1",
+            "%%step c\nw = 5",
+            "%steps reset b",
+            "%%step d\nz = 3",
+            "%%step a\nx = 2",
+        ],
+        kernel_name,
+        tmp_path,
+    )
+    assert "b registered, not run yet" in _status(nb.cells[2]), _status(nb.cells[2])
+    assert "c completed" in _status(nb.cells[3]) and "stale" not in _status(nb.cells[3])
+    assert "d completed" in _status(nb.cells[5]) and "stale" not in _status(nb.cells[5])
+
+    nb = execute_notebook(
+        ["%load_ext nbsteps", "%%step a\nx = 1", "%%step b\ny = x + 1", "%%step c\nw = 5", "%%step a\nx = 2"],
+        kernel_name,
+        tmp_path,
+    )
+    assert "b completed" in _status(nb.cells[2]) and "stale: upstream a changed" in _status(nb.cells[2])
+    assert "stale" not in _status(nb.cells[3])

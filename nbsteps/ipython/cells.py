@@ -31,7 +31,15 @@ from nbsteps.ipython.lazy import UnreadResult, unread_result
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, FAILED, KEPT
 from nbsteps.run import events as ev
 from nbsteps.run.attempt import capture
-from nbsteps.views.step_view import EMPTY, fit_slots, item_bundles, reserve, step_bundle
+from nbsteps.views.step_view import (
+    EMPTY,
+    fit_slots,
+    item_bundles,
+    reserve,
+    same_status,
+    status_key,
+    step_bundle,
+)
 
 #: shortest gap between two live updates of one cell (seconds)
 INTERVAL = 0.25
@@ -155,6 +163,7 @@ class StepCells:
         self._late: list = []  # (step, figure) its cell's own run left open: shown after its Out
         self._own_shown: dict[str, list[str]] = {}  # step -> display ids of what its cell's own run showed
         self._preformatted = None  # (result, its display taken when the step ended)
+        self._drawn: dict = {}  # step -> what its status line showed when flush last drew it (_status_only)
         _hook_cell(shell, self)
 
     # -- the capture frontend -------------------------------------------------
@@ -458,11 +467,38 @@ class StepCells:
                 cap = live.get(name)
                 output = cap.output if cap is not None else None
                 self._same_story(name)
+                key = self._status_only(name) if output is None else None
+                drawn = self._drawn.get(name)
+                if (
+                    key is not None
+                    and drawn is not None
+                    and drawn[0] == key[0]
+                    and same_status(drawn[1], key[1])
+                ):
+                    continue  # it shows its status line only, and the line is the one it shows
                 bundle = self.bundle(name, output=output)
                 with unflushed():  # updates of earlier outputs: no need to flush the streams first
                     self._update(name, bundle, output)
+                if key is None:
+                    self._drawn.pop(name, None)
+                else:
+                    self._drawn[name] = key
             except Exception:  # pragma: no cover - a display problem must not break a run
                 pass
+
+    def _status_only(self, name: str) -> "tuple | None":
+        """(display id, :func:`~nbsteps.views.step_view.status_key`) of *name*'s cell when what
+        :meth:`flush` sends it is its status line alone (no output slots, not running its
+        own step, and what the cell shows itself is this record's run), else None. After
+        each run every step cell is refreshed (:meth:`refresh_all`): most of them only
+        redraw a status line that did not change."""
+        if name in self.slots or name == self.own or name not in self.ids:
+            return None
+        rec = self._record(name)
+        if rec is None or self._story.get(name) != _marker(rec):
+            return None
+        key = status_key(self.plan.context, name, rec)
+        return None if key is None else (self.ids[name], key)
 
     def refresh_all(self) -> None:
         """After a run: every cell shows its step as it is now (stale flags

@@ -45,13 +45,12 @@ outputs are the same.
 from __future__ import annotations
 
 import html
-import os
 import threading
 import time
 
 from nbsteps import config
 from nbsteps.ipython import session
-from nbsteps.model.status import PENDING, RESTORED, RETRYING, RUNNING
+from nbsteps.model.status import PENDING, RETRYING, RUNNING
 from nbsteps.run import events as ev
 
 TARGET = "nbsteps"
@@ -97,34 +96,6 @@ def step_state(ctx, name: str) -> dict:
     }
 
 
-def _state_key(ctx, name: str, rec) -> "tuple | None":
-    """Everything :func:`step_state` reads of a step that is not stale (its status line
-    included), by value: two equal keys give the same state. None for a stale step (its
-    reason depends on the steps above it and on the values it reads)."""
-    if rec.stale:
-        return None
-    where = (ctx.store, os.getcwd()) if rec.origin == RESTORED else (None, "")  # "restored from … in DIR"
-    return (
-        ctx.steps[name],  # compared by identity: a step registered again is a new Step
-        where[0],  # likewise the store
-        (
-            where[1],
-            tuple(ctx.dependencies(name)),
-            str(rec.status),
-            rec.confirming,
-            rec.message,
-            rec.started,
-            rec.finished,
-            rec.duration,
-            rec.origin,
-            rec.attempts,
-            rec.error_text if rec.error is not None else None,
-            rec.attempt_errors,
-            tuple(rec.outputs),
-        ),
-    )
-
-
 def panel_html(ctx) -> str:
     """The side panel: the plan's lasting picture and every step's log."""
     from nbsteps.views.static import static_bundle
@@ -164,7 +135,8 @@ class LabState:
         self._running_ctx = None
         self._lock = threading.RLock()
         #: step -> (key, state) of its last :func:`step_state`: after each cell every step's state
-        #: is compared with what was sent, and most steps did not change (see :func:`_state_key`)
+        #: is compared with what was sent, and most steps did not change
+        #: (:func:`nbsteps.views.step_view.status_key`: everything a state reads of a step not stale)
         self._states: dict[str, tuple] = {}
 
     # -- IPython hooks -------------------------------------------------------
@@ -284,12 +256,12 @@ class LabState:
 
     def _state(self, ctx, name: str) -> dict:
         """:func:`step_state` of *name* (a copy of the last one when its key is the same)."""
-        key = _state_key(ctx, name, ctx.records[name])
+        from nbsteps.views.step_view import same_status, status_key
+
+        key = status_key(ctx, name, ctx.records[name])
         last = self._states.get(name)
-        if key is not None and last is not None:
-            old = last[0]
-            if old[0] is key[0] and old[1] is key[1] and old[2] == key[2]:
-                return dict(last[1])
+        if last is not None and same_status(last[0], key):
+            return dict(last[1])
         state = step_state(ctx, name)
         if key is None:
             self._states.pop(name, None)

@@ -13,10 +13,21 @@ escaped; a display's own HTML is the step's, shown as ``display()`` would.
 from __future__ import annotations
 
 import html
+import os
 import re
 
 from nbsteps.formatting import fmt_clock, fmt_seconds
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED, KEPT, PENDING, RETRYING, RUNNING
+from nbsteps.model.status import (
+    BLOCKED,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    KEPT,
+    PENDING,
+    RESTORED,
+    RETRYING,
+    RUNNING,
+)
 from nbsteps.views.static import attempts_failed, store_where
 
 #: printed text shown per stream (the record keeps it all)
@@ -112,6 +123,41 @@ def status_line(ctx, name: str, rec=None) -> str:
     if status in (BLOCKED, CANCELLED):
         return f"– {name} {status}: {rec.message}"
     return f"{name} {status}"  # pragma: no cover
+
+
+def status_key(ctx, name: str, rec) -> "tuple | None":
+    """Everything :func:`status_line` and the colour key read of a step that is not stale,
+    by value: two keys that are :func:`same_status` give the same line. None for a stale
+    step (its reason depends on the steps above it and on the values it reads). Cheaper
+    than the line (~2 against ~20 us): views that redraw every step after each cell keep
+    the key of what they drew and skip the steps whose key did not change."""
+    if rec is None or rec.stale:
+        return None
+    restored = rec.origin == RESTORED  # "restored from its checkpoint … in DIR": the store, the cwd
+    return (
+        ctx.steps.get(name),  # compared by identity: a step registered again is a new Step
+        ctx.store if restored else None,  # likewise the store
+        (
+            os.getcwd() if restored else "",
+            tuple(ctx.dependencies(name)),
+            str(rec.status),
+            rec.confirming,
+            rec.message,
+            rec.started,
+            rec.finished,
+            rec.duration,
+            rec.origin,
+            rec.attempts,
+            rec.error_text if rec.error is not None else None,
+            rec.attempt_errors,
+            tuple(rec.outputs),
+        ),
+    )
+
+
+def same_status(old: "tuple | None", new: "tuple | None") -> bool:
+    """Whether two :func:`status_key` keys give the same status line (never for None)."""
+    return old is not None and new is not None and old[0] is new[0] and old[1] is new[1] and old[2] == new[2]
 
 
 def _key(ctx, name: str, rec=None) -> str:
