@@ -8,6 +8,7 @@ fresh real kernels (nbclient, matplotlib inline), alternating, several rounds.
     python bench/corpus.py --profile sm_ols         # cProfile of nbsteps inside the kernel, interactive
     python bench/corpus.py --profile sm_ols --profile-restore   # ... of the restore in a new kernel
     python bench/corpus.py --profile sm_ols --profile-mode plan  # ... in plan mode (%steps run --workers 4)
+    python bench/corpus.py --only sk_dbscan --modes plain,plan --against /tmp/base   # before/after
 
 Modes (each a fresh kernel; the timed part is the notebook's cells, each sent as
 Run All sends it and waited for; starting the kernel and ``%load_ext`` are not timed):
@@ -46,6 +47,7 @@ samples of the thread holding the GIL only. ``--profile-mode plain|memory|store|
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -112,6 +114,34 @@ def _untimed(k: "harness.Kernel", cells: list[str]) -> None:
             raise RuntimeError(f"{source!r}: {error}")
 
 
+#: ``--against DIR``: the other nbsteps, run in the modes suffixed ``@base``
+AGAINST: "Path | None" = None
+
+
+@contextlib.contextmanager
+def _kernel(cwd: Path, mode: str):
+    """A fresh kernel; for a mode ``M@base``, importing nbsteps from :data:`AGAINST`."""
+    if not mode.endswith("@base"):
+        with harness.Kernel(cwd) as k:
+            yield k
+        return
+    before = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(AGAINST), before])
+    try:
+        k = harness.Kernel(cwd).__enter__()
+    finally:
+        os.environ["PYTHONPATH"] = before
+    try:
+        where = "".join(
+            o.get("text", "") for o in k.run("import nbsteps\nprint(nbsteps.__file__)").get("outputs", [])
+        )
+        if not where.strip().startswith(str(AGAINST)):
+            raise RuntimeError(f"{mode}: the kernel imported nbsteps from {where.strip()}, not {AGAINST}")
+        yield k
+    finally:
+        k.__exit__(None, None, None)
+
+
 def run_mode(mode: str, cells: list[str], files: dict, tmp: Path, store: Path) -> dict:
     """One mode on one notebook in a fresh kernel: {"seconds", "error", ...}."""
     steps = harness.step_cells(cells)
@@ -119,7 +149,8 @@ def run_mode(mode: str, cells: list[str], files: dict, tmp: Path, store: Path) -
     cwd.mkdir(parents=True)
     harness.write_files(cwd, files)
     out: dict = {"load": os.getloadavg()[0]}
-    with harness.Kernel(cwd) as k:
+    full, mode = mode, mode.removesuffix("@base")
+    with _kernel(cwd, full) as k:
         if mode == "plain":
             _timed_cpu(k, cells, out)
         elif mode in ("store", "restore"):
@@ -158,9 +189,10 @@ def _units(modes: "list[str]") -> "list[tuple[str, ...]]":
     """The modes in the order they run; restore always right after store."""
     units = []
     for m in modes:
-        if m == "restore":
+        if m.startswith("restore"):
             continue
-        units.append(("store", "restore") if m == "store" and "restore" in modes else (m,))
+        again = m.replace("store", "restore")
+        units.append((m, again) if m.startswith("store") and again in modes else (m,))
     return units
 
 
@@ -320,7 +352,7 @@ _profs[0].disable()
 _th.setprofile(None)
 import pstats as _ps, io as _io
 _s = _io.StringIO()
-_ps.Stats(*_profs, stream=_s).sort_stats('cumulative').print_stats(%r, %d)
+_ps.Stats(*_profs, stream=_s).sort_stats(%r).print_stats(%r, %d)
 print(len(_profs), 'profiled threads')
 print(_s.getvalue())"""
 
@@ -335,6 +367,7 @@ def profile(
     restrict: str = "nbsteps",
     lines: int = 45,
     cpu: bool = False,
+    sort: str = "cumulative",
 ) -> str:
     """cProfile inside the kernel while the notebook's step cells run (*mode*:
     ``store``, interactive with a directory store; ``memory``, interactive with the
@@ -362,7 +395,7 @@ def profile(
             t0 = time.perf_counter()
             k.run(source)
             timings.append((source.splitlines()[0], time.perf_counter() - t0))
-        cell = k.run(PROFILE_OFF % (restrict, lines))
+        cell = k.run(PROFILE_OFF % (sort, restrict, lines))
     text = "".join(o.get("text", "") for o in cell.get("outputs", []))
     wall = "\n".join(f"  {s:<32} {t * 1000:8.1f} ms" for s, t in timings)
     total = sum(t for _, t in timings)
@@ -497,6 +530,13 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {', '.join(MODES)}")
     ap.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
     ap.add_argument("--min-seconds", type=float, default=2.0, help="notebooks in the summary (default 2)")
+    ap.add_argument(
+        "--against",
+        default="",
+        metavar="DIR",
+        help="also run each nbsteps mode M as M@base with the nbsteps of DIR (a checkout of the "
+        "version before), alternated with the others: before/after ratios from one invocation",
+    )
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "corpus.json"), help="'-': none")
     ap.add_argument("--profile", default="", help="profile one notebook instead (interactive, store)")
     ap.add_argument("--profile-restore", action="store_true", help="with --profile: profile the restore")
@@ -511,6 +551,7 @@ def main(argv: "list[str] | None" = None) -> int:
         "--profile-restrict", default="nbsteps", help="with --profile: functions shown (a pstats regex)"
     )
     ap.add_argument("--profile-lines", type=int, default=45, help="with --profile: how many functions")
+    ap.add_argument("--profile-sort", default="cumulative", help="with --profile: pstats sort key")
     ap.add_argument(
         "--profile-cpu", action="store_true", help="with --profile: each thread's CPU time, not wall time"
     )
@@ -535,6 +576,12 @@ def main(argv: "list[str] | None" = None) -> int:
     unknown = set(modes) - set(MODES)
     if unknown:
         ap.error(f"unknown modes: {', '.join(sorted(unknown))}")
+    if args.against:
+        global AGAINST
+        AGAINST = Path(args.against).resolve()
+        if not (AGAINST / "nbsteps" / "__init__.py").is_file():
+            ap.error(f"--against {args.against}: no nbsteps package there")
+        modes = [x for m in modes for x in ([m] if m == "plain" else [m, f"{m}@base"])]
 
     if args.profile and args.profile_mode == "plain" and not args.spy:
         ap.error("--profile-mode plain needs --spy (cProfile restricted to nbsteps sees nothing there)")
@@ -582,6 +629,7 @@ def main(argv: "list[str] | None" = None) -> int:
                     args.profile_restrict,
                     args.profile_lines,
                     args.profile_cpu,
+                    args.profile_sort,
                 )
             )
             return 0
