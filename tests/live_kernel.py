@@ -41,10 +41,15 @@ class LiveKernel:
         self.close()
 
     def close(self) -> None:
+        """Shut the kernel down as Jupyter does (a shutdown request on the control channel,
+        answered even while a cell runs; killed if it has not ended within a few seconds):
+        its exit waits for the directory store's pending commits, as a restart from
+        JupyterLab's menu does (a kernel killed at once loses the commits still pending)."""
         try:
             self.kc.stop_channels()
         finally:
-            self.km.shutdown_kernel(now=True)
+            self.km.shutdown_wait_time = 5.0
+            self.km.shutdown_kernel(now=False)
 
     # -- executing ------------------------------------------------------------------
     def submit(self, code: str) -> str:
