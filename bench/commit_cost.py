@@ -106,7 +106,7 @@ def main() -> None:
                 flush[mode].append(fl)
             print(
                 f"  round {r + 1}: "
-                + ", ".join(f"{m} {statistics.median(per[m][-(a.cells - 1):]) * 1e3:.1f} ms" for m in MODES)
+                + ", ".join(f"{m} {statistics.median(per[m][-(a.cells - 1) :]) * 1e3:.1f} ms" for m in MODES)
                 + f" (load {os.getloadavg()[0]:.1f})"
             )
     finally:

@@ -129,6 +129,8 @@ def for_directory(directory) -> Committer:
         if found is None:
             found = _BY_DIRECTORY[key] = Committer()
         return found
+
+
 _STORES: "weakref.WeakSet" = weakref.WeakSet()
 
 
