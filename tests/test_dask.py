@@ -391,3 +391,24 @@ def test_steps_that_need_the_kernels_process_run_in_the_kernel(client):
     assert dask["plot"].outputs["plot_pid"] == os.getpid()
     assert dask["square"].outputs["square_pid"] in worker_pids(client)
     assert dask["square"].outputs["squares"] == threads["square"].outputs["squares"]
+
+
+def test_an_input_a_step_changes_on_a_worker_comes_back_as_its_write(client):
+    """``rng.random`` advances the generator it is given: Run All's second draw differs from
+    the first. On a worker, the change is seen there; the kernel must learn of it (the step
+    writes ``rng``), or the next step draws from the generator as it was and repeats the draw."""
+
+    def plan():
+        p = nbsteps.Plan(namespace={})
+        p.add_cell("make", "import numpy as np\nrng = np.random.default_rng(0)")
+        p.add_cell("first", "a = [float(v) for v in rng.random(3)]")
+        p.add_cell("second", "b = [float(v) for v in rng.random(3)]")
+        return p
+
+    threads, dask = plan(), plan()
+    assert threads.run().ok
+    assert threads["first"].outputs["a"] != threads["second"].outputs["b"]
+    summary = dask.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    assert dask["first"].outputs["a"] == threads["first"].outputs["a"]
+    assert dask["second"].outputs["b"] == threads["second"].outputs["b"]

@@ -123,6 +123,13 @@ def _pack(task: Task, outcome: Outcome, worker: str) -> dict:
         outcome.duration,
         outcome.worker,
         outcome.output,
+        # what the kernel needs to know of the attempt besides its values: the inputs seen changed
+        # (their new versions are among the outputs), the files it read and wrote (fingerprints)
+        changed=outcome.changed,
+        hinted=outcome.hinted,
+        files=outcome.files,
+        wrote=outcome.wrote,
+        half_imported=outcome.half_imported,
     )
     return {"outcome": cloudpickle.dumps(meta, protocol=PROTOCOL), "outputs": outputs, "result": result}
 
