@@ -412,3 +412,23 @@ def test_an_input_a_step_changes_on_a_worker_comes_back_as_its_write(client):
     assert summary.ok, summary.text
     assert dask["first"].outputs["a"] == threads["first"].outputs["a"]
     assert dask["second"].outputs["b"] == threads["second"].outputs["b"]
+
+
+def test_a_chain_step_thought_to_change_an_immutable_value_passes_it_on(client):
+    """``x.hex()`` on a name not known yet may change it (registration), but ``x`` is a float:
+    the step only read it and gives no new version. The next step of the chain, on the same
+    worker, reads the value the step before was given (py_floatingpoint: NameError before)."""
+
+    def plan():
+        p = nbsteps.Plan(namespace={})  # the Python tutorial's floatingpoint page, cells 9-12
+        p.add_cell("make", "x = 3.14159\nx.as_integer_ratio()")
+        p.add_cell("ratio", "x == 3537115888337719 / 1125899906842624")
+        p.add_cell("show", "x.hex()")
+        p.add_cell("check", "same = x == float.fromhex('0x1.921f9f01b866ep+1')")
+        return p
+
+    threads, dask = plan(), plan()
+    assert threads.run().ok
+    summary = dask.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    assert dask["check"].outputs["same"] is threads["check"].outputs["same"] is True

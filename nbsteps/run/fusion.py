@@ -69,8 +69,10 @@ def followers(ctx: RunContext, links: "dict[str, str]", task: Task, *, replay: d
     return tuple(out)
 
 
-def feed(task: Task, before: Outcome) -> None:
-    """Give *task* what the step before it in the chain produced."""
+def feed(task: Task, before: Outcome, given: "dict | None" = None) -> None:
+    """Give *task* what the step before it in the chain produced. A name that step was
+    thought to change but only read (``x.hex()`` on a float: a predicted change of an
+    immutable value, left out of its outputs) is what that step was *given*."""
     if task.kind == "function":
         for p in task.links:
             task.args[p] = before.result
@@ -78,10 +80,11 @@ def feed(task: Task, before: Outcome) -> None:
     if task.analysis is None:
         task.analysis = analyse_cell(task.name, task.source)
     mutated = task.analysis.mutated | task.analysis.assumed  # x.plot(): x may be an axes (model.hints)
-    outputs = before.outputs
+    outputs, given = before.outputs, given or {}
     for n in task.links:
-        if n in outputs:
-            task.inputs[n] = private_copy(outputs[n]) if n in mutated else outputs[n]
+        if n in outputs or n in given:
+            value = outputs[n] if n in outputs else given[n]
+            task.inputs[n] = private_copy(value) if n in mutated else value
 
 
 def run_chain(task: Task, settle: Callable[[Task, Outcome], object], budget: float = BUDGET) -> list:
@@ -92,10 +95,11 @@ def run_chain(task: Task, settle: Callable[[Task, Outcome], object], budget: flo
     t0 = time.perf_counter()
     outcome = run_task(task)
     done = [settle(task, outcome)]
+    before = task
     for follower in task.then:
         if not outcome.ok or time.perf_counter() - t0 > budget:
             break
-        feed(follower, outcome)
-        outcome = run_task(follower)
+        feed(follower, outcome, before.inputs)
+        outcome, before = run_task(follower), follower
         done.append(settle(follower, outcome))
     return done
