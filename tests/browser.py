@@ -110,6 +110,25 @@ def strip_notebook(nb):
     return nb
 
 
+def saved_notebook(nb_path: Path, done, timeout: float = 30, what: str = "the save"):
+    """The notebook at *nb_path* once *done(nb)* holds, polled while JupyterLab saves it.
+    Jupyter's contents manager writes the file in place (its atomic writing keeps a backup
+    copy, it does not rename a finished file into place), so a read during a save can find
+    it empty or cut short: such a read is retried, not a failure."""
+    import nbformat
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            nb = nbformat.read(nb_path, as_version=4)
+        except (ValueError, nbformat.reader.NotJSONError):  # mid-write
+            nb = None
+        if nb is not None and done(nb):
+            return nb
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(0.25)
+
+
 def stage_notebook(src, dest_dir, name: str | None = None) -> Path:
     """Write a stripped copy of notebook *src* (path, NotebookNode, or a list
     of code cells' sources) into *dest_dir*; return its path."""

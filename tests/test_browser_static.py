@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 try:
-    from tests.browser import browser_marks, jupyterlab_server, stage_notebook
+    from tests.browser import browser_marks, jupyterlab_server, saved_notebook, stage_notebook
 except ModuleNotFoundError:  # tests/ is not a package: pytest puts tests/ on sys.path
-    from browser import browser_marks, jupyterlab_server, stage_notebook
+    from browser import browser_marks, jupyterlab_server, saved_notebook, stage_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -148,16 +147,7 @@ def test_plan_figures_under_their_cells_and_after_save_and_reopen(tmp_path):
 
         # save, shut the kernel down, open the notebook again
         page.keyboard.press("Control+s")
-        deadline = time.monotonic() + 20
-        import nbformat
-
-        while time.monotonic() < deadline:
-            saved = nbformat.read(nb_path, as_version=4)
-            if all(c.outputs for c in saved.cells[1:]):
-                break
-            page.wait_for_timeout(250)
-        saved = nbformat.read(nb_path, as_version=4)
-        assert all(c.outputs for c in saved.cells[1:]), "not saved"
+        saved = saved_notebook(nb_path, lambda nb: all(c.outputs for c in nb.cells[1:]), what="the save")
         mimes = {m for c in saved.cells for o in c.outputs for m in o.get("data", {})}
         assert "application/vnd.jupyter.widget-view+json" not in mimes
         for kernel in lab.api("GET", "api/kernels"):

@@ -20,9 +20,9 @@ import nbformat
 import pytest
 
 try:
-    from tests.browser import browser_marks, jupyterlab_server, stage_notebook
+    from tests.browser import browser_marks, jupyterlab_server, saved_notebook, stage_notebook
 except ModuleNotFoundError:  # tests/ is not a package: pytest puts tests/ on sys.path
-    from browser import browser_marks, jupyterlab_server, stage_notebook
+    from browser import browser_marks, jupyterlab_server, saved_notebook, stage_notebook
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 pytestmark = browser_marks()
@@ -229,10 +229,11 @@ def test_reload_mid_plan_and_after_an_upstream_edit(tmp_path):
 def save_with_state(page, nb_path: Path) -> None:
     """Save the notebook (Ctrl+S) and wait until every step cell carries metadata.nbsteps."""
     page.keyboard.press("Control+s")
-    deadline = time.monotonic() + 30
-    while not all("nbsteps" in c.metadata for c in nbformat.read(nb_path, 4).cells[1:]):
-        assert time.monotonic() < deadline, "the save did not write metadata.nbsteps"
-        time.sleep(0.25)
+    saved_notebook(
+        nb_path,
+        lambda nb: all("nbsteps" in c.metadata for c in nb.cells[1:]),
+        what="writing metadata.nbsteps",
+    )
 
 
 def test_saved_state_is_shown_as_saved_when_the_kernel_is_gone(tmp_path):
