@@ -99,11 +99,20 @@ def unread_result(plan, name: str, rec) -> UnreadResult:
     file removed or damaged since, its class renamed) is reported as a lost value
     is, and the step executes again then, as in Run All: Out is its new result."""
     outputs = rec.outputs  # (the checkpoint this cell restored, even if the step runs again later)
+    token = rec.token
 
     def read() -> Any:
         try:
             return outputs.result()
         except CheckpointUnavailable as exc:
+            now = plan.records.get(name)
+            if now is not None and now.ok and now.has_result and now.token == token:
+                # the same version, executed again since (a replay for shared state keeps its token,
+                # and its put replaced the files this cell restored): its result is this one
+                try:
+                    return now.result
+                except CheckpointUnavailable:
+                    pass
             plan.lost(exc)  # warns; the step (or the upstream one whose value it holds) executes again
         plan.run([name])  # (outside the handler: a failure of the step is not chained to the lost value)
         now = plan.records[name]
