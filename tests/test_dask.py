@@ -378,14 +378,20 @@ def state_plan():
     return plan
 
 
+def run_both(make, client):
+    """Two plans from *make*: one run with threads, one on dask; both must complete."""
+    threads, dask = make(), make()
+    assert threads.run().ok
+    summary = dask.run(backend="dask", address=client)
+    assert summary.ok, summary.text
+    return threads, dask
+
+
 def test_steps_that_need_the_kernels_process_run_in_the_kernel(client):
     """A seed and a draw from numpy's global generator, a pyplot figure: a worker process has
     generators and a pyplot of its own, so these run in the kernel's threads and the draw is
     Run All's; a step that needs only its inputs still runs on a worker."""
-    threads, dask = state_plan(), state_plan()
-    assert threads.run().ok
-    summary = dask.run(backend="dask", address=client)
-    assert summary.ok, summary.text
+    threads, dask = run_both(state_plan, client)
     assert list(dask["draw"].outputs["x"]) == list(threads["draw"].outputs["x"])
     assert dask["draw"].outputs["draw_pid"] == os.getpid()
     assert dask["plot"].outputs["plot_pid"] == os.getpid()
@@ -405,11 +411,8 @@ def test_an_input_a_step_changes_on_a_worker_comes_back_as_its_write(client):
         p.add_cell("second", "b = [float(v) for v in rng.random(3)]")
         return p
 
-    threads, dask = plan(), plan()
-    assert threads.run().ok
+    threads, dask = run_both(plan, client)
     assert threads["first"].outputs["a"] != threads["second"].outputs["b"]
-    summary = dask.run(backend="dask", address=client)
-    assert summary.ok, summary.text
     assert dask["first"].outputs["a"] == threads["first"].outputs["a"]
     assert dask["second"].outputs["b"] == threads["second"].outputs["b"]
 
@@ -427,8 +430,5 @@ def test_a_chain_step_thought_to_change_an_immutable_value_passes_it_on(client):
         p.add_cell("check", "same = x == float.fromhex('0x1.921f9f01b866ep+1')")
         return p
 
-    threads, dask = plan(), plan()
-    assert threads.run().ok
-    summary = dask.run(backend="dask", address=client)
-    assert summary.ok, summary.text
+    threads, dask = run_both(plan, client)
     assert dask["check"].outputs["same"] is threads["check"].outputs["same"] is True
