@@ -643,20 +643,12 @@ def run_job(job: dict) -> dict:
             result["edit"] = edit
             if job.get("edit_real"):
                 result["edit_real"] = _edit_real(k, job["edit_real"])
-    elif way == "plan":
+    elif way in ("plan", "dask"):  # cells register, then the plan runs on threads or on a LocalCluster
+        go = "%steps run --workers 4" if way == "plan" else "%steps run --backend dask"
         with Kernel(tmp) as k:
             run = _run_sequence(
                 k,
-                ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --workers 4"],
-                [None, None] + list(range(1, n + 1)) + [None],
-            )
-            run["collect"] = k.collect()
-            result["run"] = run
-    elif way == "dask":
-        with Kernel(tmp) as k:
-            run = _run_sequence(
-                k,
-                ["%load_ext nbsteps", "%steps mode plan"] + steps + ["%steps run --backend dask"],
+                ["%load_ext nbsteps", "%steps mode plan"] + steps + [go],
                 [None, None] + list(range(1, n + 1)) + [None],
             )
             run["collect"] = k.collect()
