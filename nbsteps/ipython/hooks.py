@@ -9,6 +9,11 @@
   the kernel's IO thread to send what was printed (a round trip per stream, ~0.1-1 ms,
   several per step), and an update changes an output in place, so printed text
   reaching the frontend after it shows the same;
+- IPython's display formatting (a result's ``Out``, ``display()``) runs one call at a
+  time, under the lock steps' figures are drawn under (:data:`nbsteps.run.attempt.figures.
+  drawing`): Run All formats on one thread, and a formatter a library registers need not be
+  safe on two (SymPy's ``init_printing()`` renders LaTeX to PNG with matplotlib's mathtext,
+  whose parser keeps a state stack);
 - tab completion: ``%steps`` subcommands, step names where a step is expected,
   and ``%%step --after`` step names.
 """
@@ -20,7 +25,7 @@ import shlex
 import threading
 from contextlib import contextmanager
 
-from nbsteps.run.attempt import capture
+from nbsteps.run.attempt import capture, figures
 
 #: subcommands followed by step names, and the options that take step names
 _TAKE_STEPS = {"run", "plan", "reset", "remove", "undo", "why"}
@@ -81,6 +86,21 @@ def route_displays(ip) -> None:
 
     pub.publish, pub.clear_output = routed_publish, routed_clear
     pub._nbsteps_routed = True
+
+
+def format_one_at_a_time(ip) -> None:
+    """IPython's display formatting, one call at a time (see the module doc)."""
+    formatter = getattr(ip, "display_formatter", None)
+    if formatter is None or getattr(formatter, "_nbsteps_one_at_a_time", False):
+        return
+    fmt = formatter.format
+
+    def format_one(*args, **kwargs):
+        with figures.drawing:
+            return fmt(*args, **kwargs)
+
+    formatter.format = format_one
+    formatter._nbsteps_one_at_a_time = True
 
 
 def step_names() -> list[str]:
@@ -193,6 +213,7 @@ def install(ip, subcommands, step_parser=None) -> None:
     if step_parser is not None:
         _step_parser = step_parser
     route_displays(ip)
+    format_one_at_a_time(ip)
     completer = getattr(ip, "Completer", None)
     matchers = getattr(completer, "custom_matchers", None)
     if isinstance(matchers, list):

@@ -20,7 +20,10 @@ from collections import OrderedDict
 from typing import Callable
 
 _install_lock = threading.Lock()
-_draw_lock = threading.Lock()  # matplotlib's tight bounding box is not thread-safe: one drawing at a time
+#: one drawing or formatting at a time: matplotlib's tight bounding box is not thread-safe, nor are the
+#: display formatters libraries register (SymPy's LaTeX to PNG through mathtext's parser); Run All makes
+#: them all on one thread (held by nbsteps.ipython.hooks around IPython's formatting too)
+drawing = threading.RLock()
 _owner: "Callable[[], OrderedDict | None] | None" = None
 
 
@@ -165,7 +168,7 @@ def figure_bundle(fig) -> dict:
     if not fig.axes and not fig.lines:
         return {"data": {"text/plain": text}, "metadata": {}}
     buf = io.BytesIO()
-    with _draw_lock:
+    with drawing:
         fig.savefig(
             buf,
             format="png",
