@@ -11,11 +11,14 @@ its execution token: nothing downstream becomes stale because of the replay.
 A step that may draw from a global generator unseen (see
 :mod:`nbsteps.model.state`) is in that generator's chain too: the seeds and
 draws above it are replayed before it executes (it is not replayed itself).
+When nothing below executes, the run still ends with the state Run All leaves
+(:func:`settles`): a new kernel restoring every step replays those that set
+rcParams, print options or the working directory, and no other.
 """
 
 from __future__ import annotations
 
-from nbsteps.model.state import effects_of, replayable
+from nbsteps.model.state import USE_IS_EFFECT, effects_of, is_file, replayable
 
 __all__ = ["effects_of", "replay_set"]
 
@@ -57,7 +60,22 @@ def replay_set(ctx, names: list[str], will_run: "set[str]") -> dict[str, list[st
                     if up not in will_run and label in effects_of(steps[up]):
                         replay.setdefault(up, []).append(label)
             live = i
+        if settles(label) and (not first or head is None or head in chain):
+            # the run leaves the state as after chain[live] (known: a fresh process, or a step of
+            # the chain): the changes restored below it are replayed, so it ends as Run All does
+            for up in chain[live + 1 :]:
+                if up not in will_run and label in effects_of(steps[up]):
+                    replay.setdefault(up, []).append(label)
     return replay
+
+
+def settles(label: str) -> bool:
+    """Whether a run whose restored steps changed *label* replays them even when nothing below
+    them executes: process state set by a call (a style, rcParams, a library's options, the
+    working directory, the environment, ``sys.path``). Not a file (outside the process), nor
+    a global random generator: every draw changes it, so its state after Run All would cost
+    executing every drawing step again; a step below that draws replays them (above)."""
+    return not is_file(label) and label not in USE_IS_EFFECT
 
 
 def _holds(ctx, label: str, head: "str | None", step: str) -> bool:
