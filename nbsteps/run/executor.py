@@ -49,7 +49,7 @@ from nbsteps.run.decide.selection import default_workers, run_graph
 from nbsteps.run.decide.staleness import (
     NOT_STORED,
     fingerprint_parts,
-    not_stored_reason,
+    not_stored,
     outside_names,
     stale_reason,
 )
@@ -153,9 +153,11 @@ class Executor:
     def _checkpoint_for(self, name: str, step: Step, rec, parts, fp: str):
         """``(checkpoint, "")`` when step *name* need not execute (the checkpoint
         is its record itself when its values are held in this kernel), else
-        ``(None, reason)``: forced, its checkpoint lost, stale, or replayed."""
+        ``(None, reason)``: forced, its checkpoint lost, stale, or replayed; then
+        ``rec.not_stored`` says whether it runs because its values (or its upstream's) were
+        not stored by an earlier kernel, as the store's note says."""
         ctx = self.ctx
-        cp, reason = None, ""
+        cp, reason, unstored = None, "", ""
         if name in self.force:
             reason = "forced"
         elif (lost := self.recovery.reason(name)) is not None:
@@ -172,16 +174,19 @@ class Executor:
                 cp, reason = None, moved  # a file it read changed since
             elif cp is None:
                 reason = stale_reason(step, parts, ctx.store.peek(name), rec, below)
-                reason = not_stored_reason(ctx.store, name, fp, reason)
-                if reason == "never run":  # it may have run in an earlier kernel, below one not stored
-                    unstored = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
-                    if unstored:  # its checkpoint went with its upstream's version
-                        reason = f"upstream {', '.join(unstored)} ran again: its values were {NOT_STORED}"
+                unstored = not_stored(ctx.store, name, fp, reason)  # the store could not keep them
+                if reason == "never run" and not unstored:  # it may have run below one not stored
+                    ups = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
+                    if ups:  # its checkpoint went with its upstream's version
+                        unstored = f"upstream {', '.join(ups)} ran again: its values were {NOT_STORED}"
+                reason = unstored or reason
         if cp is not None and (name in self.replay or name in self.rebuild):  # execute again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
             # shared-state effect, or its version changed in place by a step below (run.observed_writes)
             reason = self.rebuild.get(name) or f"replayed: sets {', '.join(self.replay[name])}"
+        if cp is None:
+            rec.not_stored = unstored
         return cp, reason
 
     def _complete_from(self, name: str, rec, cp, fp: str) -> None:
@@ -208,7 +213,6 @@ class Executor:
         a first attempt; its Task, or None when it was settled here (declined, or
         an input restored lazily cannot be read)."""
         rec.reason = reason or "stale"
-        rec.not_stored = reason if NOT_STORED in reason else ""
         declined = confirmation.ask(self, name)
         if declined:
             return self._settle(name, CANCELLED, declined)

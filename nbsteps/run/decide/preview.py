@@ -13,7 +13,7 @@ from nbsteps.model import graphs
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
 from nbsteps.run.attempt.threads import thread_notes
-from nbsteps.run.decide.staleness import fingerprint_parts, not_stored_reason, stale_reason
+from nbsteps.run.decide.staleness import fingerprint_parts, not_stored, stale_reason
 
 
 @dataclass
@@ -113,7 +113,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             fp = combine(parts)
             cp = ctx.store.peek(s, fp) or ctx.store.peek(s)
             reason = stale_reason(step, parts, cp, ctx.records.get(s), lambda s=s: ctx.written_below(s))
-            reason = not_stored_reason(ctx.store, s, fp, reason)
+            reason = not_stored(ctx.store, s, fp, reason) or reason
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"
             elif not reason and cp is not None and cp.fingerprint != fp:

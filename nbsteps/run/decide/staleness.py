@@ -118,12 +118,13 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None, ex
 NOT_STORED = "not stored when it last ran"
 
 
-def not_stored_reason(store, name: str, fingerprint: str, reason: str) -> str:
-    """*reason*, or for a step "never run" in this kernel whose very
-    fingerprint an earlier process computed but could not store, why not."""
+def not_stored(store, name: str, fingerprint: str, reason: str) -> str:
+    """For a step "never run" in this kernel (*reason*) whose very fingerprint an earlier
+    process computed but *store* could not keep (its note, ``store.unstored``): why not,
+    the reason it runs again; else ``""``."""
     if reason == "never run" and (why := store.unstored(name, fingerprint)):
         return f"its values were {NOT_STORED}: {why}"
-    return reason
+    return ""
 
 
 def refresh_stale(ctx: RunContext) -> None:
