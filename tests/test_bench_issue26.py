@@ -29,6 +29,17 @@ def _bench(tmp_path, args: list, timeout: float) -> subprocess.CompletedProcess:
     return p
 
 
+def _corpus_or_skip() -> None:
+    """The corpus notebooks' sources, downloaded if need be; the test is skipped without them."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
+    import harness
+
+    try:
+        harness.ensure_sources(harness.load_manifest())
+    except harness.CorpusUnavailable as exc:
+        pytest.skip(f"corpus unavailable: {exc}")
+
+
 @pytest.mark.timeout(120)
 def test_write_speed_prints_the_ratio_to_numpy_save_for_each_signature(tmp_path):
     p = _bench(tmp_path, ["bench/write_speed.py", "--quick", "--dir", str(tmp_path)], timeout=110)
@@ -42,13 +53,7 @@ def test_write_speed_prints_the_ratio_to_numpy_save_for_each_signature(tmp_path)
 
 @pytest.mark.timeout(300)
 def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
-    import harness
-
-    try:
-        harness.ensure_sources(harness.load_manifest())
-    except harness.CorpusUnavailable as exc:
-        pytest.skip(f"corpus unavailable: {exc}")
+    _corpus_or_skip()
     out = tmp_path / "corpus.json"
     args = ["bench/corpus.py", "--only", "nx_read_write", "--repeat", "1", "--json", str(out)]
     p = _bench(tmp_path, args, timeout=290)
@@ -62,13 +67,7 @@ def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
 
 @pytest.mark.timeout(200)
 def test_corpus_bench_profiles_plan_mode_with_its_worker_threads(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
-    import harness
-
-    try:
-        harness.ensure_sources(harness.load_manifest())
-    except harness.CorpusUnavailable as exc:
-        pytest.skip(f"corpus unavailable: {exc}")
+    _corpus_or_skip()
     args = ["bench/corpus.py", "--profile", "nx_read_write", "--profile-mode", "plan", "--profile-cpu"]
     p = _bench(tmp_path, args, timeout=190)
     assert "%steps run --workers 4" in p.stdout  # the run cell's wall time, after the step cells'

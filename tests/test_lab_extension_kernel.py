@@ -77,6 +77,13 @@ class Tab:
     def states(self, kind: str = "state") -> list[dict]:
         return [m for m in self.messages if m.get("type") == kind]
 
+    def last_states(self) -> dict:
+        """Each cell's latest state among the state messages received: what its badge shows."""
+        last = {}
+        for d in self.states():
+            last.update(d["cells"])
+        return last
+
 
 @pytest.fixture
 def tab(kernel_name, tmp_path):
@@ -119,9 +126,7 @@ def test_state_by_cell_id_on_open_then_deltas_per_event(tab):
     # raw edited and run: the steps below it become stale, with the reason
     tab.messages.clear()
     tab.run("%%step raw\nraw = list(range(12))", "cell-raw")
-    last = {}
-    for d in tab.states():
-        last.update(d["cells"])
+    last = tab.last_states()
     assert last["cell-clean"]["stale"] is True
     assert last["cell-clean"]["stale_reason"] == "upstream raw changed", last["cell-clean"]
     assert last["cell-total"]["stale_reason"] == "upstream clean is stale"
@@ -140,10 +145,7 @@ def test_every_tab_gets_the_news_and_the_panel_on_request(tab):
     # (here both tabs share one client; in JupyterLab each tab has its own connection)
     seen = tab.messages
     assert len(seen) < 2 * len(STEPS) + 2, seen
-    last = {}
-    for d in seen:
-        if d.get("type") == "state":
-            last.update(d["cells"])
+    last = tab.last_states()
     assert {k: v["status"] for k, v in last.items()} == {cid: "completed" for cid in STEPS}
 
     tab.messages.clear()
@@ -192,9 +194,7 @@ def test_failed_and_blocked_steps_say_why(tab):
     tab.drain()
     tab.messages.clear()
     tab.run("%steps run --allow-failures")
-    last = {}
-    for d in tab.states():
-        last.update(d["cells"])
+    last = tab.last_states()
     bad, below = last["cell-bad"], last["cell-below"]
     assert bad["status"] == "failed" and bad["error"] == "ValueError: no data for 2024", bad
     assert below["status"] == "blocked" and "bad" in below["error"], below
@@ -213,9 +213,7 @@ def test_badges_follow_changes_made_between_runs(tab):
     tab.drain()
     tab.messages.clear()
     tab.run("%steps reset clean")
-    last = {}
-    for d in tab.states():
-        last.update(d["cells"])
+    last = tab.last_states()
     assert last["cell-clean"]["status"] == "pending", last
     assert "needs raw" in last["cell-clean"]["line"], last
 
@@ -223,15 +221,11 @@ def test_badges_follow_changes_made_between_runs(tab):
     tab.run("%%step clean\nclean = [x for x in raw if x % 3 and x > lo]", "cell-clean")
     tab.run("%%step lo\nlo = 2", "cell-lo")  # registered below: clean does not read it (Run All order)
     tab.run("%%step clean\nlo = 1\nclean = [x for x in raw if x % 3 and x > lo]", "cell-clean")
-    last = {}
-    for d in tab.states():
-        last.update(d["cells"])
+    last = tab.last_states()
     assert last["cell-clean"]["status"] == "pending" and "needs raw" in last["cell-clean"]["line"], last
     assert last["cell-lo"]["status"] == "pending", last
 
     tab.messages.clear()
     tab.run("%steps run")
-    last = {}
-    for d in tab.states():
-        last.update(d["cells"])
+    last = tab.last_states()
     assert last["cell-clean"]["status"] == "completed" and "→ lo, clean" in last["cell-clean"]["line"], last
