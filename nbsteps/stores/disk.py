@@ -40,7 +40,8 @@ each with a name and a module of its own, and delegates to them:
 - :class:`~nbsteps.stores.unwritten.Unwritten`: checkpoints that could not be
   written, kept in memory;
 - :class:`~nbsteps.stores.reading.Reader`: ``get``, ``peek``,
-  ``fingerprints``, ``steps``;
+  ``fingerprints``, ``steps``, with the metadata it verified kept while the
+  files do not change (:mod:`nbsteps.stores.meta_cache`; a put or drop here forgets it);
 - :class:`~nbsteps.stores.pins.Pins`, :class:`~nbsteps.stores.budget.Budget`
   (the size limit), :class:`~nbsteps.stores.garbage.Garbage` (dead checkpoints).
 
@@ -418,6 +419,7 @@ class DiskStore(Store):
                 entries = self._write_values(folder, token, values, written, self.held.upstream_refs(cp))
                 blob, meta_size = meta_bytes(cp, token, entries, self.key)
             except Unpicklable:
+                self.reader.metas.forget(dirname, meta)
                 _remove_unpicklable(root, dirname, folder, meta, written)
                 raise
             except BaseException:  # an interrupt, a full disk: leave nothing
@@ -473,6 +475,7 @@ class DiskStore(Store):
                     finally:
                         os.close(fd)
                 fsync_dir(folder)  # ...and names are durable before the metadata
+                self.reader.metas.forget(dirname, meta)
                 commit_meta(folder, blob, written, meta)
             except BaseException as exc:
                 if meta not in written:  # not committed: leave nothing
@@ -585,6 +588,7 @@ class DiskStore(Store):
         self.garbage.release(step)
         self.held.forget(step)
         dirname = dirname_of(step)
+        self.reader.metas.forget(dirname)
         try:
             with self.folders.root() as root:
                 if not exists(dirname, root):

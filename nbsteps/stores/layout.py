@@ -132,18 +132,26 @@ def list_metas(folder: int) -> "list[tuple[int, str, int]]":
 
 
 def read_meta_bytes(folder: int, name: str = META) -> "bytes | None":
+    return read_meta_stat(folder, name)[0]
+
+
+def read_meta_stat(folder: int, name: str = META) -> "tuple[bytes | None, os.stat_result | None]":
+    """The bytes of metadata file *name* and the ``fstat`` of the descriptor
+    they were read from (None, None if absent); never through a link."""
     try:
         fd = open_file(name, folder, name)
     except FileNotFoundError:
-        return None
+        return None, None
     except LinkRefused as exc:
         raise Corrupt(name, "is a symbolic link or not a regular file", None, name) from exc
     try:
-        size = os.fstat(fd).st_size
-        if size > MAX_META:
-            raise Corrupt(name, f"is too large ({size} bytes) to be a checkpoint's metadata", None, name)
+        st = os.fstat(fd)
+        if st.st_size > MAX_META:
+            raise Corrupt(
+                name, f"is too large ({st.st_size} bytes) to be a checkpoint's metadata", None, name
+            )
         with open(fd, "rb", closefd=False) as f:
-            return f.read(MAX_META + 1)
+            return f.read(MAX_META + 1), st
     finally:
         os.close(fd)
 
@@ -352,12 +360,15 @@ def load_checkpoint(
     name: str = META,
     lazy_loader=None,
     upstream=None,
+    read=None,
 ) -> "Checkpoint | None":
     """The checkpoint whose metadata is *name* in *folder*; None if absent or,
     when *fingerprint* is given, another one. *load*: read every value now;
     else with *lazy_loader* (``loader(body, raw, name) -> load(value_name)``)
-    the values are :class:`LazyValues`; else there are none (a peek)."""
-    found = read_meta(folder, key, name)
+    the values are :class:`LazyValues`; else there are none (a peek). *read*:
+    ``read(folder, name)`` instead of :func:`read_meta` (a
+    :class:`~nbsteps.stores.meta_cache.MetaCache`'s)."""
+    found = read(folder, name) if read is not None else read_meta(folder, key, name)
     if found is None:
         return None
     raw, body = found

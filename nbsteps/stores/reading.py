@@ -37,6 +37,7 @@ from nbsteps.stores.fs import (
     touch as _touch,
 )
 from nbsteps.stores.layout import META, Corrupt, dirname_of, meta_name
+from nbsteps.stores.meta_cache import MetaCache
 from nbsteps.stores.pins import Pin, Pins
 from nbsteps.stores.unwritten import Unwritten
 from nbsteps.stores.writing import collect
@@ -53,6 +54,7 @@ class Reader:
         pins: Pins,
         warn: Callable[[str, str], None],
         upstream: "Callable | None" = None,
+        metas: "MetaCache | None" = None,
     ) -> None:
         self.folders = folders
         self.key = key
@@ -61,6 +63,8 @@ class Reader:
         self.warn = warn
         #: ``upstream(step, token, fingerprint, name)``: an upstream value a value refers to (stores.sharing)
         self.upstream = upstream
+        #: the metadata files read and verified already, while they do not change (stores.meta_cache)
+        self.metas = metas if metas is not None else MetaCache(key)
 
     def fingerprints(self, step: str) -> list[str]:
         """Fingerprints of the checkpoints kept for *step*, least recently used first."""
@@ -70,7 +74,7 @@ class Reader:
             with self.folders.root() as root, self.folders.folder(root, dirname) as folder:
                 for used, name, _ in layout.list_metas(folder):
                     try:
-                        got = layout.read_meta(folder, self.key, name)
+                        got = self.metas.read(folder, dirname, name)
                     except (Corrupt, OSError):
                         continue
                     if got is not None and got[1].get("step") == step:
@@ -160,13 +164,15 @@ class Reader:
             if not metas and exists(META, folder):  # a link: refused (reported) when read
                 metas = [(0, META, 0)]
             names = [metas[-1][1]] if metas else []
+        dirname = dirname_of(step)
+        read = lambda folder, name: self.metas.read(folder, dirname, name)  # noqa: E731
         for name in names:
-            pin = self.pins.pin(root, dirname_of(step), name) if mode == "lazy" else None
+            pin = self.pins.pin(root, dirname, name) if mode == "lazy" else None
             cp = None
             try:
                 lazy = self._lazy_loader(step, pin) if pin is not None else None
                 cp = layout.load_checkpoint(
-                    step, folder, fingerprint, mode == "load", self.key, name, lazy, self.upstream
+                    step, folder, fingerprint, mode == "load", self.key, name, lazy, self.upstream, read
                 )
             finally:
                 if pin is not None and cp is None:
@@ -256,6 +262,7 @@ class Reader:
             except (OSError, Corrupt):
                 return raw is None
 
+        self.metas.forget(dirname, meta)
         try:
             with self.folders.locked(root, dirname), self.folders.folder(root, dirname) as folder:
                 if not unchanged(folder):
@@ -277,7 +284,7 @@ class Reader:
                         with self.folders.folder(root, entry.name) as folder:
                             for _, meta, _ in reversed(layout.list_metas(folder)):
                                 try:
-                                    found = layout.read_meta(folder, self.key, meta)
+                                    found = self.metas.read(folder, entry.name, meta)
                                 except Corrupt:
                                     continue  # reported when the step reads it
                                 if found is not None and isinstance(found[1].get("step"), str):
