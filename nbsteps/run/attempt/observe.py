@@ -28,7 +28,15 @@ The digest is a walk of the value's object graph, bounded (:data:`DEPTH` levels,
   (statsmodels' ``cache_readonly``, pandas' indexes): it is compared by identity only, and
   one that appears is no change (:func:`same`: a read binds it the first time,
   ``self.__dict__.setdefault("_summary_statistics_cache", {})``);
-  a pandas object's index and columns likewise (pandas replaces them, never changes them).
+  a pandas object's index and columns likewise (pandas replaces them, never changes them);
+- an object of a class that defines both value equality and a hash (``__eq__`` and
+  ``__hash__``, not ``object``'s, and the hash works): Python's data model asks such objects
+  not to change in a way that changes their value, so its value is its hash, and its private
+  attributes (``_``-prefixed) are its own memos, which reads fill: SymPy's expressions cache
+  their hash (``_mhash``, ``None`` until the first ``hash()``) and what was found of their
+  assumptions; ``expr.subs(z, 0)`` hashes ``z`` and did not change it. Compared by its hash
+  and its public attributes (walked as any others): matplotlib's ``FontProperties``, whose
+  hash is that of its properties, shows a ``set_size()`` as before.
 
 Immutable values (numbers, strings, bytes, ``None``, tuples and frozensets of them,
 frozen dataclasses of them, enums) are never checked: ``random_state=SEED`` only reads
@@ -179,6 +187,35 @@ def _cached_properties(cls: type) -> frozenset:
 _CACHED: dict = {}
 
 
+def _value_hash(obj: Any) -> "int | None":
+    """The hash of an object whose class defines value equality and a hash (see the module doc),
+    else None. Builtin types and tuples are left to the other rules (their items are walked)."""
+    cls = type(obj)
+    ok = _VALUE_CLASSES.get(cls)
+    if ok is None:
+        h = getattr(cls, "__hash__", None)
+        ok = (
+            h is not None
+            and h is not object.__hash__
+            and getattr(cls, "__eq__", None) is not object.__eq__
+            and cls.__module__ != "builtins"
+            and not issubclass(cls, (tuple, frozenset, *_CONTAINERS))
+        )
+        if len(_VALUE_CLASSES) < 10_000:
+            _VALUE_CLASSES[cls] = ok
+    if not ok:
+        return None
+    try:
+        return hash(obj)
+    except Exception:  # a class that refuses a hash (pandas' Index raises TypeError): not a value
+        if len(_VALUE_CLASSES) < 10_000:
+            _VALUE_CLASSES[cls] = False
+        return None
+
+
+_VALUE_CLASSES: dict = {}
+
+
 def _attributes(obj: Any) -> list:
     try:
         d = object.__getattribute__(obj, "__dict__")
@@ -225,6 +262,13 @@ def digest(value: Any) -> "tuple | None":
             axes = (id(obj.index), id(getattr(obj, "columns", None)))
             parts.append((id(obj), tuple(map(id, arrays)), axes))
             todo.extend((a, depth) for a in arrays if a is not None)  # the frame's own data: same level
+            continue
+        key = _value_hash(obj)
+        if key is not None:  # a value object: its hash, and its public attributes (see the module doc)
+            public = [(k, v) for k, v in _attributes(obj) if not (isinstance(k, str) and k[:1] == "_")]
+            parts.append((id(obj), type(obj), (tuple((k, id(v)) for k, v in public), key)))
+            if depth < DEPTH:
+                todo.extend((v, depth + 1) for _, v in public if not isinstance(v, _SCALARS))
             continue
         layout, children, own = _children(obj)
         parts.append((id(obj), type(obj), layout) if own is None else (id(obj), type(obj), layout, own))
