@@ -20,7 +20,10 @@ before asking for its state, and puts back whatever ``__getstate__`` changed:
 
 A class a package makes inside a function and hands out as a module attribute
 (``marray.numpy.MArray``) is pickled by reference to that attribute, so values
-restored in a new process have the very class the package's functions make.
+restored in a new process have the very class the package's functions make; so is
+a function made inside a function and handed out that way (SymPy's decorator
+``cacheit = __cacheit(maxsize)``, which ``from sympy import *`` binds: a copy of its
+closure would take SymPy's cache of every cached function with it, and failed).
 Loading makes again the submodules a package creates on attribute access (``load``).
 
 Two rules keep a checkpoint from being something else than the value:
@@ -196,9 +199,9 @@ def _pickler_class():
             what = outside_process(obj)
             if what is not None:
                 raise pickle.PicklingError(f"{what}: a checkpoint cannot hold it")
-            if isinstance(obj, type) and "<locals>" in obj.__qualname__:
+            if isinstance(obj, (type, types.FunctionType)) and "<locals>" in obj.__qualname__:
                 where = _module_attribute(obj)
-                if where is not None:  # marray.numpy.MArray: by reference, not a copy of the class
+                if where is not None:  # marray.numpy.MArray, sympy's cacheit: by reference, not a copy
                     return getattr, where
             rv = super().reducer_override(obj)
             return _own_reduction(self, obj) if rv is NotImplemented else rv
@@ -286,19 +289,25 @@ def _set_state(obj: Any, state: Any) -> None:
             setattr(obj, k, v)
 
 
-def _module_attribute(cls: type) -> "tuple[types.ModuleType, str] | None":
-    """(module, name) when a class made inside a function (its qualname has
-    ``<locals>``) is what a module of its package calls *name*: a namespace a
-    package builds, ``marray.numpy.MArray``. A copy of such a class would not
-    be the class the module's functions make and check for."""
-    package = cls.__module__ or ""
+def _module_attribute(obj: Any) -> "tuple[types.ModuleType, str] | None":
+    """(module, name) when a class or function made inside a function (its qualname
+    has ``<locals>``) is what a module of its package calls *name*: a namespace a
+    package builds, ``marray.numpy.MArray``; a decorator a factory made, ``sympy.core.
+    cache.cacheit``, whose own name (``func_wrapper``) is not the module's. A copy of
+    such a class would not be the class the module's functions make and check for; a
+    copy of such a function would take what its closure holds with it."""
+    package = getattr(obj, "__module__", None) or ""
+    found = None
     for mod_name, module in sys.modules.copy().items():  # one step: no import can change it midway
         if module is None or not (mod_name == package or mod_name.startswith(package + ".")):
             continue
         if not initializing(module):  # else another thread is running its code: not looked into
-            if getattr(module, "__dict__", {}).get(cls.__name__) is cls:
-                return module, cls.__name__
-    return None
+            attrs = getattr(module, "__dict__", {})
+            if attrs.get(obj.__name__) is obj:
+                return module, obj.__name__
+            if found is None and not isinstance(obj, type):
+                found = next(((module, k) for k, v in list(attrs.items()) if v is obj), None)
+    return found
 
 
 _CONTAINERS = (list, dict, set, bytearray)
