@@ -211,6 +211,26 @@ def test_rst_cells_of_ipython_directives():
     assert harness.rst_cells(text) == ["import os", "s = pd.Series([1, 2])\ns.plot();\ns"]
 
 
+def test_rst_cells_of_a_page_written_as_doctests():
+    """SymPy's tutorial (corpus.json ``"doctest": "as-run"``): each example whose output the
+    page shows ends a cell, so that output is the cell's ``Out``; ``+SKIP`` examples and those
+    shown raising are left out; the other pages' reading is unchanged."""
+    text = (
+        "Intro.\n\n    >>> from sympy import *\n    >>> x = symbols('x')\n\n"
+        "Then\n\n    >>> expr = x + 1\n    >>> expr\n    x + 1\n    >>> expr.subs(x, 2)\n    3\n"
+        "    >>> import numpy # doctest: +SKIP\n    >>> 1/0\n    Traceback (most recent call last):\n"
+        "    ZeroDivisionError: division by zero\n    >>> y = 2\n\nEnd.\n"
+    )
+    assert harness.rst_cells(text, doctest_as_run=True) == [
+        "from sympy import *\nx = symbols('x')",
+        "expr = x + 1\nexpr",
+        "expr.subs(x, 2)",
+        "y = 2",
+    ]
+    unchanged = "expr = x + 1\nexpr\nexpr.subs(x, 2)\nimport numpy # doctest: +SKIP\ny = 2"
+    assert harness.rst_cells(text)[1] == unchanged  # the other pages: one cell per paragraph
+
+
 def test_a_prelude_comes_before_the_page_cells_and_does_not_shift_drops(tmp_path):
     page = tmp_path / "p.rst"
     page.write_text(".. ipython:: python\n\n   a = 1\n\n.. ipython:: python\n\n   b = 2\n")

@@ -233,14 +233,20 @@ _CODE_DIRECTIVE = re.compile(r"^(\s*)\.\. (?:code-block|code|sourcecode|testcode
 _PYTHON_LANGS = ("", "python", "python3", "py", "pycon", "pycon3")
 
 
-def rst_cells(text: str) -> list[str]:
+def rst_cells(text: str, doctest_as_run: bool = False) -> list[str]:
     """The code of a reStructuredText page (the Python documentation's
     ``_sources``) as cells, one per block, in order: ``code-block``/``testcode``/
     ``doctest`` directives in Python, literal blocks after ``::`` and doctest
     paragraphs (``>>>``). Doctest blocks keep their statements and drop what the
     page shows as their output, and drop the examples whose shown output is a
     traceback (written to raise); a plain block that is not Python (shell
-    sessions, pseudo-code, output listings) is left out."""
+    sessions, pseudo-code, output listings) is left out.
+
+    *doctest_as_run* (corpus.json ``"doctest": "as-run"``, for pages written as
+    doctests, SymPy's tutorial): a doctest paragraph is read as the doctest
+    runner runs it, each example whose output the page shows ending a cell (so
+    that output is the cell's ``Out``, as on the page), and the examples marked
+    ``# doctest: +SKIP`` left out."""
     lines = text.splitlines()
     cells, i = [], 0
     while i < len(lines):
@@ -265,10 +271,36 @@ def rst_cells(text: str) -> list[str]:
         else:
             i += 1
             continue
+        if doctest_as_run and block and block[0].lstrip().startswith(">>>"):
+            cells.extend(_doctest_cells("\n".join(block)))
+            continue
         code = _block_code(block)
         if code:
             cells.append(code)
     return cells
+
+
+def _doctest_cells(text: str) -> list[str]:
+    """A doctest paragraph as the cells that show what the page shows: a cell ends
+    after each example with output; ``+SKIP`` examples and those shown raising
+    are left out."""
+    import doctest
+
+    try:
+        examples = doctest.DocTestParser().get_examples(text)
+    except ValueError:
+        return []
+    cells, current = [], []
+    for ex in examples:
+        if ex.options.get(doctest.SKIP) or ex.exc_msg:
+            continue
+        current.append(ex.source.rstrip("\n"))
+        if ex.want.strip():
+            cells.append("\n".join(current))
+            current = []
+    if current:
+        cells.append("\n".join(current))
+    return [c.strip() for c in cells if c.strip()]
 
 
 _IPYTHON_DIRECTIVE = re.compile(r"^(\s*)\.\. ipython::\s*python\s*$")
@@ -382,7 +414,7 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
         nb = jupytext.reads(text, fmt="md:myst")
         cells = [c["source"].rstrip() for c in nb["cells"] if c["cell_type"] == "code"]
     elif path.name.endswith((".rst.txt", ".rst")):  # the Python documentation's sources
-        cells = rst_cells(text)
+        cells = rst_cells(text, doctest_as_run=entry.get("doctest") == "as-run")
     else:
         cells = split_gallery(text)
     if entry.get("split") == "paragraphs":
