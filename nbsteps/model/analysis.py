@@ -64,6 +64,7 @@ from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this doc
     STORE_RULES,
 )
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
+from nbsteps.model.state import DISPLAY
 
 _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))  # names a cell may rebind
 
@@ -117,6 +118,13 @@ def _pathlike(s: str | None, known: bool) -> bool:
         and "://" not in s
         and _PATH_RE.match(s)
         and (known or "/" in s or _DATA_EXT.search(s))
+    )
+
+
+def _literal_args(node: ast.Call) -> bool:
+    """Whether every argument of the call is a literal (or there is none)."""
+    return all(type(a) is ast.Constant for a in [*node.args, *(k.value for k in node.keywords)]) and all(
+        k.arg is not None for k in node.keywords
     )
 
 
@@ -193,6 +201,16 @@ class CellWalker(Walker):
             self.touch(head, STORE_RULES)  # sys.path.append(p), os.environ.update(...)
         elif not used and path.partition(".")[0] not in KNOWN_MODULES:
             self.mutate_args(node)
+            if (
+                self.scope.kind is MODULE
+                and _literal_args(node)
+                and _lookup(CALL_RULES, path) is None
+                and path.partition(".")[0] not in sys.stdlib_module_names
+            ):
+                # given nothing of the notebook's and its result dropped, a library call is made for
+                # what it changes in the process: set-up such as ``init_printing()``, which registers
+                # display formatters (nbsteps.model.state.DISPLAY)
+                self.label(DISPLAY, True)
         self.files(last, node)
 
     def name_call(self, name: str, node, used: bool) -> None:

@@ -27,7 +27,7 @@ from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
 from nbsteps.model.immutable import is_immutable
-from nbsteps.model.state import USE_IS_EFFECT, effects_of, is_file, may_draw, state_of
+from nbsteps.model.state import DISPLAY, USE_IS_EFFECT, effects_of, is_file, may_draw, state_of
 from nbsteps.model.step import Step
 
 INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
@@ -201,7 +201,10 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             deps.setdefault(w, ORDER)
     _changed_after_readers(g, step, deps, sources)
     effects = effects_of(step) if step.analysis is not None else frozenset()
-    for label in state_of(step):
+    labels = state_of(step)
+    if has_result(step) and DISPLAY not in labels:  # its Out is formatted as the display state is then
+        labels = (*labels, DISPLAY)
+    for label in labels:
         changed, users = g.state_chain.get(label, (None, []))
         if label in effects:  # after everything that touched the state before
             kind = ORDER if is_file(label) else STATE  # writing a file does not depend on earlier writes

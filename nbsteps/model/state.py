@@ -25,6 +25,14 @@ step above has touched a global generator, a step that calls such code
 (:func:`may_draw`) keeps its notebook order with the other random steps (``order``
 edges, labelled ``<generator>?``): a parallel run draws what Run All draws.
 
+How results are shown (``display``) is process state too: a library's set-up call may register
+display formatters (SymPy's ``init_printing()`` turns every later ``Out`` into a PNG of its
+LaTeX). A call of a library the rules do not know (not the standard library), at a cell's
+top level, given only literals and its result dropped, can only be made for what it changes in
+the process: it is labelled a change of ``display``; every step that shows a result uses it
+(:mod:`nbsteps.model.dependencies`), so it comes after the nearest such call above, as Run All
+formats its ``Out`` after it.
+
 Files (``file:<path>``) are state kept outside the process, and writing one does not
 depend on what was there before: a step that writes or appends to a file comes after
 the steps above that touched it with ``order`` edges only (editing the first of three
@@ -40,6 +48,8 @@ from __future__ import annotations
 
 import os
 
+#: how results are shown: changed by a library's set-up call, used by every step showing a result
+DISPLAY = "display"
 #: labels whose every use changes the state (a draw advances the generator)
 USE_IS_EFFECT = frozenset({"random", "numpy.random", "torch.random"})
 
