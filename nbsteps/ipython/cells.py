@@ -25,8 +25,8 @@ import threading
 import uuid
 from typing import Callable
 
-from nbsteps.ipython.display import Bundle
-from nbsteps.ipython.hooks import unflushed
+from nbsteps.ipython.display import publish
+from nbsteps.ipython.hooks import unflushed, unsent_text
 from nbsteps.ipython.lazy import UnreadResult, unread_result
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, FAILED, KEPT
 from nbsteps.run import events as ev
@@ -132,11 +132,16 @@ def _hook_cell(shell, cells) -> None:
         hook._nbsteps_preformat = True
     previous = getattr(hook, "_nbsteps_cells", None)
     if previous is not None:
-        try:
-            shell.events.unregister("post_run_cell", previous.after_cell)
-        except ValueError:
-            pass
+        for event, callback in (
+            ("pre_run_cell", previous.before_cell),
+            ("post_run_cell", previous.after_cell),
+        ):
+            try:
+                shell.events.unregister(event, callback)
+            except ValueError:
+                pass
     hook._nbsteps_cells = cells
+    shell.events.register("pre_run_cell", cells.before_cell)
     shell.events.register("post_run_cell", cells.after_cell)
 
 
@@ -159,11 +164,13 @@ class StepCells:
         self._live: dict = {}  # step -> its running capture
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
-        self._timer: threading.Timer | None = None
+        self._timer = None  # the pending redraw (nbsteps.ipython.ticker.Call)
         self._late: list = []  # (step, figure) its cell's own run left open: shown after its Out
         self._own_shown: dict[str, list[str]] = {}  # step -> display ids of what its cell's own run showed
         self._preformatted = None  # (result, its display taken when the step ended)
         self._drawn: dict = {}  # step -> what its status line showed when flush last drew it (_status_only)
+        self._in_cell = False  # a cell of the notebook is running (its post_run_cell will follow)
+        self._refresh_pending = False  # a run ended in the running cell: refresh_all after it
         _hook_cell(shell, self)
 
     # -- the capture frontend -------------------------------------------------
@@ -187,19 +194,12 @@ class StepCells:
         display that belongs to the step of the running cell (*owner*, by
         default the cell's own step) gets a display id, so that a later run
         of that step from another cell can take it away again."""
-        from IPython.display import display
-
         owner = owner or self.own
         display_id = None
         if owner is not None and self.updates and owner in self.ids:
             display_id = f"{self.ids[owner]}-own{len(self._own_shown.setdefault(owner, []))}"
             self._own_shown[owner].append(display_id)
-        display(
-            Bundle(item.get("data", {})),
-            metadata=item.get("metadata") or None,
-            raw=False,
-            display_id=display_id,
-        )
+        publish(item.get("data", {}), metadata=item.get("metadata"), display_id=display_id)
 
     def echo_late(self, item: dict) -> None:
         """A figure a step left open: while a cell runs its own step, it is
@@ -242,17 +242,26 @@ class StepCells:
             return pending[1]
         return None
 
-    def after_cell(self, *args) -> None:
-        """After a cell (``post_run_cell``): the figures its step left open.
-        Not after a cell that a step's code runs (``%%capture``'s body): the
-        notebook's cell is still running."""
+    def before_cell(self, *args) -> None:
+        """Before a cell (``pre_run_cell``): runs that end in it are refreshed after it."""
+        if capture.active() is None:
+            self._in_cell = True
+
+    def after_cell(self, result=None) -> None:
+        """After a cell (``post_run_cell``): the figures its step left open, then, if a run
+        ended in it, every step cell's status (:meth:`refresh_all`). Not after a cell that a
+        step's code runs (``%%capture``'s body): the notebook's cell is still running."""
         if capture.active() is not None:
             return
+        self._in_cell = False
         self._preformatted = None
         with self._lock:
             late, self._late = self._late, []
         for owner, item in late:
             self.echo_display(item, owner)
+        if self._refresh_pending:
+            self._refresh_pending = False
+            self._refresh_cells(result)
 
     # -- the listener ---------------------------------------------------------------
     def __call__(self, e: ev.Event) -> None:
@@ -339,8 +348,6 @@ class StepCells:
         did). *own*: the cell runs the step now: what the step shows becomes
         the cell's own outputs. Else (it only registers the step) the cell
         reserves output slots, filled when the step runs or is restored."""
-        from IPython.display import display
-
         from nbsteps.ipython.display import updates_supported
 
         self.updates = updates_supported()
@@ -370,12 +377,18 @@ class StepCells:
             self.slots[name] = [f"{display_id}-{i}" for i in range(reserve(step.source, known, has_result))]
             bundle = self.bundle(name)
         self._sent[name] = hash(bundle["text/html"])
-        display(Bundle(bundle), display_id=display_id)
+        import sys
+
+        if unsent_text(sys.stdout) or unsent_text(sys.stderr):  # what the cell printed comes first
+            publish(bundle, display_id=display_id)
+        else:  # nothing to flush: one message, once per cell (no flood for the flush to hold back)
+            with unflushed():
+                publish(bundle, display_id=display_id)
         slots = zip(self.slots.get(name, ()), self.slot_bundles(name), strict=True)
         with unflushed():  # the status line flushed what the cell printed before it: the slots follow it
             for slot, (data, meta) in slots:
                 self._sent[slot] = hash(repr(data))
-                display(Bundle(data), metadata=meta or None, display_id=slot)
+                publish(data, metadata=meta, display_id=slot)
         return True
 
     def finish_own(self, name: str) -> None:
@@ -383,8 +396,6 @@ class StepCells:
         result (or the traceback); what the step printed and displayed is
         already the cell's own output (echoed while it ran), or, when it was
         restored from a checkpoint, is shown again now, as it was."""
-        from IPython.display import display
-
         rec = self.plan.records.get(name)
         self._shown_by_cell[name] = _marker(rec)
         self.own = None
@@ -409,18 +420,16 @@ class StepCells:
                 self._dirty.add(name)
             self.flush()
         else:
-            display(Bundle(self.bundle(name)))
+            publish(self.bundle(name))
 
     def _update(self, name: str, bundle: dict, output=None) -> None:
-        from IPython.display import update_display
-
         key = hash(bundle["text/html"])
         display_id = self.ids.get(name)
         if display_id is None:
             return
         if self._sent.get(name) != key:
             self._sent[name] = key
-            update_display(Bundle(bundle), display_id=display_id)
+            publish(bundle, display_id=display_id, update=True)
         rec = self._record(name)
         if (
             name in self._own_shown
@@ -433,27 +442,27 @@ class StepCells:
             # displayed (its figures) is taken away (its printed text stays: streams cannot be updated).
             # Not while it runs: a replay (shared state) keeps its token, and what it shows stays.
             for shown in self._own_shown.pop(name):
-                update_display(Bundle(dict(EMPTY)), display_id=shown)
+                publish(dict(EMPTY), display_id=shown, update=True)
         # not strict: open() on the kernel's thread may replace the slots while a flush draws them
         slots = self.slots.get(name, ())
         for slot, (data, meta) in zip(slots, self.slot_bundles(name, output), strict=False):
             key = hash(repr(data))
             if self._sent.get(slot) != key:
                 self._sent[slot] = key
-                update_display(Bundle(data), metadata=meta or None, display_id=slot)
+                publish(data, metadata=meta, display_id=slot, update=True)
 
-    def _same_story(self, name: str) -> None:
+    def _same_story(self, name: str, rec, marker) -> None:
         """Step *name* ran again from another cell (an observed write recomputing the version
         above it, a replay, ``%steps run``) and shows exactly what its cell shows: the cell
-        keeps its own outputs, as Run All's (that run becomes the cell's story)."""
-        rec = self._record(name)
+        keeps its own outputs, as Run All's (that run becomes the cell's story). *rec*: its
+        :meth:`_record`, *marker* the :func:`_marker` of it."""
         if rec is None or name == self.own or rec.status not in _SETTLED:
             return
         shows = self._story_shows.get(name)
-        if shows is None or self._story.get(name) == _marker(rec):
+        if shows is None or self._story.get(name) == marker:
             return
         if shows == _shows(rec, lambda: self._result(rec)):
-            self._story[name] = _marker(rec)
+            self._story[name] = marker
 
     def flush(self) -> None:
         """Send the pending updates now (on the calling thread)."""
@@ -466,8 +475,10 @@ class StepCells:
             try:
                 cap = live.get(name)
                 output = cap.output if cap is not None else None
-                self._same_story(name)
-                key = self._status_only(name) if output is None else None
+                rec = self._record(name)
+                marker = _marker(rec)
+                self._same_story(name, rec, marker)
+                key = self._status_only(name, rec, marker) if output is None else None
                 drawn = self._drawn.get(name)
                 if (
                     key is not None
@@ -486,32 +497,45 @@ class StepCells:
             except Exception:  # pragma: no cover - a display problem must not break a run
                 pass
 
-    def _status_only(self, name: str) -> "tuple | None":
+    def _status_only(self, name: str, rec, marker) -> "tuple | None":
         """(display id, :func:`~nbsteps.views.step_view.status_key`) of *name*'s cell when what
         :meth:`flush` sends it is its status line alone (no output slots, not running its
         own step, and what the cell shows itself is this record's run), else None. After
         each run every step cell is refreshed (:meth:`refresh_all`): most of them only
-        redraw a status line that did not change."""
+        redraw a status line that did not change. *rec*, *marker*: as for :meth:`_same_story`."""
         if name in self.slots or name == self.own or name not in self.ids:
             return None
-        rec = self._record(name)
-        if rec is None or self._story.get(name) != _marker(rec):
+        if rec is None or self._story.get(name) != marker:
             return None
         key = status_key(self.plan.context, name, rec)
         return None if key is None else (self.ids[name], key)
 
     def refresh_all(self) -> None:
         """After a run: every cell shows its step as it is now (stale flags
-        refreshed: a cell whose upstream changed says so)."""
+        refreshed: a cell whose upstream changed says so). A run that ends in a
+        running cell is refreshed after that cell (:meth:`after_cell`): the stale
+        flags are refreshed once per cell, for these lines and the JupyterLab badges
+        (:func:`~nbsteps.ipython.session.refresh_after_cell`), and several runs in
+        one cell are refreshed once."""
         with self._lock:
             self._cancel()
             self._live.clear()
+        if self._in_cell:
+            self._refresh_pending = True
+            return
+        self._refresh_cells(None)
+
+    def _refresh_cells(self, result) -> None:
+        with self._lock:
             self._dirty.update(self.ids)
         if not self.updates or not self.ids:
-            self._dirty.clear()
+            with self._lock:
+                self._dirty.clear()
             return
         try:
-            self.plan.refresh_stale()
+            from nbsteps.ipython.session import refresh_after_cell
+
+            refresh_after_cell(self.plan, result)
         except Exception:  # pragma: no cover
             pass
         self.flush()
@@ -520,11 +544,9 @@ class StepCells:
     def _schedule(self) -> None:
         if self._timer is not None:
             return
-        timer = threading.Timer(INTERVAL, capture.outside, args=(self._on_timer,))
-        timer.daemon = True
-        timer.name = "nbsteps-step-cells"
-        self._timer = timer
-        timer.start()
+        from nbsteps.ipython.ticker import call_later
+
+        self._timer = call_later(INTERVAL, capture.outside, self._on_timer)
 
     def _cancel(self) -> None:
         if self._timer is not None:

@@ -92,6 +92,59 @@ class Bundle:
         return self.bundle
 
 
+def _trait(obj, name: str):
+    """``getattr(obj, name)`` for a traitlets attribute, from where traitlets keeps its value
+    once it is set or first read (the attribute's descriptor costs ~1 us; a display checks ~25)."""
+    values = getattr(obj, "_trait_values", None)
+    if values is not None and name in values:
+        return values[name]
+    return getattr(obj, name)
+
+
+def _formats_as_is(shell, data: dict) -> bool:
+    """Whether IPython's formatters make exactly *data* (and no metadata) of ``Bundle(data)``:
+    it has ``text/plain`` (else the plain formatter adds the Bundle's repr), the mime-bundle
+    formatter is on, and no formatter has a printer for ``Bundle`` or ``object`` (it would be
+    used instead of the bundle's own formats)."""
+    if "text/plain" not in data:
+        return False
+    formatter = getattr(shell, "display_formatter", None)
+    if formatter is None:
+        return False
+    bundles = _trait(formatter, "mimebundle_formatter")
+    if not _trait(bundles, "enabled"):
+        return False
+    for f in (
+        _trait(formatter, "ipython_display_formatter"),
+        bundles,
+        *_trait(formatter, "formatters").values(),
+    ):
+        printers = _trait(f, "type_printers")
+        if Bundle in printers or object in printers:
+            return False
+        deferred = _trait(f, "deferred_printers")
+        if deferred and (("builtins", "object") in deferred or (Bundle.__module__, "Bundle") in deferred):
+            return False
+    return True
+
+
+def publish(
+    data: dict, metadata: "dict | None" = None, display_id: "str | None" = None, update: bool = False
+):
+    """``display(Bundle(data), metadata=..., display_id=..., update=...)``: the same message,
+    without running IPython's ~10 formatters over a bundle that is already made (each looks
+    up a ``_repr_*_`` the Bundle does not have: ~0.1 ms of a step cell's ~2 displays) where
+    they would give *data* back as it is (:func:`_formats_as_is`); else through them."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+
+    shell = InteractiveShell.instance() if InteractiveShell.initialized() else None
+    kw = {"update": True} if update else {}
+    if shell is None or not _formats_as_is(shell, data):
+        return display(Bundle(data), metadata=metadata or None, display_id=display_id, **kw)
+    return display(data, raw=True, metadata=metadata or None, display_id=display_id, **kw)
+
+
 class StaticAtEnd:
     """A run listener displaying the static picture when the run finishes
     (frontends without live widgets)."""

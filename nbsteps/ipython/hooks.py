@@ -8,7 +8,11 @@
   skip the stream flush ipykernel makes before every display: that flush waits for
   the kernel's IO thread to send what was printed (a round trip per stream, ~0.1-1 ms,
   several per step), and an update changes an output in place, so printed text
-  reaching the frontend after it shows the same;
+  reaching the frontend after it shows the same; a step cell's status line, shown
+  first thing in its cell, skips it when neither stream holds text not sent yet
+  (:func:`unsent_text`: nothing to order). Other displays keep it: waiting for the
+  IO thread is also what keeps a cell that displays in a loop from flooding IOPub
+  past its high-water mark, where messages are dropped;
 - IPython's display formatting (a result's ``Out``, ``display()``) runs one call at a
   time, under the lock steps' figures are drawn under (:data:`nbsteps.run.attempt.figures.
   drawing`): Run All formats on one thread, and a formatter a library registers need not be
@@ -50,6 +54,26 @@ def unflushed():
         yield
     finally:
         _unflushed.on = was
+
+
+def unsent_text(stream) -> bool:
+    """Whether *stream* (``sys.stdout`` or ``sys.stderr``, maybe behind nbsteps' router)
+    may hold printed text not handed to the kernel's IO thread yet: True unless it is
+    ipykernel's ``OutStream`` and its buffers are empty. Its flush hands them over and
+    waits for the IO thread (which sends messages in the order it is given them) to come
+    round: with nothing in them, a display that follows is in order without it."""
+    real = getattr(stream, "_nbsteps_stream", stream)
+    try:
+        from ipykernel.iostream import OutStream
+    except ImportError:  # pragma: no cover - not in a kernel
+        return True
+    if type(real) is not OutStream:
+        return True
+    buffers, lock = getattr(real, "_buffers", None), getattr(real, "_buffer_lock", None)
+    if not isinstance(buffers, dict) or lock is None:  # pragma: no cover - another ipykernel
+        return True
+    with lock:
+        return any(buffer.tell() for buffer in buffers.values())
 
 
 def route_displays(ip) -> None:

@@ -138,6 +138,8 @@ class LabState:
         #: is compared with what was sent, and most steps did not change
         #: (:func:`nbsteps.views.step_view.status_key`: everything a state reads of a step not stale)
         self._states: dict[str, tuple] = {}
+        #: step -> (status key, the state in ``sent``) when the state sent last was made with that key
+        self._sent_keys: dict[str, tuple] = {}
 
     # -- IPython hooks -------------------------------------------------------
     def pre_run_cell(self, info) -> None:
@@ -147,7 +149,7 @@ class LabState:
         if not self.comms:
             return
         plan = self._plan()
-        plan.refresh_stale()
+        session.refresh_after_cell(plan, result)  # once per cell: the step cells' refresh uses it too
         with self._lock:
             self.send_changes(plan.context)
             if self.panel_dirty:
@@ -254,11 +256,13 @@ class LabState:
             (cells if cid else unbound)[cid or name] = state
         return {"cells": cells, "unbound": unbound}
 
-    def _state(self, ctx, name: str) -> dict:
-        """:func:`step_state` of *name* (a copy of the last one when its key is the same)."""
+    def _state(self, ctx, name: str, key=False) -> dict:
+        """:func:`step_state` of *name* (a copy of the last one when its key is the same;
+        *key*: its :func:`~nbsteps.views.step_view.status_key` if known)."""
         from nbsteps.views.step_view import same_status, status_key
 
-        key = status_key(ctx, name, ctx.records[name])
+        if key is False:
+            key = status_key(ctx, name, ctx.records[name])
         last = self._states.get(name)
         if last is not None and same_status(last[0], key):
             return dict(last[1])
@@ -270,13 +274,38 @@ class LabState:
         return dict(state)
 
     def send_changes(self, ctx, names=None) -> None:
-        snap = self.snapshot(ctx, names)
-        changed_cells = {k: v for k, v in snap["cells"].items() if self.sent.get(v["step"]) != v}
-        changed_unbound = {k: v for k, v in snap["unbound"].items() if self.sent.get(v["step"]) != v}
+        from nbsteps.views.step_view import same_status, status_key
+
+        changed_cells: dict = {}
+        changed_unbound: dict = {}
+        records, steps, sent_keys = ctx.records, ctx.steps, self._sent_keys
+        for name in names if names is not None else ctx.order():
+            rec = records.get(name)
+            if rec is None or name not in steps:
+                continue
+            sent = self.sent.get(name)
+            cid = self.cells.get(name)
+            key = status_key(ctx, name, rec)
+            last = sent_keys.get(name)
+            if (
+                sent is not None
+                and last is not None
+                and last[1] is sent
+                and sent["cell_id"] == cid
+                and same_status(last[0], key)
+            ):
+                continue  # the state sent last is this one (what a state reads is in its key)
+            state = self._state(ctx, name, key)
+            state["cell_id"] = cid
+            if sent != state:
+                (changed_cells if cid else changed_unbound)[cid or name] = state
+                sent = self.sent[name] = state
+            if key is None:
+                sent_keys.pop(name, None)
+            else:
+                sent_keys[name] = (key, sent)
         if not changed_cells and not changed_unbound:
             return
-        for state in [*changed_cells.values(), *changed_unbound.values()]:
-            self.sent[state["step"]] = state
         self.panel_dirty = True
         self._send_all(
             {"type": "state", "full": False, "cells": changed_cells, "unbound": changed_unbound},

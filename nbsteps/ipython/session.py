@@ -6,6 +6,8 @@ namespace and summaries say ``%steps run``; without, it is a plain Plan.
 
 from __future__ import annotations
 
+import weakref
+
 from nbsteps import config
 from nbsteps.formatting import fmt_seconds
 from nbsteps.plan import Plan
@@ -68,6 +70,29 @@ def new_plan(**kw) -> Plan:
     if kw.get("store") is not None:
         plan.store = kw["store"]
     return plan
+
+
+#: (the cell's ExecutionResult, the plan) of the last :func:`refresh_after_cell`, weakly held
+_refreshed: tuple = (lambda: None, lambda: None)
+
+
+def refresh_after_cell(plan: Plan, result=None) -> None:
+    """``plan.refresh_stale()`` after a cell (``post_run_cell``), once per cell: the
+    JupyterLab badges (:mod:`nbsteps.ipython.lab`) and the step cells
+    (:mod:`nbsteps.ipython.cells`) both draw the stale flags after a cell, one hook after
+    the other with nothing run between them. *result*: the cell's ``ExecutionResult``
+    (None: refresh anyway)."""
+    global _refreshed
+    cell, done = _refreshed
+    if result is not None and cell() is result and done() is plan:
+        return
+    plan.refresh_stale()
+    try:
+        _refreshed = (
+            (weakref.ref(result), weakref.ref(plan)) if result is not None else (lambda: None, lambda: None)
+        )
+    except TypeError:  # pragma: no cover - a result that cannot be weakly referenced
+        _refreshed = (lambda: None, lambda: None)
 
 
 def mode() -> str:
