@@ -31,7 +31,7 @@ from nbsteps.run import events as ev
 from nbsteps.run import observed_writes
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.preview import preview
-from nbsteps.run.decide.replay import effects_of, replay_set
+from nbsteps.run.decide.replay import due, effects_of, replay_set
 from nbsteps.run.decide.selection import default_workers
 from nbsteps.run.decide.staleness import refresh_stale
 from nbsteps.run.decide.validity import Validity
@@ -78,6 +78,10 @@ class Plan:
         #: keep them unread after a run (a frontend loads what cells use); else
         #: a run ends by reading and publishing them
         self.lazy_publish = False
+        #: leave the replays that only make a run end with Run All's process state pending
+        #: (a frontend calls :meth:`settle` before code that is not a restore); else a run
+        #: executes them before it ends
+        self.lazy_settle = False
 
     # -- the state, kept in the run context ------------------------------------
     @property
@@ -121,6 +125,13 @@ class Plan:
     @property
     def state_head(self) -> dict[str, str]:
         return self.context.state_head
+
+    @property
+    def pending_replays(self) -> dict[str, list[str]]:
+        """``{step: labels}``: restored steps whose effect on process state (a style, rcParams,
+        options, the working directory) a run left to replay (:attr:`lazy_settle`); :meth:`settle`
+        executes them."""
+        return self.context.pending_replay
 
     @property
     def last_summary(self):
@@ -459,9 +470,7 @@ class Plan:
                 emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
                 resume_hint=ctx.resume_hint,
             )
-            if any(effects_of(self.steps[s]) or ctx.deps.maybe_of.get(s) for s in names):
-                will_run = set(preview(ctx, names, forced, False).to_run)
-                executor.replay = replay_set(ctx, names, will_run)
+            self._replays(executor, names, forced)
             ctx.run_listeners = all_listeners
             ctx.validity.before(ctx, names, checked=quick)
             try:
@@ -484,6 +493,64 @@ class Plan:
             with deferred_interrupts():
                 self.record_interrupt(targets, names, summary, listeners)
             raise
+        if summary.interrupted:
+            raise KeyboardInterrupt
+        return summary
+
+    def _replays(self, executor, names: list[str], forced: frozenset) -> None:
+        """The up-to-date steps of a run of *names* that *executor* executes again for process
+        state (:mod:`nbsteps.run.decide.replay`). When a step will execute, the replays left
+        pending are settled first; with :attr:`lazy_settle`, those only for the state the run
+        ends with are left pending."""
+        ctx = self.context
+        if not ctx.pending_replay and not any(
+            effects_of(self.steps[s]) or ctx.deps.maybe_of.get(s) for s in names
+        ):
+            return
+        will_run = set(preview(ctx, names, forced, False).to_run)
+        if will_run and ctx.pending_replay:  # a step executes: it sees the state Run All gives it
+            self.settle()
+        later = {} if self.lazy_settle else None
+        executor.replay = replay_set(ctx, names, will_run, later)
+        for s, labels in (later or {}).items():
+            if s not in executor.replay:  # (else it executes in this run)
+                known = ctx.pending_replay.setdefault(s, [])
+                known += [label for label in labels if label not in known]
+
+    def settle(self, listeners: Iterable[Callable] = ()):
+        """Execute the replays runs left pending (:attr:`pending_replays`), so that the process
+        holds the state Run All leaves (rcParams, styles, options, the working directory) before
+        code that may read it runs. Each is replayed as a run replays a step: in notebook order,
+        the same token (nothing downstream becomes stale), its output kept and not shown again.
+        A step edited, reset or failed since is left to its own run. The run's summary (not the
+        plan's ``last_summary``), or None when nothing was pending. An interrupt cancels the
+        rest and is re-raised."""
+        ctx = self.context
+        pending, ctx.pending_replay = ctx.pending_replay, {}
+        if not pending:
+            return None
+        names = due(ctx, pending)
+        if not names:
+            return None
+        all_listeners = self.listeners + list(listeners)
+        executor = Executor(
+            ctx,
+            names,
+            workers=1,
+            backend=make_backend("threads", 1, None),
+            emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
+            resume_hint=ctx.resume_hint,
+        )
+        executor.replay = {s: pending[s] for s in names}
+        executor.settling = True
+        ctx.run_listeners = all_listeners
+        try:
+            summary = executor.run()
+        finally:
+            ctx.run_listeners = []
+        if not summary.ok:  # what was known to be up to date below a failed replay may not be
+            ctx.validity.clear()
+        ctx.emit(ev.Event(ev.FINISHED, ctx, summary=summary, steps=list(names)), all_listeners)
         if summary.interrupted:
             raise KeyboardInterrupt
         return summary

@@ -102,6 +102,16 @@ class LiveKernel:
         line = [ln for ln in out["stdout"].splitlines() if ln.startswith(MARK)][-1]
         return json.loads(line[len(MARK) :])
 
+    def quiet_value(self, expr: str, timeout: float = 120):
+        """The JSON value of *expr*, asked as a frontend's inspector asks (a silent request:
+        IPython runs no ``pre_run_cell`` hook, so nothing a cell would settle first runs)."""
+        code = f"print({MARK!r} + __import__('json').dumps({expr}))"
+        out = self.collect(self.kc.execute(code, silent=True), timeout)
+        if out["status"] != "ok":
+            raise AssertionError(f"{expr} failed: {out['ename']}: {out['evalue']}")
+        line = [ln for ln in out["stdout"].splitlines() if ln.startswith(MARK)][-1]
+        return json.loads(line[len(MARK) :])
+
     # -- interrupting -------------------------------------------------------------------
     def interrupt(self) -> None:
         self.km.interrupt_kernel()

@@ -20,6 +20,11 @@ The result a restored ``%%step`` cell shows as ``Out`` is read the same way
 placeholder until a cell names one of them (``Out`` or ``_oh``: every one);
 then each is the value itself, the same object as the step's output it is
 (``Out[n] is x``). ``%steps load`` reads them all.
+
+The same hook settles the replays of process state a run left pending
+(``plan.settle()``, :func:`settles_before`): a notebook resumed from its store
+executes nothing while its restored ``%%step`` cells run, and the first other
+cell sees the rcParams, styles and options Run All leaves.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import types
 import weakref
 from typing import Any, Callable
 
+from nbsteps import config
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.fingerprint import global_names, is_notebook_defined
 from nbsteps.run.attempt import capture
@@ -170,6 +176,17 @@ def bind_results(shell, names: "set | None" = None) -> int:
     return len(values)
 
 
+def settles_before(cell: str, info=None) -> bool:
+    """Whether the replays a run left pending (``plan.settle()``: the process state Run All
+    leaves, see :mod:`nbsteps.run.decide.replay`) are executed before *cell* runs: before any
+    cell but a ``%%step`` cell (a restored one must not execute them, or Run All of a notebook
+    resumed from its store would; one that executes settles them in its run) and but the
+    requests ``nbsteps run`` makes of the kernel after the notebook (not stored in history)."""
+    if cell.lstrip().startswith("%%step"):
+        return False
+    return getattr(info, "store_history", True) or not config.headless()
+
+
 def before_cell_hook(current, shell=None):
     """A ``pre_run_cell`` callback reading the deferred names a cell uses, and the
     restored results it names (``Out[3]``, ``_``); *current* returns the session's
@@ -177,9 +194,13 @@ def before_cell_hook(current, shell=None):
 
     def before_cell(info=None) -> None:
         plan = current()
-        if plan is None or not (plan.deferred or _unbound) or capture.active() is not None:
+        if plan is None or capture.active() is not None:
             return  # (a cell run by a step's code, %%capture's body: the step's inputs are read already)
         cell = getattr(info, "raw_cell", None) or ""
+        if plan.pending_replays and settles_before(cell, info):
+            plan.settle()
+        if not (plan.deferred or _unbound):
+            return
         used = None
         if _unbound:  # Out[3], _: the results of restored cells it names
             used = names_used(cell, plan.namespace)

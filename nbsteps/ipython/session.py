@@ -41,6 +41,7 @@ def bind(ip) -> Plan:
     _plan.namespace = ip.user_ns
     _plan.resume_hint = config.resume_hint("%steps run")
     _plan.lazy_publish = True
+    _plan.lazy_settle = True  # replays for the state a run ends with wait for a cell (ipython.lazy)
     _plan.background_commits = True  # checkpoints are made durable while the next cells run
     _watch_cells(ip)
     return _plan

@@ -15,7 +15,8 @@ collaborators it holds) and keeps its state in it; the executor, every function 
   ``deferred`` the restored values not read yet;
 - ``validity``: which completed steps are known to be up to date
   (:mod:`nbsteps.run.decide.validity`); ``state_head``: which step last changed each
-  piece of shared process state (:mod:`nbsteps.run.decide.replay`);
+  piece of shared process state (:mod:`nbsteps.run.decide.replay`), and
+  ``pending_replay``: the replays a run left for later (until code runs that needs the state);
 - the event sink: ``listeners`` (the plan's) and ``run_listeners`` (those of the
   run in progress), reached through :meth:`emit` and :meth:`warn`;
 - ``clock``: wall-clock time for records and events.
@@ -53,6 +54,9 @@ class RunContext:
         self.run_listeners: list[Callable] = []
         #: shared-state label -> the step that last changed it in this process (see nbsteps.run.decide.replay)
         self.state_head: dict[str, str] = {}
+        #: step -> shared-state labels: restored steps whose effect on process state a run left to
+        #: replay until something executes (nbsteps.run.decide.replay, Plan.settle)
+        self.pending_replay: dict[str, list[str]] = {}
         #: outputs restored from a directory store, not read yet (a run.deferred.Deferred)
         self.deferred = deferred
         #: steps known to be up to date: a run of one cell need not re-check its upstream

@@ -45,7 +45,7 @@ from nbsteps.run.attempt import retry, threads
 from nbsteps.run.attempt.inputs import blocked_by, make_task
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
-from nbsteps.run.decide.selection import default_workers, run_graph
+from nbsteps.run.decide.selection import default_workers, in_order, run_graph
 from nbsteps.run.decide.staleness import (
     NOT_STORED,
     fingerprint_parts,
@@ -107,6 +107,9 @@ class Executor:
             str, list[str]
         ] = {}  # up-to-date steps to execute again (nbsteps.run.decide.replay)
         self._replay_tokens: dict[str, str] = {}
+        #: replays a run left pending, settled later (Plan.settle): one at a time in the order of
+        #: ``names``, their output kept, not shown again (their cells show it already)
+        self.settling = False
         #: up-to-date steps whose version a step below changed in place: executed again, same token
         self.rebuild: dict[str, str] = {}
         self._fused: dict[
@@ -240,7 +243,8 @@ class Executor:
     def _task(self, step: Step) -> Task:
         task = make_task(self.ctx, step)
         task.files_known = tuple(self._files_known)
-        task.quiet = step.name in self.rebuild  # its output was shown when it ran: kept, not shown again
+        # its output was shown when it ran (or was restored): kept, not shown again
+        task.quiet = self.settling or step.name in self.rebuild
         return task
 
     def _files_moved(self, name: str, rec) -> list:
@@ -479,7 +483,8 @@ class Executor:
         calling.__enter__()
         try:
             watch.__enter__()  # every Ctrl-C of the run is noted, even one a step swallows
-            ts = run_graph(ctx, names).sorter()  # graphlib's loop, without its per-run cycle search
+            # graphlib's loop, without its per-run cycle search
+            ts = in_order(names) if self.settling else run_graph(ctx, names).sorter()
             self._held = {s for s in names if records[s].status == COMPLETED}
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:

@@ -12,6 +12,7 @@ from nbsteps.formatting import fmt_seconds
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
+from nbsteps.model.status import COMPLETED
 from nbsteps.run.attempt.threads import thread_notes
 from nbsteps.run.decide.staleness import fingerprint_parts, not_stored, stale_reason
 
@@ -103,6 +104,10 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             out.observed[s] = step.observed
         deps = [d for d in ctx.dependencies(s) if d in chosen]
         kinds = ctx.dependencies(s)
+        for d in kinds:  # not selected (a run of one cell whose upstream is up to date): as it is now
+            if d not in chosen and d not in tokens:
+                rec = ctx.records.get(d)
+                tokens[d] = rec.token if rec is not None and rec.status == COMPLETED else None
         running_up = [d for d in deps if d in will_run and kinds[d] not in ORDER_ONLY]
         if force_all or s in force:
             cp = ctx.store.peek(s)

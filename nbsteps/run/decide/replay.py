@@ -13,23 +13,35 @@ A step that may draw from a global generator unseen (see
 draws above it are replayed before it executes (it is not replayed itself).
 When nothing below executes, the run still ends with the state Run All leaves
 (:func:`settles`): a new kernel restoring every step replays those that set
-rcParams, print options or the working directory, and no other.
+rcParams, print options or the working directory, and no other. A frontend that
+runs a hook before each cell (IPython) asks for these replays to be *pending*
+instead: they are left in ``ctx.pending_replay`` and executed (:func:`due`, by
+``Plan.settle``) only once code runs that is not a restore, so a notebook resumed
+from its store executes nothing while each restored cell runs.
 """
 
 from __future__ import annotations
 
+from nbsteps.model.fingerprint import combine
 from nbsteps.model.state import USE_IS_EFFECT, effects_of, is_file, replayable
+from nbsteps.model.status import COMPLETED
+from nbsteps.run.decide.staleness import fingerprint_parts, outside_names
 
-__all__ = ["effects_of", "replay_set"]
+__all__ = ["due", "effects_of", "replay_set"]
 
 
-def replay_set(ctx, names: list[str], will_run: "set[str]") -> dict[str, list[str]]:
+def replay_set(
+    ctx, names: list[str], will_run: "set[str]", pending: "dict[str, list[str]] | None" = None
+) -> dict[str, list[str]]:
     """``{step: labels}``: up-to-date steps of *names* to execute again because
     a step below them in a state chain will execute (*will_run*).
 
     ``ctx.state_head[label]`` is the step that last changed that state in this
     process: when it is the chain step just above an executing step, the
     process already holds the right state and nothing is replayed for it.
+    The steps replayed only so that the run ends with Run All's state
+    (:func:`settles`) go into *pending* instead when it is given (lazy: not
+    executed by this run; a step this run replays anyway is left out of it).
     """
     steps = ctx.steps
     heads = getattr(ctx, "state_head", {})
@@ -63,10 +75,29 @@ def replay_set(ctx, names: list[str], will_run: "set[str]") -> dict[str, list[st
         if settles(label) and (not first or head is None or head in chain):
             # the run leaves the state as after chain[live] (known: a fresh process, or a step of
             # the chain): the changes restored below it are replayed, so it ends as Run All does
+            at_end = replay if pending is None else pending
             for up in chain[live + 1 :]:
                 if up not in will_run and label in effects_of(steps[up]):
-                    replay.setdefault(up, []).append(label)
+                    at_end.setdefault(up, []).append(label)
     return replay
+
+
+def due(ctx, pending: "dict[str, list[str]]") -> list[str]:
+    """The steps of *pending* (``ctx.pending_replay``) to replay now, in notebook order: those
+    still completed as their record holds them (upstream completed, fingerprint unchanged).
+    One edited, reset or failed since executes when it runs, as any step does."""
+    records, out = ctx.records, []
+    for s in ctx.order(s for s in pending if s in ctx.steps):
+        step, rec = ctx.steps[s], records.get(s)
+        if rec is None or rec.status != COMPLETED or not step.cache:
+            continue
+        if any(records[d].status != COMPLETED for d in ctx.dependencies(s)):
+            continue
+        if ctx.deferred:  # outside names it reads that wait in a lazily restored checkpoint
+            ctx.load(outside_names(ctx, step))
+        if combine(fingerprint_parts(ctx, step)) == rec.fingerprint:
+            out.append(s)
+    return out
 
 
 def settles(label: str) -> bool:

@@ -114,6 +114,17 @@ def run_graph(ctx: RunContext, names: list[str]) -> _RunGraph:
     return rg
 
 
+def in_order(names: list[str]) -> Sorter:
+    """A :class:`Sorter` handing out *names* one at a time, in the order given (replays of
+    process state settled after a run: each must see the state the one above it left, even
+    when the steps linking them in the plan are not in the selection)."""
+    pairs = list(zip(names, names[1:], strict=False))
+    ups = {s: [p] for p, s in pairs}
+    if names:
+        ups[names[0]] = []
+    return Sorter(ups, {p: [s] for p, s in pairs})
+
+
 #: steps in flight at once on the dask backend by default: the cluster queues
 #: and schedules them; more in flight hides each task's round trip
 DASK_IN_FLIGHT = 256
