@@ -101,7 +101,6 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     task.links = links
     task.hinted = hinted
     task.kernel = needs_kernel(step, ctx.deps.maybe_of.get(step.name, ()))
-    task.again_alone = not step.retry  # its own --retry decides (nbsteps.run.attempt.alone)
     # what it was given as it is (no private copy): checked for changes (nbsteps.run.attempt.observe)
     # not: private copies (and the views copied with them); receivers of method calls whose result is
     # used, whose caches run.upstream_caches keeps in the checkpoints above (res.forecast(12))

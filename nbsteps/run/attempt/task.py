@@ -21,7 +21,7 @@ from typing import Any
 from nbsteps.formatting import clean_text
 from nbsteps.model import file_inputs
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
-from nbsteps.run.attempt import alone, observe, opened, threads
+from nbsteps.run.attempt import observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
@@ -76,8 +76,6 @@ class Task:
         "files_known",
         "quiet",
         "kernel",
-        "before",
-        "again_alone",
     )
 
     def __init__(
@@ -119,24 +117,18 @@ class Task:
         #: it needs the kernel's own process (nbsteps.model.state.needs_kernel): a backend whose
         #: workers are other processes runs it in the kernel's threads instead
         self.kernel = False
-        self.before: "dict | None" = None  # the digests of the watched inputs when the attempt began
-        #: a failure beside another step runs again alone (nbsteps.run.attempt.alone); not for a
-        #: step with its own ``--retry``, whose policy decides
-        self.again_alone = True
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
         return {
-            k: getattr(self, k)
-            for k in self.__slots__
-            if k not in ("analysis", "base", "above", "context", "before")
+            k: getattr(self, k) for k in self.__slots__ if k not in ("analysis", "base", "above", "context")
         }
 
     def __setstate__(self, state):
         for k, v in state.items():
             setattr(self, k, v)
         self.analysis = None
-        self.base = self.above = self.context = self.before = None
+        self.base = self.above = self.context = None
 
 
 #: values a step can use as they are (nothing to change in place)
@@ -262,21 +254,7 @@ def _captured(task: Task) -> Outcome:
     before = file_inputs.fingerprints(known) if known else {}
     with Capture(task.name, quiet=getattr(task, "quiet", False)) as cap:
         with opened.recording() as files:  # the files its code opens (nbsteps.run.attempt.opened)
-            with alone.attempt() as hold:
-                outcome = _attempt(task)
-            if (  # failed while another step ran beside it: once more alone (nbsteps.run.attempt.alone)
-                not outcome.ok
-                and hold.beside
-                and task.again_alone
-                and not outcome.half_imported
-                and alone.again_is_first(outcome.error, _unchanged(task))
-            ):
-                if alone.acquire(give_up=lambda: task.abandoned):
-                    try:
-                        cap.clear()
-                        outcome = _attempt(task)
-                    finally:
-                        alone.release()
+            outcome = _attempt(task)
         cap.finish(outcome.result)
     outcome.output = cap.output
     if outcome.ok:
@@ -285,18 +263,6 @@ def _captured(task: Task) -> Outcome:
         if writes or before:
             outcome.wrote = file_inputs.written(writes, before)
     return outcome
-
-
-def _unchanged(task: Task) -> bool:
-    """Whether a failed attempt of *task* left its inputs as it was given them: a cell step
-    whose inputs are all checked (``watched``: predicted unchanged) or can never change, and
-    whose checked inputs show no change (nbsteps.run.attempt.observe)."""
-    if task.kind != "cell":
-        return False
-    watched = set(task.watched)
-    if any(n not in watched and observe.digest(v) is not None for n, v in task.inputs.items()):
-        return False  # a private copy it may have changed half-way
-    return task.before is None or not observe.changed(task.before, task.inputs)
 
 
 def _attempt(task: Task) -> Outcome:
@@ -323,7 +289,7 @@ def _attempt(task: Task) -> Outcome:
             link_helpers(
                 (analysis.body, analysis.result), ns, task.above
             )  # helpers see names defined after them
-            before = task.before = observe.watch(task.inputs, task.watched)
+            before = observe.watch(task.inputs, task.watched)
             with running_in(ns):  # IPython's magics called by the code use ns as the user namespace
                 run_code(analysis.body, ns)  # exec, and top-level await
                 has_result = analysis.result is not None
