@@ -34,6 +34,16 @@ def shell():
     session._plan = None
 
 
+def warned_store(directory, **options):
+    """A DiskStore whose warnings are kept in ``store.warnings`` as ``(step, message)``."""
+    from nbsteps.stores.disk import DiskStore
+
+    store = DiskStore(directory, **options)
+    store.warnings = []
+    store.warn = lambda step, message: store.warnings.append((step, message))
+    return store
+
+
 def run_ok(ip, cell):
     """Run a cell that must succeed; returns its result."""
     r = ip.run_cell(cell)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import warned_store as make_store  # its warnings kept in store.warnings
 
 from nbsteps.stores import Checkpoint, signing
 from nbsteps.stores.disk import DiskStore
@@ -40,13 +41,6 @@ def key_file(tmp_path, monkeypatch):
     path = tmp_path / "keys" / "secret_key"
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(path))
     return path
-
-
-def make_store(directory, key=None) -> DiskStore:
-    store = DiskStore(directory, key=key)
-    store.warnings = []
-    store.warn = lambda step, message: store.warnings.append((step, message))
-    return store
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import warned_store as make_store  # its warnings kept in store.warnings
 
 from nbsteps.stores import Checkpoint
 from nbsteps.stores.disk import DiskStore
@@ -35,13 +36,6 @@ def key_file(tmp_path, monkeypatch):
     path = tmp_path / "keys" / "secret_key"
     monkeypatch.setenv("NBSTEPS_KEY_FILE", str(path))
     return path
-
-
-def make_store(directory) -> DiskStore:
-    store = DiskStore(directory)
-    store.warnings = []
-    store.warn = lambda step, message: store.warnings.append((step, message))
-    return store
 
 
 def written(directory) -> Path:

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import warned_store as make_store  # its warnings kept in store.warnings
 
 import nbsteps
 from nbsteps.errors import StoreError
 from nbsteps.stores import Checkpoint, open_store, signing
-from nbsteps.stores.disk import DiskStore
 from nbsteps.stores.layout import META, meta_name
 
 
@@ -55,13 +55,6 @@ def meta_file(folder: Path) -> Path:
     """The metadata file of the step's only checkpoint."""
     (path,) = folder.glob("*.meta")
     return path
-
-
-def make_store(directory) -> DiskStore:
-    store = DiskStore(directory)
-    store.warnings = []
-    store.warn = lambda step, message: store.warnings.append((step, message))
-    return store
 
 
 def test_symlinked_step_folder_is_never_written_or_emptied(tmp_path, key_file):

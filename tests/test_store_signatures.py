@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import warned_store
 
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.stores import layout, signing
@@ -18,10 +19,7 @@ KEY = b"s" * 32
 
 
 def make_store(directory) -> DiskStore:
-    store = DiskStore(directory, key=KEY, max_size=None)
-    store.warnings = []
-    store.warn = lambda step, message: store.warnings.append((step, message))
-    return store
+    return warned_store(directory, key=KEY, max_size=None)
 
 
 @pytest.fixture
