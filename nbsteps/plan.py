@@ -24,6 +24,7 @@ from nbsteps.model import dependencies as depmod
 from nbsteps.model import hints
 from nbsteps.model import why as why_mod
 from nbsteps.model.record import StepRecord
+from nbsteps.model.record import touch as touch_record
 from nbsteps.model.state import state_of
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
@@ -263,8 +264,10 @@ class Plan:
         rec = self.records.get(step.name)
         if rec is None:
             self.records[step.name] = StepRecord(step.name)
-        elif old is not None and old.static_digest != step.static_digest:
-            rec.stale = rec.status == COMPLETED
+        else:
+            if old is not None and old.static_digest != step.static_digest:
+                rec.stale = rec.status == COMPLETED
+            touch_record(rec)  # a new Step: what passes over the changed steps see (RunContext.changes_since)
         return step
 
     def add_cell(self, name: str, source: str, **options) -> Step:

@@ -171,6 +171,10 @@ class StepCells:
         self._drawn: dict = {}  # step -> what its status line showed when flush last drew it (_status_only)
         self._in_cell = False  # a cell of the notebook is running (its post_run_cell will follow)
         self._refresh_pending = False  # a run ended in the running cell: refresh_all after it
+        #: a refresh looks at the cells whose records changed since the last one
+        #: (``RunContext.changes_since``) and those :meth:`flush` does not skip (``_always``)
+        self._mark = None
+        self._always: set[str] = set()
         _hook_cell(shell, self)
 
     # -- the capture frontend -------------------------------------------------
@@ -492,8 +496,10 @@ class StepCells:
                     self._update(name, bundle, output)
                 if key is None:
                     self._drawn.pop(name, None)
+                    self._always.add(name)
                 else:
                     self._drawn[name] = key
+                    self._always.discard(name)
             except Exception:  # pragma: no cover - a display problem must not break a run
                 pass
 
@@ -526,11 +532,10 @@ class StepCells:
         self._refresh_cells(None)
 
     def _refresh_cells(self, result) -> None:
-        with self._lock:
-            self._dirty.update(self.ids)
         if not self.updates or not self.ids:
             with self._lock:
                 self._dirty.clear()
+            self._mark = None
             return
         try:
             from nbsteps.ipython.session import refresh_after_cell
@@ -538,6 +543,15 @@ class StepCells:
             refresh_after_cell(self.plan, result)
         except Exception:  # pragma: no cover
             pass
+        # every cell whose line can differ from the one it shows: its record changed (the stale
+        # flags just refreshed too), or flush draws it whatever its key (stale, slots, ...)
+        changed, self._mark = self.plan.context.changes_since(self._mark)
+        with self._lock:
+            if changed is None:
+                self._dirty.update(self.ids)
+            else:
+                ids = self.ids
+                self._dirty.update(n for n in changed | self._always if n in ids)
         self.flush()
 
     # -- the timer -------------------------------------------------------------------------

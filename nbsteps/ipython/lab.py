@@ -140,6 +140,12 @@ class LabState:
         self._states: dict[str, tuple] = {}
         #: step -> (status key, the state in ``sent``) when the state sent last was made with that key
         self._sent_keys: dict[str, tuple] = {}
+        #: after a cell only the steps whose records changed since the last pass are looked at
+        #: (``RunContext.changes_since``), with those sent without a key (stale: their reason reads
+        #: other steps and values) and those whose cell changed (``_noted``)
+        self._mark = None
+        self._keyless: set[str] = set()
+        self._noted: set[str] = set()
 
     # -- IPython hooks -------------------------------------------------------
     def pre_run_cell(self, info) -> None:
@@ -163,7 +169,9 @@ class LabState:
         for other, c in list(self.cells.items()):
             if c == cid and other != name:  # the cell now registers another name
                 del self.cells[other]
+                self._noted.add(other)
         self.cells[name] = cid
+        self._noted.add(name)
         self.sent.pop(name, None)  # its next state is news (maybe to another cell)
 
     # -- the executor's events -------------------------------------------------
@@ -279,6 +287,11 @@ class LabState:
         changed_cells: dict = {}
         changed_unbound: dict = {}
         records, steps, sent_keys = ctx.records, ctx.steps, self._sent_keys
+        if names is None:  # after a cell: the steps that can have changed since the last pass
+            changed, self._mark = ctx.changes_since(self._mark)
+            if changed is not None:
+                names = sorted(changed | self._keyless | self._noted)
+            self._noted = set()
         for name in names if names is not None else ctx.order():
             rec = records.get(name)
             if rec is None or name not in steps:
@@ -302,8 +315,10 @@ class LabState:
                 sent = self.sent[name] = state
             if key is None:
                 sent_keys.pop(name, None)
+                self._keyless.add(name)
             else:
                 sent_keys[name] = (key, sent)
+                self._keyless.discard(name)
         if not changed_cells and not changed_unbound:
             return
         self.panel_dirty = True
@@ -382,6 +397,7 @@ class LabState:
         if self not in plan.listeners:
             plan.listeners.append(self)
             self.sent.clear()
+            self._mark = None  # every step's state is news: the next pass looks at all
 
 
 _states: dict[int, LabState] = {}

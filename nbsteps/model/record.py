@@ -61,6 +61,12 @@ class StepRecord:
     #: stored (or an upstream's were not): the reason of the steps below it that ran again
     not_stored: str = ""
 
+    def __setattr__(self, key: str, value: Any, _set=object.__setattr__) -> None:
+        _set(self, key, value)
+        _journal.append(self.__dict__.get("name"))  # (atomic: no lock; see changed_since)
+        if len(_journal) > JOURNAL_MAX:
+            _trim()
+
     def snapshot(self) -> "StepRecord":
         """A copy of the record as it is now (cheap: fields are replaced, never
         mutated in place, when a step runs again)."""
@@ -183,6 +189,47 @@ def _set_status(self: StepRecord, value: Status) -> None:
     self.__dict__["_status"] = value
 
 
+#: the name of every record, each time one of its fields is set (a record made, a snapshot, a run, ``reset``,
+#: ``stale``...): what views and ``refresh_stale`` passing over the steps after each cell read
+#: to pass only over the steps whose records changed (:func:`changed_since`)
+_journal: list = []
+#: entries dropped from the head of ``_journal`` (it is kept below ``JOURNAL_MAX``)
+_journal_dropped = [0]
+_journal_lock = threading.Lock()
+JOURNAL_MAX = 200_000
+
+
+def journal_position() -> int:
+    """Where the journal of record changes is now (see :func:`changed_since`)."""
+    return _journal_dropped[0] + len(_journal)
+
+
+def changed_since(position: int) -> "tuple[list | None, int]":
+    """(the names of the records changed since *position* of :func:`journal_position`, each
+    maybe more than once, or None when that part of the journal was dropped; the position
+    now). Names, not records: the journal keeps no record's values alive."""
+    with _journal_lock:
+        dropped = _journal_dropped[0]
+        start = position - dropped
+        if start < 0:
+            return None, dropped + len(_journal)
+        changed = _journal[start:]
+    return changed, dropped + start + len(changed)
+
+
+def _trim() -> None:
+    with _journal_lock:
+        if len(_journal) > JOURNAL_MAX:
+            half = len(_journal) // 2
+            del _journal[:half]
+            _journal_dropped[0] += half
+
+
+def touch(record: "StepRecord") -> None:
+    """Note *record* as changed although no field of it was set (its step registered again)."""
+    _journal.append(record.name)
+
+
 #: bumped when a record's ``files`` is set to, or from, a non-empty dict (see ``files_version``)
 _files_version = [0]
 _files_lock = threading.Lock()
@@ -215,3 +262,33 @@ StepRecord.status = property(
     _set_status,
     doc="Where the step is in its life (see nbsteps.model.status for the transitions).",
 )
+
+_dataclass_init = StepRecord.__init__
+#: a new record's fields (``_status``, ``_files``, ``_result``: those behind properties), made once
+_NEW_FIELDS: dict = {}
+
+
+def _init(self: StepRecord, name: str, *args, **kw) -> None:
+    """The dataclass's ``__init__``, journaled once rather than once per field (a record is made
+    for every step registered)."""
+    if args or kw:
+        _dataclass_init(self, name, *args, **kw)
+        return
+    d = self.__dict__
+    d.update(_NEW_FIELDS)
+    d["name"], d["outputs"], d["_files"], d["wrote"] = name, {}, {}, {}
+    _journal.append(name)
+
+
+def _new_fields() -> dict:
+    rec = object.__new__(StepRecord)
+    _dataclass_init(rec, "")
+    fields = dict(rec.__dict__)
+    for mutable in ("outputs", "_files", "wrote"):
+        assert fields.pop(mutable) == {}
+    del fields["name"]
+    return fields
+
+
+_NEW_FIELDS.update(_new_fields())
+StepRecord.__init__ = _init

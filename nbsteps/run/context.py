@@ -27,6 +27,7 @@ read ``deps``; they are here because every layer above the model asks them.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable, Iterable
@@ -34,7 +35,7 @@ from typing import Callable, Iterable
 from nbsteps.errors import UnknownStepError
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import Dependencies
-from nbsteps.model.record import StepRecord, files_version
+from nbsteps.model.record import StepRecord, changed_since, files_version, journal_position
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 
@@ -114,6 +115,27 @@ class RunContext:
         files = frozenset(p for _, r in holders for p in r.files)
         self._files_read = (key, holders, files)
         return files
+
+    # -- what changed ----------------------------------------------------------------
+    def changes_since(self, mark: "tuple | None") -> "tuple[set[str] | None, tuple]":
+        """(the steps whose record changed or that were registered again since *mark*, or None
+        when anything may have changed; a new mark). None the first time (*mark* None) and
+        when the graph was resolved again, the records, steps, namespace or store replaced,
+        or the working directory changed (a restored step's line names its store's
+        directory). Passes over every step after each cell (``refresh_stale``, the step
+        cells, the JupyterLab badges) keep a mark each and pass over these steps only."""
+        key = (self.deps, self.records, self.steps, self.namespace, self.store, os.getcwd())
+        if mark is None:
+            return None, (key, journal_position())
+        changed, position = changed_since(mark[1])
+        old = mark[0]
+        if (
+            changed is None
+            or old[5] != key[5]
+            or any(a is not b for a, b in zip(old[:5], key[:5], strict=True))
+        ):
+            return None, (key, position)
+        return set(changed), (key, position)
 
     # -- graph queries -------------------------------------------------------------
     def require(self, name: str) -> Step:

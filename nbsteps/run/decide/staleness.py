@@ -10,12 +10,15 @@ kept with its checkpoint, which holds only while they are unchanged
 
 from __future__ import annotations
 
+import heapq
+import threading
 import weakref
 
 from nbsteps.model import file_inputs
 from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY, Dependencies
 from nbsteps.model.fingerprint import combine, outside_parts
+from nbsteps.model.record import files_version
 from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.context import RunContext
@@ -127,20 +130,104 @@ def not_stored(store, name: str, fingerprint: str, reason: str) -> str:
     return ""
 
 
+class _Pass:
+    """What :func:`refresh_stale` keeps of a context between calls."""
+
+    __slots__ = ("mark", "outside", "files", "graph", "position", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # (a live view refreshes on its timer's thread)
+        self.mark = None  # RunContext.changes_since
+        self.outside: set[str] = set()  # steps reading values from the namespace (or helpers)
+        self.files: tuple = (None, frozenset())  # (files_version, records), steps that read files
+        self.graph = None  # the graph ``position`` is of
+        self.position: dict[str, int] = {}  # step -> its place in plan order
+
+
+def _reads_outside(ctx: RunContext, name: str) -> bool:
+    step = ctx.steps.get(name)
+    return step is not None and bool(static_parts(ctx, step)[1])
+
+
+def _stale(ctx: RunContext, name: str, rec) -> bool:
+    if rec.status != COMPLETED:
+        return False
+    records = ctx.records
+    return (
+        any(records[d].stale for d in ctx.dependencies(name))
+        or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint
+        or bool(rec.files and file_inputs.changed(rec.files, lambda n=name: ctx.written_below(n)))
+    )
+
+
+def _seeds(ctx: RunContext, memo: _Pass, changed: set, order: list) -> dict[str, int]:
+    """Bring *memo*'s steps reading outside values and files, and its plan positions,
+    up to date with the steps *changed*; the positions."""
+    records = ctx.records
+    for name in changed:
+        if _reads_outside(ctx, name):
+            memo.outside.add(name)
+        else:
+            memo.outside.discard(name)
+    version = files_version()
+    if memo.files[0] != version:
+        memo.files = (version, frozenset(n for n, r in records.items() if r.files))
+    position = memo.position
+    if memo.graph is not ctx.deps or len(position) > len(order):
+        memo.graph, position = ctx.deps, {}
+        memo.position = position
+    for i in range(len(position), len(order)):  # (a graph changes in place only by steps appended)
+        position[order[i]] = i
+    return position
+
+
 def refresh_stale(ctx: RunContext) -> None:
     """Set ``record.stale`` for completed steps whose code, options, upstream
     executions or outside values changed since they ran (in plan order, so a
     step below a stale one is stale too). The facade calls it before views
-    draw the records."""
+    draw the records.
+
+    Only the steps whose flag can have changed since the last call are checked
+    (:meth:`RunContext.changes_since`): those whose record changed or that were
+    registered again, those reading values from the namespace or files (any cell
+    may change them, unknown to nbsteps), and, in plan order, those below a step
+    whose record or flag changed. The first call, and one after the graph was
+    resolved again, checks every step."""
+    memo = ctx.__dict__.get("_stale_pass")
+    if memo is None:
+        memo = ctx.__dict__.setdefault("_stale_pass", _Pass())
+    with memo.lock:
+        _refresh(ctx, memo)
+
+
+def _refresh(ctx: RunContext, memo: _Pass) -> None:
+    changed, memo.mark = ctx.changes_since(memo.mark)
     records = ctx.records
-    for name in ctx.order():
-        rec = records[name]
-        if rec.status != COMPLETED:
-            rec.stale = False
+    order = ctx.order()
+    if changed is None:  # every step, as it is
+        memo.outside = {name for name in order if _reads_outside(ctx, name)}
+        for name in order:
+            rec = records[name]
+            stale = _stale(ctx, name, rec)
+            if rec.stale != stale:  # (a record set is a change: only when it is one)
+                rec.stale = stale
+        return
+    position = _seeds(ctx, memo, changed, order)
+    down = ctx.deps.downstream_map()
+    heap = [(position[n], n) for n in changed | memo.outside | memo.files[1] if n in position]
+    heapq.heapify(heap)
+    seen: set[str] = set()
+    while heap:
+        _, name = heapq.heappop(heap)
+        if name in seen:
             continue
-        up_stale = any(records[d].stale for d in ctx.dependencies(name))
-        rec.stale = (
-            up_stale
-            or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint
-            or bool(rec.files and file_inputs.changed(rec.files, lambda n=name: ctx.written_below(n)))
-        )
+        seen.add(name)
+        rec = records[name]
+        stale = _stale(ctx, name, rec)
+        if rec.stale != stale:
+            rec.stale = stale
+        elif name not in changed:
+            continue  # nothing the steps below read of it changed
+        for d in down.get(name, ()):
+            if d not in seen:
+                heapq.heappush(heap, (position[d], d))
