@@ -287,6 +287,9 @@ def _new_fields() -> dict:
     for mutable in ("outputs", "_files", "wrote"):
         assert fields.pop(mutable) == {}
     del fields["name"]
+    shared = [k for k, v in fields.items() if isinstance(v, (list, dict, set, bytearray))]
+    if shared:  # a new field with a default_factory: _init must make it per record, as the three above
+        raise TypeError(f"StepRecord fields {shared} would be shared by every new record: make them in _init")
     return fields
 
 
