@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from nbsteps.ipython import session
 from nbsteps.model import status as lifecycle
 
 assert lifecycle.STRICT, "NBSTEPS_CHECK_TRANSITIONS must be set before nbsteps is imported"
+
+# Tests send real SIGINTs to this process (Ctrl-C in a step, an interrupt while a commit
+# waits). A shell without job control starts a background command with SIGINT ignored, which
+# Python then leaves ignored: the suite started that way (`bash .ci/run &` from a script) saw
+# no KeyboardInterrupt at all. As in a terminal or a kernel, Ctrl-C raises it here; the
+# processes the tests start inherit the default disposition.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # the repository root, so tests can import the benchmark workloads (bench/)
 ROOT = Path(__file__).resolve().parent.parent
