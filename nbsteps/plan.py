@@ -459,19 +459,16 @@ class Plan:
             all_listeners = self.listeners + list(listeners)
             workers = int(workers) if workers else default_workers(ctx, names, backend)
             # connect first: a backend that cannot start leaves every record as it was
-            runner = make_backend(backend, workers, address)
-            executor = Executor(
-                ctx,
+            executor = self._executor(
                 names,
+                all_listeners,
                 workers=workers,
+                backend=backend,
+                address=address,
                 fail_fast=fail_fast,
                 force=forced,
                 yes=yes,
                 confirm=confirm,
-                backend=runner,
-                backend_name=backend or "threads",
-                emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
-                resume_hint=ctx.resume_hint,
             )
             self._replays(executor, names, forced)
             ctx.run_listeners = all_listeners
@@ -499,6 +496,29 @@ class Plan:
         if summary.interrupted:
             raise KeyboardInterrupt
         return summary
+
+    def _executor(
+        self,
+        names: list[str],
+        all_listeners: list[Callable],
+        *,
+        workers: int,
+        backend: str = "threads",
+        address=None,
+        **options,
+    ) -> Executor:
+        """An executor of *names* on a backend made here (a backend that cannot start
+        raises before any record changes), emitting its events to *all_listeners*."""
+        return Executor(
+            self.context,
+            names,
+            workers=workers,
+            backend=make_backend(backend, workers, address),
+            backend_name=backend or "threads",
+            emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
+            resume_hint=self.context.resume_hint,
+            **options,
+        )
 
     def _replays(self, executor, names: list[str], forced: frozenset) -> None:
         """The up-to-date steps of a run of *names* that *executor* executes again for process
@@ -536,14 +556,7 @@ class Plan:
         if not names:
             return None
         all_listeners = self.listeners + list(listeners)
-        executor = Executor(
-            ctx,
-            names,
-            workers=1,
-            backend=make_backend("threads", 1, None),
-            emit=(lambda e: ev.emit_to(all_listeners, e)) if all_listeners else None,
-            resume_hint=ctx.resume_hint,
-        )
+        executor = self._executor(names, all_listeners, workers=1)
         executor.replay = {s: pending[s] for s in names}
         executor.settling = True
         ctx.run_listeners = all_listeners
