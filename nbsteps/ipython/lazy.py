@@ -41,6 +41,8 @@ from nbsteps.run.attempt import capture
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOAD_LINE = re.compile(r"\s*%steps\s+load\b[^\n]*\s*")
+#: a cell of one ``%steps`` command that only prints what nbsteps knows: no replay before it
+_TELLS_ONLY = re.compile(r"\s*%steps\s+(?:status|plan|why|mode)\b[^\n]*\s*")
 #: the names under which IPython keeps a cell's Out
 _OUT_NAME = re.compile(r"_{1,3}|_[0-9]+|Out|_oh")
 _UNDERS = ("_", "__", "___")
@@ -181,8 +183,10 @@ def settles_before(cell: str, info=None) -> bool:
     leaves, see :mod:`nbsteps.run.decide.replay`) are executed before *cell* runs: before any
     cell but a ``%%step`` cell (a restored one must not execute them, or Run All of a notebook
     resumed from its store would; one that executes settles them in its run) and but the
-    requests ``nbsteps run`` makes of the kernel after the notebook (not stored in history)."""
-    if cell.lstrip().startswith("%%step"):
+    requests ``nbsteps run`` makes of the kernel after the notebook (not stored in history), and
+    but a cell that only asks nbsteps what it knows (``%steps status``, ``plan``, ``why``,
+    ``mode``: text that reads no process state), so that ``%steps status`` lists them pending."""
+    if cell.lstrip().startswith("%%step") or _TELLS_ONLY.fullmatch(cell):
         return False
     return getattr(info, "store_history", True) or not config.headless()
 

@@ -10,6 +10,7 @@ import weakref
 
 from nbsteps import config
 from nbsteps.formatting import fmt_seconds
+from nbsteps.model.status import COMPLETED
 from nbsteps.plan import Plan
 
 _plan: Plan | None = None
@@ -124,4 +125,28 @@ def status_text(plan: Plan) -> str:
         lines.append(f"  {name}: {r.status}{flags}{dur}{tries}{err}")
     head = f"nbsteps: {len(plan.steps)} steps, store {plan.store.describe()}"
     tail = f"last run: {plan.last_summary.text}" if plan.last_summary else "not run yet"
-    return "\n".join([head, *lines, tail])
+    return "\n".join([head, *lines, tail, *pending_replays_text(plan)])
+
+
+def pending_replays_text(plan: Plan) -> list[str]:
+    """The line saying which restored steps will be replayed for the process state Run All
+    leaves (``plan.pending_replays``, settled before the next cell that is not a ``%%step``
+    cell: :mod:`nbsteps.ipython.lazy`), or no line. Listed: those still completed as restored
+    (a step edited, reset or failed since is left to its own run)."""
+    pending = plan.pending_replays
+    if not pending:
+        return []
+    records = plan.records
+    names = [
+        s
+        for s in plan.order()
+        if s in pending and records.get(s) is not None and records[s].status == COMPLETED
+    ]
+    if not names:
+        return []
+    which = ", ".join(f"{s} ({', '.join(pending[s])})" if pending[s] else s for s in names)
+    n = len(names)
+    return [
+        f"pending: {n} restored step{'s' if n != 1 else ''} will be replayed for the process state "
+        f"Run All leaves, before the next cell that is not a %%step cell: {which}"
+    ]
