@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from operator import attrgetter
 from typing import Any
 
@@ -67,6 +68,28 @@ class StepRecord:
         if len(_journal) > JOURNAL_MAX:
             _trim()
 
+    def update(self, **fields: Any) -> None:
+        """Set several fields as one change: what setting each would do (``status``, ``files``
+        and ``result`` through their properties), journaled once (:func:`changed_since`), after
+        every field is set. The executor sets a record's ~14 fields this way when a step
+        completes. An unknown field name raises ``TypeError`` (nothing is set)."""
+        if not fields.keys() <= _FIELD_NAMES:
+            raise TypeError(f"StepRecord has no field {sorted(fields.keys() - _FIELD_NAMES)[0]!r}")
+        d = self.__dict__
+        status = fields.pop("status", _UNSET)
+        if status is not _UNSET:  # first: a refused transition sets nothing
+            _set_status(self, status)
+        files = fields.pop("files", _UNSET)
+        if files is not _UNSET:
+            _set_files(self, files)
+        result = fields.pop("result", _UNSET)
+        if result is not _UNSET:
+            d["_result"] = result
+        d.update(fields)
+        _journal.append(d.get("name"))  # (atomic: no lock; see changed_since)
+        if len(_journal) > JOURNAL_MAX:
+            _trim()
+
     def snapshot(self) -> "StepRecord":
         """A copy of the record as it is now (cheap: fields are replaced, never
         mutated in place, when a step runs again)."""
@@ -76,40 +99,61 @@ class StepRecord:
 
     def reset(self, message: str = "") -> None:
         """Back to ``pending`` with nothing kept (checkpoint dropped, undone)."""
-        self.status, self.origin, self.stale, self.outputs, self.result = PENDING, "", False, {}, None
-        self.held_from, self.attempt_errors = "", ()
-        self.has_result, self.fingerprint, self.token, self.error, self.traceback = (
-            False,
-            None,
-            None,
-            None,
-            "",
+        self.update(
+            status=PENDING,
+            origin="",
+            stale=False,
+            outputs={},
+            result=None,
+            held_from="",
+            attempt_errors=(),
+            has_result=False,
+            fingerprint=None,
+            token=None,
+            error=None,
+            traceback="",
+            attempts=0,
+            started=None,
+            finished=None,
+            duration=None,
+            reason="",
+            message=message,
+            output=(),
+            confirming="",
+            files={},
+            wrote={},
+            not_stored="",
         )
-        self.attempts, self.started, self.finished, self.duration, self.reason = 0, None, None, None, ""
-        self.message, self.output, self.confirming, self.files, self.wrote = message, (), "", {}, {}
-        self.not_stored = ""
 
     def restore(self, checkpoint, fingerprint: str) -> None:
         """``completed`` from *checkpoint*, without executing (``restored``)."""
-        self.status, self.origin, self.held_from, self.stale = COMPLETED, RESTORED, RESTORED, False
-        self.attempt_errors = ()
-        self.outputs, self.result, self.has_result = (
-            checkpoint.outputs,
-            checkpoint.result,
-            checkpoint.has_result,
+        parts = checkpoint.parts or {}
+        self.update(
+            status=COMPLETED,
+            origin=RESTORED,
+            held_from=RESTORED,
+            stale=False,
+            attempt_errors=(),
+            outputs=checkpoint.outputs,
+            # (a lazy checkpoint's result is LAZY: resolved on first access, see below)
+            result=checkpoint.result,
+            has_result=checkpoint.has_result,
+            fingerprint=fingerprint,
+            error=None,
+            traceback="",
+            message="",
+            token=parts.get("token", fingerprint),
+            files=parts.get("files") or {},
+            wrote=parts.get("wrote") or {},
+            duration=checkpoint.duration,
+            reason="up to date",
+            not_stored="",
+            # what the run that produced the checkpoint did and showed
+            attempts=checkpoint.attempts,
+            started=checkpoint.started or None,
+            finished=checkpoint.finished or None,
+            output=tuple(checkpoint.output or ()),
         )
-        # (a lazy checkpoint's result is LAZY: resolved on first access, see below)
-        self.fingerprint, self.error, self.traceback, self.message = fingerprint, None, "", ""
-        self.token = (checkpoint.parts or {}).get("token", fingerprint)
-        self.files = (checkpoint.parts or {}).get("files") or {}
-        self.wrote = (checkpoint.parts or {}).get("wrote") or {}
-        self.duration = checkpoint.duration
-        self.reason, self.not_stored = "up to date", ""
-        # what the run that produced the checkpoint did and showed
-        self.attempts = checkpoint.attempts
-        self.started = checkpoint.started or None
-        self.finished = checkpoint.finished or None
-        self.output = tuple(checkpoint.output or ())
 
     @property
     def cached(self) -> bool:
@@ -262,6 +306,10 @@ StepRecord.status = property(
     _set_status,
     doc="Where the step is in its life (see nbsteps.model.status for the transitions).",
 )
+
+#: the names :meth:`StepRecord.update` sets (the dataclass's fields)
+_FIELD_NAMES = frozenset(f.name for f in dataclass_fields(StepRecord))
+_UNSET = object()
 
 _dataclass_init = StepRecord.__init__
 #: a new record's fields (``_status``, ``_files``, ``_result``: those behind properties), made once

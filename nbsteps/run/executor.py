@@ -188,7 +188,7 @@ class Executor:
             self._replay_tokens[name], cp = token or fp, None
             # shared-state effect, or its version changed in place by a step below (run.observed_writes)
             reason = self.rebuild.get(name) or f"replayed: sets {', '.join(self.replay[name])}"
-        if cp is None:
+        if cp is None and rec.not_stored != unstored:
             rec.not_stored = unstored
         return cp, reason
 
@@ -199,7 +199,7 @@ class Executor:
         if cp is rec:  # held: completed again as it is (what its run printed and took stays)
             with deferred_interrupts():
                 ctx.publish(rec.outputs, name)
-                rec.origin, rec.stale, rec.status, rec.reason = KEPT, False, COMPLETED, "up to date"
+                rec.update(origin=KEPT, stale=False, status=COMPLETED, reason="up to date")
             self.restored[name] = ev.FROM_SESSION
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
@@ -215,14 +215,21 @@ class Executor:
         """Step *name* executes unless the user declines: its record is reset for
         a first attempt; its Task, or None when it was settled here (declined, or
         an input restored lazily cannot be read)."""
-        rec.reason = reason or "stale"
-        declined = confirmation.ask(self, name)
-        if declined:
-            return self._settle(name, CANCELLED, declined)
+        reason = reason or "stale"
+        if step.confirm:  # the question is asked with the reason on the record
+            rec.reason = reason
+            declined = confirmation.ask(self, name)
+            if declined:
+                return self._settle(name, CANCELLED, declined)
         self._parts[name] = parts
-        rec.fingerprint = fp
-        rec.attempted = step.static_digest
-        rec.attempts, rec.attempt_errors, rec.origin = 0, (), ""
+        rec.update(
+            reason=reason,
+            fingerprint=fp,
+            attempted=step.static_digest,
+            attempts=0,
+            attempt_errors=(),
+            origin="",
+        )
         try:
             return self._fused[name][0] if name in self._fused else self._task(step)
         except CheckpointUnavailable as exc:  # an input restored lazily cannot be read
@@ -254,11 +261,21 @@ class Executor:
     def _settle(self, name: str, status: str, message: str):
         rec = self.ctx.records[name]
         ran = rec.status in (RUNNING, RETRYING)
-        rec.status, rec.message, rec.origin = status, message, ""
-        rec.error, rec.traceback = None, ""
-        if not ran:  # settled before it ran in this run: no times of an earlier run
-            rec.started = rec.finished = rec.duration = None
-            rec.attempts, rec.attempt_errors = 0, ()
+        if ran:
+            rec.update(status=status, message=message, origin="", error=None, traceback="")
+        else:  # settled before it ran in this run: no times of an earlier run
+            rec.update(
+                status=status,
+                message=message,
+                origin="",
+                error=None,
+                traceback="",
+                started=None,
+                finished=None,
+                duration=None,
+                attempts=0,
+                attempt_errors=(),
+            )
         self._emit(ev.CANCELLED if status == CANCELLED else ev.BLOCKED, name, message)
         return None
 
@@ -266,16 +283,16 @@ class Executor:
     def _start(self, task: Task, backend, inline: bool = False, home: int = 0) -> None:
         name = task.name
         rec = self.ctx.records[name]
-        attempts = rec.attempts = rec.attempts + 1
-        task.attempt = attempts
-        rec.status = RUNNING
-        self.observed.started(name)
-        if (before := upstream_caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
-            self._layouts[name] = (before, task.inputs)
+        attempts = task.attempt = rec.attempts + 1
         fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
         fused = fused if fused is not None and fused[0] is task else None
         if attempts == 1:
-            rec.started = (fused and fused[1].started) or time.time()
+            rec.update(attempts=attempts, status=RUNNING, started=(fused and fused[1].started) or time.time())
+        else:
+            rec.update(attempts=attempts, status=RUNNING)
+        self.observed.started(name)
+        if (before := upstream_caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
+            self._layouts[name] = (before, task.inputs)
         self._running[name] = task
         if not inline:
             timeout = self.ctx.steps[name].timeout
@@ -328,14 +345,14 @@ class Executor:
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
         rec, step = self.ctx.records[name], self.ctx.steps[name]
-        rec.duration, rec.output = outcome.duration, outcome.output
+        rec.update(duration=outcome.duration, output=outcome.output)
         if outcome.ok:
             self._complete(name, outcome)
             return
         err = outcome.error
         if err is not None and step.func is None:
             trim_traceback(err, name)
-        rec.error, rec.traceback = err, outcome.traceback
+        rec.update(error=err, traceback=outcome.traceback)
         if outcome.half_imported and not self.stopping:  # read half made by another step's first import
             self._again[name] = self._again.get(name, 0) + 1  # not one of its --retry attempts
             rec.status = RETRYING
@@ -425,12 +442,23 @@ class Executor:
         self.ctx.publish(cp.outputs, rec.name)
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)
-        rec.status, rec.error, rec.traceback, rec.message = COMPLETED, None, "", ""
-        rec.origin = rec.held_from = EXECUTED
-        rec.outputs, rec.result, rec.has_result = cp.outputs, cp.result, cp.has_result
-        rec.finished, rec.stale, rec.token = cp.finished, False, token
-        rec.files = (cp.parts or {}).get("files") or {}
-        rec.wrote = (cp.parts or {}).get("wrote") or {}
+        parts = cp.parts or {}
+        rec.update(
+            status=COMPLETED,
+            error=None,
+            traceback="",
+            message="",
+            origin=EXECUTED,
+            held_from=EXECUTED,
+            outputs=cp.outputs,
+            result=cp.result,
+            has_result=cp.has_result,
+            finished=cp.finished,
+            stale=False,
+            token=token,
+            files=parts.get("files") or {},
+            wrote=parts.get("wrote") or {},
+        )
         for label in (*state_of(self.ctx.steps[rec.name]), *self.ctx.deps.maybe_of.get(rec.name, ())):
             self.ctx.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)
@@ -438,8 +466,7 @@ class Executor:
 
     def _fail(self, name: str) -> None:
         rec = self.ctx.records[name]
-        rec.status = FAILED
-        rec.finished = time.time()
+        rec.update(status=FAILED, finished=time.time())
         self._final.append(name)
         self._emit(ev.FAILED, name, rec.error_text)
         if self.fail_fast and not self.ctx.steps[name].optional and not self.stopping:
@@ -488,8 +515,7 @@ class Executor:
             self._held = {s for s in names if records[s].status == COMPLETED}
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:
-                    rec = records[s]
-                    rec.status, rec.message, rec.origin = PENDING, "", ""
+                    records[s].update(status=PENDING, message="", origin="")
             self._emit(
                 ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name}
             )
