@@ -73,18 +73,15 @@ class StepRecord:
         and ``result`` through their properties), journaled once (:func:`changed_since`), after
         every field is set. The executor sets a record's ~14 fields this way when a step
         completes. An unknown field name raises ``TypeError`` (nothing is set)."""
-        if not fields.keys() <= _FIELD_NAMES:
+        if not _FIELD_NAMES.issuperset(fields):
             raise TypeError(f"StepRecord has no field {sorted(fields.keys() - _FIELD_NAMES)[0]!r}")
         d = self.__dict__
-        status = fields.pop("status", _UNSET)
-        if status is not _UNSET:  # first: a refused transition sets nothing
-            _set_status(self, status)
-        files = fields.pop("files", _UNSET)
-        if files is not _UNSET:
-            _set_files(self, files)
-        result = fields.pop("result", _UNSET)
-        if result is not _UNSET:
-            d["_result"] = result
+        if "status" in fields:  # first: a refused transition sets nothing
+            _set_status(self, fields.pop("status"))
+        if "files" in fields:
+            _set_files(self, fields.pop("files"))
+        if "result" in fields:
+            d["_result"] = fields.pop("result")
         d.update(fields)
         _journal.append(d.get("name"))  # (atomic: no lock; see changed_since)
         if len(_journal) > JOURNAL_MAX:
@@ -94,7 +91,8 @@ class StepRecord:
         """A copy of the record as it is now (cheap: fields are replaced, never
         mutated in place, when a step runs again)."""
         new = object.__new__(StepRecord)
-        new.__dict__ = self.__dict__.copy()  # (twice as fast as updating an empty one)
+        # (twice as fast as updating an empty one; not journaled: no record of the plan changed)
+        object.__setattr__(new, "__dict__", self.__dict__.copy())
         return new
 
     def reset(self, message: str = "") -> None:
@@ -233,7 +231,7 @@ def _set_status(self: StepRecord, value: Status) -> None:
     self.__dict__["_status"] = value
 
 
-#: the name of every record, each time one of its fields is set (a record made, a snapshot, a run, ``reset``,
+#: the name of every record, each time one of its fields is set (a record made, a run, ``reset``,
 #: ``stale``...): what views and ``refresh_stale`` passing over the steps after each cell read
 #: to pass only over the steps whose records changed (:func:`changed_since`)
 _journal: list = []
@@ -309,7 +307,6 @@ StepRecord.status = property(
 
 #: the names :meth:`StepRecord.update` sets (the dataclass's fields)
 _FIELD_NAMES = frozenset(f.name for f in dataclass_fields(StepRecord))
-_UNSET = object()
 
 _dataclass_init = StepRecord.__init__
 #: a new record's fields (``_status``, ``_files``, ``_result``: those behind properties), made once

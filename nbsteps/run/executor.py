@@ -100,6 +100,7 @@ class Executor:
         self._held: set[str] = set()  # completed before the run: their values are held by their records
         # files steps of the plan read: an attempt that changes one (in C too) wrote it
         self._files_known: set[str] = set(ctx.files_read())
+        self._files_known_t: "tuple | None" = None  # the same, as the tuple each task is given
         #: writes seen at run time that the analysis did not predict (run.observed_writes)
         self.observed = observed_writes.Observed(ctx)
         self.completed_order: list[str] = []
@@ -163,7 +164,7 @@ class Executor:
         cp, reason, unstored = None, "", ""
         if name in self.force:
             reason = "forced"
-        elif (lost := self.recovery.reason(name)) is not None:
+        elif (self.recovery.lost or ctx.lost) and (lost := self.recovery.reason(name)) is not None:
             reason = lost
         elif step.cache and name in self._held and rec.fingerprint == fp and not self._files_moved(name, rec):
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
@@ -249,7 +250,10 @@ class Executor:
 
     def _task(self, step: Step) -> Task:
         task = make_task(self.ctx, step)
-        task.files_known = tuple(self._files_known)
+        known = self._files_known_t
+        if known is None or len(known) != len(self._files_known):  # (the set only grows)
+            known = self._files_known_t = tuple(self._files_known)
+        task.files_known = known
         # its output was shown when it ran (or was restored): kept, not shown again
         task.quiet = self.settling or step.name in self.rebuild
         return task
@@ -344,11 +348,11 @@ class Executor:
 
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
-        rec, step = self.ctx.records[name], self.ctx.steps[name]
-        rec.update(duration=outcome.duration, output=outcome.output)
-        if outcome.ok:
+        if outcome.ok:  # (its duration and output are set with the rest of its completion)
             self._complete(name, outcome)
             return
+        rec, step = self.ctx.records[name], self.ctx.steps[name]
+        rec.update(duration=outcome.duration, output=outcome.output)
         err = outcome.error
         if err is not None and step.func is None:
             trim_traceback(err, name)
@@ -386,7 +390,7 @@ class Executor:
         interrupt during the put leaves the step running (then cancelled) with
         nothing published, unless the store had committed it: then it completes."""
         ctx, rec = self.ctx, self.ctx.records[name]
-        home = getattr(outcome, "thread", 0)  # the worker it ran on keeps what it made (run.attempt.threads)
+        home = outcome.thread  # the worker it ran on keeps what it made (run.attempt.threads)
         if home:
             ctx.threads[name] = home
         elif ctx.threads:
@@ -395,7 +399,7 @@ class Executor:
         if outcome.files:  # the files it read: its checkpoint holds while they are unchanged
             parts["files"] = outcome.files
             self._files_known.update(outcome.files)
-        if getattr(outcome, "wrote", None):  # the files it wrote, as it left them
+        if outcome.wrote:  # the files it wrote, as it left them
             parts["wrote"] = outcome.wrote
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
@@ -404,7 +408,7 @@ class Executor:
         step = self.ctx.steps[name]
         if outcome.changed or step.observed or step.hints:  # recorded with the checkpoint
             parts["observed"] = self.observed.seen(name, outcome)
-            if step.hints or getattr(outcome, "hinted", None):  # writes found by hints keyed by type
+            if step.hints or outcome.hinted:  # writes found by hints keyed by type
                 parts["hints"] = self.observed.hints(name, outcome)
         if step.unchanged:  # predicted writes its values showed are reads: a new kernel decides the
             parts["unchanged"] = sorted(step.unchanged)  # same before reading them (recorded_reads)
@@ -428,6 +432,7 @@ class Executor:
         except BaseException:  # KeyboardInterrupt (put itself never raises)
             if rec.status != COMPLETED:
                 with deferred_interrupts():  # was it committed before the interrupt? (stores never raise)
+                    rec.update(duration=cp.duration, output=cp.output)  # the attempt's, as for a failed one
                     stored = ctx.store.peek(name)
                     if stored is not None and (stored.parts or {}).get("token") == token:
                         self._mark_completed(rec, cp, token)
@@ -445,6 +450,8 @@ class Executor:
         parts = cp.parts or {}
         rec.update(
             status=COMPLETED,
+            duration=cp.duration,
+            output=cp.output,
             error=None,
             traceback="",
             message="",
@@ -459,8 +466,10 @@ class Executor:
             files=parts.get("files") or {},
             wrote=parts.get("wrote") or {},
         )
-        for label in (*state_of(self.ctx.steps[rec.name]), *self.ctx.deps.maybe_of.get(rec.name, ())):
-            self.ctx.state_head[label] = rec.name  # the process state is now as after this step
+        step, maybe = self.ctx.steps[rec.name], self.ctx.deps.maybe_of.get(rec.name)
+        if maybe or (step.analysis is not None and getattr(step.analysis, "state", None)):
+            for label in (*state_of(step), *(maybe or ())):
+                self.ctx.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)
         self._final.append(rec.name)
 
@@ -515,7 +524,9 @@ class Executor:
             self._held = {s for s in names if records[s].status == COMPLETED}
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:
-                    records[s].update(status=PENDING, message="", origin="")
+                    rec = records[s]
+                    if rec.status != PENDING or rec.message or rec.origin:  # (a new record is so already)
+                        rec.update(status=PENDING, message="", origin="")
             self._emit(
                 ev.PLANNED, steps=list(names), info={"workers": self.workers, "backend": self.backend_name}
             )

@@ -49,6 +49,9 @@ class Outcome:
     hinted: dict = field(default_factory=dict)
     #: the module it failed on, half made by another step's first import (run.attempt.threads)
     half_imported: str = ""
+    #: the ident of the worker thread that ran it, when that thread keeps what it made (its home,
+    #: run.attempt.threads); 0 otherwise
+    thread: int = 0
 
 
 class Task:
