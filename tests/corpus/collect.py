@@ -76,6 +76,7 @@ class _Digest:
             self._scalar(v, path)
             or self._numpy(v, path, depth)
             or self._pandas_or_drawing(v, path)
+            or self._xarray(v, path)
             or self._container(v, path, depth)
             or self._opaque(v, path)
             or self._estimator(v, path, depth)
@@ -125,6 +126,41 @@ class _Digest:
         else:
             return False
         return True
+
+    def _xarray(self, v, path) -> bool:
+        """xarray's objects, which keep their state in slots: every variable (data and
+        coordinates) by its dims, values and attrs, the object's attrs and name; a DataTree
+        node by node."""
+        xr = _sys.modules.get("xarray")
+        if xr is None:
+            return False
+        tree = getattr(xr, "DataTree", None)
+        if tree is not None and isinstance(v, tree):
+            nodes = [
+                f"{node.path}={self._xr_variables(node.to_dataset(inherit=False))}" for node in v.subtree
+            ]
+            self.leaf(path, f"DataTree[{len(nodes)}]:" + _h("|".join(nodes).encode()))
+        elif isinstance(v, xr.Dataset):
+            self.leaf(path, "Dataset:" + self._xr_variables(v))
+        elif isinstance(v, xr.DataArray):
+            variables = self._xr_variables(v.coords.to_dataset())
+            self.leaf(
+                path,
+                f"DataArray name={_safe_repr(v.name)}:"
+                + _h((self._xr_variable(v.variable) + "|" + variables).encode()),
+            )
+        elif isinstance(v, xr.Variable):
+            self.leaf(path, "Variable:" + _h(self._xr_variable(v).encode()))
+        else:
+            return False
+        return True
+
+    def _xr_variables(self, ds) -> str:
+        parts = [f"{k!s}:{k in ds.coords}:{self._xr_variable(x)}" for k, x in ds.variables.items()]
+        return _h(("|".join(sorted(parts)) + "|attrs=" + self.single(dict(ds.attrs))).encode())
+
+    def _xr_variable(self, x) -> str:
+        return f"{x.dims}{self.single(self.np.asarray(x.values))}attrs={self.single(dict(x.attrs))}"
 
     def _container(self, v, path, depth) -> bool:
         """Lists, tuples and dicts element by element (one hashed leaf when long

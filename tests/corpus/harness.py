@@ -377,6 +377,29 @@ def _block_code(block: list[str]) -> str:
     return text.strip()
 
 
+_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
+
+
+def myst_cells(text: str) -> list[str]:
+    """The code cells of a MyST notebook (``{code-cell}`` blocks), read with jupytext.
+    A cell tagged ``raises-exception`` (run by the page's build expecting an error,
+    as the IPython directive's ``:okexcept:``) is left out. A front matter whose
+    ``kernelspec`` nbformat refuses (xarray's pages give only ``name``) is dropped:
+    it says nothing about the cells."""
+    import jupytext
+    import nbformat
+
+    try:
+        nb = jupytext.reads(text, fmt="md:myst")
+    except nbformat.ValidationError:
+        nb = jupytext.reads(_FRONT_MATTER.sub("", text, count=1), fmt="md:myst")
+    return [
+        c["source"].rstrip()
+        for c in nb["cells"]
+        if c["cell_type"] == "code" and "raises-exception" not in c.get("metadata", {}).get("tags", [])
+    ]
+
+
 def split_paragraphs(code: str) -> list[str]:
     """One script cell as the cells a notebook author would paste it into: a
     new cell where a top-level statement follows a blank line (comments just
@@ -408,11 +431,8 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
             if c["cell_type"] == "code"
         ]
         cells = [c.rstrip() for c in cells]
-    elif path.suffix == ".md":  # a MyST notebook (scipy's tutorials): its code cells, through jupytext
-        import jupytext
-
-        nb = jupytext.reads(text, fmt="md:myst")
-        cells = [c["source"].rstrip() for c in nb["cells"] if c["cell_type"] == "code"]
+    elif path.suffix == ".md":  # a MyST notebook (scipy's, xarray's pages): its code cells, through jupytext
+        cells = myst_cells(text)
     elif path.name.endswith((".rst.txt", ".rst")):  # the Python documentation's sources
         cells = rst_cells(text, doctest_as_run=entry.get("doctest") == "as-run")
     else:
