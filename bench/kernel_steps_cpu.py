@@ -7,7 +7,8 @@ A chain of *cells* trivial cells (``v{i} = {i} + v{i-1}``) in a real kernel thro
 nbclient: as plain cells (``plain``), as ``%%step`` cells run one at a time (``memory``:
 interactive mode, the memory store) and registered in plan mode then run by one
 ``%steps run`` (``plan``). Each mode in a fresh kernel, after a warm-up step (and a warm-up
-``%steps run``) so that per-kernel imports are not counted. Prints the kernel's main-thread
+``%steps run`` of two steps: since 2026-12-06 23:20 it loads IPython's lazy magics too, as
+the timed run does) so that per-kernel imports are not counted. Prints the kernel's main-thread
 CPU per cell (``time.thread_time``, what a loaded machine moves least), every thread's CPU
 (``os.times``: 10 ms ticks) and the wall time per cell as the client saw it, with the load.
 ``--against DIR``: each nbsteps mode also runs as ``MODE@base`` with the nbsteps package of
@@ -15,6 +16,11 @@ CPU per cell (``time.thread_time``, what a loaded machine moves least), every th
 ``--before N``: the first *N* cells of the chain run untimed first (``plan``: registered and
 run by a ``%steps run`` of their own), so the timed cells are those of a notebook of N steps
 and more (what grows with the notebook: issue 26, target 6).
+``--profile MODE``: one run of *MODE* under cProfile on the kernel's main thread (timer
+``time.thread_time``), printing the functions by cumulative and by own time (``--top N``;
+``--dump FILE``: the pstats file too). ``--parts MODE``: one run of *MODE* with nbsteps' main
+parts wrapped in ``time.thread_time`` counters (no profiler: what each costs the kernel's main
+thread per cell, inclusive, calls within calls counted in both).
 """
 
 from __future__ import annotations
@@ -34,7 +40,13 @@ import corpus  # noqa: E402
 import harness  # noqa: E402
 
 SETUP = {"plain": [], "memory": ["%load_ext nbsteps"], "plan": ["%load_ext nbsteps", "%steps mode plan"]}
-WARM = {"plain": ["w = 0"], "memory": ["%%step w0\nw = 0"], "plan": ["%%step w0\nw = 0", "%steps run"]}
+#: per-kernel costs paid before the timed cells: the first step, the first ``%steps run`` (the live
+#: view's imports) and, with two independent steps (a run on worker threads), IPython's lazy magics
+WARM = {
+    "plain": ["w = 0"],
+    "memory": ["%%step w0\nw = 0"],
+    "plan": ["%%step w0\nw = 0", "%%step w1\nwx = 1", "%steps run"],
+}
 START = "import time as _t, os as _o\n_c0, _a0 = _t.thread_time(), sum(_o.times()[:2])"
 STOP = "print(f'@@ {(_t.thread_time() - _c0) * 1000:.3f} {(sum(_o.times()[:2]) - _a0) * 1000:.3f}')"
 
@@ -45,6 +57,85 @@ def cells(mode: str, n: int, start: int = 0) -> list[str]:
         return body
     steps = [f"%%step s{i}\n{b}" for i, b in enumerate(body, start)]
     return steps + (["%steps run"] if mode == "plan" else [])
+
+
+PROFILE_START = "import cProfile as _cp, time as _pt\n_prof = _cp.Profile(_pt.thread_time)\n_prof.enable()"
+
+
+def profile_stop(top: int, dump: "str | None") -> str:
+    return (
+        "_prof.disable()\nimport pstats as _ps, io as _io\n_s = _io.StringIO()\n"
+        + (f"_prof.dump_stats({dump!r})\n" if dump else "")
+        + "_st = _ps.Stats(_prof, stream=_s).strip_dirs()\n"
+        f"_st.sort_stats('cumulative').print_stats({top})\n_st.sort_stats('tottime').print_stats({top})\n"
+        "print(_s.getvalue())"
+    )
+
+
+def profile(mode: str, n: int, cwd: Path, before: int, top: int, dump: "str | None" = None) -> str:
+    """The cProfile report of *n* cells of *mode* (main thread, thread CPU time)."""
+    with corpus._kernel(cwd, mode) as k:
+        m = mode.removesuffix("@base")
+        corpus._untimed(k, SETUP[m] + WARM[m] + (cells(m, before) if before else []))
+        k.run(PROFILE_START)
+        for source in cells(m, n, before):
+            k.run(source)
+        return "".join(o.get("text", "") for o in k.run(profile_stop(top, dump)).get("outputs", []))
+
+
+#: ``--parts``: (module, owner in it or "", attribute) wrapped in thread_time counters
+PARTS = [
+    ("nbsteps.plan", "Plan", "run"),
+    ("nbsteps.plan", "Plan", "add_cell"),
+    ("nbsteps.ipython.cells", "StepCells", "open"),
+    ("nbsteps.ipython.cells", "StepCells", "flush"),
+    ("nbsteps.ipython.cells", "StepCells", "finish_own"),
+    ("nbsteps.ipython.cells", "StepCells", "__call__"),
+    ("nbsteps.ipython.cells", "", "publish"),
+    ("nbsteps.ipython.session", "", "refresh_after_cell"),
+    ("nbsteps.ipython.lab", "LabState", "__call__"),
+    ("nbsteps.ipython.display", "", "run_listeners"),
+    ("nbsteps.views.text", "TextReporter", "__call__"),
+    ("nbsteps.views.live", "LiveView", "__call__"),
+    ("nbsteps.views.live", "LiveView", "finish"),
+]
+PARTS_START = """
+import time as _pt, functools as _pf, threading as _pth, importlib as _pi
+_parts, _pmain = {}, _pth.main_thread()
+def _part(owner, attr, label):
+    f = getattr(owner, attr)
+    @_pf.wraps(f)
+    def w(*a, **k):
+        if _pth.current_thread() is not _pmain:
+            return f(*a, **k)
+        c = _pt.thread_time()
+        try:
+            return f(*a, **k)
+        finally:
+            n, t = _parts.get(label, (0, 0.0))
+            _parts[label] = (n + 1, t + _pt.thread_time() - c)
+    setattr(owner, attr, w)
+for _m, _o, _a in PARTS:
+    _mod = _pi.import_module(_m)
+    _part(getattr(_mod, _o) if _o else _mod, _a, f"{_o or _m.rsplit('.', 1)[-1]}.{_a}")
+"""
+
+
+def parts(mode: str, n: int, cwd: Path, before: int) -> str:
+    """``--parts``: main-thread CPU per cell of each of :data:`PARTS` (inclusive), and the cell's."""
+    with corpus._kernel(cwd, mode) as k:
+        m = mode.removesuffix("@base")
+        corpus._untimed(k, SETUP[m] + WARM[m] + (cells(m, before) if before else []))
+        corpus._untimed(k, [f"PARTS = {PARTS!r}\n{PARTS_START}"])
+        k.run(START)
+        for source in cells(m, n, before):
+            k.run(source)
+        report = (
+            f"print(f'  the cell: {{(_t.thread_time() - _c0) * 1000 / {n}:.3f}} ms/cell')\n"
+            "for _k, (_n, _t) in sorted(_parts.items(), key=lambda x: -x[1][1]):\n"
+            + f"    print(f'  {{_k:32s}} {{_n:6d}} calls {{_t * 1000 / {n}:7.3f}} ms/cell')"
+        )
+        return "".join(o.get("text", "") for o in k.run(report).get("outputs", []))
 
 
 def run(mode: str, n: int, cwd: Path, before: int = 0) -> tuple[float, float, float]:
@@ -70,7 +161,30 @@ def main() -> None:
     ap.add_argument("--modes", default="plain,memory,plan")
     ap.add_argument("--against", default=None, help="another checkout: its nbsteps runs as MODE@base")
     ap.add_argument("--before", type=int, default=0, help="untimed cells of the chain before the timed ones")
+    ap.add_argument("--profile", default=None, help="MODE: cProfile one run on the kernel's main thread")
+    ap.add_argument("--top", type=int, default=60, help="--profile: how many functions to print")
+    ap.add_argument("--dump", default=None, help="--profile: also write the pstats to this file")
+    ap.add_argument("--parts", default=None, help="MODE: main-thread CPU per cell of nbsteps' parts")
     args = ap.parse_args()
+    if args.parts:
+        tmp = Path(tempfile.mkdtemp(prefix="nbsteps-kcpu-"))
+        harness.write_kernelspec(tmp)
+        os.environ.update(harness.kernel_env(tmp))
+        if args.against:
+            corpus.AGAINST = Path(args.against).resolve()
+        load = os.getloadavg()[0]
+        print(f"{args.parts}, {args.cells} cells (load {load:.1f}), main-thread CPU, inclusive:")
+        print(parts(args.parts, args.cells, tmp, args.before))
+        return
+    if args.profile:
+        tmp = Path(tempfile.mkdtemp(prefix="nbsteps-kcpu-"))
+        harness.write_kernelspec(tmp)
+        os.environ.update(harness.kernel_env(tmp))
+        if args.against:
+            corpus.AGAINST = Path(args.against).resolve()
+        dump = str(Path(args.dump).resolve()) if args.dump else None
+        print(profile(args.profile, args.cells, tmp, args.before, args.top, dump))
+        return
     modes = args.modes.split(",")
     if args.against:
         corpus.AGAINST = Path(args.against).resolve()
