@@ -83,7 +83,7 @@ class StepRecord:
         if "result" in fields:
             d["_result"] = fields.pop("result")
         d.update(fields)
-        _journal.append(d.get("name"))  # (atomic: no lock; see changed_since)
+        _journal.append(d["name"])  # (atomic: no lock; see changed_since)
         if len(_journal) > JOURNAL_MAX:
             _trim()
 
@@ -221,10 +221,6 @@ def _set_result(self: StepRecord, value: Any) -> None:
     self.__dict__["_result"] = value
 
 
-def _get_status(self: StepRecord) -> Status:
-    return self.__dict__["_status"]
-
-
 def _set_status(self: StepRecord, value: Status) -> None:
     if _lifecycle.STRICT and "_status" in self.__dict__:
         _lifecycle.check_transition(self.name, self.__dict__["_status"], value)
@@ -300,7 +296,7 @@ StepRecord.files = property(
     doc="The files the run that produced the values read: ``{path: fingerprint}`` (replaced, never mutated).",
 )
 StepRecord.status = property(
-    _get_status,
+    attrgetter("_status"),  # read in C: the executor, fingerprints and views read it many times a step
     _set_status,
     doc="Where the step is in its life (see nbsteps.model.status for the transitions).",
 )

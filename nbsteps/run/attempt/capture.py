@@ -134,6 +134,8 @@ class _Router:
 
 def install() -> None:
     """Put the routers in place (again, if someone replaced sys.stdout since)."""
+    if type(sys.stdout) is _Router and type(sys.stderr) is _Router:  # in place (every attempt asks)
+        return
     for kind in ("stdout", "stderr"):
         stream = getattr(sys, kind)
         if stream is None or isinstance(stream, _Router):
