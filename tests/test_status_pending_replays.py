@@ -48,6 +48,9 @@ def test_status_lists_the_pending_replays_without_running_them(shell, tmp_path, 
     assert started == []  # asking executes nothing
     assert "pending: 2 restored steps will be replayed" in out
     assert out.rstrip().splitlines()[-1].endswith("c1 (options:numpy), c3 (environ)")
+    run_ok(shell, "%steps plan")  # the preview of a run says so too
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].endswith("c1 (options:numpy), c3 (environ)") and started == []
     assert plan["c1"].cached and plan["c3"].cached  # still restored, still pending
     assert sorted(plan.pending_replays) == ["c1", "c3"]
 

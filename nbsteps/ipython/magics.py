@@ -460,7 +460,10 @@ class StepMagics(Magics):
 
     def _cmd_plan(self, rest: str):
         a = parse_argstring(plan_args, rest)
-        print(session.current().plan(a.targets or None, force=a.force, force_all=a.force_all).text)
+        plan = session.current()
+        print(plan.plan(a.targets or None, force=a.force, force_all=a.force_all).text)
+        for line in session.pending_replays_text(plan):  # (a run that executes a step replays them first)
+            print(line)
 
     def _cmd_status(self, rest: str):
         print(session.status_text(session.current()))
