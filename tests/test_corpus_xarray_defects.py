@@ -1,8 +1,6 @@
 """Two defects the corpus's xarray pages found (tests/corpus: ``xr_groupby``, ``xr_computation``;
 docs/corpus.md, "xarray's user guide"). Each test is a minimal reproduction in a real IPython
-InteractiveShell, compared with plain Run All; both are ``xfail(strict=True)`` until the files
-they are in (nbsteps/run/, another session's) are fixed: a fix makes them XPASS, which fails
-the run until the mark is removed.
+InteractiveShell, compared with plain Run All (each failed before its fix).
 
 1. **A read that fills a private slot bound to None is seen as a change in place.** xarray
    keeps ``attrs`` and ``encoding`` in slots that start as None and become ``{}`` the first
@@ -87,10 +85,6 @@ def _values(ns, names):
     return {n: np.asarray(ns[n]).tolist() for n in names}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="observe.py: a private slot None -> {} that a read fills is taken for a write (module doc)",
-)
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
 def test_a_read_that_fills_a_private_slot_is_no_write(shell, mode):
     import nbsteps

@@ -160,13 +160,15 @@ def _children(obj: Any) -> "tuple[tuple, list, frozenset | None]":
     attrs = _attributes(obj)
     # a container in a private attribute (``_cache``) is the object's own bookkeeping, filled by reads
     # (statsmodels' cache_readonly, pandas' Index): compared by identity, not walked into; one bound
-    # since is a cache a read made (see same())
+    # since is a cache a read made (see same()). A private attribute bound to None is left out: a
+    # slot a read fills the first time (xarray's ``_attrs``: None, then ``{}``) is such a container
+    # appearing, and None -> any other object still shows in the layout as a change.
     own = [(k, v) for k, v in attrs if isinstance(k, str) and k[:1] == "_" and isinstance(v, _CONTAINERS)]
-    if own:
+    if own or any(v is None for _, v in attrs):
         attrs = [
             (k, v)
             for k, v in attrs
-            if not (isinstance(k, str) and k[:1] == "_" and isinstance(v, _CONTAINERS))
+            if not (isinstance(k, str) and k[:1] == "_" and (v is None or isinstance(v, _CONTAINERS)))
         ]
     return tuple((k, id(v)) for k, v in attrs), [v for _, v in attrs], frozenset((k, id(v)) for k, v in own)
 
