@@ -578,9 +578,11 @@ class Plan:
         runs again after the writer; at most *rounds* times). Returns the run's
         names and summary (both passes)."""
         names = executor.names
+        began: dict = {}  # step -> the generators' states it first began with in this run
         while executor.observed.writes and rounds > 0 and not summary.interrupted:
             rounds -= 1
             rebuild = executor.observed.rebuild
+            began = {**executor.observed.generators, **began}
             for s, seen in executor.observed.writes.items():
                 self.steps[s].observed = self.steps[s].observed | frozenset(seen)
                 self.steps[s].hints = {**self.steps[s].hints, **executor.observed.hinted.get(s, {})}
@@ -601,6 +603,7 @@ class Plan:
                 resume_hint=executor.resume_hint,
             )
             executor.rebuild = rebuild  # executed again, same token (run.observed_writes)
+            executor.rebuild_generators = {s: began[s] for s in rebuild if s in began}  # drawing as then
             summary = observed_writes.merged(summary, executor.run())
         return names, summary
 

@@ -13,15 +13,14 @@ InteractiveShell, compared with plain Run All (each failed before its fix).
    layout, so None -> container is a private container appearing (``same()`` accepts it), and
    None -> any other object still shows as a change.
 
-2. **Rebuilding the version above draws again from a seeded global generator.** When a step is
+2. **Rebuilding the version above drew again from a seeded global generator.** When a step is
    seen changing its input in place (a true change here: ``np.add.at``), the step that made the
    input executes again to rebuild its version; when that step drew from numpy's global
    generator, seeded by a step above that is not executed again, the rebuild draws other numbers,
    and in plan mode a reader of that version (``alt = arr.sum()``) gets them: Run All's ``alt``
-   is the sum of the first draw. Fix (nbsteps/run/, the rebuild): a step that may draw from a
-   generator a step above seeded (nbsteps.model.state already labels it) is rebuilt with the
-   global generator's state it started with (recorded when it first ran, set before the rebuild,
-   the current state put back after), or its version is copied before the step below runs.
+   is the sum of the first draw. Fix (nbsteps.run.attempt.generators): a step that may draw from
+   a global generator is rebuilt with the generators' states it began with (taken when it
+   started, set for the rebuild, the current states put back after).
 """
 
 from __future__ import annotations
@@ -96,11 +95,8 @@ def test_a_read_that_fills_a_private_slot_is_no_write(shell, mode):
     assert shell.user_ns["values"] is shell.user_ns["da"].data  # one object, as in Run All
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nbsteps/run/: the rebuild of the version above draws again from the seeded global generator",
-)
-def test_the_version_rebuilt_above_an_observed_write_draws_what_run_all_drew(shell):
-    run_steps(shell, _cells(TRUE_WRITE_BELOW_A_DRAW), "plan")
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_the_version_rebuilt_above_an_observed_write_draws_what_run_all_drew(shell, mode):
+    run_steps(shell, _cells(TRUE_WRITE_BELOW_A_DRAW), mode)
     names = ("arr", "alt")
     assert _values(shell.user_ns, names) == _values(run_all(TRUE_WRITE_BELOW_A_DRAW), names)

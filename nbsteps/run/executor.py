@@ -113,6 +113,8 @@ class Executor:
         self.settling = False
         #: up-to-date steps whose version a step below changed in place: executed again, same token
         self.rebuild: dict[str, str] = {}
+        #: the global generators' states each began with when it first ran: it draws that again
+        self.rebuild_generators: dict[str, dict] = {}
         self._fused: dict[
             str, tuple
         ] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
@@ -255,7 +257,10 @@ class Executor:
             known = self._files_known_t = tuple(self._files_known)
         task.files_known = known
         # its output was shown when it ran (or was restored): kept, not shown again
-        task.quiet = self.settling or step.name in self.rebuild
+        if step.name in self.rebuild:
+            task.quiet, task.generators = True, self.rebuild_generators.get(step.name)
+        else:
+            task.quiet = self.settling
         return task
 
     def _files_moved(self, name: str, rec) -> list:

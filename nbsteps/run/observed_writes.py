@@ -35,6 +35,7 @@ import time
 from nbsteps.model.checkpoint import LazyValues
 from nbsteps.model.dependencies import nearest_above
 from nbsteps.model.status import COMPLETED
+from nbsteps.run.attempt import generators
 from nbsteps.run.context import RunContext
 
 
@@ -50,12 +51,18 @@ class Observed:
         self.rebuild: dict[str, str] = {}
         #: step -> {name: hint} of the writes a hint keyed by type found (nbsteps.model.hints)
         self.hinted: dict[str, dict] = {}
+        #: step -> the global generators' states when its latest attempt began, for a step that may
+        #: draw: a rebuild draws what it drew (nbsteps.run.attempt.generators)
+        self.generators: dict[str, dict] = {}
         self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
         self._ended: dict[str, float] = {}
 
     def started(self, name: str) -> None:
         self._began[name] = time.monotonic()
         self._ended.pop(name, None)
+        found = generators.labels(self.ctx, name)
+        if found:
+            self.generators[name] = generators.taken(found)
 
     def ended(self, name: str) -> None:
         self._ended[name] = time.monotonic()

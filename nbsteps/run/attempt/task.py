@@ -21,7 +21,7 @@ from typing import Any
 from nbsteps.formatting import clean_text
 from nbsteps.model import file_inputs
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
-from nbsteps.run.attempt import observe, opened, threads
+from nbsteps.run.attempt import generators, observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
@@ -79,6 +79,7 @@ class Task:
         "files_known",
         "quiet",
         "kernel",
+        "generators",
     )
 
     def __init__(
@@ -120,6 +121,9 @@ class Task:
         #: it needs the kernel's own process (nbsteps.model.state.needs_kernel): a backend whose
         #: workers are other processes runs it in the kernel's threads instead
         self.kernel = False
+        #: the global generators' states its attempt starts with (a version made again draws what
+        #: the first attempt drew: nbsteps.run.attempt.generators), or None: as they are
+        self.generators: "dict | None" = None
 
     def __getstate__(self):
         # the user namespace (base) stays home: a remote attempt gets its inputs only
@@ -240,6 +244,13 @@ def run_task(task: Task) -> Outcome:
     context variables earlier steps set, as consecutive cells do); the variables
     it sets come back in ``outcome.context``, for the executor to set."""
     base = task.context
+    if task.generators:
+        with generators.drawing_as(task.generators):
+            return _run(task, base)
+    return _run(task, base)
+
+
+def _run(task: Task, base) -> Outcome:
     if base is None:
         return _captured(task)
     ctx = base.copy()
