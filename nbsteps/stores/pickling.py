@@ -26,6 +26,26 @@ a function made inside a function and handed out that way (SymPy's decorator
 closure would take SymPy's cache of every cached function with it, and failed).
 Loading makes again the submodules a package creates on attribute access (``load``).
 
+**A module's own object whose pickle cannot be read back is written as a reference**
+(:func:`module_value`): ``from sympy import *`` binds ``CC``, a ``ComplexField`` holding
+mpmath classes made per context, which pickles by value but fails to unpickle
+("TypeError while unpickling CC"), so a new kernel executed the import step again. Run
+All's ``CC`` is ``sympy.CC``, the very object importing ``sympy`` gives in a new process.
+So a value that *is* (identity) an attribute of a fully imported module (the module of its
+class or a package above it: ``sympy.polys.domains.complexfield`` ... ``sympy``) is pickled
+by value to memory first. It is written as ``(module, name, class)`` instead when that pickle
+holds a copy of a class made at run time (``CC``'s mpmath classes: a new process would make
+new classes, not the module's; reading it here would set the live class's state again) or,
+holding no reference to another value, fails to be read back here; else the pickle is written.
+:func:`_module_value` imports the module and gets the attribute when the value is read; an
+attribute that is missing, or no longer an object of that class, raises
+:class:`ModuleValueChanged`: the checkpoint cannot be read, its step executes again.
+A reference gives what the module holds, not what a step did to the object: a module's
+object that pickles and reads back (a list a step appends to, ``rcParams``) stays by value,
+and so does one that a later step changes in place (``Held.upstream_refs``'s ``changed``: that
+step's own version is not what import gives; unreadable, that step executes again). Not seen:
+a step that imports such an object and changes it itself (see docs/stores.md).
+
 Two rules keep a checkpoint from being something else than the value:
 
 - **Values held outside the process are refused** (``outside_process``): an open
@@ -51,6 +71,7 @@ import pickle
 import sys
 import threading
 import types
+import weakref
 from typing import Any
 
 _NO_VALUE = object()
@@ -165,6 +186,8 @@ class DroppedUnpicklable(Exception):
 def _pickler_class():
     import cloudpickle
 
+    copies_class = _copies_class(getattr(cloudpickle.cloudpickle, "_class_setstate", _NO_VALUE))
+
     class Pickler(cloudpickle.Pickler):
         def __init__(
             self, file: Any, faithful: bool, refs: "dict | None" = None, later: Any = frozenset()
@@ -186,6 +209,7 @@ def _pickler_class():
             self.faithful = faithful
             self.snapshots: list[_Snapshot] = []
             self.overrode = False  # faithful: put back something a __getstate__ dropped
+            self.copies = False  # wrote a class made at run time by value
 
         def reducer_override(self, obj: Any) -> Any:
             if self.refs is not None:
@@ -204,6 +228,7 @@ def _pickler_class():
                 if where is not None:  # marray.numpy.MArray, sympy's cacheit: by reference, not a copy
                     return getattr, where
             rv = super().reducer_override(obj)
+            self.copies |= copies_class(rv)
             return _own_reduction(self, obj) if rv is NotImplemented else rv
 
         def _reduce_leaving_object(self, obj: Any) -> Any:
@@ -228,6 +253,17 @@ def _pickler_class():
                     snapshot.restore()
 
     return Pickler
+
+
+def _copies_class(class_setstate: Any):
+    """Whether a reduction cloudpickle made writes a class made at run time by value
+    (it ends with *class_setstate*): reading it makes a new class, or, in the process
+    that wrote it, sets the state of the live class again."""
+
+    def copies_class(rv: Any) -> bool:
+        return type(rv) is tuple and len(rv) == 6 and rv[5] is class_setstate
+
+    return copies_class
 
 
 def _own_reduction(pickler: Any, obj: Any) -> Any:
@@ -377,14 +413,16 @@ def shareable(obj: Any) -> bool:
 
 
 class Dumped:
-    """What pickling one value met: the references it wrote (``used``) and the
-    memo index of each object of *later* it wrote (``found``: ``id -> index``)."""
+    """What pickling one value met: the references it wrote (``used``), the
+    memo index of each object of *later* it wrote (``found``: ``id -> index``),
+    whether it wrote a class made at run time by value (``copies``)."""
 
-    __slots__ = ("used", "found")
+    __slots__ = ("used", "found", "copies")
 
-    def __init__(self, used: "set | None" = None, found: "dict | None" = None) -> None:
+    def __init__(self, used: "set | None" = None, found: "dict | None" = None, copies: bool = False) -> None:
         self.used = used or set()
         self.found = found or {}
+        self.copies = copies
 
 
 def dump(
@@ -401,6 +439,14 @@ def dump(
     (``id(obj) -> (reference, obj)``) are written as references; objects in
     *later* (``id(obj) -> obj``) are written as they are, and their memo
     indices returned (another value can then refer to them)."""
+    if (refs is None or id(value) not in refs) and id(value) not in getattr(refs, "changed", ()):
+        where = module_value(value)
+        if where is not None:
+            return _dump_module_value(value, where, sink, faithful, refs, later)
+    return _dump(value, sink, faithful, refs, later)
+
+
+def _dump(value: Any, sink: Any, faithful: bool, refs: "dict | None", later: "dict | None") -> Dumped:
     global _PICKLER
     if _PICKLER is None:
         _PICKLER = _pickler_class()
@@ -412,11 +458,170 @@ def dump(
         if pickler.overrode and not isinstance(exc, OSError):
             raise DroppedUnpicklable(str(exc)) from exc
         raise
-    out = Dumped(pickler.used)
+    out = Dumped(pickler.used, copies=pickler.copies)
     if pickler.found:  # the memo's indices of those objects (copying the memo: only then)
         memo = pickler.memo.copy()
         out.found = {oid: memo[oid][0] for oid in pickler.found if oid in memo}
     return out
+
+
+#: a module's object whose pickle is larger is written by value, not read back to try it
+_TRY_LIMIT = 16 << 20
+#: what is never a module's object worth a reference: it reads back as it was written
+_PLAIN = frozenset(
+    {int, float, complex, bool, str, bytes, type(None), tuple, list, dict, set, frozenset, bytearray, range}
+)
+
+
+def module_value(obj: Any) -> "tuple[str, str] | None":
+    """``(module, name)`` when *obj* is (identity) the attribute *name* of a module fully
+    imported under *module*: the module its class is defined in, or a package above it
+    (``sympy.CC``, ``sympy.polys.domains.CC``: the shortest name); else None. Classes,
+    functions and modules are left to pickle (by reference already), and so are plain
+    values and arrays (they read back), values of classes made in ``__main__`` or builtins."""
+    t = type(obj)
+    if t in _PLAIN or issubclass(t, _NOT_SHARED):
+        return None
+    where = getattr(t, "__module__", None)
+    if (
+        type(where) is not str
+        or where in ("builtins", "__main__")
+        or (where, t.__name__) == ("numpy", "ndarray")
+    ):
+        return None
+    modules, oid = sys.modules, id(obj)
+    for name, module, attrs in _places_of(t, where):
+        if modules.get(name) is not module:  # imported again since: looked up again next time
+            _PLACES.pop(t, None)
+            continue
+        key = _names_of(name, attrs).get(oid)
+        if key is not None and attrs.get(key) is obj:
+            return name, key
+    return None
+
+
+#: class -> ``(name, module, its dict)`` of its module and the packages above it
+_PLACES: Any = weakref.WeakKeyDictionary()
+
+
+def _places_of(t: type, where: str) -> list:
+    """:func:`_places` of class *t* (defined in module *where*), kept once every one
+    of those modules is imported."""
+    try:
+        places = _PLACES.get(t)
+    except TypeError:  # a class that cannot be weakly referred to: looked up each time
+        places = None
+    if places is None:
+        places = _places(where)
+        if len(places) == where.count(".") + 1:
+            try:
+                _PLACES[t] = places
+            except TypeError:
+                pass
+    return places
+
+
+def _places(where: str) -> list:
+    """``(name, module, dict)`` of the modules *where* and the packages above it, shortest
+    name first, that are fully imported under their own name (not one still running its
+    code, made by hand, or the notebook's own namespace)."""
+    modules = sys.modules
+    parts = where.split(".")
+    found = []
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        module = modules.get(name)
+        attrs = getattr(module, "__dict__", None)  # a module's dict: no __getattr__ of its own is run
+        if type(attrs) is not dict or name == "__main__" or initializing(module):
+            continue
+        if getattr(attrs.get("__spec__"), "name", None) == name:
+            found.append((name, module, attrs))
+    return found
+
+
+#: module name -> (its number of attributes, ``id(value) -> name``) when last indexed
+_NAMES: "dict[str, tuple[int, dict]]" = {}
+
+
+def _names_of(name: str, attrs: dict) -> dict:
+    """``id(value) -> attribute name`` of the module *name* (dict *attrs*), indexed
+    again when its number of attributes changed. An attribute that is set anew
+    without that is missed (its value is then written as it is); an id that now
+    belongs to another object is no match (the caller compares identities)."""
+    n = len(attrs)
+    known = _NAMES.get(name)
+    if known is not None and known[0] == n:
+        return known[1]
+    index = {}
+    for k, v in list(attrs.items()):  # one step: another thread may set an attribute meanwhile
+        if type(k) is str and k.isidentifier() and type(v) not in _PLAIN:
+            index.setdefault(id(v), k)
+    _NAMES[name] = (n, index)
+    return index
+
+
+class ModuleValueChanged(ImportError):
+    """(reading) A value written as a module's attribute is no longer there, or no
+    longer an object of the class it was: the module changed since."""
+
+
+def _kind(obj: Any) -> str:
+    t = type(obj)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _module_value(module_name: str, name: str, kind: str) -> Any:
+    """(in a pickle) The object *module_name* calls *name*, an object of class *kind*."""
+    module = importlib.import_module(module_name)
+    obj = getattr(module, name, _NO_VALUE)
+    if obj is _NO_VALUE:
+        raise ModuleValueChanged(
+            f"{module_name}.{name} does not exist now (it was a {kind})", name=module_name
+        )
+    if _kind(obj) != kind:
+        raise ModuleValueChanged(
+            f"{module_name}.{name} is a {_kind(obj)} now, not the {kind} it was", name=module_name
+        )
+    return obj
+
+
+class _ModuleValue:
+    __slots__ = ("args",)
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+
+    def __reduce__(self) -> Any:
+        return _module_value, self.args
+
+
+def _dump_module_value(
+    value: Any, where: tuple, sink: Any, faithful: bool, refs: "dict | None", later: "dict | None"
+) -> Dumped:
+    """Pickle *value*, the attribute ``where[1]`` of module ``where[0]``, by value to
+    memory; write that when it holds no copy of a class made at run time and reads
+    back; else write a reference to the attribute."""
+    buf = io.BytesIO()
+    out = _dump(value, buf, faithful, refs, later)  # what cannot be pickled fails here, as before
+    data = buf.getbuffer()
+    # a copy of a class made at run time is not what the module's code makes and checks for (and
+    # reading it here would set the live class's state again); a pickle that refers to other
+    # values is not read here (what reading makes could change them): either is written as it is
+    if not out.copies and (len(data) > _TRY_LIMIT or out.used or _reads_back(data)):
+        sink.write(data)
+        return out
+    del data
+    pickle.Pickler(sink, protocol=5).dump(_ModuleValue(*where, _kind(value)))
+    return Dumped()
+
+
+def _reads_back(data: Any) -> bool:
+    """Whether the pickle *data* (no references in it) can be read; what it makes is dropped."""
+    try:
+        load(data)
+    except Exception:
+        return False
+    return True
 
 
 class _Reader:

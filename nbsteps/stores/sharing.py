@@ -58,6 +58,17 @@ def version(cp: Checkpoint) -> Any:
     return (cp.parts or {}).get("token", cp.fingerprint)
 
 
+class Refs(dict):
+    """``id(object) -> (reference, object)``, and the ids of the upstream values that the
+    checkpoint being written outputs again under their name (``changed``)."""
+
+    __slots__ = ("changed",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: set = set()
+
+
 class Held:
     """The checkpoint of each step that this process last wrote or restored."""
 
@@ -83,8 +94,10 @@ class Held:
         *cp* was computed from (transitively) that this process holds: what
         writing *cp* writes as references. Values not read yet are left out
         (nothing of *cp* can hold them), and so are values *cp* outputs under
-        the same name (it changed them in place: its own version is written)."""
-        refs: dict = {}
+        the same name (it changed them in place: its own version is written; their ids are
+        the result's ``changed``, so that none is written as a module's object either:
+        :func:`nbsteps.stores.pickling.module_value`)."""
+        refs = Refs()
         own = cp.outputs if isinstance(cp.outputs, dict) else {}
         todo = list(((cp.parts or {}).get("upstream") or {}).items())
         seen: set = set()
@@ -102,7 +115,10 @@ class Held:
                 if lazy and not outputs.loaded(name):
                     continue
                 value = outputs[name]
-                if not shareable(value) or own.get(name, _MISSING) is value:
+                if own.get(name, _MISSING) is value:
+                    refs.changed.add(id(value))
+                    continue
+                if not shareable(value):
                     continue
                 refs.setdefault(id(value), (("u", step, token, held.fingerprint, name), value))
             todo.extend(((held.parts or {}).get("upstream") or {}).items())
