@@ -18,9 +18,11 @@ run by a ``%steps run`` of their own), so the timed cells are those of a noteboo
 and more (what grows with the notebook: issue 26, target 6).
 ``--profile MODE``: one run of *MODE* under cProfile on the kernel's main thread (timer
 ``time.thread_time``), printing the functions by cumulative and by own time (``--top N``;
-``--dump FILE``: the pstats file too). ``--parts MODE``: one run of *MODE* with nbsteps' main
-parts wrapped in ``time.thread_time`` counters (no profiler: what each costs the kernel's main
-thread per cell, inclusive, calls within calls counted in both).
+``--dump FILE``: the pstats file too). ``--gap S``: the client waits *S* seconds before
+each cell (cells at a person's pace, or slow ones: what is sent at once, not batched with
+the next cell's, and the timers that fire between cells). ``--parts MODE``: one run of
+*MODE* with nbsteps' main parts wrapped in ``time.thread_time`` counters (no profiler: what
+each costs the kernel's main thread per cell, inclusive, calls within calls counted in both).
 """
 
 from __future__ import annotations
@@ -138,14 +140,17 @@ def parts(mode: str, n: int, cwd: Path, before: int) -> str:
         return "".join(o.get("text", "") for o in k.run(report).get("outputs", []))
 
 
-def run(mode: str, n: int, cwd: Path, before: int = 0) -> tuple[float, float, float]:
-    """(main-thread CPU ms, all threads' CPU ms, wall ms) per cell, after *before* untimed cells."""
+def run(mode: str, n: int, cwd: Path, before: int = 0, gap: float = 0.0) -> tuple[float, float, float]:
+    """(main-thread CPU ms, all threads' CPU ms, wall ms) per cell, after *before* untimed cells;
+    *gap*: seconds the client waits before each cell (wall time then counts the waits too)."""
     with corpus._kernel(cwd, mode) as k:
         m = mode.removesuffix("@base")
         corpus._untimed(k, SETUP[m] + WARM[m] + (cells(m, before) if before else []))
         k.run(START)
         t0 = time.perf_counter()
         for source in cells(m, n, before):
+            if gap:
+                time.sleep(gap)
             k.run(source)
         wall = time.perf_counter() - t0
         text = "".join(o.get("text", "") for o in k.run(STOP).get("outputs", []))
@@ -165,6 +170,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=60, help="--profile: how many functions to print")
     ap.add_argument("--dump", default=None, help="--profile: also write the pstats to this file")
     ap.add_argument("--parts", default=None, help="MODE: main-thread CPU per cell of nbsteps' parts")
+    ap.add_argument("--gap", type=float, default=0.0, help="seconds between two cells (a person's pace)")
     args = ap.parse_args()
     if args.parts:
         tmp = Path(tempfile.mkdtemp(prefix="nbsteps-kcpu-"))
@@ -196,7 +202,7 @@ def main() -> None:
     for r in range(args.repeat):
         for mode in modes:
             load = os.getloadavg()[0]
-            figures = run(mode, args.cells, tmp, args.before)
+            figures = run(mode, args.cells, tmp, args.before, args.gap)
             results[mode].append(figures)
             print(
                 f"round {r + 1} {mode:12s} main-thread CPU {figures[0]:.2f} ms/cell, all threads "

@@ -50,6 +50,7 @@ import time
 
 from nbsteps import config
 from nbsteps.ipython import session
+from nbsteps.ipython.ticker import call_later
 from nbsteps.model.status import PENDING, RETRYING, RUNNING
 from nbsteps.run import events as ev
 
@@ -126,8 +127,10 @@ class LabState:
         self.panel_sent = 0.0
         self.panel_dirty = False
         self.messages = 0  # comm messages sent (measured in tests and docs)
-        self._pulse: "threading.Timer | None" = None
-        self._flush_timer: "threading.Timer | None" = None
+        #: the pending pulse and flush (nbsteps.ipython.ticker.Call: one thread for every delayed
+        #: call, not a thread started per run and per step, as threading.Timer did)
+        self._pulse = None
+        self._flush_timer = None
         self._flushed = 0.0
         self._ctx = None
         self._dirty: set[str] = set()
@@ -201,9 +204,7 @@ class LabState:
             if wait <= 0:
                 self._flush()
             else:
-                self._flush_timer = threading.Timer(wait, self._flush)
-                self._flush_timer.daemon = True
-                self._flush_timer.start()
+                self._flush_timer = call_later(wait, self._flush)
 
     def _flush(self) -> None:
         with self._lock:
@@ -227,9 +228,7 @@ class LabState:
                 self._arm()
 
     def _arm(self) -> None:
-        self._pulse = threading.Timer(PULSE, self._beat)
-        self._pulse.daemon = True
-        self._pulse.start()
+        self._pulse = call_later(PULSE, self._beat)
 
     def _beat(self) -> None:
         with self._lock:
