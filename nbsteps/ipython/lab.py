@@ -184,13 +184,16 @@ class LabState:
         if event.kind in (ev.PLANNED, ev.STARTED, ev.CONFIRMING):
             self._start_pulse(event.context)
         if event.kind in _STEP_EVENTS and event.step:
-            self._news(event.context, event.step)
+            self._news(event.context, event.step, later=event.kind == ev.STARTED)
         elif event.kind == ev.FINISHED:
             self._news(event.context, None)
 
-    def _news(self, ctx, name: "str | None") -> None:
+    def _news(self, ctx, name: "str | None", later: bool = False) -> None:
         """Step *name* (None: any step) changed: sent now, or with what else changes
-        within :data:`INTERVAL` (a thousand fast runs in one cell cost a few messages)."""
+        within :data:`INTERVAL` (a thousand fast runs in one cell cost a few messages).
+        *later*: a step started: said :data:`INTERVAL` from now at the earliest, so that a
+        step ending before that (most cells run by hand) costs one message, its end, sent
+        after its cell, not two (a badge does not flash "running" for a few milliseconds)."""
         with self._lock:
             self._ctx = ctx
             if name is None:
@@ -201,6 +204,8 @@ class LabState:
             if self._flush_timer is not None:
                 return
             wait = INTERVAL - (time.monotonic() - self._flushed)
+            if later:
+                wait = max(wait, INTERVAL)
             if wait <= 0:
                 self._flush()
             else:
