@@ -27,19 +27,22 @@ except ImportError:  # pragma: no cover - not CPython
     import signal  # type: ignore[no-redef]
 
 _SIGINT = signal.SIGINT
+_get_ident = threading.get_ident  # (C)
+_getsignal = signal.getsignal
 
 
 def _on_main_thread() -> bool:
-    return threading.get_ident() == threading.main_thread().ident
+    return _get_ident() == threading.main_thread().ident
 
 
 class _Watch:
     """The SIGINT handler of a watched run: notes, defers or passes on."""
 
-    __slots__ = ("old", "hit", "depth", "pending")
+    __slots__ = ("old", "hit", "depth", "pending", "ident")
 
     def __init__(self, old) -> None:
         self.old, self.hit, self.depth, self.pending = old, False, 0, False
+        self.ident = _get_ident()  # the main thread's, where it is installed
 
     def __call__(self, signum, frame) -> None:
         self.hit = True
@@ -94,12 +97,19 @@ class deferred_interrupts:
     __slots__ = ("_old", "_hit", "_watch")
 
     def __enter__(self) -> "deferred_interrupts":
-        self._old = self._watch = None
         self._hit = False
+        watch = _watch
+        # a watched run, on the thread it was installed on (the main one), its handler in place:
+        # a counter is enough (and no Python call to find the main thread)
+        if watch is not None and _get_ident() == watch.ident and _getsignal(_SIGINT) is watch:
+            watch.depth += 1
+            self._watch, self._old = watch, None
+            return self
+        self._old = self._watch = None
         if not _on_main_thread():
             return self
         old = signal.getsignal(_SIGINT)
-        if old is not None and old is _watch:  # a watched run: a counter is enough
+        if old is not None and old is _watch:  # (a child forked off another thread: a new main ident)
             old.depth += 1
             self._watch = old
             return self
