@@ -25,17 +25,17 @@ from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.checkpoint import LazyValues
 
 
-class Deferred:
-    """Names whose values wait in lazily restored checkpoints."""
+class Deferred(dict):
+    """Names whose values wait in lazily restored checkpoints: name -> its
+    :class:`LazyValues`. A dict, so that ``if ctx.deferred:`` and ``name in
+    ctx.deferred`` (twice a step) are no Python calls."""
 
-    def __init__(self) -> None:
-        self.pending: dict[str, LazyValues] = {}
+    __slots__ = ()
 
-    def __bool__(self) -> bool:
-        return bool(self.pending)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.pending
+    @property
+    def pending(self) -> "dict[str, LazyValues]":
+        """The names waiting and their checkpoints' values (this mapping itself)."""
+        return self
 
     def defer(self, values: LazyValues, namespace: dict, skip: "Iterable[str]" = ()) -> None:
         """Publish what *values* has read already; defer the rest. Names in
@@ -45,23 +45,22 @@ class Deferred:
                 continue
             if values.loaded(name):
                 namespace[name] = values[name]
-                self.pending.pop(name, None)
+                self.pop(name, None)
             else:
-                self.pending[name] = values
+                self[name] = values
                 namespace.pop(name, None)
 
     def forget(self, values: object) -> None:
         """The checkpoint *values* came from is dropped (reset, removed)."""
-        if isinstance(values, LazyValues) and self.pending:
-            for name in [n for n, v in self.pending.items() if v is values]:
-                del self.pending[name]
+        if isinstance(values, LazyValues) and self:
+            for name in [n for n, v in self.items() if v is values]:
+                del self[name]
 
     def discard(self, names: Iterable[str]) -> None:
         """*names* are being published with newer values."""
-        pending = self.pending
-        if pending:
+        if self:
             for name in names:
-                pending.pop(name, None)
+                self.pop(name, None)
 
     def load(
         self,
@@ -73,27 +72,27 @@ class Deferred:
         A value that cannot be read any more is handed to *lost* (else the
         error is raised) and stays out of the namespace."""
         done = []
-        for name in [n for n in names if n in self.pending]:
-            values = self.pending.get(name)
+        for name in [n for n in names if n in self]:
+            values = self.get(name)
             if values is None:
                 continue
             try:
                 value = values[name]
             except CheckpointUnavailable as exc:
-                for n, v in list(self.pending.items()):  # the rest of that checkpoint is as lost
+                for n, v in list(self.items()):  # the rest of that checkpoint is as lost
                     if v is values:
-                        del self.pending[n]
+                        del self[n]
                 if lost is None:
                     raise
                 lost(exc)
                 continue
-            if self.pending.get(name) is values:  # not superseded meanwhile
+            if self.get(name) is values:  # not superseded meanwhile
                 namespace[name] = value
-                del self.pending[name]
+                del self[name]
                 done.append(name)
         return done
 
     def load_all(
         self, namespace: dict, lost: "Callable[[CheckpointUnavailable], None] | None" = None
     ) -> list[str]:
-        return self.load(list(self.pending), namespace, lost)
+        return self.load(list(self), namespace, lost)
