@@ -23,8 +23,12 @@ from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.context import RunContext
 
-#: per resolved graph: step name -> (step, its code, static parts); entries are
-#: checked against the step object, so a step appended in place needs no clearing
+#: per resolved graph: step name -> (step, static parts); entries are checked against
+#: the step object, so a step appended in place needs no clearing. The step object is
+#: the key: a step edited or registered again is a new Step, and a function step's
+#: code was read once, when it was registered (its ``static_digest``), so its
+#: ``__code__`` is not read again here (each read is an audit event: a Python call
+#: into the files hook, 3 times a step)
 _STATIC: "weakref.WeakKeyDictionary[Dependencies, dict]" = weakref.WeakKeyDictionary()
 #: (weak reference to the graph of the latest call, its cache): a run asks about one graph
 _LAST: tuple = (lambda: None, {})
@@ -44,12 +48,12 @@ def static_parts(ctx: RunContext, step: Step) -> tuple:
         _LAST = (weakref.ref(g), cache)
     name = step.name
     hit = cache.get(name)
-    func = step.func
-    code = getattr(func, "__code__", None) if func is not None else None
-    if hit is not None and hit[0] is step and hit[1] is code:
-        return hit[2]
+    if hit is not None and hit[0] is step:
+        return hit[1]
     deps = g.deps.get(name, {})
+    func = step.func
     if func is not None:
+        code = getattr(func, "__code__", None)
         names = tuple(n for n in (code.co_names if code else ()) if n not in deps)
         globs = getattr(func, "__globals__", {})
     else:
@@ -57,7 +61,7 @@ def static_parts(ctx: RunContext, step: Step) -> tuple:
         names = tuple(sorted(n for n in step.inputs if n not in sourced))
         globs = None
     static = (tuple(sorted(d for d, kind in deps.items() if kind not in ORDER_ONLY)), names, globs)
-    cache[name] = (step, code, static)
+    cache[name] = (step, static)
     return static
 
 
