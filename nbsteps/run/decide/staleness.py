@@ -50,19 +50,31 @@ def static_parts(ctx: RunContext, step: Step) -> tuple:
     hit = cache.get(name)
     if hit is not None and hit[0] is step:
         return hit[1]
-    deps = g.deps.get(name, {})
+    deps = g.deps.get(name, _NONE)
     func = step.func
     if func is not None:
         code = getattr(func, "__code__", None)
-        names = tuple(n for n in (code.co_names if code else ()) if n not in deps)
+        names = code.co_names if code else ()
+        if deps and names:
+            names = tuple([n for n in names if n not in deps])
         globs = getattr(func, "__globals__", {})
     else:
-        sourced = g.sources.get(name, {})
-        names = tuple(sorted(n for n in step.inputs if n not in sourced))
+        sourced = g.sources.get(name, _NONE)
+        names = tuple(sorted([n for n in step.inputs if n not in sourced]))
         globs = None
-    static = (tuple(sorted(d for d, kind in deps.items() if kind not in ORDER_ONLY)), names, globs)
+    if deps:  # (a list comprehension and sort: no generator)
+        upstream = [d for d, kind in deps.items() if kind not in ORDER_ONLY]
+        if len(upstream) > 1:
+            upstream.sort()
+        upstream = tuple(upstream)
+    else:
+        upstream = ()
+    static = (upstream, names, globs)
     cache[name] = (step, static)
     return static
+
+
+_NONE: dict = {}
 
 
 def outside_names(ctx: RunContext, step: Step) -> tuple:
