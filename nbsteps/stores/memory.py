@@ -12,6 +12,7 @@ recently used go first.
 from __future__ import annotations
 
 import heapq
+import itertools
 import sys
 import threading
 from collections import OrderedDict
@@ -74,7 +75,7 @@ class MemoryStore(Store):
         self._older = 0  # bytes of the sized versions that are not their step's latest
         self._unsized: dict[tuple[str, str], None] = {}  # older versions to size at the next put
         self._seq: dict[str, int] = {}  # step -> its place in _data's order
-        self._next = 0
+        self._next = itertools.count()
         self._queue: list[tuple[int, str]] = []  # heap of (seq, step): steps with older bytes
         self._queued: dict[str, int] = {}  # step -> the seq it is queued with
         self._lock = threading.Lock()
@@ -106,13 +107,12 @@ class MemoryStore(Store):
         step, fp = checkpoint.step, checkpoint.fingerprint
         with self._lock:
             versions = self._data.get(step)
-            if versions is None:
-                versions = self._data[step] = OrderedDict()
-                self._seq[step] = self._next
-                self._next += 1
-                latest = None
-            else:
-                latest = next(reversed(versions)) if versions else None
+            if versions is None:  # a new step: its one version is the latest (nothing counted)
+                self._data[step] = versions = OrderedDict()
+                versions[fp] = checkpoint
+                self._seq[step] = next(self._next)
+                return
+            latest = next(reversed(versions)) if versions else None
             if fp in versions:
                 if fp != latest:
                     self._not_older(step, fp)
