@@ -81,6 +81,8 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
 
     def get(self, step: str, fingerprint: str | None = None, *, lazy: bool = False) -> Checkpoint | None:
+        if step not in self._data:  # a step never put (a first run): no lock (a dict lookup is atomic)
+            return None
         with self._lock:
             versions = self._data.get(step)
             if not versions:
@@ -97,6 +99,8 @@ class MemoryStore(Store):
             return cp
 
     def peek(self, step: str, fingerprint: str | None = None) -> Checkpoint | None:
+        if step not in self._data:
+            return None
         with self._lock:
             versions = self._data.get(step)
             if not versions:
