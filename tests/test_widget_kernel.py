@@ -239,17 +239,26 @@ print("WIDGETS", before, count(), "LISTENERS", listeners, len(plan.listeners), "
 """
 
 
+# twenty more runs in a cell of their own: few enough messages that none is dropped
+TWENTY = """for _ in range(20):
+    get_ipython().run_line_magic("steps", "run --force-all")
+"""
+
+
 @kernel
 def test_a_thousand_runs_leave_no_widgets_behind(tmp_path, kernel_name):
-    nb = execute_notebook(["%load_ext nbsteps", GROWTH], kernel_name, tmp_path, timeout=900)
+    nb = execute_notebook(["%load_ext nbsteps", GROWTH, TWENTY], kernel_name, tmp_path, timeout=900)
     line = next(s for s in stream(nb.cells[1]).splitlines() if s.startswith("WIDGETS"))
     _, before, after, _, l_before, l_after, _, made = line.split()
     assert int(made) >= 1000 * 4, line  # every run had its live widget ...
     assert int(after) == int(before) == 0, line  # ... and closed it (layouts and styles too)
     assert l_after == l_before, line
-    # each run's output is its static picture (the widget of each run was replaced)
-    outs = displays(nb.cells[1])
-    assert len(outs) == 1001 and all(VIEW not in o.data for o in outs)
+    # each run's output is its static picture (the widget of each run was replaced). Checked on
+    # the last cell's 20 runs: the 1,000-run cell sends some 20,000 messages, and a kernel that
+    # outpaces the client drops what its IOPub socket's queue (ZeroMQ's 1,000 messages) cannot
+    # hold, ours or not: 753-927 of its 1,001 outputs arrived in some runs on a loaded machine
+    outs = displays(nb.cells[2])
+    assert len(outs) == 20 and all(VIEW not in o.data for o in outs)
 
 
 OVERHEAD = r"""
