@@ -3,11 +3,14 @@
 
     python bench/commit_cost.py                          # 20 cells, 5 rounds, a directory under /tmp
     python bench/commit_cost.py --cells 30 --repeat 7 --work-ms 50
+    python bench/commit_cost.py --cell ols --nbsteps /tmp/base    # statsmodels cells, another tree's nbsteps
 
 A real IPython InteractiveShell with nbsteps runs the same sequence of step
 cells (each makes a ~0.4 MB array and a small dict from the one before, then
-sleeps ``--work-ms``, standing for the user's own computation) three ways,
-alternated within each round (the order rotates):
+sleeps ``--work-ms``, standing for the user's own computation; ``--cell ols``:
+each fits a statsmodels OLS on 200 rows made from the one before and keeps the
+model, its results, a DataFrame of the estimates and a dict, the values a put
+pickles in sm_ols) three ways, alternated within each round (the order rotates):
 
 - ``memory``: the memory store (no checkpoint written: the floor);
 - ``wait``: a directory store whose put waits for each commit (fsyncs and
@@ -34,15 +37,29 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+_tree = sys.argv[sys.argv.index("--nbsteps") + 1] if "--nbsteps" in sys.argv[:-1] else None
+sys.path.insert(0, _tree or str(Path(__file__).resolve().parents[1]))  # --nbsteps: another checkout's
 
 MODES = ("memory", "wait", "background")
 
 
-def cells(n: int, work_ms: float) -> list[str]:
+def cells(n: int, work_ms: float, kind: str = "array") -> list[str]:
     out = []
     for i in range(n):
         src = f"v{i - 1}" if i else "None"
+        if kind == "ols":
+            prev = f"v{i - 1}['r2']" if i else "0"
+            out.append(
+                f"%%step c{i}\nimport numpy as np, pandas as pd, statsmodels.api as sm, time\n"
+                f"x{i} = sm.add_constant(np.random.default_rng({i}).random((200, 3)))\n"
+                f"y{i} = x{i} @ [1.0, 2.0, 3.0, {i}.0] + np.random.default_rng({i + 1000}).random(200)"
+                f" + {prev}\n"
+                f"model{i} = sm.OLS(y{i}, x{i})\nres{i} = model{i}.fit()\n"
+                f"est{i} = pd.DataFrame({{'coef': res{i}.params, 'se': res{i}.bse}})\n"
+                f"v{i} = {{'i': {i}, 'r2': float(res{i}.rsquared)}}\n"
+                f"time.sleep({work_ms / 1000!r})"
+            )
+            continue
         out.append(
             f"%%step c{i}\nimport numpy as np, time\n"
             f"a{i} = np.random.default_rng({i}).random(50_000) + (0 if {src} is None else 1)\n"
@@ -81,6 +98,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="rounds (default 5)")
     ap.add_argument("--work-ms", type=float, default=30.0, help="the cell's own time (sleep), ms")
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temp dir under /tmp)")
+    ap.add_argument("--cell", choices=("array", "ols"), default="array", help="what each cell makes")
+    ap.add_argument("--nbsteps", default=None, help="the checkout whose nbsteps runs (default: this one)")
     a = ap.parse_args()
     os.environ.setdefault("NBSTEPS_KEY_FILE", str(Path(tempfile.mkdtemp()) / "key" / "secret"))
     from IPython.core.interactiveshell import InteractiveShell
@@ -92,8 +111,11 @@ def main() -> None:
     ip.display_pub.publish = lambda *args, **kw: None  # no frontend: displays go nowhere
     root = Path(tempfile.mkdtemp(prefix="nbsteps-commit-", dir=a.dir))
     load0 = os.getloadavg()[0]
-    print(f"commit cost: {a.cells} cells, {a.work_ms:g} ms of work each, {a.repeat} rounds; load {load0:.2f}")
-    sources = cells(a.cells, a.work_ms)
+    print(
+        f"commit cost: {a.cells} {a.cell} cells, {a.work_ms:g} ms of work each, {a.repeat} rounds; "
+        f"load {load0:.2f}; nbsteps from {Path(session.__file__).parents[2]}"
+    )
+    sources = cells(a.cells, a.work_ms, a.cell)
     one_way(ip, session, "wait", sources[:3], root)  # imports, first-use costs
     per: dict[str, list[float]] = {m: [] for m in MODES}
     flush: dict[str, list[float]] = {m: [] for m in MODES}

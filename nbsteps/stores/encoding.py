@@ -328,11 +328,16 @@ def decode(entry: dict, data: bytearray, resolve: Any = None, memo: "dict | None
 
 
 def pickle_to(
-    sink: Any, value: Any, faithful: bool = True, refs: "dict | None" = None, later: "dict | None" = None
+    sink: Any,
+    value: Any,
+    faithful: bool = True,
+    refs: "dict | None" = None,
+    later: "dict | None" = None,
+    exhaustive: bool = False,
 ) -> "pickling.Dumped":
     """cloudpickle, protocol 5, leaving live objects as they were (``pickling``);
     the objects of *refs* written as references, those of *later* found (``pickling.dump``)."""
-    return pickling.dump(value, sink, faithful, refs, later)
+    return pickling.dump(value, sink, faithful, refs, later, exhaustive)
 
 
 def pickle_bytes(value: Any) -> bytes:

@@ -72,6 +72,7 @@ import sys
 import threading
 import types
 import weakref
+from operator import is_
 from typing import Any
 
 _NO_VALUE = object()
@@ -171,6 +172,9 @@ class _Snapshot:
 
 
 def _put_back(d: dict, before: dict) -> bool:
+    # the same keys and values in the same order (checked in C: no Python call per item)
+    if len(d) == len(before) and all(map(is_, d, before)) and all(map(is_, d.values(), before.values())):
+        return False
     if d.keys() == before.keys() and all(d.get(k, _NO_VALUE) is v for k, v in before.items()):
         return False
     d.clear()
@@ -190,23 +194,32 @@ def _pickler_class():
 
     class Pickler(cloudpickle.Pickler):
         def __init__(
-            self, file: Any, faithful: bool, refs: "dict | None" = None, later: Any = frozenset()
+            self,
+            file: Any,
+            faithful: bool,
+            refs: "dict | None" = None,
+            later: Any = frozenset(),
+            exhaustive: bool = False,
         ) -> None:
             # references (stores.sharing): objects in *refs* are written as references, objects
             # in *later* are noted (``found``). reducer_override sees every object but exact
-            # lists, dicts, sets, tuples and bytearrays; a persistent_id (a Python call per
-            # object, scalars included: it doubles the time of pickling many small objects)
-            # is installed only when such a container is to be referred to or found
+            # lists, dicts, sets, tuples and bytearrays; those are looked for in the memo after
+            # the dump (``held``: in *refs*, ``waiting``: in *later*; the pickler memoizes every
+            # one it writes): a container of *refs* found there was copied, and the value is
+            # pickled again *exhaustive*, with a persistent_id (a Python call per object, scalars
+            # included: it doubles the time of pickling many small objects) referring to it
             self.refs, self.later = refs, later
             self.used: set = set()
             self.found: set = set()
-            if refs is not None and (
-                any(type(o) in _CONTAINERS for _, o in refs.values())
-                or any(type(o) in _CONTAINERS for o in later.values())
-            ):
-                self.persistent_id = _persistent_id(refs, later, self.used, self.found)
+            self.held: list = []
+            self.waiting: list = []
+            if refs is not None:
+                _watch(self, refs, later, exhaustive)
             super().__init__(file, protocol=5)
             self.faithful = faithful
+            self.kinds: dict[
+                type, int
+            ] = {}  # what reducer_override does with objects of a class (_class_kind)
             self.snapshots: list[_Snapshot] = []
             self.overrode = False  # faithful: put back something a __getstate__ dropped
             self.copies = False  # wrote a class made at run time by value
@@ -220,30 +233,23 @@ def _pickler_class():
                     return _shared, (ref[0],)
                 if oid in self.later:
                     self.found.add(oid)
-            what = outside_process(obj)
-            if what is not None:
-                raise pickle.PicklingError(f"{what}: a checkpoint cannot hold it")
+            t = type(obj)
+            kind = self.kinds.get(t)
+            if kind is None:
+                kind = self.kinds[t] = _class_kind(t)
+            if kind & _MAY_BE_OUTSIDE:
+                _refuse_outside(obj)
             if isinstance(obj, (type, types.FunctionType)) and "<locals>" in obj.__qualname__:
                 where = _module_attribute(obj)
                 if where is not None:  # marray.numpy.MArray, sympy's cacheit: by reference, not a copy
                     return getattr, where
             rv = super().reducer_override(obj)
-            self.copies |= copies_class(rv)
-            return _own_reduction(self, obj) if rv is NotImplemented else rv
-
-        def _reduce_leaving_object(self, obj: Any) -> Any:
-            """The reduction of *obj*, whose class defines ``__getstate__``, leaving *obj* as it was."""
-            attrs = getattr(obj, "__dict__", None)
-            if type(attrs) is not dict:
+            if rv is not NotImplemented:
+                self.copies |= copies_class(rv)
+                return rv
+            if not kind & _OWN:
                 return NotImplemented
-            snapshot = _Snapshot(attrs)
-            try:
-                return obj.__reduce_ex__(self.proto)
-            finally:
-                if self.faithful:
-                    self.overrode = snapshot.restore() or self.overrode
-                else:
-                    self.snapshots.append(snapshot)
+            return _own_reduction(self, obj, kind)
 
         def dump_leaving_objects(self, value: Any) -> None:
             try:
@@ -253,6 +259,38 @@ def _pickler_class():
                     snapshot.restore()
 
     return Pickler
+
+
+def _watch(pickler: Any, refs: dict, later: Any, exhaustive: bool) -> None:
+    """Set *pickler* to find the exact containers of *refs* and *later*: afterwards in its
+    memo, or, *exhaustive*, with a persistent_id (see the Pickler's ``__init__``)."""
+    held = [oid for oid, (_, o) in refs.items() if type(o) in _CONTAINERS]
+    waiting = [oid for oid, o in later.items() if type(o) in _CONTAINERS]
+    if exhaustive and (held or waiting):
+        pickler.persistent_id = _persistent_id(refs, later, pickler.used, pickler.found)
+    else:
+        pickler.held, pickler.waiting = held, waiting
+
+
+def _reduce_leaving_object(pickler: Any, obj: Any) -> Any:
+    """The reduction of *obj*, whose class defines ``__getstate__``, leaving *obj* as it was."""
+    attrs = getattr(obj, "__dict__", None)
+    if type(attrs) is not dict:
+        return NotImplemented
+    snapshot = _Snapshot(attrs)
+    try:
+        return obj.__reduce_ex__(pickler.proto)
+    finally:
+        if pickler.faithful:
+            pickler.overrode = snapshot.restore() or pickler.overrode
+        else:
+            pickler.snapshots.append(snapshot)
+
+
+def _refuse_outside(obj: Any) -> None:
+    what = outside_process(obj)
+    if what is not None:
+        raise pickle.PicklingError(f"{what}: a checkpoint cannot hold it")
 
 
 def _copies_class(class_setstate: Any):
@@ -266,16 +304,40 @@ def _copies_class(class_setstate: Any):
     return copies_class
 
 
-def _own_reduction(pickler: Any, obj: Any) -> Any:
-    """How *pickler* writes *obj* when cloudpickle leaves it to pickle: its
-    class's ``__getstate__`` called leaving *obj* as it was; the default
+#: _class_kind's flags: outside_process may refuse the object; its class defines __getstate__ in
+#: Python; its state is set past __getattr__ (_state_past_getattr)
+_MAY_BE_OUTSIDE, _GETSTATE, _PAST = 1, 2, 4
+_OWN = _GETSTATE | _PAST
+
+
+def _class_kind(t: type) -> int:
+    """What the pickler's reducer_override does with the objects of class *t*, decided
+    once per class and pickle (a Python call less per object): :func:`outside_process`
+    looks at objects whose class is a lock or has a ``fileno`` (it finds nothing in
+    the others), :func:`_own_reduction` at those whose class is in no ``copyreg``
+    dispatch table and defines ``__getstate__`` in Python or needs a state setter."""
+    kind = 0
+    try:
+        method = getattr(t, "fileno", None)
+    except Exception:  # a metaclass's own __getattr__: outside_process finds nothing either
+        method = None
+    if t in _LOCKS or (method is not None and callable(method)):
+        kind |= _MAY_BE_OUTSIDE
+    if t not in copyreg.dispatch_table:
+        if _custom_getstate(t):
+            kind |= _GETSTATE
+        if _state_past_getattr(t):
+            kind |= _PAST
+    return kind
+
+
+def _own_reduction(pickler: Any, obj: Any, kind: int) -> Any:
+    """How *pickler* writes *obj* (of :func:`_class_kind` *kind*) when cloudpickle leaves it
+    to pickle: its class's ``__getstate__`` called leaving *obj* as it was; the default
     reduction with a state setter (:func:`_state_past_getattr`); else
     ``NotImplemented`` (pickle's own way)."""
-    t = type(obj)
-    if t in copyreg.dispatch_table:
-        return NotImplemented
-    rv = pickler._reduce_leaving_object(obj) if _custom_getstate(t) else NotImplemented
-    if _state_past_getattr(t):
+    rv = _reduce_leaving_object(pickler, obj) if kind & _GETSTATE else NotImplemented
+    if kind & _PAST:
         return _with_state_setter(obj.__reduce_ex__(pickler.proto) if rv is NotImplemented else rv)
     return rv
 
@@ -431,6 +493,7 @@ def dump(
     faithful: bool = True,
     refs: "dict | None" = None,
     later: "dict | None" = None,
+    exhaustive: bool = False,
 ) -> Dumped:
     """Pickle *value* to *sink* (cloudpickle, protocol 5), leaving live objects
     unchanged. :class:`DroppedUnpicklable` when only the faithful way failed (a
@@ -438,20 +501,41 @@ def dump(
     pickle raised, at once (it is not pickled twice). Objects in *refs*
     (``id(obj) -> (reference, obj)``) are written as references; objects in
     *later* (``id(obj) -> obj``) are written as they are, and their memo
-    indices returned (another value can then refer to them)."""
+    indices returned (another value can then refer to them). :class:`HeldContainer`
+    when *value* holds a list, dict, set or bytearray of *refs*, unless *exhaustive*:
+    what was written to *sink* is then to be dropped, and *value* pickled again
+    *exhaustive* (a Python call per object pickled, a quarter of the time of pickling
+    statsmodels' results: only for the values that need it)."""
     if (refs is None or id(value) not in refs) and id(value) not in getattr(refs, "changed", ()):
         where = module_value(value)
         if where is not None:
-            return _dump_module_value(value, where, sink, faithful, refs, later)
-    return _dump(value, sink, faithful, refs, later)
+            return _dump_module_value(value, where, sink, faithful, refs, later, exhaustive)
+    return _dump(value, sink, faithful, refs, later, exhaustive)
 
 
-def _dump(value: Any, sink: Any, faithful: bool, refs: "dict | None", later: "dict | None") -> Dumped:
+class HeldContainer(Exception):
+    """The value holds an exact list, dict, set or bytearray that is another value
+    (*refs*), and was pickled with a copy of it: pickle it again with ``exhaustive=True``
+    (the container then written as a reference), to a new sink."""
+
+
+def _dump(
+    value: Any,
+    sink: Any,
+    faithful: bool,
+    refs: "dict | None",
+    later: "dict | None",
+    exhaustive: bool = False,
+) -> Dumped:
     global _PICKLER
     if _PICKLER is None:
         _PICKLER = _pickler_class()
     sharing = bool(refs or later)
-    pickler = _PICKLER(sink, faithful, refs or {}, later or {}) if sharing else _PICKLER(sink, faithful)
+    if sharing and not exhaustive and type(value) in _CONTAINERS and id(value) in refs:
+        exhaustive = True  # the value itself is another value: only a persistent_id writes it as one
+    pickler = (
+        _PICKLER(sink, faithful, refs or {}, later or {}, exhaustive) if sharing else _PICKLER(sink, faithful)
+    )
     try:
         pickler.dump_leaving_objects(value)
     except Exception as exc:
@@ -459,9 +543,14 @@ def _dump(value: Any, sink: Any, faithful: bool, refs: "dict | None", later: "di
             raise DroppedUnpicklable(str(exc)) from exc
         raise
     out = Dumped(pickler.used, copies=pickler.copies)
-    if pickler.found:  # the memo's indices of those objects (copying the memo: only then)
+    found = pickler.found
+    if found or pickler.held or pickler.waiting:  # the memo's indices (copying the memo: only then)
         memo = pickler.memo.copy()
-        out.found = {oid: memo[oid][0] for oid in pickler.found if oid in memo}
+        if any(oid in memo for oid in pickler.held):
+            raise HeldContainer()
+        if pickler.waiting:
+            found = found.union(oid for oid in pickler.waiting if oid in memo)
+        out.found = {oid: memo[oid][0] for oid in found if oid in memo}
     return out
 
 
@@ -596,13 +685,19 @@ class _ModuleValue:
 
 
 def _dump_module_value(
-    value: Any, where: tuple, sink: Any, faithful: bool, refs: "dict | None", later: "dict | None"
+    value: Any,
+    where: tuple,
+    sink: Any,
+    faithful: bool,
+    refs: "dict | None",
+    later: "dict | None",
+    exhaustive: bool = False,
 ) -> Dumped:
     """Pickle *value*, the attribute ``where[1]`` of module ``where[0]``, by value to
     memory; write that when it holds no copy of a class made at run time and reads
     back; else write a reference to the attribute."""
     buf = io.BytesIO()
-    out = _dump(value, buf, faithful, refs, later)  # what cannot be pickled fails here, as before
+    out = _dump(value, buf, faithful, refs, later, exhaustive)  # what cannot be pickled fails here, as before
     data = buf.getbuffer()
     # a copy of a class made at run time is not what the module's code makes and checks for (and
     # reading it here would set the live class's state again); a pickle that refers to other

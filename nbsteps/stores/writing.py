@@ -114,12 +114,13 @@ def write_value(
             if met is not None:
                 met.append(None)
             return entry
-    for faithful in (True, False):  # again only when what a __getstate__ drops is unpicklable
+    faithful, exhaustive = True, False
+    while True:  # again when what a __getstate__ drops is unpicklable, or the value holds a container of refs
         tmp = tmp_name()
         written.append(tmp)
         writer = SignedWriter(folder, tmp, key)
         try:
-            dumped = pickle_to(writer, value, faithful, refs, later)
+            dumped = pickle_to(writer, value, faithful, refs, later, exhaustive)
             digest = writer.finish(sync)
         except Exception as exc:
             writer.abort()
@@ -127,7 +128,11 @@ def write_value(
                 raise writer.error from None  # the disk's error; the encoder's exception only reports it
             if isinstance(exc, OSError):
                 raise
-            if not isinstance(exc, pickling.DroppedUnpicklable):
+            if isinstance(exc, pickling.HeldContainer) and not exhaustive:
+                exhaustive = True
+            elif isinstance(exc, pickling.DroppedUnpicklable) and faithful:
+                faithful = False
+            else:
                 raise Unpicklable([], [exc]) from exc
         except BaseException:
             writer.abort()  # an interrupt: close the file and stop the hashing thread
@@ -230,7 +235,7 @@ def meta_bytes(cp: Checkpoint, token: str, entries: list[dict], key: bytes) -> "
         import base64
 
         body["parts_pickle"] = base64.b64encode(pickle_bytes(parts)).decode("ascii")
-    data = json.dumps(body, indent=1).encode()
+    data = json.dumps(body).encode()  # no indent: the C encoder (indent takes the Python one, 5x slower)
     return layout.header(key, data) + data, len(data)
 
 
