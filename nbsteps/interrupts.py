@@ -38,14 +38,15 @@ def _on_main_thread() -> bool:
 class _Watch:
     """The SIGINT handler of a watched run: notes, defers or passes on."""
 
-    __slots__ = ("old", "hit", "depth", "pending", "ident")
+    __slots__ = ("old", "hit", "depth", "pending", "ident", "owner")
 
-    def __init__(self, old) -> None:
+    def __init__(self, old, owner: "watching_interrupts") -> None:
         self.old, self.hit, self.depth, self.pending = old, False, 0, False
         self.ident = _get_ident()  # the main thread's, where it is installed
+        self.owner = owner  # its ``hit``: a plain attribute (read after every step run inline)
 
     def __call__(self, signum, frame) -> None:
-        self.hit = True
+        self.hit = self.owner.hit = True
         if self.depth:
             self.pending = True
         else:
@@ -59,24 +60,20 @@ class watching_interrupts:
     """For the length of a run: ``hit`` tells whether a SIGINT came since the
     start, whatever the code that received its KeyboardInterrupt did with it."""
 
-    __slots__ = ("_watch", "_outer")
+    __slots__ = ("_watch", "_outer", "hit")
 
     def __enter__(self) -> "watching_interrupts":
         global _watch
-        self._watch = None
+        self._watch, self.hit = None, False
         if not _on_main_thread():
             return self
         old = signal.getsignal(_SIGINT)
         if not callable(old):  # ignored or default: nothing to chain to, nothing to watch
             return self
-        watch, self._outer = _Watch(old), _watch
+        watch, self._outer = _Watch(old, self), _watch
         signal.signal(_SIGINT, watch)
         self._watch = _watch = watch
         return self
-
-    @property
-    def hit(self) -> bool:
-        return self._watch is not None and self._watch.hit
 
     def __exit__(self, *exc) -> bool:
         global _watch
@@ -84,6 +81,7 @@ class watching_interrupts:
         if watch is not None:
             self._watch = None
             signal.signal(_SIGINT, watch.old)
+            self.hit = False  # (told for the length of the run only)
             _watch = self._outer
             if watch.pending:  # only if a deferred block was left by an exception
                 signal.raise_signal(_SIGINT)
