@@ -172,6 +172,9 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
     except Exception:
         table = None
     encoding = "arrow" if table is not None else "parquet"
+    shape = _arrow_shape(frame, kind) if table is not None else None
+    if shape is not None and _ARROW_SAMPLED.get(shape):
+        return encoding, table, extra
     try:
         sample = frame.iloc[:64]
         if table is not None:
@@ -191,7 +194,47 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
             return None
     except Exception:
         return None
+    if shape is not None:
+        if len(_ARROW_SAMPLED) >= 512:
+            _ARROW_SAMPLED.clear()
+        _ARROW_SAMPLED[shape] = True
     return encoding, (table if table is not None else frame), extra
+
+
+#: the shapes (:func:`_arrow_shape`) of frames whose Arrow sample came back equal
+_ARROW_SAMPLED: "dict[tuple, bool]" = {}
+
+
+def _arrow_shape(frame: Any, kind: str) -> "tuple | None":
+    """What decides whether a frame written as Arrow (every column a NumPy number
+    or bool array, the index a RangeIndex or a flat numeric NumPy index, see
+    :func:`arrow_table`) comes back equal: its labels and their types, the
+    columns' and the index's classes, dtypes and names, the flags; not its values
+    (their bytes are written as they are) and so not its length, but whether it is
+    empty. A frame with ``attrs`` has no shape (its sample is always checked).
+    None also when a label cannot be a key (the sample is then checked)."""
+    if frame.attrs:
+        return None
+    columns, index = frame.columns, frame.index
+    try:
+        shape = (
+            kind,
+            type(columns),
+            str(columns.dtype),
+            tuple(columns.names),
+            tuple(columns),
+            tuple(map(type, columns)),
+            tuple(dtype.str for dtype in frame.dtypes),
+            type(index),
+            str(index.dtype),
+            tuple(index.names),
+            frame.shape[0] == 0,
+            frame.flags.allows_duplicate_labels,
+        )
+        hash(shape)
+    except Exception:
+        return None
+    return shape
 
 
 def arrow_table(frame: Any) -> Any:
@@ -261,6 +304,7 @@ def arrow_read(data: Any) -> Any:
         columns[i] = arr
     out = pd.DataFrame(columns, index=frame.index, copy=False)
     out.columns = frame.columns
+    out.attrs = frame.attrs  # kept by to_pandas (pyarrow's pandas metadata), not by a new frame
     return out
 
 
