@@ -357,11 +357,10 @@ class Executor:
             self._complete(name, outcome)
             return
         rec, step = self.ctx.records[name], self.ctx.steps[name]
-        rec.update(duration=outcome.duration, output=outcome.output)
         err = outcome.error
         if err is not None and step.func is None:
             trim_traceback(err, name)
-        rec.update(error=err, traceback=outcome.traceback)
+        rec.update(duration=outcome.duration, output=outcome.output, error=err, traceback=outcome.traceback)
         if outcome.half_imported and not self.stopping:  # read half made by another step's first import
             self._again[name] = self._again.get(name, 0) + 1  # not one of its --retry attempts
             rec.status = RETRYING

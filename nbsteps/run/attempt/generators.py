@@ -19,18 +19,15 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from nbsteps.model.state import USE_IS_EFFECT
+from nbsteps.model.state import USE_IS_EFFECT, state_of
 
 
 def labels(ctx, name: str) -> tuple:
     """The global generators step *name* may draw from."""
-    step = ctx.steps[name]
-    a = step.analysis
-    state = getattr(a, "state", None) if a is not None else None
-    maybe = ctx.deps.maybe_of.get(name)
+    state, maybe = state_of(ctx.steps[name]), ctx.deps.maybe_of.get(name)
     if not state and not maybe:
         return ()
-    return tuple(sorted({label for label in (*(state or ()), *(maybe or ())) if label in USE_IS_EFFECT}))
+    return tuple(sorted({label for label in (*state, *(maybe or ())) if label in USE_IS_EFFECT}))
 
 
 def _numpy():
