@@ -55,3 +55,18 @@ def test_files_named_in_the_architecture_walk_exist():
         if not any(c.is_file() for c in candidates):
             missing.append(name)
     assert sorted(missing) == []
+
+
+def test_the_module_map_is_drawn_from_the_code():
+    """docs/architecture.md lists every module of the package with its docstring's first
+    sentence; a module added, moved or redescribed must show there."""
+    import runpy
+
+    module_map = runpy.run_path(str(ROOT / "scripts" / "module_map.py"))
+    in_doc = module_map["current_in_doc"]()
+    assert in_doc is not None, "docs/architecture.md has no module map section"
+    assert in_doc == module_map["section"](), (
+        "docs/architecture.md's module map is out of date: run python scripts/module_map.py --write"
+    )
+    for path in sorted(PACKAGE.rglob("*.py")):
+        assert f"`{path.relative_to(PACKAGE).as_posix()}`" in in_doc
