@@ -40,6 +40,26 @@ from nbsteps.run.decide.staleness import static_parts
 _MISSING = object()
 
 
+class _Unread:
+    """What :meth:`Validity._check` sees of an outside name whose value waits, unread, in a
+    lazily restored checkpoint (its :class:`~nbsteps.model.checkpoint.LazyValues`): equal
+    only to the same name unread from the same checkpoint (the object is held, so its id
+    is not reused)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values) -> None:
+        self.values = values
+
+    def __eq__(self, other) -> bool:
+        return type(other) is _Unread and other.values is self.values
+
+    def __ne__(self, other) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class Validity:
     def __init__(self) -> None:
         self.valid: dict[str, str] = {}  # step -> execution token when found up to date
@@ -112,15 +132,27 @@ class Validity:
     # -- the check ------------------------------------------------------------------
     def _check(self, ctx: RunContext, names: "set[str]") -> bool:
         """Record the digests of the outside *names*; False if one changed
-        since seen (then nothing is known to be up to date any more)."""
+        since seen (then nothing is known to be up to date any more).
+
+        A name restored lazily and not read yet (``ctx.deferred``: out of the namespace) is
+        seen as :class:`_Unread`, not as missing: a global that a notebook function above
+        reads and that a step below defines appears when that step is restored, as when it
+        executes, and the run of a cell below then considers its chain, which reads the value
+        and fingerprints the function's cell again (as the kernel that ran it did). Once
+        read, it counts as changed once more (what the object held when read is not known:
+        one more run over the chain, never a change missed)."""
         self._checked = names
         if not names:
             return True
         params, helpers = outside_parts(names, ctx.namespace)
+        deferred = ctx.deferred
         ok = True
         seen = self.seen
         for n in names:
-            digest = params.get(n) or helpers.get(n)
+            if deferred and n in deferred:
+                digest = _Unread(deferred[n])
+            else:
+                digest = params.get(n) or helpers.get(n)
             old = seen.get(n, _MISSING)
             if old is not _MISSING and old != digest:
                 ok = False
