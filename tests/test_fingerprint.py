@@ -89,3 +89,37 @@ def test_combine_gives_the_digest_earlier_versions_stored():
     ):
         assert combine(parts) == stored(parts)
     assert combine(usual) == "12ababa5784560f0c22247c092b9f16e"  # as computed before the shortcut
+
+
+def test_code_digest_of_a_set_literal_is_the_same_in_every_process():
+    """``w in {"apple", "pear", ...}`` compiles to a frozenset constant whose repr follows the
+    string hashes of the process (PYTHONHASHSEED): a kernel restarted (or ``nbsteps run``) must
+    see the same code, or the cell looks changed and runs again instead of being restored."""
+    import subprocess
+    import sys
+
+    code = (
+        "from nbsteps.model.analysis import analyse_cell\n"
+        'src = \'y = [w for w in words if w in {"apple", "pear", "fig", "kiwi", "plum"}]\'\n'
+        "print(analyse_cell('a', src).digest)\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(digests) == 1, digests
+
+
+def test_code_digest_still_tells_set_literals_apart():
+    a = F.code_digest(compile_cell("y = x in {'a', 'b'}"))
+    b = F.code_digest(compile_cell("y = x in {'b', 'a'}"))
+    c = F.code_digest(compile_cell("y = x in {'a', 'c'}"))
+    d = F.code_digest(compile_cell("y = x in ('a', 'b')"))
+    assert a == b != c
+    assert a != d

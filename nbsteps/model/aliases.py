@@ -69,7 +69,9 @@ def alias_groups(body: list, outputs, imported=()) -> tuple[frozenset, ...]:
     """The groups (two names or more) of *outputs* that *body* binds to one
     object graph; *imported*: the names it binds by imports (``plt`` of
     ``fig, ax = plt.subplots()`` is not bound to them)."""
-    outputs = set(outputs) - set(imported)
+    outputs = set(outputs).difference(imported)
+    if len(outputs) < 2:  # a group has two names or more
+        return ()
     parent: dict[str, str] = {}
 
     def find(n: str) -> str:
@@ -83,12 +85,16 @@ def alias_groups(body: list, outputs, imported=()) -> tuple[frozenset, ...]:
             parent[find(a)] = find(b)
 
     for stmt in body:
-        if not isinstance(stmt, ast.Assign):
+        if type(stmt) is not ast.Assign:
             continue
-        names = [n for t in stmt.targets for n in _names(t)]
-        literal = isinstance(stmt.value, (ast.Tuple, ast.List)) and len(stmt.targets) == 1
-        if len(names) > 1 and not literal:
-            join(names)
+        targets = stmt.targets
+        if len(targets) == 1 and type(targets[0]) is ast.Name:  # one name: only an alias may join it
+            names = [targets[0].id]
+        else:
+            names = [n for t in targets for n in _names(t)]
+            literal = isinstance(stmt.value, (ast.Tuple, ast.List)) and len(targets) == 1
+            if len(names) > 1 and not literal:
+                join(names)
         src = _source_name(stmt.value)
         if src is not None:
             join(names + [src])

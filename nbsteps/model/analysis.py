@@ -415,6 +415,17 @@ class CellAnalysis:
     modules: frozenset = frozenset()
 
 
+_ANALYSIS_FIELDS = tuple(CellAnalysis.__dataclass_fields__)
+
+
+def _analysis(*values) -> CellAnalysis:
+    """``CellAnalysis(*values)`` without the frozen dataclass's ``__init__``, which sets each of the 22
+    fields through ``object.__setattr__`` (~3 us of a cell); the same object (equality, hash)."""
+    obj = object.__new__(CellAnalysis)
+    obj.__dict__.update(zip(_ANALYSIS_FIELDS, values, strict=True))
+    return obj
+
+
 def step_filename(name: str) -> str:
     return f"<step {name}>"
 
@@ -448,7 +459,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
     shadowable = frozenset(n for n in walker.inputs if n in _BUILTINS)
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
-    return CellAnalysis(
+    return _analysis(
         source,
         filename,
         inputs,
@@ -470,7 +481,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
             (n, frozenset(r for r in f.reads if r not in walker.bound and r not in _NOT_INPUTS))
             for n, f in sorted(walker.funcs.items())
         ),
-        mutated - collect(tree.body)[0],
+        mutated - collect(tree.body)[0] if mutated else mutated,  # what it mutates but never binds
         tuple(dict.fromkeys(c for c in walker.calls if c[0] in inputs and c[0] not in walker.aliases)),
         frozenset(walker.assumed & inputs) - mutated,
         frozenset(n for n in walker.imported if n in walker.aliases and n in walker.outputs),

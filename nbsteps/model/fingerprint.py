@@ -54,8 +54,22 @@ def code_digest(code: types.CodeType) -> str:
             if isinstance(k, types.CodeType):
                 stack.append(k)
             else:
-                acc.update(repr(k).encode())
+                acc.update((_set_text(k) if type(k) in _SETS_IN else repr(k)).encode())
     return acc.hexdigest()
+
+
+_SETS_IN = (frozenset, tuple)  # constants whose repr may hold a frozenset
+
+
+def _set_text(k) -> str:
+    """``repr(k)``, but a frozenset's items sorted: ``x in {"a", "b"}`` compiles to a frozenset
+    constant whose repr follows the string hashes, which change with each process
+    (``PYTHONHASHSEED``); a tuple without a frozenset inside keeps its repr."""
+    if type(k) is frozenset:
+        return "frozenset({" + ", ".join(sorted(_set_text(x) for x in k)) + "})"
+    if type(k) is tuple and any(type(x) in _SETS_IN for x in k):
+        return "(" + ", ".join(_set_text(x) for x in k) + ("," if len(k) == 1 else "") + ")"
+    return repr(k)
 
 
 def is_notebook_defined(obj: Any) -> bool:

@@ -25,11 +25,37 @@ _ORDER = {
     ast.AsyncFor: ("iter", "target", "body", "orelse"),
     ast.NamedExpr: ("value", "target"),
 }
+# fields that never hold a node (identifiers, constants, flags: Python's ASDL grammar)
+_LEAF_FIELDS = frozenset(
+    (
+        "id",
+        "name",
+        "attr",
+        "arg",
+        "asname",
+        "module",
+        "level",
+        "conversion",
+        "is_async",
+        "simple",
+        "tag",
+        "rest",
+    )
+    + ("kwd_attrs", "lineno", "n", "s")
+)
 _FIELDS = {
-    c: tuple(f for f in _ORDER.get(c, c._fields) if f not in _SKIP)  # the fields to walk, by node class
+    c: tuple(  # the fields to walk, by node class
+        f
+        for f in _ORDER.get(c, c._fields)
+        if f not in _SKIP
+        and f not in _LEAF_FIELDS
+        and not (f == "names" and c in (ast.Global, ast.Nonlocal))
+        and not (f == "value" and issubclass(c, (ast.Constant, ast.MatchSingleton)))
+    )
     for c in vars(ast).values()
     if isinstance(c, type) and issubclass(c, ast.AST)
 }
+_AST = ast.AST
 
 
 class Scope:
@@ -79,8 +105,8 @@ def children(node) -> list:
     for field in _FIELDS[type(node)]:
         value = getattr(node, field, None)
         if type(value) is list:
-            out += [v for v in value if isinstance(v, ast.AST)]
-        elif isinstance(value, ast.AST):
+            out += [v for v in value if v is not None]  # Dict.keys, arguments.kw_defaults hold None
+        elif value is not None:
             out.append(value)
     return out
 
@@ -165,8 +191,14 @@ class Walker:
         method = self._dispatch.get(type(node))
         if method is not None:
             return method(self, node)
-        for child in children(node):
-            self.visit(child)
+        for field in _FIELDS[type(node)]:  # children(node), in order, without the list
+            value = getattr(node, field, None)
+            if type(value) is list:
+                for v in value:
+                    if v is not None:
+                        self.visit(v)
+            elif value is not None:
+                self.visit(value)
 
     def visit_all(self, nodes) -> None:
         for n in nodes:
