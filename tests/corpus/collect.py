@@ -77,6 +77,7 @@ class _Digest:
             or self._numpy(v, path, depth)
             or self._pandas_or_drawing(v, path)
             or self._xarray(v, path)
+            or self._polars(v, path, depth)
             or self._container(v, path, depth)
             or self._opaque(v, path)
             or self._estimator(v, path, depth)
@@ -161,6 +162,46 @@ class _Digest:
 
     def _xr_variable(self, x) -> str:
         return f"{x.dims}{self.single(self.np.asarray(x.values))}attrs={self.single(dict(x.attrs))}"
+
+    def _polars(self, v, path, depth) -> bool:
+        """polars' objects, whose state is a Rust object (``_df``, ``_s``, ``_ldf``, ``_pyexpr``)
+        the attribute walk cannot see: a DataFrame by its shape, schema and values column by
+        column, a Series by its name, dtype and values, a LazyFrame by its unoptimized plan
+        and what it collects to (the corpus's frames are small), an expression by its text.
+        Values, not memory layout: two frames equal in values but chunked differently (a
+        rechunk, a pickle round trip) are the same."""
+        pl = _sys.modules.get("polars")
+        if pl is None:
+            return False
+        if isinstance(v, pl.DataFrame):
+            cols = "|".join(f"{n}:{t}:{self._pl_values(v.get_column(n), depth)}" for n, t in v.schema.items())
+            self.leaf(path, f"DataFrame{v.shape}:" + _h(cols.encode()))
+        elif isinstance(v, pl.Series):
+            self.leaf(
+                path, f"Series name={_safe_repr(v.name)} {v.dtype}[{v.len()}]:{self._pl_values(v, depth)}"
+            )
+        elif isinstance(v, pl.LazyFrame):
+            try:
+                plan = v.explain(optimized=False)
+            except Exception as exc:
+                plan = f"<explain failed: {type(exc).__name__}>"
+            try:
+                frame = self.single(v.collect(), depth + 1)
+            except Exception as exc:
+                frame = f"<collect failed: {type(exc).__name__}>"
+            self.leaf(path, f"LazyFrame:{_h(_ADDRESS.sub('0x', plan).encode())}:{frame}")
+        elif isinstance(v, pl.Expr):
+            self.leaf(path, "Expr:" + _h(_ADDRESS.sub("0x", str(v)).encode()))
+        else:
+            return False
+        return True
+
+    def _pl_values(self, s, depth) -> str:
+        try:
+            values = s.to_list()
+        except Exception as exc:  # pragma: no cover - a dtype with no Python form
+            return f"<to_list failed: {type(exc).__name__}>"
+        return self.single(values, depth + 1) if values else "[]"
 
     def _container(self, v, path, depth) -> bool:
         """Lists, tuples and dicts element by element (one hashed leaf when long

@@ -400,6 +400,37 @@ def myst_cells(text: str) -> list[str]:
     ]
 
 
+def docstring_cells(text: str, names: list[str]) -> list[str]:
+    """The examples of a module's docstrings as cells (polars' API reference, whose
+    docstrings are its examples): for each class, function or method named in *names*
+    (qualified, ``LazyFrame.group_by``; a class by its name alone), in the module's order,
+    its docstring's doctest examples read as the doctest runner runs them
+    (``_doctest_cells``: a cell ends after each example whose output the docstring
+    shows; ``+SKIP`` examples and those shown raising are left out). A name the module
+    does not define with a docstring is an error: the page would silently shrink."""
+    import ast
+
+    found: dict[str, list[str]] = {}
+
+    def visit(node, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                doc = ast.get_docstring(child)
+                if name in names and doc and name not in found:  # an @overload has none
+                    found[name] = _doctest_cells(doc)
+                    order.append(name)
+                if isinstance(child, ast.ClassDef):
+                    visit(child, name + ".")
+
+    order: list[str] = []
+    visit(ast.parse(text), "")
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"docstrings: the module defines no {missing}")
+    return [c for name in order for c in found[name]]
+
+
 def split_paragraphs(code: str) -> list[str]:
     """One script cell as the cells a notebook author would paste it into: a
     new cell where a top-level statement follows a blank line (comments just
@@ -433,6 +464,8 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
         cells = [c.rstrip() for c in cells]
     elif path.suffix == ".md":  # a MyST notebook (scipy's, xarray's pages): its code cells, through jupytext
         cells = myst_cells(text)
+    elif entry.get("docstrings"):  # a module's docstring examples (polars' API reference)
+        cells = docstring_cells(text, entry["docstrings"])
     elif path.name.endswith((".rst.txt", ".rst")):  # the Python documentation's sources
         cells = rst_cells(text, doctest_as_run=entry.get("doctest") == "as-run")
     else:
