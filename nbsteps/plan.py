@@ -25,7 +25,6 @@ from nbsteps.model import hints
 from nbsteps.model import why as why_mod
 from nbsteps.model.record import StepRecord
 from nbsteps.model.record import touch as touch_record
-from nbsteps.model.state import state_of
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
@@ -442,15 +441,13 @@ class Plan:
                 force = [force]
             for f in force:
                 self._require(f)
-            # one cell whose upstream is known to be up to date: consider it alone (not a cell on
-            # shared state, or that may draw unseen: what to replay above it needs the whole chain)
-            quick_names = None
+            # one cell whose upstream is known to be up to date: considered alone (Validity.alone)
+            quick_names = chain = None
             if targets and not force and not force_all:
                 targets = list(targets)
                 for t in targets:
                     self._require(t)
-                if not any(state_of(self.steps[t]) or ctx.deps.maybe_of.get(t) for t in targets):
-                    quick_names = ctx.validity.quick(ctx, targets)
+                quick_names, chain = ctx.validity.alone(ctx, targets)
             quick = quick_names is not None
             names = quick_names if quick else self.select(targets)
             forced = frozenset(names) if force_all else frozenset(force)
@@ -470,9 +467,11 @@ class Plan:
                 yes=yes,
                 confirm=confirm,
             )
-            self._replays(executor, names, forced)
+            if self._replays(executor, names, forced, chain):  # replays above a quick cell: the chain
+                names = executor.names = chain
+                quick = False
             ctx.run_listeners = all_listeners
-            ctx.validity.before(ctx, names, checked=quick)
+            ctx.validity.before(ctx, names, checked=quick_names is not None)
             try:
                 summary = executor.run()
                 if executor.observed.writes and not summary.interrupted:
@@ -520,25 +519,36 @@ class Plan:
             **options,
         )
 
-    def _replays(self, executor, names: list[str], forced: frozenset) -> None:
+    def _replays(
+        self, executor, names: list[str], forced: frozenset, chain: "list[str] | None" = None
+    ) -> bool:
         """The up-to-date steps of a run of *names* that *executor* executes again for process
         state (:mod:`nbsteps.run.decide.replay`). When a step will execute, the replays left
         pending are settled first; with :attr:`lazy_settle`, those only for the state the run
-        ends with are left pending."""
+        ends with are left pending.
+
+        *chain*: *names* are cells run alone whose upstream is known to be up to date (none of
+        it will execute), and *chain* is that upstream with them: the replays are decided over
+        it, as for a run of the whole chain. True when the run must consider the whole chain
+        after all: a step of it is replayed, or pending replays were settled (a failed one
+        leaves its downstream to be checked)."""
         ctx = self.context
+        over = names if chain is None else chain
         if not ctx.pending_replay and not any(
-            effects_of(self.steps[s]) or ctx.deps.maybe_of.get(s) for s in names
+            effects_of(self.steps[s]) or ctx.deps.maybe_of.get(s) for s in over
         ):
-            return
+            return False
         will_run = set(preview(ctx, names, forced, False).to_run)
-        if will_run and ctx.pending_replay:  # a step executes: it sees the state Run All gives it
+        settled = bool(will_run and ctx.pending_replay)
+        if settled:  # a step executes: it sees the state Run All gives it
             self.settle()
         later = {} if self.lazy_settle else None
-        executor.replay = replay_set(ctx, names, will_run, later)
+        executor.replay = replay_set(ctx, over, will_run, later)
         for s, labels in (later or {}).items():
             if s not in executor.replay:  # (else it executes in this run)
                 known = ctx.pending_replay.setdefault(s, [])
                 known += [label for label in labels if label not in known]
+        return chain is not None and (settled or any(s not in names for s in executor.replay))
 
     def settle(self, listeners: Iterable[Callable] = ()):
         """Execute the replays runs left pending (:attr:`pending_replays`), so that the process

@@ -1,12 +1,15 @@
-"""Restoring a chain of cells on shared process state (pyplot, rcParams, a global random
-generator) ends with Run All's state, and a cell that may draw unseen replays the seed above it.
+"""A restored cell on shared process state costs its own step, not its whole chain above.
 
-A one-cell run of a cell on shared state (or that may draw from a global generator unseen)
-considers its whole chain: what to replay above it depends on every step of it. (Considering
-such a cell alone, with the replays decided over the chain (e7a7a09), was reverted: a function
-cell reading a global defined below it (skimage's ski_max_tree: ``plot_tree`` reads
-``image_rav``) is fingerprinted again once that global exists, and only a run over the chain
-restores that version.) Real components: IPython's InteractiveShell, directory stores.
+Cells that share process state (pyplot, rcParams, a global random generator) form a chain:
+what to replay above one of them depends on every step of it. A new kernel restoring such
+a notebook cell by cell must not prepare, complete and announce again every step above each
+cell (O(cells²) events and store reads): the upstream is known to be up to date, so each
+restored cell's run considers that cell alone, while the replays of process state are still
+decided over the whole chain (left pending until a cell that is not a restore, or executed
+when a step below executes). (First done in e7a7a09, reverted in 666e89b: a global that a
+function above reads, restored unread, was not seen as a change; see
+tests/test_restore_forward_reference.py.) A cell that may draw unseen replays the seed above
+it. Real components: IPython's InteractiveShell, directory stores.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import collections
 
 import matplotlib as mpl
 from conftest import run_ok
-from test_semantics import run_all
+from test_semantics import new_kernel, run_all
 
 import nbsteps
 from nbsteps.run import events as ev
@@ -51,6 +54,33 @@ def _fill(shell, store) -> dict:
     for i, cell in enumerate(CELLS):
         run_ok(shell, f"%%step c{i}\n{cell}")
     return {n: shell.user_ns[n] for n in ("w1", "m2", "size")}
+
+
+def test_a_new_kernel_restoring_a_chain_on_shared_state_completes_each_step_once(shell, tmp_path, tmp_key):
+    ref = run_all(CELLS)
+    mpl.rcdefaults()
+    assert _fill(shell, tmp_path / "store") == {n: ref[n] for n in ("w1", "m2", "size")}
+    mpl.rcdefaults()  # what a new kernel starts with
+    new_kernel(shell, tmp_path / "store")
+    events = Events()
+    nbsteps.current().listeners.append(events)
+    for i, cell in enumerate(CELLS):
+        run_ok(shell, f"%%step c{i}\n{cell}")
+    plan = nbsteps.current()
+    assert all(plan[f"c{i}"].cached for i in range(len(CELLS)))
+    # each restored cell's run considered its own step: the steps above were neither
+    # prepared nor completed (nor announced) again (before: c0 completed 6 times, 21 in all)
+    assert events.planned == [[f"c{i}"] for i in range(len(CELLS))]
+    assert events.seen[ev.COMPLETED] == {f"c{i}": 1 for i in range(len(CELLS))}
+    assert not events.seen[ev.STARTED]  # nothing executed while restoring
+    # the replays for Run All's process state were decided over the whole chain: pending
+    assert sorted(plan.pending_replays) == EFFECTS
+    assert mpl.rcParams["lines.linewidth"] != 3
+    run_ok(shell, "state = [mpl.rcParams['lines.linewidth'], mpl.rcParams['lines.markersize']]")
+    assert shell.user_ns["state"] == [3, 11]  # settled before the ordinary cell, each once
+    assert events.seen[ev.STARTED] == {s: 1 for s in EFFECTS}
+    run_ok(shell, "got = [w1, m2, size]")
+    assert shell.user_ns["got"] == [ref["w1"], ref["m2"], ref["size"]]
 
 
 def test_a_restore_replaying_at_once_ends_with_run_alls_state_and_replays_each_step_once(tmp_path, tmp_key):

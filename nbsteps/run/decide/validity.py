@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from nbsteps.model import file_inputs
 from nbsteps.model.fingerprint import outside_parts
+from nbsteps.model.state import state_of
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.staleness import static_parts
@@ -183,6 +184,27 @@ class Validity:
         if not self._check(ctx, names) or not self._files_unchanged(ctx):
             return None
         return list(targets) if len(targets) == 1 else ctx.order(targets)
+
+    def alone(self, ctx: RunContext, targets: "list[str]") -> "tuple[list[str] | None, list[str] | None]":
+        """``(names, chain)``: a run of *targets* considers *names* alone (:meth:`quick`; else
+        None: their upstream is checked). Their upstream is then neither prepared nor completed
+        again, nor announced: a new kernel restoring a notebook cell by cell does not go over
+        the notebook above each cell. *chain* is None, or, for targets on shared process state
+        (or that may draw from a global generator unseen), the targets and their upstream:
+        what to replay above them (:mod:`nbsteps.run.decide.replay`) is decided over it, as for
+        a run of the whole chain. A step of it whose checkpoint was lost (run.recovery) or that
+        is not completed: the chain is checked (None, None)."""
+        names = self.quick(ctx, targets)
+        if names is None:
+            return None, None
+        steps, maybe = ctx.steps, ctx.deps.maybe_of
+        if not any(state_of(steps[t]) or maybe.get(t) for t in targets):
+            return names, None
+        chain = ctx.select(targets)
+        records, lost, alone = ctx.records, ctx.lost, set(names)
+        if any(s in lost or records[s].status != COMPLETED for s in chain if s not in alone):
+            return None, None
+        return names, chain
 
     def before(self, ctx: RunContext, names: "list[str]", checked: bool = False) -> None:
         """A run of *names* may change them and so their downstream. Unless
