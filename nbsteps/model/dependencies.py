@@ -410,6 +410,33 @@ def registered_alike(old: Step, new: Step) -> bool:
     return True
 
 
+#: what a step runs, which nothing in the graph is derived from: the Step's ...
+_CODE = frozenset({"source", "static_digest", "undo"})
+_RELINKED = tuple(f for f in _REGISTERED if f not in _CODE and f != "analysis")
+#: ... and its analysis's (the code it compiled, what nbsteps cannot see in it)
+_ANALYSIS_CODE = frozenset({"source", "digest", "body", "result", "warnings"})
+
+
+def linked_alike(old: Step, new: Step) -> bool:
+    """Whether *new*, an edit of *old*, is linked as *old* is: every field of the Step and of its
+    analysis that :func:`resolve` reads is equal (all but the code: the cell computes something
+    else from the same names, e.g. ``x = 1`` edited to ``x = 2``). Resolving the plan with *new* in
+    *old*'s place then gives the same graph, and *new* gets *old*'s ``linked`` and ``called_reads``:
+    an edited cell is re-linked without a pass over the whole plan. Unlike
+    :func:`registered_alike`, the step and its downstream are no longer known to be up to date."""
+    for f in _RELINKED:
+        a, b = getattr(old, f), getattr(new, f)
+        if a is not b and a != b:
+            return False
+    a, b = old.analysis, new.analysis
+    if a is None or b is None:
+        return a is b
+    for f in a.__dataclass_fields__:
+        if f not in _ANALYSIS_CODE and getattr(a, f) != getattr(b, f):
+            return False
+    return True
+
+
 def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     """Fast path for registering a brand-new step: it is the lowest in the
     notebook, so no registered step can read from it (reads bind upwards) and
