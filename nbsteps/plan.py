@@ -248,6 +248,12 @@ class Plan:
                 # registered again as it was (a cell run again unchanged): the graph, and what
                 # is known to be up to date, stay; resolving would set these two the same
                 step.linked, step.called_reads = old.linked, old.called_reads
+            elif old is not None and depmod.linked_alike(old, step):
+                # an edit that reads, writes and touches what it did (x = 1 -> x = 2): the graph stays;
+                # the step and its downstream are no longer known to be up to date
+                step.linked, step.called_reads = old.linked, old.called_reads
+                for s in self.context.deps.downstream([step.name]):
+                    self.validity.valid.pop(s, None)
             elif old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
                 self.context.deps = depmod.resolve(self.steps)
                 self.validity.clear()  # dependencies may have changed anywhere
