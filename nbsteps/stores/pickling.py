@@ -160,20 +160,26 @@ class _Snapshot:
 
     def __init__(self, attrs: dict) -> None:
         self.attrs = attrs
-        self.top = dict(attrs)
-        self.nested = {k: dict(v) for k, v in attrs.items() if type(v) is dict}
+        self.top = top = attrs.copy()
+        # the dicts directly in it, each with a copy (most objects hold none: looked for in C first)
+        self.nested = (
+            [(v, v.copy()) for v in top.values() if type(v) is dict]
+            if dict in map(type, top.values())
+            else ()
+        )
 
     def restore(self) -> bool:
         """Put back what changed; whether anything had."""
         changed = _put_back(self.attrs, self.top)
-        for k, before in self.nested.items():
-            changed = _put_back(self.top[k], before) or changed
+        for d, before in self.nested:
+            changed = _put_back(d, before) or changed
         return changed
 
 
 def _put_back(d: dict, before: dict) -> bool:
-    # the same keys and values in the same order (checked in C: no Python call per item)
-    if len(d) == len(before) and all(map(is_, d, before)) and all(map(is_, d.values(), before.values())):
+    # the same values in the same order (by identity, in C: no Python call per item) under
+    # the same keys in the same order (equal keys are the same entries of a dict)
+    if len(d) == len(before) and all(map(is_, d.values(), before.values())) and list(d) == list(before):
         return False
     if d.keys() == before.keys() and all(d.get(k, _NO_VALUE) is v for k, v in before.items()):
         return False
@@ -191,6 +197,7 @@ def _pickler_class():
     import cloudpickle
 
     copies_class = _copies_class(getattr(cloudpickle.cloudpickle, "_class_setstate", _NO_VALUE))
+    cloud_override = cloudpickle.Pickler.reducer_override
 
     class Pickler(cloudpickle.Pickler):
         def __init__(
@@ -237,16 +244,14 @@ def _pickler_class():
             kind = self.kinds.get(t)
             if kind is None:
                 kind = self.kinds[t] = _class_kind(t)
+            if not kind:  # nothing of the below applies: pickle's own way (most objects)
+                return NotImplemented
             if kind & _MAY_BE_OUTSIDE:
                 _refuse_outside(obj)
-            if isinstance(obj, (type, types.FunctionType)) and "<locals>" in obj.__qualname__:
-                where = _module_attribute(obj)
-                if where is not None:  # marray.numpy.MArray, sympy's cacheit: by reference, not a copy
-                    return getattr, where
-            rv = super().reducer_override(obj)
-            if rv is not NotImplemented:
-                self.copies |= copies_class(rv)
-                return rv
+            if kind & _CLOUD:
+                rv = _cloud_reduction(self, obj, cloud_override, copies_class)
+                if rv is not NotImplemented:
+                    return rv
             if not kind & _OWN:
                 return NotImplemented
             return _own_reduction(self, obj, kind)
@@ -259,6 +264,19 @@ def _pickler_class():
                     snapshot.restore()
 
     return Pickler
+
+
+def _cloud_reduction(pickler: Any, obj: Any, cloud_override: Any, copies_class: Any) -> Any:
+    """A class or function (or what says it is one): by reference when a module hands it
+    out, else cloudpickle's reduction (NotImplemented: not one)."""
+    if isinstance(obj, (type, types.FunctionType)) and "<locals>" in obj.__qualname__:
+        where = _module_attribute(obj)
+        if where is not None:  # marray.numpy.MArray, sympy's cacheit: by reference, not a copy
+            return getattr, where
+    rv = cloud_override(pickler, obj)
+    if rv is not NotImplemented:
+        pickler.copies |= copies_class(rv)
+    return rv
 
 
 def _watch(pickler: Any, refs: dict, later: Any, exhaustive: bool) -> None:
@@ -277,14 +295,25 @@ def _reduce_leaving_object(pickler: Any, obj: Any) -> Any:
     attrs = getattr(obj, "__dict__", None)
     if type(attrs) is not dict:
         return NotImplemented
-    snapshot = _Snapshot(attrs)
+    if not pickler.faithful:  # put back after the whole value is written
+        snapshot = _Snapshot(attrs)
+        try:
+            return obj.__reduce_ex__(pickler.proto)
+        finally:
+            pickler.snapshots.append(snapshot)
+    # faithful: a _Snapshot's work inline (once per such object pickled: no calls it can spare)
+    top = attrs.copy()
+    nested = (
+        [(v, v.copy()) for v in top.values() if type(v) is dict] if dict in map(type, top.values()) else ()
+    )
     try:
         return obj.__reduce_ex__(pickler.proto)
     finally:
-        if pickler.faithful:
-            pickler.overrode = snapshot.restore() or pickler.overrode
-        else:
-            pickler.snapshots.append(snapshot)
+        changed = _put_back(attrs, top)
+        for d, before in nested:
+            changed = _put_back(d, before) or changed
+        if changed:
+            pickler.overrode = True
 
 
 def _refuse_outside(obj: Any) -> None:
@@ -305,8 +334,10 @@ def _copies_class(class_setstate: Any):
 
 
 #: _class_kind's flags: outside_process may refuse the object; its class defines __getstate__ in
-#: Python; its state is set past __getattr__ (_state_past_getattr)
-_MAY_BE_OUTSIDE, _GETSTATE, _PAST = 1, 2, 4
+#: Python; its state is set past __getattr__ (_state_past_getattr); cloudpickle's or the
+#: pickler's own reducer_override may apply (a class, a function, or an object whose
+#: ``__class__`` may not be its type: what ``isinstance`` looks at)
+_MAY_BE_OUTSIDE, _GETSTATE, _PAST, _CLOUD = 1, 2, 4, 8
 _OWN = _GETSTATE | _PAST
 
 
@@ -323,6 +354,14 @@ def _class_kind(t: type) -> int:
         method = None
     if t in _LOCKS or (method is not None and callable(method)):
         kind |= _MAY_BE_OUTSIDE
+    try:
+        cloud = issubclass(t, (type, types.FunctionType)) or any(
+            "__class__" in vars(k) or "__getattribute__" in vars(k) for k in t.__mro__ if k is not object
+        )
+    except Exception:  # not a class as issubclass knows them: leave it to the full path
+        cloud = True
+    if cloud:
+        kind |= _CLOUD
     if t not in copyreg.dispatch_table:
         if _custom_getstate(t):
             kind |= _GETSTATE
