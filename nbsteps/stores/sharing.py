@@ -75,14 +75,18 @@ class Held:
     def __init__(self) -> None:
         self._held: dict[str, Checkpoint] = {}
         self._lock = threading.Lock()
+        # step -> (checkpoint, its loaded values' names and ids, their entries): _entries
+        self._entries: dict[str, tuple] = {}
 
     def remember(self, cp: Checkpoint) -> None:
         with self._lock:
             self._held[cp.step] = cp
+            self._entries.pop(cp.step, None)
 
     def forget(self, step: str) -> None:
         with self._lock:
             self._held.pop(step, None)
+            self._entries.pop(step, None)
 
     def find(self, step: str, token: Any) -> "Checkpoint | None":
         with self._lock:
@@ -101,25 +105,46 @@ class Held:
         own = cp.outputs if isinstance(cp.outputs, dict) else {}
         todo = list(((cp.parts or {}).get("upstream") or {}).items())
         seen: set = set()
+        with self._lock:  # one look at what is held, for the whole walk
+            held_now = dict(self._held)
+        setdefault, changed = refs.setdefault, refs.changed
         while todo:
             step, token = todo.pop()
             if step in seen or token is None:
                 continue
             seen.add(step)
-            held = self.find(step, token)
-            if held is None:
+            held = held_now.get(step)
+            if held is None or version(held) != token:
                 continue
-            outputs = held.outputs
-            lazy = isinstance(outputs, LazyValues)
-            for name in list(outputs):
-                if lazy and not outputs.loaded(name):
-                    continue
-                value = outputs[name]
+            for name, value, entry in self._entries_of(held, token):
                 if own.get(name, _MISSING) is value:
-                    refs.changed.add(id(value))
-                    continue
-                if not shareable(value):
-                    continue
-                refs.setdefault(id(value), (("u", step, token, held.fingerprint, name), value))
+                    changed.add(id(value))
+                elif entry is not None:
+                    setdefault(id(value), entry)
             todo.extend(((held.parts or {}).get("upstream") or {}).items())
         return refs
+
+    def _entries_of(self, held: Checkpoint, token: Any) -> list:
+        """``(name, value, (reference, value) or None)`` for each loaded value of *held*
+        (None: not shareable), in its order; kept per step while *held* is the
+        checkpoint held, of version *token*, and its loaded values are the same objects
+        under the same names (compared in C), so that a put walking many upstream steps
+        neither redoes them in Python nor makes their references again."""
+        outputs = held.outputs
+        lazy = isinstance(outputs, LazyValues)
+        loaded = outputs._values if lazy else outputs  # what is read: the same objects
+        sig = (token, tuple(loaded), tuple(map(id, loaded.values())))
+        cached = self._entries.get(held.step)
+        if cached is not None and cached[0] is held and cached[1] == sig:
+            return cached[2]
+        entries = []
+        for name in list(outputs):
+            if lazy and not outputs.loaded(name):
+                continue
+            value = outputs[name]
+            ref = (("u", held.step, token, held.fingerprint, name), value) if shareable(value) else None
+            entries.append((name, value, ref))
+        with self._lock:
+            if self._held.get(held.step) is held:
+                self._entries[held.step] = (held, sig, entries)
+        return entries
