@@ -126,6 +126,9 @@ def summarize(name: str, runs: list[dict]) -> dict:
                 out[n]["plan_ms"] = 1e3 * med([x["plan_cell_s"] for x in rs])
                 out[n]["plan_beyond_plain_ms"] = out[n]["plan_ms"] - out[n]["plain_ms"]
                 out[n]["rerun_ms"] = 1e3 * med([x["rerun_cell_s"] for x in rs])
+            if all("edit_cell_s" in x for x in rs):
+                out[n]["edit_ms"] = 1e3 * med([x["edit_cell_s"] for x in rs])
+                out[n]["edit_mid_ms"] = 1e3 * med([x["edit_mid_cell_s"] for x in rs])
         ns = sorted(out)
         out["scaling"] = out[ns[-1]]["step_ms"] / out[ns[0]]["step_ms"]
         if "rerun_ms" in out[ns[0]]:
@@ -197,6 +200,8 @@ def table(results: dict, impls: list[str]) -> str:
                 lambda r, n=n: r["cells"][n]["plan_beyond_plain_ms"],
             )
             row("  the middle cell run again unchanged (ms)", lambda r, n=n: r["cells"][n]["rerun_ms"])
+            row("  the last cell edited and run (ms)", lambda r, n=n: r["cells"][n].get("edit_ms"))
+            row("  the middle cell edited and run (ms)", lambda r, n=n: r["cells"][n].get("edit_mid_ms"))
         row("  cell cost, most / fewest steps registered", lambda r: r["cells"]["scaling"])
         row("  plan-mode cell, most / fewest", lambda r: r["cells"]["plan_scaling"])
         row("  middle cell run again, most / fewest", lambda r: r["cells"]["rerun_scaling"])

@@ -94,6 +94,15 @@ def cells(n: int, k: int) -> dict:
     got = ip.user_ns.get(f"s{base + 2 * k - 1}")
     mid = n // 2  # run again unchanged: kept (up to date), its upstream and downstream as they are
     rerun_s = [timed(ip, f"%%step c{mid}\n{chain_body(mid)}") for _ in range(k)]
+    # edited and run: the last cell of the chain, then the middle one (its constant changed: the
+    # names it reads and writes stay); the cells below an edited middle cell are then stale, not run
+    last = base + k - 1
+    edit_s = [
+        timed(ip, f"%%step c{last}\n{chain_body(last).replace('* 3', f'* {4 + j % 2}')}") for j in range(k)
+    ]
+    edit_mid_s = [
+        timed(ip, f"%%step c{mid}\n{chain_body(mid).replace('* 3', f'* {4 + j % 2}')}") for j in range(k)
+    ]
     return {
         "n": n,
         "k": k,
@@ -101,6 +110,8 @@ def cells(n: int, k: int) -> dict:
         "plain_cell_s": statistics.median(plain_s),
         "plan_cell_s": statistics.median(plan_s),
         "rerun_cell_s": statistics.median(rerun_s),
+        "edit_cell_s": statistics.median(edit_s),
+        "edit_mid_cell_s": statistics.median(edit_mid_s),
         "step_runs": step_s,
         "plain_runs": plain_s,
         "plan_runs": plan_s,

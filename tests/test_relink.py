@@ -116,3 +116,13 @@ def test_an_edit_changing_the_names_is_resolved():
     _assert_graph_is_a_full_resolve(plan)
     assert plan.run(["c"]).ok
     assert plan.namespace["z"] == 50
+
+
+def test_nearest_above_is_the_last_writer_placed_before():
+    rng = random.Random(7)
+    for _ in range(300):
+        position = {f"s{i}": i for i in range(rng.randint(0, 30))}
+        writers = sorted(rng.sample(list(position), rng.randint(0, len(position))), key=position.get)
+        pos = rng.randint(0, len(position) + 1)
+        before = [w for w in writers if position[w] < pos]
+        assert D.nearest_above(writers, position, pos) == (before[-1] if before else None)

@@ -163,13 +163,10 @@ def add_writer(g: Dependencies, name: str, step: str) -> None:
 
 
 def nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "str | None":
-    """The last of *writers* (in notebook order) placed before *pos*."""
-    found = None
-    for w in writers:
-        if position[w] >= pos:
-            break
-        found = w
-    return found
+    """The last of *writers* (in notebook order) placed before *pos* (a binary search: a name
+    written by many cells, ``df = ...``, is not scanned from the top for each reader)."""
+    i = bisect.bisect_left(writers, pos, key=position.__getitem__)
+    return writers[i - 1] if i else None
 
 
 #: IPython's last result: in Run All, the ``Out`` of the nearest cell above that showed one
