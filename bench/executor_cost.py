@@ -202,7 +202,7 @@ def sample(workload: str, runs: int = 150, interval: float = 0.0002) -> None:
 
     S.user_module(workload, N)
     S.build_and_run(workload, N)
-    own, under = collections.Counter(), collections.Counter()
+    own, under, lines = collections.Counter(), collections.Counter(), collections.Counter()
     active = [False]
 
     def where(code) -> str:
@@ -214,6 +214,7 @@ def sample(workload: str, runs: int = 150, interval: float = 0.0002) -> None:
         if not active[0] or frame is None:
             return
         own[where(frame.f_code)] += 1
+        lines[f"{where(frame.f_code)}:{frame.f_lineno}"] += 1
         seen = set()
         while frame is not None:
             key = where(frame.f_code)
@@ -239,6 +240,9 @@ def sample(workload: str, runs: int = 150, interval: float = 0.0002) -> None:
         print(f"{100 * n / total:10.1f}  {key}")
     print("self %       function")
     for key, n in own.most_common(30):
+        print(f"{100 * n / total:10.1f}  {key}")
+    print("self %       line")
+    for key, n in lines.most_common(40):
         print(f"{100 * n / total:10.1f}  {key}")
 
 

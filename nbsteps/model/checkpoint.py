@@ -134,7 +134,8 @@ class Checkpoint:
     output: tuple = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.outputs, LazyValues) and self.result is None and self.has_result:
+        # (the cheap tests first: LazyValues is an ABC, its isinstance a Python call)
+        if self.result is None and self.has_result and isinstance(self.outputs, LazyValues):
             self.result = LAZY
 
     def value_of_result(self) -> Any:

@@ -76,10 +76,17 @@ class StepRecord:
         if not _FIELD_NAMES.issuperset(fields):
             raise TypeError(f"StepRecord has no field {sorted(fields.keys() - _FIELD_NAMES)[0]!r}")
         d = self.__dict__
-        if "status" in fields:  # first: a refused transition sets nothing
-            _set_status(self, fields.pop("status"))
+        if "status" in fields:  # first: a refused transition sets nothing (_set_status, inlined)
+            status = fields.pop("status")
+            if _lifecycle.STRICT and "_status" in d:
+                _lifecycle.check_transition(d["name"], d["_status"], status)
+            d["_status"] = status
         if "files" in fields:
-            _set_files(self, fields.pop("files"))
+            files = fields.pop("files")
+            if files or d.get("_files"):  # (_set_files, inlined)
+                with _files_lock:
+                    _files_version[0] += 1
+            d["_files"] = files
         if "result" in fields:
             d["_result"] = fields.pop("result")
         d.update(fields)
@@ -207,6 +214,17 @@ class StepRecord:
         flag = f" ({self.origin})" if self.cached else ""
         err = f" {self.error_text}" if self.error is not None else ""
         return f"<StepRecord {self.name}: {self.status}{flag}{err}>"
+
+
+def snapshots(records: "dict[str, StepRecord]", names) -> "dict[str, StepRecord]":
+    """``{name: records[name].snapshot()}`` of each of *names*, in one pass (a run's summary
+    keeps every record of the run as it ends)."""
+    new, fields = object.__new__, object.__setattr__
+    out = {}
+    for name in names:
+        copy = out[name] = new(StepRecord)
+        fields(copy, "__dict__", records[name].__dict__.copy())
+    return out
 
 
 def _get_result(self: StepRecord) -> Any:

@@ -17,6 +17,7 @@ import os
 import queue
 import time
 from collections import deque
+from operator import attrgetter
 from typing import Callable
 
 from nbsteps.errors import CheckpointUnavailable, StepTimeout
@@ -58,6 +59,13 @@ from nbsteps.run.summary import RunSummary, store_where
 #: execution tokens: unique per execution, cheap (no uuid per step)
 _NONCE = os.urandom(6).hex()
 _EXECUTIONS = itertools.count(1)
+_NOT_STORED = attrgetter("not_stored")
+
+
+def _below(ctx: RunContext, name: str) -> Callable[[], object]:
+    """What the steps below step *name* wrote (the files it read that they changed explain
+    themselves: model.file_inputs), asked only when a file it read is compared."""
+    return lambda: ctx.written_below(name)
 
 
 class Executor:
@@ -120,6 +128,11 @@ class Executor:
         ] = {}  # name -> (task, outcome): ran already in a fused chain (run.fusion)
         self.restored: dict[str, str] = {}  # steps completed without executing: where from (events.FROM_*)
         self._chain_links: "dict[str, str] | None" = None  # links of linear chains (run.fusion), once per run
+        #: the run uses none of the optional features decided per run (forced steps, replays,
+        #: rebuilds, settling, fused chains): their hooks are skipped (set by ``run``; see _plain_run)
+        self._plain = False
+        #: a record of this run said its values were not stored: "never run" asks its downstream why
+        self._unstored = True
         #: lost checkpoints recomputed in this run (run.recovery)
         self.recovery = recovery.Recovery(
             ctx, prepare=self._prepare, queue=self._waiting.append, include=self._include, emit=self._emit
@@ -164,35 +177,41 @@ class Executor:
         not stored by an earlier kernel, as the store's note says."""
         ctx = self.ctx
         cp, reason, unstored = None, "", ""
-        if name in self.force:
+        plain = self._plain
+        if not plain and name in self.force:
             reason = "forced"
         elif (self.recovery.lost or ctx.lost) and (lost := self.recovery.reason(name)) is not None:
             reason = lost
         elif step.cache and name in self._held and rec.fingerprint == fp and not self._files_moved(name, rec):
             cp = rec  # up to date, its values are in this kernel already: used as they are, never re-read
         else:  # lazy: a directory store reads the metadata now, each value when first needed
-            cp = ctx.store.get(name, fp, lazy=True) if step.cache else None
-
-            def below():
-                return ctx.written_below(name)
-
-            if cp is not None and (moved := files_why((cp.parts or {}).get("files"), below)):
-                cp, reason = None, moved  # a file it read changed since
-            elif cp is None:
-                reason = stale_reason(step, parts, ctx.store.peek(name), rec, below)
-                unstored = not_stored(ctx.store, name, fp, reason)  # the store could not keep them
-                if reason == "never run" and not unstored:  # it may have run below one not stored
-                    ups = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
+            store = ctx.store
+            cp = store.get(name, fp, lazy=True) if step.cache else None
+            if cp is None:
+                last = store.peek(name)
+                below = (
+                    None if last is None else _below(ctx, name)
+                )  # (a step's first run: no files to ask about)
+                reason = stale_reason(step, parts, last, rec, below)
+                unstored = not_stored(store, name, fp, reason)  # the store could not keep them
+                if reason == "never run" and not unstored and self._unstored:  # it may have run below one
+                    ups = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]  # not stored
                     if ups:  # its checkpoint went with its upstream's version
                         unstored = f"upstream {', '.join(ups)} ran again: its values were {NOT_STORED}"
                 reason = unstored or reason
-        if cp is not None and (name in self.replay or name in self.rebuild):  # execute again, same token
+            elif moved := files_why((cp.parts or {}).get("files"), _below(ctx, name)):
+                cp, reason = None, moved  # a file it read changed since
+        if (
+            cp is not None and not plain and (name in self.replay or name in self.rebuild)
+        ):  # again, same token
             token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
             self._replay_tokens[name], cp = token or fp, None
             # shared-state effect, or its version changed in place by a step below (run.observed_writes)
             reason = self.rebuild.get(name) or f"replayed: sets {', '.join(self.replay[name])}"
         if cp is None and rec.not_stored != unstored:
             rec.not_stored = unstored
+            if unstored:
+                self._unstored = True
         return cp, reason
 
     def _complete_from(self, name: str, rec, cp, fp: str) -> None:
@@ -234,7 +253,7 @@ class Executor:
             origin="",
         )
         try:
-            return self._fused[name][0] if name in self._fused else self._task(step)
+            return self._fused[name][0] if self._fused and name in self._fused else self._task(step)
         except CheckpointUnavailable as exc:  # an input restored lazily cannot be read
             return self.recovery.upstream_lost(name, exc)
 
@@ -257,6 +276,8 @@ class Executor:
             known = self._files_known_t = tuple(self._files_known)
         task.files_known = known
         # its output was shown when it ran (or was restored): kept, not shown again
+        if self._plain:
+            return task  # (quiet is False: neither settling nor rebuilding)
         if step.name in self.rebuild:
             task.quiet, task.generators = True, self.rebuild_generators.get(step.name)
         else:
@@ -291,20 +312,24 @@ class Executor:
     # -- running ---------------------------------------------------------------
     def _start(self, task: Task, backend, inline: bool = False, home: int = 0) -> None:
         name = task.name
-        rec = self.ctx.records[name]
+        ctx = self.ctx
+        rec, step = ctx.records[name], ctx.steps[name]
         attempts = task.attempt = rec.attempts + 1
-        fused = self._fused.pop(name, None)  # it ran already, in a chain: its outcome is here
+        fused = self._fused.pop(name, None) if self._fused else None  # it ran in a chain: its outcome
         fused = fused if fused is not None and fused[0] is task else None
         if attempts == 1:
             rec.update(attempts=attempts, status=RUNNING, started=(fused and fused[1].started) or time.time())
         else:
             rec.update(attempts=attempts, status=RUNNING)
         self.observed.started(name)
-        if (before := upstream_caches.watched(self.ctx, self.ctx.steps[name], task.inputs)) is not None:
+        if (
+            step.analysis is not None
+            and (before := upstream_caches.watched(ctx, step, task.inputs)) is not None
+        ):
             self._layouts[name] = (before, task.inputs)
         self._running[name] = task
         if not inline:
-            timeout = self.ctx.steps[name].timeout
+            timeout = step.timeout
             if timeout:
                 heapq.heappush(
                     self._timers, (time.monotonic() + timeout, next(self._seq), "timeout", name, task)
@@ -349,7 +374,10 @@ class Executor:
         self.observed.ended(task.name)
         for follower, later in outcome.then:  # a fused chain: the outcomes of the steps that follow
             self._fused[follower.name] = (follower, later)
-        self._conclude(task, outcome)
+        if outcome.ok:  # (its duration and output are set with the rest of its completion)
+            self._complete(task.name, outcome)
+        else:
+            self._conclude(task, outcome)
 
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
@@ -526,6 +554,8 @@ class Executor:
             # graphlib's loop, without its per-run cycle search
             ts = in_order(names) if self.settling else run_graph(ctx, names).sorter()
             self._held = {s for s in names if records[s].status == COMPLETED}
+            self._plain = self._plain_run(backend)
+            self._unstored = any(map(_NOT_STORED, records.values()))
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:
                     rec = records[s]
@@ -562,9 +592,9 @@ class Executor:
                     self._start(task, backend, inline, home or 0)
                 if flush is not None:  # a backend that sends what was submitted together (dask)
                     flush()
-                self._wait(backend)
-                for name in final:
-                    self.recovery.finished(ts, name)
+                if not final:  # (a step ran inline: nothing to wait for)
+                    self._wait(backend)
+                self.recovery.finished_all(ts, final)
                 final.clear()
         except KeyboardInterrupt:
             interrupted = True
@@ -597,6 +627,14 @@ class Executor:
         )
         summary.optional_steps = frozenset(s for s in names if ctx.steps[s].optional)
         return summary
+
+    def _plain_run(self, backend) -> bool:
+        """Whether this run uses none of the features decided before it starts: no step forced,
+        replayed or rebuilt, not settling replays, no fused chains. Then their hooks are skipped
+        for every step (``_plain``): the same path, with nothing to look up for them."""
+        return not (
+            self.force or self.replay or self.rebuild or self.settling or getattr(backend, "fuses", False)
+        )
 
     def _wait(self, backend) -> None:
         """Block until some step reaches a final state or can be started."""

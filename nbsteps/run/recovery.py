@@ -95,6 +95,14 @@ class Recovery:
             self._queue(task)
         return False
 
+    def finished_all(self, ts, names: list) -> None:
+        """:meth:`finished` of each of *names*; at once when no checkpoint was lost in this run."""
+        if self.lost:
+            for name in names:
+                self.finished(ts, name)
+        elif names:
+            ts.done(*names)
+
     def finished(self, ts, name: str) -> None:
         """Step *name* reached a final state. A recomputed one is not in the
         sorter (or done there already): the steps waiting for it go on."""

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from nbsteps.formatting import clean_text, fmt_clock
-from nbsteps.model.record import StepRecord
+from nbsteps.model.record import StepRecord, snapshots
 from nbsteps.model.status import (
     BLOCKED,
     CANCELLED,
@@ -123,7 +123,7 @@ class RunSummary:
     def freeze(self) -> "RunSummary":
         """Keep the records as they are now, so the summary still tells what
         this run did after later runs, resets or undos change the plan."""
-        self.records = {s: self.records[s].snapshot() for s in self.steps}
+        self.records = snapshots(self.records, self.steps)
         return self
 
     def add_upstream(self, steps: list) -> None:

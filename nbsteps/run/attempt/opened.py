@@ -212,19 +212,18 @@ def install() -> None:
             _installed = True
 
 
-class recording:
+class recording(Opened):
     """``with recording() as opened:`` while the block runs in this context, the
-    files opened in it are recorded in *opened* (an :class:`Opened`). A class,
-    not a generator: it is entered once per attempt."""
+    files opened in it are recorded in *opened* (an :class:`Opened`: the recording
+    itself). A class, not a generator: it is entered once per attempt."""
 
     __slots__ = ("_token",)
 
     def __enter__(self) -> Opened:
         if not _installed:
             install()
-        opened = Opened()
-        self._token = _recorder.set(opened)
-        return opened
+        self._token = _recorder.set(self)
+        return self
 
     def __exit__(self, *exc) -> bool:
         _recorder.reset(self._token)

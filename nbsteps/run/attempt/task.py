@@ -271,7 +271,8 @@ def _captured(task: Task) -> Outcome:
             outcome = _attempt(task)
         cap.finish(outcome.result)
     outcome.output = cap.output
-    if outcome.ok:
+    # (nothing opened, no analysis naming files, no file known to compare: nothing to read)
+    if outcome.ok and (files.events or before or task.analysis is not None):
         outcome.files = files.inputs(task.analysis)
         writes = files.writes()
         if writes or before:
