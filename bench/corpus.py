@@ -89,6 +89,27 @@ def _timed_cells(k: "harness.Kernel", cells: list[str]) -> "tuple[float, str | N
 CPU = "import os as _os\nprint(f'@@cpu@@ {sum(_os.times()[:2])}')\ndel _os"
 
 
+#: after the timed cells of ``store``: every pending commit waited for (untimed), then the CPU
+#: seconds of the store's committer thread (``nbsteps-commit``): the part of the kernel's CPU
+#: spent off the cells' thread
+COMMIT_CPU = (
+    "import threading as _th, time as _t\n"
+    "import nbsteps.stores.committer as _c\n"
+    "for _x in list(_c._LIVE): _x.wait()\n"
+    "print('@@commitcpu@@', sum(_t.clock_gettime(_t.pthread_getcpuclockid(_x.ident)) "
+    "for _x in _th.enumerate() if _x.name == 'nbsteps-commit'))\n"
+    "del _th, _t, _c"
+)
+
+
+def _commit_cpu(k: "harness.Kernel") -> "float | None":
+    text = "".join(o.get("text", "") for o in k.run(COMMIT_CPU).get("outputs", []))
+    for line in text.splitlines():
+        if line.startswith("@@commitcpu@@ "):
+            return float(line.split()[1])
+    return None
+
+
 def _kernel_cpu(k: "harness.Kernel") -> "float | None":
     """CPU seconds (user + system, every thread) the kernel process has used so far."""
     text = "".join(o.get("text", "") for o in k.run(CPU).get("outputs", []))
@@ -166,6 +187,8 @@ def run_mode(mode: str, cells: list[str], files: dict, tmp: Path, store: Path) -
         elif mode in ("store", "restore"):
             _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"])
             _timed_cpu(k, steps, out, [FIRST_CELL] if mode == "restore" else None)
+            if mode == "store" and not out["error"]:
+                out["commit_cpu"] = _commit_cpu(k)
             if mode == "restore" and not out["error"]:
                 out["load_seconds"], _ = _timed_cells(k, ["%steps load"])
                 out["executed"] = _executed(k)
@@ -538,6 +561,15 @@ def spy_profile(
     return head + _spy_report(out.read_text(), lines)
 
 
+def _progress(nb: str, mode: str, res: dict) -> None:
+    what = f"error: {res['error']}" if res.get("error") else f"{res['seconds']:.2f} s"
+    if res.get("cpu") is not None:
+        what += f", CPU {res['cpu']:.2f} s"
+    if res.get("commit_cpu") is not None:
+        what += f" (committer thread {res['commit_cpu']:.3f} s in all)"
+    print(f"  {nb:<28} {mode:<10} {what} (load {res['load']:.1f})", file=sys.stderr, flush=True)
+
+
 def main(argv: "list[str] | None" = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK)}, 1 round, plain/store/restore")
@@ -656,13 +688,7 @@ def main(argv: "list[str] | None" = None) -> int:
             flush=True,
         )
 
-        def progress(nb, mode, res):
-            what = f"error: {res['error']}" if res.get("error") else f"{res['seconds']:.2f} s"
-            if res.get("cpu") is not None:
-                what += f", CPU {res['cpu']:.2f} s"
-            print(f"  {nb:<28} {mode:<10} {what} (load {res['load']:.1f})", file=sys.stderr, flush=True)
-
-        results = measure(entries, cells, modes, args.repeat, tmp, progress)
+        results = measure(entries, cells, modes, args.repeat, tmp, _progress)
         rows = _ratio_rows(results, modes, ncells)
         load1 = os.getloadavg()
         print(report(rows, modes, ncells, args.min_seconds))
