@@ -3,8 +3,8 @@ pages to the corpus, tests/corpus ``pl_*``; the pages themselves agree in every 
 examples set options only inside ``with pl.Config(...)`` and re-build their frames in the cell
 that uses them). Each test: a first kernel runs the steps with a directory store, a second
 (a new process) runs them again with one step below edited, so that step executes while the
-steps above are restored; plain Run All of the edited cells is the reference. All are
-``xfail(strict=True)``: open defects, not fixed here (the report of this session says why).
+steps above are restored; plain Run All of the edited cells is the reference. 1 and 2 are
+``xfail(strict=True)``: open defects, not fixed here.
 
 1. **A library call that changes the environment, unseen by the analysis, is not redone on
    restore.** polars' ``pl.Config.set_tbl_rows(2)`` writes ``POLARS_FMT_MAX_ROWS`` to
@@ -18,7 +18,17 @@ steps above are restored; plain Run All of the edited cells is the reference. Al
 2. **A restored Series has one chunk.** ``a.append(b)`` leaves ``a`` in 2 chunks; stored and
    restored (polars pickles through its IPC format), it has one: ``a.n_chunks()`` in an executing
    step below gives 1, Run All 2. The values are equal; only what the layout query shows differs.
-3. (Not tested: seen once, not again.) Categorical codes come from a process-wide mapping
+3. **Fixed: a change in place inside a native object was not seen.** A polars DataFrame keeps its
+   columns in a Rust object (``_df``, a ``PyDataFrame``: no attributes, no buffer), so
+   ``nbsteps.run.attempt.observe``'s digest of ``df`` was the same before and after
+   ``out = df.insert_column(1, s)`` (a method the analysis does not know, its result used): the
+   step was not taken for a writer of ``df``, the store kept ``df`` as the step above made it,
+   and a new kernel gave the executing step below a ``df`` without the column (width 1, Run All
+   2). Fix (observe.py): an object holding such a native object, whose data Python cannot see,
+   is digested with a CRC-32 of the state its class says it holds (its own ``__getstate__``,
+   what pickle stores); not keyed on polars: any class whose data lives in a native object and
+   that says what to pickle.
+4. (Not tested: seen once, not again.) Categorical codes come from a process-wide mapping
    (polars 1.44's ``pl.Categories``, the string cache's successor); one probe restored
    ``s1`` and ``s2`` with other physical codes than Run All's, a second did not.
 """
@@ -124,3 +134,46 @@ def test_the_store_round_trip_keeps_polars_values(tmp_path):
     resumed, plain = _resume_then_edit(tmp_path, cells, 3, edit)
     assert plain == repr((22.0, [1, 2, 3, 7], ["a", "c", "b"]))
     assert resumed == plain
+
+
+def test_a_change_in_place_inside_a_native_object_reaches_a_new_kernel(tmp_path):
+    """Defect 3: ``df.insert_column`` changes the Rust object holding ``df``'s columns; the step
+    must be seen writing ``df``, so the store keeps that version for the step below."""
+    pytest.importorskip("polars")
+    cells = [
+        "import polars as pl\ndf = pl.DataFrame({'a': [1, 2, 3]})",
+        "total = df['a'].sum()",
+        "out = df.insert_column(1, pl.Series('b', [4, 5, 6]))",
+        "shown = (df.width, df.columns)",
+    ]
+    resumed, plain = _resume_then_edit(tmp_path, cells, 3, "shown = (df.width, df.columns, 0)[:2]")
+    assert plain == repr((2, ["a", "b"]))
+    assert resumed == plain
+
+
+class Native:
+    """A class whose data lives in a native object Python cannot see into (as polars' DataFrame
+    in its ``PyDataFrame``), and that says what pickle stores (``__getstate__``)."""
+
+    def __init__(self, data: bytes) -> None:
+        import zlib
+
+        self._obj = zlib.compressobj()  # native: no attributes, no buffer, no hash of its value
+        self._obj.compress(data)
+
+    def add(self, data: bytes) -> int:
+        self._obj.compress(data)
+        return len(data)
+
+    def __getstate__(self):
+        return self._obj.copy().flush()  # the native object's state, as bytes
+
+
+def test_the_digest_sees_a_change_inside_a_native_object_its_holder_pickles():
+    from nbsteps.run.attempt.observe import digest, same
+
+    held = Native(b"a")
+    before = digest(held)
+    assert same(before, digest(held))  # a read: no change
+    held.add(b"more")  # the Python-visible layout is unchanged; the native object's state is not
+    assert not same(before, digest(held))

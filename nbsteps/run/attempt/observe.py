@@ -38,6 +38,16 @@ The digest is a walk of the value's object graph, bounded (:data:`DEPTH` levels,
   and its public attributes (walked as any others): matplotlib's ``FontProperties``, whose
   hash is that of its properties, shows a ``set_size()`` as before.
 
+- a handle on a native object (every attribute a native object Python cannot see into, no
+  attributes, buffer or value hash of its own, or a scalar: polars' DataFrame holds only
+  ``_df``, a Rust ``PyDataFrame``; ``df.insert_column(1, s)`` changes it and nothing Python
+  sees): also a CRC-32 of the state its class says it holds, its own ``__getstate__`` (what
+  pickle stores: a polars frame's columns in Arrow's IPC format, about 3 times the cost of the
+  CRC of a numpy array of the same bytes). Richer objects holding native parts (a lock, an
+  ``itertools.count``) are walked as any others. A state a read changes (a polars LazyFrame
+  holding a Python function, once collected) makes the reading step a writer of the value:
+  more executes, the values are the same;
+
 Immutable values (numbers, strings, bytes, ``None``, tuples and frozensets of them,
 frozen dataclasses of them, enums) are never checked: ``random_state=SEED`` only reads
 ``SEED``. Modules, classes and functions are not checked either (a module's dict is large
@@ -50,6 +60,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import pickle
 import time
 import types
 import zlib
@@ -238,6 +249,47 @@ def _attributes(obj: Any) -> list:
     return attrs
 
 
+def _blind(obj: Any) -> bool:
+    """Whether *obj* is an object whose data Python cannot see: not a scalar, container, module or
+    function, no buffer, no attributes, no value hash (a native object: polars' ``PyDataFrame``,
+    which holds a DataFrame's columns in Rust)."""
+    if isinstance(obj, (*_OPAQUE, *_SCALARS, *_CONTAINERS, tuple, frozenset)):
+        return False
+    if hasattr(type(obj), "__dict__") and "__dict__" in type(obj).__dict__ or _attributes(obj):
+        return False  # a Python class's instance (whose attributes are walked), or one with slots
+    return _buffer(obj) is None and _value_hash(obj) is None
+
+
+def _handle(children: list) -> bool:
+    """Whether an object whose attributes (all of them, private ones too) are *children* is a
+    handle on a native object: each attribute is one Python cannot see into (:func:`_blind`)
+    or a scalar, and one at least is native (polars' DataFrame holds only ``_df``, its Series
+    only ``_s``). A richer object (a figure, an estimator, matplotlib's ``_AxesStack`` with its
+    ``itertools.count``) is walked attribute by attribute as before: its native parts (locks,
+    counters, weak references) are not where its data is."""
+    return any(not isinstance(c, _SCALARS) for c in children) and all(
+        isinstance(c, _SCALARS) or _blind(c) for c in children
+    )
+
+
+def _state(obj: Any) -> "int | None":
+    """A CRC-32 of the state *obj*'s class says it holds (its own ``__getstate__``, what pickle
+    stores): polars' DataFrame and Series give their columns in Arrow's IPC format, a LazyFrame its
+    plan. None when the class does not say (``object``'s ``__getstate__``) or refuses."""
+    getstate = getattr(type(obj), "__getstate__", None)
+    if getstate is None or getstate is object.__getstate__:
+        return None
+    try:
+        state = getstate(obj)
+        if isinstance(state, str):
+            state = state.encode()
+        elif not isinstance(state, (bytes, bytearray, memoryview)):
+            state = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return zlib.crc32(state)
+    except Exception:  # a state that cannot be had or pickled: not compared
+        return None
+
+
 def digest(value: Any) -> "tuple | None":
     """A bounded summary of *value* that changes when it is changed in place (see the
     module doc); None for a value that is never checked."""
@@ -274,6 +326,8 @@ def digest(value: Any) -> "tuple | None":
             continue
         layout, children, own = _children(obj)
         parts.append((id(obj), type(obj), layout) if own is None else (id(obj), type(obj), layout, own))
+        if _handle([v for _, v in _attributes(obj)]):  # its data is out of Python's sight: what it pickles
+            parts.append((id(obj), "state", _state(obj)))
         if depth < DEPTH:
             todo.extend((c, depth + 1) for c in children if not isinstance(c, _SCALARS))
     return tuple(parts)
