@@ -572,9 +572,11 @@ def _dump(
     sharing = bool(refs or later)
     if sharing and not exhaustive and type(value) in _CONTAINERS and id(value) in refs:
         exhaustive = True  # the value itself is another value: only a persistent_id writes it as one
-    pickler = (
-        _PICKLER(sink, faithful, refs or {}, later or {}, exhaustive) if sharing else _PICKLER(sink, faithful)
-    )
+    out_to = _Switch(sink) if sharing else sink  # the memo's probes (_memo_index) write elsewhere
+    if sharing:
+        pickler = _PICKLER(out_to, faithful, refs or {}, later or {}, exhaustive)
+    else:
+        pickler = _PICKLER(sink, faithful)
     try:
         pickler.dump_leaving_objects(value)
     except Exception as exc:
@@ -582,15 +584,64 @@ def _dump(
             raise DroppedUnpicklable(str(exc)) from exc
         raise
     out = Dumped(pickler.used, copies=pickler.copies)
-    found = pickler.found
-    if found or pickler.held or pickler.waiting:  # the memo's indices (copying the memo: only then)
-        memo = pickler.memo.copy()
-        if any(oid in memo for oid in pickler.held):
+    found, held, waiting = set(pickler.found), pickler.held, pickler.waiting
+    if found or held or waiting:  # the memo indices of those objects, asked one by one
+        later = later or {}
+        if any(_memo_index(pickler, out_to, refs[oid][1]) is not None for oid in held):
             raise HeldContainer()
-        if pickler.waiting:
-            found = found.union(oid for oid in pickler.waiting if oid in memo)
-        out.found = {oid: memo[oid][0] for oid in found if oid in memo}
+        indices = {oid: _memo_index(pickler, out_to, later[oid]) for oid in found.union(waiting)}
+        out.found = {oid: i for oid, i in indices.items() if i is not None}
     return out
+
+
+class _Switch:
+    """The file a pickler writes to, which can be pointed elsewhere (a pickler takes its
+    file's ``write`` once)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def write(self, data: Any) -> Any:
+        return self.target.write(data)
+
+
+class _NotInMemo(Exception):
+    pass
+
+
+def _memo_index(pickler: Any, out_to: _Switch, obj: Any) -> "int | None":
+    """The index of *obj* in the memo of *pickler* (which has dumped its value), or None when
+    it is not there: *obj* dumped again alone, to a scratch buffer, is a memo get when it is
+    in the memo (pickle looks at the memo before anything else but the persistent_id);
+    otherwise the persistent_id stops the dump at the first object inside *obj*. A copy of the
+    whole memo (``memo.copy()``, the only way to read it) costs ~2 ms for a figure."""
+    scratch = io.BytesIO()
+    out_to.target = scratch
+
+    def persistent_id(o: Any) -> None:
+        if o is obj:
+            return None
+        raise _NotInMemo
+
+    pickler.persistent_id = persistent_id
+    try:
+        pickle.Pickler.dump(pickler, obj)
+    except Exception:  # _NotInMemo, or what writing it anew raised: it was not in the memo
+        return None
+    data = scratch.getvalue()
+    at = 2  # PROTO 5
+    if data[at : at + 1] == pickle.FRAME:
+        at += 9
+    op = data[at : at + 1]
+    if op == pickle.BINGET:
+        return data[at + 1]
+    if op == pickle.LONG_BINGET:
+        return int.from_bytes(data[at + 1 : at + 5], "little")
+    if op == pickle.GET:  # not written at protocol 5; for completeness
+        return int(data[at + 1 : data.index(b"\n", at)])
+    return None  # written anew: it was not in the memo
 
 
 #: a module's object whose pickle is larger is written by value, not read back to try it
