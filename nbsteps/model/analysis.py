@@ -158,6 +158,9 @@ class CellWalker(Walker):
 
     # -- calls -----------------------------------------------------------------------
     opaque = False  # calls code that may draw from a global random generator unseen (see may_draw)
+    #: what it found depends on more than the text: the names a module lists for ``import *``, a
+    #: magic's files (``%run script.py``), IPython's store (see _CACHE)
+    volatile = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -291,6 +294,7 @@ class CellWalker(Walker):
 
     def on_import_star(self, module: str, level: int) -> list:
         """The names ``from module import *`` binds (importing the module if needed), else a warning."""
+        self.volatile = True
         why = "it is a relative import" if level else "it cannot be found"
         try:
             mod = (
@@ -316,6 +320,7 @@ class CellWalker(Walker):
         func, v = node.func, getattr(node.func, "value", None)
         if not (type(v) is ast.Call and getattr(v.func, "id", None) == "get_ipython"):
             return False
+        self.volatile = True
         args = [_literal(a) for a in node.args]
         handler, n = {
             "run_line_magic": (self.line_magic, 2),
@@ -430,9 +435,20 @@ def step_filename(name: str) -> str:
     return f"<step {name}>"
 
 
+#: (file name, source) -> the analysis of a cell registered before (run again unchanged, or registered
+#: again by a plan-mode Run All), the latest _CACHE_SIZE; not a cell whose analysis depends on more
+#: than its text (CellWalker.volatile)
+_CACHE: dict = {}
+_CACHE_SIZE = 256
+
+
 def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     """Analyse and compile a step's source; a SyntaxError becomes a clear error."""
     filename = step_filename(name)
+    cached = _CACHE.get((filename, source))
+    if cached is not None:
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        return cached
     try:
         tree = ast.parse(source, filename=filename)
         walker = CellWalker().run(tree.body)
@@ -459,7 +475,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
     shadowable = frozenset(n for n in walker.inputs if n in _BUILTINS)
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
-    return _analysis(
+    analysis = _analysis(
         source,
         filename,
         inputs,
@@ -486,6 +502,11 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         frozenset(walker.assumed & inputs) - mutated,
         frozenset(n for n in walker.imported if n in walker.aliases and n in walker.outputs),
     )
+    if not walker.volatile:
+        if len(_CACHE) >= _CACHE_SIZE:
+            del _CACHE[next(iter(_CACHE))]  # the oldest
+        _CACHE[filename, source] = analysis
+    return analysis
 
 
 def run_code(code: CodeType, ns: dict):
