@@ -126,3 +126,18 @@ def test_nearest_above_is_the_last_writer_placed_before():
         pos = rng.randint(0, len(position) + 1)
         before = [w for w in writers if position[w] < pos]
         assert D.nearest_above(writers, position, pos) == (before[-1] if before else None)
+
+
+def test_an_edit_keeping_the_names_shows_the_cells_below_stale():
+    from nbsteps.run.decide.staleness import refresh_stale
+
+    plan = nbsteps.Plan()
+    for name, src in [("a", "x = 1"), ("b", "y = x + 1"), ("c", "z = y * 10"), ("d", "w = 5")]:
+        plan.add_cell(name, src)
+    assert plan.run().ok
+    refresh_stale(plan.context)  # what the views call before they draw
+    graph = plan.context.deps
+    plan.add_cell("a", "x = 2")
+    assert plan.context.deps is graph
+    refresh_stale(plan.context)
+    assert [plan.records[s].stale for s in "abcd"] == [True, True, True, False]
