@@ -111,7 +111,7 @@ class LazyValues(Mapping):
 _RESULT = object()
 
 
-@dataclass
+@dataclass(init=False)
 class Checkpoint:
     """Outputs and result of one completed step, with what determined them.
 
@@ -133,10 +133,30 @@ class Checkpoint:
     #: what the step printed and displayed (see ``StepRecord.output``): plain data, figures as images
     output: tuple = ()
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        step: str,
+        fingerprint: str,
+        outputs: "dict[str, Any] | LazyValues",
+        result: Any = None,
+        has_result: bool = False,
+        parts: "dict[str, Any] | None" = None,
+        duration: float = 0.0,
+        finished: float = 0.0,
+        started: float = 0.0,
+        attempts: int = 0,
+        output: tuple = (),
+    ) -> None:
+        # (written out, not generated: the dataclass's __init__ and __post_init__ were two
+        # Python calls for every step a run completes)
+        self.step, self.fingerprint, self.outputs = step, fingerprint, outputs
         # (the cheap tests first: LazyValues is an ABC, its isinstance a Python call)
-        if self.result is None and self.has_result and isinstance(self.outputs, LazyValues):
-            self.result = LAZY
+        if result is None and has_result and isinstance(outputs, LazyValues):
+            result = LAZY
+        self.result, self.has_result = result, has_result
+        self.parts = {} if parts is None else parts
+        self.duration, self.finished, self.started = duration, finished, started
+        self.attempts, self.output = attempts, output
 
     def value_of_result(self) -> Any:
         """The result, loading it if it is lazy."""

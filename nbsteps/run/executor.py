@@ -476,7 +476,7 @@ class Executor:
 
     def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
-        self.ctx.publish(cp.outputs, rec.name)
+        self.ctx.publisher.publish(cp.outputs, rec.name)  # (RunContext.publish's)
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)
         parts = cp.parts or {}
@@ -625,7 +625,8 @@ class Executor:
             restored_from=dict(self.restored),
             store=store_where(ctx),
         )
-        summary.optional_steps = frozenset(s for s in names if ctx.steps[s].optional)
+        steps = ctx.steps
+        summary.optional_steps = frozenset([s for s in names if steps[s].optional])
         return summary
 
     def _plain_run(self, backend) -> bool:

@@ -43,7 +43,16 @@ class Publisher:
         step's version. Values of a lazily restored checkpoint that are not
         read yet are deferred."""
         ctx = self.ctx
-        hidden = self._hidden(step, outputs) if step is not None and outputs else ()
+        hidden = ()
+        if step is not None and outputs:  # a name some step below wrote too: _hidden says which
+            g = ctx.deps
+            pos, writers = g.position.get(step), g.writers
+            if pos is not None:  # (the first test of _hidden, here: no call unless a writer is below)
+                for n in outputs:  # (iterating LazyValues reads nothing)
+                    w = writers.get(n)
+                    if w and g.position[w[-1]] > pos:
+                        hidden = self._hidden(step, outputs)
+                        break
         with ctx.publish_lock:
             if type(outputs) is LazyValues and not outputs.complete:
                 ctx.deferred.defer(outputs, ctx.namespace, skip=hidden)

@@ -179,10 +179,14 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         """True when every step of the run completed (optional failures allowed)."""
-        return not self.interrupted and all(
-            self.records[s].status == COMPLETED or (self.records[s].status == FAILED and self._optional(s))
-            for s in self.steps
-        )
+        if self.interrupted:
+            return False
+        records = self.records
+        for s in self.steps:  # (a loop, not a generator: once per step of every run)
+            status = records[s].status
+            if status != COMPLETED and not (status == FAILED and self._optional(s)):
+                return False
+        return True
 
     optional_steps: frozenset = frozenset()
 

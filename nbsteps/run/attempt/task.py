@@ -256,7 +256,10 @@ def _run(task: Task, base) -> Outcome:
     ctx = base.copy()
     outcome = ctx.run(_captured, task)
     if outcome.ok:
-        outcome.context = {var: value for var, value in ctx.items() if base.get(var, _UNSET) is not value}
+        changed = outcome.context
+        for var, value in ctx.items():  # (a loop, not a comprehension: no call, every attempt)
+            if base.get(var, _UNSET) is not value:
+                changed[var] = value
     return outcome
 
 
