@@ -50,6 +50,7 @@ MAX_TEXT = 4_000_000
 _active: contextvars.ContextVar["Capture | None"] = contextvars.ContextVar("nbsteps_capture", default=None)
 _namespace: contextvars.ContextVar["dict | None"] = contextvars.ContextVar("nbsteps_namespace", default=None)
 _install_lock = threading.Lock()
+_PYLAB_HELPERS = figures._PatchOnImport.NAME
 _frontend: Any = None
 
 
@@ -173,8 +174,10 @@ def json_bundle(data: dict) -> dict:
 class Capture:
     """The output of one attempt of step *name* (a context manager)."""
 
-    def __init__(self, name: str, echo: bool | None = None, quiet: bool = False) -> None:
-        """*quiet*: kept, neither echoed nor told to a frontend."""
+    def __init__(self, name: str, echo: bool | None = None, quiet: bool = False, enter: bool = False) -> None:
+        """*quiet*: kept, neither echoed nor told to a frontend. *enter*: active from here on,
+        as after ``__enter__`` (an attempt's capture: :func:`nbsteps.run.attempt.task._captured`,
+        which ends it with :meth:`end`)."""
         self.name = name
         front = _frontend
         if quiet:
@@ -199,6 +202,18 @@ class Capture:
         self._partial = {"stdout": "", "stderr": ""}
         self._lock = threading.Lock()
         self._token = None
+        if enter:  # what __enter__ does, written out (no Python call when all is in place already)
+            if type(sys.stdout) is not _Router or type(sys.stderr) is not _Router:
+                install()
+            helpers = sys.modules.get(_PYLAB_HELPERS)  # pyplot's registry: patched, or patched on import?
+            if helpers is None:
+                placed = figures._hook_installed
+            else:
+                placed = isinstance(helpers.Gcf.figs, figures._Figures)
+            if not placed or figures._owner is not _step_figures:
+                figures.watch(_step_figures)
+            self.figs = OrderedDict()
+            self._token = _active.set(self)
 
     # -- receiving ------------------------------------------------------------
     def write(self, kind: str, text: str) -> None:
@@ -301,7 +316,9 @@ class Capture:
         where a frontend formats results: drawing a figure can change the
         repr of its artists, and a notebook shows ``Out`` before it draws the
         figures); render the step's open figures (not *result*) and close
-        them; flush the echo. Called by the task before the capture ends."""
+        them; flush the echo. Called by the task before the capture ends, when there is
+        something to do (a result and a formatter, figures, a partial line echoed: the
+        task reads these attributes itself, :func:`nbsteps.run.attempt.task._captured`)."""
         if result is not None and self._formatter is not None:
             try:
                 data, metadata = outside(self._formatter, result)
@@ -339,6 +356,10 @@ class Capture:
                 self._echo(kind, text)
 
     def __exit__(self, *exc) -> None:
+        self.end()
+
+    def end(self) -> None:
+        """No longer active (what ``__exit__`` does)."""
         if self._token is not None:
             _active.reset(self._token)
             self._token = None

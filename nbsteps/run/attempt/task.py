@@ -23,6 +23,7 @@ from nbsteps.model import file_inputs
 from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 from nbsteps.run.attempt import generators, observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
+from nbsteps.run.attempt.capture import _active as _capture_active
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
 
@@ -269,11 +270,23 @@ _UNSET = object()
 def _captured(task: Task) -> Outcome:
     known = getattr(task, "files_known", ())
     before = file_inputs.fingerprints(known) if known else {}
-    with Capture(task.name, quiet=getattr(task, "quiet", False)) as cap:
+    # active from its making to the finally below: a with statement's __enter__ and __exit__ are two
+    # Python calls an attempt; finish and output are called only when there is something to do
+    cap = Capture(task.name, quiet=getattr(task, "quiet", False), enter=True)
+    try:
         with opened.recording() as files:  # the files its code opens (nbsteps.run.attempt.opened)
             outcome = _attempt(task)
-        cap.finish(outcome.result)
-    outcome.output = cap.output
+        result = outcome.result
+        if (
+            cap.figs
+            or (result is not None and cap._formatter is not None)
+            or (cap.echo and (cap._partial["stdout"] or cap._partial["stderr"]))
+        ):  # (Capture.finish's work: figures, the result's bundle, a partial line to echo)
+            cap.finish(result)
+    finally:  # (Capture.end, written out)
+        _capture_active.reset(cap._token)
+        cap._token = cap.figs = None
+    outcome.output = cap.output if cap.items else ()
     # (nothing opened, no analysis naming files, no file known to compare: nothing to read)
     if outcome.ok and (files.events or before or task.analysis is not None):
         outcome.files = files.inputs(task.analysis)
