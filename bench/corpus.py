@@ -391,6 +391,8 @@ _th.setprofile(None)
 import pstats as _ps, io as _io
 _s = _io.StringIO()
 _ps.Stats(*_profs, stream=_s).sort_stats(%r).print_stats(%r, %d)
+if %r:
+    _ps.Stats(*_profs).dump_stats(%r)
 print(len(_profs), 'profiled threads')
 print(_s.getvalue())"""
 
@@ -406,6 +408,7 @@ def profile(
     lines: int = 45,
     cpu: bool = False,
     sort: str = "cumulative",
+    dump: str = "",
 ) -> str:
     """cProfile inside the kernel while the notebook's step cells run (*mode*:
     ``store``, interactive with a directory store; ``memory``, interactive with the
@@ -414,7 +417,8 @@ def profile(
     functions matching *restrict* by cumulative time, every thread started during
     the run profiled too (plan mode's workers), and the wall time of each cell as
     the client saw it. *cpu*: each thread's CPU time (``time.thread_time``) instead of
-    wall time, so that waiting (for a lock, for a worker, for the machine) counts nothing."""
+    wall time, so that waiting (for a lock, for a worker, for the machine) counts nothing.
+    *dump*: also write the stats to that file (``pstats``: callers, other sort keys)."""
     cwd = tmp / "profile"
     cwd.mkdir(parents=True)
     harness.write_files(cwd, files)
@@ -433,7 +437,7 @@ def profile(
             t0 = time.perf_counter()
             k.run(source)
             timings.append((source.splitlines()[0], time.perf_counter() - t0))
-        cell = k.run(PROFILE_OFF % (sort, restrict, lines))
+        cell = k.run(PROFILE_OFF % (sort, restrict, lines, dump, dump))
     text = "".join(o.get("text", "") for o in cell.get("outputs", []))
     wall = "\n".join(f"  {s:<32} {t * 1000:8.1f} ms" for s, t in timings)
     total = sum(t for _, t in timings)
@@ -600,6 +604,12 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--profile-lines", type=int, default=45, help="with --profile: how many functions")
     ap.add_argument("--profile-sort", default="cumulative", help="with --profile: pstats sort key")
     ap.add_argument(
+        "--profile-dump",
+        default="",
+        metavar="PATH",
+        help="with --profile: also write the kernel's pstats to PATH (python -m pstats PATH: callers)",
+    )
+    ap.add_argument(
         "--profile-cpu", action="store_true", help="with --profile: each thread's CPU time, not wall time"
     )
     ap.add_argument(
@@ -677,6 +687,7 @@ def main(argv: "list[str] | None" = None) -> int:
                     args.profile_lines,
                     args.profile_cpu,
                     args.profile_sort,
+                    str(Path(args.profile_dump).resolve()) if args.profile_dump else "",
                 )
             )
             return 0

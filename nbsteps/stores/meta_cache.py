@@ -101,6 +101,12 @@ class MetaCache:
             self._entries[slot] = (identity(st), racy, raw, body)
         return raw, body
 
+    def mtime_ns(self, dirname: str, name: str) -> "int | None":
+        """The modification time of metadata file *name* of *dirname* when it was last read
+        or found unchanged (:meth:`read`); None if nothing is kept of it."""
+        kept = self._entries.get((dirname, name))
+        return kept[0][4] if kept is not None else None
+
     def forget(self, dirname: str, name: "str | None" = None) -> None:
         """Drop what is kept of metadata file *name* of *dirname* (None: every one of it)."""
         with self._guard:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from nbsteps.errors import CheckpointUnavailable
@@ -92,7 +93,6 @@ class Reader:
         if memory is not None and fingerprint is not None:
             return memory[1]
         dirname = dirname_of(step)
-        path = self.folders.directory / dirname
         for _ in range(5):
             try:
                 with self.folders.root() as root, self.folders.folder(root, dirname) as folder:
@@ -106,7 +106,7 @@ class Reader:
                             step,
                             (
                                 f"checkpoint of step {step!r} is not used: "
-                                f"{_undecodable(step, path / exc.file, exc, removed)}; "
+                                f"{_undecodable(step, self._path(dirname) / exc.file, exc, removed)}; "
                                 f"the step will be recomputed"
                             ),
                         )
@@ -119,7 +119,7 @@ class Reader:
                             step,
                             (
                                 f"checkpoint of step {step!r} is not "
-                                f"trusted: {path / exc.file} {exc.problem}; "
+                                f"trusted: {self._path(dirname) / exc.file} {exc.problem}; "
                                 f"{'it was removed and ' if removed else ''}the step will be recomputed"
                             ),
                         )
@@ -137,7 +137,8 @@ class Reader:
                 self.warn(
                     step,
                     (
-                        f"checkpoint of step {step!r} in {path} could not be read ({_describe_error(exc)}); "
+                        f"checkpoint of step {step!r} in {self._path(dirname)} could not be read "
+                        f"({_describe_error(exc)}); "
                         f"the step will be recomputed"
                     ),
                 )
@@ -149,6 +150,10 @@ class Reader:
                 return memory[1]
             return cp
         return None
+
+    def _path(self, dirname: str) -> Path:
+        """The step folder *dirname* (for messages: joined only when one is written)."""
+        return self.folders.directory / dirname
 
     def _load(
         self, step: str, root: int, folder: int, fingerprint: "str | None", mode: str
@@ -183,10 +188,16 @@ class Reader:
             if mode != "peek" and fingerprint is not None:
                 _touch(folder, name)  # used now: the last to be evicted
             else:
-                try:
-                    used = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime_ns / 1e9
-                except OSError:
-                    pass
+                # the modification time of the file the metadata was just read from (or found
+                # unchanged in): the cache took it then, one stat less
+                kept = self.metas.mtime_ns(dirname, name)
+                if kept is not None:
+                    used = kept / 1e9
+                else:
+                    try:
+                        used = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime_ns / 1e9
+                    except OSError:
+                        pass
             return used, cp
         return None
 
