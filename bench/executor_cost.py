@@ -14,7 +14,8 @@ costs; on a loaded machine the wall time adds the waits for a core and moves by
 ±50 %, CPU time by ±10 %. ``calib`` is a fixed pure-Python loop timed the same way:
 compare versions within one run, and figures across runs as multiples of it.
 ``--profile chain|wide`` prints a cProfile of the run of this checkout instead, ``--sample
-chain|wide`` a sampling profile (SIGPROF: cProfile's per-call cost distorts no-op steps).
+chain|wide`` a sampling profile (SIGPROF: cProfile's per-call cost distorts no-op steps), of
+the run, or with ``--phase registration`` of the registration.
 """
 
 from __future__ import annotations
@@ -190,10 +191,11 @@ def profile(workload: str) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(40)
 
 
-def sample(workload: str, runs: int = 150, interval: float = 0.0002) -> None:
+def sample(workload: str, runs: int = 150, interval: float = 0.0002, phase: str = "run") -> None:
     """A sampling profile of the run (SIGPROF every *interval* s of CPU): per function, the
     share of samples in it (self) and under it (inclusive). Less distorting than cProfile,
-    which costs more per call than the no-op steps themselves."""
+    which costs more per call than the no-op steps themselves. *phase* ``registration``:
+    of the registration (``build_plan``) instead."""
     import collections
     import signal
 
@@ -227,14 +229,15 @@ def sample(workload: str, runs: int = 150, interval: float = 0.0002) -> None:
     signal.setitimer(signal.ITIMER_PROF, interval, interval)
     try:
         for _ in range(runs):
+            active[0] = phase == "registration"
             plan = S.build_plan(workload, N)
-            active[0] = True
+            active[0] = phase == "run"
             S.run_plan(plan, workload, N)
             active[0] = False
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0, 0)
     total = sum(own.values()) or 1
-    print(f"{total} samples of the run of {workload}_{N} ({runs} runs)")
+    print(f"{total} samples of the {phase} of {workload}_{N} ({runs} runs)")
     print("inclusive %  function")
     for key, n in under.most_common(45):
         print(f"{100 * n / total:10.1f}  {key}")
@@ -253,6 +256,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7, help="timed runs per workload in each child")
     ap.add_argument("--profile", choices=("chain", "wide"), default=None)
     ap.add_argument("--sample", choices=("chain", "wide"), default=None, help="a sampling profile")
+    ap.add_argument("--phase", choices=("run", "registration"), default="run", help="what --sample profiles")
     ap.add_argument("--floor", action="store_true", help="the floor loop's run cost (this checkout)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -263,7 +267,7 @@ def main() -> None:
         profile(a.profile)
         return
     if a.sample:
-        sample(a.sample)
+        sample(a.sample, phase=a.phase)
         return
     if a.floor:
         print(f"floor: chain_{N} run {floor():.1f} µs/step CPU (calib {_calib():.2f})")
