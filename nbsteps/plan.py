@@ -25,6 +25,7 @@ from nbsteps.model import hints
 from nbsteps.model import why as why_mod
 from nbsteps.model.record import StepRecord
 from nbsteps.model.record import touch as touch_record
+from nbsteps.model.state import recorded_state
 from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step, cell_step, function_step
 from nbsteps.run import events as ev
@@ -227,6 +228,7 @@ class Plan:
         # a step new to this kernel: what its latest checkpoint says an earlier kernel found (read once)
         found = observed_writes.latest_parts(self.store, step.name) if old is None else {}
         step.observed = old.observed if old is not None else observed_writes.recorded(found)
+        step.observed_state = old.observed_state if old is not None else recorded_state(found)
         self.steps[step.name] = step
         step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
         step.hints, reads = hints.at_registration(step, self.namespace)  # keyed by the values' types
@@ -480,6 +482,9 @@ class Plan:
             ctx.validity.before(ctx, names, checked=quick_names is not None)
             try:
                 summary = executor.run()
+                if executor.state_seen:  # steps seen changing the environment: in its chain from now on
+                    ctx.deps = depmod.resolve(self.steps)
+                    ctx.validity.clear()
                 if executor.observed.writes and not summary.interrupted:
                     names, summary = self._observed_writes(executor, targets, summary, address)
                 if ctx.deferred and not self.lazy_publish:

@@ -3,18 +3,20 @@ pages to the corpus, tests/corpus ``pl_*``; the pages themselves agree in every 
 examples set options only inside ``with pl.Config(...)`` and re-build their frames in the cell
 that uses them). Each test: a first kernel runs the steps with a directory store, a second
 (a new process) runs them again with one step below edited, so that step executes while the
-steps above are restored; plain Run All of the edited cells is the reference. 1 and 2 are
-``xfail(strict=True)``: open defects, not fixed here.
+steps above are restored; plain Run All of the edited cells is the reference. 2 is
+``xfail(strict=True)``: an open defect, not fixed here.
 
-1. **A library call that changes the environment, unseen by the analysis, is not redone on
-   restore.** polars' ``pl.Config.set_tbl_rows(2)`` writes ``POLARS_FMT_MAX_ROWS`` to
+1. **Fixed: a library call that changed the environment, unseen by the analysis, was not redone
+   on restore.** polars' ``pl.Config.set_tbl_rows(2)`` writes ``POLARS_FMT_MAX_ROWS`` to
    ``os.environ``; the analysis labels ``os.environ`` writes and the set-up calls of libraries
    it does not know (``display``), but polars is a known module and the write happens inside it,
-   so the restored step is not replayed and the executing step below prints all ten rows, not
+   so the restored step was not replayed and the executing step below printed all ten rows, not
    Run All's two. The same without polars: any module that writes the environment, called with
-   a notebook's value. A fix would observe ``os.environ`` around each step (a dict compare) and
-   record an observed ``environ`` effect with the step, persisted in the store, so a new kernel
-   replays it as it replays a step the analysis labelled.
+   a notebook's value. Fix: the audit hook that sees a step's opens sees its environment writes
+   too (the events ``os.putenv`` / ``os.unsetenv``; nbsteps.run.attempt.opened): the step gets
+   ``environ`` as an observed effect (``Step.observed_state``), kept in its checkpoint
+   (``parts["state"]``), so a new kernel replays it as it replays a step the analysis labelled
+   (tests/test_observed_environ.py: the same in one kernel).
 2. **A restored Series has one chunk.** ``a.append(b)`` leaves ``a`` in 2 chunks; stored and
    restored (polars pickles through its IPC format), it has one: ``a.n_chunks()`` in an executing
    step below gives 1, Run All 2. The values are equal; only what the layout query shows differs.
@@ -78,9 +80,6 @@ def show(values):
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="defect 1: an environment change made inside a library is not redone on restore"
-)
 def test_an_environment_change_inside_a_library_is_redone_on_restore(tmp_path, monkeypatch):
     (tmp_path / "envlib_nbsteps.py").write_text(textwrap.dedent(ENVLIB))
     monkeypatch.delenv("ENVLIB_ROWS", raising=False)
@@ -95,7 +94,6 @@ def test_an_environment_change_inside_a_library_is_redone_on_restore(tmp_path, m
     assert resumed == plain
 
 
-@pytest.mark.xfail(strict=True, reason="defect 1 (polars): pl.Config.set_tbl_rows writes os.environ unseen")
 def test_polars_config_set_by_a_restored_step_formats_the_executing_step_below(tmp_path):
     pytest.importorskip("polars")
     cells = [

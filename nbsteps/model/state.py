@@ -42,6 +42,12 @@ observed when it runs (:mod:`nbsteps.run.attempt.opened`): a file that changed m
 it stale through its checkpoint (:mod:`nbsteps.model.file_inputs`). A file outlives
 the process, so a writer is replayed (:mod:`nbsteps.run.decide.replay`) only while
 its file is missing: replaying it otherwise would append twice.
+
+Library code may change the environment where the analysis cannot see it
+(``pl.Config.set_tbl_rows`` writes ``os.environ``): the run observes it
+(:mod:`nbsteps.run.attempt.opened`), and the step carries the label as an observed
+effect (``Step.observed_state``, kept in its checkpoint's ``parts["state"]``) from then
+on, in this kernel and in a new one that restores it.
 """
 
 from __future__ import annotations
@@ -50,24 +56,35 @@ import os
 
 #: how results are shown: changed by a library's set-up call, used by every step showing a result
 DISPLAY = "display"
+#: the process environment (``os.environ``): labelled by the analysis, or observed changed at run time
+ENVIRON = "environ"
 #: labels whose every use changes the state (a draw advances the generator)
 USE_IS_EFFECT = frozenset({"random", "numpy.random", "torch.random"})
 
 
 def state_of(step) -> tuple:
-    """The shared-state labels *step* touches, sorted."""
-    a = step.analysis
-    return tuple(sorted(getattr(a, "state", ()) or ())) if a is not None else ()
+    """The shared-state labels *step* touches, sorted: the analysis's, and those a run saw it
+    change (``Step.observed_state``)."""
+    a, seen = step.analysis, step.observed_state
+    labels = (getattr(a, "state", ()) or ()) if a is not None else ()
+    return tuple(sorted(seen.union(labels) if seen else labels))
 
 
 def effects_of(step) -> frozenset:
-    """The shared-state labels *step* changes."""
-    a = step.analysis
+    """The shared-state labels *step* changes (the analysis's, and those a run saw it change)."""
+    a, seen = step.analysis, step.observed_state
     if a is None:
-        return frozenset()
+        return seen
     effects = set(getattr(a, "effects", ()) or ())
     effects.update(label for label in (getattr(a, "state", ()) or ()) if label in USE_IS_EFFECT)
-    return frozenset(effects)
+    return frozenset(effects.union(seen) if seen else effects)
+
+
+def recorded_state(parts: dict) -> frozenset:
+    """The process state labels a run saw the step change (``parts["state"]`` of its
+    checkpoint: a new kernel restoring it knows what an earlier one observed)."""
+    labels = parts.get("state") if parts else None
+    return frozenset(str(label) for label in labels) if isinstance(labels, (list, tuple)) else frozenset()
 
 
 def may_draw(step) -> bool:

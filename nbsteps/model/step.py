@@ -58,6 +58,10 @@ class Step:
     #: inputs a run saw it change in place that the analysis did not predict (nbsteps.run.attempt.observe):
     #: written and changed on a private copy from then on, as ``mutated`` (set by the plan)
     observed: frozenset = frozenset()
+    #: process state labels a run saw it change where the analysis could not (``environ``: a library
+    #: writing ``os.environ``; nbsteps.run.attempt.opened): effects, as the analysis's (set by the
+    #: executor, and by the plan from its checkpoint in a new kernel; nbsteps.model.state)
+    observed_state: frozenset = frozenset()
     #: name -> the hint keyed by type that says a call of the step changes it
     #: (``"numpy.random.Generator.choice"``), resolved on the value the name had when the step was
     #: registered or ran (set by the plan; nbsteps.model.hints): a write, as ``mutated``

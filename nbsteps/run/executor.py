@@ -111,6 +111,7 @@ class Executor:
         self._files_known_t: "tuple | None" = None  # the same, as the tuple each task is given
         #: writes seen at run time that the analysis did not predict (run.observed_writes)
         self.observed = observed_writes.Observed(ctx)
+        self.state_seen: list[str] = []  # steps seen changing process state the analysis did not label
         self.completed_order: list[str] = []
         self.replay: dict[
             str, list[str]
@@ -442,6 +443,8 @@ class Executor:
             parts["observed"] = self.observed.seen(name, outcome)
             if step.hints or outcome.hinted:  # writes found by hints keyed by type
                 parts["hints"] = self.observed.hints(name, outcome)
+        if outcome.state or step.observed_state:  # seen changing the environment: kept with the checkpoint
+            parts["state"] = self._observed_state(step, outcome.state)  # (a new kernel replays it)
         if step.unchanged:  # predicted writes its values showed are reads: a new kernel decides the
             parts["unchanged"] = sorted(step.unchanged)  # same before reading them (recorded_reads)
         cp = Checkpoint(
@@ -474,6 +477,16 @@ class Executor:
         if name in self._layouts:  # caches it left on the values above are kept in their checkpoints
             upstream_caches.refresh(ctx, name, *self._layouts.pop(name))
 
+    def _observed_state(self, step, seen: frozenset) -> list:
+        """Add the process state labels *seen* changed by *step*'s attempt to its observed
+        effects (model.state); the labels, sorted, for its checkpoint. A label the step had
+        neither observed nor from the analysis: the plan resolves the state chains again."""
+        if seen and not seen <= step.observed_state:
+            step.observed_state = step.observed_state | seen
+            if step.analysis is None or seen.difference(step.analysis.state):
+                self.state_seen.append(step.name)
+        return sorted(step.observed_state)
+
     def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
         self.ctx.publisher.publish(cp.outputs, rec.name)  # (RunContext.publish's)
@@ -499,7 +512,8 @@ class Executor:
             wrote=parts.get("wrote") or {},
         )
         step, maybe = self.ctx.steps[rec.name], self.ctx.deps.maybe_of.get(rec.name)
-        if maybe or (step.analysis is not None and getattr(step.analysis, "state", None)):
+        labelled = step.analysis is not None and getattr(step.analysis, "state", None)
+        if maybe or labelled or step.observed_state:
             for label in (*state_of(step), *(maybe or ())):
                 self.ctx.state_head[label] = rec.name  # the process state is now as after this step
         self.completed_order.append(rec.name)

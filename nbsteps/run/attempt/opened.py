@@ -31,6 +31,18 @@ checkpoint store's directory (:func:`ignore_under`), Python source and extension
 files on ``sys.path`` (tracebacks and warnings read them), ``/proc``, ``/dev``,
 ``/sys``, directories and devices. The fingerprints are taken when the step's code
 has finished (:mod:`nbsteps.model.file_inputs`).
+
+**The environment.** The same hook sees the step change the process environment:
+``os.environ[k] = v`` and ``del os.environ[k]`` call ``putenv`` / ``unsetenv``, which raise
+the audit events ``os.putenv`` / ``os.unsetenv``, wherever the write is made (polars'
+``pl.Config.set_tbl_rows`` writes ``POLARS_FMT_MAX_ROWS`` inside the library, where the
+analysis cannot see it). Such a step is labelled a change of ``environ``
+(:attr:`Opened.state`, kept as ``Step.observed_state`` and in its checkpoint), as a write
+the analysis sees is: it keeps its order with the steps touching the environment and is
+replayed when restored (:mod:`nbsteps.run.decide.replay`). Not a change made by an import
+(it is made again when the module is imported in a new process). A read of the
+environment raises no event: a restored writer is replayed before code executes
+(``settles``), so what reads it unseen reads what Run All gives it.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ import sys
 import threading
 
 from nbsteps.model import file_inputs
-from nbsteps.model.state import is_file
+from nbsteps.model.state import ENVIRON, is_file
 
 _recorder: contextvars.ContextVar["Opened | None"] = contextvars.ContextVar("nbsteps_opened", default=None)
 _installed = False
@@ -119,10 +131,13 @@ def ignore_under(directory) -> None:
 class Opened:
     """The opens of one attempt: ``(absolute path, flags)`` in the order they happened."""
 
-    __slots__ = ("events",)
+    __slots__ = ("events", "state")
 
     def __init__(self) -> None:
         self.events: list = []
+        #: the process state labels it was seen changing (``environ``: the audit events
+        #: ``os.putenv`` / ``os.unsetenv``, which ``os.environ``'s writes raise), not in an import
+        self.state: frozenset = frozenset()
 
     def add(self, path, flags) -> None:
         """Called by the audit hook, on the thread that opens the file."""
@@ -198,6 +213,15 @@ def _hook(event: str, args: tuple) -> None:
         rec = _recorder.get()
         if rec is not None:
             rec.add(args[0], args[2])
+    elif event in _ENVIRON_EVENTS:
+        rec = _recorder.get()
+        if rec is not None and ENVIRON not in rec.state and not _importing():
+            rec.state = rec.state | {ENVIRON}
+
+
+#: the audit events of a change of the process environment (``os.environ[k] = v`` and ``del``
+#: call ``putenv`` / ``unsetenv``; ``os.putenv`` itself)
+_ENVIRON_EVENTS = frozenset({"os.putenv", "os.unsetenv"})
 
 
 def install() -> None:

@@ -45,6 +45,7 @@ class Outcome:
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
     files: dict = field(default_factory=dict)  # files it read: {path: fingerprint} (model.file_inputs)
     wrote: dict = field(default_factory=dict)  # files it wrote, as it left them: {path: fingerprint}
+    state: frozenset = frozenset()  # process state it was seen changing: {"environ"} (run.attempt.opened)
     changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
     #: of those, the ones a hint keyed by type said it changes, on a private copy: {name: hint}
     hinted: dict = field(default_factory=dict)
@@ -287,6 +288,8 @@ def _captured(task: Task) -> Outcome:
         _capture_active.reset(cap._token)
         cap._token = cap.figs = None
     outcome.output = cap.output if cap.items else ()
+    if files.state and outcome.ok:  # it changed the environment (os.environ), seen or not by the analysis
+        outcome.state = files.state
     # (nothing opened, no analysis naming files, no file known to compare: nothing to read)
     if outcome.ok and (files.events or before or task.analysis is not None):
         outcome.files = files.inputs(task.analysis)

@@ -48,8 +48,10 @@ def replay_set(
     maybe = ctx.deps.maybe_of  # a step that may draw unseen: the seeds above it are replayed, not it
     chains: dict[str, list[str]] = {}
     for s in names:  # notebook order
-        a = steps[s].analysis
-        for label in (*((getattr(a, "state", ()) or ()) if a is not None else ()), *maybe.get(s, ())):
+        step = steps[s]
+        a, seen = step.analysis, step.observed_state  # the analysis's labels, and those a run observed
+        labels = (getattr(a, "state", ()) or ()) if a is not None else ()
+        for label in (*labels, *(seen.difference(labels) if seen else ()), *maybe.get(s, ())):
             chains.setdefault(label, []).append(s)
     replay: dict[str, list[str]] = {}
     for label, chain in chains.items():
