@@ -69,6 +69,7 @@ class Validity:
         self._above: dict[str, "frozenset[str] | None"] = {}
         self._checked: "set[str]" = set()  # outside names checked at the start of the current run
         self.files: dict[str, dict] = {}  # step in the set -> the files it read (StepRecord.files)
+        self._tokens: dict[str, object] = {}  # the run's steps -> their tokens before it (before/after)
 
     def clear(self) -> None:
         self.valid.clear()
@@ -207,12 +208,16 @@ class Validity:
         return names, chain
 
     def before(self, ctx: RunContext, names: "list[str]", checked: bool = False) -> None:
-        """A run of *names* may change them and so their downstream. Unless
-        :meth:`quick` *checked* them, the outside values *names* read are
+        """A run of *names* may change them and so their downstream: they leave the set, and
+        :meth:`after` drops the downstream of those whose token the run changed (a cell run
+        again and kept as it was leaves the steps below it known up to date: no walk over
+        them). Unless :meth:`quick` *checked* them, the outside values *names* read are
         recorded as the run sees them."""
-        if self.valid:
-            for s in ctx.deps.downstream(names):
-                self.valid.pop(s, None)
+        valid, records = self.valid, ctx.records
+        self._tokens = {s: records[s].token for s in names}
+        if valid:
+            for s in names:
+                valid.pop(s, None)
         if not checked:
             out: set = set()
             for s in names:
@@ -225,9 +230,14 @@ class Validity:
         """The steps of the run that completed are up to date now (in plan
         order, each only if everything it depends on is), unless an outside
         value checked before the run changed during it."""
+        records, deps, valid = ctx.records, ctx.deps.deps, self.valid
+        tokens, self._tokens = self._tokens, {}
+        changed = [s for s in names if s not in tokens or records[s].token != tokens[s]]
+        if changed and valid:
+            for s in ctx.deps.downstream(changed):
+                valid.pop(s, None)
         if not self._check(ctx, self._checked):
             return
-        records, deps, valid = ctx.records, ctx.deps.deps, self.valid
         for s in names:
             rec = records[s]
             if (
