@@ -213,15 +213,10 @@ def _hook(event: str, args: tuple) -> None:
         rec = _recorder.get()
         if rec is not None:
             rec.add(args[0], args[2])
-    elif event in _ENVIRON_EVENTS:
+    elif event == "os.putenv" or event == "os.unsetenv":  # (no lookup: every other event comes here)
         rec = _recorder.get()
         if rec is not None and ENVIRON not in rec.state and not _importing():
             rec.state = rec.state | {ENVIRON}
-
-
-#: the audit events of a change of the process environment (``os.environ[k] = v`` and ``del``
-#: call ``putenv`` / ``unsetenv``; ``os.putenv`` itself)
-_ENVIRON_EVENTS = frozenset({"os.putenv", "os.unsetenv"})
 
 
 def install() -> None:
