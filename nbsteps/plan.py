@@ -485,7 +485,7 @@ class Plan:
                 if executor.state_seen:  # steps seen changing the environment: in its chain from now on
                     ctx.deps = depmod.resolve(self.steps)
                     ctx.validity.clear()
-                if executor.observed.writes and not summary.interrupted:
+                if (executor.observed.writes or executor.state_seen) and not summary.interrupted:
                     names, summary = self._observed_writes(executor, targets, summary, address)
                 if ctx.deferred and not self.lazy_publish:
                     ctx.load()  # no frontend to load them on use: publish them all now
@@ -596,13 +596,15 @@ class Plan:
         """The run saw steps change inputs the analysis did not predict
         (nbsteps.run.observed_writes): they become writes of those steps, the graph is
         resolved again, and the selection runs once more (what read the old version
-        runs again after the writer; at most *rounds* times). Returns the run's
+        runs again after the writer; at most *rounds* times). The same when it saw steps change
+        process state the analysis did not label (the environment: ``Executor.state_seen``):
+        what touches that state below them runs again in its chain. Returns the run's
         names and summary (both passes)."""
         names = executor.names
         began: dict = {}  # step -> the generators' states it first began with in this run
-        while executor.observed.writes and rounds > 0 and not summary.interrupted:
+        while (executor.observed.writes or executor.state_seen) and rounds > 0 and not summary.interrupted:
             rounds -= 1
-            rebuild = executor.observed.rebuild
+            rebuild, state_seen = executor.observed.rebuild, executor.state_seen
             began = {**executor.observed.generators, **began}
             for s, seen in executor.observed.writes.items():
                 self.steps[s].observed = self.steps[s].observed | frozenset(seen)
@@ -623,6 +625,8 @@ class Plan:
                 emit=executor.emit_event,
                 resume_hint=executor.resume_hint,
             )
+            if state_seen:  # a step below a writer found now executes: the writers above it replay first
+                self._replays(executor, names, executor.force)
             executor.rebuild = rebuild  # executed again, same token (run.observed_writes)
             executor.rebuild_generators = {s: began[s] for s in rebuild if s in began}  # drawing as then
             summary = observed_writes.merged(summary, executor.run())

@@ -72,3 +72,29 @@ def test_an_edited_writer_above_is_followed_by_the_writer_below_it_as_in_run_all
     run_ok(shell, "%%step first\nenvlib_observed.set_rows(3)")
     run_ok(shell, "%%step show\nshown = os.environ['NBSTEPS_ENVLIB_ROWS'] + ''")
     assert shell.user_ns["shown"] == "5"  # Run All of these cells
+
+
+def test_a_new_kernel_restores_what_a_run_found_below_an_unseen_environment_writer(tmp_path, envlib):
+    """A run of the whole plan finds the writer (inside a library) only when it has run: the
+    reader below it (``os.environ``, labelled) ran before the writer was known to be in the
+    environment's chain, so the selection runs once more (as for a write of a name seen at run
+    time): its checkpoint holds the graph a new kernel builds from the store, and the new
+    kernel restores every step (the writer is replayed, not executed by a run)."""
+    from tests.conftest import shell_on_store
+
+    cells = [
+        "%steps mode plan",
+        "%%step c0\nimport os\nimport envlib_observed",
+        "%%step c1\nenvlib_observed.set_rows(2)",
+        "%%step c2\nshown = os.environ.get('NBSTEPS_ENVLIB_ROWS')",
+        "%steps run --workers 4",
+    ]
+    report = (
+        "from nbsteps.ipython import session\n"
+        "out['value'] = {s: r.origin for s, r in session.current().records.items()}\n"
+        "out['shown'] = ip.user_ns.get('shown')"
+    )
+    first = shell_on_store(tmp_path / "store", cells, tmp_path, report)
+    assert first["shown"] == "2"
+    again = shell_on_store(tmp_path / "store", cells, tmp_path, report)
+    assert again["value"] == {"c0": "restored", "c1": "restored", "c2": "restored"}
