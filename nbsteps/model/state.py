@@ -66,8 +66,10 @@ def state_of(step) -> tuple:
     """The shared-state labels *step* touches, sorted: the analysis's, and those a run saw it
     change (``Step.observed_state``)."""
     a, seen = step.analysis, step.observed_state
-    labels = (getattr(a, "state", ()) or ()) if a is not None else ()
-    return tuple(sorted(seen.union(labels) if seen else labels))
+    labels = getattr(a, "state", None) if a is not None else None
+    if seen:
+        return tuple(sorted(seen.union(labels) if labels else seen))
+    return tuple(sorted(labels)) if labels else ()  # (most steps: no call)
 
 
 def effects_of(step) -> frozenset:

@@ -62,6 +62,7 @@ _installed = False
 _install_lock = threading.Lock()
 _roots: set[str] = set()  # directories whose files are never inputs (stores), see ignore_under
 _ignored: "tuple[str, ...] | None" = None  # prefixes (with a trailing separator), computed once
+_NO_STATE: frozenset = frozenset()  # (a constant: no call per attempt)
 _SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pyd", ".so")
 _O_WRITE = os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
@@ -137,7 +138,7 @@ class Opened:
         self.events: list = []
         #: the process state labels it was seen changing (``environ``: the audit events
         #: ``os.putenv`` / ``os.unsetenv``, which ``os.environ``'s writes raise), not in an import
-        self.state: frozenset = frozenset()
+        self.state: frozenset = _NO_STATE
 
     def add(self, path, flags) -> None:
         """Called by the audit hook, on the thread that opens the file."""
