@@ -17,7 +17,6 @@ import os
 import queue
 import time
 from collections import deque
-from operator import attrgetter
 from typing import Callable
 
 from nbsteps.errors import CheckpointUnavailable, StepTimeout
@@ -59,7 +58,6 @@ from nbsteps.run.summary import RunSummary, store_where
 #: execution tokens: unique per execution, cheap (no uuid per step)
 _NONCE = os.urandom(6).hex()
 _EXECUTIONS = itertools.count(1)
-_NOT_STORED = attrgetter("not_stored")
 
 
 def _below(ctx: RunContext, name: str) -> Callable[[], object]:
@@ -132,8 +130,6 @@ class Executor:
         #: the run uses none of the optional features decided per run (forced steps, replays,
         #: rebuilds, settling, fused chains): their hooks are skipped (set by ``run``; see _plain_run)
         self._plain = False
-        #: a record of this run said its values were not stored: "never run" asks its downstream why
-        self._unstored = True
         #: lost checkpoints recomputed in this run (run.recovery)
         self.recovery = recovery.Recovery(
             ctx, prepare=self._prepare, queue=self._waiting.append, include=self._include, emit=self._emit
@@ -195,7 +191,7 @@ class Executor:
                 )  # (a step's first run: no files to ask about)
                 reason = stale_reason(step, parts, last, rec, below)
                 unstored = not_stored(store, name, fp, reason)  # the store could not keep them
-                if reason == "never run" and not unstored and self._unstored:  # it may have run below one
+                if reason == "never run" and not unstored:  # it may have run below one
                     ups = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]  # not stored
                     if ups:  # its checkpoint went with its upstream's version
                         unstored = f"upstream {', '.join(ups)} ran again: its values were {NOT_STORED}"
@@ -211,8 +207,6 @@ class Executor:
             reason = self.rebuild.get(name) or f"replayed: sets {', '.join(self.replay[name])}"
         if cp is None and rec.not_stored != unstored:
             rec.not_stored = unstored
-            if unstored:
-                self._unstored = True
         return cp, reason
 
     def _complete_from(self, name: str, rec, cp, fp: str) -> None:
@@ -569,7 +563,6 @@ class Executor:
             ts = in_order(names) if self.settling else run_graph(ctx, names).sorter()
             self._held = {s for s in names if records[s].status == COMPLETED}
             self._plain = self._plain_run(backend)
-            self._unstored = any(map(_NOT_STORED, records.values()))
             with deferred_interrupts():  # every step of the run is pending, or none
                 for s in names:
                     rec = records[s]
