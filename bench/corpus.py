@@ -9,6 +9,7 @@ fresh real kernels (nbclient, matplotlib inline), alternating, several rounds.
     python bench/corpus.py --profile sm_ols --profile-restore   # ... of the restore in a new kernel
     python bench/corpus.py --profile sm_ols --profile-mode plan  # ... in plan mode (%steps run --workers 4)
     python bench/corpus.py --only sk_dbscan --modes plain,plan --against /tmp/base   # before/after
+    python bench/corpus.py --only mpl_quick_start --modes plain,store,restore,outputs   # restore vs its floor
 
 Modes (each a fresh kernel; the timed part is the notebook's cells, each sent as
 Run All sends it and waited for; starting the kernel and ``%load_ext`` are not timed):
@@ -26,13 +27,26 @@ Run All sends it and waited for; starting the kernel and ``%load_ext`` are not t
   (the audit hook that records the files a step opens, and the digests of inputs
   that detect undeclared writes: ``nbsteps.run.attempt.opened.recording`` and
   ``nbsteps.run.attempt.observe.watch`` replaced by no-ops; the benchmark only);
-- ``plan``: ``%steps mode plan``, the step cells register, then ``%steps run``.
+- ``plan``: ``%steps mode plan``, the step cells register, then ``%steps run``;
+- ``outputs``: the floor of any restore that shows every cell's outputs, through the same
+  client: right after ``plain`` (same round), a fresh kernel without nbsteps where each cell,
+  instead of its code, publishes exactly the outputs that plain Run All of the round produced
+  for it (kept from the plain run; loaded into the kernel untimed): its streams written to
+  ``sys.stdout``/``sys.stderr`` (flushed only where the stream changes), its ``display_data``
+  through the shell's display publisher, its ``execute_result`` through the displayhook (with
+  the bundle as it was, not formatted again: as a restored ``%%step`` cell shows its ``Out``).
+  A timed cell is one short call (``_nbsteps_bench_show(i)``), not the cell's source. The
+  outputs it shows are checked against plain's (streams merged, execution counts aside):
+  ``differs`` lists the cells that differ. ``--against`` does not double it (no nbsteps in it).
 
 For each notebook and mode: the ratio to plain of the same round (rounds alternate
 the order of the modes), its spread over rounds, and the cost per step cell in ms
 ((mode - plain) / cells); the same of the kernel process's CPU time (user + system,
-every thread, ``os.times()`` in the kernel before and after the timed cells), which
-other processes on a loaded machine disturb far less than wall time. The summary gives
+every thread, ``os.times()`` in the kernel before and after the timed cells, asked by a
+silent request that runs no cell: restore's CPU is its step cells', the first cell after
+them apart), which other processes on a loaded machine disturb far less than wall time;
+for ``restore`` and ``outputs`` also the kernel's CPU a cell, and restore over its floor
+(restore / outputs of the same round, wall and CPU). The summary gives
 medians over the notebooks whose plain run takes at least ``--min-seconds`` (default 2 s)
 and the worst one. The load average (``os.getloadavg()``) is printed beside every
 notebook. Results also go to ``bench/results/corpus.json`` (``--json``).
@@ -63,7 +77,7 @@ sys.path.insert(0, str(ROOT / "tests" / "corpus"))
 
 import harness  # noqa: E402  (tests/corpus/harness.py: the corpus loaders and the Kernel class)
 
-MODES = ("plain", "store", "restore", "memory", "unobserved", "plan")
+MODES = ("plain", "store", "restore", "memory", "unobserved", "plan", "outputs")
 QUICK = ("sk_dbscan", "sm_gls", "nx_shortest_path")
 
 UNOBSERVED = """\
@@ -73,20 +87,25 @@ _op.recording = _c.contextmanager(lambda _opened=_op.Opened: (yield _opened()))
 del _c, _o, _op"""
 
 
-def _timed_cells(k: "harness.Kernel", cells: list[str]) -> "tuple[float, str | None]":
-    """Seconds the cells took (each sent and waited for), and the first error."""
+def _timed_cells(
+    k: "harness.Kernel", cells: list[str], keep: "list | None" = None
+) -> "tuple[float, str | None]":
+    """Seconds the cells took (each sent and waited for), and the first error; *keep*: a list
+    that gets each cell (its outputs)."""
     total = 0.0
     for source in cells:
         t0 = time.perf_counter()
         cell = k.run(source)
         total += time.perf_counter() - t0
+        if keep is not None:
+            keep.append(cell)
         error = harness._cell_summary(cell)["error"]
         if error:
             return total, f"{source.splitlines()[0][:40]}: {error['ename']}: {error['evalue'][:120]}"
     return total, None
 
 
-CPU = "import os as _os\nprint(f'@@cpu@@ {sum(_os.times()[:2])}')\ndel _os"
+CPU_NOW = "sum(__import__('os').times()[:2])"
 
 
 #: after the timed cells of ``store``: every pending commit waited for (untimed), then the CPU
@@ -111,12 +130,17 @@ def _commit_cpu(k: "harness.Kernel") -> "float | None":
 
 
 def _kernel_cpu(k: "harness.Kernel") -> "float | None":
-    """CPU seconds (user + system, every thread) the kernel process has used so far."""
-    text = "".join(o.get("text", "") for o in k.run(CPU).get("outputs", []))
-    for line in text.splitlines():
-        if line.startswith("@@cpu@@ "):
-            return float(line.split()[1])
-    return None
+    """CPU seconds (user + system, every thread) the kernel process has used so far: ``os.times()``
+    in the kernel, asked by a silent request with no code (its ``user_expressions``): no cell runs,
+    so no ``pre_run_cell`` hook (nbsteps' settles a restore's pending replays before any cell but a
+    ``%%step`` cell) and no counted execution."""
+    kc = k.client.kc
+    msg_id = kc.execute("", silent=True, store_history=False, user_expressions={"cpu": CPU_NOW})
+    reply = k.client.wait_for_reply(msg_id)
+    try:
+        return float(reply["content"]["user_expressions"]["cpu"]["data"]["text/plain"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 #: the first ordinary cell after a restore: it runs the replays of process state a restore left
@@ -124,18 +148,77 @@ def _kernel_cpu(k: "harness.Kernel") -> "float | None":
 FIRST_CELL = "_nbsteps_bench_first_cell = 1"
 
 
-def _timed_cpu(k: "harness.Kernel", cells: list[str], out: dict, then: "list[str] | None" = None) -> None:
+#: the ``outputs`` mode's kernel, untimed: the outputs of plain Run All (``_shown_items``, a
+#: JSON file) loaded, the displayhook made to show a bundle as it is (as nbsteps'
+#: ``cells._hook_cell`` shows a restored cell's Out), and the one call each timed cell makes
+SHOW = """\
+import json as _j, sys as _sys
+with open(%r) as _f:
+    _nbsteps_bench_outputs = _j.load(_f)
+class _NbstepsBenchShown:
+    __slots__ = ("bundle",)
+    def __init__(self, bundle):
+        self.bundle = bundle
+_hook = get_ipython().displayhook
+def _nbsteps_bench_format(result, _compute=_hook.compute_format_data, _shown=_NbstepsBenchShown):
+    return result.bundle if type(result) is _shown else _compute(result)
+_hook.compute_format_data = _nbsteps_bench_format
+def _nbsteps_bench_show(i, _outs=_nbsteps_bench_outputs, _sys=_sys, _pub=get_ipython().display_pub.publish,
+                        _hook=_hook, _shown=_NbstepsBenchShown):
+    last = None
+    for kind, a, b in _outs[i]:
+        if kind == "display":
+            _pub(data=a, metadata=b)
+        elif kind == "result":
+            _hook(_shown((a, b)))
+        else:
+            if last is not None and last != kind:
+                getattr(_sys, last).flush()
+            getattr(_sys, kind).write(a)
+            last = kind
+del _j, _f, _hook"""
+
+
+def _shown_items(cell) -> list:
+    """What a cell showed, as the ``outputs`` mode's kernel publishes it again: ``(stream name,
+    text, None)``, ``("display", data, metadata)``, ``("result", data, metadata)``; consecutive
+    text of one stream merged (one write)."""
+    items: list = []
+    for o in cell.get("outputs", []):
+        kind = o.get("output_type")
+        if kind == "stream":
+            if items and items[-1][0] == o["name"]:
+                items[-1][1] += o["text"]
+            else:
+                items.append([o["name"], o["text"], None])
+        elif kind in ("display_data", "execute_result"):
+            what = "display" if kind == "display_data" else "result"
+            items.append([what, dict(o.get("data", {})), dict(o.get("metadata", {}))])
+    return items
+
+
+def _timed_cpu(
+    k: "harness.Kernel",
+    cells: list[str],
+    out: dict,
+    then: "list[str] | None" = None,
+    keep: "list | None" = None,
+) -> None:
     """``out["seconds"]``, ``out["error"]`` (:func:`_timed_cells`) and ``out["cpu"]``: the
     kernel's CPU seconds over those cells, which a loaded machine moves far less than wall time.
-    *then*: cells timed after them on their own (``out["then_seconds"]``), in the CPU time too
-    (the kernel's CPU is read by a cell, which would run what they run)."""
+    *then*: cells timed after them on their own (``out["then_seconds"]``, ``out["then_cpu"]``;
+    the CPU is read between them without a cell: :func:`_kernel_cpu`). *keep*: as for
+    :func:`_timed_cells`."""
     before = _kernel_cpu(k)
-    out["seconds"], out["error"] = _timed_cells(k, cells)
-    if then and not out["error"]:
-        out["then_seconds"], _ = _timed_cells(k, then)
+    out["seconds"], out["error"] = _timed_cells(k, cells, keep)
     after = _kernel_cpu(k)
     if before is not None and after is not None:
         out["cpu"] = after - before
+    if then and not out["error"]:
+        out["then_seconds"], _ = _timed_cells(k, then)
+        end = _kernel_cpu(k)
+        if after is not None and end is not None:
+            out["then_cpu"] = end - after
 
 
 def _untimed(k: "harness.Kernel", cells: list[str]) -> None:
@@ -173,8 +256,12 @@ def _kernel(cwd: Path, mode: str):
         k.__exit__(None, None, None)
 
 
-def run_mode(mode: str, cells: list[str], files: dict, tmp: Path, store: Path) -> dict:
-    """One mode on one notebook in a fresh kernel: {"seconds", "error", ...}."""
+def run_mode(
+    mode: str, cells: list[str], files: dict, tmp: Path, store: Path, shown: "list | None" = None
+) -> dict:
+    """One mode on one notebook in a fresh kernel: {"seconds", "error", ...}; ``plain`` also
+    ``"shown"`` (what each cell showed, :func:`_shown_items`), which ``outputs`` takes as
+    *shown*."""
     steps = harness.step_cells(cells)
     cwd = tmp / f"{mode}-{time.monotonic_ns()}"
     cwd.mkdir(parents=True)
@@ -183,7 +270,18 @@ def run_mode(mode: str, cells: list[str], files: dict, tmp: Path, store: Path) -
     full, mode = mode, mode.removesuffix("@base")
     with _kernel(cwd, full) as k:
         if mode == "plain":
-            _timed_cpu(k, cells, out)
+            kept: list = []
+            _timed_cpu(k, cells, out, keep=kept)
+            out["shown"] = [_shown_items(c) for c in kept]
+        elif mode == "outputs":
+            if shown is None:
+                raise ValueError("the outputs mode needs the plain run of its round")
+            (cwd / "nbsteps-bench-shown.json").write_text(json.dumps(shown))
+            _untimed(k, [SHOW % str(cwd / "nbsteps-bench-shown.json")])
+            kept = []
+            _timed_cpu(k, [f"_nbsteps_bench_show({i})" for i in range(len(shown))], out, keep=kept)
+            if not out["error"]:
+                out["differs"] = [i + 1 for i, c in enumerate(kept) if _shown_items(c) != shown[i]]
         elif mode in ("store", "restore"):
             _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"])
             _timed_cpu(k, steps, out, [FIRST_CELL] if mode == "restore" else None)
@@ -219,13 +317,17 @@ def _executed(k: "harness.Kernel") -> "int | None":
 
 
 def _units(modes: "list[str]") -> "list[tuple[str, ...]]":
-    """The modes in the order they run; restore always right after store."""
+    """The modes in the order they run; restore always right after store, outputs right after
+    plain (each needs the one before it in the same round)."""
     units = []
     for m in modes:
-        if m.startswith("restore"):
+        if m.startswith("restore") or m == "outputs":
             continue
         again = m.replace("store", "restore")
-        units.append((m, again) if m.startswith("store") and again in modes else (m,))
+        if m == "plain" and "outputs" in modes:
+            units.append(("plain", "outputs"))
+        else:
+            units.append((m, again) if m.startswith("store") and again in modes else (m,))
     return units
 
 
@@ -236,10 +338,12 @@ def measure(entries, cells, modes, repeat, tmp: Path, progress) -> dict:
         order = units if r % 2 == 0 else list(reversed(units))
         for e in entries:
             nb = e["id"]
+            shown = None  # what plain Run All of this round showed, for the outputs mode
             for unit in order:
                 store = tmp / f"store-{nb}-{r}"
                 for mode in unit:
-                    res = run_mode(mode, cells[nb], e.get("files") or {}, tmp, store)
+                    res = run_mode(mode, cells[nb], e.get("files") or {}, tmp, store, shown)
+                    shown = res.pop("shown", shown)
                     res["round"] = r
                     results[nb][mode].append(res)
                     progress(nb, mode, res)
@@ -270,8 +374,10 @@ def _ratio_rows(results: dict, modes, ncells: dict) -> dict:
                 if x.get("cpu") and p.get("cpu"):
                     cpu_ratios.append(x["cpu"] / p["cpu"])
                     cpu_per_cell.append((x["cpu"] - p["cpu"]) / ncells[nb] * 1000)
+            own_cpu = [x["cpu"] / ncells[nb] * 1000 for x in by_mode.get(mode, []) if x.get("cpu")]
             row[mode] = {
                 "ratio": statistics.median(ratios) if ratios else None,
+                "cpu_ms": statistics.median(own_cpu) if own_cpu else None,  # the kernel's CPU a cell
                 "min": min(ratios, default=None),
                 "max": max(ratios, default=None),
                 "ms_per_cell": statistics.median(per_cell) if per_cell else None,
@@ -279,11 +385,26 @@ def _ratio_rows(results: dict, modes, ncells: dict) -> dict:
                 "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None,
                 "cpu_ms_per_cell": statistics.median(cpu_per_cell) if cpu_per_cell else None,
             }
+            if mode == "outputs":
+                row[mode]["differs"] = [x.get("differs") for x in by_mode[mode]]
+            floor = {x["round"]: x for x in by_mode.get("outputs", []) if not x.get("error")}
+            if mode.removesuffix("@base") == "restore" and floor:
+                # over the floor: restore / outputs of the same round, wall and the kernel's CPU
+                over = [
+                    (x["seconds"] / floor[x["round"]]["seconds"], x.get("cpu"), floor[x["round"]].get("cpu"))
+                    for x in by_mode[mode]
+                    if not x.get("error") and x["round"] in floor
+                ]
+                row[mode]["over_floor"] = statistics.median(o[0] for o in over) if over else None
+                cpus = [a / b for _, a, b in over if a and b]
+                row[mode]["cpu_over_floor"] = statistics.median(cpus) if cpus else None
             if mode.removesuffix("@base") == "restore":
                 loads = [x["load_seconds"] for x in by_mode[mode] if "load_seconds" in x]
                 row[mode]["load_s"] = statistics.median(loads) if loads else None
                 firsts = [x["then_seconds"] for x in by_mode[mode] if "then_seconds" in x]
                 row[mode]["first_s"] = statistics.median(firsts) if firsts else None
+                first_cpu = [x["then_cpu"] for x in by_mode[mode] if "then_cpu" in x]
+                row[mode]["first_cpu"] = statistics.median(first_cpu) if first_cpu else None
                 back = [  # until every value is back: the lazy restore, the next cell, then %steps load
                     (x["seconds"] + x.get("then_seconds", 0.0) + x["load_seconds"])
                     / plain[x["round"]]["seconds"]
@@ -306,6 +427,47 @@ def _fmt(cell: "dict | None") -> str:
     return f"{cell['ratio']:.3f}{spread}, {cell['ms_per_cell']:+.1f} ms{cpu}"
 
 
+def _extra(mode: str, got: dict) -> str:
+    """What a restore's cell of the table adds (the next cell, ``%steps load``, over the floor),
+    and the outputs mode's: the kernel's CPU a cell, cells that showed other outputs."""
+    text = ""
+    base = mode.removesuffix("@base")
+    if base == "restore" and got.get("load_s") is not None:
+        first = ""
+        if got.get("first_s") is not None:
+            cpu = f" (CPU {got['first_cpu']:.2f} s)" if got.get("first_cpu") is not None else ""
+            first = f"first cell after it +{got['first_s']:.2f} s{cpu}; "
+        text += (
+            f"; {first}with it and `%steps load` {got['with_load']:.3f} (+{got['load_s']:.2f} s); "
+            f"executed {got['executed']}"
+        )
+    if got.get("over_floor") is not None:
+        text += f"; over the floor (outputs) {got['over_floor']:.2f}×"
+        if got.get("cpu_over_floor") is not None:
+            text += f", CPU {got['cpu_over_floor']:.2f}×"
+    if got.get("cpu_ms") is not None and base in ("restore", "outputs"):
+        text += f"; CPU {got['cpu_ms']:.1f} ms a cell"
+    if mode == "outputs" and any(got.get("differs") or ()):
+        text += f"; cells showing other outputs than plain: {got['differs']}"
+    return text
+
+
+def _floor_line(rows: dict, big: list, mode: str) -> "str | None":
+    """A restore against its floor (the outputs mode of the same rounds), or None."""
+    over = [rows[nb][mode]["over_floor"] for nb in big if rows[nb].get(mode, {}).get("over_floor")]
+    if not over:
+        return None
+    own = [rows[nb][mode]["cpu_ms"] for nb in big if rows[nb][mode].get("cpu_ms") is not None]
+    floor = [rows[nb]["outputs"]["cpu_ms"] for nb in big if (rows[nb].get("outputs") or {}).get("cpu_ms")]
+    own_ms = statistics.median(own) if own else float("nan")
+    floor_ms = statistics.median(floor) if floor else float("nan")
+    return (
+        f"  over its floor (the outputs mode, same round): median {statistics.median(over):.2f}× "
+        f"(worst {max(over):.2f}×); the kernel's CPU a cell, median: {mode} {own_ms:.1f} ms, "
+        f"outputs {floor_ms:.1f} ms"
+    )
+
+
 def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
     shown = [m for m in modes if m != "plain"]
     lines = [
@@ -316,16 +478,7 @@ def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
         plain = f"{row['plain_s']:.2f}" if row["plain_s"] is not None else "error"
         if row.get("plain_cpu") is not None:
             plain += f" ({row['plain_cpu']:.2f})"
-        cells = [_fmt(row.get(m)) for m in shown]
-        for i, m in enumerate(shown):
-            got = row.get(m) or {}
-            if m.removesuffix("@base") != "restore" or got.get("load_s") is None:
-                continue
-            first = f"first cell after it +{got['first_s']:.2f} s; " if got.get("first_s") is not None else ""
-            cells[i] += (
-                f"; {first}with it and `%steps load` {got['with_load']:.3f} (+{got['load_s']:.2f} s); "
-                f"executed {got['executed']}"
-            )
+        cells = [_fmt(row.get(m)) + _extra(m, row.get(m) or {}) for m in shown]
         lines.append(f"| {nb} | {ncells[nb]} | {plain} | {row['load']:.1f} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
@@ -358,6 +511,9 @@ def report(rows: dict, modes, ncells: dict, min_seconds: float) -> str:
             f"(worst {worst[0]:.3f}×, {worst[1]}); per cell, all notebooks: median "
             f"{statistics.median(per):+.1f} ms"
         )
+        floor_line = _floor_line(rows, big, mode)
+        if floor_line:
+            lines.append(floor_line)
         cpu = [
             rows[nb][mode]["cpu_ratio"] for nb in big if rows[nb].get(mode, {}).get("cpu_ratio") is not None
         ]
@@ -638,7 +794,7 @@ def main(argv: "list[str] | None" = None) -> int:
         AGAINST = Path(args.against).resolve()
         if not (AGAINST / "nbsteps" / "__init__.py").is_file():
             ap.error(f"--against {args.against}: no nbsteps package there")
-        modes = [x for m in modes for x in ([m] if m == "plain" else [m, f"{m}@base"])]
+        modes = [x for m in modes for x in ([m] if m in ("plain", "outputs") else [m, f"{m}@base"])]
 
     if args.profile and args.profile_mode == "plain" and not args.spy:
         ap.error("--profile-mode plain needs --spy (cProfile restricted to nbsteps sees nothing there)")

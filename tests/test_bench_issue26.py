@@ -59,10 +59,14 @@ def test_corpus_bench_runs_one_small_notebook_in_every_mode(tmp_path):
     p = _bench(tmp_path, args, timeout=290)
     assert "| nx_read_write | 4 |" in p.stdout
     row = json.loads(out.read_text())["rows"]["nx_read_write"]
-    for mode in ("store", "restore", "memory", "unobserved", "plan"):
+    for mode in ("store", "restore", "memory", "unobserved", "plan", "outputs"):
         assert row[mode]["errors"] == [] and row[mode]["ratio"] > 0, (mode, row[mode])
         assert row[mode]["cpu_ratio"] > 0, (mode, row[mode])  # the kernel's CPU time, measured in it
     assert row["restore"]["executed"] == [0]  # everything restored, nothing executed
+    # the floor of a restore: each cell publishes what plain Run All showed, nothing else
+    assert row["outputs"]["errors"] == [] and row["outputs"]["cpu_ms"] > 0, row["outputs"]
+    assert row["outputs"]["differs"] == [[]], row["outputs"]  # the same outputs as plain's
+    assert row["restore"]["over_floor"] > 0, row["restore"]
 
 
 @pytest.mark.timeout(200)
