@@ -127,7 +127,8 @@ def ensure_sources(manifest: dict | None = None) -> dict[str, Path]:
     for name, src in manifest["sources"].items():
         dest = cache_root() / f"{name}_{src['version']}"
         root = dest / src["root"]
-        wanted = sorted({nb["path"] for nb in manifest["notebooks"] if nb["source"] == name})
+        mine = [nb for nb in manifest["notebooks"] if nb["source"] == name]
+        wanted = sorted({p for nb in mine for p in [nb["path"], *nb.get("preceded_by", [])]})
         roots[name] = root
         if all((root / p).is_file() for p in wanted):
             continue
@@ -400,6 +401,33 @@ def myst_cells(text: str) -> list[str]:
     ]
 
 
+def doctest_file_cells(text: str, markers: str | None = None) -> list[str]:
+    """A page read as one doctest, as a project's own doctest runner reads it (SQLAlchemy's
+    ``test/base/test_tutorials.py``, corpus.json ``"doctest": "file"``): every ``>>>`` example
+    of the file in order, whatever block holds it (a ``sourcecode:: pycon+sql`` directive, a
+    literal block after ``::``, one led by a ``#`` comment), the lines between
+    ``.. doctest-disable`` and ``.. doctest-enable`` left out, and the *markers* the page puts in
+    shown output (a regular expression: SQLAlchemy's ``{execsql}``, ``{stop}``) removed; then
+    ``_doctest_cells``: a cell ends after each example whose output the page shows, ``+SKIP``
+    examples and those shown raising are left out. A page the parser cannot read, or one that
+    includes another (``.. doctest-include``), is an error: it would silently shrink."""
+    import doctest
+
+    kept, enabled = [], True
+    for line in text.splitlines(keepends=True):
+        if markers:
+            line = re.sub(markers, "", line)
+        if re.match(r"\.\. doctest-include ", line):
+            raise ValueError(f"doctest file: includes are not read ({line.strip()})")
+        switch = re.match(r"\.\. doctest-(enable|disable)", line)
+        if switch:
+            enabled = switch.group(1) == "enable"
+        kept.append(line if enabled else "\n")
+    text = "".join(kept)
+    doctest.DocTestParser().get_examples(text)  # a ValueError here: the page's runner fails too
+    return _doctest_cells(text)
+
+
 def docstring_cells(text: str, names: list[str]) -> list[str]:
     """The examples of a module's docstrings as cells (polars' API reference, whose
     docstrings are its examples): for each class, function or method named in *names*
@@ -466,6 +494,10 @@ def notebook_cells(entry: dict, roots: dict[str, Path]) -> list[str]:
         cells = myst_cells(text)
     elif entry.get("docstrings"):  # a module's docstring examples (polars' API reference)
         cells = docstring_cells(text, entry["docstrings"])
+    elif entry.get("doctest") == "file":  # pages run as one doctest each (SQLAlchemy's tutorial)
+        # the pages the project's runner runs before this one, in the same namespace, come first
+        pages = [roots[entry["source"]] / p for p in entry.get("preceded_by", [])] + [path]
+        cells = [c for page in pages for c in doctest_file_cells(page.read_text(), entry.get("markers"))]
     elif path.name.endswith((".rst.txt", ".rst")):  # the Python documentation's sources
         cells = rst_cells(text, doctest_as_run=entry.get("doctest") == "as-run")
     else:
@@ -1001,13 +1033,19 @@ def run_jobs(jobs: list[dict], workers: int = 2, progress=None) -> list[dict]:
 
 # -- comparing with plain ----------------------------------------------------------------------
 _ADDR = re.compile(r"0x[0-9a-fA-F]{6,}")
-_CLOCK = re.compile(r"\b\d\d:\d\d:\d\d\b")
+# a time of day, with the date and the fraction of a second a log line gives it (logging's default
+# ``2026-12-07 06:11:16,959 INFO ...``, as SQLAlchemy's ``echo=True`` logs each statement)
+_CLOCK = re.compile(r"\b(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:[.,]\d+)?\b")
+# an elapsed time in seconds a library logs (SQLAlchemy's echo: "[generated in 0.00016s]"): never
+# the same twice, so without this every cell that logs one would be left out of the comparison
+_SECONDS = re.compile(r"\b\d+\.\d+s\b")
 
 
 def text_lines(text: str) -> list[str]:
     text = _ANSI.sub("", text)
     text = _ADDR.sub("0x…", text)
     text = _CLOCK.sub("hh:mm:ss", text)
+    text = _SECONDS.sub("…s", text)
     return [ln.rstrip() for ln in text.splitlines() if ln.strip()]
 
 
