@@ -602,10 +602,12 @@ class Plan:
         names and summary (both passes)."""
         names = executor.names
         began: dict = {}  # step -> the generators' states it first began with in this run
+        rerun: dict = {}  # step -> why it runs again (passed as forced: its record says why)
         while (executor.observed.writes or executor.state_seen) and rounds > 0 and not summary.interrupted:
             rounds -= 1
             rebuild, state_seen = executor.observed.rebuild, executor.state_seen
             began = {**executor.observed.generators, **began}
+            rerun = {**rerun, **executor.observed.rerun}
             for s, seen in executor.observed.writes.items():
                 self.steps[s].observed = self.steps[s].observed | frozenset(seen)
                 self.steps[s].hints = {**self.steps[s].hints, **executor.observed.hinted.get(s, {})}
@@ -628,6 +630,7 @@ class Plan:
             if state_seen:  # a step below a writer found now executes: the writers above it replay first
                 self._replays(executor, names, executor.force)
             executor.rebuild = rebuild  # executed again, same token (run.observed_writes)
+            executor.rerun = rerun
             executor.rebuild_generators = {s: began[s] for s in rebuild if s in began}  # drawing as then
             summary = observed_writes.merged(summary, executor.run())
         return names, summary

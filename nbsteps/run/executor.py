@@ -120,6 +120,9 @@ class Executor:
         self.settling = False
         #: up-to-date steps whose version a step below changed in place: executed again, same token
         self.rebuild: dict[str, str] = {}
+        #: steps forced because a step beside them was seen changing what they read
+        #: (run.observed_writes) -> why: their record's reason, not "forced" (nobody forced them)
+        self.rerun: dict[str, str] = {}
         #: the global generators' states each began with when it first ran: it draws that again
         self.rebuild_generators: dict[str, dict] = {}
         self._fused: dict[
@@ -176,7 +179,7 @@ class Executor:
         cp, reason, unstored = None, "", ""
         plain = self._plain
         if not plain and name in self.force:
-            reason = "forced"
+            reason = self.rerun.get(name, "forced")
         elif (self.recovery.lost or ctx.lost) and (lost := self.recovery.reason(name)) is not None:
             reason = lost
         elif step.cache and name in self._held and rec.fingerprint == fp and not self._files_moved(name, rec):

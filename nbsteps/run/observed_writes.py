@@ -19,7 +19,8 @@ checkpoint is written (:meth:`Observed.seen`):
   every input of every step;
 - steps of this run that read the same version and whose attempt was not over when
   this attempt started (a parallel step may have seen the change happen) run again
-  (``rerun``).
+  (``rerun``, with why: the second pass forces them, and their record says why, not
+  ``forced``: nobody forced them).
 
 After the run, the plan (:meth:`nbsteps.plan.Plan.run`) adds ``writes`` to its steps'
 ``observed``, resolves the graph again (the step is now a writer of the name: readers
@@ -45,7 +46,8 @@ class Observed:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.writes: dict[str, set] = {}  # step -> names it was seen changing, not known before
-        self.rerun: set[str] = set()  # steps to run again once the plan knows the writes
+        #: steps to run again once the plan knows the writes -> why (their record's reason)
+        self.rerun: dict[str, str] = {}
         #: step above -> why its version must be made again (same token): a memory store
         #: held the very object a step below changed
         self.rebuild: dict[str, str] = {}
@@ -101,9 +103,10 @@ class Observed:
                 continue
             if intact:  # changed on a copy: every reader below it reads (or will read) the old version
                 if pos.get(r, -1) > pos.get(name, -1):
-                    self.rerun.add(r)
+                    self.rerun.setdefault(r, f"ran again: {name} above it changes {n} in place")
             elif r in self._began and self._ended.get(r, began + 1) > began:
-                self.rerun.add(r)  # read the value while it was being changed, or after
+                # read the value while it was being changed, or after
+                self.rerun.setdefault(r, f"ran again: {name} changed {n} in place while it read it")
         if intact:
             return
         rec = ctx.records.get(src)
