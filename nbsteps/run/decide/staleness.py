@@ -83,9 +83,13 @@ def outside_names(ctx: RunContext, step: Step) -> tuple:
     return names if globs is None or globs is ctx.namespace else ()
 
 
-def fingerprint_parts(ctx: RunContext, step: Step, tokens: dict | None = None) -> dict:
+def fingerprint_parts(
+    ctx: RunContext, step: Step, tokens: dict | None = None, digests: dict | None = None
+) -> dict:
     """What determines the step's outputs now (see nbsteps.model.fingerprint).
-    *tokens* overrides the upstream execution tokens (used by previews)."""
+    *tokens* overrides the upstream execution tokens (used by previews); *digests*
+    (name -> ``outside_parts``' parameter and helper digests of it, taken once for many
+    steps) those of the outside names it reads from the plan's namespace."""
     deps, names, globs = static_parts(ctx, step)
     if tokens is None:
         records = ctx.records
@@ -96,7 +100,20 @@ def fingerprint_parts(ctx: RunContext, step: Step, tokens: dict | None = None) -
     else:
         upstream = {d: tokens.get(d) for d in deps}
     if names:
-        params, helpers = outside_parts(names, ctx.namespace if globs is None else globs)
+        if (
+            digests is not None
+            and (globs is None or globs is ctx.namespace)
+            and all(n in digests for n in names)
+        ):
+            params, helpers = {}, {}
+            for n in names:
+                p, h = digests[n]
+                if p is not None:
+                    params[n] = p
+                elif h is not None:
+                    helpers[n] = h
+        else:
+            params, helpers = outside_parts(names, ctx.namespace if globs is None else globs)
         if len(params) > 1:
             params = dict(sorted(params.items()))
         if len(helpers) > 1:
@@ -149,29 +166,76 @@ def not_stored(store, name: str, fingerprint: str, reason: str) -> str:
 class _Pass:
     """What :func:`refresh_stale` keeps of a context between calls."""
 
-    __slots__ = ("mark", "outside", "files", "graph", "position", "lock")
+    __slots__ = ("mark", "names", "readers", "seen", "own", "files", "graph", "position", "lock")
 
     def __init__(self) -> None:
         self.lock = threading.RLock()  # (a live view refreshes on its timer's thread)
         self.mark = None  # RunContext.changes_since
-        self.outside: set[str] = set()  # steps reading values from the namespace (or helpers)
+        self.names: dict[str, tuple] = {}  # step -> the outside names it reads from the plan's namespace
+        self.readers: dict[str, set[str]] = {}  # outside name -> the steps reading it there
+        #: outside name -> what a step's fingerprint takes of it (its parameter and helper digests)
+        #: at the latest pass: only the readers of a name whose digests changed are checked again
+        self.seen: dict[str, tuple] = {}
+        self.own: set[str] = set()  # steps reading outside names from globals of their own: always checked
         self.files: tuple = (None, frozenset())  # (files_version, records), steps that read files
         self.graph = None  # the graph ``position`` is of
         self.position: dict[str, int] = {}  # step -> its place in plan order
 
 
-def _reads_outside(ctx: RunContext, name: str) -> bool:
-    step = ctx.steps.get(name)
-    return step is not None and bool(static_parts(ctx, step)[1])
+def _index(ctx: RunContext, memo: _Pass, name: str) -> None:
+    """Note in *memo* the outside names step *name* reads now, if it is completed (a change of
+    its status is a change of its record: it is noted again then)."""
+    for n in memo.names.pop(name, ()):
+        readers = memo.readers.get(n)
+        if readers is not None:
+            readers.discard(name)
+            if not readers:
+                del memo.readers[n]
+                memo.seen.pop(n, None)
+    memo.own.discard(name)
+    step, rec = ctx.steps.get(name), ctx.records.get(name)
+    if step is None or rec is None or rec.status != COMPLETED:  # (its flag is False: nothing to check)
+        return
+    _, names, globs = static_parts(ctx, step)
+    if not names:
+        return
+    if globs is not None and globs is not ctx.namespace:
+        memo.own.add(name)
+        return
+    memo.names[name] = names
+    for n in names:
+        memo.readers.setdefault(n, set()).add(name)
 
 
-def _stale(ctx: RunContext, name: str, rec) -> bool:
+def _outside_changed(ctx: RunContext, memo: _Pass) -> set:
+    """The steps reading an outside name whose digests (what ``fingerprint_parts`` takes
+    of it: ``outside_parts``, name by name) changed since the latest pass; each name
+    digested once, however many steps read it. ``memo.seen`` holds the digests now: the
+    pass checks its steps against these, so a value changed meanwhile (a run publishing
+    on another thread) is a change at the next pass."""
+    readers, seen = memo.readers, memo.seen
+    if not readers:
+        return set()
+    params, helpers = outside_parts(readers, ctx.namespace)
+    out: set = set()
+    for n, steps in readers.items():
+        now = (params.get(n), helpers.get(n))
+        if seen.get(n, _MISSING) != now:
+            seen[n] = now
+            out |= steps
+    return out
+
+
+_MISSING = object()
+
+
+def _stale(ctx: RunContext, name: str, rec, digests: dict) -> bool:
     if rec.status != COMPLETED:
         return False
     records = ctx.records
     return (
         any(records[d].stale for d in ctx.dependencies(name))
-        or combine(fingerprint_parts(ctx, ctx.steps[name])) != rec.fingerprint
+        or combine(fingerprint_parts(ctx, ctx.steps[name], digests=digests)) != rec.fingerprint
         or bool(rec.files and file_inputs.changed(rec.files, lambda n=name: ctx.written_below(n)))
     )
 
@@ -181,10 +245,7 @@ def _seeds(ctx: RunContext, memo: _Pass, changed: set, order: list) -> dict[str,
     up to date with the steps *changed*; the positions."""
     records = ctx.records
     for name in changed:
-        if _reads_outside(ctx, name):
-            memo.outside.add(name)
-        else:
-            memo.outside.discard(name)
+        _index(ctx, memo, name)
     version = files_version()
     if memo.files[0] != version:
         memo.files = (version, frozenset(n for n, r in records.items() if r.files))
@@ -205,10 +266,12 @@ def refresh_stale(ctx: RunContext) -> None:
 
     Only the steps whose flag can have changed since the last call are checked
     (:meth:`RunContext.changes_since`): those whose record changed or that were
-    registered again, those reading values from the namespace or files (any cell
-    may change them, unknown to nbsteps), and, in plan order, those below a step
-    whose record or flag changed. The first call, and one after the graph was
-    resolved again, checks every step."""
+    registered again, those reading a name from the namespace whose digests
+    (``outside_parts``: what their fingerprints take of it) changed since the last
+    call, those reading files (any cell may change either, unknown to nbsteps), and,
+    in plan order, those below a step whose record or flag changed. Each outside name
+    is digested once a call, however many steps read it. The first call, and one
+    after the graph was resolved again, checks every step."""
     memo = ctx.__dict__.get("_stale_pass")
     if memo is None:
         memo = ctx.__dict__.setdefault("_stale_pass", _Pass())
@@ -221,16 +284,20 @@ def _refresh(ctx: RunContext, memo: _Pass) -> None:
     records = ctx.records
     order = ctx.order()
     if changed is None:  # every step, as it is
-        memo.outside = {name for name in order if _reads_outside(ctx, name)}
+        memo.names, memo.readers, memo.seen, memo.own = {}, {}, {}, set()
+        for name in order:
+            _index(ctx, memo, name)
+        _outside_changed(ctx, memo)  # (the digests this pass sees)
         for name in order:
             rec = records[name]
-            stale = _stale(ctx, name, rec)
+            stale = _stale(ctx, name, rec, memo.seen)
             if rec.stale != stale:  # (a record set is a change: only when it is one)
                 rec.stale = stale
         return
     position = _seeds(ctx, memo, changed, order)
     down = ctx.deps.downstream_map()
-    heap = [(position[n], n) for n in changed | memo.outside | memo.files[1] if n in position]
+    seeds = changed | _outside_changed(ctx, memo) | memo.own | memo.files[1]
+    heap = [(position[n], n) for n in seeds if n in position]
     heapq.heapify(heap)
     seen: set[str] = set()
     while heap:
@@ -239,7 +306,7 @@ def _refresh(ctx: RunContext, memo: _Pass) -> None:
             continue
         seen.add(name)
         rec = records[name]
-        stale = _stale(ctx, name, rec)
+        stale = _stale(ctx, name, rec, memo.seen)
         if rec.stale != stale:
             rec.stale = stale
         elif name not in changed:
