@@ -45,6 +45,8 @@ from nbsteps.run.undo import register_undo, undo_step
 from nbsteps.run.undo import rollback as rollback_run
 from nbsteps.stores import Store, open_store
 
+_NOTHING: frozenset = frozenset()
+
 
 class Plan:
     """A DAG of named steps with checkpoints.
@@ -224,9 +226,56 @@ class Plan:
     def add(self, step: Step) -> Step:
         """Register *step* (replacing one of the same name). On a cycle, an
         unknown --after or an ambiguous name the plan is left unchanged."""
-        old = self.steps.get(step.name)
+        ctx = self.context
+        steps = ctx.steps
+        old = steps.get(step.name)
         # a step new to this kernel: what its latest checkpoint says an earlier kernel found (read once)
-        found = observed_writes.latest_parts(self.store, step.name) if old is None else {}
+        found = observed_writes.latest_parts(ctx.store, step.name) if old is None else {}
+        if old is None and not found and step.analysis is None:
+            # a function step new to this plan, nothing recorded of it: nothing observed, and no
+            # analysis to read values for (what the general path below sets, without its calls)
+            step.observed = step.observed_state = step.unchanged = _NOTHING
+            step.hints = {}
+            steps[step.name] = step
+        else:
+            self._learned(step, old, found)
+        try:
+            if old is not None and depmod.registered_alike(old, step):
+                # registered again as it was (a cell run again unchanged): the graph, and what
+                # is known to be up to date, stay; resolving would set these two the same
+                step.linked, step.called_reads = old.linked, old.called_reads
+            elif old is not None and depmod.linked_alike(old, step):
+                # an edit that reads, writes and touches what it did (x = 1 -> x = 2): the graph stays;
+                # the step and its downstream are no longer known to be up to date
+                step.linked, step.called_reads = old.linked, old.called_reads
+                for s in self.context.deps.downstream([step.name]):
+                    self.validity.valid.pop(s, None)
+            elif old is not None or not depmod.add_appended(ctx.deps, steps, step):
+                ctx.deps = depmod.resolve(steps)
+                self.validity.clear()  # dependencies may have changed anywhere
+        except BaseException as exc:  # NbstepsError, or an interrupt: the previous plan stays
+            if old is None:
+                del self.steps[step.name]
+            else:
+                self.steps[step.name] = old
+            if not isinstance(exc, NbstepsError):
+                self.context.deps = depmod.resolve(self.steps)  # the fast path may have started indexing
+                raise
+            raise exc.with_traceback(None) from None
+        rec = ctx.records.get(step.name)
+        if rec is None:
+            ctx.records[step.name] = StepRecord(step.name)
+        else:
+            if old is not None and old.static_digest != step.static_digest:
+                rec.stale = rec.status == COMPLETED
+            touch_record(rec)  # a new Step: what passes over the changed steps see (RunContext.changes_since)
+        return step
+
+    def _learned(self, step: Step, old: "Step | None", found: dict) -> None:
+        """Set what the plan knows of *step* beyond its code (observed writes and state, reads of
+        immutable values, hints keyed by type) from *old*, the step it replaces, or the parts
+        *found* in its latest checkpoint, and from the values in the namespace; *step* joins
+        the plan's steps."""
         step.observed = old.observed if old is not None else observed_writes.recorded(found)
         step.observed_state = old.observed_state if old is not None else recorded_state(found)
         self.steps[step.name] = step
@@ -245,37 +294,6 @@ class Plan:
                 for n in known_reads & (step.analysis.changed_only | step.analysis.assumed)
                 if n not in self.namespace and n not in step.hints
             )
-        try:
-            if old is not None and depmod.registered_alike(old, step):
-                # registered again as it was (a cell run again unchanged): the graph, and what
-                # is known to be up to date, stay; resolving would set these two the same
-                step.linked, step.called_reads = old.linked, old.called_reads
-            elif old is not None and depmod.linked_alike(old, step):
-                # an edit that reads, writes and touches what it did (x = 1 -> x = 2): the graph stays;
-                # the step and its downstream are no longer known to be up to date
-                step.linked, step.called_reads = old.linked, old.called_reads
-                for s in self.context.deps.downstream([step.name]):
-                    self.validity.valid.pop(s, None)
-            elif old is not None or not depmod.add_appended(self.context.deps, self.steps, step):
-                self.context.deps = depmod.resolve(self.steps)
-                self.validity.clear()  # dependencies may have changed anywhere
-        except BaseException as exc:  # NbstepsError, or an interrupt: the previous plan stays
-            if old is None:
-                del self.steps[step.name]
-            else:
-                self.steps[step.name] = old
-            if not isinstance(exc, NbstepsError):
-                self.context.deps = depmod.resolve(self.steps)  # the fast path may have started indexing
-                raise
-            raise exc.with_traceback(None) from None
-        rec = self.records.get(step.name)
-        if rec is None:
-            self.records[step.name] = StepRecord(step.name)
-        else:
-            if old is not None and old.static_digest != step.static_digest:
-                rec.stale = rec.status == COMPLETED
-            touch_record(rec)  # a new Step: what passes over the changed steps see (RunContext.changes_since)
-        return step
 
     def add_cell(self, name: str, source: str, **options) -> Step:
         return self.add(cell_step(name, source, **options))
@@ -296,23 +314,19 @@ class Plan:
         """Decorator registering a function as a step. A parameter named after
         a registered step receives that step's result (and depends on it)."""
 
-        def register(func):
-            step_name = name or func.__name__
-            self.add(
-                function_step(
-                    step_name,
-                    func,
-                    self.steps,
-                    after=after,
-                    retry=retry,
-                    retry_delay=retry_delay,
-                    retry_on=retry_on,
-                    timeout=timeout,
-                    optional=optional,
-                    confirm=confirm,
-                    cache=cache,
-                )
-            )
+        options = {
+            "after": after,
+            "retry": retry,
+            "retry_delay": retry_delay,
+            "retry_on": retry_on,
+            "timeout": timeout,
+            "optional": optional,
+            "confirm": confirm,
+            "cache": cache,
+        }
+
+        def register(func):  # (3 free variables, not the 10 options each: a closure per step)
+            self.add(function_step(name or func.__name__, func, self.context.steps, **options))
             return func
 
         if callable(name):  # @plan.step without parentheses

@@ -62,6 +62,9 @@ class Dependencies:
         self.observed: dict[str, frozenset] = {}  # step -> the names it writes only as observed at run time
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see topological()
+        #: every edge goes down the notebook order (no ``--after`` or parameter naming a step
+        #: below): the order of the steps is then their topological order
+        self.in_order = True
         #: counts the changes made in place (a step appended): what others derive
         #: from the graph (the executor's run graphs, nbsteps.run.decide.selection) is
         #: valid for one generation of one Dependencies object
@@ -74,6 +77,10 @@ class Dependencies:
         if self._topo is not None:
             return self._topo
         steps = list(steps)
+        if self.in_order and len(steps) == len(self.position):
+            # (the loop below would hand them out in this order: each is ready when its turn comes)
+            self._topo = steps
+            return steps
         down = self.downstream_map()
         indeg = {s: len(self.deps.get(s, ())) for s in steps}
         position = {s: i for i, s in enumerate(steps)}
@@ -367,6 +374,9 @@ def resolve(steps: dict[str, Step]) -> Dependencies:
     g.results = [name for name, step in steps.items() if has_result(step)]
     for name, step in steps.items():
         deps = _explicit(step, steps)
+        pos = g.position[name]
+        if g.in_order:  # (inferred and state edges come from above: an explicit one may not)
+            g.in_order = all(g.position[d] < pos for d in deps)
         for n in link_aliases(step, steps, g, g.position[name]):
             add_writer(g, n, name)
         link_called(step, steps, g, g.position[name])
@@ -442,6 +452,16 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     if new.name in g.deps or new.name in g.referenced:
         return False
     deps = _explicit(new, steps)
+    if new.analysis is None and not new.observed and not new.observed_state:
+        # a function step (nothing seen of it at run time): its explicit edges are all there is
+        # (what the calls below give such a step, without them)
+        g.position[new.name] = len(g.position)
+        new.linked = new.called_reads = _NOTHING
+        g.referenced.update(new.after)
+        g.referenced.update(new.params)
+        g.deps[new.name], g.sources[new.name] = deps, {}
+        _appended(g, new.name, deps)
+        return True
     pos = g.position[new.name] = len(g.position)
     link_aliases(new, steps, g, pos)
     link_called(new, steps, g, pos)
@@ -453,15 +473,23 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
         g.writers[out].append(new.name)
     if has_result(new):
         g.results = [*g.results, new.name]
+    _appended(g, new.name, deps)
+    return True
+
+
+_NOTHING: frozenset = frozenset()
+
+
+def _appended(g: Dependencies, name: str, deps: dict) -> None:
+    """The caches of *g* after step *name*, with upstream *deps*, was appended."""
     if g._topo is not None:
         # topological() pops the ready step with the smallest registration
         # position; nothing depends on the new step and its position is the
         # largest, so it always comes last: append instead of recomputing (a
         # new list: callers may hold the old one).
-        g._topo = g._topo + [new.name]
+        g._topo = g._topo + [name]
     g.generation += 1
     if g._down is not None:
-        g._down[new.name] = set()
+        g._down[name] = set()
         for u in deps:
-            g._down.setdefault(u, set()).add(new.name)
-    return True
+            g._down.setdefault(u, set()).add(name)

@@ -73,7 +73,7 @@ class StepRecord:
         and ``result`` through their properties), journaled once (:func:`changed_since`), after
         every field is set. The executor sets a record's ~14 fields this way when a step
         completes. An unknown field name raises ``TypeError`` (nothing is set)."""
-        if not _FIELD_NAMES.issuperset(fields):
+        if not fields.keys() <= _FIELD_NAMES:  # (issuperset(fields) made a set of the keys each call)
             raise TypeError(f"StepRecord has no field {sorted(fields.keys() - _FIELD_NAMES)[0]!r}")
         d = self.__dict__
         if "status" in fields:  # first: a refused transition sets nothing (_set_status, inlined)
@@ -333,9 +333,9 @@ def _init(self: StepRecord, name: str, *args, **kw) -> None:
     if args or kw:
         _dataclass_init(self, name, *args, **kw)
         return
-    d = self.__dict__
-    d.update(_NEW_FIELDS)
+    d = _NEW_FIELDS.copy()  # (a copy of a dict: no insert per field, as snapshot)
     d["name"], d["outputs"], d["_files"], d["wrote"] = name, {}, {}, {}
+    object.__setattr__(self, "__dict__", d)
     _journal.append(name)
 
 

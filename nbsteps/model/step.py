@@ -225,7 +225,9 @@ def cell_step(name: str, source: str, **options) -> Step:
     """A step from a cell's source (already transformed by IPython)."""
     check_name(name)
     analysis = analyse_cell(name, source)
-    return _finish(Step(name=name, source=source, analysis=analysis, **_options(name, options)))
+    return _finish(
+        Step(name=name, source=source, analysis=analysis, **(_options(name, options) or _DEFAULTS))
+    )
 
 
 def function_step(name: str, func: Callable, known_steps, **options) -> Step:
@@ -233,17 +235,23 @@ def function_step(name: str, func: Callable, known_steps, **options) -> Step:
     check_name(name)
     params = []
     code = getattr(func, "__code__", None)  # read once: reading it is an audit event
-    names, has_default = _parameters(name, func, code)
+    names, has_default = _plain_parameters(func, code), None
+    if names is None:
+        names, has_default = _parameters(name, func, code)
     for p in names:
         if p in known_steps and p != name:
             params.append(p)
-        elif not has_default(p):
+        elif not (_code_default(func, code, p) if has_default is None else has_default(p)):
             raise StepDefinitionError(
                 f"step {name!r}: parameter {p!r} names no registered step. "
                 f"Register step {p!r} first, rename the parameter, or give it a default."
             )
     # the source is read only when shown (Step.source_text): registering stays cheap
-    step = Step(name=name, func=func, params=tuple(params), **_options(name, options))
+    opts = _options(name, options)
+    if opts is None:  # no options (@plan.step): the dataclass's defaults
+        step = _new_step(name, func, tuple(params))
+    else:
+        step = Step(name=name, func=func, params=tuple(params), **opts)
     return _finish(step, code)
 
 
@@ -251,21 +259,13 @@ def _parameters(name: str, func: Callable, code: "types.CodeType | None" = None)
     """``(names, has_default)``: *func*'s named parameters (not ``*args``,
     ``**kwargs``) as :func:`inspect.signature` gives them, and a function telling
     whether one has a default. A plain function (no ``__wrapped__``,
-    ``__signature__``) is read from its code object: ``inspect.signature`` costs
-    as much as the rest of registering a step (and reading a function's
-    ``__defaults__`` is an audit event: only done for a parameter that needs it)."""
-    if type(func) is types.FunctionType and not _SIGNATURE_ATTRS.intersection(func.__dict__):
-        code = code or func.__code__
-        n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
-        names = code.co_varnames[: n_pos + n_kw]
-
-        def has_default(p: str) -> bool:
-            i = names.index(p)
-            if i < n_pos:
-                return i >= n_pos - len(func.__defaults__ or ())
-            return p in (func.__kwdefaults__ or {})
-
-        return names, has_default
+    ``__signature__``) is read from its code object (:func:`_plain_parameters`):
+    ``inspect.signature`` costs as much as the rest of registering a step (and
+    reading a function's ``__defaults__`` is an audit event: only done for a
+    parameter that needs it)."""
+    names = _plain_parameters(func, code)
+    if names is not None:
+        return names, lambda p: _code_default(func, code, p)
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
@@ -278,6 +278,25 @@ def _parameters(name: str, func: Callable, code: "types.CodeType | None" = None)
     return tuple(defaults), defaults.__getitem__
 
 
+def _plain_parameters(func: Callable, code: "types.CodeType | None") -> "tuple | None":
+    """The named parameters of *func* read from its code, or None when it is not a plain
+    function (see :func:`_parameters`); then :func:`_code_default` says which have a default."""
+    if type(func) is types.FunctionType and not _SIGNATURE_ATTRS.intersection(func.__dict__):
+        code = code or func.__code__
+        return code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    return None
+
+
+def _code_default(func: Callable, code: "types.CodeType | None", p: str) -> bool:
+    """Whether parameter *p* of the plain function *func* has a default (see :func:`_parameters`)."""
+    code = code or func.__code__
+    n_pos = code.co_argcount
+    i = code.co_varnames.index(p)
+    if i < n_pos:
+        return i >= n_pos - len(func.__defaults__ or ())
+    return p in (func.__kwdefaults__ or {})
+
+
 #: attributes that make inspect.signature look further than a function's code
 _SIGNATURE_ATTRS = frozenset({"__wrapped__", "__signature__", "_partialmethod", "__text_signature__"})
 
@@ -288,10 +307,11 @@ _DEFAULTS = dict(
 )
 
 
-def _options(name: str, o: dict) -> dict:
+def _options(name: str, o: dict) -> "dict | None":
+    """The checked options *o* of step *name*; None when they are the defaults (or none given)."""
     # (0 == False == 0.0: the numbers' types too, or a refused --retry False would pass)
-    if o == _DEFAULTS and type(o["retry"]) is int and type(o["retry_delay"]) is float:
-        return dict(_DEFAULTS)
+    if not o or (o == _DEFAULTS and type(o["retry"]) is int and type(o["retry_delay"]) is float):
+        return None
     after = o.get("after") or ()
     if isinstance(after, str):
         after = (after,)
@@ -314,6 +334,28 @@ def _options(name: str, o: dict) -> dict:
     )
 
 
+def _new_step(name: str, func: Callable, params: tuple) -> Step:
+    """``Step(name=name, func=func, params=params)``: the other fields a copy of the defaults (the
+    dataclass's ``__init__`` sets its 23 fields one by one, called with keywords: most of making a
+    function step)."""
+    d = _STEP_FIELDS.copy()
+    d["name"], d["func"], d["params"], d["hints"] = name, func, params, {}
+    step = object.__new__(Step)
+    object.__setattr__(step, "__dict__", d)
+    return step
+
+
+def _step_fields() -> dict:
+    """A new Step's fields as its ``__init__`` sets them with only a name (in the same order)."""
+    fields = dict(Step(name="").__dict__)
+    mutable = [k for k, v in fields.items() if k != "hints" and isinstance(v, (list, dict, set, bytearray))]
+    if mutable:  # a new field with a default_factory: _new_step must make it per step, as hints
+        raise TypeError(f"Step fields {mutable} would be shared by every new step: make them in _new_step")
+    return fields
+
+
+#: see _step_fields (``hints`` is replaced by a new dict in each step)
+_STEP_FIELDS = _step_fields()
 _UNREAD = object()
 
 
