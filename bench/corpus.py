@@ -56,7 +56,8 @@ during the run profiled too (plan mode's workers), by wall time or, ``--profile-
 each thread's CPU time; or ``--spy PATH_TO_PY_SPY`` (``pip install py-spy``): sampling,
 without the profiler's own cost, the kernel's samples split into the user's code,
 nbsteps' own code outside it, and the rest (IPython, ipykernel), ``--spy-gil`` for the
-samples of the thread holding the GIL only. ``--profile-mode plain|memory|store|plan``.
+samples of the thread holding the GIL only (with ``--profile-restore``: the restore in a second
+kernel). ``--profile-mode plain|memory|store|plan``.
 """
 
 from __future__ import annotations
@@ -660,12 +661,23 @@ def _short(frame: str) -> str:
 
 
 def spy_profile(
-    nb: str, cells: list[str], files: dict, tmp: Path, mode: str, spy: str, lines: int, rate: int, gil: bool
+    nb: str,
+    cells: list[str],
+    files: dict,
+    tmp: Path,
+    mode: str,
+    spy: str,
+    lines: int,
+    rate: int,
+    gil: bool,
+    restore: bool = False,
 ) -> str:
     """py-spy (sampling, *rate* per second, without pausing the kernel) on the kernel while the
     notebook runs in *mode* (``plain``, ``memory``, ``store``, ``plan``): see :func:`_spy_report`.
     *gil*: only the samples of the thread holding the GIL (what keeps the interpreter busy: nbsteps'
-    own code is Python; without it py-spy also counts threads waiting in C, e.g. on a socket)."""
+    own code is Python; without it py-spy also counts threads waiting in C, e.g. on a socket).
+    *restore*: the step cells stored by a first kernel (untimed), then a second one sampled while
+    it runs them against that store (everything restored)."""
     import signal
     import subprocess
 
@@ -674,6 +686,10 @@ def spy_profile(
     harness.write_files(cwd, files)
     store = tmp / "spy-store"
     steps = harness.step_cells(cells)
+    if restore:
+        with harness.Kernel(cwd) as k:
+            _untimed(k, ["%load_ext nbsteps", f"%steps store {store}"] + steps)
+        mode = "store"
     todo = {
         "plain": ([], cells),
         "memory": (["%load_ext nbsteps"], steps),
@@ -826,6 +842,7 @@ def main(argv: "list[str] | None" = None) -> int:
                     args.profile_lines,
                     args.spy_rate,
                     args.spy_gil,
+                    args.profile_restore,
                 )
             )
             return 0
