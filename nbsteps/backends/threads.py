@@ -23,7 +23,7 @@ import threading
 from typing import Callable
 
 from nbsteps.interrupts import deferred_interrupts
-from nbsteps.run.attempt import threads
+from nbsteps.run.attempt import stack, threads
 from nbsteps.run.attempt.task import Outcome, Task, run_task
 
 Done = Callable[[Task, Outcome], None]
@@ -50,7 +50,12 @@ def _failed(exc: BaseException) -> Outcome:
 
 
 def _thread_main(channel: queue.SimpleQueue) -> None:
-    """A worker thread: serves one backend at a time, then parks (or becomes a home)."""
+    """A worker thread: serves one backend at a time, then parks (or becomes a home); its
+    attempts in a chunk of the frame stack of their own (:mod:`nbsteps.run.attempt.stack`)."""
+    stack.call(_serve, channel)
+
+
+def _serve(channel: queue.SimpleQueue) -> None:
     threads.step_thread()
     while True:
         backend = channel.get()

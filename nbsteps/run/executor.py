@@ -41,7 +41,7 @@ from nbsteps.model.status import (
 from nbsteps.model.step import Step
 from nbsteps.run import confirmation, fusion, observed_writes, recovery, upstream_caches
 from nbsteps.run import events as ev
-from nbsteps.run.attempt import retry, threads
+from nbsteps.run.attempt import retry, stack, threads
 from nbsteps.run.attempt.inputs import blocked_by, make_task
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
@@ -549,6 +549,10 @@ class Executor:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> RunSummary:
+        # the attempts it runs inline in a chunk of the frame stack of their own (run.attempt.stack)
+        return stack.call(self._run)
+
+    def _run(self) -> RunSummary:
         ctx, names, backend, records = self.ctx, self.names, self.backend, self.ctx.records
         flush = getattr(backend, "flush", None)
         self._final: list[str] = []
