@@ -17,7 +17,11 @@ def levels(order: Sequence[str], ups: Ups) -> dict[str, int]:
     """Parallel level of each step: 0 without upstream, else 1 + the deepest upstream."""
     level: dict[str, int] = {}
     for s in order:
-        level[s] = 1 + max((level[u] for u in ups(s)), default=-1)
+        deepest = -1
+        for u in ups(s):  # (a loop, not max() over a generator: one per step)
+            if level[u] > deepest:
+                deepest = level[u]
+        level[s] = deepest + 1
     return level
 
 

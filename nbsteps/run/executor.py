@@ -66,6 +66,12 @@ def _below(ctx: RunContext, name: str) -> Callable[[], object]:
     return lambda: ctx.written_below(name)
 
 
+def _upstream_unstored(ctx: RunContext, name: str) -> str:
+    """Why step *name*, never run in this kernel, runs: its upstream steps whose values were not stored."""
+    ups = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]
+    return f"upstream {', '.join(ups)} ran again: its values were {NOT_STORED}"
+
+
 class Executor:
     def __init__(
         self,
@@ -195,9 +201,11 @@ class Executor:
                 reason = stale_reason(step, parts, last, rec, below)
                 unstored = not_stored(store, name, fp, reason)  # the store could not keep them
                 if reason == "never run" and not unstored:  # it may have run below one
-                    ups = [d for d in ctx.dependencies(name) if ctx.records[d].not_stored]  # not stored
-                    if ups:  # its checkpoint went with its upstream's version
-                        unstored = f"upstream {', '.join(ups)} ran again: its values were {NOT_STORED}"
+                    records = ctx.records
+                    for d in ctx.deps.deps.get(name, ()):  # (a loop: no comprehension a step)
+                        if records[d].not_stored:  # its checkpoint went with its upstream's version
+                            unstored = _upstream_unstored(ctx, name)
+                            break
                 reason = unstored or reason
             elif moved := files_why((cp.parts or {}).get("files"), _below(ctx, name)):
                 cp, reason = None, moved  # a file it read changed since

@@ -58,10 +58,14 @@ class Publisher:
                 ctx.deferred.defer(outputs, ctx.namespace, skip=hidden)
                 return
             if hidden:
-                outputs = {k: v for k, v in outputs.items() if k not in hidden}
+                outputs = self._without(outputs, hidden)
             if ctx.deferred:
                 ctx.deferred.discard(outputs)
             ctx.namespace.update(outputs)
+
+    @staticmethod
+    def _without(outputs: dict, hidden: "set[str]") -> dict:
+        return {k: v for k, v in outputs.items() if k not in hidden}  # (here: no cell in publish)
 
     def _hidden(self, step: str, outputs) -> "set[str]":
         """Names of *outputs* that a completed step below *step* also wrote."""

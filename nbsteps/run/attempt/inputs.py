@@ -38,13 +38,21 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
     restored lazily) or the namespace; an input it mutates is a private copy.
     *after*: the step just before it in a fused chain (not run yet): what that
     step gives is left out, and named in ``task.links`` (nbsteps.run.fusion)."""
-    links = {}
     if step.func is not None:
-        args = {p: ctx.records[p].result for p in step.params if p != after}
+        records, args = ctx.records, {}
+        for p in step.params:  # (a loop: the comprehension made a cell of each name below, each call)
+            if p != after:
+                args[p] = records[p].result
         task = Task(step.name, "function", func=step.func, args=args)
         if after is not None and after in step.params:
             task.links = {after: after}
         return task
+    return _cell_task(ctx, step, after)
+
+
+def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
+    """:func:`make_task` of a cell step."""
+    links = {}
     sources = ctx.sources(step.name)
     ns = ctx.namespace
     inputs = {}

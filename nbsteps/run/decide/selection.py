@@ -21,7 +21,10 @@ class _RunGraph:
     def __init__(self, ctx: RunContext, names: list[str]) -> None:
         deps = ctx.deps.deps
         selected = set(names)
-        self.ups: dict[str, list[str]] = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
+        if len(selected) == len(deps) and selected.issuperset(deps):  # every step: no upstream to leave out
+            self.ups: dict[str, list[str]] = {s: list(deps.get(s, ())) for s in names}
+        else:
+            self.ups = {s: [d for d in deps.get(s, ()) if d in selected] for s in names}
         # plan order is topological: levels() reads each step's upstream levels, found before it
         # (so every edge goes down the order: the graph has no cycle)
         self.width = graphs.width(graphs.levels(names, self.ups.__getitem__))

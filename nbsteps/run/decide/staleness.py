@@ -46,35 +46,42 @@ def static_parts(ctx: RunContext, step: Step) -> tuple:
         if cache is None:
             cache = _STATIC[g] = {}
         _LAST = (weakref.ref(g), cache)
-    name = step.name
-    hit = cache.get(name)
+    hit = cache.get(step.name)
     if hit is not None and hit[0] is step:
         return hit[1]
+    static = cache[step.name] = (step, _static_parts(g, step))
+    return static[1]
+
+
+def _static_parts(g: Dependencies, step: Step) -> tuple:
+    """:func:`static_parts` of *step* in graph *g*, not cached (apart: its comprehensions make
+    cells at each call, and most calls are cache hits)."""
+    name = step.name
     deps = g.deps.get(name, _NONE)
     func = step.func
     if func is not None:
         code = getattr(func, "__code__", None)
         names = code.co_names if code else ()
-        if deps and names:
+        if deps and names and not deps.keys().isdisjoint(names):  # (rare: a global named as a step)
             names = tuple([n for n in names if n not in deps])
-        globs = getattr(func, "__globals__", {})
+        globs = getattr(func, "__globals__", _NONE)
     else:
         sourced = g.sources.get(name, _NONE)
         names = tuple(sorted([n for n in step.inputs if n not in sourced]))
         globs = None
-    if deps:  # (a list comprehension and sort: no generator)
-        upstream = [d for d, kind in deps.items() if kind not in ORDER_ONLY]
-        if len(upstream) > 1:
-            upstream.sort()
-        upstream = tuple(upstream)
-    else:
+    if not deps:
         upstream = ()
-    static = (upstream, names, globs)
-    cache[name] = (step, static)
-    return static
+    elif len(deps) == 1:  # (most steps: one upstream step, no list, no sort)
+        upstream = () if _ORDER in deps.values() else tuple(deps)
+    else:  # (a list comprehension and sort: no generator)
+        upstream = [d for d, kind in deps.items() if kind not in ORDER_ONLY]
+        upstream.sort()
+        upstream = tuple(upstream)
+    return (upstream, names, globs)
 
 
 _NONE: dict = {}
+(_ORDER,) = ORDER_ONLY  # (the one edge kind that orders only)
 
 
 def outside_names(ctx: RunContext, step: Step) -> tuple:
@@ -97,13 +104,15 @@ def fingerprint_parts(
         for d in deps:
             r = records[d]
             upstream[d] = r.token if r.status == COMPLETED else None
-    else:
-        upstream = {d: tokens.get(d) for d in deps}
+    else:  # (loops and map: a comprehension here made cells of tokens and digests at every call)
+        upstream = {}
+        for d in deps:
+            upstream[d] = tokens.get(d)
     if names:
         if (
             digests is not None
             and (globs is None or globs is ctx.namespace)
-            and all(n in digests for n in names)
+            and all(map(digests.__contains__, names))
         ):
             params, helpers = {}, {}
             for n in names:
@@ -133,7 +142,12 @@ def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None, ex
                 return "code changed since it failed"
             return f"{record.status} last run"
         return "never run"
-    old = cp.parts or {}
+    return _changed_since(cp.parts or {}, parts, explained)
+
+
+def _changed_since(old: dict, parts: dict, explained) -> str:
+    """:func:`stale_reason` for a step with a checkpoint whose parts are *old* (apart: the
+    comprehensions here make cells of these names at each call, and most calls have none)."""
     if old.get("code") != parts["code"]:
         return "code changed"
     for kind, label in (("helpers", "helper"), ("params", "parameter")):

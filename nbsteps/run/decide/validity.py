@@ -220,10 +220,13 @@ class Validity:
                 valid.pop(s, None)
         if not checked:
             out: set = set()
-            for s in names:
-                own = self._own(ctx, s)
-                if own:
-                    out |= own
+            steps, namespace = ctx.steps, ctx.namespace
+            for s in names:  # (the names of _own, without a frozenset of them per step)
+                step = steps[s]
+                if step.cache:
+                    _, own, globs = static_parts(ctx, step)
+                    if own and (globs is None or globs is namespace):
+                        out.update(own)
             self._check(ctx, out)
 
     def after(self, ctx: RunContext, names: "list[str]") -> None:
@@ -238,14 +241,20 @@ class Validity:
                 valid.pop(s, None)
         if not self._check(ctx, self._checked):
             return
+        steps, namespace = ctx.steps, ctx.namespace
         for s in names:
             rec = records[s]
-            if (
-                rec.status == COMPLETED
-                and rec.token is not None
-                and self._own(ctx, s) is not None
-                and all(valid.get(d) == records[d].token for d in deps.get(s, ()))
-            ):
+            ok = rec.status == COMPLETED and rec.token is not None
+            if ok:  # tracked here (_own is not None), and its upstream up to date (loops: no generator)
+                step = steps[s]
+                globs = static_parts(ctx, step)[2] if step.cache else None
+                ok = step.cache and (globs is None or globs is namespace)
+                if ok:
+                    for d in deps.get(s, ()):
+                        if valid.get(d) != records[d].token:
+                            ok = False
+                            break
+            if ok:
                 valid[s] = rec.token
                 if rec.files:
                     self.files[s] = rec.files
