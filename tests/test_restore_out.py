@@ -7,6 +7,7 @@ result was read is seen in ``sys.modules``: only unpickling it imports the modul
 its class lives in."""
 
 import json
+import os
 
 import pytest
 from conftest import execute_notebook
@@ -46,7 +47,10 @@ def _results(cell) -> list:
 @pytest.fixture
 def library(tmp_path, monkeypatch):
     (tmp_path / "thinglib.py").write_text(LIBRARY)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    # (after the PYTHONPATH the suite runs with: a snapshot's nbsteps, not the editable install's)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    )
     return tmp_path / "thinglib.py"
 
 
@@ -114,6 +118,30 @@ def test_a_result_that_no_longer_decodes_is_computed_again_when_named(
     assert _results(nb.cells[2])[0][1]["text/plain"] == "Thing(3)"
     status = nb.cells[2].outputs[0]["data"]["text/plain"]
     assert status.startswith("✓ a completed") and status.endswith("Item(3)")
+
+
+def test_a_cell_that_only_assigns_underscore_does_not_read_the_result_it_held(
+    tmp_path, tmp_key, kernel_name, library
+):
+    """``_ = plt.title(...)`` after a cell with a result (sk_gpr_noisy_targets: its restore
+    unpickled a fitted kernel, importing scikit-learn, only to overwrite ``_``): a cell that
+    only binds ``_`` does not read what ``_`` held; one that reads it still does."""
+    store = tmp_path / "store"
+    cells = [
+        "%load_ext nbsteps",  # 1
+        f"%steps store {store}",  # 2
+        "%%step a\nimport thinglib\nt = thinglib.make(3)\nt",  # 3: Out[3], _ is t
+        "%%step d\nv = 1\n_ = 'a title'",  # 4: only binds _
+        _probe(f"[{IMPORTED}, type({HIST}[3]).__name__]"),  # 5
+        "%%step e\nw = 2\n_ = _3",  # 6: binds _ and reads _3
+        _probe(f"[{IMPORTED}, type({HIST}[3]).__name__]"),  # 7
+    ]
+    first = execute_notebook(cells, kernel_name, tmp_path)
+    assert _printed(first.cells[4]) == [True, "Thing"]
+    again = execute_notebook(cells, kernel_name, tmp_path)
+    assert _results(again.cells[2]) == _results(first.cells[2]) != []
+    assert _printed(again.cells[4]) == [False, "UnreadResult"]  # cell 4 read nothing
+    assert _printed(again.cells[6]) == [True, "Thing"]  # cell 6 names _3: read
 
 
 LAZY_MAGIC = """

@@ -29,6 +29,7 @@ cell sees the rcParams, styles and options Run All leaves.
 
 from __future__ import annotations
 
+import ast
 import re
 import types
 import weakref
@@ -48,10 +49,10 @@ _OUT_NAME = re.compile(r"_{1,3}|_[0-9]+|Out|_oh")
 _UNDERS = ("_", "__", "___")
 
 
-def names_used(cell: str, namespace: dict) -> set:
-    """Identifiers in *cell* and, through the notebook-defined functions and
-    classes it names, the global names their code uses (transitively)."""
-    names = set(_IDENT.findall(cell))
+def names_used(cell: str, namespace: dict, skip: "set | frozenset" = frozenset()) -> set:
+    """Identifiers in *cell* (but those in *skip*) and, through the notebook-defined
+    functions and classes it names, the global names their code uses (transitively)."""
+    names = set(_IDENT.findall(cell)) - skip
     todo = list(names)
     seen: set = set()
     while todo:
@@ -72,6 +73,32 @@ def names_used(cell: str, namespace: dict) -> set:
                     names.add(name)
                     todo.append(name)
     return names
+
+
+def assigned_only(cell: str) -> set:
+    """The names *cell* only assigns: every time one appears in its text it is a plain
+    name bound by an assignment or a loop (``_ = plt.title(...)``), never read, deleted,
+    augmented (``_ += 1``), declared ``global``, imported as, nor in a string or a
+    comment. A cell that is not Python once its ``%%`` line is dropped (other magics,
+    ``!ls``) assigns none. Conservative: a name bound twice and read once is read."""
+    body = cell.split("\n", 1)[1] if cell.lstrip().startswith("%%") and "\n" in cell else cell
+    try:
+        tree = ast.parse(body)
+    except (SyntaxError, ValueError):
+        return set()
+    stores: dict = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            stores[node.id] = stores.get(node.id, 0) + 1
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            stores[node.target.id] = -1  # (reads it first)
+    if not stores:
+        return set()
+    seen: dict = {}
+    for n in _IDENT.findall(cell):
+        if n in stores:
+            seen[n] = seen.get(n, 0) + 1
+    return {n for n, k in stores.items() if seen.get(n) == k}
 
 
 class UnreadResult:
@@ -208,14 +235,20 @@ def before_cell_hook(current, shell=None):
         used = None
         if _unbound:  # Out[3], _: the results of restored cells it names
             used = names_used(cell, plan.namespace)
-            if any(_OUT_NAME.fullmatch(n) for n in used):
+            outs = {n for n in used if _OUT_NAME.fullmatch(n)}
+            skip = outs & assigned_only(cell) if outs else outs
+            if skip:
+                # (`_ = plt.title(...)`: a name the cell only binds does not need the result it
+                # held; one a notebook function it names reads is still read)
+                outs = {n for n in names_used(cell, plan.namespace, skip) if _OUT_NAME.fullmatch(n)}
+            if outs:
                 ip = shell
                 if ip is None:
                     from IPython import get_ipython
 
                     ip = get_ipython()
                 if ip is not None:
-                    bind_results(ip, used)
+                    bind_results(ip, outs)
         if not plan.deferred:
             return
         if cell.lstrip().startswith("%%step") or _LOAD_LINE.fullmatch(cell):
