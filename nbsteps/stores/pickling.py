@@ -273,10 +273,67 @@ def _cloud_reduction(pickler: Any, obj: Any, cloud_override: Any, copies_class: 
         where = _module_attribute(obj)
         if where is not None:  # marray.numpy.MArray, sympy's cacheit: by reference, not a copy
             return getattr, where
-    rv = cloud_override(pickler, obj)
+    rv = _no_module_reduction(pickler, obj) if getattr(obj, "__module__", None) is None else None
+    if rv is None:
+        rv = cloud_override(pickler, obj)
     if rv is not NotImplemented:
         pickler.copies |= copies_class(rv)
     return rv
+
+
+def _no_module_reduction(pickler: Any, obj: Any) -> Any:
+    """cloudpickle's reduction of *obj* (whose ``__module__`` is None), by value, when it is a
+    function or class that no module has (:func:`_in_no_module`); None: left to cloudpickle.
+    SymPy's ``Function('f')`` is such a class, ``lambdify``'s function such a function."""
+    import cloudpickle
+
+    t = type(obj)
+    try:
+        is_class = issubclass(t, type)
+    except TypeError:
+        return None
+    cp = cloudpickle.cloudpickle
+    if t is types.FunctionType:
+        reduce = getattr(pickler, "_dynamic_function_reduce", None)
+    elif is_class and obj not in getattr(cp, "_BUILTIN_TYPE_NAMES", (obj,)):
+        reduce = getattr(cp, "_dynamic_class_reduce", None)
+    else:
+        return None
+    if reduce is None or not _in_no_module(obj):
+        return None
+    return reduce(obj)
+
+
+def _in_no_module(obj: Any) -> bool:
+    """Whether no module (``sys.modules``, ``__main__`` aside) has *obj*, a function or class
+    whose ``__module__`` is None, as its attribute named after its qualname: then cloudpickle
+    pickles it by value. Its own look-up (``_whichmodule``) asks each module with ``getattr``,
+    and ~1,300 failed look-ups build an AttributeError message with the module's repr each:
+    ~5 ms per such object. A module of the plain module type without a ``__getattr__`` of its
+    own is asked its dict instead (the same answer: no attribute of the module type is such an
+    object); the others with ``getattr``, as cloudpickle does. False (left to cloudpickle) for
+    a dotted qualname, or when a module has it."""
+    name = getattr(obj, "__qualname__", None)
+    if type(name) is not str or "." in name or name == "<locals>":
+        return False
+    for mod_name, module in sys.modules.copy().items():
+        if (
+            mod_name in ("__main__", "__mp_main__")
+            or module is None
+            or not isinstance(module, types.ModuleType)
+        ):
+            continue  # what cloudpickle's look-up skips
+        attrs = getattr(module, "__dict__", None)
+        if type(module) is types.ModuleType and type(attrs) is dict and "__getattr__" not in attrs:
+            if attrs.get(name) is obj:
+                return False
+            continue
+        try:
+            if getattr(module, name) is obj:
+                return False
+        except Exception:  # what cloudpickle's look-up ignores
+            pass
+    return True
 
 
 def _watch(pickler: Any, refs: dict, later: Any, exhaustive: bool) -> None:
@@ -435,8 +492,10 @@ def _module_attribute(obj: Any) -> "tuple[types.ModuleType, str] | None":
     copy of such a function would take what its closure holds with it."""
     package = getattr(obj, "__module__", None) or ""
     found = None
-    for mod_name, module in sys.modules.copy().items():  # one step: no import can change it midway
-        if module is None or not (mod_name == package or mod_name.startswith(package + ".")):
+    modules = sys.modules.copy()  # one step: no import can change it midway
+    for mod_name in _modules_under(package, modules):
+        module = modules[mod_name]
+        if module is None:
             continue
         if not initializing(module):  # else another thread is running its code: not looked into
             attrs = getattr(module, "__dict__", {})
@@ -445,6 +504,25 @@ def _module_attribute(obj: Any) -> "tuple[types.ModuleType, str] | None":
             if found is None and not isinstance(obj, type):
                 found = next(((module, k) for k, v in list(attrs.items()) if v is obj), None)
     return found
+
+
+#: package -> (the names of sys.modules when last looked at, those of the package and its
+#: modules below it, in the same order)
+_UNDER: "dict[str, tuple[list, list]]" = {}
+
+
+def _modules_under(package: str, modules: dict) -> list:
+    """The names in *modules* (a copy of ``sys.modules``) that are *package* or a module below
+    it, in *modules*' order: filtered again only when the names changed (``from sympy import *``
+    binds ~100 functions made in functions, each looked up here among ~1,300 modules)."""
+    names = list(modules)
+    known = _UNDER.get(package)
+    if known is not None and known[0] == names:
+        return known[1]
+    prefix = package + "."
+    under = [n for n in names if n == package or n.startswith(prefix)]
+    _UNDER[package] = (names, under)
+    return under
 
 
 _CONTAINERS = (list, dict, set, bytearray)
