@@ -334,3 +334,143 @@ def test_a_lone_step_reading_a_cursor_made_on_a_home_runs_on_that_home(shell, tm
     expected = plain_run_all([code for _, code in TUTORIAL], ["n", "slow"], tmp_path / "plain")
     with_nbsteps(shell, [], TUTORIAL, "plan")
     assert values(shell, ["n", "slow"]) == expected == {"n": "1", "slow": "1"}
+
+
+# -- values bound to a thread further down (the walk) -----------------------------------------
+# SQLAlchemy's in-memory SQLite engine keeps one connection per thread in a threading.local two
+# attributes below the engine (engine.pool._conn), and a Session holds its sqlite3 connection
+# several levels down (corpus sa_orm_quickstart, plan way): bound_kind walks what a value holds.
+WRAPPERS = textwrap.dedent(
+    """\
+    import sqlite3, threading, time
+    time.sleep(0.2)
+    class Box:
+        def __init__(self, inner):
+            self.inner = inner
+    class Slotted:
+        __slots__ = ('inner', 'note')
+        def __init__(self, inner):
+            self.inner, self.note = inner, 'n'
+    con = sqlite3.connect(':memory:')
+    con.execute('create table t (x)')
+    con.executemany('insert into t values (?)', [(1,), (2,), (3,)])
+    deep_con = Box(Slotted(Box(con)))
+    del con
+    local = threading.local()
+    local.v = 5
+    deep_local = Box([Slotted(local)])
+    del local
+    made_on = threading.get_ident()"""
+)
+DEEP_READERS = (
+    (
+        "read_con",
+        "import threading, time\ntime.sleep(0.2)\n"
+        "a = deep_con.inner.inner.inner.execute('select sum(x) from t').fetchone()[0]\n"
+        "a_on = threading.get_ident()",
+    ),
+    (
+        "read_both",
+        "import threading, time\ntime.sleep(0.2)\n"
+        "b = deep_con.inner.inner.inner.execute('select max(x) from t').fetchone()[0]"
+        " + deep_local.inner[0].inner.v\nb_on = threading.get_ident()",
+    ),
+)
+
+
+def test_a_connection_or_local_held_several_attributes_down_is_bound():
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Box:
+        def __init__(self, inner):
+            self.inner = inner
+
+    class Slotted:
+        __slots__ = ("inner",)
+
+        def __init__(self, inner):
+            self.inner = inner
+
+    con = sqlite3.connect(":memory:")
+    three_down = Box(Slotted(Box(con)))
+    two_down = Box({"k": threading.local()})
+    box = "test_threads.Box"
+    assert threads.bound_kind(three_down) == f"{box} (holds sqlite3.Connection at .inner.inner.inner)"
+    assert threads.bound_kind(two_down) == f"{box} (holds _thread._local at .inner['k'])"
+    assert threads.bound_values({"w": three_down, "n": 1, "f": Box(Box(Box(2.5)))}) == {
+        "w": f"{box} (holds sqlite3.Connection at .inner.inner.inner)"
+    }
+    # one down reads as it always did
+    assert threads.bound_kind(Box(con)) == f"{box} (holds sqlite3.Connection)"
+    # a pool of threads is not bound to the thread that made it (its threads hold their own idents)
+    with ThreadPoolExecutor(2) as pool:
+        pool.submit(int).result()
+        assert threads.bound_kind(Box(pool)) == ""
+    con.close()
+
+
+def run_all_and_plan(shell, steps, names, tmp_path):
+    """The values of *names* in plain Run All and in plan mode with four workers."""
+    expected = plain_run_all([code for _, code in steps], names, tmp_path)
+    with_nbsteps(shell, (), steps, "plan")
+    return expected, values(shell, names)
+
+
+def test_steps_reading_a_value_bound_further_down_run_on_its_thread(shell, tmp_path):
+    steps = (
+        ("make", WRAPPERS),
+        ("beside", "import time\ntime.sleep(0.2)\nz = 1"),  # so that make runs on a worker
+        *DEEP_READERS,
+    )
+    expected, got = run_all_and_plan(shell, steps, ("a", "b", "z"), tmp_path)
+    assert got == expected == {"a": "6", "b": "8", "z": "1"}
+    ns = shell.user_ns
+    assert ns["a_on"] == ns["b_on"] == ns["made_on"] != threading.main_thread().ident
+
+
+SQLALCHEMY = textwrap.dedent(
+    """\
+    import threading, time
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+    time.sleep(0.2)
+    engine = create_engine('sqlite+pysqlite:///:memory:')
+    with engine.begin() as conn:
+        conn.execute(text('create table t (x int)'))
+        conn.execute(text('insert into t values (1), (2), (3)'))
+    session = Session(engine)
+    first = session.execute(text('select min(x) from t')).scalar()
+    made_on = threading.get_ident()"""
+)
+SA_READERS = (
+    (
+        "in_session",
+        "import threading, time\ntime.sleep(0.2)\n"
+        "a = session.execute(text('select sum(x) from t')).scalar()\na_on = threading.get_ident()",
+    ),
+    (
+        "on_engine",
+        "import threading, time\ntime.sleep(0.2)\nwith engine.connect() as c:\n"
+        "    b = c.execute(text('select max(x) from t')).scalar()\nb_on = threading.get_ident()",
+    ),
+)
+
+
+def test_a_sqlalchemy_engine_and_session_are_used_on_their_thread(shell, tmp_path):
+    pytest.importorskip("sqlalchemy")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    engine = create_engine("sqlite+pysqlite:///:memory:")
+    session = Session(engine)
+    session.execute(text("select 1"))
+    assert threads.bound_kind(engine) == "sqlalchemy.engine.base.Engine (holds _thread._local at .pool._conn)"
+    assert "holds _thread._local at .bind.pool._conn" in threads.bound_kind(session)
+    session.close()
+
+    steps = (("make", SQLALCHEMY), ("beside", "import time\ntime.sleep(0.2)\nz = 1"), *SA_READERS)
+    expected, got = run_all_and_plan(shell, steps, ("first", "a", "b", "z"), tmp_path)
+    assert got == expected == {"first": "1", "a": "6", "b": "3", "z": "1"}
+    ns = shell.user_ns
+    assert ns["a_on"] == ns["b_on"] == ns["made_on"] != threading.main_thread().ident
