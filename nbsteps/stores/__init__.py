@@ -8,10 +8,31 @@ implementation.
 from __future__ import annotations
 
 from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.run.attempt import live
 from nbsteps.stores.base import Store
 from nbsteps.stores.memory import MemoryStore
 
 __all__ = ["Checkpoint", "Store", "MemoryStore", "open_store"]
+
+
+def _pickles(value) -> bool:
+    """Whether *value* can be pickled, as a directory store pickles it (leaving it as it was)."""
+    from nbsteps.stores.encoding import NullSink, pickle_to
+    from nbsteps.stores.pickling import DroppedUnpicklable
+
+    try:
+        pickle_to(NullSink(), value)
+    except DroppedUnpicklable:
+        try:
+            pickle_to(NullSink(), value, faithful=False)
+        except Exception:
+            return False
+    except Exception:
+        return False
+    return True
+
+
+live.pickles = _pickles  # values with no versions are told apart by the stores' pickler
 
 
 def open_store(spec: "str | Store | None", max_size: "int | str | None" = "default") -> Store:

@@ -24,6 +24,7 @@ from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 from nbsteps.run.attempt import generators, observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.capture import _active as _capture_active
+from nbsteps.run.attempt.live import has_versions
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
 
@@ -169,7 +170,9 @@ def private_copy(value: Any) -> Any:
     changes estimators nested in the pipeline; ``cfg["a"]["b"] = ``; a random
     generator's state lives in a nested bit generator). An object a deep copy
     does not reproduce (not deep-copyable, or whose attribute dict is itself,
-    like statsmodels' Dataset) is copied shallow."""
+    like statsmodels' Dataset) is copied shallow; one that cannot be pickled either has no
+    versions (:mod:`nbsteps.run.attempt.live`: a database session, an engine) and is not
+    copied: the step changes the one object, as in Run All."""
     cheap = _cheap_copy(value)
     if cheap is not _DEEP:
         return cheap
@@ -178,7 +181,8 @@ def private_copy(value: Any) -> Any:
         if _faithful(value, copied):
             return copied
     except Exception:  # a lock, a connection inside
-        pass
+        if not has_versions(value):
+            return value
     try:
         return copy.copy(value)
     except Exception:

@@ -1,0 +1,158 @@
+"""Values with no versions (nbsteps.run.attempt.live): a step that changes one changes the one
+object, as in Run All; nothing above it executes again and no copy of it is made.
+
+Found by the corpus (SQLAlchemy's tutorial, docs/corpus.md): ``Session(engine)`` changes objects
+inside the engine (attributes set on first use), so the step was seen changing ``engine`` and the
+step that made it executed again to rebuild its version: a second engine over a new, empty
+in-memory database, which the next rebuild read (``no such table``). And ``session.flush()``,
+predicted to change ``session``, got a shallow copy of the session (it cannot be deep-copied),
+which shares its transaction with the original: the copy committed it and the next step found it
+closed. Here the same shapes in plain Python and ``sqlite3`` (no SQLAlchemy), then SQLAlchemy's
+own when it is installed.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+import nbsteps
+from nbsteps.run.attempt.live import has_versions
+from tests.conftest import run_steps
+from tests.test_semantics import run_all
+
+DB = '''
+import sqlite3
+
+made = []
+sessions = []
+
+class Engine:
+    """A database in memory behind an object that counts its sessions (state a use changes)."""
+    def __init__(self):
+        self.conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self.sessions = 0
+        made.append(self)
+
+class Session:
+    def __init__(self, engine):
+        engine.sessions += 1  # what the first use of SQLAlchemy's engine does, in a plain attribute
+        self.engine = engine
+        self.done = 0
+        sessions.append(self)
+
+    def execute(self, sql):
+        return self.engine.conn.execute(sql).fetchall()
+
+    def commit(self):
+        self.done += 1
+        self.engine.conn.commit()
+'''
+
+
+@pytest.fixture
+def db():
+    mod = types.ModuleType("live_db")
+    exec(DB, mod.__dict__)
+    sys.modules["live_db"] = mod
+    yield mod
+    sys.modules.pop("live_db", None)
+
+
+def _ns(shell, names):
+    return {n: shell.user_ns[n] for n in names}
+
+
+USED = [
+    "import live_db\nengine = live_db.Engine()",
+    "s = live_db.Session(engine)\n"
+    'made_table = s.execute("create table t (x int)")\n'
+    'n1 = s.execute("insert into t values (1)")',
+    's2 = live_db.Session(engine)\nrows = s2.execute("select x from t")',
+    "s3 = live_db.Session(engine)\n"
+    'n2 = s3.execute("insert into t values (2)")\n'
+    'rows2 = s3.execute("select x from t")',
+]
+
+
+def test_a_live_value_seen_changed_is_not_made_again(shell, db, mode="interactive"):
+    """Before: each step using the engine was seen changing it, and the step above was executed
+    again (``rebuilt``): a second Engine, and a step reading the rebuilt one found no table.
+    (Not in plan mode: there ``c2`` and ``c3`` share no name and run in either order, the
+    database alone orders them: docs/corpus.md, "Steps ordered only through the database".)"""
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(USED)], mode)
+    made = list(db.made)
+    ref = run_all(USED)
+    assert shell.user_ns["rows"] == ref["rows"] == [(1,)]
+    assert shell.user_ns["rows2"] == ref["rows2"] == [(1,), (2,)]
+    assert len(made) == 1, "the engine was made again"  # Run All makes one
+    assert shell.user_ns["engine"] is made[0]
+    assert shell.user_ns["engine"].sessions == ref["engine"].sessions == 3
+    plan = nbsteps.current()
+    assert all("rebuilt" not in (plan[f"c{i}"].reason or "") for i in range(len(USED)))
+
+
+COMMITTED = [
+    "import live_db\nengine = live_db.Engine()\ns = live_db.Session(engine)",
+    's.execute("create table t (x int)")\ns.commit()',  # predicted to change s: copied before
+    's.execute("insert into t values (7)")\ns.commit()',
+    'rows = s.execute("select x from t")\ndone = s.done',
+]
+
+
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_a_step_changing_a_live_value_changes_the_one_object(shell, db, mode):
+    """Before: each step predicted to change ``s`` got a shallow copy (a session cannot be
+    deep-copied): the namespace's ``s`` was a second Session object beside the first."""
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(COMMITTED)], mode)
+    made, sessions = list(db.made), list(db.sessions)
+    ref = run_all(COMMITTED)
+    assert _ns(shell, ["rows", "done"]) == {"rows": ref["rows"], "done": ref["done"]}
+    assert shell.user_ns["rows"] == [(7,)] and shell.user_ns["done"] == 2
+    assert shell.user_ns["s"].engine is made[0] and len(made) == 1
+    assert shell.user_ns["s"] is sessions[0], "a copy of the session"  # Run All has one Session
+
+
+def test_what_has_versions(db):
+    import threading
+
+    import numpy as np
+
+    assert has_versions(np.arange(10)) and has_versions({"a": [1, 2]}) and has_versions(lambda x: x)
+    assert not has_versions(db.Engine())  # a sqlite3 connection inside
+    assert not has_versions({"lock": threading.Lock()})
+
+
+SA_CELLS = [
+    'from sqlalchemy import create_engine, text\nengine = create_engine("sqlite+pysqlite:///:memory:")',
+    "with engine.connect() as conn:\n"
+    '    conn.execute(text("CREATE TABLE some_table (x int, y int)"))\n'
+    '    conn.execute(text("INSERT INTO some_table (x, y) VALUES (1, 1), (2, 4)"))\n'
+    "    conn.commit()",
+    "from sqlalchemy.orm import Session\n"
+    "with Session(engine) as session:\n"
+    '    got = session.execute(text("SELECT x, y FROM some_table WHERE y > 2")).all()',
+    "with Session(engine) as session:\n"
+    '    session.execute(text("UPDATE some_table SET y=5 WHERE x=2"))\n'
+    "    session.commit()",
+    "session = Session(engine)\n"
+    'rows = [tuple(r) for r in session.execute(text("SELECT x, y FROM some_table ORDER BY x"))]\n'
+    "session.flush()\nsession.commit()",
+    'last = [tuple(r) for r in session.execute(text("SELECT y FROM some_table WHERE x = 2"))]',
+]
+
+
+def test_sqlalchemy_engine_and_session_as_in_run_all(shell):
+    """The tutorial's shape (sa_orm_data_manipulation, sa_dbapi_file): before, the step making the
+    engine executed again after ``Session(engine)`` (``no such table``), and a ``SELECT`` step
+    was rebuilt after the ``UPDATE`` below it."""
+    pytest.importorskip("sqlalchemy")
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(SA_CELLS)], "interactive")
+    ref = run_all(SA_CELLS)
+    for n in ("got", "rows", "last"):
+        assert [tuple(r) for r in shell.user_ns[n]] == [tuple(r) for r in ref[n]], n
+    assert shell.user_ns["got"] == [(2, 4)] and shell.user_ns["last"] == [(5,)]
+    plan = nbsteps.current()
+    assert all("rebuilt" not in (plan[f"c{i}"].reason or "") for i in range(len(SA_CELLS)))
