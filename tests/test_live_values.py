@@ -13,42 +13,54 @@ own when it is installed.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import types
 
 import pytest
 
 import nbsteps
-from nbsteps.run.attempt.live import has_versions
+from nbsteps.run.attempt.live import has_versions, live_objects
 from tests.conftest import run_steps
 from tests.test_semantics import run_all
 
 DB = '''
 import sqlite3
+import tempfile
+import threading
 
 made = []
 sessions = []
 
 class Engine:
-    """A database in memory behind an object that counts its sessions (state a use changes)."""
+    """A database in a file behind an object that counts its sessions (state a use changes) and
+    holds an open file (so it cannot be pickled; a connection pool holds sockets), as
+    SQLAlchemy's engine over a file does; not bound to a thread: each session opens its own
+    connection."""
     def __init__(self):
-        self.conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self.path = tempfile.mkdtemp() + "/db.sqlite"
+        self.lock = threading.Lock()
+        self.journal = open(self.path + ".journal", "a")
         self.sessions = 0
         made.append(self)
 
 class Session:
     def __init__(self, engine):
-        engine.sessions += 1  # what the first use of SQLAlchemy's engine does, in a plain attribute
+        with engine.lock:
+            engine.sessions += 1  # what the first use of SQLAlchemy's engine does, in a plain attribute
         self.engine = engine
+        self.conn = sqlite3.connect(engine.path, check_same_thread=False)
         self.done = 0
         sessions.append(self)
 
     def execute(self, sql):
-        return self.engine.conn.execute(sql).fetchall()
+        out = self.conn.execute(sql).fetchall()
+        self.conn.commit()
+        return out
 
     def commit(self):
         self.done += 1
-        self.engine.conn.commit()
+        self.conn.commit()
 '''
 
 
@@ -70,18 +82,19 @@ USED = [
     "s = live_db.Session(engine)\n"
     'made_table = s.execute("create table t (x int)")\n'
     'n1 = s.execute("insert into t values (1)")',
-    's2 = live_db.Session(engine)\nrows = s2.execute("select x from t")',
+    'import time\ntime.sleep(0.3)\ns2 = live_db.Session(engine)\nrows = s2.execute("select x from t")',
     "s3 = live_db.Session(engine)\n"
     'n2 = s3.execute("insert into t values (2)")\n'
     'rows2 = s3.execute("select x from t")',
 ]
 
 
-def test_a_live_value_seen_changed_is_not_made_again(shell, db, mode="interactive"):
+@pytest.mark.parametrize("mode", ["interactive", "plan"])
+def test_a_live_value_seen_changed_is_not_made_again(shell, db, mode):
     """Before: each step using the engine was seen changing it, and the step above was executed
     again (``rebuilt``): a second Engine, and a step reading the rebuilt one found no table.
-    (Not in plan mode: there ``c2`` and ``c3`` share no name and run in either order, the
-    database alone orders them: docs/corpus.md, "Steps ordered only through the database".)"""
+    In plan mode ``c2`` and ``c3`` share no name but the engine: they run in notebook order
+    (the database alone orders them: before, ``c3``'s insert could come first)."""
     run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(USED)], mode)
     made = list(db.made)
     ref = run_all(USED)
@@ -123,6 +136,20 @@ def test_what_has_versions(db):
     assert has_versions(np.arange(10)) and has_versions({"a": [1, 2]}) and has_versions(lambda x: x)
     assert not has_versions(db.Engine())  # a sqlite3 connection inside
     assert not has_versions({"lock": threading.Lock()})
+
+
+def test_what_is_live_for_the_order(db, tmp_path):
+    """Objects of a type pickle refuses by itself order the steps that use them; locks (what a
+    Barrier or a thread-safe pool is made of), weak references and plain data do not."""
+    import threading
+
+    import numpy as np
+
+    engine = db.Engine()
+    assert [type(o).__name__ for o in live_objects(engine)] == ["TextIOWrapper"]
+    assert live_objects({"g": (i for i in range(3))}) and live_objects(sqlite3.connect(":memory:"))
+    assert live_objects(threading.Barrier(2)) == [] and live_objects(threading.Lock()) == []
+    assert live_objects({"a": np.arange(3), "n": 1}) == []
 
 
 SA_CELLS = [

@@ -41,7 +41,7 @@ from nbsteps.model.status import (
 from nbsteps.model.step import Step
 from nbsteps.run import confirmation, fusion, observed_writes, recovery, upstream_caches
 from nbsteps.run import events as ev
-from nbsteps.run.attempt import retry, stack, threads
+from nbsteps.run.attempt import live, retry, stack, threads
 from nbsteps.run.attempt.inputs import blocked_by, make_task
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
@@ -103,6 +103,8 @@ class Executor:
         self._done_q: queue.SimpleQueue = queue.SimpleQueue()
         self._running: dict[str, Task] = {}
         self._waiting: deque[Task] = deque()
+        #: ready tasks held back: a step above them reads a live object they read (run.attempt.live)
+        self._gated: list[Task] = []
         self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
         self._again: dict[str, int] = {}  # attempts run again after a half-made import (run.attempt.threads)
         self._parts: dict[str, dict] = {}
@@ -361,6 +363,30 @@ class Executor:
             if not home or not threads.send_home(home, task, self._on_done):
                 backend.submit(task, self._on_done)
 
+    def _requeue_gated(self) -> bool:
+        """The tasks held back (``_gated``) are asked again, in their order, first (a step finished
+        since). True when nothing runs: what they wait for cannot finish first, the first starts."""
+        if not self._gated:
+            return False
+        self._waiting.extendleft(reversed(self._gated))
+        self._gated.clear()
+        return not self._running and not self._timers
+
+    def _lane_waits(self, task: Task, stuck: bool = False) -> bool:
+        """Whether *task* waits (kept in ``_gated``): with several workers on threads, a step above
+        it in this run, not finished, reads a live object it reads (run.attempt.live: Run All uses
+        it one cell after another). Never when nothing else is in flight, or *stuck*."""
+        if not self._homes or stuck or task.kind != "cell":
+            return False
+        if not (self._running or self._waiting or self._timers):
+            return False
+        pending = {**{t.name: t for t in self._waiting}, **{t.name: t for t in self._gated}, **self._running}
+        above = live.waits_for(self.ctx, self.names, task, lambda s: live.known_inputs(self.ctx, s, pending))
+        if above is None:
+            return False
+        self._gated.append(task)
+        return True
+
     def _home(self, task: Task) -> "int | None":
         """Where *task* must run, when an input is bound to the thread that made it
         (run.attempt.threads): a home thread's ident, 0 for this thread, else None."""
@@ -594,12 +620,16 @@ class Executor:
                     settled = self.recovery.ready(ts, name) or settled
                 if settled:
                     continue  # their dependents may be ready now
+                stuck = self._requeue_gated()
                 while self._waiting and len(self._running) < self.workers:
                     task = self._waiting.popleft()
                     if self.stopping:
                         self._settle(task.name, CANCELLED, self.stopping)
                         final.append(task.name)
                         continue
+                    if self._lane_waits(task, stuck):
+                        continue
+                    stuck = False
                     # a value it reads is bound to the thread that made it: it runs there
                     home = self._home(task) if self._homes else None
                     # else on this thread when nothing else could run meanwhile: a lone
@@ -689,6 +719,7 @@ class Executor:
             task.abandoned = True
         self._running.clear()
         self._waiting.clear()
+        self._gated.clear()
         self._timers.clear()
         for name in self.names:
             if self.ctx.records[name].status in (PENDING, RUNNING, RETRYING):

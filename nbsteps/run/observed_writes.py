@@ -37,7 +37,6 @@ from nbsteps.model.checkpoint import LazyValues
 from nbsteps.model.dependencies import nearest_above
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.attempt import generators
-from nbsteps.run.attempt.live import has_versions
 from nbsteps.run.context import RunContext
 
 
@@ -57,9 +56,6 @@ class Observed:
         #: step -> the global generators' states when its latest attempt began, for a step that may
         #: draw: a rebuild draws what it drew (nbsteps.run.attempt.generators)
         self.generators: dict[str, dict] = {}
-        #: step above -> {name: the step that changed it}: values with no versions
-        #: (:func:`has_versions`), changed in place and not made again
-        self.shared: dict[str, dict[str, str]] = {}
         self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
         self._ended: dict[str, float] = {}
 
@@ -114,14 +110,8 @@ class Observed:
         if intact:
             return
         rec = ctx.records.get(src)
-        if rec is None or rec.status != COMPLETED or self._read_again(src, rec, n, loaded):
-            return
-        value = _held(rec.outputs, n)
-        if value is not _MISSING and not has_versions(value):
-            # a live object (a database engine, a session): one object, changed as Run All changes it
-            self.shared.setdefault(src, {})[n] = name
-            return
-        self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"
+        if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n, loaded):
+            self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"
 
     def _read_again(self, src: str, rec, n: str, loaded: "dict | None" = None) -> bool:
         """Give step *src* its version of *n* back from its checkpoint (*loaded*: the
@@ -146,17 +136,6 @@ class Observed:
         else:
             rec.outputs = {**rec.outputs, n: value}
         return True
-
-
-_MISSING = object()
-
-
-def _held(outputs, n: str):
-    """Output *n* as the record holds it in memory (a value restored lazily and not read
-    yet is not read here: :data:`_MISSING`)."""
-    if isinstance(outputs, LazyValues):
-        return outputs[n] if outputs.loaded(n) else _MISSING
-    return outputs.get(n, _MISSING) if isinstance(outputs, dict) else _MISSING
 
 
 def latest_parts(store, name: str) -> dict:

@@ -11,14 +11,27 @@ second, empty in-memory database; ``CREATE TABLE`` again on a file), not its ver
 
 :func:`has_versions` tells them apart by whether the value can be pickled, which is what a
 checkpoint needs too (a store keeps such a value in memory only, and says so): it decides
-for any library, with no list of kinds. For such a value nbsteps does what Run All does: the
-step that changes it changes the one object (no private copy, :mod:`nbsteps.run.attempt.task`),
-and a change seen at run time does not make the step above execute again
-(:mod:`nbsteps.run.observed_writes`); the order of the steps that use it is kept by the
-writes recorded as for any other value.
+for any library, with no list of kinds. It is asked only where nbsteps would otherwise copy a
+value (:func:`nbsteps.run.attempt.task.private_copy`) or make a change it saw a write
+(:mod:`nbsteps.run.attempt.task`, after the attempt), never for every value. For such a value
+nbsteps does what Run All does:
+
+- the step that changes it changes the one object: no private copy is made;
+- a change seen in it at run time (``Session(engine)`` sets attributes on the engine the first
+  time) is not a write: the value has no version to keep, so nothing above the step executes
+  again, and nothing below it becomes stale;
+- the steps that use one live object keep notebook order when several workers run (see
+  :func:`waits_for` below): what each does to it (an ``INSERT``, then a ``SELECT``) is outside
+  any name.
 """
 
 from __future__ import annotations
+
+import threading
+import types
+import weakref
+
+from nbsteps.model.status import TERMINAL
 
 
 class _Discard:
@@ -49,3 +62,151 @@ def has_versions(value) -> bool:
     be pickled (see the module doc). Asked only where nbsteps would otherwise copy the value
     or execute the step that made it again, never for every value."""
     return pickles(value)
+
+
+# -- steps that use one live object keep notebook order -----------------------------------
+#
+# Run All uses a live object (a database engine over a file, a connection, a generator) from one
+# cell after another, and what each cell does to it is outside any name: an ``INSERT`` cell and the
+# ``SELECT`` cell below it read the same names and write none the other reads, so by names they are
+# independent. With several workers, steps whose inputs hold the same live object therefore run one
+# at a time, in notebook order (:func:`waits_for`): a ready step waits while a step above it in the
+# run, not finished yet, reads one of the live objects it reads. Found by a bounded walk of what a
+# value holds (:func:`live_objects`): an object of a type pickle refuses by itself
+# (``sqlite3.Connection``, a socket, an open file, a generator; not a lock: see _NOT_STATE),
+# decided once per type by asking one instance (``object.__reduce_ex__``, only for a type that
+# does not say how it pickles, so it runs no code of a library's own).
+
+_LIVE_TYPES: dict = {}  # type -> whether its objects are live (a C type pickle refuses)
+_WALK = 300  # attributes and items looked at below one value
+_DEPTH = 8
+
+
+#: not state of their own: references, and locks (what a Barrier, a Queue or a thread-safe pool is
+#: made of: objects shared to be used from several threads at once, which order nothing)
+_NOT_STATE = (
+    weakref.ref,
+    weakref.ProxyType,
+    weakref.CallableProxyType,
+    type(threading.Lock()),
+    type(threading.RLock()),
+)
+
+
+def _own_pickling(t: type) -> bool:
+    """Whether a class of *t*'s MRO (not ``object``) says how its objects pickle
+    (``__reduce__``/``__reduce_ex__``, or a ``__getstate__`` written in Python, which may edit
+    the object: statsmodels')."""
+    for c in t.__mro__[:-1]:
+        d = c.__dict__
+        if "__reduce_ex__" in d or "__reduce__" in d:
+            return True
+        if isinstance(d.get("__getstate__"), types.FunctionType):
+            return True
+    return False
+
+
+def _live_type(obj) -> bool:
+    t = type(obj)
+    live = _LIVE_TYPES.get(t)
+    if live is None:
+        live = False
+        if not issubclass(t, _NOT_STATE) and not _own_pickling(t):
+            try:
+                object.__reduce_ex__(obj, 5)  # a C type pickle refuses raises here, and runs no code
+            except TypeError:
+                live = True
+            except Exception:
+                pass
+        if len(_LIVE_TYPES) > 4096:  # classes made on the fly
+            _LIVE_TYPES.clear()
+        _LIVE_TYPES[t] = live
+    return live
+
+
+def live_objects(value) -> list:
+    """The live objects *value* is or holds (a breadth-first walk of its attributes and of small
+    containers, as :mod:`nbsteps.run.attempt.threads` walks for thread-bound ones), each once."""
+    from nbsteps.run.attempt import threads  # (its walk's helpers)
+
+    t = type(value)
+    if t in threads._PLAIN:
+        return []
+    info = threads._info(t, ())
+    if info is threads._SKIP:
+        return []
+    if _live_type(value):
+        return [value]
+    found: list = []
+    level, seen, left = [(value, info)], {id(value)}, _WALK
+    for _ in range(_DEPTH):
+        below = []
+        for obj, oinfo in level:
+            children = threads._children(obj, oinfo)
+            left -= len(children)
+            for child in children:
+                ct = type(child)
+                if ct in threads._PLAIN or id(child) in seen:
+                    continue
+                cinfo = threads._info(ct, ())
+                if cinfo is threads._SKIP:
+                    continue
+                seen.add(id(child))
+                if _live_type(child):
+                    found.append(child)
+                elif not cinfo[1]:  # (an array-like's data is not walked)
+                    below.append((child, cinfo))
+            if left <= 0:
+                return found
+        level = below
+        if not level:
+            break
+    return found
+
+
+def waits_for(ctx, names, task, inputs_of) -> "str | None":
+    """The step above *task*'s step, in this run (*names*) and not finished, that reads a live
+    object *task* reads (see above), else None. *inputs_of(step)*: the values that step reads
+    (None when they are not known yet: its upstream has not completed)."""
+    live = set()
+    for v in task.inputs.values():
+        live.update(id(o) for o in live_objects(v))
+    if not live:
+        return None
+    pos = ctx.deps.position
+    mine = pos.get(task.name, 0)
+    records = ctx.records
+    for s in names:
+        if s == task.name or pos.get(s, 0) >= mine or records[s].status in TERMINAL:
+            continue
+        values = inputs_of(s)
+        if not values:
+            continue
+        for v in values:
+            if any(id(o) in live for o in live_objects(v)):
+                return s
+    return None
+
+
+def known_inputs(ctx, name: str, running: dict) -> list:
+    """The values step *name* reads that are known now: its task's inputs when it is running or
+    waiting to start (*running*: step -> Task), else those of completed steps above it and of
+    the namespace (a value restored lazily and not read yet is not read here)."""
+    task = running.get(name)
+    if task is not None:
+        return list(task.inputs.values())
+    records, ns, out = ctx.records, ctx.namespace, []
+    sources = ctx.sources(name)
+    for n in ctx.steps[name].inputs:
+        src = sources.get(n)
+        if src is None:
+            if n in ns:
+                out.append(ns[n])
+            continue
+        rec = records.get(src)
+        if rec is None or rec.status not in TERMINAL or n not in rec.outputs:
+            continue
+        outs = rec.outputs
+        if isinstance(outs, dict) or (hasattr(outs, "loaded") and outs.loaded(n)):
+            out.append(outs[n])
+    return out

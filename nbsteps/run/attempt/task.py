@@ -334,6 +334,8 @@ def _attempt(task: Task) -> Outcome:
                 result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
             changed = observe.changed(before, task.inputs) if before else ()
+            if changed:  # a value with no versions (run.attempt.live) is used, as in Run All: no write
+                changed = tuple(n for n in changed if has_versions(task.inputs[n]))
             if changed and task.bound:  # ax changed: the figure bound with it above shows the change too
                 changed = tuple(sorted({*changed, *(p for n in changed for p in task.bound.get(n, ()))}))
             outputs.update((n, task.inputs[n]) for n in changed if n not in outputs)  # its version now
