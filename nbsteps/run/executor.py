@@ -105,6 +105,7 @@ class Executor:
         self._waiting: deque[Task] = deque()
         #: ready tasks held back: a step above them reads a live object they read (run.attempt.live)
         self._gated: list[Task] = []
+        self._live_memo: dict = {}  # id of a value -> ids of the live objects it holds (this run)
         self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
         self._again: dict[str, int] = {}  # attempts run again after a half-made import (run.attempt.threads)
         self._parts: dict[str, dict] = {}
@@ -381,7 +382,8 @@ class Executor:
         if not (self._running or self._waiting or self._timers):
             return False
         pending = {**{t.name: t for t in self._waiting}, **{t.name: t for t in self._gated}, **self._running}
-        above = live.waits_for(self.ctx, self.names, task, lambda s: live.known_inputs(self.ctx, s, pending))
+        inputs_of = lambda s: live.known_inputs(self.ctx, s, pending)  # noqa: E731
+        above = live.waits_for(self.ctx, self.names, task, inputs_of, self._live_memo)
         if above is None:
             return False
         self._gated.append(task)

@@ -164,13 +164,23 @@ def live_objects(value) -> list:
     return found
 
 
-def waits_for(ctx, names, task, inputs_of) -> "str | None":
+def waits_for(ctx, names, task, inputs_of, memo: "dict | None" = None) -> "str | None":
     """The step above *task*'s step, in this run (*names*) and not finished, that reads a live
     object *task* reads (see above), else None. *inputs_of(step)*: the values that step reads
-    (None when they are not known yet: its upstream has not completed)."""
+    (None when they are not known yet: its upstream has not completed). *memo*: id of a value ->
+    ids of the live objects it holds, kept by the caller for one run (the values stay alive in
+    the run's records and tasks)."""
+    memo = {} if memo is None else memo
+
+    def held(v) -> frozenset:
+        ids = memo.get(id(v))
+        if ids is None:
+            ids = memo[id(v)] = frozenset(id(o) for o in live_objects(v))
+        return ids
+
     live = set()
     for v in task.inputs.values():
-        live.update(id(o) for o in live_objects(v))
+        live.update(held(v))
     if not live:
         return None
     pos = ctx.deps.position
@@ -183,7 +193,7 @@ def waits_for(ctx, names, task, inputs_of) -> "str | None":
         if not values:
             continue
         for v in values:
-            if any(id(o) in live for o in live_objects(v)):
+            if not live.isdisjoint(held(v)):
                 return s
     return None
 
