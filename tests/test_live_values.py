@@ -183,3 +183,13 @@ def test_sqlalchemy_engine_and_session_as_in_run_all(shell):
     assert shell.user_ns["got"] == [(2, 4)] and shell.user_ns["last"] == [(5,)]
     plan = nbsteps.current()
     assert all("rebuilt" not in (plan[f"c{i}"].reason or "") for i in range(len(SA_CELLS)))
+
+
+def test_the_plan_says_why_steps_using_a_live_object_wait(shell, db):
+    """``%steps plan`` (the preview) names the step above that uses the same live object."""
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(USED)], "plan")
+    preview = nbsteps.current().plan(force=["c1", "c2", "c3"])
+    assert set(preview.lanes) == {"c2", "c3"}, preview.lanes
+    assert "engine" in preview.lanes["c3"] and "c1" in preview.lanes["c3"], preview.lanes
+    assert "TextIOWrapper" in preview.lanes["c2"]
+    assert "same live object" in str(preview)

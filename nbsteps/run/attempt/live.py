@@ -220,3 +220,40 @@ def known_inputs(ctx, name: str, running: dict) -> list:
         if isinstance(outs, dict) or (hasattr(outs, "loaded") and outs.loaded(n)):
             out.append(outs[n])
     return out
+
+
+def lane_notes(ctx, names) -> dict:
+    """step -> why it waits for a step above it (the plan's preview, over the steps of *names*
+    that will execute, in order): both read a live object, from the values held now (a value
+    not read yet, or not made yet, is not looked at: the run decides again with the real ones)."""
+    notes: dict = {}
+    seen: dict = {}  # id of a live object -> (the first step reading it, how it is named there)
+    memo: dict = {}
+    ns, records = ctx.namespace, ctx.records
+    for s in names:
+        step = ctx.steps[s]
+        if step.func is not None:
+            continue
+        sources = ctx.sources(s)
+        for n in sorted(step.inputs):
+            src = sources.get(n)
+            if src is None:
+                if n not in ns:
+                    continue
+                value = ns[n]
+            else:
+                outs = records[src].outputs
+                if type(outs) is not dict or n not in outs:
+                    continue
+                value = outs[n]
+            ids = memo.get(id(value))
+            if ids is None:
+                ids = memo[id(value)] = [(id(o), type(o).__name__) for o in live_objects(value)]
+            for i, kind in ids:
+                first = seen.setdefault(i, (s, n))
+                if first[0] != s and s not in notes:
+                    notes[s] = (
+                        f"uses {n} (holds a live {kind}) as {first[0]} above it does: "
+                        f"runs after it, one step at a time (Run All's order)"
+                    )
+    return notes

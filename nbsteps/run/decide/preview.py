@@ -13,6 +13,7 @@ from nbsteps.model import graphs
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.status import COMPLETED
+from nbsteps.run.attempt.live import lane_notes
 from nbsteps.run.attempt.threads import thread_notes
 from nbsteps.run.decide.staleness import fingerprint_parts, not_stored, stale_reason
 
@@ -27,6 +28,8 @@ class PlanPreview:
     observed: dict = field(default_factory=dict)
     #: step -> why it runs on the thread that made a value it reads (nbsteps.run.attempt.threads)
     threads: dict = field(default_factory=dict)
+    #: step -> why it waits for a step above it that uses the same live object (nbsteps.run.attempt.live)
+    lanes: dict = field(default_factory=dict)
 
     @property
     def to_run(self) -> list[str]:
@@ -81,6 +84,9 @@ class PlanPreview:
         if self.threads:
             lines.append("On the thread that made a value they read (serially):")
             lines.extend(f"  {s}: {why}" for s, why in self.threads.items())
+        if self.lanes:
+            lines.append("After the step above that uses the same live object (serially):")
+            lines.extend(f"  {s}: {why}" for s, why in self.lanes.items())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -159,6 +165,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
         )
         out.estimate_s = max(todo.values())
         out.threads = thread_notes(ctx, [s for s in names if s in will_run])
+        out.lanes = lane_notes(ctx, [s for s in names if s in will_run])
     return out
 
 
