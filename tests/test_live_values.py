@@ -21,7 +21,7 @@ import pytest
 
 import nbsteps
 from nbsteps.run.attempt.live import has_versions, live_objects
-from tests.conftest import run_steps
+from tests.conftest import run_ok, run_steps
 from tests.test_semantics import run_all
 
 DB = '''
@@ -43,6 +43,9 @@ class Engine:
         self.journal = open(self.path + ".journal", "a")
         self.sessions = 0
         made.append(self)
+
+    def connect(self):
+        return Session(self)
 
 class Session:
     def __init__(self, engine):
@@ -193,3 +196,17 @@ def test_the_plan_says_why_steps_using_a_live_object_wait(shell, db):
     assert "engine" in preview.lanes["c3"] and "c1" in preview.lanes["c3"], preview.lanes
     assert "TextIOWrapper" in preview.lanes["c2"]
     assert "same live object" in str(preview)
+
+
+def test_a_live_value_above_is_not_written_again_for_each_use(shell, db, capfd, tmp_path):
+    """With a directory store, a method of an input whose result is used (``engine.connect()``)
+    and that changed the input makes the step above write its checkpoint again (a cache it keeps:
+    nbsteps.run.upstream_caches). An engine cannot be stored: before, each use wrote it again and
+    printed the step above's "cannot be pickled" warning again, in every cell using it."""
+    run_ok(shell, f"%steps store {tmp_path / 'store'}")
+    cells = ["import live_db\nengine = live_db.Engine()"]
+    cells += [f'c{i} = engine.connect()\nr{i} = c{i}.execute("select 1")' for i in range(1, 4)]
+    run_steps(shell, [f"%%step s{i}\n{body}" for i, body in enumerate(cells)], "interactive")
+    printed = capfd.readouterr().out
+    assert printed.count("step 's0': output 'engine' cannot be pickled") == 1, printed
+    assert shell.user_ns["engine"].sessions == 3 and shell.user_ns["r3"] == [(1,)]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.model.status import COMPLETED
+from nbsteps.run.attempt.live import has_versions
 from nbsteps.run.attempt.observe import digest
 from nbsteps.run.context import RunContext
 
@@ -47,10 +48,10 @@ def refresh(ctx: RunContext, name: str, before: dict, inputs: dict) -> list[str]
     """Write again the checkpoints of the steps that made the inputs whose digest
     changed; returns their names."""
     sources = ctx.sources(name)
-    ups = sorted(
-        {sources.get(n) for n, was in before.items() if n in inputs and digest(inputs[n]) != was}
-        - {None, name}
-    )
+    changed = [n for n, was in before.items() if n in inputs and digest(inputs[n]) != was]
+    # a value with no versions (an engine whose statement cache a query fills: run.attempt.live)
+    # was not stored the first time: writing its step's checkpoint again only warned again
+    ups = sorted({sources.get(n) for n in changed if has_versions(inputs[n])} - {None, name})
     done = []
     for up in ups:
         rec = ctx.records.get(up)
