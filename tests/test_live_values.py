@@ -13,6 +13,7 @@ own when it is installed.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import sys
 import types
@@ -152,6 +153,12 @@ def test_what_is_live_for_the_order(db, tmp_path):
     assert [type(o).__name__ for o in live_objects(engine)] == ["TextIOWrapper"]
     assert live_objects({"g": (i for i in range(3))}) and live_objects(sqlite3.connect(":memory:"))
     assert live_objects(threading.Barrier(2)) == [] and live_objects(threading.Lock()) == []
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    assert pool.submit(int).result() == 0 and live_objects(pool) == []  # a queue, locks: shared to be
+    assert live_objects(logging.StreamHandler()) == []  # sys.stderr: the process's own stream
+    pool.shutdown()
     assert live_objects({"a": np.arange(3), "n": 1}) == []
 
 

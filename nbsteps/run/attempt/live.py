@@ -27,6 +27,8 @@ nbsteps does what Run All does:
 
 from __future__ import annotations
 
+import queue
+import sys
 import threading
 import types
 import weakref
@@ -73,7 +75,8 @@ def has_versions(value) -> bool:
 # at a time, in notebook order (:func:`waits_for`): a ready step waits while a step above it in the
 # run, not finished yet, reads one of the live objects it reads. Found by a bounded walk of what a
 # value holds (:func:`live_objects`): an object of a type pickle refuses by itself
-# (``sqlite3.Connection``, a socket, an open file, a generator; not a lock: see _NOT_STATE),
+# (``sqlite3.Connection``, a socket, an open file, a generator; not a lock nor a queue, see
+# _NOT_STATE, nor the process's standard streams),
 # decided once per type by asking one instance (``object.__reduce_ex__``, only for a type that
 # does not say how it pickles, so it runs no code of a library's own).
 
@@ -90,7 +93,14 @@ _NOT_STATE = (
     weakref.CallableProxyType,
     type(threading.Lock()),
     type(threading.RLock()),
+    queue.SimpleQueue,
 )
+
+
+def _streams() -> set:
+    """The ids of the process's standard streams (and those it started with): every logging
+    handler and progress bar holds one; they order no value (a step's output is its own)."""
+    return {id(s) for s in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)}
 
 
 def _own_pickling(t: type) -> bool:
@@ -135,10 +145,13 @@ def live_objects(value) -> list:
     info = threads._info(t, ())
     if info is threads._SKIP:
         return []
+    streams = _streams()
+    if id(value) in streams:
+        return []
     if _live_type(value):
         return [value]
     found: list = []
-    level, seen, left = [(value, info)], {id(value)}, _WALK
+    level, seen, left = [(value, info)], {id(value)} | streams, _WALK
     for _ in range(_DEPTH):
         below = []
         for obj, oinfo in level:
