@@ -156,7 +156,7 @@ def test_what_is_live_for_the_order(db, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(1)
-    assert pool.submit(int).result() == 0 and live_objects(pool) == []  # a queue, locks: shared to be
+    assert pool.submit(int).result() == 0 and live_objects(pool) == []  # a queue, locks: made to be shared
     assert live_objects(logging.StreamHandler()) == []  # sys.stderr: the process's own stream
     pool.shutdown()
     assert live_objects({"a": np.arange(3), "n": 1}) == []
