@@ -239,6 +239,24 @@ def test_a_prelude_comes_before_the_page_cells_and_does_not_shift_drops(tmp_path
     assert harness.notebook_cells(entry, {"s": tmp_path}) == ["import pandas as pd", "b = 2"]
 
 
+def test_gallery_scripts_a_notebook_follows_come_first(tmp_path):
+    (tmp_path / "a.py").write_text('"""Title a."""\nimport x\n\nchart = x\n')
+    (tmp_path / "b.py").write_text('"""Title b."""\nchart = 2\nchart\n')
+    entry = {"id": "t", "source": "s", "path": "b.py", "split": "paragraphs", "preceded_by": ["a.py"]}
+    assert harness.notebook_cells(entry, {"s": tmp_path}) == ["import x", "chart = x", "chart = 2\nchart"]
+
+
+def test_a_display_whose_content_is_json_is_compared_whole():
+    spec = {"mark": "bar", "params": [{"name": "param_1"}]}
+    bundle = {"application/vnd.vegalite.v5+json": spec, "text/plain": "<VegaLite 5 object>"}
+    cell = {"outputs": [{"output_type": "display_data", "data": bundle, "metadata": {}}]}
+    shown = harness.text_lines(harness._cell_summary(cell)["text"])
+    spec["params"][0]["name"] = "param_2"
+    other = harness.text_lines(harness._cell_summary(cell)["text"])
+    assert shown[0] == other[0] == "<VegaLite 5 object>"
+    assert shown != other and not harness._subsequence(shown, other)
+
+
 def test_split_paragraphs():
     code = "import a\nx = 1\n\n# comment\ndef f():\n    y = 1\n\n    return y\n\nf()\n"
     assert harness.split_paragraphs(code) == [
