@@ -217,3 +217,46 @@ def test_a_live_value_above_is_not_written_again_for_each_use(shell, db, capfd, 
     printed = capfd.readouterr().out
     assert printed.count("step 's0': output 'engine' cannot be pickled") == 1, printed
     assert shell.user_ns["engine"].sessions == 3 and shell.user_ns["r3"] == [(1,)]
+
+
+BOX = '''
+import threading
+import time
+
+class Box:
+    """Plain data with a lock inside: no versions (it cannot be pickled), no live object."""
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items = [1, 2, 3]
+
+def take(box, wait=0.0):
+    time.sleep(wait)
+    with box.lock:
+        return box.items.pop()
+'''
+
+
+@pytest.fixture
+def boxlib():
+    mod = types.ModuleType("live_box")
+    exec(BOX, mod.__dict__)
+    sys.modules["live_box"] = mod
+    yield mod
+    sys.modules.pop("live_box", None)
+
+
+def test_plain_data_with_a_lock_changed_unseen_stays_a_write(shell, boxlib):
+    """A value with no versions that holds no live object (here a lock in plain data) changed
+    where the analysis did not see it: still a write of that step, so a reader beside it in plan
+    mode (which read it before the change) runs again after it, as in Run All; and the step above
+    is not executed again (that would make another Box, not its version)."""
+    cells = [
+        "import live_box\nbox = live_box.Box()",
+        "got = live_box.take(box, 0.3)",  # the result is used: no change predicted
+        "left = len(box.items)",
+    ]
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(cells)], "plan")
+    ref = run_all(cells)
+    assert (shell.user_ns["got"], shell.user_ns["left"]) == (ref["got"], ref["left"]) == (3, 2)
+    assert "rebuilt" not in (nbsteps.current()["c0"].reason or "")
+    assert nbsteps.current()["c0"].outputs["box"] is shell.user_ns["box"]  # the one object

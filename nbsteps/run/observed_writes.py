@@ -8,6 +8,10 @@ checkpoint is written (:meth:`Observed.seen`):
 - the step's observed writes go into the checkpoint (``parts["observed"]``), so that a
   new kernel resuming from a directory store knows them (the plan reads them when it
   registers the step);
+- a value with no versions (it cannot be pickled: :mod:`nbsteps.run.attempt.live`) that is
+  not a live object (those are a use, not a write: the attempt does not report them) stays a
+  write, but the step above is not executed again: that would make a new object, not its
+  version; the version above is the changed object (``shared``), as in Run All;
 - the upstream step's version must stay what it was (it is never the changed object):
   with a persistent store its value is read again from its checkpoint, written before
   the change; when it cannot be (a memory store holds the object itself, now changed),
@@ -37,6 +41,7 @@ from nbsteps.model.checkpoint import LazyValues
 from nbsteps.model.dependencies import nearest_above
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.attempt import generators
+from nbsteps.run.attempt.live import has_versions
 from nbsteps.run.context import RunContext
 
 
@@ -56,6 +61,9 @@ class Observed:
         #: step -> the global generators' states when its latest attempt began, for a step that may
         #: draw: a rebuild draws what it drew (nbsteps.run.attempt.generators)
         self.generators: dict[str, dict] = {}
+        #: step above -> {name: the step that changed it}: values with no versions (a lock inside:
+        #: :func:`~nbsteps.run.attempt.live.has_versions`), changed in place and not made again
+        self.shared: dict[str, dict[str, str]] = {}
         self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
         self._ended: dict[str, float] = {}
 
@@ -110,8 +118,14 @@ class Observed:
         if intact:
             return
         rec = ctx.records.get(src)
-        if rec is not None and rec.status == COMPLETED and not self._read_again(src, rec, n, loaded):
-            self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"
+        if rec is None or rec.status != COMPLETED or self._read_again(src, rec, n, loaded):
+            return
+        value = _held(rec.outputs, n)
+        if value is not _MISSING and not has_versions(value):
+            # executing the step above again would make a new object beside it, not its version
+            self.shared.setdefault(src, {})[n] = name
+            return
+        self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"
 
     def _read_again(self, src: str, rec, n: str, loaded: "dict | None" = None) -> bool:
         """Give step *src* its version of *n* back from its checkpoint (*loaded*: the
@@ -136,6 +150,17 @@ class Observed:
         else:
             rec.outputs = {**rec.outputs, n: value}
         return True
+
+
+_MISSING = object()
+
+
+def _held(outputs, n: str):
+    """Output *n* as the record holds it in memory (a value restored lazily and not read
+    yet is not read here: :data:`_MISSING`)."""
+    if isinstance(outputs, LazyValues):
+        return outputs[n] if outputs.loaded(n) else _MISSING
+    return outputs.get(n, _MISSING) if isinstance(outputs, dict) else _MISSING
 
 
 def latest_parts(store, name: str) -> dict:

@@ -18,8 +18,9 @@ nbsteps does what Run All does:
 
 - the step that changes it changes the one object: no private copy is made;
 - a change seen in it at run time (``Session(engine)`` sets attributes on the engine the first
-  time) is not a write: the value has no version to keep, so nothing above the step executes
-  again, and nothing below it becomes stale;
+  time) makes nothing above the step execute again (that would make a new object, not its
+  version); when it holds a live object (below), the change is a use, not a write
+  (:func:`used_live`): nothing below becomes stale, the order of its users is kept at run time;
 - the steps that use one live object keep notebook order when several workers run (see
   :func:`waits_for` below): what each does to it (an ``INSERT``, then a ``SELECT``) is outside
   any name.
@@ -32,6 +33,7 @@ import sys
 import threading
 import types
 import weakref
+from collections import deque
 
 from nbsteps.model.status import TERMINAL
 
@@ -82,6 +84,7 @@ def has_versions(value) -> bool:
 
 _LIVE_TYPES: dict = {}  # type -> whether its objects are live (a C type pickle refuses)
 _WALK = 300  # attributes and items looked at below one value
+_DEQUE = 64  # items of a deque looked at (a larger one: none)
 _DEPTH = 8
 
 
@@ -156,6 +159,8 @@ def live_objects(value) -> list:
         below = []
         for obj, oinfo in level:
             children = threads._children(obj, oinfo)
+            if type(obj) is deque and len(obj) <= _DEQUE:  # a pool's idle connections sit in one
+                children.extend(obj)
             left -= len(children)
             for child in children:
                 ct = type(child)
@@ -270,3 +275,11 @@ def lane_notes(ctx, names) -> dict:
                         f"runs after it, one step at a time (Run All's order)"
                     )
     return notes
+
+
+def used_live(value) -> bool:
+    """Whether a change seen in *value* is a use of a live object, not a write: it holds one
+    (:func:`live_objects`, whose order the run keeps) and has no versions. A value with no
+    versions that holds no live object (a lock inside plain data) stays a write: the run orders
+    its readers after it (:mod:`nbsteps.run.observed_writes`)."""
+    return bool(live_objects(value)) and not has_versions(value)

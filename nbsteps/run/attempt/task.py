@@ -24,7 +24,7 @@ from nbsteps.model.analysis import analyse_cell, run_code, step_filename
 from nbsteps.run.attempt import generators, observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.capture import _active as _capture_active
-from nbsteps.run.attempt.live import has_versions
+from nbsteps.run.attempt.live import has_versions, used_live
 from nbsteps.run.attempt.notebook_functions import link_helpers
 
 
@@ -334,8 +334,8 @@ def _attempt(task: Task) -> Outcome:
                 result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
             changed = observe.changed(before, task.inputs) if before else ()
-            if changed:  # a value with no versions (run.attempt.live) is used, as in Run All: no write
-                changed = tuple(n for n in changed if has_versions(task.inputs[n]))
+            if changed:  # a live object (run.attempt.live) is used, as in Run All: no write
+                changed = tuple(n for n in changed if not used_live(task.inputs[n]))
             if changed and task.bound:  # ax changed: the figure bound with it above shows the change too
                 changed = tuple(sorted({*changed, *(p for n in changed for p in task.bound.get(n, ()))}))
             outputs.update((n, task.inputs[n]) for n in changed if n not in outputs)  # its version now
