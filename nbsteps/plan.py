@@ -276,6 +276,15 @@ class Plan:
         immutable values, hints keyed by type) from *old*, the step it replaces, or the parts
         *found* in its latest checkpoint, and from the values in the namespace; *step* joins
         the plan's steps."""
+        if old is None and not found:  # a step new to this plan, nothing recorded of it (most cells)
+            # (what the general path below sets from empty parts, without its calls)
+            step.observed = step.observed_state = _NOTHING
+            self.steps[step.name] = step
+            step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
+            step.hints, reads = hints.at_registration(step, self.namespace)
+            if reads:
+                step.unchanged |= reads
+            return
         step.observed = old.observed if old is not None else observed_writes.recorded(found)
         step.observed_state = old.observed_state if old is not None else recorded_state(found)
         self.steps[step.name] = step

@@ -24,13 +24,18 @@ import threading
 from nbsteps import config
 from nbsteps.views.text import TextReporter
 
+_get_ipython = None  # IPython's get_ipython, imported once (``from IPython import``: ~4 us a call)
+
 
 def _shell():
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return None
-    return get_ipython()
+    global _get_ipython
+    if _get_ipython is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover
+            return None
+        _get_ipython = get_ipython
+    return _get_ipython()
 
 
 def in_kernel() -> bool:

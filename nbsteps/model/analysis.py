@@ -421,6 +421,7 @@ class CellAnalysis:
 
 
 _ANALYSIS_FIELDS = tuple(CellAnalysis.__dataclass_fields__)
+_EMPTY: frozenset = frozenset()
 
 
 def _analysis(*values) -> CellAnalysis:
@@ -471,9 +472,11 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         ) from None
     # register the source so tracebacks through the step show its lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    mutated = frozenset(walker.mutated)
-    inputs = frozenset(n for n in walker.inputs if n not in _NOT_INPUTS)
-    shadowable = frozenset(n for n in walker.inputs if n in _BUILTINS)
+    # (each part of a walk that found nothing is the shared empty value, not made anew: most cells)
+    mutated = frozenset(walker.mutated) if walker.mutated else _EMPTY
+    read = walker.inputs
+    inputs = frozenset(read.difference(_NOT_INPUTS)) if read else _EMPTY
+    shadowable = frozenset(read.intersection(_BUILTINS)) if read else _EMPTY
     digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
     analysis = _analysis(
         source,
@@ -485,22 +488,30 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         digest,
         body_code,
         result_code,
-        frozenset(walker.state),
-        frozenset(walker.effects),
-        tuple(dict.fromkeys(walker.warnings)),
+        frozenset(walker.state) if walker.state else _EMPTY,
+        frozenset(walker.effects) if walker.effects else _EMPTY,
+        tuple(dict.fromkeys(walker.warnings)) if walker.warnings else (),
         walker.opaque,
         alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
-        frozenset(n for n in walker.cached_on if n in inputs),
-        frozenset(n for n in walker.called_on if n in inputs and n not in mutated),
+        frozenset(n for n in walker.cached_on if n in inputs) if walker.cached_on else _EMPTY,
+        frozenset(n for n in walker.called_on if n in inputs and n not in mutated)
+        if walker.called_on
+        else _EMPTY,
         shadowable,
         tuple(
             (n, frozenset(r for r in f.reads if r not in walker.bound and r not in _NOT_INPUTS))
             for n, f in sorted(walker.funcs.items())
-        ),
+        )
+        if walker.funcs
+        else (),
         mutated - collect(tree.body)[0] if mutated else mutated,  # what it mutates but never binds
-        tuple(dict.fromkeys(c for c in walker.calls if c[0] in inputs and c[0] not in walker.aliases)),
-        frozenset(walker.assumed & inputs) - mutated,
-        frozenset(n for n in walker.imported if n in walker.aliases and n in walker.outputs),
+        tuple(dict.fromkeys(c for c in walker.calls if c[0] in inputs and c[0] not in walker.aliases))
+        if walker.calls
+        else (),
+        frozenset(walker.assumed & inputs) - mutated if walker.assumed else _EMPTY,
+        frozenset(n for n in walker.imported if n in walker.aliases and n in walker.outputs)
+        if walker.imported
+        else _EMPTY,
     )
     if not walker.volatile:
         if len(_CACHE) >= _CACHE_SIZE:

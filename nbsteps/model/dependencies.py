@@ -204,10 +204,11 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
                 break
             deps.setdefault(w, ORDER)
     _changed_after_readers(g, step, deps, sources)
-    effects = effects_of(step) if step.analysis is not None else frozenset()
     labels = state_of(step)
     if has_result(step) and DISPLAY not in labels:  # its Out is formatted as the display state is then
         labels = (*labels, DISPLAY)
+    # (read only for a state it touches: most steps touch none)
+    effects = (effects_of(step) if step.analysis is not None else frozenset()) if labels else ()
     for label in labels:
         changed, users = g.state_chain.get(label, (None, []))
         if label in effects:  # after everything that touched the state before
@@ -224,7 +225,8 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             deps.setdefault(up, kind)
             g.state_labels.setdefault((up, step.name), []).append(label)
     _hidden_draws(g, step, deps)
-    _cache_calls(g, step, deps, sources)
+    if step.analysis is not None and step.analysis.cached_on:
+        _cache_calls(g, step, deps, sources)
     g.deps[step.name] = deps
     g.sources[step.name] = sources
 
@@ -303,9 +305,8 @@ def link_called(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -
         seen.add(n)
         ws = g.writers.get(n)
         src = nearest_above(ws, g.position, pos) if ws else None
-        reads = (
-            dict(steps[src].analysis.func_reads).get(n, ()) if src in steps and steps[src].analysis else ()
-        )
+        fr = steps[src].analysis.func_reads if src in steps and steps[src].analysis else ()
+        reads = dict(fr).get(n, ()) if fr else ()  # (most steps define no function)
         for r in reads:
             if (
                 r not in own

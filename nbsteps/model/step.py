@@ -92,9 +92,12 @@ class Step:
 
     @property
     def outputs(self) -> tuple:
-        if not self.analysis:
+        a = self.analysis
+        if not a:
             return (self.name,)
-        outs = self.analysis.outputs
+        outs = a.outputs
+        if not (self.unchanged or self.linked or self.observed or self.hints or a.assumed):
+            return outs  # (most steps: what the code binds, nothing more)
         if self.unchanged:
             outs = tuple(n for n in outs if n not in self.unchanged)
         extra = self.linked | self.observed | self.hinted | (self.analysis.assumed - self.unchanged)
@@ -105,7 +108,7 @@ class Step:
         """The inputs the step changes (it works on private copies of them)."""
         if not self.analysis:
             return frozenset()
-        return self.changes | self.linked
+        return self.changes | self.linked if self.linked else self.changes
 
     @property
     def hinted(self) -> frozenset:
@@ -119,6 +122,8 @@ class Step:
         a = self.analysis
         if a is None:
             return frozenset()
+        if not (a.assumed or self.unchanged or self.observed or self.hints):
+            return a.mutated  # (most steps)
         return ((a.mutated | a.assumed) - self.unchanged) | self.observed | self.hinted
 
     @property
@@ -225,9 +230,14 @@ def cell_step(name: str, source: str, **options) -> Step:
     """A step from a cell's source (already transformed by IPython)."""
     check_name(name)
     analysis = analyse_cell(name, source)
-    return _finish(
-        Step(name=name, source=source, analysis=analysis, **(_options(name, options) or _DEFAULTS))
-    )
+    opts = _options(name, options)
+    if opts is None:  # no options (``%%step NAME``): the dataclass's defaults
+        d = _STEP_FIELDS.copy()
+        d["name"], d["source"], d["analysis"], d["hints"] = name, source, analysis, {}
+        step = object.__new__(Step)
+        object.__setattr__(step, "__dict__", d)
+        return _finish(step)
+    return _finish(Step(name=name, source=source, analysis=analysis, **opts))
 
 
 def function_step(name: str, func: Callable, known_steps, **options) -> Step:
@@ -307,10 +317,18 @@ _DEFAULTS = dict(
 )
 
 
+#: the options ``%%step NAME`` gives (argparse's defaults: a list, None), which check to _DEFAULTS
+_MAGIC_DEFAULTS = dict(_DEFAULTS, after=[], retry_on=None)
+
+
 def _options(name: str, o: dict) -> "dict | None":
     """The checked options *o* of step *name*; None when they are the defaults (or none given)."""
     # (0 == False == 0.0: the numbers' types too, or a refused --retry False would pass)
-    if not o or (o == _DEFAULTS and type(o["retry"]) is int and type(o["retry_delay"]) is float):
+    if not o or (
+        (o == _MAGIC_DEFAULTS or o == _DEFAULTS)
+        and type(o["retry"]) is int
+        and type(o["retry_delay"]) is float
+    ):
         return None
     after = o.get("after") or ()
     if isinstance(after, str):
