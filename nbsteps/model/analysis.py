@@ -451,7 +451,8 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         return cached
     try:
-        tree = ast.parse(source, filename=filename)
+        # ast.parse without its Python wrapper (no flag of this module's inherited, as there)
+        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
         walker = CellWalker().run(tree.body)
         body, result = tree.body, None
         if body and isinstance(body[-1], ast.Expr) and not source.rstrip().endswith(";"):
@@ -459,7 +460,11 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         # top-level await allowed; dont_inherit: nbsteps' own __future__ imports must not reach step code
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         body_code = compile(
-            ast.Module(body=body, type_ignores=[]), filename, "exec", flags, dont_inherit=True
+            tree if result is None else ast.Module(body=body, type_ignores=[]),
+            filename,
+            "exec",
+            flags,
+            dont_inherit=True,
         )
         result_code = (
             compile(result, filename, "eval", flags, dont_inherit=True) if result is not None else None
