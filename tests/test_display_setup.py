@@ -80,3 +80,44 @@ def test_which_calls_are_a_display_set_up():
     ]
     for source in others:
         assert "display" not in analyse(source).effects, source
+
+
+REGISTRY_CELLS = [
+    'import altair as alt\nalt.renderers.enable("mimetype")',
+    "import altair as alt\nimport pandas as pd\n"
+    "alt.Chart(pd.DataFrame({'a': [1, 2]})).mark_point().encode(x='a')",
+]
+
+
+def test_a_registry_set_up_on_a_library_object_orders_the_results_below():
+    """Found by the corpus (Altair's gallery): ``alt.renderers.enable("mimetype")`` sets how every
+    chart below is shown. Altair is a library the rules know (no call of it changes a notebook
+    value it is given), so the set-up rule above never looked at its calls, and a chart cell with
+    its own import had no edge from the set-up: in plan mode it could run first, and the chart
+    it shows (formatted with its checkpoint) would be HTML where Run All shows the Vega-Lite spec.
+    A call on an object a library module holds (a registry, a config object), given only literals
+    and its result dropped, is a set-up too: the chart step comes after it (a ``state`` edge)."""
+    import nbsteps
+
+    plan = nbsteps.Plan()
+    for i, body in enumerate(REGISTRY_CELLS):
+        plan.add_cell(f"c{i}", body)
+    assert ("c0", "c1", "state") in plan.edges()
+
+
+def test_which_calls_on_a_library_object_are_a_set_up():
+    setup = [
+        'import altair as alt\nalt.renderers.enable("mimetype")',
+        "import polars as pl\npl.Config.set_tbl_rows(2)",
+        "from pandas.plotting import register_matplotlib_converters\nregister_matplotlib_converters()",
+    ]
+    for source in setup:
+        assert "display" in analyse(source).effects, source
+    others = [
+        'from pandas.api.types import CategoricalDtype\nCategoricalDtype(["a", "b"])',  # a class, dropped
+        'import os\nos.path.join("a", "b")',  # the standard library
+        "import numpy as np\nnp.testing.assert_allclose(a, b)",  # given notebook values
+        'import altair as alt\nr = alt.renderers.enable("mimetype")',  # its result kept
+    ]
+    for source in others:
+        assert "display" not in analyse(source).effects, source

@@ -214,6 +214,18 @@ class CellWalker(Walker):
                 # what it changes in the process: set-up such as ``init_printing()``, which registers
                 # display formatters (nbsteps.model.state.DISPLAY)
                 self.label(DISPLAY, True)
+        elif (
+            not used
+            and self.scope.kind is MODULE
+            and path.count(".") >= 2
+            and not last[:1].isupper()  # a class made and dropped (a documentation's example) sets nothing
+            and _literal_args(node)
+            and _lookup(CALL_RULES, path) is None
+            and path.partition(".")[0] not in sys.stdlib_module_names
+        ):
+            # the same, on an object a known library holds (a registry, a config object):
+            # ``alt.renderers.enable("mimetype")``, ``pl.Config.set_tbl_rows(2)``
+            self.label(DISPLAY, True)
         self.files(last, node)
 
     def name_call(self, name: str, node, used: bool) -> None:
