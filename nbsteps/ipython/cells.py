@@ -67,10 +67,6 @@ def for_plan(shell, plan) -> "StepCells":
 
 
 _SETTLED = (COMPLETED, FAILED, BLOCKED, CANCELLED)
-#: a stream's own ``write`` was not set (StepCells._trap_streams)
-_ABSENT = object()
-#: the events that settle a step
-_ENDS = frozenset({ev.COMPLETED, ev.FAILED, ev.BLOCKED, ev.CANCELLED})
 
 
 def _marker(rec):
@@ -200,10 +196,6 @@ class StepCells:
         #: (``RunContext.changes_since``) and those :meth:`flush` does not skip (``_always``)
         self._mark = None
         self._always: set[str] = set()
-        #: (step, display id) of the running cell whose first status line is not drawn yet
-        #: (:meth:`open`, :meth:`_draw_pending`), and the streams whose ``write`` draws it first
-        self._pending: "tuple[str, str] | None" = None
-        self._traps: list = []
         _hook_cell(shell, self)
 
     # -- the capture frontend -------------------------------------------------
@@ -286,7 +278,6 @@ class StepCells:
         step's code runs (``%%capture``'s body): the notebook's cell is still running."""
         if capture.active() is not None:
             return
-        self._draw_pending(final=False)  # (finish_own drew it: a cell's line is never left out)
         self._in_cell = False
         self._preformatted = None
         with self._lock:
@@ -301,11 +292,6 @@ class StepCells:
     def __call__(self, e: ev.Event) -> None:
         if e.context is not self.plan.context:
             return
-        if self._pending is not None and e.kind in _STEP_EVENTS:
-            # before a step's code runs (or a question is asked), the running cell's line is there;
-            # its own step settled without running (restored, kept, blocked): its line drawn once, final
-            pending = self._pending
-            self._draw_pending(final=pending is not None and e.step == pending[0] and e.kind in _ENDS)
         if e.kind in _STEP_EVENTS and e.step in self.ids:
             with self._lock:
                 if e.kind != ev.STARTED:
@@ -406,14 +392,9 @@ class StepCells:
         display_id = f"nbsteps-step-{uuid.uuid4().hex}"
         self.ids[name] = display_id
         if own:
-            # the line is drawn when the run first needs it (:meth:`_draw_pending`): before any step
-            # starts, or anything is written to the cell; a step settled without running (restored)
-            # draws it once, final, instead of "starting" then its update (one message less)
-            self._draw_pending(final=False)  # (another cell's line, never left undrawn)
-            self._sent.pop(name, None)
-            self._pending = (name, display_id)
-            self._trap_streams()
-            return True
+            bundle = step_bundle(
+                self.plan.context, name, output=(), traceback=False, status=("running", f"▶ {name} starting…")
+            )
         else:
             rec, step = self.plan.records.get(name), self.plan.steps[name]
             known = len(rec.output) + bool(rec.has_result) if rec is not None and rec.token is not None else 0
@@ -435,71 +416,6 @@ class StepCells:
                 publish(data, metadata=meta, display_id=slot)
         return True
 
-    def _starting(self, name: str) -> dict:
-        return step_bundle(
-            self.plan.context, name, output=(), traceback=False, status=("running", f"▶ {name} starting…")
-        )
-
-    def _draw_pending(self, final: bool) -> None:
-        """Draw the running cell's first status line (see :meth:`open`) if it is not drawn yet:
-        *final*, the line of its step as it is now (settled), else "starting". Published as
-        :meth:`open` published it: after what the cell printed before it."""
-        if self._pending is None:
-            return
-        with self._lock:
-            pending, self._pending = self._pending, None
-            if pending is None:
-                return
-            self._untrap_streams()
-        name, display_id = pending
-        if self.ids.get(name) != display_id:
-            return
-        final = final and name in self.plan.steps
-        bundle = self.bundle(name) if final else self._starting(name)
-        self._sent[name] = hash(bundle["text/html"])
-        if final:  # the settled line flush would draw the same: keyed as flush keys what it draws
-            rec = self._record(name)
-            key = self._status_only(name, rec, _marker(rec))
-            if key is not None:
-                self._drawn[name] = key
-        import sys
-
-        if unsent_text(sys.stdout) or unsent_text(sys.stderr):  # what the cell printed comes first
-            publish(bundle, display_id=display_id)
-        else:  # nothing to flush: one message, once per cell (no flood for the flush to hold back)
-            with unflushed():
-                publish(bundle, display_id=display_id)
-
-    def _trap_streams(self) -> None:
-        """Until the running cell's line is drawn, a write to ``sys.stdout`` or ``sys.stderr``
-        (ipykernel's streams, which text written to the file descriptors reaches too) draws it
-        first: what is written comes after the line, as when :meth:`open` drew it at once."""
-        import sys
-
-        for stream in (sys.stdout, sys.stderr):
-            real = getattr(stream, "_nbsteps_stream", stream)
-            own = getattr(real, "__dict__", None)
-            if own is None:  # pragma: no cover - a stream without a __dict__: drawn at the next event
-                continue
-            before = own.get("write", _ABSENT)  # (IPython's tee wraps the kernel's streams' write)
-            write = real.write
-
-            def trapped(*args, _write=write, **kw):
-                self._draw_pending(final=False)
-                return _write(*args, **kw)
-
-            own["write"] = trapped
-            self._traps.append((own, trapped, before))
-
-    def _untrap_streams(self) -> None:
-        traps, self._traps = self._traps, []
-        for own, trapped, before in traps:
-            if own.get("write") is trapped:  # (else replaced since: left as it is)
-                if before is _ABSENT:
-                    del own["write"]
-                else:
-                    own["write"] = before
-
     def finish_own(self, name: str) -> None:
         """The cell's own run of *name* is over: its Out (or error) shows the
         result (or the traceback); what the step printed and displayed is
@@ -507,8 +423,6 @@ class StepCells:
         restored from a checkpoint, is shown again now, as it was."""
         rec = self.plan.records.get(name)
         self._shown_by_cell[name] = _marker(rec)
-        # no event settled the step (the run stopped before it, or it was removed): its line now
-        self._draw_pending(final=False)
         self.own = None
         if name not in self.plan.steps:
             return
