@@ -42,7 +42,7 @@ Run All sends it and waited for; starting the kernel and ``%load_ext`` are not t
 For each notebook and mode: the ratio to plain of the same round (rounds alternate
 the order of the modes), its spread over rounds, and the cost per step cell in ms
 ((mode - plain) / cells); the same of the kernel process's CPU time (user + system,
-every thread, ``os.times()`` in the kernel before and after the timed cells, asked by a
+every thread, ``time.process_time()`` in the kernel before and after the timed cells, asked by a
 silent request that runs no cell: restore's CPU is its step cells', the first cell after
 them apart), which other processes on a loaded machine disturb far less than wall time;
 for ``restore`` and ``outputs`` also the kernel's CPU a cell, and restore over its floor
@@ -106,7 +106,9 @@ def _timed_cells(
     return total, None
 
 
-CPU_NOW = "sum(__import__('os').times()[:2])"
+#: the process's CPU clock (user + system, every thread; ``os.times()`` counted 10 ms ticks, so
+#: a small notebook's plain run could read 0 and have no CPU ratio)
+CPU_NOW = "__import__('time').process_time()"
 
 
 #: after the timed cells of ``store``: every pending commit waited for (untimed), then the CPU
@@ -131,8 +133,8 @@ def _commit_cpu(k: "harness.Kernel") -> "float | None":
 
 
 def _kernel_cpu(k: "harness.Kernel") -> "float | None":
-    """CPU seconds (user + system, every thread) the kernel process has used so far: ``os.times()``
-    in the kernel, asked by a silent request with no code (its ``user_expressions``): no cell runs,
+    """CPU seconds (user + system, every thread) the kernel process has used so far:
+    ``time.process_time()`` in the kernel, asked by a silent request with no code (its ``user_expressions``): no cell runs,
     so no ``pre_run_cell`` hook (nbsteps' settles a restore's pending replays before any cell but a
     ``%%step`` cell) and no counted execution."""
     kc = k.client.kc
