@@ -134,9 +134,9 @@ def _commit_cpu(k: "harness.Kernel") -> "float | None":
 
 def _kernel_cpu(k: "harness.Kernel") -> "float | None":
     """CPU seconds (user + system, every thread) the kernel process has used so far:
-    ``time.process_time()`` in the kernel, asked by a silent request with no code (its ``user_expressions``): no cell runs,
-    so no ``pre_run_cell`` hook (nbsteps' settles a restore's pending replays before any cell but a
-    ``%%step`` cell) and no counted execution."""
+    ``time.process_time()`` in the kernel, asked by a silent request with no code (its
+    ``user_expressions``): no cell runs, so no ``pre_run_cell`` hook (nbsteps' settles a restore's
+    pending replays before any cell but a ``%%step`` cell) and no counted execution."""
     kc = k.client.kc
     msg_id = kc.execute("", silent=True, store_history=False, user_expressions={"cpu": CPU_NOW})
     reply = k.client.wait_for_reply(msg_id)
