@@ -14,6 +14,8 @@ import contextvars
 import copy
 import time
 import traceback
+import types
+import weakref
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -143,6 +145,8 @@ class Task:
 
 #: values a step can use as they are (nothing to change in place)
 _AS_IS = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, ModuleType)
+#: never looked into when a copy is compared with its value
+_NOT_INTO = (ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 _DEEP = object()  # what _cheap_copy returns for a value that needs a deep copy
 
 
@@ -179,7 +183,7 @@ def private_copy(value: Any) -> Any:
     try:
         copied = copy.deepcopy(value)
         if _faithful(value, copied):
-            return copied
+            return value if _loses_ties(value, copied) else copied
     except Exception:  # a lock, a connection inside
         if not has_versions(value):
             return value
@@ -198,7 +202,9 @@ def private_copies(values: dict) -> dict:
     if len(deep) > 1:
         try:
             together = copy.deepcopy({n: values[n] for n in deep})
-            if all(_faithful(values[n], together[n]) for n in deep):
+            if all(
+                _faithful(values[n], together[n]) and not _loses_ties(values[n], together[n]) for n in deep
+            ):
                 return {**out, **together}
         except Exception:  # each copied on its own
             pass
@@ -213,6 +219,64 @@ def _faithful(value: Any, copied: Any) -> bool:
         return True
     c = getattr(copied, "__dict__", None)
     return isinstance(c, dict) and len(c) == len(d) and (d is not value or c is copied)
+
+
+_WEAK = (weakref.ref, weakref.ProxyType, weakref.CallableProxyType)
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range, slice})
+_TIES_DEPTH = 6  # levels below a value compared with its copy
+_TIES_BUDGET = 300  # objects compared below one value
+_TIES_SCAN = 64  # items of one container compared (a larger one: none)
+
+
+def _loses_ties(value: Any, copied: Any) -> bool:
+    """Whether the deep copy *copied* lost a tie of *value* to something by identity: an
+    object inside *value* holds a weak reference (to a registry, a session's identity map,
+    an owner) in an attribute its copy does not have. Such an object is known elsewhere by
+    identity (a SQLAlchemy ORM object is in its session through its state's weak reference
+    to the session's identity map, and a copy of it is in no session): the copy is not the
+    same thing, so the value has no separate version and the step changes the one object,
+    as in Run All. A bounded walk of the two side by side, never into an object whose class
+    says how it is deep-copied (``__deepcopy__``: numpy, pandas), a class, module or function."""
+    pairs = [(value, copied)]
+    seen = {id(value)}
+    left = _TIES_BUDGET
+    for _ in range(_TIES_DEPTH):
+        below: list = []
+        for o, c in pairs:
+            if _tie_lost(o, c, below):
+                return True
+        pairs = []
+        for o, c in below:
+            if id(o) not in seen and type(o) not in _ATOMS:
+                seen.add(id(o))
+                pairs.append((o, c))
+        left -= len(pairs)
+        if not pairs or left <= 0:
+            return False
+    return False
+
+
+def _tie_lost(o: Any, c: Any, below: list) -> bool:
+    """One step of :func:`_loses_ties`: whether *c*, the copy of *o*, lacks an attribute of
+    *o* that holds a weak reference; the pairs of their attributes and items go to *below*."""
+    t = type(o)
+    if type(c) is not t or c is o or isinstance(o, _NOT_INTO) or hasattr(t, "__deepcopy__"):
+        return False
+    if isinstance(o, (list, tuple, dict)) and len(o) == len(c) <= _TIES_SCAN:
+        below.extend(zip(o.values(), c.values()) if isinstance(o, dict) else zip(o, c))  # noqa: B905
+    try:
+        od = object.__getattribute__(o, "__dict__")
+        cd = object.__getattribute__(c, "__dict__")
+    except Exception:  # no __dict__
+        return False
+    if type(od) is not dict or type(cd) is not dict or len(od) > _TIES_SCAN:
+        return False
+    for k, v in od.items():
+        if k in cd:
+            below.append((v, cd[k]))
+        elif isinstance(v, _WEAK):
+            return True
+    return False
 
 
 def _user_frames(exc: BaseException, filename: str):
