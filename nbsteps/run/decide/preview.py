@@ -58,9 +58,12 @@ class PlanPreview:
             f"Plan: {len(self.rows)} {steps} in {n_levels} {levels}; {len(self.to_run)} to run, "
             f"{len(self.cached)} cached."
         ]
+        by_level: list[list] = [[] for _ in range(n_levels)]
+        for r in self.rows:  # (one pass: a scan of the rows per level was quadratic in a chain)
+            by_level[r["level"]].append(r)
         for lv in range(n_levels):
             cells = []
-            for r in (r for r in self.rows if r["level"] == lv):
+            for r in by_level[lv]:
                 tag = "run: " + r["reason"] if r["action"] == "run" else "cached"
                 est = (
                     f", ~{fmt_seconds(r['estimate_s'])}"
