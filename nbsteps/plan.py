@@ -279,9 +279,15 @@ class Plan:
         if old is None and not found:  # a step new to this plan, nothing recorded of it (most cells)
             # (what the general path below sets from empty parts, without its calls)
             step.observed = step.observed_state = _NOTHING
-            self.steps[step.name] = step
-            step.unchanged = depmod.immutable_reads(step, self.steps, self.namespace)
-            step.hints, reads = hints.at_registration(step, self.namespace)
+            steps = self.context.steps
+            steps[step.name] = step
+            a = step.analysis
+            if a is None or not (a.changed_only or a.calls):  # (most cells: what the two calls give then)
+                step.unchanged, step.hints = _NOTHING, {}
+                return
+            namespace = self.context.namespace
+            step.unchanged = depmod.immutable_reads(step, steps, namespace)
+            step.hints, reads = hints.at_registration(step, namespace)
             if reads:
                 step.unchanged |= reads
             return

@@ -53,6 +53,8 @@ def test_a_cell_step_without_options_is_the_dataclass_built_with_them():
     fast = cell_step("fast", source)
     full = Step(name="fast", source=source, analysis=analyse_cell("fast", source))
     full.static_digest = f"{full.analysis.digest}|after=[]"
+    # (the fast path's digest is computed when first read: the same)
+    assert fast.static_digest == full.static_digest
     assert vars(fast) == vars(full)
     assert fast.hints is not cell_step("fast", source).hints  # a dict of its own
 
@@ -82,3 +84,31 @@ def test_step_properties_shortcuts_match_the_general_expressions():
             assert s.changes == changes and s.changes <= names
             assert s.mutated == changes | linked
             assert s.outputs == outputs
+
+
+def test_a_cell_steps_digests_read_later_are_the_ones_made_at_registration():
+    """A cell step registered without options gets its code digest (the analysis' ``digest``, the
+    Step's ``static_digest``) when first read, not when registered: the same text as computed
+    from its compiled code at once, for a result, a function, a class, a set literal; equal
+    analyses stay equal (the digest is a field), and a digest set on a step is kept."""
+    from nbsteps.model.analysis import CellAnalysis
+    from nbsteps.model.fingerprint import code_digest
+
+    sources = [
+        "\nx = 1",
+        "\nq = p * 2\nq",
+        "\ndef f(a):\n    return a in {'u', 'v'}\nclass C:\n    k = lambda self: 2\nf(1)",
+        "\nimport os\nos.getcwd();",
+    ]
+    for i, source in enumerate(sources):
+        step = cell_step(f"lazy{i}", source)
+        a = step.analysis
+        want = code_digest(a.body) + (code_digest(a.result) if a.result is not None else "")
+        assert step.static_digest == f"{want}|after=[]"
+        assert a.digest == want
+        built = CellAnalysis(**{f: getattr(a, f) for f in CellAnalysis.__dataclass_fields__})
+        assert built == a and hash(built) == hash(a)
+        fresh = cell_step(f"lazy{i}", source)  # (the same analysis, from the cache)
+        assert fresh.static_digest == step.static_digest
+        fresh.static_digest = "set"
+        assert fresh.static_digest == "set" and Step.static_digest == ""

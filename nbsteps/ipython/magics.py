@@ -22,7 +22,6 @@ from nbsteps.errors import CheckpointUnavailable, NbstepsError, StepsFailed, Ste
 from nbsteps.formatting import safe_str
 from nbsteps.interrupts import deferred_interrupts
 from nbsteps.ipython import lab, session
-from nbsteps.ipython.display import in_kernel
 from nbsteps.ipython.guards import checked, one_line_interrupts
 from nbsteps.ipython.options import (
     OPTION_PARSERS,
@@ -199,6 +198,20 @@ def _parse_step_line(magic, line: str):
         raise
 
 
+def _may_warn(plan, step) -> bool:
+    """Whether plan.registration_warnings can have something to say of *step*: not when its
+    analysis warned of nothing and a step above writes each name it reads (the usual cell;
+    else the full check, with the namespace, the builtins and its "did you mean")."""
+    a = step.analysis
+    if a is None or a.warnings:
+        return True
+    sources = plan.context.deps.sources.get(step.name, ())
+    for n in step.inputs:
+        if n not in sources:
+            return True
+    return False
+
+
 def _option_suggestion(magic, exc) -> str:
     """``; did you mean --retry?`` for an unrecognized option in argparse's message *exc*."""
     match = re.search(r"unrecognized arguments: (.*)", str(exc))
@@ -277,35 +290,46 @@ class StepMagics(Magics):
         given with --after. Running a step first runs any upstream step that is
         not completed. The cell's last expression is the step's result.
         """
-        args = _parse_step_line(self.step, _expanded(self.shell, line))
+        line = _expanded(self.shell, line)
+        alone = _NAME_ALONE.match(line)
+        # a name alone (the usual line) is a step with no options: no argparse namespace, no options
+        # passed on to be checked against the defaults (cell_step's fast path either way)
+        args = None if alone is not None else _parse_step_line(self.step, line)
+        name = alone.group(1) if args is None else args.name
         plan = session.current()
         try:
             source = _python_source(self.shell, cell)
-            step = plan.add_cell(
-                args.name,
-                source,
-                after=args.after,
-                retry=args.retry,
-                retry_delay=args.retry_delay,
-                retry_on=args.retry_on,
-                timeout=args.timeout,
-                optional=args.optional,
-                confirm=_unquote(args.confirm),
-                cache=not args.no_cache,
-            )
+            if args is None:
+                step = plan.add_cell(name, source)
+            else:
+                step = plan.add_cell(
+                    name,
+                    source,
+                    after=args.after,
+                    retry=args.retry,
+                    retry_delay=args.retry_delay,
+                    retry_on=args.retry_on,
+                    timeout=args.timeout,
+                    optional=args.optional,
+                    confirm=_unquote(args.confirm),
+                    cache=not args.no_cache,
+                )
         except KeyboardInterrupt:
-            raise StepsInterrupted(f"step {args.name} was not registered (or changed)") from None
+            raise StepsInterrupted(f"step {name} was not registered (or changed)") from None
         lab.note_cell(self.shell, step.name)  # the JupyterLab extension's badge of this cell
-        for warning in plan.registration_warnings(step.name):
-            print(f"nbsteps: warning: {warning}")
+        if _may_warn(plan, step):
+            for warning in plan.registration_warnings(step.name):
+                print(f"nbsteps: warning: {warning}")
         cells = self._cells(plan)
-        if args.define or session.mode() == "plan":
+        if (args is not None and args.define) or session.mode() == "plan":
             if cells is None or not cells.open(step.name, own=False):
                 deps = ", ".join(plan.dependencies(step.name)) or "nothing"
                 outs = ", ".join(step.outputs) or "nothing"
-                print(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})")
+                # (one write: print writes the line and its end apart, each through IPython's tee)
+                sys.stdout.write(f"nbsteps: registered step {step.name} (needs {deps}; writes {outs})\n")
             return None
-        rec = self._run_own(plan, step.name, cells, force=args.force, recover=True)
+        force = args is not None and args.force
+        rec = self._run_own(plan, step.name, cells, force=force, recover=True)
         if rec is None:  # restored, but its result could not be read back: it executes now, as in Run All
             rec = self._run_own(plan, step.name, cells, force=False, recover=False)
         if not rec.has_result:
@@ -369,8 +393,9 @@ class StepMagics(Magics):
         print(f"nbsteps: registered undo for step {name}")
 
     def _cells(self, plan):
-        """The step cells' displays of *plan* (None outside a Jupyter kernel)."""
-        if not in_kernel():
+        """The step cells' displays of *plan* (None outside a Jupyter kernel: in_kernel(), asked of
+        the magic's own shell, without IPython's get_ipython)."""
+        if type(self.shell).__name__ != "ZMQInteractiveShell":
             return None
         from nbsteps.ipython.cells import for_plan
 

@@ -431,14 +431,26 @@ class CellAnalysis:
     #: the names a top-level ``import`` statement binds (still bound at the end): modules
     modules: frozenset = frozenset()
 
+    def __getattr__(self, name: str):
+        # (only for an attribute not found: ``digest`` of an analysis made by _analysis)
+        if name != "digest" or "body" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        digest = self.__dict__["digest"] = code_digest(self.body) + (
+            code_digest(self.result) if self.result is not None else ""
+        )
+        return digest
 
-_ANALYSIS_FIELDS = tuple(CellAnalysis.__dataclass_fields__)
+
+#: the fields _analysis is given: all but ``digest``, computed from the code when first read (a
+#: plan-mode cell is only registered: its digest is needed when it runs, or when it is registered again)
+_ANALYSIS_FIELDS = tuple(f for f in CellAnalysis.__dataclass_fields__ if f != "digest")
 _EMPTY: frozenset = frozenset()
 
 
 def _analysis(*values) -> CellAnalysis:
-    """``CellAnalysis(*values)`` without the frozen dataclass's ``__init__``, which sets each of the 22
-    fields through ``object.__setattr__`` (~3 us of a cell); the same object (equality, hash)."""
+    """``CellAnalysis(*values)`` (all fields but ``digest``, see _ANALYSIS_FIELDS) without the frozen
+    dataclass's ``__init__``, which sets each of the 22 fields through ``object.__setattr__`` (~3 us
+    of a cell); the same object (equality, hash: ``digest`` is computed for them)."""
     obj = object.__new__(CellAnalysis)
     obj.__dict__.update(zip(_ANALYSIS_FIELDS, values, strict=True))
     return obj
@@ -492,9 +504,8 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
     # (each part of a walk that found nothing is the shared empty value, not made anew: most cells)
     mutated = frozenset(walker.mutated) if walker.mutated else _EMPTY
     read = walker.inputs
-    inputs = frozenset(read.difference(_NOT_INPUTS)) if read else _EMPTY
-    shadowable = frozenset(read.intersection(_BUILTINS)) if read else _EMPTY
-    digest = code_digest(body_code) + (code_digest(result_code) if result_code is not None else "")
+    inputs = frozenset(read).difference(_NOT_INPUTS) if read else _EMPTY
+    shadowable = _BUILTINS.intersection(read) if read else _EMPTY
     analysis = _analysis(
         source,
         filename,
@@ -502,14 +513,14 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         tuple(walker.outputs),
         mutated,
         result_code is not None,
-        digest,
         body_code,
         result_code,
         frozenset(walker.state) if walker.state else _EMPTY,
         frozenset(walker.effects) if walker.effects else _EMPTY,
         tuple(dict.fromkeys(walker.warnings)) if walker.warnings else (),
         walker.opaque,
-        alias_groups(tree.body, walker.outputs, walker.aliases),  # aliases: names imported
+        # (a group has two names or more: most cells bind one)
+        alias_groups(tree.body, walker.outputs, walker.aliases) if len(walker.outputs) > 1 else (),
         frozenset(n for n in walker.cached_on if n in inputs) if walker.cached_on else _EMPTY,
         frozenset(n for n in walker.called_on if n in inputs and n not in mutated)
         if walker.called_on

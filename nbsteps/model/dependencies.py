@@ -142,10 +142,17 @@ def _writers(steps: dict[str, Step]) -> dict[str, list[str]]:
 def _index(g: Dependencies, step: Step) -> None:
     if step.observed:
         g.observed[step.name] = step.observed - set(step.analysis.outputs if step.analysis else ())
+    readers, name = g.readers, step.name
     for n in step.inputs:
-        g.readers.setdefault(n, set()).add(step.name)
-    g.referenced.update(step.after)
-    g.referenced.update(step.params)
+        r = readers.get(n)
+        if r is None:
+            readers[n] = {name}
+        else:
+            r.add(name)
+    if step.after:
+        g.referenced.update(step.after)
+    if step.params:
+        g.referenced.update(step.params)
 
 
 def _explicit(step: Step, steps: dict[str, Step]) -> dict[str, str]:
@@ -172,6 +179,8 @@ def add_writer(g: Dependencies, name: str, step: str) -> None:
 def nearest_above(writers: list[str], position: dict[str, int], pos: int) -> "str | None":
     """The last of *writers* (in notebook order) placed before *pos* (a binary search: a name
     written by many cells, ``df = ...``, is not scanned from the top for each reader)."""
+    if writers and position[writers[-1]] < pos:  # all above (a step appended, a resolve in order)
+        return writers[-1]
     i = bisect.bisect_left(writers, pos, key=position.__getitem__)
     return writers[i - 1] if i else None
 
@@ -224,7 +233,8 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
         for up, kind in ups:
             deps.setdefault(up, kind)
             g.state_labels.setdefault((up, step.name), []).append(label)
-    _hidden_draws(g, step, deps)
+    if step.analysis is not None and getattr(step.analysis, "opaque", False):  # (may_draw: most do not)
+        _hidden_draws(g, step, deps)
     if step.analysis is not None and step.analysis.cached_on:
         _cache_calls(g, step, deps, sources)
     g.deps[step.name] = deps
@@ -452,7 +462,7 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     ``--after``. Returns False when a full resolve is needed."""
     if new.name in g.deps or new.name in g.referenced:
         return False
-    deps = _explicit(new, steps)
+    deps = _explicit(new, steps) if new.after or new.params else {}
     if new.analysis is None and not new.observed and not new.observed_state:
         # a function step (nothing seen of it at run time): its explicit edges are all there is
         # (what the calls below give such a step, without them)
@@ -464,13 +474,17 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
         _appended(g, new.name, deps)
         return True
     pos = g.position[new.name] = len(g.position)
-    link_aliases(new, steps, g, pos)
+    if new.changes:
+        link_aliases(new, steps, g, pos)
+    else:  # (what it sets for a step changing nothing: most steps)
+        new.linked = _NOTHING
     link_called(new, steps, g, pos)
     _index(g, new)
-    for out in new.outputs if new.analysis else ():
+    outputs = new.outputs if new.analysis else ()  # (_link changes none of what it is made of)
+    for out in outputs:
         g.writers.setdefault(out, [])
     _link(g, new, deps, pos, g.writers)
-    for out in new.outputs if new.analysis else ():
+    for out in outputs:
         g.writers[out].append(new.name)
     if has_result(new):
         g.results = [*g.results, new.name]

@@ -234,9 +234,10 @@ def cell_step(name: str, source: str, **options) -> Step:
     if opts is None:  # no options (``%%step NAME``): the dataclass's defaults
         d = _STEP_FIELDS.copy()
         d["name"], d["source"], d["analysis"], d["hints"] = name, source, analysis, {}
+        del d["static_digest"]  # computed when first read (_StaticDigest)
         step = object.__new__(Step)
         object.__setattr__(step, "__dict__", d)
-        return _finish(step)
+        return step
     return _finish(Step(name=name, source=source, analysis=analysis, **opts))
 
 
@@ -378,6 +379,11 @@ _UNREAD = object()
 
 
 def _finish(step: Step, code=_UNREAD) -> Step:
+    step.static_digest = _static_digest(step, code)
+    return step
+
+
+def _static_digest(step: Step, code=_UNREAD) -> str:
     if step.func is not None:
         if code is _UNREAD:
             code = getattr(step.func, "__code__", None)
@@ -385,5 +391,20 @@ def _finish(step: Step, code=_UNREAD) -> Step:
     else:
         core = step.analysis.digest
     # options that change what the step computes: only its explicit order
-    step.static_digest = f"{core}|after={sorted(step.after)}"
-    return step
+    return f"{core}|after={sorted(step.after)}"
+
+
+class _StaticDigest:
+    """``Step.static_digest`` of a step whose own fields have none: a cell step registered without
+    options (cell_step) gets it when it is first read (its run, its registration again), not when it
+    is registered: a plan-mode cell is only registered (the digest of its code, and the analysis'
+    ``digest``, ~5 us of it). A non-data descriptor: a digest set on the step is the step's."""
+
+    def __get__(self, step, owner=None):
+        if step is None:
+            return ""  # the field's default (what the class attribute was)
+        digest = step.__dict__["static_digest"] = _static_digest(step)
+        return digest
+
+
+Step.static_digest = _StaticDigest()
