@@ -368,7 +368,16 @@ class Walker:
         inner += [node.key, node.value] if type(node) is ast.DictComp else [node.elt]
         self.enter(Scope(COMP, self.scope, set().union(*(collect([g.target])[0] for g in gens))), inner)
 
+    def visit_BinOp(self, node) -> None:  # (the generic walk's order, without its loop over _FIELDS)
+        self.visit(node.left)
+        self.visit(node.right)
+
     # -- statements ------------------------------------------------------------------
+    def visit_Assign(self, node) -> None:  # the value, then the targets (_ORDER), as the generic walk
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
     def visit_Expr(self, node) -> None:
         value = node.value.value if type(node.value) is ast.Await else node.value
         if type(value) is ast.Call:  # its result is not used (or only shown)
