@@ -118,8 +118,10 @@ def _python_source(shell, cell: str) -> str:
     blank first line stands for the ``%%`` line, so line numbers in
     tracebacks and syntax errors count from the top of the cell (compiled
     code, and so fingerprints, ignore line numbers)."""
-    if not cell.strip():
+    if not cell or cell.isspace():  # (not cell.strip(), without the copy)
         return "\npass\n"
+    if "%" not in cell and "!" not in cell and "?" not in cell and ">>>" not in cell:
+        return "\n" + cell  # (none of the characters _IPYTHON_SYNTAX needs: most cells, without the regex)
     return "\n" + (shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell)
 
 
