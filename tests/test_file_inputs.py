@@ -253,6 +253,33 @@ def test_a_file_written_above_and_read_below(shell, tmp_path, monkeypatch):
     assert executed(shell) == ["read"] and shell.user_ns["n"] == 10
 
 
+@pytest.mark.parametrize(
+    "write,read",
+    [
+        ("df.to_orc('t.orc')", "back = pd.read_orc('t.orc')"),  # pandas' IO guide (corpus pd_io_binary)
+        ("df.to_stata('t.dta', write_index=False)", "back = pd.read_stata('t.dta')"),
+    ],
+)
+def test_pandas_orc_and_stata_writers_come_before_their_readers(shell, tmp_path, monkeypatch, write, read):
+    """In plan mode the order comes from the analysis, before anything runs: ``to_orc`` and
+    ``to_stata`` were no file writers and ``.orc``/``.dta`` did not look like data files, so
+    nothing ordered the reader after the writer (it could run first and find no file)."""
+    if "orc" in write:
+        pytest.importorskip("pyarrow.orc")
+    monkeypatch.chdir(tmp_path)
+    run_ok(shell, "%steps mode plan")
+    cells = [
+        "%%step make\nimport pandas as pd\ndf = pd.DataFrame({'v': [1, 2, 3]})",
+        f"%%step write\n{write}",
+        f"%%step read\n{read}\nn = int(back['v'].sum())",
+    ]
+    for cell in cells:
+        run_ok(shell, cell)
+    assert nbsteps.current().dependencies("read").get("write") == "state"
+    run_ok(shell, "%steps run --workers 4")
+    assert shell.user_ns["n"] == plain(shell, cells)["n"] == 6
+
+
 def test_what_a_step_writes_first_imports_or_the_store_holds_is_no_input(
     shell, tmp_path, monkeypatch, tmp_key
 ):

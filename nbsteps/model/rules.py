@@ -98,7 +98,7 @@ FILE_READERS = frozenset(
 FILE_WRITERS = frozenset(
     _w("""save savez savez_compressed savetxt savefig dump remove unlink rmdir mkdir makedirs rmtree rename
     replace copy copyfile copytree move write_text write_bytes touch tofile to_csv to_parquet to_json to_excel
-    to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr""")
+    to_pickle to_feather to_hdf to_html to_latex to_markdown to_xml to_netcdf to_zarr to_orc to_stata""")
 )
 SHELL_READERS = frozenset(_w("ls cat head tail wc du less file stat find tree"))
 SHELL_WRITERS = frozenset(_w("rm mkdir cp mv touch rmdir unzip tar wget curl ln tee"))
@@ -114,7 +114,7 @@ _PATH_KWARGS = frozenset(_w("path fname file filename filepath_or_buffer path_or
 _PATH_RE = re.compile(r"[\w.~/\\:+@=,-]+\Z")
 _DATA_EXT = re.compile(
     r"\.(csv|tsv|txt|jsonl?|parquet|feather|pkl|pickle|npy|npz|h5|hdf5?|xlsx?|png|jpe?g|svg|pdf|"
-    r"gif|nc|zarr|db|sqlite|ya?ml|toml|pt|pth|ckpt|joblib|html|md|log|zip|gz|tar|xml)\Z",
+    r"gif|nc|zarr|db|sqlite|ya?ml|toml|pt|pth|ckpt|joblib|html|md|log|zip|gz|tar|xml|orc|dta)\Z",
     re.I,
 )
 _EXPAND_RE = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})|(?<!\$)\$([A-Za-z_][\w.]*)")
