@@ -99,6 +99,10 @@ def _importing() -> bool:
     return False
 
 
+#: nbsteps' own source files (the package's folder)
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
+
+
 def _with_sep(path: str) -> str:
     path = os.path.normpath(os.path.abspath(path))
     return path if path.endswith(os.sep) else path + os.sep
@@ -150,6 +154,13 @@ class Opened:
             except TypeError:
                 return
         if not os.path.isabs(path):
+            # a name relative to a directory descriptor nbsteps holds (its store opens everything with
+            # dir_fd=, which the audit event leaves out): not the step's, and not under the cwd
+            try:
+                if sys._getframe(2).f_code.co_filename.startswith(_PACKAGE):
+                    return
+            except ValueError:  # no Python frame opened it
+                pass
             path = os.getcwd() + os.sep + path  # normalised in inputs()
         if path.startswith(_ignored or _prefixes()) or _importing():
             return
