@@ -42,7 +42,7 @@ from nbsteps.model.step import Step
 from nbsteps.run import confirmation, fusion, observed_writes, recovery, upstream_caches
 from nbsteps.run import events as ev
 from nbsteps.run.attempt import live, retry, stack, threads
-from nbsteps.run.attempt.inputs import blocked_by, make_task
+from nbsteps.run.attempt.inputs import blocked_by, held_inputs, make_task
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.selection import default_workers, in_order, run_graph
@@ -382,7 +382,7 @@ class Executor:
         if not (self._running or self._waiting or self._timers):
             return False
         pending = {**{t.name: t for t in self._waiting}, **{t.name: t for t in self._gated}, **self._running}
-        inputs_of = lambda s: live.known_inputs(self.ctx, s, pending)  # noqa: E731
+        inputs_of = lambda s: held_inputs(self.ctx, s, pending)  # noqa: E731
         above = live.waits_for(self.ctx, self.names, task, inputs_of, self._live_memo)
         if above is None:
             return False

@@ -1,5 +1,6 @@
 """What an attempt of a step is given (its inputs, from upstream records and
-the namespace), and why a step cannot run (a blocking upstream step)."""
+the namespace), the values a step reads that this kernel holds now, and why a step cannot run
+(a blocking upstream step)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from nbsteps.model import hints
 from nbsteps.model.dependencies import LAST_RESULT, ORDER_ONLY, bound_with, nearest_above
 from nbsteps.model.immutable import is_immutable
 from nbsteps.model.state import needs_kernel
-from nbsteps.model.status import BLOCKED, COMPLETED, FAILED
+from nbsteps.model.status import BLOCKED, COMPLETED, FAILED, TERMINAL
 from nbsteps.model.step import Step
 from nbsteps.run.attempt.array_views import copy_with_views, views_of
 from nbsteps.run.attempt.task import Task, private_copies
@@ -30,6 +31,45 @@ def blocked_by(ctx: RunContext, name: str) -> str:
             continue  # an order-only edge (shared state) blocks nothing
         return f"upstream {d} {r.status}"
     return ""
+
+
+def held_inputs(ctx: RunContext, name: str, running: "dict | None" = None) -> dict:
+    """``{input: value}`` of the values step *name* reads that this kernel holds now, without
+    reading any (a value not made yet, or restored lazily and not read yet, is left out): from the
+    namespace, or the outputs of the step above that wrote it, as its record holds them. What
+    decides on them asks it: the plan's preview of the steps that run on one thread
+    (:func:`nbsteps.run.attempt.threads.thread_notes`) or wait for a step above
+    (:func:`nbsteps.run.attempt.live.lane_notes`), and during a run which steps a ready step waits
+    for (:func:`nbsteps.run.attempt.live.waits_for`). *running* (during a run): step -> its Task,
+    running or waiting to start: that task's inputs; of a record only a step settled in the run
+    (``TERMINAL``) gives values, its lazily restored ones once read. Without it (the preview): a
+    record's outputs when it holds them as a dict."""
+    if running is not None:
+        task = running.get(name)
+        if task is not None:
+            return dict(task.inputs)  # (a copy: a worker may be running it)
+    records, ns, out = ctx.records, ctx.namespace, {}
+    sources = ctx.sources(name)
+    for n in ctx.steps[name].inputs:
+        src = sources.get(n)
+        if src is None:
+            if n in ns:
+                out[n] = ns[n]
+            continue
+        rec = records.get(src)
+        if rec is None:
+            continue
+        outs = rec.outputs
+        if running is None:
+            if type(outs) is dict and n in outs:
+                out[n] = outs[n]
+        elif (
+            rec.status in TERMINAL
+            and n in outs
+            and (isinstance(outs, dict) or (hasattr(outs, "loaded") and outs.loaded(n)))
+        ):
+            out[n] = outs[n]
+    return out
 
 
 def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:

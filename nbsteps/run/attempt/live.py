@@ -33,9 +33,9 @@ import sys
 import threading
 import types
 import weakref
-from collections import deque
 
 from nbsteps.model.status import TERMINAL
+from nbsteps.run.attempt.walk import PLAIN, SKIP, type_info, walk
 
 
 class _Discard:
@@ -139,53 +139,25 @@ def _live_type(obj) -> bool:
 
 def live_objects(value) -> list:
     """The live objects *value* is or holds (a breadth-first walk of its attributes and of small
-    containers, as :mod:`nbsteps.run.attempt.threads` walks for thread-bound ones), each once."""
-    from nbsteps.run.attempt import threads  # (its walk's helpers)
-
+    containers, :func:`nbsteps.run.attempt.walk.walk`, as for thread-bound ones), each once."""
     t = type(value)
-    if t in threads._PLAIN:
-        return []
-    info = threads._info(t, ())
-    if info is threads._SKIP:
+    if t in PLAIN or type_info(t) is SKIP:
         return []
     streams = _streams()
     if id(value) in streams:
         return []
     if _live_type(value):
         return [value]
-    found: list = []
-    level, seen, left = [(value, info)], {id(value)} | streams, _WALK
-    for _ in range(_DEPTH):
-        below = []
-        for obj, oinfo in level:
-            children = threads._children(obj, oinfo)
-            if type(obj) is deque and len(obj) <= _DEQUE:  # a pool's idle connections sit in one
-                children.extend(obj)
-            left -= len(children)
-            for child in children:
-                ct = type(child)
-                if ct in threads._PLAIN or id(child) in seen:
-                    continue
-                cinfo = threads._info(ct, ())
-                if cinfo is threads._SKIP:
-                    continue
-                seen.add(id(child))
-                if _live_type(child):
-                    found.append(child)
-                elif not cinfo[1]:  # (an array-like's data is not walked)
-                    below.append((child, cinfo))
-            if left <= 0:
-                return found
-        level = below
-        if not level:
-            break
-    return found
+    hits, _ = walk(
+        value, depth=_DEPTH, budget=_WALK, data_attrs=False, found=_live_type, avoid=streams, deques=_DEQUE
+    )
+    return [obj for _, obj, _ in hits]
 
 
 def waits_for(ctx, names, task, inputs_of, memo: "dict | None" = None) -> "str | None":
     """The step above *task*'s step, in this run (*names*) and not finished, that reads a live
-    object *task* reads (see above), else None. *inputs_of(step)*: the values that step reads
-    (None when they are not known yet: its upstream has not completed). *memo*: id of a value ->
+    object *task* reads (see above), else None. *inputs_of(step)*: ``{name: value}`` of the values
+    that step reads known now (:func:`nbsteps.run.attempt.inputs.held_inputs`). *memo*: id of a value ->
     ids of the live objects it holds, kept by the caller for one run (the values stay alive in
     the run's records and tasks)."""
     memo = {} if memo is None else memo
@@ -207,63 +179,23 @@ def waits_for(ctx, names, task, inputs_of, memo: "dict | None" = None) -> "str |
     for s in names:
         if s == task.name or pos.get(s, 0) >= mine or records[s].status in TERMINAL:
             continue
-        values = inputs_of(s)
-        if not values:
-            continue
-        for v in values:
+        for v in inputs_of(s).values():
             if not live.isdisjoint(held(v)):
                 return s
     return None
 
 
-def known_inputs(ctx, name: str, running: dict) -> list:
-    """The values step *name* reads that are known now: its task's inputs when it is running or
-    waiting to start (*running*: step -> Task), else those of completed steps above it and of
-    the namespace (a value restored lazily and not read yet is not read here)."""
-    task = running.get(name)
-    if task is not None:
-        return list(task.inputs.values())
-    records, ns, out = ctx.records, ctx.namespace, []
-    sources = ctx.sources(name)
-    for n in ctx.steps[name].inputs:
-        src = sources.get(n)
-        if src is None:
-            if n in ns:
-                out.append(ns[n])
-            continue
-        rec = records.get(src)
-        if rec is None or rec.status not in TERMINAL or n not in rec.outputs:
-            continue
-        outs = rec.outputs
-        if isinstance(outs, dict) or (hasattr(outs, "loaded") and outs.loaded(n)):
-            out.append(outs[n])
-    return out
-
-
-def lane_notes(ctx, names) -> dict:
-    """step -> why it waits for a step above it (the plan's preview, over the steps of *names*
-    that will execute, in order): both read a live object, from the values held now (a value
-    not read yet, or not made yet, is not looked at: the run decides again with the real ones)."""
+def lane_notes(held: dict) -> dict:
+    """step -> why it waits for a step above it (the plan's preview): both read a live object,
+    from *held*: step -> the values it reads that are held now (over the steps that will execute,
+    in order; :func:`nbsteps.run.attempt.inputs.held_inputs`: a value not read yet, or not made
+    yet, is not looked at: the run decides again with the real ones)."""
     notes: dict = {}
     seen: dict = {}  # id of a live object -> (the first step reading it, how it is named there)
     memo: dict = {}
-    ns, records = ctx.namespace, ctx.records
-    for s in names:
-        step = ctx.steps[s]
-        if step.func is not None:
-            continue
-        sources = ctx.sources(s)
-        for n in sorted(step.inputs):
-            src = sources.get(n)
-            if src is None:
-                if n not in ns:
-                    continue
-                value = ns[n]
-            else:
-                outs = records[src].outputs
-                if type(outs) is not dict or n not in outs:
-                    continue
-                value = outs[n]
+    for s, values in held.items():
+        for n in sorted(values):
+            value = values[n]
             ids = memo.get(id(value))
             if ids is None:
                 ids = memo[id(value)] = [(id(o), type(o).__name__) for o in live_objects(value)]

@@ -67,7 +67,6 @@ not count as one of the step's ``--retry`` attempts.
 
 from __future__ import annotations
 
-import itertools
 import math
 import queue
 import sys
@@ -76,27 +75,12 @@ import time
 import types
 from contextlib import contextmanager
 
-#: values that are never bound to a thread (checked first, by exact type)
-_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None), range, slice})
-#: never looked into: modules, classes and functions are shared by every thread (whatever
-#: thread-locals they keep); a ``threading.Thread`` holds its own ident, not its maker's;
-#: code, frames and tracebacks are the interpreter's
-_NEVER = (
-    types.ModuleType,
-    type,
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.CodeType,
-    types.FrameType,
-    types.TracebackType,
-    threading.Thread,
-)
-_SCAN = 64  # attributes or items of one object looked at (a larger container: none)
+from nbsteps.run.attempt.walk import PLAIN, SKIP, Budget, type_info, type_name
+from nbsteps.run.attempt.walk import walk as walk_below
+
 _DEPTH = 8  # how many attributes or items below a value the walk goes at most
 _BUDGET = 300  # attributes and items looked at below one value, past its own
 _CALL_BUDGET = 1200  # ... below all the values of one call of bound_values
-_CONTAINERS = (dict, list, tuple, set, frozenset)
 
 
 def _c_kinds() -> tuple:
@@ -114,77 +98,13 @@ def _c_kinds() -> tuple:
     return tuple(kinds)
 
 
-def _type_name(t: type) -> str:
-    return t.__name__ if t.__module__ in ("builtins", "__main__") else f"{t.__module__}.{t.__name__}"
-
-
 def _name(value) -> str:
-    return _type_name(type(value))
-
-
-_SKIP = 0
-#: kinds (_c_kinds) -> type -> what the walk does with its objects (_type_info)
-_types: dict = {}
-
-
-def _type_info(t: type, kinds: tuple):
-    """``_SKIP`` (never looked into), the name of a thread-bound kind, or ``(container base or
-    None, data, slot descriptors, has a __dict__)``; *data*: an array-like (a class with
-    ``__array__``: numpy arrays, pandas objects, tensors), whose own attributes are looked at
-    but nothing below them."""
-    if t in _PLAIN or issubclass(t, _NEVER):
-        return _SKIP
-    if issubclass(t, kinds):
-        return _type_name(t)
-    mro = t.__mro__
-    base = next((b for b in _CONTAINERS if issubclass(t, b)), None)
-    data = any("__array__" in c.__dict__ for c in mro)
-    slots = tuple(
-        v
-        for c in mro
-        if c is not object
-        for v in c.__dict__.values()
-        if type(v) is types.MemberDescriptorType
-    )
-    return (base, data, slots, t.__dictoffset__ != 0)
-
-
-def _info(t: type, kinds: tuple):
-    """_type_info, kept (one table per tuple of kinds: threads may walk with different ones)."""
-    table = _types.get(kinds)
-    if table is None or len(table) > 4096:  # new kinds loaded; classes made on the fly
-        table = _types[kinds] = {}
-    info = table.get(t)
-    if info is None:
-        info = table[t] = _type_info(t, kinds)
-    return info
-
-
-def _children(obj, info) -> list:
-    """The attributes (``__dict__``, ``__slots__``) and items (of a container of at most _SCAN)
-    of *obj*, read without running code of its class."""
-    base, _, slots, has_dict = info
-    out: list = []
-    try:
-        if base is not None and base.__len__(obj) <= _SCAN:
-            out.extend(dict.values(obj) if base is dict else base.__iter__(obj))
-        if has_dict:
-            d = object.__getattribute__(obj, "__dict__")
-            if type(d) is dict:
-                out.extend(d.values() if len(d) <= _SCAN else itertools.islice(d.values(), _SCAN))
-    except Exception:  # a __dict__ that is none, a container changed meanwhile
-        pass
-    for s in slots:
-        try:
-            out.append(s.__get__(obj))
-        except Exception:  # an empty slot
-            pass
-    return out
+    return type_name(type(value))
 
 
 def _label(parent, child, kinds: tuple) -> str:
     """How *parent* holds *child*, for the message (found again: the walk keeps no names)."""
-    base, _, slots, has_dict = _info(type(parent), kinds)
+    base, _, slots, has_dict = type_info(type(parent), kinds)
     try:
         if base is dict:
             for k, v in dict.items(parent):
@@ -222,15 +142,15 @@ def _found(value, nodes: list, i: int, child, what: str, kinds: tuple) -> str:
     return f"{_name(value)} (holds {what} at {''.join(reversed(path))})"
 
 
-class _Walk:
+class _Walk(Budget):
     """What one call of bound_values shares between its values: the live threads' idents (read
     once, when a large int is met) and what is left of its budget."""
 
-    __slots__ = ("idents", "left")
+    __slots__ = ("idents",)
 
     def __init__(self, budget: int = _CALL_BUDGET):
+        self.left = budget  # (Budget's, set here: one call less for each step's outputs)
         self.idents = None
-        self.left = budget
 
     def ident(self, n: int) -> bool:
         if self.idents is None:
@@ -240,56 +160,29 @@ class _Walk:
 
 def bound_kind(value, kinds: "tuple | None" = None, depth: int = _DEPTH, walk: "_Walk | None" = None) -> str:
     """What makes *value* bound to the thread that made it ('' when nothing does): a breadth-first
-    walk of what it holds, at most *depth* attributes or items down; see the module doc."""
-    if type(value) in _PLAIN:
+    walk of what it holds (:func:`nbsteps.run.attempt.walk.walk`), at most *depth* attributes or
+    items down; see the module doc."""
+    if type(value) in PLAIN:
         return ""
     kinds = _c_kinds() if kinds is None else kinds
-    info = _info(type(value), kinds)
-    if info is _SKIP or type(info) is str:
+    info = type_info(type(value), kinds)
+    if info is SKIP or type(info) is str:
         return info or ""
-    return _walk(value, kinds, depth, _Walk() if walk is None else walk)
-
-
-def _walk(value, kinds: tuple, depth: int, walk: _Walk) -> str:
-    """The walk of :func:`bound_kind` below *value* (an object it may look into)."""
-    nodes = [(value, -1)]  # (object, index of the one holding it), for the message
-    level = [0]
-    seen = {id(value)}
-    left = _BUDGET
-    plain, known, add, put = _PLAIN, _types.setdefault(kinds, {}).get, seen.add, nodes.append
-    for d in range(1, depth + 1):
-        below = []
-        for i in level:
-            obj = nodes[i][0]
-            oinfo = known(type(obj)) or _info(type(obj), kinds)
-            children = _children(obj, oinfo)
-            if d > 1:  # a value's own attributes are always looked at
-                if left <= 0 or walk.left <= 0:
-                    return ""
-                left -= len(children)
-                walk.left -= len(children)
-            deeper = d < depth and not oinfo[1]
-            for child in children:
-                ct = type(child)
-                if ct in plain:
-                    if ct is int and child > 0xFFFF and walk.ident(child):
-                        return _found(value, nodes, i, child, "a thread's ident", kinds)
-                    continue
-                cinfo = known(ct)
-                if cinfo is None:
-                    cinfo = _info(ct, kinds)
-                if cinfo is _SKIP:
-                    continue
-                if type(cinfo) is str:
-                    return _found(value, nodes, i, child, cinfo, kinds)
-                if deeper and id(child) not in seen:
-                    add(id(child))
-                    below.append(len(nodes))
-                    put((child, i))
-        level = below
-        if not level:
-            break
-    return ""
+    walk = _Walk() if walk is None else walk
+    hits, nodes = walk_below(
+        value,
+        depth=depth,
+        budget=_BUDGET,
+        kinds=kinds,
+        shared=walk,
+        own_free=True,
+        number=walk.ident,
+        first=True,
+    )
+    if not hits:
+        return ""
+    i, child, kind = hits[0]
+    return _found(value, nodes, i, child, kind or "a thread's ident", kinds)
 
 
 def bound_values(values: dict) -> dict:
@@ -297,7 +190,7 @@ def bound_values(values: dict) -> dict:
     kinds = walk = None  # looked up when a value is not plain (most steps make plain values)
     out = {}
     for n, v in values.items():
-        if type(v) in _PLAIN:
+        if type(v) in PLAIN:
             continue
         if kinds is None:
             kinds, walk = _c_kinds(), _Walk()
@@ -364,27 +257,13 @@ def home_of(threads: dict, sources: dict, inputs: dict) -> "tuple[int | None, st
     return ident, why
 
 
-def thread_notes(ctx, names) -> dict:
-    """step -> why it runs on one thread, for the steps of *names* whose inputs hold
-    thread-bound values now (the plan's preview; values not read yet are not read)."""
+def thread_notes(ctx, held: dict) -> dict:
+    """step -> why it runs on one thread, for the steps whose inputs hold thread-bound values
+    now (the plan's preview); *held*: step -> the values it reads that are held now
+    (:func:`nbsteps.run.attempt.inputs.held_inputs`; values not read yet are not read)."""
     notes = {}
-    ns = ctx.namespace
-    for s in names:
-        step = ctx.steps[s]
-        if step.func is not None:
-            continue
-        sources = ctx.sources(s)
-        values = {}
-        for n in step.inputs:
-            src = sources.get(n)
-            if src is None:
-                if n in ns:
-                    values[n] = ns[n]
-                continue
-            outs = ctx.records[src].outputs
-            if type(outs) is dict and n in outs:  # held in this kernel (a lazy checkpoint holds none)
-                values[n] = outs[n]
-        ident, why = home_of(ctx.threads, sources, values)
+    for s, values in held.items():
+        ident, why = home_of(ctx.threads, ctx.sources(s), values)
         if ident is not None:
             notes[s] = why + "; runs on that thread, one step at a time"
     return notes

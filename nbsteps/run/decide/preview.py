@@ -13,6 +13,7 @@ from nbsteps.model import graphs
 from nbsteps.model.dependencies import ORDER_ONLY
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.status import COMPLETED
+from nbsteps.run.attempt.inputs import held_inputs
 from nbsteps.run.attempt.live import lane_notes
 from nbsteps.run.attempt.threads import thread_notes
 from nbsteps.run.decide.staleness import fingerprint_parts, not_stored, stale_reason
@@ -167,8 +168,10 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             lambda s: (earlier_of[s], 1),
         )
         out.estimate_s = max(todo.values())
-        out.threads = thread_notes(ctx, [s for s in names if s in will_run])
-        out.lanes = lane_notes(ctx, [s for s in names if s in will_run])
+        # the values the cell steps that will execute read, held now (read once for both notes)
+        held = {s: held_inputs(ctx, s) for s in names if s in will_run and ctx.steps[s].func is None}
+        out.threads = thread_notes(ctx, held)
+        out.lanes = lane_notes(held)
     return out
 
 
