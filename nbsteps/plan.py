@@ -27,7 +27,7 @@ from nbsteps.model.record import StepRecord
 from nbsteps.model.record import touch as touch_record
 from nbsteps.model.state import recorded_state
 from nbsteps.model.status import COMPLETED
-from nbsteps.model.step import Step, cell_step, function_step
+from nbsteps.model.step import NOTHING, Step, cell_step, function_step
 from nbsteps.run import events as ev
 from nbsteps.run import observed_writes
 from nbsteps.run.context import RunContext
@@ -44,8 +44,6 @@ from nbsteps.run.summary import record_interrupt
 from nbsteps.run.undo import register_undo, undo_step
 from nbsteps.run.undo import rollback as rollback_run
 from nbsteps.stores import Store, open_store
-
-_NOTHING: frozenset = frozenset()
 
 
 class Plan:
@@ -234,7 +232,7 @@ class Plan:
         if old is None and not found and step.analysis is None:
             # a function step new to this plan, nothing recorded of it: nothing observed, and no
             # analysis to read values for (what the general path below sets, without its calls)
-            step.observed = step.observed_state = step.unchanged = _NOTHING
+            step.observed = step.observed_state = step.unchanged = NOTHING
             step.hints = {}
             steps[step.name] = step
         else:
@@ -278,12 +276,12 @@ class Plan:
         the plan's steps."""
         if old is None and not found:  # a step new to this plan, nothing recorded of it (most cells)
             # (what the general path below sets from empty parts, without its calls)
-            step.observed = step.observed_state = _NOTHING
+            step.observed = step.observed_state = NOTHING
             steps = self.context.steps
             steps[step.name] = step
             a = step.analysis
             if a is None or not (a.changed_only or a.calls):  # (most cells: what the two calls give then)
-                step.unchanged, step.hints = _NOTHING, {}
+                step.unchanged, step.hints = NOTHING, {}
                 return
             namespace = self.context.namespace
             step.unchanged = depmod.immutable_reads(step, steps, namespace)

@@ -28,7 +28,7 @@ from typing import Iterable
 from nbsteps.errors import CycleError, UnknownStepError
 from nbsteps.model.immutable import is_immutable
 from nbsteps.model.state import DISPLAY, USE_IS_EFFECT, effects_of, is_file, may_draw, state_of
-from nbsteps.model.step import Step
+from nbsteps.model.step import NOTHING, Step
 
 INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
 #: a step reads a name that the step above it was seen changing in place at run time (``Step.observed``,
@@ -467,7 +467,7 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
         # a function step (nothing seen of it at run time): its explicit edges are all there is
         # (what the calls below give such a step, without them)
         g.position[new.name] = len(g.position)
-        new.linked = new.called_reads = _NOTHING
+        new.linked = new.called_reads = NOTHING
         g.referenced.update(new.after)
         g.referenced.update(new.params)
         g.deps[new.name], g.sources[new.name] = deps, {}
@@ -477,7 +477,7 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
     if new.changes:
         link_aliases(new, steps, g, pos)
     else:  # (what it sets for a step changing nothing: most steps)
-        new.linked = _NOTHING
+        new.linked = NOTHING
     link_called(new, steps, g, pos)
     _index(g, new)
     outputs = new.outputs if new.analysis else ()  # (_link changes none of what it is made of)
@@ -490,9 +490,6 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
         g.results = [*g.results, new.name]
     _appended(g, new.name, deps)
     return True
-
-
-_NOTHING: frozenset = frozenset()
 
 
 def _appended(g: Dependencies, name: str, deps: dict) -> None:

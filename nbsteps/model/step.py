@@ -15,6 +15,8 @@ from nbsteps.model.analysis import CellAnalysis, analyse_cell
 from nbsteps.model.fingerprint import code_digest
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+#: the empty set a step's set fields (``linked``, ``observed``...) are reset to: one object, made once
+NOTHING: frozenset = frozenset()
 
 
 def check_name(name: str, what: str = "step name") -> str:
