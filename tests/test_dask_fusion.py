@@ -288,3 +288,24 @@ def test_a_slow_step_ends_its_chain_so_checkpoints_are_not_held_back(client):
     second = dask_tasks(client, names, before + first)
     assert sorted(k.split("-")[1] for k in second) == ["sl0", "sl1"], second
     assert [plan[s].status for s in names] == ["completed"] * 3
+
+
+def test_a_name_sharing_objects_with_an_input_a_follower_changes_is_written_with_it(client):
+    """``box["inner"].append(2)`` changes ``inner`` too, as in Run All (nbsteps.run.attempt.together):
+    in a fused chain the follower's private copy of ``box`` is made with ``inner``, which it writes."""
+
+    def make():
+        plan = nbsteps.Plan(namespace={})
+        plan.add_cell("hz0", "inner = [1]\nbox = {'inner': inner}")
+        plan.add_cell("hz1", "box['inner'].append(2)")
+        return plan
+
+    runs = run_both(make, client)
+    for backend, (plan, summary, _) in runs.items():
+        assert summary.ok, (backend, summary.text)
+        ns = plan.namespace
+        assert ns["inner"] == [1, 2] and ns["box"] == {"inner": [1, 2]}, backend
+        if backend == "threads":  # (a worker's outputs travel one by one: equal, not one object)
+            assert ns["inner"] is ns["box"]["inner"]
+        assert plan["hz0"].outputs["inner"] == [1], backend  # the version above is intact
+    assert len(dask_tasks(client, ["hz0", "hz1"])) == 1  # fused

@@ -127,6 +127,7 @@ def _pack(task: Task, outcome: Outcome, worker: str) -> dict:
         # (their new versions are among the outputs), the files it read and wrote (fingerprints)
         changed=outcome.changed,
         hinted=outcome.hinted,
+        together=outcome.together,
         files=outcome.files,
         wrote=outcome.wrote,
         half_imported=outcome.half_imported,

@@ -26,8 +26,9 @@ from typing import Callable
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.analysis import analyse_cell
 from nbsteps.model.status import COMPLETED, PENDING
+from nbsteps.run.attempt import together
 from nbsteps.run.attempt.inputs import make_task
-from nbsteps.run.attempt.task import Outcome, Task, private_copy, run_task
+from nbsteps.run.attempt.task import Outcome, Task, private_copies, run_task
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.staleness import outside_names
 
@@ -81,10 +82,21 @@ def feed(task: Task, before: Outcome, given: "dict | None" = None) -> None:
         task.analysis = analyse_cell(task.name, task.source)
     mutated = task.analysis.mutated | task.analysis.assumed  # x.plot(): x may be an axes (model.hints)
     outputs, given = before.outputs, given or {}
+    changed = {}
     for n in task.links:
         if n in outputs or n in given:
             value = outputs[n] if n in outputs else given[n]
-            task.inputs[n] = private_copy(value) if n in mutated else value
+            if n in mutated:
+                changed[n] = value
+            else:
+                task.inputs[n] = value
+    if changed:  # with what the step before wrote that shares objects with it (nbsteps.run.attempt.together)
+        others = {p: v for p, v in outputs.items() if p not in task.links and p not in task.inputs}
+        held = {p: outputs[p] for p in together.held_with(changed, others)} if others else {}
+        task.inputs.update(private_copies({**changed, **held}))
+        if held:
+            task.outputs = tuple(task.outputs) + tuple(sorted(p for p in held if p not in task.outputs))
+            task.together = tuple(sorted({*task.together, *held}))
 
 
 def run_chain(task: Task, settle: Callable[[Task, Outcome], object], budget: float = BUDGET) -> list:

@@ -12,6 +12,7 @@ from nbsteps.model.immutable import is_immutable
 from nbsteps.model.state import needs_kernel
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED, TERMINAL
 from nbsteps.model.step import Step
+from nbsteps.run.attempt import together
 from nbsteps.run.attempt.array_views import copy_with_views, views_of
 from nbsteps.run.attempt.task import Task, private_copies
 from nbsteps.run.context import RunContext
@@ -127,15 +128,28 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
                 changed[p] = inputs.setdefault(p, value)
                 hinted_with.append(p)
         outputs = outputs + tuple(n for n in sorted({*hinted, *hinted_with}) if n not in outputs)
+    together_names: tuple = ()
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
         views = views_of(ns, changed, skip=step.inputs | set(outputs))
         # arrays viewing what it changes: copied with it, as views of the copy, and written too
         group = {n: changed[n] for n, _ in views.values()}
         group.update((name, value) for name, (_, value) in views.items())
-        inputs.update(private_copies({n: v for n, v in changed.items() if n not in group}))
+        alone = {n: v for n, v in changed.items() if n not in group}
+        # what other names share with it (a pipeline and its scaler): copied together, written too
+        held = held_with(ctx, step, sources, alone, step.inputs | set(outputs) | set(views))
+        copies = private_copies({**alone, **{p: v for p, (_, v) in held.items()}})
+        # only with a value that was copied (one with no versions is not: nbsteps.run.attempt.live)
+        # and not one the copy left as it is (a SymPy symbol, interned: the same object)
+        held = {p for p, (n, v) in held.items() if copies[n] is not alone[n] and copies[p] is not v}
+        inputs.update((n, v) for n, v in copies.items() if n in alone or n in held)
         if group:
             inputs.update(copy_with_views(group))
-            outputs = outputs + tuple(sorted(views))
+        if views or held:
+            outputs = outputs + tuple(sorted({*views, *held}))
+            # (the views are not reported: a second pass of the run then finds a cell of functions
+            # stale for a global defined below it, ski_max_tree in the corpus; a view read below
+            # still reads the version above, docs/usage.md)
+            together_names = tuple(sorted(held))
     task = Task(
         step.name,
         "cell",
@@ -148,6 +162,7 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
     )
     task.links = links
     task.hinted = hinted
+    task.together = together_names
     task.kernel = needs_kernel(step, ctx.deps.maybe_of.get(step.name, ()))
     # what it was given as it is (no private copy): checked for changes (nbsteps.run.attempt.observe)
     # not: private copies (and the views copied with them); receivers of method calls whose result is
@@ -162,6 +177,31 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
         if bound:
             task.bound[n] = tuple(sorted(bound))
     return task
+
+
+def held_with(ctx: RunContext, step: Step, sources: dict, changed: dict, skip) -> dict:
+    """``{name: (changed name, value)}`` of the names whose values share objects with a value in *changed*
+    (:mod:`nbsteps.run.attempt.together`), as the step sees them (the nearest step above that wrote
+    each, else the namespace)."""
+    changed = {n: v for n, v in changed.items() if together.walkable(v)}
+    if not changed:  # (a frame, an array, a number: most changed values)
+        return {}
+    names = together.candidates(
+        lambda s: (ctx.steps[s].inputs, ctx.steps[s].outputs) if s in ctx.steps else ((), ()),
+        sources,
+        changed,
+        skip,
+    )
+    if not names:
+        return {}
+    above, ns, values = _versions_above(ctx, step.name), ctx.namespace, {}
+    for p in names:
+        found, value = above(p)
+        if found:
+            values[p] = value
+        elif p in ns:
+            values[p] = ns[p]
+    return {p: (n, values[p]) for p, n in together.held_with(changed, values).items()}
 
 
 def _bound_above(ctx: RunContext, names, sources: dict) -> dict:

@@ -52,6 +52,9 @@ class Outcome:
     changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
     #: of those, the ones a hint keyed by type said it changes, on a private copy: {name: hint}
     hinted: dict = field(default_factory=dict)
+    #: of those, the ones that share objects with an input it changes, copied with it
+    #: (nbsteps.run.attempt.together)
+    together: tuple = ()
     #: the module it failed on, half made by another step's first import (run.attempt.threads)
     half_imported: str = ""
     #: the ident of the worker thread that ran it, when that thread keeps what it made (its home,
@@ -81,6 +84,7 @@ class Task:
         "watched",
         "bound",
         "hinted",
+        "together",
         "files_known",
         "quiet",
         "kernel",
@@ -121,6 +125,9 @@ class Task:
         #: watched input -> names bound to one object graph with it above (``fig`` of ``ax``): changed with it
         self.bound: dict = {}
         self.hinted: dict = {}  # inputs a hint keyed by type says it changes, unknown to the graph
+        #: names that share objects with an input it changes, copied with it and written too
+        #: (nbsteps.run.attempt.together)
+        self.together: tuple = ()
         self.files_known: tuple = ()  # files steps of the plan read: a write in C to one is seen too
         self.quiet = False  # its output is kept, not shown (a version made again: run.observed_writes)
         #: it needs the kernel's own process (nbsteps.model.state.needs_kernel): a backend whose
@@ -419,6 +426,8 @@ def _attempt(task: Task) -> Outcome:
     outcome = Outcome(True, outputs, result, has_result, started=started, duration=time.perf_counter() - t0)
     if task.kind == "cell":
         hinted = getattr(task, "hinted", None) or {}
-        outcome.changed = tuple(sorted(set(changed) | set(hinted))) if hinted else changed
+        together = getattr(task, "together", ())
+        outcome.changed = tuple(sorted({*changed, *hinted, *together})) if hinted or together else changed
         outcome.hinted = dict(hinted)
+        outcome.together = together
     return outcome
