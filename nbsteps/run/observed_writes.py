@@ -40,7 +40,7 @@ import time
 from nbsteps.model.checkpoint import LazyValues
 from nbsteps.model.dependencies import nearest_above
 from nbsteps.model.status import COMPLETED
-from nbsteps.run.attempt import generators, inputs, together
+from nbsteps.run.attempt import generators
 from nbsteps.run.attempt.live import has_versions
 from nbsteps.run.context import RunContext
 
@@ -82,8 +82,6 @@ class Observed:
         above it intact; the names to record in its checkpoint (all its observed writes)."""
         step = self.ctx.steps[name]
         new = [n for n in outcome.changed if n not in step.observed]
-        if new and step.analysis is not None:
-            new += self._held(step, outcome, new)
         if new:
             self.writes.setdefault(name, set()).update(new)
         hinted = getattr(outcome, "hinted", None) or {}
@@ -94,25 +92,6 @@ class Observed:
         for n in new:  # one made on a private copy (hinted, or held with one): the version above is intact
             self._keep_upstream(name, n, intact=n in copied, loaded=loaded)
         return sorted(step.observed | step.hinted | set(outcome.changed))
-
-    def _held(self, step, outcome, new: list) -> list:
-        """The names that share objects with the inputs step *step* was seen changing in place
-        (they were not copied: :mod:`nbsteps.run.attempt.together`), so changed too, as in Run All
-        (``Table("address", metadata)`` changes what ``user_table.metadata`` holds): outputs of the
-        step, the same objects, and writes of it seen now."""
-        copied = {*(getattr(outcome, "hinted", None) or {}), *getattr(outcome, "together", ())}
-        seen = {n: outcome.outputs[n] for n in new if n not in copied and n in outcome.outputs}
-        # (a frame or an array: its library copies it; one with no versions: the one object, written already)
-        seen = {n: v for n, v in seen.items() if together.walkable(v) and has_versions(v)}
-        if not seen:
-            return []
-        skip = step.inputs | set(step.outputs) | set(outcome.outputs)
-        held = inputs.held_with(self.ctx, step, self.ctx.sources(step.name), seen, skip)
-        if not held:
-            return []
-        outcome.outputs.update((p, v) for p, (_, v) in held.items())
-        outcome.changed = tuple(sorted({*outcome.changed, *held}))
-        return sorted(held)
 
     def hints(self, name: str, outcome) -> dict:
         """The hints keyed by type that found writes of step *name* (at registration or in

@@ -15,10 +15,11 @@ it (a bounded walk, :mod:`nbsteps.run.attempt.walk`, of the names the step that 
 value wrote or read: what it was made with or beside). They are copied together with it (one deep
 copy: what they share stays shared) and are writes of the step found at run time, on a private copy
 (``Task.together``): the plan learns them as observed writes (:mod:`nbsteps.run.observed_writes`),
-and the steps below that read them read the step's version. A change seen at run time that was not
-predicted (no copy) makes them writes of the step too, as the same objects
-(:meth:`nbsteps.run.observed_writes.Observed.seen`). Arrays that view a changed array are copied
-with it by :mod:`nbsteps.run.attempt.array_views`.
+and the steps below that read them read the step's version. Arrays that view a changed array are
+copied with it by :mod:`nbsteps.run.attempt.array_views`. Not done: a change seen at run time that
+was not predicted (no copy; the step above is rebuilt, its other names new objects); making them
+writes of the step, as the same objects, made SQLAlchemy's tutorial execute its ``INSERT`` steps
+again through the rebuilds and re-runs that followed.
 """
 
 from __future__ import annotations
