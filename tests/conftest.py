@@ -43,6 +43,27 @@ def shell():
     session._plan = None
 
 
+@pytest.fixture
+def module_from_source():
+    """``make(name, source)``: a module *name* made from the Python *source* and put in
+    ``sys.modules`` (a library a test's steps import); every module made is taken out again
+    after the test."""
+    import types
+
+    made = []
+
+    def make(name: str, source: str):
+        mod = types.ModuleType(name)
+        exec(source, mod.__dict__)
+        sys.modules[name] = mod
+        made.append(name)
+        return mod
+
+    yield make
+    for name in made:
+        sys.modules.pop(name, None)
+
+
 def warned_store(directory, **options):
     """A DiskStore whose warnings are kept in ``store.warnings`` as ``(step, message)``."""
     from nbsteps.stores.disk import DiskStore

@@ -25,9 +25,6 @@ InteractiveShell, compared with plain Run All (each failed before its fix).
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 
@@ -52,12 +49,8 @@ class Labelled:
 
 
 @pytest.fixture(autouse=True)
-def lazylib():
-    mod = types.ModuleType("lazylib_nbsteps")
-    exec(LAZYLIB, mod.__dict__)
-    sys.modules["lazylib_nbsteps"] = mod
-    yield mod
-    sys.modules.pop("lazylib_nbsteps", None)
+def lazylib(module_from_source):
+    return module_from_source("lazylib_nbsteps", LAZYLIB)
 
 
 READ_FILLS_A_SLOT = [

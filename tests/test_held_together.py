@@ -13,9 +13,6 @@ written by the step; the second case (a change not predicted, no copy) is a know
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from tests.conftest import run_steps
@@ -61,12 +58,8 @@ class Table:
 
 
 @pytest.fixture
-def tables():
-    mod = types.ModuleType("tableslib")
-    exec(TABLES, mod.__dict__)
-    sys.modules["tableslib"] = mod
-    yield mod
-    del sys.modules["tableslib"]
+def tables(module_from_source):
+    return module_from_source("tableslib", TABLES)
 
 
 META = [

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
-import types
 
 import pytest
 
@@ -69,12 +67,8 @@ class Session:
 
 
 @pytest.fixture
-def db():
-    mod = types.ModuleType("live_db")
-    exec(DB, mod.__dict__)
-    sys.modules["live_db"] = mod
-    yield mod
-    sys.modules.pop("live_db", None)
+def db(module_from_source):
+    return module_from_source("live_db", DB)
 
 
 def _ns(shell, names):
@@ -237,12 +231,8 @@ def take(box, wait=0.0):
 
 
 @pytest.fixture
-def boxlib():
-    mod = types.ModuleType("live_box")
-    exec(BOX, mod.__dict__)
-    sys.modules["live_box"] = mod
-    yield mod
-    sys.modules.pop("live_box", None)
+def boxlib(module_from_source):
+    return module_from_source("live_box", BOX)
 
 
 def test_plain_data_with_a_lock_changed_unseen_stays_a_write(shell, boxlib):

@@ -10,9 +10,6 @@ directory store in a new shell, and after editing a middle cell.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 
@@ -42,12 +39,8 @@ UNSEEN = [
 
 
 @pytest.fixture(autouse=True)
-def mylib():
-    mod = types.ModuleType("mylib_observed")
-    exec(MYLIB, mod.__dict__)
-    sys.modules["mylib_observed"] = mod
-    yield mod
-    sys.modules.pop("mylib_observed", None)
+def mylib(module_from_source):
+    return module_from_source("mylib_observed", MYLIB)
 
 
 def _values(ns, names):

@@ -10,9 +10,6 @@ changing said ``forced``). Its reason now names the step and the value.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 import nbsteps
@@ -26,12 +23,8 @@ def scale_inplace(a):
 
 
 @pytest.fixture
-def mylib():
-    mod = types.ModuleType("mylib_rerun_reason")
-    exec(MYLIB, mod.__dict__)
-    sys.modules["mylib_rerun_reason"] = mod
-    yield mod
-    sys.modules.pop("mylib_rerun_reason", None)
+def mylib(module_from_source):
+    return module_from_source("mylib_rerun_reason", MYLIB)
 
 
 def test_a_step_run_again_after_a_change_beside_it_says_why(shell, mylib):

@@ -13,9 +13,6 @@ private copy.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from tests.conftest import run_ok, run_steps
@@ -66,12 +63,8 @@ class Registry:
 
 
 @pytest.fixture
-def registry_lib():
-    mod = types.ModuleType("tiedlib")
-    exec(REGISTRY, mod.__dict__)
-    sys.modules["tiedlib"] = mod
-    yield mod
-    del sys.modules["tiedlib"]
+def registry_lib(module_from_source):
+    return module_from_source("tiedlib", REGISTRY)
 
 
 TIED = [
@@ -149,25 +142,20 @@ class Box:
 '''
 
 
-def test_an_object_whose_copy_only_drops_a_cache_still_gets_a_private_copy(shell):
-    mod = types.ModuleType("cachelib")
-    exec(CACHE, mod.__dict__)
-    sys.modules["cachelib"] = mod
-    try:
-        run_steps(
-            shell,
-            [
-                "%%step c0\nimport cachelib\no = cachelib.Box()",
-                "%%step c1\no.counter.n += 1",
-                "%%step c2\nm = o.counter.n",
-            ],
-        )
-        run_ok(shell, "%%step c1\no.counter.n += 10")  # edited: runs on the version above, intact
-        run_ok(shell, "%steps run")
-        assert (
-            shell.user_ns["m"]
-            == run_all(["import cachelib\no = cachelib.Box()", "o.counter.n += 10", "m = o.counter.n"])["m"]
-            == 10
-        )
-    finally:
-        del sys.modules["cachelib"]
+def test_an_object_whose_copy_only_drops_a_cache_still_gets_a_private_copy(shell, module_from_source):
+    module_from_source("cachelib", CACHE)
+    run_steps(
+        shell,
+        [
+            "%%step c0\nimport cachelib\no = cachelib.Box()",
+            "%%step c1\no.counter.n += 1",
+            "%%step c2\nm = o.counter.n",
+        ],
+    )
+    run_ok(shell, "%%step c1\no.counter.n += 10")  # edited: runs on the version above, intact
+    run_ok(shell, "%steps run")
+    assert (
+        shell.user_ns["m"]
+        == run_all(["import cachelib\no = cachelib.Box()", "o.counter.n += 10", "m = o.counter.n"])["m"]
+        == 10
+    )

@@ -12,9 +12,6 @@ change of its value still is.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 from conftest import run_ok
 from test_semantics import run_all, steps
@@ -44,12 +41,8 @@ def move(point, x):
 
 
 @pytest.fixture(autouse=True)
-def mover():
-    mod = types.ModuleType("mover_values")
-    exec(MOVER, mod.__dict__)
-    sys.modules["mover_values"] = mod
-    yield mod
-    sys.modules.pop("mover_values", None)
+def mover(module_from_source):
+    return module_from_source("mover_values", MOVER)
 
 
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
