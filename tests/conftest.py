@@ -64,6 +64,17 @@ def module_from_source():
         sys.modules.pop(name, None)
 
 
+def module_from_file(name: str, path):
+    """The Python file *path* loaded as a new module *name* (not put in ``sys.modules``: each
+    call, a module of its own)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def warned_store(directory, **options):
     """A DiskStore whose warnings are kept in ``store.warnings`` as ``(step, message)``."""
     from nbsteps.stores.disk import DiskStore

@@ -33,7 +33,6 @@ notebooks marked ``slow`` in corpus.json (each one alone takes minutes in
 every way on 2 cores) are skipped unless ``NBSTEPS_CORPUS_SLOW=1``.
 """
 
-import importlib.util
 import json
 import os
 import time
@@ -41,10 +40,9 @@ from pathlib import Path
 
 import pytest
 
-_HERE = Path(__file__).resolve().parent / "corpus"
-_spec = importlib.util.spec_from_file_location("nbsteps_corpus_harness", _HERE / "harness.py")
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from tests.conftest import ROOT, module_from_file
+
+harness = module_from_file("nbsteps_corpus_harness", ROOT / "tests" / "corpus" / "harness.py")
 
 MANIFEST = harness.load_manifest()
 EXPECTED = harness.load_expected()

@@ -11,17 +11,14 @@
 """
 
 import contextlib
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import pytest
 
-_HERE = Path(__file__).resolve().parent / "corpus"
-_spec = importlib.util.spec_from_file_location("nbsteps_corpus_harness_polars", _HERE / "harness.py")
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from tests.conftest import ROOT, module_from_file
+
+harness = module_from_file("nbsteps_corpus_harness_polars", ROOT / "tests" / "corpus" / "harness.py")
 
 MODULE = '''
 from typing import overload

@@ -9,15 +9,11 @@ a language it knows and a doctest block only when it starts with ``>>>``:
 ``harness.doctest_file_cells`` reads a page as that runner does.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_HERE = Path(__file__).resolve().parent / "corpus"
-_spec = importlib.util.spec_from_file_location("nbsteps_corpus_harness_sqlalchemy", _HERE / "harness.py")
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from tests.conftest import ROOT, module_from_file
+
+harness = module_from_file("nbsteps_corpus_harness_sqlalchemy", ROOT / "tests" / "corpus" / "harness.py")
 
 MARKERS = r"\{(?:stop|sql|opensql|execsql|printsql)\}"
 
