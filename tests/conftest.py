@@ -147,6 +147,24 @@ def shell_on_store(store, cells: list, cwd, report: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_bench(args: list, timeout: float, key_file=None):
+    """``python *args*`` run from the repository root (a benchmark: ``-m bench ...``,
+    ``bench/scale.py ...``) with no ``NBSTEPS_STORE`` set and, when given, *key_file* as
+    ``NBSTEPS_KEY_FILE``; it must succeed (else its stderr's end is shown). Returns the
+    completed process (``stdout`` as text)."""
+    import subprocess
+
+    env = dict(os.environ)
+    if key_file is not None:
+        env["NBSTEPS_KEY_FILE"] = str(key_file)
+    env.pop("NBSTEPS_STORE", None)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def holding_process(script: str, store):
     """Another live kernel: a process running *script* on *store* that prints ``restored``
     once it holds its values (waited for here) and then reads stdin."""

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from tests.conftest import run_bench
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAD_LOAD = "load before -> after"
 
@@ -19,17 +21,8 @@ HEAD_LOAD = "load before -> after"
 @pytest.mark.timeout(180)
 def test_scale_bench_times_each_phase_of_each_shape_and_prints_the_growth(tmp_path):
     out = tmp_path / "scale.json"
-    env = dict(os.environ, NBSTEPS_KEY_FILE=str(tmp_path / "key"))
-    env.pop("NBSTEPS_STORE", None)
-    p = subprocess.run(
-        [sys.executable, "bench/scale.py", "--sizes", "100,200", "--repeat", "1", "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
+    args = ["bench/scale.py", "--sizes", "100,200", "--repeat", "1", "--json", str(out)]
+    p = run_bench(args, 170, key_file=tmp_path / "key")
     lines = p.stdout.splitlines()
     assert lines[0].startswith("nbsteps scale bench ") and "load " in lines[0]
     for shape in ("chain", "wide", "cells"):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.conftest import run_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,17 +25,9 @@ def bench_modules(monkeypatch):
 @pytest.mark.timeout(120)
 def test_quick_bench_runs_every_nbsteps_workload(tmp_path):
     out = tmp_path / "quick.json"
-    env = dict(os.environ, NBSTEPS_KEY_FILE=str(tmp_path / "key"))
-    env.pop("NBSTEPS_STORE", None)
-    p = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--peers", "none", "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
+    p = run_bench(
+        ["-m", "bench", "--quick", "--peers", "none", "--json", str(out)], 110, key_file=tmp_path / "key"
     )
-    assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
     nb = res["nbsteps"]
     # the DAG workloads shared with the peers, build + run and run only
@@ -75,17 +67,7 @@ def test_notebook_bench_runs_quick(tmp_path):
     """bench/notebook.py (issue 14 workloads, real IPython shells in child
     processes) runs at tiny size; timings are not asserted, what ran is."""
     out = tmp_path / "nb.json"
-    env = dict(os.environ)
-    env.pop("NBSTEPS_STORE", None)
-    p = subprocess.run(
-        [sys.executable, "-m", "bench.notebook", "--quick", "--repeat", "1", "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
+    p = run_bench(["-m", "bench.notebook", "--quick", "--repeat", "1", "--json", str(out)], 170)
     res = json.loads(out.read_text())["results"]["this"]
     assert all("error" not in v for v in res.values()), res
     assert res["notebook"]["rerun_restored"] == 6 and res["notebook"]["rerun_completed"] == 0
