@@ -92,7 +92,7 @@ def feed(task: Task, before: Outcome, given: "dict | None" = None) -> None:
                 task.inputs[n] = value
     if changed:  # with what the step before wrote that shares objects with it (nbsteps.run.attempt.together)
         others = {p: v for p, v in outputs.items() if p not in task.links and p not in task.inputs}
-        found = together.held_with(changed, others) if others else {}
+        found = together.held_with(together.walkable_values(changed), others) if others else {}
         copies = private_copies({**changed, **{p: outputs[p] for p in found}})
         # (as make_task: only with a value that was copied, and not one its copy left as it is)
         held = {p for p, n in found.items() if copies[n] is not changed[n] and copies[p] is not outputs[p]}

@@ -183,7 +183,7 @@ def held_with(ctx: RunContext, step: Step, sources: dict, changed: dict, skip) -
     """``{name: (changed name, value)}`` of the names whose values share objects with a value in *changed*
     (:mod:`nbsteps.run.attempt.together`), as the step sees them (the nearest step above that wrote
     each, else the namespace)."""
-    changed = {n: v for n, v in changed.items() if together.walkable(v)}
+    changed = together.walkable_values(changed)
     if not changed:  # (a frame, an array, a number: most changed values)
         return {}
     names = together.candidates(

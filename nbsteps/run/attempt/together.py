@@ -40,18 +40,23 @@ def walkable(value: Any) -> bool:
     return info is not walk.SKIP and not info[1]
 
 
+def walkable_values(values: dict) -> dict:
+    """The items of *values* (``{name: value}``) whose value the walk looks into (:func:`walkable`)."""
+    return {n: v for n, v in values.items() if walkable(v)}
+
+
 def _holds(value: Any, ids: set) -> list:
     """The objects among *ids* (ids) that *value* holds, within the walk's bounds."""
     hits, _ = walk.walk(value, depth=_DEPTH, budget=_BUDGET, own_free=True, found=lambda o: id(o) in ids)
     return [obj for _, obj, _ in hits]
 
 
-def held_with(changed: dict, candidates: dict) -> dict:
+def held_with(targets: dict, candidates: dict) -> dict:
     """``{name: changed name}`` of the *candidates* (``{name: value}``) that share objects with
-    a value of *changed* (``{name: value}``): a changed value holds it, or it holds a changed
-    value."""
-    targets = {n: v for n, v in changed.items() if walkable(v)}
-    others = {p: v for p, v in candidates.items() if walkable(v)}
+    a value of *targets* (``{name: value}``, changed values the walk looks into: the caller
+    keeps those, :func:`walkable_values`, and needs none of this when there are none): a changed
+    value holds it, or it holds a changed value."""
+    others = walkable_values(candidates)
     if not targets or not others:
         return {}
     found: dict = {}
