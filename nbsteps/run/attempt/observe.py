@@ -67,23 +67,18 @@ import zlib
 from collections import deque
 from typing import Any
 
+from nbsteps.run.attempt import walk
+
 DEPTH = 3  # res -> model -> data -> predict_dates
 LIMIT = 2000  # objects looked at per input
 ITEMS = 10_000  # items of a list, dict or set whose identities are compared (and then walked)
 
 _SCALARS = (int, float, complex, str, bytes, bool, type(None), range, slice, enum.Enum)
-#: never checked, never walked into
-_OPAQUE = (
-    types.ModuleType,
-    type,
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.CodeType,
-    types.FrameType,
-    types.GeneratorType,
-    types.CoroutineType,
-)
+#: never checked, never walked into: the walk's (:data:`nbsteps.run.attempt.walk.OPAQUE`: modules,
+#: classes, functions, code, frames), and generators and coroutines, whose state is in their frame.
+#: Not the walk's other two: a ``threading.Thread``'s attributes change when a step starts it (a
+#: write of that step); a traceback is looked at as a native object (:func:`_blind`)
+_OPAQUE = (*walk.OPAQUE, types.GeneratorType, types.CoroutineType)
 
 _CONTAINERS = (dict, list, set, deque)
 

@@ -24,10 +24,10 @@ from collections import deque
 
 #: values never looked into, and never found (checked first, by exact type)
 PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None), range, slice})
-#: never looked into: modules, classes and functions are shared by every thread (whatever
-#: thread-locals they keep); a ``threading.Thread`` holds its own ident, not its maker's;
-#: code, frames and tracebacks are the interpreter's
-_NEVER = (
+#: never looked into, here nor by the check of writes (:mod:`nbsteps.run.attempt.observe`, which
+#: adds its own): modules, classes and functions are shared by every thread (whatever thread-locals
+#: they keep); code and frames are the interpreter's
+OPAQUE = (
     types.ModuleType,
     type,
     types.FunctionType,
@@ -35,9 +35,12 @@ _NEVER = (
     types.MethodType,
     types.CodeType,
     types.FrameType,
-    types.TracebackType,
-    threading.Thread,
 )
+#: never looked into, nor found: OPAQUE; a ``threading.Thread`` holds its own ident, not its
+#: maker's; tracebacks are the interpreter's. Not observe's generators and coroutines: nothing
+#: is found below one (its code only), but one can be found itself (a value held with a changed
+#: one, :mod:`nbsteps.run.attempt.together`), which a type skipped here never is
+_NEVER = (*OPAQUE, types.TracebackType, threading.Thread)
 SCAN = 64  # attributes or items of one object looked at (a larger container: none)
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 
