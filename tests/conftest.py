@@ -75,6 +75,19 @@ def module_from_file(name: str, path):
     return module
 
 
+def collected_values(harness, ns: dict) -> dict:
+    """``{name: digest}`` of the values in *ns* as the corpus harness (*harness*, the module
+    tests/corpus/harness.py) collects them after a run (its ``COLLECT_SRC``)."""
+    import contextlib
+    import io
+    import json
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(harness.COLLECT_SRC, "<collect>", "exec"), {"NS": ns, "OPTIONS": {}})
+    return json.loads(out.getvalue().split(harness.MARK, 1)[1])["values"]
+
+
 def warned_store(directory, **options):
     """A DiskStore whose warnings are kept in ``store.warnings`` as ``(step, message)``."""
     from nbsteps.stores.disk import DiskStore

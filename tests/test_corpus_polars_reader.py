@@ -10,13 +10,9 @@
   collects to, an expression by its text), not by their memory layout.
 """
 
-import contextlib
-import io
-import json
-
 import pytest
 
-from tests.conftest import ROOT, module_from_file
+from tests.conftest import ROOT, collected_values, module_from_file
 
 harness = module_from_file("nbsteps_corpus_harness_polars", ROOT / "tests" / "corpus" / "harness.py")
 
@@ -78,13 +74,6 @@ def test_docstring_cells_refuse_a_name_the_module_does_not_document():
         harness.docstring_cells(MODULE, ["Frame", "Frame.tale"])
 
 
-def _digest(ns: dict) -> dict:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(harness.COLLECT_SRC, "<collect>", "exec"), {"NS": ns, "OPTIONS": {}})
-    return json.loads(out.getvalue().split(harness.MARK, 1)[1])["values"]
-
-
 def test_polars_values_are_digested_by_their_values_not_their_chunks():
     pl = pytest.importorskip("polars")
     df = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
@@ -97,15 +86,15 @@ def test_polars_values_are_digested_by_their_values_not_their_chunks():
             "e": pl.col("a") * 2,
         }
 
-    before = _digest(ns(df))
-    assert _digest(ns(df.clone())) == before  # the same values: the same digest
+    before = collected_values(harness, ns(df))
+    assert collected_values(harness, ns(df.clone())) == before  # the same values: the same digest
     other = df.with_columns(pl.Series("a", [1, 2, 4]))
-    after = _digest(ns(other))
+    after = collected_values(harness, ns(other))
     assert all(after[k] != before[k] for k in ("df", "s", "lf"))
     assert after["e"] == before["e"]
-    assert _digest({"e": pl.col("a") * 3})["e"] != before["e"]
-    assert _digest({"lf": df.lazy().filter(pl.col("a") > 2)})["lf"] != before["lf"]
+    assert collected_values(harness, {"e": pl.col("a") * 3})["e"] != before["e"]
+    assert collected_values(harness, {"lf": df.lazy().filter(pl.col("a") > 2)})["lf"] != before["lf"]
     # chunked differently, equal in values: the same
     two = pl.concat([df.head(1), df.tail(2)], rechunk=False)
     assert two.n_chunks() == 2
-    assert _digest({"df": two})["df"] == before["df"]
+    assert collected_values(harness, {"df": two})["df"] == before["df"]

@@ -9,13 +9,9 @@
   variables' dims, values and attrs, their own attrs and name, a DataTree node by node.
 """
 
-import contextlib
-import io
-import json
-
 import pytest
 
-from tests.conftest import ROOT, module_from_file
+from tests.conftest import ROOT, collected_values, module_from_file
 
 harness = module_from_file("nbsteps_corpus_harness_reader", ROOT / "tests" / "corpus" / "harness.py")
 
@@ -58,24 +54,17 @@ def test_myst_cells_of_a_page_whose_kernelspec_has_no_display_name():
     assert harness.myst_cells(PAGE) == ["import numpy as np", "x = np.arange(3)\nx", "y = x + 1"]
 
 
-def _digest(ns: dict) -> dict:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(harness.COLLECT_SRC, "<collect>", "exec"), {"NS": ns, "OPTIONS": {}})
-    return json.loads(out.getvalue().split(harness.MARK, 1)[1])["values"]
-
-
 def test_xarray_values_are_digested_by_their_data_and_attrs():
     np = pytest.importorskip("numpy")
     xr = pytest.importorskip("xarray")
     ds = xr.Dataset({"foo": (("x", "y"), np.arange(6.0).reshape(3, 2))}, coords={"x": [10, 20, 30]})
     ns = {"ds": ds, "da": ds["foo"], "tree": xr.DataTree.from_dict({"/": ds, "/child": ds})}
-    before = _digest(ns)
-    assert _digest(ns) == before  # the same values: the same digest
+    before = collected_values(harness, ns)
+    assert collected_values(harness, ns) == before  # the same values: the same digest
     ds["foo"].values[0, 0] = 99.0  # in place, through the DataArray (the tree shares the memory)
-    after = _digest(ns)
+    after = collected_values(harness, ns)
     assert all(after[k] != before[k] for k in ("ds", "da", "tree"))
     ds.attrs["units"] = "m"
-    assert _digest(ns)["ds"] != after["ds"]
+    assert collected_values(harness, ns)["ds"] != after["ds"]
     ns["tree"]["child"].attrs["source"] = "model"
-    assert _digest(ns)["tree"] != after["tree"]
+    assert collected_values(harness, ns)["tree"] != after["tree"]
