@@ -22,7 +22,9 @@ and more (what grows with the notebook: issue 26, target 6).
 each cell (cells at a person's pace, or slow ones: what is sent at once, not batched with
 the next cell's, and the timers that fire between cells). ``--parts MODE``: one run of
 *MODE* with nbsteps' main parts wrapped in ``time.thread_time`` counters (no profiler: what
-each costs the kernel's main thread per cell, inclusive, calls within calls counted in both).
+each costs the kernel's main thread per cell, inclusive, calls within calls counted in both);
+``--part MODULE:[OWNER.]ATTR`` (repeatable) adds one more (a name a module imported from another is
+wrapped where that module reads it: ``nbsteps.ipython.cells:publish``).
 """
 
 from __future__ import annotations
@@ -130,12 +132,13 @@ for _m, _o, _a in PARTS:
 """
 
 
-def parts(mode: str, n: int, cwd: Path, before: int) -> str:
-    """``--parts``: main-thread CPU per cell of each of :data:`PARTS` (inclusive), and the cell's."""
+def parts(mode: str, n: int, cwd: Path, before: int, extra: "list[tuple] | None" = None) -> str:
+    """``--parts``: main-thread CPU per cell of each of :data:`PARTS` and *extra* (inclusive),
+    and the cell's."""
     with corpus._kernel(cwd, mode) as k:
         m = mode.removesuffix("@base")
         corpus._untimed(k, SETUP[m] + WARM[m] + (cells(m, before) if before else []))
-        corpus._untimed(k, [f"PARTS = {PARTS!r}\n{PARTS_START}"])
+        corpus._untimed(k, [f"PARTS = {PARTS + (extra or [])!r}\n{PARTS_START}"])
         k.run(START)
         for source in cells(m, n, before):
             k.run(source)
@@ -177,6 +180,12 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=60, help="--profile: how many functions to print")
     ap.add_argument("--dump", default=None, help="--profile: also write the pstats to this file")
     ap.add_argument("--parts", default=None, help="MODE: main-thread CPU per cell of nbsteps' parts")
+    ap.add_argument(
+        "--part",
+        action="append",
+        default=[],
+        help="--parts: one more part, MODULE:ATTR or MODULE:OWNER.ATTR (nbsteps.views.static:static_bundle)",
+    )
     ap.add_argument("--gap", type=float, default=0.0, help="seconds between two cells (a person's pace)")
     ap.add_argument("--builtin", action="store_true", help="each cell reads a builtin too (abs)")
     args = ap.parse_args()
@@ -190,7 +199,12 @@ def main() -> None:
             corpus.AGAINST = Path(args.against).resolve()
         load = os.getloadavg()[0]
         print(f"{args.parts}, {args.cells} cells (load {load:.1f}), main-thread CPU, inclusive:")
-        print(parts(args.parts, args.cells, tmp, args.before))
+        extra = []
+        for spec in args.part:
+            module, _, attr = spec.partition(":")
+            owner, _, attr = attr.rpartition(".")
+            extra.append((module, owner, attr))
+        print(parts(args.parts, args.cells, tmp, args.before, extra))
         return
     if args.profile:
         tmp = Path(tempfile.mkdtemp(prefix="nbsteps-kcpu-"))

@@ -191,6 +191,7 @@ def static_bundle(
     png: bool | None = None,
     since: float | None = None,
     timeline: str = "image",
+    drawn: "tuple | None" = None,
 ) -> dict:
     """The lasting picture of a plan: see the module docstring. The stale
     flags are the records' (the facade refreshes them before drawing, see
@@ -198,13 +199,17 @@ def static_bundle(
     the steps executed since *since* (default: the start of the *summary*'s
     run, else of the plan's last run): as an SVG image (*timeline* ``"image"``) or, for a
     narrow column such as JupyterLab's side panel, as HTML rows (``"rows"``,
-    :func:`nbsteps.views.timeline.timeline_rows_html`)."""
+    :func:`nbsteps.views.timeline.timeline_rows_html`). *drawn*: ``(svg, legend, table)`` of the
+    plan as it is now, made by the caller for another view of it (the live view's final drawing:
+    :func:`graph_svg` and :func:`table_html` of the same state, not made twice); their parts
+    that are None are made here."""
     names = list(names) if names else ctx.order()
+    svg_drawn, legend_drawn, table_drawn = drawn if drawn is not None else (None, None, None)
     text = state_text(ctx, names, summary=summary)
     parts = [progress_html(ctx, names, state_text(ctx, names, summary=summary, count=False))]
     data: dict = {}
     try:
-        svg, legend = graph_svg(ctx)
+        svg, legend = (svg_drawn, legend_drawn) if svg_drawn is not None else graph_svg(ctx)
     except Exception as exc:  # e.g. no `dot`: the rest still shows
         parts.append(f'<pre class="nbsteps-graph">{html.escape(str(exc))}</pre>')
     else:
@@ -228,7 +233,7 @@ def static_bundle(
             parts.append(timeline_html(ctx, names, since, inline=False))
     except Exception as exc:  # pragma: no cover - a picture must not fail on it
         parts.append(f'<pre class="nbsteps-timeline">{html.escape(repr(exc))}</pre>')
-    parts.append(table_html(ctx))
+    parts.append(table_drawn if table_drawn is not None else table_html(ctx))
     data["text/html"] = f'<div class="nbsteps-view nbsteps-static">{"".join(parts)}</div>'
     data["text/plain"] = f"nbsteps: {text}"
     return data
