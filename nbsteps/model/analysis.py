@@ -430,6 +430,11 @@ class CellAnalysis:
     assumed: frozenset = frozenset()
     #: the names a top-level ``import`` statement binds (still bound at the end): modules
     modules: frozenset = frozenset()
+    #: inputs read only inside the bodies of functions it defines and does not call (``def f(): return
+    #: late``): read when a function is called, by the calling cell (``Step.called_reads``), not when
+    #: it is defined; inputs for the order, no parameter of its fingerprint where a step writes them
+    #: (nbsteps.run.decide.staleness)
+    later_reads: frozenset = frozenset()
 
     def __getattr__(self, name: str):
         # (only for an attribute not found: ``digest`` of an analysis made by _analysis)
@@ -540,6 +545,7 @@ def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
         frozenset(n for n in walker.imported if n in walker.aliases and n in walker.outputs)
         if walker.imported
         else _EMPTY,
+        frozenset(walker.later & inputs) if walker.later else _EMPTY,
     )
     if not walker.volatile:
         if len(_CACHE) >= _CACHE_SIZE:

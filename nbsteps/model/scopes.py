@@ -7,7 +7,8 @@ classes and comprehensions are scopes as in CPython: a name a function binds is 
 the cell's globals; a class body runs at once, in order; a comprehension's first iterable is evaluated
 outside it, and a walrus in it binds in the enclosing function or the cell. A ``def`` body runs when
 called: a :class:`Summary` of its reads, ``global`` writes and changes applies where the cell uses its
-name (transitively); globals read by functions never used are inputs too. Methods share one summary.
+name (transitively); globals read by functions never used are inputs too (``later``: read when
+they are called, not by the cell that defines them). Methods share one summary.
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ class Walker:
         self.outputs, self.funcs, self.aliases = {}, {}, {}  # funcs: name -> Summary; aliases: name -> module
         self.imported: set = set()  # names an `import` statement binds: modules
         self.warnings: list = []
+        self.later: set = set()  # inputs read only in the bodies of functions it never calls (run)
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
@@ -182,9 +184,12 @@ class Walker:
 
     def run(self, body) -> "Walker":
         self.visit_all(body)
+        read = set(self.inputs)
         for f in list(self.funcs.values()):  # functions never used here read their globals later
             if not f.applied:
                 self.inputs.update(r for r in f.reads if r not in self.bound)
+        # the inputs only functions it defines and never calls read: read when called, by the caller
+        self.later = self.inputs - read
         return self
 
     def visit(self, node) -> None:
