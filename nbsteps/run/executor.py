@@ -26,12 +26,12 @@ from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.file_inputs import changed as files_changed
 from nbsteps.model.file_inputs import why as files_why
 from nbsteps.model.fingerprint import combine
+from nbsteps.model.record import set_executed, set_running, set_to_execute
 from nbsteps.model.state import state_of
 from nbsteps.model.status import (
     BLOCKED,
     CANCELLED,
     COMPLETED,
-    EXECUTED,
     FAILED,
     KEPT,
     PENDING,
@@ -253,14 +253,7 @@ class Executor:
             if declined:
                 return self._settle(name, CANCELLED, declined)
         self._parts[name] = parts
-        rec.update(
-            reason=reason,
-            fingerprint=fp,
-            attempted=step.static_digest,
-            attempts=0,
-            attempt_errors=(),
-            origin="",
-        )
+        set_to_execute(rec, reason, fp, step.static_digest)  # (rec.update's fields, written out)
         try:
             return self._fused[name][0] if self._fused and name in self._fused else self._task(step)
         except CheckpointUnavailable as exc:  # an input restored lazily cannot be read
@@ -326,10 +319,10 @@ class Executor:
         attempts = task.attempt = rec.attempts + 1
         fused = self._fused.pop(name, None) if self._fused else None  # it ran in a chain: its outcome
         fused = fused if fused is not None and fused[0] is task else None
-        if attempts == 1:
-            rec.update(attempts=attempts, status=RUNNING, started=(fused and fused[1].started) or time.time())
+        if attempts == 1:  # (rec.update(attempts=, status=RUNNING, started=), written out)
+            set_running(rec, attempts, (fused and fused[1].started) or time.time())
         else:
-            rec.update(attempts=attempts, status=RUNNING)
+            set_running(rec, attempts)
         self.observed.started(name)
         if (
             step.analysis is not None
@@ -480,18 +473,18 @@ class Executor:
             parts["state"] = self._observed_state(step, outcome.state)  # (a new kernel replays it)
         if step.unchanged:  # predicted writes its values showed are reads: a new kernel decides the
             parts["unchanged"] = sorted(step.unchanged)  # same before reading them (recorded_reads)
-        cp = Checkpoint(
-            name,
+        cp = Checkpoint(  # (positional: step, fingerprint, outputs, result, has_result, parts,
+            name,  # duration, finished, started, attempts, output; no keyword names to match)
             rec.fingerprint,
             outcome.outputs,
             outcome.result,
             outcome.has_result,
-            parts=parts,
-            duration=outcome.duration,
-            finished=time.time(),
-            started=rec.started or 0.0,
-            attempts=rec.attempts,
-            output=outcome.output,
+            parts,
+            outcome.duration,
+            time.time(),
+            rec.started or 0.0,
+            rec.attempts,
+            outcome.output,
         )
         try:
             ctx.store.put(cp)  # may take a while (a disk store); an interrupt stops it cleanly
@@ -526,23 +519,17 @@ class Executor:
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)
         parts = cp.parts or {}
-        rec.update(
-            status=COMPLETED,
-            duration=cp.duration,
-            output=cp.output,
-            error=None,
-            traceback="",
-            message="",
-            origin=EXECUTED,
-            held_from=EXECUTED,
-            outputs=cp.outputs,
-            result=cp.result,
-            has_result=cp.has_result,
-            finished=cp.finished,
-            stale=False,
-            token=token,
-            files=parts.get("files") or {},
-            wrote=parts.get("wrote") or {},
+        set_executed(  # rec.update(status=COMPLETED, origin=EXECUTED, ...), written out
+            rec,
+            cp.duration,
+            cp.output,
+            cp.outputs,
+            cp.result,
+            cp.has_result,
+            cp.finished,
+            token,
+            parts.get("files") or {},
+            parts.get("wrote") or {},
         )
         step, maybe = self.ctx.steps[rec.name], self.ctx.deps.maybe_of.get(rec.name)
         labelled = step.analysis is not None and getattr(step.analysis, "state", None)
@@ -622,14 +609,14 @@ class Executor:
                     settled = self.recovery.ready(ts, name) or settled
                 if settled:
                     continue  # their dependents may be ready now
-                stuck = self._requeue_gated()
+                stuck = self._requeue_gated() if self._gated else False  # (no call when none waits)
                 while self._waiting and len(self._running) < self.workers:
                     task = self._waiting.popleft()
                     if self.stopping:
                         self._settle(task.name, CANCELLED, self.stopping)
                         final.append(task.name)
                         continue
-                    if self._lane_waits(task, stuck):
+                    if self._homes and self._lane_waits(task, stuck):  # (lanes: only with homes)
                         continue
                     stuck = False
                     # a value it reads is bound to the thread that made it: it runs there
