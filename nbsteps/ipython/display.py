@@ -165,13 +165,32 @@ def publish(
 
 class StaticAtEnd:
     """A run listener displaying the static picture when the run finishes
-    (frontends without live widgets)."""
+    (frontends without live widgets). Its graph is laid out by ``dot`` on a thread of its
+    own while the steps run (:func:`nbsteps.views.graph_live.lay_out`), as the live view does."""
 
     def __init__(self, plan) -> None:
         self.plan = plan
+        self._laying_out: "threading.Thread | None" = None
+
+    def _lay_out(self) -> None:
+        from nbsteps.views.graph_live import lay_out
+
+        try:
+            lay_out(self.plan.context)
+        except Exception:  # e.g. no `dot`: the picture says so
+            pass
 
     def __call__(self, e) -> None:
-        if e.kind == "finished" and e.context is self.plan.context:
+        if e.context is not self.plan.context:
+            return
+        if e.kind == "planned":
+            thread = threading.Thread(target=self._lay_out, name="nbsteps-layout", daemon=True)
+            thread.start()
+            self._laying_out = thread
+        elif e.kind == "finished":
+            thread, self._laying_out = self._laying_out, None
+            if thread is not None:
+                thread.join()
             _display(Bundle(self.plan.static_picture(e.steps or None, summary=e.summary)))
 
 

@@ -116,12 +116,9 @@ _templates: "OrderedDict[tuple, _Template]" = OrderedDict()
 _templates_lock = threading.Lock()
 
 
-def live_svg(ctx) -> tuple[str, dict]:
-    """The plan's graph as SVG text (no XML prolog, no legend: live views
-    show an HTML legend), plus what it shows: ``{"statuses", "kinds",
-    "critical", "layouts"}``. A new ``dot`` layout is made only when the
-    steps, edges or a node's shape change; otherwise the last layout is
-    recoloured (a few milliseconds at 200 steps)."""
+def _laid_out(ctx) -> tuple:
+    """``(nodes, edges, path, template, made)``: :func:`looks` now and the ``dot`` layout of
+    that structure (*made*: laid out by this call, not found among the last ones)."""
     names, nodes, edges, path = looks(ctx, preview=False)
     key = (tuple(names), tuple((e.up, e.down, e.kind) for e in edges), tuple(n.layout for n in nodes))
     with _templates_lock:
@@ -135,6 +132,25 @@ def live_svg(ctx) -> tuple[str, dict]:
             _templates[key] = template
             while len(_templates) > 6:
                 _templates.popitem(last=False)
+    return nodes, edges, path, template, made
+
+
+def lay_out(ctx) -> bool:
+    """Make the ``dot`` layout of the plan's graph as it is now, if it is not one of the last
+    ones (whether it made one): the next :func:`live_svg` of that structure only recolours it. A
+    live view calls it on a thread of its own when its run starts (the steps, edges and shapes a
+    run ends with are most often those it starts with), so that the static picture at the end
+    does not wait for ``dot`` (~5 ms of the kernel's thread at 80 steps, more when loaded)."""
+    return _laid_out(ctx)[4]
+
+
+def live_svg(ctx) -> tuple[str, dict]:
+    """The plan's graph as SVG text (no XML prolog, no legend: live views
+    show an HTML legend), plus what it shows: ``{"statuses", "kinds",
+    "critical", "layouts"}``. A new ``dot`` layout is made only when the
+    steps, edges or a node's shape change; otherwise the last layout is
+    recoloured (a few milliseconds at 200 steps)."""
+    nodes, edges, path, template, made = _laid_out(ctx)
     info = {
         "statuses": [
             k

@@ -111,6 +111,8 @@ class LiveView:
         #: (svg, legend, table) of the last drawing: the static picture that replaces the view
         #: when its run finishes is made of the same, right after the final drawing (finish)
         self._drawn: tuple = (None, None, None)
+        #: the thread laying the graph out when the run starts (:meth:`_lay_out`)
+        self._laying_out: "threading.Thread | None" = None
 
     # -- the listener ---------------------------------------------------------
     def __call__(self, e: ev.Event) -> None:
@@ -122,6 +124,7 @@ class LiveView:
                 self._names = list(e.steps)
                 self._t0 = e.time
                 self._running, self._summary, self._sources = True, None, {}
+                self._lay_out()  # (before the timer is armed: a drawing waits for it)
             elif e.kind == ev.COMPLETED and e.info.get("restored"):
                 self._sources[e.step] = e.info["restored"]
             elif e.kind == ev.FINISHED:
@@ -138,6 +141,31 @@ class LiveView:
                 self._schedule()
         if final:
             self.finish()
+
+    # -- the graph's layout ------------------------------------------------------
+    def _lay_out(self) -> None:
+        """The run starts: lay its graph out with ``dot`` on a thread of its own, while the
+        steps run (the first drawing and the static picture at the end then only recolour it,
+        :func:`~nbsteps.views.graph_live.lay_out`); they wait for it (:meth:`_laid_out`). Caller
+        holds _lock: the thread is started before anyone can join it."""
+        thread = threading.Thread(target=self._lay_out_now, name="nbsteps-layout", daemon=True)
+        thread.start()
+        self._laying_out = thread
+
+    def _lay_out_now(self) -> None:
+        try:
+            from nbsteps.views.graph_live import lay_out
+
+            self.layouts += bool(lay_out(self.ctx))
+        except Exception:  # e.g. no `dot`: the drawing says so
+            pass
+
+    def _laid_out(self) -> None:
+        """Wait for the layout started with the run, if any (then a drawing does not make it too)."""
+        with self._lock:
+            thread, self._laying_out = self._laying_out, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     # -- scheduling -----------------------------------------------------------
     def joining(self, names: "list[str]") -> None:
@@ -229,6 +257,7 @@ class LiveView:
             with self._lock:
                 header = self._header()
             svg = legend = None
+            self._laid_out()
             try:
                 from nbsteps.views.graph_live import legend_html, live_svg
 
@@ -325,6 +354,7 @@ class LiveView:
             except Exception as exc:  # pragma: no cover
                 self.errors.append(repr(exc))
         drawn, self._drawn = self._drawn, (None, None, None)
+        self._laid_out()
         try:  # the graph and the table as the final drawing just made them (the same state)
             self.final = static.static_bundle(
                 self.ctx, self._names, summary=self._summary, since=self._t0, drawn=drawn
