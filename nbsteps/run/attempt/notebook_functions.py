@@ -126,3 +126,52 @@ def _overlay(functions, rebound: dict, mentioned: set, ns: dict, above) -> None:
                 v = globs[n]
             ns[n] = rebound.get(id(v), v) if type(v) is types.FunctionType else v
             overlaid.add(n)
+
+
+def _member(m, ns: dict, user_ns: dict, memo: dict):
+    """Class member *m* with its functions rebound from *ns* to *user_ns* (itself if none is)."""
+    if type(m) is types.FunctionType:
+        return _rebound(m, ns, user_ns, memo)
+    if isinstance(m, (staticmethod, classmethod)):
+        fn = m.__func__
+        new = _rebound(fn, ns, user_ns, memo) if type(fn) is types.FunctionType else fn
+        return m if new is fn else type(m)(new)
+    if type(m) is property:
+        parts = [
+            _rebound(f, ns, user_ns, memo) if type(f) is types.FunctionType else f
+            for f in (m.fget, m.fset, m.fdel)
+        ]
+        if all(a is b for a, b in zip(parts, (m.fget, m.fset, m.fdel), strict=True)):
+            return m
+        return property(*parts, m.__doc__)
+    return m
+
+
+def _rebound(fn: types.FunctionType, ns: dict, user_ns: dict, memo: dict) -> types.FunctionType:
+    if fn.__globals__ is not ns:
+        return fn
+    new = memo.get(id(fn))
+    if new is None:
+        new = memo[id(fn)] = _rebind(fn, user_ns)
+    return new
+
+
+def to_namespace(outputs: dict, ns: dict, user_ns: dict) -> None:
+    """After a step ran in its private namespace *ns*: the notebook functions it defined
+    (among its *outputs*, and the methods of the classes it defined) look their globals up
+    in *user_ns*, the notebook's, from now on. In Run All a function called later, from an
+    ordinary cell or a step, sees the notebook's values as they are then (``T = 10`` after
+    ``def f(): return T * 2`` makes ``f()`` 20), not those of the cell that defined it. The
+    functions are replaced in *outputs* by copies (:func:`_rebind`; the same copy for the same
+    function), and the methods of a class in place. Calls from a step still see the versions
+    its position implies (:func:`link_helpers`)."""
+    memo: dict = {}
+    for k, v in outputs.items():
+        if type(v) is types.FunctionType:
+            if v.__globals__ is ns:
+                outputs[k] = _rebound(v, ns, user_ns, memo)
+        elif isinstance(v, type) and v.__module__ == "__main__":
+            for attr, m in list(vars(v).items()):
+                new = _member(m, ns, user_ns, memo)
+                if new is not m:
+                    setattr(v, attr, new)
