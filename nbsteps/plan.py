@@ -572,10 +572,15 @@ class Plan:
         leaves its downstream to be checked)."""
         ctx = self.context
         over = names if chain is None else chain
-        if not ctx.pending_replay and not any(
-            effects_of(self.steps[s]) or ctx.deps.maybe_of.get(s) for s in over
-        ):
-            return False
+        if not ctx.pending_replay:  # (a loop, not any() of a generator: no call a step when none has effects)
+            steps, maybe = ctx.steps, ctx.deps.maybe_of
+            for s in over:
+                step = steps[s]
+                # effects_of(step) is empty when the run saw none and there is no analysis (a function step)
+                if step.observed_state or maybe.get(s) or (step.analysis is not None and effects_of(step)):
+                    break
+            else:
+                return False
         will_run = set(preview(ctx, names, forced, False).to_run)
         settled = bool(will_run and ctx.pending_replay)
         if settled:  # a step executes: it sees the state Run All gives it

@@ -24,9 +24,12 @@ from nbsteps.model.state import USE_IS_EFFECT, state_of
 
 def labels(ctx, name: str) -> tuple:
     """The global generators step *name* may draw from."""
-    state, maybe = state_of(ctx.steps[name]), ctx.deps.maybe_of.get(name)
-    if not state and not maybe:
+    step, maybe = ctx.steps[name], ctx.deps.maybe_of.get(name)
+    # (state_of(step) written out for the usual case, no labels: no call, every attempt)
+    a = step.analysis
+    if not maybe and not step.observed_state and (a is None or not getattr(a, "state", None)):
         return ()
+    state = state_of(step)
     return tuple(sorted({label for label in (*state, *(maybe or ())) if label in USE_IS_EFFECT}))
 
 

@@ -84,7 +84,7 @@ def make_task(ctx: RunContext, step: Step, after: "str | None" = None) -> Task:
         for p in step.params:  # (a loop: the comprehension made a cell of each name below, each call)
             if p != after:
                 args[p] = records[p].result
-        task = Task(step.name, "function", func=step.func, args=args)
+        task = Task(step.name, "function", "", None, (), step.func, args)  # (positional: a faster call)
         if after is not None and after in step.params:
             task.links = {after: after}
         return task
