@@ -67,10 +67,10 @@ def test_editing_the_cell_of_the_global_reruns_the_caller_not_the_definition(she
     assert nbsteps.current()["c0"].reason != "parameter late changed"
 
 
-def test_a_global_no_step_writes_still_makes_the_definition_stale(shell):
-    """``THRESH`` set in an ordinary cell: no step writes it, so no caller reads it as an input
-    (``called_reads`` binds names to steps): it stays a parameter of the defining cell, whose new
-    execution makes the caller stale (the value Run All computes)."""
+def test_a_global_no_step_writes_makes_the_caller_stale(shell):
+    """``THRESH`` set in an ordinary cell: no step writes it; the caller reads it as an input
+    (``called_reads``: names a step above writes, or no step writes), so a new value makes the
+    caller stale (the value Run All computes), not the defining cell."""
     run_ok(shell, "%steps mode interactive")
     run_ok(shell, "%%step c0\ndef f():\n    return THRESH * 2")
     run_ok(shell, "THRESH = 5")

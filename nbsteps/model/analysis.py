@@ -432,8 +432,7 @@ class CellAnalysis:
     modules: frozenset = frozenset()
     #: inputs read only inside the bodies of functions it defines and does not call (``def f(): return
     #: late``): read when a function is called, by the calling cell (``Step.called_reads``), not when
-    #: it is defined; inputs for the order, no parameter of its fingerprint where a step writes them
-    #: (nbsteps.run.decide.staleness)
+    #: it is defined; inputs for the order, no parameter of its fingerprint (nbsteps.run.decide.staleness)
     later_reads: frozenset = frozenset()
 
     def __getattr__(self, name: str):

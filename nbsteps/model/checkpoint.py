@@ -31,7 +31,17 @@ class LazyValues(Mapping):
     load anything. ``dict(lazy)`` or ``namespace.update(lazy)`` load everything.
     """
 
-    __slots__ = ("_names", "_load", "_values", "_lock", "_result_is", "has_result", "describe", "sizes")
+    __slots__ = (
+        "_names",
+        "_load",
+        "_values",
+        "_lock",
+        "_result_is",
+        "has_result",
+        "describe",
+        "sizes",
+        "_adapt",
+    )
 
     def __init__(
         self,
@@ -52,6 +62,7 @@ class LazyValues(Mapping):
         self.describe = describe  # where the values come from, for messages
         #: bytes on disk of each value (``None``: the result), when the store knows them
         self.sizes = sizes or {}
+        self._adapt: "Callable[[Any], Any] | None" = None
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -65,8 +76,20 @@ class LazyValues(Mapping):
         key = name if name is not None else _RESULT
         with self._lock:  # one load per value, even when two threads ask at once
             if key not in self._values:
-                self._values[key] = self._load(name)
+                value = self._load(name)
+                if self._adapt is not None and name is not None:
+                    value = self._adapt(value)
+                self._values[key] = value
             return self._values[key]
+
+    def adapt(self, fn: "Callable[[Any], Any]") -> None:
+        """Each output value, when read (and those read already), is what *fn* makes of it (the
+        notebook functions of a restored checkpoint bound to the kernel's namespace)."""
+        with self._lock:
+            self._adapt = fn
+            for key, value in list(self._values.items()):
+                if key is not _RESULT:
+                    self._values[key] = fn(value)
 
     def replace(self, name: str, value: Any) -> None:
         """Output *name* is *value* from now on (a value read again: nbsteps.run.observed_writes)."""

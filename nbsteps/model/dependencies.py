@@ -19,6 +19,7 @@ possible through them) is rejected with the cycle named.
 from __future__ import annotations
 
 import bisect
+import builtins
 import dataclasses
 import graphlib
 import heapq
@@ -29,6 +30,8 @@ from nbsteps.errors import CycleError, UnknownStepError
 from nbsteps.model.immutable import is_immutable
 from nbsteps.model.state import DISPLAY, USE_IS_EFFECT, effects_of, is_file, may_draw, state_of
 from nbsteps.model.step import NOTHING, Step
+
+_BUILTINS = vars(builtins)
 
 INFERRED, EXPLICIT, STATE, ORDER = "inferred", "explicit", "state", "order"
 #: a step reads a name that the step above it was seen changing in place at run time (``Step.observed``,
@@ -300,8 +303,10 @@ def _groups(step: Step) -> tuple:
 def link_called(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -> None:
     """Set ``step.called_reads``: the global names that the notebook functions *step*
     reads (and the ones they call, transitively) look up when called, which a step
-    above *step* writes and *step* does not bind itself. Run All's single namespace
-    gives the function the value above the calling cell; so do these inputs."""
+    above *step* writes, or no step writes (set in an ordinary cell; not a builtin's name),
+    and *step* does not bind itself. Run All's single namespace gives the function the
+    value above the calling cell; so do these inputs. They are the caller's, not the
+    defining cell's (``CellAnalysis.later_reads``: no parameters of it)."""
     step.called_reads = frozenset()
     a = step.analysis
     if a is None:
@@ -318,13 +323,10 @@ def link_called(step: Step, steps: dict[str, Step], g: Dependencies, pos: int) -
         fr = steps[src].analysis.func_reads if src in steps and steps[src].analysis else ()
         reads = dict(fr).get(n, ()) if fr else ()  # (most steps define no function)
         for r in reads:
-            if (
-                r not in own
-                and r not in a.inputs
-                and g.writers.get(r)
-                and nearest_above(g.writers[r], g.position, pos)
-            ):
-                found.add(r)
+            if r not in own and r not in a.inputs:
+                wr = g.writers.get(r)
+                if nearest_above(wr, g.position, pos) if wr else r not in _BUILTINS:
+                    found.add(r)
             todo.append(r)  # a function it calls
     step.called_reads = frozenset(found)
 

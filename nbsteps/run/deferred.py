@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 from nbsteps.errors import CheckpointUnavailable
 from nbsteps.model.checkpoint import LazyValues
+from nbsteps.run.attempt.notebook_functions import names_read
 
 
 class Deferred(dict):
@@ -72,7 +73,8 @@ class Deferred(dict):
         A value that cannot be read any more is handed to *lost* (else the
         error is raised) and stays out of the namespace."""
         done = []
-        for name in [n for n in names if n in self]:
+        todo = [n for n in names if n in self]
+        for name in todo:
             values = self.get(name)
             if values is None:
                 continue
@@ -90,6 +92,8 @@ class Deferred(dict):
                 namespace[name] = value
                 del self[name]
                 done.append(name)
+                # a notebook function looks its globals up when called: the ones it reads, too
+                todo.extend(n for n in names_read(value) if n in self and n not in todo)
         return done
 
     def load_all(

@@ -22,7 +22,7 @@ from typing import Callable
 from nbsteps.errors import CheckpointUnavailable, StepTimeout
 from nbsteps.formatting import error_text
 from nbsteps.interrupts import deferred_interrupts, watching_interrupts
-from nbsteps.model.checkpoint import Checkpoint
+from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.model.file_inputs import changed as files_changed
 from nbsteps.model.file_inputs import why as files_why
 from nbsteps.model.fingerprint import combine
@@ -43,6 +43,7 @@ from nbsteps.run import confirmation, fusion, observed_writes, recovery, upstrea
 from nbsteps.run import events as ev
 from nbsteps.run.attempt import live, retry, stack, threads
 from nbsteps.run.attempt.inputs import blocked_by, held_inputs, make_task
+from nbsteps.run.attempt.notebook_functions import bound_to, to_namespace
 from nbsteps.run.attempt.task import Outcome, Task, run_task, trim_traceback
 from nbsteps.run.context import RunContext
 from nbsteps.run.decide.selection import default_workers, in_order, run_graph
@@ -235,6 +236,12 @@ class Executor:
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
             return
+        step = ctx.steps.get(name)
+        if step is not None and step.analysis is not None:  # a cell's functions: the notebook's globals
+            if type(cp.outputs) is LazyValues:
+                cp.outputs.adapt(bound_to(ctx.namespace))
+            elif type(cp.outputs) is dict:
+                to_namespace(cp.outputs, ctx.namespace)
         with deferred_interrupts():  # up to date: restored, published and completed at once
             ctx.publish(cp.outputs, name)
             rec.restore(cp, fp)
@@ -515,6 +522,10 @@ class Executor:
 
     def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
+        step = self.ctx.steps.get(rec.name)
+        if step is not None and step.analysis is not None and type(cp.outputs) is dict:
+            # a cell's functions look their globals up in the notebook's namespace from now on
+            to_namespace(cp.outputs, self.ctx.namespace)
         self.ctx.publisher.publish(cp.outputs, rec.name)  # (RunContext.publish's)
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)

@@ -128,50 +128,91 @@ def _overlay(functions, rebound: dict, mentioned: set, ns: dict, above) -> None:
             overlaid.add(n)
 
 
-def _member(m, ns: dict, user_ns: dict, memo: dict):
-    """Class member *m* with its functions rebound from *ns* to *user_ns* (itself if none is)."""
+def _private(fn: types.FunctionType, user_ns: dict) -> bool:
+    """Whether *fn* is a notebook function bound to another namespace than *user_ns* (the
+    private one of the step that defined it)."""
+    g = fn.__globals__
+    return g is not user_ns and fn.__module__ == "__main__" and g.get("__name__") == "__main__"
+
+
+def _member(m, user_ns: dict, memo: dict):
+    """Class member *m* with its functions rebound to *user_ns* (itself if none is)."""
     if type(m) is types.FunctionType:
-        return _rebound(m, ns, user_ns, memo)
+        return _rebound(m, user_ns, memo)
     if isinstance(m, (staticmethod, classmethod)):
         fn = m.__func__
-        new = _rebound(fn, ns, user_ns, memo) if type(fn) is types.FunctionType else fn
+        new = _rebound(fn, user_ns, memo) if type(fn) is types.FunctionType else fn
         return m if new is fn else type(m)(new)
     if type(m) is property:
-        parts = [
-            _rebound(f, ns, user_ns, memo) if type(f) is types.FunctionType else f
-            for f in (m.fget, m.fset, m.fdel)
-        ]
-        if all(a is b for a, b in zip(parts, (m.fget, m.fset, m.fdel), strict=True)):
+        old = (m.fget, m.fset, m.fdel)
+        parts = [_rebound(f, user_ns, memo) if type(f) is types.FunctionType else f for f in old]
+        if all(a is b for a, b in zip(parts, old, strict=True)):
             return m
         return property(*parts, m.__doc__)
     return m
 
 
-def _rebound(fn: types.FunctionType, ns: dict, user_ns: dict, memo: dict) -> types.FunctionType:
-    if fn.__globals__ is not ns:
+def _rebound(fn: types.FunctionType, user_ns: dict, memo: dict) -> types.FunctionType:
+    if not _private(fn, user_ns):
         return fn
-    new = memo.get(id(fn))
-    if new is None:
-        new = memo[id(fn)] = _rebind(fn, user_ns)
+    hit = memo.get(id(fn))
+    if hit is not None and hit[0] is fn:
+        return hit[1]
+    new = _rebind(fn, user_ns)
+    memo[id(fn)] = (fn, new)  # (the original kept: its id is not another function's meanwhile)
     return new
 
 
-def to_namespace(outputs: dict, ns: dict, user_ns: dict) -> None:
-    """After a step ran in its private namespace *ns*: the notebook functions it defined
-    (among its *outputs*, and the methods of the classes it defined) look their globals up
-    in *user_ns*, the notebook's, from now on. In Run All a function called later, from an
-    ordinary cell or a step, sees the notebook's values as they are then (``T = 10`` after
-    ``def f(): return T * 2`` makes ``f()`` 20), not those of the cell that defined it. The
-    functions are replaced in *outputs* by copies (:func:`_rebind`; the same copy for the same
-    function), and the methods of a class in place. Calls from a step still see the versions
-    its position implies (:func:`link_helpers`)."""
-    memo: dict = {}
+def to_namespace(outputs: dict, user_ns: dict, memo: "dict | None" = None) -> None:
+    """When a step that executed completes: the notebook functions it defined (among its
+    *outputs*, and the methods of the classes it defined) look their globals up in *user_ns*,
+    the notebook's, from now on. In Run All a function called later, from an ordinary cell or
+    a step, sees the notebook's values as they are then (``T = 10`` after ``def f(): return
+    T * 2`` makes ``f()`` 20), not those of the private namespace the step ran in. The
+    functions are replaced in *outputs* by copies (:func:`_rebind`; one copy per function),
+    the methods of a class in place. Its checkpoint was written before, with the functions as
+    they ran. Calls from a step still see the versions its position implies
+    (:func:`link_helpers`). *memo*: the copies made already (id of a function -> it and its copy)."""
+    if memo is None:
+        memo = {}
     for k, v in outputs.items():
         if type(v) is types.FunctionType:
-            if v.__globals__ is ns:
-                outputs[k] = _rebound(v, ns, user_ns, memo)
+            if _private(v, user_ns):
+                outputs[k] = _rebound(v, user_ns, memo)
         elif isinstance(v, type) and v.__module__ == "__main__":
             for attr, m in list(vars(v).items()):
-                new = _member(m, ns, user_ns, memo)
+                new = _member(m, user_ns, memo)
                 if new is not m:
                     setattr(v, attr, new)
+
+
+def bound_to(user_ns: dict) -> "Callable[[object], object]":
+    """What a restored value is in the kernel whose namespace is *user_ns*: a notebook function
+    (or class) read back from a checkpoint looks its globals up there, as the function it was
+    (:func:`to_namespace`) and as in Run All."""
+
+    memo: dict = {}  # one copy of a function read under two names (h = f: h is f)
+
+    def bind(value):
+        if type(value) is types.FunctionType or (isinstance(value, type) and value.__module__ == "__main__"):
+            one = {"": value}
+            to_namespace(one, user_ns, memo)
+            return one[""]
+        return value
+
+    return bind
+
+
+def names_read(value) -> "set[str]":
+    """The global names a notebook function (or the methods of a notebook class) *value* reads
+    when called: what must be in the namespace for it to run (none for other values)."""
+    if type(value) is types.FunctionType:
+        return _code_names(value.__code__)
+    if isinstance(value, type) and value.__module__ == "__main__":
+        names: set = set()
+        for m in vars(value).values():
+            fn = m.__func__ if isinstance(m, (staticmethod, classmethod)) else m
+            if type(fn) is types.FunctionType:
+                names |= _code_names(fn.__code__)
+        return names
+    return set()

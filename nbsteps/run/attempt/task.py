@@ -27,7 +27,7 @@ from nbsteps.run.attempt import generators, observe, opened, threads
 from nbsteps.run.attempt.capture import Capture, running_in
 from nbsteps.run.attempt.capture import _active as _capture_active
 from nbsteps.run.attempt.live import has_versions, used_live
-from nbsteps.run.attempt.notebook_functions import link_helpers, to_namespace
+from nbsteps.run.attempt.notebook_functions import link_helpers
 
 
 @dataclass(init=False, slots=True)
@@ -483,8 +483,6 @@ def _attempt(task: Task) -> Outcome:
                 has_result = analysis.result is not None
                 result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
-            if task.base is not None and outputs:  # its functions see the notebook's names from now on
-                to_namespace(outputs, ns, task.base)
             changed = observe.changed(before, task.inputs) if before else ()
             if changed:  # a live object (run.attempt.live) is used, as in Run All: no write
                 changed = tuple(n for n in changed if not used_live(task.inputs[n]))

@@ -4,10 +4,9 @@ A step's fingerprint covers its normalised source and ``--after`` (the static
 digest), the executions of its upstream steps (their tokens), the outside
 values it reads that are cheap to hash, and the code of notebook-defined
 helpers it calls (see :mod:`nbsteps.model.fingerprint`); not the names that only the
-bodies of functions it defines read, where a step writes them (the calling step
-reads them: ``Step.called_reads``; ``CellAnalysis.later_reads``). The files it read are
-kept with its checkpoint, which holds only while they are unchanged
-(:mod:`nbsteps.model.file_inputs`).
+bodies of functions it defines read (the calling step reads them: ``Step.called_reads``;
+``CellAnalysis.later_reads``). The files it read are kept with its checkpoint,
+which holds only while they are unchanged (:mod:`nbsteps.model.file_inputs`).
 """
 
 from __future__ import annotations
@@ -73,10 +72,11 @@ def _static_parts(g: Dependencies, step: Step) -> tuple:
         later = step.analysis.later_reads if step.analysis is not None else None
         if later and names:
             # read only in the bodies of functions the cell defines: the caller reads them when it calls
-            # one (Step.called_reads), not this cell; a name a step writes (below it: else it is sourced)
-            # is no parameter of it (its appearance or new value changes nothing the cell did)
+            # one (Step.called_reads, the notebook's namespace from an ordinary cell), not this cell: no
+            # parameter of it, whoever writes them and whenever that was registered (their appearance or
+            # new value changes nothing the cell did)
             called = step.called_reads | step.linked | step.analysis.shadowable
-            names = tuple([n for n in names if n not in later or n in called or not g.writers.get(n)])
+            names = tuple([n for n in names if n not in later or n in called])
         globs = None
     if not deps:
         upstream = ()
