@@ -138,8 +138,8 @@ VIEWS_READ = [*VIEWS, "vsum = float(np.nansum(v))\nafirst = float(a.data[1])"]
 @pytest.mark.xfail(
     strict=True,
     reason="known gap (docs/usage.md): the views copied with a changed array are not reported as writes; "
-    "reporting them made a second pass execute a cell of functions again (ski_max_tree resume, "
-    "sp_outliers edit-real in the corpus)",
+    "reporting them (tried 2026-12-07) makes the corpus's sp_outliers edit-real end with another masked "
+    "array `a` than Run All's",
 )
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
 def test_a_step_below_reads_the_views_as_changed(shell, mode):
