@@ -21,6 +21,7 @@ display leaves those out while they are the ones the cell shows.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import uuid
 from typing import Callable
@@ -40,6 +41,11 @@ from nbsteps.views.step_view import (
     status_key,
     step_bundle,
 )
+
+#: display ids of the step cells: one random prefix a process, then a count (unique as a uuid4
+#: each, without the 16 random bytes each cell asked the OS for)
+_ID_PREFIX = uuid.uuid4().hex
+_ids = itertools.count()
 
 #: shortest gap between two live updates of one cell (seconds)
 INTERVAL = 0.25
@@ -389,7 +395,7 @@ class StepCells:
         if not self.updates:
             self.ids.pop(name, None)
             return False
-        display_id = f"nbsteps-step-{uuid.uuid4().hex}"
+        display_id = f"nbsteps-step-{_ID_PREFIX}{next(_ids):x}"
         self.ids[name] = display_id
         if own:
             bundle = step_bundle(
@@ -409,11 +415,12 @@ class StepCells:
         else:  # nothing to flush: one message, once per cell (no flood for the flush to hold back)
             with unflushed():
                 publish(bundle, display_id=display_id)
-        slots = zip(self.slots.get(name, ()), self.slot_bundles(name), strict=True)
-        with unflushed():  # the status line flushed what the cell printed before it: the slots follow it
-            for slot, (data, meta) in slots:
-                self._sent[slot] = hash(repr(data))
-                publish(data, metadata=meta, display_id=slot)
+        if not own:  # (a cell running its step has no slots: nothing to fill)
+            slots = zip(self.slots[name], self.slot_bundles(name), strict=True)
+            with unflushed():  # the status line flushed what the cell printed before it: the slots follow it
+                for slot, (data, meta) in slots:
+                    self._sent[slot] = hash(repr(data))
+                    publish(data, metadata=meta, display_id=slot)
         return True
 
     def finish_own(self, name: str) -> None:

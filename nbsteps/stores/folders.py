@@ -16,9 +16,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from nbsteps.stores import layout
 from nbsteps.stores.fs import CLOEXEC, NOFOLLOW, LinkRefused, open_dir
@@ -43,34 +42,20 @@ class Folders:
         """A descriptor of the store directory (the caller closes it)."""
         return os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
 
-    @contextmanager
-    def root(self) -> Iterator[int]:
-        """A descriptor of the store directory, closed on exit."""
-        fd = self.open_root()
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def root(self) -> "_Opened":
+        """A descriptor of the store directory, closed on exit (``with``)."""
+        return _Opened(self.open_root)
 
-    @contextmanager
-    def folder(self, root: int, dirname: str, create: bool = False) -> Iterator[int]:
-        """The step folder *dirname*, never through a link."""
-        fd = open_dir(dirname, root, self.directory / dirname, create=create)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def folder(self, root: int, dirname: str, create: bool = False) -> "_Opened":
+        """The step folder *dirname*, never through a link (``with``: its descriptor,
+        closed on exit)."""
+        return _Opened(open_dir, dirname, root, lambda: self.directory / dirname, create)
 
-    @contextmanager
-    def locked(self, root: int, dirname: str) -> Iterator[None]:
-        """Exclusive lock of one step: a thread lock (flock is not reliable
+    def locked(self, root: int, dirname: str) -> "_Locked":
+        """Exclusive lock of one step (``with``): a thread lock (flock is not reliable
         between threads on every file system) and a flock for other processes.
         Different steps never wait for each other."""
-        lock = self.acquire(root, dirname)
-        try:
-            yield
-        finally:
-            lock.release()
+        return _Locked(self, root, dirname)
 
     def acquire(self, root: int, dirname: str) -> "StepLock":
         """The lock of :meth:`locked`, held until its ``release()``, which any
@@ -82,7 +67,7 @@ class Folders:
         fd = -1
         try:
             if fcntl is not None:
-                locks = open_dir(LOCKS, root, self.directory / LOCKS, create=True)
+                locks = open_dir(LOCKS, root, lambda: self.directory / LOCKS, create=True)
                 try:
                     name = f"{dirname}.lock"
                     try:
@@ -139,6 +124,44 @@ class Folders:
             return True
         except (LinkRefused, OSError):
             return False
+
+
+class _Opened:
+    """``with``: the descriptor *opener(*args)* returns, closed on exit (as a
+    ``contextlib.contextmanager`` generator would do it, without making a generator and its
+    wrapper for each of the ~5 directories a restored cell opens)."""
+
+    __slots__ = ("_opener", "_args", "_fd")
+
+    def __init__(self, opener: Callable[..., int], *args) -> None:
+        self._opener, self._args, self._fd = opener, args, -1
+
+    def __enter__(self) -> int:
+        self._fd = self._opener(*self._args)
+        return self._fd
+
+    def __exit__(self, *exc) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class _Locked:
+    """``with``: a step's lock (:meth:`Folders.acquire`) held inside the block."""
+
+    __slots__ = ("_folders", "_root", "_dirname", "_lock")
+
+    def __init__(self, folders: Folders, root: int, dirname: str) -> None:
+        self._folders, self._root, self._dirname = folders, root, dirname
+        self._lock: "StepLock | None" = None
+
+    def __enter__(self) -> None:
+        self._lock = self._folders.acquire(self._root, self._dirname)
+
+    def __exit__(self, *exc) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
 
 class StepLock:

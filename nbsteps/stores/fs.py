@@ -13,6 +13,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Callable
 
 
 def describe_error(exc: BaseException) -> str:
@@ -61,21 +62,38 @@ class LinkRefused(OSError):
         self.path = str(path)
 
 
-def open_dir(name: str, dir_fd: "int | None", path: "str | Path", create: bool = False) -> int:
+def open_dir(
+    name: str, dir_fd: "int | None", path: "str | Path | Callable[[], str | Path]", create: bool = False
+) -> int:
     """A file descriptor of the directory *name* (relative to *dir_fd*), never
-    through a link; created private (0700) when *create*."""
-    if create:
-        try:
-            os.mkdir(name, 0o700, dir_fd=dir_fd)
-        except FileExistsError:
-            pass
+    through a link; created private (0700) when *create* and absent. *path*: the
+    directory's path for messages, or a callable making it (only an error needs it:
+    a restored cell opens ~6 directories, and joining a ``Path`` costs ~3 us)."""
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    except OSError as exc:
+        _refused(exc, name, dir_fd, path)
+        raise
+    try:  # (created only when absent: no mkdir and its FileExistsError on every open)
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
     try:
         return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-            kind = "a symbolic link" if is_link(name, dir_fd) else "not a directory"
-            raise LinkRefused(path, kind) from None
+        _refused(exc, name, dir_fd, path)
         raise
+
+
+def _refused(exc: OSError, name: str, dir_fd: "int | None", path) -> None:
+    """Raise :class:`LinkRefused` if *exc* (opening directory *name*) says it is a link or
+    not a directory."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        kind = "a symbolic link" if is_link(name, dir_fd) else "not a directory"
+        raise LinkRefused(path() if callable(path) else path, kind) from None
 
 
 def is_link(name: str, dir_fd: "int | None") -> bool:

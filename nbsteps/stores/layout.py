@@ -150,8 +150,15 @@ def read_meta_stat(folder: int, name: str = META) -> "tuple[bytes | None, os.sta
             raise Corrupt(
                 name, f"is too large ({st.st_size} bytes) to be a checkpoint's metadata", None, name
             )
-        with open(fd, "rb", closefd=False) as f:
-            return f.read(MAX_META + 1), st
+        # os.read, not a buffered file object over the descriptor (~3 us less, once a restored cell)
+        chunks, left = [], MAX_META + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, max(st.st_size + 1, 1 << 16)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), st
     finally:
         os.close(fd)
 

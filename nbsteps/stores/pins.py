@@ -116,7 +116,7 @@ class Pins:
         if fcntl is None:
             yield None
             return
-        pins = open_dir(PINS, root, self.folders.directory / PINS, create=create)
+        pins = open_dir(PINS, root, lambda: self.folders.directory / PINS, create=create)
         try:
             if create:
                 with self._lock:
@@ -133,7 +133,9 @@ class Pins:
                             os.close(fd)
                             raise
                         self._alive = fd  # kept for the life of the process: the lock says it is alive
-            mine = open_dir(self.token, pins, self.folders.directory / PINS / self.token, create=create)
+            mine = open_dir(
+                self.token, pins, lambda: self.folders.directory / PINS / self.token, create=create
+            )
         finally:
             os.close(pins)
         try:
