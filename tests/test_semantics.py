@@ -135,12 +135,6 @@ def test_views_in_plan_mode_the_change_waits_for_the_readers(shell):
 VIEWS_READ = [*VIEWS, "vsum = float(np.nansum(v))\nafirst = float(a.data[1])"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/usage.md): the views copied with a changed array are not reported as writes; "
-    "reporting them (tried 2026-12-07) makes the corpus's sp_outliers edit-real end with another masked "
-    "array `a` than Run All's",
-)
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
 def test_a_step_below_reads_the_views_as_changed(shell, mode):
     ref = run_all(VIEWS_READ)
@@ -153,6 +147,30 @@ def test_a_step_below_reads_the_views_as_changed(shell, mode):
     assert ns["vsum"] == ref["vsum"] and np.isnan(ns["afirst"])
     assert not np.isnan(nbsteps.step("c1").outputs["v"]).any()  # the version above is untouched
     assert set(nbsteps.step("c2").outputs) >= {"x", "a", "v"}  # the views are written by c2
+
+
+# SciPy's outliers page (sp_outliers, edit-real): the views are found again when the steps run again
+VIEWS_EDITED = [
+    "import numpy as np\nlo = 0.1",
+    "x = np.arange(19.) + lo",
+    "a = np.ma.masked_array(x, mask=x < 2)  # views x's memory",
+    "x[9:11] = np.nan",
+]
+
+
+def test_views_written_once_are_found_again_after_an_edit_above(shell):
+    """The step changing ``x`` was seen writing ``a`` (a view of ``x``): when an edit above makes
+    ``x`` and ``a`` new objects and everything runs again, ``a`` is the view of the new ``x`` the
+    step changed, as in Run All, not the new ``a`` as it was before the change."""
+    steps(shell, VIEWS_EDITED)
+    edited = [VIEWS_EDITED[0].replace("0.1", "0.2"), *VIEWS_EDITED[1:]]
+    ref = run_all(edited)
+    assert np.isnan(ref["a"].data[9])
+    run_ok(shell, f"%%step c0\n{edited[0]}")
+    run_ok(shell, "%steps run")
+    ns = shell.user_ns
+    assert np.array_equal(ns["a"].data, ref["a"].data, equal_nan=True)
+    assert np.array_equal(ns["x"], ref["x"], equal_nan=True)
 
 
 RC = [

@@ -130,13 +130,16 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
         outputs = outputs + tuple(n for n in sorted({*hinted, *hinted_with}) if n not in outputs)
     together_names: tuple = ()
     if changed:  # copied together: names bound to one object graph stay bound (nbsteps.model.aliases)
-        views = views_of(ns, changed, skip=step.inputs | set(outputs))
+        # (not skipped: what an earlier run saw it write with them, its views and the names held with
+        # them: looked for again, in what the namespace holds now)
+        own = step.inputs | (set(outputs) - step.observed if step.observed else set(outputs))
+        views = views_of(ns, changed, skip=own)
         # arrays viewing what it changes: copied with it, as views of the copy, and written too
         group = {n: changed[n] for n, _ in views.values()}
         group.update((name, value) for name, (_, value) in views.items())
         alone = {n: v for n, v in changed.items() if n not in group}
         # what other names share with it (a pipeline and its scaler): copied together, written too
-        held = held_with(ctx, step, sources, alone, step.inputs | set(outputs) | set(views))
+        held = held_with(ctx, step, sources, alone, own | set(views))
         copies = private_copies({**alone, **{p: v for p, (_, v) in held.items()}})
         # only with a value that was copied (one with no versions is not: nbsteps.run.attempt.live)
         # and not one the copy left as it is (a SymPy symbol, interned: the same object)
@@ -146,10 +149,8 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
             inputs.update(copy_with_views(group))
         if views or held:
             outputs = outputs + tuple(sorted({*views, *held}))
-            # (the views are not reported: a second pass of the run then finds a cell of functions
-            # stale for a global defined below it, ski_max_tree in the corpus; a view read below
-            # still reads the version above, docs/usage.md)
-            together_names = tuple(sorted(held))
+            # written by the step, views too: a step below reading one reads the change, as in Run All
+            together_names = tuple(sorted({*views, *held}))
     task = Task(
         step.name,
         "cell",
