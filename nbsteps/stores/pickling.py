@@ -578,9 +578,12 @@ def shareable(obj: Any) -> bool:
     (list, dict, set, bytearray, a NumPy array) or an instance of a class with
     attributes (a figure, an estimator, a DataFrame, the user's own classes).
     Not: numbers, strings, tuples, classes, functions, modules, NumPy dtypes
-    and scalars (each new process gives them back as canonical or equal).
-    Decided by the type, once per type."""
+    and scalars (each new process gives them back as canonical or equal), but a
+    function of the notebook (``__main__``: pickled by value, each copy another
+    function: ``h = f``). Decided by the type, once per type (a function by its module)."""
     t = type(obj)
+    if t is types.FunctionType:
+        return getattr(obj, "__module__", None) == "__main__"
     known = _SHAREABLE.get(t)
     if known is None:
         known = _SHAREABLE[t] = (
