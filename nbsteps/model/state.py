@@ -41,7 +41,11 @@ after the nearest writer above with a ``state`` edge. What a step actually reads
 observed when it runs (:mod:`nbsteps.run.attempt.opened`): a file that changed makes
 it stale through its checkpoint (:mod:`nbsteps.model.file_inputs`). A file outlives
 the process, so a writer is replayed (:mod:`nbsteps.run.decide.replay`) only while
-its file is missing: replaying it otherwise would append twice.
+its file is missing: replaying it otherwise would append twice. A file a step removed or
+renamed away through a path the analysis could not read (``shutil.rmtree(location)``) is
+observed when it runs (:mod:`nbsteps.run.attempt.opened`): the step carries ``file:<path>`` as
+an observed effect (``Step.observed_state``) from then on, so it comes after the steps above
+that read or wrote the file, as a literal ``os.remove('f.csv')`` does.
 
 Library code may change the environment where the analysis cannot see it
 (``pl.Config.set_tbl_rows`` writes ``os.environ``): the run observes it

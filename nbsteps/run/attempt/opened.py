@@ -43,6 +43,22 @@ replayed when restored (:mod:`nbsteps.run.decide.replay`). Not a change made by 
 (it is made again when the module is imported in a new process). A read of the
 environment raises no event: a restored writer is replayed before code executes
 (``settles``), so what reads it unseen reads what Run All gives it.
+
+**Deletions and renames.** Removing a file (``os.remove``, ``os.unlink``, ``Path.unlink``, and
+``shutil.rmtree``, which removes each file of the folder by ``os.unlink``), renaming one
+(``os.rename``, ``os.replace``, ``Path.rename``, ``shutil.move``) and truncating one raise the audit
+events ``os.remove`` (path, dir_fd), ``os.rename`` (src, dst, src_dir_fd, dst_dir_fd) and
+``os.truncate``: each path is a change of that file, a write (:meth:`Opened.writes`: its fingerprint
+after the step, ``missing`` for a removed one, goes to the step's ``wrote``, so a step above that
+read it is not stale for it: the file changed after it, as in Run All). A name relative to a
+directory descriptor (``shutil.rmtree``'s, the store's) is resolved through ``/proc/self/fd``; the
+store's folder and nbsteps' own calls are left out, as for ``open``. A file removed or renamed
+away that the step did not write itself in the same attempt (a temporary file) is also labelled
+``file:<path>`` (relative to the working directory when inside it, as the analysis labels a
+literal path) in :attr:`Opened.state`, an observed change kept as ``Step.observed_state``: from
+then on the plan orders the step after the steps above that touch that file, as it does for a
+literal ``os.remove('f.csv')`` (:mod:`nbsteps.model.state`), when the path was a variable the
+analysis could not read (``shutil.rmtree(location)``).
 """
 
 from __future__ import annotations
@@ -50,6 +66,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import shutil
 import site
 import sys
 import threading
@@ -66,6 +83,15 @@ _NO_STATE: frozenset = frozenset()  # (a constant: no call per attempt)
 _SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pyd", ".so")
 _O_WRITE = os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+#: the flags recorded for a removed, renamed or truncated path: a write, never a read
+CHANGED = os.O_WRONLY | os.O_TRUNC
+#: the flags recorded for a removed folder (``os.rmdir``): neither a read nor a file written
+REMOVED_DIR = CHANGED | getattr(os, "O_DIRECTORY", 0o200000)
+#: at most this many ``file:`` labels an attempt records for what it removed (a folder of
+#: thousands of files is a change of each, in ``wrote``; its first ones order the step)
+LABELS_MAX = 256
+#: the audit events other than ``open`` the hook looks at (one set lookup for every other event)
+_EVENTS = frozenset({"os.putenv", "os.unsetenv", "os.remove", "os.rename", "os.rmdir", "os.truncate"})
 
 
 def _bootstrap_files() -> frozenset:
@@ -99,6 +125,10 @@ def _importing() -> bool:
     return False
 
 
+#: shutil.rmtree's helpers that open folders relative to a directory descriptor
+_RMTREE = frozenset(
+    f.__code__ for f in (getattr(shutil, n, None) for n in ("_rmtree_safe_fd", "_rmtree_safe_fd_stack")) if f
+)
 #: nbsteps' own source files (the package's folder)
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
@@ -141,7 +171,8 @@ class Opened:
     def __init__(self) -> None:
         self.events: list = []
         #: the process state labels it was seen changing (``environ``: the audit events
-        #: ``os.putenv`` / ``os.unsetenv``, which ``os.environ``'s writes raise), not in an import
+        #: ``os.putenv`` / ``os.unsetenv``, which ``os.environ``'s writes raise), not in an import;
+        #: ``file:<path>`` for a file it removed or renamed away (:meth:`changed`)
         self.state: frozenset = _NO_STATE
 
     def add(self, path, flags) -> None:
@@ -156,8 +187,10 @@ class Opened:
         if not os.path.isabs(path):
             # a name relative to a directory descriptor nbsteps holds (its store opens everything with
             # dir_fd=, which the audit event leaves out): not the step's, and not under the cwd
+            # a folder shutil.rmtree opens relative to its parent's descriptor to remove it: no read either
             try:
-                if sys._getframe(2).f_code.co_filename.startswith(_PACKAGE):
+                code = sys._getframe(2).f_code
+                if code.co_filename.startswith(_PACKAGE) or code in _RMTREE:
                     return
             except ValueError:  # no Python frame opened it
                 pass
@@ -165,6 +198,47 @@ class Opened:
         if path.startswith(_ignored or _prefixes()) or _importing():
             return
         self.events.append((path, flags if isinstance(flags, int) else 0))
+
+    def changed(self, path, dir_fd, removed: bool) -> None:
+        """Called by the audit hook: *path* (relative to the directory descriptor *dir_fd*
+        when not absolute) is removed, renamed away (*removed*), renamed to or truncated."""
+        path = _operand(path, dir_fd, 3)
+        if path is not None:
+            self._changed(path, removed)
+
+    def _changed(self, path: str, removed: bool) -> None:
+        if removed and len(self.state) < LABELS_MAX and not self._wrote(path):
+            label = "file:" + file_inputs.shown(path)
+            if label not in self.state:
+                self.state = self.state | {label}
+        self.events.append((path, CHANGED))
+
+    def removed_dir(self, path, dir_fd) -> None:
+        """Called by the audit hook: the folder *path* is removed."""
+        path = _operand(path, dir_fd, 3)
+        if path is not None:
+            self.events.append((path, REMOVED_DIR))
+
+    def renamed(self, src, dst, src_dir_fd, dst_dir_fd) -> None:
+        """Called by the audit hook before *src* is renamed to *dst*: a change of both, and of
+        every file under *src* when it is a folder (each one is gone from there)."""
+        path = _operand(src, src_dir_fd, 3)
+        if path is not None and os.path.isdir(path):
+            for top, _dirs, names in _walk(path):
+                for name in names:
+                    self._changed(os.path.join(top, name), True)
+        if path is not None:
+            self._changed(path, True)
+        path = _operand(dst, dst_dir_fd, 3)
+        if path is not None:
+            self._changed(path, False)
+
+    def _wrote(self, path: str) -> bool:
+        """Whether this attempt wrote *path* before (a temporary file of its own)."""
+        for p, flags in self.events:
+            if (flags & _O_ACCMODE != os.O_RDONLY or flags & _O_WRITE) and os.path.normpath(p) == path:
+                return True
+        return False
 
     def inputs(self, analysis=None) -> dict:
         """``{absolute path: fingerprint}`` of the files read (see the module's
@@ -176,6 +250,9 @@ class Opened:
         written: set[str] = set()
         for path, flags in self.events:
             path = os.path.normpath(path)
+            if flags == REMOVED_DIR:  # a folder it removed (opened first to list it): not an input
+                reads.pop(path, None)
+                continue
             access = flags & _O_ACCMODE
             creates = flags & os.O_CREAT and flags & os.O_EXCL
             if access != os.O_WRONLY and not flags & os.O_TRUNC and not creates and path not in written:
@@ -191,7 +268,7 @@ class Opened:
         """The absolute paths opened for writing or appending (not ignored ones)."""
         out = set()
         for path, flags in self.events:
-            if flags & _O_ACCMODE != os.O_RDONLY or flags & _O_WRITE:
+            if (flags & _O_ACCMODE != os.O_RDONLY or flags & _O_WRITE) and flags != REMOVED_DIR:
                 path = os.path.normpath(path)
                 if not _ignored_path(path):
                     out.add(path)
@@ -220,14 +297,67 @@ def _ignored_path(path: str) -> bool:
     return False
 
 
+def _walk(folder: str, limit: int = 10_000):
+    """``os.walk`` of *folder*, stopped after *limit* entries (a rename of a huge tree records
+    its first files)."""
+    seen = 0
+    for top, dirs, names in os.walk(folder):
+        seen += len(dirs) + len(names)
+        yield top, dirs, names
+        if seen >= limit:
+            return
+
+
+def _operand(path, dir_fd, depth: int) -> "str | None":
+    """The absolute, normalised path a removal or rename names, or None: a descriptor, a
+    name nbsteps' own code gives (its store works relative to directory descriptors), a
+    descriptor that cannot be resolved, an ignored place (the store, the interpreter's
+    prefixes), or an import's (``.pyc`` files are written by ``os.replace``)."""
+    if not isinstance(path, str):
+        if isinstance(path, int):
+            return None
+        try:
+            path = os.fsdecode(path)
+        except TypeError:
+            return None
+    try:  # the code calling os.remove / os.rename, *depth* frames up (_operand, Opened's method, the hook)
+        if sys._getframe(depth).f_code.co_filename.startswith(_PACKAGE):
+            return None
+    except ValueError:  # no Python frame
+        pass
+    if not os.path.isabs(path):
+        if isinstance(dir_fd, int) and dir_fd >= 0:
+            try:  # (Linux; elsewhere such a name is not resolved: not recorded)
+                base = os.readlink(f"/proc/self/fd/{dir_fd}")
+            except OSError:
+                return None
+        else:
+            base = os.getcwd()
+        path = base + os.sep + path
+    path = os.path.normpath(path)
+    if path.startswith(_ignored or _prefixes()) or _importing():
+        return None
+    return path
+
+
 def _hook(event: str, args: tuple) -> None:
     if event == "open":
         rec = _recorder.get()
         if rec is not None:
             rec.add(args[0], args[2])
-    elif event == "os.putenv" or event == "os.unsetenv":  # (no lookup: every other event comes here)
+    elif event in _EVENTS:  # (one lookup: every other event comes here)
         rec = _recorder.get()
-        if rec is not None and ENVIRON not in rec.state and not _importing():
+        if rec is None:
+            return
+        if event == "os.remove":
+            rec.changed(args[0], args[1], True)
+        elif event == "os.rename":
+            rec.renamed(args[0], args[1], args[2], args[3])
+        elif event == "os.rmdir":  # (shutil.rmtree opens each folder before: no read of it)
+            rec.removed_dir(args[0], args[1])
+        elif event == "os.truncate":
+            rec.changed(args[0], None, False)
+        elif ENVIRON not in rec.state and not _importing():  # os.putenv / os.unsetenv
             rec.state = rec.state | {ENVIRON}
 
 
