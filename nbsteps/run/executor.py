@@ -236,12 +236,7 @@ class Executor:
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
             return
-        step = ctx.steps.get(name)
-        if step is not None and step.analysis is not None:  # a cell's functions: the notebook's globals
-            if type(cp.outputs) is LazyValues:
-                cp.outputs.adapt(bound_to(ctx.namespace))
-            elif type(cp.outputs) is dict:
-                to_namespace(cp.outputs, ctx.namespace)
+        self._bind_functions(name, cp.outputs)
         with deferred_interrupts():  # up to date: restored, published and completed at once
             ctx.publish(cp.outputs, name)
             rec.restore(cp, fp)
@@ -520,12 +515,20 @@ class Executor:
                 self.state_seen.append(step.name)
         return sorted(step.observed_state)
 
+    def _bind_functions(self, name: str, outputs) -> None:
+        """A cell step's functions (executed, or restored: each value as it is read) look their
+        globals up in the notebook's namespace from now on (run.attempt.notebook_functions)."""
+        step = self.ctx.steps.get(name)
+        if step is None or step.analysis is None:  # (a function step's outputs are the caller's)
+            return
+        if type(outputs) is LazyValues:
+            outputs.adapt(bound_to(self.ctx.namespace))
+        elif type(outputs) is dict:
+            to_namespace(outputs, self.ctx.namespace)
+
     def _mark_completed(self, rec, cp: Checkpoint, token: str, context: "dict | None" = None) -> None:
         """Publish and mark: run with interrupts deferred (all or nothing)."""
-        step = self.ctx.steps.get(rec.name)
-        if step is not None and step.analysis is not None and type(cp.outputs) is dict:
-            # a cell's functions look their globals up in the notebook's namespace from now on
-            to_namespace(cp.outputs, self.ctx.namespace)
+        self._bind_functions(rec.name, cp.outputs)
         self.ctx.publisher.publish(cp.outputs, rec.name)  # (RunContext.publish's)
         for var, value in (context or {}).items():  # np.set_printoptions in a step: as after a cell
             var.set(value)

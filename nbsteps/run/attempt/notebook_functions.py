@@ -163,7 +163,20 @@ def _rebound(fn: types.FunctionType, user_ns: dict, memo: dict) -> types.Functio
     return new
 
 
-def to_namespace(outputs: dict, user_ns: dict, memo: "dict | None" = None) -> None:
+def _bound(value, user_ns: dict, memo: dict):
+    """*value* with the notebook functions in it bound to *user_ns*: a function's copy, or a
+    class of the notebook with its methods rebound in place (itself)."""
+    if type(value) is types.FunctionType:
+        return _rebound(value, user_ns, memo)
+    if isinstance(value, type) and value.__module__ == "__main__":
+        for attr, m in list(vars(value).items()):
+            new = _member(m, user_ns, memo)
+            if new is not m:
+                setattr(value, attr, new)
+    return value
+
+
+def to_namespace(outputs: dict, user_ns: dict) -> None:
     """When a step that executed completes: the notebook functions it defined (among its
     *outputs*, and the methods of the classes it defined) look their globals up in *user_ns*,
     the notebook's, from now on. In Run All a function called later, from an ordinary cell or
@@ -172,35 +185,20 @@ def to_namespace(outputs: dict, user_ns: dict, memo: "dict | None" = None) -> No
     functions are replaced in *outputs* by copies (:func:`_rebind`; one copy per function),
     the methods of a class in place. Its checkpoint was written before, with the functions as
     they ran. Calls from a step still see the versions its position implies
-    (:func:`link_helpers`). *memo*: the copies made already (id of a function -> it and its copy)."""
-    if memo is None:
-        memo = {}
+    (:func:`link_helpers`)."""
+    memo: dict = {}  # id of a function -> it and its copy
     for k, v in outputs.items():
-        if type(v) is types.FunctionType:
-            if _private(v, user_ns):
-                outputs[k] = _rebound(v, user_ns, memo)
-        elif isinstance(v, type) and v.__module__ == "__main__":
-            for attr, m in list(vars(v).items()):
-                new = _member(m, user_ns, memo)
-                if new is not m:
-                    setattr(v, attr, new)
+        new = _bound(v, user_ns, memo)
+        if new is not v:
+            outputs[k] = new
 
 
 def bound_to(user_ns: dict) -> "Callable[[object], object]":
     """What a restored value is in the kernel whose namespace is *user_ns*: a notebook function
     (or class) read back from a checkpoint looks its globals up there, as the function it was
     (:func:`to_namespace`) and as in Run All."""
-
     memo: dict = {}  # one copy of a function read under two names (h = f: h is f)
-
-    def bind(value):
-        if type(value) is types.FunctionType or (isinstance(value, type) and value.__module__ == "__main__"):
-            one = {"": value}
-            to_namespace(one, user_ns, memo)
-            return one[""]
-        return value
-
-    return bind
+    return lambda value: _bound(value, user_ns, memo)
 
 
 def names_read(value) -> "set[str]":
