@@ -1,6 +1,6 @@
-"""Frames written as Arrow skip the sample round trip once a frame of the same shape
-came back equal (stores.encoding._arrow_shape): every frame of a shape still comes back
-exactly, whatever its length and values, and a shape that fails the sample is pickled."""
+"""Frames written as Arrow or Parquet skip the sample round trip once a frame of the same
+shape came back equal (stores.encoding._frame_shape): every frame of a shape still comes
+back exactly, whatever its length and values, and a shape that fails the sample is pickled."""
 
 from __future__ import annotations
 
@@ -63,3 +63,61 @@ def test_a_frame_with_attrs_is_sampled_again(store):
     got = make_store(store.directory).get("attrs", "fp").outputs["df"]
     assert got.attrs == {"unit": "m"}
     pd.testing.assert_frame_equal(got, with_attrs, check_exact=True)
+
+
+def _mixed(n: int, seed: int) -> dict:
+    """Frames Arrow cannot take as they are (strings, timestamps, categoricals,
+    nullable integers): written as Parquet."""
+    rng = np.random.default_rng(seed)
+    words = np.array(["", "a", "é", "naïve", "日本", "x" * 40])
+    ts = pd.to_datetime(rng.integers(0, 2**62, n), unit="ns")
+    ints = pd.array(rng.integers(-5, 5, n), dtype="Int64")
+    if n > 3:
+        ints[2] = pd.NA
+    pick = words[rng.integers(0, len(words), n)]
+    levels = ["lo", "hi", "mid"]
+    return {
+        "strings": pd.DataFrame({"s": pick, "v": rng.random(n)}),
+        "stamps": pd.DataFrame({"t": ts, "tz": ts.tz_localize("UTC").tz_convert("Asia/Kolkata")}),
+        "categories": pd.DataFrame({"c": pd.Categorical(rng.choice(levels[:2], n), categories=levels)}),
+        "nullable": pd.DataFrame({"i": ints}, index=pd.Index(pick[::-1], name="w")),
+        "series": pd.Series(words[rng.integers(0, len(words), n)], name="words"),
+    }
+
+
+def test_parquet_frames_of_one_shape_come_back_exactly_and_are_sampled_once(store, monkeypatch):
+    from nbsteps.stores import encoding
+
+    reads = []
+    real = encoding.parquet_read
+    monkeypatch.setattr(encoding, "parquet_read", lambda data: reads.append(1) or real(data))
+    encoding._SAMPLED.clear()
+    for k, n in enumerate((70, 1, 64, 65, 1000, 3)):
+        values = _mixed(n, k)
+        store.put(Checkpoint(f"m{k}", "fp", values))
+        if k == 0:
+            sampled = len(reads)
+            assert sampled == len(values)  # one sample of each shape
+        got = make_store(store.directory).get(f"m{k}", "fp").outputs
+        files = sorted(p.name.split("-", 1)[1] for p in (store.directory / f"m{k}").glob("*-*.*"))
+        assert files == [f"{i}.parquet" for i in range(len(values))], files
+        for name, value in values.items():
+            if isinstance(value, pd.Series):
+                pd.testing.assert_series_equal(got[name], value, check_exact=True, check_index_type=True)
+            else:
+                pd.testing.assert_frame_equal(
+                    got[name], value, check_exact=True, check_index_type=True, check_column_type=True
+                )
+    assert len(reads) - sampled <= 5 * 6  # the reads of the values themselves (get), no more samples
+
+
+def test_another_categories_or_zone_is_another_shape(store):
+    from nbsteps.stores import encoding
+
+    encoding._SAMPLED.clear()
+    a = pd.DataFrame({"c": pd.Categorical(["x"], categories=["x", "y"])})
+    b = pd.DataFrame({"c": pd.Categorical(["x"], categories=["x", "z"])})
+    t = pd.DataFrame({"t": pd.to_datetime([0]).tz_localize("UTC")})
+    u = pd.DataFrame({"t": pd.to_datetime([0]).tz_localize("Europe/Paris")})
+    shapes = {encoding._frame_shape(f, "frame", "parquet") for f in (a, b, t, u)}
+    assert len(shapes) == 4

@@ -172,9 +172,9 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
     except Exception:
         table = None
     encoding = "arrow" if table is not None else "parquet"
-    shape = _arrow_shape(frame, kind) if table is not None else None
-    if shape is not None and _ARROW_SAMPLED.get(shape):
-        return encoding, table, extra
+    shape = _frame_shape(frame, kind, encoding)
+    if shape is not None and _SAMPLED.get(shape):
+        return encoding, (table if table is not None else frame), extra
     try:
         sample = frame.iloc[:64]
         if table is not None:
@@ -195,39 +195,51 @@ def frame_encoding(value: Any, kind: str) -> "tuple[str, Any, dict] | None":
     except Exception:
         return None
     if shape is not None:
-        if len(_ARROW_SAMPLED) >= 512:
-            _ARROW_SAMPLED.clear()
-        _ARROW_SAMPLED[shape] = True
+        if len(_SAMPLED) >= 512:
+            _SAMPLED.clear()
+        _SAMPLED[shape] = True
     return encoding, (table if table is not None else frame), extra
 
 
-#: the shapes (:func:`_arrow_shape`) of frames whose Arrow sample came back equal
-_ARROW_SAMPLED: "dict[tuple, bool]" = {}
+#: the shapes (:func:`_frame_shape`) of frames whose sample came back equal
+_SAMPLED: "dict[tuple, bool]" = {}
 
 
-def _arrow_shape(frame: Any, kind: str) -> "tuple | None":
-    """What decides whether a frame written as Arrow (every column a NumPy number
-    or bool array, the index a RangeIndex or a flat numeric NumPy index, see
-    :func:`arrow_table`) comes back equal: its labels and their types, the
-    columns' and the index's classes, dtypes and names, the flags; not its values
-    (their bytes are written as they are) and so not its length, but whether it is
-    empty. A frame with ``attrs`` has no shape (its sample is always checked).
-    None also when a label cannot be a key (the sample is then checked)."""
+def _frame_shape(frame: Any, kind: str, encoding: str) -> "tuple | None":
+    """What decides whether a frame written as *encoding* comes back equal: its
+    labels and their types, the columns' and the index's (and its levels')
+    classes, dtypes (their ``repr``: a categorical's categories, a timestamp's
+    unit and zone, a string's storage and missing value) and names, the flags;
+    not its values and so not its length, but whether it is empty.
+
+    Arrow (every column a NumPy number or bool array, the index a RangeIndex or
+    a flat numeric NumPy index, see :func:`arrow_table`) writes the values' bytes
+    as they are. Parquet's round trip of a column whose dtype is not ``object``
+    (those are pickled) is decided by the dtype: timestamps keep nanoseconds,
+    strings are UTF-8 in pandas as in Parquet; a value pyarrow refuses raises
+    while writing, and the frame is then pickled (:func:`nbsteps.stores.writing`).
+    The sample (64 rows) never looked further than the first rows either.
+
+    A frame with ``attrs`` has no shape (its sample is always checked). None also
+    when a label cannot be a key (the sample is then checked)."""
     if frame.attrs:
         return None
     columns, index = frame.columns, frame.index
+    levels = getattr(index, "levels", None)
     try:
         shape = (
+            encoding,
             kind,
             type(columns),
-            str(columns.dtype),
+            repr(columns.dtype),
             tuple(columns.names),
             tuple(columns),
             tuple(map(type, columns)),
-            tuple(dtype.str for dtype in frame.dtypes),
+            tuple(map(repr, frame.dtypes)),
             type(index),
-            str(index.dtype),
+            repr(index.dtype),
             tuple(index.names),
+            None if levels is None else tuple((type(lv), repr(lv.dtype)) for lv in levels),
             frame.shape[0] == 0,
             frame.flags.allows_duplicate_labels,
         )
