@@ -308,8 +308,8 @@ class Plan:
                 if n not in self.namespace and n not in step.hints
             )
 
-    def add_cell(self, name: str, source: str, **options) -> Step:
-        return self.add(cell_step(name, source, **options))
+    def add_cell(self, name: str, source: str, code_name: "str | None" = None, **options) -> Step:
+        return self.add(cell_step(name, source, code_name, **options))
 
     def step(
         self,

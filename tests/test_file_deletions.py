@@ -77,11 +77,6 @@ def test_a_step_removing_a_file_through_a_variable_comes_after_its_readers(
     assert "read" in nbsteps.current().context.dependencies("clean")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RunContext.written_below reads the records of the steps below, not their checkpoints: in a new "
-    "kernel the remover is not restored yet when the reader's files are checked (nbsteps/run/context.py)",
-)
 def test_a_new_kernel_does_not_run_a_reader_again_for_a_removal_below_it(
     shell, tmp_path, monkeypatch, tmp_key
 ):
@@ -133,3 +128,64 @@ def test_removals_and_renames_recorded_by_the_audit_hook(tmp_path, monkeypatch):
     assert {"file:d/one.txt", "file:d/sub/two.txt", "file:f.txt"} <= rec.state
     assert "file:tmp.txt" not in rec.state and "file:g.txt" not in rec.state
     assert rec.inputs() == {}  # removed, renamed: not read
+
+
+def test_a_remover_executed_again_still_explains_the_file_it_left_removed(shell, tmp_path, monkeypatch):
+    """A step executed again that finds its file removed already removes nothing this time (joblib's
+    ``result.clear()`` of an entry cleared before): what it wrote is still what it left, the file
+    missing, and the reader above it stays up to date, as in Run All."""
+    monkeypatch.chdir(tmp_path)
+    clean = (
+        "%%step clean\nimport os\npath = os.path.join('ca' + 'che', 'a.txt')\n"
+        "if os.path.exists(path):\n    os.remove(path)\nprint(tag)"
+    )
+    # (the writer names the file through a variable too: no writer labelled with it, none replayed)
+    make = MAKE.replace("open('cache/a.txt', 'w')", "open(os.path.join('ca' + 'che', 'a.txt'), 'w')")
+    for cell in (make, READ, SHOUT, "%%step tag\ntag = 1", clean):
+        run_ok(shell, cell)
+    plan = nbsteps.current()
+    path = str(tmp_path / "cache" / "a.txt")
+    assert plan["clean"].wrote.get(path) == "missing"
+    run_ok(shell, "%%step tag\ntag = 2")
+    run_ok(shell, "%steps run")  # clean executed again: nothing left to remove
+    assert executed() == ["clean"]
+    assert plan["clean"].wrote.get(path) == "missing"  # still as it left it
+    assert plan.plan().to_run == []  # read is not stale: the file is as the step below left it
+    run_ok(shell, "%%step later\nz = 1")
+    assert executed() == ["later"] and shell.user_ns["big"] == "X"
+
+
+def test_a_first_plan_run_removes_files_it_cannot_name_after_every_step_above(shell, tmp_path, monkeypatch):
+    """Before any run has observed what ``shutil.rmtree(folder)`` removes, the step comes after every
+    step above it (the analysis labels it ``files?``): a reader above, slow or reading through code
+    nbsteps cannot see (joblib's worker processes reading a memory-mapped array's file), reads the
+    file before it is removed, as in Run All."""
+    monkeypatch.chdir(tmp_path)
+    slow_read = "%%step read\nimport time\ntime.sleep(0.3)\ngot = open('cache/a.txt').read()"
+    run_ok(shell, "%steps mode plan")
+    for cell in (MAKE, slow_read, SHOUT, CLEANERS["shutil.rmtree"]):
+        run_ok(shell, cell)
+    plan = nbsteps.current()
+    assert {"make", "read", "shout"} <= set(plan.context.dependencies("clean"))
+    run_ok(shell, "%steps run --workers 4")
+    assert executed() == ["clean", "make", "read", "shout"]
+    assert shell.user_ns["big"] == "X" and not (tmp_path / "cache").exists()
+
+
+def test_a_step_that_wrote_files_is_not_executed_again_for_a_value_changed_below(
+    shell, tmp_path, monkeypatch
+):
+    """A value a step below changes in place (``func2(1)`` on a joblib ``MemorizedFunc``: its own
+    caches) is shared by the step that made it, when that step wrote files: executing it again to
+    make its version anew would write them again after the steps below (a cache entry made twice,
+    a log appended twice), which Run All never does."""
+    monkeypatch.chdir(tmp_path)
+    make = (
+        "%%step make\nclass Counter:\n    n = 0\n    def __call__(self):\n        self.n += 1\n"
+        "tick = Counter()\nwith open('lo' + 'g.txt', 'a') as fh:\n    fh.write('make ran\\n')"
+    )
+    run_ok(shell, make)
+    run_ok(shell, "%%step use\ntick()")  # changes make's tick in place
+    assert executed() == ["use"]
+    assert (tmp_path / "log.txt").read_text() == "make ran\n"  # once, as in Run All
+    assert shell.user_ns["tick"].n == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ import types
 import pytest
 from conftest import run_err, run_ok
 
+import nbsteps
 from nbsteps.errors import NbstepsError, StepsFailed
 
 pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
@@ -225,7 +227,9 @@ def test_a_magic_failing_in_a_step_names_the_step_without_nbsteps_frames(ip):
     err = run_err(ip, "%%step missing\n%run no_such_script.py\nafter = 1")
     assert isinstance(err, StepsFailed) and "missing" in str(err) and "no_such_script.py" in str(err)
     shown = "\n".join(err._render_traceback_())
-    assert "no_such_script.py" in shown and "<step missing>" in shown
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # (IPython colours the frame's name)
+    assert "no_such_script.py" in shown and "Cell In[" in plain  # the step's cell, as IPython names it
+    assert "<step missing>" in nbsteps.step("missing").traceback
     assert os.sep + "nbsteps" + os.sep not in shown  # the user's frames and IPython's, none of nbsteps'
     assert "after" not in ip.user_ns
 

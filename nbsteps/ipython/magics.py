@@ -125,6 +125,45 @@ def _python_source(shell, cell: str) -> str:
     return "\n" + (shell.transform_cell(cell) if _IPYTHON_SYNTAX.search(cell) else cell)
 
 
+def code_name(shell, cell: str) -> "str | None":
+    """The file name IPython's compiler gives the cell's code when it runs as a plain cell, as in
+    Run All (ipykernel: ``/tmp/ipykernel_<pid>/<hash of the cell's text>.py``; IPython:
+    ``<ipython-input-N-<hash>>``), numbered as IPython numbers a cell's: code that keys on the
+    file its code comes from (joblib names a function's cache folder after it, ``inspect``,
+    warnings, tracebacks) sees what Run All gives it. *cell* is the ``%%step`` cell's body. None
+    without a shell whose compiler names cells (the step's code is then ``<step NAME>``)."""
+    compiler = getattr(shell, "compile", None)
+    name_of = getattr(compiler, "get_code_name", None)
+    if name_of is None:
+        return None
+    raw, number = _raw_body(shell, cell)
+    try:
+        name = name_of(raw, cell, number)
+    except Exception:  # a compiler of another signature: the step's own name
+        return None
+    if not isinstance(name, str) or not name:
+        return None
+    numbers = getattr(compiler, "_filename_map", None)
+    if isinstance(numbers, dict):  # IPython's tracebacks show "Cell In[N]" for it
+        numbers[name] = number
+    return name
+
+
+def _raw_body(shell, cell: str) -> tuple:
+    """(the cell's text as typed, without the ``%%step`` line: what Run All gives the compiler for
+    the same cell without that line; its number). *cell* has the line end IPython adds to a cell's
+    last line. The cell being run is the last of the shell's raw history; another one there (a
+    cell run without history): *cell* itself, numbered with the shell's count."""
+    hist = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    raw = hist[-1] if hist else None
+    if isinstance(raw, str) and raw:
+        first, sep, rest = raw.partition("\n")
+        body = rest if sep and first.lstrip().startswith("%%") else raw  # (auto mode: no %%step line)
+        if body == cell or body + "\n" == cell:
+            return body, len(hist) - 1
+    return cell, getattr(shell, "execution_count", 0)
+
+
 def _unquote(text):
     """magic_arguments keeps the quotes of a quoted option value: drop them."""
     if text and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -301,12 +340,14 @@ class StepMagics(Magics):
         plan = session.current()
         try:
             source = _python_source(self.shell, cell)
+            named = code_name(self.shell, cell)
             if args is None:
-                step = plan.add_cell(name, source)
+                step = plan.add_cell(name, source, named)
             else:
                 step = plan.add_cell(
                     name,
                     source,
+                    named,
                     after=args.after,
                     retry=args.retry,
                     retry_delay=args.retry_delay,

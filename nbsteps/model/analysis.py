@@ -64,7 +64,11 @@ from nbsteps.model.rules import (  # noqa: F401 - the tables, listed in this doc
     STORE_RULES,
 )
 from nbsteps.model.scopes import FUNCTION, MODULE, Scope, Walker, collect, root_name
-from nbsteps.model.state import DISPLAY
+from nbsteps.model.state import DISPLAY, FILES_REMOVED
+
+#: calls removing the files they are given: given a path the analysis cannot read, labelled
+#: ``files?`` (nbsteps.model.state.FILES_REMOVED)
+UNNAMED_REMOVALS = frozenset({"os.remove", "os.unlink", "os.rmdir", "os.removedirs", "shutil.rmtree"})
 
 _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))  # names a cell may rebind
 
@@ -227,6 +231,8 @@ class CellWalker(Walker):
             # ``alt.renderers.enable("mimetype")``, ``pl.Config.set_tbl_rows(2)``
             self.label(DISPLAY, True)
         self.files(last, node)
+        if path in UNNAMED_REMOVALS and not any(_pathlike(_literal(a), True) for a in node.args):
+            self.label(FILES_REMOVED, True)  # shutil.rmtree(location): which files, not known
 
     def name_call(self, name: str, node, used: bool) -> None:
         f = self.funcs.get(name) if self.scope.kind is MODULE or self.is_global(name) else None
@@ -471,9 +477,12 @@ _CACHE: dict = {}
 _CACHE_SIZE = 256
 
 
-def analyse_cell(name: str, source: str, what: str = "step") -> CellAnalysis:
-    """Analyse and compile a step's source; a SyntaxError becomes a clear error."""
-    filename = step_filename(name)
+def analyse_cell(name: str, source: str, what: str = "step", filename: "str | None" = None) -> CellAnalysis:
+    """Analyse and compile a step's source; a SyntaxError becomes a clear error. *filename*: the
+    name its code is compiled under (``co_filename``), default ``<step NAME>``; a cell of a notebook
+    gets the name IPython's compiler gives that cell in Run All (nbsteps.ipython.magics.code_name),
+    which code keying on its file sees (joblib's cache folders, ``inspect``, warnings)."""
+    filename = filename or step_filename(name)
     cached = _CACHE.get((filename, source))
     if cached is not None:
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

@@ -28,7 +28,15 @@ from typing import Iterable
 
 from nbsteps.errors import CycleError, UnknownStepError
 from nbsteps.model.immutable import is_immutable
-from nbsteps.model.state import DISPLAY, USE_IS_EFFECT, effects_of, is_file, may_draw, state_of
+from nbsteps.model.state import (
+    DISPLAY,
+    FILES_REMOVED,
+    USE_IS_EFFECT,
+    effects_of,
+    is_file,
+    may_draw,
+    state_of,
+)
 from nbsteps.model.step import NOTHING, Step
 
 _BUILTINS = vars(builtins)
@@ -224,8 +232,7 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
     for label in labels:
         changed, users = g.state_chain.get(label, (None, []))
         if label in effects:  # after everything that touched the state before
-            kind = ORDER if is_file(label) else STATE  # writing a file does not depend on earlier writes
-            ups = [(u, ORDER) for u in users] + ([(changed, kind)] if changed else [])
+            ups = _after_change(g, label, changed, users, pos)
             g.state_chain[label] = (step.name, [])
         else:  # after the nearest change above
             ups = [(changed, STATE)] if changed else []
@@ -242,6 +249,17 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
         _cache_calls(g, step, deps, sources)
     g.deps[step.name] = deps
     g.sources[step.name] = sources
+
+
+def _after_change(g: Dependencies, label: str, changed: "str | None", users: list, pos: int) -> list:
+    """The steps a step changing *label* at *pos* comes after, with the kind of each edge: every
+    step that touched it above (*changed*: the last change, *users*: the uses since); writing a
+    file does not depend on earlier writes (``order``). A removal of files the analysis cannot
+    name (``files?``) comes after every step above (``order`` edges, model.state.FILES_REMOVED)."""
+    if label == FILES_REMOVED:
+        return [(up, ORDER) for up, p in g.position.items() if p < pos]
+    kind = ORDER if is_file(label) else STATE
+    return [(u, ORDER) for u in users] + ([(changed, kind)] if changed else [])
 
 
 def _cache_calls(g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str]) -> None:

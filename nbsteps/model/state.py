@@ -47,6 +47,12 @@ observed when it runs (:mod:`nbsteps.run.attempt.opened`): the step carries ``fi
 an observed effect (``Step.observed_state``) from then on, so it comes after the steps above
 that read or wrote the file, as a literal ``os.remove('f.csv')`` does.
 
+Before a first run has observed them, the files removed through a path the analysis cannot read
+are not known: such a removal (``shutil.rmtree(location)``, a notebook's last cell clearing the
+folder the cells above wrote and read, some of them through processes or libraries that open it
+unseen) is labelled ``files?`` (:data:`FILES_REMOVED`), and the step comes after every step above
+it (``order`` edges: nothing stale, nothing blocked), as in Run All.
+
 Library code may change the environment where the analysis cannot see it
 (``pl.Config.set_tbl_rows`` writes ``os.environ``): the run observes it
 (:mod:`nbsteps.run.attempt.opened`), and the step carries the label as an observed
@@ -60,6 +66,10 @@ import os
 
 #: how results are shown: changed by a library's set-up call, used by every step showing a result
 DISPLAY = "display"
+#: files the analysis cannot name, removed (``shutil.rmtree(location)``, ``os.remove(path)``): the step
+#: comes after every step above it (``order`` edges), as in Run All, where whatever those steps read
+#: or left in the removed files (a cache folder, a memory-mapped array's file) was there for them
+FILES_REMOVED = "files?"
 #: the process environment (``os.environ``): labelled by the analysis, or observed changed at run time
 ENVIRON = "environ"
 #: labels whose every use changes the state (a draw advances the generator)
@@ -118,4 +128,6 @@ def is_file(label: str) -> bool:
 def replayable(label: str) -> bool:
     """Whether restoring a step that changed *label* leaves the state unlike Run All
     (so it is replayed): process state always, a file only while it is missing."""
+    if label == FILES_REMOVED:  # (which files is not known: nothing to replay for them)
+        return False
     return not is_file(label) or not os.path.exists(label[5:])

@@ -228,10 +228,11 @@ def _retry_on(name: str, retry_on) -> tuple:
     return tuple(out)
 
 
-def cell_step(name: str, source: str, **options) -> Step:
-    """A step from a cell's source (already transformed by IPython)."""
+def cell_step(name: str, source: str, code_name: "str | None" = None, **options) -> Step:
+    """A step from a cell's source (already transformed by IPython); *code_name*: the file name
+    its code is compiled under (default ``<step NAME>``, see analyse_cell)."""
     check_name(name)
-    analysis = analyse_cell(name, source)
+    analysis = analyse_cell(name, source, filename=code_name)
     opts = _options(name, options)
     if opts is None:  # no options (``%%step NAME``): the dataclass's defaults
         d = _STEP_FIELDS.copy()

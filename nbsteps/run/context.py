@@ -36,6 +36,7 @@ from nbsteps.errors import UnknownStepError
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import Dependencies
 from nbsteps.model.record import StepRecord, changed_since, files_version, journal_position
+from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 
@@ -78,6 +79,7 @@ class RunContext:
         self.last_summary = None
         self.clock: Callable[[], float] = time.time
         self._files_read: tuple | None = None  # (key, records with files, their files): files_read()
+        self._peeked: dict = {}  # (step, id of the store) -> its latest checkpoint's wrote: _stored_wrote
 
     # -- the event sink ------------------------------------------------------------
     def emit(self, event: "ev.Event", listeners: "Iterable[Callable] | None" = None) -> None:
@@ -154,10 +156,29 @@ class RunContext:
         for s in self.steps:
             if below:
                 rec = self.records.get(s)
-                for path, fp in (getattr(rec, "wrote", None) or {}).items():
+                wrote = getattr(rec, "wrote", None)
+                if not wrote and self.store is not None and (rec is None or rec.status != COMPLETED):
+                    wrote = self._stored_wrote(s)  # not restored yet (a new kernel): its checkpoint's
+                for path, fp in (wrote or {}).items():
                     out.setdefault(path, set()).add(fp)
             below = below or s == name
         return out
+
+    def _stored_wrote(self, name: str) -> dict:
+        """What the latest checkpoint of step *name* says it wrote (``parts["wrote"]``): a step
+        below a reader, not restored yet in this kernel, explains the files as it left them. The
+        store is asked once per step and store (its metadata only), whatever the readers asking."""
+        key = (name, id(self.store))
+        found = self._peeked.get(key)
+        if found is None:
+            try:
+                cp = self.store.peek(name)
+            except Exception:  # a damaged checkpoint: it explains nothing
+                cp = None
+            parts = getattr(cp, "parts", None) if cp is not None else None
+            wrote = parts.get("wrote") if isinstance(parts, dict) else None
+            found = self._peeked[key] = wrote if isinstance(wrote, dict) else {}
+        return found
 
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit" | ...}`` of step *name*."""

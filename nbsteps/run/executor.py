@@ -22,6 +22,7 @@ from typing import Callable
 from nbsteps.errors import CheckpointUnavailable, StepTimeout
 from nbsteps.formatting import error_text
 from nbsteps.interrupts import deferred_interrupts, watching_interrupts
+from nbsteps.model import file_inputs
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
 from nbsteps.model.file_inputs import changed as files_changed
 from nbsteps.model.file_inputs import why as files_why
@@ -65,6 +66,16 @@ def _below(ctx: RunContext, name: str) -> Callable[[], object]:
     """What the steps below step *name* wrote (the files it read that they changed explain
     themselves: model.file_inputs), asked only when a file it read is compared."""
     return lambda: ctx.written_below(name)
+
+
+def still_written(before: dict, now: dict) -> dict:
+    """What a step executed again wrote: *now* (what this attempt was seen writing), with the files
+    its previous execution wrote (*before*) that are still as it left it. Code that changes a file
+    only when it is not so already (a cache entry removed again: nothing left to remove, no removal
+    seen) leaves it as Run All does after the step: the step still explains that version of the
+    file to the steps above that read it (RunContext.written_below)."""
+    kept = {p: fp for p, fp in before.items() if p not in now and file_inputs.fingerprint(p) == fp}
+    return {**kept, **now} if kept else now
 
 
 def _upstream_unstored(ctx: RunContext, name: str) -> str:
@@ -416,7 +427,7 @@ class Executor:
         rec, step = self.ctx.records[name], self.ctx.steps[name]
         err = outcome.error
         if err is not None and step.func is None:
-            trim_traceback(err, name)
+            trim_traceback(err, name, getattr(task.analysis, "filename", None))
         rec.update(duration=outcome.duration, output=outcome.output, error=err, traceback=outcome.traceback)
         if outcome.half_imported and not self.stopping:  # read half made by another step's first import
             self._again[name] = self._again.get(name, 0) + 1  # not one of its --retry attempts
@@ -460,8 +471,9 @@ class Executor:
         if outcome.files:  # the files it read: its checkpoint holds while they are unchanged
             parts["files"] = outcome.files
             self._files_known.update(outcome.files)
-        if outcome.wrote:  # the files it wrote, as it left them
-            parts["wrote"] = outcome.wrote
+        wrote = still_written(rec.wrote, outcome.wrote) if rec.wrote else outcome.wrote
+        if wrote:  # the files it wrote, as it left them
+            parts["wrote"] = wrote
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"

@@ -122,8 +122,10 @@ class Observed:
         if rec is None or rec.status != COMPLETED or self._read_again(src, rec, n, loaded):
             return
         value = _held(rec.outputs, n)
-        if value is not _MISSING and not has_versions(value):
-            # executing the step above again would make a new object beside it, not its version
+        if value is not _MISSING and (not has_versions(value) or rec.wrote):
+            # executing the step above again would make a new object beside it, not its version; or
+            # it wrote files (a cache entry, a removal), which executing it again would change after
+            # the steps below changed them: Run All executes it once, its value is then shared too
             self.shared.setdefault(src, {})[n] = name
             return
         self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"

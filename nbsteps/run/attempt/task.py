@@ -374,17 +374,34 @@ def _user_frames(exc: BaseException, filename: str):
     return tb
 
 
-def _user_traceback(exc: BaseException, filename: str) -> str:
-    """The traceback from the step's own code on (no nbsteps frames)."""
+def _user_traceback(exc: BaseException, filename: str, shown: str = "") -> str:
+    """The traceback from the step's own code on (no nbsteps frames); the frames of the step's
+    code (its file *filename*: the name IPython gives the cell, see analyse_cell) are shown as
+    *shown* (``<step NAME>``) when given."""
     tb = _user_frames(exc, filename)
     if tb is None:  # raised before reaching user code
         return "".join(traceback.format_exception_only(type(exc), exc))
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    found = traceback.TracebackException(type(exc), exc, tb)
+    if shown and shown != filename:
+        for frame in _frames(found):
+            if frame.filename == filename:
+                _ = frame.line  # (read now, from the code's own file name: kept by the frame)
+                frame.filename = shown
+    return "".join(found.format())
 
 
-def trim_traceback(exc: BaseException, name: str) -> BaseException:
-    """Drop nbsteps' own frames from *exc*'s traceback (cell steps)."""
-    tb = _user_frames(exc, step_filename(name))
+def _frames(found: traceback.TracebackException):
+    """The frames of *found* and of the exceptions chained to it."""
+    seen = set()
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        yield from found.stack
+        found = found.__cause__ or found.__context__
+
+
+def trim_traceback(exc: BaseException, name: str, filename: "str | None" = None) -> BaseException:
+    """Drop nbsteps' own frames from *exc*'s traceback (cell steps; *filename*: its code's)."""
+    tb = _user_frames(exc, filename or step_filename(name))
     if tb is not None:
         exc.__traceback__ = tb
     return exc
@@ -492,8 +509,12 @@ def _attempt(task: Task) -> Outcome:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's code failed: an outcome, not a crash
-        filename = step_filename(task.name) if task.kind == "cell" else ""
-        text = _user_traceback(exc, filename) if filename else "".join(traceback.format_exception(exc))
+        if task.kind == "cell":
+            shown = step_filename(task.name)
+            filename = getattr(task.analysis, "filename", None) or shown
+            text = _user_traceback(exc, filename, shown)
+        else:
+            text = "".join(traceback.format_exception(exc))
         return Outcome(
             False,
             error=exc,
