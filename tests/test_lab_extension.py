@@ -36,6 +36,8 @@ CELLS = [
 ]
 STEPS = ["raw", "clean", "slow", "report"]
 RAW = 1
+#: jupyter_server's events of its kernels (JupyterLab's extension learns of a restart by them)
+KERNEL_ACTIONS = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 
 BADGES_JS = r"""() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
@@ -72,6 +74,18 @@ def badges(page) -> dict:
     return page.evaluate(BADGES_JS)
 
 
+TRACE_JS = "() => window.nbsteps ? Array.from(window.nbsteps.all.values()).map(s => s.trace.slice(-80)) : []"
+
+
+def link_trace(page) -> str:
+    """What happened to each notebook's link to its kernel (restart signals, asks, state
+    messages: NotebookSteps.trace in labextension/src/index.ts), for a failure's message."""
+    try:
+        return "\n".join("\n".join(t) for t in page.evaluate(TRACE_JS))
+    except Exception as exc:  # pragma: no cover - a page gone
+        return f"(no trace: {exc!r})"
+
+
 def wait_badges(page, check, timeout: float = 60, what: str = "") -> dict:
     """Poll the page's badges until *check(badges)* holds."""
     deadline = time.monotonic() + timeout
@@ -83,7 +97,9 @@ def wait_badges(page, check, timeout: float = 60, what: str = "") -> dict:
         except (KeyError, TypeError):
             pass
         if time.monotonic() > deadline:
-            raise AssertionError(f"badges never became {what or check}: {json.dumps(got, indent=1)}")
+            raise AssertionError(
+                f"badges never became {what or check}: {json.dumps(got, indent=1)}\n{link_trace(page)}"
+            )
         page.wait_for_timeout(250)
 
 
@@ -360,6 +376,47 @@ def test_after_a_kernel_restart_the_badges_follow_the_new_kernel(tmp_path):
             what="the new kernel's state",
         )
         assert all(got[s]["text"].startswith("completed · executed") for s in STEPS), got
+        lab.screenshot(ARTIFACTS / "lab_badges_restarted.png")
+
+
+def kernel_done(got) -> bool:
+    return all(got[s]["source"] == "kernel" for s in STEPS) and all_completed(got)
+
+
+def test_a_late_restart_event_keeps_the_new_kernels_state(tmp_path):
+    """The server's restart event reaches a tab on its own websocket, in no set order with the
+    kernel's messages: here it comes (again) after the new kernel sent its state, while a cell
+    runs (the kernel answers a tab's comm only after it). The badges stay the kernel's."""
+    cells = [c.replace("time.sleep(5)", "time.sleep(0)") for c in CELLS] + ["import time\ntime.sleep(12)"]
+    nb_path = stage_notebook(cells, tmp_path, name="late.ipynb")
+    with jupyterlab_server(tmp_path) as lab:
+        page = open_tab(lab, nb_path.name, "late")
+        (kernel,) = lab.api("GET", "api/kernels")
+        lab.api("POST", f"api/kernels/{kernel['id']}/restart", timeout=60)
+        page.wait_for_function(
+            "() => /\\|\\s*Idle\\b/.test(document.querySelector('#jp-main-statusbar').innerText)"
+        )
+        lab.run_all_cells()
+        wait_badges(page, kernel_done, what="the new kernel's state")
+        assert lab.snapshot()["prompts"][-1].startswith("[*]"), "the last cell should still run"
+        # the restart's event, as the server sends it, late
+        event = {"action": "restart", "kernel_id": kernel["id"], "status": "success", "msg": "late"}
+        lab.api(
+            "POST",
+            "api/events",
+            {"schema_id": KERNEL_ACTIONS, "version": "1", "data": event},
+        )
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            got = badges(page)
+            assert all(s in got for s in STEPS) and kernel_done(got), (
+                f"a late restart event dropped the new kernel's state: {json.dumps(got, indent=1)}\n"
+                + link_trace(page)
+            )
+            page.wait_for_timeout(100)
+        assert "restart event" in link_trace(page)  # the event did reach the tab
+        assert lab.snapshot()["prompts"][-1].startswith("[*]"), "the last cell should still run"
+        lab.screenshot(ARTIFACTS / "lab_badges_late_restart_event.png")
 
 
 CONFIRM_CELLS = [

@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from nbsteps.ipython.lab import PROTOCOL
+
 pytestmark = pytest.mark.kernel
 
 STEPS = {
@@ -30,6 +32,8 @@ class Tab:
         self.comm_id = uuid.uuid4().hex
         #: data of nbsteps' comm messages, on whichever comm (a tab reads them all off IOPub)
         self.messages: list[dict] = []
+        #: the session in the headers of those messages (the kernel process)
+        self.sessions: set[str] = set()
 
     def open(self) -> None:
         msg = self.kc.session.msg(
@@ -66,8 +70,9 @@ class Tab:
                 assert time.monotonic() < deadline, "kernel never went idle"
                 continue
             kind, content = m["header"]["msg_type"], m["content"]
-            if kind == "comm_msg" and content["data"].get("nbsteps") == 1:
+            if kind == "comm_msg" and content["data"].get("nbsteps") == PROTOCOL:
                 self.messages.append(content["data"])
+                self.sessions.add(m["header"]["session"])
             elif kind == "error":
                 raise AssertionError("\n".join(content["traceback"]))
             elif until and kind == "status" and content["execution_state"] == "idle":
@@ -229,3 +234,21 @@ def test_badges_follow_changes_made_between_runs(tab):
     tab.run("%steps run")
     last = tab.last_states()
     assert last["cell-clean"]["status"] == "completed" and "→ lo, clean" in last["cell-clean"]["line"], last
+
+
+def test_state_messages_are_numbered_and_name_the_kernel_process(tab):
+    """Every message names the kernel process (the session of its headers: a restarted kernel
+    is another) and every state message has the next number, so a tab can tell another
+    process's messages and a message it missed; asked, the kernel sends the whole state."""
+    tab.run("%load_ext nbsteps")
+    tab.open()
+    for cid, code in STEPS.items():
+        tab.run(code, cid)
+    tab.send({"type": "state"})
+    tab.drain()
+    time.sleep(0.5)
+    tab.drain()
+    states = tab.states()
+    assert [d["seq"] for d in states] == list(range(1, len(states) + 1)), [d["seq"] for d in states]
+    assert states[-1]["full"] is True and set(states[-1]["cells"]) == set(STEPS), states[-1]
+    assert len(tab.sessions) == 1 and {d["kernel"] for d in tab.messages} == tab.sessions

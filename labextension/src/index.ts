@@ -21,7 +21,9 @@ const PLUGIN_ID = 'nbsteps:plugin';
 const TARGET = 'nbsteps';
 const META = 'nbsteps';
 /** the kernel's messages carry "nbsteps": PROTOCOL (nbsteps/ipython/lab.py) */
-const PROTOCOL = 1;
+const PROTOCOL = 2;
+/** a tab that still lacks the kernel's whole state asks again after this long (ms) */
+const ASK_AGAIN_MS = 3000;
 const KERNEL_ACTIONS = 'https://events.jupyter.org/jupyter_server/kernel_actions/v1';
 const STEP_LINE = /^\s*%%step\s+([A-Za-z0-9_][A-Za-z0-9_-]*)/;
 
@@ -48,6 +50,10 @@ interface IStateMsg {
   type: 'state';
   full: boolean;
   now: number;
+  /** the kernel process (its session) */
+  kernel: string;
+  /** the number of this state message among the process's state messages (1, 2, ...) */
+  seq: number;
   cells: { [cellId: string]: IStepState };
   unbound: { [step: string]: IStepState };
 }
@@ -135,16 +141,27 @@ export function stepOfSource(source: string): string | null {
   return m ? m[1] : null;
 }
 
-/** One notebook panel's link to its kernel: the comm, the states, the badges. */
+/** One notebook panel's link to its kernel: the comm, the states, the badges.
+ *
+ * The badges never depend on the order in which restart signals, comm opens and state
+ * messages arrive. The state held is the state of one kernel process (`stateKernel`: the
+ * process's session, which every message of that process carries), and it is dropped only
+ * on evidence that the kernel is now another process (a reply of another session, see
+ * `onIopub`) or is dead; a restart signal (the server's event, a status) only makes the tab
+ * ask the kernel for its whole state (a new comm). Each state message carries its number
+ * (`seq`): a delta is applied on top of the state it follows, and a tab that finds one
+ * missing (or holds no whole state of that process) asks for the whole state again; until it
+ * has it, a cell whose step it has no state of shows no "not registered" badge.
+ */
 class NotebookSteps {
   constructor(
     readonly panel: NotebookPanel,
     private readonly options: { badges: () => boolean; onPanel: () => void }
   ) {
     const session = panel.sessionContext;
-    session.kernelChanged.connect(() => this.connect());
+    session.kernelChanged.connect(() => this.connect('kernel changed'));
     session.statusChanged.connect((_, status) => this.onStatus(status));
-    void session.ready.then(() => this.connect());
+    void session.ready.then(() => this.connect('ready'));
     panel.context.saveState.connect((_, state) => {
       if (state === 'started') {
         this.saveToMetadata();
@@ -158,14 +175,28 @@ class NotebookSteps {
 
   /** The HTML of the plan's views, as the kernel last sent it */
   panelHtml = '';
-  /** whether the kernel's nbsteps answered on the current comm */
-  live = false;
   /** messages received (the tests read it) */
   received = 0;
+  /** what happened to the link, last first dropped (the tests print it when a badge is wrong) */
+  readonly trace: string[] = [];
+
+  /** whether the badges show a kernel's state (the kernel's nbsteps answered) */
+  get live(): boolean {
+    return this.stateKernel !== '';
+  }
+
+  /** whether the state held is the kernel's whole state (a full state and every delta since) */
+  get complete(): boolean {
+    return this.live && this.whole;
+  }
 
   requestPanel(): void {
     this.wantPanel = true;
-    this.comm?.send({ type: 'panel' });
+    if (this.comm && !this.comm.isDisposed) {
+      this.comm.send({ type: 'panel' });
+    } else {
+      this.ask('panel'); // (JupyterLab disposes the comms of a kernel it restarts)
+    }
   }
 
   draw(): void {
@@ -188,32 +219,65 @@ class NotebookSteps {
    * The server restarted kernel *kernelId* (from any client: another tab, a script, the
    * REST API). The server tells the other clients nothing on the kernel's channels, and the
    * new process's first messages can be gone before they reach this tab, so the event bus
-   * says it: if it is this tab's kernel, the new process knows no steps yet.
+   * says it. The event can come late (after the new process's state), so it drops nothing:
+   * the tab asks the kernel, whose reply (a status of the new process) drops an old state.
    */
   kernelRestarted(kernelId: string): void {
     if (this.kernel && this.kernel.id === kernelId) {
+      this.log('restart event');
       this.restarting = false;
-      this.connect();
+      this.ask('restart event');
     }
   }
 
-  private connect(): void {
-    const kernel = this.panel.sessionContext.session?.kernel;
-    this.dropComm();
-    this.kernel?.iopubMessage.disconnect(this.onIopub, this);
-    this.kernel = kernel || null;
-    this.kernelSession = ''; // the next status message names the process this comm talks to
-    if (!kernel) {
+  private log(what: string): void {
+    const t = (performance.now() / 1000).toFixed(3);
+    this.trace.push(`${t} ${what}`);
+    if (this.trace.length > 300) {
+      this.trace.splice(0, this.trace.length - 300);
+    }
+  }
+
+  /** The panel's kernel connection is (maybe) another one: follow it, ask for its state. */
+  private connect(why: string): void {
+    const kernel = this.panel.sessionContext.session?.kernel || null;
+    if (kernel !== this.kernel) {
+      // another kernel (or none): what this tab knows is of the kernel it leaves
+      this.kernel?.iopubMessage.disconnect(this.onIopub, this);
+      this.kernel = kernel;
+      this.comm = null;
+      this.forget(`kernel ${kernel ? kernel.id.slice(0, 8) : 'none'} (${why})`);
+      if (!kernel) {
+        return;
+      }
+      // nbsteps' messages on any comm: every tab reads the kernel's IOPub, so a tab whose own
+      // comm waits for a busy kernel (reloaded mid-run) still gets the state sent to the others
+      kernel.iopubMessage.connect(this.onIopub, this);
+      // the kernel opens a comm when %load_ext nbsteps runs after this tab connected
+      kernel.registerCommTarget(TARGET, (comm: Kernel.IComm) => this.attach(comm));
+    }
+    this.ask(why);
+  }
+
+  /**
+   * Ask the kernel for its whole state: a new comm, whose opening the kernel answers with it
+   * (after the cell it runs, if any). A comm message could go to a subshell the kernel no longer
+   * has (JupyterLab keeps a kernel's subshell ids across a restart it did not make).
+   */
+  private ask(why: string): void {
+    const kernel = this.kernel;
+    if (!kernel || kernel.isDisposed) {
       return;
     }
-    // nbsteps' messages on any comm: every tab reads the kernel's IOPub, so a tab whose own
-    // comm waits for a busy kernel (reloaded mid-run) still gets the state sent to the others
-    kernel.iopubMessage.connect(this.onIopub, this);
-    // the kernel opens a comm when %load_ext nbsteps runs after this tab connected
-    kernel.registerCommTarget(TARGET, (comm: Kernel.IComm) => this.attach(comm));
-    const comm = kernel.createComm(TARGET);
-    this.attach(comm);
-    comm.open({ type: 'state' });
+    this.askedAt = Date.now();
+    this.log(`ask (${why})`);
+    try {
+      const comm = kernel.createComm(TARGET);
+      this.attach(comm);
+      comm.open({ type: 'state' });
+    } catch (e) {
+      console.warn('nbsteps: cannot ask the kernel for its state', e);
+    }
   }
 
   private attach(comm: Kernel.IComm): void {
@@ -222,10 +286,11 @@ class NotebookSteps {
     }
     this.comm = comm;
     comm.onClose = () => {
+      // the kernel has no nbsteps (a comm it refused) or closed it: the state stays until
+      // a message of another process (or a dead kernel) says it is gone
+      this.log(`comm ${comm.commId.slice(0, 8)} closed`);
       if (this.comm === comm) {
         this.comm = null;
-        this.live = false;
-        this.scheduleDraw();
       }
     };
     if (this.wantPanel) {
@@ -233,63 +298,92 @@ class NotebookSteps {
     }
   }
 
-  private dropComm(): void {
-    this.comm = null;
-    this.live = false;
+  /** Drop the state held: it is not the current kernel's. */
+  private forget(why: string): void {
+    this.log(`forget: ${why}`);
+    this.stateKernel = '';
+    this.seq = 0;
+    this.whole = false;
     this.cells = {};
     this.unbound = {};
     this.scheduleDraw();
+    this.options.onPanel();
   }
 
   private onStatus(status: string): void {
-    // a restart through the server shows as 'starting' here: the new process knows no steps
-    if (['restarting', 'autorestarting', 'starting', 'dead', 'unknown'].includes(status)) {
-      this.dropComm();
+    this.log(`status ${status}`);
+    if (status === 'dead') {
+      if (this.live) {
+        this.forget('kernel dead');
+      }
       this.restarting = true;
-    } else if (status === 'idle' && this.restarting) {
-      this.restarting = false;
-      this.connect();
+    } else if (['restarting', 'autorestarting', 'starting', 'unknown'].includes(status)) {
+      // maybe a new process (or a lost connection): ask at the next idle; what decides
+      // whether the state held is gone is which process answers (onIopub)
+      this.restarting = true;
+    } else if (status === 'idle') {
+      if (this.restarting) {
+        this.restarting = false;
+        this.ask('idle after a restart');
+      } else if (this.live && !this.whole && Date.now() - this.askedAt > ASK_AGAIN_MS) {
+        this.ask('idle without the whole state');
+      }
     }
   }
 
   private onIopub(_: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
     const type = msg.header.msg_type;
-    // each kernel process signs its messages with a session of its own: a new one is a
-    // restarted kernel, even when the restart was too quick to show a 'restarting' status
+    // each kernel process signs its messages with a session of its own. A status that
+    // answers a request (it has a parent) comes from the kernel process (the server's own
+    // 'restarting' and 'dead' have none): a session other than the state's is a restarted
+    // kernel, even when the restart was too quick to show a 'restarting' status, and
+    // whatever order the restart's signals came in
     const origin = msg.header.session;
-    if (type === 'status' && origin) {
-      const known = this.kernelSession;
-      this.kernelSession = origin;
-      if (known && origin !== known) {
-        // statusChanged fired before this message: an 'idle' here has already gone by
-        // onStatus, so the new kernel is asked for its state now rather than at the next idle
-        const state = (msg as KernelMessage.IStatusMsg).content.execution_state;
-        if (state === 'idle') {
-          this.restarting = false;
-          this.connect();
-        } else {
-          this.dropComm();
-          this.restarting = true;
-        }
+    const parent = msg.parent_header as { msg_id?: string };
+    if (type === 'status' && origin && parent && parent.msg_id) {
+      if (this.stateKernel && origin !== this.stateKernel) {
+        this.forget(`status of another process ${origin.slice(0, 8)}`);
       }
     }
     if (type === 'comm_msg' || type === 'comm_open') {
       const data = (msg as KernelMessage.ICommMsgMsg).content.data as { [key: string]: unknown };
       if (data && data.nbsteps === PROTOCOL) {
-        this.onMessage(data as unknown as IStateMsg | IPanelMsg);
+        this.onMessage(data as unknown as IStateMsg | IPanelMsg, String(data.kernel || origin));
+      } else if (data && typeof data.nbsteps === 'number' && !this.warned) {
+        this.warned = true;
+        console.warn(`nbsteps: the kernel speaks protocol ${data.nbsteps}, this extension ${PROTOCOL}`);
       }
     }
   }
 
-  private onMessage(data: IStateMsg | IPanelMsg | { type: string }): void {
+  private onMessage(data: IStateMsg | IPanelMsg | { type: string }, kernel: string): void {
     this.received++;
     if (data.type === 'state') {
       const msg = data as IStateMsg;
       this.offset = Date.now() / 1000 - msg.now;
+      const steps = [...Object.values(msg.cells || {}), ...Object.values(msg.unbound || {})].map(
+        st => `${st.step}:${st.status}`
+      );
+      this.log(`state ${msg.full ? 'full' : 'delta'} #${msg.seq} of ${kernel.slice(0, 8)} ${steps.join(' ')}`);
+      const was = this.live;
+      if (kernel !== this.stateKernel && this.live) {
+        this.forget(`state of another process ${kernel.slice(0, 8)}`);
+      }
       if (msg.full) {
         this.cells = {};
         this.unbound = {};
+        this.whole = true;
+      } else if (kernel === this.stateKernel && msg.seq <= this.seq) {
+        return; // older than the state held (a whole state sent after it was read first)
+      } else if (kernel !== this.stateKernel || msg.seq !== this.seq + 1) {
+        // a delta on top of a state this tab does not have: keep it, ask for the whole
+        this.whole = false;
+        if (Date.now() - this.askedAt > ASK_AGAIN_MS) {
+          this.ask(`delta #${msg.seq} after #${this.seq}`);
+        }
       }
+      this.stateKernel = kernel;
+      this.seq = msg.seq;
       for (const [cid, st] of Object.entries(msg.cells || {})) {
         for (const [other, old] of Object.entries(this.cells)) {
           if (old.step === st.step && other !== cid) {
@@ -302,8 +396,6 @@ class NotebookSteps {
       for (const [name, st] of Object.entries(msg.unbound || {})) {
         this.unbound[name] = st;
       }
-      const was = this.live;
-      this.live = true;
       this.scheduleDraw();
       if (!was) {
         this.options.onPanel();
@@ -330,11 +422,12 @@ class NotebookSteps {
     let st: IStepState | null = null;
     if (show && (isStep || this.cells[cell.model.id])) {
       st = this.live ? this.liveState(cell) : null;
-      if (!st && !this.live) {
+      if (!st && !this.complete) {
+        // no kernel state (or not the whole of it yet: a step missing may be one not told)
         const saved = cell.model.getMetadata(META) as IStepState | undefined;
         st = saved && saved.saved_at ? saved : null;
       }
-      if (!st && this.live && isStep) {
+      if (!st && this.complete && isStep) {
         const name = stepOfSource(cell.model.sharedModel.getSource()) || '';
         st = {
           step: name,
@@ -422,7 +515,12 @@ class NotebookSteps {
   private offset = 0;
   private drawPending = false;
   private restarting = false;
-  private kernelSession = '';
+  /** the kernel process whose state this tab holds ('' none), and its last message's seq */
+  private stateKernel = '';
+  private seq = 0;
+  private whole = false;
+  private askedAt = 0;
+  private warned = false;
   private wantPanel = false;
   private timer: number;
 }

@@ -25,10 +25,23 @@ message once, on one of the comms, whatever the number of tabs:
   ends or a cell changed the plan (at most every :data:`PANEL_INTERVAL`
   seconds during a run).
 
+Every message carries ``nbsteps`` (:data:`PROTOCOL`), ``now`` (below) and
+``kernel``: the kernel process, the ``session`` of its Jupyter message
+headers (a restarted kernel is another process, with another session). Every
+state message, full or not, carries ``seq``: 1, 2, ... in the order the
+process sends them (on IOPub, the order every tab reads them in). A tab
+applies a delta only on top of the state it follows (same ``kernel``, the
+previous ``seq``); a tab that misses one, or holds no full state of that
+process (a late tab, a dropped message), asks for the whole state again:
+a comm it opens (``{"type": "state"}`` as its data) or ``{"type": "state"}``
+on its comm. So what a badge shows never depends on when a tab read what.
+
 A kernel runs one cell at a time, so a tab that opens its comm while a cell
-runs (a page reloaded mid-plan) is answered when the cell ends. Meanwhile,
-every :data:`PULSE` seconds of a run, the whole state goes out on a comm
-(opened for it if there is none), which the new tab reads off IOPub.
+runs (a page reloaded mid-plan) is answered when the cell ends (a comm
+message can be answered at once: JupyterLab sends those on a subshell, a
+thread of its own, hence the lock around what is sent). Meanwhile, every
+:data:`PULSE` seconds of a run, the whole state goes out on a comm (opened for
+it if there is none), which the new tab reads off IOPub.
 
 A STATE is ``step``, ``status`` (pending, running, retrying, completed,
 failed, blocked, cancelled, or ``waiting`` for confirmation), ``started`` and
@@ -47,6 +60,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+import uuid
 
 from nbsteps import config
 from nbsteps.ipython import session
@@ -61,8 +75,9 @@ INTERVAL = 0.25
 PANEL_INTERVAL = 1.0
 #: during a run, the whole state is sent this often (seconds; see the module doc)
 PULSE = 2.0
-#: the protocol's version, in every message (the extension reads messages on any comm marked so)
-PROTOCOL = 1
+#: the protocol's version, in every message (the extension reads messages on any comm marked so);
+#: 2: ``kernel`` in every message and ``seq`` in every state message
+PROTOCOL = 2
 _STEP_EVENTS = frozenset(
     {ev.CONFIRMING, ev.CONFIRMED, ev.STARTED, ev.RETRYING, ev.COMPLETED, ev.FAILED, ev.BLOCKED, ev.CANCELLED}
 )
@@ -127,6 +142,9 @@ class LabState:
         self.panel_sent = 0.0
         self.panel_dirty = False
         self.messages = 0  # comm messages sent (measured in tests and docs)
+        #: the kernel process, in every message (see the module doc): the session of its messages
+        self.kernel_id = _kernel_session(shell)
+        self.seq = 0  # state messages sent (the last one's ``seq``)
         #: the pending pulse and flush (nbsteps.ipython.ticker.Call: one thread for every delayed
         #: call, not a thread started per run and per step, as threading.Timer did)
         self._pulse = None
@@ -331,23 +349,25 @@ class LabState:
         )
 
     def send_full(self, comm) -> None:
-        ctx = self._plan().context
-        snap = self.snapshot(ctx)
-        for state in [*snap["cells"].values(), *snap["unbound"].values()]:
-            self.sent[state["step"]] = state  # every tab reads it (IOPub): no delta repeats it
-        self._send(comm, {"type": "state", "full": True, "order": ctx.order(), **snap})
+        with self._lock:  # a comm message can be answered on a subshell's thread
+            ctx = self._plan().context
+            snap = self.snapshot(ctx)
+            for state in [*snap["cells"].values(), *snap["unbound"].values()]:
+                self.sent[state["step"]] = state  # every tab reads it (IOPub): no delta repeats it
+            self._send(comm, {"type": "state", "full": True, "order": ctx.order(), **snap})
 
     def send_panel(self, ctx=None, comms=None) -> None:
         targets = comms if comms is not None else [c for c in self.comms if c.comm_id in self.panel_comms]
         if not targets:
             return
-        ctx = ctx if ctx is not None else self._plan().context
-        try:
-            body = panel_html(ctx)
-        except Exception as exc:  # pragma: no cover - the panel must not break a run
-            body = f"<pre>{html.escape(repr(exc))}</pre>"
-        self.panel_sent, self.panel_dirty = time.monotonic(), False
-        self._send_all({"type": "panel", "html": body}, targets)
+        with self._lock:
+            ctx = ctx if ctx is not None else self._plan().context
+            try:
+                body = panel_html(ctx)
+            except Exception as exc:  # pragma: no cover - the panel must not break a run
+                body = f"<pre>{html.escape(repr(exc))}</pre>"
+            self.panel_sent, self.panel_dirty = time.monotonic(), False
+            self._send_all({"type": "panel", "html": body}, targets)
 
     def _send_all(self, msg: dict, comms=None) -> None:
         """Send *msg* once, on the first of *comms* (default: all) that takes it:
@@ -357,14 +377,18 @@ class LabState:
                 return
 
     def _send(self, comm, msg: dict) -> bool:
-        msg["now"], msg["nbsteps"] = time.time(), PROTOCOL
-        try:
-            comm.send(msg)
-        except Exception:  # a closed or broken comm: forget it
-            self._forget(comm)
-            return False
-        self.messages += 1
-        return True
+        with self._lock:  # seq in the order the messages go out (the ticker's thread sends too)
+            msg["now"], msg["nbsteps"], msg["kernel"] = time.time(), PROTOCOL, self.kernel_id
+            if msg.get("type") == "state" and "seq" not in msg:  # the same seq on another comm
+                self.seq += 1
+                msg["seq"] = self.seq
+            try:
+                comm.send(msg)
+            except Exception:  # a closed or broken comm: forget it (a tab that missed it asks again)
+                self._forget(comm)
+                return False
+            self.messages += 1
+            return True
 
     # -- comms -------------------------------------------------------------------
     def opened(self, comm, open_msg=None) -> None:
@@ -405,6 +429,13 @@ class LabState:
 
 
 _states: dict[int, LabState] = {}
+
+
+def _kernel_session(shell) -> str:
+    """The session of the kernel's messages (what a tab sees in their headers); a random id
+    outside a kernel."""
+    session = getattr(getattr(shell, "kernel", None), "session", None)
+    return str(getattr(session, "session", "") or uuid.uuid4().hex)
 
 
 def state_of(shell) -> "LabState | None":
