@@ -172,6 +172,15 @@ class CellWalker(Walker):
         self.calls: list = []  # (name, method, result used, inplace=True) of method calls on names
         self.assumed: set = set()  # names x of x.plot(): changed if x is an axes (nbsteps.model.hints)
         self.called_on: set = set()  # names whose other methods it calls, results used (they may keep caches)
+        self.decorated: set = set()  # names a decorated ``def`` binds at the top level (see CellAnalysis)
+        self.called: set = set()  # names it calls at the top level (``h(a)``)
+
+    def visit_FunctionDef(self, node) -> None:
+        if node.decorator_list and self.scope.kind is MODULE:
+            self.decorated.add(node.name)  # @memory.cache def h(x): an object that may keep state
+        super().visit_FunctionDef(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def after_call(self, node: ast.Call, used: bool) -> None:
         func, path = node.func, self.path(node.func)
@@ -240,6 +249,8 @@ class CellWalker(Walker):
             for p, a in [*zip(f.params, node.args, strict=False), *((k.arg, k.value) for k in node.keywords)]:
                 self.mutate(root_name(a) if p in f.param_mut else None)
         elif name in self.bound or name not in _NOT_INPUTS and name not in PURE_FUNCTIONS:
+            if self.scope.kind is MODULE:
+                self.called.add(name)
             self.files(name, node)
             self.mutate_args(node) if not used else None
         elif name in ("setattr", "delattr"):
@@ -440,6 +451,12 @@ class CellAnalysis:
     #: late``): read when a function is called, by the calling cell (``Step.called_reads``), not when
     #: it is defined; inputs for the order, no parameter of its fingerprint (nbsteps.run.decide.staleness)
     later_reads: frozenset = frozenset()
+    #: the names a decorated ``def`` binds at the top level (``@memory.cache def h(x)``, ``@lru_cache``):
+    #: a decorator may make an object keeping state across calls (a cache), so a call's output may depend
+    #: on the calls before it; the steps calling one version keep notebook order (model.dependencies)
+    decorated: frozenset = frozenset()
+    #: inputs it calls by name at the top level (``h(a)``)
+    called: frozenset = frozenset()
 
     def __getattr__(self, name: str):
         # (only for an attribute not found: ``digest`` of an analysis made by _analysis)
@@ -554,6 +571,8 @@ def analyse_cell(name: str, source: str, what: str = "step", filename: "str | No
         if walker.imported
         else _EMPTY,
         frozenset(walker.later & inputs) if walker.later else _EMPTY,
+        frozenset(n for n in walker.decorated if n in walker.outputs) if walker.decorated else _EMPTY,
+        frozenset(walker.called & inputs) if walker.called else _EMPTY,
     )
     if not walker.volatile:
         if len(_CACHE) >= _CACHE_SIZE:

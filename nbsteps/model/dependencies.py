@@ -69,6 +69,7 @@ class Dependencies:
         self.maybe_draws: dict[str, str] = {}
         self.maybe_of: dict[str, set[str]] = {}  # step -> the generators it may draw from unseen
         self.callers: dict[tuple, str] = {}  # (name, its writer) -> the last step calling its caching methods
+        self.decorated: set[tuple] = set()  # (name, its writer): a function a decorated def made (a cache)
         self.version_readers: dict[tuple, list[str]] = {}  # (name, its writer) -> the steps reading it
         self.observed: dict[str, frozenset] = {}  # step -> the names it writes only as observed at run time
         self._down: dict[str, set[str]] | None = None
@@ -245,7 +246,8 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             g.state_labels.setdefault((up, step.name), []).append(label)
     if step.analysis is not None and getattr(step.analysis, "opaque", False):  # (may_draw: most do not)
         _hidden_draws(g, step, deps)
-    if step.analysis is not None and step.analysis.cached_on:
+    a = step.analysis
+    if a is not None and (a.cached_on or a.called or a.decorated):
         _cache_calls(g, step, deps, sources)
     g.deps[step.name] = deps
     g.sources[step.name] = sources
@@ -265,13 +267,19 @@ def _after_change(g: Dependencies, label: str, changed: "str | None", users: lis
 def _cache_calls(g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str]) -> None:
     """Steps calling caching methods (``res.predict``) of the same version of a
     name keep notebook order (``order`` edges: nothing stale, nothing blocked)."""
-    for n in sorted(step.analysis.cached_on) if step.analysis is not None else ():
+    a = step.analysis
+    # calls of a function a decorated def made (a cache, joblib's Memory.cache): the same, as its caching
+    # methods (h(a) in two cells: the first computes and prints, the second finds it cached)
+    made = [n for n in a.called if (n, sources.get(n)) in g.decorated] if a.called and g.decorated else ()
+    for n in sorted({*a.cached_on, *made}) if made else sorted(a.cached_on):
         key = (n, sources.get(n))
         up = g.callers.get(key)
         if up is not None and up != step.name:
             deps.setdefault(up, ORDER)
             g.state_labels.setdefault((up, step.name), []).append(f"{n} (caches)")
         g.callers[key] = step.name
+    if a.decorated:  # (after its own calls: the steps below calling them come after it anyway)
+        g.decorated.update((n, step.name) for n in a.decorated)
 
 
 def _changed_after_readers(
