@@ -119,10 +119,11 @@ def _stored_result(rec) -> "dict | None":
     return next((p for kind, p in rec.output or () if kind == "result" and isinstance(p, dict)), None)
 
 
-def replay(items, show) -> None:
+def replay(items, show, update=None) -> None:
     """Show captured output again as the running cell's own outputs: text on
     the streams, each display as it was (a figure as its image) through
-    *show(item)*."""
+    *show(item)*; the step's updates of displays it did not show (another cell's,
+    by display id) through *update(item)*."""
     import sys
 
     for kind, payload in items or ():
@@ -132,6 +133,8 @@ def replay(items, show) -> None:
             stream.flush()
         elif kind == "display" and isinstance(payload, dict):
             show(payload)
+        elif kind == "update" and isinstance(payload, dict) and update is not None:
+            update(payload)
 
 
 def _split_at_result(items) -> tuple[list, dict | None, list]:
@@ -194,6 +197,14 @@ class StepCells:
         self._timer = None  # the pending redraw (nbsteps.ipython.ticker.Call)
         self._late: list = []  # (step, figure) its cell's own run left open: shown after its Out
         self._own_shown: dict[str, list[str]] = {}  # step -> display ids of what its cell's own run showed
+        #: a display id a step's code gave (``display(obj, display_id=...)``) -> the display ids of
+        #: the outputs showing it (:meth:`echo_display`), which its updates update (:meth:`update_display`)
+        self._by_display_id: dict[str, list[str]] = {}
+        #: in output slots (plan mode), a display with an id shows the last display or update of
+        #: that id, by the order of the steps (Run All's order, whichever ran last): id -> (the
+        #: step's place in the plan, the display); id -> the steps whose output displays it
+        self._latest: dict[str, tuple[int, dict]] = {}
+        self._holders: dict[str, set] = {}
         self._preformatted = None  # (result, its display taken when the step ended)
         self._drawn: dict = {}  # step -> what its status line showed when flush last drew it (_status_only)
         self._in_cell = False  # a cell of the notebook is running (its post_run_cell will follow)
@@ -230,7 +241,81 @@ class StepCells:
         if owner is not None and self.updates and owner in self.ids:
             display_id = f"{self.ids[owner]}-own{len(self._own_shown.setdefault(owner, []))}"
             self._own_shown[owner].append(display_id)
+        user_id = item.get("display_id")
+        if user_id is not None and self.updates:
+            # a display with an id shows in every output with that id, as a notebook does it
+            self.update_display(item, user_id)
+            display_id = display_id or user_id
         publish(item.get("data", {}), metadata=item.get("metadata"), display_id=display_id)
+        if user_id is not None and display_id is not None:
+            self._by_display_id.setdefault(user_id, []).append(display_id)
+
+    def update_display(self, item: dict, user_id: str, step: "str | None" = None) -> None:
+        """A step updated the displays with the display id *user_id* (``update_display``, a
+        ``DisplayHandle``): every output showing one (:meth:`echo_display`), in whichever
+        cell, shows *item* now."""
+        if not self.updates:
+            return
+        with unflushed():  # updates of earlier outputs: no need to flush the streams first
+            for shown in self._by_display_id.get(user_id, ()):
+                publish(item.get("data", {}), metadata=item.get("metadata"), display_id=shown, update=True)
+        if step is not None and self.slots:
+            with self._lock:
+                redraw = self._note_ids(step, (("update", item),))
+                if redraw:
+                    self._dirty.update(redraw)
+                    self._schedule()
+
+    def _note_ids(self, name: str, items) -> set:
+        """Note the displays and updates with an id in *items* (step *name*'s output): the
+        steps with output slots that show an older display of such an id, to draw again."""
+        redraw: set = set()
+        order = None
+        for kind, payload in items or ():
+            if kind not in ("display", "update") or not isinstance(payload, dict):
+                continue
+            user_id = payload.get("display_id")
+            if user_id is None:
+                continue
+            if order is None:
+                order = next((i for i, n in enumerate(self.plan.steps) if n == name), -1)
+            if kind == "display":
+                self._holders.setdefault(user_id, set()).add(name)
+            latest = self._latest.get(user_id)
+            if latest is None or (order >= latest[0] and latest[1] != payload):
+                self._latest[user_id] = (order, payload)
+                redraw.update(n for n in self._holders.get(user_id, ()) if n != name and n in self.slots)
+        return redraw
+
+    def _with_latest(self, items):
+        """*items* with each display that has an id showing the last one of that id (:meth:`_note_ids`)."""
+        latest = self._latest
+        if not latest or not items:
+            return items
+        return [
+            (kind, latest[p["display_id"]][1])
+            if kind == "display" and isinstance(p, dict) and p.get("display_id") in latest
+            else (kind, p)
+            for kind, p in items
+        ]
+
+    def echo_clear(self, name: str) -> None:
+        """``clear_output()`` in the step of the running cell: the cell's outputs are cleared, as
+        Run All clears them; its status line is shown again (first, as before)."""
+        if name != self.own or not self.updates or name not in self.ids:
+            return
+        self.shell.display_pub.clear_output(wait=False)
+        gone = set(self._own_shown.pop(name, ()))
+        for user_id, shown in list(self._by_display_id.items()):
+            kept = [d for d in shown if d not in gone]
+            if kept:
+                self._by_display_id[user_id] = kept
+            else:
+                del self._by_display_id[user_id]
+        bundle = self.bundle(name)
+        self._sent[name] = hash(bundle["text/html"])
+        self._drawn.pop(name, None)
+        publish(bundle, display_id=self.ids[name])
 
     def echo_late(self, item: dict) -> None:
         """A figure a step left open: while a cell runs its own step, it is
@@ -371,6 +456,7 @@ class StepCells:
         tb = rec.traceback if rec is not None and rec.status == FAILED and output is None else None
         has_shown = any(kind == "result" for kind, _ in items or ())
         result = self._result(rec) if output is None and not has_shown else None
+        items = self._with_latest(items)
         return fit_slots(item_bundles(items, result, tb), len(self.slots.get(name, ())))
 
     def open(self, name: str, own: bool) -> bool:
@@ -436,7 +522,11 @@ class StepCells:
         if rec is not None and rec.ok:
             before, shown, after = _split_at_result(rec.output)
             if rec.cached:
-                replay(before, lambda item: self.echo_display(item, name))
+                replay(
+                    before,
+                    lambda item: self.echo_display(item, name),
+                    lambda item: self.update_display(item, item.get("display_id"), name),
+                )
                 with self._lock:
                     self._late.extend(
                         (name, p) for kind, p in after if kind == "display" and isinstance(p, dict)
@@ -504,6 +594,12 @@ class StepCells:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             live = dict(self._live)
+            if self.updates and self.slots:  # a display id shown in slots: the last display of it
+                for name in [n for n in dirty if n in self.slots]:
+                    cap = live.get(name)
+                    rec = self.plan.records.get(name) if cap is None else None
+                    items = cap.output if cap is not None else (rec.output if rec is not None else ())
+                    dirty.update(self._note_ids(name, items))
         if not self.updates:
             return
         for name in sorted(dirty):

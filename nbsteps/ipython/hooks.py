@@ -13,6 +13,11 @@
   (:func:`unsent_text`: nothing to order). Other displays keep it: waiting for the
   IO thread is also what keeps a cell that displays in a loop from flooding IOPub
   past its high-water mark, where messages are dropped;
+- IPython's ``%%capture`` (``IPython.utils.capture.capture_output``) in a step's code captures
+  that step's output only (:func:`capture_in_steps`): it does not swap the process's
+  ``sys.stdout``, ``sys.stderr`` and display publisher, which steps running in parallel share
+  (two of them swapping and restoring out of order left a finished capture's buffer in
+  place as the kernel's stdout, and the kernel hung);
 - IPython's display formatting (a result's ``Out``, ``display()``) runs one call at a
   time, under the lock steps' figures are drawn under (:data:`nbsteps.run.attempt.figures.
   drawing`): Run All formats on one thread, and a formatter a library registers need not be
@@ -105,11 +110,87 @@ def route_displays(ip) -> None:
         cap = capture.active()
         if cap is None:
             return clear(*args, **kwargs)
-        cap.clear()
+        # clear_output(wait=True): when the next output comes
+        cap.clear(bool(kwargs.get("wait", args[0] if args else False)))
         return None
 
     pub.publish, pub.clear_output = routed_publish, routed_clear
     pub._nbsteps_routed = True
+
+
+class _CapturedInStep:
+    """Where a step's output goes inside ``%%capture`` in its code (:func:`capture_in_steps`):
+    the streams and displays it captures into its own buffers, the others to the step's
+    capture (*outer*), as IPython's ``capture_output`` does with the process's streams."""
+
+    def __init__(self, outer, stdout, stderr, outputs) -> None:
+        self.outer = outer
+        self.name = getattr(outer, "name", None)
+        self.figs = getattr(outer, "figs", None)  # the step's pyplot figures stay the step's
+        self._streams = {"stdout": stdout, "stderr": stderr}
+        self.outputs = outputs
+
+    def write(self, kind: str, text: str) -> None:
+        stream = self._streams.get(kind)
+        if stream is None:
+            self.outer.write(kind, text)
+        else:
+            stream.write(text)
+
+    def display(self, data, metadata=None, display_id=None, update=False) -> None:
+        if self.outputs is None:
+            self.outer.display(data, metadata, display_id, update)
+            return
+        transient = {"display_id": display_id} if display_id else None
+        # as IPython's CapturingDisplayPublisher keeps them (CapturedIO.outputs reads these)
+        self.outputs.append({"data": data, "metadata": metadata, "transient": transient, "update": update})
+
+    def clear(self, wait: bool = False) -> None:
+        if self.outputs is None:
+            self.outer.clear(wait)
+        else:
+            self.outputs.clear()
+
+
+def capture_in_steps() -> None:
+    """IPython's ``capture_output`` (``%%capture``), entered in a step's code, captures that
+    step's output only (in this context), not the whole process's (see the module doc);
+    elsewhere it is IPython's own."""
+    try:
+        from IPython.utils import capture as ipython_capture
+    except ImportError:  # pragma: no cover
+        return
+    cls = ipython_capture.capture_output
+    if getattr(cls, "_nbsteps_in_steps", False):
+        return
+    enter, leave = cls.__enter__, cls.__exit__
+
+    def __enter__(self):
+        outer = capture.active()
+        if outer is None:
+            self._nbsteps_token = None
+            return enter(self)
+        from io import StringIO
+
+        from IPython.core.getipython import get_ipython
+
+        display = bool(self.display) and get_ipython() is not None
+        stdout = StringIO() if self.stdout else None
+        stderr = StringIO() if self.stderr else None
+        outputs: "list | None" = [] if display else None
+        self._nbsteps_token = capture.redirect(_CapturedInStep(outer, stdout, stderr, outputs))
+        return ipython_capture.CapturedIO(stdout, stderr, outputs)
+
+    def __exit__(self, *exc):
+        token = getattr(self, "_nbsteps_token", None)
+        if token is None:
+            return leave(self, *exc)
+        self._nbsteps_token = None
+        capture.restore(token)
+        return None
+
+    cls.__enter__, cls.__exit__ = __enter__, __exit__
+    cls._nbsteps_in_steps = True
 
 
 def format_one_at_a_time(ip) -> None:
@@ -237,6 +318,7 @@ def install(ip, subcommands, step_parser=None) -> None:
     if step_parser is not None:
         _step_parser = step_parser
     route_displays(ip)
+    capture_in_steps()
     format_one_at_a_time(ip)
     completer = getattr(ip, "Completer", None)
     matchers = getattr(completer, "custom_matchers", None)

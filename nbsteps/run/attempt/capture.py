@@ -22,7 +22,16 @@ happened: ``("stdout", text)``, ``("stderr", text)`` or
 ``("display", {"data": {mime: str}, "metadata": {...}})``, and, where a
 frontend formats results, ``("result", {"data": ..., "metadata": ...})`` (the
 result's display, taken before the figures left open are drawn: they follow
-it). It is picklable and
+it). Jupyter's display ids (``display(obj, display_id=...)``, ``update_display``,
+``DisplayHandle.update``), as Run All's frontend applies them: a display with an id
+also carries it (``"display_id"`` in its payload); a display or an update with an id
+changes the step's earlier displays with that id in place, and every display with that id
+the frontend shows elsewhere (another cell's: :meth:`Capture.display`); an update of an
+id the step never displayed is kept as ``("update", {"data", "metadata", "display_id"})``,
+so showing the step's output again (a restored step) updates that other cell again.
+``clear_output()`` forgets what the step showed (an update of another cell's display
+stays: it is not this cell's), ``clear_output(wait=True)`` when the next output comes,
+as a notebook does. It is picklable and
 JSON-like, travels back from dask workers, and is kept on the record and in the
 checkpoint.
 
@@ -75,6 +84,20 @@ def running_in(ns: dict):
         yield ns
     finally:
         _namespace.reset(token)
+
+
+def redirect(sink) -> contextvars.Token:
+    """From here on, in this context, what the running step prints and displays goes to *sink*
+    (an object with ``write(kind, text)``, ``display(data, metadata, display_id, update)``,
+    ``clear(wait)`` and the ``figs`` of the step's capture): a capture inside the step's code
+    (IPython's ``%%capture``, ``nbsteps.ipython.hooks``), for that step only. :func:`restore`
+    ends it."""
+    return _active.set(sink)
+
+
+def restore(token: contextvars.Token) -> None:
+    """End a :func:`redirect`: the step's own capture again."""
+    _active.reset(token)
 
 
 def set_frontend(frontend) -> None:
@@ -196,6 +219,11 @@ class Capture:
             self._late_shower = getattr(front, "echo_late", None) if echo else None  # figures left open
             # the result's mime bundle (a notebook's Out)
             self._formatter = getattr(front, "format_result", None)
+        # display ids: the frontend updates the displays with an id wherever it shows them
+        # (another step's cell too); clear_output() of an echoed step clears the running cell
+        self._updater = getattr(front, "update_display", None) if front is not None and not quiet else None
+        self._clearer = getattr(front, "echo_clear", None) if front is not None and echo else None
+        self._clear_next = False  # clear_output(wait=True): clear when the next output comes
         self.items: list[list] = []
         self.figs: "OrderedDict | None" = None
         self._sizes = {"stdout": 0, "stderr": 0}
@@ -219,6 +247,8 @@ class Capture:
     def write(self, kind: str, text: str) -> None:
         if not text:
             return
+        if self._clear_next:
+            self._clear()
         with self._lock:
             size = self._sizes[kind]
             if size >= MAX_TEXT:
@@ -242,27 +272,43 @@ class Capture:
     def display(
         self, data: dict, metadata: dict | None = None, display_id: str | None = None, update: bool = False
     ) -> None:
-        """A rich display (a mime bundle) from the step; *update* replaces the
-        earlier display with the same *display_id*."""
+        """A rich display (a mime bundle) from the step. With a *display_id*, as a notebook
+        applies it: the step's earlier displays with that id show this one too, and so do
+        those the frontend shows elsewhere (another cell's); *update* adds no display of
+        its own (an update of an id the step never displayed is kept, to be applied again
+        where the step's output is shown again)."""
         item = {"data": json_bundle(data), "metadata": dict(metadata or {})}
+        if display_id is not None:
+            display_id = str(display_id)
+            item["display_id"] = display_id
+        if self._clear_next and not update:  # an update is no output of its own: the clear still waits
+            self._clear()
         with self._lock:
-            if update:
+            own = False
+            if display_id is not None:
                 for entry in self.items:
-                    if entry[0] == "display" and display_id and entry[2] == display_id:
+                    if entry[0] in ("display", "update") and entry[2] == display_id:
                         entry[1] = item
-                        break
-                else:
-                    return
-            else:
+                        own = own or entry[0] == "display"
+            if not update:
                 self.items.append(["display", item, display_id])
+            elif not own and not any(e[0] == "update" and e[2] == display_id for e in self.items):
+                self.items.append(["update", item, display_id])
         if self.echo and not update:
-            self._echo_display(item)
+            self._echo_display(item)  # (the frontend updates the id's displays elsewhere too)
+        elif display_id is not None and self._updater is not None:
+            try:
+                outside(self._updater, item, display_id, self.name)
+            except Exception:  # pragma: no cover - a display problem must not fail the step
+                pass
         self._changed()
 
     def _echo_display(self, item: dict, late: bool = False) -> None:
         """An unclaimed step's display: shown by the frontend where the run is
         (outside this capture), else its text printed. *late*: a figure left
-        open at the end (a notebook shows it after the cell's ``Out``)."""
+        open at the end (a notebook shows it after the cell's ``Out``). Text
+        printed before it without a newline is echoed first (Run All shows it first)."""
+        self._echo_partial()
         shower = (self._late_shower or self._shower) if late else self._shower
         if shower is not None:
             try:
@@ -274,10 +320,35 @@ class Capture:
         if isinstance(text, str):
             self._echo("stdout", text + "\n")
 
-    def clear(self) -> None:
-        """``clear_output()`` from the step: forget what it showed so far."""
+    def _echo_partial(self) -> None:
+        """Echo the text printed without a newline yet (before a display or a clear)."""
+        if not self.echo or not (self._partial["stdout"] or self._partial["stderr"]):
+            return
         with self._lock:
-            self.items.clear()
+            rest = [(k, t) for k, t in self._partial.items() if t]
+            self._partial = {"stdout": "", "stderr": ""}
+        for kind, text in rest:
+            self._echo(kind, text)
+
+    def clear(self, wait: bool = False) -> None:
+        """``clear_output()`` from the step: forget what it showed so far (not its updates of
+        other cells' displays), and, echoed, clear the running cell. *wait*: when the next
+        output comes (a step that shows nothing after it keeps what it showed, as a cell does)."""
+        if wait:
+            self._clear_next = True
+            return
+        self._clear()
+
+    def _clear(self) -> None:
+        self._clear_next = False
+        self._echo_partial()
+        with self._lock:
+            self.items[:] = [entry for entry in self.items if entry[0] == "update"]
+        if self._clearer is not None:
+            try:
+                outside(self._clearer, self.name)
+            except Exception:  # pragma: no cover - a display problem must not fail the step
+                pass
         self._changed()
 
     def _echo(self, kind: str, text: str) -> None:
@@ -320,6 +391,8 @@ class Capture:
         something to do (a result and a formatter, figures, a partial line echoed: the
         task reads these attributes itself, :func:`nbsteps.run.attempt.task._captured`)."""
         if result is not None and self._formatter is not None:
+            if self._clear_next:  # the cell's Out is its next output
+                self._clear()
             try:
                 data, metadata = outside(self._formatter, result)
                 with self._lock:
