@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -208,3 +209,29 @@ def test_a_run_ends_before_its_commits_and_a_new_store_ends_them(tmp_path, tmp_k
     plan.set_store("memory")  # the old store's commits end first
     assert len(metas(tmp_path / "s", "a")) == 1
     assert DiskStore(tmp_path / "s").get("a", plan["a"].fingerprint).outputs["x"] == [1, 2]
+
+
+def test_a_plan_does_not_wait_for_the_commit_of_the_step_above(tmp_path, tmp_key, held_commits):
+    """The preview of a run (which steps are up to date, replays of process state) takes the
+    version of a step whose commit is still pending as the step's latest: the cell below runs
+    while the fsyncs of the cell above go on (a kernel's next cell waited for them)."""
+    plan = nbsteps.Plan(store=tmp_path / "s")
+    plan.background_commits = True
+    plan.add_cell("a", "import random\nrandom.seed(1)\nx = [1, 2]")
+    plan.run()
+    assert metas(tmp_path / "s", "a") == []  # its commit is held
+    plan.add_cell("b", "y = x + [random.random() > 2]")
+    release = threading.Timer(5.0, held_commits.set)
+    release.start()
+    try:
+        started = time.monotonic()
+        plan.run()
+        took = time.monotonic() - started
+    finally:
+        release.cancel()
+        held_commits.set()
+    assert plan["b"].status == "completed" and plan.namespace["y"] == [1, 2, False]
+    assert plan["a"].origin == "kept"  # up to date in this process: not executed again, not restored
+    assert took < 4.0, f"the run waited {took:.1f} s for the commit above"
+    plan.set_store("memory")  # the commits end
+    assert len(metas(tmp_path / "s", "a")) == 1 and len(metas(tmp_path / "s", "b")) == 1

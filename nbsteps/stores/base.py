@@ -44,10 +44,14 @@ class Store:
         :class:`~nbsteps.model.checkpoint.LazyValues`, read on first use."""
         raise NotImplementedError
 
-    def peek(self, step: str, fingerprint: str | None = None) -> Checkpoint | None:
+    def peek(self, step: str, fingerprint: str | None = None, *, settled: bool = True) -> Checkpoint | None:
         """Metadata of the checkpoint with *fingerprint* (``None``: the latest:
         fingerprint, parts, duration) without loading values (``outputs`` may
-        be empty) or marking it used. Used for plans ("why stale")."""
+        be empty) or marking it used. Used for plans ("why stale").
+        ``settled=False``: a checkpoint this process handed over and whose
+        commit is still pending may answer (what a plan's preview asks: which
+        version is the step's latest, not whether it is durable yet); by
+        default the answer is what the store holds once that commit ended."""
         cp = self.get(step, fingerprint)
         return cp
 

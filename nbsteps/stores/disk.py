@@ -154,6 +154,8 @@ class DiskStore(Store):
         self.compression = compression
         self.folders = Folders(self.directory)  # root, step folders, step locks: what every part works on
         self.unwritten = Unwritten()  # checkpoints that could not be written, kept in memory
+        #: step -> the checkpoint its last put handed to the committer (``peek(settled=False)``)
+        self._handed: dict[str, Checkpoint] = {}
         self.pins = Pins(self.folders)  # checkpoints restored lazily here and not read yet: not evicted
         self.budget = Budget(self.folders, self.pins, max_size)  # the size limit
         # dead checkpoints: their upstream versions are gone (stores.garbage)
@@ -214,7 +216,16 @@ class DiskStore(Store):
             raise LookupError(f"output {name!r} of step {step!r} is no longer in the store")
         return cp.outputs[name]
 
-    def peek(self, step: str, fingerprint: "str | None" = None) -> "Checkpoint | None":
+    def peek(
+        self, step: str, fingerprint: "str | None" = None, *, settled: bool = True
+    ) -> "Checkpoint | None":
+        if not settled and self.committer.busy(step):
+            # the version being committed is the step's latest (or the one asked for): answered
+            # from memory, without waiting for the committer's fsyncs (a cell's preview of its
+            # upstream came right after the previous cell's put, and waited for its commit)
+            cp = self._handed.get(step)
+            if cp is not None and (fingerprint is None or cp.fingerprint == fingerprint):
+                return cp
         self._settle(step)
         return self.reader.read(step, fingerprint, "peek")
 
@@ -279,8 +290,10 @@ class DiskStore(Store):
         # held from now on, even while being written (or if it cannot be): its downstream is not dead
         self.garbage.hold(step, checkpoint.parts, checkpoint.fingerprint)
         self.held.remember(checkpoint)
+        self._handed.pop(step, None)
         try:
             self._write(checkpoint)
+            self._handed[step] = checkpoint
             if not self.background:
                 self._settle(step)
         except Unpicklable as exc:
@@ -587,6 +600,7 @@ class DiskStore(Store):
         self.unwritten.forget(step)
         self.garbage.release(step)
         self.held.forget(step)
+        self._handed.pop(step, None)
         dirname = dirname_of(step)
         self.reader.metas.forget(dirname)
         try:

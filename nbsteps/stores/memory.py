@@ -98,7 +98,7 @@ class MemoryStore(Store):
                     self._now_older(step, latest)
             return cp
 
-    def peek(self, step: str, fingerprint: str | None = None) -> Checkpoint | None:
+    def peek(self, step: str, fingerprint: str | None = None, *, settled: bool = True) -> Checkpoint | None:
         if step not in self._data:
             return None
         with self._lock:

@@ -119,14 +119,16 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
                 rec = ctx.records.get(d)
                 tokens[d] = rec.token if rec is not None and rec.status == COMPLETED else None
         running_up = [d for d in deps if d in will_run and kinds[d] not in ORDER_ONLY]
+        # (settled=False: the version of a step whose commit is still pending counts, as it will
+        # be stored: a preview never waits for the previous cell's fsyncs)
         if force_all or s in force:
-            cp = ctx.store.peek(s)
+            cp = ctx.store.peek(s, settled=False)
             reason = "forced"
         else:
             parts = fingerprint_parts(ctx, step, tokens)
             # a checkpoint of this very fingerprint restores; else the latest says why not
             fp = combine(parts)
-            cp = ctx.store.peek(s, fp) or ctx.store.peek(s)
+            cp = ctx.store.peek(s, fp, settled=False) or ctx.store.peek(s, settled=False)
             reason = stale_reason(step, parts, cp, ctx.records.get(s), lambda s=s: ctx.written_below(s))
             reason = not_stored(ctx.store, s, fp, reason) or reason
             if running_up and (not reason or reason.startswith("upstream")):
