@@ -18,6 +18,17 @@ def store(tmp_path, monkeypatch):
     return make_store(tmp_path / "store")
 
 
+def assert_all_equal(got: dict, values: dict) -> None:
+    """Each value read back is its frame or series exactly (types of index and columns too)."""
+    for name, value in values.items():
+        if isinstance(value, pd.Series):
+            pd.testing.assert_series_equal(got[name], value, check_exact=True, check_index_type=True)
+        else:
+            pd.testing.assert_frame_equal(
+                got[name], value, check_exact=True, check_index_type=True, check_column_type=True
+            )
+
+
 def _frames(n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     a = rng.random(n)
@@ -43,13 +54,7 @@ def test_frames_of_one_shape_come_back_exactly_whatever_their_length(store):
         if n:  # the same encoding for each value as the first frame of its shape, sampled
             encodings.add(tuple(files))
         assert "0.arrow" in files and "4.arrow" in files
-        for name, value in values.items():
-            if isinstance(value, pd.Series):
-                pd.testing.assert_series_equal(got[name], value, check_exact=True, check_index_type=True)
-            else:
-                pd.testing.assert_frame_equal(
-                    got[name], value, check_exact=True, check_index_type=True, check_column_type=True
-                )
+        assert_all_equal(got, values)
         assert np.signbit(got["plain"]["a"].to_numpy()).tolist() == np.signbit(values["plain"]["a"]).tolist()
     assert len(encodings) == 1
 
@@ -101,13 +106,7 @@ def test_parquet_frames_of_one_shape_come_back_exactly_and_are_sampled_once(stor
         got = make_store(store.directory).get(f"m{k}", "fp").outputs
         files = sorted(p.name.split("-", 1)[1] for p in (store.directory / f"m{k}").glob("*-*.*"))
         assert files == [f"{i}.parquet" for i in range(len(values))], files
-        for name, value in values.items():
-            if isinstance(value, pd.Series):
-                pd.testing.assert_series_equal(got[name], value, check_exact=True, check_index_type=True)
-            else:
-                pd.testing.assert_frame_equal(
-                    got[name], value, check_exact=True, check_index_type=True, check_column_type=True
-                )
+        assert_all_equal(got, values)
     assert len(reads) - sampled <= 5 * 6  # the reads of the values themselves (get), no more samples
 
 
