@@ -117,3 +117,19 @@ def test_capture_magics_in_parallel_steps_capture_each_its_own_step(tmp_path, ke
     kinds, captured = nb.cells[-1].outputs[0].text.strip().splitlines()
     assert kinds == "_Router ZMQDisplayPublisher"
     assert captured == repr([(f"hi {i}\nbye {i}\n", [f"'shown {i}'"]) for i in (1, 2, 3)])
+
+
+def test_nbsteps_run_without_step_lines_writes_the_last_display_of_each_id(tmp_path, kernel_name):
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": kernel_name, "language": "python"}
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    cmd = [sys.executable, "-m", "nbsteps", "run", "nb.ipynb", "-o", "out.ipynb", "--kernel", kernel_name]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert [_texts(c) for c in out.cells] == RUN_ALL

@@ -116,26 +116,34 @@ def kernel_outputs(names) -> None:
     from IPython import get_ipython
 
     from nbsteps.model.status import COMPLETED, FAILED
+    from nbsteps.run.attempt.capture import last_by_display_id
 
     ip = get_ipython()
     plan = _kernel_plan()
     out = {}
+    # a display with a display id shows the last display or update of that id, in notebook order
+    wanted = set(names)
+    latest = last_by_display_id(
+        plan.records[n].output for n in plan.steps if n in wanted and n in plan.records
+    )
     for name in names:
         rec = plan.records.get(name)
         if rec is None or rec.status not in (COMPLETED, FAILED):
             out[name] = None
             continue
         try:
-            out[name] = _run_all_outputs(ip, rec, rec.status == FAILED)
+            out[name] = _run_all_outputs(ip, rec, rec.status == FAILED, latest)
         except Exception:  # a value that cannot be shown: the cell keeps its status line
             out[name] = None
     _report(out)
 
 
-def _run_all_outputs(ip, rec, failed: bool) -> list:
+def _run_all_outputs(ip, rec, failed: bool, latest: "dict | None" = None) -> list:
     outputs: list = []
     shown = False
     for kind, payload in rec.output or ():
+        if kind == "display" and latest and isinstance(payload, dict) and payload.get("display_id") in latest:
+            payload = latest[payload["display_id"]]
         if kind in ("stdout", "stderr"):
             name = kind
             if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1]["name"] == name:

@@ -193,6 +193,20 @@ def json_bundle(data: dict) -> dict:
     return out
 
 
+def last_by_display_id(outputs) -> dict:
+    """The last display or update of each display id in *outputs* (steps' captured outputs, in
+    Run All's order): what every output with that id shows at the end, as a notebook applies
+    them (a later cell's update changes an earlier cell's display)."""
+    latest: dict = {}
+    for items in outputs:
+        for kind, payload in items or ():
+            if kind in ("display", "update") and isinstance(payload, dict):
+                display_id = payload.get("display_id")
+                if display_id is not None:
+                    latest[display_id] = payload
+    return latest
+
+
 # -- the capture ----------------------------------------------------------------------
 class Capture:
     """The output of one attempt of step *name* (a context manager)."""
