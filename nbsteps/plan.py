@@ -34,7 +34,7 @@ from nbsteps.run.context import RunContext
 from nbsteps.run.decide.preview import preview
 from nbsteps.run.decide.replay import due, effects_of, replay_set
 from nbsteps.run.decide.selection import default_workers
-from nbsteps.run.decide.staleness import refresh_stale
+from nbsteps.run.decide.staleness import files_moved, refresh_stale
 from nbsteps.run.decide.validity import Validity
 from nbsteps.run.deferred import Deferred
 from nbsteps.run.executor import Executor
@@ -410,7 +410,10 @@ class Plan:
         A misspelt name raises UnknownStepError with "did you mean"."""
         step = self._require(name)
         rec = self.records.get(name)
-        return why_mod.explain(step, self.context.sources(name), rec.files if rec is not None else None)
+        files = rec.files if rec is not None else None
+        # the files that make it stale are those the run would say so of (not what a step below changed)
+        moved = files_moved(self.context, name, files)
+        return why_mod.explain(step, self.context.sources(name), files, moved)
 
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit"}``"""

@@ -17,7 +17,9 @@ unpickled, nothing is written). A step is
   they changed is known only by running.
 
 A checkpoint that keeps the files its step read (``parts["files"]``) is stale when
-one of them changed since (``file sales.csv changed``), as for ``nbsteps run``.
+one of them changed since (``file sales.csv changed``), but for what the steps below it
+wrote, as their latest checkpoints say: as for ``nbsteps run``, which decides the same
+(``nbsteps.run.decide.staleness.explained_below``).
 
 Exit status: 0 when every step is done, 1 otherwise, 2 for bad usage.
 """
@@ -102,16 +104,17 @@ def _build_plan(steps, path: str):
     return plan, problems
 
 
-def _files_changed(parts: dict) -> str:
-    """``file sales.csv changed`` when the checkpoint keeps the files its step read
-    (``parts["files"]``, where nbsteps fingerprints files) and one changed since."""
+def _files_changed(plan, name: str, parts: dict) -> str:
+    """``file sales.csv changed`` when the checkpoint keeps the files step *name* read
+    (``parts["files"]``, where nbsteps fingerprints files) and one changed since, but for
+    what a step below it wrote (its latest checkpoint's, from the store of *plan*): the
+    decision ``nbsteps run`` makes."""
     if not parts.get("files"):
         return ""
-    try:
-        from nbsteps.model import file_inputs
-    except ImportError:  # pragma: no cover - a version that does not fingerprint files
-        return ""
-    return file_inputs.why(parts["files"])
+    from nbsteps.model import file_inputs
+    from nbsteps.run.decide.staleness import explained_below
+
+    return file_inputs.why(parts["files"], explained_below(plan.context, name))
 
 
 class _Judge:
@@ -152,7 +155,7 @@ class _Judge:
         for cp in fresh:
             parts = cp.parts or {}
             if all(parts["upstream"].get(d) == self.token.get(d) for d in upstream):
-                moved = _files_changed(parts)
+                moved = _files_changed(self.plan, name, parts)
                 if moved:
                     return "stale", moved
                 self.token[name] = parts.get("token", cp.fingerprint)
@@ -190,6 +193,8 @@ def status_command(args) -> int:
         store = _open_store(store_dir)
     except Exception as exc:
         raise UsageError(f"--store {args.store}: {exc}") from None
+    if store is not None:  # what the steps below wrote is read from their checkpoints, as in a run
+        plan.set_store(store)
     judged = _Judge(plan, store, _last_run(store_dir)).run([n for n in plan.order()])
     rows = []
     for s in steps:

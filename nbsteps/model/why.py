@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from nbsteps.model import file_inputs
 
@@ -48,7 +49,10 @@ class FileInput:
     fingerprint: str  # as its checkpoint holds it: "blake2b:<hex>", "stat:<size>:<mtime_ns>", "missing"
     size: "int | None"  # now (None: missing)
     mtime: "float | None"
-    changed: bool  # its fingerprint is not the checkpoint's any more
+    changed: bool  # its fingerprint is not the checkpoint's any more: the step is stale
+    #: not the checkpoint's any more, but as a step below left it (Run All changes it after the step
+    #: reads it): no change of the step's input (nbsteps.run.decide.staleness.files_moved)
+    below: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class Why:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.mtime)) if f.mtime else ""
                 now = "missing now" if f.size is None else f"size {f.size} B, modified {when}"
                 mark = " - changed since: the step is stale" if f.changed else ""
+                if f.below:
+                    mark = " - as a step below left it: not a change of its input"
                 lines.append(f"    {file_inputs.shown(f.path)}: {f.fingerprint} ({now}){mark}")
         else:
             lines.append("  files read: none seen (the step has not run, or opened no file)")
@@ -88,13 +94,16 @@ def _line(a: Access) -> str:
     return f"    {a.name}: {a.how}" + (f"; {a.detail}" if a.detail else "")
 
 
-def explain(step, sources: dict, files: "dict | None") -> Why:
+def explain(step, sources: dict, files: "dict | None", moved: "Iterable[str] | None" = None) -> Why:
     """The :class:`Why` of *step*: *sources* ``{input: the step it comes from}``, *files* the
-    ``{path: fingerprint}`` its record holds."""
+    ``{path: fingerprint}`` its record holds, *moved* those of them that make it stale, as a run
+    decides (changed since, but for what the steps below it wrote:
+    ``nbsteps.run.decide.staleness.files_moved``); None: every file changed since."""
     a = step.analysis
     if a is None:  # a function step: its parameters are steps
         reads = tuple(Access(p, INFERRED, f"the result of step {p}") for p in step.params)
-        return Why(step.name, reads, (Access(step.name, INFERRED, "its return value"),), _files(files))
+        returned = (Access(step.name, INFERRED, "its return value"),)
+        return Why(step.name, reads, returned, _files(files, moved))
     hints = {n: h for n, h in step.hints.items() if n not in step.unchanged}
     reads = []
     for n in sorted(step.inputs):
@@ -123,13 +132,14 @@ def explain(step, sources: dict, files: "dict | None") -> Why:
             writes.append(Access(n, INFERRED))
     effects = set(a.effects)
     state = tuple((label, "changes" if label in effects else "uses") for label in sorted(a.state))
-    return Why(step.name, tuple(reads), tuple(writes), _files(files), state)
+    return Why(step.name, tuple(reads), tuple(writes), _files(files, moved), state)
 
 
-def _files(files: "dict | None") -> tuple:
+def _files(files: "dict | None", moved: "Iterable[str] | None") -> tuple:
     if not files or not isinstance(files, dict):
         return ()
-    moved = set(file_inputs.changed(files))
+    changed = set(file_inputs.changed(files))  # since the step read them
+    moved = changed if moved is None else set(moved)
     out = []
     for path, fp in sorted(files.items()):
         try:
@@ -137,5 +147,5 @@ def _files(files: "dict | None") -> tuple:
             size, mtime = st.st_size, st.st_mtime
         except OSError:
             size = mtime = None
-        out.append(FileInput(path, str(fp), size, mtime, path in moved))
+        out.append(FileInput(path, str(fp), size, mtime, path in moved, path in (changed - moved)))
     return tuple(out)

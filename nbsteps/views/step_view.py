@@ -56,7 +56,7 @@ def _names(names) -> str:
 
 def stale_reason(ctx, name: str) -> str:
     """Why a completed step is stale (after ``plan.refresh_stale()``)."""
-    from nbsteps.run.decide.staleness import fingerprint_parts
+    from nbsteps.run.decide.staleness import explained_below, fingerprint_parts
     from nbsteps.run.decide.staleness import stale_reason as why
 
     for up in ctx.dependencies(name):
@@ -71,7 +71,7 @@ def stale_reason(ctx, name: str) -> str:
                 fingerprint_parts(ctx, step),
                 ctx.store.peek(name),
                 ctx.records.get(name),
-                lambda: ctx.written_below(name),
+                explained_below(ctx, name),  # as the run decides
             )
             or "its inputs changed"
         )

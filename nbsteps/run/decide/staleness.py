@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import threading
 import weakref
+from typing import Callable
 
 from nbsteps.model import file_inputs
 from nbsteps.model.checkpoint import Checkpoint
@@ -141,6 +142,23 @@ def fingerprint_parts(
     return {"code": step.static_digest, "upstream": upstream, "params": params, "helpers": helpers}
 
 
+def explained_below(ctx: RunContext, name: str) -> Callable[[], dict]:
+    """What the steps below step *name* in the notebook wrote (``RunContext.written_below``), as
+    the *explained* of :func:`stale_reason` and :func:`nbsteps.model.file_inputs.changed`: asked
+    only when a file it read changed. A file that is now as a step below left it changed as Run
+    All changes it, after the step read it: no change of its input. The run (the executor, the
+    preview), :func:`refresh_stale` and every explanation (``%steps why``, the status line, the
+    badges, ``nbsteps status``) ask this: a step said to be stale is one the next run executes."""
+    return lambda: ctx.written_below(name)
+
+
+def files_moved(ctx: RunContext, name: str, files: "dict | None") -> list:
+    """The paths of *files* (``{path: fingerprint}`` step *name* read, as its record or checkpoint
+    keeps them) that changed since, but for what a step below it wrote (:func:`explained_below`):
+    the files that make it stale, sorted."""
+    return file_inputs.changed(files, explained_below(ctx, name)) if files else []
+
+
 def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None, explained=None) -> str:
     """Why the step must run given its checkpoint; '' when it is up to date."""
     if not step.cache:
@@ -259,7 +277,7 @@ def _stale(ctx: RunContext, name: str, rec, digests: dict) -> bool:
     return (
         any(records[d].stale for d in ctx.dependencies(name))
         or combine(fingerprint_parts(ctx, ctx.steps[name], digests=digests)) != rec.fingerprint
-        or bool(rec.files and file_inputs.changed(rec.files, lambda n=name: ctx.written_below(n)))
+        or bool(rec.files and files_moved(ctx, name, rec.files))
     )
 
 
