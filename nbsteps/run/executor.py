@@ -24,7 +24,6 @@ from nbsteps.formatting import error_text
 from nbsteps.interrupts import deferred_interrupts, watching_interrupts
 from nbsteps.model import file_inputs
 from nbsteps.model.checkpoint import Checkpoint, LazyValues
-from nbsteps.model.file_inputs import changed as files_changed
 from nbsteps.model.file_inputs import why as files_why
 from nbsteps.model.fingerprint import combine
 from nbsteps.model.record import set_executed, set_running, set_to_execute
@@ -50,6 +49,8 @@ from nbsteps.run.context import RunContext
 from nbsteps.run.decide.selection import default_workers, in_order, run_graph
 from nbsteps.run.decide.staleness import (
     NOT_STORED,
+    explained_below,
+    files_moved,
     fingerprint_parts,
     not_stored,
     outside_names,
@@ -60,12 +61,6 @@ from nbsteps.run.summary import RunSummary, store_where
 #: execution tokens: unique per execution, cheap (no uuid per step)
 _NONCE = os.urandom(6).hex()
 _EXECUTIONS = itertools.count(1)
-
-
-def _below(ctx: RunContext, name: str) -> Callable[[], object]:
-    """What the steps below step *name* wrote (the files it read that they changed explain
-    themselves: model.file_inputs), asked only when a file it read is compared."""
-    return lambda: ctx.written_below(name)
 
 
 def still_written(before: dict, now: dict) -> dict:
@@ -211,7 +206,7 @@ class Executor:
             if cp is None:
                 last = store.peek(name)
                 below = (
-                    None if last is None else _below(ctx, name)
+                    None if last is None else explained_below(ctx, name)
                 )  # (a step's first run: no files to ask about)
                 reason = stale_reason(step, parts, last, rec, below)
                 unstored = not_stored(store, name, fp, reason)  # the store could not keep them
@@ -222,7 +217,7 @@ class Executor:
                             unstored = _upstream_unstored(ctx, name)
                             break
                 reason = unstored or reason
-            elif moved := files_why((cp.parts or {}).get("files"), _below(ctx, name)):
+            elif moved := files_why((cp.parts or {}).get("files"), explained_below(ctx, name)):
                 cp, reason = None, moved  # a file it read changed since
         if (
             cp is not None and not plain and (name in self.replay or name in self.rebuild)
@@ -301,7 +296,7 @@ class Executor:
 
     def _files_moved(self, name: str, rec) -> list:
         """The files step *name* read that changed since, but for what a step below it wrote."""
-        return files_changed(rec.files, lambda: self.ctx.written_below(name)) if rec.files else []
+        return files_moved(self.ctx, name, rec.files)
 
     def _settle(self, name: str, status: str, message: str):
         rec = self.ctx.records[name]

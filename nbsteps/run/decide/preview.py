@@ -16,7 +16,7 @@ from nbsteps.model.status import COMPLETED
 from nbsteps.run.attempt.inputs import held_inputs
 from nbsteps.run.attempt.live import lane_notes
 from nbsteps.run.attempt.threads import thread_notes
-from nbsteps.run.decide.staleness import fingerprint_parts, not_stored, stale_reason
+from nbsteps.run.decide.staleness import explained_below, fingerprint_parts, not_stored, stale_reason
 
 
 @dataclass
@@ -129,7 +129,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             # a checkpoint of this very fingerprint restores; else the latest says why not
             fp = combine(parts)
             cp = ctx.store.peek(s, fp, settled=False) or ctx.store.peek(s, settled=False)
-            reason = stale_reason(step, parts, cp, ctx.records.get(s), lambda s=s: ctx.written_below(s))
+            reason = stale_reason(step, parts, cp, ctx.records.get(s), explained_below(ctx, s))
             reason = not_stored(ctx.store, s, fp, reason) or reason
             if running_up and (not reason or reason.startswith("upstream")):
                 reason = f"upstream {', '.join(running_up)} will run"

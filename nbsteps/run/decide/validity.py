@@ -31,12 +31,11 @@ always; that run's :meth:`after` refills the set.
 
 from __future__ import annotations
 
-from nbsteps.model import file_inputs
 from nbsteps.model.fingerprint import outside_parts
 from nbsteps.model.state import state_of
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.context import RunContext
-from nbsteps.run.decide.staleness import static_parts
+from nbsteps.run.decide.staleness import files_moved, static_parts
 
 _MISSING = object()
 
@@ -81,7 +80,7 @@ class Validity:
         (but for what a step below it wrote, as in Run All)."""
         valid = self.valid
         for s, files in self.files.items():
-            if s in valid and file_inputs.changed(files, lambda s=s: ctx.written_below(s)):
+            if s in valid and files_moved(ctx, s, files):
                 self.valid.clear()
                 self.files.clear()
                 return False
