@@ -71,6 +71,9 @@ from nbsteps.model.state import DISPLAY, FILES_REMOVED
 UNNAMED_REMOVALS = frozenset({"os.remove", "os.unlink", "os.rmdir", "os.removedirs", "shutil.rmtree"})
 
 _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))  # names a cell may rebind
+#: IPython's script cell magics (ScriptMagics: ``%%script`` and its defaults), whose ``--out NAME``,
+#: ``--err NAME`` (and ``--proc NAME`` with ``--bg``) bind NAME in the namespace
+SCRIPT_MAGICS = frozenset("script sh bash perl ruby python python2 python3 pypy".split())
 
 
 __doc__ = __doc__ and __doc__.format(
@@ -390,6 +393,23 @@ class CellWalker(Walker):
             self.label("file:" + os.path.normpath(line.split()[-1]), True)
         if magic == "capture":
             capture_magic(self, line)
+        elif magic in SCRIPT_MAGICS:
+            self.script_names(line)
+
+    def script_names(self, line: str) -> None:
+        """``%%bash --out o --err e`` (IPython's script magics) binds o and e (and ``--proc p``
+        with ``--bg``) in the namespace the step runs in: the step's outputs."""
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        for i, word in enumerate(words):
+            option, eq, value = word.partition("=")
+            if option not in ("--out", "--err", "--proc") or (option == "--proc" and "--bg" not in words):
+                continue
+            value = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+            if value.isidentifier():
+                self.store(value)
 
     def expand(self, text: str) -> None:
         """The names IPython substitutes in ``{expr}`` and ``$name``."""

@@ -449,7 +449,8 @@ class Walker:
 
     def visit_ImportFrom(self, node) -> None:
         mod = node.module or ""
-        for a in node.names if mod != "__future__" else ():
+        # (``from __future__ import x`` binds x too, a ``__future__._Feature``, as in Run All)
+        for a in node.names:
             star = a.name == "*"
             for name in self.on_import_star(mod, node.level) if star else [a.name]:
                 self.store(
