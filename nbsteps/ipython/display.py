@@ -197,9 +197,15 @@ class StaticAtEnd:
 def run_listeners(plan, quiet: bool = False, omit: str | None = None) -> list:
     """Listeners for a run started by the magics: the text reporter (without
     the line of step *omit*, whose cell shows it), plus, for non-quiet runs in
-    a kernel, the live view (then the static picture) or the static picture."""
-    listeners: list = [TextReporter(quiet=quiet, omit=omit)]
-    if quiet or not in_kernel():
+    a kernel, the live view (then the static picture) or the static picture.
+
+    In a kernel the reporter's lines are not flushed one by one: the kernel's
+    stdout sends what was written every 0.2 s, before any display message
+    and at the end of the cell, so the lines arrive in the same order,
+    together (one message for many steps' lines instead of one a line)."""
+    kernel = in_kernel()
+    listeners: list = [TextReporter(quiet=quiet, omit=omit, flush=not kernel)]
+    if quiet or not kernel:
         return listeners
     if widgets_supported():
         try:

@@ -23,8 +23,9 @@ class TextReporter:
     except its store warnings (a checkpoint kept in memory only): the cell
     does not show those."""
 
-    def __init__(self, stream=None, quiet: bool = False, omit: str | None = None) -> None:
+    def __init__(self, stream=None, quiet: bool = False, omit: str | None = None, flush: bool = True) -> None:
         self.stream = stream
+        self.flush = flush
         self.quiet = quiet
         self.omit = omit
         self._n = 0
@@ -35,7 +36,7 @@ class TextReporter:
 
     def _print(self, text: str) -> None:
         stream = self.stream or sys.stdout
-        print(clean_text(text), file=stream, flush=True)  # user text may hold lone surrogates
+        print(clean_text(text), file=stream, flush=self.flush)  # user text may hold lone surrogates
 
     def __call__(self, e: ev.Event) -> None:
         if e.step is not None and e.step == self.omit and e.kind != ev.WARNING:  # its cell shows no warnings
