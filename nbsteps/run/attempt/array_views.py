@@ -34,14 +34,17 @@ def views_of(namespace: dict, changed: dict, skip) -> dict[str, tuple[str, Any]]
     """``{name: (changed name, array)}``: the arrays of *namespace* (other than
     *skip*) that share memory with an array of *changed* whose buffer can be copied."""
     np = sys.modules.get("numpy")
-    if np is None:
+    # (getattr: numpy may be half made, its first import running on a step's thread right now:
+    # then no array of it exists yet, and reading its attributes would raise)
+    ndarray = getattr(np, "ndarray", None) if np is not None else None
+    if ndarray is None:
         return {}
-    targets = {n: v for n, v in changed.items() if isinstance(v, np.ndarray) and _copyable(_root(v))}
+    targets = {n: v for n, v in changed.items() if isinstance(v, ndarray) and _copyable(_root(v))}
     if not targets:
         return {}
     found: dict[str, tuple[str, Any]] = {}
     for name, value in list(namespace.items()):
-        if name in skip or name.startswith("_") or not isinstance(value, np.ndarray):
+        if name in skip or name.startswith("_") or not isinstance(value, ndarray):
             continue
         for n, x in targets.items():
             if value is not x and _root(value) is _root(x) and np.may_share_memory(value, x):
