@@ -74,6 +74,16 @@ _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))  # name
 #: IPython's script cell magics (ScriptMagics: ``%%script`` and its defaults), whose ``--out NAME``,
 #: ``--err NAME`` (and ``--proc NAME`` with ``--bg``) bind NAME in the namespace
 SCRIPT_MAGICS = frozenset("script sh bash perl ruby python python2 python3 pypy".split())
+#: what in a cell's text may bind or delete names the analysis cannot list (``globals()[n] = v``,
+#: ``exec(code)``, ``vars()``, a frame's ``f_globals``, a module's ``__dict__``, any magic or ``!``
+#: command: ``get_ipython()``, ``import *``): the attempt then compares the whole namespace with
+#: what it was (nbsteps.run.attempt.task), else only its new keys. Words, not calls: an
+#: over-approximation costs one comparison of the namespace, a miss a name the notebook lacks
+_DYNAMIC_RE = re.compile(
+    r"(?<![\w.])(?:globals|vars|locals|exec|eval)\s*\(|"  # builtins called (not model.eval())
+    r"\b(?:get_ipython|f_globals|f_locals|_getframe|currentframe|__dict__|__main__|user_ns|modules)\b|"
+    r"\bimport\s*\*"
+)
 
 
 __doc__ = __doc__ and __doc__.format(
@@ -477,6 +487,9 @@ class CellAnalysis:
     decorated: frozenset = frozenset()
     #: inputs it calls by name at the top level (``h(a)``)
     called: frozenset = frozenset()
+    #: its text has a word by which code binds or deletes names unseen (_DYNAMIC_RE): its attempt
+    #: compares the whole namespace after with before (nbsteps.run.attempt.task), not only new keys
+    dynamic: bool = False
 
     def __getattr__(self, name: str):
         # (only for an attribute not found: ``digest`` of an analysis made by _analysis)
@@ -593,6 +606,7 @@ def analyse_cell(name: str, source: str, what: str = "step", filename: "str | No
         frozenset(walker.later & inputs) if walker.later else _EMPTY,
         frozenset(n for n in walker.decorated if n in walker.outputs) if walker.decorated else _EMPTY,
         frozenset(walker.called & inputs) if walker.called else _EMPTY,
+        _DYNAMIC_RE.search(source) is not None,
     )
     if not walker.volatile:
         if len(_CACHE) >= _CACHE_SIZE:

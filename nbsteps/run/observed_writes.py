@@ -88,8 +88,10 @@ class Observed:
         if hinted:
             self.hinted.setdefault(name, {}).update(hinted)
         loaded: dict = {}  # src -> its checkpoint, read once: names bound together (fig, ax) stay bound
-        copied = {*hinted, *getattr(outcome, "together", ())}
-        for n in new:  # one made on a private copy (hinted, or held with one): the version above is intact
+        # bound anew at run time (globals()[n] = v: nbsteps.run.attempt.task), or made on a private copy
+        # (hinted, or held with one): the version above is intact
+        copied = {*hinted, *getattr(outcome, "together", ()), *getattr(outcome, "dynamic", ())}
+        for n in new:
             self._keep_upstream(name, n, intact=n in copied, loaded=loaded)
         return sorted(step.observed | step.hinted | set(outcome.changed))
 

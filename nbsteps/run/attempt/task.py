@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import contextvars
 import copy
+import itertools
 import time
 import traceback
 import types
@@ -64,6 +65,9 @@ class Outcome:
     #: the ident of the worker thread that ran it, when that thread keeps what it made (its home,
     #: run.attempt.threads); 0 otherwise
     thread: int = 0
+    #: names its code bound (or bound again) that the analysis did not predict (``globals()[n] = v``,
+    #: ``exec(code)``, ``%run $script``): its outputs too, in ``changed`` (see :func:`_unpredicted`)
+    dynamic: tuple = ()
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class Outcome:
         together=(),
         half_imported="",
         thread=0,
+        dynamic=(),
     ):
         self.ok = ok
         self.outputs = {} if outputs is None else outputs
@@ -108,6 +113,7 @@ class Outcome:
         self.together = together
         self.half_imported = half_imported
         self.thread = thread
+        self.dynamic = dynamic
 
 
 _new = object.__new__
@@ -138,6 +144,7 @@ def _succeeded(outputs: dict, result, has_result: bool, started: float, duration
     o.together = ()
     o.half_imported = ""
     o.thread = 0
+    o.dynamic = ()
     return o
 
 
@@ -495,11 +502,24 @@ def _attempt(task: Task) -> Outcome:
                 (analysis.body, analysis.result), ns, task.above
             )  # helpers see names defined after them
             before = observe.watch(task.inputs, task.watched)
+            # what the namespace holds before: the whole of it where the text may bind names unseen
+            # (analysis.dynamic), else its size (its new keys are its last: see _unpredicted)
+            held = dict(ns) if analysis.dynamic else None
+            size = len(ns)
             with running_in(ns):  # IPython's magics called by the code use ns as the user namespace
                 run_code(analysis.body, ns)  # exec, and top-level await
                 has_result = analysis.result is not None
                 result = run_code(analysis.result, ns) if has_result else None
             outputs = {n: ns[n] for n in task.outputs if n in ns}
+            grew = len(ns) - size  # (its new keys are its last: all outputs, in C, for most steps)
+            dynamic = (
+                _unpredicted(ns, outputs, held, size)
+                if held is not None
+                or (grew > 0 and not all(map(outputs.__contains__, itertools.islice(reversed(ns), grew))))
+                else ()
+            )
+            if dynamic:  # published as its own (Run All has them), and the plan learns them (changed)
+                outputs.update((n, ns[n]) for n in dynamic)
             changed = observe.changed(before, task.inputs) if before else ()
             if changed:  # a live object (run.attempt.live) is used, as in Run All: no write
                 changed = tuple(n for n in changed if not used_live(task.inputs[n]))
@@ -527,7 +547,32 @@ def _attempt(task: Task) -> Outcome:
     if task.kind == "cell":
         hinted = getattr(task, "hinted", None) or {}
         together = getattr(task, "together", ())
-        outcome.changed = tuple(sorted({*changed, *hinted, *together})) if hinted or together else changed
+        if dynamic:
+            changed = (*changed, *dynamic)
+        outcome.changed = (
+            tuple(sorted({*changed, *hinted, *together})) if hinted or together or dynamic else changed
+        )
         outcome.hinted = dict(hinted)
         outcome.together = together
+        outcome.dynamic = dynamic
     return outcome
+
+
+def _unpredicted(ns: dict, outputs: dict, held: "dict | None", size: int) -> tuple:
+    """The names the step's code bound in its namespace *ns* that are not its predicted *outputs*
+    (``globals()["x"] = 1``, ``exec(code)``, a library binding names in its caller's globals,
+    ``%run $script``), not dunder names (``__warningregistry__``, ``__annotations__``). *held*:
+    the namespace before, for code whose text may bind names unseen (analysis.dynamic): every name
+    bound anew or to another object; else (None) the keys added to the *size* it had, which a
+    dict keeps last (exact unless the code also deleted names, which it does with ``del`` only)."""
+    if held is None:
+        return tuple(
+            k
+            for k in itertools.islice(reversed(ns), len(ns) - size)
+            if k not in outputs and not (k[:2] == "__" == k[-2:])
+        )
+    return tuple(
+        k
+        for k, v in ns.items()
+        if k not in outputs and held.get(k, _UNSET) is not v and not (k[:2] == "__" == k[-2:])
+    )
