@@ -649,6 +649,7 @@ class Plan:
             self.context.deps = depmod.resolve(self.steps)
             self.validity.clear()
             names = self.select(targets)
+            ran = executor.ran_before | frozenset(executor.completed_order)  # (Executor._done_once)
             executor = Executor(
                 self.context,
                 names,
@@ -666,6 +667,8 @@ class Plan:
                 self._replays(executor, names, executor.force)
             executor.rebuild = rebuild  # executed again, same token (run.observed_writes)
             executor.rerun = rerun
+            executor.ran_before = ran
+            executor.later_pass = rounds > 0  # (steps it holds for the next pass: Executor._next_pass)
             executor.rebuild_generators = {s: began[s] for s in rebuild if s in began}  # drawing as then
             summary = observed_writes.merged(summary, executor.run())
         return names, summary

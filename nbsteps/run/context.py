@@ -68,6 +68,10 @@ class RunContext:
         #: step -> ident of the worker thread it ran on, when it made thread-bound values there
         #: (their home, nbsteps.run.attempt.threads); a step not here made them on the calling thread
         self.threads: dict[str, int] = {}
+        #: step -> the thread its last attempt ran on because a value it read is bound to that
+        #: thread (0: the calling thread): what it made may reach that value unseen, and the steps
+        #: reading it run there too (nbsteps.run.attempt.threads.derived_home)
+        self.affine: dict[str, int] = {}
         #: step -> why its checkpoint could not be read (a restored value read after its run, by a
         #: cell or the step's own result): it executes in the next run that selects it (run.recovery)
         self.lost: dict[str, str] = {}

@@ -114,6 +114,13 @@ class Executor:
         self._gated: list[Task] = []
         self._live_memo: dict = {}  # id of a value -> ids of the live objects it holds (this run)
         self._timers, self._seq = [], itertools.count()  # heap of (when, seq, kind, name, task)
+        #: a further pass of the run follows when this one sees writes (Plan._observed_writes sets it)
+        self.later_pass = True
+        #: steps executed in the run's earlier passes (Plan._observed_writes sets it): see _done_once
+        self.ran_before: frozenset = frozenset()
+        self._rerun_memo: dict = {}  # step -> the step above it that runs again (_rerun_above)
+        self._held_live: list = []  # (position, step, ids of its live objects) held (_next_pass)
+        self._pinned: dict[str, int] = {}  # steps started where a value they read lives (_home)
         self._again: dict[str, int] = {}  # attempts run again after a half-made import (run.attempt.threads)
         self._parts: dict[str, dict] = {}
         self._layouts: dict[
@@ -179,6 +186,8 @@ class Executor:
             ctx.load(outside_names(ctx, step))
         parts = fingerprint_parts(ctx, step)
         fp = combine(parts)
+        if self.ran_before and name in self.ran_before and self._done_once(name, rec, fp):
+            return None
         cp, reason = self._checkpoint_for(name, step, rec, parts, fp)
         if cp is not None:
             self._complete_from(name, rec, cp, fp)
@@ -365,12 +374,81 @@ class Executor:
             if not home or not threads.send_home(home, task, self._on_done):
                 backend.submit(task, self._on_done)
 
+    def _next_pass(self, task: Task) -> str:
+        """Why *task* waits for the run's next pass, else '': a step at or above it runs again in
+        that pass (``observed.rerun``: a write seen at run time) and it reads a live object
+        (run.attempt.live: a connection, an engine), so what it does through it (an ``INSERT``)
+        would be done twice, and Run All does it once. The next pass runs it after the steps above,
+        as the graph with the writes seen then orders them."""
+        rerun = self.observed.rerun
+        values = task.inputs if task.kind == "cell" else task.args
+        ids = live.live_ids(values or {}, self._live_memo)
+        if not ids:
+            return ""
+        ahead = self._rerun_above(task.name, rerun)
+        pos = self.ctx.deps.position.get(task.name, 0)
+        if ahead is not None:
+            why = (
+                f"held for the run's next pass: {ahead} runs again ({rerun[ahead]}) and "
+                f"{task.name} uses a live object (what it does through it would be done twice)"
+            )
+        else:  # below a held step that uses the same live object: after it, as in Run All
+            held = next((s for p, s, used in self._held_live if p < pos and not used.isdisjoint(ids)), None)
+            if held is None:
+                return ""
+            why = f"held for the run's next pass: {held} above it, which uses the same live object, is"
+        self._held_live.append((pos, task.name, ids))
+        return why
+
+    def _done_once(self, name: str, rec, fp: str) -> bool:
+        """A later pass of the run (writes seen: ``ran_before``): step *name*, executed in an earlier
+        pass, reads a live object, so it is not executed again (what it did through it, an
+        ``INSERT``, would be done twice; Run All does it once): kept as it is, up to date with the
+        graph this pass knows. Whether it was."""
+        if name not in self._held or not live.live_ids(held_inputs(self.ctx, name), self._live_memo):
+            return False
+        with deferred_interrupts():
+            rec.fingerprint = fp  # (its token stays: nothing below it is stale for it)
+            self._complete_from(name, rec, rec, fp)
+            rec.reason = "executed once in this run: it uses a live object"
+        return True
+
+    def _rerun_above(self, name: str, rerun: dict) -> "str | None":
+        """The step at or above *name* (itself, or upstream of it) that runs again in the next pass
+        (*rerun*), else None; memoised while *rerun* does not grow."""
+        memo = self._rerun_memo
+        if memo.get("") != len(rerun):
+            memo.clear()
+            memo[""] = len(rerun)
+        deps = self.ctx.deps.deps
+        stack = [name]
+        while stack:  # (iterative: the chains of a long notebook are deep)
+            s = stack[-1]
+            if s in memo:
+                stack.pop()
+                continue
+            if s in rerun:
+                memo[s] = s
+                stack.pop()
+                continue
+            todo = [d for d in deps.get(s, ()) if d not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            memo[s] = next((memo[d] for d in deps.get(s, ()) if memo[d] is not None), None)
+            stack.pop()
+        return memo[name]
+
     def _requeue_gated(self) -> bool:
         """The tasks held back (``_gated``) are asked again, in their order, first (a step finished
         since). True when nothing runs: what they wait for cannot finish first, the first starts."""
         if not self._gated:
             return False
-        self._waiting.extendleft(reversed(self._gated))
+        # in notebook order: a step above that became ready since goes first (Run All's order)
+        pos = self.ctx.deps.position
+        waiting = sorted([*self._gated, *self._waiting], key=lambda t: pos.get(t.name, 0))
+        self._waiting.clear()
+        self._waiting.extend(waiting)
         self._gated.clear()
         return not self._running and not self._timers
 
@@ -380,8 +458,8 @@ class Executor:
         it one cell after another). Never when nothing else is in flight, or *stuck*."""
         if not self._homes or stuck or task.kind != "cell":
             return False
-        if not (self._running or self._waiting or self._timers):
-            return False
+        if not (self._running or self._waiting or self._timers or self._final):
+            return False  # (a step that finished here and is not yet done in the sorter may free one above)
         pending = {**{t.name: t for t in self._waiting}, **{t.name: t for t in self._gated}, **self._running}
         inputs_of = lambda s: held_inputs(self.ctx, s, pending)  # noqa: E731
         above = live.waits_for(self.ctx, self.names, task, inputs_of, self._live_memo)
@@ -393,11 +471,17 @@ class Executor:
     def _home(self, task: Task) -> "int | None":
         """Where *task* must run, when an input is bound to the thread that made it
         (run.attempt.threads): a home thread's ident, 0 for this thread, else None."""
+        ctx = self.ctx
         if task.kind == "cell":
-            sources, values = self.ctx.sources(task.name), task.inputs
+            sources, values = ctx.sources(task.name), task.inputs
         else:  # a function step's arguments are its upstream steps' results
             sources, values = {p: p for p in task.args}, task.args
-        return threads.home_of(self.ctx.threads, sources, values)[0]
+        home = threads.home_of(ctx.threads, sources, values)[0]
+        if home is None and ctx.affine:  # what a step on one thread made from a value bound to it
+            home = threads.derived_home(ctx.affine, sources, values)[0]
+        if home is not None:
+            self._pinned[task.name] = home
+        return home
 
     def _on_done(self, task: Task, outcome: Outcome) -> None:  # any thread
         self._done_q.put((task, outcome))
@@ -458,10 +542,8 @@ class Executor:
         nothing published, unless the store had committed it: then it completes."""
         ctx, rec = self.ctx, self.ctx.records[name]
         home = outcome.thread  # the worker it ran on keeps what it made (run.attempt.threads)
-        if home:
-            ctx.threads[name] = home
-        elif ctx.threads:
-            ctx.threads.pop(name, None)
+        if home or ctx.threads or self._pinned or ctx.affine:
+            self._where(name, home)
         parts = self._parts.pop(name, {})
         if outcome.files:  # the files it read: its checkpoint holds while they are unchanged
             parts["files"] = outcome.files
@@ -511,6 +593,21 @@ class Executor:
             self._emit(ev.COMPLETED, name)
         if name in self._layouts:  # caches it left on the values above are kept in their checkpoints
             upstream_caches.refresh(ctx, name, *self._layouts.pop(name))
+
+    def _where(self, name: str, home: int) -> None:
+        """Note where step *name* ran, when a thread-bound value made that matter: *home*, the
+        worker that keeps what it made (0: none); ``ctx.affine``: the thread it ran on because a
+        value it read or made is bound to it (run.attempt.threads.derived_home)."""
+        ctx = self.ctx
+        if home:
+            ctx.threads[name] = home
+        elif ctx.threads:
+            ctx.threads.pop(name, None)
+        pinned = self._pinned.pop(name, None) if self._pinned else None
+        if pinned is not None or home:
+            ctx.affine[name] = home or pinned
+        elif ctx.affine:
+            ctx.affine.pop(name, None)
 
     def _observed_state(self, step, seen: frozenset) -> list:
         """Add the process state labels *seen* changed by *step*'s attempt to its observed
@@ -633,8 +730,10 @@ class Executor:
                 stuck = self._requeue_gated() if self._gated else False  # (no call when none waits)
                 while self._waiting and len(self._running) < self.workers:
                     task = self._waiting.popleft()
-                    if self.stopping:
-                        self._settle(task.name, CANCELLED, self.stopping)
+                    # cancelled: fail-fast, or held for the run's next pass (only once a step runs again)
+                    why = self.stopping or (self.observed.rerun and self.later_pass and self._next_pass(task))
+                    if why:
+                        self._settle(task.name, CANCELLED, why)
                         final.append(task.name)
                         continue
                     if self._homes and self._lane_waits(task, stuck):  # (lanes: only with homes)

@@ -41,7 +41,8 @@ from nbsteps.model.checkpoint import LazyValues
 from nbsteps.model.dependencies import nearest_above
 from nbsteps.model.status import COMPLETED
 from nbsteps.run.attempt import generators
-from nbsteps.run.attempt.live import has_versions
+from nbsteps.run.attempt.inputs import held_inputs
+from nbsteps.run.attempt.live import has_versions, live_objects
 from nbsteps.run.context import RunContext
 
 
@@ -64,6 +65,7 @@ class Observed:
         #: step above -> {name: the step that changed it}: values with no versions (a lock inside:
         #: :func:`~nbsteps.run.attempt.live.has_versions`), changed in place and not made again
         self.shared: dict[str, dict[str, str]] = {}
+        self._live: dict[str, bool] = {}  # step above -> whether it reads a live object (_used_live)
         self._began: dict[str, float] = {}  # step -> when its latest attempt began (monotonic)
         self._ended: dict[str, float] = {}
 
@@ -124,13 +126,30 @@ class Observed:
         if rec is None or rec.status != COMPLETED or self._read_again(src, rec, n, loaded):
             return
         value = _held(rec.outputs, n)
-        if value is not _MISSING and (not has_versions(value) or rec.wrote):
+        if value is not _MISSING and (not has_versions(value) or rec.wrote or self._used_live(src)):
             # executing the step above again would make a new object beside it, not its version; or
-            # it wrote files (a cache entry, a removal), which executing it again would change after
-            # the steps below changed them: Run All executes it once, its value is then shared too
+            # it wrote files (a cache entry, a removal), or used a live object (a database: rows
+            # inserted, a table registered), which executing it again would change after the steps
+            # below changed them, or twice: Run All executes it once, its value is then shared too
             self.shared.setdefault(src, {})[n] = name
             return
         self.rebuild[src] = f"rebuilt: its {n} was changed in place by {name}"
+
+    def _used_live(self, src: str) -> bool:
+        """Whether step *src* reads or makes a live object (:func:`nbsteps.run.attempt.live.live_objects`:
+        a connection, an engine, an open file): what it did through it is outside its values, and
+        executing it again does it again (or makes a second one). Asked only for a step above an
+        observed write."""
+        ctx = self.ctx
+        used = self._live.get(src)
+        if used is None:
+            values = list(held_inputs(ctx, src).values()) if src in ctx.steps else []
+            rec = ctx.records.get(src)
+            outs = rec.outputs if rec is not None else None
+            if type(outs) is dict:  # (a lazily restored one: not read for this)
+                values += outs.values()
+            used = self._live[src] = any(live_objects(v) for v in values)
+        return used
 
     def _read_again(self, src: str, rec, n: str, loaded: "dict | None" = None) -> bool:
         """Give step *src* its version of *n* back from its checkpoint (*loaded*: the

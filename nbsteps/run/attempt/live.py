@@ -127,8 +127,8 @@ def _live_type(obj) -> bool:
         if not issubclass(t, _NOT_STATE) and not _own_pickling(t):
             try:
                 object.__reduce_ex__(obj, 5)  # a C type pickle refuses raises here, and runs no code
-            except TypeError:
-                live = True
+            except TypeError as exc:  # "cannot pickle 'X' object"; not another error of the object's
+                live = "pickle" in str(exc)  # own code (a slotted class's __getattr__: no weakref)
             except Exception:
                 pass
         if len(_LIVE_TYPES) > 4096:  # classes made on the fly
@@ -183,6 +183,20 @@ def waits_for(ctx, names, task, inputs_of, memo: "dict | None" = None) -> "str |
             if not live.isdisjoint(held(v)):
                 return s
     return None
+
+
+def live_ids(values: dict, memo: "dict | None" = None) -> frozenset:
+    """The ids of the live objects *values* are or hold (:func:`live_objects`); *memo* as for
+    :func:`waits_for`."""
+    memo = {} if memo is None else memo
+    out: frozenset = frozenset()
+    for v in values.values():
+        ids = memo.get(id(v))
+        if ids is None:
+            ids = memo[id(v)] = frozenset(id(o) for o in live_objects(v))
+        if ids:
+            out = out | ids
+    return out
 
 
 def lane_notes(held: dict) -> dict:
