@@ -183,3 +183,28 @@ def test_a_new_kernel_knows_the_names(tmp_path):
     restored = shell_on_store(store, cells, tmp_path, report)
     assert restored["values"] == [1, 2]
     assert restored["ran"] == []  # both restored from their checkpoints
+
+
+def test_ordinary_steps_bind_nothing_unseen(shell, tmp_path, monkeypatch):
+    """What Python and IPython bind on their own (a warning's ``__warningregistry__``, an
+    annotation's ``__annotations__``, a ``!`` command's ``_exit_code``) and a step's predicted
+    names are no observed writes: no step gets outputs it does not bind."""
+    monkeypatch.chdir(tmp_path)
+    cells = [
+        "%%step warns_{m}\nimport warnings\nwarnings.warn('w')\nx_{m}: int = 1",
+        "%%step shell_{m}\n!echo hi\ny_{m} = x_{m} + 1",
+        "%%step env_{m}\n%env DYN_FOO=1\nz_{m} = [i for i in range(3)]",
+        "%%step caught_{m}\ntry:\n    1 / 0\nexcept ZeroDivisionError as e:\n    w_{m} = 2",
+    ]
+    for m in ("interactive", "plan"):
+        run_ok(shell, f"%steps mode {m}")
+        for cell in cells:
+            run_ok(shell, cell.format(m=m))
+        if m == "plan":
+            run_ok(shell, "%steps run --workers 2")
+    from nbsteps.ipython import session
+
+    plan = session.current()
+    assert len(plan.steps) == 8
+    assert {n: sorted(s.observed) for n, s in plan.steps.items() if s.observed} == {}
+    assert [n for n, r in plan.records.items() if "_exit_code" in r.outputs] == []

@@ -561,18 +561,15 @@ def _attempt(task: Task) -> Outcome:
 def _unpredicted(ns: dict, outputs: dict, held: "dict | None", size: int) -> tuple:
     """The names the step's code bound in its namespace *ns* that are not its predicted *outputs*
     (``globals()["x"] = 1``, ``exec(code)``, a library binding names in its caller's globals,
-    ``%run $script``), not dunder names (``__warningregistry__``, ``__annotations__``). *held*:
+    ``%run $script``), not names starting with ``_``: IPython's own (``_exit_code`` of a ``!``
+    command) and Python's (``__warningregistry__``, ``__annotations__``). *held*:
     the namespace before, for code whose text may bind names unseen (analysis.dynamic): every name
     bound anew or to another object; else (None) the keys added to the *size* it had, which a
     dict keeps last (exact unless the code also deleted names, which it does with ``del`` only)."""
     if held is None:
         return tuple(
-            k
-            for k in itertools.islice(reversed(ns), len(ns) - size)
-            if k not in outputs and not (k[:2] == "__" == k[-2:])
+            k for k in itertools.islice(reversed(ns), len(ns) - size) if k not in outputs and k[:1] != "_"
         )
     return tuple(
-        k
-        for k, v in ns.items()
-        if k not in outputs and held.get(k, _UNSET) is not v and not (k[:2] == "__" == k[-2:])
+        k for k, v in ns.items() if k not in outputs and held.get(k, _UNSET) is not v and k[:1] != "_"
     )
