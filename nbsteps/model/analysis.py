@@ -271,7 +271,10 @@ class CellWalker(Walker):
         elif name in ("exec", "eval"):
             self.dynamic(name, node)
         elif name in ("globals", "locals", "vars") and not node.args:
-            self.warnings.append(f"nbsteps cannot see names used through {name}() (line {node.lineno}).")
+            self.warnings.append(
+                f"nbsteps cannot see names used through {name}() (line {node.lineno}) before the step runs; "
+                "the names it binds are seen when it runs."
+            )
         elif name == "open" and node.args and _pathlike(_literal(node.args[0]), True):
             mode = [
                 _literal(a) or ""
@@ -327,7 +330,10 @@ class CellWalker(Walker):
         text = f"nbsteps cannot see dependencies inside exec/eval strings: {name}() at line {node.lineno}"
         tree = _parse(_literal((node.args or [None])[0]), "eval" if name == "eval" else "exec")
         if tree is None:
-            return self.warnings.append(f"{text}; use the names directly (or order steps with --after).")
+            return self.warnings.append(
+                f"{text}; the names it binds are seen when the step runs, those it reads are not: use them "
+                "directly (or order steps with --after)."
+            )
         self.visit_all(tree.body if name == "exec" else [tree.body])
         names = ", ".join(sorted({n.id for n in ast.walk(tree) if type(n) is ast.Name})) or "no names"
         self.warnings.append(
