@@ -168,3 +168,87 @@ def test_a_step_using_a_database_runs_once_in_a_run_of_several_passes(shell, mod
     ref = run_all(INSERTED_ONCE)
     run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(INSERTED_ONCE)], "plan")
     assert shell.user_ns["n"] == ref["n"] == 1
+
+
+#: an engine over a database file, as SQLAlchemy's is over ``sqlite:///file.db``: a dialect of many
+#: small objects beside a pool whose idle connection sits in a deque, several levels down; usable
+#: from any thread (``check_same_thread=False``), so nothing sends its users to one thread
+POOLED = """
+import sqlite3
+import time
+from collections import deque
+
+
+class Option:
+    def __init__(self):
+        for i in range(8):
+            setattr(self, f"part{i}", Part())
+
+
+class Part:
+    pass
+
+
+class Dialect:
+    def __init__(self):
+        for i in range(60):
+            setattr(self, f"option{i}", Option())
+
+
+class Record:
+    def __init__(self, path):
+        self.connection = sqlite3.connect(path, check_same_thread=False)
+
+
+class Queue:
+    def __init__(self, path):
+        self.queue = deque([Record(path)])
+
+
+class Pool:
+    def __init__(self, path):
+        self.idle = Queue(path)
+
+
+class Engine:
+    def __init__(self, path):
+        self.dialect = Dialect()
+        self.pool = Pool(path)
+
+    def run(self, sql, *args):
+        con = self.pool.idle.queue[0].connection
+        out = con.execute(sql, *args).fetchall()
+        con.commit()
+        return out
+
+
+def create(engine):
+    time.sleep(0.2)
+    engine.run("create table t (x int)")
+
+
+def insert(engine, rows):
+    time.sleep(0.2)
+    for r in rows:
+        engine.run("insert into t values (?)", r)
+
+
+def count(engine):
+    return engine.run("select count(*) from t")[0][0]
+"""
+
+POOLED_STEPS = [
+    "import pooled_db, tempfile\nengine = pooled_db.Engine(tempfile.mkdtemp() + '/db.sqlite')",
+    "pooled_db.create(engine)",
+    "pooled_db.insert(engine, [(1,), (2,)])",
+    "n = pooled_db.count(engine)",
+]
+
+
+def test_steps_using_an_engine_whose_connection_lies_deep_keep_notebook_order(shell, module_from_source):
+    """Before: the walk for live objects spent its budget on the dialect and never reached the
+    pooled connection: the three steps ran at once (no such table: t)."""
+    module_from_source("pooled_db", POOLED)
+    ref = run_all(POOLED_STEPS)
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(POOLED_STEPS)], "plan")
+    assert shell.user_ns["n"] == ref["n"] == 2

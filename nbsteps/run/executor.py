@@ -244,9 +244,11 @@ class Executor:
         record (held in this kernel), else restored from the store's checkpoint."""
         ctx = self.ctx
         if cp is rec:  # held: completed again as it is (what its run printed and took stays)
+            # executed in an earlier pass of this run (writes seen): why it executed stays its reason
+            reason = rec.reason if self.ran_before and name in self.ran_before else "up to date"
             with deferred_interrupts():
                 ctx.publish(rec.outputs, name)
-                rec.update(origin=KEPT, stale=False, status=COMPLETED, reason="up to date")
+                rec.update(origin=KEPT, stale=False, status=COMPLETED, reason=reason)
             self.restored[name] = ev.FROM_SESSION
             if self.emit_event is not None:
                 self._emit(ev.COMPLETED, name, info={"restored": ev.FROM_SESSION})
@@ -409,8 +411,7 @@ class Executor:
             return False
         with deferred_interrupts():
             rec.fingerprint = fp  # (its token stays: nothing below it is stale for it)
-            self._complete_from(name, rec, rec, fp)
-            rec.reason = "executed once in this run: it uses a live object"
+            self._complete_from(name, rec, rec, fp)  # (why it executed in that pass stays its reason)
         return True
 
     def _rerun_above(self, name: str, rerun: dict) -> "str | None":

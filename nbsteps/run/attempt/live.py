@@ -83,7 +83,7 @@ def has_versions(value) -> bool:
 # does not say how it pickles, so it runs no code of a library's own).
 
 _LIVE_TYPES: dict = {}  # type -> whether its objects are live (a C type pickle refuses)
-_WALK = 300  # attributes and items looked at below one value
+_WALK = 1000  # attributes and items looked at below one value (an engine's pooled connection: ~600)
 _DEQUE = 64  # items of a deque looked at (a larger one: none)
 _DEPTH = 8
 
