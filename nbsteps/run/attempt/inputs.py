@@ -4,11 +4,14 @@ the namespace), the values a step reads that this kernel holds now, and why a st
 
 from __future__ import annotations
 
+import ast
+import sys
 from types import ModuleType
 
 from nbsteps.model import hints
 from nbsteps.model.dependencies import LAST_RESULT, ORDER_ONLY, bound_with, nearest_above
 from nbsteps.model.immutable import is_immutable
+from nbsteps.model.scopes import root_name
 from nbsteps.model.state import needs_kernel
 from nbsteps.model.status import BLOCKED, COMPLETED, FAILED, TERMINAL
 from nbsteps.model.step import Step
@@ -115,6 +118,8 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
     hits = hints.resolve_calls(step.analysis.calls, inputs) if step.analysis.calls else {}
     # x.plot() on what is no axes: a read, as an immutable value (model.immutable)
     kept.update(n for n in step.analysis.assumed if n in changed and n not in hits and n not in step.observed)
+    # a module's own object only handed to a call: given as it is (Run All gives the library its own object)
+    kept.update(_given_as_owned(step, changed, only, hits))
     if kept:  # predicted changes of immutable values: reads (nbsteps.model.immutable)
         changed = {n: v for n, v in changed.items() if n not in kept}
         outputs = tuple(n for n in outputs if n not in kept)
@@ -178,6 +183,50 @@ def _cell_task(ctx: RunContext, step: Step, after: "str | None") -> Task:
         if bound:
             task.bound[n] = tuple(sorted(bound))
     return task
+
+
+def _given_as_owned(step: Step, changed: dict, only, hits) -> tuple:
+    """The names of *changed* (inputs predicted changed) bound to an object a module owns under that
+    name (``from decimal import *``: ``ExtendedContext`` is ``decimal.ExtendedContext``, the module of
+    its class or a package above it) that the step only hands to calls (``setcontext(ExtendedContext)``):
+    no attribute or item of it assigned or deleted, no method of it called. Run All gives the library
+    its own object, which it may know by identity (``setcontext`` copies its templates, then changes
+    only the copy); a private copy is not one of them (it became the current context itself, and
+    ``getcontext().traps[...] = 1`` below changed the notebook's ``ExtendedContext``). Given as it is,
+    the input is watched: a call that does change it is a write seen at run time
+    (:mod:`nbsteps.run.observed_writes`), as for any value."""
+    owned = []
+    for n, value in changed.items():
+        if n not in only or n in hits or n in step.observed or isinstance(value, (type, ModuleType)):
+            continue
+        parts = (getattr(type(value), "__module__", None) or "").split(".")
+        for k in range(len(parts), 0, -1):
+            module = sys.modules.get(".".join(parts[:k]))
+            if module is not None and getattr(module, "__dict__", {}).get(n) is value:
+                owned.append(n)
+                break
+    if owned and step.source:
+        owned = [n for n in owned if n not in _changed_directly(step.source)]
+    return tuple(owned)
+
+
+def _changed_directly(source: str) -> set:
+    """The names whose attributes or items the code assigns or deletes, or whose methods it calls."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # (a magic line: such a step is not looked into)
+        return {"*"}
+    names: set = set()
+    for node in ast.walk(tree):
+        targets = ()
+        if isinstance(node, (ast.Assign, ast.Delete)):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = (node.target,)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            names.add(root_name(node.func.value))
+        names.update(root_name(t) for t in targets if isinstance(t, (ast.Attribute, ast.Subscript)))
+    return names
 
 
 def held_with(ctx: RunContext, step: Step, sources: dict, changed: dict, skip) -> dict:
