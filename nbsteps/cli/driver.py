@@ -173,7 +173,9 @@ class Runner:
         """A notebook without ``%%step`` cells: each plain code cell is registered as a
         step (the kernel is sent ``%%step NAME`` and the cell's source; the notebook
         keeps its own source), then the plan runs with the command line's options and
-        each cell's outputs become what its step printed, showed and returned."""
+        each cell's outputs become what its step printed, showed and returned. A cell
+        that is not a step (a shell command, ``%%bash``) runs at its place: the steps
+        registered above it run first, so it sees their values and files as in Run All."""
         names = ", ".join(h.split()[0] for h in list(self.headers.values())[:4])
         more = ", ..." if len(self.headers) > 4 else ""
         say(f"nbsteps: no %%step cells: each code cell is a step ({len(self.headers)}: {names}{more})")
@@ -189,20 +191,43 @@ class Runner:
             "__import__('nbsteps.ipython.session', fromlist=['_']).set_mode('plan')",
         )
 
-        def registered(index: int, source: str) -> str:
-            return f"%%step {self.headers[index]}\n{source}" if index in self.headers else source
+        waiting: list[str] = []  # steps registered since the plan last ran
 
-        if await self._each_cell(client, registered) is None:
+        def registered(index: int, source: str) -> str:
+            if index not in self.headers:
+                return source
+            waiting.append(self.headers[index].split()[0])
+            return f"%%step {self.headers[index]}\n{source}"
+
+        async def before(index: int, cell) -> None:
+            # a plain cell (a shell command, `%%bash`, a line magic) runs at its place, as in Run
+            # All: after the steps above it ran and published their values, which it may read
+            if index in self.headers or not waiting:
+                return
+            say(
+                f"nbsteps: {_cell_label(index, cell)} is not a step: "
+                f"the {len(waiting)} step(s) above it run first"
+            )
+            waiting.clear()
+            label, self.current = self.current, "the plan's run"
+            await self._run_plan(client)
+            self.current = label
+
+        if await self._each_cell(client, registered, before) is None:
             return
         self.current = "the plan's run"
+        await self._run_plan(client)
+
+    async def _run_plan(self, client) -> None:
         await self._hidden(
             client, f"%steps run --allow-failures{self._run_options()}", timeout=None, echo=True
         )
 
-    async def _each_cell(self, client, sent=None) -> "int | None":
+    async def _each_cell(self, client, sent=None, before=None) -> "int | None":
         """Execute the non-empty code cells in order (*sent(index, source)*: what the
-        kernel is sent for a cell; the notebook keeps its own source): how many ran, or
-        None when one failed (reported) or the run was asked to stop."""
+        kernel is sent for a cell; the notebook keeps its own source; *before(index,
+        cell)*: awaited first): how many ran, or None when one failed (reported) or the
+        run was asked to stop."""
         count = 0
         for index, cell in enumerate(list(self.nb.cells)):
             if self.stop_reason:
@@ -211,6 +236,10 @@ class Runner:
                 continue
             count += 1
             self.current = _cell_label(index, cell)
+            if before is not None:
+                await before(index, cell)
+                if self.stop_reason:
+                    return None
             source = cell.source
             if sent is not None:
                 cell.source = sent(index, source)

@@ -10,7 +10,15 @@ other step. A notebook saved without cell ids (nbformat 4.4 and older) has its
 cells named by position, ``cell-N`` (the N-th code cell): inserting a cell then
 renames those after it. Cells that are empty, only comments, only line magics
 or shell commands (``%load_ext``, ``%matplotlib``, ``!pip``), or start with a
-cell magic (``%%step``, ``%%time``, ``%%bash``) are not steps.
+cell magic whose body is not Python run in the notebook's namespace
+(``%%bash``, ``%%html``, ``%%writefile``) are not steps. A cell magic that runs
+its body as a cell (``%%capture``, ``%%time``, ``%%timeit``, ``%%prun``: IPython
+hands the body to the shell's ``run_cell`` or ``transform_cell``, see
+:func:`runs_python`), and a line magic that runs its argument so (``%time x =
+f()``), make a step, as a ``%%step`` cell with that code does: in
+Run All such a cell reads the values above it and binds names for the cells
+below, which a plain cell, run while the steps are registered and before any
+of them ran, could not do.
 
 ``%steps auto`` registers a transformer that runs before IPython's own: it
 turns a plain cell into ``run_step(SOURCE)``, which runs it as ``%%step`` would
@@ -23,6 +31,8 @@ execution count, ``cell-N``).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import threading
 
@@ -47,11 +57,63 @@ def step_comment(source: str) -> "str | None":
 def is_step_cell(source: str) -> bool:
     """Whether a plain code cell becomes a step (see module doc)."""
     lines = [ln.strip() for ln in source.splitlines() if ln.strip()]
-    if not lines or lines[0].startswith("%%"):
+    if not lines:
         return False
+    if lines[0].startswith("%%"):
+        return runs_python(_magic_name(lines[0][2:]), "cell")
     if step_comment(source) is not None:
         return True
-    return any(not ln.startswith(("#", "%", "!")) for ln in lines)
+    return any(
+        not ln.startswith(("#", "%", "!"))
+        or (ln.startswith("%") and runs_python(_magic_name(ln[1:]), "line"))
+        for ln in lines
+    )
+
+
+def _magic_name(text: str) -> str:
+    words = text.split()
+    return words[0] if words else ""
+
+
+@functools.lru_cache(maxsize=None)
+def runs_python(magic: str, kind: str = "cell") -> bool:
+    """Whether IPython's magic *magic* (*kind* ``"cell"`` or ``"line"``) runs Python code of
+    the cell in the user namespace, as Run All runs a cell: a cell magic whose implementation
+    hands its body to the shell's ``run_cell`` or ``transform_cell`` (``%%capture``, ``%%time``,
+    ``%%timeit``, ``%%prun``); a line magic that hands its argument to ``transform_cell``
+    (``%time x = f()``, ``%timeit``, ``%prun``; not ``%rerun`` or ``%edit``, which run the
+    history or a file). Decided from IPython's own magic classes, not from a list of names;
+    a magic IPython does not define (an extension's) is not known here: False."""
+    if not magic or magic == "step" or kind not in ("cell", "line"):
+        return False
+    try:
+        import IPython.core.magics as builtin
+    except ImportError:  # pragma: no cover - nbsteps needs IPython
+        return False
+    for attr in dir(builtin):  # (the module may import its classes lazily: not vars())
+        cls = getattr(builtin, attr, None)
+        table = getattr(cls, "magics", None) if isinstance(cls, type) else None
+        method = table.get(kind, {}).get(magic) if isinstance(table, dict) else None
+        if method is None:
+            continue
+        func = inspect.unwrap(getattr(cls, method, None) or (lambda: None))
+        code = getattr(func, "__code__", None)
+        return code is not None and bool(_code_names(code) & _RUNS_CODE[kind])
+    return False
+
+
+#: the shell methods through which a magic runs its body (a cell magic) or its argument (a line
+#: magic) as a cell: IPython's transformer, and for a cell magic ``run_cell``
+_RUNS_CODE = {"cell": frozenset({"run_cell", "transform_cell"}), "line": frozenset({"transform_cell"})}
+
+
+def _code_names(code) -> set:
+    """The attribute and global names *code* and the functions nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, type(code)):
+            names |= _code_names(const)
+    return names
 
 
 def is_marked_step(source: str) -> bool:
@@ -138,6 +200,10 @@ class Auto:
     def transform(self, lines: list[str]) -> list[str]:
         source = "".join(lines)
         if getattr(_state, "inside", False) or not is_step_cell(source) or source.startswith(_OWN):
+            return lines
+        from nbsteps.run.attempt.capture import namespace
+
+        if namespace() is not None:  # a step's own code runs a cell (``%%capture``'s body, on a worker)
             return lines
         return [f"__import__('nbsteps.ipython.auto', fromlist=['_']).run_step({source!r})\n"]
 
