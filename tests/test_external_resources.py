@@ -252,3 +252,46 @@ def test_steps_using_an_engine_whose_connection_lies_deep_keep_notebook_order(sh
     ref = run_all(POOLED_STEPS)
     run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(POOLED_STEPS)], "plan")
     assert shell.user_ns["n"] == ref["n"] == 2
+
+
+#: a unit of work over a connection, as SQLAlchemy's Session is: the objects added to it are held by
+#: it, and it sets their ids when it flushes; the objects hold nothing of it
+UNIT = """
+import sqlite3
+
+
+class Session:
+    def __init__(self, con):
+        self.con, self.new = con, []
+
+    def add(self, obj):
+        self.new.append(obj)
+
+    def flush(self):
+        for obj in self.new:
+            obj.id = self.con.execute("insert into t (name) values (?)", (obj.name,)).lastrowid
+        self.new = []
+
+
+class User:
+    def __init__(self, name):
+        self.name, self.id = name, None
+"""
+
+UNIT_STEPS = [
+    "import sqlite3, unit_db\ncon = sqlite3.connect(':memory:', check_same_thread=False)\n"
+    "con.execute('create table t (id integer primary key, name text)')",
+    "squidward = unit_db.User('squidward')",
+    "session = unit_db.Session(con)\nsession.add(squidward)",
+    "import time\ntime.sleep(0.2)\nsession.flush()",
+    "squidward_id = squidward.id",
+]
+
+
+def test_an_object_a_step_used_with_a_connection_keeps_its_order(shell, module_from_source):
+    """Before: ``squidward.id`` was read beside the steps that add and flush it (it shares no name
+    with them but ``squidward``, and holds nothing of the session): None, not 1."""
+    module_from_source("unit_db", UNIT)
+    ref = run_all(UNIT_STEPS)
+    run_steps(shell, [f"%%step c{i}\n{body}" for i, body in enumerate(UNIT_STEPS)], "plan")
+    assert shell.user_ns["squidward_id"] == ref["squidward_id"] == 1

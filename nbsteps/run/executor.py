@@ -54,6 +54,7 @@ from nbsteps.run.decide.staleness import (
     fingerprint_parts,
     not_stored,
     outside_names,
+    rewritten_above,
     stale_reason,
 )
 from nbsteps.run.summary import RunSummary, store_where
@@ -119,7 +120,7 @@ class Executor:
         #: steps executed in the run's earlier passes (Plan._observed_writes sets it): see _done_once
         self.ran_before: frozenset = frozenset()
         self._rerun_memo: dict = {}  # step -> the step above it that runs again (_rerun_above)
-        self._held_live: list = []  # (position, step, ids of its live objects) held (_next_pass)
+        self._held_live: list = []  # (position, step, ids of its live objects, of its objects) held
         self._pinned: dict[str, int] = {}  # steps started where a value they read lives (_home)
         self._again: dict[str, int] = {}  # attempts run again after a half-made import (run.attempt.threads)
         self._parts: dict[str, dict] = {}
@@ -228,6 +229,8 @@ class Executor:
                 reason = unstored or reason
             elif moved := files_why((cp.parts or {}).get("files"), explained_below(ctx, name)):
                 cp, reason = None, moved  # a file it read changed since
+        if cp is not None and (again := rewritten_above(ctx, name, cp)):
+            cp, reason = None, again  # a file it wrote is as a step above, executed since, left it
         if (
             cp is not None and not plain and (name in self.replay or name in self.rebuild)
         ):  # again, same token
@@ -383,23 +386,31 @@ class Executor:
         would be done twice, and Run All does it once. The next pass runs it after the steps above,
         as the graph with the writes seen then orders them."""
         rerun = self.observed.rerun
-        values = task.inputs if task.kind == "cell" else task.args
-        ids = live.live_ids(values or {}, self._live_memo)
-        if not ids:
+        values = (task.inputs if task.kind == "cell" else task.args) or {}
+        ids = live.live_ids(values, self._live_memo, self.ctx.tied)
+        if not ids and not self._held_live:
             return ""
-        ahead = self._rerun_above(task.name, rerun)
+        objects = frozenset(id(v) for v in values.values() if not threads.plain_data(v))
+        ahead = self._rerun_above(task.name, rerun) if ids else None
         pos = self.ctx.deps.position.get(task.name, 0)
         if ahead is not None:
             why = (
                 f"held for the run's next pass: {ahead} runs again ({rerun[ahead]}) and "
                 f"{task.name} uses a live object (what it does through it would be done twice)"
             )
-        else:  # below a held step that uses the same live object: after it, as in Run All
-            held = next((s for p, s, used in self._held_live if p < pos and not used.isdisjoint(ids)), None)
+        else:  # below a held step that uses the same live object, or an object it used one with
+            held = next(
+                (
+                    s
+                    for p, s, used, objs in self._held_live
+                    if p < pos and not (used.isdisjoint(ids) and objs.isdisjoint(objects))
+                ),
+                None,
+            )
             if held is None:
                 return ""
             why = f"held for the run's next pass: {held} above it, which uses the same live object, is"
-        self._held_live.append((pos, task.name, ids))
+        self._held_live.append((pos, task.name, ids, objects))
         return why
 
     def _done_once(self, name: str, rec, fp: str) -> bool:
@@ -463,7 +474,7 @@ class Executor:
             return False  # (a step that finished here and is not yet done in the sorter may free one above)
         pending = {**{t.name: t for t in self._waiting}, **{t.name: t for t in self._gated}, **self._running}
         inputs_of = lambda s: held_inputs(self.ctx, s, pending)  # noqa: E731
-        above = live.waits_for(self.ctx, self.names, task, inputs_of, self._live_memo)
+        above = live.waits_for(self.ctx, self.names, task, inputs_of, self._live_memo, self.ctx.tied)
         if above is None:
             return False
         self._gated.append(task)
@@ -495,9 +506,20 @@ class Executor:
         for follower, later in outcome.then:  # a fused chain: the outcomes of the steps that follow
             self._fused[follower.name] = (follower, later)
         if outcome.ok:  # (its duration and output are set with the rest of its completion)
+            if self._homes and task.kind == "cell":  # several workers: what it used live objects with
+                self._tie(task, outcome)
             self._complete(task.name, outcome)
         else:
             self._conclude(task, outcome)
+
+    def _tie(self, task: Task, outcome: Outcome) -> None:
+        """*task* succeeded: when it read live objects, what else it read or made is tied to them
+        (run.attempt.live.tie): the steps using those keep notebook order with the live objects'."""
+        ids = live.live_ids(task.inputs, self._live_memo, self.ctx.tied)
+        if ids:
+            outs = outcome.outputs
+            values = [*task.inputs.values(), *(outs.values() if type(outs) is dict else ())]
+            live.tie(self.ctx.tied, self._live_memo, values, ids)
 
     def _conclude(self, task: Task, outcome: Outcome) -> None:
         name = task.name
@@ -552,6 +574,8 @@ class Executor:
         wrote = still_written(rec.wrote, outcome.wrote) if rec.wrote else outcome.wrote
         if wrote:  # the files it wrote, as it left them
             parts["wrote"] = wrote
+        if (outcome.appended or ctx.appended) and (appended := ctx.note_appended(name, outcome.appended)):
+            parts["appended"] = appended  # of those, the ones it only appended to (decide.staleness)
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"

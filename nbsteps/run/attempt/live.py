@@ -35,6 +35,7 @@ import types
 import weakref
 
 from nbsteps.model.status import TERMINAL
+from nbsteps.run.attempt.threads import plain_data
 from nbsteps.run.attempt.walk import PLAIN, SKIP, type_info, walk
 
 
@@ -154,25 +155,78 @@ def live_objects(value) -> list:
     return [obj for _, obj, _ in hits]
 
 
-def waits_for(ctx, names, task, inputs_of, memo: "dict | None" = None) -> "str | None":
+def held_ids(v, memo: dict, tied: "dict | None" = None) -> frozenset:
+    """The ids of the live objects *v* is, holds or is tied to (:func:`tie`); *memo*: id of a value
+    -> those ids, kept by the caller for one run (the values stay alive in the run's records and
+    tasks)."""
+    ids = memo.get(id(v))
+    if ids is None:
+        ids = frozenset(id(o) for o in live_objects(v))
+        if tied:
+            ids = ids | tied.get(id(v), ids)
+        memo[id(v)] = ids
+        if ids:
+            memo[_ANY] = True
+    return ids
+
+
+_ANY = "any"  # a key of the memo of held_ids: some value of the run holds a live object
+
+
+def tie(tied: dict, memo: dict, values, ids: frozenset) -> None:
+    """A step that used live objects *ids* read or made *values*: each that is not plain data
+    (:func:`nbsteps.run.attempt.threads.plain_data`) is tied to them from now on (*tied*, kept by
+    the run context: id of a value -> ids), and the steps using it keep notebook order with theirs.
+    What such a value is to the live object may be in no attribute: SQLAlchemy's session finds
+    the objects added to it, and they find it, in registries by id, and ``session.flush()`` sets
+    ``user.id``, ``session.rollback()`` expires ``user``'s attributes."""
+    for v in values:
+        if not plain_data(v):
+            i = id(v)
+            now = tied.get(i)
+            if now is None or not ids <= now:
+                tied[i] = ids if now is None else now | ids
+                if i in memo:
+                    memo[i] = memo[i] | ids
+
+
+def waits_for(
+    ctx, names, task, inputs_of, memo: "dict | None" = None, tied: "dict | None" = None
+) -> "str | None":
     """The step above *task*'s step, in this run (*names*) and not finished, that reads a live
-    object *task* reads (see above), else None. *inputs_of(step)*: ``{name: value}`` of the values
-    that step reads known now (:func:`nbsteps.run.attempt.inputs.held_inputs`). *memo*: id of a value ->
-    ids of the live objects it holds, kept by the caller for one run (the values stay alive in
-    the run's records and tasks)."""
+    object *task* reads, or one a value it reads is tied to (see above, :func:`tie`), or that reads
+    a live object and a value *task* reads that is not plain data (it is tied to it when that step
+    ends: ``session.add(user)`` above ``user.id``), else None. *inputs_of(step)*: ``{name: value}``
+    of the values that step reads known now (:func:`nbsteps.run.attempt.inputs.held_inputs`).
+    *memo*: as for :func:`held_ids`."""
     memo = {} if memo is None else memo
 
     def held(v) -> frozenset:
-        ids = memo.get(id(v))
-        if ids is None:
-            ids = memo[id(v)] = frozenset(id(o) for o in live_objects(v))
-        return ids
+        return held_ids(v, memo, tied)
 
-    live = set()
+    live: set = set()
     for v in task.inputs.values():
         live.update(held(v))
-    if not live:
+    # the objects it reads, when some step of the run was found using a live object
+    objects = {id(v) for v in task.inputs.values() if not plain_data(v)} if memo.get(_ANY) else ()
+    if not live and not objects:
         return None
+    pos = ctx.deps.position
+    mine = pos.get(task.name, 0)
+    records = ctx.records
+    for s in names:
+        if s == task.name or pos.get(s, 0) >= mine or records[s].status in TERMINAL:
+            continue
+        uses = shares = False
+        for v in inputs_of(s).values():
+            ids = held(v)
+            if ids and not live.isdisjoint(ids):
+                return s
+            uses = uses or bool(ids)
+            shares = shares or id(v) in objects
+        if uses and shares:
+            return s
+    return None
     pos = ctx.deps.position
     mine = pos.get(task.name, 0)
     records = ctx.records
@@ -185,15 +239,12 @@ def waits_for(ctx, names, task, inputs_of, memo: "dict | None" = None) -> "str |
     return None
 
 
-def live_ids(values: dict, memo: "dict | None" = None) -> frozenset:
-    """The ids of the live objects *values* are or hold (:func:`live_objects`); *memo* as for
-    :func:`waits_for`."""
+def live_ids(values: dict, memo: "dict | None" = None, tied: "dict | None" = None) -> frozenset:
+    """The ids of the live objects *values* are, hold or are tied to (:func:`held_ids`)."""
     memo = {} if memo is None else memo
     out: frozenset = frozenset()
     for v in values.values():
-        ids = memo.get(id(v))
-        if ids is None:
-            ids = memo[id(v)] = frozenset(id(o) for o in live_objects(v))
+        ids = held_ids(v, memo, tied)
         if ids:
             out = out | ids
     return out

@@ -257,7 +257,7 @@ def home_of(threads: dict, sources: dict, inputs: dict) -> "tuple[int | None, st
     return ident, why
 
 
-def _data(value, depth: int = 2) -> bool:
+def plain_data(value, depth: int = 2) -> bool:
     """Whether *value* is plain data, which holds no object of a library's own: a number, a string,
     an array-like (numpy, pandas: its data), a module, class or function (shared by every thread),
     or a small builtin container of those."""
@@ -276,7 +276,7 @@ def _data(value, depth: int = 2) -> bool:
         items = base.values(value) if base is dict else base.__iter__(value)
         if base.__len__(value) > 64:
             return False
-        return all(_data(v, depth - 1) for v in items)
+        return all(plain_data(v, depth - 1) for v in items)
     except Exception:  # changed meanwhile
         return False
 
@@ -286,14 +286,14 @@ def derived_home(affine: dict, sources: dict, inputs: dict) -> "tuple[int | None
     thread for a thread-bound value it read (*affine*: step -> that thread, 0 for the calling one;
     ``RunContext.affine``): ``(ident, why)``, else ``(None, '')``. What such a step made may reach
     that value in a way no walk sees (an ORM object finds its session in a registry, by id), and
-    uses it on the thread it runs on; plain data (:func:`_data`: a frame, a list of numbers) does
+    uses it on the thread it runs on; plain data (:func:`plain_data`: a frame, a list of numbers) does
     not, and runs anywhere."""
     for n in sorted(inputs):
         src = sources.get(n)
         if src is None:
             continue
         ident = affine.get(src)
-        if ident is None or _data(inputs[n]):
+        if ident is None or plain_data(inputs[n]):
             continue
         if ident and ident not in _homes:
             ident = 0  # its home is gone: as close to Run All as can be
