@@ -12,7 +12,8 @@ hints keyed by the type of the actual object (:mod:`nbsteps.model.hints`: ``rng.
 known; ``x.plot()``/``.hist()``/``.boxplot()`` on a name the cell does not bind is *assumed* to change it
 until its value says otherwise (``assumed``). **State** (``state``; ``effects`` where the cell writes it):
 labels from CALL_RULES and STORE_RULES, ``pyplot`` for ``.plot``/``.hist``/``.boxplot``, ``file:<path>``
-for literal paths given to readers and writers, ``open``, ``Path`` and ``!`` commands; modules are
+for literal paths given to readers and writers, ``open``, ``Path`` and ``!`` commands, ``options:<module>``
+for a standard library function called for its effect (``logging.basicConfig(...)``); modules are
 known from the cell's imports, else CONVENTIONS. **Warnings**: ``import *`` that cannot be listed,
 ``exec``/``eval`` (a literal string is read as code) and ``globals()``/``locals()``/``vars()``.
 
@@ -138,6 +139,17 @@ def _pathlike(s: str | None, known: bool) -> bool:
     )
 
 
+#: standard library calls made for what they show or for a file, not for state the module keeps (files
+#: have rules of their own: FILE_READERS, FILE_WRITERS)
+_NOT_SETUP = (
+    FILE_READERS
+    | FILE_WRITERS
+    | frozenset(
+        "write writelines flush print pprint sleep system run call check_call check_output Popen".split()
+    )
+)
+
+
 def _literal_args(node: ast.Call) -> bool:
     """Whether every argument of the call is a literal (or there is none)."""
     return all(type(a) is ast.Constant for a in [*node.args, *(k.value for k in node.keywords)]) and all(
@@ -252,9 +264,36 @@ class CellWalker(Walker):
             # the same, on an object a known library holds (a registry, a config object):
             # ``alt.renderers.enable("mimetype")``, ``pl.Config.set_tbl_rows(2)``
             self.label(DISPLAY, True)
+        top = path.partition(".")[0]
+        if (
+            not used
+            and self.scope.kind is MODULE
+            and top in sys.stdlib_module_names
+            and not last[:1].isupper()  # a class made and dropped sets nothing
+            and last not in _NOT_SETUP
+            and _lookup(CALL_RULES, path) is None
+            and _lookup(STORE_RULES, path) is None  # (os.environ.update(...): the environment's own label)
+            and self.setup_args(node, top)
+        ):
+            # a standard library module's function called for what it does to the process, given only
+            # literals and the module's own constants, its result dropped: on state the module keeps
+            # (``logging.basicConfig(level=logging.DEBUG)``, the handlers ``logging.warning(...)`` then
+            # uses; ``warnings.simplefilter("ignore")``): such steps keep notebook order, a new kernel
+            # restoring them replays them (nbsteps.run.decide.replay), as the library's options
+            self.label(f"options:{top}", True)
         self.files(last, node)
         if path in UNNAMED_REMOVALS and not any(_pathlike(_literal(a), True) for a in node.args):
             self.label(FILES_REMOVED, True)  # shutil.rmtree(location): which files, not known
+
+    def setup_args(self, node: ast.Call, top: str) -> bool:
+        """Whether every argument of *node* is a literal or an attribute of the module *top*
+        (``level=logging.DEBUG``)."""
+        for a in [*node.args, *(k.value for k in node.keywords)]:
+            if type(a) is not ast.Constant and (
+                type(a) is not ast.Attribute or (self.path(a) or "").partition(".")[0] != top
+            ):
+                return False
+        return all(k.arg is not None for k in node.keywords)
 
     def name_call(self, name: str, node, used: bool) -> None:
         f = self.funcs.get(name) if self.scope.kind is MODULE or self.is_global(name) else None
