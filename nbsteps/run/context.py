@@ -36,7 +36,7 @@ from nbsteps.errors import UnknownStepError
 from nbsteps.model import graphs
 from nbsteps.model.dependencies import Dependencies
 from nbsteps.model.record import StepRecord, changed_since, files_version, journal_position
-from nbsteps.model.status import COMPLETED, EXECUTED
+from nbsteps.model.status import COMPLETED
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 
@@ -86,9 +86,7 @@ class RunContext:
         self.last_summary = None
         self.clock: Callable[[], float] = time.time
         self._files_read: tuple | None = None  # (key, records with files, their files): files_read()
-        #: step -> the files its latest execution in this kernel only appended to (``Outcome.appended``)
-        self.appended: dict[str, frozenset] = {}
-        self._peeked: dict = {}  # (step, id of the store) -> its latest checkpoint's wrote: stored_wrote
+        self._peeked: dict = {}  # (step, id of the store) -> its latest checkpoint's wrote: _stored_wrote
 
     # -- the event sink ------------------------------------------------------------
     def emit(self, event: "ev.Event", listeners: "Iterable[Callable] | None" = None) -> None:
@@ -167,21 +165,16 @@ class RunContext:
                 rec = self.records.get(s)
                 wrote = getattr(rec, "wrote", None)
                 if not wrote and self.store is not None and (rec is None or rec.status != COMPLETED):
-                    wrote = self.stored_wrote(s)  # not restored yet (a new kernel): its checkpoint's
+                    wrote = self._stored_wrote(s)  # not restored yet (a new kernel): its checkpoint's
                 for path, fp in (wrote or {}).items():
                     out.setdefault(path, set()).add(fp)
             below = below or s == name
         return out
 
-    def stored_wrote(self, name: str) -> dict:
+    def _stored_wrote(self, name: str) -> dict:
         """What the latest checkpoint of step *name* says it wrote (``parts["wrote"]``): a step
         below a reader, not restored yet in this kernel, explains the files as it left them. The
         store is asked once per step and store (its metadata only), whatever the readers asking."""
-        return self._peek(name)[0]
-
-    def _peek(self, name: str) -> tuple:
-        """(``parts["wrote"]``, ``parts["appended"]`` as a frozenset) of step *name*'s latest
-        checkpoint, asked of the store once per step and store."""
         key = (name, id(self.store))
         found = self._peeked.get(key)
         if found is None:
@@ -190,35 +183,9 @@ class RunContext:
             except Exception:  # a damaged checkpoint: it explains nothing
                 cp = None
             parts = getattr(cp, "parts", None) if cp is not None else None
-            parts = parts if isinstance(parts, dict) else {}
-            wrote, appended = parts.get("wrote"), parts.get("appended")
-            found = self._peeked[key] = (
-                wrote if isinstance(wrote, dict) else {},
-                frozenset(appended) if isinstance(appended, list) else frozenset(),
-            )
+            wrote = parts.get("wrote") if isinstance(parts, dict) else None
+            found = self._peeked[key] = wrote if isinstance(wrote, dict) else {}
         return found
-
-    def note_appended(self, name: str, appended: frozenset) -> "list | None":
-        """Step *name* executed and only appended to the files *appended* (``Outcome.appended``):
-        kept for :meth:`appends`; the sorted list its checkpoint keeps (``parts["appended"]``), or
-        None when there are none."""
-        if appended:
-            self.appended[name] = appended
-            return sorted(appended)
-        self.appended.pop(name, None)
-        return None
-
-    def appends(self, name: str) -> frozenset:
-        """The files step *name* only appended to when it last executed: in this kernel, else as
-        its latest checkpoint says (a step above that appends to a file leaves what the steps
-        below wrote in it: :func:`nbsteps.run.decide.staleness.rewritten_above`)."""
-        found = self.appended.get(name)
-        if found is not None:
-            return found
-        rec = self.records.get(name)
-        if rec is not None and rec.held_from == EXECUTED:  # executed here, appended to nothing
-            return frozenset()
-        return self._peek(name)[1]
 
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit" | ...}`` of step *name*."""

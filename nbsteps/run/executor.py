@@ -54,7 +54,6 @@ from nbsteps.run.decide.staleness import (
     fingerprint_parts,
     not_stored,
     outside_names,
-    rewritten_above,
     stale_reason,
 )
 from nbsteps.run.summary import RunSummary, store_where
@@ -229,8 +228,6 @@ class Executor:
                 reason = unstored or reason
             elif moved := files_why((cp.parts or {}).get("files"), explained_below(ctx, name)):
                 cp, reason = None, moved  # a file it read changed since
-        if cp is not None and (again := rewritten_above(ctx, name, cp)):
-            cp, reason = None, again  # a file it wrote is as a step above, executed since, left it
         if (
             cp is not None and not plain and (name in self.replay or name in self.rebuild)
         ):  # again, same token
@@ -574,8 +571,6 @@ class Executor:
         wrote = still_written(rec.wrote, outcome.wrote) if rec.wrote else outcome.wrote
         if wrote:  # the files it wrote, as it left them
             parts["wrote"] = wrote
-        if (outcome.appended or ctx.appended) and (appended := ctx.note_appended(name, outcome.appended)):
-            parts["appended"] = appended  # of those, the ones it only appended to (decide.staleness)
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"
