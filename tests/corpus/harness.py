@@ -48,8 +48,8 @@ before every run.
 
 After each way one hidden cell digests the user namespace (``collect.py``).
 Compared with plain: values (agree / differ / missing), ``image/png`` outputs
-per cell, the text each cell showed (with the JSON a display carries, e.g. a Vega-Lite
-spec: plain's lines must appear, in order, in
+per cell, the text each cell showed (stdout, and stderr for an entry with ``"stderr": true``;
+with the JSON a display carries, e.g. a Vega-Lite spec: plain's lines must appear, in order, in
 the same cell; nbsteps may add its own lines), errors.
 
     python tests/corpus/harness.py                 # every notebook, every way; print the table
@@ -622,11 +622,16 @@ def write_kernelspec(tmp: Path) -> None:
 
 
 # -- inside a job process: one way on one notebook ----------------------------------------------
+#: the stream outputs whose text is compared: stdout, and stderr for a notebook whose corpus entry says
+#: ``"stderr": true`` (the logging how-to: what ``logging`` prints goes to stderr); set per job
+_STREAMS = {"stdout"}
+
+
 def _cell_summary(cell) -> dict:
     figures, text, error = 0, [], None
     for out in cell.get("outputs", []):
         kind = out.get("output_type")
-        if kind == "stream" and out.get("name") == "stdout":
+        if kind == "stream" and out.get("name") in _STREAMS:
             text.append(out.get("text", ""))
         elif kind in ("execute_result", "display_data"):
             data = out.get("data", {})
@@ -741,6 +746,8 @@ def run_job(job: dict) -> dict:
     t0 = time.perf_counter()
     result: dict = {"way": way}
     write_files(tmp, job.get("files") or {})
+    if job.get("stderr"):
+        _STREAMS.add("stderr")
     if way in ("plain", "plain-edited", "plain-input"):  # the edited / changed-file references too
         before = _dir_state(tmp)
         with Kernel(tmp) as k:
@@ -1380,6 +1387,8 @@ def notebook_jobs(entry: dict, cells: list[str], ways, plain_runs: int) -> list[
     (the edits share the interactive kernel), and the references of the ways
     that change the notebook (``plain-edited``) or its data file (``plain-input``)."""
     base = {"notebook": entry["id"], "cells": cells, "files": entry.get("files") or {}}
+    if entry.get("stderr"):
+        base["stderr"] = True
     jobs = [{**base, "way": "plain", "repeat": r} for r in range(plain_runs)]
     ways = [w for w in ways if applies(entry, cells, w)]
     edit = real_edit(cells, entry.get("edit_real")) if "edit-real" in ways else None
