@@ -96,7 +96,7 @@ def seen(shell, names) -> dict:
 
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
 @pytest.mark.parametrize("key", [pytest.param(k, marks=NOT_YET) if k in DELETIONS else k for k in CASES])
-def test_names_bound_at_run_time_are_published(shell, key, mode, tmp_path, monkeypatch):
+def test_names_bound_at_run_time_are_published(shell, key, mode, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "made_script.py").write_text(SCRIPT)
@@ -107,13 +107,16 @@ def test_names_bound_at_run_time_are_published(shell, key, mode, tmp_path, monke
     for i, cell in enumerate(cells, 1):
         run_ok(shell, f"%%step cell{i}\n{cell}")
     if mode == "plan":
+        capsys.readouterr()
         run_ok(shell, "%steps run --workers 4")
+        if key != "library":  # a reader below comes after a step whose text may bind names: no attempt
+            assert "failed" not in capsys.readouterr().out  # fails before the names are known
     assert seen(shell, names) == expected
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 @pytest.mark.parametrize("mode", ["interactive", "plan"])
-def test_script_magic_under_another_name(shell, mode, tmp_path, monkeypatch):
+def test_script_magic_under_another_name(shell, mode, tmp_path, monkeypatch, capsys):
     """``%alias_magic shout bash``: the analysis knows no magic named shout; its ``--out``
     binds the name all the same."""
     monkeypatch.chdir(tmp_path)
@@ -129,7 +132,9 @@ def test_script_magic_under_another_name(shell, mode, tmp_path, monkeypatch):
     run_ok(shell, f"%%step speak\n{cells[1]}")
     run_ok(shell, f"%%step read\n{cells[2]}")
     if mode == "plan":
+        capsys.readouterr()
         run_ok(shell, "%steps run --workers 4")
+        assert "failed" not in capsys.readouterr().out
     assert seen(shell, names) == expected
 
 

@@ -72,6 +72,10 @@ class Dependencies:
         self.decorated: set[tuple] = set()  # (name, its writer): a function a decorated def made (a cache)
         self.version_readers: dict[tuple, list[str]] = {}  # (name, its writer) -> the steps reading it
         self.observed: dict[str, frozenset] = {}  # step -> the names it writes only as observed at run time
+        #: steps whose code may bind names the analysis cannot list (``analysis.dynamic``: globals(),
+        #: exec, a magic), in notebook order: a step reading a name no step above writes comes after
+        #: those above it (``order`` edges; its first run, before the names are known: see _link)
+        self.dynamic: list[str] = []
         self._down: dict[str, set[str]] | None = None
         self._topo: list[str] | None = None  # cached order, see topological()
         #: every edge goes down the notebook order (no ``--after`` or parameter naming a step
@@ -224,6 +228,7 @@ def _link(g: Dependencies, step: Step, deps: dict[str, str], pos: int, writers: 
             if position[w] >= pos:
                 break
             deps.setdefault(w, ORDER)
+    _after_dynamic(g, step, deps, sources, pos)
     _changed_after_readers(g, step, deps, sources)
     labels = state_of(step)
     if has_result(step) and DISPLAY not in labels:  # its Out is formatted as the display state is then
@@ -280,6 +285,25 @@ def _cache_calls(g: Dependencies, step: Step, deps: dict[str, str], sources: dic
         g.callers[key] = step.name
     if a.decorated:  # (after its own calls: the steps below calling them come after it anyway)
         g.decorated.update((n, step.name) for n in a.decorated)
+
+
+def _after_dynamic(
+    g: Dependencies, step: Step, deps: dict[str, str], sources: dict[str, str], pos: int
+) -> None:
+    """A step reading a name that no step above writes comes after the steps above it whose code
+    may bind names the analysis cannot list (``g.dynamic``: ``globals()[n] = v``, ``exec``, a
+    magic's ``--out``): ``order`` edges, as in Run All. Once a run saw one bind the name (an
+    observed write: nbsteps.run.observed_writes) the step reads it from there; before (a plan's
+    first run) this keeps it from running too early."""
+    dynamic, position, a = g.dynamic, g.position, step.analysis
+    if not dynamic or position[dynamic[0]] >= pos or a is None:  # (most steps: none above)
+        return
+    if all(n in sources or n == LAST_RESULT for n in a.inputs):
+        return
+    for d in dynamic:
+        if position[d] >= pos:
+            break
+        deps.setdefault(d, ORDER)
 
 
 def _changed_after_readers(
@@ -411,6 +435,7 @@ def resolve(steps: dict[str, Step]) -> Dependencies:
     g.writers = writers = _writers(steps)
     g.position = {name: i for i, name in enumerate(steps)}
     g.results = [name for name, step in steps.items() if has_result(step)]
+    g.dynamic = [name for name, step in steps.items() if step.analysis is not None and step.analysis.dynamic]
     for name, step in steps.items():
         deps = _explicit(step, steps)
         pos = g.position[name]
@@ -516,6 +541,8 @@ def add_appended(g: Dependencies, steps: dict[str, Step], new: Step) -> bool:
         g.writers[out].append(new.name)
     if has_result(new):
         g.results = [*g.results, new.name]
+    if new.analysis.dynamic:
+        g.dynamic = [*g.dynamic, new.name]
     _appended(g, new.name, deps)
     return True
 

@@ -21,6 +21,14 @@ def registration_warnings(ctx, step) -> list[str]:
         if n not in sources and n not in ctx.namespace and not hasattr(builtins, n)
     ]
     if missing:
+        # the steps above whose code may bind names unseen (globals(), exec, a magic): it runs after them
+        dynamic = [d for d in deps.deps.get(name, ()) if d in deps.dynamic] if deps.dynamic else ()
+        if dynamic:
+            return out + [
+                f"step {name!r} reads {', '.join(map(repr, missing))}, which no step above binds where "
+                f"nbsteps can see it: it runs after {', '.join(dynamic)}, whose code may bind names "
+                "when it runs"
+            ]
         known = set(ctx.namespace) | set(deps.writers) | set(dir(builtins))
         for n in missing:
             close = difflib.get_close_matches(n, known, n=1)
