@@ -89,3 +89,20 @@ def test_which_calls_are_changes_of_a_standard_library_modules_state():
     assert labels("import time\ntime.sleep(0.1)") == (set(), set())
     assert labels("import sys\nsys.stdout.write('hi')") == (set(), set())
     assert "options:os" not in labels("import os\nos.remove('a.csv')")[1]
+
+
+def test_calls_with_effects_outside_the_process_are_not_module_state():
+    """A replay in a new kernel makes a call again: a download (an address given) or a file
+    system operation (os, shutil, pathlib...) is an effect outside the process, not state the
+    module keeps, so it is never labelled ``options:<module>`` (which a resume replays)."""
+
+    def options(code):
+        return {label for label in analyse_cell("c", code).state if label.startswith("options:")}
+
+    assert (
+        options("import urllib.request\nurllib.request.urlretrieve('https://example.org/d.csv', 'd.csv')")
+        == set()
+    )
+    assert options("import os\nos.symlink('data.csv', 'latest.csv')") == set()
+    assert options("import shutil\nshutil.copyfile('a.csv', 'b.csv')") == set()
+    assert options("import warnings\nwarnings.filterwarnings('ignore')") == {"options:warnings"}

@@ -150,6 +150,12 @@ _NOT_SETUP = (
 )
 
 
+#: standard library modules whose functions act on the file system (``os.symlink``, ``shutil.copy``),
+#: not on state the process keeps: not ``options:<module>`` (replaying them in a new kernel would
+#: make the change again, or fail on it); their process state has rules (``os.chdir``: ``cwd``)
+_FILESYSTEM = frozenset("os shutil pathlib tempfile glob filecmp zipfile tarfile".split())
+
+
 def _literal_args(node: ast.Call) -> bool:
     """Whether every argument of the call is a literal (or there is none)."""
     return all(type(a) is ast.Constant for a in [*node.args, *(k.value for k in node.keywords)]) and all(
@@ -273,6 +279,7 @@ class CellWalker(Walker):
             and last not in _NOT_SETUP
             and _lookup(CALL_RULES, path) is None
             and _lookup(STORE_RULES, path) is None  # (os.environ.update(...): the environment's own label)
+            and top not in _FILESYSTEM
             and self.setup_args(node, top)
         ):
             # a standard library module's function called for what it does to the process, given only
@@ -287,8 +294,11 @@ class CellWalker(Walker):
 
     def setup_args(self, node: ast.Call, top: str) -> bool:
         """Whether every argument of *node* is a literal or an attribute of the module *top*
-        (``level=logging.DEBUG``)."""
+        (``level=logging.DEBUG``), and none is an address (``urlretrieve("https://...", f)``:
+        an effect outside the process, which a replay in a new kernel would make again)."""
         for a in [*node.args, *(k.value for k in node.keywords)]:
+            if type(a) is ast.Constant and isinstance(a.value, str) and "://" in a.value:
+                return False
             if type(a) is not ast.Constant and (
                 type(a) is not ast.Attribute or (self.path(a) or "").partition(".")[0] != top
             ):
