@@ -331,6 +331,37 @@ def test_a_new_kernel_may_execute_only_what_nbsteps_says_it_could_not_store():
     ]
 
 
+def test_a_new_kernel_may_execute_a_writer_below_a_step_it_had_to_execute():
+    """A step whose file a step above, executed in the new kernel and not counted, wrote again
+    (nbsteps.run.decide.staleness.rewritten_above): restoring it would leave the file as the step
+    above left it. Counted when the step above is counted itself."""
+    not_stored = "its values were not stored when it last ran: output 'fh' cannot be pickled"
+    steps = {
+        "cell1": {"status": "completed", "cached": False, "reason": not_stored},
+        "cell2": {
+            "status": "completed",
+            "cached": False,
+            "reason": "file t.csv written again by cell1 above",
+        },
+        "cell3": {"status": "completed", "cached": True, "reason": "up to date"},  # executed, then kept
+        "cell4": {
+            "status": "completed",
+            "cached": False,
+            "reason": "file u.csv written again by cell3 above",
+        },
+    }
+    assert harness._reran_all({"collect": {"steps": steps}}, "re-ran") == []
+    steps["cell5"] = {"status": "completed", "cached": False, "reason": "upstream cell3 changed"}
+    steps["cell6"] = {
+        "status": "completed",
+        "cached": False,
+        "reason": "file v.csv written again by cell5 above",
+    }
+    assert harness._reran_all({"collect": {"steps": steps}}, "re-ran") == [
+        ("reran", "re-ran 2 of 6 steps (cell5, cell6)")
+    ]
+
+
 # The plan on dask.distributed (the harness's "dask" way: a LocalCluster of worker processes,
 # every value pickled back) for three notebooks whose steps need the kernel's own process: a
 # seeded global generator (pd_10min), pyplot figures (sk_dbscan), a line magic (sm_ols). The

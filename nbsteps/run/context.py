@@ -33,10 +33,11 @@ import time
 from typing import Callable, Iterable
 
 from nbsteps.errors import UnknownStepError
-from nbsteps.model import graphs
+from nbsteps.model import file_inputs, graphs
 from nbsteps.model.dependencies import Dependencies
 from nbsteps.model.record import StepRecord, changed_since, files_version, journal_position
-from nbsteps.model.status import COMPLETED
+from nbsteps.model.state import effects_of, is_file
+from nbsteps.model.status import COMPLETED, EXECUTED
 from nbsteps.model.step import Step
 from nbsteps.run import events as ev
 
@@ -86,7 +87,12 @@ class RunContext:
         self.last_summary = None
         self.clock: Callable[[], float] = time.time
         self._files_read: tuple | None = None  # (key, records with files, their files): files_read()
-        self._peeked: dict = {}  # (step, id of the store) -> its latest checkpoint's wrote: _stored_wrote
+        #: step -> the files its latest execution in this kernel only appended to (``Outcome.appended``)
+        self.appended: dict[str, frozenset] = {}
+        #: path -> its fingerprint before the first step executed in this kernel that could write it
+        #: (:meth:`note_baseline`): a file that is so again is as if nothing had executed
+        self.file_baseline: dict[str, "str | None"] = {}
+        self._peeked: dict = {}  # (step, id of the store) -> its latest checkpoint's wrote: stored_wrote
 
     # -- the event sink ------------------------------------------------------------
     def emit(self, event: "ev.Event", listeners: "Iterable[Callable] | None" = None) -> None:
@@ -165,16 +171,21 @@ class RunContext:
                 rec = self.records.get(s)
                 wrote = getattr(rec, "wrote", None)
                 if not wrote and self.store is not None and (rec is None or rec.status != COMPLETED):
-                    wrote = self._stored_wrote(s)  # not restored yet (a new kernel): its checkpoint's
+                    wrote = self.stored_wrote(s)  # not restored yet (a new kernel): its checkpoint's
                 for path, fp in (wrote or {}).items():
                     out.setdefault(path, set()).add(fp)
             below = below or s == name
         return out
 
-    def _stored_wrote(self, name: str) -> dict:
+    def stored_wrote(self, name: str) -> dict:
         """What the latest checkpoint of step *name* says it wrote (``parts["wrote"]``): a step
         below a reader, not restored yet in this kernel, explains the files as it left them. The
         store is asked once per step and store (its metadata only), whatever the readers asking."""
+        return self._peek(name)[0]
+
+    def _peek(self, name: str) -> tuple:
+        """(``parts["wrote"]``, ``parts["appended"]`` as a frozenset) of step *name*'s latest
+        checkpoint, asked of the store once per step and store."""
         key = (name, id(self.store))
         found = self._peeked.get(key)
         if found is None:
@@ -183,9 +194,53 @@ class RunContext:
             except Exception:  # a damaged checkpoint: it explains nothing
                 cp = None
             parts = getattr(cp, "parts", None) if cp is not None else None
-            wrote = parts.get("wrote") if isinstance(parts, dict) else None
-            found = self._peeked[key] = wrote if isinstance(wrote, dict) else {}
+            parts = parts if isinstance(parts, dict) else {}
+            wrote, appended = parts.get("wrote"), parts.get("appended")
+            found = self._peeked[key] = (
+                wrote if isinstance(wrote, dict) else {},
+                frozenset(appended) if isinstance(appended, list) else frozenset(),
+            )
         return found
+
+    def note_baseline(self, name: str) -> None:
+        """Step *name* is about to execute: note in ``file_baseline`` the files it may write (what
+        it wrote when it last ran, in this kernel or as its latest checkpoint says, and the files
+        its code changes: the analysis' ``file:`` effects, removals seen), as they are now, those not
+        noted yet in this kernel. Asked of the store only the first time the step executes here."""
+        rec = self.records.get(name)
+        if rec is not None and rec.held_from:  # completed here before: what it wrote then
+            paths = list(rec.wrote)
+        else:
+            paths = list(self.stored_wrote(name))
+        step = self.steps.get(name)
+        if step is not None and (step.observed_state or (step.analysis is not None and step.analysis.state)):
+            paths.extend(os.path.normpath(os.path.abspath(x[5:])) for x in effects_of(step) if is_file(x))
+        base = self.file_baseline
+        for path in paths:
+            if path not in base:
+                base[path] = file_inputs.fingerprint(path)
+
+    def note_appended(self, name: str, appended: frozenset) -> "list | None":
+        """Step *name* executed and only appended to the files *appended* (``Outcome.appended``):
+        kept for :meth:`appends`; the sorted list its checkpoint keeps (``parts["appended"]``), or
+        None when there are none."""
+        if appended:
+            self.appended[name] = appended
+            return sorted(appended)
+        self.appended.pop(name, None)
+        return None
+
+    def appends(self, name: str) -> frozenset:
+        """The files step *name* only appended to when it last executed: in this kernel, else as
+        its latest checkpoint says (a step above that appends to a file leaves what the steps
+        below wrote in it: :func:`nbsteps.run.decide.staleness.rewritten_above`)."""
+        found = self.appended.get(name)
+        if found is not None:
+            return found
+        rec = self.records.get(name)
+        if rec is not None and rec.held_from == EXECUTED:  # executed here, appended to nothing
+            return frozenset()
+        return self._peek(name)[1]
 
     def dependencies(self, name: str) -> dict[str, str]:
         """``{upstream: "inferred" | "explicit" | ...}`` of step *name*."""

@@ -54,6 +54,7 @@ from nbsteps.run.decide.staleness import (
     fingerprint_parts,
     not_stored,
     outside_names,
+    rewritten_above,
     stale_reason,
 )
 from nbsteps.run.summary import RunSummary, store_where
@@ -235,6 +236,9 @@ class Executor:
             self._replay_tokens[name], cp = token or fp, None
             # shared-state effect, or its version changed in place by a step below (run.observed_writes)
             reason = self.rebuild.get(name) or f"replayed: sets {', '.join(self.replay[name])}"
+        if cp is not None and (again := rewritten_above(ctx, name, cp)):  # again for a file, same token
+            token = rec.token if cp is rec else (cp.parts or {}).get("token", fp)
+            self._replay_tokens[name], cp, reason = token or fp, None, again
         if cp is None and rec.not_stored != unstored:
             rec.not_stored = unstored
         return cp, reason
@@ -272,6 +276,7 @@ class Executor:
             if declined:
                 return self._settle(name, CANCELLED, declined)
         self._parts[name] = parts
+        self.ctx.note_baseline(name)  # the files it may write, as they are before (decide.staleness)
         set_to_execute(rec, reason, fp, step.static_digest)  # (rec.update's fields, written out)
         try:
             return self._fused[name][0] if self._fused and name in self._fused else self._task(step)
@@ -571,6 +576,8 @@ class Executor:
         wrote = still_written(rec.wrote, outcome.wrote) if rec.wrote else outcome.wrote
         if wrote:  # the files it wrote, as it left them
             parts["wrote"] = wrote
+        if (outcome.appended or ctx.appended) and (appended := ctx.note_appended(name, outcome.appended)):
+            parts["appended"] = appended  # of those, the ones it only appended to (decide.staleness)
         token = parts["token"] = (
             self._replay_tokens.pop(name, None)  # a replay keeps its token
             or f"{rec.fingerprint}:{_NONCE}:{next(_EXECUTIONS)}"

@@ -1276,13 +1276,19 @@ def _reran_all(run: dict, what: str) -> list[tuple[str, str]]:
     """Steps that executed in a new kernel that should have restored every one
     but those that cannot be restored, by the reason nbsteps gives: values an
     earlier kernel could not store (a generator, an open file), process state
-    only executing rebuilds ("replayed: sets ..."), and the steps below them."""
+    only executing rebuilds ("replayed: sets ..."), and the steps below them; a step that
+    wrote a file that a step above, executed in the new kernel and not counted, wrote again
+    ("file F written again by S above": restoring it would leave the file as S left it)."""
     steps = (run.get("collect") or {}).get("steps") or {}
     needed: set[str] = set()
+    rewrites: dict[str, str] = {}  # step -> the step above that wrote a file it wrote again
     for s, rec in steps.items():  # in plan order: upstream first
         reason = rec.get("reason") or ""
         up = re.fullmatch(r"upstream (.+?) (changed|ran again: .*)", reason)
         below = up is not None and set(up[1].split(", ")) <= needed
+        rewritten = re.fullmatch(r"file .+ written again by (\S+) above", reason)
+        if rewritten is not None:
+            rewrites[s] = rewritten[1]
         if NOT_STORED in reason or reason.startswith("replayed: ") or below:
             needed.add(s)
     again = [
@@ -1290,6 +1296,9 @@ def _reran_all(run: dict, what: str) -> list[tuple[str, str]]:
         for s, rec in steps.items()
         if rec.get("status") == "completed" and not rec.get("cached") and s not in needed
     ]
+    # a file it wrote, written again by a step above that executed in this kernel and is not
+    # counted here itself (it had to: its values were not stored, a replay): its effect was gone
+    again = [s for s in again if s not in rewrites or rewrites[s] in again]
     if again:
         return [("reran", f"{what} {len(again)} of {len(steps)} steps ({_names(again, 3)})")]
     return []

@@ -240,6 +240,16 @@ class Opened:
                 return True
         return False
 
+    def appended(self) -> frozenset:
+        """The absolute paths it opened to write only in append mode (``O_APPEND``; never truncated,
+        overwritten in place, removed or renamed): what other steps left in them is still there."""
+        out, other = set(), set()
+        for path, flags in self.events:
+            if flags & _O_ACCMODE == os.O_RDONLY and not flags & _O_WRITE:
+                continue  # a read
+            (out if flags & os.O_APPEND and not flags & os.O_TRUNC else other).add(os.path.normpath(path))
+        return frozenset(out - other) if out else _NO_STATE
+
     def inputs(self, analysis=None) -> dict:
         """``{absolute path: fingerprint}`` of the files read (see the module's
         docstring), with the existing files *analysis* names as read by literal

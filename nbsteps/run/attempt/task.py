@@ -53,6 +53,7 @@ class Outcome:
     then: tuple = ()  # ((task, outcome), ...) of the task's followers that ran (nbsteps.run.fusion)
     files: dict = field(default_factory=dict)  # files it read: {path: fingerprint} (model.file_inputs)
     wrote: dict = field(default_factory=dict)  # files it wrote, as it left them: {path: fingerprint}
+    appended: frozenset = frozenset()  # of those, the ones it only appended to (run.attempt.opened)
     state: frozenset = frozenset()  # process state it was seen changing: {"environ"} (run.attempt.opened)
     changed: tuple = ()  # inputs it changed that it was not predicted to change (nbsteps.run.attempt.observe)
     #: of those, the ones a hint keyed by type said it changes, on a private copy: {name: hint}
@@ -85,6 +86,7 @@ class Outcome:
         then=(),
         files=None,
         wrote=None,
+        appended=frozenset(),
         state=frozenset(),
         changed=(),
         hinted=None,
@@ -107,6 +109,7 @@ class Outcome:
         self.then = then
         self.files = {} if files is None else files
         self.wrote = {} if wrote is None else wrote
+        self.appended = appended
         self.state = state
         self.changed = changed
         self.hinted = {} if hinted is None else hinted
@@ -138,6 +141,7 @@ def _succeeded(outputs: dict, result, has_result: bool, started: float, duration
     o.then = ()
     o.files = {}
     o.wrote = {}
+    o.appended = _NO_STATE
     o.state = _NO_STATE
     o.changed = ()
     o.hinted = {}
@@ -474,6 +478,8 @@ def _captured(task: Task) -> Outcome:
         writes = files.writes()
         if writes or before:
             outcome.wrote = file_inputs.written(writes, before)
+            if writes:
+                outcome.appended = files.appended()
     return outcome
 
 

@@ -16,7 +16,14 @@ from nbsteps.model.status import COMPLETED
 from nbsteps.run.attempt.inputs import held_inputs
 from nbsteps.run.attempt.live import lane_notes
 from nbsteps.run.attempt.threads import thread_notes
-from nbsteps.run.decide.staleness import explained_below, fingerprint_parts, not_stored, stale_reason
+from nbsteps.run.decide.staleness import (
+    explained_below,
+    fingerprint_parts,
+    not_stored,
+    rewritten_above,
+    rewritten_ahead,
+    stale_reason,
+)
 
 
 @dataclass
@@ -105,6 +112,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
     chosen = set(names)
     tokens: dict[str, str | None] = {}
     will_run: set[str] = set()
+    again: set[str] = set()  # steps executed again for a file they wrote: their token is kept
     out = PlanPreview()
     earlier_of: dict[str, float] = {}
     todo: dict[str, float] = {}  # longest path by what this run will execute: the estimate
@@ -118,7 +126,7 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
             if d not in chosen and d not in tokens:
                 rec = ctx.records.get(d)
                 tokens[d] = rec.token if rec is not None and rec.status == COMPLETED else None
-        running_up = [d for d in deps if d in will_run and kinds[d] not in ORDER_ONLY]
+        running_up = [d for d in deps if d in will_run and d not in again and kinds[d] not in ORDER_ONLY]
         # (settled=False: the version of a step whose commit is still pending counts, as it will
         # be stored: a preview never waits for the previous cell's fsyncs)
         if force_all or s in force:
@@ -135,10 +143,14 @@ def preview(ctx, names: list[str], force: frozenset, force_all: bool) -> PlanPre
                 reason = f"upstream {', '.join(running_up)} will run"
             elif not reason and cp is not None and cp.fingerprint != fp:
                 reason = "stale"
+            if not reason and cp is not None:  # a file it wrote, written again above (SPEC 1, "Files")
+                reason = rewritten_above(ctx, s, cp) or rewritten_ahead(ctx, s, cp, will_run)
+                if reason:
+                    again.add(s)
         run = bool(reason)
         if run:
             will_run.add(s)
-            tokens[s] = None
+            tokens[s] = (cp.parts or {}).get("token", cp.fingerprint) if s in again else None
         else:
             tokens[s] = (cp.parts or {}).get("token", cp.fingerprint)
         rec = ctx.records.get(s)

@@ -12,6 +12,7 @@ which holds only while they are unchanged (:mod:`nbsteps.model.file_inputs`).
 from __future__ import annotations
 
 import heapq
+import os
 import threading
 import weakref
 from typing import Callable
@@ -21,7 +22,8 @@ from nbsteps.model.checkpoint import Checkpoint
 from nbsteps.model.dependencies import ORDER_ONLY, Dependencies
 from nbsteps.model.fingerprint import combine, outside_parts
 from nbsteps.model.record import files_version
-from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, FAILED
+from nbsteps.model.state import effects_of, is_file
+from nbsteps.model.status import BLOCKED, CANCELLED, COMPLETED, EXECUTED, FAILED
 from nbsteps.model.step import Step
 from nbsteps.run.context import RunContext
 
@@ -159,6 +161,129 @@ def files_moved(ctx: RunContext, name: str, files: "dict | None") -> list:
     return file_inputs.changed(files, explained_below(ctx, name)) if files else []
 
 
+def rewritten_above(ctx: RunContext, name: str, held) -> str:
+    """Why step *name*, up to date by its fingerprint, executes again all the same: a file it
+    wrote when its values were made (*held*: its record, or the checkpoint it would be restored
+    from, whose ``wrote`` is ``parts["wrote"]``) was written again since by a step above it in the
+    notebook that executed in this kernel, is now as that step left it, and is neither as *name*
+    nor as the last step writing it in the notebook (*name* or one below) left it; else ``""``.
+
+    Run All writes the files in notebook order: step A above writes F, step B below removes or
+    rewrites it, and F ends as the last writer leaves it (SPEC 1, "Files"). A new kernel executes
+    A again (its values could not be stored, or it is stale) and would restore B, whose effect on
+    F is not replayed by restoring its values: F would end as A left it. So B executes again, and
+    so does each writer below whose version of F is gone (the same rule, B being above it then).
+    A file that is as the last writer below left it, or as it was before the steps that executed
+    in this kernel could write it (``RunContext.file_baseline``: A's write undone by a step in
+    between that executed again) is left as it is: as when nothing executed, restoring every
+    writer down to the last one leaves it as Run All does, and a step between that reads it finds
+    it as a step below left it (:func:`explained_below`). (A new kernel running the cells one by
+    one knows no step below yet: the baseline is what keeps pd_io_text's cell66, which writes
+    tmp.csv from random draws, restored after cells 43 and 44 wrote and removed it again.)
+
+    Only files both steps were seen writing (their ``wrote``), no file of a library's own (a
+    cache, a temporary file) that one of them did not write; only a step above that finished
+    after *name*'s values were made (a checkpoint's time: an earlier process), so a step that
+    executed again after the step above it is not executed again at every run. Not a file the
+    step above only appended to (``O_APPEND``, ``RunContext.appended``): what *name* left in it
+    is still there (editing the first of three steps appending to a log executes it alone)."""
+    wrote = _wrote_of(held)
+    if not wrote:
+        return ""
+    made = getattr(held, "finished", None) or 0.0
+    records, found, now = ctx.records, {}, {}
+    for s in ctx.steps:
+        if s == name:
+            break
+        rec = records.get(s)
+        theirs = rec.wrote if rec is not None else None
+        if not theirs or rec.held_from != EXECUTED or rec.status != COMPLETED:
+            continue
+        if (rec.finished or 0.0) <= made:
+            continue
+        appended = ctx.appended.get(s)
+        for path, fp in wrote.items():
+            left = theirs.get(path)
+            if left is None or left == fp or (appended and path in appended):
+                continue
+            if path not in now:
+                now[path] = file_inputs.fingerprint(path)
+            if now[path] == left:
+                found[path] = s  # (the nearest such step above is named)
+    if found:
+        last, base = _last_written(ctx, name, wrote, found), ctx.file_baseline
+        for path, s in found.items():
+            if now[path] != last.get(path) and now[path] != base.get(path, _MISSING):
+                return f"file {file_inputs.shown(path)} written again by {s} above"
+    return ""
+
+
+def _wrote_of(held) -> "dict | None":
+    """``wrote`` of a record, or ``parts["wrote"]`` of a checkpoint."""
+    wrote = getattr(held, "wrote", None)
+    if wrote is None:
+        parts = getattr(held, "parts", None)
+        wrote = parts.get("wrote") if isinstance(parts, dict) else None
+    return wrote
+
+
+def _last_written(ctx: RunContext, name: str, wrote: dict, paths) -> dict:
+    """``{path: fingerprint}`` of *paths* as the last step writing each, in notebook order, left it:
+    step *name* (*wrote*) or one below it (its record's ``wrote``, or its latest checkpoint's when
+    it is not completed in this kernel, as :meth:`RunContext.written_below` reads them)."""
+    last = {p: wrote.get(p) for p in paths}
+    below, records, store = False, ctx.records, ctx.store
+    for s in ctx.steps:
+        if below:
+            rec = records.get(s)
+            theirs = getattr(rec, "wrote", None)
+            if not theirs and store is not None and (rec is None or rec.status != COMPLETED):
+                theirs = ctx.stored_wrote(s)
+            if theirs:
+                for p in last:
+                    if p in theirs:
+                        last[p] = theirs[p]
+        below = below or s == name
+    return last
+
+
+def rewritten_ahead(ctx: RunContext, name: str, held, will_run: "set[str]") -> str:
+    """:func:`rewritten_above` foreseen by a preview: step *name* (restored from *held* otherwise)
+    runs when the nearest step above it in the notebook that the run will execute (*will_run*) and
+    that writes a file *name* wrote leaves it otherwise than *name* and the last writer of it did:
+    as it left it when it last ran, or, when no run of it says (its values were not stored: no
+    checkpoint), unknown (its code changes that file: the analysis' ``file:`` effects, or a
+    removal seen); not a step that only appends to it; else ``""``."""
+    wrote = _wrote_of(held)
+    if not wrote or not will_run:
+        return ""
+    records, ahead = ctx.records, {}
+    for s in ctx.steps:
+        if s == name:
+            break
+        if s not in will_run:
+            continue
+        rec = records.get(s)
+        theirs = (rec.wrote if rec is not None else None) or ctx.stored_wrote(s)
+        if not theirs:
+            changes = [label[5:] for label in effects_of(ctx.steps[s]) if is_file(label)]
+            theirs = dict.fromkeys((os.path.normpath(os.path.abspath(p)) for p in changes), "")
+        appended = ctx.appends(s)
+        for path in wrote:
+            left = theirs.get(path) if theirs else None
+            if left is not None and path not in appended:
+                ahead[path] = (s, left)  # (the nearest step above wins)
+    if ahead:
+        last, base = _last_written(ctx, name, wrote, ahead), ctx.file_baseline
+        for path, (s, left) in ahead.items():
+            if left == wrote[path] or (left and left == last.get(path)):
+                continue
+            if left and left == (base[path] if path in base else file_inputs.fingerprint(path)):
+                continue  # as it was before the run: as if nothing had executed
+            return f"file {file_inputs.shown(path)}: {s} above will write it again"
+    return ""
+
+
 def stale_reason(step: Step, parts: dict, cp: Checkpoint | None, record=None, explained=None) -> str:
     """Why the step must run given its checkpoint; '' when it is up to date."""
     if not step.cache:
@@ -278,6 +403,7 @@ def _stale(ctx: RunContext, name: str, rec, digests: dict) -> bool:
         any(records[d].stale for d in ctx.dependencies(name))
         or combine(fingerprint_parts(ctx, ctx.steps[name], digests=digests)) != rec.fingerprint
         or bool(rec.files and files_moved(ctx, name, rec.files))
+        or bool(rec.wrote and rewritten_above(ctx, name, rec))
     )
 
 
