@@ -305,3 +305,32 @@ def nothing_outside_the_store_changes():
     after = byte_snapshot(*roots)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert changed == [], f"files outside the store changed: {changed[:20]}"
+
+
+PLAIN_RUN_ALL = """
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+cells, names = json.loads(sys.argv[1])
+ok = [ip.run_cell(c).success for c in cells]
+print(json.dumps({"ok": ok, "ns": {n: repr(ip.user_ns.get(n, "<missing>")) for n in names}}))
+"""
+
+
+def plain_run_all(cells, names, cwd) -> dict:
+    """Run *cells* as plain IPython cells (Run All, no nbsteps) in a new process in *cwd*; the
+    ``repr`` of each of *names* in its namespace afterwards (``"<missing>"`` for an unbound one)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN_RUN_ALL, json.dumps([cells, names])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(got["ok"]), got
+    return got["ns"]

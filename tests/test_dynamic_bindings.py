@@ -11,13 +11,10 @@ the notebook ends with must be the same, and the step reading them must run.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from conftest import plain_run_all as run_all
 from conftest import run_ok
 
 pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
@@ -65,29 +62,6 @@ NOT_YET = pytest.mark.xfail(strict=True, reason="a deletion in a step is not pub
 
 SCRIPT = "from_script = 41\n"
 BINDER = "import sys\n\n\ndef bind(name, value):\n    sys._getframe(1).f_globals[name] = value\n"
-
-PLAIN = textwrap.dedent("""
-    import json, sys
-    from IPython.core.interactiveshell import InteractiveShell
-    ip = InteractiveShell.instance()
-    cells, names = json.loads(sys.argv[1])
-    ok = [ip.run_cell(c).success for c in cells]
-    print(json.dumps({"ok": ok, "ns": {n: repr(ip.user_ns.get(n, "<missing>")) for n in names}}))
-""")
-
-
-def run_all(cells, names, cwd) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", PLAIN, json.dumps([cells, names])],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert all(got["ok"]), got
-    return got["ns"]
 
 
 def seen(shell, names) -> dict:
