@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from conftest import plain_run_all as run_all
-from conftest import run_ok
+from conftest import run_steps
 
 pytestmark = pytest.mark.usefixtures("nothing_outside_the_store_changes")
 
@@ -47,9 +47,5 @@ def test_names_bound_through_ipython_are_the_steps_outputs(shell, key, mode, tmp
     monkeypatch.chdir(tmp_path)
     cells, names = SCENARIOS[key]
     expected = run_all(cells, names, tmp_path)
-    run_ok(shell, f"%steps mode {mode}")
-    for i, cell in enumerate(cells, 1):
-        run_ok(shell, f"%%step cell{i}\n{cell}")
-    if mode == "plan":
-        run_ok(shell, "%steps run --workers 2")
+    run_steps(shell, [f"%%step cell{i}\n{cell}" for i, cell in enumerate(cells, 1)], mode, workers=2)
     assert {n: repr(shell.user_ns.get(n, "<missing>")) for n in names} == expected
